@@ -1,0 +1,179 @@
+"""Answer stage: pick the sentences that answer a question, word for word, and cite them.
+
+No language model writes anything: each sentence of the answer is a span of an article's clean text.
+A sentence is scored by its meaning (cosine to the question) and by how many of the question's rare
+words it contains, so "How much does Baghdad owe Russia?" picks the sentence with "$8 billion" over
+one that merely mentions Baghdad.
+"""
+
+from __future__ import annotations
+
+import math
+from collections.abc import Sequence
+from dataclasses import dataclass
+from functools import lru_cache
+from typing import TYPE_CHECKING
+
+from qa.retrieve import Retriever, SearchFilters, clean_query, query_terms
+from qa.types import Answer, Citation, Hit, Span
+
+if TYPE_CHECKING:
+    import numpy as np
+
+    from qa.embed import Embedder
+
+NOT_ANSWERED = "The articles do not seem to answer this."
+# Below this best-sentence score the top passages are judged not to answer the question.
+ANSWER_THRESHOLD = 0.35
+KEYWORD_WEIGHT = 0.35
+PASSAGES_READ = 3
+MAX_SENTENCES = 2
+# A second sentence joins the answer only when it scores nearly as well as the first.
+SECOND_SENTENCE_MARGIN = 0.06
+_MIN_SENTENCE_CHARS = 12
+
+
+@dataclass(frozen=True)
+class ScoredSentence:
+    """A candidate answer sentence inside a retrieved passage."""
+
+    hit_rank: int
+    span: Span
+    text: str
+    cosine: float
+    keyword: float
+    score: float
+
+
+@lru_cache(maxsize=1)
+def _stemmer():
+    import Stemmer
+
+    return Stemmer.Stemmer("english")
+
+
+def _stems(words: Sequence[str]) -> list[str]:
+    return _stemmer().stemWords(list(words))
+
+
+def keyword_coverage(sentence: str, term_weights: dict[str, float]) -> float:
+    """Share of the question's term weight (IDF) that the sentence contains, from 0 to 1.
+
+    >>> keyword_coverage("Baghdad owes $8 billion", {"baghdad": 1.0, "owe": 1.0, "russia": 2.0})
+    0.5
+    """
+    total = sum(term_weights.values())
+    if total <= 0:
+        return 0.0
+    present = set(_stems(query_terms(sentence)))
+    return sum(w for stem, w in term_weights.items() if stem in present) / total
+
+
+def sentences_of(hit: Hit) -> list[tuple[Span, str]]:
+    """The sentences of a passage as (absolute span, text)."""
+    spans = hit.sentences or ((hit.start, hit.end),)
+    found = []
+    for start, end in spans:
+        text = hit.text[start - hit.start : end - hit.start]
+        if text.strip():
+            found.append(((start, end), text))
+    return found
+
+
+def score_sentences(
+    question_vector: np.ndarray,
+    hits: Sequence[Hit],
+    embedder: Embedder,
+    term_weights: dict[str, float],
+) -> list[ScoredSentence]:
+    """Every sentence of the top passages with its meaning and keyword scores, best first."""
+    candidates = [
+        (rank, span, text)
+        for rank, hit in enumerate(hits[:PASSAGES_READ])
+        for span, text in sentences_of(hit)
+    ]
+    if not candidates:
+        return []
+    vectors = embedder.encode([text for _, _, text in candidates])
+    cosines = vectors @ question_vector
+    scored = []
+    for (rank, span, text), cosine in zip(candidates, cosines):
+        keyword = keyword_coverage(text, term_weights)
+        # A fragment ("Ivanov said.") can match on a name alone; it is rarely the answer.
+        brevity = 0.1 if len(text) < _MIN_SENTENCE_CHARS else 0.0
+        score = float(cosine) + KEYWORD_WEIGHT * keyword - 0.02 * rank - brevity
+        scored.append(ScoredSentence(rank, span, text, float(cosine), keyword, score))
+    scored.sort(key=lambda s: s.score, reverse=True)
+    return scored
+
+
+def term_weights_for(question: str, document_frequency, total_chunks: int) -> dict[str, float]:
+    """IDF weight of each stemmed content word of the question; rare words weigh most."""
+    terms = query_terms(question)
+    weights: dict[str, float] = {}
+    for term, stem in zip(terms, _stems(terms)):
+        df = document_frequency(term)
+        weights[stem] = max(weights.get(stem, 0.0), math.log(1 + (total_chunks + 1) / (df + 0.5)))
+    return weights
+
+
+def compose_answer(
+    question: str,
+    hits: Sequence[Hit],
+    scored: Sequence[ScoredSentence],
+    understood_as: str | None = None,
+) -> Answer:
+    """The Answer record: chosen sentences with [n] markers, or the honest "do not answer"."""
+    best = scored[0] if scored else None
+    if best is None or best.score < ANSWER_THRESHOLD:
+        return Answer(question, NOT_ANSWERED, False, (), tuple(hits), understood_as)
+    chosen = [best]
+    for candidate in scored[1:]:
+        if len(chosen) >= MAX_SENTENCES or candidate.score < best.score - SECOND_SENTENCE_MARGIN:
+            break
+        if all(candidate.span != c.span or candidate.hit_rank != c.hit_rank for c in chosen):
+            if candidate.text.strip() not in {c.text.strip() for c in chosen}:
+                chosen.append(candidate)
+    citations = []
+    parts = []
+    for n, sentence in enumerate(chosen, start=1):
+        hit = hits[sentence.hit_rank]
+        start, end = sentence.span
+        citations.append(
+            Citation(
+                n=n,
+                doc_id=hit.doc_id,
+                title=hit.title,
+                path=hit.path,
+                start=start,
+                end=end,
+                quote=sentence.text,
+                score=round(sentence.score, 4),
+            )
+        )
+        parts.append(f"{sentence.text.strip()} [{n}]")
+    return Answer(question, " ".join(parts), True, tuple(citations), tuple(hits), understood_as)
+
+
+def answer_question(
+    retriever: Retriever,
+    question: str,
+    k: int = 5,
+    mode: str = "hybrid",
+    filters: SearchFilters | None = None,
+    retrieval_query: str | None = None,
+) -> Answer:
+    """Retrieve passages for `question` and answer it from their sentences.
+
+    `retrieval_query` is what is searched when it differs from the question as asked (a follow-up
+    expanded with the previous turn); the answer then says how the question was understood.
+    """
+    asked = clean_query(question)
+    searched = clean_query(retrieval_query) if retrieval_query else asked
+    vector = retriever.embedder.encode_query(searched)
+    hits = retriever.search(searched, k=k, mode=mode, filters=filters, query_vector=vector)
+    _, total_chunks = retriever.index.catalog.counts()
+    weights = term_weights_for(searched, retriever.index.catalog.document_frequency, total_chunks)
+    scored = score_sentences(vector, hits, retriever.embedder, weights)
+    understood = searched if searched != asked else None
+    return compose_answer(asked, hits, scored, understood)

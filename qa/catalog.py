@@ -1,0 +1,288 @@
+"""The metadata catalog: documents, chunks, corpus sources and a keyword index, in one SQLite file.
+
+SQLite gives the index its transactions: the generation number of the vector file is recorded in the
+same transaction that changes documents and chunks, so the metadata, the keyword index (FTS5, which
+lives in the same file) and the vectors always describe the same set of chunks.
+"""
+
+from __future__ import annotations
+
+import json
+import sqlite3
+import time
+from collections.abc import Iterable, Iterator, Sequence
+from contextlib import contextmanager
+from dataclasses import dataclass
+from pathlib import Path
+
+from qa.errors import IndexCorruptError
+from qa.types import Article, Chunk, Span
+
+_SCHEMA = """
+CREATE TABLE IF NOT EXISTS meta(key TEXT PRIMARY KEY, value TEXT NOT NULL);
+CREATE TABLE IF NOT EXISTS sources(path TEXT PRIMARY KEY, added_at REAL NOT NULL);
+CREATE TABLE IF NOT EXISTS documents(
+    doc_id TEXT PRIMARY KEY,
+    path TEXT NOT NULL UNIQUE,
+    title TEXT NOT NULL,
+    date TEXT,
+    content_hash TEXT NOT NULL,
+    size INTEGER NOT NULL,
+    mtime_ns INTEGER NOT NULL,
+    text TEXT NOT NULL,
+    indexed_at REAL NOT NULL
+);
+CREATE TABLE IF NOT EXISTS chunks(
+    id INTEGER PRIMARY KEY,
+    doc_id TEXT NOT NULL REFERENCES documents(doc_id),
+    ordinal INTEGER NOT NULL,
+    start_char INTEGER NOT NULL,
+    end_char INTEGER NOT NULL,
+    sentences TEXT NOT NULL
+);
+CREATE INDEX IF NOT EXISTS chunks_by_doc ON chunks(doc_id);
+CREATE INDEX IF NOT EXISTS documents_by_date ON documents(date);
+CREATE VIRTUAL TABLE IF NOT EXISTS chunk_terms USING fts5(title, body, tokenize='porter unicode61');
+"""
+
+
+@dataclass(frozen=True)
+class DocumentRecord:
+    """What the catalog knows about an indexed file, enough to tell whether it changed."""
+
+    doc_id: str
+    path: str
+    title: str
+    date: str | None
+    content_hash: str
+    size: int
+    mtime_ns: int
+
+
+@dataclass(frozen=True)
+class ChunkRecord:
+    """A chunk row joined with its document, as retrieval needs it."""
+
+    chunk_id: int
+    doc_id: str
+    title: str
+    path: str
+    date: str | None
+    start: int
+    end: int
+    text: str
+    sentences: tuple[Span, ...]
+
+
+@dataclass(frozen=True)
+class IndexedArticle:
+    """An article with its chunks and the file facts used to notice later changes."""
+
+    article: Article
+    chunks: tuple[Chunk, ...]
+    size: int
+    mtime_ns: int
+
+
+class Catalog:
+    """SQLite store of documents, chunks, sources and settings."""
+
+    def __init__(self, connection: sqlite3.Connection, path: Path) -> None:
+        self._db = connection
+        self.path = path
+
+    @classmethod
+    def open(cls, path: Path, create: bool = False) -> Catalog:
+        """Open the catalog file; with `create`, make it (and its tables) if missing."""
+        if not create and not path.is_file():
+            raise IndexCorruptError(f"the catalog {path.name} is missing")
+        try:
+            connection = sqlite3.connect(str(path), timeout=30.0, isolation_level=None)
+            connection.execute("PRAGMA journal_mode=WAL")
+            connection.execute("PRAGMA synchronous=FULL")
+            if create:
+                connection.executescript(_SCHEMA)
+            else:
+                connection.execute("SELECT count(*) FROM meta").fetchone()
+        except sqlite3.DatabaseError as exc:
+            raise IndexCorruptError(f"the catalog {path.name} cannot be read ({exc})") from exc
+        return cls(connection, path)
+
+    def close(self) -> None:
+        self._db.close()
+
+    @contextmanager
+    def transaction(self) -> Iterator[None]:
+        """All writes inside land together or not at all."""
+        self._db.execute("BEGIN IMMEDIATE")
+        try:
+            yield
+        except BaseException:
+            self._db.execute("ROLLBACK")
+            raise
+        self._db.execute("COMMIT")
+
+    # Settings -----------------------------------------------------------------------------------
+
+    def get_meta(self, key: str) -> str | None:
+        row = self._db.execute("SELECT value FROM meta WHERE key = ?", (key,)).fetchone()
+        return None if row is None else str(row[0])
+
+    def set_meta(self, key: str, value: str | int) -> None:
+        self._db.execute(
+            "INSERT INTO meta(key, value) VALUES(?, ?) "
+            "ON CONFLICT(key) DO UPDATE SET value = excluded.value",
+            (key, str(value)),
+        )
+
+    @property
+    def generation(self) -> int:
+        """Which vector file belongs to the committed metadata."""
+        return int(self.get_meta("generation") or 0)
+
+    # Sources --------------------------------------------------------------------------------------
+
+    def sources(self) -> list[str]:
+        return [row[0] for row in self._db.execute("SELECT path FROM sources ORDER BY path")]
+
+    def add_sources(self, paths: Iterable[str]) -> None:
+        now = time.time()
+        self._db.executemany(
+            "INSERT OR IGNORE INTO sources(path, added_at) VALUES(?, ?)", [(p, now) for p in paths]
+        )
+
+    # Documents and chunks -------------------------------------------------------------------------
+
+    def documents(self) -> dict[str, DocumentRecord]:
+        """Every indexed document, by path."""
+        rows = self._db.execute(
+            "SELECT doc_id, path, title, date, content_hash, size, mtime_ns FROM documents"
+        )
+        return {row[1]: DocumentRecord(*row) for row in rows}
+
+    def touch_document(self, doc_id: str, size: int, mtime_ns: int) -> None:
+        """Record new file facts for a document whose content did not change."""
+        self._db.execute(
+            "UPDATE documents SET size = ?, mtime_ns = ? WHERE doc_id = ?", (size, mtime_ns, doc_id)
+        )
+
+    def chunk_ids_of(self, doc_ids: Sequence[str]) -> list[int]:
+        ids: list[int] = []
+        for batch in _batches(list(doc_ids)):
+            marks = ",".join("?" * len(batch))
+            ids += [r[0] for r in self._db.execute(f"SELECT id FROM chunks WHERE doc_id IN ({marks})", batch)]
+        return ids
+
+    def remove_documents(self, doc_ids: Sequence[str]) -> None:
+        """Delete documents with their chunks and keyword entries."""
+        chunk_ids = self.chunk_ids_of(doc_ids)
+        for batch in _batches(chunk_ids):
+            marks = ",".join("?" * len(batch))
+            self._db.execute(f"DELETE FROM chunk_terms WHERE rowid IN ({marks})", batch)
+        for batch in _batches(list(doc_ids)):
+            marks = ",".join("?" * len(batch))
+            self._db.execute(f"DELETE FROM chunks WHERE doc_id IN ({marks})", batch)
+            self._db.execute(f"DELETE FROM documents WHERE doc_id IN ({marks})", batch)
+
+    def insert_documents(self, items: Sequence[IndexedArticle], chunk_ids: Sequence[int]) -> None:
+        """Insert articles and their chunks; `chunk_ids` numbers the chunks in order."""
+        now = time.time()
+        ids = iter(chunk_ids)
+        for item in items:
+            a = item.article
+            self._db.execute(
+                "INSERT INTO documents(doc_id, path, title, date, content_hash, size, mtime_ns, text, "
+                "indexed_at) VALUES(?, ?, ?, ?, ?, ?, ?, ?, ?)",
+                (a.doc_id, a.path, a.title, a.date, a.content_hash, item.size, item.mtime_ns, a.text, now),
+            )
+            for chunk in item.chunks:
+                chunk_id = next(ids)
+                self._db.execute(
+                    "INSERT INTO chunks(id, doc_id, ordinal, start_char, end_char, sentences) "
+                    "VALUES(?, ?, ?, ?, ?, ?)",
+                    (chunk_id, a.doc_id, chunk.ordinal, chunk.start, chunk.end, json.dumps(chunk.sentences)),
+                )
+                self._db.execute(
+                    "INSERT INTO chunk_terms(rowid, title, body) VALUES(?, ?, ?)",
+                    (chunk_id, a.title, chunk.text),
+                )
+
+    def next_chunk_id(self) -> int:
+        row = self._db.execute("SELECT max(id) FROM chunks").fetchone()
+        floor = int(self.get_meta("next_chunk_id") or 1)
+        return max(floor, (row[0] or 0) + 1)
+
+    def chunks(self, chunk_ids: Sequence[int]) -> dict[int, ChunkRecord]:
+        """Chunk rows with their document's title, path, date and the chunk's own text."""
+        found: dict[int, ChunkRecord] = {}
+        for batch in _batches(list(chunk_ids)):
+            marks = ",".join("?" * len(batch))
+            rows = self._db.execute(
+                "SELECT c.id, c.doc_id, d.title, d.path, d.date, c.start_char, c.end_char, "
+                "substr(d.text, c.start_char + 1, c.end_char - c.start_char), c.sentences "
+                f"FROM chunks c JOIN documents d ON d.doc_id = c.doc_id WHERE c.id IN ({marks})",
+                batch,
+            )
+            for row in rows:
+                sentences = tuple(tuple(span) for span in json.loads(row[8]))
+                found[row[0]] = ChunkRecord(*row[:8], sentences=sentences)  # type: ignore[arg-type]
+        return found
+
+    def all_chunk_ids(self) -> list[int]:
+        return [r[0] for r in self._db.execute("SELECT id FROM chunks")]
+
+    def chunk_spans(self) -> Iterator[tuple[int, str, int, int]]:
+        """(chunk id, doc id, start, end) of every chunk, for consistency checks."""
+        yield from self._db.execute("SELECT id, doc_id, start_char, end_char FROM chunks")
+
+    def document_text(self, doc_id: str) -> str | None:
+        row = self._db.execute("SELECT text FROM documents WHERE doc_id = ?", (doc_id,)).fetchone()
+        return None if row is None else str(row[0])
+
+    def document(self, doc_id: str) -> Article | None:
+        row = self._db.execute(
+            "SELECT doc_id, path, title, text, content_hash, date FROM documents WHERE doc_id = ?",
+            (doc_id,),
+        ).fetchone()
+        return None if row is None else Article(*row)
+
+    def counts(self) -> tuple[int, int]:
+        """(documents, chunks)."""
+        docs = self._db.execute("SELECT count(*) FROM documents").fetchone()[0]
+        chunks = self._db.execute("SELECT count(*) FROM chunks").fetchone()[0]
+        return int(docs), int(chunks)
+
+    def keyword_search(self, match: str, k: int) -> list[tuple[int, float]]:
+        """FTS5 BM25 search; returns (chunk id, score) with higher scores better."""
+        if not match:
+            return []
+        try:
+            rows = self._db.execute(
+                "SELECT rowid, bm25(chunk_terms, 0.5, 1.0) AS rank FROM chunk_terms "
+                "WHERE chunk_terms MATCH ? ORDER BY rank LIMIT ?",
+                (match, k),
+            ).fetchall()
+        except sqlite3.OperationalError:
+            return []
+        # FTS5's bm25() is negative, lower is better; flip it so every score reads "higher is better".
+        return [(int(rowid), -float(rank)) for rowid, rank in rows]
+
+    def document_frequency(self, term: str) -> int:
+        """How many chunks contain `term` (after FTS5's own stemming)."""
+        try:
+            row = self._db.execute(
+                "SELECT count(*) FROM chunk_terms WHERE chunk_terms MATCH ?",
+                ('"' + term.replace('"', '""') + '"',),
+            ).fetchone()
+        except sqlite3.OperationalError:
+            return 0
+        return int(row[0])
+
+    def keyword_count(self) -> int:
+        return int(self._db.execute("SELECT count(*) FROM chunk_terms").fetchone()[0])
+
+
+def _batches(items: list, size: int = 500) -> Iterator[list]:
+    # SQLite caps the number of bound parameters in one statement.
+    for begin in range(0, len(items), size):
+        yield items[begin : begin + size]

@@ -1,0 +1,246 @@
+"""Cut an article's clean text into sentences, and sentences into overlapping chunks that fit the model.
+
+Pure text in, chunks out: no files, no model. Token counts come from a `TokenCounter` the caller
+passes in (the embedding model's tokenizer, or `whitespace_token_counter` where none is loaded).
+"""
+
+from __future__ import annotations
+
+import re
+from bisect import bisect_right
+from collections.abc import Callable, Sequence
+from functools import lru_cache
+from typing import TYPE_CHECKING
+
+from qa.config import CHUNK_MAX_TOKENS, CHUNK_OVERLAP_SENTENCES
+from qa.types import Chunk, Span
+
+if TYPE_CHECKING:
+    import pysbd
+
+TokenCounter = Callable[[Sequence[str]], list[int]]
+"""Token counts of several texts in one call, ``["Hi there.", "Bye."] -> [3, 2]`` (no special tokens)."""
+
+_PARAGRAPH_BREAK = re.compile(r"\n\s*\n")
+_WORD = re.compile(r"\S+")
+
+# pysbd's cost grows faster than linearly with the length of what it is given (about 3 us a
+# character up to 1,000 characters, 27 us at 44,000), so a long paragraph is fed to it a window
+# at a time.
+_WINDOW_CHARS = 1000
+
+
+def whitespace_token_counter(texts: Sequence[str]) -> list[int]:
+    """Count whitespace-separated words, a stand-in for a tokenizer: ``["a b", ""] -> [2, 0]``."""
+    return [len(text.split()) for text in texts]
+
+
+def split_sentences(text: str) -> list[Span]:
+    """Trimmed spans of the sentences of text, in order: ``"Hi. Mr. Li left." -> [(0, 3), (4, 16)]``."""
+    spans: list[Span] = []
+    start = 0
+    for match in _PARAGRAPH_BREAK.finditer(text):
+        spans.extend(_paragraph_sentences(text, start, match.start()))
+        start = match.end()
+    spans.extend(_paragraph_sentences(text, start, len(text)))
+    return spans
+
+
+def chunk_text(
+    doc_id: str,
+    text: str,
+    count_tokens: TokenCounter,
+    max_tokens: int = CHUNK_MAX_TOKENS,
+    overlap_sentences: int = CHUNK_OVERLAP_SENTENCES,
+) -> list[Chunk]:
+    """Pack consecutive sentences into chunks of at most max_tokens tokens, overlapping by a few sentences."""
+    if max_tokens < 1:
+        raise ValueError(f"max_tokens must be at least 1, not {max_tokens}")
+    if overlap_sentences < 0:
+        raise ValueError(f"overlap_sentences must not be negative, not {overlap_sentences}")
+    sentences = split_sentences(text)
+    if not sentences:
+        return []
+    counts = _counted(count_tokens, [text[start:end] for start, end in sentences])
+    units, unit_counts = _fitting_units(text, sentences, counts, count_tokens, max_tokens)
+
+    chunks: list[Chunk] = []
+    first = 0
+    while True:
+        # Greedy: take units while they fit; the first one always goes in, it fits on its own.
+        stop, total = first + 1, unit_counts[first]
+        while stop < len(units) and total + unit_counts[stop] <= max_tokens:
+            total += unit_counts[stop]
+            stop += 1
+        start, end = units[first][0], units[stop - 1][1]
+        chunks.append(Chunk(doc_id, len(chunks), start, end, text[start:end], tuple(units[first:stop])))
+        if stop == len(units):
+            return chunks
+        first = _next_first(unit_counts, first, stop, max_tokens, overlap_sentences)
+
+
+def _next_first(counts: list[int], first: int, stop: int, max_tokens: int, overlap: int) -> int:
+    """Where the chunk after units[first:stop] starts: up to `overlap` units back, if unit `stop` fits."""
+    # Giving up overlap rather than unit `stop` keeps every chunk reaching past the one before it,
+    # so no chunk is a mere copy of part of its predecessor and the loop always moves on.
+    candidate = max(stop - overlap, first + 1)
+    total = sum(counts[candidate : stop + 1])
+    while candidate < stop and total > max_tokens:
+        total -= counts[candidate]
+        candidate += 1
+    return candidate
+
+
+def _fitting_units(
+    text: str, sentences: list[Span], counts: list[int], count_tokens: TokenCounter, max_tokens: int
+) -> tuple[list[Span], list[int]]:
+    """The sentences with their token counts, each sentence over max_tokens replaced by pieces that fit."""
+    too_long = [i for i, count in enumerate(counts) if count > max_tokens]
+    if not too_long:
+        return sentences, counts
+    words = {i: [m.span() for m in _WORD.finditer(text, *sentences[i])] for i in too_long}
+    all_words = [span for i in too_long for span in words[i]]
+    word_counts = iter(_counted(count_tokens, [text[start:end] for start, end in all_words]))
+    units: list[Span] = []
+    unit_counts: list[int] = []
+    for i, (sentence, count) in enumerate(zip(sentences, counts)):
+        if count <= max_tokens:
+            units.append(sentence)
+            unit_counts.append(count)
+            continue
+        for piece, piece_count in _sentence_pieces(
+            text, [(span, next(word_counts)) for span in words[i]], count_tokens, max_tokens
+        ):
+            units.append(piece)
+            unit_counts.append(piece_count)
+    return units, unit_counts
+
+
+def _sentence_pieces(
+    text: str, words: list[tuple[Span, int]], count_tokens: TokenCounter, max_tokens: int
+) -> list[tuple[Span, int]]:
+    """Cut an over-long sentence at whitespace into pieces of at most max_tokens tokens, with their counts."""
+    # A piece's count is the sum of its words' counts: exact for WordPiece, which never lets a
+    # token cross whitespace, and close for tokenizers that do.
+    pieces: list[tuple[Span, int]] = []
+    piece: Span | None = None  # the piece being filled, and its count so far
+    total = 0
+    for (word_start, word_end), count in words:
+        if piece is not None and total + count <= max_tokens:
+            piece, total = (piece[0], word_end), total + count
+            continue
+        if piece is not None:
+            pieces.append((piece, total))
+            piece = None
+        if count > max_tokens:
+            pieces.extend(_word_pieces(text, word_start, word_end, count_tokens, max_tokens))
+        else:
+            piece, total = (word_start, word_end), count
+    if piece is not None:
+        pieces.append((piece, total))
+    return pieces
+
+
+def _word_pieces(
+    text: str, start: int, end: int, count_tokens: TokenCounter, max_tokens: int
+) -> list[tuple[Span, int]]:
+    """Cut one over-long word by characters into the longest pieces that fit, with their counts."""
+    pieces: list[tuple[Span, int]] = []
+    while start < end:
+        # Binary search for the longest prefix that fits; a piece has at least one character
+        # even if that alone is too many tokens, so the cutting always ends.
+        low, high = start + 1, end
+        low_count = _counted(count_tokens, [text[start:low]])[0]
+        while low < high:
+            middle = (low + high + 1) // 2
+            middle_count = _counted(count_tokens, [text[start:middle]])[0]
+            if middle_count <= max_tokens:
+                low, low_count = middle, middle_count
+            else:
+                high = middle - 1
+        pieces.append(((start, low), low_count))
+        start = low
+    return pieces
+
+
+def _counted(count_tokens: TokenCounter, texts: list[str]) -> list[int]:
+    """count_tokens(texts), checked to give one count per text."""
+    counts = list(count_tokens(texts))
+    if len(counts) != len(texts):
+        raise ValueError(f"token counter gave {len(counts)} counts for {len(texts)} texts")
+    return counts
+
+
+def _paragraph_sentences(text: str, start: int, end: int) -> list[Span]:
+    """Sentence spans of text[start:end], a paragraph, found by pysbd and mapped back to text."""
+    words = [m.span() for m in _WORD.finditer(text, start, end)]
+    if not words:
+        return []
+    # pysbd ends a sentence at any newline and at some double spaces, so it reads the paragraph
+    # with each run of whitespace made one space; flat_starts[k] is where word k sits in that.
+    flat = " ".join(text[a:b] for a, b in words)
+    flat_starts: list[int] = []
+    position = 0
+    for a, b in words:
+        flat_starts.append(position)
+        position += b - a + 1
+
+    def to_text(flat_position: int) -> int:
+        k = bisect_right(flat_starts, flat_position) - 1
+        return words[k][0] + flat_position - flat_starts[k]
+
+    return [(to_text(a), to_text(b - 1) + 1) for a, b in _flat_sentences(flat)]
+
+
+def _flat_sentences(flat: str) -> list[Span]:
+    """Sentence spans of flat (single spaces, no edge whitespace), a window at a time for speed."""
+    spans: list[Span] = []
+    start, size = 0, _WINDOW_CHARS
+    while True:
+        stop = flat.find(" ", start + size) if start + size < len(flat) else -1
+        stop = len(flat) if stop == -1 else stop
+        found = _located(flat, _segmenter().segment(flat[start:stop]), start, stop)
+        if stop == len(flat):
+            return spans + found
+        if len(found) > 1:
+            # The window's last sentence may run on past it: read it again with what follows.
+            spans.extend(found[:-1])
+            start, size = found[-1][0], _WINDOW_CHARS
+        else:
+            size *= 2  # one sentence longer than the window: look further for its end
+
+
+def _located(flat: str, segments: list[str], start: int, stop: int) -> list[Span]:
+    """Spans of pysbd's segments within flat[start:stop], found in order; what is not found is kept too."""
+    # pysbd's own char_span offsets go wrong when a sentence repeats, so each segment is looked
+    # up after the previous one. Text pysbd changed or dropped becomes a sentence of its own, so
+    # no character is ever lost.
+    spans: list[Span] = []
+    cursor = start
+    for segment in segments:
+        sentence = segment.strip()
+        found = flat.find(sentence, cursor, stop) if sentence else -1
+        if found == -1:
+            continue
+        spans.extend(_trimmed(flat, cursor, found))
+        cursor = found + len(sentence)
+        spans.append((found, cursor))
+    spans.extend(_trimmed(flat, cursor, stop))
+    return spans
+
+
+def _trimmed(flat: str, start: int, stop: int) -> list[Span]:
+    """flat[start:stop] without its edge spaces, as a one-span list, or [] if nothing is left."""
+    while start < stop and flat[start] == " ":
+        start += 1
+    while stop > start and flat[stop - 1] == " ":
+        stop -= 1
+    return [(start, stop)] if start < stop else []
+
+
+@lru_cache(maxsize=1)
+def _segmenter() -> pysbd.Segmenter:
+    """pysbd's English segmenter, built once and imported only when first needed (keeps `qa --help` fast)."""
+    import pysbd
+
+    return pysbd.Segmenter(language="en", clean=False)

@@ -1,0 +1,267 @@
+"""The `qa` command line: thin commands over the library, each with an example in its help.
+
+Heavy modules (torch through qa.embed, faiss through qa.store) are imported inside the commands,
+so `qa --help` and argument errors answer at once.
+"""
+
+from __future__ import annotations
+
+import json
+import sys
+from collections.abc import Callable
+from pathlib import Path
+from typing import Any
+
+import click
+
+from qa.config import DEFAULT_TOP_K, resolve_index_dir
+from qa.errors import QAError
+
+MODE_CHOICE = click.Choice(["hybrid", "dense", "keyword"])
+
+
+class QAGroup(click.Group):
+    """Shows QAError messages in one line, never a traceback, and exits non-zero."""
+
+    def invoke(self, ctx: click.Context) -> Any:
+        try:
+            return super().invoke(ctx)
+        except QAError as exc:
+            click.secho(f"Error: {exc}", fg="red", err=True)
+            sys.exit(1)
+        except KeyboardInterrupt:
+            click.secho("Interrupted; the index keeps its last completed update.", fg="yellow", err=True)
+            sys.exit(130)
+
+
+def index_option(func: Callable[..., Any]) -> Callable[..., Any]:
+    return click.option(
+        "--index",
+        "index_dir",
+        metavar="DIR",
+        envvar="QA_INDEX_DIR",
+        help="Index folder (default: index/ in the qa checkout, or $QA_INDEX_DIR).",
+    )(func)
+
+
+def json_option(func: Callable[..., Any]) -> Callable[..., Any]:
+    return click.option("--json", "as_json", is_flag=True, help="Print one JSON object instead of text.")(func)
+
+
+def retrieval_options(func: Callable[..., Any]) -> Callable[..., Any]:
+    """-k, --mode and the filters shared by `ask`, `search` and `chat`."""
+    decorators = [
+        click.option("-k", "k", type=click.IntRange(1, 100), default=DEFAULT_TOP_K, show_default=True,
+                     help="How many passages to retrieve."),
+        click.option("--mode", type=MODE_CHOICE, default="hybrid", show_default=True,
+                     help="Retrieval by meaning (dense), by keywords (BM25), or both fused."),
+        click.option("--source", metavar="GLOB", help="Only articles whose path matches GLOB."),
+        click.option("--since", metavar="DATE", help="Only articles dated on or after DATE (YYYY-MM-DD)."),
+        click.option("--until", metavar="DATE", help="Only articles dated on or before DATE (YYYY-MM-DD)."),
+    ]
+    for decorator in reversed(decorators):
+        func = decorator(func)
+    return func
+
+
+def _console(stderr: bool = False):
+    from rich.console import Console
+
+    return Console(stderr=stderr, highlight=False)
+
+
+def _emit_json(data: dict[str, Any]) -> None:
+    click.echo(json.dumps(data, ensure_ascii=False, indent=2))
+
+
+@click.group(cls=QAGroup, invoke_without_command=True, context_settings={"help_option_names": ["-h", "--help"]})
+@click.version_option(package_name="qa", prog_name="qa")
+@click.pass_context
+def main(ctx: click.Context) -> None:
+    """Ask questions of a folder of articles; every answer cites the sentences it quotes.
+
+    \b
+    Examples:
+      qa                                  open the chat over the index (built from seeds/ at first)
+      qa index ~/news                     index a folder; run again to pick up changes
+      qa ask "Who did Igor Ivanov give the informal document to?"
+      qa search "peacekeepers Iraq" -k 3 --json
+      qa stats
+    """
+    if ctx.invoked_subcommand is None:
+        ctx.invoke(chat)
+
+
+@main.command()
+@click.argument("paths", nargs=-1, type=click.Path(path_type=Path))
+@click.option("--rebuild", is_flag=True, help="Embed everything again from scratch.")
+@index_option
+@json_option
+def index(paths: tuple[Path, ...], rebuild: bool, index_dir: str | None, as_json: bool) -> None:
+    """Bring the index up to date with PATHS and every folder it already knows.
+
+    New files are embedded, changed files (by content hash) are embedded again, deleted files are
+    removed, unchanged files are left alone. The folders given are remembered, so later a plain
+    `qa index` updates them all. With no paths and a fresh index, seeds/ is indexed.
+
+    \b
+    Examples:
+      qa index ~/news ~/clippings/today.html
+      qa index                      # update every remembered folder
+      qa index --rebuild            # start over (e.g. after changing the model)
+      qa index --index /tmp/idx ./articles --json
+    """
+    from qa.indexer import update_index
+    from qa.progress import RichIndexProgress
+    from qa.render import render_update_report
+
+    directory = resolve_index_dir(index_dir)
+    err = _console(stderr=True)
+    with RichIndexProgress(err) as progress:
+        report = update_index(directory, list(paths) or None, rebuild=rebuild, progress=progress)
+    if as_json:
+        from dataclasses import asdict
+
+        _emit_json(asdict(report))
+    else:
+        _console().print(render_update_report(report))
+
+
+def _open(index_dir: str | None):
+    from qa.embed import Embedder
+    from qa.index import Index
+    from qa.retrieve import Retriever
+
+    index = Index.open(resolve_index_dir(index_dir))
+    embedder = Embedder()
+    index.manifest.check_model(embedder.name, embedder.dimension, index.dir)
+    return Retriever(index, embedder)
+
+
+def _filters(source: str | None, since: str | None, until: str | None):
+    from qa.retrieve import SearchFilters
+
+    return SearchFilters(source=source, since=_day(since, "--since"), until=_day(until, "--until"))
+
+
+def _day(value: str | None, option: str) -> str | None:
+    if value is None:
+        return None
+    import datetime as dt
+
+    try:
+        return dt.date.fromisoformat(value.strip()).isoformat()
+    except ValueError as exc:
+        raise click.BadParameter(f"{value!r} is not a date like 2016-07-27", param_hint=option) from exc
+
+
+@main.command()
+@click.argument("question")
+@retrieval_options
+@index_option
+@json_option
+def ask(question: str, k: int, mode: str, source: str | None, since: str | None, until: str | None,
+        index_dir: str | None, as_json: bool) -> None:
+    """Answer QUESTION with sentences quoted from the articles, each cited.
+
+    \b
+    Examples:
+      qa ask "Who did Igor Ivanov give the informal document to?"
+      qa ask "How much does Baghdad owe Russia?" --json
+      qa ask "What did Ivanov say about peacekeepers?" --since 2016-01-01 -k 8
+    """
+    from qa.answer import answer_question
+    from qa.render import answer_json, render_answer
+
+    filters = _filters(source, since, until)
+    retriever = _open(index_dir)
+    answer = answer_question(retriever, question, k=k, mode=mode, filters=filters)
+    if as_json:
+        _emit_json(answer_json(answer))
+    else:
+        _console().print(render_answer(answer))
+
+
+@main.command()
+@click.argument("query")
+@retrieval_options
+@index_option
+@json_option
+def search(query: str, k: int, mode: str, source: str | None, since: str | None, until: str | None,
+           index_dir: str | None, as_json: bool) -> None:
+    """Show the passages that best match QUERY, without composing an answer.
+
+    \b
+    Examples:
+      qa search "weapons inspections Iraq"
+      qa search "Chechnya" -k 10 --mode keyword --json
+    """
+    from qa.render import render_hits, search_json
+
+    filters = _filters(source, since, until)
+    retriever = _open(index_dir)
+    hits = retriever.search(query, k=k, mode=mode, filters=filters)
+    if as_json:
+        _emit_json(search_json(query, hits))
+    else:
+        _console().print(render_hits(query, hits))
+
+
+@main.command()
+@index_option
+@json_option
+def stats(index_dir: str | None, as_json: bool) -> None:
+    """Show how many documents and chunks the index holds, its model and size.
+
+    \b
+    Examples:
+      qa stats
+      qa stats --json
+    """
+    from dataclasses import asdict
+
+    from qa.index import Index
+    from qa.render import render_stats
+
+    index = Index.open(resolve_index_dir(index_dir))
+    try:
+        facts = index.stats()
+    finally:
+        index.close()
+    if as_json:
+        _emit_json(asdict(facts))
+    else:
+        _console().print(render_stats(facts))
+
+
+@main.command()
+@retrieval_options
+@index_option
+@click.option("--no-update", is_flag=True, help="Do not check the corpus folders for changes first.")
+def chat(k: int, mode: str, source: str | None, since: str | None, until: str | None,
+         index_dir: str | None, no_update: bool) -> None:
+    """Open the chat: ask questions, see cited answers; /help lists commands.
+
+    On start the chat brings the index up to date with its folders (a fresh index is built from
+    seeds/). Ctrl-C abandons the line you are typing, Ctrl-D leaves.
+
+    \b
+    Examples:
+      qa chat
+      qa chat --index /tmp/idx -k 8
+    """
+    from qa.repl import ChatSession
+
+    session = ChatSession(
+        resolve_index_dir(index_dir), console=_console(), k=k, mode=mode, filters=_filters(source, since, until)
+    )
+    session.run(update=not no_update)
+
+
+def run() -> None:
+    """Console-script entry point."""
+    main(prog_name="qa")
+
+
+if __name__ == "__main__":  # pragma: no cover
+    run()

@@ -1,0 +1,52 @@
+"""Where things live and the settings every stage agrees on."""
+
+from __future__ import annotations
+
+import os
+from pathlib import Path
+
+from qa.errors import ConfigError
+
+INDEX_DIR_ENV = "QA_INDEX_DIR"
+MODEL_ENV = "QA_MODEL"
+
+DEFAULT_MODEL_NAME = "all-MiniLM-L6-v2"
+ARTICLE_SUFFIXES = (".txt", ".md", ".markdown", ".html", ".htm")
+
+# all-MiniLM-L6-v2 reads 256 word pieces including [CLS] and [SEP]; chunks stay well inside that
+# so nothing is cut off unseen, and short enough that one vector still means one topic.
+MODEL_MAX_TOKENS = 256
+CHUNK_MAX_TOKENS = 160
+CHUNK_OVERLAP_SENTENCES = 1
+
+DEFAULT_TOP_K = 5
+
+
+def project_root() -> Path:
+    """The folder holding the qa package (the checkout), where `seeds/` and `index/` sit by default."""
+    return Path(__file__).resolve().parent.parent
+
+
+def resolve_index_dir(option: str | os.PathLike[str] | None = None) -> Path:
+    """The index folder: the `--index` option, else $QA_INDEX_DIR, else `index/` in the checkout."""
+    chosen = option if option not in (None, "") else os.environ.get(INDEX_DIR_ENV) or None
+    path = Path(chosen) if chosen is not None else project_root() / "index"
+    path = path.expanduser()
+    if path.exists() and not path.is_dir():
+        raise ConfigError(f"index location {path} is a file, not a folder; pass --index DIR")
+    return path
+
+
+def default_corpus() -> list[Path]:
+    """The corpus a fresh index is built from when no paths are given."""
+    return [project_root() / "seeds"]
+
+
+def offline_environment() -> None:
+    """Make Hugging Face libraries stay offline and quiet: the model ships inside a Python package."""
+    os.environ.setdefault("HF_HUB_OFFLINE", "1")
+    os.environ.setdefault("TRANSFORMERS_OFFLINE", "1")
+    os.environ.setdefault("HF_HUB_DISABLE_PROGRESS_BARS", "1")
+    os.environ.setdefault("HF_HUB_DISABLE_TELEMETRY", "1")
+    os.environ.setdefault("TOKENIZERS_PARALLELISM", "false")
+    os.environ.setdefault("TRANSFORMERS_VERBOSITY", "error")

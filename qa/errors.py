@@ -1,0 +1,39 @@
+"""The exceptions qa raises on purpose; the CLI and the chat show their message, never a traceback."""
+
+from __future__ import annotations
+
+
+class QAError(Exception):
+    """Base class: something the user can act on, explained in one line."""
+
+
+class ConfigError(QAError):
+    """An option or environment setting has a value qa cannot use."""
+
+
+class IngestError(QAError):
+    """A file could not be read as an article."""
+
+
+class ModelError(QAError):
+    """The embedding model could not be found or loaded."""
+
+
+class IndexMissingError(QAError):
+    """There is no index where one was expected."""
+
+
+class IndexMismatchError(QAError):
+    """The index was built by another format version, model or dimension."""
+
+
+class IndexCorruptError(QAError):
+    """An index file is missing, truncated or disagrees with the metadata."""
+
+
+class IndexLockedError(QAError):
+    """Another process is writing to the index."""
+
+
+class QueryError(QAError):
+    """A question or search query qa cannot work with."""

@@ -1,0 +1,155 @@
+"""The index on disk: a versioned manifest, the SQLite catalog and a generation-numbered vector file.
+
+Layout of an index folder::
+
+    manifest.json          {"format_version": 1, "model": "all-MiniLM-L6-v2", "dimension": 384, ...}
+    catalog.sqlite         documents, chunks, sources, keyword index, and the current generation
+    vectors-000007.faiss   the vectors of generation 7; other generations are leftovers to delete
+
+A writer saves the next generation's vector file beside the current one, then commits the catalog
+with the new generation number: a process killed at any instant leaves the last committed pair.
+"""
+
+from __future__ import annotations
+
+import json
+import os
+import time
+from dataclasses import asdict, dataclass
+from pathlib import Path
+
+from qa.catalog import Catalog
+from qa.errors import IndexCorruptError, IndexMismatchError, IndexMissingError
+from qa.store import FaissVectorStore
+from qa.types import Article, IndexStats
+
+FORMAT_VERSION = 1
+MANIFEST_FILE = "manifest.json"
+CATALOG_FILE = "catalog.sqlite"
+REBUILD_HINT = "run `qa index --rebuild` to build it again"
+
+
+@dataclass(frozen=True)
+class Manifest:
+    """Build settings saved beside the index and checked every time it is opened."""
+
+    format_version: int
+    model: str
+    dimension: int
+    store: str = "faiss"
+    created: str = ""
+
+    def save(self, index_dir: Path) -> None:
+        path = index_dir / MANIFEST_FILE
+        tmp = path.with_name(path.name + ".tmp")
+        tmp.write_text(json.dumps(asdict(self), indent=2) + "\n")
+        os.replace(tmp, path)
+
+    @classmethod
+    def load(cls, index_dir: Path) -> Manifest:
+        path = index_dir / MANIFEST_FILE
+        if not path.is_file():
+            if not (index_dir / CATALOG_FILE).exists():
+                raise IndexMissingError(
+                    f"no index in {index_dir}: run `qa index PATH` to build one from your articles"
+                )
+            raise IndexCorruptError(f"the index in {index_dir} has no {MANIFEST_FILE}; {REBUILD_HINT}")
+        try:
+            data = json.loads(path.read_text())
+            manifest = cls(
+                format_version=int(data["format_version"]),
+                model=str(data["model"]),
+                dimension=int(data["dimension"]),
+                store=str(data.get("store", "faiss")),
+                created=str(data.get("created", "")),
+            )
+        except (ValueError, KeyError, TypeError) as exc:
+            raise IndexCorruptError(f"{path} is damaged ({exc}); {REBUILD_HINT}") from exc
+        if manifest.format_version > FORMAT_VERSION:
+            raise IndexMismatchError(
+                f"the index in {index_dir} has format {manifest.format_version}, newer than this qa "
+                f"reads ({FORMAT_VERSION}); upgrade qa, or {REBUILD_HINT}"
+            )
+        if manifest.format_version < FORMAT_VERSION:
+            raise IndexMismatchError(
+                f"the index in {index_dir} has the old format {manifest.format_version}; {REBUILD_HINT}"
+            )
+        return manifest
+
+    def check_model(self, model: str, dimension: int, index_dir: Path) -> None:
+        """Refuse to mix vectors of two models in one index."""
+        if self.model != model or self.dimension != dimension:
+            raise IndexMismatchError(
+                f"the index in {index_dir} was built with {self.model} ({self.dimension} dimensions) "
+                f"but qa is using {model} ({dimension}); {REBUILD_HINT}"
+            )
+
+
+def vectors_path(index_dir: Path, generation: int) -> Path:
+    return index_dir / f"vectors-{generation:06d}.faiss"
+
+
+def new_manifest(model: str, dimension: int) -> Manifest:
+    return Manifest(FORMAT_VERSION, model, dimension, "faiss", time.strftime("%Y-%m-%dT%H:%M:%S%z"))
+
+
+class Index:
+    """A loaded index for reading: catalog plus the vectors of its committed generation."""
+
+    def __init__(self, index_dir: Path, manifest: Manifest, catalog: Catalog, vectors: FaissVectorStore,
+                 generation: int) -> None:
+        self.dir = index_dir
+        self.manifest = manifest
+        self.catalog = catalog
+        self.vectors = vectors
+        self.generation = generation
+
+    @classmethod
+    def open(cls, index_dir: Path) -> Index:
+        """Open the last committed state of the index in `index_dir`."""
+        manifest = Manifest.load(index_dir)
+        catalog = Catalog.open(index_dir / CATALOG_FILE)
+        # A writer may commit a new generation and delete the old file between our two reads:
+        # read the generation again and retry rather than report a missing file.
+        for _attempt in range(5):
+            generation = catalog.generation
+            path = vectors_path(index_dir, generation)
+            if generation == 0:
+                vectors = FaissVectorStore(manifest.dimension)
+                break
+            if path.is_file():
+                vectors = FaissVectorStore.load(path, manifest.dimension)
+                break
+            time.sleep(0.05)
+            if catalog.generation == generation:
+                catalog.close()
+                raise IndexCorruptError(f"the vector file {path.name} is missing; {REBUILD_HINT}")
+        else:  # pragma: no cover - five commits while we read is not a real situation
+            catalog.close()
+            raise IndexCorruptError(f"the index in {index_dir} kept changing while it was read")
+        index = cls(index_dir, manifest, catalog, vectors, generation)
+        _, chunks = catalog.counts()
+        if len(vectors) != chunks:
+            raise IndexCorruptError(
+                f"the index in {index_dir} holds {len(vectors)} vectors for {chunks} chunks; {REBUILD_HINT}"
+            )
+        return index
+
+    def close(self) -> None:
+        self.catalog.close()
+
+    def stats(self) -> IndexStats:
+        documents, chunks = self.catalog.counts()
+        size = sum(p.stat().st_size for p in self.dir.iterdir() if p.is_file())
+        return IndexStats(
+            index_dir=str(self.dir),
+            documents=documents,
+            chunks=chunks,
+            model=self.manifest.model,
+            dimension=self.manifest.dimension,
+            size_bytes=size,
+            sources=tuple(self.catalog.sources()),
+        )
+
+    def document(self, doc_id: str) -> Article | None:
+        return self.catalog.document(doc_id)

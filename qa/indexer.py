@@ -1,0 +1,318 @@
+"""Bring an index up to date with its corpus: embed new and changed files, drop deleted ones.
+
+Only files whose content hash changed are read, chunked and embedded again. Work is committed in
+groups: each group saves the next generation of the vector file, then commits the catalog with
+that generation, so an interrupted run keeps every group that landed and loses nothing that was
+there before.
+"""
+
+from __future__ import annotations
+
+import os
+from collections.abc import Sequence
+from dataclasses import dataclass, field
+from pathlib import Path
+from typing import Protocol
+
+from qa.catalog import Catalog, DocumentRecord, IndexedArticle
+from qa.chunk import chunk_text
+from qa.config import default_corpus
+from qa.embed import Embedder
+from qa.errors import IndexLockedError, IndexMissingError, IngestError
+from qa.index import CATALOG_FILE, Manifest, new_manifest, vectors_path
+from qa.ingest import SkippedFile, content_hash, discover_files, read_article
+from qa.store import FaissVectorStore
+
+# Chunks embedded between two commits: small enough that an interrupted run keeps most of its
+# work, large enough that rewriting the vector file is a small share of the time.
+COMMIT_EVERY_CHUNKS = 2048
+LOCK_FILE = ".writer.lock"
+
+
+class IndexProgress(Protocol):
+    """How the indexer reports progress; the CLI draws it with Rich."""
+
+    def start(self, description: str, total: int) -> None: ...
+
+    def advance(self, amount: int = 1) -> None: ...
+
+    def note(self, message: str) -> None: ...
+
+
+class _SilentProgress:
+    def start(self, description: str, total: int) -> None:
+        pass
+
+    def advance(self, amount: int = 1) -> None:
+        pass
+
+    def note(self, message: str) -> None:
+        pass
+
+
+@dataclass(frozen=True)
+class UpdateReport:
+    """What one `qa index` run did."""
+
+    added: int = 0
+    changed: int = 0
+    removed: int = 0
+    unchanged: int = 0
+    chunks_embedded: int = 0
+    documents: int = 0
+    chunks: int = 0
+    skipped: tuple[SkippedFile, ...] = ()
+    missing_sources: tuple[str, ...] = ()
+    kept: tuple[str, ...] = field(default=())  # indexed files that could not be read now and were kept
+
+    @property
+    def changed_anything(self) -> bool:
+        return bool(self.added or self.changed or self.removed)
+
+
+def writer_lock(index_dir: Path, timeout: float | None, progress: IndexProgress | None = None):
+    """The lock that lets one process at a time write to an index; waits up to `timeout` seconds."""
+    from filelock import FileLock, Timeout
+
+    lock = FileLock(str(index_dir / LOCK_FILE))
+    try:
+        lock.acquire(timeout=0)
+        return lock
+    except Timeout:
+        pass
+    if timeout == 0:
+        raise IndexLockedError(f"another qa process is updating the index in {index_dir}")
+    if progress is not None:
+        progress.note(f"waiting for another qa process to finish updating {index_dir} …")
+    try:
+        lock.acquire(timeout=-1 if timeout is None else timeout)
+    except Timeout as exc:
+        raise IndexLockedError(
+            f"another qa process is still updating the index in {index_dir}; try again when it is done"
+        ) from exc
+    return lock
+
+
+def update_index(
+    index_dir: Path,
+    paths: Sequence[str | os.PathLike[str]] | None = None,
+    *,
+    embedder: Embedder | None = None,
+    rebuild: bool = False,
+    progress: IndexProgress | None = None,
+    lock_timeout: float | None = None,
+) -> UpdateReport:
+    """Index `paths` (added to the index's remembered sources) and every source it already has."""
+    progress = progress or _SilentProgress()
+    index_dir.mkdir(parents=True, exist_ok=True)
+    lock = writer_lock(index_dir, lock_timeout, progress)
+    try:
+        return _update_locked(index_dir, paths, embedder or Embedder(), rebuild, progress)
+    finally:
+        lock.release()
+
+
+def _update_locked(
+    index_dir: Path,
+    paths: Sequence[str | os.PathLike[str]] | None,
+    embedder: Embedder,
+    rebuild: bool,
+    progress: IndexProgress,
+) -> UpdateReport:
+    manifest = None
+    if not rebuild:
+        try:
+            manifest = Manifest.load(index_dir)
+            manifest.check_model(embedder.name, embedder.dimension, index_dir)
+        except IndexMissingError:
+            manifest = None
+    fresh = manifest is None
+    if manifest is None:
+        manifest = new_manifest(embedder.name, embedder.dimension)
+    catalog = Catalog.open(index_dir / CATALOG_FILE, create=True)
+    try:
+        if fresh and not rebuild:
+            # A brand-new index: nothing in the catalog can be trusted to match this manifest.
+            manifest.save(index_dir)
+        return _update_catalog(index_dir, catalog, manifest, paths, embedder, rebuild, progress)
+    finally:
+        catalog.close()
+
+
+def _update_catalog(
+    index_dir: Path,
+    catalog: Catalog,
+    manifest: Manifest,
+    paths: Sequence[str | os.PathLike[str]] | None,
+    embedder: Embedder,
+    rebuild: bool,
+    progress: IndexProgress,
+) -> UpdateReport:
+    generation = catalog.generation
+    if rebuild or generation == 0:
+        vectors = FaissVectorStore(manifest.dimension)
+    else:
+        vectors = FaissVectorStore.load(vectors_path(index_dir, generation), manifest.dimension)
+
+    new_sources = [str(Path(p).expanduser().absolute()) for p in (paths or [])]
+    roots = sorted(set(catalog.sources()) | set(new_sources))
+    if not roots:
+        roots = [str(p) for p in default_corpus()]
+        new_sources = list(roots)
+    missing_roots = tuple(r for r in roots if not os.path.exists(r))
+    for root in missing_roots:
+        progress.note(f"{root} is not there now; its indexed articles are kept")
+    files, skipped = discover_files([r for r in roots if r not in missing_roots])
+    skipped = [s for s in skipped if s.path not in missing_roots]
+
+    known = {} if rebuild else catalog.documents()
+    plan = _plan_changes(files, known, skipped, progress)
+
+    # Deleted: indexed files under a root we scanned that are gone from disk.
+    scanned = [r for r in roots if r not in missing_roots]
+    seen = {str(p) for p in files}
+    removed = [
+        record
+        for path, record in known.items()
+        if path not in seen and _under_any(path, scanned) and not os.path.exists(path)
+    ]
+    all_known = catalog.documents()
+    if rebuild:
+        removed = list(all_known.values())
+
+    progress.start("Chunking", len(plan.to_index))
+    chunked: list[IndexedArticle] = []
+    for article, size, mtime_ns in plan.to_index:
+        chunks = chunk_text(article.doc_id, article.text, embedder.count_tokens)
+        chunked.append(IndexedArticle(article, tuple(chunks), size, mtime_ns))
+        progress.advance()
+
+    replaced_ids = [all_known[item.article.path].doc_id for item in chunked if item.article.path in all_known]
+    groups = _commit_groups(chunked) if not rebuild else [chunked]
+    total_chunks = sum(len(item.chunks) for item in chunked)
+    progress.start("Embedding", total_chunks)
+    if not groups:
+        groups = [[]]
+    pending_removals = [r.doc_id for r in removed]
+    for group in groups:
+        texts = [chunk.text for item in group for chunk in item.chunks]
+        embedded = embedder.encode(texts, progress=progress.advance) if texts else None
+        group_old = [
+            all_known[item.article.path].doc_id for item in group if item.article.path in all_known
+        ]
+        drop_docs = sorted(set(group_old) | set(pending_removals))
+        with catalog.transaction():
+            drop_ids = catalog.chunk_ids_of(drop_docs)
+            first_id = catalog.next_chunk_id()
+            new_ids = list(range(first_id, first_id + len(texts)))
+            vectors.remove(drop_ids)
+            if embedded is not None:
+                vectors.add(new_ids, embedded)
+            generation += 1
+            vectors.save(vectors_path(index_dir, generation))
+            catalog.remove_documents(drop_docs)
+            catalog.insert_documents(group, new_ids)
+            catalog.set_meta("generation", generation)
+            catalog.set_meta("next_chunk_id", first_id + len(texts))
+            catalog.set_meta("model", manifest.model)
+            catalog.set_meta("dimension", manifest.dimension)
+            catalog.add_sources(new_sources)
+            for doc_id, size, mtime_ns in plan.touched:
+                catalog.touch_document(doc_id, size, mtime_ns)
+        pending_removals = []
+        plan.touched.clear()
+    if rebuild:
+        manifest.save(index_dir)
+    _delete_stale_vector_files(index_dir, generation)
+
+    documents, chunks = catalog.counts()
+    replaced = set(replaced_ids)
+    return UpdateReport(
+        added=len(chunked) - len(replaced),
+        changed=len(replaced),
+        removed=len(removed) if not rebuild else 0,
+        unchanged=plan.unchanged,
+        chunks_embedded=total_chunks,
+        documents=documents,
+        chunks=chunks,
+        skipped=tuple(plan.skipped),
+        missing_sources=missing_roots,
+        kept=tuple(plan.kept),
+    )
+
+
+@dataclass
+class _Plan:
+    to_index: list[tuple] = field(default_factory=list)  # (Article, size, mtime_ns)
+    touched: list[tuple[str, int, int]] = field(default_factory=list)
+    skipped: list[SkippedFile] = field(default_factory=list)
+    kept: list[str] = field(default_factory=list)
+    unchanged: int = 0
+
+
+def _plan_changes(
+    files: list[Path], known: dict[str, DocumentRecord], skipped: list[SkippedFile], progress: IndexProgress
+) -> _Plan:
+    plan = _Plan(skipped=list(skipped))
+    progress.start("Reading", len(files))
+    for path in files:
+        key = str(path)
+        record = known.get(key)
+        try:
+            stat = path.stat()
+            if record and record.size == stat.st_size and record.mtime_ns == stat.st_mtime_ns:
+                plan.unchanged += 1
+                continue
+            data = path.read_bytes() if stat.st_size <= _max_file_bytes() else None
+            if data is not None and record and content_hash(data) == record.content_hash:
+                plan.unchanged += 1
+                plan.touched.append((record.doc_id, stat.st_size, stat.st_mtime_ns))
+                continue
+            article = read_article(path, data)
+            plan.to_index.append((article, stat.st_size, stat.st_mtime_ns))
+        except (IngestError, OSError) as exc:
+            reason = str(exc) if isinstance(exc, IngestError) else f"could not be read: {exc.strerror}"
+            plan.skipped.append(SkippedFile(key, reason))
+            if record is not None:
+                plan.kept.append(key)
+        finally:
+            progress.advance()
+    return plan
+
+
+def _max_file_bytes() -> int:
+    from qa.ingest import MAX_FILE_BYTES
+
+    return MAX_FILE_BYTES
+
+
+def _commit_groups(items: list[IndexedArticle]) -> list[list[IndexedArticle]]:
+    groups: list[list[IndexedArticle]] = []
+    current: list[IndexedArticle] = []
+    size = 0
+    for item in items:
+        current.append(item)
+        size += len(item.chunks)
+        if size >= COMMIT_EVERY_CHUNKS:
+            groups.append(current)
+            current, size = [], 0
+    if current:
+        groups.append(current)
+    return groups
+
+
+def _under_any(path: str, roots: list[str]) -> bool:
+    for root in roots:
+        if path == root or path.startswith(root.rstrip(os.sep) + os.sep):
+            return True
+    return False
+
+
+def _delete_stale_vector_files(index_dir: Path, generation: int) -> None:
+    keep = vectors_path(index_dir, generation).name
+    for path in index_dir.glob("vectors-*.faiss*"):
+        if path.name != keep:
+            try:
+                path.unlink()
+            except OSError:
+                pass

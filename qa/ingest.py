@@ -1,0 +1,587 @@
+"""Files on disk -> `Article` records: find the article files, decode them, strip site chrome.
+
+A news page saved as text starts with site furniture before the story::
+
+    Get the latest updates as we post them — right on your browser
+    . Last Updated: 07/27/2016
+    Ivanov's Offer Links Iraq to Chechnya
+    Russia has suggested for the first time ...
+
+which becomes ``title="Ivanov's Offer Links Iraq to Chechnya"``, ``date="2016-07-27"`` and a text
+that starts at "Russia has suggested".
+"""
+
+from __future__ import annotations
+
+import codecs
+import datetime as dt
+import errno
+import hashlib
+import os
+import re
+import stat
+from collections.abc import Iterable
+from dataclasses import dataclass
+from pathlib import Path
+
+from qa.config import ARTICLE_SUFFIXES
+from qa.errors import IngestError
+from qa.types import Article
+
+MAX_FILE_BYTES = 50 * 1024 * 1024
+
+_SNIFF_BYTES = 8 * 1024
+_CONTROL_BYTES = frozenset([*range(0x00, 0x09), *range(0x0E, 0x20), 0x7F])
+_BINARY_CONTROL_SHARE = 0.3
+
+# Only encodings that real news text is commonly saved in: left to itself charset_normalizer will
+# call a short Russian text Shift-JIS, and an article decoded that way is worse than no article.
+# The order breaks ties: Western European text reads the same under several code pages, and
+# cp1252 is the likeliest of them.
+_LEGACY_ENCODINGS = (
+    "cp1252", "latin_1", "iso8859_15", "cp1251", "koi8_r", "cp1250", "iso8859_2",
+    "shift_jis", "cp932", "euc_jp", "gb18030", "big5", "euc_kr", "cp949",
+)  # fmt: skip
+_UNDECODABLE = "not valid UTF-8 or a known legacy encoding"
+
+_HTML_SUFFIXES = (".html", ".htm")
+_MARKDOWN_SUFFIXES = (".md", ".markdown")
+
+_TITLE_MAX_CHARS = 200
+_HEADER_MAX_LINES = 15  # a header longer than this is not a header: leave the text alone
+_BODY_MIN_CHARS = 120
+_BODY_MIN_WORDS = 6
+_BOILERPLATE_MAX_CHARS = 200  # a long line is prose even if it mentions "subscribe"
+
+# Controls other than tab and newline carry nothing for a reader; form feeds and Unicode line
+# separators are line breaks in disguise.
+_TEXT_TRANSLATION = {
+    **{c: None for c in [*range(0x00, 0x09), 0x0B, *range(0x0E, 0x20), 0x7F]},
+    0x0C: "\n",
+    0x2028: "\n",
+    0x2029: "\n\n",
+}
+
+_LEAD_PUNCT = re.compile(r"^[\s.·•|*>#:\-–—]+")
+_SENTENCE_END = re.compile(r"[.!?…][\"'”’)\]]*$")
+_HEADLINE_BAD_END = re.compile(r"[.,;:]$")
+_BYLINE = re.compile(r"^by\s+\S", re.IGNORECASE)
+
+_BOILERPLATE = re.compile(
+    r"""^(?:
+        advertisement | advert | ad | sponsored(?:\s+content)? | paid\s+content
+      | share(?:\s+(?:this|the)(?:\s+(?:article|story|page|post))?)?(?:\s+on\s+\w+)?
+      | (?:print|email|tweet|facebook|twitter|whatsapp|linkedin|reddit|comments?)
+      | \d+\s+comments? | leave\s+a\s+comment | show\s+comments
+      | (?:read|see|view)\s+(?:more|also|full\s+(?:article|story))\b.*
+      | continue\s+reading\b.*
+      | related(?:\s+(?:articles?|stories|content|topics|coverage|links))?(?:\s*:.*)?
+      | more\s+(?:on|from)\s+this\b.* | recommended(?:\s+for\s+you)?
+      | (?:tags?|topics?|filed\s+under)\s*:.*
+      | subscribe\b.* | sign\s+up\b.* | newsletter\b.* | follow\s+us\b.* | (?:click|tap)\s+here\b.*
+      | get\s+(?:the|our)\s+(?:latest|newsletter|app|breaking)\b.*
+      | skip\s+to\s+(?:main\s+)?content | menu | home | search | log\s*in | sign\s+in | register
+      | (?:©|\(c\)|copyright\s*(?:©|\(c\)|\d)).* | .*\ball\s+rights\s+reserved\b.*
+      | (?:last\s+)?(?:updated|published|posted|modified)\s*(?::|on\b|at\b|by\b|\d).*
+      | .*\bright\s+on\s+your\s+(?:browser|phone|screen)\b.*
+      | .*\b(?:we|this\s+site)\s+uses?\s+cookies\b.* | accept(?:\s+all)?\s+cookies
+      | (?:photo|image|picture|video)s?(?:\s+credits?)?\s*:.*
+      | this\s+(?:article|story)\s+(?:was|has\s+been)\s+(?:originally\s+)?(?:published|updated)\b.*
+    )$""",
+    re.IGNORECASE | re.VERBOSE,
+)
+# A footer starts with one of these; what follows it is a list of links, not prose.
+_FOOTER_START = re.compile(
+    r"^(?:related\b|more\s+(?:on|from)\b|read\s+more\b|see\s+also\b|recommended\b|tags?\s*:|"
+    r"topics?\s*:|comments?\b|\d+\s+comments?|share\b|advertisement$|©|copyright\b)",
+    re.IGNORECASE,
+)
+_DATELINE_WORDS = re.compile(
+    r"\b(?:updated|published|posted|modified|dated?|by)\b", re.IGNORECASE
+)
+_WEEKDAY_OR_TIME = re.compile(
+    r"\b(?:mon|tues?|wed(?:nes)?|thu(?:rs)?|fri|sat(?:ur)?|sun)(?:day)?\b\.?|"
+    r"\b\d{1,2}:\d{2}(?::\d{2})?\s*(?:[ap]\.?m\.?)?|\b(?:[ap]\.?m\.?|gmt|utc|[ecmp][sd]t)\b|\bat\b",
+    re.IGNORECASE,
+)
+
+_MONTHS = {
+    "jan": 1, "feb": 2, "mar": 3, "apr": 4, "may": 5, "jun": 6,
+    "jul": 7, "aug": 8, "sep": 9, "oct": 10, "nov": 11, "dec": 12,
+}  # fmt: skip
+_MONTH_NAME = (
+    r"\b(jan(?:uary)?|feb(?:ruary)?|mar(?:ch)?|apr(?:il)?|may|june?|july?|aug(?:ust)?|"
+    r"sep(?:t(?:ember)?)?|oct(?:ober)?|nov(?:ember)?|dec(?:ember)?)\.?"
+)
+_ISO_DATE = re.compile(r"\b(\d{4})-(\d{1,2})-(\d{1,2})(?![\d])")
+_SLASH_DATE = re.compile(r"\b(\d{1,2})/(\d{1,2})/(\d{4})\b")
+_MONTH_DAY_YEAR = re.compile(
+    _MONTH_NAME + r"\s+(\d{1,2})(?:st|nd|rd|th)?,?\s+(\d{4})\b", re.IGNORECASE
+)
+_DAY_MONTH_YEAR = re.compile(
+    r"\b(\d{1,2})(?:st|nd|rd|th)?\s+" + _MONTH_NAME + r",?\s+(\d{4})\b", re.IGNORECASE
+)
+
+_FRONT_MATTER_FIELD = re.compile(r"^(title|date)\s*:\s*(.*?)\s*$", re.IGNORECASE)
+_ATX_H1 = re.compile(r"^#\s+(.+?)\s*#*\s*$")
+
+
+@dataclass(frozen=True)
+class SkippedFile:
+    """A path that was not ingested, and why in one short line."""
+
+    path: str
+    reason: str
+
+
+def discover_files(
+    paths: Iterable[str | os.PathLike[str]],
+) -> tuple[list[Path], list[SkippedFile]]:
+    """The article files under `paths` (folders walked in sorted order) and the paths skipped."""
+    walk = _Walk()
+    for raw in paths:
+        path = Path(raw).expanduser().absolute()
+        try:
+            mode = path.stat().st_mode
+        except OSError as exc:
+            walk.skip(path, _stat_failure(path, exc))
+            continue
+        if stat.S_ISDIR(mode):
+            walk.folder(path)
+        elif not stat.S_ISREG(mode):
+            walk.skip(path, "not a regular file")
+        elif _is_article_name(path.name):
+            walk.keep(path)
+        else:
+            walk.skip(path, f"not an article file ({path.suffix or 'no suffix'})")
+    return walk.found, walk.skipped
+
+
+def document_id(path: str | os.PathLike[str]) -> str:
+    """A stable id for the file at `path`: 16 hex digits of the SHA-1 of its absolute path."""
+    absolute = str(Path(path).absolute()).encode("utf-8", "surrogateescape")
+    return hashlib.sha1(absolute).hexdigest()[:16]
+
+
+def content_hash(data: bytes) -> str:
+    """The SHA-256 of a file's raw bytes, which decides whether it must be indexed again."""
+    return hashlib.sha256(data).hexdigest()
+
+
+def read_article(path: str | os.PathLike[str], data: bytes | None = None) -> Article:
+    """Read one file (or the `data` already read from it) as an article, or raise `IngestError`."""
+    path = Path(path).absolute()
+    if data is None:
+        data = _read_bytes(path)
+    elif len(data) > MAX_FILE_BYTES:
+        raise IngestError(_too_large())
+    if not data.strip():
+        raise IngestError("empty file")
+    text = _decode(data)
+    if not text.strip():
+        raise IngestError("empty file")
+
+    suffix = path.suffix.lower()
+    if suffix in _HTML_SUFFIXES:
+        text, title, date = _read_html(text)
+    elif suffix in _MARKDOWN_SUFFIXES:
+        text, title, date = _read_markdown(text)
+    else:
+        text, title, date = clean_news_text(text)
+    if not text:
+        raise IngestError("no text left after cleaning")
+    return Article(
+        doc_id=document_id(path),
+        path=str(path),
+        title=title or _title_from_name(path),
+        text=text,
+        content_hash=content_hash(data),
+        date=date,
+    )
+
+
+def clean_news_text(raw_text: str) -> tuple[str, str | None, str | None]:
+    """A news page saved as text -> (clean body, headline or None, ISO date or None)."""
+    lines = _normalize(raw_text).split("\n")
+    nonblank = [i for i, line in enumerate(lines) if line.strip()]
+    body_start = next(
+        (i for i in nonblank[:_HEADER_MAX_LINES] if _is_body_paragraph(lines[i])), None
+    )
+
+    title: str | None = None
+    date: str | None = None
+    kept_header: list[str] = []
+    if body_start is not None:
+        header = [lines[i].strip() for i in nonblank if i < body_start]
+        title, date, kept_header = _split_header(header)
+        lines = lines[body_start:]
+
+    body = [line for line in _cut_footer(lines) if not _is_boilerplate(line)]
+    text = _normalize("\n\n".join([*kept_header, "\n".join(body)]))
+    return text, title, date
+
+
+# -- discovery ------------------------------------------------------------------------------------
+
+
+class _Walk:
+    """What a discovery run has found so far; real paths remembered so links cannot loop or repeat."""
+
+    def __init__(self) -> None:
+        self.found: list[Path] = []
+        self.skipped: list[SkippedFile] = []
+        self._seen_files: set[str] = set()
+        self._seen_dirs: set[str] = set()
+
+    def keep(self, path: Path) -> None:
+        # The same file reached twice (named twice, or through a link) is indexed once.
+        real = os.path.realpath(path)
+        if real not in self._seen_files:
+            self._seen_files.add(real)
+            self.found.append(path)
+
+    def skip(self, path: Path, reason: str) -> None:
+        skipped = SkippedFile(str(path), reason)
+        if skipped not in self.skipped:
+            self.skipped.append(skipped)
+
+    def folder(self, path: Path, ancestors: frozenset[str] = frozenset()) -> None:
+        real = os.path.realpath(path)
+        if real in ancestors:
+            self.skip(path, "symlink loop")
+            return
+        if real in self._seen_dirs:
+            return  # another link to a folder already walked: its files are already found
+        self._seen_dirs.add(real)
+        try:
+            with os.scandir(path) as scan:
+                # Real entries before links, so a file reachable both ways keeps its real name.
+                entries = sorted(scan, key=lambda entry: (entry.is_symlink(), entry.name))
+        except OSError as exc:
+            self.skip(path, _stat_failure(path, exc))
+            return
+        inside = ancestors | {real}
+        for entry in entries:
+            if entry.name.startswith("."):
+                continue
+            child = path / entry.name
+            try:
+                is_dir = entry.is_dir()
+                is_file = not is_dir and entry.is_file()
+            except OSError as exc:
+                self.skip(child, _stat_failure(child, exc))
+                continue
+            if is_dir:
+                self.folder(child, inside)
+            elif not _is_article_name(entry.name):
+                continue  # images, PDFs and the like sit beside articles; they are not news
+            elif is_file:
+                self.keep(child)
+            elif entry.is_symlink():
+                self.skip(child, _stat_failure(child, _stat_error(child)))
+            else:
+                self.skip(child, "not a regular file")
+
+
+def _stat_error(path: Path) -> OSError:
+    """The error that following `path` gives, for a link that `is_file` quietly called false."""
+    try:
+        path.stat()
+    except OSError as exc:
+        return exc
+    return FileNotFoundError(errno.ENOENT, os.strerror(errno.ENOENT))
+
+
+def _stat_failure(path: Path, exc: OSError) -> str:
+    """A short reason for a path that could not be looked at."""
+    if exc.errno == errno.ELOOP:
+        return "symlink loop"
+    if isinstance(exc, FileNotFoundError):
+        return "broken symlink" if path.is_symlink() else "no such file or folder"
+    if isinstance(exc, PermissionError):
+        return "permission denied"
+    return f"could not be read: {exc.strerror or exc}"
+
+
+def _is_article_name(name: str) -> bool:
+    return name.lower().endswith(ARTICLE_SUFFIXES)
+
+
+# -- bytes to text --------------------------------------------------------------------------------
+
+
+def _too_large() -> str:
+    return f"larger than {MAX_FILE_BYTES // (1024 * 1024)} MB"
+
+
+def _read_bytes(path: Path) -> bytes:
+    """The file's bytes, refusing before reading anything that is huge or not a plain file."""
+    try:
+        # Non-blocking so that a FIFO named like an article cannot hang the run at open().
+        fd = os.open(path, os.O_RDONLY | getattr(os, "O_NONBLOCK", 0) | getattr(os, "O_BINARY", 0))
+    except OSError as exc:
+        raise IngestError(f"could not be read: {exc.strerror or exc}") from None
+    try:
+        info = os.fstat(fd)
+        if not stat.S_ISREG(info.st_mode):
+            raise IngestError("not a regular file")
+        if info.st_size > MAX_FILE_BYTES:
+            raise IngestError(_too_large())
+        with os.fdopen(fd, "rb", closefd=False) as handle:
+            data = handle.read(MAX_FILE_BYTES + 1)  # the file may have grown since fstat
+    except OSError as exc:
+        raise IngestError(f"could not be read: {exc.strerror or exc}") from None
+    finally:
+        os.close(fd)
+    if len(data) > MAX_FILE_BYTES:
+        raise IngestError(_too_large())
+    return data
+
+
+def _decode(data: bytes) -> str:
+    """Bytes -> text: UTF-8 first, then UTF-16 with a BOM, then a common legacy encoding."""
+    if data.startswith((codecs.BOM_UTF16_LE, codecs.BOM_UTF16_BE)):
+        # Checked before the binary test because UTF-16 text is full of NUL bytes.
+        try:
+            text = data.decode("utf-16")
+        except UnicodeDecodeError:
+            raise IngestError(_UNDECODABLE) from None
+        if _has_control_chars(text):
+            raise IngestError(_UNDECODABLE)
+        return text.translate(_TEXT_TRANSLATION)
+    if _looks_binary(data[:_SNIFF_BYTES]):
+        raise IngestError("binary file")
+    try:
+        text = data.decode("utf-8-sig")
+    except UnicodeDecodeError:
+        text = _decode_legacy(data)
+    return text.translate(_TEXT_TRANSLATION)
+
+
+def _looks_binary(sample: bytes) -> bool:
+    if b"\x00" in sample:
+        return True
+    controls = sum(1 for byte in sample if byte in _CONTROL_BYTES)
+    return controls > _BINARY_CONTROL_SHARE * len(sample)
+
+
+def _decode_legacy(data: bytes) -> str:
+    """Text in the common legacy encoding charset_normalizer finds likeliest that decodes cleanly."""
+    import charset_normalizer  # lazy: only files that are not UTF-8 need it
+
+    matches = list(charset_normalizer.from_bytes(data, cp_isolation=list(_LEGACY_ENCODINGS)))
+    if matches:
+        best = (matches[0].chaos, matches[0].coherence)
+        # Stable sort: matches that tie with the best come first, in our order; the rest keep theirs.
+        matches.sort(
+            key=lambda match: (
+                (match.chaos, match.coherence) != best,
+                min(map(_encoding_rank, match.could_be_from_charset))
+                if (match.chaos, match.coherence) == best
+                else 0,
+            )
+        )
+    for match in matches:
+        try:
+            text = data.decode(match.encoding)
+        except (UnicodeDecodeError, LookupError):
+            continue
+        if not _has_control_chars(text):
+            return text
+    raise IngestError(_UNDECODABLE)
+
+
+def _encoding_rank(name: str) -> int:
+    return _LEGACY_ENCODINGS.index(name) if name in _LEGACY_ENCODINGS else len(_LEGACY_ENCODINGS)
+
+
+def _has_control_chars(text: str) -> bool:
+    return any((ch < " " and ch not in "\t\n\r") or "\x7f" <= ch <= "\x9f" for ch in text)
+
+
+def _normalize(text: str) -> str:
+    """Unix newlines, no trailing spaces, paragraphs separated by exactly one blank line."""
+    text = text.replace("\r\n", "\n").replace("\r", "\n")
+    text = "\n".join(line.rstrip() for line in text.split("\n"))
+    return re.sub(r"\n{3,}", "\n\n", text).strip()
+
+
+def _title_from_name(path: Path) -> str:
+    return re.sub(r"[\s_-]+", " ", path.stem).strip() or path.name
+
+
+def _tidy_title(title: str) -> str:
+    return re.sub(r"\s+", " ", title).strip()
+
+
+# -- HTML and Markdown ----------------------------------------------------------------------------
+
+
+def _read_html(html: str) -> tuple[str, str | None, str | None]:
+    """The main text, title and date of a web page, as trafilatura finds them."""
+    import trafilatura  # lazy: it pulls in lxml and friends, which `qa --help` does not need
+
+    document = trafilatura.bare_extraction(
+        html,
+        favor_precision=True,  # a missed paragraph costs less than a menu answering a question
+        with_metadata=True,
+        include_comments=False,
+        include_images=False,
+        include_links=False,
+    )
+    body = _normalize(getattr(document, "text", None) or "")
+    if not body:
+        raise IngestError("no article text found in HTML")
+    title = _tidy_title(getattr(document, "title", None) or "") or None
+    lines = [line.strip() for line in body.split("\n") if line.strip()]
+    if title and lines and _tidy_title(lines[0]) == title:
+        lines = lines[1:]  # trafilatura keeps the <h1>; it is the title, not the text
+    # On a page with no article trafilatura falls back to whatever text there is, menus included.
+    lines = [line for line in lines if not _is_boilerplate(line)]
+    # trafilatura puts one element per line; a blank line between them marks the paragraphs.
+    text = _normalize("\n\n".join(lines))
+    if not text:
+        raise IngestError("no article text found in HTML")
+    return text, title, _parse_date(getattr(document, "date", None) or "")
+
+
+def _read_markdown(markdown: str) -> tuple[str, str | None, str | None]:
+    """Text, title and date of a Markdown file: front matter first, then the first `# ` heading."""
+    lines = _normalize(markdown).split("\n")
+    fields: dict[str, str] = {}
+    if lines and lines[0].strip() == "---":
+        end = next((i for i in range(1, len(lines)) if lines[i].strip() in ("---", "...")), None)
+        if end is not None:
+            for line in lines[1:end]:
+                found = _FRONT_MATTER_FIELD.match(line)
+                if found:
+                    fields.setdefault(found.group(1).lower(), _unquote(found.group(2)))
+            lines = lines[end + 1 :]
+
+    title = _tidy_title(fields.get("title", "")) or None
+    for i, line in enumerate(lines):
+        heading = _ATX_H1.match(line)
+        if heading:
+            if title is None or _tidy_title(heading.group(1)) == title:
+                title = _tidy_title(heading.group(1))
+                del lines[i]
+            break
+    text = _normalize("\n".join(lines))
+    if title is None and text:
+        first = _LEAD_PUNCT.sub("", text.split("\n", 1)[0]).strip()
+        title = first[:120].rstrip() or None
+    return text, title, _parse_date(fields.get("date", ""))
+
+
+def _unquote(value: str) -> str:
+    if len(value) >= 2 and value[0] == value[-1] and value[0] in "\"'":
+        return value[1:-1]
+    return value
+
+
+# -- news text ------------------------------------------------------------------------------------
+
+
+def _split_header(header: list[str]) -> tuple[str | None, str | None, list[str]]:
+    """Header lines -> (headline, date, lines worth keeping such as a standfirst)."""
+    date: str | None = None
+    candidates: list[int] = []
+    content: list[str] = []
+    for line in header:
+        found = _find_date(line)
+        if found is not None and _is_dateline(line):
+            date = date or found
+            continue
+        if _is_boilerplate(line):
+            continue
+        if _is_headline(line):
+            candidates.append(len(content))
+        content.append(line)
+    if not candidates:
+        return None, date, content
+    # The headline sits right above the story; what comes before it is the site's name and sections,
+    # what comes between it and the story (a standfirst, a byline) belongs to the story.
+    headline = candidates[-1]
+    return _tidy_title(content[headline]), date, content[headline + 1 :]
+
+
+def _is_body_paragraph(line: str) -> bool:
+    line = line.strip()
+    if _is_boilerplate(line):
+        return False
+    if len(line) >= _BODY_MIN_CHARS:
+        return True
+    return bool(_SENTENCE_END.search(line)) and len(line.split()) >= _BODY_MIN_WORDS
+
+
+def _is_headline(line: str) -> bool:
+    return (
+        len(line) <= _TITLE_MAX_CHARS
+        and len(line.split()) >= 2
+        and not _HEADLINE_BAD_END.search(line)
+        and not _BYLINE.match(line)
+    )
+
+
+def _is_boilerplate(line: str) -> bool:
+    core = _LEAD_PUNCT.sub("", line.strip())
+    return bool(core) and len(core) <= _BOILERPLATE_MAX_CHARS and bool(_BOILERPLATE.match(core))
+
+
+def _cut_footer(lines: list[str]) -> list[str]:
+    """Drop a trailing run of links ("Related", "More from ...") that follows the story."""
+    for i, line in enumerate(lines):
+        core = _LEAD_PUNCT.sub("", line.strip())
+        # A footer's first line is a label ("Related stories", "Tags: Iraq"), never a sentence.
+        if core and _FOOTER_START.match(core) and not _SENTENCE_END.search(core):
+            rest = lines[i + 1 :]
+            if not any(_is_body_paragraph(later) for later in rest):
+                return lines[:i]
+    return lines
+
+
+def _is_dateline(line: str) -> bool:
+    """Whether a line holding a date is there to state it, not a headline that mentions one."""
+    if _DATELINE_WORDS.search(line):
+        return True
+    rest = line
+    for pattern in (_ISO_DATE, _SLASH_DATE, _MONTH_DAY_YEAR, _DAY_MONTH_YEAR):
+        rest = pattern.sub(" ", rest)
+    rest = _WEEKDAY_OR_TIME.sub(" ", rest)
+    return len(re.findall(r"[^\W\d_]{2,}", rest)) <= 2
+
+
+def _find_date(text: str) -> str | None:
+    """The first date written in `text` as an ISO day: "Updated: 07/27/2016" -> "2016-07-27"."""
+    candidates: list[tuple[int, str]] = []
+    for found in _ISO_DATE.finditer(text):
+        day = _make_date(found.group(1), found.group(2), found.group(3))
+        if day:
+            candidates.append((found.start(), day))
+    for found in _SLASH_DATE.finditer(text):
+        first, second, year = (int(part) for part in found.groups())
+        # US order unless the first number cannot be a month.
+        day = _make_date(year, first, second) or _make_date(year, second, first)
+        if day:
+            candidates.append((found.start(), day))
+    for found in _MONTH_DAY_YEAR.finditer(text):
+        day = _make_date(found.group(3), _MONTHS[found.group(1)[:3].lower()], found.group(2))
+        if day:
+            candidates.append((found.start(), day))
+    for found in _DAY_MONTH_YEAR.finditer(text):
+        day = _make_date(found.group(3), _MONTHS[found.group(2)[:3].lower()], found.group(1))
+        if day:
+            candidates.append((found.start(), day))
+    return min(candidates)[1] if candidates else None
+
+
+def _parse_date(value: str) -> str | None:
+    return _find_date(value) if value else None
+
+
+def _make_date(year: int | str, month: int | str, day: int | str) -> str | None:
+    try:
+        found = dt.date(int(year), int(month), int(day))
+    except ValueError:
+        return None
+    return found.isoformat() if 1800 <= found.year <= 2200 else None

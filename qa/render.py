@@ -1,0 +1,212 @@
+"""Render stage: Rich renderables and JSON objects for answers, hits, articles and index facts.
+
+Nothing here touches torch or faiss; every function takes records and returns something to print.
+"""
+
+from __future__ import annotations
+
+import os
+from collections.abc import Sequence
+from dataclasses import asdict
+from pathlib import Path
+from typing import TYPE_CHECKING, Any
+
+from rich.console import Group, RenderableType
+from rich.panel import Panel
+from rich.table import Table
+from rich.text import Text
+
+from qa.types import Answer, Article, Citation, Hit, IndexStats
+
+if TYPE_CHECKING:
+    from qa.indexer import UpdateReport
+
+CITED_STYLE = "bold black on yellow"
+MARKER_STYLE = "bold cyan"
+
+
+def answer_json(answer: Answer) -> dict[str, Any]:
+    """The `qa ask --json` object."""
+    data: dict[str, Any] = {
+        "question": answer.question,
+        "answer": answer.answer,
+        "answerable": answer.answerable,
+        "citations": [asdict(c) for c in answer.citations],
+    }
+    if answer.understood_as:
+        data["understood_as"] = answer.understood_as
+    data["passages"] = [hit_json(h) for h in answer.passages]
+    return data
+
+
+def hit_json(hit: Hit) -> dict[str, Any]:
+    return {
+        "doc_id": hit.doc_id,
+        "title": hit.title,
+        "path": hit.path,
+        "start": hit.start,
+        "end": hit.end,
+        "text": hit.text,
+        "score": hit.score,
+        "date": hit.date,
+    }
+
+
+def search_json(query: str, hits: Sequence[Hit]) -> dict[str, Any]:
+    """The `qa search --json` object."""
+    return {"query": query, "hits": [hit_json(h) for h in hits]}
+
+
+def display_path(path: str) -> str:
+    """A path as short as it can be while still findable: relative to the working folder if inside it."""
+    try:
+        return os.path.relpath(path) if Path(path).is_relative_to(Path.cwd()) else path
+    except ValueError:
+        return path
+
+
+def _source_line(n: int, title: str, path: str, start: int, end: int, date: str | None) -> Text:
+    line = Text()
+    line.append(f"[{n}] ", style=MARKER_STYLE)
+    line.append(title, style="bold")
+    line.append(f"  {display_path(path)}", style="dim")
+    line.append(f"  chars {start}–{end}", style="dim")
+    if date:
+        line.append(f"  {date}", style="dim")
+    return line
+
+
+def _answer_text(answer: Answer) -> Text:
+    text = Text()
+    for index, citation in enumerate(answer.citations):
+        if index:
+            text.append(" ")
+        text.append(citation.quote.strip())
+        text.append(f" [{citation.n}]", style=MARKER_STYLE)
+    return text
+
+
+def passage_text(hit: Hit, citations: Sequence[Citation] = ()) -> Text:
+    """A passage with every cited sentence inside it highlighted."""
+    text = Text(hit.text)
+    for citation in citations:
+        if citation.doc_id == hit.doc_id and hit.start <= citation.start and citation.end <= hit.end:
+            text.stylize(CITED_STYLE, citation.start - hit.start, citation.end - hit.start)
+    return text
+
+
+def _passage_of(answer: Answer, citation: Citation) -> Hit | None:
+    for hit in answer.passages:
+        if hit.doc_id == citation.doc_id and hit.start <= citation.start and citation.end <= hit.end:
+            return hit
+    return None
+
+
+def render_answer(answer: Answer, show_passages: bool = True) -> RenderableType:
+    """An answer, its numbered sources, and the passages with the cited sentences highlighted."""
+    parts: list[RenderableType] = []
+    if answer.understood_as:
+        parts.append(Text(f"(understood as: {answer.understood_as})", style="italic dim"))
+    if answer.answerable:
+        parts.append(_answer_text(answer))
+        parts.append(Text())
+        parts.append(Text("Sources", style="bold underline"))
+        for citation in answer.citations:
+            hit = _passage_of(answer, citation)
+            date = hit.date if hit else None
+            parts.append(
+                _source_line(citation.n, citation.title, citation.path, citation.start, citation.end, date)
+            )
+            if show_passages and hit is not None:
+                parts.append(Panel(passage_text(hit, answer.citations), border_style="dim", padding=(0, 1)))
+    else:
+        parts.append(Text(answer.answer, style="bold yellow"))
+        if answer.passages:
+            parts.append(Text())
+            parts.append(Text("Closest passages", style="bold underline"))
+            parts.extend(_hit_parts(answer.passages[:3]))
+    return Group(*parts)
+
+
+def _hit_parts(hits: Sequence[Hit]) -> list[RenderableType]:
+    parts: list[RenderableType] = []
+    for n, hit in enumerate(hits, start=1):
+        line = _source_line(n, hit.title, hit.path, hit.start, hit.end, hit.date)
+        line.append(f"  score {hit.score:.3f}", style="dim")
+        parts.append(line)
+        parts.append(Panel(Text(hit.text), border_style="dim", padding=(0, 1)))
+    return parts
+
+
+def render_hits(query: str, hits: Sequence[Hit]) -> RenderableType:
+    """Search results: each passage with where it comes from."""
+    if not hits:
+        return Text(f"No passages found for {query!r}.", style="yellow")
+    return Group(*_hit_parts(hits))
+
+
+def render_sources(answer: Answer) -> RenderableType:
+    """`/sources`: every passage the last answer drew on, cited sentences highlighted."""
+    if not answer.passages:
+        return Text("No sources yet: ask a question first.", style="yellow")
+    parts: list[RenderableType] = []
+    numbers = {(c.doc_id, c.start): c.n for c in answer.citations}
+    for hit in answer.passages:
+        marks = sorted(n for (doc, start), n in numbers.items() if doc == hit.doc_id and hit.start <= start < hit.end)
+        label = " ".join(f"[{n}]" for n in marks) if marks else "–"
+        title = Text()
+        title.append(label + " ", style=MARKER_STYLE)
+        title.append(hit.title, style="bold")
+        parts.append(title)
+        parts.append(Text(f"{display_path(hit.path)}  chars {hit.start}–{hit.end}  score {hit.score:.3f}", style="dim"))
+        parts.append(Panel(passage_text(hit, answer.citations), border_style="dim", padding=(0, 1)))
+    return Group(*parts)
+
+
+def render_article(article: Article, citation: Citation | None = None) -> RenderableType:
+    """`/open N`: the whole clean article with the cited span highlighted."""
+    text = Text(article.text)
+    if citation is not None:
+        text.stylize(CITED_STYLE, citation.start, citation.end)
+    header = Text()
+    header.append(article.title, style="bold")
+    header.append(f"\n{display_path(article.path)}", style="dim")
+    if article.date:
+        header.append(f"  {article.date}", style="dim")
+    return Panel(Group(header, Text(), text), padding=(0, 1))
+
+
+def render_stats(stats: IndexStats) -> RenderableType:
+    table = Table(show_header=False, box=None, padding=(0, 2))
+    table.add_row("index", display_path(stats.index_dir))
+    table.add_row("documents", f"{stats.documents:,}")
+    table.add_row("chunks", f"{stats.chunks:,}")
+    table.add_row("model", f"{stats.model} ({stats.dimension} dimensions)")
+    table.add_row("size on disk", _human_bytes(stats.size_bytes))
+    for n, source in enumerate(stats.sources):
+        table.add_row("sources" if n == 0 else "", display_path(source))
+    return table
+
+
+def render_update_report(report: UpdateReport) -> RenderableType:
+    """One line of what `qa index` did, and a line for each file it skipped."""
+    summary = Text()
+    summary.append("Index up to date: ", style="bold green")
+    summary.append(
+        f"{report.added} added, {report.changed} changed, {report.removed} removed, "
+        f"{report.unchanged} unchanged; {report.chunks_embedded} chunks embedded; "
+        f"{report.documents} documents, {report.chunks} chunks in all."
+    )
+    lines: list[RenderableType] = [summary]
+    for skipped in report.skipped:
+        lines.append(Text(f"skipped {display_path(skipped.path)}: {skipped.reason}", style="yellow"))
+    return Group(*lines)
+
+
+def _human_bytes(size: int) -> str:
+    value = float(size)
+    for unit in ("B", "KB", "MB", "GB"):
+        if value < 1024 or unit == "GB":
+            return f"{value:.0f} {unit}" if unit == "B" else f"{value:.1f} {unit}"
+        value /= 1024
+    return f"{size} B"

@@ -1,0 +1,280 @@
+"""The chat: a Rich REPL over the index, with line editing and history from prompt_toolkit.
+
+Input is a parameter (`run(lines=[...])`), so tests drive the chat with strings and read the
+console's text; a person at a terminal gets prompt_toolkit.
+"""
+
+from __future__ import annotations
+
+import shlex
+import threading
+from collections.abc import Iterable, Iterator
+from pathlib import Path
+from typing import TYPE_CHECKING
+
+from rich.console import Console
+from rich.table import Table
+from rich.text import Text
+
+from qa.config import DEFAULT_TOP_K
+from qa.errors import IndexLockedError, QAError
+from qa.retrieve import MODES, SearchFilters
+
+if TYPE_CHECKING:
+    from qa.embed import Embedder
+    from qa.retrieve import Retriever
+    from qa.types import Answer
+
+PROMPT = "qa> "
+
+COMMANDS = [
+    ("/help", "this list"),
+    ("/sources", "the last answer's passages in full, cited sentences highlighted"),
+    ("/open N", "the whole article of source N, the cited sentence highlighted"),
+    ("/k N", "retrieve N passages per question (now {k})"),
+    ("/mode M", "retrieval mode: hybrid, dense or keyword (now {mode})"),
+    ("/add PATH", "index more files or a folder now"),
+    ("/stats", "documents, chunks, model and size of the index"),
+    ("/quit", "leave (Ctrl-D works too)"),
+]
+
+
+class ChatSession:
+    """One chat over one index folder."""
+
+    def __init__(
+        self,
+        index_dir: Path,
+        console: Console | None = None,
+        k: int = DEFAULT_TOP_K,
+        mode: str = "hybrid",
+        filters: SearchFilters | None = None,
+        embedder: Embedder | None = None,
+    ) -> None:
+        self.index_dir = index_dir
+        self.console = console or Console()
+        self.k = k
+        self.mode = mode
+        self.filters = filters or SearchFilters()
+        self._embedder = embedder
+        self._retriever: Retriever | None = None
+        self.last_answer: Answer | None = None
+
+    # Start-up ---------------------------------------------------------------------------------------
+
+    @property
+    def embedder(self) -> Embedder:
+        if self._embedder is None:
+            from qa.embed import Embedder
+
+            self._embedder = Embedder()
+        return self._embedder
+
+    def update(self, paths: list[str] | None = None) -> None:
+        """Bring the index up to date with its folders (and `paths`), showing progress."""
+        from qa.indexer import update_index
+        from qa.progress import RichIndexProgress
+        from qa.render import render_update_report
+
+        try:
+            with RichIndexProgress(self.console) as progress:
+                report = update_index(
+                    self.index_dir, paths, embedder=self.embedder, progress=progress, lock_timeout=0
+                )
+        except IndexLockedError:
+            self.console.print(
+                "[yellow]Another qa process is updating this index; answering from the last completed update.[/]"
+            )
+            return
+        if report.changed_anything or report.skipped or paths:
+            self.console.print(render_update_report(report))
+        self._close_retriever()
+
+    def retriever(self) -> Retriever:
+        if self._retriever is None:
+            from qa.index import Index
+            from qa.retrieve import Retriever
+
+            index = Index.open(self.index_dir)
+            index.manifest.check_model(self.embedder.name, self.embedder.dimension, index.dir)
+            self._retriever = Retriever(index, self.embedder)
+        return self._retriever
+
+    def _close_retriever(self) -> None:
+        if self._retriever is not None:
+            self._retriever.index.close()
+            self._retriever = None
+
+    # The loop -------------------------------------------------------------------------------------------
+
+    def run(self, lines: Iterable[str] | None = None, update: bool = True) -> None:
+        """Read questions and commands until /quit or end of input."""
+        # Loading torch takes seconds: start it now, while the index is checked and the user types.
+        threading.Thread(target=self._warm_up, daemon=True).start()
+        try:
+            if update:
+                self.update()
+            documents, chunks = self.retriever().index.catalog.counts()
+        except QAError as exc:
+            self.console.print(f"[red]Error:[/] {exc}")
+            return
+        self.console.print(
+            f"[bold]qa[/] — {documents} articles, {chunks} passages. Ask a question; /help for commands."
+        )
+        for line in self._read(lines):
+            try:
+                if not self.handle(line):
+                    break
+            except QAError as exc:
+                self.console.print(f"[red]{exc}[/]")
+        self._close_retriever()
+
+    def _warm_up(self) -> None:
+        try:
+            self.embedder.load()
+        except QAError:
+            pass  # reported when a question needs the model
+
+    def _read(self, lines: Iterable[str] | None) -> Iterator[str]:
+        if lines is not None:
+            for line in lines:
+                self.console.print(Text(PROMPT + line, style="dim"))
+                yield line
+            return
+        yield from self._prompt_lines()
+
+    def _prompt_lines(self) -> Iterator[str]:
+        import sys
+
+        if not sys.stdin.isatty():
+            # Piped input: one question per line, no line editor.
+            for line in sys.stdin:
+                yield line.rstrip("\n")
+            return
+        from prompt_toolkit import PromptSession
+        from prompt_toolkit.history import FileHistory
+
+        self.index_dir.mkdir(parents=True, exist_ok=True)
+        session: PromptSession[str] = PromptSession(history=FileHistory(str(self.index_dir / ".chat_history")))
+        while True:
+            try:
+                yield session.prompt(PROMPT)
+            except KeyboardInterrupt:
+                continue  # Ctrl-C abandons the line being typed
+            except EOFError:
+                return  # Ctrl-D leaves
+
+    # One line ---------------------------------------------------------------------------------------------
+
+    def handle(self, line: str) -> bool:
+        """Act on one line of input; False means leave."""
+        text = line.strip()
+        if not text:
+            return True
+        if text.startswith("/"):
+            return self._command(text)
+        self.ask(text)
+        return True
+
+    def ask(self, question: str) -> Answer:
+        from qa.answer import answer_question
+        from qa.render import render_answer
+
+        with self.console.status("Searching…", spinner="dots"):
+            answer = answer_question(self.retriever(), question, k=self.k, mode=self.mode, filters=self.filters)
+        self.last_answer = answer
+        self.console.print(render_answer(answer))
+        return answer
+
+    def _command(self, text: str) -> bool:
+        try:
+            parts = shlex.split(text)
+        except ValueError:
+            parts = text.split()
+        name, args = parts[0].lower(), parts[1:]
+        if name in ("/quit", "/exit", "/q"):
+            return False
+        handler = {
+            "/help": self._help,
+            "/sources": self._sources,
+            "/open": self._open,
+            "/k": self._set_k,
+            "/mode": self._set_mode,
+            "/add": self._add,
+            "/stats": self._stats,
+        }.get(name)
+        if handler is None:
+            self.console.print(f"[yellow]Unknown command {name}; /help lists the commands.[/]")
+        else:
+            handler(args)
+        return True
+
+    def _help(self, args: list[str]) -> None:
+        table = Table(show_header=False, box=None, padding=(0, 2))
+        for command, description in COMMANDS:
+            table.add_row(f"[bold]{command}[/]", description.format(k=self.k, mode=self.mode))
+        self.console.print("Type a question in plain English, or a command:")
+        self.console.print(table)
+
+    def _sources(self, args: list[str]) -> None:
+        from qa.render import render_sources
+
+        if self.last_answer is None:
+            self.console.print("[yellow]No sources yet: ask a question first.[/]")
+            return
+        self.console.print(render_sources(self.last_answer))
+
+    def _open(self, args: list[str]) -> None:
+        from qa.render import render_article
+
+        answer = self.last_answer
+        if answer is None:
+            self.console.print("[yellow]Ask a question first; /open N shows the article of source N.[/]")
+            return
+        if len(args) != 1 or not args[0].isdigit():
+            self.console.print("[yellow]Usage: /open N, where N is a source number like 1.[/]")
+            return
+        n = int(args[0])
+        citation = next((c for c in answer.citations if c.n == n), None)
+        if citation is not None:
+            doc_id = citation.doc_id
+        elif 1 <= n <= len(answer.passages):
+            doc_id = answer.passages[n - 1].doc_id
+        else:
+            self.console.print(f"[yellow]There is no source {n}.[/]")
+            return
+        article = self.retriever().index.document(doc_id)
+        if article is None:
+            self.console.print("[yellow]That article is no longer in the index.[/]")
+            return
+        self.console.print(render_article(article, citation))
+
+    def _set_k(self, args: list[str]) -> None:
+        if len(args) != 1 or not args[0].isdigit() or not 1 <= int(args[0]) <= 100:
+            self.console.print(f"[yellow]Usage: /k N with N from 1 to 100 (now {self.k}).[/]")
+            return
+        self.k = int(args[0])
+        self.console.print(f"Retrieving {self.k} passages per question.")
+
+    def _set_mode(self, args: list[str]) -> None:
+        if len(args) != 1 or args[0] not in MODES:
+            self.console.print(f"[yellow]Usage: /mode {'|'.join(MODES)} (now {self.mode}).[/]")
+            return
+        self.mode = args[0]
+        self.console.print(f"Retrieval mode: {self.mode}.")
+
+    def _add(self, args: list[str]) -> None:
+        if not args:
+            self.console.print("[yellow]Usage: /add PATH [PATH …] — a file or a folder of articles.[/]")
+            return
+        missing = [a for a in args if not Path(a).expanduser().exists()]
+        if missing:
+            self.console.print(f"[yellow]No such file or folder: {', '.join(missing)}[/]")
+            return
+        self.update([str(Path(a).expanduser()) for a in args])
+
+    def _stats(self, args: list[str]) -> None:
+        from qa.render import render_stats
+
+        self.console.print(render_stats(self.retriever().index.stats()))
+

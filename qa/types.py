@@ -1,0 +1,87 @@
+"""Records that flow through the pipeline; `--json` output is built from their fields."""
+
+from __future__ import annotations
+
+from dataclasses import dataclass, field
+
+Span = tuple[int, int]
+"""A half-open character range ``(start, end)`` into an article's clean text."""
+
+
+@dataclass(frozen=True)
+class Article:
+    """One article as read from disk: its clean text is what chunks and citations point into."""
+
+    doc_id: str
+    path: str
+    title: str
+    text: str
+    content_hash: str
+    date: str | None = None  # ISO 8601 day, "2016-07-27", when the page states one
+
+
+@dataclass(frozen=True)
+class Chunk:
+    """A few whole sentences of an article; ``text == article.text[start:end]``."""
+
+    doc_id: str
+    ordinal: int
+    start: int
+    end: int
+    text: str
+    sentences: tuple[Span, ...] = ()  # absolute spans of the sentences inside this chunk
+
+
+@dataclass(frozen=True)
+class Hit:
+    """A passage found for a query, with where it lives."""
+
+    chunk_id: int
+    doc_id: str
+    title: str
+    path: str
+    start: int
+    end: int
+    text: str
+    score: float
+    date: str | None = None
+    sentences: tuple[Span, ...] = ()
+
+
+@dataclass(frozen=True)
+class Citation:
+    """A numbered source of an answer: ``quote == clean_text[start:end]`` of that document."""
+
+    n: int
+    doc_id: str
+    title: str
+    path: str
+    start: int
+    end: int
+    quote: str
+    score: float
+
+
+@dataclass(frozen=True)
+class Answer:
+    """An extractive answer: sentences quoted from the articles, each marked with its citation."""
+
+    question: str
+    answer: str
+    answerable: bool
+    citations: tuple[Citation, ...] = ()
+    passages: tuple[Hit, ...] = field(default=(), repr=False)
+    understood_as: str | None = None  # the question as retrieved, when a follow-up was expanded
+
+
+@dataclass(frozen=True)
+class IndexStats:
+    """What `qa stats` reports."""
+
+    index_dir: str
+    documents: int
+    chunks: int
+    model: str
+    dimension: int
+    size_bytes: int
+    sources: tuple[str, ...] = ()

