@@ -1,0 +1,403 @@
+"""Tests for qa.ingest: real files on disk in, Article records (or a clear IngestError) out."""
+
+from __future__ import annotations
+
+import os
+import random
+import sys
+from pathlib import Path
+
+import pytest
+from hypothesis import given, settings
+from hypothesis import strategies as st
+
+from qa.errors import IngestError
+from qa.ingest import (
+    MAX_FILE_BYTES,
+    SkippedFile,
+    clean_news_text,
+    content_hash,
+    discover_files,
+    document_id,
+    read_article,
+)
+
+SEEDS = Path(__file__).resolve().parent.parent / "seeds"
+_UNDECODABLE = "not valid UTF-8 or a known legacy encoding"
+IVANOV = SEEDS / "000_22cb3c343393cc32.txt"
+PEACEKEEPERS = SEEDS / "004_a741ca070081d2ab.txt"
+
+NEWS_PAGE = """<!DOCTYPE html>
+<html lang="en">
+<head>
+<meta charset="utf-8">
+<title>Moscow Weighs Iraq Peacekeeping Role | The Daily Courier</title>
+<meta property="og:title" content="Moscow Weighs Iraq Peacekeeping Role">
+<meta property="article:published_time" content="2003-09-05T08:30:00Z">
+</head>
+<body>
+<div id="cookie-banner" class="cookie-consent">We use cookies to improve your experience.
+By continuing you accept our cookie policy. <button>Accept all cookies</button></div>
+<header class="site-header">
+  <a href="/" class="logo">The Daily Courier</a>
+  <nav class="main-nav"><ul>
+    <li><a href="/world">World news desk</a></li><li><a href="/business">Business and markets</a></li>
+    <li><a href="/subscribe">Subscribe today for unlimited access</a></li>
+  </ul></nav>
+</header>
+<main>
+<article>
+  <h1>Moscow Weighs Iraq Peacekeeping Role</h1>
+  <p class="byline">By Anna Petrova, <time datetime="2003-09-05">September 5, 2003</time></p>
+  <p>Defense Minister Sergei Ivanov said on Thursday that Russia may send peacekeepers to Iraq as part
+  of an international force, a strong signal that Moscow is edging closer to Washington.</p>
+  <p>"It all depends on a specific resolution. I would not exclude it outright," Ivanov said during
+  military maneuvers in the southern Astrakhan region, according to the Interfax news agency.</p>
+  <p>The statement precedes a visit by President Vladimir Putin to the United States later this month
+  and appears to be an attempt to mend ties badly hurt by a rift over the war.</p>
+  <p>Russian officials have avoided direct comment on the draft resolution circulated on Wednesday, but
+  the Foreign Ministry reaffirmed its call for a quick transfer of power to a sovereign government.</p>
+</article>
+<aside class="related"><h2>Related stories</h2><ul>
+  <li><a href="/a">Oil prices climb as talks stall in Vienna</a></li>
+  <li><a href="/b">Markets rally on upbeat jobs figures</a></li></ul></aside>
+</main>
+<footer class="site-footer"><p>Contact us | Privacy policy | Terms of use</p>
+<p>&copy; 2003 The Daily Courier. All rights reserved.</p></footer>
+</body></html>
+"""
+
+
+def _write(path: Path, data: bytes | str) -> Path:
+    path.parent.mkdir(parents=True, exist_ok=True)
+    if isinstance(data, str):
+        path.write_text(data, encoding="utf-8")
+    else:
+        path.write_bytes(data)
+    return path
+
+
+# -- the seed articles ----------------------------------------------------------------------------
+
+
+@pytest.mark.parametrize(
+    ("path", "title", "first_words"),
+    [
+        (IVANOV, "Ivanov's Offer Links Iraq to Chechnya", "Russia has suggested for the first time"),
+        (PEACEKEEPERS, "Russia May Send Peacekeepers to Iraq", "Defense Minister Sergei Ivanov said"),
+    ],
+)
+def test_seed_article_loses_its_site_chrome(path: Path, title: str, first_words: str) -> None:
+    article = read_article(path)
+    assert article.title == title
+    assert article.date == "2016-07-27"
+    assert article.text.startswith(first_words)
+    for chrome in ("Get the latest updates", "Last Updated", "right on your browser", title):
+        assert chrome not in article.text
+    assert article.path == str(path.absolute())
+    assert article.doc_id == document_id(path)
+    assert article.content_hash == content_hash(path.read_bytes())
+
+
+def test_seed_text_keeps_paragraphs_apart() -> None:
+    text = read_article(IVANOV).text
+    assert "\r" not in text and "\n\n\n" not in text
+    assert text == text.strip()
+    paragraphs = text.split("\n\n")
+    assert len(paragraphs) == 10
+    assert paragraphs[-1].endswith("barred them from returning.")
+
+
+# -- news text cleaning ---------------------------------------------------------------------------
+
+
+def test_clean_news_text_finds_headline_date_and_drops_chrome_anywhere() -> None:
+    raw = (
+        "The Daily Courier\r\nWorld\r\n\r\nPublished: July 27, 2016\r\n\r\n"
+        "Moscow Weighs Iraq Role   \r\n\r\n"
+        "Defense Minister Sergei Ivanov said on Thursday that Russia may send peacekeepers.\r\n\r\n"
+        "Advertisement\r\n\r\n\r\n\r\n"
+        "It all depends, he said, on a specific resolution of the council.\r\n\r\n"
+        "Share this article\r\n\r\n"
+        "Related stories\r\nOil prices climb\r\nMarkets rally\r\n\r\n"
+        "© 2016 The Daily Courier. All rights reserved.\r\n"
+    )
+    text, title, date = clean_news_text(raw)
+    assert title == "Moscow Weighs Iraq Role"
+    assert date == "2016-07-27"
+    assert text == (
+        "Defense Minister Sergei Ivanov said on Thursday that Russia may send peacekeepers.\n\n"
+        "It all depends, he said, on a specific resolution of the council."
+    )
+
+
+@pytest.mark.parametrize(
+    ("dateline", "iso"),
+    [
+        (". Last Updated: 07/27/2016", "2016-07-27"),
+        ("Published: July 27, 2016", "2016-07-27"),
+        ("Updated 2016-07-27", "2016-07-27"),
+        ("July 27, 2016", "2016-07-27"),
+        ("Wednesday, 27 July 2016 10:32 AM", "2016-07-27"),
+        ("Posted on Sept. 3, 2015 at 9:15 pm", "2015-09-03"),
+    ],
+)
+def test_clean_news_text_reads_common_datelines(dateline: str, iso: str) -> None:
+    body = "The first sentence of the story is long enough to be prose."
+    raw = f"{dateline}\n\nA Headline Here\n\n{body}"
+    text, title, date = clean_news_text(raw)
+    assert (title, date) == ("A Headline Here", iso)
+    assert text == body
+
+
+def test_clean_news_text_keeps_a_headline_that_mentions_a_date() -> None:
+    raw = "Talks Set for March 3, 2024 in Vienna\n\nNegotiators will meet again in Vienna next week."
+    assert clean_news_text(raw)[1:] == ("Talks Set for March 3, 2024 in Vienna", None)
+
+
+def test_clean_news_text_without_header_keeps_everything() -> None:
+    raw = "Russia has suggested that it might support inspections.\n\nComments were not available."
+    assert clean_news_text(raw) == (raw, None, None)
+
+
+def test_txt_without_headline_is_titled_by_file_name(tmp_path: Path) -> None:
+    path = _write(tmp_path / "oil_prices-rise.txt", "Oil prices rose for a third day, traders said.")
+    assert read_article(path).title == "oil prices rise"
+
+
+@settings(max_examples=60, deadline=None)
+@given(st.text(alphabet=st.sampled_from(list("ab .:©\r\n\t—")), max_size=200))
+def test_clean_news_text_output_is_always_tidy(raw: str) -> None:
+    text, _, _ = clean_news_text(raw)
+    assert text == text.strip()
+    assert "\r" not in text and "\n\n\n" not in text
+    assert all(line == line.rstrip() for line in text.split("\n"))
+
+
+# -- HTML and Markdown ----------------------------------------------------------------------------
+
+
+def test_html_page_gives_article_without_nav_or_footer(tmp_path: Path) -> None:
+    article = read_article(_write(tmp_path / "page.html", NEWS_PAGE))
+    assert article.title == "Moscow Weighs Iraq Peacekeeping Role"
+    assert article.date == "2003-09-05"
+    assert article.text.startswith("Defense Minister Sergei Ivanov said on Thursday")
+    assert "sovereign government." in article.text
+    assert article.text.count("\n\n") == 3  # four paragraphs, a blank line between each
+    chrome_words = ("cookies", "Subscribe", "World news", "Oil prices", "Privacy", "rights reserved")
+    for chrome in chrome_words:
+        assert chrome not in article.text
+
+
+def test_html_without_article_text_is_an_error(tmp_path: Path) -> None:
+    path = _write(tmp_path / "empty.htm", "<html><body><nav><a href='/'>Home</a></nav></body></html>")
+    with pytest.raises(IngestError, match="no article text found in HTML"):
+        read_article(path)
+
+
+def test_markdown_front_matter_and_heading(tmp_path: Path) -> None:
+    path = _write(
+        tmp_path / "note.md",
+        '---\ntitle: "Front Matter Title"\ndate: 2016-07-27T10:00:00Z\ntags: [a, b]\n---\n\n'
+        "# Front Matter Title\n\nFirst paragraph.\n\n\n\nSecond paragraph.\n",
+    )
+    article = read_article(path)
+    assert (article.title, article.date) == ("Front Matter Title", "2016-07-27")
+    assert article.text == "First paragraph.\n\nSecond paragraph."
+
+
+def test_markdown_title_from_heading_else_first_line(tmp_path: Path) -> None:
+    headed = read_article(_write(tmp_path / "a.markdown", "Intro line.\n\n# The Heading\n\nBody."))
+    assert (headed.title, headed.text) == ("The Heading", "Intro line.\n\nBody.")
+    plain = read_article(_write(tmp_path / "b.md", "Just body text.\n\nMore."))
+    assert (plain.title, plain.text, plain.date) == ("Just body text.", "Just body text.\n\nMore.", None)
+
+
+# -- decoding -------------------------------------------------------------------------------------
+
+
+def test_utf8_bom_is_stripped(tmp_path: Path) -> None:
+    text = "Café owners said on Monday that prices would rise again."
+    path = _write(tmp_path / "bom.txt", ("\ufeff" + text).encode())
+    assert read_article(path).text == text
+
+
+@pytest.mark.parametrize(
+    ("encoding", "text"),
+    [
+        ("cp1252", "Le café « chéri » — “quoted” ‘text’ naïve résumé. Prices rose by 5 € this week."),
+        ("cp1251", "Россия может направить миротворцев в Ирак, заявил в четверг министр обороны."),
+        ("koi8_r", "Россия может направить миротворцев в Ирак, заявил в четверг министр обороны."),
+        ("shift_jis", "ロシアはイラクに平和維持部隊を派遣する可能性があると国防相が木曜日に述べた。"),
+        ("utf-16", "An article saved as UTF-16 with a byte order mark, as some editors do."),
+    ],
+)
+def test_legacy_encodings_decode(tmp_path: Path, encoding: str, text: str) -> None:
+    data = text.encode(encoding)
+    article = read_article(_write(tmp_path / "legacy.txt", data))
+    assert article.text == text
+    assert article.content_hash == content_hash(data)
+
+
+def test_read_article_accepts_bytes_already_read(tmp_path: Path) -> None:
+    path = tmp_path / "never-written.txt"
+    data = "Officials said on Friday that the talks would resume next week.".encode()
+    article = read_article(path, data)
+    assert article.text == data.decode()
+    assert article.path == str(path)
+
+
+# -- files that are not articles ------------------------------------------------------------------
+
+
+@pytest.mark.parametrize(
+    ("data", "reason"),
+    [
+        (b"", "empty file"),
+        (b"  \n\t\r\n  ", "empty file"),
+        (random.Random(7).randbytes(4096) + b"\x00", "binary file"),
+        (bytes(range(32)) * 64, "binary file"),
+        (bytes(b for b in random.Random(7).randbytes(4096) if b), _UNDECODABLE),
+        (b"Advertisement\n\nShare this article\n", "no text left after cleaning"),
+    ],
+)
+def test_unusable_content_raises(tmp_path: Path, data: bytes, reason: str) -> None:
+    path = _write(tmp_path / "bad.txt", data)
+    with pytest.raises(IngestError) as caught:
+        read_article(path)
+    assert str(caught.value) == reason
+
+
+def test_huge_file_is_refused_without_reading_it(tmp_path: Path) -> None:
+    path = tmp_path / "huge.txt"
+    with path.open("wb") as handle:
+        handle.truncate(MAX_FILE_BYTES + 1)  # sparse: takes no space, reads as NUL bytes
+    with pytest.raises(IngestError, match="larger than 50 MB"):
+        read_article(path)
+    with pytest.raises(IngestError, match="larger than 50 MB"):
+        read_article(tmp_path / "given.txt", b"a" * (MAX_FILE_BYTES + 1))
+
+
+def test_missing_and_dangling_files_raise(tmp_path: Path) -> None:
+    with pytest.raises(IngestError, match="could not be read: "):
+        read_article(tmp_path / "nowhere.txt")
+    (tmp_path / "dangling.txt").symlink_to(tmp_path / "gone.txt")
+    with pytest.raises(IngestError, match="could not be read: "):
+        read_article(tmp_path / "dangling.txt")
+
+
+@pytest.mark.skipif(not hasattr(os, "mkfifo"), reason="needs FIFOs")
+def test_fifo_is_refused_without_blocking(tmp_path: Path) -> None:
+    os.mkfifo(tmp_path / "pipe.txt")
+    with pytest.raises(IngestError, match="not a regular file"):
+        read_article(tmp_path / "pipe.txt")
+
+
+@pytest.mark.skipif(sys.platform == "win32" or os.geteuid() == 0, reason="root reads every file")
+def test_unreadable_file_raises(tmp_path: Path) -> None:
+    path = _write(tmp_path / "locked.txt", "Secret text that nobody may read.")
+    path.chmod(0)
+    try:
+        with pytest.raises(IngestError, match="could not be read: Permission denied"):
+            read_article(path)
+    finally:
+        path.chmod(0o600)
+
+
+# -- discovery ------------------------------------------------------------------------------------
+
+
+def test_discover_walks_folders_in_order_and_skips_what_is_not_an_article(tmp_path: Path) -> None:
+    for name in ("b.txt", "a.HTML", "sub/c.md", "sub/deeper/d.markdown", "sub/e.htm"):
+        _write(tmp_path / name, "text")
+    for name in ("notes.pdf", "image.png", ".hidden.txt", ".git/config.txt", "sub/.cache/f.txt"):
+        _write(tmp_path / name, "text")
+    pdf = tmp_path / "notes.pdf"
+
+    found, skipped = discover_files([tmp_path, pdf, tmp_path / "missing", tmp_path / "b.txt"])
+
+    assert found == [
+        tmp_path / "a.HTML",
+        tmp_path / "b.txt",
+        tmp_path / "sub" / "c.md",
+        tmp_path / "sub" / "deeper" / "d.markdown",
+        tmp_path / "sub" / "e.htm",
+    ]
+    assert all(path.is_absolute() for path in found)
+    assert skipped == [
+        SkippedFile(str(pdf), "not an article file (.pdf)"),
+        SkippedFile(str(tmp_path / "missing"), "no such file or folder"),
+    ]
+
+
+def test_discover_returns_absolute_paths_for_relative_input(
+    tmp_path: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    _write(tmp_path / "corpus" / "a.txt", "text")
+    monkeypatch.chdir(tmp_path)
+    found, skipped = discover_files(["corpus"])
+    assert (found, skipped) == ([tmp_path / "corpus" / "a.txt"], [])
+
+
+def test_discover_names_a_hidden_file_given_explicitly(tmp_path: Path) -> None:
+    hidden = _write(tmp_path / ".draft.txt", "text")
+    assert discover_files([hidden]) == ([hidden], [])
+
+
+def test_discover_survives_symlink_loops_and_links_to_the_same_file(tmp_path: Path) -> None:
+    _write(tmp_path / "a.txt", "text")
+    _write(tmp_path / "sub" / "b.txt", "text")
+    os.symlink(tmp_path, tmp_path / "sub" / "up")  # sub/up -> its own grandparent: a loop
+    os.symlink(tmp_path / "sub", tmp_path / "alias")  # a second way into sub/
+    os.symlink(tmp_path / "a.txt", tmp_path / "sub" / "same.txt")
+    os.symlink("self.txt", tmp_path / "self.txt")
+
+    found, skipped = discover_files([tmp_path])
+
+    assert found == [tmp_path / "a.txt", tmp_path / "sub" / "b.txt"]
+    assert SkippedFile(str(tmp_path / "self.txt"), "symlink loop") in skipped
+    assert SkippedFile(str(tmp_path / "sub" / "up"), "symlink loop") in skipped
+
+
+def test_discover_reports_broken_links_and_fifos(tmp_path: Path) -> None:
+    os.symlink(tmp_path / "gone.txt", tmp_path / "dangling.txt")
+    os.mkfifo(tmp_path / "pipe.txt")
+    found, skipped = discover_files([tmp_path])
+    assert found == []
+    assert skipped == [
+        SkippedFile(str(tmp_path / "pipe.txt"), "not a regular file"),
+        SkippedFile(str(tmp_path / "dangling.txt"), "broken symlink"),  # links come after real entries
+    ]
+
+
+@pytest.mark.skipif(sys.platform == "win32" or os.geteuid() == 0, reason="root reads every folder")
+def test_discover_reports_unreadable_folder_and_goes_on(tmp_path: Path) -> None:
+    _write(tmp_path / "a.txt", "text")
+    locked = tmp_path / "locked"
+    _write(locked / "b.txt", "text")
+    locked.chmod(0)
+    try:
+        found, skipped = discover_files([tmp_path])
+    finally:
+        locked.chmod(0o700)
+    assert found == [tmp_path / "a.txt"]
+    assert skipped == [SkippedFile(str(locked), "permission denied")]
+
+
+# -- identity -------------------------------------------------------------------------------------
+
+
+def test_document_id_is_stable_and_path_specific(
+    tmp_path: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    first = document_id(tmp_path / "a.txt")
+    assert first == document_id(str(tmp_path / "a.txt"))
+    assert len(first) == 16 and int(first, 16) >= 0
+    assert first != document_id(tmp_path / "b.txt")
+    monkeypatch.chdir(tmp_path)
+    assert document_id("a.txt") == first  # relative paths mean the same file
+
+
+def test_content_hash_is_sha256_of_the_bytes() -> None:
+    assert content_hash(b"") == "e3b0c44298fc1c149afbf4c8996fb92427ae41e4649b934ca495991b7852b855"
+    assert content_hash(b"a") != content_hash(b"b")
