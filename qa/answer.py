@@ -12,15 +12,10 @@ import math
 from collections.abc import Sequence
 from dataclasses import dataclass
 from functools import lru_cache
-from typing import TYPE_CHECKING
 
 from qa.retrieve import Retriever, SearchFilters, clean_query, query_terms
 from qa.types import Answer, Citation, Hit, Span
 
-if TYPE_CHECKING:
-    import numpy as np
-
-    from qa.embed import Embedder
 
 NOT_ANSWERED = "The articles do not seem to answer this."
 # Below this best-sentence score the top passages are judged not to answer the question.
@@ -69,40 +64,22 @@ def keyword_coverage(sentence: str, term_weights: dict[str, float]) -> float:
     return sum(w for stem, w in term_weights.items() if stem in present) / total
 
 
-def sentences_of(hit: Hit) -> list[tuple[Span, str]]:
-    """The sentences of a passage as (absolute span, text)."""
-    spans = hit.sentences or ((hit.start, hit.end),)
-    found = []
-    for start, end in spans:
-        text = hit.text[start - hit.start : end - hit.start]
-        if text.strip():
-            found.append(((start, end), text))
-    return found
+def score_sentences(hits: Sequence[Hit], term_weights: dict[str, float]) -> list[ScoredSentence]:
+    """Every sentence of the top passages with its meaning and keyword scores, best first.
 
-
-def score_sentences(
-    question_vector: np.ndarray,
-    hits: Sequence[Hit],
-    embedder: Embedder,
-    term_weights: dict[str, float],
-) -> list[ScoredSentence]:
-    """Every sentence of the top passages with its meaning and keyword scores, best first."""
-    candidates = [
-        (rank, span, text)
-        for rank, hit in enumerate(hits[:PASSAGES_READ])
-        for span, text in sentences_of(hit)
-    ]
-    if not candidates:
-        return []
-    vectors = embedder.encode([text for _, _, text in candidates])
-    cosines = vectors @ question_vector
+    The meaning score is the cosine the retriever computed from the sentence's stored vector.
+    """
     scored = []
-    for (rank, span, text), cosine in zip(candidates, cosines):
-        keyword = keyword_coverage(text, term_weights)
-        # A fragment ("Ivanov said.") can match on a name alone; it is rarely the answer.
-        brevity = 0.1 if len(text) < _MIN_SENTENCE_CHARS else 0.0
-        score = float(cosine) + KEYWORD_WEIGHT * keyword - 0.02 * rank - brevity
-        scored.append(ScoredSentence(rank, span, text, float(cosine), keyword, score))
+    for rank, hit in enumerate(hits[:PASSAGES_READ]):
+        for (start, end), cosine in hit.sentence_scores:
+            text = hit.text[start - hit.start : end - hit.start]
+            if not text.strip():
+                continue
+            keyword = keyword_coverage(text, term_weights)
+            # A fragment ("Ivanov said.") can match on a name alone; it is rarely the answer.
+            brevity = 0.1 if len(text) < _MIN_SENTENCE_CHARS else 0.0
+            score = cosine + KEYWORD_WEIGHT * keyword - 0.02 * rank - brevity
+            scored.append(ScoredSentence(rank, (start, end), text, cosine, keyword, score))
     scored.sort(key=lambda s: s.score, reverse=True)
     return scored
 
@@ -174,6 +151,6 @@ def answer_question(
     hits = retriever.search(searched, k=k, mode=mode, filters=filters, query_vector=vector)
     _, total_chunks = retriever.index.catalog.counts()
     weights = term_weights_for(searched, retriever.index.catalog.document_frequency, total_chunks)
-    scored = score_sentences(vector, hits, retriever.embedder, weights)
+    scored = score_sentences(hits, weights)
     understood = searched if searched != asked else None
     return compose_answer(asked, hits, scored, understood)

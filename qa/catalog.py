@@ -14,9 +14,13 @@ from collections.abc import Iterable, Iterator, Sequence
 from contextlib import contextmanager
 from dataclasses import dataclass
 from pathlib import Path
+from typing import TYPE_CHECKING
 
 from qa.errors import IndexCorruptError
 from qa.types import Article, Chunk, Span
+
+if TYPE_CHECKING:
+    import numpy as np
 
 _SCHEMA = """
 CREATE TABLE IF NOT EXISTS meta(key TEXT PRIMARY KEY, value TEXT NOT NULL);
@@ -41,6 +45,14 @@ CREATE TABLE IF NOT EXISTS chunks(
     sentences TEXT NOT NULL
 );
 CREATE INDEX IF NOT EXISTS chunks_by_doc ON chunks(doc_id);
+CREATE TABLE IF NOT EXISTS sentences(
+    id INTEGER PRIMARY KEY,
+    doc_id TEXT NOT NULL REFERENCES documents(doc_id),
+    start_char INTEGER NOT NULL,
+    end_char INTEGER NOT NULL,
+    vector BLOB NOT NULL
+);
+CREATE INDEX IF NOT EXISTS sentences_by_doc ON sentences(doc_id, start_char);
 CREATE INDEX IF NOT EXISTS documents_by_date ON documents(date);
 CREATE VIRTUAL TABLE IF NOT EXISTS chunk_terms USING fts5(title, body, tokenize='porter unicode61');
 """
@@ -182,13 +194,25 @@ class Catalog:
         for batch in _batches(list(doc_ids)):
             marks = ",".join("?" * len(batch))
             self._db.execute(f"DELETE FROM chunks WHERE doc_id IN ({marks})", batch)
+            self._db.execute(f"DELETE FROM sentences WHERE doc_id IN ({marks})", batch)
             self._db.execute(f"DELETE FROM documents WHERE doc_id IN ({marks})", batch)
 
-    def insert_documents(self, items: Sequence[IndexedArticle], chunk_ids: Sequence[int]) -> None:
-        """Insert articles and their chunks; `chunk_ids` numbers the chunks in order."""
+    def insert_documents(
+        self,
+        items: Sequence[IndexedArticle],
+        chunk_ids: Sequence[int],
+        sentence_vectors: Sequence[np.ndarray] | None = None,
+    ) -> None:
+        """Insert articles and their chunks; `chunk_ids` numbers the chunks in order.
+
+        `sentence_vectors` holds, per article, one row per span of `article_sentences(item)`; they
+        are stored as float16, which keeps cosines to about three decimals at half the size.
+        """
+        import numpy as np
+
         now = time.time()
         ids = iter(chunk_ids)
-        for item in items:
+        for position, item in enumerate(items):
             a = item.article
             self._db.execute(
                 "INSERT INTO documents(doc_id, path, title, date, content_hash, size, mtime_ns, text, "
@@ -205,6 +229,13 @@ class Catalog:
                 self._db.execute(
                     "INSERT INTO chunk_terms(rowid, title, body) VALUES(?, ?, ?)",
                     (chunk_id, a.title, chunk.text),
+                )
+            if sentence_vectors is not None:
+                spans = article_sentences(item)
+                vectors = np.asarray(sentence_vectors[position], dtype=np.float16)
+                self._db.executemany(
+                    "INSERT INTO sentences(doc_id, start_char, end_char, vector) VALUES(?, ?, ?, ?)",
+                    [(a.doc_id, start, end, vectors[i].tobytes()) for i, (start, end) in enumerate(spans)],
                 )
 
     def next_chunk_id(self) -> int:
@@ -252,6 +283,42 @@ class Catalog:
         chunks = self._db.execute("SELECT count(*) FROM chunks").fetchone()[0]
         return int(docs), int(chunks)
 
+    def sentence_vectors(self, records: Sequence[ChunkRecord], dimension: int) -> dict[int, tuple[list[Span], np.ndarray]]:
+        """For each chunk, the spans of its sentences and their stored vectors (float32 rows)."""
+        import numpy as np
+
+        found: dict[int, tuple[list[Span], np.ndarray]] = {}
+        for record in records:
+            rows = self._db.execute(
+                "SELECT start_char, end_char, vector FROM sentences "
+                "WHERE doc_id = ? AND start_char >= ? AND end_char <= ? ORDER BY start_char",
+                (record.doc_id, record.start, record.end),
+            ).fetchall()
+            if not rows:
+                continue
+            spans = [(int(r[0]), int(r[1])) for r in rows]
+            matrix = np.frombuffer(b"".join(r[2] for r in rows), dtype=np.float16).reshape(len(rows), dimension)
+            found[record.chunk_id] = (spans, matrix.astype(np.float32))
+        return found
+
+    def keyword_scores(self, match: str, chunk_ids: Sequence[int]) -> dict[int, float]:
+        """BM25 scores of the given chunks for `match` (chunks without any query word are left out)."""
+        scores: dict[int, float] = {}
+        if not match or not chunk_ids:
+            return scores
+        for batch in _batches(list(chunk_ids)):
+            marks = ",".join("?" * len(batch))
+            try:
+                rows = self._db.execute(
+                    "SELECT rowid, bm25(chunk_terms, 0.5, 1.0) FROM chunk_terms "
+                    f"WHERE chunk_terms MATCH ? AND rowid IN ({marks})",
+                    (match, *batch),
+                ).fetchall()
+            except sqlite3.OperationalError:
+                return scores
+            scores.update((int(rowid), -float(rank)) for rowid, rank in rows)
+        return scores
+
     def keyword_search(self, match: str, k: int) -> list[tuple[int, float]]:
         """FTS5 BM25 search; returns (chunk id, score) with higher scores better."""
         if not match:
@@ -280,6 +347,11 @@ class Catalog:
 
     def keyword_count(self) -> int:
         return int(self._db.execute("SELECT count(*) FROM chunk_terms").fetchone()[0])
+
+
+def article_sentences(item: IndexedArticle) -> list[Span]:
+    """The distinct sentence spans of an article's chunks, in order (overlapping chunks share some)."""
+    return sorted({tuple(span) for chunk in item.chunks for span in chunk.sentences})  # type: ignore[misc]
 
 
 def _batches(items: list, size: int = 500) -> Iterator[list]:

@@ -258,6 +258,40 @@ def chat(k: int, mode: str, source: str | None, since: str | None, until: str | 
     session.run(update=not no_update)
 
 
+@main.command(name="eval")
+@click.argument("eval_set", metavar="PREFIX")
+@click.option("--mode", "modes", type=click.Choice(["all", "hybrid", "dense", "keyword"]), multiple=True,
+              default=["all"], show_default=True, help="Retrieval mode(s) to measure; repeat for several.")
+@click.option("--limit", type=click.IntRange(1), help="Ask only the first N questions (a quick run).")
+@json_option
+def evaluate(eval_set: str, modes: tuple[str, ...], limit: int | None, as_json: bool) -> None:
+    """Measure retrieval and answers on a question set with known answers.
+
+    PREFIX names PREFIX.corpus.jsonl and PREFIX.queries.jsonl. The corpus is indexed once into
+    its own cached index ($QA_CACHE_DIR, default ~/.cache/qa), then every question is asked.
+
+    \b
+    Examples:
+      qa eval ../shared/eval/squad-dev-v1.1
+      qa eval ../shared/eval/squad-dev-v1.1 --mode hybrid --limit 500
+      qa eval ../shared/eval/squad-dev-v2.0 --json
+    """
+    from dataclasses import asdict
+
+    from qa.evaluate import run_eval
+    from qa.progress import RichIndexProgress
+    from qa.render import render_eval_report
+    from qa.retrieve import MODES
+
+    chosen = list(MODES) if "all" in modes else list(dict.fromkeys(modes))
+    with RichIndexProgress(_console(stderr=True)) as progress:
+        report = run_eval(eval_set, chosen, limit=limit, progress=progress)
+    if as_json:
+        _emit_json(asdict(report))
+    else:
+        _console().print(render_eval_report(report))
+
+
 def run() -> None:
     """Console-script entry point."""
     main(prog_name="qa")

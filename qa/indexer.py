@@ -14,7 +14,7 @@ from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Protocol
 
-from qa.catalog import Catalog, DocumentRecord, IndexedArticle
+from qa.catalog import Catalog, DocumentRecord, IndexedArticle, article_sentences
 from qa.chunk import chunk_text
 from qa.config import default_corpus
 from qa.embed import Embedder
@@ -59,6 +59,7 @@ class UpdateReport:
     removed: int = 0
     unchanged: int = 0
     chunks_embedded: int = 0
+    sentences_embedded: int = 0
     documents: int = 0
     chunks: int = 0
     skipped: tuple[SkippedFile, ...] = ()
@@ -190,13 +191,21 @@ def _update_catalog(
     replaced_ids = [all_known[item.article.path].doc_id for item in chunked if item.article.path in all_known]
     groups = _commit_groups(chunked) if not rebuild else [chunked]
     total_chunks = sum(len(item.chunks) for item in chunked)
-    progress.start("Embedding", total_chunks)
+    total_sentences = sum(len(article_sentences(item)) for item in chunked)
+    progress.start("Embedding", total_chunks + total_sentences)
     if not groups:
         groups = [[]]
     pending_removals = [r.doc_id for r in removed]
     for group in groups:
         texts = [chunk.text for item in group for chunk in item.chunks]
-        embedded = embedder.encode(texts, progress=progress.advance) if texts else None
+        sentence_spans = [article_sentences(item) for item in group]
+        sentence_texts = [
+            item.article.text[start:end] for item, spans in zip(group, sentence_spans) for start, end in spans
+        ]
+        # Chunks and sentences go through the model together, so length-sorting packs both.
+        encoded = embedder.encode(texts + sentence_texts, progress=progress.advance) if texts else None
+        embedded = encoded[: len(texts)] if encoded is not None else None
+        sentence_vectors = _split_rows(encoded[len(texts) :], sentence_spans) if encoded is not None else None
         group_old = [
             all_known[item.article.path].doc_id for item in group if item.article.path in all_known
         ]
@@ -211,7 +220,7 @@ def _update_catalog(
             generation += 1
             vectors.save(vectors_path(index_dir, generation))
             catalog.remove_documents(drop_docs)
-            catalog.insert_documents(group, new_ids)
+            catalog.insert_documents(group, new_ids, sentence_vectors)
             catalog.set_meta("generation", generation)
             catalog.set_meta("next_chunk_id", first_id + len(texts))
             catalog.set_meta("model", manifest.model)
@@ -233,6 +242,7 @@ def _update_catalog(
         removed=len(removed) if not rebuild else 0,
         unchanged=plan.unchanged,
         chunks_embedded=total_chunks,
+        sentences_embedded=total_sentences,
         documents=documents,
         chunks=chunks,
         skipped=tuple(plan.skipped),
@@ -299,6 +309,16 @@ def _commit_groups(items: list[IndexedArticle]) -> list[list[IndexedArticle]]:
     if current:
         groups.append(current)
     return groups
+
+
+def _split_rows(matrix, spans_per_item: list[list]) -> list:
+    """Cut a matrix of sentence vectors into one block per article."""
+    blocks = []
+    offset = 0
+    for spans in spans_per_item:
+        blocks.append(matrix[offset : offset + len(spans)])
+        offset += len(spans)
+    return blocks
 
 
 def _under_any(path: str, roots: list[str]) -> bool:

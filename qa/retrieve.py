@@ -11,12 +11,12 @@ import fnmatch
 import math
 import re
 from collections.abc import Sequence
-from dataclasses import dataclass
+from dataclasses import dataclass, field
 from typing import TYPE_CHECKING
 
 from qa.catalog import ChunkRecord
 from qa.errors import QueryError
-from qa.types import Hit
+from qa.types import Hit, Span
 
 if TYPE_CHECKING:
     import numpy as np
@@ -113,59 +113,122 @@ class Retriever:
         filters: SearchFilters | None = None,
         query_vector: np.ndarray | None = None,
     ) -> list[Hit]:
-        """The `k` best distinct passages for `query`, best first, with their fused scores."""
-        if mode not in MODES:
-            raise QueryError(f"unknown mode {mode!r}; choose one of {', '.join(MODES)}")
+        """The `k` best distinct passages for `query`, best first, with their scores."""
+        return self.search_modes(query, k, (mode,), filters, query_vector)[mode]
+
+    def search_modes(
+        self,
+        query: str,
+        k: int,
+        modes: Sequence[str],
+        filters: SearchFilters | None = None,
+        query_vector: np.ndarray | None = None,
+    ) -> dict[str, list[Hit]]:
+        """`search` in several modes at once, scoring the candidates only once (for `qa eval`).
+
+        Each mode ranks only the candidates its own signals found, so "dense" is never helped by a
+        keyword match, nor "keyword" by a vector.
+        """
+        for mode in modes:
+            if mode not in MODES:
+                raise QueryError(f"unknown mode {mode!r}; choose one of {', '.join(MODES)}")
         text = clean_query(query)
         filters = filters or SearchFilters()
         pool = max(CANDIDATES, 4 * k) * (8 if filters.active else 1)
+        catalog = self.index.catalog
+        match = fts_query(query_terms(text))
+        wants_vector = any(mode != "keyword" for mode in modes)
 
-        dense: dict[int, float] = {}
-        keyword: dict[int, float] = {}
-        if mode in ("dense", "hybrid"):
-            vector = query_vector if query_vector is not None else self.embedder.encode_query(text)
-            dense = dict(self.index.vectors.search(vector, pool))
-        if mode in ("keyword", "hybrid"):
-            keyword = dict(self.index.catalog.keyword_search(fts_query(query_terms(text)), pool))
+        vector = query_vector
+        if vector is None and wants_vector:
+            vector = self.embedder.encode_query(text)
+        dense_pool = [c for c, _ in self.index.vectors.search(vector, pool)] if wants_vector else []
+        keyword_pool = [c for c, _ in catalog.keyword_search(match, pool)] if "dense" not in modes or len(modes) > 1 else []
+        records = catalog.chunks(list(dict.fromkeys(dense_pool + keyword_pool)))
+        admitted = {c: r for c, r in records.items() if filters.admits(r)}
+        features = self._features(list(admitted.values()), vector, match if keyword_pool else "")
 
-        if mode == "dense":
-            scores = dense
-        elif mode == "keyword":
-            scores = keyword
-        else:
-            scores = _fuse(dense, keyword)
-        ranked = sorted(scores.items(), key=lambda item: item[1], reverse=True)
-        records = self.index.catalog.chunks([chunk_id for chunk_id, _ in ranked])
+        results: dict[str, list[Hit]] = {}
+        for mode in modes:
+            pool_ids = {"dense": dense_pool, "keyword": keyword_pool}.get(mode, dense_pool + keyword_pool)
+            candidates = [admitted[c] for c in dict.fromkeys(pool_ids) if c in admitted]
+            results[mode] = self._rank(candidates, features, mode, k)
+        return results
+
+    def _rank(self, candidates: list[ChunkRecord], features: Features, mode: str, k: int) -> list[Hit]:
+        if not candidates:
+            return []
+        scores = _mode_scores(mode, features.restricted([r.chunk_id for r in candidates]))
+        ranked = sorted(candidates, key=lambda r: scores[r.chunk_id], reverse=True)
         hits: list[Hit] = []
-        for chunk_id, score in ranked:
-            record = records.get(chunk_id)
-            if record is None or not filters.admits(record):
-                continue
+        for record in ranked:
             if _duplicates_any(record, hits):
                 continue
-            hits.append(_hit(record, score))
+            hits.append(_hit(record, scores[record.chunk_id], features.sentence_scores.get(record.chunk_id)))
             if len(hits) >= k:
                 break
         return hits
 
+    def _features(self, records: list[ChunkRecord], vector: np.ndarray | None, match: str) -> Features:
+        """Exact scores of every candidate for every signal, so no candidate is scored by a guess."""
+        import numpy as np
 
-def _fuse(dense: dict[int, float], keyword: dict[int, float]) -> dict[int, float]:
-    """Weighted sum of z-scored dense and keyword scores over the union of both candidate lists."""
-    candidates = set(dense) | set(keyword)
-    dense_z = _zscores(dense, candidates)
-    keyword_z = _zscores(keyword, candidates)
-    return {c: DENSE_WEIGHT * dense_z[c] + KEYWORD_WEIGHT * keyword_z[c] for c in candidates}
+        ids = [r.chunk_id for r in records]
+        features = Features(ids=ids)
+        if match:
+            features.keyword = self.index.catalog.keyword_scores(match, ids)
+        if vector is not None:
+            chunk_cosines = self.index.vectors.vectors(ids) @ vector
+            features.dense = {c: float(s) for c, s in zip(ids, chunk_cosines)}
+            stored = self.index.catalog.sentence_vectors(records, self.index.manifest.dimension)
+            for record in records:
+                spans, matrix = stored.get(record.chunk_id, ([], np.zeros((0, len(vector)), np.float32)))
+                cosines = matrix @ vector if len(spans) else np.zeros(0, np.float32)
+                features.sentence_scores[record.chunk_id] = tuple(
+                    (span, float(c)) for span, c in zip(spans, cosines)
+                )
+                features.best_sentence[record.chunk_id] = (
+                    float(cosines.max()) if len(spans) else features.dense[record.chunk_id]
+                )
+        return features
 
 
-def _zscores(scores: dict[int, float], candidates: set[int]) -> dict[int, float]:
-    """Standardize scores; a candidate the signal did not return gets the lowest score it gave."""
-    if not scores:
-        return {c: 0.0 for c in candidates}
+@dataclass
+class Features:
+    """Per-candidate scores of each retrieval signal."""
+
+    ids: list[int]
+    dense: dict[int, float] = field(default_factory=dict)
+    best_sentence: dict[int, float] = field(default_factory=dict)
+    keyword: dict[int, float] = field(default_factory=dict)
+    sentence_scores: dict[int, tuple[tuple[Span, float], ...]] = field(default_factory=dict)
+
+    def restricted(self, ids: list[int]) -> Features:
+        """The same features over a subset of the candidates (z-scores are taken over that subset)."""
+        return Features(ids, self.dense, self.best_sentence, self.keyword, self.sentence_scores)
+
+    def meaning(self) -> dict[int, float]:
+        """Cosine of the passage and of its best sentence, averaged: the passage's topic and its best line."""
+        return {c: (self.dense[c] + self.best_sentence[c]) / 2 for c in self.ids}
+
+
+def _mode_scores(mode: str, features: Features) -> dict[int, float]:
+    if mode == "dense":
+        return features.meaning()
+    keyword = {c: features.keyword.get(c, 0.0) for c in features.ids}
+    if mode == "keyword":
+        return keyword
+    meaning = _zscores(features.meaning())
+    words = _zscores(keyword)
+    return {c: DENSE_WEIGHT * meaning[c] + KEYWORD_WEIGHT * words[c] for c in features.ids}
+
+
+def _zscores(scores: dict[int, float]) -> dict[int, float]:
+    """Standardize scores over the candidates: mean 0, standard deviation 1."""
     values = list(scores.values())
     mean = sum(values) / len(values)
     spread = math.sqrt(sum((v - mean) ** 2 for v in values) / len(values)) or 1.0
-    floor = min(values)
-    return {c: (scores.get(c, floor) - mean) / spread for c in candidates}
+    return {c: (v - mean) / spread for c, v in scores.items()}
 
 
 def _duplicates_any(record: ChunkRecord, hits: list[Hit]) -> bool:
@@ -179,7 +242,7 @@ def _duplicates_any(record: ChunkRecord, hits: list[Hit]) -> bool:
     return False
 
 
-def _hit(record: ChunkRecord, score: float) -> Hit:
+def _hit(record: ChunkRecord, score: float, sentence_scores: tuple | None) -> Hit:
     return Hit(
         chunk_id=record.chunk_id,
         doc_id=record.doc_id,
@@ -191,4 +254,5 @@ def _hit(record: ChunkRecord, score: float) -> Hit:
         score=round(float(score), 4),
         date=record.date,
         sentences=record.sentences,
+        sentence_scores=sentence_scores or (),
     )

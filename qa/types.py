@@ -46,6 +46,8 @@ class Hit:
     score: float
     date: str | None = None
     sentences: tuple[Span, ...] = ()
+    # (sentence span, cosine to the query) for the sentences of this passage, when a query vector was used
+    sentence_scores: tuple[tuple[Span, float], ...] = field(default=(), repr=False)
 
 
 @dataclass(frozen=True)

@@ -1,0 +1,321 @@
+"""`qa eval`: how often retrieval finds the gold passage and the answer cites the gold sentence.
+
+An eval set is two JSON Lines files sharing a prefix (see ../shared/eval/README.md):
+``PREFIX.corpus.jsonl`` with ``{id, title, text}`` documents and ``PREFIX.queries.jsonl`` with
+``{id, question, gold_doc_ids, answers}``. The corpus goes through the same pipeline as a user's
+articles (files on disk -> `qa index`), into an index of its own that is cached by the corpus's
+content hash, so a second run embeds nothing.
+"""
+
+from __future__ import annotations
+
+import hashlib
+import json
+import math
+import os
+import re
+import string
+import time
+from collections.abc import Callable, Sequence
+from dataclasses import dataclass, field
+from pathlib import Path
+
+from qa.answer import score_sentences, term_weights_for
+from qa.errors import ConfigError
+from qa.retrieve import MODES, Retriever
+
+CACHE_ENV = "QA_CACHE_DIR"
+RETRIEVE_K = 20
+
+
+@dataclass(frozen=True)
+class EvalQuestion:
+    """One question with the documents and answer strings that count as right."""
+
+    id: str
+    question: str
+    gold_doc_ids: tuple[str, ...]
+    answers: tuple[str, ...]
+
+
+@dataclass(frozen=True)
+class EvalSet:
+    name: str
+    corpus_path: Path
+    queries_path: Path
+
+
+@dataclass
+class ModeResult:
+    """Figures of one retrieval mode over the questions asked."""
+
+    mode: str
+    questions: int = 0
+    recall_at_1: float = 0.0
+    recall_at_5: float = 0.0
+    recall_at_20: float = 0.0
+    mrr_at_10: float = 0.0
+    ndcg_at_10: float = 0.0
+    answer_in_top_sentence: float = 0.0
+    answerable_questions: int = 0
+    seconds_per_question: float = 0.0
+    # SQuAD v2: how the "does not answer" judgment separates answerable from unanswerable questions
+    unanswerable_questions: int = 0
+    answerability_auroc: float | None = None
+    answerability_accuracy: float | None = None
+
+
+@dataclass
+class EvalReport:
+    eval_set: str
+    documents: int
+    index_seconds: float
+    results: list[ModeResult] = field(default_factory=list)
+
+
+def resolve_eval_set(location: str | os.PathLike[str]) -> EvalSet:
+    """Find the corpus and queries files from a prefix, either file, or a folder holding one set."""
+    raw = str(location)
+    for suffix in (".corpus.jsonl", ".queries.jsonl"):
+        if raw.endswith(suffix):
+            raw = raw[: -len(suffix)]
+    prefix = Path(raw).expanduser()
+    if prefix.is_dir():
+        corpora = sorted(prefix.glob("*.corpus.jsonl"))
+        if len(corpora) != 1:
+            raise ConfigError(f"{prefix} holds {len(corpora)} eval sets; name one, e.g. {prefix}/NAME")
+        prefix = Path(str(corpora[0])[: -len(".corpus.jsonl")])
+    corpus = Path(f"{prefix}.corpus.jsonl")
+    queries = Path(f"{prefix}.queries.jsonl")
+    for path in (corpus, queries):
+        if not path.is_file():
+            raise ConfigError(f"no eval file {path}: expected PREFIX.corpus.jsonl and PREFIX.queries.jsonl")
+    return EvalSet(prefix.name, corpus, queries)
+
+
+def load_questions(path: Path, limit: int | None = None) -> list[EvalQuestion]:
+    questions = []
+    with open(path, encoding="utf-8") as handle:
+        for line in handle:
+            if not line.strip():
+                continue
+            row = json.loads(line)
+            questions.append(
+                EvalQuestion(row["id"], row["question"], tuple(row.get("gold_doc_ids", ())), tuple(row.get("answers", ())))
+            )
+            if limit is not None and len(questions) >= limit:
+                break
+    return questions
+
+
+# Metrics ------------------------------------------------------------------------------------------------
+
+
+def squad_normalize(text: str) -> str:
+    """SQuAD's answer normalization: lower case, no punctuation, no articles, single spaces.
+
+    >>> squad_normalize("The  $8 billion!")
+    '8 billion'
+    """
+    text = text.lower()
+    text = "".join(ch for ch in text if ch not in set(string.punctuation))
+    text = re.sub(r"\b(a|an|the)\b", " ", text)
+    return " ".join(text.split())
+
+
+def contains_answer(sentence: str, answers: Sequence[str]) -> bool:
+    """Whether any gold answer appears in the sentence, both SQuAD-normalized, on word boundaries."""
+    haystack = f" {squad_normalize(sentence)} "
+    return any(f" {squad_normalize(a)} " in haystack for a in answers if squad_normalize(a))
+
+
+def recall_at(ranked: Sequence[str], gold: set[str], k: int) -> float:
+    """1 if a gold document is among the first k, else 0: ``(["b", "a"], {"a"}, 1) -> 0.0``."""
+    return 1.0 if any(doc in gold for doc in ranked[:k]) else 0.0
+
+
+def reciprocal_rank(ranked: Sequence[str], gold: set[str], k: int = 10) -> float:
+    """1/rank of the first gold document within k: ``(["b", "a"], {"a"}) -> 0.5``."""
+    for rank, doc in enumerate(ranked[:k], start=1):
+        if doc in gold:
+            return 1.0 / rank
+    return 0.0
+
+
+def ndcg_at(ranked: Sequence[str], gold: set[str], k: int = 10) -> float:
+    """Binary-relevance nDCG@k: ``(["b", "a"], {"a"}) -> 1/log2(3) = 0.631``."""
+    dcg = sum(1.0 / math.log2(rank + 1) for rank, doc in enumerate(ranked[:k], start=1) if doc in gold)
+    ideal = sum(1.0 / math.log2(rank + 1) for rank in range(1, min(len(gold), k) + 1))
+    return dcg / ideal if ideal else 0.0
+
+
+def auroc(positives: Sequence[float], negatives: Sequence[float]) -> float:
+    """Probability that a random positive outscores a random negative (ties count half)."""
+    if not positives or not negatives:
+        return float("nan")
+    ranked = sorted([(s, 1) for s in positives] + [(s, 0) for s in negatives])
+    # Mann-Whitney U with average ranks for ties.
+    rank_sum = 0.0
+    i = 0
+    while i < len(ranked):
+        j = i
+        while j + 1 < len(ranked) and ranked[j + 1][0] == ranked[i][0]:
+            j += 1
+        average = (i + j) / 2 + 1
+        rank_sum += average * sum(1 for t in range(i, j + 1) if ranked[t][1] == 1)
+        i = j + 1
+    n_pos, n_neg = len(positives), len(negatives)
+    return (rank_sum - n_pos * (n_pos + 1) / 2) / (n_pos * n_neg)
+
+
+# Running ------------------------------------------------------------------------------------------------
+
+
+def cache_dir() -> Path:
+    """Where eval indexes are kept: $QA_CACHE_DIR, else ~/.cache/qa."""
+    chosen = os.environ.get(CACHE_ENV)
+    if chosen:
+        return Path(chosen).expanduser()
+    base = os.environ.get("XDG_CACHE_HOME") or str(Path.home() / ".cache")
+    return Path(base) / "qa"
+
+
+def prepare_corpus(eval_set: EvalSet, root: Path) -> tuple[Path, dict[str, str]]:
+    """Write the corpus as one Markdown file per document (once); map file paths to corpus ids."""
+    digest = hashlib.sha256(eval_set.corpus_path.read_bytes()).hexdigest()[:16]
+    workdir = root / f"{eval_set.name}-{digest}"
+    corpus_dir = workdir / "corpus"
+    done = workdir / "corpus.complete"
+    path_to_id: dict[str, str] = {}
+    with open(eval_set.corpus_path, encoding="utf-8") as handle:
+        rows = [json.loads(line) for line in handle if line.strip()]
+    write = not done.is_file()
+    if write:
+        corpus_dir.mkdir(parents=True, exist_ok=True)
+    for n, row in enumerate(rows):
+        path = corpus_dir / f"{n:06d}.md"
+        path_to_id[str(path.absolute())] = str(row["id"])
+        if write:
+            title = " ".join(str(row.get("title", "")).replace("_", " ").split())
+            path.write_text(f"---\ntitle: {title}\n---\n\n{row['text'].strip()}\n", encoding="utf-8")
+    if write:
+        done.write_text(digest + "\n")
+    return workdir, path_to_id
+
+
+class _Tally:
+    """Running sums of one mode's figures."""
+
+    def __init__(self, mode: str) -> None:
+        self.result = ModeResult(mode=mode)
+        self.sums = dict(r1=0.0, r5=0.0, r20=0.0, mrr=0.0, ndcg=0.0, answer=0.0)
+        self.answerable_scores: list[float] = []
+        self.unanswerable_scores: list[float] = []
+        self.correct_judgments = 0
+        self.seconds = 0.0
+
+    def add(self, question: EvalQuestion, hits, weights: dict[str, float], path_to_id: dict[str, str]) -> None:
+        from qa.answer import ANSWER_THRESHOLD
+
+        ranked = list(dict.fromkeys(path_to_id.get(h.path, h.path) for h in hits))
+        gold = set(question.gold_doc_ids)
+        self.sums["r1"] += recall_at(ranked, gold, 1)
+        self.sums["r5"] += recall_at(ranked, gold, 5)
+        self.sums["r20"] += recall_at(ranked, gold, 20)
+        self.sums["mrr"] += reciprocal_rank(ranked, gold, 10)
+        self.sums["ndcg"] += ndcg_at(ranked, gold, 10)
+        scored = score_sentences(hits, weights)
+        best = scored[0].score if scored else float("-inf")
+        judged_answerable = best >= ANSWER_THRESHOLD
+        if question.answers:
+            self.result.answerable_questions += 1
+            if scored and contains_answer(scored[0].text, question.answers):
+                self.sums["answer"] += 1
+            self.answerable_scores.append(best)
+            self.correct_judgments += judged_answerable
+        else:
+            self.unanswerable_scores.append(best)
+            self.correct_judgments += not judged_answerable
+        self.result.questions += 1
+
+    def finish(self, shared_seconds: float) -> ModeResult:
+        r = self.result
+        n = max(r.questions, 1)
+        r.recall_at_1 = self.sums["r1"] / n
+        r.recall_at_5 = self.sums["r5"] / n
+        r.recall_at_20 = self.sums["r20"] / n
+        r.mrr_at_10 = self.sums["mrr"] / n
+        r.ndcg_at_10 = self.sums["ndcg"] / n
+        r.answer_in_top_sentence = self.sums["answer"] / max(r.answerable_questions, 1)
+        r.seconds_per_question = shared_seconds / n
+        r.unanswerable_questions = len(self.unanswerable_scores)
+        if self.unanswerable_scores and self.answerable_scores:
+            r.answerability_auroc = auroc(self.answerable_scores, self.unanswerable_scores)
+            r.answerability_accuracy = self.correct_judgments / n
+        return r
+
+
+def evaluate_modes(
+    retriever: Retriever,
+    questions: Sequence[EvalQuestion],
+    vectors,
+    modes: Sequence[str],
+    path_to_id: dict[str, str],
+    advance: Callable[[int], None] | None = None,
+) -> list[ModeResult]:
+    """Ask every question (retrieving once for all modes) and average each mode's figures.
+
+    The time per question covers retrieval in every mode plus answer selection, query embedding
+    excluded (it is batched); with one mode it is that mode's own latency.
+    """
+    tallies = {mode: _Tally(mode) for mode in modes}
+    _, total_chunks = retriever.index.catalog.counts()
+    started = time.perf_counter()
+    for question, vector in zip(questions, vectors):
+        by_mode = retriever.search_modes(question.question, RETRIEVE_K, modes, query_vector=vector)
+        weights = term_weights_for(question.question, retriever.index.catalog.document_frequency, total_chunks)
+        for mode, hits in by_mode.items():
+            tallies[mode].add(question, hits, weights, path_to_id)
+        if advance is not None:
+            advance(1)
+    elapsed = time.perf_counter() - started
+    return [tallies[mode].finish(elapsed) for mode in modes]
+
+
+def run_eval(
+    location: str | os.PathLike[str],
+    modes: Sequence[str] = MODES,
+    limit: int | None = None,
+    progress=None,
+    embedder=None,
+) -> EvalReport:
+    """Index the eval corpus (cached), then evaluate each mode on its questions."""
+    from qa.embed import Embedder
+    from qa.index import Index
+    from qa.indexer import update_index
+
+    for mode in modes:
+        if mode not in MODES:
+            raise ConfigError(f"unknown mode {mode!r}; choose from {', '.join(MODES)}")
+    eval_set = resolve_eval_set(location)
+    embedder = embedder or Embedder()
+    workdir, path_to_id = prepare_corpus(eval_set, cache_dir() / "eval")
+    started = time.perf_counter()
+    update_index(workdir / "index", [workdir / "corpus"], embedder=embedder, progress=progress)
+    index_seconds = time.perf_counter() - started
+    questions = load_questions(eval_set.queries_path, limit)
+    index = Index.open(workdir / "index")
+    try:
+        retriever = Retriever(index, embedder)
+        if progress is not None:
+            progress.start("Questions", len(questions))
+        vectors = embedder.encode([q.question for q in questions], progress=progress.advance if progress else None)
+        report = EvalReport(eval_set.name, index.catalog.counts()[0], index_seconds)
+        if progress is not None:
+            progress.start("Asking", len(questions))
+        report.results = evaluate_modes(
+            retriever, questions, vectors, modes, path_to_id, progress.advance if progress else None
+        )
+    finally:
+        index.close()
+    return report
