@@ -48,6 +48,12 @@ def json_option(func: Callable[..., Any]) -> Callable[..., Any]:
     return click.option("--json", "as_json", is_flag=True, help="Print one JSON object instead of text.")(func)
 
 
+reranker_option = click.option(
+    "--reranker", metavar="PATH", envvar="QA_RERANKER", type=click.Path(exists=True, file_okay=False),
+    help="A local sentence-transformers CrossEncoder folder that reorders the top passages ($QA_RERANKER).",
+)
+
+
 def retrieval_options(func: Callable[..., Any]) -> Callable[..., Any]:
     """-k, --mode and the filters shared by `ask`, `search` and `chat`."""
     decorators = [
@@ -58,6 +64,7 @@ def retrieval_options(func: Callable[..., Any]) -> Callable[..., Any]:
         click.option("--source", metavar="GLOB", help="Only articles whose path matches GLOB."),
         click.option("--since", metavar="DATE", help="Only articles dated on or after DATE (YYYY-MM-DD)."),
         click.option("--until", metavar="DATE", help="Only articles dated on or before DATE (YYYY-MM-DD)."),
+        reranker_option,
     ]
     for decorator in reversed(decorators):
         func = decorator(func)
@@ -127,15 +134,15 @@ def index(paths: tuple[Path, ...], rebuild: bool, index_dir: str | None, as_json
         _console().print(render_update_report(report))
 
 
-def _open(index_dir: str | None):
-    from qa.embed import Embedder
+def _open(index_dir: str | None, reranker: str | None = None):
+    from qa.embed import Embedder, Reranker
     from qa.index import Index
     from qa.retrieve import Retriever
 
     index = Index.open(resolve_index_dir(index_dir))
     embedder = Embedder()
     index.manifest.check_model(embedder.name, embedder.dimension, index.dir)
-    return Retriever(index, embedder)
+    return Retriever(index, embedder, Reranker(reranker) if reranker else None)
 
 
 def _filters(source: str | None, since: str | None, until: str | None):
@@ -161,7 +168,7 @@ def _day(value: str | None, option: str) -> str | None:
 @index_option
 @json_option
 def ask(question: str, k: int, mode: str, source: str | None, since: str | None, until: str | None,
-        index_dir: str | None, as_json: bool) -> None:
+        reranker: str | None, index_dir: str | None, as_json: bool) -> None:
     """Answer QUESTION with sentences quoted from the articles, each cited.
 
     \b
@@ -174,7 +181,7 @@ def ask(question: str, k: int, mode: str, source: str | None, since: str | None,
     from qa.render import answer_json, render_answer
 
     filters = _filters(source, since, until)
-    retriever = _open(index_dir)
+    retriever = _open(index_dir, reranker)
     answer = answer_question(retriever, question, k=k, mode=mode, filters=filters)
     if as_json:
         _emit_json(answer_json(answer))
@@ -188,7 +195,7 @@ def ask(question: str, k: int, mode: str, source: str | None, since: str | None,
 @index_option
 @json_option
 def search(query: str, k: int, mode: str, source: str | None, since: str | None, until: str | None,
-           index_dir: str | None, as_json: bool) -> None:
+           reranker: str | None, index_dir: str | None, as_json: bool) -> None:
     """Show the passages that best match QUERY, without composing an answer.
 
     \b
@@ -199,7 +206,7 @@ def search(query: str, k: int, mode: str, source: str | None, since: str | None,
     from qa.render import render_hits, search_json
 
     filters = _filters(source, since, until)
-    retriever = _open(index_dir)
+    retriever = _open(index_dir, reranker)
     hits = retriever.search(query, k=k, mode=mode, filters=filters)
     if as_json:
         _emit_json(search_json(query, hits))
@@ -239,7 +246,7 @@ def stats(index_dir: str | None, as_json: bool) -> None:
 @index_option
 @click.option("--no-update", is_flag=True, help="Do not check the corpus folders for changes first.")
 def chat(k: int, mode: str, source: str | None, since: str | None, until: str | None,
-         index_dir: str | None, no_update: bool) -> None:
+         reranker: str | None, index_dir: str | None, no_update: bool) -> None:
     """Open the chat: ask questions, see cited answers; /help lists commands.
 
     On start the chat brings the index up to date with its folders (a fresh index is built from
@@ -253,7 +260,8 @@ def chat(k: int, mode: str, source: str | None, since: str | None, until: str | 
     from qa.repl import ChatSession
 
     session = ChatSession(
-        resolve_index_dir(index_dir), console=_console(), k=k, mode=mode, filters=_filters(source, since, until)
+        resolve_index_dir(index_dir), console=_console(), k=k, mode=mode,
+        filters=_filters(source, since, until), reranker=reranker,
     )
     session.run(update=not no_update)
 
@@ -263,8 +271,9 @@ def chat(k: int, mode: str, source: str | None, since: str | None, until: str | 
 @click.option("--mode", "modes", type=click.Choice(["all", "hybrid", "dense", "keyword"]), multiple=True,
               default=["all"], show_default=True, help="Retrieval mode(s) to measure; repeat for several.")
 @click.option("--limit", type=click.IntRange(1), help="Ask only the first N questions (a quick run).")
+@reranker_option
 @json_option
-def evaluate(eval_set: str, modes: tuple[str, ...], limit: int | None, as_json: bool) -> None:
+def evaluate(eval_set: str, modes: tuple[str, ...], limit: int | None, reranker: str | None, as_json: bool) -> None:
     """Measure retrieval and answers on a question set with known answers.
 
     PREFIX names PREFIX.corpus.jsonl and PREFIX.queries.jsonl. The corpus is indexed once into
@@ -285,7 +294,7 @@ def evaluate(eval_set: str, modes: tuple[str, ...], limit: int | None, as_json: 
 
     chosen = list(MODES) if "all" in modes else list(dict.fromkeys(modes))
     with RichIndexProgress(_console(stderr=True)) as progress:
-        report = run_eval(eval_set, chosen, limit=limit, progress=progress)
+        report = run_eval(eval_set, chosen, limit=limit, progress=progress, reranker=reranker)
     if as_json:
         _emit_json(asdict(report))
     else:

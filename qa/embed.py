@@ -142,3 +142,32 @@ class Embedder:
     def encode_query(self, text: str) -> np.ndarray:
         """One query vector, shape (dimension,)."""
         return self.encode([text])[0]
+
+
+class Reranker:
+    """Re-scores (query, passage) pairs with a local sentence-transformers CrossEncoder folder."""
+
+    def __init__(self, model: str | os.PathLike[str]) -> None:
+        path = Path(model).expanduser()
+        if not (path / "config.json").is_file():
+            raise ModelError(f"{path} is not a CrossEncoder model folder (no config.json)")
+        self.model_path = path
+        self._model: Any = None
+
+    def load(self) -> Any:
+        if self._model is None:
+            offline_environment()
+            try:
+                from sentence_transformers import CrossEncoder
+
+                self._model = CrossEncoder(str(self.model_path), device="cpu", local_files_only=True)
+            except Exception as exc:
+                raise ModelError(f"could not load the reranker at {self.model_path}: {exc}") from exc
+        return self._model
+
+    def score(self, query: str, passages: Sequence[str]) -> list[float]:
+        """One relevance score per passage, higher is better."""
+        if not passages:
+            return []
+        scores = self.load().predict([(query, p) for p in passages], show_progress_bar=False)
+        return [float(s) for s in scores]

@@ -288,6 +288,7 @@ def run_eval(
     limit: int | None = None,
     progress=None,
     embedder=None,
+    reranker: str | None = None,
 ) -> EvalReport:
     """Index the eval corpus (cached), then evaluate each mode on its questions."""
     from qa.embed import Embedder
@@ -306,7 +307,9 @@ def run_eval(
     questions = load_questions(eval_set.queries_path, limit)
     index = Index.open(workdir / "index")
     try:
-        retriever = Retriever(index, embedder)
+        from qa.embed import Reranker
+
+        retriever = Retriever(index, embedder, Reranker(reranker) if reranker else None)
         if progress is not None:
             progress.start("Questions", len(questions))
         vectors = embedder.encode([q.question for q in questions], progress=progress.advance if progress else None)

@@ -18,6 +18,7 @@ from rich.text import Text
 
 from qa.config import DEFAULT_TOP_K
 from qa.errors import IndexLockedError, QAError
+from qa.followup import Conversation
 from qa.retrieve import MODES, SearchFilters
 
 if TYPE_CHECKING:
@@ -33,6 +34,8 @@ COMMANDS = [
     ("/open N", "the whole article of source N, the cited sentence highlighted"),
     ("/k N", "retrieve N passages per question (now {k})"),
     ("/mode M", "retrieval mode: hybrid, dense or keyword (now {mode})"),
+    ("/filter …", "limit sources: /filter source=GLOB since=DATE until=DATE; /filter off; /filter shows it"),
+    ("/new", "forget the conversation: the next question is not read as a follow-up"),
     ("/add PATH", "index more files or a folder now"),
     ("/stats", "documents, chunks, model and size of the index"),
     ("/quit", "leave (Ctrl-D works too)"),
@@ -50,6 +53,7 @@ class ChatSession:
         mode: str = "hybrid",
         filters: SearchFilters | None = None,
         embedder: Embedder | None = None,
+        reranker: str | None = None,
     ) -> None:
         self.index_dir = index_dir
         self.console = console or Console()
@@ -57,8 +61,10 @@ class ChatSession:
         self.mode = mode
         self.filters = filters or SearchFilters()
         self._embedder = embedder
+        self._reranker_path = reranker
         self._retriever: Retriever | None = None
         self.last_answer: Answer | None = None
+        self.conversation = Conversation()
 
     # Start-up ---------------------------------------------------------------------------------------
 
@@ -97,7 +103,12 @@ class ChatSession:
 
             index = Index.open(self.index_dir)
             index.manifest.check_model(self.embedder.name, self.embedder.dimension, index.dir)
-            self._retriever = Retriever(index, self.embedder)
+            reranker = None
+            if self._reranker_path:
+                from qa.embed import Reranker
+
+                reranker = Reranker(self._reranker_path)
+            self._retriever = Retriever(index, self.embedder, reranker)
         return self._retriever
 
     def _close_retriever(self) -> None:
@@ -180,8 +191,12 @@ class ChatSession:
         from qa.answer import answer_question
         from qa.render import render_answer
 
+        expanded = self.conversation.contextualize(question)
         with self.console.status("Searching…", spinner="dots"):
-            answer = answer_question(self.retriever(), question, k=self.k, mode=self.mode, filters=self.filters)
+            answer = answer_question(
+                self.retriever(), question, k=self.k, mode=self.mode, filters=self.filters, retrieval_query=expanded
+            )
+        self.conversation.record(answer.understood_as or answer.question)
         self.last_answer = answer
         self.console.print(render_answer(answer))
         return answer
@@ -202,6 +217,8 @@ class ChatSession:
             "/mode": self._set_mode,
             "/add": self._add,
             "/stats": self._stats,
+            "/new": self._new,
+            "/filter": self._filter,
         }.get(name)
         if handler is None:
             self.console.print(f"[yellow]Unknown command {name}; /help lists the commands.[/]")
@@ -273,8 +290,49 @@ class ChatSession:
             return
         self.update([str(Path(a).expanduser()) for a in args])
 
+    def _new(self, args: list[str]) -> None:
+        self.conversation.forget()
+        self.last_answer = None
+        self.console.print("New conversation: earlier questions are forgotten.")
+
+    def _filter(self, args: list[str]) -> None:
+        if args == ["off"]:
+            self.filters = SearchFilters()
+        elif args:
+            settings = {"source": self.filters.source, "since": self.filters.since, "until": self.filters.until}
+            for arg in args:
+                key, sep, value = arg.partition("=")
+                if not sep or key not in settings:
+                    self.console.print("[yellow]Usage: /filter source=GLOB since=YYYY-MM-DD until=YYYY-MM-DD, or /filter off.[/]")
+                    return
+                if key in ("since", "until") and value:
+                    value = _iso_day(value)
+                    if value is None:
+                        self.console.print(f"[yellow]{arg.partition('=')[2]!r} is not a date like 2016-07-27.[/]")
+                        return
+                settings[key] = value or None
+            self.filters = SearchFilters(**settings)
+        self.console.print(f"Filters: {_describe_filters(self.filters)}.")
+
     def _stats(self, args: list[str]) -> None:
         from qa.render import render_stats
 
         self.console.print(render_stats(self.retriever().index.stats()))
 
+
+def _iso_day(value: str) -> str | None:
+    import datetime as dt
+
+    try:
+        return dt.date.fromisoformat(value.strip()).isoformat()
+    except ValueError:
+        return None
+
+
+def _describe_filters(filters: SearchFilters) -> str:
+    parts = [
+        f"source={filters.source}" if filters.source else "",
+        f"since={filters.since}" if filters.since else "",
+        f"until={filters.until}" if filters.until else "",
+    ]
+    return " ".join(p for p in parts if p) or "none (all articles)"

@@ -11,7 +11,7 @@ import fnmatch
 import math
 import re
 from collections.abc import Sequence
-from dataclasses import dataclass, field
+from dataclasses import dataclass, field, replace
 from typing import TYPE_CHECKING
 
 from qa.catalog import ChunkRecord
@@ -21,13 +21,15 @@ from qa.types import Hit, Span
 if TYPE_CHECKING:
     import numpy as np
 
-    from qa.embed import Embedder
+    from qa.embed import Embedder, Reranker
     from qa.index import Index
 
 MODES = ("hybrid", "dense", "keyword")
 KEYWORD_WEIGHT = 0.3
 DENSE_WEIGHT = 0.7
 CANDIDATES = 64
+# How many first-stage passages a reranker sees.
+RERANK_DEPTH = 20
 MAX_QUERY_CHARS = 2000
 
 # Words that carry no topic: kept out of the keyword query so FTS5 does not walk huge posting lists.
@@ -101,9 +103,10 @@ def clean_query(query: str) -> str:
 class Retriever:
     """Finds passages in an index for a query."""
 
-    def __init__(self, index: Index, embedder: Embedder) -> None:
+    def __init__(self, index: Index, embedder: Embedder, reranker: Reranker | None = None) -> None:
         self.index = index
         self.embedder = embedder
+        self.reranker = reranker
 
     def search(
         self,
@@ -152,7 +155,8 @@ class Retriever:
         for mode in modes:
             pool_ids = {"dense": dense_pool, "keyword": keyword_pool}.get(mode, dense_pool + keyword_pool)
             candidates = [admitted[c] for c in dict.fromkeys(pool_ids) if c in admitted]
-            results[mode] = self._rank(candidates, features, mode, k)
+            hits = self._rank(candidates, features, mode, max(k, RERANK_DEPTH) if self.reranker else k)
+            results[mode] = _rerank(self.reranker, text, hits)[:k] if self.reranker else hits
         return results
 
     def _rank(self, candidates: list[ChunkRecord], features: Features, mode: str, k: int) -> list[Hit]:
@@ -210,6 +214,13 @@ class Features:
     def meaning(self) -> dict[int, float]:
         """Cosine of the passage and of its best sentence, averaged: the passage's topic and its best line."""
         return {c: (self.dense[c] + self.best_sentence[c]) / 2 for c in self.ids}
+
+
+def _rerank(reranker: Reranker, query: str, hits: list[Hit]) -> list[Hit]:
+    """Order first-stage hits by a cross-encoder's scores, which become their scores."""
+    scores = reranker.score(query, [hit.text for hit in hits])
+    rescored = [replace(hit, score=round(score, 4)) for hit, score in zip(hits, scores)]
+    return sorted(rescored, key=lambda hit: hit.score, reverse=True)
 
 
 def _mode_scores(mode: str, features: Features) -> dict[int, float]:

@@ -1,0 +1,58 @@
+"""Follow-up questions in a chat: what to search for when a question leans on the previous turn.
+
+"And what did he say about Iraq?" names nobody; searched alone it finds any "he". A short or
+referring question is searched together with the question before it, and the answer then says
+how it was understood. Pure text logic, no model.
+"""
+
+from __future__ import annotations
+
+import re
+from dataclasses import dataclass, field
+
+from qa.retrieve import query_terms
+
+# Words that point back at something said before.
+_REFERRING = frozenset(
+    "he she it they him her them his hers its their theirs this that these those there then "
+    "such former latter".split()
+)
+_CONTINUATIONS = ("and ", "but ", "also ", "so ", "what about", "how about", "and?", "why?", "when?")
+_WORD = re.compile(r"[\w']+")
+# A question with this many content words or fewer is too thin to stand on its own.
+_SHORT_QUESTION_TERMS = 2
+
+
+def is_follow_up(question: str) -> bool:
+    """Whether a question seems to lean on the previous one.
+
+    >>> is_follow_up("And what did he say about Iraq?"), is_follow_up("Who leads Russia's army?")
+    (True, False)
+    """
+    lowered = question.strip().lower()
+    if lowered.startswith(_CONTINUATIONS):
+        return True
+    words = _WORD.findall(lowered)
+    if any(word in _REFERRING for word in words):
+        return True
+    return len(query_terms(question)) <= _SHORT_QUESTION_TERMS
+
+
+@dataclass
+class Conversation:
+    """The questions of a chat so far, as they were understood."""
+
+    turns: list[str] = field(default_factory=list)
+
+    def contextualize(self, question: str) -> str | None:
+        """The query to search for a follow-up, or None when the question stands on its own."""
+        if not self.turns or not is_follow_up(question):
+            return None
+        return f"{self.turns[-1]} {question.strip()}"
+
+    def record(self, understood: str) -> None:
+        # Keep the expanded form, so a chain of follow-ups keeps its subject.
+        self.turns.append(understood)
+
+    def forget(self) -> None:
+        self.turns.clear()
