@@ -1,0 +1,99 @@
+"""`qa eval` end to end on a slice of the real SQuAD dev set, and the reranker hook."""
+
+from __future__ import annotations
+
+import json
+from pathlib import Path
+
+import pytest
+from click.testing import CliRunner
+
+from qa.cli import main
+from qa.embed import Reranker
+from qa.evaluate import run_eval
+from qa.index import Index
+from qa.indexer import update_index
+from qa.retrieve import Retriever
+
+SQUAD = Path(__file__).resolve().parent.parent.parent / "shared" / "eval" / "squad-dev-v1.1"
+DOCS = 12
+
+
+@pytest.fixture(scope="module")
+def tiny_squad(tmp_path_factory: pytest.TempPathFactory) -> Path:
+    """The first paragraphs of SQuAD v1.1 dev and their questions, as an eval set of its own."""
+    if not Path(f"{SQUAD}.corpus.jsonl").is_file():
+        pytest.skip("the shared SQuAD eval files are not beside the checkout")
+    folder = tmp_path_factory.mktemp("squad")
+    with open(f"{SQUAD}.corpus.jsonl", encoding="utf-8") as handle:
+        corpus = [next(handle) for _ in range(DOCS)]
+    ids = {json.loads(line)["id"] for line in corpus}
+    with open(f"{SQUAD}.queries.jsonl", encoding="utf-8") as handle:
+        queries = [line for line in handle if set(json.loads(line)["gold_doc_ids"]) <= ids]
+    (folder / "tiny.corpus.jsonl").write_text("".join(corpus), encoding="utf-8")
+    (folder / "tiny.queries.jsonl").write_text("".join(queries[:40]), encoding="utf-8")
+    return folder / "tiny"
+
+
+def test_eval_reports_every_mode_and_caches_the_index(tiny_squad: Path, embedder, tmp_path, monkeypatch) -> None:
+    monkeypatch.setenv("QA_CACHE_DIR", str(tmp_path / "cache"))
+    report = run_eval(tiny_squad, ["hybrid", "dense", "keyword"], limit=20, embedder=embedder)
+    assert report.documents == DOCS
+    assert [r.mode for r in report.results] == ["hybrid", "dense", "keyword"]
+    for result in report.results:
+        assert result.questions == 20
+        assert 0.0 <= result.recall_at_1 <= result.recall_at_5 <= result.recall_at_20 <= 1.0
+        assert result.answerability_auroc is None  # v1.1 has no unanswerable questions
+    hybrid = report.results[0]
+    # Twelve paragraphs on three topics: the right one is easy to find, and usually holds the answer.
+    assert hybrid.recall_at_5 >= 0.9
+    assert hybrid.answer_in_top_sentence >= 0.5
+
+    # The second run finds the cached index: nothing is embedded again.
+    index_dirs = list((tmp_path / "cache" / "eval").glob("tiny-*/index"))
+    assert len(index_dirs) == 1
+    again = update_index(index_dirs[0], embedder=embedder)
+    assert again.chunks_embedded == 0 and again.unchanged == DOCS
+
+
+def test_eval_command_prints_json(tiny_squad: Path, tmp_path, monkeypatch) -> None:
+    monkeypatch.setenv("QA_CACHE_DIR", str(tmp_path / "cache"))
+    result = CliRunner().invoke(main, ["eval", str(tiny_squad), "--mode", "hybrid", "--limit", "3", "--json"])
+    assert result.exit_code == 0, result.output
+    data = json.loads(result.output[result.output.index("{"):])
+    assert data["results"][0]["mode"] == "hybrid" and data["results"][0]["questions"] == 3
+
+
+def _tiny_cross_encoder(folder: Path, model_path: Path) -> Path:
+    """A randomly initialised two-layer BERT cross-encoder, saved like a real one."""
+    from sentence_transformers import CrossEncoder
+    from transformers import AutoTokenizer, BertConfig, BertForSequenceClassification
+
+    tokenizer = AutoTokenizer.from_pretrained(str(model_path))
+    config = BertConfig(vocab_size=tokenizer.vocab_size, hidden_size=32, num_hidden_layers=2,
+                        num_attention_heads=2, intermediate_size=64, num_labels=1)
+    BertForSequenceClassification(config).save_pretrained(str(folder))
+    tokenizer.save_pretrained(str(folder))
+    CrossEncoder(str(folder), device="cpu").save(str(folder))
+    return folder
+
+
+def test_reranker_reorders_hits_by_its_own_scores(tmp_path: Path, embedder, write_corpus) -> None:
+    index_dir = tmp_path / "index"
+    update_index(index_dir, [write_corpus(tmp_path / "corpus")], embedder=embedder)
+    reranker = Reranker(_tiny_cross_encoder(tmp_path / "cross", embedder.model_path))
+    query = "Kestrel Bay Bridge cost"
+    index = Index.open(index_dir)
+    try:
+        first_stage = Retriever(index, embedder).search(query, k=20)
+        reranked = Retriever(index, embedder, reranker).search(query, k=5)
+    finally:
+        index.close()
+    # Each hit now carries the cross-encoder's own score for it, and the hits are in that order.
+    expected = reranker.score(query, [h.text for h in reranked])
+    assert [h.score for h in reranked] == pytest.approx(expected, abs=1e-3)
+    assert [h.score for h in reranked] == sorted((h.score for h in reranked), reverse=True)
+    # The reranker chose among the first-stage passages, and the best of them by its own score.
+    all_scores = reranker.score(query, [h.text for h in first_stage])
+    assert {h.chunk_id for h in reranked} <= {h.chunk_id for h in first_stage}
+    assert reranked[0].score == pytest.approx(max(all_scores), abs=1e-3)
