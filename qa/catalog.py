@@ -283,41 +283,31 @@ class Catalog:
         chunks = self._db.execute("SELECT count(*) FROM chunks").fetchone()[0]
         return int(docs), int(chunks)
 
-    def sentence_vectors(self, records: Sequence[ChunkRecord], dimension: int) -> dict[int, tuple[list[Span], np.ndarray]]:
+    def sentence_vectors(
+        self, records: Sequence[ChunkRecord], dimension: int
+    ) -> dict[int, tuple[list[Span], np.ndarray]]:
         """For each chunk, the spans of its sentences and their stored vectors (float32 rows)."""
         import numpy as np
 
+        by_doc: dict[str, list[tuple[int, int, bytes]]] = {}
+        doc_ids = list({r.doc_id for r in records})
+        for batch in _batches(doc_ids):
+            marks = ",".join("?" * len(batch))
+            rows = self._db.execute(
+                f"SELECT doc_id, start_char, end_char, vector FROM sentences WHERE doc_id IN ({marks}) "
+                "ORDER BY doc_id, start_char",
+                batch,
+            )
+            for doc_id, start, end, blob in rows:
+                by_doc.setdefault(doc_id, []).append((start, end, blob))
         found: dict[int, tuple[list[Span], np.ndarray]] = {}
         for record in records:
-            rows = self._db.execute(
-                "SELECT start_char, end_char, vector FROM sentences "
-                "WHERE doc_id = ? AND start_char >= ? AND end_char <= ? ORDER BY start_char",
-                (record.doc_id, record.start, record.end),
-            ).fetchall()
-            if not rows:
+            inside = [row for row in by_doc.get(record.doc_id, ()) if record.start <= row[0] and row[1] <= record.end]
+            if not inside:
                 continue
-            spans = [(int(r[0]), int(r[1])) for r in rows]
-            matrix = np.frombuffer(b"".join(r[2] for r in rows), dtype=np.float16).reshape(len(rows), dimension)
-            found[record.chunk_id] = (spans, matrix.astype(np.float32))
+            matrix = np.frombuffer(b"".join(row[2] for row in inside), dtype=np.float16)
+            found[record.chunk_id] = ([(row[0], row[1]) for row in inside], matrix.reshape(len(inside), dimension).astype(np.float32))
         return found
-
-    def keyword_scores(self, match: str, chunk_ids: Sequence[int]) -> dict[int, float]:
-        """BM25 scores of the given chunks for `match` (chunks without any query word are left out)."""
-        scores: dict[int, float] = {}
-        if not match or not chunk_ids:
-            return scores
-        for batch in _batches(list(chunk_ids)):
-            marks = ",".join("?" * len(batch))
-            try:
-                rows = self._db.execute(
-                    "SELECT rowid, bm25(chunk_terms, 0.5, 1.0) FROM chunk_terms "
-                    f"WHERE chunk_terms MATCH ? AND rowid IN ({marks})",
-                    (match, *batch),
-                ).fetchall()
-            except sqlite3.OperationalError:
-                return scores
-            scores.update((int(rowid), -float(rank)) for rowid, rank in rows)
-        return scores
 
     def keyword_search(self, match: str, k: int) -> list[tuple[int, float]]:
         """FTS5 BM25 search; returns (chunk id, score) with higher scores better."""

@@ -155,15 +155,18 @@ def _update_catalog(
     else:
         vectors = FaissVectorStore.load(vectors_path(index_dir, generation), manifest.dimension)
 
-    new_sources = [str(Path(p).expanduser().absolute()) for p in (paths or [])]
+    given = [str(Path(p).expanduser().absolute()) for p in (paths or [])]
+    # A path given now that is not there (a typo) is reported as skipped, not remembered as a source.
+    not_there = [p for p in given if not os.path.exists(p)]
+    new_sources = [p for p in given if p not in not_there]
     roots = sorted(set(catalog.sources()) | set(new_sources))
-    if not roots:
+    if not roots and not given:
         roots = [str(p) for p in default_corpus()]
         new_sources = list(roots)
     missing_roots = tuple(r for r in roots if not os.path.exists(r))
     for root in missing_roots:
         progress.note(f"{root} is not there now; its indexed articles are kept")
-    files, skipped = discover_files([r for r in roots if r not in missing_roots])
+    files, skipped = discover_files([r for r in roots if r not in missing_roots] + not_there)
     skipped = [s for s in skipped if s.path not in missing_roots]
 
     known = {} if rebuild else catalog.documents()
@@ -193,8 +196,13 @@ def _update_catalog(
     total_chunks = sum(len(item.chunks) for item in chunked)
     total_sentences = sum(len(article_sentences(item)) for item in chunked)
     progress.start("Embedding", total_chunks + total_sentences)
-    if not groups:
-        groups = [[]]
+    unchanged_index = (
+        generation > 0
+        and not (chunked or removed or plan.touched)
+        and set(new_sources) <= set(catalog.sources())
+    )
+    if not groups and not unchanged_index:
+        groups = [[]]  # nothing to embed, but removals, file facts or sources to commit
     pending_removals = [r.doc_id for r in removed]
     for group in groups:
         texts = [chunk.text for item in group for chunk in item.chunks]

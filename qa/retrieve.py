@@ -28,6 +28,8 @@ MODES = ("hybrid", "dense", "keyword")
 KEYWORD_WEIGHT = 0.3
 DENSE_WEIGHT = 0.7
 CANDIDATES = 64
+# Keyword scores are read for this many best-matching chunks per query.
+KEYWORD_DEPTH = 1000
 # How many first-stage passages a reranker sees.
 RERANK_DEPTH = 20
 MAX_QUERY_CHARS = 2000
@@ -180,7 +182,13 @@ class Retriever:
         ids = [r.chunk_id for r in records]
         features = Features(ids=ids)
         if match:
-            features.keyword = self.index.catalog.keyword_scores(match, ids)
+            # One ranked FTS5 query is far cheaper than scoring chosen rows (`rowid IN`), and it is
+            # exact for every chunk when fewer than KEYWORD_DEPTH chunks match; past that, a
+            # candidate outside the list gets the lowest score the list holds.
+            ranked = self.index.catalog.keyword_search(match, KEYWORD_DEPTH)
+            scores = dict(ranked)
+            floor = ranked[-1][1] if len(ranked) >= KEYWORD_DEPTH else 0.0
+            features.keyword = {c: scores.get(c, floor) for c in ids}
         if vector is not None:
             chunk_cosines = self.index.vectors.vectors(ids) @ vector
             features.dense = {c: float(s) for c, s in zip(ids, chunk_cosines)}

@@ -75,8 +75,16 @@ class FaissVectorStore:
 
         if k <= 0 or len(self) == 0:
             return []
+        import faiss
+
         matrix = np.ascontiguousarray(query, dtype=np.float32).reshape(1, -1)
-        scores, ids = self._index.search(matrix, min(k, len(self)))
+        # One query is too little work to share between threads: waking them costs more than it saves.
+        threads = faiss.omp_get_max_threads()
+        faiss.omp_set_num_threads(1)
+        try:
+            scores, ids = self._index.search(matrix, min(k, len(self)))
+        finally:
+            faiss.omp_set_num_threads(threads)
         return [(int(i), float(s)) for i, s in zip(ids[0], scores[0]) if i != -1]
 
     def vectors(self, ids: Sequence[int]) -> np.ndarray:
