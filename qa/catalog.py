@@ -134,6 +134,25 @@ class Catalog:
             raise
         self._db.execute("COMMIT")
 
+    @property
+    def in_snapshot(self) -> bool:
+        return self._db.in_transaction
+
+    @contextmanager
+    def snapshot(self) -> Iterator[None]:
+        """Reads inside see one committed state, whatever writers commit meanwhile (WAL mode)."""
+        if self._db.in_transaction:
+            yield
+            return
+        self._db.execute("BEGIN")
+        try:
+            # A deferred transaction takes its snapshot at the first read.
+            self._db.execute("SELECT value FROM meta WHERE key = 'generation'").fetchone()
+            yield
+        finally:
+            if self._db.in_transaction:
+                self._db.execute("COMMIT")
+
     # Settings -----------------------------------------------------------------------------------
 
     def get_meta(self, key: str) -> str | None:
@@ -334,6 +353,16 @@ class Catalog:
         except sqlite3.OperationalError:
             return 0
         return int(row[0])
+
+    def keyword_ids(self) -> list[int]:
+        return [int(r[0]) for r in self._db.execute("SELECT rowid FROM chunk_terms")]
+
+    def keyword_bodies(self) -> dict[int, str]:
+        return {int(r[0]): str(r[1]) for r in self._db.execute("SELECT rowid, body FROM chunk_terms")}
+
+    def sentence_rows(self) -> Iterator[tuple[str, int, int, int]]:
+        """(doc id, start, end, vector bytes) of every stored sentence."""
+        yield from self._db.execute("SELECT doc_id, start_char, end_char, length(vector) FROM sentences")
 
     def keyword_count(self) -> int:
         return int(self._db.execute("SELECT count(*) FROM chunk_terms").fetchone()[0])

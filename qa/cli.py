@@ -266,6 +266,36 @@ def chat(k: int, mode: str, source: str | None, since: str | None, until: str | 
     session.run(update=not no_update)
 
 
+@main.command()
+@index_option
+@json_option
+def doctor(index_dir: str | None, as_json: bool) -> None:
+    """Check that the index is whole: vectors, keyword index and metadata agree.
+
+    Also checks that every chunk's span still cuts its document's text. Exits non-zero, saying
+    what is wrong and how to fix it, when a check fails.
+
+    \b
+    Examples:
+      qa doctor
+      qa doctor --index /tmp/idx --json
+    """
+    from qa.index import REBUILD_HINT, check_index
+
+    directory = resolve_index_dir(index_dir)
+    problems = check_index(directory)
+    if as_json:
+        _emit_json({"index": str(directory), "ok": not problems, "problems": problems})
+    elif problems:
+        for problem in problems:
+            click.secho(f"problem: {problem}", fg="red", err=True)
+        click.secho(f"The index in {directory} is damaged; {REBUILD_HINT}.", fg="red", err=True)
+    else:
+        _console().print(f"[green]The index in {directory} is consistent.[/]")
+    if problems:
+        sys.exit(1)
+
+
 @main.command(name="eval")
 @click.argument("eval_set", metavar="PREFIX")
 @click.option("--mode", "modes", type=click.Choice(["all", "hybrid", "dense", "keyword"]), multiple=True,

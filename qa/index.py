@@ -15,6 +15,8 @@ from __future__ import annotations
 import json
 import os
 import time
+from collections.abc import Iterator
+from contextlib import contextmanager
 from dataclasses import asdict, dataclass
 from pathlib import Path
 
@@ -109,31 +111,30 @@ class Index:
         """Open the last committed state of the index in `index_dir`."""
         manifest = Manifest.load(index_dir)
         catalog = Catalog.open(index_dir / CATALOG_FILE)
-        # A writer may commit a new generation and delete the old file between our two reads:
-        # read the generation again and retry rather than report a missing file.
-        for _attempt in range(5):
-            generation = catalog.generation
-            path = vectors_path(index_dir, generation)
-            if generation == 0:
-                vectors = FaissVectorStore(manifest.dimension)
-                break
-            if path.is_file():
-                vectors = FaissVectorStore.load(path, manifest.dimension)
-                break
-            time.sleep(0.05)
-            if catalog.generation == generation:
-                catalog.close()
-                raise IndexCorruptError(f"the vector file {path.name} is missing; {REBUILD_HINT}")
-        else:  # pragma: no cover - five commits while we read is not a real situation
+        try:
+            generation, vectors = _load_committed(index_dir, manifest, catalog)
+        except BaseException:
             catalog.close()
-            raise IndexCorruptError(f"the index in {index_dir} kept changing while it was read")
-        index = cls(index_dir, manifest, catalog, vectors, generation)
-        _, chunks = catalog.counts()
-        if len(vectors) != chunks:
-            raise IndexCorruptError(
-                f"the index in {index_dir} holds {len(vectors)} vectors for {chunks} chunks; {REBUILD_HINT}"
-            )
-        return index
+            raise
+        return cls(index_dir, manifest, catalog, vectors, generation)
+
+    @contextmanager
+    def reading(self) -> Iterator[None]:
+        """Hold one committed state for a search, loading newer vectors first if a writer committed.
+
+        Readers keep answering from the last good index while `qa index` runs, and see the new
+        one once it lands.
+        """
+        if self.catalog.in_snapshot:
+            yield
+            return
+        for _attempt in range(20):
+            with self.catalog.snapshot():
+                if self.catalog.generation == self.generation:
+                    yield
+                    return
+            self.generation, self.vectors = _load_committed(self.dir, self.manifest, self.catalog)
+        raise IndexCorruptError(f"the index in {self.dir} kept changing while it was read; try again")
 
     def close(self) -> None:
         self.catalog.close()
@@ -153,3 +154,82 @@ class Index:
 
     def document(self, doc_id: str) -> Article | None:
         return self.catalog.document(doc_id)
+
+
+def _load_committed(index_dir: Path, manifest: Manifest, catalog: Catalog) -> tuple[int, FaissVectorStore]:
+    """The committed generation and its vectors, checked against the catalog's chunk count."""
+    for _attempt in range(20):
+        with catalog.snapshot():
+            generation = catalog.generation
+            path = vectors_path(index_dir, generation)
+            if generation == 0:
+                vectors = FaissVectorStore(manifest.dimension)
+            elif path.is_file():
+                vectors = FaissVectorStore.load(path, manifest.dimension)
+            else:
+                vectors = None
+            _, chunks = catalog.counts()
+        if vectors is None:
+            # A writer may have committed a newer generation and deleted this file since we read
+            # the number: look again before calling the file missing.
+            time.sleep(0.05)
+            if catalog.generation == generation:
+                raise IndexCorruptError(f"the vector file {path.name} is missing; {REBUILD_HINT}")
+            continue
+        if len(vectors) != chunks:
+            raise IndexCorruptError(
+                f"the index in {index_dir} holds {len(vectors)} vectors for {chunks} chunks; {REBUILD_HINT}"
+            )
+        return generation, vectors
+    raise IndexCorruptError(f"the index in {index_dir} kept changing while it was read; try again")
+
+
+def check_index(index_dir: Path) -> list[str]:
+    """Problems found in an index, one line each; an empty list means vectors, keyword index and
+    metadata agree and every chunk's span still cuts its document's text."""
+    import numpy as np
+
+    index = Index.open(index_dir)  # manifest, catalog, vector file and their counts
+    problems: list[str] = []
+    try:
+        catalog = index.catalog
+        with catalog.snapshot():
+            chunk_ids = set(catalog.all_chunk_ids())
+            vector_ids = set(index.vectors.ids())
+            if vector_ids != chunk_ids:
+                problems.append(
+                    f"{len(vector_ids - chunk_ids)} vectors have no chunk and "
+                    f"{len(chunk_ids - vector_ids)} chunks have no vector"
+                )
+            keyword_ids = set(catalog.keyword_ids())
+            if keyword_ids != chunk_ids:
+                problems.append(
+                    f"the keyword index holds {len(keyword_ids - chunk_ids)} unknown chunks and misses "
+                    f"{len(chunk_ids - keyword_ids)}"
+                )
+            texts: dict[str, str] = {}
+            bodies = catalog.keyword_bodies()
+            for chunk_id, doc_id, start, end in catalog.chunk_spans():
+                if doc_id not in texts:
+                    texts[doc_id] = catalog.document_text(doc_id) or ""
+                text = texts[doc_id]
+                if not 0 <= start < end <= len(text):
+                    problems.append(f"chunk {chunk_id} spans {start}–{end}, outside its document ({len(text)} characters)")
+                elif chunk_id in bodies and bodies[chunk_id] != text[start:end]:
+                    problems.append(f"chunk {chunk_id}: the keyword index text differs from its document span")
+            for doc_id, start, end, size in catalog.sentence_rows():
+                text = texts.get(doc_id)
+                if text is None:
+                    problems.append(f"sentence {start}–{end} belongs to a document that is not indexed")
+                elif not 0 <= start < end <= len(text):
+                    problems.append(f"a sentence of {doc_id} spans {start}–{end}, outside its document")
+                if size != index.manifest.dimension * 2:
+                    problems.append(f"a sentence vector of {doc_id} has {size} bytes, not {index.manifest.dimension * 2}")
+            sample = sorted(vector_ids)[:: max(1, len(vector_ids) // 500)]
+            if sample:
+                norms = np.linalg.norm(index.vectors.vectors(sample), axis=1)
+                if not np.allclose(norms, 1.0, atol=1e-3):
+                    problems.append("some vectors are not unit length: the vector file is damaged")
+    finally:
+        index.close()
+    return problems

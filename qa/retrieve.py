@@ -138,15 +138,19 @@ class Retriever:
             if mode not in MODES:
                 raise QueryError(f"unknown mode {mode!r}; choose one of {', '.join(MODES)}")
         text = clean_query(query)
-        filters = filters or SearchFilters()
+        vector = query_vector
+        if vector is None and any(mode != "keyword" for mode in modes):
+            vector = self.embedder.encode_query(text)
+        with self.index.reading():
+            return self._search_snapshot(text, k, modes, filters or SearchFilters(), vector)
+
+    def _search_snapshot(
+        self, text: str, k: int, modes: Sequence[str], filters: SearchFilters, vector: np.ndarray | None
+    ) -> dict[str, list[Hit]]:
         pool = max(CANDIDATES, 4 * k) * (8 if filters.active else 1)
         catalog = self.index.catalog
         match = fts_query(query_terms(text))
-        wants_vector = any(mode != "keyword" for mode in modes)
-
-        vector = query_vector
-        if vector is None and wants_vector:
-            vector = self.embedder.encode_query(text)
+        wants_vector = vector is not None and any(mode != "keyword" for mode in modes)
         dense_pool = [c for c, _ in self.index.vectors.search(vector, pool)] if wants_vector else []
         keyword_pool = [c for c, _ in catalog.keyword_search(match, pool)] if "dense" not in modes or len(modes) > 1 else []
         records = catalog.chunks(list(dict.fromkeys(dense_pool + keyword_pool)))

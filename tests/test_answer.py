@@ -1,0 +1,94 @@
+"""Answers from the two seed articles with the real model: the right sentence, quoted exactly, cited."""
+
+from __future__ import annotations
+
+from collections.abc import Iterator
+from pathlib import Path
+
+import pytest
+
+from qa.answer import NOT_ANSWERED, answer_question
+from qa.embed import Embedder
+from qa.index import Index
+from qa.retrieve import Retriever
+from qa.types import Answer
+
+SEEDS = Path(__file__).resolve().parent.parent / "seeds"
+SITE_CHROME = ("Get the latest updates", "Last Updated", "right on your browser")
+
+
+@pytest.fixture(scope="module")
+def retriever(seeds_index: Path, embedder: Embedder) -> Iterator[Retriever]:
+    """A retriever over the session's index of the seeds (only read here)."""
+    index = Index.open(seeds_index)
+    yield Retriever(index, embedder)
+    index.close()
+
+
+def assert_quotes_are_exact(answer: Answer, index: Index) -> None:
+    """Every citation quotes its document's clean text exactly between its offsets."""
+    for citation in answer.citations:
+        document = index.document(citation.doc_id)
+        assert document is not None
+        assert document.path == citation.path
+        assert document.title == citation.title
+        assert citation.quote == document.text[citation.start : citation.end]
+        assert citation.quote.strip() == citation.quote
+        assert f"[{citation.n}]" in answer.answer
+
+
+def test_who_received_the_informal_document(retriever: Retriever) -> None:
+    answer = answer_question(retriever, "Who did Igor Ivanov give the informal document to?")
+    assert answer.answerable
+    first = answer.citations[0]
+    assert first.n == 1
+    assert first.title == "Ivanov's Offer Links Iraq to Chechnya"
+    assert Path(first.path).resolve() == SEEDS / "000_22cb3c343393cc32.txt"
+    assert "Madeleine Albright" in first.quote
+    assert "Madeleine Albright" in answer.answer
+    assert_quotes_are_exact(answer, retriever.index)
+
+
+def test_how_much_baghdad_owes_russia(retriever: Retriever) -> None:
+    answer = answer_question(retriever, "How much does Baghdad owe Russia?")
+    assert answer.answerable
+    assert "$8 billion" in answer.citations[0].quote
+    assert answer.citations[0].title == "Russia May Send Peacekeepers to Iraq"
+    assert_quotes_are_exact(answer, retriever.index)
+
+
+@pytest.mark.parametrize(
+    "question",
+    [
+        "Who did Igor Ivanov give the informal document to?",
+        "How much does Baghdad owe Russia?",
+        "When was the page last updated?",
+        "Where can I get the latest updates?",
+    ],
+)
+def test_site_chrome_is_never_quoted(retriever: Retriever, question: str) -> None:
+    answer = answer_question(retriever, question)
+    assert answer.passages
+    for text in [c.quote for c in answer.citations] + [h.text for h in answer.passages] + [answer.answer]:
+        for chrome in SITE_CHROME:
+            assert chrome not in text
+
+
+def test_unrelated_question_is_not_answered_but_shows_passages(retriever: Retriever) -> None:
+    answer = answer_question(retriever, "What is the boiling point of tungsten?")
+    assert not answer.answerable
+    assert answer.answer == NOT_ANSWERED
+    assert answer.citations == ()
+    assert answer.passages  # the closest passages are still shown to the reader
+    for hit in answer.passages:
+        document = retriever.index.document(hit.doc_id)
+        assert document is not None and hit.text == document.text[hit.start : hit.end]
+
+
+def test_passages_are_distinct_and_ranked(retriever: Retriever) -> None:
+    answer = answer_question(retriever, "Russian peacekeepers in Iraq", k=4)
+    assert 1 <= len(answer.passages) <= 4
+    scores = [h.score for h in answer.passages]
+    assert scores == sorted(scores, reverse=True)
+    assert len({h.chunk_id for h in answer.passages}) == len(answer.passages)
+    assert answer.passages[0].title == "Russia May Send Peacekeepers to Iraq"

@@ -1,0 +1,250 @@
+"""The `qa` command line: JSON shapes, help texts, one-line errors, and a light `--help`."""
+
+from __future__ import annotations
+
+import json
+import subprocess
+import sys
+import textwrap
+from pathlib import Path
+
+import pytest
+from click.testing import CliRunner, Result
+
+from qa.cli import main
+from qa.index import Index
+
+SEEDS = Path(__file__).resolve().parent.parent / "seeds"
+IVANOV_QUESTION = "Who did Igor Ivanov give the informal document to?"
+CITATION_KEYS = {"n", "doc_id", "title", "path", "start", "end", "quote", "score"}
+HIT_KEYS = {"doc_id", "title", "path", "start", "end", "text", "score"}
+STATS_KEYS = {"index_dir", "documents", "chunks", "model", "dimension", "size_bytes", "sources"}
+
+
+def qa(*args: str, input: str | None = None) -> Result:
+    """Run `qa ARGS` in this process, as a user would type it."""
+    return CliRunner().invoke(main, list(args), input=input, catch_exceptions=True)
+
+
+def assert_one_line_error(result: Result, expected: str) -> None:
+    assert result.exit_code == 1, result.output
+    assert "Traceback" not in result.output
+    assert result.exception is None or isinstance(result.exception, SystemExit)
+    lines = [line for line in result.output.splitlines() if line.strip()]
+    assert len(lines) == 1, result.output
+    assert lines[0].startswith("Error: ")
+    assert expected in lines[0]
+
+
+@pytest.fixture(scope="module")
+def built(tmp_path_factory: pytest.TempPathFactory) -> tuple[Path, Result]:
+    """`qa index seeds/ --index DIR --json`, run once for this module: (index folder, its result)."""
+    index_dir = tmp_path_factory.mktemp("cli") / "index"
+    return index_dir, qa("index", str(SEEDS), "--index", str(index_dir), "--json")
+
+
+@pytest.fixture
+def index_dir(built: tuple[Path, Result]) -> Path:
+    return built[0]
+
+
+def document_text(index_dir: Path, doc_id: str) -> str:
+    index = Index.open(index_dir)
+    try:
+        document = index.document(doc_id)
+        assert document is not None
+        return document.text
+    finally:
+        index.close()
+
+
+def test_index_json_reports_what_it_did(built: tuple[Path, Result]) -> None:
+    index_dir, result = built
+    assert result.exit_code == 0, result.output
+    report = json.loads(result.stdout)
+    assert report["added"] == 2
+    assert report["documents"] == 2
+    assert report["chunks"] == report["chunks_embedded"] > 2
+    assert report["skipped"] == []
+    assert (index_dir / "manifest.json").is_file()
+
+
+def test_index_without_option_uses_qa_index_dir(tmp_path: Path, default_index_dir: Path) -> None:
+    folder = tmp_path / "one"
+    folder.mkdir()
+    (folder / "note.txt").write_text(
+        "Harbour Pilots Vote to Strike\n\nHarbour pilots in Port Alder voted on Monday to strike for "
+        "three days next week, the pilots' association said, after talks over night-shift pay failed.\n",
+        encoding="utf-8",
+    )
+    result = qa("index", str(folder))
+    assert result.exit_code == 0, result.output
+    assert "1 added" in result.stdout
+    assert (default_index_dir / "manifest.json").is_file()
+
+    stats = qa("stats", "--json")
+    assert stats.exit_code == 0, stats.output
+    assert json.loads(stats.stdout)["index_dir"] == str(default_index_dir)
+
+
+def test_ask_json_has_the_documented_shape(index_dir: Path) -> None:
+    result = qa("ask", IVANOV_QUESTION, "--index", str(index_dir), "--json")
+    assert result.exit_code == 0, result.output
+    data = json.loads(result.stdout)
+    assert {"question", "answer", "answerable", "citations"} <= set(data)
+    assert data["question"] == IVANOV_QUESTION
+    assert data["answerable"] is True
+    assert data["citations"]
+    for n, citation in enumerate(data["citations"], start=1):
+        assert set(citation) == CITATION_KEYS
+        assert citation["n"] == n
+        assert isinstance(citation["start"], int) and isinstance(citation["end"], int)
+        assert isinstance(citation["score"], float)
+        assert citation["quote"] == document_text(index_dir, citation["doc_id"])[citation["start"] : citation["end"]]
+        assert f"[{n}]" in data["answer"]
+    first = data["citations"][0]
+    assert first["title"] == "Ivanov's Offer Links Iraq to Chechnya"
+    assert "Madeleine Albright" in first["quote"]
+    assert Path(first["path"]).resolve() == SEEDS / "000_22cb3c343393cc32.txt"
+
+
+def test_ask_json_for_an_unanswerable_question(index_dir: Path) -> None:
+    result = qa("ask", "What is the boiling point of tungsten?", "--index", str(index_dir), "--json")
+    assert result.exit_code == 0, result.output
+    data = json.loads(result.stdout)
+    assert data["answerable"] is False
+    assert data["citations"] == []
+
+
+def test_ask_prints_the_answer_and_its_source(index_dir: Path) -> None:
+    result = qa("ask", "How much does Baghdad owe Russia?", "--index", str(index_dir))
+    assert result.exit_code == 0, result.output
+    assert "$8 billion" in result.stdout
+    assert "[1]" in result.stdout
+    assert "Russia May Send Peacekeepers to Iraq" in result.stdout
+
+
+def test_search_json_has_the_documented_shape(index_dir: Path) -> None:
+    result = qa("search", "peacekeepers Iraq", "-k", "3", "--index", str(index_dir), "--json")
+    assert result.exit_code == 0, result.output
+    data = json.loads(result.stdout)
+    assert set(data) == {"query", "hits"}
+    assert data["query"] == "peacekeepers Iraq"
+    assert 1 <= len(data["hits"]) <= 3
+    for hit in data["hits"]:
+        assert HIT_KEYS <= set(hit)
+        assert hit["text"] == document_text(index_dir, hit["doc_id"])[hit["start"] : hit["end"]]
+    assert data["hits"][0]["title"] == "Russia May Send Peacekeepers to Iraq"
+    scores = [hit["score"] for hit in data["hits"]]
+    assert scores == sorted(scores, reverse=True)
+
+
+def test_search_with_a_source_filter_keeps_to_it(index_dir: Path) -> None:
+    result = qa("search", "Iraq", "--source", "000_*", "--index", str(index_dir), "--json")
+    assert result.exit_code == 0, result.output
+    hits = json.loads(result.stdout)["hits"]
+    assert hits
+    assert {Path(hit["path"]).name for hit in hits} == {"000_22cb3c343393cc32.txt"}
+
+
+def test_stats_json_fields(index_dir: Path, built: tuple[Path, Result]) -> None:
+    result = qa("stats", "--index", str(index_dir), "--json")
+    assert result.exit_code == 0, result.output
+    data = json.loads(result.stdout)
+    assert set(data) == STATS_KEYS
+    report = json.loads(built[1].stdout)
+    assert (data["documents"], data["chunks"]) == (2, report["chunks"])
+    assert (data["model"], data["dimension"]) == ("all-MiniLM-L6-v2", 384)
+    assert data["size_bytes"] > 0
+    assert [Path(source).resolve() for source in data["sources"]] == [SEEDS]
+
+
+def test_stats_text(index_dir: Path) -> None:
+    result = qa("stats", "--index", str(index_dir))
+    assert result.exit_code == 0, result.output
+    assert "documents" in result.stdout and "all-MiniLM-L6-v2 (384 dimensions)" in result.stdout
+
+
+def test_chat_reads_questions_from_piped_input(index_dir: Path) -> None:
+    result = qa("chat", "--index", str(index_dir), "--no-update", input="How much does Baghdad owe Russia?\n/quit\n")
+    assert result.exit_code == 0, result.output
+    assert "2 articles" in result.stdout
+    assert "$8 billion" in result.stdout
+
+
+def test_commands_have_help() -> None:
+    assert main.commands
+    top = qa("--help")
+    assert top.exit_code == 0 and "Example" in top.output
+    for name in main.commands:
+        result = qa(name, "--help")
+        assert result.exit_code == 0, name
+        assert "Example" in result.output, f"`qa {name} --help` shows no example"
+
+
+def test_ask_with_no_index_is_a_one_line_error(default_index_dir: Path) -> None:
+    result = qa("ask", IVANOV_QUESTION)
+    assert_one_line_error(result, "no index in")
+    assert "qa index" in result.output
+    assert not default_index_dir.exists()  # asking does not create an index folder
+
+
+def test_stats_with_no_index_is_a_one_line_error() -> None:
+    assert_one_line_error(qa("stats"), "no index in")
+
+
+def test_empty_question_is_a_one_line_error(index_dir: Path) -> None:
+    assert_one_line_error(qa("ask", "", "--index", str(index_dir)), "the question is empty")
+    assert_one_line_error(qa("ask", "  ?! ", "--index", str(index_dir)), "no words")
+    assert_one_line_error(qa("search", "   ", "--index", str(index_dir)), "empty")
+
+
+def test_index_location_that_is_a_file_is_a_one_line_error(tmp_path: Path) -> None:
+    not_a_folder = tmp_path / "file"
+    not_a_folder.write_text("x")
+    assert_one_line_error(qa("stats", "--index", str(not_a_folder)), "is a file, not a folder")
+
+
+@pytest.mark.parametrize("option", ["--since", "--until"])
+def test_bad_date_is_a_usage_error(option: str, index_dir: Path) -> None:
+    result = qa("ask", IVANOV_QUESTION, option, "27/07/2016", "--index", str(index_dir))
+    assert result.exit_code == 2
+    assert "Traceback" not in result.output
+    assert option in result.output and "not a date like 2016-07-27" in result.output
+
+
+def test_k_out_of_range_is_a_usage_error(index_dir: Path) -> None:
+    result = qa("search", "Iraq", "-k", "0", "--index", str(index_dir))
+    assert result.exit_code == 2
+    assert "Traceback" not in result.output
+
+
+def test_installed_qa_help_runs() -> None:
+    script = Path(sys.executable).parent / "qa"
+    result = subprocess.run([str(script), "--help"], capture_output=True, text=True, timeout=60)
+    assert result.returncode == 0, result.stderr
+    assert "Examples" in result.stdout and "ask" in result.stdout
+
+
+def test_help_and_stats_do_not_import_the_heavy_libraries(index_dir: Path) -> None:
+    # A fresh interpreter: this test process has long since imported torch.
+    code = textwrap.dedent(
+        f"""
+        import sys
+        import qa.cli
+        heavy = ("torch", "faiss", "sentence_transformers", "transformers")
+        try:
+            qa.cli.main(["--help"], standalone_mode=False)
+        except SystemExit:
+            pass
+        loaded = [name for name in heavy if name in sys.modules]
+        assert not loaded, f"qa --help imported {{loaded}}"
+        qa.cli.main(["stats", "--index", {str(index_dir)!r}], standalone_mode=False)
+        loaded = [name for name in ("torch", "sentence_transformers") if name in sys.modules]
+        assert not loaded, f"qa stats imported {{loaded}}"
+        print("light")
+        """
+    )
+    result = subprocess.run([sys.executable, "-c", code], capture_output=True, text=True, timeout=120)
+    assert result.returncode == 0, result.stderr
+    assert result.stdout.rstrip().endswith("light")

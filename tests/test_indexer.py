@@ -1,0 +1,355 @@
+"""Keeping an index in step with its corpus, with the real model: only what changed is embedded again."""
+
+from __future__ import annotations
+
+import json
+import os
+import shutil
+from collections.abc import Callable
+from pathlib import Path
+from typing import TYPE_CHECKING
+
+import numpy as np
+import pytest
+from click.testing import CliRunner
+
+from qa.answer import answer_question
+from qa.chunk import chunk_text
+from qa.cli import main
+from qa.embed import Embedder
+from qa.errors import IndexMismatchError
+from qa.index import MANIFEST_FILE, Index
+from qa.indexer import UpdateReport, update_index
+from qa.ingest import read_article
+from qa.retrieve import Retriever
+from qa.types import IndexStats
+
+if TYPE_CHECKING:
+    from conftest import CorpusArticle
+
+CORPUS_FILES = 5  # two seeds and three written articles
+SMALL_CORPUS_FILES = 3  # the written articles alone
+
+
+def chunk_count(path: Path, embedder: Embedder) -> int:
+    """How many chunks the indexer should make of the file at `path`."""
+    article = read_article(path)
+    return len(chunk_text(article.doc_id, article.text, embedder.count_tokens))
+
+
+_MODEL_VECTORS: dict[str, np.ndarray] = {}
+
+
+def model_vectors(texts: list[str], embedder: Embedder) -> np.ndarray:
+    """The model's vectors of `texts`, one row each, remembered: the same chunks recur in many tests."""
+    missing = sorted(set(texts) - set(_MODEL_VECTORS))
+    _MODEL_VECTORS.update(zip(missing, embedder.encode(missing)))
+    return np.stack([_MODEL_VECTORS[text] for text in texts])
+
+
+def assert_consistent(index_dir: Path, embedder: Embedder) -> IndexStats:
+    """Check the index agrees with itself and with the model, and return its stats.
+
+    One vector per chunk under the chunk's id; each chunk is exactly its document's text between
+    its offsets, the chunks of a document are what `chunk_text` makes of that text, and each
+    stored vector is the model's vector of that chunk's text.
+    """
+    index = Index.open(index_dir)
+    try:
+        documents, chunks = index.catalog.counts()
+        ids = sorted(index.catalog.all_chunk_ids())
+        assert len(index.vectors) == chunks == len(ids)
+        assert sorted(index.vectors.ids()) == ids
+        records = index.catalog.chunks(ids)
+        spans_by_doc: dict[str, list[tuple[int, int]]] = {}
+        for record in records.values():
+            document_text = index.catalog.document_text(record.doc_id)
+            assert document_text is not None
+            assert record.text == document_text[record.start : record.end]
+            assert record.text.strip()
+            spans_by_doc.setdefault(record.doc_id, []).append((record.start, record.end))
+        assert len(spans_by_doc) == documents
+        for doc_id, spans in spans_by_doc.items():
+            article = index.document(doc_id)
+            assert article is not None
+            expected = chunk_text(doc_id, article.text, embedder.count_tokens)
+            assert sorted(spans) == [(c.start, c.end) for c in expected]
+        stored = index.vectors.vectors(ids)
+        fresh = model_vectors([records[i].text for i in ids], embedder)
+        np.testing.assert_allclose((stored * fresh).sum(axis=1), 1.0, atol=1e-3)
+        return index.stats()
+    finally:
+        index.close()
+
+
+def top_answer(index_dir: Path, embedder: Embedder, question: str):
+    index = Index.open(index_dir)
+    try:
+        return answer_question(Retriever(index, embedder), question)
+    finally:
+        index.close()
+
+
+def search(index_dir: Path, embedder: Embedder, query: str, mode: str = "hybrid", k: int = 5):
+    index = Index.open(index_dir)
+    try:
+        return Retriever(index, embedder).search(query, k=k, mode=mode)
+    finally:
+        index.close()
+
+
+@pytest.fixture(scope="module")
+def shared(
+    tmp_path_factory: pytest.TempPathFactory, write_corpus: Callable[..., Path], embedder: Embedder
+) -> tuple[Path, Path, UpdateReport]:
+    """One index of the corpus for the tests that leave the corpus alone: (corpus, index, build report)."""
+    folder = tmp_path_factory.mktemp("shared")
+    corpus = write_corpus(folder / "corpus")
+    index_dir = folder / "index"
+    return corpus, index_dir, update_index(index_dir, [corpus], embedder=embedder)
+
+
+@pytest.fixture
+def shared_copy(shared: tuple[Path, Path, UpdateReport], tmp_path: Path) -> tuple[Path, UpdateReport]:
+    """A private copy of the shared index (its corpus is still the shared one, left unchanged)."""
+    _, index_dir, report = shared
+    copy = tmp_path / "index-copy"
+    shutil.copytree(index_dir, copy)
+    return copy, report
+
+
+@pytest.fixture
+def corpus(tmp_path: Path, write_corpus: Callable[..., Path]) -> Path:
+    """A small corpus of this test's own (the written articles, no seeds), for tests that change files."""
+    return write_corpus(tmp_path / "corpus", seeds=False)
+
+
+@pytest.fixture
+def built(corpus: Path, tmp_path: Path, embedder: Embedder) -> tuple[Path, UpdateReport]:
+    """A fresh index of this test's own corpus: (index folder, report of the build)."""
+    index_dir = tmp_path / "index"
+    return index_dir, update_index(index_dir, [corpus], embedder=embedder)
+
+
+def test_building_indexes_every_article(shared: tuple[Path, Path, UpdateReport], embedder: Embedder) -> None:
+    corpus, index_dir, report = shared
+    expected_chunks = sum(chunk_count(path, embedder) for path in corpus.iterdir())
+    assert report.added == CORPUS_FILES
+    assert (report.changed, report.removed, report.unchanged) == (0, 0, 0)
+    assert report.skipped == ()
+    assert report.chunks_embedded == report.chunks == expected_chunks
+    assert report.documents == CORPUS_FILES
+    stats = assert_consistent(index_dir, embedder)
+    assert (stats.documents, stats.chunks) == (CORPUS_FILES, expected_chunks)
+    assert stats.sources == (str(corpus),)
+    manifest = json.loads((index_dir / MANIFEST_FILE).read_text())
+    assert manifest["model"] == embedder.name == "all-MiniLM-L6-v2"
+    assert manifest["dimension"] == embedder.dimension == 384
+    assert len(list(index_dir.glob("vectors-*.faiss"))) == 1
+
+
+def test_build_then_every_written_article_answers_its_question(
+    shared: tuple[Path, Path, UpdateReport], embedder: Embedder, written_articles: tuple[CorpusArticle, ...]
+) -> None:
+    _, index_dir, _ = shared
+    for article in written_articles:
+        answer = top_answer(index_dir, embedder, article.question)
+        assert answer.answerable, article.question
+        assert Path(answer.citations[0].path).name == article.name
+        assert article.answer_phrase in answer.citations[0].quote
+
+
+def test_updating_again_embeds_nothing(shared_copy: tuple[Path, UpdateReport], embedder: Embedder) -> None:
+    index_dir, first = shared_copy
+    vector_files = sorted(index_dir.glob("vectors-*.faiss"))
+    report = update_index(index_dir, embedder=embedder)  # the remembered corpus folder
+    assert report.chunks_embedded == 0
+    assert sorted(index_dir.glob("vectors-*.faiss")) == vector_files  # nothing rewritten
+    assert report.unchanged == CORPUS_FILES
+    assert not report.changed_anything
+    assert (report.documents, report.chunks) == (first.documents, first.chunks)
+    assert assert_consistent(index_dir, embedder).chunks == first.chunks
+
+
+def test_a_path_that_is_not_there_is_skipped_and_not_remembered(
+    shared_copy: tuple[Path, UpdateReport], tmp_path: Path, embedder: Embedder
+) -> None:
+    index_dir, first = shared_copy
+    typo = tmp_path / "no-such-folder"
+    report = update_index(index_dir, [typo], embedder=embedder)
+    assert [(s.path, s.reason) for s in report.skipped] == [(str(typo), "no such file or folder")]
+    assert report.missing_sources == ()
+    assert (report.documents, report.chunks) == (first.documents, first.chunks)
+    assert str(typo) not in assert_consistent(index_dir, embedder).sources
+
+    fresh = tmp_path / "fresh-index"
+    report = update_index(fresh, [typo], embedder=embedder)
+    assert report.documents == 0  # not the seeds: a path was given, it just is not there
+    assert [s.path for s in report.skipped] == [str(typo)]
+
+
+def test_a_new_mtime_with_the_same_bytes_embeds_nothing(
+    built: tuple[Path, UpdateReport], corpus: Path, embedder: Embedder, written_articles: tuple[CorpusArticle, ...]
+) -> None:
+    index_dir, _ = built
+    path = corpus / written_articles[0].name
+    before = path.stat()
+    os.utime(path, ns=(before.st_atime_ns, before.st_mtime_ns + 5 * 10**9))
+    report = update_index(index_dir, embedder=embedder)
+    assert report.chunks_embedded == 0
+    assert report.unchanged == SMALL_CORPUS_FILES
+    assert not report.changed_anything
+    index = Index.open(index_dir)
+    try:  # the new mtime is remembered, so the next run need not hash the file again
+        assert index.catalog.documents()[str(path)].mtime_ns == before.st_mtime_ns + 5 * 10**9
+    finally:
+        index.close()
+
+
+def test_adding_an_article_embeds_only_its_chunks(
+    shared_copy: tuple[Path, UpdateReport], tmp_path: Path, embedder: Embedder, extra_article: CorpusArticle
+) -> None:
+    index_dir, first = shared_copy
+    path = tmp_path / "more" / extra_article.name
+    path.parent.mkdir()
+    path.write_text(extra_article.text, encoding="utf-8")
+    new_chunks = chunk_count(path, embedder)
+    assert new_chunks == 2  # the article is long enough to need two chunks
+
+    report = update_index(index_dir, [path.parent], embedder=embedder)
+    assert report.chunks_embedded == new_chunks
+    assert (report.added, report.changed, report.removed) == (1, 0, 0)
+    assert report.unchanged == CORPUS_FILES  # the remembered corpus was checked too
+    stats = assert_consistent(index_dir, embedder)
+    assert (stats.documents, stats.chunks) == (CORPUS_FILES + 1, first.chunks + new_chunks)
+    assert str(path.parent) in stats.sources
+
+    hits = search(index_dir, embedder, "new orchid species in Madagascar")
+    assert hits and hits[0].path == str(path)
+    answer = top_answer(index_dir, embedder, extra_article.question)
+    assert answer.answerable
+    assert answer.citations[0].path == str(path)
+    assert extra_article.answer_phrase in answer.citations[0].quote
+
+
+def test_changing_a_file_embeds_only_it_and_forgets_its_old_text(
+    built: tuple[Path, UpdateReport], corpus: Path, embedder: Embedder, written_articles: tuple[CorpusArticle, ...]
+) -> None:
+    index_dir, first = built
+    bridge = written_articles[0]
+    path = corpus / bridge.name
+    assert "$412 million" in bridge.text and "Helen Okafor" in bridge.text
+    path.write_text(
+        bridge.text.replace("$412 million", "$655.5 million").replace("Helen Okafor", "Marcus Lindqvist"),
+        encoding="utf-8",
+    )
+    report = update_index(index_dir, embedder=embedder)
+    assert (report.added, report.changed, report.removed) == (0, 1, 0)
+    assert report.unchanged == SMALL_CORPUS_FILES - 1
+    assert report.chunks_embedded == chunk_count(path, embedder)
+    stats = assert_consistent(index_dir, embedder)
+    assert (stats.documents, stats.chunks) == (first.documents, first.chunks)
+
+    assert not [h for h in search(index_dir, embedder, "Okafor", mode="keyword") if "Okafor" in h.text]
+    assert [h for h in search(index_dir, embedder, "Lindqvist", mode="keyword") if "Lindqvist" in h.text]
+    answer = top_answer(index_dir, embedder, bridge.question)
+    assert answer.answerable
+    assert "$655.5 million" in answer.citations[0].quote
+    assert all("$412 million" not in c.quote for c in answer.citations)
+    assert all("$412 million" not in h.text for h in answer.passages)
+
+
+def test_deleting_a_file_removes_its_chunks(
+    built: tuple[Path, UpdateReport], corpus: Path, embedder: Embedder, written_articles: tuple[CorpusArticle, ...]
+) -> None:
+    index_dir, first = built
+    coffee = written_articles[1]
+    path = corpus / coffee.name
+    gone_chunks = chunk_count(path, embedder)
+    path.unlink()
+
+    report = update_index(index_dir, embedder=embedder)
+    assert (report.added, report.changed, report.removed) == (0, 0, 1)
+    assert report.chunks_embedded == 0
+    stats = assert_consistent(index_dir, embedder)
+    assert (stats.documents, stats.chunks) == (first.documents - 1, first.chunks - gone_chunks)
+    assert search(index_dir, embedder, "arabica frost Minas Gerais", mode="keyword") == []
+    assert all(Path(h.path).name != coffee.name for h in search(index_dir, embedder, coffee.question, k=20))
+
+
+def test_broken_files_are_skipped_and_the_rest_indexed(
+    corpus: Path, tmp_path: Path, embedder: Embedder
+) -> None:
+    (corpus / "broken.txt").write_bytes(bytes(range(256)) * 4)
+    (corpus / "empty.md").write_bytes(b"")
+    (corpus / "blank.html").write_text("   \n\n  ", encoding="utf-8")
+    index_dir = tmp_path / "index"
+
+    report = update_index(index_dir, [corpus], embedder=embedder)
+    skipped = {Path(s.path).name: s.reason for s in report.skipped}
+    assert skipped == {"broken.txt": "binary file", "empty.md": "empty file", "blank.html": "empty file"}
+    assert report.added == SMALL_CORPUS_FILES
+    assert assert_consistent(index_dir, embedder).documents == SMALL_CORPUS_FILES
+
+
+def test_an_indexed_file_that_breaks_keeps_its_old_chunks(
+    built: tuple[Path, UpdateReport], corpus: Path, embedder: Embedder, written_articles: tuple[CorpusArticle, ...]
+) -> None:
+    index_dir, first = built
+    bridge = written_articles[0]
+    path = corpus / bridge.name
+    path.write_bytes(b"\x00\x01\x02" * 100)
+
+    report = update_index(index_dir, embedder=embedder)
+    assert [Path(s.path).name for s in report.skipped] == [bridge.name]
+    assert report.kept == (str(path),)
+    assert (report.removed, report.chunks_embedded) == (0, 0)
+    stats = assert_consistent(index_dir, embedder)
+    assert (stats.documents, stats.chunks) == (first.documents, first.chunks)
+    assert bridge.answer_phrase in top_answer(index_dir, embedder, bridge.question).citations[0].quote
+
+
+def test_rebuild_gives_the_same_index(built: tuple[Path, UpdateReport], embedder: Embedder) -> None:
+    index_dir, first = built
+    report = update_index(index_dir, rebuild=True, embedder=embedder)
+    assert report.chunks_embedded == first.chunks
+    assert (report.documents, report.chunks) == (first.documents, first.chunks)
+    assert report.skipped == ()
+    stats = assert_consistent(index_dir, embedder)
+    assert (stats.documents, stats.chunks) == (first.documents, first.chunks)
+    assert len(list(index_dir.glob("vectors-*.faiss"))) == 1
+
+
+def test_manifest_of_another_model_is_refused_until_rebuilt(
+    built: tuple[Path, UpdateReport], embedder: Embedder
+) -> None:
+    index_dir, first = built
+    manifest_path = index_dir / MANIFEST_FILE
+    manifest = json.loads(manifest_path.read_text())
+    manifest["model"] = "some-other-model"
+    manifest_path.write_text(json.dumps(manifest))
+
+    result = CliRunner().invoke(main, ["ask", "Who did Igor Ivanov give the document to?", "--index", str(index_dir)])
+    assert result.exit_code == 1
+    assert "some-other-model" in result.output
+    assert "qa index --rebuild" in result.output
+    assert "Traceback" not in result.output
+    assert not isinstance(result.exception, IndexMismatchError)  # shown as a message, not raised
+
+    with pytest.raises(IndexMismatchError, match="some-other-model"):
+        update_index(index_dir, embedder=embedder)
+
+    report = update_index(index_dir, rebuild=True, embedder=embedder)
+    assert report.chunks == first.chunks
+    assert json.loads(manifest_path.read_text())["model"] == embedder.name
+    assert_consistent(index_dir, embedder)
+
+
+def test_manifest_of_a_newer_format_is_refused(shared_copy: tuple[Path, UpdateReport]) -> None:
+    index_dir, _ = shared_copy
+    manifest_path = index_dir / MANIFEST_FILE
+    manifest = json.loads(manifest_path.read_text())
+    manifest["format_version"] = 99
+    manifest_path.write_text(json.dumps(manifest))
+    with pytest.raises(IndexMismatchError, match="format 99"):
+        Index.open(index_dir)

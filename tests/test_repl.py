@@ -1,0 +1,185 @@
+"""The chat, driven with lines of text and read back from the console it printed to."""
+
+from __future__ import annotations
+
+import io
+import re
+import shutil
+from pathlib import Path
+from typing import TYPE_CHECKING
+
+import pytest
+from rich.console import Console
+
+from qa.embed import Embedder
+from qa.repl import PROMPT, ChatSession
+
+if TYPE_CHECKING:
+    from conftest import CorpusArticle
+
+IVANOV_QUESTION = "Who did Igor Ivanov give the informal document to?"
+_BOX = re.compile(r"[│╭╮╰╯─┃━┏┓┗┛]")
+
+
+def flat(text: str) -> str:
+    """Console text with panel borders dropped and all whitespace one space, so wrapped phrases match."""
+    return " ".join(_BOX.sub(" ", text).split())
+
+
+class Chat:
+    """What one chat session printed, cut into the reply to each line typed."""
+
+    def __init__(self, output: str, lines: list[str]) -> None:
+        self.output = output
+        self.banner, *pieces = output.split(PROMPT)
+        # The chat echoes every line it reads after the prompt; its reply runs to the next prompt.
+        self.replies: list[tuple[str, str]] = []
+        for piece in pieces:
+            typed = max((line for line in lines if piece.startswith(line)), key=len)
+            self.replies.append((typed, piece[len(typed) :]))
+        self.answered = [typed for typed, _ in self.replies]
+
+    def reply(self, line: str, nth: int = 1) -> str:
+        """The flattened text printed in response to the `nth` time `line` was typed."""
+        found = [reply for typed, reply in self.replies if typed == line]
+        return flat(found[nth - 1])
+
+
+def chat(index_dir: Path, embedder: Embedder, lines: list[str]) -> Chat:
+    console = Console(file=io.StringIO(), width=100)
+    ChatSession(index_dir, console=console, embedder=embedder).run(lines=lines)
+    return Chat(console.file.getvalue(), lines)
+
+
+@pytest.fixture
+def index_dir(seeds_index: Path, tmp_path: Path) -> Path:
+    """This test's own copy of the session's seeds index (what a fresh chat builds)."""
+    return Path(shutil.copytree(seeds_index, tmp_path / "index"))
+
+
+@pytest.fixture
+def new_article(tmp_path: Path, extra_article: CorpusArticle) -> Path:
+    """The extra article, written to a file outside any indexed folder."""
+    path = tmp_path / "inbox" / extra_article.name
+    path.parent.mkdir()
+    path.write_text(extra_article.text, encoding="utf-8")
+    return path
+
+
+def test_a_whole_session(
+    tmp_path: Path, embedder: Embedder, new_article: Path, extra_article: CorpusArticle
+) -> None:
+    lines = [
+        IVANOV_QUESTION,
+        "/sources",
+        "/open 1",
+        "/k 3",
+        "/stats",
+        "/help",
+        "/frobnicate now",
+        "/open 99",
+        f"/add {new_article}",
+        extra_article.question,
+        "/sources",
+        "/stats",
+        "/quit",
+        "How much does Baghdad owe Russia?",  # after /quit: never read
+    ]
+    session = chat(tmp_path / "index", embedder, lines)
+
+    # A fresh index is built from seeds/ on start.
+    assert "2 articles" in flat(session.banner)
+    assert session.answered == lines[:-1]
+
+    answer = session.reply(IVANOV_QUESTION)
+    assert "Madeleine Albright" in answer
+    assert "[1]" in answer and "Sources" in answer
+    assert "Ivanov's Offer Links Iraq to Chechnya" in answer
+
+    sources = session.reply("/sources")
+    assert "[1] Ivanov's Offer Links Iraq to Chechnya" in sources
+    assert "Madeleine Albright" in sources
+    assert "score" in sources
+
+    article = session.reply("/open 1")
+    assert "Ivanov's Offer Links Iraq to Chechnya" in article
+    assert "000_22cb3c343393cc32.txt" in article
+    # The whole article, from its first sentence to its last, not just the cited passage.
+    assert "Russia has suggested for the first time" in article
+    assert "barred them from returning." in article
+    assert "Get the latest updates" not in article
+
+    assert "Retrieving 3 passages per question." in session.reply("/k 3")
+
+    stats = session.reply("/stats")
+    assert re.search(r"documents 2\b", stats)
+    assert "all-MiniLM-L6-v2 (384 dimensions)" in stats
+
+    help_text = session.reply("/help")
+    for command in ("/help", "/sources", "/open N", "/k N", "/mode M", "/add PATH", "/stats", "/quit"):
+        assert command in help_text
+    assert "(now 3)" in help_text  # /k took effect
+
+    assert "Unknown command /frobnicate; /help lists the commands." in session.reply("/frobnicate now")
+    assert "There is no source 99." in session.reply("/open 99")
+
+    added = session.reply(f"/add {new_article}")
+    assert "1 added" in added
+    assert "3 documents" in added
+
+    orchid = session.reply(extra_article.question)
+    assert extra_article.answer_phrase in orchid
+    assert "Botanists Name New Orchid Found on Madagascar Mountain" in orchid
+    assert "$8 billion" not in session.output
+
+    # /k 3 holds for later questions: three passages behind the new answer.
+    assert session.reply("/sources", 2).count(" score ") == 3
+    assert re.search(r"documents 3\b", session.reply("/stats", 2))
+    assert new_article.parent.name in session.reply("/stats", 2)  # the folder /add remembered
+
+
+def test_commands_before_any_question_and_bad_arguments(index_dir: Path, embedder: Embedder) -> None:
+    lines = ["/sources", "/open 1", "/k 0", "/k many", "/mode fuzzy", "/mode keyword", "/add", "/add /no/such/file.txt", "/open x"]
+    session = chat(index_dir, embedder, lines)
+    assert session.answered == lines
+    assert "ask a question first" in session.reply("/sources")
+    assert "Ask a question first" in session.reply("/open 1")
+    assert "Usage: /k N with N from 1 to 100 (now 5)." in session.reply("/k 0")
+    assert "Usage: /k N" in session.reply("/k many")
+    assert "Usage: /mode hybrid|dense|keyword (now hybrid)." in session.reply("/mode fuzzy")
+    assert "Retrieval mode: keyword." in session.reply("/mode keyword")
+    assert "Usage: /add PATH" in session.reply("/add")
+    assert "No such file or folder: /no/such/file.txt" in session.reply("/add /no/such/file.txt")
+    assert "Usage: /open N" not in session.reply("/open x")  # no answer yet: that comes first
+    assert "Ask a question first" in session.reply("/open x")
+
+
+def test_an_error_on_one_line_does_not_end_the_chat(index_dir: Path, embedder: Embedder) -> None:
+    lines = ["?!", "How much does Baghdad owe Russia?", "/open two"]
+    session = chat(index_dir, embedder, lines)
+    assert session.answered == lines
+    assert "the question has no words in it" in session.reply("?!")
+    assert "Traceback" not in session.output
+    assert "$8 billion" in session.reply("How much does Baghdad owe Russia?")
+    assert "Usage: /open N, where N is a source number like 1." in session.reply("/open two")
+
+
+def test_unanswerable_question_shows_the_closest_passages(index_dir: Path, embedder: Embedder) -> None:
+    question = "What is the boiling point of tungsten?"
+    session = chat(index_dir, embedder, [question])
+    reply = session.reply(question)
+    assert "The articles do not seem to answer this." in reply
+    assert "Closest passages" in reply
+    assert "[1]" in reply
+
+
+def test_a_broken_index_is_reported_not_raised(tmp_path: Path, embedder: Embedder) -> None:
+    index_dir = tmp_path / "index"
+    index_dir.mkdir()
+    (index_dir / "manifest.json").write_text("{not json")
+    (index_dir / "catalog.sqlite").write_bytes(b"")
+    session = chat(index_dir, embedder, ["How much does Baghdad owe Russia?"])
+    assert "Error:" in session.output
+    assert "manifest.json is damaged" in flat(session.output)
+    assert "qa index --rebuild" in flat(session.output)
+    assert session.answered == []
