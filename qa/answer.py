@@ -113,7 +113,10 @@ def compose_answer(
                 chosen.append(candidate)
     citations = []
     parts = []
-    for n, sentence in enumerate(chosen, start=1):
+    # Sources are the retrieved passages, numbered in rank order; two sentences quoted from one
+    # passage share its number, and /sources and /open use the same numbers.
+    for sentence in chosen:
+        n = sentence.hit_rank + 1
         hit = hits[sentence.hit_rank]
         start, end = sentence.span
         citations.append(

@@ -69,6 +69,7 @@ class DocumentRecord:
     content_hash: str
     size: int
     mtime_ns: int
+    indexed_at: float = 0.0
 
 
 @dataclass(frozen=True)
@@ -182,19 +183,23 @@ class Catalog:
             "INSERT OR IGNORE INTO sources(path, added_at) VALUES(?, ?)", [(p, now) for p in paths]
         )
 
+    def remove_sources(self, paths: Iterable[str]) -> None:
+        self._db.executemany("DELETE FROM sources WHERE path = ?", [(p,) for p in paths])
+
     # Documents and chunks -------------------------------------------------------------------------
 
     def documents(self) -> dict[str, DocumentRecord]:
         """Every indexed document, by path."""
         rows = self._db.execute(
-            "SELECT doc_id, path, title, date, content_hash, size, mtime_ns FROM documents"
+            "SELECT doc_id, path, title, date, content_hash, size, mtime_ns, indexed_at FROM documents"
         )
         return {row[1]: DocumentRecord(*row) for row in rows}
 
     def touch_document(self, doc_id: str, size: int, mtime_ns: int) -> None:
         """Record new file facts for a document whose content did not change."""
         self._db.execute(
-            "UPDATE documents SET size = ?, mtime_ns = ? WHERE doc_id = ?", (size, mtime_ns, doc_id)
+            "UPDATE documents SET size = ?, mtime_ns = ?, indexed_at = ? WHERE doc_id = ?",
+            (size, mtime_ns, time.time(), doc_id),
         )
 
     def chunk_ids_of(self, doc_ids: Sequence[str]) -> list[int]:

@@ -163,10 +163,15 @@ def _update_catalog(
     if not roots and not given:
         roots = [str(p) for p in default_corpus()]
         new_sources = list(roots)
-    missing_roots = tuple(r for r in roots if not os.path.exists(r))
+    known_paths = set() if rebuild else set(catalog.documents())
+    # A file that was named as a source and is gone was deleted; a folder that is gone may be an
+    # unplugged drive, so what was indexed from it is kept.
+    deleted_file_sources = [r for r in roots if r in known_paths and not os.path.exists(r)]
+    missing_roots = tuple(r for r in roots if not os.path.exists(r) and r not in deleted_file_sources)
     for root in missing_roots:
         progress.note(f"{root} is not there now; its indexed articles are kept")
-    files, skipped = discover_files([r for r in roots if r not in missing_roots] + not_there)
+    present_roots = [r for r in roots if r not in missing_roots and r not in deleted_file_sources]
+    files, skipped = discover_files(present_roots + not_there)
     skipped = [s for s in skipped if s.path not in missing_roots]
 
     known = {} if rebuild else catalog.documents()
@@ -178,7 +183,7 @@ def _update_catalog(
     removed = [
         record
         for path, record in known.items()
-        if path not in seen and _under_any(path, scanned) and not os.path.exists(path)
+        if path not in seen and not os.path.exists(path) and (_under_any(path, scanned) or path in deleted_file_sources)
     ]
     all_known = catalog.documents()
     if rebuild:
@@ -200,6 +205,7 @@ def _update_catalog(
         generation > 0
         and not (chunked or removed or plan.touched)
         and set(new_sources) <= set(catalog.sources())
+        and not deleted_file_sources
     )
     if not groups and not unchanged_index:
         groups = [[]]  # nothing to embed, but removals, file facts or sources to commit
@@ -225,8 +231,11 @@ def _update_catalog(
             vectors.remove(drop_ids)
             if embedded is not None:
                 vectors.add(new_ids, embedded)
-            generation += 1
-            vectors.save(vectors_path(index_dir, generation))
+            # The vector file is written anew only when vectors changed (or the index is new):
+            # a commit of file facts or sources alone keeps the current generation.
+            if drop_ids or new_ids or generation == 0 or rebuild:
+                generation += 1
+                vectors.save(vectors_path(index_dir, generation))
             catalog.remove_documents(drop_docs)
             catalog.insert_documents(group, new_ids, sentence_vectors)
             catalog.set_meta("generation", generation)
@@ -234,6 +243,7 @@ def _update_catalog(
             catalog.set_meta("model", manifest.model)
             catalog.set_meta("dimension", manifest.dimension)
             catalog.add_sources(new_sources)
+            catalog.remove_sources(deleted_file_sources)
             for doc_id, size, mtime_ns in plan.touched:
                 catalog.touch_document(doc_id, size, mtime_ns)
         pending_removals = []
@@ -278,7 +288,10 @@ def _plan_changes(
         record = known.get(key)
         try:
             stat = path.stat()
-            if record and record.size == stat.st_size and record.mtime_ns == stat.st_mtime_ns:
+            # Same size and modification time means unchanged, unless the file was modified within
+            # a moment of being indexed: an edit in the same clock tick would look identical.
+            settled = stat.st_mtime_ns / 1e9 < (record.indexed_at if record else 0) - 2
+            if record and settled and record.size == stat.st_size and record.mtime_ns == stat.st_mtime_ns:
                 plan.unchanged += 1
                 continue
             data = path.read_bytes() if stat.st_size <= _max_file_bytes() else None

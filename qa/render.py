@@ -112,7 +112,11 @@ def render_answer(answer: Answer, show_passages: bool = True) -> RenderableType:
         parts.append(_answer_text(answer))
         parts.append(Text())
         parts.append(Text("Sources", style="bold underline"))
+        shown: set[int] = set()
         for citation in answer.citations:
+            if citation.n in shown:
+                continue
+            shown.add(citation.n)
             hit = _passage_of(answer, citation)
             date = hit.date if hit else None
             parts.append(
@@ -147,19 +151,17 @@ def render_hits(query: str, hits: Sequence[Hit]) -> RenderableType:
 
 
 def render_sources(answer: Answer) -> RenderableType:
-    """`/sources`: every passage the last answer drew on, cited sentences highlighted."""
+    """`/sources`: every passage the last answer drew on, numbered, cited sentences highlighted."""
     if not answer.passages:
         return Text("No sources yet: ask a question first.", style="yellow")
     parts: list[RenderableType] = []
-    numbers = {(c.doc_id, c.start): c.n for c in answer.citations}
-    for hit in answer.passages:
-        marks = sorted(n for (doc, start), n in numbers.items() if doc == hit.doc_id and hit.start <= start < hit.end)
-        label = " ".join(f"[{n}]" for n in marks) if marks else "–"
-        title = Text()
-        title.append(label + " ", style=MARKER_STYLE)
-        title.append(hit.title, style="bold")
-        parts.append(title)
-        parts.append(Text(f"{display_path(hit.path)}  chars {hit.start}–{hit.end}  score {hit.score:.3f}", style="dim"))
+    cited = {c.n for c in answer.citations}
+    for n, hit in enumerate(answer.passages, start=1):
+        line = _source_line(n, hit.title, hit.path, hit.start, hit.end, hit.date)
+        line.append(f"  score {hit.score:.3f}", style="dim")
+        if n in cited:
+            line.append("  cited", style="bold green")
+        parts.append(line)
         parts.append(Panel(passage_text(hit, answer.citations), border_style="dim", padding=(0, 1)))
     return Group(*parts)
 

@@ -252,14 +252,11 @@ class ChatSession:
             self.console.print("[yellow]Usage: /open N, where N is a source number like 1.[/]")
             return
         n = int(args[0])
-        citation = next((c for c in answer.citations if c.n == n), None)
-        if citation is not None:
-            doc_id = citation.doc_id
-        elif 1 <= n <= len(answer.passages):
-            doc_id = answer.passages[n - 1].doc_id
-        else:
-            self.console.print(f"[yellow]There is no source {n}.[/]")
+        if not 1 <= n <= len(answer.passages):
+            self.console.print(f"[yellow]There is no source {n}; /sources lists them.[/]")
             return
+        doc_id = answer.passages[n - 1].doc_id
+        citation = next((c for c in answer.citations if c.n == n), None)
         article = self.retriever().index.document(doc_id)
         if article is None:
             self.console.print("[yellow]That article is no longer in the index.[/]")

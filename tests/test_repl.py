@@ -121,7 +121,7 @@ def test_a_whole_session(
     assert "(now 3)" in help_text  # /k took effect
 
     assert "Unknown command /frobnicate; /help lists the commands." in session.reply("/frobnicate now")
-    assert "There is no source 99." in session.reply("/open 99")
+    assert "There is no source 99; /sources lists them." in session.reply("/open 99")
 
     added = session.reply(f"/add {new_article}")
     assert "1 added" in added
