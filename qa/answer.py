@@ -19,8 +19,15 @@ from qa.types import Answer, Citation, Hit, Span
 
 NOT_ANSWERED = "The articles do not seem to answer this."
 # Below this best-sentence score the top passages are judged not to answer the question.
-ANSWER_THRESHOLD = 0.35
-KEYWORD_WEIGHT = 0.35
+# Calibrated on data nobody here wrote: 3,000 SQuAD v2.0 dev questions against its own corpus
+# (answerable) and 1,500 SQuAD v1.1 dev questions about the 13 articles that corpus lacks (off
+# topic). At 0.9, 94.9% of answerable questions are answered and 90.2% of off-topic ones declined
+# (the best balanced accuracy, 0.926; AUROC 0.978). SQuAD v2.0's unanswerable questions, written to
+# look answerable from the same paragraph, are mostly not caught (10.6%): that takes a reader model.
+ANSWER_THRESHOLD = 0.9
+# Measured on 1,500 SQuAD v1.1 dev questions (answer in top sentence): 0.35 -> 0.728, 0.7 -> 0.745,
+# 1.0 -> 0.749, 2.0 -> 0.751; a question's rare words weigh as much as its meaning.
+KEYWORD_WEIGHT = 1.0
 PASSAGES_READ = 3
 MAX_SENTENCES = 2
 # A second sentence joins the answer only when it scores nearly as well as the first.

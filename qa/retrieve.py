@@ -42,7 +42,7 @@ STOPWORDS = frozenset(
     me more most my myself no nor not now of off on once only or other our ours ourselves out over own
     same she should so some such than that the their theirs them themselves then there these they
     this those through to too under until up very was we were what when where which while who whom
-    why will with would you your yours yourself yourselves s t don""".split()
+    why will with would you your yours yourself yourselves s t don much many""".split()
 )
 
 _WORD = re.compile(r"\w+", re.UNICODE)
@@ -78,7 +78,7 @@ def query_terms(text: str) -> list[str]:
     """Content words of a query, lower-cased, in order, without repeats.
 
     >>> query_terms("How much does Baghdad owe Russia?")
-    ['much', 'baghdad', 'owe', 'russia']
+    ['baghdad', 'owe', 'russia']
     """
     seen: dict[str, None] = {}
     for word in _WORD.findall(text.lower()):
