@@ -8,12 +8,17 @@ one that merely mentions Baghdad.
 
 from __future__ import annotations
 
-import math
 from collections.abc import Sequence
 from dataclasses import dataclass
-from functools import lru_cache
 
-from qa.retrieve import Retriever, SearchFilters, clean_query, query_terms
+from qa.retrieve import (
+    SENTENCE_KEYWORD_WEIGHT,
+    Retriever,
+    SearchFilters,
+    clean_query,
+    keyword_coverage,
+    term_weights_for,
+)
 from qa.types import Answer, Citation, Hit, Span
 
 
@@ -25,9 +30,6 @@ NOT_ANSWERED = "The articles do not seem to answer this."
 # (the best balanced accuracy, 0.926; AUROC 0.978). SQuAD v2.0's unanswerable questions, written to
 # look answerable from the same paragraph, are mostly not caught (10.6%): that takes a reader model.
 ANSWER_THRESHOLD = 0.9
-# Measured on 1,500 SQuAD v1.1 dev questions (answer in top sentence): 0.35 -> 0.728, 0.7 -> 0.745,
-# 1.0 -> 0.749, 2.0 -> 0.751; a question's rare words weigh as much as its meaning.
-KEYWORD_WEIGHT = 1.0
 PASSAGES_READ = 3
 MAX_SENTENCES = 2
 # A second sentence joins the answer only when it scores nearly as well as the first.
@@ -47,30 +49,6 @@ class ScoredSentence:
     score: float
 
 
-@lru_cache(maxsize=1)
-def _stemmer():
-    import Stemmer
-
-    return Stemmer.Stemmer("english")
-
-
-def _stems(words: Sequence[str]) -> list[str]:
-    return _stemmer().stemWords(list(words))
-
-
-def keyword_coverage(sentence: str, term_weights: dict[str, float]) -> float:
-    """Share of the question's term weight (IDF) that the sentence contains, from 0 to 1.
-
-    >>> keyword_coverage("Baghdad owes $8 billion", {"baghdad": 1.0, "owe": 1.0, "russia": 2.0})
-    0.5
-    """
-    total = sum(term_weights.values())
-    if total <= 0:
-        return 0.0
-    present = set(_stems(query_terms(sentence)))
-    return sum(w for stem, w in term_weights.items() if stem in present) / total
-
-
 def score_sentences(hits: Sequence[Hit], term_weights: dict[str, float]) -> list[ScoredSentence]:
     """Every sentence of the top passages with its meaning and keyword scores, best first.
 
@@ -85,20 +63,10 @@ def score_sentences(hits: Sequence[Hit], term_weights: dict[str, float]) -> list
             keyword = keyword_coverage(text, term_weights)
             # A fragment ("Ivanov said.") can match on a name alone; it is rarely the answer.
             brevity = 0.1 if len(text) < _MIN_SENTENCE_CHARS else 0.0
-            score = cosine + KEYWORD_WEIGHT * keyword - 0.02 * rank - brevity
+            score = cosine + SENTENCE_KEYWORD_WEIGHT * keyword - 0.02 * rank - brevity
             scored.append(ScoredSentence(rank, (start, end), text, cosine, keyword, score))
     scored.sort(key=lambda s: s.score, reverse=True)
     return scored
-
-
-def term_weights_for(question: str, document_frequency, total_chunks: int) -> dict[str, float]:
-    """IDF weight of each stemmed content word of the question; rare words weigh most."""
-    terms = query_terms(question)
-    weights: dict[str, float] = {}
-    for term, stem in zip(terms, _stems(terms)):
-        df = document_frequency(term)
-        weights[stem] = max(weights.get(stem, 0.0), math.log(1 + (total_chunks + 1) / (df + 0.5)))
-    return weights
 
 
 def compose_answer(

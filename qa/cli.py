@@ -54,6 +54,12 @@ reranker_option = click.option(
 )
 
 
+backend_option = click.option(
+    "--backend", type=click.Choice(["torch", "onnx", "onnx-int8"]), envvar="QA_BACKEND",
+    help="Encoder backend ($QA_BACKEND); by default the one the index was built with.",
+)
+
+
 def retrieval_options(func: Callable[..., Any]) -> Callable[..., Any]:
     """-k, --mode and the filters shared by `ask`, `search` and `chat`."""
     decorators = [
@@ -65,6 +71,7 @@ def retrieval_options(func: Callable[..., Any]) -> Callable[..., Any]:
         click.option("--since", metavar="DATE", help="Only articles dated on or after DATE (YYYY-MM-DD)."),
         click.option("--until", metavar="DATE", help="Only articles dated on or before DATE (YYYY-MM-DD)."),
         reranker_option,
+        backend_option,
     ]
     for decorator in reversed(decorators):
         func = decorator(func)
@@ -102,9 +109,10 @@ def main(ctx: click.Context) -> None:
 @main.command()
 @click.argument("paths", nargs=-1, type=click.Path(path_type=Path))
 @click.option("--rebuild", is_flag=True, help="Embed everything again from scratch.")
+@backend_option
 @index_option
 @json_option
-def index(paths: tuple[Path, ...], rebuild: bool, index_dir: str | None, as_json: bool) -> None:
+def index(paths: tuple[Path, ...], rebuild: bool, backend: str | None, index_dir: str | None, as_json: bool) -> None:
     """Bring the index up to date with PATHS and every folder it already knows.
 
     New files are embedded, changed files (by content hash) are embedded again, deleted files are
@@ -125,7 +133,10 @@ def index(paths: tuple[Path, ...], rebuild: bool, index_dir: str | None, as_json
     directory = resolve_index_dir(index_dir)
     err = _console(stderr=True)
     with RichIndexProgress(err) as progress:
-        report = update_index(directory, list(paths) or None, rebuild=rebuild, progress=progress)
+        report = update_index(
+            directory, list(paths) or None, embedder=_embedder(directory, backend, rebuild), rebuild=rebuild,
+            progress=progress,
+        )
     if as_json:
         from dataclasses import asdict
 
@@ -134,14 +145,24 @@ def index(paths: tuple[Path, ...], rebuild: bool, index_dir: str | None, as_json
         _console().print(render_update_report(report))
 
 
-def _open(index_dir: str | None, reranker: str | None = None):
-    from qa.embed import Embedder, Reranker
+def _embedder(directory: Path, backend: str | None, rebuild: bool = False):
+    """The embedder for an index: the backend asked for, else the one the index was built with."""
+    from qa.embed import Embedder
+    from qa.index import index_backend
+
+    if backend is None and not rebuild:
+        backend = index_backend(directory)
+    return Embedder(backend=backend)
+
+
+def _open(index_dir: str | None, reranker: str | None = None, backend: str | None = None):
+    from qa.embed import Reranker
     from qa.index import Index
     from qa.retrieve import Retriever
 
     index = Index.open(resolve_index_dir(index_dir))
-    embedder = Embedder()
-    index.manifest.check_model(embedder.name, embedder.dimension, index.dir)
+    embedder = _embedder(index.dir, backend)
+    index.manifest.check_model(embedder.name, embedder.dimension, index.dir, embedder.backend)
     return Retriever(index, embedder, Reranker(reranker) if reranker else None)
 
 
@@ -168,7 +189,7 @@ def _day(value: str | None, option: str) -> str | None:
 @index_option
 @json_option
 def ask(question: str, k: int, mode: str, source: str | None, since: str | None, until: str | None,
-        reranker: str | None, index_dir: str | None, as_json: bool) -> None:
+        reranker: str | None, backend: str | None, index_dir: str | None, as_json: bool) -> None:
     """Answer QUESTION with sentences quoted from the articles, each cited.
 
     \b
@@ -181,7 +202,7 @@ def ask(question: str, k: int, mode: str, source: str | None, since: str | None,
     from qa.render import answer_json, render_answer
 
     filters = _filters(source, since, until)
-    retriever = _open(index_dir, reranker)
+    retriever = _open(index_dir, reranker, backend)
     answer = answer_question(retriever, question, k=k, mode=mode, filters=filters)
     if as_json:
         _emit_json(answer_json(answer))
@@ -195,7 +216,7 @@ def ask(question: str, k: int, mode: str, source: str | None, since: str | None,
 @index_option
 @json_option
 def search(query: str, k: int, mode: str, source: str | None, since: str | None, until: str | None,
-           reranker: str | None, index_dir: str | None, as_json: bool) -> None:
+           reranker: str | None, backend: str | None, index_dir: str | None, as_json: bool) -> None:
     """Show the passages that best match QUERY, without composing an answer.
 
     \b
@@ -206,7 +227,7 @@ def search(query: str, k: int, mode: str, source: str | None, since: str | None,
     from qa.render import render_hits, search_json
 
     filters = _filters(source, since, until)
-    retriever = _open(index_dir, reranker)
+    retriever = _open(index_dir, reranker, backend)
     hits = retriever.search(query, k=k, mode=mode, filters=filters)
     if as_json:
         _emit_json(search_json(query, hits))
@@ -246,7 +267,7 @@ def stats(index_dir: str | None, as_json: bool) -> None:
 @index_option
 @click.option("--no-update", is_flag=True, help="Do not check the corpus folders for changes first.")
 def chat(k: int, mode: str, source: str | None, since: str | None, until: str | None,
-         reranker: str | None, index_dir: str | None, no_update: bool) -> None:
+         reranker: str | None, backend: str | None, index_dir: str | None, no_update: bool) -> None:
     """Open the chat: ask questions, see cited answers; /help lists commands.
 
     On start the chat brings the index up to date with its folders (a fresh index is built from
@@ -261,7 +282,7 @@ def chat(k: int, mode: str, source: str | None, since: str | None, until: str | 
 
     session = ChatSession(
         resolve_index_dir(index_dir), console=_console(), k=k, mode=mode,
-        filters=_filters(source, since, until), reranker=reranker,
+        filters=_filters(source, since, until), reranker=reranker, backend=backend,
     )
     session.run(update=not no_update)
 
@@ -302,8 +323,10 @@ def doctor(index_dir: str | None, as_json: bool) -> None:
               default=["all"], show_default=True, help="Retrieval mode(s) to measure; repeat for several.")
 @click.option("--limit", type=click.IntRange(1), help="Ask only the first N questions (a quick run).")
 @reranker_option
+@backend_option
 @json_option
-def evaluate(eval_set: str, modes: tuple[str, ...], limit: int | None, reranker: str | None, as_json: bool) -> None:
+def evaluate(eval_set: str, modes: tuple[str, ...], limit: int | None, reranker: str | None,
+             backend: str | None, as_json: bool) -> None:
     """Measure retrieval and answers on a question set with known answers.
 
     PREFIX names PREFIX.corpus.jsonl and PREFIX.queries.jsonl. The corpus is indexed once into
@@ -324,7 +347,10 @@ def evaluate(eval_set: str, modes: tuple[str, ...], limit: int | None, reranker:
 
     chosen = list(MODES) if "all" in modes else list(dict.fromkeys(modes))
     with RichIndexProgress(_console(stderr=True)) as progress:
-        report = run_eval(eval_set, chosen, limit=limit, progress=progress, reranker=reranker)
+        from qa.embed import Embedder
+
+        report = run_eval(eval_set, chosen, limit=limit, progress=progress, reranker=reranker,
+                          embedder=Embedder(backend=backend))
     if as_json:
         _emit_json(asdict(report))
     else:

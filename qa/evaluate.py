@@ -21,10 +21,10 @@ from dataclasses import dataclass, field
 from pathlib import Path
 
 from qa.answer import score_sentences, term_weights_for
+from qa.config import cache_dir
 from qa.errors import ConfigError
 from qa.retrieve import MODES, Retriever
 
-CACHE_ENV = "QA_CACHE_DIR"
 RETRIEVE_K = 20
 
 
@@ -70,6 +70,7 @@ class EvalReport:
     eval_set: str
     documents: int
     index_seconds: float
+    backend: str = "torch"
     results: list[ModeResult] = field(default_factory=list)
 
 
@@ -169,15 +170,6 @@ def auroc(positives: Sequence[float], negatives: Sequence[float]) -> float:
 
 
 # Running ------------------------------------------------------------------------------------------------
-
-
-def cache_dir() -> Path:
-    """Where eval indexes are kept: $QA_CACHE_DIR, else ~/.cache/qa."""
-    chosen = os.environ.get(CACHE_ENV)
-    if chosen:
-        return Path(chosen).expanduser()
-    base = os.environ.get("XDG_CACHE_HOME") or str(Path.home() / ".cache")
-    return Path(base) / "qa"
 
 
 def prepare_corpus(eval_set: EvalSet, root: Path) -> tuple[Path, dict[str, str]]:
@@ -302,10 +294,11 @@ def run_eval(
     embedder = embedder or Embedder()
     workdir, path_to_id = prepare_corpus(eval_set, cache_dir() / "eval")
     started = time.perf_counter()
-    update_index(workdir / "index", [workdir / "corpus"], embedder=embedder, progress=progress)
+    index_dir = workdir / f"index-{embedder.backend}"
+    update_index(index_dir, [workdir / "corpus"], embedder=embedder, progress=progress)
     index_seconds = time.perf_counter() - started
     questions = load_questions(eval_set.queries_path, limit)
-    index = Index.open(workdir / "index")
+    index = Index.open(index_dir)
     try:
         from qa.embed import Reranker
 
@@ -313,7 +306,7 @@ def run_eval(
         if progress is not None:
             progress.start("Questions", len(questions))
         vectors = embedder.encode([q.question for q in questions], progress=progress.advance if progress else None)
-        report = EvalReport(eval_set.name, index.catalog.counts()[0], index_seconds)
+        report = EvalReport(eval_set.name, index.catalog.counts()[0], index_seconds, embedder.backend)
         if progress is not None:
             progress.start("Asking", len(questions))
         report.results = evaluate_modes(

@@ -21,7 +21,7 @@ from dataclasses import asdict, dataclass
 from pathlib import Path
 
 from qa.catalog import Catalog
-from qa.errors import IndexCorruptError, IndexMismatchError, IndexMissingError
+from qa.errors import IndexCorruptError, IndexMismatchError, IndexMissingError, QAError
 from qa.store import FaissVectorStore
 from qa.types import Article, IndexStats
 
@@ -40,6 +40,7 @@ class Manifest:
     dimension: int
     store: str = "faiss"
     created: str = ""
+    backend: str = "torch"  # the encoder backend whose vectors the index holds
 
     def save(self, index_dir: Path) -> None:
         path = index_dir / MANIFEST_FILE
@@ -64,6 +65,7 @@ class Manifest:
                 dimension=int(data["dimension"]),
                 store=str(data.get("store", "faiss")),
                 created=str(data.get("created", "")),
+                backend=str(data.get("backend", "torch")),
             )
         except (ValueError, KeyError, TypeError) as exc:
             raise IndexCorruptError(f"{path} is damaged ({exc}); {REBUILD_HINT}") from exc
@@ -78,12 +80,17 @@ class Manifest:
             )
         return manifest
 
-    def check_model(self, model: str, dimension: int, index_dir: Path) -> None:
-        """Refuse to mix vectors of two models in one index."""
+    def check_model(self, model: str, dimension: int, index_dir: Path, backend: str | None = None) -> None:
+        """Refuse to mix vectors of two models (or two encoder precisions) in one index."""
         if self.model != model or self.dimension != dimension:
             raise IndexMismatchError(
                 f"the index in {index_dir} was built with {self.model} ({self.dimension} dimensions) "
                 f"but qa is using {model} ({dimension}); {REBUILD_HINT}"
+            )
+        if backend is not None and backend != self.backend:
+            raise IndexMismatchError(
+                f"the index in {index_dir} holds vectors of the {self.backend} backend, not {backend}; "
+                f"use --backend {self.backend}, or `qa index --rebuild --backend {backend}`"
             )
 
 
@@ -91,8 +98,16 @@ def vectors_path(index_dir: Path, generation: int) -> Path:
     return index_dir / f"vectors-{generation:06d}.faiss"
 
 
-def new_manifest(model: str, dimension: int) -> Manifest:
-    return Manifest(FORMAT_VERSION, model, dimension, "faiss", time.strftime("%Y-%m-%dT%H:%M:%S%z"))
+def new_manifest(model: str, dimension: int, backend: str = "torch") -> Manifest:
+    return Manifest(FORMAT_VERSION, model, dimension, "faiss", time.strftime("%Y-%m-%dT%H:%M:%S%z"), backend)
+
+
+def index_backend(index_dir: Path) -> str | None:
+    """The backend an existing index was built with, or None where there is no readable index."""
+    try:
+        return Manifest.load(index_dir).backend
+    except QAError:
+        return None
 
 
 class Index:

@@ -26,6 +26,7 @@ from qa.store import FaissVectorStore
 # Chunks embedded between two commits: small enough that an interrupted run keeps most of its
 # work, large enough that rewriting the vector file is a small share of the time.
 COMMIT_EVERY_CHUNKS = 2048
+COMMIT_EVERY_ENV = "QA_COMMIT_EVERY_CHUNKS"
 LOCK_FILE = ".writer.lock"
 
 
@@ -124,12 +125,12 @@ def _update_locked(
     if not rebuild:
         try:
             manifest = Manifest.load(index_dir)
-            manifest.check_model(embedder.name, embedder.dimension, index_dir)
+            manifest.check_model(embedder.name, embedder.dimension, index_dir, embedder.backend)
         except IndexMissingError:
             manifest = None
     fresh = manifest is None
     if manifest is None:
-        manifest = new_manifest(embedder.name, embedder.dimension)
+        manifest = new_manifest(embedder.name, embedder.dimension, embedder.backend)
     catalog = Catalog.open(index_dir / CATALOG_FILE, create=True)
     try:
         if fresh and not rebuild:
@@ -324,7 +325,7 @@ def _commit_groups(items: list[IndexedArticle]) -> list[list[IndexedArticle]]:
     for item in items:
         current.append(item)
         size += len(item.chunks)
-        if size >= COMMIT_EVERY_CHUNKS:
+        if size >= _commit_every():
             groups.append(current)
             current, size = [], 0
     if current:
@@ -340,6 +341,14 @@ def _split_rows(matrix, spans_per_item: list[list]) -> list:
         blocks.append(matrix[offset : offset + len(spans)])
         offset += len(spans)
     return blocks
+
+
+def _commit_every() -> int:
+    """Chunks per commit: $QA_COMMIT_EVERY_CHUNKS when set (the crash tests commit often), else the default."""
+    try:
+        return max(1, int(os.environ.get(COMMIT_EVERY_ENV, COMMIT_EVERY_CHUNKS)))
+    except ValueError:
+        return COMMIT_EVERY_CHUNKS
 
 
 def _under_any(path: str, roots: list[str]) -> bool:

@@ -209,7 +209,7 @@ def render_update_report(report: UpdateReport) -> RenderableType:
 def render_eval_report(report: EvalReport) -> RenderableType:
     """`qa eval`: one row per retrieval mode."""
     table = Table(title=f"{report.eval_set}: {report.results[0].questions if report.results else 0} questions, "
-                  f"{report.documents} documents (index ready in {report.index_seconds:.1f} s)")
+                  f"{report.documents} documents, {report.backend} backend (index ready in {report.index_seconds:.1f} s)")
     columns = ["mode", "R@1", "R@5", "R@20", "MRR@10", "nDCG@10", "answer in top sentence", "s/question"]
     has_v2 = any(r.answerability_auroc is not None for r in report.results)
     if has_v2:

@@ -54,6 +54,7 @@ class ChatSession:
         filters: SearchFilters | None = None,
         embedder: Embedder | None = None,
         reranker: str | None = None,
+        backend: str | None = None,
     ) -> None:
         self.index_dir = index_dir
         self.console = console or Console()
@@ -62,6 +63,7 @@ class ChatSession:
         self.filters = filters or SearchFilters()
         self._embedder = embedder
         self._reranker_path = reranker
+        self._backend = backend
         self._retriever: Retriever | None = None
         self.last_answer: Answer | None = None
         self.conversation = Conversation()
@@ -72,8 +74,9 @@ class ChatSession:
     def embedder(self) -> Embedder:
         if self._embedder is None:
             from qa.embed import Embedder
+            from qa.index import index_backend
 
-            self._embedder = Embedder()
+            self._embedder = Embedder(backend=self._backend or index_backend(self.index_dir))
         return self._embedder
 
     def update(self, paths: list[str] | None = None) -> None:
@@ -102,7 +105,7 @@ class ChatSession:
             from qa.retrieve import Retriever
 
             index = Index.open(self.index_dir)
-            index.manifest.check_model(self.embedder.name, self.embedder.dimension, index.dir)
+            index.manifest.check_model(self.embedder.name, self.embedder.dimension, index.dir, self.embedder.backend)
             reranker = None
             if self._reranker_path:
                 from qa.embed import Reranker

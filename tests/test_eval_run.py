@@ -50,7 +50,7 @@ def test_eval_reports_every_mode_and_caches_the_index(tiny_squad: Path, embedder
     assert hybrid.answer_in_top_sentence >= 0.5
 
     # The second run finds the cached index: nothing is embedded again.
-    index_dirs = list((tmp_path / "cache" / "eval").glob("tiny-*/index"))
+    index_dirs = list((tmp_path / "cache" / "eval").glob("tiny-*/index-*"))
     assert len(index_dirs) == 1
     again = update_index(index_dirs[0], embedder=embedder)
     assert again.chunks_embedded == 0 and again.unchanged == DOCS

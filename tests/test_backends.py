@@ -1,0 +1,63 @@
+"""The ONNX encoder backends against the torch reference, on real text with the packaged model."""
+
+from __future__ import annotations
+
+from pathlib import Path
+
+import numpy as np
+import pytest
+
+from qa.embed import Embedder
+from qa.errors import IndexMismatchError, ModelError
+from qa.indexer import update_index
+
+TEXTS = [
+    "The proposed link was contained in an informal document that Foreign Minister Igor Ivanov gave "
+    "U.S. Secretary of State Madeleine Albright.",
+    "Russia may send peacekeepers to Iraq.",
+    "Moscow has pushed for repayment of Baghdad's $8 billion debt to Russia. " * 12,  # long: truncated at 256
+    "Short.",
+]
+
+
+@pytest.fixture(scope="module")
+def exported(tmp_path_factory) -> Path:
+    cache = tmp_path_factory.mktemp("cache")
+    with pytest.MonkeyPatch.context() as patch:
+        patch.setenv("QA_CACHE_DIR", str(cache))
+        for backend in ("onnx", "onnx-int8"):
+            Embedder(backend=backend).load()  # exports once into the cache
+    return cache
+
+
+@pytest.mark.parametrize(("backend", "floor"), [("onnx", 0.9999), ("onnx-int8", 0.97)])
+def test_onnx_vectors_match_torch(exported: Path, embedder: Embedder, monkeypatch, backend: str, floor: float) -> None:
+    monkeypatch.setenv("QA_CACHE_DIR", str(exported))
+    reference = embedder.encode(TEXTS)
+    vectors = Embedder(backend=backend).encode(TEXTS)
+    assert vectors.shape == reference.shape and vectors.dtype == np.float32
+    assert np.allclose(np.linalg.norm(vectors, axis=1), 1.0, atol=1e-4)
+    assert (vectors * reference).sum(axis=1).min() >= floor
+
+
+def test_exports_live_in_the_cache_not_in_site_packages(exported: Path, embedder: Embedder) -> None:
+    assert sorted(p.name for p in exported.glob("models/*/*.onnx")) == [
+        "model-int8-matmul-perchannel.onnx",
+        "model.onnx",
+    ]
+    assert not (embedder.model_path / "onnx").exists()
+
+
+def test_unknown_backend_is_a_clear_error() -> None:
+    with pytest.raises(ModelError, match="unknown backend"):
+        Embedder(backend="tpu")
+
+
+def test_an_index_remembers_its_backend(exported: Path, tmp_path: Path, monkeypatch, write_corpus) -> None:
+    monkeypatch.setenv("QA_CACHE_DIR", str(exported))
+    corpus = write_corpus(tmp_path / "corpus", seeds=False)
+    index_dir = tmp_path / "index"
+    update_index(index_dir, [corpus], embedder=Embedder(backend="onnx-int8"))
+    assert '"backend": "onnx-int8"' in (index_dir / "manifest.json").read_text()
+    with pytest.raises(IndexMismatchError, match="--backend onnx-int8"):
+        update_index(index_dir, embedder=Embedder(backend="torch"))

@@ -1,0 +1,148 @@
+"""The index survives SIGKILL at any moment of `qa index`, and two writers at once.
+
+These run the real `qa` in subprocesses on real text (SQuAD paragraphs and the seed articles).
+"""
+
+from __future__ import annotations
+
+import json
+import os
+import signal
+import subprocess
+import sys
+import time
+from pathlib import Path
+
+import pytest
+
+from qa.answer import answer_question
+from qa.index import Index, check_index
+from qa.indexer import update_index
+from qa.retrieve import Retriever
+
+REPO = Path(__file__).resolve().parent.parent
+SQUAD_CORPUS = REPO.parent / "shared" / "eval" / "squad-dev-v1.1.corpus.jsonl"
+KILLS = 20
+SEED_QUESTION = "Who did Igor Ivanov give the informal document to?"
+SEED_TITLE = "Ivanov's Offer Links Iraq to Chechnya"
+
+
+def _write_paragraph_articles(folder: Path, count: int, skip: int = 0) -> list[Path]:
+    """Real paragraphs of text nobody here wrote, one Markdown article each."""
+    if not SQUAD_CORPUS.is_file():
+        pytest.skip("the shared SQuAD corpus is not beside the checkout")
+    folder.mkdir(parents=True, exist_ok=True)
+    paths = []
+    with open(SQUAD_CORPUS, encoding="utf-8") as handle:
+        rows = [json.loads(next(handle)) for _ in range(skip + count)][skip:]
+    for n, row in enumerate(rows):
+        path = folder / f"para_{skip + n:04d}.md"
+        path.write_text(f"---\ntitle: {row['title']} {skip + n}\n---\n\n{row['text']}\n", encoding="utf-8")
+        paths.append(path)
+    return paths
+
+
+def _qa_index(index_dir: Path, *paths: Path, env_extra: dict[str, str] | None = None) -> subprocess.Popen:
+    env = dict(os.environ, HF_HUB_OFFLINE="1", QA_COMMIT_EVERY_CHUNKS="6", **(env_extra or {}))
+    return subprocess.Popen(
+        [sys.executable, "-m", "qa.cli", "index", "--index", str(index_dir), *map(str, paths)],
+        env=env,
+        stdout=subprocess.DEVNULL,
+        stderr=subprocess.PIPE,
+    )
+
+
+def _assert_whole_and_answering(index_dir: Path, embedder) -> int:
+    """The index loads, passes every consistency check and cites the right article; returns its chunk count."""
+    assert check_index(index_dir) == []
+    index = Index.open(index_dir)
+    try:
+        answer = answer_question(Retriever(index, embedder), SEED_QUESTION)
+        assert answer.answerable
+        assert answer.citations[0].title == SEED_TITLE
+        text = index.document(answer.citations[0].doc_id).text
+        assert text[answer.citations[0].start : answer.citations[0].end] == answer.citations[0].quote
+        return index.stats().chunks
+    finally:
+        index.close()
+
+
+def test_sigkill_at_twenty_moments_never_breaks_the_index(tmp_path: Path, embedder, write_corpus) -> None:
+    seeds = write_corpus(tmp_path / "seeds", seeds=True)
+    index_dir = tmp_path / "index"
+    update_index(index_dir, [seeds], embedder=embedder)  # the last good index the kills must not harm
+    articles = tmp_path / "articles"
+    _write_paragraph_articles(articles, 40)
+
+    # How long an uninterrupted run takes, on a copy, so the kills can be spread over all of it.
+    reference = tmp_path / "reference"
+    update_index(reference, [seeds], embedder=embedder)
+    started = time.monotonic()
+    assert _qa_index(reference, articles).wait(timeout=300) == 0
+    full_run = time.monotonic() - started
+    expected_chunks = Index.open(reference).stats().chunks
+
+    landed = []
+    for n in range(KILLS):
+        process = _qa_index(index_dir, articles)
+        # Spread the kills over the whole run, from start-up (importing torch) to the last commits.
+        time.sleep(full_run * (n + 0.5) / KILLS)
+        process.send_signal(signal.SIGKILL)
+        process.wait(timeout=60)
+        landed.append(_assert_whole_and_answering(index_dir, embedder))
+
+    # The kills landed work along the way, and a normal run finishes the job without embedding
+    # again what had landed.
+    before = landed[-1]
+    report = update_index(index_dir, embedder=embedder)
+    assert report.chunks_embedded == expected_chunks - before
+    assert _assert_whole_and_answering(index_dir, embedder) == expected_chunks
+    assert landed == sorted(landed)  # the index never went backwards
+    assert landed[-1] > landed[0]  # and the interrupted runs kept their work
+
+
+_WRITER = """
+import json, sys
+from pathlib import Path
+from qa.embed import Embedder
+from qa.indexer import update_index
+embedder = Embedder()
+embedder.load()
+print("ready", flush=True)
+for line in sys.stdin:
+    report = update_index(Path(sys.argv[1]), [Path(sys.argv[2])], embedder=embedder)
+    print(json.dumps({"added": report.added, "documents": report.documents}), flush=True)
+"""
+
+
+def test_two_writers_at_once_lose_nothing(tmp_path: Path, embedder) -> None:
+    articles = tmp_path / "articles"
+    _write_paragraph_articles(articles, 2)
+    index_dir = tmp_path / "index"
+    update_index(index_dir, [articles], embedder=embedder)
+    env = dict(os.environ, HF_HUB_OFFLINE="1")
+    writers = [
+        subprocess.Popen(
+            [sys.executable, "-c", _WRITER, str(index_dir), str(articles)],
+            stdin=subprocess.PIPE, stdout=subprocess.PIPE, text=True, env=env,
+        )
+        for _ in range(2)
+    ]
+    try:
+        for writer in writers:
+            assert writer.stdout.readline().strip() == "ready"
+        rounds = 20
+        for n in range(rounds):
+            _write_paragraph_articles(articles, 1, skip=2 + n)
+            for writer in writers:  # both start the same update at the same moment
+                writer.stdin.write("go\n")
+                writer.stdin.flush()
+            results = [json.loads(writer.stdout.readline()) for writer in writers]
+            # One writer indexed the new article; the other waited for it and found nothing to do.
+            assert sorted(r["added"] for r in results) == [0, 1]
+            assert check_index(index_dir) == []
+            assert all(r["documents"] == 3 + n for r in results)
+    finally:
+        for writer in writers:
+            writer.stdin.close()
+            writer.wait(timeout=60)

@@ -1,0 +1,117 @@
+"""Hostile files and questions: each is skipped or answered with a clear message, never a traceback."""
+
+from __future__ import annotations
+
+import os
+from datetime import timedelta
+from pathlib import Path
+
+import pytest
+from click.testing import CliRunner
+from hypothesis import HealthCheck, given, settings
+from hypothesis import strategies as st
+
+from qa.answer import answer_question
+from qa.cli import main
+from qa.errors import IngestError, QueryError
+from qa.index import Index, check_index
+from qa.indexer import update_index
+from qa.ingest import read_article
+from qa.retrieve import Retriever
+
+GOOD_TEXT = (
+    "Harbour Crane Toppled by Storm\n\n"
+    "A container crane at the port of Eastmere collapsed onto a cargo ship during a storm on Friday night, "
+    "the port authority said. Nobody was hurt, but the berth will stay closed for three weeks.\n"
+)
+
+
+def _hostile_corpus(folder: Path) -> dict[str, str]:
+    """Files of every awkward kind, by name, with what each is."""
+    folder.mkdir(parents=True)
+    (folder / "good.txt").write_text(GOOD_TEXT, encoding="utf-8")
+    (folder / "empty.txt").write_bytes(b"")
+    (folder / "blank.md").write_text(" \n\t\n")
+    (folder / "binary.txt").write_bytes(bytes(range(256)) * 40)
+    with open(folder / "huge.txt", "wb") as handle:  # sparse: hundreds of MB on paper, nothing on disk
+        handle.truncate(300 * 1024 * 1024)
+    (folder / "latin1.txt").write_bytes(
+        "Caf\u00e9 Owners Protest New Tax\n\nThe owners of caf\u00e9s in Lyon said on Monday the tax "
+        "would force many to close before the winter, and called for talks.\n".encode("cp1252")
+    )
+    (folder / "no_article.html").write_text("<html><body><nav>Home | About</nav></body></html>")
+    (folder / "dir.txt").mkdir()
+    os.symlink(folder, folder / "loop")
+    os.symlink(folder / "missing.txt", folder / "dangling.txt")
+    os.mkfifo(folder / "pipe.txt")
+    return {
+        "empty.txt": "empty", "blank.md": "blank", "binary.txt": "binary", "huge.txt": "larger",
+        "no_article.html": "no article", "dangling.txt": "link", "pipe.txt": "regular",
+    }
+
+
+def test_hostile_corpus_indexes_the_good_files_and_names_the_bad(tmp_path: Path, embedder) -> None:
+    expected = _hostile_corpus(tmp_path / "corpus")
+    report = update_index(tmp_path / "index", [tmp_path / "corpus"], embedder=embedder)
+    assert report.documents == 2  # good.txt and the cp1252 file
+    skipped = {Path(s.path).name: s.reason for s in report.skipped}
+    for name, word in expected.items():
+        assert name in skipped, f"{name} was not reported"
+        assert word in skipped[name].lower(), skipped[name]
+    assert all("\n" not in reason for reason in skipped.values())
+    assert check_index(tmp_path / "index") == []
+
+
+@settings(max_examples=600, deadline=timedelta(seconds=10), suppress_health_check=list(HealthCheck))
+@given(
+    data=st.one_of(st.binary(max_size=3000), st.text(max_size=3000).map(lambda t: t.encode("utf-8", "surrogatepass"))),
+    suffix=st.sampled_from([".txt", ".md", ".html"]),
+)
+def test_any_bytes_give_an_article_or_a_clear_ingest_error(tmp_path_factory, data: bytes, suffix: str) -> None:
+    path = tmp_path_factory.mktemp("hostile") / f"article{suffix}"
+    path.write_bytes(data)
+    try:
+        article = read_article(path)
+    except IngestError as exc:
+        assert str(exc) and "\n" not in str(exc)
+    else:
+        assert article.text.strip() and article.title
+
+
+@pytest.fixture(scope="module")
+def seed_retriever(tmp_path_factory, embedder, write_corpus):
+    folder = tmp_path_factory.mktemp("seed-index")
+    update_index(folder / "index", [write_corpus(folder / "corpus")], embedder=embedder)
+    index = Index.open(folder / "index")
+    yield Retriever(index, embedder)
+    index.close()
+
+
+_questions = st.one_of(
+    st.text(max_size=200),
+    st.text(alphabet=st.characters(categories=["P", "S", "Z"]), max_size=50),  # punctuation, symbols, spaces
+    st.text(alphabet="Кремльиракдокументπληροφορία日本語の記事نفطالعراق", min_size=1, max_size=80),
+    st.builds(lambda w, n: (w + " ") * n, st.sampled_from(["Ivanov", "why", "the", "?"]), st.integers(1, 2500)),
+)
+
+
+@settings(max_examples=500, deadline=timedelta(seconds=10), suppress_health_check=list(HealthCheck))
+@given(question=_questions)
+def test_any_question_gets_an_answer_or_a_clear_message(seed_retriever, question: str) -> None:
+    try:
+        answer = answer_question(seed_retriever, question)
+    except QueryError as exc:
+        assert str(exc) and "\n" not in str(exc)
+    else:
+        text = {c.doc_id: seed_retriever.index.document(c.doc_id).text for c in answer.citations}
+        for citation in answer.citations:
+            assert text[citation.doc_id][citation.start : citation.end] == citation.quote
+
+
+@pytest.mark.parametrize("question", ["", "   ", "?!?!", "x" * 10_000, "Иванов передал документ?"])
+def test_cli_answers_odd_questions_without_a_traceback(seed_retriever, question: str) -> None:
+    result = CliRunner().invoke(main, ["ask", "--index", str(seed_retriever.index.dir), question])
+    assert "Traceback" not in result.output
+    assert result.exit_code in (0, 1)
+    if result.exit_code == 1:
+        assert result.output.startswith("Error: ")
