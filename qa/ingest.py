@@ -440,9 +440,14 @@ def _read_html(html: str) -> tuple[str, str | None, str | None]:
     lines = [line for line in lines if not _is_boilerplate(line)]
     # trafilatura puts one element per line; a blank line between them marks the paragraphs.
     text = _normalize("\n\n".join(lines))
-    if not text:
+    if not text or not _has_prose(text):
         raise IngestError("no article text found in HTML")
     return text, title, _parse_date(getattr(document, "date", None) or "")
+
+
+def _has_prose(text: str) -> bool:
+    """Whether text holds at least one sentence-like line: a menu ("Home | About") does not."""
+    return any(len(line.split()) >= 6 for line in text.split("\n"))
 
 
 def _read_markdown(markdown: str) -> tuple[str, str | None, str | None]:

@@ -45,7 +45,7 @@ def _hostile_corpus(folder: Path) -> dict[str, str]:
     os.symlink(folder / "missing.txt", folder / "dangling.txt")
     os.mkfifo(folder / "pipe.txt")
     return {
-        "empty.txt": "empty", "blank.md": "blank", "binary.txt": "binary", "huge.txt": "larger",
+        "empty.txt": "empty", "blank.md": "empty", "binary.txt": "binary", "huge.txt": "larger",
         "no_article.html": "no article", "dangling.txt": "link", "pipe.txt": "regular",
     }
 
