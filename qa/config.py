@@ -9,6 +9,7 @@ from qa.errors import ConfigError
 
 INDEX_DIR_ENV = "QA_INDEX_DIR"
 CACHE_ENV = "QA_CACHE_DIR"
+MODEL_CACHE_ENV = "QA_MODEL_CACHE"
 BACKEND_ENV = "QA_BACKEND"
 MODEL_ENV = "QA_MODEL"
 
@@ -46,6 +47,12 @@ def cache_dir() -> Path:
         return Path(chosen).expanduser()
     base = os.environ.get("XDG_CACHE_HOME") or str(Path.home() / ".cache")
     return Path(base) / "qa"
+
+
+def model_cache_dir() -> Path:
+    """Where exported encoder models are kept: $QA_MODEL_CACHE, else models/ in the cache folder."""
+    chosen = os.environ.get(MODEL_CACHE_ENV)
+    return Path(chosen).expanduser() if chosen else cache_dir() / "models"
 
 
 def default_corpus() -> list[Path]:

@@ -18,7 +18,7 @@ from collections.abc import Callable, Sequence
 from pathlib import Path
 from typing import TYPE_CHECKING, Any
 
-from qa.config import BACKEND_ENV, DEFAULT_MODEL_NAME, MODEL_ENV, MODEL_MAX_TOKENS, cache_dir, offline_environment
+from qa.config import BACKEND_ENV, DEFAULT_MODEL_NAME, MODEL_ENV, MODEL_MAX_TOKENS, model_cache_dir, offline_environment
 from qa.errors import ModelError
 
 if TYPE_CHECKING:
@@ -26,7 +26,9 @@ if TYPE_CHECKING:
 
 DEFAULT_BATCH_SIZE = 32
 BACKENDS = ("torch", "onnx", "onnx-int8")
-DEFAULT_BACKEND = "torch"
+# onnx-int8 embeds ~3x faster than torch here (SQuAD v1.1 index: 107 s against 327 s) with hybrid
+# recall@5 0.965 against 0.966 on all 10,570 SQuAD v1.1 dev questions.
+DEFAULT_BACKEND = "onnx-int8"
 # Texts are encoded in groups of similar length so that padding wastes little of each forward pass;
 # a group is also the unit of progress reporting.
 _GROUP_SIZE = 256
@@ -227,7 +229,7 @@ def exported_onnx_model(model_path: Path, quantized: bool) -> Path:
     import hashlib
 
     key = hashlib.sha256(f"{model_path.resolve()}|{stat.st_size}|{stat.st_mtime_ns}".encode()).hexdigest()[:12]
-    folder = cache_dir() / "models" / f"{model_path.name}-{key}"
+    folder = model_cache_dir() / f"{model_path.name}-{key}"
     target = folder / ("model-int8-matmul-perchannel.onnx" if quantized else "model.onnx")
     if target.is_file():
         return target
@@ -246,9 +248,17 @@ def exported_onnx_model(model_path: Path, quantized: bool) -> Path:
             tmp = target.with_name(target.name + ".tmp")
             # Per-channel int8 weights on the MatMuls only: on SQuAD text its vectors keep a cosine
             # of 0.994 (min 0.987) to the float model's; per-tensor scales gave 0.960 (min 0.920).
-            quantize_dynamic(
-                str(plain), str(tmp), weight_type=QuantType.QInt8, op_types_to_quantize=["MatMul"], per_channel=True
-            )
+            import logging
+
+            root = logging.getLogger()
+            level = root.level
+            root.setLevel(logging.ERROR)  # onnxruntime advises "pre-processing" on the root logger
+            try:
+                quantize_dynamic(
+                    str(plain), str(tmp), weight_type=QuantType.QInt8, op_types_to_quantize=["MatMul"], per_channel=True
+                )
+            finally:
+                root.setLevel(level)
             os.replace(tmp, target)
     return target
 

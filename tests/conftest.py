@@ -127,12 +127,17 @@ WRITTEN_ARTICLES = (BRIDGE, COFFEE, GLACIER)
 
 
 @pytest.fixture(scope="session", autouse=True)
-def _offline_model() -> Iterator[None]:
-    """The packaged model is local: nothing may reach for the network, and $QA_MODEL must not redirect it."""
+def _offline_model(tmp_path_factory: pytest.TempPathFactory) -> Iterator[None]:
+    """The packaged model is local: nothing may reach for the network, and $QA_MODEL must not redirect it.
+
+    The ONNX export of the model is made once per test session, into a temporary folder.
+    """
     with pytest.MonkeyPatch.context() as patch:
         patch.setenv("HF_HUB_OFFLINE", "1")
         patch.setenv("TRANSFORMERS_OFFLINE", "1")
         patch.delenv("QA_MODEL", raising=False)
+        patch.delenv("QA_BACKEND", raising=False)
+        patch.setenv("QA_MODEL_CACHE", str(tmp_path_factory.mktemp("model-cache")))
         yield
 
 

@@ -76,7 +76,9 @@ def assert_consistent(index_dir: Path, embedder: Embedder) -> IndexStats:
             assert sorted(spans) == [(c.start, c.end) for c in expected]
         stored = index.vectors.vectors(ids)
         fresh = model_vectors([records[i].text for i in ids], embedder)
-        np.testing.assert_allclose((stored * fresh).sum(axis=1), 1.0, atol=1e-3)
+        # The default onnx-int8 backend quantizes activations per batch, so a text's vector moves a
+        # little with the company it is encoded in (cosine >= 0.99 between batches).
+        np.testing.assert_allclose((stored * fresh).sum(axis=1), 1.0, atol=1e-2)
         return index.stats()
     finally:
         index.close()

@@ -1,0 +1,145 @@
+"""Incremental updates against a full rebuild, on the same corpus in the same run.
+
+    .venv/bin/python bench/incremental.py --articles 200 [--backend onnx-int8] [--json]
+    .venv/bin/python bench/incremental.py --articles 50 --base-articles 10000
+
+Times `qa index` (in-process, model loaded) after adding 1 article, changing 1, deleting 1 and
+with nothing changed, and a full rebuild. With --base-articles N, the index also holds N more
+article files whose vectors are RANDOM (embedding them all would take hours here): every update
+still stats all N files and rewrites the whole vector file, so the update figures are real; the
+rebuild of the whole corpus is then estimated from the measured embedding rate, and says so.
+"""
+
+from __future__ import annotations
+
+import argparse
+import os
+import random
+import tempfile
+import time
+from pathlib import Path
+
+import numpy as np
+from common import machine_facts, report, squad_articles, timed, write_articles
+
+from qa.catalog import Catalog, IndexedArticle
+from qa.chunk import chunk_text
+from qa.embed import Embedder
+from qa.index import CATALOG_FILE, vectors_path
+from qa.indexer import update_index
+from qa.ingest import read_article
+from qa.store import FaissVectorStore
+
+
+def add_random_base(index_dir: Path, folder: Path, count: int, embedder: Embedder) -> int:
+    """Write `count` article files of recombined real sentences and index them with random vectors."""
+    from query import _real_sentences, _unit
+
+    sentences = _real_sentences()
+    shuffle = random.Random(1)
+    folder.mkdir(parents=True)
+    paths = []
+    for n in range(count):
+        text = " ".join(shuffle.sample(sentences, 12))
+        path = folder / f"base_{n:06d}.md"
+        path.write_text(f"---\ntitle: Base article {n}\n---\n\n{text}\n", encoding="utf-8")
+        paths.append(path)
+    time.sleep(2.1)  # files settle, as real ones would have long before an update
+    rng = np.random.default_rng(1)
+    catalog = Catalog.open(index_dir / CATALOG_FILE)
+    generation = catalog.generation
+    vectors = FaissVectorStore.load(vectors_path(index_dir, generation), embedder.dimension)
+    next_id = catalog.next_chunk_id()
+    made = 0
+    for begin in range(0, count, 1000):
+        items, ids, sentence_vectors = [], [], []
+        for path in paths[begin : begin + 1000]:
+            article = read_article(path)
+            chunks = chunk_text(article.doc_id, article.text, embedder.count_tokens)
+            stat = path.stat()
+            items.append(IndexedArticle(article, tuple(chunks), stat.st_size, stat.st_mtime_ns))
+            ids += list(range(next_id, next_id + len(chunks)))
+            next_id += len(chunks)
+            sentence_vectors.append(_unit(rng, len({s for c in chunks for s in c.sentences}), embedder.dimension))
+        vectors.add(ids, _unit(rng, len(ids), embedder.dimension))
+        with catalog.transaction():
+            catalog.insert_documents(items, ids, sentence_vectors)
+            catalog.add_sources([str(folder)])
+        made += len(ids)
+    generation += 1
+    vectors.save(vectors_path(index_dir, generation))
+    with catalog.transaction():
+        catalog.set_meta("generation", generation)
+        catalog.set_meta("next_chunk_id", next_id)
+    catalog.close()
+    os.remove(vectors_path(index_dir, generation - 1))
+    return made
+
+
+def main() -> None:
+    parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
+    parser.add_argument("--articles", type=int, default=200, help="real SQuAD-made articles, embedded for real")
+    parser.add_argument("--base-articles", type=int, default=0, help="extra articles with random vectors")
+    parser.add_argument("--backend", choices=["torch", "onnx", "onnx-int8"], default=None)
+    parser.add_argument("--json", action="store_true")
+    args = parser.parse_args()
+
+    embedder = Embedder(backend=args.backend)
+    embedder.load()
+    articles = squad_articles(args.articles + 1)
+    rows = []
+    notes = []
+    with tempfile.TemporaryDirectory() as tmp:
+        corpus = Path(tmp) / "corpus"
+        write_articles(corpus, articles[:-1])
+        index_dir = Path(tmp) / "index"
+        with timed() as first:
+            built = update_index(index_dir, [corpus], embedder=embedder)
+        rows.append({"step": f"first build, {built.documents} articles", "seconds": first["seconds"],
+                     "chunks embedded": built.chunks_embedded})
+        texts_per_second = (built.chunks_embedded + built.sentences_embedded) / first["seconds"]
+        base_chunks = 0
+        if args.base_articles:
+            base_chunks = add_random_base(index_dir, Path(tmp) / "base", args.base_articles, embedder)
+            notes.append(f"+{args.base_articles} base articles ({base_chunks} chunks) hold RANDOM vectors; "
+                         "their files are scanned and the vector file rewritten on every update, as for real ones.")
+        time.sleep(2.1)  # so size+mtime alone tell that the first build's files did not change
+
+        steps = []
+        new_path = write_articles(corpus, articles[-1:], start=len(articles) - 1)[0]
+        steps.append(("add 1 article", None))
+        changed = corpus / "article_00000.md"
+        steps.append(("change 1 article", lambda: changed.write_text(
+            changed.read_text() + "\nA late correction was added to this article on Monday.\n")))
+        steps.append(("delete 1 article", lambda: (corpus / "article_00001.md").unlink()))
+        steps.append(("nothing changed", lambda: None))
+        for name, action in steps:
+            if action:
+                action()
+            with timed() as step:
+                result = update_index(index_dir, embedder=embedder)
+            rows.append({"step": name, "seconds": step["seconds"], "chunks embedded": result.chunks_embedded})
+        del new_path
+
+        documents = result.documents
+        if args.base_articles:
+            with timed() as rebuild_real:
+                update_index(Path(tmp) / "rebuild", [corpus], embedder=embedder, rebuild=True)
+            estimate = rebuild_real["seconds"] * (documents / (documents - args.base_articles))
+            rows.append({"step": f"full rebuild, {documents} articles (ESTIMATED)", "seconds": estimate})
+            notes.append(f"The rebuild of all {documents} articles is estimated: a measured rebuild of the "
+                         f"{documents - args.base_articles} real ones ({rebuild_real['seconds']:.1f} s) scaled by article count.")
+            rebuild_seconds = estimate
+        else:
+            with timed() as rebuild:
+                update_index(index_dir, embedder=embedder, rebuild=True)
+            rows.append({"step": f"full rebuild, {documents} articles", "seconds": rebuild["seconds"]})
+            rebuild_seconds = rebuild["seconds"]
+    for row in rows[1:5]:
+        row["× faster than rebuild"] = rebuild_seconds / row["seconds"]
+    notes.append(f"Embedding rate in the first build: {texts_per_second:.1f} texts/s (chunks and sentences).")
+    report("bench/incremental.py: update vs rebuild", rows, machine_facts(embedder.backend), args.json, notes)
+
+
+if __name__ == "__main__":
+    main()
