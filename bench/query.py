@@ -25,7 +25,6 @@ from common import SHARED_EVAL, machine_facts, report
 from qa.answer import answer_question
 from qa.catalog import Catalog, IndexedArticle
 from qa.chunk import split_sentences
-from qa.config import CHUNK_MAX_TOKENS
 from qa.embed import Embedder
 from qa.index import CATALOG_FILE, Index, new_manifest, vectors_path
 from qa.ingest import content_hash
@@ -62,7 +61,10 @@ def build_index(folder: Path, chunks_wanted: int, sentences: list[str], dimensio
     while made < chunks_wanted:
         picked = shuffle.sample(sentences, SENTENCES_PER_CHUNK * CHUNKS_PER_ARTICLE)
         text = " ".join(picked)
-        spans = split_sentences(text)
+        spans, offset = [], 0
+        for sentence in picked:  # the spans are known: no need to split the text again
+            spans.append((offset, offset + len(sentence)))
+            offset += len(sentence) + 1
         chunks = []
         per = max(1, len(spans) // CHUNKS_PER_ARTICLE)
         for ordinal, begin in enumerate(range(0, len(spans), per)):

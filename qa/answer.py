@@ -127,7 +127,7 @@ def answer_question(
     searched = clean_query(retrieval_query) if retrieval_query else asked
     vector = retriever.embedder.encode_query(searched)
     hits = retriever.search(searched, k=k, mode=mode, filters=filters, query_vector=vector)
-    _, total_chunks = retriever.index.catalog.counts()
+    total_chunks = len(retriever.index.vectors)  # one vector per chunk, without a COUNT(*)
     weights = term_weights_for(searched, retriever.index.catalog.document_frequency, total_chunks)
     scored = score_sentences(hits, weights)
     understood = searched if searched != asked else None

@@ -39,6 +39,8 @@ ANSWER_WEIGHT = 0.7
 # 1.0 -> 0.749, 2.0 -> 0.751; a question's rare words weigh as much as its meaning.
 SENTENCE_KEYWORD_WEIGHT = 1.0
 CANDIDATES = 64
+# Words in more than this share of the chunks are left out of the keyword query (see _selective_terms).
+COMMON_TERM_SHARE = 0.1
 # Keyword scores are read for this many best-matching chunks per query.
 KEYWORD_DEPTH = 1000
 # How many first-stage passages a reranker sees.
@@ -139,6 +141,18 @@ def term_weights_for(question: str, document_frequency: Callable[[str], int], to
     return weights
 
 
+def _selective_terms(terms: Sequence[str], frequencies: dict[str, int], total: int) -> list[str]:
+    """The terms worth a keyword search: those in at most COMMON_TERM_SHARE of the chunks.
+
+    FTS5 scores every chunk that matches any term, so a word found everywhere makes the query
+    slow while adding almost nothing to BM25 (its IDF is near zero). The three rarest terms are
+    always kept.
+    """
+    limit = COMMON_TERM_SHARE * max(total, 1)
+    rarest = sorted(terms, key=lambda t: frequencies.get(t, 0))[:3]
+    return [t for t in terms if frequencies.get(t, 0) <= limit or t in rarest]
+
+
 def fts_query(terms: Sequence[str]) -> str:
     """An FTS5 MATCH expression that finds any of the terms; each is quoted so none is an operator."""
     return " OR ".join('"' + term.replace('"', '""') + '"' for term in terms)
@@ -201,14 +215,20 @@ class Retriever:
     ) -> dict[str, list[Hit]]:
         pool = max(CANDIDATES, k) * (8 if filters.active else 1)
         catalog = self.index.catalog
-        match = fts_query(query_terms(text))
         wants_vector = vector is not None and any(mode != "keyword" for mode in modes)
         dense_pool = [c for c, _ in self.index.vectors.search(vector, pool)] if wants_vector else []
-        keyword_pool = [c for c, _ in catalog.keyword_search(match, pool)] if "dense" not in modes or len(modes) > 1 else []
+        wants_keywords = "dense" not in modes or len(modes) > 1
+        terms = query_terms(text) if wants_keywords else []
+        frequencies = {term: catalog.document_frequency(term) for term in terms}
+        # One ranked FTS5 query serves both: its head is the keyword candidate pool, and the whole
+        # list gives every candidate its BM25 score.
+        match = fts_query(_selective_terms(terms, frequencies, len(self.index.vectors)))
+        keyword_ranked = catalog.keyword_search(match, max(KEYWORD_DEPTH, pool)) if terms else []
+        keyword_pool = [c for c, _ in keyword_ranked[:pool]]
         records = catalog.chunks(list(dict.fromkeys(dense_pool + keyword_pool)))
         admitted = {c: r for c, r in records.items() if filters.admits(r)}
-        weights = term_weights_for(text, catalog.document_frequency, catalog.counts()[1]) if keyword_pool else {}
-        features = self._features(list(admitted.values()), vector, match if keyword_pool else "", weights)
+        weights = term_weights_for(text, frequencies.__getitem__, len(self.index.vectors)) if keyword_pool else {}
+        features = self._features(list(admitted.values()), vector, keyword_ranked if keyword_pool else None, weights)
 
         results: dict[str, list[Hit]] = {}
         for mode in modes:
@@ -236,7 +256,7 @@ class Retriever:
         self,
         records: list[ChunkRecord],
         vector: np.ndarray | None,
-        match: str,
+        keyword_ranked: list[tuple[int, float]] | None,
         term_weights: dict[str, float] | None = None,
     ) -> Features:
         """Exact scores of every candidate for every signal, so no candidate is scored by a guess."""
@@ -244,11 +264,11 @@ class Retriever:
 
         ids = [r.chunk_id for r in records]
         features = Features(ids=ids)
-        if match:
-            # One ranked FTS5 query is far cheaper than scoring chosen rows (`rowid IN`), and it is
+        if keyword_ranked is not None:
+            # A ranked FTS5 query is far cheaper than scoring chosen rows (`rowid IN`), and it is
             # exact for every chunk when fewer than KEYWORD_DEPTH chunks match; past that, a
             # candidate outside the list gets the lowest score the list holds.
-            ranked = self.index.catalog.keyword_search(match, KEYWORD_DEPTH)
+            ranked = keyword_ranked
             scores = dict(ranked)
             floor = ranked[-1][1] if len(ranked) >= KEYWORD_DEPTH else 0.0
             features.keyword = {c: scores.get(c, floor) for c in ids}
