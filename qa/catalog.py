@@ -369,9 +369,6 @@ class Catalog:
         """(doc id, start, end, vector bytes) of every stored sentence."""
         yield from self._db.execute("SELECT doc_id, start_char, end_char, length(vector) FROM sentences")
 
-    def keyword_count(self) -> int:
-        return int(self._db.execute("SELECT count(*) FROM chunk_terms").fetchone()[0])
-
 
 def article_sentences(item: IndexedArticle) -> list[Span]:
     """The distinct sentence spans of an article's chunks, in order (overlapping chunks share some)."""

@@ -20,7 +20,7 @@ from qa.config import default_corpus
 from qa.embed import Embedder
 from qa.errors import IndexLockedError, IndexMissingError, IngestError
 from qa.index import CATALOG_FILE, Manifest, new_manifest, vectors_path
-from qa.ingest import SkippedFile, content_hash, discover_files, read_article
+from qa.ingest import MAX_FILE_BYTES, SkippedFile, content_hash, discover_files, read_article
 from qa.store import FaissVectorStore
 
 # Chunks embedded between two commits: small enough that an interrupted run keeps most of its
@@ -295,7 +295,7 @@ def _plan_changes(
             if record and settled and record.size == stat.st_size and record.mtime_ns == stat.st_mtime_ns:
                 plan.unchanged += 1
                 continue
-            data = path.read_bytes() if stat.st_size <= _max_file_bytes() else None
+            data = path.read_bytes() if stat.st_size <= MAX_FILE_BYTES else None
             if data is not None and record and content_hash(data) == record.content_hash:
                 plan.unchanged += 1
                 plan.touched.append((record.doc_id, stat.st_size, stat.st_mtime_ns))
@@ -310,12 +310,6 @@ def _plan_changes(
         finally:
             progress.advance()
     return plan
-
-
-def _max_file_bytes() -> int:
-    from qa.ingest import MAX_FILE_BYTES
-
-    return MAX_FILE_BYTES
 
 
 def _commit_groups(items: list[IndexedArticle]) -> list[list[IndexedArticle]]:
