@@ -13,6 +13,7 @@ first needed; token counting uses the light `tokenizers` library alone.
 from __future__ import annotations
 
 import os
+import sys
 import threading
 from collections.abc import Callable, Sequence
 from pathlib import Path
@@ -240,6 +241,9 @@ def exported_onnx_model(model_path: Path, quantized: bool) -> Path:
         if target.is_file():  # another process exported it while we waited
             return target
         plain = folder / "model.onnx"
+        # Once per machine and model: say why this first run pauses (on stderr, so --json stays clean).
+        print(f"Preparing the {'int8 ' if quantized else ''}ONNX encoder from the packaged model in {folder} "
+              "(once, about 10 s)…", file=sys.stderr, flush=True)
         if not plain.is_file():
             _export_onnx(model_path, plain)
         if quantized:
