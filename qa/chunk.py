@@ -243,4 +243,10 @@ def _segmenter() -> pysbd.Segmenter:
     """pysbd's English segmenter, built once and imported only when first needed (keeps `qa --help` fast)."""
     import pysbd
 
+    # pysbd builds thousands of regular expressions per call from its abbreviation lists; Python's
+    # compiled-pattern cache holds 512, so they were compiled again on every call. A larger cache
+    # halves sentence splitting (60 SQuAD-made articles: 1.20 s -> 0.68 s). `_MAXCACHE` is a
+    # module global of `re`, read on each compile; where it is missing this changes nothing.
+    if getattr(re, "_MAXCACHE", 0) < 8192:
+        re._MAXCACHE = 8192  # type: ignore[attr-defined]
     return pysbd.Segmenter(language="en", clean=False)
