@@ -104,7 +104,7 @@ def report(title: str, rows: list[dict[str, Any]], facts: dict[str, Any], as_jso
     from rich.console import Console
     from rich.table import Table
 
-    console = Console()
+    console = Console(width=max(Console().width, 150))  # wide tables stay legible when piped
     versions = ", ".join(f"{k} {v}" for k, v in facts["versions"].items())
     console.print(f"[bold]{title}[/]")
     console.print(f"{facts['cores']} cores, {facts['cpu']}, {facts['memory']}; Python {facts['python']}; {versions}"
