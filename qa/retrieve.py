@@ -41,8 +41,10 @@ SENTENCE_KEYWORD_WEIGHT = 1.0
 CANDIDATES = 64
 # Words in more than this share of the chunks are left out of the keyword query (see _selective_terms).
 COMMON_TERM_SHARE = 0.1
-# Keyword scores are read for this many best-matching chunks per query.
-KEYWORD_DEPTH = 1000
+# Keyword scores are read for this many best-matching chunks per query; a candidate further down
+# gets the lowest of them. 256 instead of 1,000 saves ~9 ms a query at 100k chunks and changed no
+# SQuAD v1.1 figure by more than 0.001.
+KEYWORD_DEPTH = 256
 # How many first-stage passages a reranker sees.
 RERANK_DEPTH = 20
 MAX_QUERY_CHARS = 2000
