@@ -143,6 +143,12 @@ def index(paths: tuple[Path, ...], rebuild: bool, backend: str | None, index_dir
         _emit_json(asdict(report))
     else:
         _console().print(render_update_report(report))
+    # A path typed on the command line that is not there is an error for scripts to see, as with
+    # `ls` or `cp`; the other paths were still indexed.
+    missing = [p for p in paths if not p.expanduser().exists()]
+    if missing:
+        click.secho(f"Error: no such file or folder: {', '.join(map(str, missing))}", fg="red", err=True)
+        sys.exit(1)
 
 
 def _embedder(directory: Path, backend: str | None, rebuild: bool = False):

@@ -248,3 +248,15 @@ def test_help_and_stats_do_not_import_the_heavy_libraries(index_dir: Path) -> No
     result = subprocess.run([sys.executable, "-c", code], capture_output=True, text=True, timeout=120)
     assert result.returncode == 0, result.stderr
     assert result.stdout.rstrip().endswith("light")
+
+
+def test_index_reports_a_mistyped_path_and_exits_non_zero(tmp_path: Path) -> None:
+    corpus = tmp_path / "corpus"
+    corpus.mkdir()
+    (corpus / "note.txt").write_text(
+        "Harbour Reopens\n\nThe harbour at Eastmere reopened on Monday after three weeks of repairs to the crane.\n"
+    )
+    result = CliRunner().invoke(main, ["index", "--index", str(tmp_path / "idx"), str(corpus), str(tmp_path / "typo")])
+    assert result.exit_code == 1
+    assert "no such file or folder" in result.output and "Traceback" not in result.output
+    assert "1 added" in result.output  # the real folder was still indexed
