@@ -17,7 +17,6 @@ from qa.retrieve import (
     SearchFilters,
     clean_query,
     keyword_coverage,
-    term_weights_for,
 )
 from qa.types import Answer, Citation, Hit, Span
 
@@ -127,8 +126,7 @@ def answer_question(
     searched = clean_query(retrieval_query) if retrieval_query else asked
     vector = retriever.embedder.encode_query(searched)
     hits = retriever.search(searched, k=k, mode=mode, filters=filters, query_vector=vector)
-    total_chunks = len(retriever.index.vectors)  # one vector per chunk, without a COUNT(*)
-    weights = term_weights_for(searched, retriever.index.catalog.document_frequency, total_chunks)
+    weights = retriever.term_weights(searched)
     scored = score_sentences(hits, weights)
     understood = searched if searched != asked else None
     return compose_answer(asked, hits, scored, understood)

@@ -20,7 +20,7 @@ from collections.abc import Callable, Sequence
 from dataclasses import dataclass, field
 from pathlib import Path
 
-from qa.answer import score_sentences, term_weights_for
+from qa.answer import score_sentences
 from qa.config import cache_dir
 from qa.errors import ConfigError
 from qa.retrieve import MODES, Retriever
@@ -261,11 +261,10 @@ def evaluate_modes(
     excluded (it is batched); with one mode it is that mode's own latency.
     """
     tallies = {mode: _Tally(mode) for mode in modes}
-    _, total_chunks = retriever.index.catalog.counts()
     started = time.perf_counter()
     for question, vector in zip(questions, vectors):
         by_mode = retriever.search_modes(question.question, RETRIEVE_K, modes, query_vector=vector)
-        weights = term_weights_for(question.question, retriever.index.catalog.document_frequency, total_chunks)
+        weights = retriever.term_weights(question.question)
         for mode, hits in by_mode.items():
             tallies[mode].add(question, hits, weights, path_to_id)
         if advance is not None:

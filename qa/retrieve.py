@@ -177,6 +177,15 @@ class Retriever:
         self.index = index
         self.embedder = embedder
         self.reranker = reranker
+        self._last_weights: tuple[str, int, dict[str, float]] | None = None
+
+    def term_weights(self, query: str) -> dict[str, float]:
+        """IDF weights of the query's words; the last search's, when it was for the same query."""
+        text = clean_query(query)
+        if self._last_weights and self._last_weights[:2] == (text, self.index.generation) and self._last_weights[2]:
+            return self._last_weights[2]
+        with self.index.reading():
+            return term_weights_for(text, self.index.catalog.document_frequency, len(self.index.vectors))
 
     def search(
         self,
@@ -230,6 +239,7 @@ class Retriever:
         records = catalog.chunks(list(dict.fromkeys(dense_pool + keyword_pool)))
         admitted = {c: r for c, r in records.items() if filters.admits(r)}
         weights = term_weights_for(text, frequencies.__getitem__, len(self.index.vectors)) if keyword_pool else {}
+        self._last_weights = (text, self.index.generation, weights)
         features = self._features(list(admitted.values()), vector, keyword_ranked if keyword_pool else None, weights)
 
         results: dict[str, list[Hit]] = {}
