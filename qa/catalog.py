@@ -359,9 +359,6 @@ class Catalog:
             return 0
         return int(row[0])
 
-    def keyword_ids(self) -> list[int]:
-        return [int(r[0]) for r in self._db.execute("SELECT rowid FROM chunk_terms")]
-
     def keyword_bodies(self) -> dict[int, str]:
         return {int(r[0]): str(r[1]) for r in self._db.execute("SELECT rowid, body FROM chunk_terms")}
 

@@ -216,14 +216,14 @@ def check_index(index_dir: Path) -> list[str]:
                     f"{len(vector_ids - chunk_ids)} vectors have no chunk and "
                     f"{len(chunk_ids - vector_ids)} chunks have no vector"
                 )
-            keyword_ids = set(catalog.keyword_ids())
+            bodies = catalog.keyword_bodies()
+            keyword_ids = set(bodies)
             if keyword_ids != chunk_ids:
                 problems.append(
                     f"the keyword index holds {len(keyword_ids - chunk_ids)} unknown chunks and misses "
                     f"{len(chunk_ids - keyword_ids)}"
                 )
             texts: dict[str, str] = {}
-            bodies = catalog.keyword_bodies()
             for chunk_id, doc_id, start, end in catalog.chunk_spans():
                 if doc_id not in texts:
                     texts[doc_id] = catalog.document_text(doc_id) or ""

@@ -164,10 +164,13 @@ def _update_catalog(
     if not roots and not given:
         roots = [str(p) for p in default_corpus()]
         new_sources = list(roots)
-    known_paths = set() if rebuild else set(catalog.documents())
+    # Every indexed document, read once: `known` is what this run compares files against (nothing,
+    # on a rebuild), `all_known` what it may replace or drop.
+    all_known = catalog.documents()
+    known = {} if rebuild else all_known
     # A file that was named as a source and is gone was deleted; a folder that is gone may be an
     # unplugged drive, so what was indexed from it is kept.
-    deleted_file_sources = [r for r in roots if r in known_paths and not os.path.exists(r)]
+    deleted_file_sources = [r for r in roots if r in known and not os.path.exists(r)]
     missing_roots = tuple(r for r in roots if not os.path.exists(r) and r not in deleted_file_sources)
     for root in missing_roots:
         progress.note(f"{root} is not there now; its indexed articles are kept")
@@ -175,7 +178,6 @@ def _update_catalog(
     files, skipped = discover_files(present_roots + not_there)
     skipped = [s for s in skipped if s.path not in missing_roots]
 
-    known = {} if rebuild else catalog.documents()
     plan = _plan_changes(files, known, skipped, progress)
 
     # Deleted: indexed files under a root we scanned that are gone from disk.
@@ -186,7 +188,6 @@ def _update_catalog(
         for path, record in known.items()
         if path not in seen and not os.path.exists(path) and (_under_any(path, scanned) or path in deleted_file_sources)
     ]
-    all_known = catalog.documents()
     if rebuild:
         removed = list(all_known.values())
 
@@ -316,10 +317,11 @@ def _commit_groups(items: list[IndexedArticle]) -> list[list[IndexedArticle]]:
     groups: list[list[IndexedArticle]] = []
     current: list[IndexedArticle] = []
     size = 0
+    limit = _commit_every()
     for item in items:
         current.append(item)
         size += len(item.chunks)
-        if size >= _commit_every():
+        if size >= limit:
             groups.append(current)
             current, size = [], 0
     if current:
