@@ -68,6 +68,11 @@ def score_sentences(hits: Sequence[Hit], term_weights: dict[str, float]) -> list
     return scored
 
 
+def answers_question(scored: Sequence[ScoredSentence]) -> bool:
+    """Whether the best sentence scores high enough to be given as an answer (see ANSWER_THRESHOLD)."""
+    return bool(scored) and scored[0].score >= ANSWER_THRESHOLD
+
+
 def compose_answer(
     question: str,
     hits: Sequence[Hit],
@@ -75,9 +80,9 @@ def compose_answer(
     understood_as: str | None = None,
 ) -> Answer:
     """The Answer record: chosen sentences with [n] markers, or the honest "do not answer"."""
-    best = scored[0] if scored else None
-    if best is None or best.score < ANSWER_THRESHOLD:
+    if not answers_question(scored):
         return Answer(question, NOT_ANSWERED, False, (), tuple(hits), understood_as)
+    best = scored[0]
     chosen = [best]
     for candidate in scored[1:]:
         if len(chosen) >= MAX_SENTENCES or candidate.score < best.score - SECOND_SENTENCE_MARGIN:

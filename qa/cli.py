@@ -162,14 +162,9 @@ def _embedder(directory: Path, backend: str | None, rebuild: bool = False):
 
 
 def _open(index_dir: str | None, reranker: str | None = None, backend: str | None = None):
-    from qa.embed import Reranker
-    from qa.index import Index
-    from qa.retrieve import Retriever
+    from qa.retrieve import open_retriever
 
-    index = Index.open(resolve_index_dir(index_dir))
-    embedder = _embedder(index.dir, backend)
-    index.manifest.check_model(embedder.name, embedder.dimension, index.dir, embedder.backend)
-    return Retriever(index, embedder, Reranker(reranker) if reranker else None)
+    return open_retriever(resolve_index_dir(index_dir), backend=backend, reranker=reranker)
 
 
 def _filters(source: str | None, since: str | None, until: str | None):
@@ -179,14 +174,14 @@ def _filters(source: str | None, since: str | None, until: str | None):
 
 
 def _day(value: str | None, option: str) -> str | None:
+    from qa.retrieve import iso_day
+
     if value is None:
         return None
-    import datetime as dt
-
-    try:
-        return dt.date.fromisoformat(value.strip()).isoformat()
-    except ValueError as exc:
-        raise click.BadParameter(f"{value!r} is not a date like 2016-07-27", param_hint=option) from exc
+    day = iso_day(value)
+    if day is None:
+        raise click.BadParameter(f"{value!r} is not a date like 2016-07-27", param_hint=option)
+    return day
 
 
 @main.command()

@@ -20,7 +20,7 @@ from collections.abc import Callable, Sequence
 from dataclasses import dataclass, field
 from pathlib import Path
 
-from qa.answer import score_sentences
+from qa.answer import answers_question, score_sentences
 from qa.config import cache_dir
 from qa.errors import ConfigError
 from qa.retrieve import MODES, Retriever
@@ -204,11 +204,8 @@ class _Tally:
         self.answerable_scores: list[float] = []
         self.unanswerable_scores: list[float] = []
         self.correct_judgments = 0
-        self.seconds = 0.0
 
     def add(self, question: EvalQuestion, hits, weights: dict[str, float], path_to_id: dict[str, str]) -> None:
-        from qa.answer import ANSWER_THRESHOLD
-
         ranked = list(dict.fromkeys(path_to_id.get(h.path, h.path) for h in hits))
         gold = set(question.gold_doc_ids)
         self.sums["r1"] += recall_at(ranked, gold, 1)
@@ -218,7 +215,7 @@ class _Tally:
         self.sums["ndcg"] += ndcg_at(ranked, gold, 10)
         scored = score_sentences(hits, weights)
         best = scored[0].score if scored else float("-inf")
-        judged_answerable = best >= ANSWER_THRESHOLD
+        judged_answerable = answers_question(scored)
         if question.answers:
             self.result.answerable_questions += 1
             if scored and contains_answer(scored[0].text, question.answers):

@@ -19,7 +19,7 @@ from rich.text import Text
 from qa.config import DEFAULT_TOP_K
 from qa.errors import IndexLockedError, QAError
 from qa.followup import Conversation
-from qa.retrieve import MODES, SearchFilters
+from qa.retrieve import MODES, SearchFilters, iso_day
 
 if TYPE_CHECKING:
     from qa.embed import Embedder
@@ -101,17 +101,9 @@ class ChatSession:
 
     def retriever(self) -> Retriever:
         if self._retriever is None:
-            from qa.index import Index
-            from qa.retrieve import Retriever
+            from qa.retrieve import open_retriever
 
-            index = Index.open(self.index_dir)
-            index.manifest.check_model(self.embedder.name, self.embedder.dimension, index.dir, self.embedder.backend)
-            reranker = None
-            if self._reranker_path:
-                from qa.embed import Reranker
-
-                reranker = Reranker(self._reranker_path)
-            self._retriever = Retriever(index, self.embedder, reranker)
+            self._retriever = open_retriever(self.index_dir, reranker=self._reranker_path, embedder=self.embedder)
         return self._retriever
 
     def _close_retriever(self) -> None:
@@ -306,7 +298,7 @@ class ChatSession:
                     self.console.print("[yellow]Usage: /filter source=GLOB since=YYYY-MM-DD until=YYYY-MM-DD, or /filter off.[/]")
                     return
                 if key in ("since", "until") and value:
-                    value = _iso_day(value)
+                    value = iso_day(value)
                     if value is None:
                         self.console.print(f"[yellow]{arg.partition('=')[2]!r} is not a date like 2016-07-27.[/]")
                         return
@@ -318,15 +310,6 @@ class ChatSession:
         from qa.render import render_stats
 
         self.console.print(render_stats(self.retriever().index.stats()))
-
-
-def _iso_day(value: str) -> str | None:
-    import datetime as dt
-
-    try:
-        return dt.date.fromisoformat(value.strip()).isoformat()
-    except ValueError:
-        return None
 
 
 def _describe_filters(filters: SearchFilters) -> str:

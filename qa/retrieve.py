@@ -13,6 +13,7 @@ import re
 from collections.abc import Callable, Sequence
 from dataclasses import dataclass, field, replace
 from functools import lru_cache
+from pathlib import Path
 from typing import TYPE_CHECKING
 
 from qa.catalog import ChunkRecord
@@ -87,6 +88,16 @@ class SearchFilters:
     @property
     def active(self) -> bool:
         return bool(self.source or self.since or self.until)
+
+
+def iso_day(value: str) -> str | None:
+    """A date given by a user as an ISO day, or None when it is not one: ``" 2016-07-27" -> "2016-07-27"``."""
+    import datetime as dt
+
+    try:
+        return dt.date.fromisoformat(value.strip()).isoformat()
+    except ValueError:
+        return None
 
 
 def query_terms(text: str) -> list[str]:
@@ -168,6 +179,29 @@ def clean_query(query: str) -> str:
     if not any(ch.isalnum() for ch in text):
         raise QueryError("the question has no words in it")
     return text[:MAX_QUERY_CHARS]
+
+
+def open_retriever(
+    index_dir: Path,
+    backend: str | None = None,
+    reranker: str | None = None,
+    embedder: Embedder | None = None,
+) -> Retriever:
+    """A retriever over the index in `index_dir`, its embedder checked against the index's manifest.
+
+    The backend is the one asked for, else the one the index was built with.
+    """
+    from qa.embed import Embedder, Reranker
+    from qa.index import Index
+
+    index = Index.open(index_dir)
+    try:
+        embedder = embedder or Embedder(backend=backend or index.manifest.backend)
+        index.manifest.check_model(embedder.name, embedder.dimension, index.dir, embedder.backend)
+        return Retriever(index, embedder, Reranker(reranker) if reranker else None)
+    except BaseException:
+        index.close()
+        raise
 
 
 class Retriever:
