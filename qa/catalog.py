@@ -367,6 +367,11 @@ class Catalog:
         yield from self._db.execute("SELECT doc_id, start_char, end_char, length(vector) FROM sentences")
 
 
+def fts_query(terms: Sequence[str]) -> str:
+    """An FTS5 MATCH expression that finds any of the terms; each is quoted so none is an operator."""
+    return " OR ".join('"' + term.replace('"', '""') + '"' for term in terms)
+
+
 def article_sentences(item: IndexedArticle) -> list[Span]:
     """The distinct sentence spans of an article's chunks, in order (overlapping chunks share some)."""
     return sorted({tuple(span) for chunk in item.chunks for span in chunk.sentences})  # type: ignore[misc]

@@ -15,15 +15,23 @@ from __future__ import annotations
 import json
 import os
 import time
-from collections.abc import Iterator
+from collections.abc import Iterator, Sequence
 from contextlib import contextmanager
 from dataclasses import asdict, dataclass
 from pathlib import Path
+from typing import TYPE_CHECKING
 
-from qa.catalog import Catalog
+from qa.catalog import Catalog, ChunkRecord, fts_query
 from qa.errors import IndexCorruptError, IndexMismatchError, IndexMissingError, QAError
 from qa.store import FaissVectorStore
-from qa.types import Article, IndexStats
+from qa.types import Article, IndexStats, Span
+
+if TYPE_CHECKING:
+    import numpy as np
+
+    from qa.location import StoreLocation
+    from qa.milvus import MilvusIndex
+    from qa.retrieve import SearchFilters
 
 FORMAT_VERSION = 1
 MANIFEST_FILE = "manifest.json"
@@ -80,7 +88,7 @@ class Manifest:
             )
         return manifest
 
-    def check_model(self, model: str, dimension: int, index_dir: Path, backend: str | None = None) -> None:
+    def check_model(self, model: str, dimension: int, index_dir: Path | str, backend: str | None = None) -> None:
         """Refuse to mix vectors of two models (or two encoder precisions) in one index."""
         if self.model != model or self.dimension != dimension:
             raise IndexMismatchError(
@@ -98,8 +106,8 @@ def vectors_path(index_dir: Path, generation: int) -> Path:
     return index_dir / f"vectors-{generation:06d}.faiss"
 
 
-def new_manifest(model: str, dimension: int, backend: str = "torch") -> Manifest:
-    return Manifest(FORMAT_VERSION, model, dimension, "faiss", time.strftime("%Y-%m-%dT%H:%M:%S%z"), backend)
+def new_manifest(model: str, dimension: int, backend: str = "torch", store: str = "faiss") -> Manifest:
+    return Manifest(FORMAT_VERSION, model, dimension, store, time.strftime("%Y-%m-%dT%H:%M:%S%z"), backend)
 
 
 def index_backend(index_dir: Path) -> str | None:
@@ -154,6 +162,37 @@ class Index:
     def close(self) -> None:
         self.catalog.close()
 
+    # What retrieval asks (the Milvus store answers the same questions) ----------------------------
+
+    def chunk_count(self) -> int:
+        return len(self.vectors)
+
+    def dense_search(self, vector: np.ndarray, k: int, filters: SearchFilters | None = None) -> list[int]:
+        """The `k` nearest chunk ids; filters are left to the caller, who checks every candidate."""
+        return [chunk_id for chunk_id, _ in self.vectors.search(vector, k)]
+
+    def keyword_search(self, terms: Sequence[str], k: int, filters: SearchFilters | None = None) -> list[tuple[int, float]]:
+        """BM25 over the chunks holding any of `terms`, best first."""
+        return self.catalog.keyword_search(fts_query(terms), k) if terms else []
+
+    def document_frequency(self, term: str) -> int:
+        return self.catalog.document_frequency(term)
+
+    def chunks(self, chunk_ids: Sequence[int]) -> dict[int, ChunkRecord]:
+        return self.catalog.chunks(chunk_ids)
+
+    def chunk_vectors(self, chunk_ids: Sequence[int]) -> np.ndarray:
+        return self.vectors.vectors(chunk_ids)
+
+    def sentence_vectors(self, records: Sequence[ChunkRecord]) -> dict[int, tuple[list[Span], np.ndarray]]:
+        return self.catalog.sentence_vectors(records, self.manifest.dimension)
+
+    def counts(self) -> tuple[int, int]:
+        return self.catalog.counts()
+
+    def sources(self) -> list[str]:
+        return self.catalog.sources()
+
     def stats(self) -> IndexStats:
         documents, chunks = self.catalog.counts()
         size = sum(p.stat().st_size for p in self.dir.iterdir() if p.is_file())
@@ -169,6 +208,15 @@ class Index:
 
     def document(self, doc_id: str) -> Article | None:
         return self.catalog.document(doc_id)
+
+
+def open_index(location: StoreLocation) -> Index | MilvusIndex:
+    """The index at `location` opened for reading: a local folder, or a Milvus store."""
+    if location.kind == "milvus":
+        from qa.milvus import MilvusIndex
+
+        return MilvusIndex.open(location)
+    return Index.open(location.index_dir)
 
 
 def _load_committed(index_dir: Path, manifest: Manifest, catalog: Catalog) -> tuple[int, FaissVectorStore]:

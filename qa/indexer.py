@@ -12,7 +12,7 @@ import os
 from collections.abc import Sequence
 from dataclasses import dataclass, field
 from pathlib import Path
-from typing import Protocol
+from typing import TYPE_CHECKING, Protocol
 
 from qa.catalog import Catalog, DocumentRecord, IndexedArticle, article_sentences
 from qa.chunk import chunk_text
@@ -22,6 +22,11 @@ from qa.errors import IndexLockedError, IndexMissingError, IngestError
 from qa.index import CATALOG_FILE, Manifest, new_manifest, vectors_path
 from qa.ingest import MAX_FILE_BYTES, SkippedFile, content_hash, discover_files, read_article
 from qa.store import FaissVectorStore
+
+if TYPE_CHECKING:
+    import numpy as np
+
+    from qa.location import StoreLocation
 
 # Chunks embedded between two commits: small enough that an interrupted run keeps most of its
 # work, large enough that rewriting the vector file is a small share of the time.
@@ -72,10 +77,12 @@ class UpdateReport:
         return bool(self.added or self.changed or self.removed)
 
 
-def writer_lock(index_dir: Path, timeout: float | None, progress: IndexProgress | None = None):
+def writer_lock(index_dir: Path, timeout: float | None, progress: IndexProgress | None = None,
+                name: str | None = None):
     """The lock that lets one process at a time write to an index; waits up to `timeout` seconds."""
     from filelock import FileLock, Timeout
 
+    index_name = name or index_dir
     lock = FileLock(str(index_dir / LOCK_FILE))
     try:
         lock.acquire(timeout=0)
@@ -83,20 +90,20 @@ def writer_lock(index_dir: Path, timeout: float | None, progress: IndexProgress 
     except Timeout:
         pass
     if timeout == 0:
-        raise IndexLockedError(f"another qa process is updating the index in {index_dir}")
+        raise IndexLockedError(f"another qa process is updating the index in {index_name}")
     if progress is not None:
-        progress.note(f"waiting for another qa process to finish updating {index_dir} …")
+        progress.note(f"waiting for another qa process to finish updating {index_name} …")
     try:
         lock.acquire(timeout=-1 if timeout is None else timeout)
     except Timeout as exc:
         raise IndexLockedError(
-            f"another qa process is still updating the index in {index_dir}; try again when it is done"
+            f"another qa process is still updating the index in {index_name}; try again when it is done"
         ) from exc
     return lock
 
 
 def update_index(
-    index_dir: Path,
+    location: Path | StoreLocation,
     paths: Sequence[str | os.PathLike[str]] | None = None,
     *,
     embedder: Embedder | None = None,
@@ -104,69 +111,182 @@ def update_index(
     progress: IndexProgress | None = None,
     lock_timeout: float | None = None,
 ) -> UpdateReport:
-    """Index `paths` (added to the index's remembered sources) and every source it already has."""
+    """Index `paths` (added to the index's remembered sources) and every source it already has.
+
+    `location` is a local index folder or a store (`qa.location.StoreLocation`); `embedder` may be
+    any object with Embedder's methods (`qa.distributed.RayEmbedder` spreads the work over Ray).
+    """
+    from qa.location import StoreLocation
+
+    if not isinstance(location, StoreLocation):
+        location = StoreLocation("faiss", Path(location))
     progress = progress or _SilentProgress()
-    index_dir.mkdir(parents=True, exist_ok=True)
-    lock = writer_lock(index_dir, lock_timeout, progress)
+    state_dir = location.state_dir()
+    state_dir.mkdir(parents=True, exist_ok=True)
+    # One writer at a time. For a Milvus server this only orders writers on this machine.
+    lock = writer_lock(state_dir, lock_timeout, progress, location.describe())
     try:
-        return _update_locked(index_dir, paths, embedder or Embedder(), rebuild, progress)
+        embedder = embedder or Embedder()
+        writer = _open_writer(location, embedder, rebuild)
+        try:
+            return _update(writer, paths, embedder, rebuild, progress)
+        finally:
+            writer.close()
     finally:
         lock.release()
 
 
-def _update_locked(
-    index_dir: Path,
-    paths: Sequence[str | os.PathLike[str]] | None,
-    embedder: Embedder,
-    rebuild: bool,
-    progress: IndexProgress,
-) -> UpdateReport:
-    manifest = None
-    if not rebuild:
+class IndexWriter(Protocol):
+    """What an update needs of a store: its documents and sources, and a way to commit a group."""
+
+    committed: bool  # whether anything was ever committed
+
+    def sources(self) -> list[str]: ...
+
+    def documents(self) -> dict[str, DocumentRecord]: ...
+
+    def commit(
+        self,
+        group: Sequence[IndexedArticle],
+        drop_docs: Sequence[str],
+        chunk_vectors: np.ndarray | None,
+        sentence_vectors: Sequence[np.ndarray] | None,
+        add_sources: Sequence[str],
+        remove_sources: Sequence[str],
+        touched: Sequence[tuple[str, int, int]],
+    ) -> None: ...
+
+    def finish(self) -> None: ...
+
+    def counts(self) -> tuple[int, int]: ...
+
+    def close(self) -> None: ...
+
+
+def _open_writer(location: StoreLocation, embedder: Embedder, rebuild: bool) -> IndexWriter:
+    if location.kind == "milvus":
+        from qa.milvus import MilvusCollections, MilvusWriter, load_manifest
+
+        manifest = None
+        if not rebuild:
+            collections = MilvusCollections(location)
+            try:
+                manifest = load_manifest(collections)
+                manifest.check_model(embedder.name, embedder.dimension, location.describe(), embedder.backend)
+            except IndexMissingError:
+                manifest = None
+            finally:
+                collections.close()
+        manifest = manifest or new_manifest(embedder.name, embedder.dimension, embedder.backend, store="milvus")
+        return MilvusWriter(location, manifest, rebuild)
+    return LocalWriter(location.index_dir, embedder, rebuild)
+
+
+class LocalWriter:
+    """Commits to a local index: FAISS vector file generations plus one SQLite transaction each."""
+
+    def __init__(self, index_dir: Path, embedder: Embedder, rebuild: bool) -> None:
+        manifest = None
+        if not rebuild:
+            try:
+                manifest = Manifest.load(index_dir)
+                manifest.check_model(embedder.name, embedder.dimension, index_dir, embedder.backend)
+            except IndexMissingError:
+                manifest = None
+        fresh = manifest is None
+        self.manifest = manifest or new_manifest(embedder.name, embedder.dimension, embedder.backend)
+        self.index_dir = index_dir
+        self.rebuild = rebuild
+        self.catalog = Catalog.open(index_dir / CATALOG_FILE, create=True)
         try:
-            manifest = Manifest.load(index_dir)
-            manifest.check_model(embedder.name, embedder.dimension, index_dir, embedder.backend)
-        except IndexMissingError:
-            manifest = None
-    fresh = manifest is None
-    if manifest is None:
-        manifest = new_manifest(embedder.name, embedder.dimension, embedder.backend)
-    catalog = Catalog.open(index_dir / CATALOG_FILE, create=True)
-    try:
-        if fresh and not rebuild:
-            # A brand-new index: nothing in the catalog can be trusted to match this manifest.
-            manifest.save(index_dir)
-        return _update_catalog(index_dir, catalog, manifest, paths, embedder, rebuild, progress)
-    finally:
-        catalog.close()
+            if fresh and not rebuild:
+                # A brand-new index: nothing in the catalog can be trusted to match this manifest.
+                self.manifest.save(index_dir)
+            self.generation = self.catalog.generation
+            if rebuild or self.generation == 0:
+                self.vectors = FaissVectorStore(self.manifest.dimension)
+            else:
+                self.vectors = FaissVectorStore.load(vectors_path(index_dir, self.generation), self.manifest.dimension)
+        except BaseException:
+            self.catalog.close()
+            raise
+
+    @property
+    def committed(self) -> bool:
+        return self.generation > 0
+
+    def sources(self) -> list[str]:
+        return self.catalog.sources()
+
+    def documents(self) -> dict[str, DocumentRecord]:
+        return self.catalog.documents()
+
+    def counts(self) -> tuple[int, int]:
+        return self.catalog.counts()
+
+    def commit(
+        self,
+        group: Sequence[IndexedArticle],
+        drop_docs: Sequence[str],
+        chunk_vectors: np.ndarray | None,
+        sentence_vectors: Sequence[np.ndarray] | None,
+        add_sources: Sequence[str],
+        remove_sources: Sequence[str],
+        touched: Sequence[tuple[str, int, int]],
+    ) -> None:
+        catalog = self.catalog
+        count = sum(len(item.chunks) for item in group)
+        with catalog.transaction():
+            drop_ids = catalog.chunk_ids_of(drop_docs)
+            first_id = catalog.next_chunk_id()
+            new_ids = list(range(first_id, first_id + count))
+            self.vectors.remove(drop_ids)
+            if chunk_vectors is not None:
+                self.vectors.add(new_ids, chunk_vectors)
+            # The vector file is written anew only when vectors changed (or the index is new):
+            # a commit of file facts or sources alone keeps the current generation.
+            if drop_ids or new_ids or self.generation == 0 or self.rebuild:
+                self.generation += 1
+                self.vectors.save(vectors_path(self.index_dir, self.generation))
+            catalog.remove_documents(drop_docs)
+            catalog.insert_documents(group, new_ids, sentence_vectors)
+            catalog.set_meta("generation", self.generation)
+            catalog.set_meta("next_chunk_id", first_id + count)
+            catalog.set_meta("model", self.manifest.model)
+            catalog.set_meta("dimension", self.manifest.dimension)
+            catalog.add_sources(add_sources)
+            catalog.remove_sources(remove_sources)
+            for doc_id, size, mtime_ns in touched:
+                catalog.touch_document(doc_id, size, mtime_ns)
+
+    def finish(self) -> None:
+        if self.rebuild:
+            self.manifest.save(self.index_dir)
+        _delete_stale_vector_files(self.index_dir, self.generation)
+
+    def close(self) -> None:
+        self.catalog.close()
 
 
-def _update_catalog(
-    index_dir: Path,
-    catalog: Catalog,
-    manifest: Manifest,
+def _update(
+    writer: IndexWriter,
     paths: Sequence[str | os.PathLike[str]] | None,
     embedder: Embedder,
     rebuild: bool,
     progress: IndexProgress,
 ) -> UpdateReport:
-    generation = catalog.generation
-    if rebuild or generation == 0:
-        vectors = FaissVectorStore(manifest.dimension)
-    else:
-        vectors = FaissVectorStore.load(vectors_path(index_dir, generation), manifest.dimension)
-
     given = [str(Path(p).expanduser().absolute()) for p in (paths or [])]
     # A path given now that is not there (a typo) is reported as skipped, not remembered as a source.
     not_there = [p for p in given if not os.path.exists(p)]
     new_sources = [p for p in given if p not in not_there]
-    roots = sorted(set(catalog.sources()) | set(new_sources))
+    known_sources = writer.sources()
+    roots = sorted(set(known_sources) | set(new_sources))
     if not roots and not given:
         roots = [str(p) for p in default_corpus()]
         new_sources = list(roots)
     # Every indexed document, read once: `known` is what this run compares files against (nothing,
     # on a rebuild), `all_known` what it may replace or drop.
-    all_known = catalog.documents()
+    all_known = writer.documents()
     known = {} if rebuild else all_known
     # A file that was named as a source and is gone was deleted; a folder that is gone may be an
     # unplugged drive, so what was indexed from it is kept.
@@ -204,9 +324,9 @@ def _update_catalog(
     total_sentences = sum(len(article_sentences(item)) for item in chunked)
     progress.start("Embedding", total_chunks + total_sentences)
     unchanged_index = (
-        generation > 0
+        writer.committed
         and not (chunked or removed or plan.touched)
-        and set(new_sources) <= set(catalog.sources())
+        and set(new_sources) <= set(known_sources)
         and not deleted_file_sources
     )
     if not groups and not unchanged_index:
@@ -226,35 +346,12 @@ def _update_catalog(
             all_known[item.article.path].doc_id for item in group if item.article.path in all_known
         ]
         drop_docs = sorted(set(group_old) | set(pending_removals))
-        with catalog.transaction():
-            drop_ids = catalog.chunk_ids_of(drop_docs)
-            first_id = catalog.next_chunk_id()
-            new_ids = list(range(first_id, first_id + len(texts)))
-            vectors.remove(drop_ids)
-            if embedded is not None:
-                vectors.add(new_ids, embedded)
-            # The vector file is written anew only when vectors changed (or the index is new):
-            # a commit of file facts or sources alone keeps the current generation.
-            if drop_ids or new_ids or generation == 0 or rebuild:
-                generation += 1
-                vectors.save(vectors_path(index_dir, generation))
-            catalog.remove_documents(drop_docs)
-            catalog.insert_documents(group, new_ids, sentence_vectors)
-            catalog.set_meta("generation", generation)
-            catalog.set_meta("next_chunk_id", first_id + len(texts))
-            catalog.set_meta("model", manifest.model)
-            catalog.set_meta("dimension", manifest.dimension)
-            catalog.add_sources(new_sources)
-            catalog.remove_sources(deleted_file_sources)
-            for doc_id, size, mtime_ns in plan.touched:
-                catalog.touch_document(doc_id, size, mtime_ns)
+        writer.commit(group, drop_docs, embedded, sentence_vectors, new_sources, deleted_file_sources, list(plan.touched))
         pending_removals = []
         plan.touched.clear()
-    if rebuild:
-        manifest.save(index_dir)
-    _delete_stale_vector_files(index_dir, generation)
+    writer.finish()
 
-    documents, chunks = catalog.counts()
+    documents, chunks = writer.counts()
     replaced = set(replaced_ids)
     return UpdateReport(
         added=len(chunked) - len(replaced),

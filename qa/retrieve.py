@@ -25,6 +25,8 @@ if TYPE_CHECKING:
 
     from qa.embed import Embedder, Reranker
     from qa.index import Index
+    from qa.location import StoreLocation
+    from qa.milvus import MilvusIndex
 
 MODES = ("hybrid", "dense", "keyword")
 # Hybrid score = DENSE_WEIGHT * z(meaning) + KEYWORD_WEIGHT * z(BM25) + ANSWER_WEIGHT * z(best answer
@@ -166,11 +168,6 @@ def _selective_terms(terms: Sequence[str], frequencies: dict[str, int], total: i
     return [t for t in terms if frequencies.get(t, 0) <= limit or t in rarest]
 
 
-def fts_query(terms: Sequence[str]) -> str:
-    """An FTS5 MATCH expression that finds any of the terms; each is quoted so none is an operator."""
-    return " OR ".join('"' + term.replace('"', '""') + '"' for term in terms)
-
-
 def clean_query(query: str) -> str:
     """The query as retrieval will use it, or a QueryError saying why there is nothing to search."""
     text = " ".join(query.split())
@@ -182,19 +179,23 @@ def clean_query(query: str) -> str:
 
 
 def open_retriever(
-    index_dir: Path,
+    location: Path | StoreLocation,
     backend: str | None = None,
     reranker: str | None = None,
     embedder: Embedder | None = None,
 ) -> Retriever:
-    """A retriever over the index in `index_dir`, its embedder checked against the index's manifest.
+    """A retriever over the index at `location` (a local folder or a store), its embedder checked
+    against the index's manifest.
 
     The backend is the one asked for, else the one the index was built with.
     """
     from qa.embed import Embedder, Reranker
-    from qa.index import Index
+    from qa.index import open_index
+    from qa.location import StoreLocation
 
-    index = Index.open(index_dir)
+    if not isinstance(location, StoreLocation):
+        location = StoreLocation("faiss", Path(location))
+    index = open_index(location)
     try:
         embedder = embedder or Embedder(backend=backend or index.manifest.backend)
         index.manifest.check_model(embedder.name, embedder.dimension, index.dir, embedder.backend)
@@ -207,7 +208,7 @@ def open_retriever(
 class Retriever:
     """Finds passages in an index for a query."""
 
-    def __init__(self, index: Index, embedder: Embedder, reranker: Reranker | None = None) -> None:
+    def __init__(self, index: Index | MilvusIndex, embedder: Embedder, reranker: Reranker | None = None) -> None:
         self.index = index
         self.embedder = embedder
         self.reranker = reranker
@@ -219,7 +220,7 @@ class Retriever:
         if self._last_weights and self._last_weights[:2] == (text, self.index.generation) and self._last_weights[2]:
             return self._last_weights[2]
         with self.index.reading():
-            return term_weights_for(text, self.index.catalog.document_frequency, len(self.index.vectors))
+            return term_weights_for(text, self.index.document_frequency, self.index.chunk_count())
 
     def search(
         self,
@@ -258,21 +259,22 @@ class Retriever:
     def _search_snapshot(
         self, text: str, k: int, modes: Sequence[str], filters: SearchFilters, vector: np.ndarray | None
     ) -> dict[str, list[Hit]]:
+        index = self.index
         pool = max(CANDIDATES, k) * (8 if filters.active else 1)
-        catalog = self.index.catalog
+        total = index.chunk_count()
         wants_vector = vector is not None and any(mode != "keyword" for mode in modes)
-        dense_pool = [c for c, _ in self.index.vectors.search(vector, pool)] if wants_vector else []
+        dense_pool = index.dense_search(vector, pool, filters) if wants_vector else []
         wants_keywords = "dense" not in modes or len(modes) > 1
         terms = query_terms(text) if wants_keywords else []
-        frequencies = {term: catalog.document_frequency(term) for term in terms}
-        # One ranked FTS5 query serves both: its head is the keyword candidate pool, and the whole
-        # list gives every candidate its BM25 score.
-        match = fts_query(_selective_terms(terms, frequencies, len(self.index.vectors)))
-        keyword_ranked = catalog.keyword_search(match, max(KEYWORD_DEPTH, pool)) if terms else []
+        frequencies = {term: index.document_frequency(term) for term in terms}
+        # One ranked keyword query serves both: its head is the keyword candidate pool, and the
+        # whole list gives every candidate its BM25 score.
+        selective = _selective_terms(terms, frequencies, total)
+        keyword_ranked = index.keyword_search(selective, max(KEYWORD_DEPTH, pool), filters) if terms else []
         keyword_pool = [c for c, _ in keyword_ranked[:pool]]
-        records = catalog.chunks(list(dict.fromkeys(dense_pool + keyword_pool)))
+        records = index.chunks(list(dict.fromkeys(dense_pool + keyword_pool)))
         admitted = {c: r for c, r in records.items() if filters.admits(r)}
-        weights = term_weights_for(text, frequencies.__getitem__, len(self.index.vectors)) if keyword_pool else {}
+        weights = term_weights_for(text, frequencies.__getitem__, total) if keyword_pool else {}
         self._last_weights = (text, self.index.generation, weights)
         features = self._features(list(admitted.values()), vector, keyword_ranked if keyword_pool else None, weights)
 
@@ -319,9 +321,9 @@ class Retriever:
             floor = ranked[-1][1] if len(ranked) >= KEYWORD_DEPTH else 0.0
             features.keyword = {c: scores.get(c, floor) for c in ids}
         if vector is not None:
-            chunk_cosines = self.index.vectors.vectors(ids) @ vector
+            chunk_cosines = self.index.chunk_vectors(ids) @ vector
             features.dense = {c: float(s) for c, s in zip(ids, chunk_cosines)}
-            stored = self.index.catalog.sentence_vectors(records, self.index.manifest.dimension)
+            stored = self.index.sentence_vectors(records)
             for record in records:
                 spans, matrix = stored.get(record.chunk_id, ([], np.zeros((0, len(vector)), np.float32)))
                 cosines = matrix @ vector if len(spans) else np.zeros(0, np.float32)

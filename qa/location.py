@@ -1,0 +1,104 @@
+"""Where an index lives: a local folder (FAISS + SQLite, the default) or a Milvus collection.
+
+A store is named by one string, given as `--store` or $QA_STORE::
+
+    faiss:index/                      the local index folder (what `--index DIR` names)
+    milvus:news.db                    Milvus Lite: the Milvus engine inside this process, in one file
+    milvus://db.example.org:19530/news  a Milvus server or cluster, collection "news"
+"""
+
+from __future__ import annotations
+
+import os
+import re
+from dataclasses import dataclass
+from pathlib import Path
+
+from qa.config import resolve_index_dir
+from qa.errors import ConfigError
+
+STORE_ENV = "QA_STORE"
+DEFAULT_COLLECTION = "qa"
+STORE_EXAMPLES = "faiss:DIR, milvus:FILE.db or milvus://HOST:PORT/COLLECTION"
+_COLLECTION_NAME = re.compile(r"^[A-Za-z_][A-Za-z0-9_]{0,200}$")
+
+
+@dataclass(frozen=True)
+class StoreLocation:
+    """A parsed store: `kind` is "faiss" or "milvus"; `path` is the local folder or Milvus Lite file."""
+
+    kind: str
+    path: Path | None = None
+    uri: str | None = None  # what pymilvus connects to: a server address or a Lite file path
+    collection: str = DEFAULT_COLLECTION
+
+    @property
+    def is_local(self) -> bool:
+        return self.kind == "faiss"
+
+    @property
+    def index_dir(self) -> Path:
+        """The local index folder; only for faiss stores."""
+        if self.path is None or self.kind != "faiss":
+            raise ConfigError(f"{self.describe()} is not a local index folder")
+        return self.path
+
+    def describe(self) -> str:
+        if self.kind == "faiss":
+            return str(self.path)
+        if self.path is not None:
+            return f"milvus:{self.path}" + (f"#{self.collection}" if self.collection != DEFAULT_COLLECTION else "")
+        return f"{self.uri}/{self.collection}"
+
+    def state_dir(self) -> Path:
+        """A local folder for this store's small per-user files (chat history, the writer lock)."""
+        if self.kind == "faiss":
+            return self.index_dir
+        if self.path is not None:
+            return self.path.with_name(self.path.name + ".qa")
+        from qa.config import cache_dir
+
+        safe = re.sub(r"[^A-Za-z0-9_.-]+", "_", f"{self.uri}_{self.collection}")
+        return cache_dir() / "stores" / safe
+
+
+def parse_store(text: str | None, index_dir: str | os.PathLike[str] | None = None) -> StoreLocation:
+    """The store named by `text` (else $QA_STORE), or the local folder `index_dir` when neither is set.
+
+    >>> parse_store("milvus://localhost:19530/news").uri
+    'http://localhost:19530'
+    """
+    chosen = text if text not in (None, "") else os.environ.get(STORE_ENV) or None
+    if chosen is None:
+        return StoreLocation("faiss", resolve_index_dir(index_dir))
+    chosen = chosen.strip()
+    if chosen.startswith("faiss:"):
+        return StoreLocation("faiss", resolve_index_dir(chosen[len("faiss:"):] or None))
+    if chosen.startswith("milvus://") or chosen.startswith("milvus+https://"):
+        secure = chosen.startswith("milvus+https://")
+        rest = chosen.split("://", 1)[1]
+        host, _, collection = rest.partition("/")
+        collection = collection.strip("/") or DEFAULT_COLLECTION
+        if not host:
+            raise ConfigError(f"--store {chosen!r} names no server; use milvus://HOST:PORT/COLLECTION")
+        _check_collection(collection, chosen)
+        return StoreLocation("milvus", None, ("https://" if secure else "http://") + host, collection)
+    if chosen.startswith("milvus:"):
+        rest = chosen[len("milvus:"):]
+        file_part, _, collection = rest.partition("#")
+        if not file_part.endswith(".db"):
+            raise ConfigError(
+                f"--store {chosen!r}: a Milvus Lite store is a file ending in .db, e.g. milvus:index/news.db"
+            )
+        path = Path(file_part).expanduser().absolute()
+        collection = collection or DEFAULT_COLLECTION
+        _check_collection(collection, chosen)
+        return StoreLocation("milvus", path, str(path), collection)
+    raise ConfigError(f"--store {chosen!r} is not a store qa knows; use {STORE_EXAMPLES}")
+
+
+def _check_collection(name: str, given: str) -> None:
+    if not _COLLECTION_NAME.match(name):
+        raise ConfigError(
+            f"--store {given!r}: collection name {name!r} must be letters, digits and underscores"
+        )

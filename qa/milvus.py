@@ -1,0 +1,666 @@
+"""The Milvus store: the same index as the local FAISS + SQLite one, kept in Milvus collections.
+
+pymilvus is the only heavy library here and is imported lazily. `milvus:FILE.db` opens Milvus Lite
+(the engine inside this process); `milvus://HOST:PORT/NAME` a server or cluster, which then needs
+nothing local: every field a citation needs lives in the collections.
+
+Collections, for a store named NAME:
+
+    NAME            one row per chunk: vector, citation fields, its text, and the BM25 input
+    NAME_sentences  one row per sentence: its span and vector (the hybrid score reads them)
+    NAME_documents  one row per document part: file facts for change detection, and the text
+    NAME_meta       the manifest and the remembered source folders
+
+Milvus has no multi-row transactions, so writes are ordered to be safe at any instant: a
+document's row is written after its chunks and sentences, and deleted after them. A run killed
+in between leaves a document whose row says "old content" (so the next run indexes it again) or
+chunks with no document row yet (cleared when the next run indexes that file).
+
+Keywords: Milvus computes BM25 from a text field. Milvus Lite's analyzers do not stem, so qa
+stems the words itself (Snowball, as the local index does) and gives Milvus the stems; the same
+field then serves a server or a cluster unchanged.
+"""
+
+from __future__ import annotations
+
+import hashlib
+import json
+import time
+from collections.abc import Iterator, Sequence
+from contextlib import contextmanager
+from typing import TYPE_CHECKING, Any
+
+from qa.catalog import ChunkRecord, DocumentRecord, IndexedArticle, article_sentences
+from qa.errors import ConfigError, IndexCorruptError, IndexMissingError, QAError
+from qa.types import Article, IndexStats, Span
+
+if TYPE_CHECKING:
+    import numpy as np
+
+    from qa.index import Manifest
+    from qa.location import StoreLocation
+    from qa.retrieve import SearchFilters
+
+# Milvus caps a VARCHAR at 65,535 bytes; text is cut into parts of this many characters (4 bytes
+# each at most in UTF-8).
+TEXT_PART_CHARS = 16_000
+MAX_PATH_BYTES = 4096
+# Rows per insert call and ids per `in [...]` filter: well inside gRPC's 64 MB message limit.
+INSERT_BATCH = 512
+ID_BATCH = 1000
+MARKER_DIM = 2  # Milvus wants a vector field in every collection; the bookkeeping ones get a dummy.
+
+
+class MilvusError(QAError):
+    """Milvus refused or could not be reached."""
+
+
+def _client(location: StoreLocation) -> Any:
+    import logging
+
+    try:
+        from pymilvus import MilvusClient
+    except ImportError as exc:
+        raise ConfigError("the Milvus store needs pymilvus: pip install 'qa[scale]'") from exc
+    # pymilvus logs every failed call and some harmless fallbacks itself; qa reports failures in
+    # one line of its own.
+    logging.getLogger("pymilvus").setLevel(logging.CRITICAL)
+    try:
+        if location.path is not None:
+            location.path.parent.mkdir(parents=True, exist_ok=True)
+        return MilvusClient(uri=location.uri)
+    except Exception as exc:  # pymilvus raises its own MilvusException, or grpc/OS errors
+        raise MilvusError(f"cannot open Milvus at {location.describe()}: {_first_line(exc)}") from exc
+
+
+def _first_line(exc: BaseException) -> str:
+    text = str(getattr(exc, "message", "") or exc).strip().splitlines()
+    return text[0][:200] if text else type(exc).__name__
+
+
+def stable_id(*parts: object) -> int:
+    """A 62-bit id from the parts: the same chunk gets the same id on every machine and run."""
+    digest = hashlib.blake2b("\x1f".join(map(str, parts)).encode("utf-8", "replace"), digest_size=8).digest()
+    return int.from_bytes(digest, "big") >> 2
+
+
+def keyword_text(title: str, text: str) -> str:
+    """The words BM25 sees for a chunk: Snowball stems of its title and text, stop words left out."""
+    from qa.retrieve import STOPWORDS, _WORD, stems
+
+    words = [w for w in _WORD.findall(f"{title}\n{text}".lower()) if w not in STOPWORDS]
+    return " ".join(stems(words))[:TEXT_PART_CHARS * 3]
+
+
+def filter_expression(filters: SearchFilters | None) -> str:
+    """The part of the filters Milvus can apply itself; the rest is checked on the results.
+
+    >>> from qa.retrieve import SearchFilters
+    >>> filter_expression(SearchFilters(source="reuters", since="2016-01-01"))
+    'path like "%reuters%" and date >= "2016-01-01"'
+    """
+    if filters is None:
+        return ""
+    clauses: list[str] = []
+    if filters.source and not any(ch in filters.source for ch in '%_[]"\\'):
+        # Every form SearchFilters.admits accepts (whole path, file name, substring) lies inside
+        # this LIKE; the exact glob is checked on the results.
+        pattern = filters.source.replace("*", "%").replace("?", "_")
+        clauses.append(f'path like "%{pattern}%"')
+    if filters.since:
+        clauses.append(f'date >= "{filters.since}"')
+    if filters.until:
+        clauses.append(f'date <= "{filters.until}" and date != ""')
+    return " and ".join(clauses)
+
+
+class MilvusCollections:
+    """The four collections of one store, created on first use."""
+
+    def __init__(self, location: StoreLocation) -> None:
+        self.location = location
+        self.client = _client(location)
+        name = location.collection
+        self.chunks = name
+        self.sentences = f"{name}_sentences"
+        self.documents = f"{name}_documents"
+        self.meta = f"{name}_meta"
+
+    def close(self) -> None:
+        try:
+            self.client.close()
+        except Exception:
+            pass
+
+    @contextmanager
+    def calls(self, what: str) -> Iterator[None]:
+        """Turn any pymilvus failure into one line naming what qa was doing."""
+        try:
+            yield
+        except QAError:
+            raise
+        except Exception as exc:
+            raise MilvusError(f"Milvus {what} failed at {self.location.describe()}: {_first_line(exc)}") from exc
+
+    def exists(self) -> bool:
+        with self.calls("listing collections"):
+            return self.client.has_collection(self.meta) and self.client.has_collection(self.chunks)
+
+    def drop(self) -> None:
+        with self.calls("dropping collections"):
+            for name in (self.chunks, self.sentences, self.documents, self.meta):
+                if self.client.has_collection(name):
+                    self.client.drop_collection(name)
+
+    def create(self, dimension: int) -> None:
+        from pymilvus import DataType, Function, FunctionType
+
+        client = self.client
+        with self.calls("creating collections"):
+            if not client.has_collection(self.chunks):
+                schema = client.create_schema(auto_id=False)
+                schema.add_field("id", DataType.INT64, is_primary=True)
+                schema.add_field("doc_id", DataType.VARCHAR, max_length=64)
+                schema.add_field("path", DataType.VARCHAR, max_length=MAX_PATH_BYTES)
+                schema.add_field("title", DataType.VARCHAR, max_length=4096)
+                schema.add_field("date", DataType.VARCHAR, max_length=16)
+                schema.add_field("start_char", DataType.INT64)
+                schema.add_field("end_char", DataType.INT64)
+                schema.add_field("text", DataType.VARCHAR, max_length=65535)
+                schema.add_field("sentences", DataType.VARCHAR, max_length=65535)
+                schema.add_field(
+                    "keywords", DataType.VARCHAR, max_length=65535, enable_analyzer=True, enable_match=True
+                )
+                schema.add_field("vector", DataType.FLOAT_VECTOR, dim=dimension)
+                schema.add_field("sparse", DataType.SPARSE_FLOAT_VECTOR)
+                schema.add_function(
+                    Function(
+                        name="keywords_bm25",
+                        function_type=FunctionType.BM25,
+                        input_field_names=["keywords"],
+                        output_field_names=["sparse"],
+                    )
+                )
+                index = client.prepare_index_params()
+                # FLAT is exact, as the local default is; on a cluster, change the index type in
+                # Milvus (HNSW, IVF_PQ …): qa reads vectors back by id and rescoring stays exact.
+                index.add_index("vector", index_type="FLAT", metric_type="IP")
+                index.add_index("sparse", index_type="SPARSE_INVERTED_INDEX", metric_type="BM25")
+                index.add_index("doc_id", index_type="INVERTED")
+                client.create_collection(self.chunks, schema=schema, index_params=index, consistency_level="Strong")
+            if not client.has_collection(self.sentences):
+                schema = client.create_schema(auto_id=False)
+                schema.add_field("id", DataType.INT64, is_primary=True)
+                schema.add_field("doc_id", DataType.VARCHAR, max_length=64)
+                schema.add_field("start_char", DataType.INT64)
+                schema.add_field("end_char", DataType.INT64)
+                schema.add_field("vector", DataType.FLOAT_VECTOR, dim=dimension)
+                index = client.prepare_index_params()
+                index.add_index("vector", index_type="FLAT", metric_type="IP")
+                index.add_index("doc_id", index_type="INVERTED")
+                client.create_collection(self.sentences, schema=schema, index_params=index, consistency_level="Strong")
+            if not client.has_collection(self.documents):
+                schema = client.create_schema(auto_id=False)
+                schema.add_field("key", DataType.VARCHAR, is_primary=True, max_length=80)
+                schema.add_field("doc_id", DataType.VARCHAR, max_length=64)
+                schema.add_field("part", DataType.INT64)
+                schema.add_field("parts", DataType.INT64)
+                schema.add_field("path", DataType.VARCHAR, max_length=MAX_PATH_BYTES)
+                schema.add_field("title", DataType.VARCHAR, max_length=4096)
+                schema.add_field("date", DataType.VARCHAR, max_length=16)
+                schema.add_field("content_hash", DataType.VARCHAR, max_length=80)
+                schema.add_field("size", DataType.INT64)
+                schema.add_field("mtime_ns", DataType.INT64)
+                schema.add_field("indexed_at", DataType.DOUBLE)
+                schema.add_field("text", DataType.VARCHAR, max_length=65535)
+                schema.add_field("marker", DataType.FLOAT_VECTOR, dim=MARKER_DIM)
+                index = client.prepare_index_params()
+                index.add_index("marker", index_type="FLAT", metric_type="L2")
+                index.add_index("doc_id", index_type="INVERTED")
+                client.create_collection(self.documents, schema=schema, index_params=index, consistency_level="Strong")
+            if not client.has_collection(self.meta):
+                schema = client.create_schema(auto_id=False)
+                schema.add_field("key", DataType.VARCHAR, is_primary=True, max_length=80)
+                schema.add_field("value", DataType.VARCHAR, max_length=65535)
+                schema.add_field("marker", DataType.FLOAT_VECTOR, dim=MARKER_DIM)
+                index = client.prepare_index_params()
+                index.add_index("marker", index_type="FLAT", metric_type="L2")
+                client.create_collection(self.meta, schema=schema, index_params=index, consistency_level="Strong")
+
+    # Settings -------------------------------------------------------------------------------------
+
+    def get_meta(self, key: str) -> str | None:
+        with self.calls("reading settings"):
+            rows = self.client.query(self.meta, filter=f'key == "{key}"', output_fields=["value"])
+        return str(rows[0]["value"]) if rows else None
+
+    def set_meta(self, key: str, value: str) -> None:
+        with self.calls("writing settings"):
+            self.client.upsert(self.meta, [{"key": key, "value": value, "marker": [0.0] * MARKER_DIM}])
+
+    def count(self, collection: str, expression: str = "") -> int:
+        with self.calls("counting rows"):
+            rows = self.client.query(collection, filter=expression, output_fields=["count(*)"])
+        return int(rows[0]["count(*)"]) if rows else 0
+
+    def iterate(self, collection: str, expression: str, fields: list[str], batch: int = 2000) -> Iterator[dict]:
+        """Every row matching `expression`, a batch at a time (a query alone stops at 16,384 rows)."""
+        with self.calls("reading rows"):
+            iterator = self.client.query_iterator(collection, batch_size=batch, filter=expression, output_fields=fields)
+            try:
+                while True:
+                    rows = iterator.next()
+                    if not rows:
+                        break
+                    yield from rows
+            finally:
+                iterator.close()
+
+    def insert(self, collection: str, rows: list[dict]) -> None:
+        with self.calls("writing rows"):
+            for begin in range(0, len(rows), INSERT_BATCH):
+                self.client.insert(collection, rows[begin : begin + INSERT_BATCH])
+
+    def delete_documents(self, doc_ids: Sequence[str]) -> None:
+        """Delete chunks and sentences first, the document rows last (see the module notes)."""
+        with self.calls("deleting rows"):
+            for begin in range(0, len(doc_ids), ID_BATCH):
+                batch = json.dumps(list(doc_ids[begin : begin + ID_BATCH]))
+                for collection in (self.chunks, self.sentences, self.documents):
+                    self.client.delete(collection, filter=f"doc_id in {batch}")
+
+
+def load_manifest(collections: MilvusCollections) -> Manifest:
+    from qa.index import FORMAT_VERSION, REBUILD_HINT, Manifest
+    from qa.errors import IndexMismatchError
+
+    where = collections.location.describe()
+    if not collections.exists():
+        raise IndexMissingError(f"no index in {where}: run `qa index PATH --store {where}` to build one")
+    raw = collections.get_meta("manifest")
+    if raw is None:
+        raise IndexCorruptError(f"the Milvus store {where} has no manifest; {REBUILD_HINT}")
+    try:
+        data = json.loads(raw)
+        manifest = Manifest(
+            format_version=int(data["format_version"]),
+            model=str(data["model"]),
+            dimension=int(data["dimension"]),
+            store="milvus",
+            created=str(data.get("created", "")),
+            backend=str(data.get("backend", "torch")),
+        )
+    except (ValueError, KeyError, TypeError) as exc:
+        raise IndexCorruptError(f"the manifest in {where} is damaged ({exc}); {REBUILD_HINT}") from exc
+    if manifest.format_version != FORMAT_VERSION:
+        raise IndexMismatchError(f"the index in {where} has format {manifest.format_version}, not {FORMAT_VERSION}; {REBUILD_HINT}")
+    return manifest
+
+
+def save_manifest(collections: MilvusCollections, manifest: Manifest) -> None:
+    from dataclasses import asdict
+
+    collections.set_meta("manifest", json.dumps(asdict(manifest)))
+
+
+class MilvusIndex:
+    """A Milvus store opened for reading, with the same methods retrieval uses on a local Index."""
+
+    def __init__(self, collections: MilvusCollections, manifest: Manifest) -> None:
+        self.collections = collections
+        self.manifest = manifest
+        self.generation = 0  # Milvus shows each write as it lands; there are no generations to follow
+        self._vectors: dict[int, Any] = {}
+        self._chunk_total: tuple[float, int] | None = None
+
+    @classmethod
+    def open(cls, location: StoreLocation) -> MilvusIndex:
+        collections = MilvusCollections(location)
+        try:
+            manifest = load_manifest(collections)
+            with collections.calls("loading collections"):
+                for name in (collections.chunks, collections.sentences, collections.documents):
+                    collections.client.load_collection(name)
+        except BaseException:
+            collections.close()
+            raise
+        return cls(collections, manifest)
+
+    @property
+    def dir(self) -> str:
+        return self.collections.location.describe()
+
+    @contextmanager
+    def reading(self) -> Iterator[None]:
+        yield
+
+    def close(self) -> None:
+        self.collections.close()
+
+    # What retrieval asks ------------------------------------------------------------------------
+
+    def chunk_count(self) -> int:
+        # Counted at most once a second: IDF needs the corpus size, not its last digit.
+        now = time.monotonic()
+        if self._chunk_total is None or now - self._chunk_total[0] > 1.0:
+            self._chunk_total = (now, self.collections.count(self.collections.chunks))
+        return self._chunk_total[1]
+
+    def dense_search(self, vector: np.ndarray, k: int, filters: SearchFilters | None = None) -> list[int]:
+        c = self.collections
+        with c.calls("vector search"):
+            results = c.client.search(
+                c.chunks,
+                data=[[float(x) for x in vector]],
+                anns_field="vector",
+                limit=min(k, 16_384),
+                filter=filter_expression(filters),
+                search_params={"metric_type": "IP"},
+            )
+        return [int(hit["id"]) for hit in results[0]]
+
+    def keyword_search(self, terms: Sequence[str], k: int, filters: SearchFilters | None = None) -> list[tuple[int, float]]:
+        from qa.retrieve import stems
+
+        if not terms:
+            return []
+        c = self.collections
+        with c.calls("keyword search"):
+            results = c.client.search(
+                c.chunks,
+                data=[" ".join(stems(list(terms)))],
+                anns_field="sparse",
+                limit=min(k, 16_384),
+                filter=filter_expression(filters),
+                search_params={"metric_type": "BM25"},
+            )
+        # Milvus Lite reports BM25 as a negative distance, a server as a positive score: either
+        # way the magnitude is the score and the order is best first.
+        return [(int(hit["id"]), abs(float(hit["distance"]))) for hit in results[0]]
+
+    def document_frequency(self, term: str) -> int:
+        from qa.retrieve import stems
+
+        stem = stems([term])[0]
+        if not stem.isalnum():
+            return 0
+        return self.collections.count(self.collections.chunks, f"TEXT_MATCH(keywords, '{stem}')")
+
+    def chunks(self, chunk_ids: Sequence[int]) -> dict[int, ChunkRecord]:
+        import numpy as np
+
+        c = self.collections
+        found: dict[int, ChunkRecord] = {}
+        fields = ["id", "doc_id", "title", "path", "date", "start_char", "end_char", "text", "sentences", "vector"]
+        ids = [int(i) for i in chunk_ids]
+        with c.calls("reading chunks"):
+            for begin in range(0, len(ids), ID_BATCH):
+                rows = c.client.query(c.chunks, filter=f"id in {ids[begin:begin + ID_BATCH]}", output_fields=fields)
+                for row in rows:
+                    chunk_id = int(row["id"])
+                    found[chunk_id] = ChunkRecord(
+                        chunk_id=chunk_id,
+                        doc_id=row["doc_id"],
+                        title=row["title"],
+                        path=row["path"],
+                        date=row["date"] or None,
+                        start=int(row["start_char"]),
+                        end=int(row["end_char"]),
+                        text=row["text"],
+                        sentences=tuple(tuple(span) for span in json.loads(row["sentences"])),  # type: ignore[misc]
+                    )
+                    # Kept for chunk_vectors, which retrieval asks right after: one round trip, not two.
+                    self._vectors[chunk_id] = np.asarray(row["vector"], dtype=np.float32)
+        return found
+
+    def chunk_vectors(self, chunk_ids: Sequence[int]) -> np.ndarray:
+        import numpy as np
+
+        missing = [int(i) for i in chunk_ids if int(i) not in self._vectors]
+        if missing:
+            self.chunks(missing)
+        rows = [self._vectors.get(int(i), np.zeros(self.manifest.dimension, np.float32)) for i in chunk_ids]
+        self._vectors.clear()
+        if not rows:
+            return np.zeros((0, self.manifest.dimension), dtype=np.float32)
+        return np.vstack(rows)
+
+    def sentence_vectors(self, records: Sequence[ChunkRecord]) -> dict[int, tuple[list[Span], np.ndarray]]:
+        import numpy as np
+
+        c = self.collections
+        by_doc: dict[str, list[tuple[int, int, list[float]]]] = {}
+        doc_ids = sorted({r.doc_id for r in records})
+        with c.calls("reading sentence vectors"):
+            for begin in range(0, len(doc_ids), ID_BATCH):
+                rows = c.client.query(
+                    c.sentences,
+                    filter=f"doc_id in {json.dumps(doc_ids[begin:begin + ID_BATCH])}",
+                    output_fields=["doc_id", "start_char", "end_char", "vector"],
+                )
+                for row in rows:
+                    by_doc.setdefault(row["doc_id"], []).append((int(row["start_char"]), int(row["end_char"]), row["vector"]))
+        found: dict[int, tuple[list[Span], np.ndarray]] = {}
+        for record in records:
+            inside = sorted(
+                (row for row in by_doc.get(record.doc_id, ()) if record.start <= row[0] and row[1] <= record.end),
+                key=lambda row: row[0],
+            )
+            if inside:
+                found[record.chunk_id] = (
+                    [(row[0], row[1]) for row in inside],
+                    np.asarray([row[2] for row in inside], dtype=np.float32),
+                )
+        return found
+
+    # What the commands ask -------------------------------------------------------------------------
+
+    def counts(self) -> tuple[int, int]:
+        c = self.collections
+        return c.count(c.documents, "part == 0"), c.count(c.chunks)
+
+    def sources(self) -> list[str]:
+        return json.loads(self.collections.get_meta("sources") or "[]")
+
+    def stats(self) -> IndexStats:
+        documents, chunks = self.counts()
+        location = self.collections.location
+        size = 0
+        if location.path is not None and location.path.exists():
+            # Milvus Lite keeps a folder under the .db name.
+            files = [location.path] if location.path.is_file() else location.path.rglob("*")
+            size = sum(p.stat().st_size for p in files if p.is_file())
+        return IndexStats(
+            index_dir=location.describe(),
+            documents=documents,
+            chunks=chunks,
+            model=self.manifest.model,
+            dimension=self.manifest.dimension,
+            size_bytes=size,
+            sources=tuple(self.sources()),
+        )
+
+    def document(self, doc_id: str) -> Article | None:
+        c = self.collections
+        with c.calls("reading a document"):
+            rows = c.client.query(
+                c.documents,
+                filter=f"doc_id == {json.dumps(doc_id)}",
+                output_fields=["part", "parts", "path", "title", "date", "content_hash", "text"],
+            )
+        if not rows:
+            return None
+        rows.sort(key=lambda row: int(row["part"]))
+        head = rows[0]
+        if int(head["part"]) != 0 or len(rows) != int(head["parts"]):
+            return None  # half written: the next `qa index` writes it again
+        text = "".join(row["text"] for row in rows)
+        return Article(doc_id, head["path"], head["title"], text, head["content_hash"], head["date"] or None)
+
+
+class MilvusWriter:
+    """Applies an update's commit groups to the Milvus collections (see the module notes for order)."""
+
+    def __init__(self, location: StoreLocation, manifest: Manifest, rebuild: bool) -> None:
+        self.collections = MilvusCollections(location)
+        self.manifest = manifest
+        c = self.collections
+        try:
+            kept_sources = self._read_sources() if c.exists() else []
+            if rebuild:
+                c.drop()
+            fresh = not c.exists()
+            c.create(manifest.dimension)
+            if fresh:
+                save_manifest(c, manifest)
+                c.set_meta("sources", json.dumps(kept_sources))
+            with c.calls("loading collections"):
+                for name in (c.chunks, c.sentences, c.documents, c.meta):
+                    c.client.load_collection(name)
+        except BaseException:
+            c.close()
+            raise
+        self.committed = not fresh
+
+    def _read_sources(self) -> list[str]:
+        try:
+            return json.loads(self.collections.get_meta("sources") or "[]")
+        except (QAError, ValueError):
+            return []
+
+    def close(self) -> None:
+        self.collections.close()
+
+    def sources(self) -> list[str]:
+        return self._read_sources()
+
+    def documents(self) -> dict[str, DocumentRecord]:
+        fields = ["doc_id", "path", "title", "date", "content_hash", "size", "mtime_ns", "indexed_at"]
+        return {
+            row["path"]: DocumentRecord(
+                row["doc_id"], row["path"], row["title"], row["date"] or None, row["content_hash"],
+                int(row["size"]), int(row["mtime_ns"]), float(row["indexed_at"]),
+            )
+            for row in self.collections.iterate(self.collections.documents, "part == 0", fields)
+        }
+
+    def counts(self) -> tuple[int, int]:
+        c = self.collections
+        return c.count(c.documents, "part == 0"), c.count(c.chunks)
+
+    def commit(
+        self,
+        group: Sequence[IndexedArticle],
+        drop_docs: Sequence[str],
+        chunk_vectors: np.ndarray | None,
+        sentence_vectors: Sequence[np.ndarray] | None,
+        add_sources: Sequence[str],
+        remove_sources: Sequence[str],
+        touched: Sequence[tuple[str, int, int]],
+        chunk_ids: Sequence[int] | None = None,
+    ) -> None:
+        """Replace `drop_docs` and write `group`; `chunk_ids` keeps ids given by a migration."""
+        c = self.collections
+        # Documents about to be written again lose their old rows first, so no old chunk outlives them.
+        c.delete_documents(sorted(set(drop_docs) | {item.article.doc_id for item in group}))
+        chunk_rows, sentence_rows, document_rows = self.rows(group, chunk_vectors, sentence_vectors, chunk_ids)
+        c.insert(c.chunks, chunk_rows)
+        c.insert(c.sentences, sentence_rows)
+        # Part 0 is what marks a document as indexed: it goes in last.
+        c.insert(c.documents, [row for row in document_rows if row["part"] != 0])
+        c.insert(c.documents, [row for row in document_rows if row["part"] == 0])
+        if touched:
+            self._touch(touched)
+        if add_sources or remove_sources:
+            sources = (set(self.sources()) | set(add_sources)) - set(remove_sources)
+            c.set_meta("sources", json.dumps(sorted(sources)))
+        self.committed = True
+
+    def rows(
+        self,
+        group: Sequence[IndexedArticle],
+        chunk_vectors: np.ndarray | None,
+        sentence_vectors: Sequence[np.ndarray] | None,
+        chunk_ids: Sequence[int] | None = None,
+    ) -> tuple[list[dict], list[dict], list[dict]]:
+        chunk_rows: list[dict] = []
+        sentence_rows: list[dict] = []
+        document_rows: list[dict] = []
+        now = time.time()
+        row = 0
+        for position, item in enumerate(group):
+            a = item.article
+            for chunk in item.chunks:
+                text = chunk.text
+                end = chunk.end
+                if len(text) > TEXT_PART_CHARS:
+                    # A chunk is at most 160 word pieces, but one "word" can be a 50 kB run of
+                    # symbols: keep a true, shorter quote rather than fail the update.
+                    text, end = text[:TEXT_PART_CHARS], chunk.start + TEXT_PART_CHARS
+                chunk_rows.append({
+                    "id": int(chunk_ids[row]) if chunk_ids is not None else stable_id(a.doc_id, a.content_hash, chunk.ordinal),
+                    "doc_id": a.doc_id,
+                    "path": _clip_bytes(a.path, MAX_PATH_BYTES),
+                    "title": _clip_bytes(a.title, 4096),
+                    "date": a.date or "",
+                    "start_char": chunk.start,
+                    "end_char": end,
+                    "text": text,
+                    "sentences": json.dumps([list(s) for s in chunk.sentences if s[1] <= end]),
+                    "keywords": _clip_bytes(keyword_text(a.title, text), 65535),
+                    "vector": [float(x) for x in chunk_vectors[row]] if chunk_vectors is not None else None,
+                })
+                row += 1
+            if sentence_vectors is not None:
+                for (start, end), vector in zip(article_sentences(item), sentence_vectors[position]):
+                    sentence_rows.append({
+                        "id": stable_id(a.doc_id, a.content_hash, start, end),
+                        "doc_id": a.doc_id,
+                        "start_char": int(start),
+                        "end_char": int(end),
+                        "vector": [float(x) for x in vector],
+                    })
+            parts = [a.text[i : i + TEXT_PART_CHARS] for i in range(0, len(a.text), TEXT_PART_CHARS)] or [""]
+            for number, part in enumerate(parts):
+                document_rows.append({
+                    "key": f"{a.doc_id}:{number}",
+                    "doc_id": a.doc_id,
+                    "part": number,
+                    "parts": len(parts),
+                    "path": _clip_bytes(a.path, MAX_PATH_BYTES),
+                    "title": _clip_bytes(a.title, 4096),
+                    "date": a.date or "",
+                    "content_hash": a.content_hash,
+                    "size": item.size,
+                    "mtime_ns": item.mtime_ns,
+                    "indexed_at": now,
+                    "text": part,
+                    "marker": [0.0] * MARKER_DIM,
+                })
+        return chunk_rows, sentence_rows, document_rows
+
+    def _touch(self, touched: Sequence[tuple[str, int, int]]) -> None:
+        """New file facts for documents whose content did not change (part 0 rows are upserted)."""
+        c = self.collections
+        facts = {doc_id: (size, mtime_ns) for doc_id, size, mtime_ns in touched}
+        ids = json.dumps(sorted(facts))
+        fields = ["key", "doc_id", "part", "parts", "path", "title", "date", "content_hash", "size", "mtime_ns",
+                  "indexed_at", "text", "marker"]
+        with c.calls("updating file facts"):
+            rows = c.client.query(c.documents, filter=f"part == 0 and doc_id in {ids}", output_fields=fields)
+            for row in rows:
+                row["size"], row["mtime_ns"] = facts[row["doc_id"]]
+                row["indexed_at"] = time.time()
+                row["marker"] = [float(x) for x in row["marker"]]
+            if rows:
+                c.client.upsert(c.documents, rows)
+
+    def finish(self) -> None:
+        pass
+
+
+def _clip_bytes(text: str, limit: int) -> str:
+    data = text.encode("utf-8", "replace")
+    if len(data) <= limit:
+        return text.encode("utf-8", "replace").decode("utf-8")
+    return data[:limit].decode("utf-8", "ignore")
