@@ -97,6 +97,16 @@ class IndexedArticle:
     mtime_ns: int
 
 
+@dataclass(frozen=True)
+class ExportedDocument:
+    """A document as a store holds it, for copying to another store: the article, its chunks, and
+    their vectors."""
+
+    item: IndexedArticle
+    chunk_vectors: np.ndarray  # one row per chunk of item.chunks
+    sentence_vectors: np.ndarray  # one row per span of article_sentences(item)
+
+
 class Catalog:
     """SQLite store of documents, chunks, sources and settings."""
 
@@ -282,6 +292,30 @@ class Catalog:
                 sentences = tuple(tuple(span) for span in json.loads(row[8]))
                 found[row[0]] = ChunkRecord(*row[:8], sentences=sentences)  # type: ignore[arg-type]
         return found
+
+    def document_chunks(self, article: Article) -> tuple[list[int], list[Chunk]]:
+        """A document's chunk ids and chunks, in order."""
+        rows = self._db.execute(
+            "SELECT id, ordinal, start_char, end_char, sentences FROM chunks WHERE doc_id = ? ORDER BY ordinal",
+            (article.doc_id,),
+        ).fetchall()
+        chunks = [
+            Chunk(article.doc_id, ordinal, start, end, article.text[start:end],
+                  tuple(tuple(span) for span in json.loads(sentences)))  # type: ignore[misc]
+            for _, ordinal, start, end, sentences in rows
+        ]
+        return [row[0] for row in rows], chunks
+
+    def document_sentences(self, doc_id: str, dimension: int) -> tuple[list[Span], np.ndarray]:
+        """A document's stored sentence spans and vectors (float32), in text order."""
+        import numpy as np
+
+        rows = self._db.execute(
+            "SELECT start_char, end_char, vector FROM sentences WHERE doc_id = ? ORDER BY start_char, end_char",
+            (doc_id,),
+        ).fetchall()
+        matrix = np.frombuffer(b"".join(row[2] for row in rows), dtype=np.float16).reshape(len(rows), dimension)
+        return [(row[0], row[1]) for row in rows], matrix.astype(np.float32)
 
     def all_chunk_ids(self) -> list[int]:
         return [r[0] for r in self._db.execute("SELECT id FROM chunks")]

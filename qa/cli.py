@@ -35,6 +35,14 @@ class QAGroup(click.Group):
 
 
 def index_option(func: Callable[..., Any]) -> Callable[..., Any]:
+    """--index DIR and --store STORE: where the index lives."""
+    func = click.option(
+        "--store",
+        metavar="STORE",
+        envvar="QA_STORE",
+        help="Keep the index in a store instead of a folder: faiss:DIR, milvus:FILE.db (Milvus Lite) "
+        "or milvus://HOST:PORT/COLLECTION ($QA_STORE).",
+    )(func)
     return click.option(
         "--index",
         "index_dir",
@@ -42,6 +50,12 @@ def index_option(func: Callable[..., Any]) -> Callable[..., Any]:
         envvar="QA_INDEX_DIR",
         help="Index folder (default: index/ in the qa checkout, or $QA_INDEX_DIR).",
     )(func)
+
+
+def _location(index_dir: str | None, store: str | None):
+    from qa.location import parse_store
+
+    return parse_store(store, index_dir)
 
 
 def json_option(func: Callable[..., Any]) -> Callable[..., Any]:
@@ -109,10 +123,15 @@ def main(ctx: click.Context) -> None:
 @main.command()
 @click.argument("paths", nargs=-1, type=click.Path(path_type=Path))
 @click.option("--rebuild", is_flag=True, help="Embed everything again from scratch.")
+@click.option("--from-store", metavar="STORE",
+              help="Copy the index in STORE into this one (--store/--index), without embedding again.")
+@click.option("--ray", "ray_address", is_flag=False, flag_value="local", default=None, metavar="[ADDRESS]",
+              help="Embed with Ray: on this machine with no ADDRESS, else on the Ray cluster at ADDRESS.")
 @backend_option
 @index_option
 @json_option
-def index(paths: tuple[Path, ...], rebuild: bool, backend: str | None, index_dir: str | None, as_json: bool) -> None:
+def index(paths: tuple[Path, ...], rebuild: bool, from_store: str | None, ray_address: str | None,
+          backend: str | None, index_dir: str | None, store: str | None, as_json: bool) -> None:
     """Bring the index up to date with PATHS and every folder it already knows.
 
     New files are embedded, changed files (by content hash) are embedded again, deleted files are
@@ -125,17 +144,26 @@ def index(paths: tuple[Path, ...], rebuild: bool, backend: str | None, index_dir
       qa index                      # update every remembered folder
       qa index --rebuild            # start over (e.g. after changing the model)
       qa index --index /tmp/idx ./articles --json
+      qa index ~/news --store milvus:news.db                # Milvus Lite, in one folder
+      qa index ~/news --store milvus://db:19530/news --ray  # Milvus server, embedding with Ray
+      qa index --from-store faiss:index/ --store milvus://db:19530/news   # copy, no embedding
     """
     from qa.indexer import update_index
     from qa.progress import RichIndexProgress
     from qa.render import render_update_report
 
-    directory = resolve_index_dir(index_dir)
+    location = _location(index_dir, store)
+    paths, ray_address = _split_ray_address(paths, ray_address)
     err = _console(stderr=True)
+    if from_store is not None:
+        _migrate(from_store, location, paths, rebuild, ray_address, as_json)
+        return
     with RichIndexProgress(err) as progress:
+        embedder = _embedder(location, backend, rebuild)
+        if ray_address is not None:
+            embedder = _ray_embedder(embedder, ray_address, progress)
         report = update_index(
-            directory, list(paths) or None, embedder=_embedder(directory, backend, rebuild), rebuild=rebuild,
-            progress=progress,
+            location, list(paths) or None, embedder=embedder, rebuild=rebuild, progress=progress,
         )
     if as_json:
         from dataclasses import asdict
@@ -151,20 +179,61 @@ def index(paths: tuple[Path, ...], rebuild: bool, backend: str | None, index_dir
         sys.exit(1)
 
 
-def _embedder(directory: Path, backend: str | None, rebuild: bool = False):
+def _embedder(location, backend: str | None, rebuild: bool = False):
     """The embedder for an index: the backend asked for, else the one the index was built with."""
     from qa.embed import Embedder
     from qa.index import index_backend
 
     if backend is None and not rebuild:
-        backend = index_backend(directory)
+        backend = index_backend(location)
     return Embedder(backend=backend)
 
 
-def _open(index_dir: str | None, reranker: str | None = None, backend: str | None = None):
+def _split_ray_address(paths: tuple[Path, ...], ray_address: str | None) -> tuple[tuple[Path, ...], str | None]:
+    """`--ray` takes an optional address, so `qa index --ray ~/news` would read the folder as one:
+    a value that is not an address (ray://…, HOST:PORT, auto, local) is a path after all."""
+    import re
+
+    if ray_address is None or ray_address in ("local", "auto") or "://" in ray_address:
+        return paths, None if ray_address == "local" else ray_address
+    if re.fullmatch(r"[\w.-]+:\d+", ray_address) and not Path(ray_address).exists():
+        return paths, ray_address
+    return (Path(ray_address), *paths), "local"
+
+
+def _ray_embedder(embedder, address: str, progress):
+    from qa.distributed import RayEmbedder
+
+    progress.note("starting Ray …" if address == "local" else f"connecting to Ray at {address} …")
+    return RayEmbedder(address=None if address == "local" else address, backend=embedder.backend)
+
+
+def _migrate(from_store: str, location, paths: tuple[Path, ...], rebuild: bool, ray_address: str | None,
+             as_json: bool) -> None:
+    from dataclasses import asdict
+
+    from qa.location import parse_store
+    from qa.migrate import migrate_store
+    from qa.progress import RichIndexProgress
+
+    if paths or rebuild or ray_address:
+        raise click.UsageError("--from-store copies an index as it is: give no paths, --rebuild or --ray with it")
+    source = parse_store(from_store)
+    with RichIndexProgress(_console(stderr=True)) as progress:
+        report = migrate_store(source, location, progress)
+    if as_json:
+        _emit_json(asdict(report))
+    else:
+        _console().print(
+            f"Copied {report.documents} documents ({report.chunks} chunks, {report.sentences} sentence vectors) "
+            f"from {report.source} to {report.target}; nothing was embedded again."
+        )
+
+
+def _open(index_dir: str | None, reranker: str | None = None, backend: str | None = None, store: str | None = None):
     from qa.retrieve import open_retriever
 
-    return open_retriever(resolve_index_dir(index_dir), backend=backend, reranker=reranker)
+    return open_retriever(_location(index_dir, store), backend=backend, reranker=reranker)
 
 
 def _filters(source: str | None, since: str | None, until: str | None):
@@ -190,7 +259,7 @@ def _day(value: str | None, option: str) -> str | None:
 @index_option
 @json_option
 def ask(question: str, k: int, mode: str, source: str | None, since: str | None, until: str | None,
-        reranker: str | None, backend: str | None, index_dir: str | None, as_json: bool) -> None:
+        reranker: str | None, backend: str | None, index_dir: str | None, store: str | None, as_json: bool) -> None:
     """Answer QUESTION with sentences quoted from the articles, each cited.
 
     \b
@@ -203,7 +272,7 @@ def ask(question: str, k: int, mode: str, source: str | None, since: str | None,
     from qa.render import answer_json, render_answer
 
     filters = _filters(source, since, until)
-    retriever = _open(index_dir, reranker, backend)
+    retriever = _open(index_dir, reranker, backend, store)
     answer = answer_question(retriever, question, k=k, mode=mode, filters=filters)
     if as_json:
         _emit_json(answer_json(answer))
@@ -217,7 +286,8 @@ def ask(question: str, k: int, mode: str, source: str | None, since: str | None,
 @index_option
 @json_option
 def search(query: str, k: int, mode: str, source: str | None, since: str | None, until: str | None,
-           reranker: str | None, backend: str | None, index_dir: str | None, as_json: bool) -> None:
+           reranker: str | None, backend: str | None, index_dir: str | None, store: str | None,
+           as_json: bool) -> None:
     """Show the passages that best match QUERY, without composing an answer.
 
     \b
@@ -228,7 +298,7 @@ def search(query: str, k: int, mode: str, source: str | None, since: str | None,
     from qa.render import render_hits, search_json
 
     filters = _filters(source, since, until)
-    retriever = _open(index_dir, reranker, backend)
+    retriever = _open(index_dir, reranker, backend, store)
     hits = retriever.search(query, k=k, mode=mode, filters=filters)
     if as_json:
         _emit_json(search_json(query, hits))
@@ -239,7 +309,7 @@ def search(query: str, k: int, mode: str, source: str | None, since: str | None,
 @main.command()
 @index_option
 @json_option
-def stats(index_dir: str | None, as_json: bool) -> None:
+def stats(index_dir: str | None, store: str | None, as_json: bool) -> None:
     """Show how many documents and chunks the index holds, its model and size.
 
     \b
@@ -249,10 +319,10 @@ def stats(index_dir: str | None, as_json: bool) -> None:
     """
     from dataclasses import asdict
 
-    from qa.index import Index
+    from qa.index import open_index
     from qa.render import render_stats
 
-    index = Index.open(resolve_index_dir(index_dir))
+    index = open_index(_location(index_dir, store))
     try:
         facts = index.stats()
     finally:
@@ -268,7 +338,8 @@ def stats(index_dir: str | None, as_json: bool) -> None:
 @index_option
 @click.option("--no-update", is_flag=True, help="Do not check the corpus folders for changes first.")
 def chat(k: int, mode: str, source: str | None, since: str | None, until: str | None,
-         reranker: str | None, backend: str | None, index_dir: str | None, no_update: bool) -> None:
+         reranker: str | None, backend: str | None, index_dir: str | None, store: str | None,
+         no_update: bool) -> None:
     """Open the chat: ask questions, see cited answers; /help lists commands.
 
     On start the chat brings the index up to date with its folders (a fresh index is built from
@@ -282,7 +353,7 @@ def chat(k: int, mode: str, source: str | None, since: str | None, until: str | 
     from qa.repl import ChatSession
 
     session = ChatSession(
-        resolve_index_dir(index_dir), console=_console(), k=k, mode=mode,
+        _location(index_dir, store), console=_console(), k=k, mode=mode,
         filters=_filters(source, since, until), reranker=reranker, backend=backend,
     )
     session.run(update=not no_update)
@@ -291,7 +362,7 @@ def chat(k: int, mode: str, source: str | None, since: str | None, until: str | 
 @main.command()
 @index_option
 @json_option
-def doctor(index_dir: str | None, as_json: bool) -> None:
+def doctor(index_dir: str | None, store: str | None, as_json: bool) -> None:
     """Check that the index is whole: vectors, keyword index and metadata agree.
 
     Also checks that every chunk's span still cuts its document's text. Exits non-zero, saying
@@ -304,8 +375,9 @@ def doctor(index_dir: str | None, as_json: bool) -> None:
     """
     from qa.index import REBUILD_HINT, check_index
 
-    directory = resolve_index_dir(index_dir)
-    problems = check_index(directory)
+    location = _location(index_dir, store)
+    directory = location.describe()
+    problems = check_index(location)
     if as_json:
         _emit_json({"index": str(directory), "ok": not problems, "problems": problems})
     elif problems:

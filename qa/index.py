@@ -21,7 +21,7 @@ from dataclasses import asdict, dataclass
 from pathlib import Path
 from typing import TYPE_CHECKING
 
-from qa.catalog import Catalog, ChunkRecord, fts_query
+from qa.catalog import Catalog, ChunkRecord, ExportedDocument, IndexedArticle, fts_query
 from qa.errors import IndexCorruptError, IndexMismatchError, IndexMissingError, QAError
 from qa.store import FaissVectorStore
 from qa.types import Article, IndexStats, Span
@@ -110,10 +110,21 @@ def new_manifest(model: str, dimension: int, backend: str = "torch", store: str 
     return Manifest(FORMAT_VERSION, model, dimension, store, time.strftime("%Y-%m-%dT%H:%M:%S%z"), backend)
 
 
-def index_backend(index_dir: Path) -> str | None:
+def index_backend(location: Path | StoreLocation) -> str | None:
     """The backend an existing index was built with, or None where there is no readable index."""
+    from qa.location import StoreLocation
+
     try:
-        return Manifest.load(index_dir).backend
+        if isinstance(location, StoreLocation) and location.kind == "milvus":
+            from qa.milvus import MilvusCollections, load_manifest
+
+            collections = MilvusCollections(location)
+            try:
+                return load_manifest(collections).backend
+            finally:
+                collections.close()
+        directory = location.index_dir if isinstance(location, StoreLocation) else location
+        return Manifest.load(directory).backend
     except QAError:
         return None
 
@@ -190,6 +201,21 @@ class Index:
     def counts(self) -> tuple[int, int]:
         return self.catalog.counts()
 
+    def export(self) -> Iterator[ExportedDocument]:
+        """Every document with its chunks and vectors, for copying to another store."""
+        with self.reading():
+            for record in self.catalog.documents().values():
+                article = self.catalog.document(record.doc_id)
+                if article is None:
+                    continue
+                chunk_ids, chunks = self.catalog.document_chunks(article)
+                spans, sentence_vectors = self.catalog.document_sentences(record.doc_id, self.manifest.dimension)
+                yield ExportedDocument(
+                    IndexedArticle(article, tuple(chunks), record.size, record.mtime_ns),
+                    self.vectors.vectors(chunk_ids),
+                    sentence_vectors,
+                )
+
     def sources(self) -> list[str]:
         return self.catalog.sources()
 
@@ -247,12 +273,20 @@ def _load_committed(index_dir: Path, manifest: Manifest, catalog: Catalog) -> tu
     raise IndexCorruptError(f"the index in {index_dir} kept changing while it was read; try again")
 
 
-def check_index(index_dir: Path) -> list[str]:
+def check_index(location: Path | StoreLocation) -> list[str]:
     """Problems found in an index, one line each; an empty list means vectors, keyword index and
     metadata agree and every chunk's span still cuts its document's text."""
     import numpy as np
 
-    index = Index.open(index_dir)  # manifest, catalog, vector file and their counts
+    from qa.location import StoreLocation
+
+    if isinstance(location, StoreLocation):
+        if location.kind == "milvus":
+            from qa.milvus import check_milvus_index
+
+            return check_milvus_index(location)
+        location = location.index_dir
+    index = Index.open(location)  # manifest, catalog, vector file and their counts
     problems: list[str] = []
     try:
         catalog = index.catalog

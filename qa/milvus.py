@@ -30,7 +30,7 @@ from collections.abc import Iterator, Sequence
 from contextlib import contextmanager
 from typing import TYPE_CHECKING, Any
 
-from qa.catalog import ChunkRecord, DocumentRecord, IndexedArticle, article_sentences
+from qa.catalog import ChunkRecord, DocumentRecord, ExportedDocument, IndexedArticle, article_sentences
 from qa.errors import ConfigError, IndexCorruptError, IndexMissingError, QAError
 from qa.types import Article, IndexStats, Span
 
@@ -145,6 +145,13 @@ class MilvusCollections:
     def exists(self) -> bool:
         with self.calls("listing collections"):
             return self.client.has_collection(self.meta) and self.client.has_collection(self.chunks)
+
+    def load(self) -> None:
+        """Load every collection into memory: a collection a new process finds is "released"."""
+        with self.calls("loading collections"):
+            for name in (self.chunks, self.sentences, self.documents, self.meta):
+                if self.client.has_collection(name):
+                    self.client.load_collection(name)
 
     def drop(self) -> None:
         with self.calls("dropping collections"):
@@ -277,6 +284,7 @@ def load_manifest(collections: MilvusCollections) -> Manifest:
     where = collections.location.describe()
     if not collections.exists():
         raise IndexMissingError(f"no index in {where}: run `qa index PATH --store {where}` to build one")
+    collections.load()
     raw = collections.get_meta("manifest")
     if raw is None:
         raise IndexCorruptError(f"the Milvus store {where} has no manifest; {REBUILD_HINT}")
@@ -318,9 +326,6 @@ class MilvusIndex:
         collections = MilvusCollections(location)
         try:
             manifest = load_manifest(collections)
-            with collections.calls("loading collections"):
-                for name in (collections.chunks, collections.sentences, collections.documents):
-                    collections.client.load_collection(name)
         except BaseException:
             collections.close()
             raise
@@ -455,6 +460,36 @@ class MilvusIndex:
 
     # What the commands ask -------------------------------------------------------------------------
 
+    def export(self, batch: int = 200) -> Iterator[ExportedDocument]:
+        """Every document with its chunks and vectors, for copying to another store."""
+        import numpy as np
+
+        from qa.types import Chunk
+
+        c = self.collections
+        heads = list(c.iterate(c.documents, "part == 0", ["doc_id", "size", "mtime_ns"]))
+        for begin in range(0, len(heads), batch):
+            facts = {row["doc_id"]: row for row in heads[begin : begin + batch]}
+            ids = json.dumps(sorted(facts))
+            chunk_rows = list(c.iterate(c.chunks, f"doc_id in {ids}", ["doc_id", "start_char", "end_char", "text", "sentences", "vector"]))
+            sentence_rows = list(c.iterate(c.sentences, f"doc_id in {ids}", ["doc_id", "start_char", "end_char", "vector"]))
+            for doc_id, head in facts.items():
+                article = self.document(doc_id)
+                if article is None:
+                    continue
+                mine = sorted((r for r in chunk_rows if r["doc_id"] == doc_id), key=lambda r: int(r["start_char"]))
+                chunks = tuple(
+                    Chunk(doc_id, n, int(r["start_char"]), int(r["end_char"]), r["text"],
+                          tuple(tuple(span) for span in json.loads(r["sentences"])))  # type: ignore[misc]
+                    for n, r in enumerate(mine)
+                )
+                sentences = sorted((r for r in sentence_rows if r["doc_id"] == doc_id), key=lambda r: int(r["start_char"]))
+                yield ExportedDocument(
+                    IndexedArticle(article, chunks, int(head["size"]), int(head["mtime_ns"])),
+                    np.asarray([r["vector"] for r in mine], dtype=np.float32).reshape(len(mine), self.manifest.dimension),
+                    np.asarray([r["vector"] for r in sentences], dtype=np.float32).reshape(len(sentences), self.manifest.dimension),
+                )
+
     def counts(self) -> tuple[int, int]:
         c = self.collections
         return c.count(c.documents, "part == 0"), c.count(c.chunks)
@@ -506,6 +541,8 @@ class MilvusWriter:
         self.manifest = manifest
         c = self.collections
         try:
+            if c.exists():
+                c.load()
             kept_sources = self._read_sources() if c.exists() else []
             if rebuild:
                 c.drop()
@@ -514,9 +551,7 @@ class MilvusWriter:
             if fresh:
                 save_manifest(c, manifest)
                 c.set_meta("sources", json.dumps(kept_sources))
-            with c.calls("loading collections"):
-                for name in (c.chunks, c.sentences, c.documents, c.meta):
-                    c.client.load_collection(name)
+            c.load()
         except BaseException:
             c.close()
             raise
@@ -557,13 +592,12 @@ class MilvusWriter:
         add_sources: Sequence[str],
         remove_sources: Sequence[str],
         touched: Sequence[tuple[str, int, int]],
-        chunk_ids: Sequence[int] | None = None,
     ) -> None:
-        """Replace `drop_docs` and write `group`; `chunk_ids` keeps ids given by a migration."""
+        """Replace `drop_docs` and write `group` with its vectors."""
         c = self.collections
         # Documents about to be written again lose their old rows first, so no old chunk outlives them.
         c.delete_documents(sorted(set(drop_docs) | {item.article.doc_id for item in group}))
-        chunk_rows, sentence_rows, document_rows = self.rows(group, chunk_vectors, sentence_vectors, chunk_ids)
+        chunk_rows, sentence_rows, document_rows = self.rows(group, chunk_vectors, sentence_vectors)
         c.insert(c.chunks, chunk_rows)
         c.insert(c.sentences, sentence_rows)
         # Part 0 is what marks a document as indexed: it goes in last.
@@ -581,7 +615,6 @@ class MilvusWriter:
         group: Sequence[IndexedArticle],
         chunk_vectors: np.ndarray | None,
         sentence_vectors: Sequence[np.ndarray] | None,
-        chunk_ids: Sequence[int] | None = None,
     ) -> tuple[list[dict], list[dict], list[dict]]:
         chunk_rows: list[dict] = []
         sentence_rows: list[dict] = []
@@ -598,7 +631,7 @@ class MilvusWriter:
                     # symbols: keep a true, shorter quote rather than fail the update.
                     text, end = text[:TEXT_PART_CHARS], chunk.start + TEXT_PART_CHARS
                 chunk_rows.append({
-                    "id": int(chunk_ids[row]) if chunk_ids is not None else stable_id(a.doc_id, a.content_hash, chunk.ordinal),
+                    "id": stable_id(a.doc_id, a.content_hash, chunk.ordinal),
                     "doc_id": a.doc_id,
                     "path": _clip_bytes(a.path, MAX_PATH_BYTES),
                     "title": _clip_bytes(a.title, 4096),
@@ -664,3 +697,37 @@ def _clip_bytes(text: str, limit: int) -> str:
     if len(data) <= limit:
         return text.encode("utf-8", "replace").decode("utf-8")
     return data[:limit].decode("utf-8", "ignore")
+
+
+def check_milvus_index(location: StoreLocation) -> list[str]:
+    """Problems found in a Milvus store, one line each: chunks whose document is missing or half
+    written, spans that do not cut their document's text, and vectors that are not unit length."""
+    import numpy as np
+
+    index = MilvusIndex.open(location)
+    c = index.collections
+    problems: list[str] = []
+    try:
+        documents: dict[str, Article | None] = {}
+        for head in c.iterate(c.documents, "part == 0", ["doc_id"]):
+            documents[head["doc_id"]] = index.document(head["doc_id"])
+        half = [doc_id for doc_id, article in documents.items() if article is None]
+        if half:
+            problems.append(f"{len(half)} documents are half written (run `qa index` to finish them)")
+        orphans = 0
+        norms: list[float] = []
+        for row in c.iterate(c.chunks, "", ["id", "doc_id", "start_char", "end_char", "text", "vector"]):
+            article = documents.get(row["doc_id"])
+            if row["doc_id"] not in documents:
+                orphans += 1
+            elif article is not None and article.text[int(row["start_char"]) : int(row["end_char"])] != row["text"]:
+                problems.append(f"chunk {row['id']}: its text differs from its document span")
+            if len(norms) < 2000:
+                norms.append(float(np.linalg.norm(np.asarray(row["vector"], dtype=np.float32))))
+        if orphans:
+            problems.append(f"{orphans} chunks belong to no indexed document (left by an interrupted update)")
+        if norms and not np.allclose(norms, 1.0, atol=1e-3):
+            problems.append("some vectors are not unit length")
+    finally:
+        index.close()
+    return problems

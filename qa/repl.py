@@ -23,6 +23,7 @@ from qa.retrieve import MODES, SearchFilters, iso_day
 
 if TYPE_CHECKING:
     from qa.embed import Embedder
+    from qa.location import StoreLocation
     from qa.retrieve import Retriever
     from qa.types import Answer
 
@@ -43,11 +44,11 @@ COMMANDS = [
 
 
 class ChatSession:
-    """One chat over one index folder."""
+    """One chat over one index: a local folder or a store."""
 
     def __init__(
         self,
-        index_dir: Path,
+        location: Path | StoreLocation,
         console: Console | None = None,
         k: int = DEFAULT_TOP_K,
         mode: str = "hybrid",
@@ -56,7 +57,9 @@ class ChatSession:
         reranker: str | None = None,
         backend: str | None = None,
     ) -> None:
-        self.index_dir = index_dir
+        from qa.location import StoreLocation
+
+        self.location = location if isinstance(location, StoreLocation) else StoreLocation("faiss", Path(location))
         self.console = console or Console()
         self.k = k
         self.mode = mode
@@ -76,7 +79,7 @@ class ChatSession:
             from qa.embed import Embedder
             from qa.index import index_backend
 
-            self._embedder = Embedder(backend=self._backend or index_backend(self.index_dir))
+            self._embedder = Embedder(backend=self._backend or index_backend(self.location))
         return self._embedder
 
     def update(self, paths: list[str] | None = None) -> None:
@@ -88,7 +91,7 @@ class ChatSession:
         try:
             with RichIndexProgress(self.console) as progress:
                 report = update_index(
-                    self.index_dir, paths, embedder=self.embedder, progress=progress, lock_timeout=0
+                    self.location, paths, embedder=self.embedder, progress=progress, lock_timeout=0
                 )
         except IndexLockedError:
             self.console.print(
@@ -103,7 +106,7 @@ class ChatSession:
         if self._retriever is None:
             from qa.retrieve import open_retriever
 
-            self._retriever = open_retriever(self.index_dir, reranker=self._reranker_path, embedder=self.embedder)
+            self._retriever = open_retriever(self.location, reranker=self._reranker_path, embedder=self.embedder)
         return self._retriever
 
     def _close_retriever(self) -> None:
@@ -120,7 +123,7 @@ class ChatSession:
         try:
             if update:
                 self.update()
-            documents, chunks = self.retriever().index.catalog.counts()
+            documents, chunks = self.retriever().index.counts()
         except QAError as exc:
             self.console.print(f"[red]Error:[/] {exc}")
             return
@@ -160,8 +163,9 @@ class ChatSession:
         from prompt_toolkit import PromptSession
         from prompt_toolkit.history import FileHistory
 
-        self.index_dir.mkdir(parents=True, exist_ok=True)
-        session: PromptSession[str] = PromptSession(history=FileHistory(str(self.index_dir / ".chat_history")))
+        state_dir = self.location.state_dir()
+        state_dir.mkdir(parents=True, exist_ok=True)
+        session: PromptSession[str] = PromptSession(history=FileHistory(str(state_dir / ".chat_history")))
         while True:
             try:
                 yield session.prompt(PROMPT)

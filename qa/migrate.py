@@ -1,0 +1,132 @@
+"""Copy an index from one store to another without embedding anything again.
+
+`qa index --from-store faiss:index/ --store milvus://host:19530/news` reads every document with
+its chunks, chunk vectors and sentence vectors from the source and commits them to the target in
+groups, through the same writer an update uses; the source is only read.
+"""
+
+from __future__ import annotations
+
+from dataclasses import dataclass, replace
+
+from qa.catalog import ExportedDocument
+from qa.errors import ConfigError, IndexMissingError
+from qa.index import Manifest, open_index
+from qa.indexer import COMMIT_EVERY_CHUNKS, IndexProgress, IndexWriter, LocalWriter, _SilentProgress, writer_lock
+from qa.location import StoreLocation
+
+
+@dataclass(frozen=True)
+class MigrationReport:
+    """What a copy moved."""
+
+    source: str
+    target: str
+    documents: int
+    chunks: int
+    sentences: int
+
+
+def migrate_store(source: StoreLocation, target: StoreLocation, progress: IndexProgress | None = None) -> MigrationReport:
+    """Copy every document of `source` into `target`, which must be empty or hold the same model."""
+    progress = progress or _SilentProgress()
+    if source == target:
+        raise ConfigError("--from-store and --store name the same index; nothing to copy")
+    reader = open_index(source)
+    try:
+        documents, total_chunks = reader.counts()
+        manifest = replace(reader.manifest, store=target.kind)
+        sources = reader.sources()
+        state_dir = target.state_dir()
+        state_dir.mkdir(parents=True, exist_ok=True)
+        lock = writer_lock(state_dir, None, progress, target.describe())
+        try:
+            writer = _target_writer(target, manifest)
+            try:
+                copied = _copy(reader.export(), writer, sources, documents, total_chunks, progress)
+                writer.finish()
+            finally:
+                writer.close()
+        finally:
+            lock.release()
+    finally:
+        reader.close()
+    return MigrationReport(source.describe(), target.describe(), copied[0], copied[1], copied[2])
+
+
+def _target_writer(target: StoreLocation, manifest: Manifest) -> IndexWriter:
+    """A writer for the target, refusing one that holds vectors of another model or backend."""
+    existing: Manifest | None = None
+    try:
+        existing = open_index(target).manifest if _exists(target) else None
+    except IndexMissingError:
+        existing = None
+    if existing is not None:
+        existing.check_model(manifest.model, manifest.dimension, target.describe(), manifest.backend)
+    if target.kind == "milvus":
+        from qa.milvus import MilvusWriter
+
+        return MilvusWriter(target, existing or manifest, rebuild=False)
+    target.index_dir.mkdir(parents=True, exist_ok=True)
+    if existing is None:
+        manifest.save(target.index_dir)
+    return LocalWriter(target.index_dir, _ManifestModel(manifest), rebuild=False)
+
+
+def _exists(location: StoreLocation) -> bool:
+    if location.kind == "milvus":
+        return True  # open_index says IndexMissingError when the collections are not there
+    return (location.index_dir / "manifest.json").exists()
+
+
+class _ManifestModel:
+    """Stands in for the embedder where a writer checks which model made the vectors."""
+
+    def __init__(self, manifest: Manifest) -> None:
+        self.name = manifest.model
+        self.dimension = manifest.dimension
+        self.backend = manifest.backend
+
+
+def _copy(
+    exported, writer: IndexWriter, sources: list[str], documents: int, total_chunks: int, progress: IndexProgress
+) -> tuple[int, int, int]:
+    import numpy as np
+
+    progress.start("Copying", total_chunks)
+    group: list[ExportedDocument] = []
+    counts = [0, 0, 0]
+    first = True
+
+    def flush() -> None:
+        nonlocal first, group
+        if not group and not first:
+            return
+        items = [doc.item for doc in group]
+        chunk_vectors = np.vstack([doc.chunk_vectors for doc in group]) if group else None
+        writer.commit(
+            items,
+            [doc.item.article.doc_id for doc in group],
+            chunk_vectors,
+            [doc.sentence_vectors for doc in group],
+            sources if first else [],
+            [],
+            [],
+        )
+        for doc in group:
+            progress.advance(len(doc.item.chunks))
+        first = False
+        group = []
+
+    size = 0
+    for doc in exported:
+        group.append(doc)
+        counts[0] += 1
+        counts[1] += len(doc.item.chunks)
+        counts[2] += len(doc.sentence_vectors)
+        size += len(doc.item.chunks)
+        if size >= COMMIT_EVERY_CHUNKS:
+            flush()
+            size = 0
+    flush()
+    return counts[0], counts[1], counts[2]
