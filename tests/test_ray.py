@@ -1,0 +1,110 @@
+"""Distributed embedding on a local Ray (2 CPUs) against the in-process encoder, on real text."""
+
+from __future__ import annotations
+
+import shutil
+import sys
+from collections.abc import Iterator
+from pathlib import Path
+
+import numpy as np
+import pytest
+
+from qa.catalog import Catalog
+from qa.chunk import chunk_text, split_sentences
+from qa.embed import Embedder
+from qa.errors import ConfigError, QAError
+from qa.index import CATALOG_FILE, vectors_path
+from qa.indexer import update_index
+from qa.ingest import read_article
+from qa.store import FaissVectorStore
+
+from conftest import SEEDS
+
+ray = pytest.importorskip("ray")
+
+from qa.distributed import MISSING_RAY, RayEmbedder, ray_available  # noqa: E402
+
+
+@pytest.fixture(scope="module")
+def local_ray() -> Iterator[None]:
+    """One local Ray with 2 CPUs for the module; RayEmbedder joins it rather than starting its own."""
+    ray.init(num_cpus=2, include_dashboard=False, log_to_driver=False, configure_logging=False)
+    yield
+    ray.shutdown()
+
+
+@pytest.fixture(scope="module")
+def texts() -> list[str]:
+    """32 real texts of mixed lengths: the seeds' sentences and chunks, in article order."""
+    sentences, chunks = [], []
+    for path in sorted(SEEDS.iterdir()):
+        article = read_article(path)
+        sentences += [article.text[start:end] for start, end in split_sentences(article.text)]
+        chunks += [chunk.text for chunk in chunk_text(article.doc_id, article.text, Embedder().count_tokens)]
+    return sentences[:24] + chunks[:8]
+
+
+def test_ray_vectors_equal_the_in_process_ones(local_ray: None, texts: list[str]) -> None:
+    reference = Embedder(backend="onnx-int8").encode(texts)
+    done: list[int] = []
+    vectors = RayEmbedder(backend="onnx-int8", workers=2).encode(texts, progress=done.append)
+    assert vectors.shape == reference.shape == (len(texts), 384)
+    assert vectors.dtype == np.float32
+    assert sum(done) == len(texts)
+    # Ray batches are the in-process path's own groups, so even the int8 model (whose activation
+    # scales depend on the batch) gives the same vectors; allow for thread-count rounding.
+    assert np.abs(vectors - reference).max() < 1e-5
+
+
+def test_order_survives_many_batches_on_two_actors(local_ray: None, texts: list[str]) -> None:
+    """Batches of 5 texts spread over both actors and come back in any order; rows keep their text's place."""
+    shuffled = [texts[i] for i in np.random.default_rng(7).permutation(len(texts))]
+    reference = Embedder(backend="onnx").encode(shuffled)
+    done: list[int] = []
+    vectors = RayEmbedder(backend="onnx", workers=2, group_size=5).encode(shuffled, progress=done.append)
+    assert len(done) == 7 and sum(done) == len(texts)  # one report per batch, as it lands
+    # Other batches mean other padding: the float model's vectors move by rounding only.
+    assert np.abs(vectors - reference).max() < 1e-5
+    similarity = vectors @ reference.T
+    assert (similarity.argmax(axis=1) == np.arange(len(texts))).all()
+
+
+def test_an_index_built_on_ray_equals_the_in_process_one(
+    local_ray: None, tmp_path: Path, seeds_index: Path, embedder: Embedder
+) -> None:
+    """The indexer's incremental path, unchanged, with vectors from Ray; a second run embeds nothing."""
+    corpus = tmp_path / "corpus"
+    corpus.mkdir()
+    for seed in SEEDS.iterdir():
+        shutil.copyfile(seed, corpus / seed.name)
+    ray_embedder = RayEmbedder(workers=2)
+    first = update_index(tmp_path / "index", [corpus], embedder=ray_embedder)
+    again = update_index(tmp_path / "index", [corpus], embedder=ray_embedder)
+    assert first.chunks_embedded > 0 and again.chunks_embedded == 0 and again.unchanged == first.added
+
+    built, reference = _vectors(tmp_path / "index", embedder), _vectors(seeds_index, embedder)
+    assert built.shape == reference.shape
+    assert np.abs(built - reference).max() < 1e-5
+
+
+def test_missing_ray_is_one_clear_line(monkeypatch: pytest.MonkeyPatch) -> None:
+    monkeypatch.setitem(sys.modules, "ray", None)  # `import ray` now fails as if it were not installed
+    assert not ray_available()
+    with pytest.raises(ConfigError) as caught:
+        RayEmbedder()
+    assert isinstance(caught.value, QAError)
+    assert str(caught.value) == "Ray is not installed: pip install 'qa[scale]'" == MISSING_RAY
+
+
+def test_bad_worker_count_is_refused() -> None:
+    with pytest.raises(ConfigError, match="at least 1"):
+        RayEmbedder(workers=0)
+
+
+def _vectors(index_dir: Path, embedder: Embedder) -> np.ndarray:
+    catalog = Catalog.open(index_dir / CATALOG_FILE)
+    generation = catalog.generation
+    catalog.close()
+    store = FaissVectorStore.load(vectors_path(index_dir, generation), embedder.dimension)
+    return store.vectors(sorted(store.ids()))
