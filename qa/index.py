@@ -21,7 +21,7 @@ from dataclasses import asdict, dataclass
 from pathlib import Path
 from typing import TYPE_CHECKING
 
-from qa.catalog import Catalog, ChunkRecord, ExportedDocument, IndexedArticle, fts_query
+from qa.catalog import Catalog, ChunkRecord, DocumentRecord, ExportedDocument, IndexedArticle, fts_query
 from qa.errors import IndexCorruptError, IndexMismatchError, IndexMissingError, QAError
 from qa.store import FaissVectorStore
 from qa.types import Article, IndexStats, Span
@@ -200,6 +200,13 @@ class Index:
 
     def counts(self) -> tuple[int, int]:
         return self.catalog.counts()
+
+    def chunk_ids(self) -> list[int]:
+        return self.catalog.all_chunk_ids()
+
+    def documents(self) -> dict[str, DocumentRecord]:
+        """Every indexed document, by path."""
+        return self.catalog.documents()
 
     def export(self) -> Iterator[ExportedDocument]:
         """Every document with its chunks and vectors, for copying to another store."""

@@ -48,7 +48,8 @@ MAX_PATH_BYTES = 4096
 # Rows per insert call and ids per `in [...]` filter: well inside gRPC's 64 MB message limit.
 INSERT_BATCH = 512
 ID_BATCH = 1000
-MARKER_DIM = 2  # Milvus wants a vector field in every collection; the bookkeeping ones get a dummy.
+MARKER_DIM = 2
+_GRPC_OPTIONS = {"grpc.keepalive_time_ms": 300_000, "grpc.keepalive_permit_without_calls": False}  # Milvus wants a vector field in every collection; the bookkeeping ones get a dummy.
 
 
 class MilvusError(QAError):
@@ -68,7 +69,10 @@ def _client(location: StoreLocation) -> Any:
     try:
         if location.path is not None:
             location.path.parent.mkdir(parents=True, exist_ok=True)
-        return MilvusClient(uri=location.uri)
+        # pymilvus pings an idle connection every 10 s, and a gRPC server (Milvus Lite's included)
+        # hangs up on a client that pings an idle line more than every 5 minutes: a chat left
+        # alone for 30 s would lose its store. Ping only while a call is waiting.
+        return MilvusClient(uri=location.uri, grpc_options=_GRPC_OPTIONS)
     except Exception as exc:  # pymilvus raises its own MilvusException, or grpc/OS errors
         raise MilvusError(f"cannot open Milvus at {location.describe()}: {_first_line(exc)}") from exc
 
@@ -497,6 +501,13 @@ class MilvusIndex:
     def sources(self) -> list[str]:
         return json.loads(self.collections.get_meta("sources") or "[]")
 
+    def chunk_ids(self) -> list[int]:
+        return [int(row["id"]) for row in self.collections.iterate(self.collections.chunks, "", ["id"])]
+
+    def documents(self) -> dict[str, DocumentRecord]:
+        """Every indexed document, by path."""
+        return _document_records(self.collections)
+
     def stats(self) -> IndexStats:
         documents, chunks = self.counts()
         location = self.collections.location
@@ -570,14 +581,7 @@ class MilvusWriter:
         return self._read_sources()
 
     def documents(self) -> dict[str, DocumentRecord]:
-        fields = ["doc_id", "path", "title", "date", "content_hash", "size", "mtime_ns", "indexed_at"]
-        return {
-            row["path"]: DocumentRecord(
-                row["doc_id"], row["path"], row["title"], row["date"] or None, row["content_hash"],
-                int(row["size"]), int(row["mtime_ns"]), float(row["indexed_at"]),
-            )
-            for row in self.collections.iterate(self.collections.documents, "part == 0", fields)
-        }
+        return _document_records(self.collections)
 
     def counts(self) -> tuple[int, int]:
         c = self.collections
@@ -690,6 +694,17 @@ class MilvusWriter:
 
     def finish(self) -> None:
         pass
+
+
+def _document_records(collections: MilvusCollections) -> dict[str, DocumentRecord]:
+    fields = ["doc_id", "path", "title", "date", "content_hash", "size", "mtime_ns", "indexed_at"]
+    return {
+        row["path"]: DocumentRecord(
+            row["doc_id"], row["path"], row["title"], row["date"] or None, row["content_hash"],
+            int(row["size"]), int(row["mtime_ns"]), float(row["indexed_at"]),
+        )
+        for row in collections.iterate(collections.documents, "part == 0", fields)
+    }
 
 
 def _clip_bytes(text: str, limit: int) -> str:

@@ -7,12 +7,16 @@ import tempfile
 from collections.abc import Callable, Iterator
 from dataclasses import dataclass
 from pathlib import Path
+from typing import TYPE_CHECKING
 
 import pytest
 from hypothesis import settings
 from hypothesis.configuration import set_hypothesis_home_dir
 
 from qa.embed import Embedder
+
+if TYPE_CHECKING:
+    from qa.location import StoreLocation
 
 REPO = Path(__file__).resolve().parent.parent
 SEEDS = REPO / "seeds"
@@ -195,3 +199,55 @@ def write_corpus() -> Callable[..., Path]:
         return folder
 
     return write
+
+
+# Every store the retrieval and citation tests run against: the local default, and Milvus through
+# Milvus Lite (the Milvus engine inside the test process, in a folder under tmp_path).
+STORE_KINDS = ("faiss", "milvus")
+
+
+def store_location(kind: str, folder: Path) -> StoreLocation:
+    """Where a test keeps an index of the given store kind, inside `folder`."""
+    from qa.location import StoreLocation, parse_store
+
+    if kind == "milvus":
+        pytest.importorskip("pymilvus")
+        return parse_store(f"milvus:{folder / 'index.db'}")
+    return StoreLocation("faiss", folder / "index")
+
+
+def copy_index(source: StoreLocation, folder: Path) -> StoreLocation:
+    """A private copy of an index, in the same kind of store (the Milvus copy goes through
+    `qa index --from-store`'s code, so nothing is embedded again)."""
+    target = store_location(source.kind, folder)
+    if source.kind == "faiss":
+        shutil.copytree(source.index_dir, target.index_dir)
+    else:
+        from qa.migrate import migrate_store
+
+        migrate_store(source, target)
+    return target
+
+
+@pytest.fixture(scope="module", params=STORE_KINDS)
+def store_kind(request: pytest.FixtureRequest) -> str:
+    """The store kind a test module runs against; each such test runs once per store."""
+    return request.param
+
+
+@pytest.fixture(scope="module")
+def seeds_location(store_kind: str, seeds_index: Path, tmp_path_factory: pytest.TempPathFactory) -> StoreLocation:
+    """The session's index of the seeds in the module's store kind (only read by tests)."""
+    from qa.location import StoreLocation
+
+    local = StoreLocation("faiss", seeds_index)
+    if store_kind == "faiss":
+        return local
+    return copy_index_into(local, store_location(store_kind, tmp_path_factory.mktemp("seeds-milvus")))
+
+
+def copy_index_into(source: StoreLocation, target: StoreLocation) -> StoreLocation:
+    from qa.migrate import migrate_store
+
+    migrate_store(source, target)
+    return target

@@ -9,7 +9,8 @@ import pytest
 
 from qa.answer import NOT_ANSWERED, answer_question
 from qa.embed import Embedder
-from qa.index import Index
+from qa.index import Index, open_index
+from qa.location import StoreLocation
 from qa.retrieve import Retriever
 from qa.types import Answer
 
@@ -18,9 +19,9 @@ SITE_CHROME = ("Get the latest updates", "Last Updated", "right on your browser"
 
 
 @pytest.fixture(scope="module")
-def retriever(seeds_index: Path, embedder: Embedder) -> Iterator[Retriever]:
-    """A retriever over the session's index of the seeds (only read here)."""
-    index = Index.open(seeds_index)
+def retriever(seeds_location: StoreLocation, embedder: Embedder) -> Iterator[Retriever]:
+    """A retriever over the session's index of the seeds (only read here), in each store kind."""
+    index = open_index(seeds_location)
     yield Retriever(index, embedder)
     index.close()
 

@@ -18,11 +18,14 @@ from qa.chunk import chunk_text
 from qa.cli import main
 from qa.embed import Embedder
 from qa.errors import IndexMismatchError
-from qa.index import MANIFEST_FILE, Index
+from qa.index import MANIFEST_FILE, open_index
+from qa.location import StoreLocation
 from qa.indexer import UpdateReport, update_index
 from qa.ingest import read_article
 from qa.retrieve import Retriever
 from qa.types import IndexStats
+
+from conftest import copy_index, store_location
 
 if TYPE_CHECKING:
     from conftest import CorpusArticle
@@ -47,25 +50,27 @@ def model_vectors(texts: list[str], embedder: Embedder) -> np.ndarray:
     return np.stack([_MODEL_VECTORS[text] for text in texts])
 
 
-def assert_consistent(index_dir: Path, embedder: Embedder) -> IndexStats:
+def assert_consistent(location: StoreLocation, embedder: Embedder) -> IndexStats:
     """Check the index agrees with itself and with the model, and return its stats.
 
     One vector per chunk under the chunk's id; each chunk is exactly its document's text between
     its offsets, the chunks of a document are what `chunk_text` makes of that text, and each
     stored vector is the model's vector of that chunk's text.
     """
-    index = Index.open(index_dir)
+    index = open_index(location)
     try:
-        documents, chunks = index.catalog.counts()
-        ids = sorted(index.catalog.all_chunk_ids())
-        assert len(index.vectors) == chunks == len(ids)
-        assert sorted(index.vectors.ids()) == ids
-        records = index.catalog.chunks(ids)
+        documents, chunks = index.counts()
+        ids = sorted(index.chunk_ids())
+        assert index.chunk_count() == chunks == len(ids)
+        if location.is_local:
+            assert sorted(index.vectors.ids()) == ids
+        records = index.chunks(ids)
+        assert sorted(records) == ids
         spans_by_doc: dict[str, list[tuple[int, int]]] = {}
         for record in records.values():
-            document_text = index.catalog.document_text(record.doc_id)
-            assert document_text is not None
-            assert record.text == document_text[record.start : record.end]
+            document = index.document(record.doc_id)
+            assert document is not None
+            assert record.text == document.text[record.start : record.end]
             assert record.text.strip()
             spans_by_doc.setdefault(record.doc_id, []).append((record.start, record.end))
         assert len(spans_by_doc) == documents
@@ -74,7 +79,7 @@ def assert_consistent(index_dir: Path, embedder: Embedder) -> IndexStats:
             assert article is not None
             expected = chunk_text(doc_id, article.text, embedder.count_tokens)
             assert sorted(spans) == [(c.start, c.end) for c in expected]
-        stored = index.vectors.vectors(ids)
+        stored = index.chunk_vectors(ids)
         fresh = model_vectors([records[i].text for i in ids], embedder)
         # The default onnx-int8 backend quantizes activations per batch, so a text's vector moves a
         # little with the company it is encoded in (cosine >= 0.99 between batches).
@@ -84,16 +89,49 @@ def assert_consistent(index_dir: Path, embedder: Embedder) -> IndexStats:
         index.close()
 
 
-def top_answer(index_dir: Path, embedder: Embedder, question: str):
-    index = Index.open(index_dir)
+def read_manifest(location: StoreLocation) -> dict:
+    if location.is_local:
+        return json.loads((location.index_dir / MANIFEST_FILE).read_text())
+    from qa.milvus import MilvusCollections
+
+    collections = MilvusCollections(location)
+    try:
+        collections.load()
+        return json.loads(collections.get_meta("manifest") or "{}")
+    finally:
+        collections.close()
+
+
+def rewrite_manifest(location: StoreLocation, **changes: object) -> None:
+    """Edit the saved manifest as another qa version or model would have written it."""
+    manifest = read_manifest(location) | changes
+    if location.is_local:
+        (location.index_dir / MANIFEST_FILE).write_text(json.dumps(manifest))
+        return
+    from qa.milvus import MilvusCollections
+
+    collections = MilvusCollections(location)
+    try:
+        collections.set_meta("manifest", json.dumps(manifest))
+    finally:
+        collections.close()
+
+
+def store_arg(location: StoreLocation) -> str:
+    """The --store value naming `location`."""
+    return f"faiss:{location.index_dir}" if location.is_local else f"milvus:{location.path}"
+
+
+def top_answer(location: StoreLocation, embedder: Embedder, question: str):
+    index = open_index(location)
     try:
         return answer_question(Retriever(index, embedder), question)
     finally:
         index.close()
 
 
-def search(index_dir: Path, embedder: Embedder, query: str, mode: str = "hybrid", k: int = 5):
-    index = Index.open(index_dir)
+def search(location: StoreLocation, embedder: Embedder, query: str, mode: str = "hybrid", k: int = 5):
+    index = open_index(location)
     try:
         return Retriever(index, embedder).search(query, k=k, mode=mode)
     finally:
@@ -102,22 +140,20 @@ def search(index_dir: Path, embedder: Embedder, query: str, mode: str = "hybrid"
 
 @pytest.fixture(scope="module")
 def shared(
-    tmp_path_factory: pytest.TempPathFactory, write_corpus: Callable[..., Path], embedder: Embedder
-) -> tuple[Path, Path, UpdateReport]:
+    tmp_path_factory: pytest.TempPathFactory, write_corpus: Callable[..., Path], embedder: Embedder, store_kind: str
+) -> tuple[Path, StoreLocation, UpdateReport]:
     """One index of the corpus for the tests that leave the corpus alone: (corpus, index, build report)."""
     folder = tmp_path_factory.mktemp("shared")
     corpus = write_corpus(folder / "corpus")
-    index_dir = folder / "index"
-    return corpus, index_dir, update_index(index_dir, [corpus], embedder=embedder)
+    location = store_location(store_kind, folder)
+    return corpus, location, update_index(location, [corpus], embedder=embedder)
 
 
 @pytest.fixture
-def shared_copy(shared: tuple[Path, Path, UpdateReport], tmp_path: Path) -> tuple[Path, UpdateReport]:
+def shared_copy(shared: tuple[Path, StoreLocation, UpdateReport], tmp_path: Path) -> tuple[StoreLocation, UpdateReport]:
     """A private copy of the shared index (its corpus is still the shared one, left unchanged)."""
-    _, index_dir, report = shared
-    copy = tmp_path / "index-copy"
-    shutil.copytree(index_dir, copy)
-    return copy, report
+    _, location, report = shared
+    return copy_index(location, tmp_path / "copy"), report
 
 
 @pytest.fixture
@@ -127,13 +163,13 @@ def corpus(tmp_path: Path, write_corpus: Callable[..., Path]) -> Path:
 
 
 @pytest.fixture
-def built(corpus: Path, tmp_path: Path, embedder: Embedder) -> tuple[Path, UpdateReport]:
-    """A fresh index of this test's own corpus: (index folder, report of the build)."""
-    index_dir = tmp_path / "index"
-    return index_dir, update_index(index_dir, [corpus], embedder=embedder)
+def built(corpus: Path, tmp_path: Path, embedder: Embedder, store_kind: str) -> tuple[StoreLocation, UpdateReport]:
+    """A fresh index of this test's own corpus: (where it is, report of the build)."""
+    location = store_location(store_kind, tmp_path)
+    return location, update_index(location, [corpus], embedder=embedder)
 
 
-def test_building_indexes_every_article(shared: tuple[Path, Path, UpdateReport], embedder: Embedder) -> None:
+def test_building_indexes_every_article(shared: tuple[Path, StoreLocation, UpdateReport], embedder: Embedder) -> None:
     corpus, index_dir, report = shared
     expected_chunks = sum(chunk_count(path, embedder) for path in corpus.iterdir())
     assert report.added == CORPUS_FILES
@@ -144,14 +180,15 @@ def test_building_indexes_every_article(shared: tuple[Path, Path, UpdateReport],
     stats = assert_consistent(index_dir, embedder)
     assert (stats.documents, stats.chunks) == (CORPUS_FILES, expected_chunks)
     assert stats.sources == (str(corpus),)
-    manifest = json.loads((index_dir / MANIFEST_FILE).read_text())
+    manifest = read_manifest(index_dir)
     assert manifest["model"] == embedder.name == "all-MiniLM-L6-v2"
     assert manifest["dimension"] == embedder.dimension == 384
-    assert len(list(index_dir.glob("vectors-*.faiss"))) == 1
+    if index_dir.is_local:
+        assert len(list(index_dir.index_dir.glob("vectors-*.faiss"))) == 1
 
 
 def test_build_then_every_written_article_answers_its_question(
-    shared: tuple[Path, Path, UpdateReport], embedder: Embedder, written_articles: tuple[CorpusArticle, ...]
+    shared: tuple[Path, StoreLocation, UpdateReport], embedder: Embedder, written_articles: tuple[CorpusArticle, ...]
 ) -> None:
     _, index_dir, _ = shared
     for article in written_articles:
@@ -161,12 +198,13 @@ def test_build_then_every_written_article_answers_its_question(
         assert article.answer_phrase in answer.citations[0].quote
 
 
-def test_updating_again_embeds_nothing(shared_copy: tuple[Path, UpdateReport], embedder: Embedder) -> None:
+def test_updating_again_embeds_nothing(shared_copy: tuple[StoreLocation, UpdateReport], embedder: Embedder) -> None:
     index_dir, first = shared_copy
-    vector_files = sorted(index_dir.glob("vectors-*.faiss"))
+    vector_files = sorted(index_dir.index_dir.glob("vectors-*.faiss")) if index_dir.is_local else []
     report = update_index(index_dir, embedder=embedder)  # the remembered corpus folder
     assert report.chunks_embedded == 0
-    assert sorted(index_dir.glob("vectors-*.faiss")) == vector_files  # nothing rewritten
+    if index_dir.is_local:
+        assert sorted(index_dir.index_dir.glob("vectors-*.faiss")) == vector_files  # nothing rewritten
     assert report.unchanged == CORPUS_FILES
     assert not report.changed_anything
     assert (report.documents, report.chunks) == (first.documents, first.chunks)
@@ -174,7 +212,7 @@ def test_updating_again_embeds_nothing(shared_copy: tuple[Path, UpdateReport], e
 
 
 def test_a_path_that_is_not_there_is_skipped_and_not_remembered(
-    shared_copy: tuple[Path, UpdateReport], tmp_path: Path, embedder: Embedder
+    shared_copy: tuple[StoreLocation, UpdateReport], tmp_path: Path, embedder: Embedder
 ) -> None:
     index_dir, first = shared_copy
     typo = tmp_path / "no-such-folder"
@@ -184,14 +222,14 @@ def test_a_path_that_is_not_there_is_skipped_and_not_remembered(
     assert (report.documents, report.chunks) == (first.documents, first.chunks)
     assert str(typo) not in assert_consistent(index_dir, embedder).sources
 
-    fresh = tmp_path / "fresh-index"
+    fresh = store_location(index_dir.kind, tmp_path / "fresh")
     report = update_index(fresh, [typo], embedder=embedder)
     assert report.documents == 0  # not the seeds: a path was given, it just is not there
     assert [s.path for s in report.skipped] == [str(typo)]
 
 
 def test_a_new_mtime_with_the_same_bytes_embeds_nothing(
-    built: tuple[Path, UpdateReport], corpus: Path, embedder: Embedder, written_articles: tuple[CorpusArticle, ...]
+    built: tuple[StoreLocation, UpdateReport], corpus: Path, embedder: Embedder, written_articles: tuple[CorpusArticle, ...]
 ) -> None:
     index_dir, _ = built
     path = corpus / written_articles[0].name
@@ -201,15 +239,15 @@ def test_a_new_mtime_with_the_same_bytes_embeds_nothing(
     assert report.chunks_embedded == 0
     assert report.unchanged == SMALL_CORPUS_FILES
     assert not report.changed_anything
-    index = Index.open(index_dir)
+    index = open_index(index_dir)
     try:  # the new mtime is remembered, so the next run need not hash the file again
-        assert index.catalog.documents()[str(path)].mtime_ns == before.st_mtime_ns + 5 * 10**9
+        assert index.documents()[str(path)].mtime_ns == before.st_mtime_ns + 5 * 10**9
     finally:
         index.close()
 
 
 def test_adding_an_article_embeds_only_its_chunks(
-    shared_copy: tuple[Path, UpdateReport], tmp_path: Path, embedder: Embedder, extra_article: CorpusArticle
+    shared_copy: tuple[StoreLocation, UpdateReport], tmp_path: Path, embedder: Embedder, extra_article: CorpusArticle
 ) -> None:
     index_dir, first = shared_copy
     path = tmp_path / "more" / extra_article.name
@@ -235,7 +273,7 @@ def test_adding_an_article_embeds_only_its_chunks(
 
 
 def test_changing_a_file_embeds_only_it_and_forgets_its_old_text(
-    built: tuple[Path, UpdateReport], corpus: Path, embedder: Embedder, written_articles: tuple[CorpusArticle, ...]
+    built: tuple[StoreLocation, UpdateReport], corpus: Path, embedder: Embedder, written_articles: tuple[CorpusArticle, ...]
 ) -> None:
     index_dir, first = built
     bridge = written_articles[0]
@@ -262,7 +300,7 @@ def test_changing_a_file_embeds_only_it_and_forgets_its_old_text(
 
 
 def test_deleting_a_file_removes_its_chunks(
-    built: tuple[Path, UpdateReport], corpus: Path, embedder: Embedder, written_articles: tuple[CorpusArticle, ...]
+    built: tuple[StoreLocation, UpdateReport], corpus: Path, embedder: Embedder, written_articles: tuple[CorpusArticle, ...]
 ) -> None:
     index_dir, first = built
     coffee = written_articles[1]
@@ -280,12 +318,12 @@ def test_deleting_a_file_removes_its_chunks(
 
 
 def test_broken_files_are_skipped_and_the_rest_indexed(
-    corpus: Path, tmp_path: Path, embedder: Embedder
+    corpus: Path, tmp_path: Path, embedder: Embedder, store_kind: str
 ) -> None:
     (corpus / "broken.txt").write_bytes(bytes(range(256)) * 4)
     (corpus / "empty.md").write_bytes(b"")
     (corpus / "blank.html").write_text("   \n\n  ", encoding="utf-8")
-    index_dir = tmp_path / "index"
+    index_dir = store_location(store_kind, tmp_path)
 
     report = update_index(index_dir, [corpus], embedder=embedder)
     skipped = {Path(s.path).name: s.reason for s in report.skipped}
@@ -295,7 +333,7 @@ def test_broken_files_are_skipped_and_the_rest_indexed(
 
 
 def test_an_indexed_file_that_breaks_keeps_its_old_chunks(
-    built: tuple[Path, UpdateReport], corpus: Path, embedder: Embedder, written_articles: tuple[CorpusArticle, ...]
+    built: tuple[StoreLocation, UpdateReport], corpus: Path, embedder: Embedder, written_articles: tuple[CorpusArticle, ...]
 ) -> None:
     index_dir, first = built
     bridge = written_articles[0]
@@ -311,7 +349,7 @@ def test_an_indexed_file_that_breaks_keeps_its_old_chunks(
     assert bridge.answer_phrase in top_answer(index_dir, embedder, bridge.question).citations[0].quote
 
 
-def test_rebuild_gives_the_same_index(built: tuple[Path, UpdateReport], embedder: Embedder) -> None:
+def test_rebuild_gives_the_same_index(built: tuple[StoreLocation, UpdateReport], embedder: Embedder) -> None:
     index_dir, first = built
     report = update_index(index_dir, rebuild=True, embedder=embedder)
     assert report.chunks_embedded == first.chunks
@@ -319,19 +357,17 @@ def test_rebuild_gives_the_same_index(built: tuple[Path, UpdateReport], embedder
     assert report.skipped == ()
     stats = assert_consistent(index_dir, embedder)
     assert (stats.documents, stats.chunks) == (first.documents, first.chunks)
-    assert len(list(index_dir.glob("vectors-*.faiss"))) == 1
+    if index_dir.is_local:
+        assert len(list(index_dir.index_dir.glob("vectors-*.faiss"))) == 1
 
 
 def test_manifest_of_another_model_is_refused_until_rebuilt(
-    built: tuple[Path, UpdateReport], embedder: Embedder
+    built: tuple[StoreLocation, UpdateReport], embedder: Embedder
 ) -> None:
     index_dir, first = built
-    manifest_path = index_dir / MANIFEST_FILE
-    manifest = json.loads(manifest_path.read_text())
-    manifest["model"] = "some-other-model"
-    manifest_path.write_text(json.dumps(manifest))
+    rewrite_manifest(index_dir, model="some-other-model")
 
-    result = CliRunner().invoke(main, ["ask", "Who did Igor Ivanov give the document to?", "--index", str(index_dir)])
+    result = CliRunner().invoke(main, ["ask", "Who did Igor Ivanov give the document to?", "--store", store_arg(index_dir)])
     assert result.exit_code == 1
     assert "some-other-model" in result.output
     assert "qa index --rebuild" in result.output
@@ -343,15 +379,12 @@ def test_manifest_of_another_model_is_refused_until_rebuilt(
 
     report = update_index(index_dir, rebuild=True, embedder=embedder)
     assert report.chunks == first.chunks
-    assert json.loads(manifest_path.read_text())["model"] == embedder.name
+    assert read_manifest(index_dir)["model"] == embedder.name
     assert_consistent(index_dir, embedder)
 
 
-def test_manifest_of_a_newer_format_is_refused(shared_copy: tuple[Path, UpdateReport]) -> None:
+def test_manifest_of_a_newer_format_is_refused(shared_copy: tuple[StoreLocation, UpdateReport]) -> None:
     index_dir, _ = shared_copy
-    manifest_path = index_dir / MANIFEST_FILE
-    manifest = json.loads(manifest_path.read_text())
-    manifest["format_version"] = 99
-    manifest_path.write_text(json.dumps(manifest))
+    rewrite_manifest(index_dir, format_version=99)
     with pytest.raises(IndexMismatchError, match="format 99"):
-        Index.open(index_dir)
+        open_index(index_dir)
