@@ -162,9 +162,13 @@ def index(paths: tuple[Path, ...], rebuild: bool, from_store: str | None, ray_ad
         embedder = _embedder(location, backend, rebuild)
         if ray_address is not None:
             embedder = _ray_embedder(embedder, ray_address, progress)
-        report = update_index(
-            location, list(paths) or None, embedder=embedder, rebuild=rebuild, progress=progress,
-        )
+        try:
+            report = update_index(
+                location, list(paths) or None, embedder=embedder, rebuild=rebuild, progress=progress,
+            )
+        finally:
+            if hasattr(embedder, "close"):
+                embedder.close()  # a Ray this command started is shut down
     if as_json:
         from dataclasses import asdict
 
