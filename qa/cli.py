@@ -195,11 +195,12 @@ def _embedder(location, backend: str | None, rebuild: bool = False):
 
 def _split_ray_address(paths: tuple[Path, ...], ray_address: str | None) -> tuple[tuple[Path, ...], str | None]:
     """`--ray` takes an optional address, so `qa index --ray ~/news` would read the folder as one:
-    a value that is not an address (ray://…, HOST:PORT, auto, local) is a path after all."""
+    a value that is not an address (ray://…, HOST:PORT, auto, local) is a path after all.
+    Returns the paths and the Ray address: None for no Ray, "local" for a Ray on this machine."""
     import re
 
     if ray_address is None or ray_address in ("local", "auto") or "://" in ray_address:
-        return paths, None if ray_address == "local" else ray_address
+        return paths, ray_address
     if re.fullmatch(r"[\w.-]+:\d+", ray_address) and not Path(ray_address).exists():
         return paths, ray_address
     return (Path(ray_address), *paths), "local"

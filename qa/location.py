@@ -88,7 +88,7 @@ def parse_store(text: str | None, index_dir: str | os.PathLike[str] | None = Non
         file_part, _, collection = rest.partition("#")
         if not file_part.endswith(".db"):
             raise ConfigError(
-                f"--store {chosen!r}: a Milvus Lite store is a file ending in .db, e.g. milvus:index/news.db"
+                f"--store {chosen!r}: a Milvus Lite store's name ends in .db, e.g. milvus:index/news.db"
             )
         path = Path(file_part).expanduser().absolute()
         collection = collection or DEFAULT_COLLECTION

@@ -1,0 +1,151 @@
+"""The same commands on a Milvus store (Milvus Lite, in tmp_path), and copying an index between stores."""
+
+from __future__ import annotations
+
+import json
+from pathlib import Path
+
+import pytest
+from click.testing import CliRunner, Result
+
+from qa.cli import _split_ray_address, main
+from qa.location import parse_store
+
+pytest.importorskip("pymilvus")
+
+SEEDS = Path(__file__).resolve().parent.parent / "seeds"
+IVANOV_QUESTION = "Who did Igor Ivanov give the informal document to?"
+QUESTIONS = (
+    IVANOV_QUESTION,
+    "How much does Baghdad owe Russia?",
+    "Would Russia send peacekeepers to Iraq?",
+    "Chechnya",
+)
+
+
+def qa(*args: str) -> Result:
+    return CliRunner().invoke(main, list(args), catch_exceptions=True)
+
+
+def as_json(result: Result) -> dict:
+    assert result.exit_code == 0, result.output
+    return json.loads(result.stdout)
+
+
+@pytest.fixture(scope="module")
+def stores(tmp_path_factory: pytest.TempPathFactory, seeds_index: Path) -> tuple[str, str, str]:
+    """(local --store, Milvus Lite built by `qa index`, Milvus Lite copied from the local one)."""
+    folder = tmp_path_factory.mktemp("stores")
+    local = f"faiss:{seeds_index}"
+    built = f"milvus:{folder / 'built.db'}"
+    copied = f"milvus:{folder / 'copied.db'}"
+    report = as_json(qa("index", str(SEEDS), "--store", built, "--json"))
+    assert (report["added"], report["documents"], report["chunks"]) == (2, 2, report["chunks_embedded"])
+    copy = as_json(qa("index", "--from-store", local, "--store", copied, "--json"))
+    assert copy["documents"] == 2 and copy["chunks"] == report["chunks"]
+    return local, built, copied
+
+
+def test_ask_on_milvus_cites_exact_quotes(stores: tuple[str, str, str]) -> None:
+    _, built, _ = stores
+    answer = as_json(qa("ask", IVANOV_QUESTION, "--store", built, "--json"))
+    assert answer["answerable"]
+    assert "Albright" in answer["answer"]
+    for citation in answer["citations"]:
+        text = Path(citation["path"]).read_text(encoding="utf-8")
+        assert citation["quote"] in text  # quoted from the article itself, not made up
+
+
+def test_every_store_gives_the_same_top_passages(stores: tuple[str, str, str]) -> None:
+    local, built, copied = stores
+    for question in QUESTIONS:
+        for mode in ("hybrid", "dense", "keyword"):
+            ranked = [
+                [(h["doc_id"], h["start"], h["end"]) for h in as_json(qa("search", question, "-k", "3", "--mode", mode,
+                                                                            "--store", store, "--json"))["hits"]]
+                for store in (local, built, copied)
+            ]
+            assert ranked[0], (question, mode)
+            # The best passage is the same everywhere; below it, scores of a few near-ties may
+            # swap by float16 rounding of the local sentence vectors.
+            assert ranked[0][0] == ranked[1][0] == ranked[2][0], (question, mode, ranked)
+
+
+def test_filters_work_on_milvus(stores: tuple[str, str, str]) -> None:
+    _, built, _ = stores
+    hits = as_json(qa("search", "Iraq", "--store", built, "--source", "*004_*", "--json"))["hits"]
+    assert hits and all("004_" in h["path"] for h in hits)
+    assert as_json(qa("search", "Iraq", "--store", built, "--until", "1999-01-01", "--json"))["hits"] == []
+
+
+def test_stats_and_doctor_on_milvus(stores: tuple[str, str, str]) -> None:
+    _, built, copied = stores
+    stats = as_json(qa("stats", "--store", built, "--json"))
+    assert stats["documents"] == 2 and stats["chunks"] > 2
+    assert stats["sources"] == [str(SEEDS.absolute())]
+    for store in (built, copied):
+        report = as_json(qa("doctor", "--store", store, "--json"))
+        assert report["ok"], report
+
+
+def test_copy_back_to_a_folder_keeps_every_chunk(stores: tuple[str, str, str], tmp_path: Path) -> None:
+    _, built, _ = stores
+    copy = as_json(qa("index", "--from-store", built, "--index", str(tmp_path / "back"), "--json"))
+    assert copy["documents"] == 2
+    assert as_json(qa("doctor", "--index", str(tmp_path / "back"), "--json"))["ok"]
+    answer = as_json(qa("ask", "How much does Baghdad owe Russia?", "--index", str(tmp_path / "back"), "--json"))
+    assert "$8 billion" in answer["citations"][0]["quote"]
+
+
+def test_updating_a_milvus_store_embeds_nothing_new(stores: tuple[str, str, str]) -> None:
+    _, built, _ = stores
+    report = as_json(qa("index", "--store", built, "--json"))
+    assert report["chunks_embedded"] == 0 and report["unchanged"] == 2
+
+
+@pytest.mark.parametrize(
+    "store, message",
+    [
+        ("redis://localhost/1", "is not a store qa knows"),
+        ("milvus:news.sqlite", "ends in .db"),
+        ("milvus://localhost:19530/bad-name", "letters, digits and underscores"),
+    ],
+)
+def test_bad_store_names_are_one_line_errors(store: str, message: str) -> None:
+    result = qa("stats", "--store", store)
+    assert result.exit_code == 1
+    assert "Traceback" not in result.output
+    assert message in result.output
+
+
+def test_an_empty_milvus_store_says_how_to_build_it(tmp_path: Path) -> None:
+    result = qa("ask", "anything", "--store", f"milvus:{tmp_path / 'empty.db'}")
+    assert result.exit_code == 1
+    assert "qa index PATH --store" in result.output
+
+
+def test_from_store_refuses_paths(tmp_path: Path, stores: tuple[str, str, str]) -> None:
+    local, _, _ = stores
+    result = qa("index", str(SEEDS), "--from-store", local, "--index", str(tmp_path / "x"))
+    assert result.exit_code == 2
+    assert "--from-store copies an index as it is" in result.output
+
+
+def test_ray_option_tells_an_address_from_a_folder(tmp_path: Path) -> None:
+    folder = tmp_path / "news"
+    folder.mkdir()
+    assert _split_ray_address((), None) == ((), None)
+    assert _split_ray_address((), "local") == ((), "local")
+    assert _split_ray_address((), "ray://head:10001") == ((), "ray://head:10001")
+    assert _split_ray_address((), "head:6379") == ((), "head:6379")
+    assert _split_ray_address((), "auto") == ((), "auto")
+    # `qa index --ray ~/news`: the folder was read as --ray's value, and is a path after all.
+    assert _split_ray_address((Path("b"),), str(folder)) == ((folder, Path("b")), "local")
+
+
+def test_store_strings_parse() -> None:
+    server = parse_store("milvus://db.example.org:19530/news")
+    assert (server.kind, server.uri, server.collection) == ("milvus", "http://db.example.org:19530", "news")
+    lite = parse_store("milvus:/tmp/x/news.db#archive")
+    assert (lite.kind, str(lite.path), lite.collection) == ("milvus", "/tmp/x/news.db", "archive")
+    assert parse_store("faiss:/tmp/idx").index_dir == Path("/tmp/idx")
