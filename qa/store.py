@@ -1,21 +1,43 @@
 """Vector storage: a small interface, and the FAISS implementation that is the default.
 
-FAISS is the only heavy library here and is imported lazily. The index is an `IndexIDMap2` over an
-inner-product index of L2-normalized vectors, so scores are cosine similarities and every vector
-keeps the integer id of its chunk in the metadata catalog.
+FAISS is the only heavy library here and is imported lazily. Vectors are L2-normalized and searched by
+inner product, so scores are cosine similarities, and every vector keeps the integer id of its chunk in
+the metadata catalog. Up to `ANN_THRESHOLD` vectors the index is exact (`IndexIDMap2` over
+`IndexFlatIP`); past it, saving turns it into an inverted-file index (`IndexIVFFlat`) that scans only
+the lists nearest the query, with as many lists probed as it takes to find ~97% of the exact top 64.
 """
 
 from __future__ import annotations
 
+import math
 import os
 from collections.abc import Sequence
 from pathlib import Path
 from typing import TYPE_CHECKING, Any, Protocol
 
-from qa.errors import IndexCorruptError
+from qa.errors import ConfigError, IndexCorruptError
 
 if TYPE_CHECKING:
     import numpy as np
+
+# Flat search reads every vector, so its time grows with their number: one query, one thread, k=64,
+# 384 dimensions took p50 7.3 ms at 100k vectors, 17.7 ms at 300k and 58 ms at 1M on this project's
+# 2-core machine (bench/query.py, section "vector index"). Near 150k it passes ~10 ms, a third of the
+# 30 ms a whole hybrid search may take; an IVF index answers there in 1-2 ms at recall@64 of 0.96-0.99
+# on real-like embeddings. Below it, exact search is fast enough and costs no training.
+ANN_THRESHOLD = 150_000
+ANN_THRESHOLD_ENV = "QA_ANN_THRESHOLD"
+
+# What the approximate index is tuned for: the dense candidate pool of qa.retrieve (CANDIDATES),
+# which then scores its candidates exactly, so missing a few of the 64 costs little.
+TUNED_K = 64
+TARGET_RECALL = 0.97
+# k-means fits its centroids well enough from 64 points each (FAISS would take 256): training on a
+# sample keeps the one-off cost of crossing the threshold to seconds, not minutes.
+TRAINING_POINTS_PER_LIST = 64
+# FAISS warns when a list would get fewer training points than this.
+MIN_POINTS_PER_LIST = 39
+TUNING_QUERIES = 200
 
 
 class VectorStore(Protocol):
@@ -41,17 +63,49 @@ class VectorStore(Protocol):
         """Every id held, in no particular order."""
 
 
-class FaissVectorStore:
-    """Exact cosine search over normalized vectors with FAISS, saved as one file."""
+def ann_threshold() -> int:
+    """Vectors past which the index becomes approximate: $QA_ANN_THRESHOLD, else `ANN_THRESHOLD`."""
+    chosen = os.environ.get(ANN_THRESHOLD_ENV, "").strip()
+    if not chosen:
+        return ANN_THRESHOLD
+    try:
+        value = int(chosen.replace("_", ""))
+    except ValueError:
+        value = -1
+    if value < 0:
+        raise ConfigError(f"{ANN_THRESHOLD_ENV}={chosen!r} is not a number of vectors (0 or more)")
+    return value
 
-    def __init__(self, dimension: int, index: Any = None) -> None:
+
+class FaissVectorStore:
+    """Cosine search over normalized vectors with FAISS, saved as one file: exact up to `threshold`
+    vectors, approximate (IVF) past it."""
+
+    def __init__(self, dimension: int, index: Any = None, threshold: int | None = None) -> None:
         import faiss
 
         self.dimension = dimension
-        self._index = index if index is not None else faiss.IndexIDMap2(faiss.IndexFlatIP(dimension))
+        self.threshold = ann_threshold() if threshold is None else threshold
+        self._index = index if index is not None else _flat_index(dimension)
+        if isinstance(self._index, faiss.IndexIVF) and self._index.direct_map.type != faiss.DirectMap.Hashtable:
+            # vectors(ids) looks rows up by chunk id, which an inverted file can only do through this map.
+            self._index.set_direct_map_type(faiss.DirectMap.Hashtable)
 
     def __len__(self) -> int:
         return int(self._index.ntotal)
+
+    @property
+    def approximate(self) -> bool:
+        """Whether searches go through the approximate (IVF) index rather than the exact one."""
+        import faiss
+
+        return isinstance(self._index, faiss.IndexIVF)
+
+    def describe(self) -> str:
+        """The index in a few words: 'exact (flat)' or 'IVF-Flat, 1548 lists, nprobe 64'."""
+        if not self.approximate:
+            return "exact (flat)"
+        return f"IVF-Flat, {self._index.nlist} lists, nprobe {self._index.nprobe}"
 
     def add(self, ids: Sequence[int], vectors: np.ndarray) -> None:
         import numpy as np
@@ -78,11 +132,17 @@ class FaissVectorStore:
         import faiss
 
         matrix = np.ascontiguousarray(query, dtype=np.float32).reshape(1, -1)
+        params = None
+        if self.approximate:
+            # A deeper pool (filtered searches ask for 8 x 64) needs more lists for the same recall;
+            # measured, twice the lists for 8 times k, so the lists grow with the square root of k.
+            scale = math.ceil(math.sqrt(k / TUNED_K)) if k > TUNED_K else 1
+            params = faiss.SearchParametersIVF(nprobe=min(self._index.nlist, self._index.nprobe * scale))
         # One query is too little work to share between threads: waking them costs more than it saves.
         threads = faiss.omp_get_max_threads()
         faiss.omp_set_num_threads(1)
         try:
-            scores, ids = self._index.search(matrix, min(k, len(self)))
+            scores, ids = self._index.search(matrix, min(k, len(self)), params=params)
         finally:
             faiss.omp_set_num_threads(threads)
         return [(int(i), float(s)) for i, s in zip(ids[0], scores[0]) if i != -1]
@@ -92,17 +152,47 @@ class FaissVectorStore:
 
         if len(ids) == 0:
             return np.zeros((0, self.dimension), dtype=np.float32)
-        return np.vstack([self._index.reconstruct(int(i)) for i in ids]).astype(np.float32)
+        # One call for all rows: a Python loop of reconstruct() costs a few microseconds per id.
+        return self._index.reconstruct_batch(np.asarray(ids, dtype=np.int64)).astype(np.float32, copy=False)
 
     def ids(self) -> list[int]:
-        import faiss
+        return [int(i) for i in self._contents(with_vectors=False)[0]]
 
-        return [int(i) for i in faiss.vector_to_array(self._index.id_map)]
+    def choose_index(self) -> bool:
+        """Make the index suit the number of vectors held; True if it was rebuilt.
+
+        Past `threshold` a flat index becomes IVF, trained on the vectors held. An IVF index is
+        trained again once it holds four times what it was sized for (its lists would be twice too
+        few), and goes back to flat below half the threshold: the gap keeps an index that hovers
+        near the threshold from being rebuilt at every commit.
+        """
+        held = len(self)
+        if self.approximate:
+            approximate = held >= self.threshold // 2
+            rebuild = not approximate or _list_count(held) >= 2 * self._index.nlist
+        else:
+            approximate = rebuild = held > self.threshold
+        if not rebuild:
+            return False
+        ids, vectors = self._contents(with_vectors=True)
+        # The old index goes before the new one is filled, so at most two copies of the vectors
+        # exist at once: memory stays a small multiple of the vectors themselves.
+        self._index.reset()
+        if approximate:
+            self._index = _trained_ivf(self.dimension, ids, vectors)
+        else:
+            self._index = _flat_index(self.dimension)
+            self._index.add_with_ids(vectors, ids)
+        return True
 
     def save(self, path: Path) -> None:
-        """Write to `path` through a temporary file and an atomic rename: readers never see half a file."""
+        """Write to `path` through a temporary file and an atomic rename: readers never see half a file.
+
+        The index is first made to suit its size (`choose_index`), so the file written is flat or IVF.
+        """
         import faiss
 
+        self.choose_index()
         tmp = path.with_name(path.name + ".tmp")
         faiss.write_index(self._index, str(tmp))
         with open(tmp, "rb") as handle:
@@ -110,8 +200,8 @@ class FaissVectorStore:
         os.replace(tmp, path)
 
     @classmethod
-    def load(cls, path: Path, dimension: int) -> FaissVectorStore:
-        """Read a saved store, checking it holds vectors of the expected dimension."""
+    def load(cls, path: Path, dimension: int, threshold: int | None = None) -> FaissVectorStore:
+        """Read a saved store, flat or IVF, checking it holds vectors of the expected dimension."""
         import faiss
 
         try:
@@ -122,7 +212,94 @@ class FaissVectorStore:
             raise IndexCorruptError(
                 f"vector file {path.name} holds {index.d}-dimensional vectors, expected {dimension}"
             )
-        return cls(dimension, index)
+        return cls(dimension, index, threshold)
+
+    def _contents(self, with_vectors: bool) -> tuple[np.ndarray, np.ndarray | None]:
+        """Every id held and, if asked, its vector, read from the index's own storage in one pass."""
+        import faiss
+        import numpy as np
+
+        index = self._index
+        if not self.approximate:
+            ids = faiss.vector_to_array(index.id_map)
+            return ids, (index.index.reconstruct_n(0, index.ntotal) if with_vectors else None)
+        id_parts, vector_parts = [], []
+        lists = index.invlists
+        for number in range(index.nlist):
+            size = lists.list_size(number)
+            if size == 0:
+                continue
+            id_parts.append(faiss.rev_swig_ptr(lists.get_ids(number), size).copy())
+            if with_vectors:
+                codes = faiss.rev_swig_ptr(lists.get_codes(number), size * index.code_size)
+                vector_parts.append(codes.view(np.float32).reshape(size, self.dimension).copy())
+        ids = np.concatenate(id_parts) if id_parts else np.zeros(0, dtype=np.int64)
+        if not with_vectors:
+            return ids, None
+        vectors = np.vstack(vector_parts) if vector_parts else np.zeros((0, self.dimension), dtype=np.float32)
+        return ids, vectors
+
+
+def _flat_index(dimension: int) -> Any:
+    import faiss
+
+    return faiss.IndexIDMap2(faiss.IndexFlatIP(dimension))
+
+
+def _list_count(vectors: int) -> int:
+    """Inverted lists for this many vectors: 4 x sqrt(n), FAISS's usual low end (1,548 at 150k), so a
+    probe reads a few hundred vectors; fewer when there are too few points to train them."""
+    return max(1, min(int(4 * math.sqrt(vectors)), vectors // MIN_POINTS_PER_LIST))
+
+
+def _trained_ivf(dimension: int, ids: np.ndarray, vectors: np.ndarray) -> Any:
+    """An IVF-Flat index trained on `vectors` (spherical k-means), holding them, with nprobe tuned."""
+    import faiss
+
+    lists = _list_count(len(vectors))
+    index = faiss.IndexIVFFlat(faiss.IndexFlatIP(dimension), dimension, lists, faiss.METRIC_INNER_PRODUCT)
+    index.cp.max_points_per_centroid = TRAINING_POINTS_PER_LIST
+    index.cp.min_points_per_centroid = 1  # _list_count already gives each list enough points
+    index.train(vectors)
+    index.set_direct_map_type(faiss.DirectMap.Hashtable)
+    index.add_with_ids(vectors, ids)
+    index.nprobe = _tuned_nprobe(index, ids, vectors)
+    return index
+
+
+def _tuned_nprobe(index: Any, ids: np.ndarray, vectors: np.ndarray) -> int:
+    """The fewest lists to probe (a power of two) that find `TARGET_RECALL` of the exact top `TUNED_K`.
+
+    Questions are not stored vectors, so the test queries are stored vectors pushed away by noise as
+    long as themselves, to a cosine of ~0.7 with their source: about how close a SQuAD question comes to
+    the chunk that answers it. On embedded SQuAD text, what this picks gave real questions a recall@64 of
+    0.97-0.99. On random vectors, which have no clusters to find, it ends near a full scan.
+    """
+    import faiss
+    import numpy as np
+
+    rng = np.random.default_rng(0)  # the same vectors always get the same nprobe
+    picked = vectors[rng.choice(len(vectors), min(TUNING_QUERIES, len(vectors)), replace=False)]
+    noise = rng.standard_normal(picked.shape).astype(np.float32) / math.sqrt(vectors.shape[1])
+    queries = picked + noise
+    queries /= np.linalg.norm(queries, axis=1, keepdims=True)
+    k = min(TUNED_K, len(vectors))
+    _, rows = faiss.knn(queries, vectors, k, metric=faiss.METRIC_INNER_PRODUCT)
+    truth = [set(ids[row].tolist()) for row in rows]
+    nprobe = 1
+    while nprobe < index.nlist:
+        _, found = index.search(queries, k, params=faiss.SearchParametersIVF(nprobe=nprobe))
+        if recall_at(found, truth) >= TARGET_RECALL:
+            break
+        nprobe *= 2
+    return min(nprobe, index.nlist)
+
+
+def recall_at(found: np.ndarray, truth: Sequence[set[int]]) -> float:
+    """Mean share of each query's true neighbours (`truth`, one set each) among its `found` ids (one row
+    each, -1 for none): [[1, 2, -1]] against [{1, 3}] -> 0.5."""
+    shares = [len(wanted.intersection(row.tolist())) / len(wanted) for row, wanted in zip(found, truth) if wanted]
+    return sum(shares) / len(shares) if shares else 1.0
 
 
 def _first_line(exc: BaseException) -> str:
