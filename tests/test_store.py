@@ -7,8 +7,8 @@ from pathlib import Path
 import numpy as np
 import pytest
 
-from qa.errors import IndexCorruptError
-from qa.store import FaissVectorStore
+from qa.errors import ConfigError, IndexCorruptError
+from qa.store import ANN_THRESHOLD, FaissVectorStore
 
 DIMENSION = 8
 
@@ -135,3 +135,154 @@ def test_missing_or_garbage_file_is_an_index_corrupt_error(tmp_path: Path) -> No
     garbage.write_bytes(b"not a faiss index at all")
     with pytest.raises(IndexCorruptError, match="garbage.faiss"):
         FaissVectorStore.load(garbage, DIMENSION)
+
+
+# The approximate index, with a threshold of a few thousand vectors instead of 150,000.
+
+ANN_DIMENSION = 32
+THRESHOLD = 2000
+
+
+def normalized(matrix: np.ndarray) -> np.ndarray:
+    return (matrix / np.linalg.norm(matrix, axis=1, keepdims=True)).astype(np.float32)
+
+
+def unit_rows(rng: np.random.Generator, rows: int, dimension: int = ANN_DIMENSION) -> np.ndarray:
+    """Random unit vectors: no structure for an index to find."""
+    return normalized(rng.standard_normal((rows, dimension)))
+
+
+def topical_rows(rng: np.random.Generator, rows: int, topics: np.ndarray, spread: float) -> np.ndarray:
+    """Unit vectors around a few topic vectors, as embeddings of texts on a few subjects are."""
+    picked = topics[rng.integers(0, len(topics), rows)]
+    return normalized(picked + spread * rng.standard_normal(picked.shape) / np.sqrt(picked.shape[1]))
+
+
+def recall(approximate: FaissVectorStore, exact: FaissVectorStore, queries: np.ndarray, k: int) -> float:
+    shares = []
+    for query in queries:
+        truth = {i for i, _ in exact.search(query, k)}
+        shares.append(len(truth & {i for i, _ in approximate.search(query, k)}) / len(truth))
+    return float(np.mean(shares))
+
+
+@pytest.fixture
+def topical() -> tuple[FaissVectorStore, FaissVectorStore, np.ndarray, np.ndarray, np.ndarray]:
+    """The same 3,000 topical vectors under scattered int64 ids in an IVF store and a flat one,
+    with 40 queries on the same topics."""
+    rng = np.random.default_rng(7)
+    topics = unit_rows(rng, 60)
+    rows = topical_rows(rng, 3000, topics, 0.5)
+    ids = rng.choice(2**62, 3000, replace=False)
+    approximate = FaissVectorStore(ANN_DIMENSION, threshold=THRESHOLD)
+    exact = FaissVectorStore(ANN_DIMENSION, threshold=10**9)
+    approximate.add(ids, rows)
+    exact.add(ids, rows)
+    assert approximate.choose_index()
+    return approximate, exact, ids, rows, topical_rows(rng, 40, topics, 0.7)
+
+
+def test_index_stays_exact_up_to_the_threshold_and_turns_approximate_on_save(tmp_path: Path) -> None:
+    rng = np.random.default_rng(1)
+    store = FaissVectorStore(ANN_DIMENSION, threshold=THRESHOLD)
+    store.add(range(THRESHOLD), unit_rows(rng, THRESHOLD))
+    store.save(tmp_path / "vectors.faiss")
+    assert not store.approximate
+    assert store.describe() == "exact (flat)"
+    store.add([THRESHOLD], unit_rows(rng, 1))
+    assert not store.approximate  # adding alone does not retrain: the commit's save does
+    store.save(tmp_path / "vectors.faiss")
+    assert store.approximate
+    assert store.describe().startswith("IVF-Flat, ")
+    assert FaissVectorStore.load(tmp_path / "vectors.faiss", ANN_DIMENSION).approximate
+
+
+def test_approximate_search_finds_most_of_the_exact_neighbours_of_random_vectors() -> None:
+    rng = np.random.default_rng(2)
+    rows = unit_rows(rng, 3000)
+    approximate = FaissVectorStore(ANN_DIMENSION, threshold=THRESHOLD)
+    exact = FaissVectorStore(ANN_DIMENSION, threshold=10**9)
+    for store in (approximate, exact):
+        store.add(range(3000), rows)
+    approximate.choose_index()
+    queries = unit_rows(rng, 40)
+    assert recall(approximate, exact, queries, 64) >= 0.95
+    assert recall(approximate, exact, queries, 5) >= 0.95
+
+
+def test_approximate_search_probes_few_lists_of_topical_vectors_and_scores_by_cosine(topical) -> None:
+    approximate, exact, ids, rows, queries = topical
+    assert approximate._index.nprobe < approximate._index.nlist / 4  # really approximate
+    assert recall(approximate, exact, queries, 64) >= 0.95
+    assert recall(approximate, exact, queries, 300) >= 0.95  # deeper pools probe more lists
+    found = approximate.search(queries[0], 10)
+    by_id = dict(zip(ids.tolist(), rows))
+    for chunk_id, score in found:
+        assert score == pytest.approx(float(by_id[chunk_id] @ queries[0]), abs=1e-5)
+    assert [s for _, s in found] == sorted((s for _, s in found), reverse=True)
+
+
+def test_vectors_returns_the_stored_rows_after_conversion(topical) -> None:
+    approximate, _, ids, rows, _ = topical
+    picked = [5, 2999, 0, 1234]
+    np.testing.assert_array_equal(approximate.vectors(ids[picked].tolist()), rows[picked])
+    assert sorted(approximate.ids()) == sorted(ids.tolist())
+
+
+def test_remove_and_add_again_after_conversion(topical) -> None:
+    approximate, _, ids, rows, _ = topical
+    gone = ids[:100].tolist()
+    approximate.remove(gone + [12345])  # 12345 was never added: ignored
+    assert len(approximate) == 2900
+    assert not set(gone) & set(approximate.ids())
+    for query in rows[:100:10]:
+        assert not {i for i, _ in approximate.search(query, 64)} & set(gone)
+    approximate.add([gone[0]], rows[1:2])
+    assert approximate.search(rows[1], 2)[0][1] == pytest.approx(1.0)
+    assert gone[0] in {i for i, _ in approximate.search(rows[1], 2)}
+    np.testing.assert_array_equal(approximate.vectors([gone[0]])[0], rows[1])
+
+
+def test_approximate_index_survives_save_and_load(topical, tmp_path: Path) -> None:
+    approximate, _, ids, rows, queries = topical
+    path = tmp_path / "vectors.faiss"
+    approximate.save(path)
+    loaded = FaissVectorStore.load(path, ANN_DIMENSION, threshold=THRESHOLD)
+    assert loaded.approximate
+    assert loaded.describe() == approximate.describe()
+    assert sorted(loaded.ids()) == sorted(ids.tolist())
+    np.testing.assert_array_equal(loaded.vectors(ids.tolist()), rows)
+    for query in queries[:5]:
+        assert loaded.search(query, 64) == approximate.search(query, 64)
+    loaded.remove(ids[:10].tolist())
+    loaded.save(path)
+    assert len(FaissVectorStore.load(path, ANN_DIMENSION)) == 2990
+
+
+def test_index_turns_exact_again_below_half_the_threshold_and_retrains_when_it_outgrows_its_lists(topical) -> None:
+    approximate, exact, ids, rows, queries = topical
+    approximate.remove(ids[: 3000 - THRESHOLD // 2].tolist())
+    assert not approximate.choose_index()  # at half the threshold it stays approximate
+    approximate.remove(ids[3000 - THRESHOLD // 2 : 3000 - THRESHOLD // 2 + 1].tolist())
+    assert approximate.choose_index()
+    assert not approximate.approximate
+    assert sorted(approximate.ids()) == sorted(ids[3000 - THRESHOLD // 2 + 1 :].tolist())
+
+    grown = FaissVectorStore(ANN_DIMENSION, threshold=500)
+    grown.add(ids[:600].tolist(), rows[:600])
+    grown.choose_index()
+    lists = grown._index.nlist
+    grown.add(ids[600:].tolist(), rows[600:])
+    assert grown.choose_index()  # five times the vectors it was sized for
+    assert grown._index.nlist >= 2 * lists
+    assert recall(grown, exact, queries, 64) >= 0.95
+
+
+def test_threshold_comes_from_the_environment(monkeypatch: pytest.MonkeyPatch) -> None:
+    monkeypatch.setenv("QA_ANN_THRESHOLD", "1_000")
+    assert FaissVectorStore(ANN_DIMENSION).threshold == 1000
+    monkeypatch.setenv("QA_ANN_THRESHOLD", "lots")
+    with pytest.raises(ConfigError, match="QA_ANN_THRESHOLD"):
+        FaissVectorStore(ANN_DIMENSION)
+    monkeypatch.delenv("QA_ANN_THRESHOLD")
+    assert FaissVectorStore(ANN_DIMENSION).threshold == ANN_THRESHOLD
