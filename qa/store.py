@@ -177,12 +177,18 @@ class FaissVectorStore:
         ids, vectors = self._contents(with_vectors=True)
         # The old index goes before the new one is filled, so at most two copies of the vectors
         # exist at once: memory stays a small multiple of the vectors themselves.
-        self._index.reset()
-        if approximate:
-            self._index = _trained_ivf(self.dimension, ids, vectors)
-        else:
-            self._index = _flat_index(self.dimension)
-            self._index.add_with_ids(vectors, ids)
+        previous = self._index
+        previous.reset()
+        try:
+            if approximate:
+                index = _trained_ivf(self.dimension, ids, vectors)
+            else:
+                index = _flat_index(self.dimension)
+                index.add_with_ids(vectors, ids)
+        except BaseException:
+            previous.add_with_ids(vectors, ids)  # out of memory, or interrupted: keep what was held
+            raise
+        self._index = index
         return True
 
     def save(self, path: Path) -> None:

@@ -286,3 +286,21 @@ def test_threshold_comes_from_the_environment(monkeypatch: pytest.MonkeyPatch) -
         FaissVectorStore(ANN_DIMENSION)
     monkeypatch.delenv("QA_ANN_THRESHOLD")
     assert FaissVectorStore(ANN_DIMENSION).threshold == ANN_THRESHOLD
+
+
+def test_a_failed_conversion_keeps_the_vectors_held(monkeypatch: pytest.MonkeyPatch) -> None:
+    import qa.store
+
+    def fail(*_args: object) -> None:
+        raise MemoryError
+
+    rng = np.random.default_rng(3)
+    rows = unit_rows(rng, 100)
+    store = FaissVectorStore(ANN_DIMENSION, threshold=50)
+    store.add(range(100), rows)
+    monkeypatch.setattr(qa.store, "_trained_ivf", fail)
+    with pytest.raises(MemoryError):
+        store.choose_index()
+    assert not store.approximate
+    assert sorted(store.ids()) == list(range(100))
+    np.testing.assert_array_equal(store.vectors(range(100)), rows)
