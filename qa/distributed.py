@@ -7,7 +7,7 @@ gathers the vectors back in input order. Ray is an optional extra (`pip install 
 and is imported only here, only when asked for.
 
     embedder = RayEmbedder(workers=2)            # a local Ray with 2 CPUs
-    embedder = RayEmbedder("ray://head:10001")   # a running cluster (qa installed on its nodes)
+    embedder = RayEmbedder("head:6379")          # a running cluster (qa installed on its nodes)
 """
 
 from __future__ import annotations
@@ -54,7 +54,7 @@ class RayEmbedder:
     """An `Embedder` whose `encode` runs on Ray: locally with `ray.init()`, or on the cluster at `address`.
 
     Ray is started (or joined) on the first `encode`, not here; `close()` shuts down a Ray this
-    object started. Raises ConfigError when Ray is not installed.
+    object started. Raises ConfigError when Ray is not installed or `address` cannot be reached.
     """
 
     def __init__(
@@ -70,7 +70,17 @@ class RayEmbedder:
             raise ConfigError(MISSING_RAY)
         if workers is not None and workers < 1:
             raise ConfigError(f"--workers must be at least 1, not {workers}")
-        self.address = address or None
+        self.address = None if address in (None, "", "local") else address
+        if self.address is not None:
+            # Checked now, so that a bad address fails before any file is read.
+            if self.address.startswith("ray://"):
+                # Ray Data plans and runs its work in the driver, which a Ray Client connection
+                # does not have (it fails deep inside the executor).
+                raise ConfigError(
+                    f"{self.address}: Ray Client addresses cannot run Ray Data; from a machine of the cluster, "
+                    "give the head's address (HOST:6379), or auto"
+                )
+            _check_reachable(self.address)
         self.workers = workers
         # Texts per Ray batch, the unit an actor embeds and progress counts. Embedder's own group
         # size by default, so that both paths make the same batches (see encode).
@@ -123,7 +133,7 @@ class RayEmbedder:
 
         if not texts:
             return np.zeros((0, self.dimension), dtype=np.float32)
-        ray = self._connect()
+        ray = self.connect()
         import pandas
 
         # The same length-sorted groups Embedder.encode makes, one Ray block and one batch each:
@@ -148,7 +158,6 @@ class RayEmbedder:
             compute=ray.data.ActorPoolStrategy(size=workers),
             num_cpus=THREADS_PER_WORKER,
             runtime_env={"env_vars": self._worker_env()},
-            **self._actor_options(),
         )
         vectors = np.empty((len(texts), self.dimension), dtype=np.float32)
         done = np.zeros(len(texts), dtype=bool)
@@ -179,7 +188,7 @@ class RayEmbedder:
     def __exit__(self, *_exc: object) -> None:
         self.close()
 
-    def _connect(self) -> Any:
+    def connect(self) -> Any:
         """Ray, initialized: joined if the caller already did, else started locally or joined at `address`."""
         try:
             import ray
@@ -207,12 +216,17 @@ class RayEmbedder:
         try:
             if self.address is None:
                 cpus = (self.workers or os.cpu_count() or 1) * THREADS_PER_WORKER
-                ray.init(num_cpus=cpus, **quiet)
+                # "local": a Ray of our own even where `ray start` left one running on this machine
+                # (plain ray.init() would join that, and refuse num_cpus).
+                ray.init(address="local", num_cpus=cpus, **quiet)
             else:
                 ray.init(address=self.address, **quiet)
         except (ConnectionError, RuntimeError, ValueError) as exc:
-            where = f"the Ray cluster at {self.address}" if self.address else "a local Ray"
-            raise ConfigError(f"could not start {where}: {_one_line(exc)}") from exc
+            # Ray's own message names only the address; the reason (such as a missing
+            # authentication token) is the exception it came from.
+            reason = _one_line(exc.__cause__ or exc).split(". ")[0]
+            where = f"connect to the Ray cluster at {self.address}" if self.address else "start a local Ray"
+            raise ConfigError(f"could not {where}: {reason}") from exc
         self._started_ray = True
         _quiet_ray_data(ray)
         return ray
@@ -222,12 +236,6 @@ class RayEmbedder:
         if self.workers is not None:
             return self.workers
         return max(1, int(ray.cluster_resources().get("CPU", 1)) // THREADS_PER_WORKER)
-
-    def _actor_options(self) -> dict[str, Any]:
-        # Ray Data restarts a lost actor forever by default, which is right on a cluster whose
-        # nodes come and go; an actor of a local Ray dies only of something a restart will not
-        # cure (out of memory), and then the run should stop with the reason.
-        return {}
 
     def _worker_env(self) -> dict[str, str]:
         env = dict(_WORKER_ENV)
@@ -277,11 +285,40 @@ def _quiet_ray_data(ray: Any) -> None:
     context.enable_operator_progress_bars = False
     context.print_on_execution_start = False
     context.enable_auto_log_stats = False
-    # Its warnings are about its own settings (such as the progress bars turned off here).
-    logging.getLogger("ray.data").setLevel(logging.ERROR)
+    # Its warnings are about its own settings (such as the progress bars turned off here), and
+    # its errors come back to encode as exceptions, which say them in one line.
+    logging.getLogger("ray.data").setLevel(logging.CRITICAL)
+
+
+def _check_reachable(address: str) -> None:
+    """Fail fast on a cluster address nothing listens at: Ray itself retries for minutes.
+
+    `auto` (the cluster this machine belongs to) is left to Ray, which says at once if there is none.
+    """
+    import socket
+
+    if address in ("auto", "local"):
+        return
+    host, _, port = address.rpartition(":")
+    if not host or not port.isdigit():
+        host, port = address, "6379"  # the port a cluster's head listens on unless told otherwise
+    try:
+        socket.create_connection((host.strip("[]"), int(port)), timeout=5).close()
+    except OSError as exc:
+        raise ConfigError(f"could not reach the Ray cluster at {address}: {exc.strerror or exc}") from exc
 
 
 def _one_line(exc: BaseException) -> str:
-    """The line of an error worth showing: Ray puts the worker's exception last, after its traceback."""
+    """The line of an error worth showing: Ray puts the worker's exception last, after its traceback.
+
+    A worker's own QAError reads as its message alone, as it would in-process.
+    """
+    import re
+
     text = str(exc).strip()
-    return text.splitlines()[-1] if text else type(exc).__name__
+    line = text.splitlines()[-1] if text else type(exc).__name__
+    qualified = re.match(r"((?:\w+\.)+)(\w+): (.*)", line)  # "ray.exceptions.AuthenticationError: …"
+    if qualified is None:
+        return line
+    module, name, message = qualified.groups()
+    return message if module == "qa.errors." else f"{name}: {message}"

@@ -97,6 +97,17 @@ def test_missing_ray_is_one_clear_line(monkeypatch: pytest.MonkeyPatch) -> None:
     assert str(caught.value) == "Ray is not installed: pip install 'qa[scale]'" == MISSING_RAY
 
 
+def test_an_address_nothing_listens_at_fails_at_once() -> None:
+    """Ray itself would retry for minutes; qa says in one line that the cluster is not there."""
+    with pytest.raises(ConfigError, match=r"could not reach the Ray cluster at 127\.0\.0\.1:9: "):
+        RayEmbedder("127.0.0.1:9")
+
+
+def test_a_ray_client_address_is_refused() -> None:
+    with pytest.raises(ConfigError, match="Ray Client addresses cannot run Ray Data"):
+        RayEmbedder("ray://127.0.0.1:10001")
+
+
 def test_bad_worker_count_is_refused() -> None:
     with pytest.raises(ConfigError, match="at least 1"):
         RayEmbedder(workers=0)
