@@ -400,10 +400,13 @@ def doctor(index_dir: str | None, store: str | None, as_json: bool) -> None:
 @click.option("--mode", "modes", type=click.Choice(["all", "hybrid", "dense", "keyword"]), multiple=True,
               default=["all"], show_default=True, help="Retrieval mode(s) to measure; repeat for several.")
 @click.option("--limit", type=click.IntRange(1), help="Ask only the first N questions (a quick run).")
+@click.option("--store", metavar="STORE",
+              help="Keep the eval index in a store: 'milvus' (Milvus Lite in the cache), milvus:FILE.db, "
+              "or milvus://HOST:PORT/COLLECTION. Default: a cached local index.")
 @reranker_option
 @backend_option
 @json_option
-def evaluate(eval_set: str, modes: tuple[str, ...], limit: int | None, reranker: str | None,
+def evaluate(eval_set: str, modes: tuple[str, ...], limit: int | None, store: str | None, reranker: str | None,
              backend: str | None, as_json: bool) -> None:
     """Measure retrieval and answers on a question set with known answers.
 
@@ -415,6 +418,7 @@ def evaluate(eval_set: str, modes: tuple[str, ...], limit: int | None, reranker:
       qa eval ../shared/eval/squad-dev-v1.1
       qa eval ../shared/eval/squad-dev-v1.1 --mode hybrid --limit 500
       qa eval ../shared/eval/squad-dev-v2.0 --json
+      qa eval ../shared/eval/squad-dev-v1.1 --store milvus     # the same on Milvus Lite
     """
     from dataclasses import asdict
 
@@ -428,7 +432,7 @@ def evaluate(eval_set: str, modes: tuple[str, ...], limit: int | None, reranker:
         from qa.embed import Embedder
 
         report = run_eval(eval_set, chosen, limit=limit, progress=progress, reranker=reranker,
-                          embedder=Embedder(backend=backend))
+                          embedder=Embedder(backend=backend), store=store)
     if as_json:
         _emit_json(asdict(report))
     else:

@@ -277,11 +277,17 @@ def run_eval(
     progress=None,
     embedder=None,
     reranker: str | None = None,
+    store: str | None = None,
 ) -> EvalReport:
-    """Index the eval corpus (cached), then evaluate each mode on its questions."""
+    """Index the eval corpus (cached), then evaluate each mode on its questions.
+
+    `store` keeps the eval index in a store: "milvus" for a Milvus Lite store in the eval cache,
+    or any --store value (faiss:DIR, milvus:FILE.db, milvus://HOST:PORT/COLLECTION).
+    """
     from qa.embed import Embedder
-    from qa.index import Index
+    from qa.index import open_index
     from qa.indexer import update_index
+    from qa.location import StoreLocation, parse_store
 
     for mode in modes:
         if mode not in MODES:
@@ -290,11 +296,16 @@ def run_eval(
     embedder = embedder or Embedder()
     workdir, path_to_id = prepare_corpus(eval_set, cache_dir() / "eval")
     started = time.perf_counter()
-    index_dir = workdir / f"index-{embedder.backend}"
-    update_index(index_dir, [workdir / "corpus"], embedder=embedder, progress=progress)
+    if store == "milvus":
+        location = parse_store(f"milvus:{workdir / f'milvus-{embedder.backend}.db'}")
+    elif store:
+        location = parse_store(store)
+    else:
+        location = StoreLocation("faiss", workdir / f"index-{embedder.backend}")
+    update_index(location, [workdir / "corpus"], embedder=embedder, progress=progress)
     index_seconds = time.perf_counter() - started
     questions = load_questions(eval_set.queries_path, limit)
-    index = Index.open(index_dir)
+    index = open_index(location)
     try:
         from qa.embed import Reranker
 
@@ -302,7 +313,7 @@ def run_eval(
         if progress is not None:
             progress.start("Questions", len(questions))
         vectors = embedder.encode([q.question for q in questions], progress=progress.advance if progress else None)
-        report = EvalReport(eval_set.name, index.catalog.counts()[0], index_seconds, embedder.backend)
+        report = EvalReport(eval_set.name, index.counts()[0], index_seconds, embedder.backend)
         if progress is not None:
             progress.start("Asking", len(questions))
         report.results = evaluate_modes(

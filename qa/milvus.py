@@ -48,6 +48,7 @@ MAX_PATH_BYTES = 4096
 # Rows per insert call and ids per `in [...]` filter: well inside gRPC's 64 MB message limit.
 INSERT_BATCH = 512
 ID_BATCH = 1000
+SHARDS_ENV = "QA_MILVUS_SHARDS"
 MARKER_DIM = 2
 _GRPC_OPTIONS = {"grpc.keepalive_time_ms": 300_000, "grpc.keepalive_permit_without_calls": False}  # Milvus wants a vector field in every collection; the bookkeeping ones get a dummy.
 
@@ -65,7 +66,8 @@ def _client(location: StoreLocation) -> Any:
         raise ConfigError("the Milvus store needs pymilvus: pip install 'qa[scale]'") from exc
     # pymilvus logs every failed call and some harmless fallbacks itself; qa reports failures in
     # one line of its own.
-    logging.getLogger("pymilvus").setLevel(logging.CRITICAL)
+    for name in ("pymilvus", "milvus_lite"):
+        logging.getLogger(name).setLevel(logging.CRITICAL)
     try:
         if location.path is not None:
             location.path.parent.mkdir(parents=True, exist_ok=True)
@@ -74,6 +76,11 @@ def _client(location: StoreLocation) -> Any:
         # alone for 30 s would lose its store. Ping only while a call is waiting.
         return MilvusClient(uri=location.uri, grpc_options=_GRPC_OPTIONS)
     except Exception as exc:  # pymilvus raises its own MilvusException, or grpc/OS errors
+        if location.path is not None and "open local milvus failed" in str(exc).lower():
+            raise MilvusError(
+                f"the Milvus Lite store {location.describe()} is open in another process; Milvus Lite "
+                "serves one process at a time (use a Milvus server to index while a chat is open)"
+            ) from exc
         raise MilvusError(f"cannot open Milvus at {location.describe()}: {_first_line(exc)}") from exc
 
 
@@ -198,7 +205,9 @@ class MilvusCollections:
                 index.add_index("vector", index_type="FLAT", metric_type="IP")
                 index.add_index("sparse", index_type="SPARSE_INVERTED_INDEX", metric_type="BM25")
                 index.add_index("doc_id", index_type="INVERTED")
-                client.create_collection(self.chunks, schema=schema, index_params=index, consistency_level="Strong")
+                client.create_collection(
+                    self.chunks, schema=schema, index_params=index, consistency_level="Strong", **_shards()
+                )
             if not client.has_collection(self.sentences):
                 schema = client.create_schema(auto_id=False)
                 schema.add_field("id", DataType.INT64, is_primary=True)
@@ -209,7 +218,9 @@ class MilvusCollections:
                 index = client.prepare_index_params()
                 index.add_index("vector", index_type="FLAT", metric_type="IP")
                 index.add_index("doc_id", index_type="INVERTED")
-                client.create_collection(self.sentences, schema=schema, index_params=index, consistency_level="Strong")
+                client.create_collection(
+                    self.sentences, schema=schema, index_params=index, consistency_level="Strong", **_shards()
+                )
             if not client.has_collection(self.documents):
                 schema = client.create_schema(auto_id=False)
                 schema.add_field("key", DataType.VARCHAR, is_primary=True, max_length=80)
@@ -694,6 +705,19 @@ class MilvusWriter:
 
     def finish(self) -> None:
         pass
+
+
+def _shards() -> dict[str, int]:
+    """$QA_MILVUS_SHARDS: how many shards a new collection of chunks or sentences gets (a cluster
+    spreads writes over them); unset, the server's default."""
+    import os
+
+    value = os.environ.get(SHARDS_ENV, "").strip()
+    if not value:
+        return {}
+    if not value.isdigit() or int(value) < 1:
+        raise ConfigError(f"${SHARDS_ENV} must be a whole number of shards, not {value!r}")
+    return {"num_shards": int(value)}
 
 
 def _document_records(collections: MilvusCollections) -> dict[str, DocumentRecord]:
