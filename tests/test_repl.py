@@ -14,8 +14,12 @@ from rich.console import Console
 from qa.embed import Embedder
 from qa.repl import PROMPT, ChatSession
 
+from conftest import store_location
+
 if TYPE_CHECKING:
     from conftest import CorpusArticle
+
+    from qa.location import StoreLocation
 
 IVANOV_QUESTION = "Who did Igor Ivanov give the informal document to?"
 _BOX = re.compile(r"[│╭╮╰╯─┃━┏┓┗┛]")
@@ -45,7 +49,7 @@ class Chat:
         return flat(found[nth - 1])
 
 
-def chat(index_dir: Path, embedder: Embedder, lines: list[str]) -> Chat:
+def chat(index_dir: Path | StoreLocation, embedder: Embedder, lines: list[str]) -> Chat:
     console = Console(file=io.StringIO(), width=100)
     ChatSession(index_dir, console=console, embedder=embedder).run(lines=lines)
     return Chat(console.file.getvalue(), lines)
@@ -67,7 +71,7 @@ def new_article(tmp_path: Path, extra_article: CorpusArticle) -> Path:
 
 
 def test_a_whole_session(
-    tmp_path: Path, embedder: Embedder, new_article: Path, extra_article: CorpusArticle
+    tmp_path: Path, embedder: Embedder, new_article: Path, extra_article: CorpusArticle, store_kind: str
 ) -> None:
     lines = [
         IVANOV_QUESTION,
@@ -85,7 +89,7 @@ def test_a_whole_session(
         "/quit",
         "How much does Baghdad owe Russia?",  # after /quit: never read
     ]
-    session = chat(tmp_path / "index", embedder, lines)
+    session = chat(store_location(store_kind, tmp_path), embedder, lines)
 
     # A fresh index is built from seeds/ on start.
     assert "2 articles" in flat(session.banner)
