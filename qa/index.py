@@ -186,8 +186,9 @@ class Index:
         """BM25 over the chunks holding any of `terms`, best first."""
         return self.catalog.keyword_search(fts_query(terms), k) if terms else []
 
-    def document_frequency(self, term: str) -> int:
-        return self.catalog.document_frequency(term)
+    def document_frequencies(self, terms: Sequence[str]) -> dict[str, int]:
+        """How many chunks hold each term (after stemming)."""
+        return {term: self.catalog.document_frequency(term) for term in terms}
 
     def chunks(self, chunk_ids: Sequence[int]) -> dict[int, ChunkRecord]:
         return self.catalog.chunks(chunk_ids)

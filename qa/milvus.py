@@ -136,6 +136,7 @@ class MilvusCollections:
         self.sentences = f"{name}_sentences"
         self.documents = f"{name}_documents"
         self.meta = f"{name}_meta"
+        self.terms = f"{name}_terms"
 
     def close(self) -> None:
         try:
@@ -160,13 +161,13 @@ class MilvusCollections:
     def load(self) -> None:
         """Load every collection into memory: a collection a new process finds is "released"."""
         with self.calls("loading collections"):
-            for name in (self.chunks, self.sentences, self.documents, self.meta):
+            for name in (self.chunks, self.sentences, self.documents, self.meta, self.terms):
                 if self.client.has_collection(name):
                     self.client.load_collection(name)
 
     def drop(self) -> None:
         with self.calls("dropping collections"):
-            for name in (self.chunks, self.sentences, self.documents, self.meta):
+            for name in (self.chunks, self.sentences, self.documents, self.meta, self.terms):
                 if self.client.has_collection(name):
                     self.client.drop_collection(name)
 
@@ -187,7 +188,7 @@ class MilvusCollections:
                 schema.add_field("text", DataType.VARCHAR, max_length=65535)
                 schema.add_field("sentences", DataType.VARCHAR, max_length=65535)
                 schema.add_field(
-                    "keywords", DataType.VARCHAR, max_length=65535, enable_analyzer=True, enable_match=True
+                    "keywords", DataType.VARCHAR, max_length=65535, enable_analyzer=True
                 )
                 schema.add_field("vector", DataType.FLOAT_VECTOR, dim=dimension)
                 schema.add_field("sparse", DataType.SPARSE_FLOAT_VECTOR)
@@ -240,6 +241,14 @@ class MilvusCollections:
                 index.add_index("marker", index_type="FLAT", metric_type="L2")
                 index.add_index("doc_id", index_type="INVERTED")
                 client.create_collection(self.documents, schema=schema, index_params=index, consistency_level="Strong")
+            if not client.has_collection(self.terms):
+                schema = client.create_schema(auto_id=False)
+                schema.add_field("stem", DataType.VARCHAR, is_primary=True, max_length=256)
+                schema.add_field("df", DataType.INT64)
+                schema.add_field("marker", DataType.FLOAT_VECTOR, dim=MARKER_DIM)
+                index = client.prepare_index_params()
+                index.add_index("marker", index_type="FLAT", metric_type="L2")
+                client.create_collection(self.terms, schema=schema, index_params=index, consistency_level="Strong")
             if not client.has_collection(self.meta):
                 schema = client.create_schema(auto_id=False)
                 schema.add_field("key", DataType.VARCHAR, is_primary=True, max_length=80)
@@ -282,6 +291,42 @@ class MilvusCollections:
         with self.calls("writing rows"):
             for begin in range(0, len(rows), INSERT_BATCH):
                 self.client.insert(collection, rows[begin : begin + INSERT_BATCH])
+
+    def term_counts(self, stems: Sequence[str]) -> dict[str, int]:
+        """Chunks per stem, from the terms collection."""
+        found: dict[str, int] = {}
+        with self.calls("reading term counts"):
+            for begin in range(0, len(stems), ID_BATCH):
+                batch = json.dumps(list(stems[begin : begin + ID_BATCH]), ensure_ascii=False)
+                for row in self.client.query(self.terms, filter=f"stem in {batch}", output_fields=["stem", "df"]):
+                    found[row["stem"]] = int(row["df"])
+        return found
+
+    def add_term_counts(self, deltas: dict[str, int]) -> None:
+        """Add `deltas` to the chunks-per-stem counts (one writer at a time, so read-add-write is safe)."""
+        # A "word" longer than the key field is a run of symbols no question asks about.
+        changed = sorted(stem for stem, delta in deltas.items() if delta and len(stem.encode()) <= 256)
+        if not changed:
+            return
+        current = self.term_counts(changed)
+        rows = [{"stem": stem, "df": current.get(stem, 0) + deltas[stem], "marker": [0.0] * MARKER_DIM} for stem in changed]
+        with self.calls("writing term counts"):
+            gone = [row["stem"] for row in rows if row["df"] <= 0]
+            for begin in range(0, len(gone), ID_BATCH):
+                self.client.delete(self.terms, filter=f"stem in {json.dumps(gone[begin:begin + ID_BATCH], ensure_ascii=False)}")
+            kept = [row for row in rows if row["df"] > 0]
+            for begin in range(0, len(kept), INSERT_BATCH):
+                self.client.upsert(self.terms, kept[begin : begin + INSERT_BATCH])
+
+    def chunk_stems(self, doc_ids: Sequence[str]) -> dict[str, int]:
+        """How many of these documents' chunks hold each stem (what deleting them takes away)."""
+        counts: dict[str, int] = {}
+        for begin in range(0, len(doc_ids), ID_BATCH):
+            batch = json.dumps(list(doc_ids[begin : begin + ID_BATCH]))
+            for row in self.iterate(self.chunks, f"doc_id in {batch}", ["keywords"]):
+                for stem in set(row["keywords"].split()):
+                    counts[stem] = counts.get(stem, 0) + 1
+        return counts
 
     def delete_documents(self, doc_ids: Sequence[str]) -> None:
         """Delete chunks and sentences first, the document rows last (see the module notes)."""
@@ -398,13 +443,15 @@ class MilvusIndex:
         # way the magnitude is the score and the order is best first.
         return [(int(hit["id"]), abs(float(hit["distance"]))) for hit in results[0]]
 
-    def document_frequency(self, term: str) -> int:
+    def document_frequencies(self, terms: Sequence[str]) -> dict[str, int]:
+        """How many chunks hold each term's stem: one lookup in the terms collection the writer
+        keeps (Milvus does not expose its BM25 statistics, and a TEXT_MATCH count per word cost
+        ~150 ms here)."""
         from qa.retrieve import stems
 
-        stem = stems([term])[0]
-        if not stem.isalnum():
-            return 0
-        return self.collections.count(self.collections.chunks, f"TEXT_MATCH(keywords, '{stem}')")
+        stemmed = dict(zip(terms, stems([term.lower() for term in terms])))
+        counts = self.collections.term_counts(sorted(set(stemmed.values())))
+        return {term: counts.get(stem, 0) for term, stem in stemmed.items()}
 
     def chunks(self, chunk_ids: Sequence[int]) -> dict[int, ChunkRecord]:
         import numpy as np
@@ -610,14 +657,22 @@ class MilvusWriter:
     ) -> None:
         """Replace `drop_docs` and write `group` with its vectors."""
         c = self.collections
-        # Documents about to be written again lose their old rows first, so no old chunk outlives them.
-        c.delete_documents(sorted(set(drop_docs) | {item.article.doc_id for item in group}))
+        dropping = sorted(set(drop_docs) | {item.article.doc_id for item in group})
         chunk_rows, sentence_rows, document_rows = self.rows(group, chunk_vectors, sentence_vectors)
+        # Term counts move with the chunks. A run killed between the two leaves counts a little
+        # off, which only nudges IDF weights; `qa index --rebuild` recounts.
+        deltas = {stem: -count for stem, count in c.chunk_stems(dropping).items()}
+        for row in chunk_rows:
+            for stem in set(row["keywords"].split()):
+                deltas[stem] = deltas.get(stem, 0) + 1
+        # Documents about to be written again lose their old rows first, so no old chunk outlives them.
+        c.delete_documents(dropping)
         c.insert(c.chunks, chunk_rows)
         c.insert(c.sentences, sentence_rows)
         # Part 0 is what marks a document as indexed: it goes in last.
         c.insert(c.documents, [row for row in document_rows if row["part"] != 0])
         c.insert(c.documents, [row for row in document_rows if row["part"] == 0])
+        c.add_term_counts(deltas)
         if touched:
             self._touch(touched)
         if add_sources or remove_sources:

@@ -220,7 +220,8 @@ class Retriever:
         if self._last_weights and self._last_weights[:2] == (text, self.index.generation) and self._last_weights[2]:
             return self._last_weights[2]
         with self.index.reading():
-            return term_weights_for(text, self.index.document_frequency, self.index.chunk_count())
+            frequencies = self.index.document_frequencies(query_terms(text))
+            return term_weights_for(text, frequencies.__getitem__, self.index.chunk_count())
 
     def search(
         self,
@@ -266,7 +267,7 @@ class Retriever:
         dense_pool = index.dense_search(vector, pool, filters) if wants_vector else []
         wants_keywords = "dense" not in modes or len(modes) > 1
         terms = query_terms(text) if wants_keywords else []
-        frequencies = {term: index.document_frequency(term) for term in terms}
+        frequencies = index.document_frequencies(terms)
         # One ranked keyword query serves both: its head is the keyword candidate pool, and the
         # whole list gives every candidate its BM25 score.
         selective = _selective_terms(terms, frequencies, total)
