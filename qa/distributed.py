@@ -69,7 +69,9 @@ class RayEmbedder:
         if not ray_available():
             raise ConfigError(MISSING_RAY)
         if workers is not None and workers < 1:
-            raise ConfigError(f"--workers must be at least 1, not {workers}")
+            raise ConfigError(f"the Ray workers must be at least 1, not {workers}")
+        if group_size < 1:
+            raise ConfigError(f"the texts per Ray batch must be at least 1, not {group_size}")
         self.address = None if address in (None, "", "local") else address
         if self.address is not None:
             # Checked now, so that a bad address fails before any file is read.
