@@ -195,7 +195,7 @@ def _embedder(location, backend: str | None, rebuild: bool = False):
 
 def _split_ray_address(paths: tuple[Path, ...], ray_address: str | None) -> tuple[tuple[Path, ...], str | None]:
     """`--ray` takes an optional address, so `qa index --ray ~/news` would read the folder as one:
-    a value that is not an address (ray://…, HOST:PORT, auto, local) is a path after all.
+    a value that is not an address (HOST:PORT, auto, local, or a URL, which RayEmbedder judges) is a path after all.
     Returns the paths and the Ray address: None for no Ray, "local" for a Ray on this machine."""
     import re
 
