@@ -1,11 +1,20 @@
-"""Warm query latency (search and ask, each mode) and resident memory at 10k and 100k chunks.
+"""Warm query latency (search and ask, each mode) and resident memory at 10k and 100k chunks, and the
+vector index alone, exact and approximate, at 100k, 150k, 300k and 1M vectors.
 
     .venv/bin/python bench/query.py [--sizes 10000 100000] [--queries 200] [--json]
+        [--ann-sizes 100000 150000 300000 1000000] [--ann-data real-like random]
 
 Embedding 100,000 chunks takes hours on two cores, so this bench builds its indexes directly:
 real text (sentences of SQuAD paragraphs, recombined into distinct articles) with RANDOM unit
 vectors in FAISS and for the sentences. Latency and memory are real; dense rankings are not, so
-no quality figure is printed here (see `qa eval` for quality).
+no quality figure is printed for them (see `qa eval` for quality).
+
+The vector-index section times one dense search (k=64, the retriever's candidate pool) in the exact
+flat index and in the approximate IVF index that `FaissVectorStore` switches to past its threshold,
+and counts how many of the exact top 64 (and top 5) the approximate one finds. It does so on random
+unit vectors (no structure: the worst case for an IVF index) and on real-like ones: blends of two
+embedded SQuAD sentences plus noise, searched with embedded SQuAD questions. `--sizes` or
+`--ann-sizes` with no numbers skips that section.
 """
 
 from __future__ import annotations
@@ -28,9 +37,10 @@ from qa.chunk import split_sentences
 from qa.embed import Embedder
 from qa.index import CATALOG_FILE, Index, new_manifest, vectors_path
 from qa.ingest import content_hash
-from qa.store import FaissVectorStore
+from qa.store import ANN_THRESHOLD, TUNED_K, FaissVectorStore
 from qa.types import Article, Chunk
 
+REAL_LIKE_SENTENCES = 4000
 SENTENCES_PER_CHUNK = 4
 CHUNKS_PER_ARTICLE = 3
 
@@ -105,8 +115,10 @@ def _rss_mib() -> float:
 
 def main() -> None:
     parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
-    parser.add_argument("--sizes", type=int, nargs="+", default=[10_000, 100_000])
+    parser.add_argument("--sizes", type=int, nargs="*", default=[10_000, 100_000])
     parser.add_argument("--queries", type=int, default=200)
+    parser.add_argument("--ann-sizes", type=int, nargs="*", default=[100_000, 150_000, 300_000, 1_000_000])
+    parser.add_argument("--ann-data", nargs="+", choices=["real-like", "random"], default=["real-like", "random"])
     parser.add_argument("--backend", choices=["torch", "onnx", "onnx-int8"], default=None)
     parser.add_argument("--json", action="store_true")
     args = parser.parse_args()
@@ -149,7 +161,112 @@ def main() -> None:
         "memory are real, dense rankings are not. Search times exclude embedding the query; ask includes it.",
         "RSS = resident memory added by opening the index (FAISS flat index loaded; SQLite pages on demand).",
     ]
-    report("bench/query.py: warm in-process latency", rows, machine_facts(embedder.backend), args.json, notes)
+    ann_rows = []
+    if args.ann_sizes:
+        real_like_base = embedder.encode(random.Random(1).sample(sentences, REAL_LIKE_SENTENCES))
+        for kind in args.ann_data:
+            for size in args.ann_sizes:
+                ann_rows += vector_index_rows(kind, size, real_like_base, vectors)
+    ann_notes = [
+        f"One dense search, k={TUNED_K} (the retriever's candidate pool), one thread, in FaissVectorStore: the "
+        f"exact flat index, and the IVF index it turns into past {ANN_THRESHOLD:,} vectors (forced here at "
+        "every size). 'default' marks the one a store of that size uses. recall@k = share of the flat "
+        "index's top k that the IVF index also returns.",
+        "random: RANDOM unit vectors and queries, which have no clusters for an IVF index to use (its tuning "
+        "then probes nearly every list). real-like: blends (1-w)a + wb + noise, w in [0, 0.5], of two "
+        f"embedded SQuAD sentences ({REAL_LIKE_SENTENCES:,} embedded), searched with embedded SQuAD "
+        "questions; not a real corpus of that size, which would take days to embed here.",
+        "convert s = the one-off cost, at the commit that crosses the threshold, of training the IVF lists, "
+        "filling them and tuning nprobe. file MiB = the saved index, about what it takes in memory once "
+        "loaded; vectors MiB = the raw float32 vectors.",
+    ]
+    facts = machine_facts(embedder.backend)
+    if args.json:
+        print(json.dumps({"benchmark": "bench/query.py", "machine": facts, "results": rows, "notes": notes,
+                          "vector_index": ann_rows, "vector_index_notes": ann_notes}, indent=2))
+        return
+    if rows:
+        report("bench/query.py: warm in-process latency", rows, facts, False, notes)
+    if ann_rows:
+        report("bench/query.py: vector index, exact and approximate", ann_rows, facts, False, ann_notes)
+
+
+def vector_index_rows(kind: str, size: int, real_like_base: np.ndarray, questions: np.ndarray) -> list[dict]:
+    """The exact and the approximate index over `size` vectors of one kind: search time, recall, size."""
+    rng = np.random.default_rng(size)
+    dimension = real_like_base.shape[1]
+    if kind == "random":
+        stored = _unit(rng, size, dimension)
+        queries = _unit(rng, len(questions), dimension)
+    else:
+        stored = _real_like(rng, real_like_base, size)
+        queries = np.ascontiguousarray(questions, dtype=np.float32)
+    ids = rng.choice(2**62, size, replace=False)  # chunk ids are arbitrary int64s, not positions
+    rows = []
+    with tempfile.TemporaryDirectory() as tmp:
+        exact = FaissVectorStore(dimension, threshold=size)  # at its threshold: stays flat on save
+        exact.add(ids, stored)
+        latencies, truth = _timed_searches(exact, queries)
+        exact.save(Path(tmp) / "flat.faiss")
+        rows.append(_ann_row(kind, size, exact, latencies, truth, truth, 0.0, Path(tmp) / "flat.faiss"))
+        del exact  # the two indexes are never in memory together, so 1M vectors fit easily
+
+        approximate = FaissVectorStore(dimension, threshold=0)
+        approximate.add(ids, stored)
+        del stored
+        started = time.perf_counter()
+        approximate.choose_index()
+        convert = time.perf_counter() - started
+        latencies, found = _timed_searches(approximate, queries)
+        approximate.save(Path(tmp) / "ivf.faiss")
+        rows.append(_ann_row(kind, size, approximate, latencies, found, truth, convert, Path(tmp) / "ivf.faiss"))
+    return rows
+
+
+def _real_like(rng: np.random.Generator, base: np.ndarray, rows: int) -> np.ndarray:
+    """Unit vectors between pairs of real embeddings: (1-w)a + wb + noise, w in [0, 0.5]."""
+    out = np.empty((rows, base.shape[1]), dtype=np.float32)
+    for begin in range(0, rows, 100_000):  # in slices, so the temporaries stay small
+        n = min(100_000, rows - begin)
+        a = base[rng.integers(0, len(base), n)]
+        b = base[rng.integers(0, len(base), n)]
+        w = rng.uniform(0.0, 0.5, (n, 1)).astype(np.float32)
+        noise = rng.standard_normal(a.shape).astype(np.float32) * (0.3 / np.sqrt(base.shape[1]))
+        mixed = (1 - w) * a + w * b + noise
+        out[begin : begin + n] = mixed / np.linalg.norm(mixed, axis=1, keepdims=True)
+    return out
+
+
+def _timed_searches(store: FaissVectorStore, queries: np.ndarray) -> tuple[list[float], list[list[int]]]:
+    latencies, found = [], []
+    for query in queries:
+        started = time.perf_counter()
+        hits = store.search(query, TUNED_K)
+        latencies.append((time.perf_counter() - started) * 1000)
+        found.append([i for i, _ in hits])
+    return latencies, found
+
+
+def _ann_row(kind: str, size: int, store: FaissVectorStore, latencies: list[float], found: list[list[int]],
+             truth: list[list[int]], convert: float, path: Path) -> dict:
+    ordered = sorted(latencies)
+    default = store.approximate == (size > ANN_THRESHOLD)
+    return {
+        "data": kind,
+        "chunks": size,
+        "index": store.describe() + (" (default)" if default else ""),
+        "p50 ms": statistics.median(ordered),
+        "p95 ms": ordered[int(0.95 * (len(ordered) - 1))],
+        f"recall@{TUNED_K}": _recall(found, truth, TUNED_K),
+        "recall@5": _recall(found, truth, 5),
+        "convert s": convert,
+        "file MiB": path.stat().st_size / 2**20,
+        "vectors MiB": size * store.dimension * 4 / 2**20,
+    }
+
+
+def _recall(found: list[list[int]], truth: list[list[int]], k: int) -> float:
+    return statistics.mean(len(set(f[:k]) & set(t[:k])) / len(t[:k]) for f, t in zip(found, truth))
 
 
 def _row(size: int, mode: str, latencies: list[float], loaded_mib: float, build_seconds: float) -> dict:
