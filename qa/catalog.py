@@ -98,6 +98,24 @@ class IndexedArticle:
 
 
 @dataclass(frozen=True)
+class CommitGroup:
+    """One commit of an update: documents to drop, articles to write with their vectors, and
+    changes to the remembered sources and to file facts."""
+
+    items: Sequence[IndexedArticle] = ()
+    drop_docs: Sequence[str] = ()
+    chunk_vectors: np.ndarray | None = None  # one row per chunk of the items, in order
+    sentence_vectors: Sequence[np.ndarray] | None = None  # per item, one row per article_sentences span
+    add_sources: Sequence[str] = ()
+    remove_sources: Sequence[str] = ()
+    touched: Sequence[tuple[str, int, int]] = ()  # (doc id, size, mtime_ns) of unchanged content
+
+    @property
+    def chunk_count(self) -> int:
+        return sum(len(item.chunks) for item in self.items)
+
+
+@dataclass(frozen=True)
 class ExportedDocument:
     """A document as a store holds it, for copying to another store: the article, its chunks, and
     their vectors."""

@@ -14,7 +14,7 @@ from dataclasses import dataclass, field
 from pathlib import Path
 from typing import TYPE_CHECKING, Protocol
 
-from qa.catalog import Catalog, DocumentRecord, IndexedArticle, article_sentences
+from qa.catalog import Catalog, CommitGroup, DocumentRecord, IndexedArticle, article_sentences
 from qa.chunk import chunk_text
 from qa.config import default_corpus
 from qa.embed import Embedder
@@ -145,16 +145,7 @@ class IndexWriter(Protocol):
 
     def documents(self) -> dict[str, DocumentRecord]: ...
 
-    def commit(
-        self,
-        group: Sequence[IndexedArticle],
-        drop_docs: Sequence[str],
-        chunk_vectors: np.ndarray | None,
-        sentence_vectors: Sequence[np.ndarray] | None,
-        add_sources: Sequence[str],
-        remove_sources: Sequence[str],
-        touched: Sequence[tuple[str, int, int]],
-    ) -> None: ...
+    def commit(self, commit: CommitGroup) -> None: ...
 
     def finish(self) -> None: ...
 
@@ -224,39 +215,30 @@ class LocalWriter:
     def counts(self) -> tuple[int, int]:
         return self.catalog.counts()
 
-    def commit(
-        self,
-        group: Sequence[IndexedArticle],
-        drop_docs: Sequence[str],
-        chunk_vectors: np.ndarray | None,
-        sentence_vectors: Sequence[np.ndarray] | None,
-        add_sources: Sequence[str],
-        remove_sources: Sequence[str],
-        touched: Sequence[tuple[str, int, int]],
-    ) -> None:
+    def commit(self, commit: CommitGroup) -> None:
         catalog = self.catalog
-        count = sum(len(item.chunks) for item in group)
+        count = commit.chunk_count
         with catalog.transaction():
-            drop_ids = catalog.chunk_ids_of(drop_docs)
+            drop_ids = catalog.chunk_ids_of(commit.drop_docs)
             first_id = catalog.next_chunk_id()
             new_ids = list(range(first_id, first_id + count))
             self.vectors.remove(drop_ids)
-            if chunk_vectors is not None:
-                self.vectors.add(new_ids, chunk_vectors)
+            if commit.chunk_vectors is not None:
+                self.vectors.add(new_ids, commit.chunk_vectors)
             # The vector file is written anew only when vectors changed (or the index is new):
             # a commit of file facts or sources alone keeps the current generation.
             if drop_ids or new_ids or self.generation == 0 or self.rebuild:
                 self.generation += 1
                 self.vectors.save(vectors_path(self.index_dir, self.generation))
-            catalog.remove_documents(drop_docs)
-            catalog.insert_documents(group, new_ids, sentence_vectors)
+            catalog.remove_documents(commit.drop_docs)
+            catalog.insert_documents(commit.items, new_ids, commit.sentence_vectors)
             catalog.set_meta("generation", self.generation)
             catalog.set_meta("next_chunk_id", first_id + count)
             catalog.set_meta("model", self.manifest.model)
             catalog.set_meta("dimension", self.manifest.dimension)
-            catalog.add_sources(add_sources)
-            catalog.remove_sources(remove_sources)
-            for doc_id, size, mtime_ns in touched:
+            catalog.add_sources(commit.add_sources)
+            catalog.remove_sources(commit.remove_sources)
+            for doc_id, size, mtime_ns in commit.touched:
                 catalog.touch_document(doc_id, size, mtime_ns)
 
     def finish(self) -> None:
@@ -346,7 +328,9 @@ def _update(
             all_known[item.article.path].doc_id for item in group if item.article.path in all_known
         ]
         drop_docs = sorted(set(group_old) | set(pending_removals))
-        writer.commit(group, drop_docs, embedded, sentence_vectors, new_sources, deleted_file_sources, list(plan.touched))
+        writer.commit(CommitGroup(
+            group, drop_docs, embedded, sentence_vectors, new_sources, deleted_file_sources, list(plan.touched)
+        ))
         pending_removals = []
         plan.touched.clear()
     writer.finish()

@@ -9,7 +9,7 @@ from __future__ import annotations
 
 from dataclasses import dataclass, replace
 
-from qa.catalog import ExportedDocument
+from qa.catalog import CommitGroup, ExportedDocument
 from qa.errors import ConfigError, IndexMissingError
 from qa.index import Manifest, open_index
 from qa.indexer import COMMIT_EVERY_CHUNKS, IndexProgress, IndexWriter, LocalWriter, _SilentProgress, writer_lock
@@ -104,15 +104,13 @@ def _copy(
             return
         items = [doc.item for doc in group]
         chunk_vectors = np.vstack([doc.chunk_vectors for doc in group]) if group else None
-        writer.commit(
+        writer.commit(CommitGroup(
             items,
-            [doc.item.article.doc_id for doc in group],
-            chunk_vectors,
-            [doc.sentence_vectors for doc in group],
-            sources if first else [],
-            [],
-            [],
-        )
+            drop_docs=[doc.item.article.doc_id for doc in group],
+            chunk_vectors=chunk_vectors,
+            sentence_vectors=[doc.sentence_vectors for doc in group],
+            add_sources=sources if first else [],
+        ))
         for doc in group:
             progress.advance(len(doc.item.chunks))
         first = False

@@ -30,7 +30,7 @@ from collections.abc import Iterator, Sequence
 from contextlib import contextmanager
 from typing import TYPE_CHECKING, Any
 
-from qa.catalog import ChunkRecord, DocumentRecord, ExportedDocument, IndexedArticle, article_sentences
+from qa.catalog import ChunkRecord, CommitGroup, DocumentRecord, ExportedDocument, IndexedArticle, article_sentences
 from qa.errors import ConfigError, IndexCorruptError, IndexMissingError, QAError
 from qa.types import Article, IndexStats, Span
 
@@ -645,20 +645,11 @@ class MilvusWriter:
         c = self.collections
         return c.count(c.documents, "part == 0"), c.count(c.chunks)
 
-    def commit(
-        self,
-        group: Sequence[IndexedArticle],
-        drop_docs: Sequence[str],
-        chunk_vectors: np.ndarray | None,
-        sentence_vectors: Sequence[np.ndarray] | None,
-        add_sources: Sequence[str],
-        remove_sources: Sequence[str],
-        touched: Sequence[tuple[str, int, int]],
-    ) -> None:
-        """Replace `drop_docs` and write `group` with its vectors."""
+    def commit(self, commit: CommitGroup) -> None:
+        """Drop `commit.drop_docs` and write its articles with their vectors."""
         c = self.collections
-        dropping = sorted(set(drop_docs) | {item.article.doc_id for item in group})
-        chunk_rows, sentence_rows, document_rows = self.rows(group, chunk_vectors, sentence_vectors)
+        dropping = sorted(set(commit.drop_docs) | {item.article.doc_id for item in commit.items})
+        chunk_rows, sentence_rows, document_rows = self.rows(commit.items, commit.chunk_vectors, commit.sentence_vectors)
         # Term counts move with the chunks. A run killed between the two leaves counts a little
         # off, which only nudges IDF weights; `qa index --rebuild` recounts.
         deltas = {stem: -count for stem, count in c.chunk_stems(dropping).items()}
@@ -673,10 +664,10 @@ class MilvusWriter:
         c.insert(c.documents, [row for row in document_rows if row["part"] != 0])
         c.insert(c.documents, [row for row in document_rows if row["part"] == 0])
         c.add_term_counts(deltas)
-        if touched:
-            self._touch(touched)
-        if add_sources or remove_sources:
-            sources = (set(self.sources()) | set(add_sources)) - set(remove_sources)
+        if commit.touched:
+            self._touch(commit.touched)
+        if commit.add_sources or commit.remove_sources:
+            sources = (set(self.sources()) | set(commit.add_sources)) - set(commit.remove_sources)
             c.set_meta("sources", json.dumps(sorted(sources)))
         self.committed = True
 
