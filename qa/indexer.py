@@ -116,10 +116,9 @@ def update_index(
     `location` is a local index folder or a store (`qa.location.StoreLocation`); `embedder` may be
     any object with Embedder's methods (`qa.distributed.RayEmbedder` spreads the work over Ray).
     """
-    from qa.location import StoreLocation
+    from qa.location import as_location
 
-    if not isinstance(location, StoreLocation):
-        location = StoreLocation("faiss", Path(location))
+    location = as_location(location)
     progress = progress or _SilentProgress()
     state_dir = location.state_dir()
     state_dir.mkdir(parents=True, exist_ok=True)

@@ -62,6 +62,11 @@ class StoreLocation:
         return cache_dir() / "stores" / safe
 
 
+def as_location(where: StoreLocation | str | os.PathLike[str]) -> StoreLocation:
+    """`where` as a store: a StoreLocation as it is, a path as the local index folder it names."""
+    return where if isinstance(where, StoreLocation) else StoreLocation("faiss", Path(where))
+
+
 def parse_store(text: str | None, index_dir: str | os.PathLike[str] | None = None) -> StoreLocation:
     """The store named by `text` (else $QA_STORE), or the local folder `index_dir` when neither is set.
 

@@ -57,9 +57,9 @@ class ChatSession:
         reranker: str | None = None,
         backend: str | None = None,
     ) -> None:
-        from qa.location import StoreLocation
+        from qa.location import as_location
 
-        self.location = location if isinstance(location, StoreLocation) else StoreLocation("faiss", Path(location))
+        self.location = as_location(location)
         self.console = console or Console()
         self.k = k
         self.mode = mode

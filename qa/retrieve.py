@@ -191,11 +191,9 @@ def open_retriever(
     """
     from qa.embed import Embedder, Reranker
     from qa.index import open_index
-    from qa.location import StoreLocation
+    from qa.location import as_location
 
-    if not isinstance(location, StoreLocation):
-        location = StoreLocation("faiss", Path(location))
-    index = open_index(location)
+    index = open_index(as_location(location))
     try:
         embedder = embedder or Embedder(backend=backend or index.manifest.backend)
         index.manifest.check_model(embedder.name, embedder.dimension, index.dir, embedder.backend)
