@@ -365,9 +365,10 @@ class Catalog:
         """For each chunk, the spans of its sentences and their stored vectors (float32 rows)."""
         import numpy as np
 
-        by_doc: dict[str, list[tuple[int, int, bytes]]] = {}
-        doc_ids = list({r.doc_id for r in records})
-        for batch in _batches(doc_ids):
+        spans: list[Span] = []
+        blobs: list[bytes] = []
+        doc_rows: dict[str, tuple[int, int]] = {}  # doc id -> its first and past-last row
+        for batch in _batches(list({r.doc_id for r in records})):
             marks = ",".join("?" * len(batch))
             rows = self._db.execute(
                 f"SELECT doc_id, start_char, end_char, vector FROM sentences WHERE doc_id IN ({marks}) "
@@ -375,14 +376,18 @@ class Catalog:
                 batch,
             )
             for doc_id, start, end, blob in rows:
-                by_doc.setdefault(doc_id, []).append((start, end, blob))
+                first, _ = doc_rows.get(doc_id, (len(spans), 0))
+                doc_rows[doc_id] = (first, len(spans) + 1)
+                spans.append((start, end))
+                blobs.append(blob)
+        # One conversion for every row: per-chunk float16 -> float32 copies cost more than the query.
+        matrix = np.frombuffer(b"".join(blobs), dtype=np.float16).reshape(len(blobs), dimension).astype(np.float32)
         found: dict[int, tuple[list[Span], np.ndarray]] = {}
         for record in records:
-            inside = [row for row in by_doc.get(record.doc_id, ()) if record.start <= row[0] and row[1] <= record.end]
-            if not inside:
-                continue
-            matrix = np.frombuffer(b"".join(row[2] for row in inside), dtype=np.float16)
-            found[record.chunk_id] = ([(row[0], row[1]) for row in inside], matrix.reshape(len(inside), dimension).astype(np.float32))
+            first, last = doc_rows.get(record.doc_id, (0, 0))
+            inside = [n for n in range(first, last) if record.start <= spans[n][0] and spans[n][1] <= record.end]
+            if inside:
+                found[record.chunk_id] = ([spans[n] for n in inside], matrix[inside])
         return found
 
     def keyword_search(self, match: str, k: int) -> list[tuple[int, float]]:

@@ -132,6 +132,10 @@ def index_backend(location: Path | StoreLocation) -> str | None:
 class Index:
     """A loaded index for reading: catalog plus the vectors of its committed generation."""
 
+    # FAISS and SQLite both let go of the GIL, so the retriever runs the vector search in a
+    # thread beside the keyword query (the vectors in memory are not touched by SQLite).
+    concurrent_search = True
+
     def __init__(self, index_dir: Path, manifest: Manifest, catalog: Catalog, vectors: FaissVectorStore,
                  generation: int) -> None:
         self.dir = index_dir

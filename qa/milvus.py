@@ -374,6 +374,9 @@ def save_manifest(collections: MilvusCollections, manifest: Manifest) -> None:
 class MilvusIndex:
     """A Milvus store opened for reading, with the same methods retrieval uses on a local Index."""
 
+    # Milvus Lite serves one request at a time; a cluster does its own parallel work.
+    concurrent_search = False
+
     def __init__(self, collections: MilvusCollections, manifest: Manifest) -> None:
         self.collections = collections
         self.manifest = manifest

@@ -11,6 +11,7 @@ import fnmatch
 import math
 import re
 from collections.abc import Callable, Sequence
+from concurrent.futures import ThreadPoolExecutor
 from dataclasses import dataclass, field, replace
 from functools import lru_cache
 from pathlib import Path
@@ -211,6 +212,14 @@ class Retriever:
         self.embedder = embedder
         self.reranker = reranker
         self._last_weights: tuple[str, int, dict[str, float]] | None = None
+        self._executor: ThreadPoolExecutor | None = None
+
+    def _dense_thread(self) -> ThreadPoolExecutor:
+        # One thread, made on first use and reused: starting one per query would cost more than
+        # the overlap saves. Daemon-like: it idles between queries and ends with the process.
+        if self._executor is None:
+            self._executor = ThreadPoolExecutor(max_workers=1, thread_name_prefix="qa-dense")
+        return self._executor
 
     def term_weights(self, query: str) -> dict[str, float]:
         """IDF weights of the query's words; the last search's, when it was for the same query."""
@@ -262,7 +271,9 @@ class Retriever:
         pool = max(CANDIDATES, k) * (8 if filters.active else 1)
         total = index.chunk_count()
         wants_vector = vector is not None and any(mode != "keyword" for mode in modes)
-        dense_pool = index.dense_search(vector, pool, filters) if wants_vector else []
+        dense_future = None
+        if wants_vector and index.concurrent_search:
+            dense_future = self._dense_thread().submit(index.dense_search, vector, pool, filters)
         wants_keywords = "dense" not in modes or len(modes) > 1
         terms = query_terms(text) if wants_keywords else []
         frequencies = index.document_frequencies(terms)
@@ -271,6 +282,10 @@ class Retriever:
         selective = _selective_terms(terms, frequencies, total)
         keyword_ranked = index.keyword_search(selective, max(KEYWORD_DEPTH, pool), filters) if terms else []
         keyword_pool = [c for c, _ in keyword_ranked[:pool]]
+        if dense_future is not None:
+            dense_pool = dense_future.result()
+        else:
+            dense_pool = index.dense_search(vector, pool, filters) if wants_vector else []
         records = index.chunks(list(dict.fromkeys(dense_pool + keyword_pool)))
         admitted = {c: r for c, r in records.items() if filters.admits(r)}
         weights = term_weights_for(text, frequencies.__getitem__, total) if keyword_pool else {}
