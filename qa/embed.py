@@ -201,23 +201,43 @@ class _OnnxEncoder:
         import numpy as np
 
         size = batch_size or self._batch_size
-        rows = []
-        for begin in range(0, len(texts), size):
-            encodings = self._tokenizer.encode_batch(list(texts[begin : begin + size]))
-            width = max(len(e.ids) for e in encodings)
-            ids = np.zeros((len(encodings), width), dtype=np.int64)
-            mask = np.zeros((len(encodings), width), dtype=np.int64)
-            for row, encoding in enumerate(encodings):
-                ids[row, : len(encoding.ids)] = encoding.ids
-                mask[row, : len(encoding.ids)] = 1
+        encodings = self._tokenizer.encode_batch(list(texts))
+        order = sorted(range(len(texts)), key=lambda i: len(encodings[i].ids))
+        vectors: np.ndarray | None = None
+        for batch in _padding_batches([len(encodings[i].ids) for i in order], size):
+            rows = [order[i] for i in batch]
+            width = max(len(encodings[i].ids) for i in rows)
+            ids = np.zeros((len(rows), width), dtype=np.int64)
+            mask = np.zeros((len(rows), width), dtype=np.int64)
+            for row, i in enumerate(rows):
+                ids[row, : len(encodings[i].ids)] = encodings[i].ids
+                mask[row, : len(encodings[i].ids)] = 1
             (hidden,) = self._session.run(
                 None, {"input_ids": ids, "attention_mask": mask, "token_type_ids": np.zeros_like(ids)}
             )
             weights = mask[:, :, None].astype(np.float32)
             pooled = (hidden * weights).sum(axis=1) / np.maximum(weights.sum(axis=1), 1e-9)
             pooled /= np.maximum(np.linalg.norm(pooled, axis=1, keepdims=True), 1e-12)
-            rows.append(pooled.astype(np.float32))
-        return np.vstack(rows)
+            if vectors is None:
+                vectors = np.empty((len(texts), pooled.shape[1]), dtype=np.float32)
+            vectors[rows] = pooled
+        assert vectors is not None  # texts is never empty here: Embedder.encode returns early
+        return vectors
+
+
+def _padding_batches(lengths: Sequence[int], size: int, slack: float = 1.5) -> list[range]:
+    """Batches of at most `size` positions over `lengths` sorted ascending, cut where the length
+    grows past `slack` times the batch's first, so short texts are not padded to a long one's width.
+
+    >>> _padding_batches([10, 12, 14, 40, 41], 32)
+    [range(0, 3), range(3, 5)]
+    """
+    batches, begin = [], 0
+    for end in range(1, len(lengths) + 1):
+        if end == len(lengths) or end - begin >= size or lengths[end] > slack * max(lengths[begin], 8):
+            batches.append(range(begin, end))
+            begin = end
+    return batches
 
 
 def exported_onnx_model(model_path: Path, quantized: bool) -> Path:
