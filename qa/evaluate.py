@@ -22,7 +22,7 @@ from pathlib import Path
 
 from qa.answer import answers_question, score_sentences
 from qa.config import cache_dir
-from qa.errors import ConfigError
+from qa.errors import ConfigError, IndexMismatchError
 from qa.retrieve import MODES, Retriever
 
 RETRIEVE_K = 20
@@ -302,7 +302,12 @@ def run_eval(
         location = parse_store(store)
     else:
         location = StoreLocation("faiss", workdir / f"index-{embedder.backend}")
-    update_index(location, [workdir / "corpus"], embedder=embedder, progress=progress)
+    try:
+        update_index(location, [workdir / "corpus"], embedder=embedder, progress=progress)
+    except IndexMismatchError:
+        # A cached eval index from an older qa (or another model): it is only a cache, so it is
+        # built again rather than left to the user to delete.
+        update_index(location, [workdir / "corpus"], embedder=embedder, progress=progress, rebuild=True)
     index_seconds = time.perf_counter() - started
     questions = load_questions(eval_set.queries_path, limit)
     index = open_index(location)

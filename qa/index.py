@@ -33,7 +33,8 @@ if TYPE_CHECKING:
     from qa.milvus import MilvusIndex
     from qa.retrieve import SearchFilters
 
-FORMAT_VERSION = 1
+# 2: chunks and sentences are embedded led by their article's headline (qa.chunk.embedding_text).
+FORMAT_VERSION = 2
 MANIFEST_FILE = "manifest.json"
 CATALOG_FILE = "catalog.sqlite"
 REBUILD_HINT = "run `qa index --rebuild` to build it again"

@@ -15,12 +15,19 @@ from pathlib import Path
 from typing import TYPE_CHECKING, Protocol
 
 from qa.catalog import Catalog, CommitGroup, DocumentRecord, IndexedArticle, article_sentences
-from qa.chunk import chunk_text
+from qa.chunk import chunk_text, embedding_text
 from qa.config import default_corpus
 from qa.embed import Embedder
 from qa.errors import IndexLockedError, IndexMissingError, IngestError
 from qa.index import CATALOG_FILE, Manifest, new_manifest, vectors_path
-from qa.ingest import MAX_FILE_BYTES, SkippedFile, content_hash, discover_files, read_article
+from qa.ingest import (
+    MAX_FILE_BYTES,
+    SkippedFile,
+    article_heading,
+    content_hash,
+    discover_files,
+    read_article,
+)
 from qa.store import FaissVectorStore
 
 if TYPE_CHECKING:
@@ -314,10 +321,13 @@ def _update(
         groups = [[]]  # nothing to embed, but removals, file facts or sources to commit
     pending_removals = [r.doc_id for r in removed]
     for group in groups:
-        texts = [chunk.text for item in group for chunk in item.chunks]
+        headings = [article_heading(item.article.title, item.article.path) for item in group]
+        texts = [embedding_text(heading, chunk.text) for item, heading in zip(group, headings) for chunk in item.chunks]
         sentence_spans = [article_sentences(item) for item in group]
         sentence_texts = [
-            item.article.text[start:end] for item, spans in zip(group, sentence_spans) for start, end in spans
+            embedding_text(heading, item.article.text[start:end])
+            for item, heading, spans in zip(group, headings, sentence_spans)
+            for start, end in spans
         ]
         # Chunks and sentences go through the model together, so length-sorting packs both.
         encoded = embedder.encode(texts + sentence_texts, progress=progress.advance) if texts else None

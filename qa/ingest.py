@@ -193,7 +193,7 @@ def read_article(path: str | os.PathLike[str], data: bytes | None = None) -> Art
     return Article(
         doc_id=document_id(path),
         path=str(path),
-        title=title or _title_from_name(path),
+        title=title or title_from_name(path),
         text=text,
         content_hash=content_hash(data),
         date=date,
@@ -408,7 +408,15 @@ def _normalize(text: str) -> str:
     return re.sub(r"\n{3,}", "\n\n", text).strip()
 
 
-def _title_from_name(path: Path) -> str:
+def article_heading(title: str, path: str | os.PathLike[str]) -> str | None:
+    """The article's own headline, to lead its texts into the model; None when its title is only
+    its file name, which says nothing about the text: ``("Ivanov's Offer", "a.txt") -> "Ivanov's Offer"``."""
+    return None if title == title_from_name(path) else title
+
+
+def title_from_name(path: str | os.PathLike[str]) -> str:
+    """The title an article gets when it has none of its own: its file name, words spaced."""
+    path = Path(path)
     return re.sub(r"[\s_-]+", " ", path.stem).strip() or path.name
 
 

@@ -14,14 +14,14 @@ import pytest
 from click.testing import CliRunner
 
 from qa.answer import answer_question
-from qa.chunk import chunk_text
+from qa.chunk import chunk_text, embedding_text
 from qa.cli import main
 from qa.embed import Embedder
 from qa.errors import IndexMismatchError
 from qa.index import MANIFEST_FILE, open_index
 from qa.location import StoreLocation
 from qa.indexer import UpdateReport, update_index
-from qa.ingest import read_article
+from qa.ingest import article_heading, read_article
 from qa.retrieve import Retriever
 from qa.types import IndexStats
 
@@ -80,7 +80,10 @@ def assert_consistent(location: StoreLocation, embedder: Embedder) -> IndexStats
             expected = chunk_text(doc_id, article.text, embedder.count_tokens)
             assert sorted(spans) == [(c.start, c.end) for c in expected]
         stored = index.chunk_vectors(ids)
-        fresh = model_vectors([records[i].text for i in ids], embedder)
+        # Each chunk went into the model led by its article's headline.
+        fresh = model_vectors(
+            [embedding_text(article_heading(records[i].title, records[i].path), records[i].text) for i in ids], embedder
+        )
         # The default onnx-int8 backend quantizes activations per batch, so a text's vector moves a
         # little with the company it is encoded in (cosine >= 0.99 between batches).
         np.testing.assert_allclose((stored * fresh).sum(axis=1), 1.0, atol=1e-2)
