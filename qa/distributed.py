@@ -22,7 +22,7 @@ from typing import TYPE_CHECKING, Any
 
 from qa.config import MODEL_ENV, model_cache_dir
 # _GROUP_SIZE: the Ray batches are Embedder's own groups (see RayEmbedder.encode).
-from qa.embed import _GROUP_SIZE, DEFAULT_BATCH_SIZE, Embedder, ProgressCallback, exported_onnx_model
+from qa.embed import _GROUP_SIZE, DEFAULT_BATCH_SIZE, Embedder, Passage, ProgressCallback, exported_onnx_model
 from qa.errors import ConfigError, ModelError
 
 if TYPE_CHECKING:
@@ -135,17 +135,41 @@ class RayEmbedder:
 
         if not texts:
             return np.zeros((0, self.dimension), dtype=np.float32)
+        vectors, _ = self._on_ray(list(texts), None, progress)
+        return vectors
+
+    def encode_passages(
+        self, passages: Sequence[Passage], progress: ProgressCallback | None = None
+    ) -> tuple[np.ndarray, list[np.ndarray]]:
+        """`Embedder.encode_passages` on the actors: the same passage and sentence vectors."""
+        import numpy as np
+
+        if not passages:
+            return np.zeros((0, self.dimension), dtype=np.float32), []
+        vectors, sentences = self._on_ray([text for text, _ in passages], [spans for _, spans in passages], progress)
+        assert sentences is not None
+        return vectors, sentences
+
+    def _on_ray(
+        self, texts: list[str], spans: list[Sequence[tuple[int, int]]] | None, progress: ProgressCallback | None
+    ) -> tuple[np.ndarray, list[np.ndarray] | None]:
+        import json
+
+        import numpy as np
+
         ray = self.connect()
         import pandas
 
-        # The same length-sorted groups Embedder.encode makes, one Ray block and one batch each:
-        # little padding, and with int8 models (whose activation scales depend on the batch) the
-        # same batches, so the same vectors, as the in-process path.
+        # The same length-sorted groups Embedder makes, one Ray block and one batch each: little
+        # padding, and with int8 models (whose activation scales depend on the batch) the same
+        # batches, so the same vectors, as the in-process path.
         order = sorted(range(len(texts)), key=lambda i: len(texts[i]))
-        blocks = [
-            pandas.DataFrame({"position": np.asarray(group, dtype=np.int64), "text": [texts[i] for i in group]})
-            for group in (order[begin : begin + self.group_size] for begin in range(0, len(order), self.group_size))
-        ]
+        blocks = []
+        for group in (order[begin : begin + self.group_size] for begin in range(0, len(order), self.group_size)):
+            columns: dict[str, Any] = {"position": np.asarray(group, dtype=np.int64), "text": [texts[i] for i in group]}
+            if spans is not None:  # sentence spans travel as JSON: Arrow has no ragged int pairs
+                columns["spans"] = [json.dumps([list(span) for span in spans[i]]) for i in group]
+            blocks.append(pandas.DataFrame(columns))
         workers = min(self._worker_count(ray), len(blocks))  # no actor loads a model only to idle
         dataset = ray.data.from_pandas(blocks).map_batches(
             _EmbedActor,
@@ -162,11 +186,15 @@ class RayEmbedder:
             runtime_env={"env_vars": self._worker_env()},
         )
         vectors = np.empty((len(texts), self.dimension), dtype=np.float32)
+        sentences: list[np.ndarray] | None = [vectors[:0]] * len(texts) if spans is not None else None
         done = np.zeros(len(texts), dtype=bool)
         try:
             for batch in dataset.iter_batches(batch_size=None, batch_format="numpy"):
                 positions = batch["position"]
                 vectors[positions] = np.asarray(batch["vector"], dtype=np.float32)
+                if sentences is not None:
+                    for position, blob in zip(positions, batch["sentences"]):
+                        sentences[position] = np.frombuffer(blob, dtype=np.float32).reshape(-1, self.dimension)
                 done[positions] = True
                 if progress is not None:
                     progress(len(positions))
@@ -174,7 +202,7 @@ class RayEmbedder:
             raise ModelError(f"distributed embedding failed: {_one_line(exc)}") from exc
         if not done.all():  # pragma: no cover - Ray Data returns every row it was given
             raise ModelError(f"distributed embedding lost {int((~done).sum())} of {len(texts)} texts")
-        return vectors
+        return vectors, sentences
 
     def close(self) -> None:
         """Shut down the local Ray this object started; a cluster, or a Ray started by the caller, stays."""
@@ -260,8 +288,17 @@ class _EmbedActor:
             torch.set_num_threads(threads)
 
     def __call__(self, batch: Any) -> dict[str, Any]:
-        vectors = self._embedder.encode(batch["text"].tolist())
-        return {"position": batch["position"], "vector": vectors}
+        import json
+
+        import numpy as np
+
+        if "spans" not in batch:
+            vectors = self._embedder.encode(batch["text"].tolist())
+            return {"position": batch["position"], "vector": vectors}
+        passages = [(text, [tuple(span) for span in json.loads(spans)]) for text, spans in zip(batch["text"], batch["spans"])]
+        vectors, sentences = self._embedder.encode_passages(passages)
+        blobs = np.array([np.ascontiguousarray(matrix, dtype=np.float32).tobytes() for matrix in sentences], dtype=object)
+        return {"position": batch["position"], "vector": vectors, "sentences": blobs}
 
 
 @contextmanager

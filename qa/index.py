@@ -33,8 +33,9 @@ if TYPE_CHECKING:
     from qa.milvus import MilvusIndex
     from qa.retrieve import SearchFilters
 
-# 2: chunks and sentences are embedded led by their article's headline (qa.chunk.embedding_text).
-FORMAT_VERSION = 2
+# 2: chunks are embedded led by their article's headline (qa.chunk.embedding_text);
+# 3: sentence vectors are pooled from their chunk's token states (Embedder.encode_passages).
+FORMAT_VERSION = 3
 MANIFEST_FILE = "manifest.json"
 CATALOG_FILE = "catalog.sqlite"
 REBUILD_HINT = "run `qa index --rebuild` to build it again"

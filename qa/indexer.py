@@ -17,7 +17,7 @@ from typing import TYPE_CHECKING, Protocol
 from qa.catalog import Catalog, CommitGroup, DocumentRecord, IndexedArticle, article_sentences
 from qa.chunk import chunk_text, embedding_text
 from qa.config import default_corpus
-from qa.embed import Embedder
+from qa.embed import Embedder, Passage
 from qa.errors import IndexLockedError, IndexMissingError, IngestError
 from qa.index import CATALOG_FILE, Manifest, new_manifest, vectors_path
 from qa.ingest import (
@@ -29,6 +29,7 @@ from qa.ingest import (
     read_article,
 )
 from qa.store import FaissVectorStore
+from qa.types import Span
 
 if TYPE_CHECKING:
     import numpy as np
@@ -310,7 +311,7 @@ def _update(
     groups = _commit_groups(chunked) if not rebuild else [chunked]
     total_chunks = sum(len(item.chunks) for item in chunked)
     total_sentences = sum(len(article_sentences(item)) for item in chunked)
-    progress.start("Embedding", total_chunks + total_sentences)
+    progress.start("Embedding", total_chunks)
     unchanged_index = (
         writer.committed
         and not (chunked or removed or plan.touched)
@@ -321,18 +322,10 @@ def _update(
         groups = [[]]  # nothing to embed, but removals, file facts or sources to commit
     pending_removals = [r.doc_id for r in removed]
     for group in groups:
-        headings = [article_heading(item.article.title, item.article.path) for item in group]
-        texts = [embedding_text(heading, chunk.text) for item, heading in zip(group, headings) for chunk in item.chunks]
-        sentence_spans = [article_sentences(item) for item in group]
-        sentence_texts = [
-            embedding_text(heading, item.article.text[start:end])
-            for item, heading, spans in zip(group, headings, sentence_spans)
-            for start, end in spans
-        ]
-        # Chunks and sentences go through the model together, so length-sorting packs both.
-        encoded = embedder.encode(texts + sentence_texts, progress=progress.advance) if texts else None
-        embedded = encoded[: len(texts)] if encoded is not None else None
-        sentence_vectors = _split_rows(encoded[len(texts) :], sentence_spans) if encoded is not None else None
+        passages, owned = _passages(group)
+        encoded = embedder.encode_passages(passages, progress=progress.advance) if passages else None
+        embedded = encoded[0] if encoded is not None else None
+        sentence_vectors = _article_sentence_vectors(group, owned, encoded[1]) if encoded is not None else None
         group_old = [
             all_known[item.article.path].doc_id for item in group if item.article.path in all_known
         ]
@@ -359,6 +352,44 @@ def _update(
         missing_sources=missing_roots,
         kept=tuple(plan.kept),
     )
+
+
+def _passages(group: Sequence[IndexedArticle]) -> tuple[list[Passage], list[list[Span]]]:
+    """What the model reads for a commit group: each chunk led by its article's headline, with the
+    spans (in that text) of the sentences whose vectors it gives; and those sentences' spans in
+    the article. A sentence in two overlapping chunks is read from the first.
+    """
+    passages: list[Passage] = []
+    owned: list[list[Span]] = []
+    for item in group:
+        heading = article_heading(item.article.title, item.article.path)
+        taken: set[Span] = set()
+        for chunk in item.chunks:
+            text = embedding_text(heading, chunk.text)
+            shift = len(text) - len(chunk.text) - chunk.start  # article offsets -> offsets in text
+            mine = [span for span in map(tuple, chunk.sentences) if span not in taken]
+            taken.update(mine)
+            passages.append((text, [(start + shift, end + shift) for start, end in mine]))
+            owned.append(mine)
+    return passages, owned
+
+
+def _article_sentence_vectors(
+    group: Sequence[IndexedArticle], owned: list[list[Span]], per_passage: list[np.ndarray]
+) -> list[np.ndarray]:
+    """Each article's sentence vectors in `article_sentences` order, gathered from its chunks."""
+    import numpy as np
+
+    by_span: dict[Span, np.ndarray] = {}
+    out = []
+    passage = 0
+    for item in group:
+        by_span.clear()
+        for _chunk in item.chunks:
+            by_span.update(zip(owned[passage], per_passage[passage]))
+            passage += 1
+        out.append(np.stack([by_span[span] for span in article_sentences(item)]))
+    return out
 
 
 @dataclass
@@ -417,16 +448,6 @@ def _commit_groups(items: list[IndexedArticle]) -> list[list[IndexedArticle]]:
     if current:
         groups.append(current)
     return groups
-
-
-def _split_rows(matrix, spans_per_item: list[list]) -> list:
-    """Cut a matrix of sentence vectors into one block per article."""
-    blocks = []
-    offset = 0
-    for spans in spans_per_item:
-        blocks.append(matrix[offset : offset + len(spans)])
-        offset += len(spans)
-    return blocks
 
 
 def _commit_every() -> int:

@@ -70,6 +70,19 @@ def test_order_survives_many_batches_on_two_actors(local_ray: None, texts: list[
     assert (similarity.argmax(axis=1) == np.arange(len(texts))).all()
 
 
+def test_ray_passages_equal_the_in_process_ones(local_ray: None, texts: list[str]) -> None:
+    """Passage vectors and the sentence vectors pooled from them come back as the local path makes them."""
+    passages = [(text, split_sentences(text)[:3]) for text in texts[24:]]
+    reference, reference_sentences = Embedder(backend="onnx-int8").encode_passages(passages)
+    done: list[int] = []
+    vectors, sentences = RayEmbedder(backend="onnx-int8", workers=2).encode_passages(passages, progress=done.append)
+    assert sum(done) == len(passages)
+    assert np.abs(vectors - reference).max() < 1e-5
+    for got, expected, (_, spans) in zip(sentences, reference_sentences, passages):
+        assert got.shape == expected.shape == (len(spans), 384)
+        assert np.abs(got - expected).max() < 1e-5
+
+
 def test_an_index_built_on_ray_equals_the_in_process_one(
     local_ray: None, tmp_path: Path, seeds_index: Path, embedder: Embedder
 ) -> None:
