@@ -6,7 +6,7 @@
 Documents are SQuAD v1.1 dev paragraphs (real text nobody here wrote); questions are those whose
 gold paragraph is among them. Both tools use the packaged all-MiniLM-L6-v2 from its local folder
 and FAISS; txtai indexes each paragraph as one document (its default, no chunking), qa runs its
-whole pipeline (files -> chunks and sentences -> vectors + BM25) with its default backend.
+whole pipeline (files -> chunks -> chunk and sentence vectors + BM25) with its default backend.
 Recall@5 counts the gold paragraph among the first 5 distinct paragraphs returned.
 
 The update is timed `--updates` times (one new article each) and the median is shown. qa's update
@@ -149,7 +149,7 @@ def main() -> None:
         row["update × txtai+save speed"] = theirs["add 1 doc + save s"] / row["add 1 doc s"]
         row["query × txtai speed"] = theirs["query p50 ms"] / row["query p50 ms"]
     notes = [f"{len(docs)} paragraphs indexed, then {len(added)} added one at a time (median); {len(queries)} questions. Query latency "
-             "includes embedding the question. qa embeds chunks and sentences; txtai one vector per paragraph."]
+             "includes embedding the question. qa embeds each chunk once and pools its sentences' vectors from it; txtai one vector per paragraph."]
     report("bench/peer.py: qa beside txtai", rows, machine_facts(), args.json, notes)
 
 
