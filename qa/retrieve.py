@@ -42,6 +42,10 @@ ANSWER_WEIGHT = 0.7
 # Measured on 1,500 SQuAD v1.1 dev questions (answer in top sentence): 0.35 -> 0.728, 0.7 -> 0.745,
 # 1.0 -> 0.749, 2.0 -> 0.751; a question's rare words weigh as much as its meaning.
 SENTENCE_KEYWORD_WEIGHT = 1.0
+# Weight of phrase matches (the question's adjacent content words, adjacent in the passage too):
+# names and set phrases ("Super Bowl", "Foreign Minister") that BM25 scores word by word.
+# 0.1 added 0.4-0.5 points of R@1 on each half of SQuAD v1.1 dev; 0.15 added less.
+PHRASE_WEIGHT = 0.1
 CANDIDATES = 64
 # Words in more than this share of the chunks are left out of the keyword query (see _selective_terms).
 COMMON_TERM_SHARE = 0.1
@@ -132,6 +136,33 @@ def stems(words: Sequence[str]) -> list[str]:
 def _sentence_stems(sentence: str) -> frozenset[str]:
     # Cached: the same candidate sentences come back query after query.
     return frozenset(stems(query_terms(sentence)))
+
+
+def _content_words(text: str) -> list[str]:
+    return [word for word in _WORD.findall(text.lower()) if word not in STOPWORDS]
+
+
+def word_pairs(text: str) -> frozenset[tuple[str, str]]:
+    """Stemmed pairs of adjacent content words, stopwords skipped over.
+
+    >>> sorted(word_pairs("The Foreign Minister of Russia"))
+    [('foreign', 'minist'), ('minist', 'russia')]
+    """
+    sequence = stems(_content_words(text))
+    return frozenset(zip(sequence, sequence[1:]))
+
+
+@lru_cache(maxsize=50_000)
+def _passage_pairs(text: str) -> frozenset[tuple[str, str]]:
+    # Cached: the same candidate passages come back query after query.
+    return word_pairs(text)
+
+
+def phrase_match(question_pairs: frozenset[tuple[str, str]], passage: str) -> float:
+    """Share of the question's word pairs that the passage also has side by side, from 0 to 1."""
+    if not question_pairs:
+        return 0.0
+    return len(question_pairs & _passage_pairs(passage)) / len(question_pairs)
 
 
 def keyword_coverage(sentence: str, term_weights: dict[str, float]) -> float:
@@ -291,6 +322,8 @@ class Retriever:
         weights = term_weights_for(text, frequencies.__getitem__, total) if keyword_pool else {}
         self._last_weights = (text, self.index.generation, weights)
         features = self._features(list(admitted.values()), vector, keyword_ranked if keyword_pool else None, weights)
+        pairs = word_pairs(text)
+        features.phrase = {c: phrase_match(pairs, r.text) for c, r in admitted.items()} if pairs else {}
 
         results: dict[str, list[Hit]] = {}
         for mode in modes:
@@ -371,10 +404,11 @@ class Features:
     keyword: dict[int, float] = field(default_factory=dict)
     answer_sentence: dict[int, float] = field(default_factory=dict)
     sentence_scores: dict[int, tuple[tuple[Span, float], ...]] = field(default_factory=dict)
+    phrase: dict[int, float] = field(default_factory=dict)
 
     def restricted(self, ids: list[int]) -> Features:
         """The same features over a subset of the candidates (z-scores are taken over that subset)."""
-        return Features(ids, self.dense, self.best_sentence, self.keyword, self.answer_sentence, self.sentence_scores)
+        return replace(self, ids=ids)
 
     def meaning(self) -> dict[int, float]:
         """Cosine of the passage and of its best sentence, blended: the passage's topic and its best line."""
@@ -401,6 +435,10 @@ def _mode_scores(mode: str, features: Features) -> dict[int, float]:
         answer = _zscores({c: features.answer_sentence.get(c, 0.0) for c in features.ids})
         for c in features.ids:
             scores[c] += ANSWER_WEIGHT * answer[c]
+    if features.phrase:
+        phrase = _zscores({c: features.phrase.get(c, 0.0) for c in features.ids})
+        for c in features.ids:
+            scores[c] += PHRASE_WEIGHT * phrase[c]
     return scores
 
 
