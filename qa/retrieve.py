@@ -322,7 +322,7 @@ class Retriever:
         weights = term_weights_for(text, frequencies.__getitem__, total) if keyword_pool else {}
         self._last_weights = (text, self.index.generation, weights)
         features = self._features(list(admitted.values()), vector, keyword_ranked if keyword_pool else None, weights)
-        pairs = word_pairs(text)
+        pairs = word_pairs(text) if "hybrid" in modes else frozenset()
         features.phrase = {c: phrase_match(pairs, r.text) for c, r in admitted.items()} if pairs else {}
 
         results: dict[str, list[Hit]] = {}
