@@ -380,15 +380,16 @@ def _article_sentence_vectors(
     """Each article's sentence vectors in `article_sentences` order, gathered from its chunks."""
     import numpy as np
 
-    by_span: dict[Span, np.ndarray] = {}
+    dimension = per_passage[0].shape[1] if per_passage else 0
     out = []
     passage = 0
     for item in group:
-        by_span.clear()
+        by_span: dict[Span, np.ndarray] = {}
         for _chunk in item.chunks:
             by_span.update(zip(owned[passage], per_passage[passage]))
             passage += 1
-        out.append(np.stack([by_span[span] for span in article_sentences(item)]))
+        rows = [by_span[span] for span in article_sentences(item)]
+        out.append(np.stack(rows) if rows else np.zeros((0, dimension), dtype=np.float32))
     return out
 
 
