@@ -211,12 +211,7 @@ class Embedder:
         # sentence-transformers gives the token states; the offsets come from the same tokenizer
         # file, truncated alike, and must line up token for token.
         if self._offsets_tokenizer is None:
-            from tokenizers import Tokenizer
-
-            tokenizer = Tokenizer.from_file(str(self.model_path / "tokenizer.json"))
-            tokenizer.no_padding()
-            tokenizer.enable_truncation(MODEL_MAX_TOKENS)
-            self._offsets_tokenizer = tokenizer
+            self._offsets_tokenizer = window_tokenizer(self.model_path)
         encodings = self._offsets_tokenizer.encode_batch(list(texts))
         hidden = model.encode(list(texts), batch_size=self.batch_size, output_value="token_embeddings",
                               show_progress_bar=False)
@@ -249,11 +244,7 @@ class _OnnxEncoder:
         options.intra_op_num_threads = os.cpu_count() or 1
         options.graph_optimization_level = onnxruntime.GraphOptimizationLevel.ORT_ENABLE_ALL
         self._session = onnxruntime.InferenceSession(str(onnx_path), options, providers=["CPUExecutionProvider"])
-        from tokenizers import Tokenizer
-
-        self._tokenizer = Tokenizer.from_file(str(model_path / "tokenizer.json"))
-        self._tokenizer.no_padding()
-        self._tokenizer.enable_truncation(MODEL_MAX_TOKENS)
+        self._tokenizer = window_tokenizer(model_path)
         self._batch_size = batch_size
 
     def _batches(self, texts: Sequence[str], batch_size: int | None) -> Iterator[tuple[list[int], np.ndarray, np.ndarray, list]]:
@@ -297,6 +288,17 @@ class _OnnxEncoder:
             for row, (i, encoding) in enumerate(zip(rows, encodings)):
                 states[i] = (hidden[row, : len(encoding.ids)], list(encoding.offsets))
         return states  # type: ignore[return-value]
+
+
+def window_tokenizer(model_path: Path) -> Any:
+    """The model's own tokenizer as the model reads: special tokens added, no padding, cut at
+    the model's window. Its offsets say which characters each token the model saw came from."""
+    from tokenizers import Tokenizer
+
+    tokenizer = Tokenizer.from_file(str(model_path / "tokenizer.json"))
+    tokenizer.no_padding()
+    tokenizer.enable_truncation(MODEL_MAX_TOKENS)
+    return tokenizer
 
 
 def pool_passage(
