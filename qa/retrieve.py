@@ -107,17 +107,17 @@ def iso_day(value: str) -> str | None:
         return None
 
 
+def _content_words(text: str) -> list[str]:
+    return [word for word in _WORD.findall(text.lower()) if word not in STOPWORDS]
+
+
 def query_terms(text: str) -> list[str]:
     """Content words of a query, lower-cased, in order, without repeats.
 
     >>> query_terms("How much does Baghdad owe Russia?")
     ['baghdad', 'owe', 'russia']
     """
-    seen: dict[str, None] = {}
-    for word in _WORD.findall(text.lower()):
-        if word not in STOPWORDS and word not in seen:
-            seen[word] = None
-    return list(seen)
+    return list(dict.fromkeys(_content_words(text)))
 
 
 @lru_cache(maxsize=1)
@@ -136,10 +136,6 @@ def stems(words: Sequence[str]) -> list[str]:
 def _sentence_stems(sentence: str) -> frozenset[str]:
     # Cached: the same candidate sentences come back query after query.
     return frozenset(stems(query_terms(sentence)))
-
-
-def _content_words(text: str) -> list[str]:
-    return [word for word in _WORD.findall(text.lower()) if word not in STOPWORDS]
 
 
 def word_pairs(text: str) -> frozenset[tuple[str, str]]:
