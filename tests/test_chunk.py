@@ -78,7 +78,7 @@ def test_real_article_keeps_abbreviations_inside_sentences(article: str) -> None
 
 
 def test_repeated_sentences_get_their_own_spans() -> None:
-    # pysbd's char_span offsets point every repeat at the first one; ours must not.
+    # Offsets found by searching for a sentence's text would point every repeat at the first one.
     assert split_sentences("Yes. Yes. Yes.") == [(0, 4), (5, 9), (10, 14)]
 
 
@@ -98,24 +98,31 @@ def test_blank_line_ends_a_sentence_and_single_newline_does_not() -> None:
 
 
 def test_long_paragraph_is_split_the_same_as_short_ones() -> None:
-    # Long paragraphs go to pysbd a window at a time; no sentence may be cut at a window's edge.
+    # Sixty sentences in one paragraph, each kept whole and none merged with its neighbour.
     sentences = [f"Sentence number {i} talks about the U.S. economy in {1990 + i}." for i in range(60)]
     text = " ".join(sentences)
     assert _texts(text, split_sentences(text)) == sentences
 
 
-def test_sentence_longer_than_a_window_stays_whole() -> None:
+def test_long_sentence_with_nothing_to_split_stays_whole() -> None:
     text = "Start " + " ".join(["word"] * 800) + " end. Next one."
     assert _texts(text, split_sentences(text)) == [text[: -len(" Next one.")], "Next one."]
 
 
-def test_text_pysbd_loses_is_kept(monkeypatch: pytest.MonkeyPatch) -> None:
-    class Garbling:
-        def segment(self, text: str) -> list[str]:
-            return ["something not in the text", "B. "]
+def test_mismatched_quote_does_not_swallow_the_sentences_after_it() -> None:
+    # From SQuAD's text: a quote opened with a curly mark and closed with a straight one; the next
+    # curly closing mark, sentences later, would make all of them one quotation.
+    first = "France was liable because the authorities \u2018manifestly and persistently abstained' from it."
+    middle = [f"In {1990 + i} the Court of Justice held that Austria did not infringe article {30 + i} of the treaty."
+              for i in range(8)]
+    last = "Free association is one of the \u2018fundamental pillars of a democratic society\u2019, it said."
+    text = " ".join([first, *middle, last])
+    assert _texts(text, split_sentences(text)) == [first, *middle, last]
 
-    monkeypatch.setattr("qa.chunk._segmenter", lambda: Garbling())
-    assert split_sentences("A. B. C.") == [(0, 2), (3, 5), (6, 8)]
+
+def test_text_the_segmenter_drops_is_kept(monkeypatch: pytest.MonkeyPatch) -> None:
+    monkeypatch.setattr("qa.chunk._segment_english", lambda text: ["A. "])
+    assert split_sentences("A. B. C.") == [(0, 2), (3, 8)]
 
 
 @pytest.mark.parametrize("text", ["", " ", "\n\n", " \t\n \n  "])
@@ -197,8 +204,8 @@ def test_real_tokenizer_chunks_fit(article: str, model_token_counter) -> None:
         assert own <= MODEL_MAX_TOKENS - 2  # room for [CLS] and [SEP]: the model sees all of it
 
 
-def test_importing_chunk_does_not_load_pysbd_or_torch() -> None:
-    code = "import sys, qa.chunk; print(sorted({'pysbd', 'torch', 'faiss'} & set(sys.modules)))"
+def test_importing_chunk_does_not_load_sentencex_or_torch() -> None:
+    code = "import sys, qa.chunk; print(sorted({'sentencex', 'torch', 'faiss'} & set(sys.modules)))"
     env = {**os.environ, "PYTHONDONTWRITEBYTECODE": "1"}
     result = subprocess.run(
         [sys.executable, "-c", code], cwd=REPO, env=env, capture_output=True, text=True, check=True
