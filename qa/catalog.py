@@ -8,6 +8,7 @@ lives in the same file) and the vectors always describe the same set of chunks.
 from __future__ import annotations
 
 import json
+import os
 import sqlite3
 import time
 from collections.abc import Iterable, Iterator, Sequence
@@ -216,12 +217,22 @@ class Catalog:
 
     # Documents and chunks -------------------------------------------------------------------------
 
-    def documents(self) -> dict[str, DocumentRecord]:
-        """Every indexed document, by path."""
-        rows = self._db.execute(
-            "SELECT doc_id, path, title, date, content_hash, size, mtime_ns, indexed_at FROM documents"
-        )
-        return {row[1]: DocumentRecord(*row) for row in rows}
+    def documents(self, under: Sequence[str] | None = None) -> dict[str, DocumentRecord]:
+        """Every indexed document by path, or only those at or under the paths in `under`."""
+        columns = "SELECT doc_id, path, title, date, content_hash, size, mtime_ns, indexed_at FROM documents"
+        if under is None:
+            return {row[1]: DocumentRecord(*row) for row in self._db.execute(columns)}
+        found: dict[str, DocumentRecord] = {}
+        for root in under:
+            # What lies under a folder is a range of the path index: from "root/" up to the next
+            # separator character, so no table scan however many documents there are.
+            folder = root.rstrip(os.sep) + os.sep
+            rows = self._db.execute(
+                f"{columns} WHERE path = ? OR (path >= ? AND path < ?)",
+                (root, folder, folder[:-1] + chr(ord(os.sep) + 1)),
+            )
+            found.update((row[1], DocumentRecord(*row)) for row in rows)
+        return found
 
     def touch_document(self, doc_id: str, size: int, mtime_ns: int) -> None:
         """Record new file facts for a document whose content did not change."""

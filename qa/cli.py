@@ -123,6 +123,8 @@ def main(ctx: click.Context) -> None:
 @main.command()
 @click.argument("paths", nargs=-1, type=click.Path(path_type=Path))
 @click.option("--rebuild", is_flag=True, help="Embed everything again from scratch.")
+@click.option("--only", is_flag=True,
+              help="Look at PATHS alone, not every remembered folder: a quick add to a large index.")
 @click.option("--from-store", metavar="STORE",
               help="Copy the index in STORE into this one (--store/--index), without embedding again.")
 @click.option("--ray", "ray_address", is_flag=False, flag_value="local", default=None, metavar="[ADDRESS]",
@@ -130,18 +132,20 @@ def main(ctx: click.Context) -> None:
 @backend_option
 @index_option
 @json_option
-def index(paths: tuple[Path, ...], rebuild: bool, from_store: str | None, ray_address: str | None,
+def index(paths: tuple[Path, ...], rebuild: bool, only: bool, from_store: str | None, ray_address: str | None,
           backend: str | None, index_dir: str | None, store: str | None, as_json: bool) -> None:
     """Bring the index up to date with PATHS and every folder it already knows.
 
     New files are embedded, changed files (by content hash) are embedded again, deleted files are
     removed, unchanged files are left alone. The folders given are remembered, so later a plain
-    `qa index` updates them all. With no paths and a fresh index, seeds/ is indexed.
+    `qa index` updates them all. With no paths and a fresh index, seeds/ is indexed. With --only,
+    just PATHS are looked at, so adding today's files to a big index takes only as long as they do.
 
     \b
     Examples:
       qa index ~/news ~/clippings/today.html
       qa index                      # update every remembered folder
+      qa index --only ~/news/2026-11-23/   # just today's folder; the rest is not scanned
       qa index --rebuild            # start over (e.g. after changing the model)
       qa index --index /tmp/idx ./articles --json
       qa index ~/news --store milvus:news.db                # Milvus Lite, in one folder
@@ -158,13 +162,15 @@ def index(paths: tuple[Path, ...], rebuild: bool, from_store: str | None, ray_ad
     if from_store is not None:
         _migrate(from_store, location, paths, rebuild, ray_address, as_json)
         return
+    if only and (rebuild or not paths):
+        raise click.UsageError("--only needs the files or folders to look at, and cannot go with --rebuild")
     with RichIndexProgress(err) as progress:
         embedder = _embedder(location, backend, rebuild)
         if ray_address is not None:
             embedder = _ray_embedder(embedder, ray_address, progress)
         try:
             report = update_index(
-                location, list(paths) or None, embedder=embedder, rebuild=rebuild, progress=progress,
+                location, list(paths) or None, embedder=embedder, rebuild=rebuild, only=only, progress=progress,
             )
         finally:
             if hasattr(embedder, "close"):

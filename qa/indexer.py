@@ -26,6 +26,7 @@ from qa.ingest import (
     article_heading,
     content_hash,
     discover_files,
+    path_is_under,
     read_article,
 )
 from qa.store import FaissVectorStore
@@ -116,16 +117,23 @@ def update_index(
     *,
     embedder: Embedder | None = None,
     rebuild: bool = False,
+    only: bool = False,
     progress: IndexProgress | None = None,
     lock_timeout: float | None = None,
 ) -> UpdateReport:
     """Index `paths` (added to the index's remembered sources) and every source it already has.
+
+    With `only`, just `paths` are looked at: the other sources are not scanned, so adding today's
+    files to a large index costs what those files cost. A path inside a remembered source is not
+    remembered again.
 
     `location` is a local index folder or a store (`qa.location.StoreLocation`); `embedder` may be
     any object with Embedder's methods (`qa.distributed.RayEmbedder` spreads the work over Ray).
     """
     from qa.location import as_location
 
+    if only and (rebuild or not paths):
+        raise ValueError("only=True updates the given paths alone: it needs paths and cannot rebuild")
     location = as_location(location)
     progress = progress or _SilentProgress()
     state_dir = location.state_dir()
@@ -136,7 +144,7 @@ def update_index(
         embedder = embedder or Embedder()
         writer = _open_writer(location, embedder, rebuild)
         try:
-            return _update(writer, paths, embedder, rebuild, progress)
+            return _update(writer, paths, embedder, rebuild, only, progress)
         finally:
             writer.close()
     finally:
@@ -150,7 +158,9 @@ class IndexWriter(Protocol):
 
     def sources(self) -> list[str]: ...
 
-    def documents(self) -> dict[str, DocumentRecord]: ...
+    def documents(self, under: Sequence[str] | None = None) -> dict[str, DocumentRecord]:
+        """Indexed documents by path: all of them, or those at or under the paths in `under`."""
+        ...
 
     def commit(self, commit: CommitGroup) -> None: ...
 
@@ -216,8 +226,8 @@ class LocalWriter:
     def sources(self) -> list[str]:
         return self.catalog.sources()
 
-    def documents(self) -> dict[str, DocumentRecord]:
-        return self.catalog.documents()
+    def documents(self, under: Sequence[str] | None = None) -> dict[str, DocumentRecord]:
+        return self.catalog.documents(under)
 
     def counts(self) -> tuple[int, int]:
         return self.catalog.counts()
@@ -262,6 +272,7 @@ def _update(
     paths: Sequence[str | os.PathLike[str]] | None,
     embedder: Embedder,
     rebuild: bool,
+    only: bool,
     progress: IndexProgress,
 ) -> UpdateReport:
     given = [str(Path(p).expanduser().absolute()) for p in (paths or [])]
@@ -269,13 +280,17 @@ def _update(
     not_there = [p for p in given if not os.path.exists(p)]
     new_sources = [p for p in given if p not in not_there]
     known_sources = writer.sources()
-    roots = sorted(set(known_sources) | set(new_sources))
+    if only:
+        roots = sorted(set(new_sources))
+        new_sources = [p for p in new_sources if not path_is_under(p, known_sources)]
+    else:
+        roots = sorted(set(known_sources) | set(new_sources))
     if not roots and not given:
         roots = [str(p) for p in default_corpus()]
         new_sources = list(roots)
-    # Every indexed document, read once: `known` is what this run compares files against (nothing,
-    # on a rebuild), `all_known` what it may replace or drop.
-    all_known = writer.documents()
+    # The indexed documents this run may touch, read once: `known` is what it compares files
+    # against (nothing, on a rebuild), `all_known` what it may replace or drop.
+    all_known = writer.documents(roots if only else None)
     known = {} if rebuild else all_known
     # A file that was named as a source and is gone was deleted; a folder that is gone may be an
     # unplugged drive, so what was indexed from it is kept.
@@ -295,7 +310,7 @@ def _update(
     removed = [
         record
         for path, record in known.items()
-        if path not in seen and not os.path.exists(path) and (_under_any(path, scanned) or path in deleted_file_sources)
+        if path not in seen and not os.path.exists(path) and (path_is_under(path, scanned) or path in deleted_file_sources)
     ]
     if rebuild:
         removed = list(all_known.values())
@@ -457,13 +472,6 @@ def _commit_every() -> int:
         return max(1, int(os.environ.get(COMMIT_EVERY_ENV, COMMIT_EVERY_CHUNKS)))
     except ValueError:
         return COMMIT_EVERY_CHUNKS
-
-
-def _under_any(path: str, roots: list[str]) -> bool:
-    for root in roots:
-        if path == root or path.startswith(root.rstrip(os.sep) + os.sep):
-            return True
-    return False
 
 
 def _delete_stale_vector_files(index_dir: Path, generation: int) -> None:

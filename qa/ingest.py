@@ -20,7 +20,7 @@ import hashlib
 import os
 import re
 import stat
-from collections.abc import Iterable
+from collections.abc import Iterable, Sequence
 from dataclasses import dataclass
 from pathlib import Path
 
@@ -132,6 +132,11 @@ class SkippedFile:
 
     path: str
     reason: str
+
+
+def path_is_under(path: str, roots: Sequence[str]) -> bool:
+    """Whether path is one of roots or inside one: ``("/a/b.txt", ["/a"]) -> True``, ``("/ab", ["/a"]) -> False``."""
+    return any(path == root or path.startswith(root.rstrip(os.sep) + os.sep) for root in roots)
 
 
 def discover_files(

@@ -32,6 +32,7 @@ from typing import TYPE_CHECKING, Any
 
 from qa.catalog import ChunkRecord, CommitGroup, DocumentRecord, ExportedDocument, IndexedArticle, article_sentences
 from qa.errors import ConfigError, IndexCorruptError, IndexMissingError, QAError
+from qa.ingest import path_is_under
 from qa.types import Article, IndexStats, Span
 
 if TYPE_CHECKING:
@@ -641,8 +642,12 @@ class MilvusWriter:
     def sources(self) -> list[str]:
         return self._read_sources()
 
-    def documents(self) -> dict[str, DocumentRecord]:
-        return _document_records(self.collections)
+    def documents(self, under: Sequence[str] | None = None) -> dict[str, DocumentRecord]:
+        records = _document_records(self.collections)
+        if under is None:
+            return records
+        # Filtered here rather than in a Milvus expression, where a path would need escaping.
+        return {path: record for path, record in records.items() if path_is_under(path, under)}
 
     def counts(self) -> tuple[int, int]:
         c = self.collections

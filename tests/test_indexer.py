@@ -85,8 +85,9 @@ def assert_consistent(location: StoreLocation, embedder: Embedder) -> IndexStats
             [embedding_text(article_heading(records[i].title, records[i].path), records[i].text) for i in ids], embedder
         )
         # The default onnx-int8 backend quantizes activations per batch, so a text's vector moves a
-        # little with the company it is encoded in (cosine >= 0.99 between batches).
-        np.testing.assert_allclose((stored * fresh).sum(axis=1), 1.0, atol=1e-2)
+        # little with the company it is encoded in: cosine 0.9899 to 1 seen between batches. Another
+        # chunk of the same article is further off: at most 0.946 on 40 SQuAD-made articles.
+        np.testing.assert_allclose((stored * fresh).sum(axis=1), 1.0, atol=2e-2)
         return index.stats()
     finally:
         index.close()
@@ -273,6 +274,40 @@ def test_adding_an_article_embeds_only_its_chunks(
     assert answer.answerable
     assert answer.citations[0].path == str(path)
     assert extra_article.answer_phrase in answer.citations[0].quote
+
+
+def test_only_looks_at_the_paths_given(
+    built: tuple[StoreLocation, UpdateReport], corpus: Path, tmp_path: Path, embedder: Embedder,
+    written_articles: tuple[CorpusArticle, ...], extra_article: CorpusArticle,
+) -> None:
+    index_dir, first = built
+    (corpus / written_articles[1].name).unlink()  # a change elsewhere, which --only must not look at
+    inside = corpus / extra_article.name
+    inside.write_text(extra_article.text, encoding="utf-8")
+    outside = tmp_path / "clippings" / "today.md"
+    outside.parent.mkdir()
+    outside.write_text(written_articles[1].text, encoding="utf-8")
+
+    report = update_index(index_dir, [inside, outside], embedder=embedder, only=True)
+    assert (report.added, report.changed, report.removed, report.unchanged) == (2, 0, 0, 0)
+    assert report.documents == first.documents + 2
+    stats = assert_consistent(index_dir, embedder)
+    # A file in a remembered folder is not remembered again; one from elsewhere is.
+    assert sorted(stats.sources) == sorted([str(corpus), str(outside)])
+    answer = top_answer(index_dir, embedder, extra_article.question)
+    assert answer.citations[0].path == str(inside)
+
+    # The deletion is noticed by the next full update, and nothing is embedded again.
+    report = update_index(index_dir, embedder=embedder)
+    assert (report.added, report.changed, report.removed, report.chunks_embedded) == (0, 0, 1, 0)
+
+
+def test_only_needs_paths_and_refuses_rebuild(tmp_path: Path) -> None:
+    for args in (["index", "--only"], ["index", "--only", "--rebuild", str(tmp_path)]):
+        result = CliRunner().invoke(main, [*args, "--index", str(tmp_path / "idx")])
+        assert result.exit_code == 2
+        assert "--only needs the files or folders" in result.output
+    assert not (tmp_path / "idx").exists()
 
 
 def test_changing_a_file_embeds_only_it_and_forgets_its_old_text(
