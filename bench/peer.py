@@ -115,7 +115,8 @@ def run_qa(docs: list[dict], added: list[dict], queries: list[dict], folder: Pat
             update_index(folder / "index", embedder=embedder)
         scans.append(scan["seconds"])
     index = Index.open(folder / "index")
-    retriever = Retriever(index, embedder)
+    # Questions come one at a time, as in `qa ask`, whose encoder does not busy-wait between runs.
+    retriever = Retriever(index, Embedder(backend=embedder.backend, bulk=False))
     rows = []
     for mode in ("dense", "hybrid"):
         def search(question: str, mode: str = mode) -> list[str]:

@@ -125,7 +125,7 @@ def main() -> None:
 
     from qa.retrieve import Retriever
 
-    embedder = Embedder(backend=args.backend)
+    embedder = Embedder(backend=args.backend, bulk=False)  # a question at a time, as `qa ask` runs it
     embedder.load()
     questions = [json.loads(line)["question"] for line in
                  (SHARED_EVAL / "squad-dev-v1.1.queries.jsonl").read_text().splitlines()[: args.queries]]

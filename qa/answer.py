@@ -1,9 +1,10 @@
 """Answer stage: pick the sentences that answer a question, word for word, and cite them.
 
 No language model writes anything: each sentence of the answer is a span of an article's clean text.
-A sentence is scored by its meaning (cosine to the question) and by how many of the question's rare
-words it contains, so "How much does Baghdad owe Russia?" picks the sentence with "$8 billion" over
-one that merely mentions Baghdad.
+A sentence is scored by its meaning (cosine to the question), by how many of the question's rare
+words it contains, and, when hybrid search read the passage again (qa.align), by how closely its
+tokens match the question's, so "How much does Baghdad owe Russia?" picks the sentence with
+"$8 billion" over one that merely mentions Baghdad.
 """
 
 from __future__ import annotations
@@ -11,6 +12,7 @@ from __future__ import annotations
 from collections.abc import Sequence
 from dataclasses import dataclass
 
+from qa.align import PASSAGES_READ, SENTENCE_ALIGN_KEYWORD_WEIGHT, SENTENCE_ALIGN_WEIGHT
 from qa.retrieve import (
     SENTENCE_KEYWORD_WEIGHT,
     Retriever,
@@ -22,14 +24,14 @@ from qa.types import Answer, Citation, Hit, Span
 
 
 NOT_ANSWERED = "The articles do not seem to answer this."
-# Below this best-sentence score the top passages are judged not to answer the question.
+# Below this best-sentence support (meaning + keywords, without alignment) the top passages are
+# judged not to answer the question.
 # Calibrated on data nobody here wrote: 3,000 SQuAD v2.0 dev questions against its own corpus
 # (answerable) and 1,500 SQuAD v1.1 dev questions about the 13 articles that corpus lacks (off
 # topic). At 0.9, 94.9% of answerable questions are answered and 90.2% of off-topic ones declined
 # (the best balanced accuracy, 0.926; AUROC 0.978). SQuAD v2.0's unanswerable questions, written to
 # look answerable from the same paragraph, are mostly not caught (10.6%): that takes a reader model.
 ANSWER_THRESHOLD = 0.9
-PASSAGES_READ = 3
 MAX_SENTENCES = 2
 # A second sentence joins the answer only when it scores nearly as well as the first.
 SECOND_SENTENCE_MARGIN = 0.06
@@ -45,32 +47,39 @@ class ScoredSentence:
     text: str
     cosine: float
     keyword: float
-    score: float
+    score: float  # what ranks the sentences
+    support: float  # meaning + keywords alone, what the answerability threshold was calibrated on
 
 
 def score_sentences(hits: Sequence[Hit], term_weights: dict[str, float]) -> list[ScoredSentence]:
     """Every sentence of the top passages with its meaning and keyword scores, best first.
 
-    The meaning score is the cosine the retriever computed from the sentence's stored vector.
+    The meaning score is the cosine the retriever computed from the sentence's stored vector; a
+    passage that was read again (`Hit.sentence_alignment`) adds its sentences' token alignment.
     """
     scored = []
     for rank, hit in enumerate(hits[:PASSAGES_READ]):
-        for (start, end), cosine in hit.sentence_scores:
+        alignments = hit.sentence_alignment or (None,) * len(hit.sentence_scores)
+        for ((start, end), cosine), alignment in zip(hit.sentence_scores, alignments):
             text = hit.text[start - hit.start : end - hit.start]
             if not text.strip():
                 continue
             keyword = keyword_coverage(text, term_weights)
             # A fragment ("Ivanov said.") can match on a name alone; it is rarely the answer.
             brevity = 0.1 if len(text) < _MIN_SENTENCE_CHARS else 0.0
-            score = cosine + SENTENCE_KEYWORD_WEIGHT * keyword - 0.02 * rank - brevity
-            scored.append(ScoredSentence(rank, (start, end), text, cosine, keyword, score))
+            support = cosine + SENTENCE_KEYWORD_WEIGHT * keyword - 0.02 * rank - brevity
+            score = support
+            if alignment is not None:
+                score = (cosine + SENTENCE_ALIGN_KEYWORD_WEIGHT * keyword + SENTENCE_ALIGN_WEIGHT * alignment
+                         - 0.02 * rank - brevity)
+            scored.append(ScoredSentence(rank, (start, end), text, cosine, keyword, score, support))
     scored.sort(key=lambda s: s.score, reverse=True)
     return scored
 
 
 def answers_question(scored: Sequence[ScoredSentence]) -> bool:
-    """Whether the best sentence scores high enough to be given as an answer (see ANSWER_THRESHOLD)."""
-    return bool(scored) and scored[0].score >= ANSWER_THRESHOLD
+    """Whether some sentence has the support to be given as an answer (see ANSWER_THRESHOLD)."""
+    return bool(scored) and max(s.support for s in scored) >= ANSWER_THRESHOLD
 
 
 def compose_answer(
@@ -130,7 +139,7 @@ def answer_question(
     asked = clean_query(question)
     searched = clean_query(retrieval_query) if retrieval_query else asked
     vector = retriever.embedder.encode_query(searched)
-    hits = retriever.search(searched, k=k, mode=mode, filters=filters, query_vector=vector)
+    hits = retriever.search(searched, k=k, mode=mode, filters=filters, query_vector=vector, align=True)
     weights = retriever.term_weights(searched)
     scored = score_sentences(hits, weights)
     understood = searched if searched != asked else None

@@ -293,24 +293,30 @@ def ask(question: str, k: int, mode: str, source: str | None, since: str | None,
 
 @main.command()
 @click.argument("query")
+@click.option("--align", is_flag=True,
+              help="Rank as `qa ask` does: read the best hybrid passages again, token by token (slower).")
 @retrieval_options
 @index_option
 @json_option
-def search(query: str, k: int, mode: str, source: str | None, since: str | None, until: str | None,
+def search(query: str, align: bool, k: int, mode: str, source: str | None, since: str | None, until: str | None,
            reranker: str | None, backend: str | None, index_dir: str | None, store: str | None,
            as_json: bool) -> None:
     """Show the passages that best match QUERY, without composing an answer.
+
+    Search ranks in one fast pass; `qa ask` also reads the best ten passages again, token by
+    token, before it answers, and --align does that here too.
 
     \b
     Examples:
       qa search "weapons inspections Iraq"
       qa search "Chechnya" -k 10 --mode keyword --json
+      qa search "How much does Baghdad owe Russia?" --align
     """
     from qa.render import render_hits, search_json
 
     filters = _filters(source, since, until)
     retriever = _open(index_dir, reranker, backend, store)
-    hits = retriever.search(query, k=k, mode=mode, filters=filters)
+    hits = retriever.search(query, k=k, mode=mode, filters=filters, align=align)
     if as_json:
         _emit_json(search_json(query, hits))
     else:
@@ -409,11 +415,13 @@ def doctor(index_dir: str | None, store: str | None, as_json: bool) -> None:
 @click.option("--store", metavar="STORE",
               help="Keep the eval index in a store: 'milvus' (Milvus Lite in the cache), milvus:FILE.db, "
               "or milvus://HOST:PORT/COLLECTION. Default: a cached local index.")
+@click.option("--no-align", is_flag=True,
+              help="Measure hybrid search without its second look at the best passages (as `qa search` ranks).")
 @reranker_option
 @backend_option
 @json_option
-def evaluate(eval_set: str, modes: tuple[str, ...], limit: int | None, store: str | None, reranker: str | None,
-             backend: str | None, as_json: bool) -> None:
+def evaluate(eval_set: str, modes: tuple[str, ...], limit: int | None, store: str | None, no_align: bool,
+             reranker: str | None, backend: str | None, as_json: bool) -> None:
     """Measure retrieval and answers on a question set with known answers.
 
     PREFIX names PREFIX.corpus.jsonl and PREFIX.queries.jsonl. The corpus is indexed once into
@@ -423,6 +431,7 @@ def evaluate(eval_set: str, modes: tuple[str, ...], limit: int | None, store: st
     Examples:
       qa eval ../shared/eval/squad-dev-v1.1
       qa eval ../shared/eval/squad-dev-v1.1 --mode hybrid --limit 500
+      qa eval ../shared/eval/squad-dev-v1.1 --no-align         # hybrid as `qa search` ranks
       qa eval ../shared/eval/squad-dev-v2.0 --json
       qa eval ../shared/eval/squad-dev-v1.1 --store milvus     # the same on Milvus Lite
     """
@@ -438,7 +447,7 @@ def evaluate(eval_set: str, modes: tuple[str, ...], limit: int | None, store: st
         from qa.embed import Embedder
 
         report = run_eval(eval_set, chosen, limit=limit, progress=progress, reranker=reranker,
-                          embedder=Embedder(backend=backend), store=store)
+                          embedder=Embedder(backend=backend), store=store, align=not no_align)
     if as_json:
         _emit_json(asdict(report))
     else:

@@ -19,14 +19,21 @@ import time
 from collections.abc import Callable, Sequence
 from dataclasses import dataclass, field
 from pathlib import Path
+from typing import TYPE_CHECKING
 
 from qa.answer import answers_question, score_sentences
 from qa.config import cache_dir
 from qa.errors import ConfigError, IndexMismatchError
-from qa.retrieve import MODES, Retriever
+from qa.retrieve import MODES, Retriever, clean_query
+
+if TYPE_CHECKING:
+    import numpy as np
 
 RETRIEVE_K = 20
 
+
+# At most this many passages' token states are kept through an eval run (about 260 KB each).
+EVAL_CACHED_PASSAGES = 4096
 
 @dataclass(frozen=True)
 class EvalQuestion:
@@ -214,7 +221,7 @@ class _Tally:
         self.sums["mrr"] += reciprocal_rank(ranked, gold, 10)
         self.sums["ndcg"] += ndcg_at(ranked, gold, 10)
         scored = score_sentences(hits, weights)
-        best = scored[0].score if scored else float("-inf")
+        best = max((s.support for s in scored), default=float("-inf"))
         judged_answerable = answers_question(scored)
         if question.answers:
             self.result.answerable_questions += 1
@@ -251,16 +258,22 @@ def evaluate_modes(
     modes: Sequence[str],
     path_to_id: dict[str, str],
     advance: Callable[[int], None] | None = None,
+    align: bool = True,
+    question_states: Sequence | None = None,
 ) -> list[ModeResult]:
     """Ask every question (retrieving once for all modes) and average each mode's figures.
 
     The time per question covers retrieval in every mode plus answer selection, query embedding
-    excluded (it is batched); with one mode it is that mode's own latency.
+    excluded (it is batched); with one mode it is that mode's own latency. With `align`, hybrid
+    reads its first passages again as `qa ask` does (qa.align); dense and keyword stay single-stage.
     """
     tallies = {mode: _Tally(mode) for mode in modes}
     started = time.perf_counter()
-    for question, vector in zip(questions, vectors):
-        by_mode = retriever.search_modes(question.question, RETRIEVE_K, modes, query_vector=vector)
+    for n, (question, vector) in enumerate(zip(questions, vectors)):
+        states = question_states[n] if question_states is not None else None
+        by_mode = retriever.search_modes(
+            question.question, RETRIEVE_K, modes, query_vector=vector, align=align, query_states=states
+        )
         weights = retriever.term_weights(question.question)
         for mode, hits in by_mode.items():
             tallies[mode].add(question, hits, weights, path_to_id)
@@ -278,6 +291,7 @@ def run_eval(
     embedder=None,
     reranker: str | None = None,
     store: str | None = None,
+    align: bool = True,
 ) -> EvalReport:
     """Index the eval corpus (cached), then evaluate each mode on its questions.
 
@@ -314,16 +328,45 @@ def run_eval(
     try:
         from qa.embed import Reranker
 
+        if isinstance(embedder, Embedder) and embedder.bulk:
+            # The questions are asked one at a time: the encoder that built the index in bulk
+            # would busy-wait between them (see Embedder).
+            embedder = Embedder(embedder.model_path, embedder.batch_size, embedder.backend, bulk=False)
         retriever = Retriever(index, embedder, Reranker(reranker) if reranker else None)
+        # Thousands of questions ask about the same few thousand passages: keep every passage's
+        # token states once read (about 260 KB each) instead of the chat's few hundred.
+        retriever.aligner().cached_passages = min(index.counts()[1], EVAL_CACHED_PASSAGES)
         if progress is not None:
             progress.start("Questions", len(questions))
-        vectors = embedder.encode([q.question for q in questions], progress=progress.advance if progress else None)
+        texts = [q.question for q in questions]
+        states = None
+        if align and "hybrid" in modes:
+            # The aligned hybrid search reads each question token by token too. One pass gives
+            # both: the question's vector is the mean of its token states, as the model pools.
+            # Read as search reads them, so each token's offsets point into the same text.
+            cleaned = [clean_query(text) for text in texts]
+            states = []
+            for begin in range(0, len(texts), 512):
+                states.extend(embedder.token_states(cleaned[begin : begin + 512]))
+                if progress is not None:
+                    progress.advance(len(cleaned[begin : begin + 512]))
+            vectors = _pooled(states)
+        else:
+            vectors = embedder.encode(texts, progress=progress.advance if progress else None)
         report = EvalReport(eval_set.name, index.counts()[0], index_seconds, embedder.backend)
         if progress is not None:
             progress.start("Asking", len(questions))
         report.results = evaluate_modes(
-            retriever, questions, vectors, modes, path_to_id, progress.advance if progress else None
+            retriever, questions, vectors, modes, path_to_id, progress.advance if progress else None, align, states
         )
     finally:
         index.close()
     return report
+
+
+def _pooled(states: Sequence) -> np.ndarray:
+    """Unit mean vectors of token states, one row each: what `Embedder.encode` gives the same texts."""
+    import numpy as np
+
+    vectors = np.stack([np.asarray(hidden, dtype=np.float32).mean(axis=0) for hidden, _ in states])
+    return vectors / np.maximum(np.linalg.norm(vectors, axis=1, keepdims=True), 1e-12)

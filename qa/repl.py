@@ -79,7 +79,7 @@ class ChatSession:
             from qa.embed import Embedder
             from qa.index import index_backend
 
-            self._embedder = Embedder(backend=self._backend or index_backend(self.location))
+            self._embedder = Embedder(backend=self._backend or index_backend(self.location), bulk=False)
         return self._embedder
 
     def update(self, paths: list[str] | None = None) -> None:

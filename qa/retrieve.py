@@ -24,7 +24,8 @@ from qa.types import Hit, Span
 if TYPE_CHECKING:
     import numpy as np
 
-    from qa.embed import Embedder, Reranker
+    from qa.align import TokenAligner
+    from qa.embed import Embedder, Reranker, TokenStates
     from qa.index import Index
     from qa.location import StoreLocation
     from qa.milvus import MilvusIndex
@@ -223,7 +224,7 @@ def open_retriever(
 
     index = open_index(as_location(location))
     try:
-        embedder = embedder or Embedder(backend=backend or index.manifest.backend)
+        embedder = embedder or Embedder(backend=backend or index.manifest.backend, bulk=False)
         index.manifest.check_model(embedder.name, embedder.dimension, index.dir, embedder.backend)
         return Retriever(index, embedder, Reranker(reranker) if reranker else None)
     except BaseException:
@@ -240,6 +241,15 @@ class Retriever:
         self.reranker = reranker
         self._last_weights: tuple[str, int, dict[str, float]] | None = None
         self._executor: ThreadPoolExecutor | None = None
+        self._aligner: TokenAligner | None = None
+
+    def aligner(self) -> TokenAligner:
+        """The token aligner that reads the best passages again (qa.align), made on first use."""
+        if self._aligner is None:
+            from qa.align import TokenAligner
+
+            self._aligner = TokenAligner(self.embedder)
+        return self._aligner
 
     def _dense_thread(self) -> ThreadPoolExecutor:
         # One thread, made on first use and reused: starting one per query would cost more than
@@ -264,9 +274,15 @@ class Retriever:
         mode: str = "hybrid",
         filters: SearchFilters | None = None,
         query_vector: np.ndarray | None = None,
+        align: bool = False,
     ) -> list[Hit]:
-        """The `k` best distinct passages for `query`, best first, with their scores."""
-        return self.search_modes(query, k, (mode,), filters, query_vector)[mode]
+        """The `k` best distinct passages for `query`, best first, with their scores.
+
+        With `align`, hybrid search reads its first ALIGN_DEPTH passages again token by token
+        (qa.align) and re-ranks them: better first passages and answer sentences, at the cost of
+        a forward pass over those passages (what `ask` does; `search` does it when asked).
+        """
+        return self.search_modes(query, k, (mode,), filters, query_vector, align)[mode]
 
     def search_modes(
         self,
@@ -275,8 +291,12 @@ class Retriever:
         modes: Sequence[str],
         filters: SearchFilters | None = None,
         query_vector: np.ndarray | None = None,
+        align: bool = False,
+        query_states: TokenStates | None = None,
     ) -> dict[str, list[Hit]]:
         """`search` in several modes at once, scoring the candidates only once (for `qa eval`).
+
+        `query_states` are the query's token states for `align`, when the caller read them already.
 
         Each mode ranks only the candidates its own signals found, so "dense" is never helped by a
         keyword match, nor "keyword" by a vector.
@@ -289,10 +309,11 @@ class Retriever:
         if vector is None and any(mode != "keyword" for mode in modes):
             vector = self.embedder.encode_query(text)
         with self.index.reading():
-            return self._search_snapshot(text, k, modes, filters or SearchFilters(), vector)
+            return self._search_snapshot(text, k, modes, filters or SearchFilters(), vector, align, query_states)
 
     def _search_snapshot(
-        self, text: str, k: int, modes: Sequence[str], filters: SearchFilters, vector: np.ndarray | None
+        self, text: str, k: int, modes: Sequence[str], filters: SearchFilters, vector: np.ndarray | None,
+        align: bool = False, query_states: TokenStates | None = None,
     ) -> dict[str, list[Hit]]:
         index = self.index
         pool = max(CANDIDATES, k) * (8 if filters.active else 1)
@@ -325,9 +346,45 @@ class Retriever:
         for mode in modes:
             pool_ids = {"dense": dense_pool, "keyword": keyword_pool}.get(mode, dense_pool + keyword_pool)
             candidates = [admitted[c] for c in dict.fromkeys(pool_ids) if c in admitted]
-            hits = self._rank(candidates, features, mode, max(k, RERANK_DEPTH) if self.reranker else k)
-            results[mode] = _rerank(self.reranker, text, hits)[:k] if self.reranker else hits
+            if self.reranker:
+                hits = self._rank(candidates, features, mode, max(k, RERANK_DEPTH))
+                results[mode] = _rerank(self.reranker, text, hits)[:k]
+            elif align and mode == "hybrid" and vector is not None:
+                from qa.align import ALIGN_DEPTH
+
+                hits = self._rank(candidates, features, mode, max(k, ALIGN_DEPTH))
+                results[mode] = self._aligned(text, hits, weights, query_states)[:k]
+            else:
+                results[mode] = self._rank(candidates, features, mode, k)
         return results
+
+    def _aligned(
+        self, text: str, hits: list[Hit], term_weights: dict[str, float], query_states: TokenStates | None = None
+    ) -> list[Hit]:
+        """The first ALIGN_DEPTH hits re-ranked by first-stage score plus token alignment (qa.align),
+        each with its sentences' alignment; the rest follow in their first-stage order and scores."""
+        from qa.align import ALIGN_DEPTH, PASSAGE_ALIGN_WEIGHT, PASSAGES_READ
+        from qa.chunk import embedding_text
+        from qa.ingest import article_heading
+
+        head, tail = hits[:ALIGN_DEPTH], hits[ALIGN_DEPTH:]
+        if not head:
+            return hits
+        aligner = self.aligner()
+        question = aligner.question(text, term_weights, query_states)
+        passages = []
+        for hit in head:
+            read = embedding_text(article_heading(hit.title, hit.path), hit.text)
+            body = len(read) - len(hit.text)  # where the passage's own text starts in what is read
+            shift = body - hit.start
+            spans = [(start + shift, end + shift) for (start, end), _ in hit.sentence_scores]
+            passages.append((read, body, spans))
+        aligned = [
+            replace(hit, score=round(hit.score + PASSAGE_ALIGN_WEIGHT * alignment.passage, 4),
+                    sentence_alignment=alignment.sentences)
+            for hit, alignment in zip(head, aligner.align(question, passages, [h.score for h in head], PASSAGES_READ))
+        ]
+        return sorted(aligned, key=lambda hit: hit.score, reverse=True) + tail
 
     def _rank(self, candidates: list[ChunkRecord], features: Features, mode: str, k: int) -> list[Hit]:
         if not candidates:

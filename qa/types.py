@@ -48,6 +48,8 @@ class Hit:
     sentences: tuple[Span, ...] = ()
     # (sentence span, cosine to the query) for the sentences of this passage, when a query vector was used
     sentence_scores: tuple[tuple[Span, float], ...] = field(default=(), repr=False)
+    # Token alignment of each of those sentences with the query (qa.align), when the passage was read again
+    sentence_alignment: tuple[float, ...] = field(default=(), repr=False)
 
 
 @dataclass(frozen=True)

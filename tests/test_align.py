@@ -1,0 +1,131 @@
+"""Token alignment with the real model: question tokens matched to passage tokens, and what it changes."""
+
+from __future__ import annotations
+
+from collections.abc import Iterator
+
+import pytest
+
+from qa.align import ALIGN_DEPTH, PASSAGES_READ, TokenAligner, _word_at
+from qa.answer import ANSWER_THRESHOLD, answers_question, score_sentences
+from qa.embed import Embedder
+from qa.index import open_index
+from qa.location import StoreLocation
+from qa.retrieve import Retriever
+from qa.types import Hit
+
+DEBT = "Moscow has pushed for repayment of Baghdad's $8 billion debt to Russia."
+WEATHER = "Rain is expected over the weekend, with sunshine returning on Tuesday."
+QUESTION = "How much does Baghdad owe Russia?"
+
+
+@pytest.fixture(scope="module")
+def retriever(seeds_location: StoreLocation, embedder: Embedder) -> Iterator[Retriever]:
+    index = open_index(seeds_location)
+    yield Retriever(index, embedder)
+    index.close()
+
+
+class CountingEmbedder:
+    """The real embedder, counting the texts it is asked to read token by token."""
+
+    def __init__(self, embedder: Embedder) -> None:
+        self.embedder = embedder
+        self.read: list[str] = []
+
+    def token_states(self, texts):
+        self.read.extend(texts)
+        return self.embedder.token_states(texts)
+
+
+def test_question_tokens_weigh_rare_words_and_not_stopwords(embedder: Embedder) -> None:
+    question = TokenAligner(embedder).question(QUESTION, {"baghdad": 3.0, "owe": 1.5, "russia": 2.0})
+    assert question.vectors.shape == (len(question.weights), embedder.dimension)
+    assert question.weights.max() == 3.0
+    assert (question.weights == 0).sum() >= 3  # how, much, does, and the question mark
+    assert abs(float((question.vectors**2).sum(axis=1).mean()) - 1.0) < 1e-4
+
+
+def test_the_answering_sentence_aligns_best(embedder: Embedder) -> None:
+    aligner = TokenAligner(embedder)
+    question = aligner.question(QUESTION, {"baghdad": 3.0, "owe": 1.5, "russia": 2.0})
+    text = f"{WEATHER} {DEBT}"
+    weather, debt = (0, len(WEATHER)), (len(WEATHER) + 1, len(text))
+    answering, other = aligner.align(question, [(text, 0, [weather, debt]), (WEATHER, 0, [])])
+    assert answering.sentences[1] > answering.sentences[0] + 0.1
+    assert answering.passage > other.passage + 0.1
+    assert 0.0 < other.passage < answering.passage <= 1.0
+
+
+def test_a_headline_leading_the_text_is_context_not_matched(embedder: Embedder) -> None:
+    aligner = TokenAligner(embedder)
+    question = aligner.question(QUESTION, {"baghdad": 3.0, "owe": 1.5, "russia": 2.0})
+    headline = "Baghdad owes Russia. "
+    body_only, with_headline = aligner.align(
+        question, [(headline + WEATHER, len(headline), []), (headline + WEATHER, 0, [])]
+    )
+    # The headline's own tokens hold the question's words; they are left out of the match.
+    assert with_headline.passage > body_only.passage + 0.2
+
+
+def test_passages_are_read_once_and_the_cache_is_bounded(embedder: Embedder) -> None:
+    counting = CountingEmbedder(embedder)
+    aligner = TokenAligner(counting, cached_passages=2)  # type: ignore[arg-type]
+    question = aligner.question(QUESTION, {})
+    assert question.weights.min() == question.weights.max() == 1.0  # no IDF known: all count alike
+    counting.read.clear()
+    first = aligner.align(question, [(DEBT, 0, []), (WEATHER, 0, [])])
+    again = aligner.align(question, [(WEATHER, 0, []), (DEBT, 0, [])])
+    assert counting.read == [DEBT, WEATHER]
+    assert [a.passage for a in again] == [first[1].passage, first[0].passage]
+    aligner.align(question, [("A third passage.", 0, [])])
+    aligner.align(question, [(DEBT, 0, []), (WEATHER, 0, [])])  # the third evicted WEATHER, used longest ago
+    assert counting.read == [DEBT, WEATHER, "A third passage.", WEATHER]
+
+
+def test_aligned_search_reranks_the_head_and_scores_its_sentences(retriever: Retriever) -> None:
+    plain = retriever.search(QUESTION, k=ALIGN_DEPTH)
+    aligned = retriever.search(QUESTION, k=ALIGN_DEPTH, align=True)
+    assert {h.chunk_id for h in aligned} == {h.chunk_id for h in plain}
+    assert all(not h.sentence_alignment for h in plain)
+    # The sentences of the passages the answer reads are aligned; the rest were not needed.
+    for hit in aligned[:PASSAGES_READ]:
+        assert len(hit.sentence_alignment) == len(hit.sentence_scores) > 0
+    assert all(not h.sentence_alignment for h in aligned[PASSAGES_READ:])
+    assert [h.score for h in aligned] == sorted((h.score for h in aligned), reverse=True)
+    assert "$8 billion" in aligned[0].text
+    # Only hybrid search reads again.
+    assert all(not h.sentence_alignment for h in retriever.search(QUESTION, mode="keyword", align=True))
+
+
+def _hit(sentences: list[tuple[str, float, float]]) -> Hit:
+    text = " ".join(s for s, _, _ in sentences)
+    spans, position = [], 0
+    for sentence, _, _ in sentences:
+        spans.append((position, position + len(sentence)))
+        position += len(sentence) + 1
+    return Hit(1, "d", "T", "/t.txt", 0, len(text), text, 1.0, sentence_scores=tuple(
+        (span, cosine) for span, (_, cosine, _) in zip(spans, sentences)),
+        sentence_alignment=tuple(a for _, _, a in sentences))
+
+
+def test_alignment_ranks_sentences_but_answerability_keeps_its_calibration() -> None:
+    weights = {"baghdad": 1.0, "russia": 1.0}
+    hit = _hit([("Baghdad and Russia met.", 0.60, 0.30), ("It owes $8 billion to Moscow.", 0.55, 0.60)])
+    scored = score_sentences([hit], weights)
+    assert scored[0].text.startswith("It owes")  # alignment outweighs the keyword match
+    assert scored[1].support == pytest.approx(0.60 + 1.0)  # cosine + full keyword coverage
+    assert answers_question(scored) == (max(s.support for s in scored) >= ANSWER_THRESHOLD)
+    weak = _hit([("Baghdad and Russia met.", 0.1, 0.9)])
+    assert weak_score_is_high_but_unanswered(score_sentences([weak], {"x": 1.0}))
+
+
+def weak_score_is_high_but_unanswered(scored) -> bool:
+    return scored[0].score > ANSWER_THRESHOLD and not answers_question(scored)
+
+
+@pytest.mark.parametrize(("text", "start", "end", "word"), [
+    ("Baghdad's debt", 4, 7, "Baghdad"), ("How much?", 4, 8, "much"), ("x", 0, 1, "x"),
+])
+def test_word_at_widens_a_piece_to_its_word(text: str, start: int, end: int, word: str) -> None:
+    assert _word_at(text, start, end) == word
