@@ -376,29 +376,34 @@ class Catalog:
         """For each chunk, the spans of its sentences and their stored vectors (float32 rows)."""
         import numpy as np
 
+        chunk_ids: list[int] = []
         spans: list[Span] = []
         blobs: list[bytes] = []
-        doc_rows: dict[str, tuple[int, int]] = {}  # doc id -> its first and past-last row
-        for batch in _batches(list({r.doc_id for r in records})):
-            marks = ",".join("?" * len(batch))
+        # Only the sentences inside each chunk are read: a range of the (doc_id, start_char) index
+        # per chunk, not every sentence of its document (a long article has many).
+        for batch in _batches(list(records), 200):
+            values = ",".join("(?,?,?,?)" for _ in batch)
             rows = self._db.execute(
-                f"SELECT doc_id, start_char, end_char, vector FROM sentences WHERE doc_id IN ({marks}) "
-                "ORDER BY doc_id, start_char",
-                batch,
+                f"WITH wanted(chunk_id, doc_id, first, last) AS (VALUES {values}) "
+                "SELECT w.chunk_id, s.start_char, s.end_char, s.vector FROM wanted w JOIN sentences s "
+                "ON s.doc_id = w.doc_id AND s.start_char >= w.first AND s.start_char < w.last "
+                "AND s.end_char <= w.last ORDER BY w.chunk_id, s.start_char",
+                [value for r in batch for value in (r.chunk_id, r.doc_id, r.start, r.end)],
             )
-            for doc_id, start, end, blob in rows:
-                first, _ = doc_rows.get(doc_id, (len(spans), 0))
-                doc_rows[doc_id] = (first, len(spans) + 1)
+            for chunk_id, start, end, blob in rows:
+                chunk_ids.append(chunk_id)
                 spans.append((start, end))
                 blobs.append(blob)
+        if not blobs:
+            return {}
         # One conversion for every row: per-chunk float16 -> float32 copies cost more than the query.
         matrix = np.frombuffer(b"".join(blobs), dtype=np.float16).reshape(len(blobs), dimension).astype(np.float32)
         found: dict[int, tuple[list[Span], np.ndarray]] = {}
-        for record in records:
-            first, last = doc_rows.get(record.doc_id, (0, 0))
-            inside = [n for n in range(first, last) if record.start <= spans[n][0] and spans[n][1] <= record.end]
-            if inside:
-                found[record.chunk_id] = ([spans[n] for n in inside], matrix[inside])
+        first = 0
+        for n in range(1, len(chunk_ids) + 1):
+            if n == len(chunk_ids) or chunk_ids[n] != chunk_ids[first]:
+                found[chunk_ids[first]] = (spans[first:n], matrix[first:n])
+                first = n
         return found
 
     def keyword_search(self, match: str, k: int) -> list[tuple[int, float]]:
