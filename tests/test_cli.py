@@ -139,6 +139,19 @@ def test_search_json_has_the_documented_shape(index_dir: Path) -> None:
     assert scores == sorted(scores, reverse=True)
 
 
+def test_search_align_ranks_as_ask_does(index_dir: Path) -> None:
+    question = "How much does Baghdad owe Russia?"
+    result = qa("search", question, "--align", "-k", "3", "--index", str(index_dir), "--json")
+    assert result.exit_code == 0, result.output
+    hits = json.loads(result.stdout)["hits"]
+    assert "$8 billion" in hits[0]["text"]
+    assert [h["score"] for h in hits] == sorted((h["score"] for h in hits), reverse=True)
+    answer = json.loads(qa("ask", question, "--index", str(index_dir), "--json").stdout)
+    assert answer["citations"][0]["doc_id"] == hits[0]["doc_id"]
+    plain = json.loads(qa("search", question, "-k", "3", "--index", str(index_dir), "--json").stdout)["hits"]
+    assert [h["score"] for h in plain] != [h["score"] for h in hits]  # a second look changes the scores
+
+
 def test_search_with_a_source_filter_keeps_to_it(index_dir: Path) -> None:
     result = qa("search", "Iraq", "--source", "000_*", "--index", str(index_dir), "--json")
     assert result.exit_code == 0, result.output

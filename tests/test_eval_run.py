@@ -64,6 +64,14 @@ def test_eval_command_prints_json(tiny_squad: Path, tmp_path, monkeypatch) -> No
     assert data["results"][0]["mode"] == "hybrid" and data["results"][0]["questions"] == 3
 
 
+def test_eval_command_takes_no_align(tiny_squad: Path, tmp_path, monkeypatch) -> None:
+    monkeypatch.setenv("QA_CACHE_DIR", str(tmp_path / "cache"))
+    result = CliRunner().invoke(main, ["eval", str(tiny_squad), "--mode", "hybrid", "--limit", "3", "--no-align", "--json"])
+    assert result.exit_code == 0, result.output
+    data = json.loads(result.output[result.output.index("{"):])
+    assert data["results"][0]["questions"] == 3
+
+
 def _tiny_cross_encoder(folder: Path, model_path: Path) -> Path:
     """A randomly initialised two-layer BERT cross-encoder, saved like a real one."""
     from sentence_transformers import CrossEncoder
