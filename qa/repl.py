@@ -83,15 +83,17 @@ class ChatSession:
         return self._embedder
 
     def update(self, paths: list[str] | None = None) -> None:
-        """Bring the index up to date with its folders (and `paths`), showing progress."""
+        """Bring the index up to date with its folders, or with `paths` alone, showing progress."""
         from qa.indexer import update_index
         from qa.progress import RichIndexProgress
         from qa.render import render_update_report
 
         try:
             with RichIndexProgress(self.console) as progress:
+                # `/add PATH` looks at PATH alone (qa index --only): the rest was checked at start.
                 report = update_index(
-                    self.location, paths, embedder=self.embedder, progress=progress, lock_timeout=0
+                    self.location, paths, embedder=self.embedder, progress=progress, lock_timeout=0,
+                    only=bool(paths),
                 )
         except IndexLockedError:
             self.console.print(
