@@ -138,8 +138,7 @@ def answer_question(
     """
     asked = clean_query(question)
     searched = clean_query(retrieval_query) if retrieval_query else asked
-    vector = retriever.embedder.encode_query(searched)
-    hits = retriever.search(searched, k=k, mode=mode, filters=filters, query_vector=vector, align=True)
+    hits = retriever.search(searched, k=k, mode=mode, filters=filters, align=True)
     weights = retriever.term_weights(searched)
     scored = score_sentences(hits, weights)
     understood = searched if searched != asked else None

@@ -314,6 +314,14 @@ def window_tokenizer(model_path: Path) -> Any:
     return tokenizer
 
 
+def mean_vector(hidden: np.ndarray) -> np.ndarray:
+    """The unit mean of a text's token states: the vector `Embedder.encode` gives that text."""
+    import numpy as np
+
+    vector = np.asarray(hidden, dtype=np.float32).mean(axis=0)
+    return vector / max(float(np.linalg.norm(vector)), 1e-12)
+
+
 def pool_passage(
     hidden: np.ndarray, offsets: Sequence[tuple[int, int]], spans: Sequence[tuple[int, int]]
 ) -> tuple[np.ndarray, np.ndarray]:
@@ -324,8 +332,7 @@ def pool_passage(
     import numpy as np
 
     hidden = np.asarray(hidden, dtype=np.float32)
-    whole = hidden.mean(axis=0)
-    whole /= max(float(np.linalg.norm(whole)), 1e-12)
+    whole = mean_vector(hidden)
     starts = np.fromiter((a for a, _ in offsets), dtype=np.int64, count=len(offsets))
     ends = np.fromiter((b for _, b in offsets), dtype=np.int64, count=len(offsets))
     real = ends > starts  # special tokens have empty spans
@@ -333,8 +340,7 @@ def pool_passage(
     for row, (start, end) in enumerate(spans):
         inside = real & (starts >= start) & (ends <= end)
         if inside.any():
-            vector = hidden[inside].mean(axis=0)
-            sentences[row] = vector / max(float(np.linalg.norm(vector)), 1e-12)
+            sentences[row] = mean_vector(hidden[inside])
         else:
             sentences[row] = whole
     return whole, sentences

@@ -19,15 +19,11 @@ import time
 from collections.abc import Callable, Sequence
 from dataclasses import dataclass, field
 from pathlib import Path
-from typing import TYPE_CHECKING
 
 from qa.answer import answers_question, score_sentences
 from qa.config import cache_dir
 from qa.errors import ConfigError, IndexMismatchError
 from qa.retrieve import MODES, Retriever, clean_query
-
-if TYPE_CHECKING:
-    import numpy as np
 
 RETRIEVE_K = 20
 
@@ -298,7 +294,9 @@ def run_eval(
     `store` keeps the eval index in a store: "milvus" for a Milvus Lite store in the eval cache,
     or any --store value (faiss:DIR, milvus:FILE.db, milvus://HOST:PORT/COLLECTION).
     """
-    from qa.embed import Embedder
+    import numpy as np
+
+    from qa.embed import Embedder, mean_vector
     from qa.index import open_index
     from qa.indexer import update_index
     from qa.location import StoreLocation, parse_store
@@ -350,7 +348,7 @@ def run_eval(
                 states.extend(embedder.token_states(cleaned[begin : begin + 512]))
                 if progress is not None:
                     progress.advance(len(cleaned[begin : begin + 512]))
-            vectors = _pooled(states)
+            vectors = np.stack([mean_vector(hidden) for hidden, _ in states])
         else:
             vectors = embedder.encode(texts, progress=progress.advance if progress else None)
         report = EvalReport(eval_set.name, index.counts()[0], index_seconds, embedder.backend)
@@ -363,10 +361,3 @@ def run_eval(
         index.close()
     return report
 
-
-def _pooled(states: Sequence) -> np.ndarray:
-    """Unit mean vectors of token states, one row each: what `Embedder.encode` gives the same texts."""
-    import numpy as np
-
-    vectors = np.stack([np.asarray(hidden, dtype=np.float32).mean(axis=0) for hidden, _ in states])
-    return vectors / np.maximum(np.linalg.norm(vectors, axis=1, keepdims=True), 1e-12)

@@ -306,7 +306,13 @@ class Retriever:
                 raise QueryError(f"unknown mode {mode!r}; choose one of {', '.join(MODES)}")
         text = clean_query(query)
         vector = query_vector
-        if vector is None and any(mode != "keyword" for mode in modes):
+        if align and "hybrid" in modes and not self.reranker and vector is None and query_states is None:
+            # One pass over the question gives both: its token states and, pooled, its vector.
+            from qa.embed import mean_vector
+
+            query_states = self.embedder.token_states([text])[0]
+            vector = mean_vector(query_states[0])
+        elif vector is None and any(mode != "keyword" for mode in modes):
             vector = self.embedder.encode_query(text)
         with self.index.reading():
             return self._search_snapshot(text, k, modes, filters or SearchFilters(), vector, align, query_states)
