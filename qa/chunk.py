@@ -8,7 +8,7 @@ from __future__ import annotations
 
 import re
 from bisect import bisect_right
-from collections.abc import Callable, Sequence
+from collections.abc import Callable, Iterable, Sequence
 
 from qa.config import CHUNK_MAX_TOKENS, CHUNK_OVERLAP_SENTENCES
 from qa.types import Chunk, Span
@@ -47,6 +47,19 @@ def embedding_text(heading: str | None, text: str) -> str:
     words = heading.split()[:HEADING_MAX_WORDS]
     joined = " ".join(words)
     return f"{joined} {text}" if joined[-1] in ".!?:;" else f"{joined}. {text}"
+
+
+def model_passage(heading: str | None, text: str, start: int, spans: Iterable[Span]) -> tuple[str, int, list[Span]]:
+    """What the model reads for a passage found at article offset `start`: its headline-led text,
+    where the passage's own text begins in that, and `spans` (article offsets) moved into it.
+
+    >>> model_passage("Debts", "It owes $8 billion.", 100, [(103, 107)])
+    ('Debts. It owes $8 billion.', 7, [(10, 14)])
+    """
+    read = embedding_text(heading, text)
+    body = len(read) - len(text)  # embedding_text puts the passage's text last
+    shift = body - start
+    return read, body, [(first + shift, end + shift) for first, end in spans]
 
 
 def split_sentences(text: str) -> list[Span]:

@@ -15,7 +15,7 @@ from pathlib import Path
 from typing import TYPE_CHECKING, Protocol
 
 from qa.catalog import Catalog, CommitGroup, DocumentRecord, IndexedArticle, article_sentences
-from qa.chunk import chunk_text, embedding_text
+from qa.chunk import chunk_text, model_passage
 from qa.config import default_corpus
 from qa.embed import Embedder, Passage
 from qa.errors import IndexLockedError, IndexMissingError, IngestError
@@ -380,11 +380,10 @@ def _passages(group: Sequence[IndexedArticle]) -> tuple[list[Passage], list[list
         heading = article_heading(item.article.title, item.article.path)
         taken: set[Span] = set()
         for chunk in item.chunks:
-            text = embedding_text(heading, chunk.text)
-            shift = len(text) - len(chunk.text) - chunk.start  # article offsets -> offsets in text
             mine = [span for span in map(tuple, chunk.sentences) if span not in taken]
             taken.update(mine)
-            passages.append((text, [(start + shift, end + shift) for start, end in mine]))
+            text, _, spans = model_passage(heading, chunk.text, chunk.start, mine)
+            passages.append((text, spans))
             owned.append(mine)
     return passages, owned
 

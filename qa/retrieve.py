@@ -370,7 +370,7 @@ class Retriever:
         """The first ALIGN_DEPTH hits re-ranked by first-stage score plus token alignment (qa.align),
         each with its sentences' alignment; the rest follow in their first-stage order and scores."""
         from qa.align import ALIGN_DEPTH, PASSAGE_ALIGN_WEIGHT, PASSAGES_READ
-        from qa.chunk import embedding_text
+        from qa.chunk import model_passage
         from qa.ingest import article_heading
 
         head, tail = hits[:ALIGN_DEPTH], hits[ALIGN_DEPTH:]
@@ -378,13 +378,10 @@ class Retriever:
             return hits
         aligner = self.aligner()
         question = aligner.question(text, term_weights, query_states)
-        passages = []
-        for hit in head:
-            read = embedding_text(article_heading(hit.title, hit.path), hit.text)
-            body = len(read) - len(hit.text)  # where the passage's own text starts in what is read
-            shift = body - hit.start
-            spans = [(start + shift, end + shift) for (start, end), _ in hit.sentence_scores]
-            passages.append((read, body, spans))
+        passages = [
+            model_passage(article_heading(hit.title, hit.path), hit.text, hit.start, [s for s, _ in hit.sentence_scores])
+            for hit in head
+        ]
         aligned = [
             replace(hit, score=round(hit.score + PASSAGE_ALIGN_WEIGHT * alignment.passage, 4),
                     sentence_alignment=alignment.sentences)
