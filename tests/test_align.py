@@ -6,7 +6,7 @@ from collections.abc import Iterator
 
 import pytest
 
-from qa.align import ALIGN_DEPTH, PASSAGES_READ, TokenAligner, _word_at
+from qa.align import ALIGN_DEPTH, PASSAGES_READ, PREVIOUS_SENTENCE_CARRY, TokenAligner, _word_at
 from qa.answer import ANSWER_THRESHOLD, answers_question, score_sentences
 from qa.embed import Embedder
 from qa.index import open_index
@@ -55,6 +55,23 @@ def test_the_answering_sentence_aligns_best(embedder: Embedder) -> None:
     assert answering.sentences[1] > answering.sentences[0] + 0.1
     assert answering.passage > other.passage + 0.1
     assert 0.0 < other.passage < answering.passage <= 1.0
+
+
+def test_a_sentence_carries_its_predecessors_match_at_a_discount(embedder: Embedder) -> None:
+    aligner = TokenAligner(embedder)
+    question = aligner.question(QUESTION, {"baghdad": 3.0, "owe": 1.5, "russia": 2.0})
+    after_debt, first = f"{DEBT} {WEATHER}", f"{WEATHER} {DEBT}"
+    carried, alone = aligner.align(question, [
+        (after_debt, 0, [(0, len(DEBT)), (len(DEBT) + 1, len(after_debt))]),
+        (first, 0, [(0, len(WEATHER)), (len(WEATHER) + 1, len(first))]),
+    ])
+    debt, weather_after_debt = carried.sentences
+    weather_first = alone.sentences[0]
+    # What the debt sentence matched counts for the sentence after it, discounted...
+    assert weather_after_debt >= PREVIOUS_SENTENCE_CARRY * debt - 1e-6
+    assert weather_after_debt > weather_first + 0.15
+    # ...so the sentence that holds the match itself still aligns best.
+    assert debt > weather_after_debt
 
 
 def test_a_headline_leading_the_text_is_context_not_matched(embedder: Embedder) -> None:
