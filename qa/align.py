@@ -37,10 +37,15 @@ ALIGN_DEPTH = 10
 # Passage score += PASSAGE_ALIGN_WEIGHT * alignment (a mean cosine, 0.2 to 0.8 in practice)
 # against the hybrid score's z-sum; 16 to 32 were within 0.3 points on both halves.
 PASSAGE_ALIGN_WEIGHT = 24.0
-# The answer reads the sentences of this many passages, so only theirs are aligned one by one.
+# Passage score also += BEST_SENTENCE_ALIGN_WEIGHT * the alignment of its best sentence: the
+# passage with one sentence that matches the question closely, the one the answer will quote,
+# goes first. On SQuAD v1.1 dev (2,000 questions, chosen on the even half, checked on the odd):
+# R@1 0.866 / 0.877 -> 0.869 / 0.881, MRR@10 0.913 / 0.918 -> 0.916 / 0.921; 8 to 16 were alike.
+BEST_SENTENCE_ALIGN_WEIGHT = 16.0
+# The answer reads the sentences of this many passages.
 PASSAGES_READ = 3
 # Answer sentence score = cosine + SENTENCE_ALIGN_KEYWORD_WEIGHT * keyword coverage
-# + SENTENCE_ALIGN_WEIGHT * the sentence's own (unweighted) alignment.
+# + SENTENCE_ALIGN_WEIGHT * the sentence's (unweighted) alignment, with what it carries (below).
 SENTENCE_ALIGN_WEIGHT = 4.0
 SENTENCE_ALIGN_KEYWORD_WEIGHT = 0.5
 # A sentence is also credited with the question words its previous sentence matched, at this
@@ -69,6 +74,11 @@ class PassageAlignment:
 
     passage: float
     sentences: tuple[float, ...]  # in the order of the spans asked for
+
+    @property
+    def rank_bonus(self) -> float:
+        """What this alignment adds to the passage's first-stage score."""
+        return PASSAGE_ALIGN_WEIGHT * self.passage + BEST_SENTENCE_ALIGN_WEIGHT * max(self.sentences, default=0.0)
 
 
 @dataclass(frozen=True)
@@ -114,46 +124,32 @@ class TokenAligner:
         return QuestionTokens(vectors, weights)
 
     def align(
-        self,
-        question: QuestionTokens,
-        passages: Sequence[tuple[str, int, Sequence[tuple[int, int]]]],
-        first_stage: Sequence[float] | None = None,
-        sentences_of: int | None = None,
+        self, question: QuestionTokens, passages: Sequence[tuple[str, int, Sequence[tuple[int, int]]]]
     ) -> list[PassageAlignment]:
         """Alignment of each passage, given as (text the model reads, where the passage's own text
-        starts in it, sentence spans in that text).
-
-        Only the `sentences_of` passages that rank first by `first_stage` score plus
-        PASSAGE_ALIGN_WEIGHT * alignment get their sentences' alignment (the answer reads only
-        the first few); None: all of them.
-        """
+        starts in it, sentence spans in that text), and of each of its sentences."""
         import numpy as np
 
         read = self._passage_states([text for text, _, _ in passages])
         if not len(question.vectors):
             return [PassageAlignment(0.0, tuple(0.0 for _ in spans)) for _, _, spans in passages]
-        similarities, scores = [], []
-        for (_, body_start, _), passage in zip(passages, read):
+        results = []
+        for (_, body_start, spans), passage in zip(passages, read):
             similarity = question.vectors @ passage.vectors.T  # question tokens x passage tokens
             # The headline leads what the model reads, as context; its own words are not matched.
             body = int(np.searchsorted(passage.starts, body_start))
             best = similarity[:, body:].max(axis=1) if body < len(passage.starts) else np.zeros(len(similarity))
-            similarities.append(similarity)
-            scores.append(float((best * question.weights).sum() / question.weights.sum()))
-        ranking = [PASSAGE_ALIGN_WEIGHT * score + (first_stage[i] if first_stage else 0.0) for i, score in enumerate(scores)]
-        wanted = set(np.argsort(ranking)[::-1][: len(passages) if sentences_of is None else sentences_of].tolist())
-        results = []
-        for i, ((_, _, spans), passage, similarity) in enumerate(zip(passages, read, similarities)):
+            score = float((best * question.weights).sum() / question.weights.sum())
             sentences = []
             previous = np.full(len(similarity), -np.inf, np.float32)  # the first sentence has none
-            for start, end in spans if i in wanted else ():
+            for start, end in spans:
                 # Tokens are in text order, so a sentence's tokens are one run of columns.
                 first = int(np.searchsorted(passage.starts, start))
                 stop = int(np.searchsorted(passage.ends, end, side="right"))
-                best = similarity[:, first:stop].max(axis=1) if stop > first else np.zeros(len(similarity), np.float32)
-                sentences.append(float(np.maximum(best, PREVIOUS_SENTENCE_CARRY * previous).mean()))
-                previous = best
-            results.append(PassageAlignment(scores[i], tuple(sentences)))
+                own = similarity[:, first:stop].max(axis=1) if stop > first else np.zeros(len(similarity), np.float32)
+                sentences.append(float(np.maximum(own, PREVIOUS_SENTENCE_CARRY * previous).mean()))
+                previous = own
+            results.append(PassageAlignment(score, tuple(sentences)))
         return results
 
     def _passage_states(self, texts: list[str]) -> list[_ReadPassage]:

@@ -115,14 +115,16 @@ def load_questions(path: Path, limit: int | None = None) -> list[EvalQuestion]:
 # Metrics ------------------------------------------------------------------------------------------------
 
 
+_NO_PUNCTUATION = str.maketrans("", "", string.punctuation)
+
+
 def squad_normalize(text: str) -> str:
     """SQuAD's answer normalization: lower case, no punctuation, no articles, single spaces.
 
     >>> squad_normalize("The  $8 billion!")
     '8 billion'
     """
-    text = text.lower()
-    text = "".join(ch for ch in text if ch not in set(string.punctuation))
+    text = text.lower().translate(_NO_PUNCTUATION)
     text = re.sub(r"\b(a|an|the)\b", " ", text)
     return " ".join(text.split())
 

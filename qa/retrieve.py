@@ -369,7 +369,7 @@ class Retriever:
     ) -> list[Hit]:
         """The first ALIGN_DEPTH hits re-ranked by first-stage score plus token alignment (qa.align),
         each with its sentences' alignment; the rest follow in their first-stage order and scores."""
-        from qa.align import ALIGN_DEPTH, PASSAGE_ALIGN_WEIGHT, PASSAGES_READ
+        from qa.align import ALIGN_DEPTH
         from qa.chunk import model_passage
         from qa.ingest import article_heading
 
@@ -383,9 +383,8 @@ class Retriever:
             for hit in head
         ]
         aligned = [
-            replace(hit, score=round(hit.score + PASSAGE_ALIGN_WEIGHT * alignment.passage, 4),
-                    sentence_alignment=alignment.sentences)
-            for hit, alignment in zip(head, aligner.align(question, passages, [h.score for h in head], PASSAGES_READ))
+            replace(hit, score=round(hit.score + alignment.rank_bonus, 4), sentence_alignment=alignment.sentences)
+            for hit, alignment in zip(head, aligner.align(question, passages))
         ]
         return sorted(aligned, key=lambda hit: hit.score, reverse=True) + tail
 
