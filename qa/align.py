@@ -25,6 +25,7 @@ from collections.abc import Sequence
 from dataclasses import dataclass
 from typing import TYPE_CHECKING
 
+from qa.embed import unit_rows
 from qa.retrieve import STOPWORDS, stems
 
 if TYPE_CHECKING:
@@ -115,7 +116,7 @@ class TokenAligner:
                 words.append(_word_at(text, start, end).lower())
         if not rows:
             return QuestionTokens(np.zeros((0, hidden.shape[1]), np.float32), np.zeros(0, np.float32))
-        vectors = _unit_rows(hidden[rows])
+        vectors = unit_rows(hidden[rows])
         weights = np.array(
             [0.0 if word in STOPWORDS else term_weights.get(stem, 0.0) for word, stem in zip(words, stems(words))],
             dtype=np.float32,
@@ -162,7 +163,7 @@ class TokenAligner:
             for text, (hidden, offsets) in zip(missing, self.embedder.token_states(missing)):
                 real = [row for row, (start, end) in enumerate(offsets) if end > start]
                 self._cache[text] = _ReadPassage(
-                    _unit_rows(hidden[real]),
+                    unit_rows(hidden[real]),
                     np.array([offsets[row][0] for row in real], dtype=np.int64),
                     np.array([offsets[row][1] for row in real], dtype=np.int64),
                 )
@@ -173,13 +174,6 @@ class TokenAligner:
         while len(self._cache) > max(self.cached_passages, len(texts)):
             self._cache.popitem(last=False)
         return found
-
-
-def _unit_rows(matrix: np.ndarray) -> np.ndarray:
-    import numpy as np
-
-    matrix = np.asarray(matrix, dtype=np.float32)
-    return matrix / np.maximum(np.linalg.norm(matrix, axis=1, keepdims=True), 1e-12)
 
 
 def _word_at(text: str, start: int, end: int) -> str:

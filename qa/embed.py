@@ -287,7 +287,7 @@ class _OnnxEncoder:
         for rows, hidden, mask, _encodings in self._batches(texts, batch_size):
             weights = mask[:, :, None].astype(np.float32)
             pooled = (hidden * weights).sum(axis=1) / np.maximum(weights.sum(axis=1), 1e-9)
-            pooled /= np.maximum(np.linalg.norm(pooled, axis=1, keepdims=True), 1e-12)
+            pooled = unit_rows(pooled)
             if vectors is None:
                 vectors = np.empty((len(texts), pooled.shape[1]), dtype=np.float32)
             vectors[rows] = pooled
@@ -312,6 +312,14 @@ def window_tokenizer(model_path: Path) -> Any:
     tokenizer.no_padding()
     tokenizer.enable_truncation(MODEL_MAX_TOKENS)
     return tokenizer
+
+
+def unit_rows(matrix: np.ndarray) -> np.ndarray:
+    """The rows of `matrix` scaled to length 1, as float32 (a zero row stays zero)."""
+    import numpy as np
+
+    matrix = np.asarray(matrix, dtype=np.float32)
+    return matrix / np.maximum(np.linalg.norm(matrix, axis=1, keepdims=True), 1e-12)
 
 
 def mean_vector(hidden: np.ndarray) -> np.ndarray:
