@@ -6,7 +6,15 @@ from collections.abc import Iterator
 
 import pytest
 
-from qa.align import ALIGN_DEPTH, PREVIOUS_SENTENCE_CARRY, TokenAligner, _word_at
+from qa.align import (
+    ALIGN_DEPTH,
+    BEST_SENTENCE_ALIGN_WEIGHT,
+    PASSAGE_ALIGN_WEIGHT,
+    PREVIOUS_SENTENCE_CARRY,
+    PassageAlignment,
+    TokenAligner,
+    _word_at,
+)
 from qa.answer import ANSWER_THRESHOLD, answers_question, score_sentences
 from qa.embed import Embedder
 from qa.index import open_index
@@ -72,6 +80,13 @@ def test_a_sentence_carries_its_predecessors_match_at_a_discount(embedder: Embed
     assert weather_after_debt > weather_first + 0.15
     # ...so the sentence that holds the match itself still aligns best.
     assert debt > weather_after_debt
+
+
+def test_a_passage_ranks_by_its_alignment_and_its_best_sentences() -> None:
+    with_sentences = PassageAlignment(0.5, (0.2, 0.6, 0.4))
+    assert with_sentences.rank_bonus == pytest.approx(PASSAGE_ALIGN_WEIGHT * 0.5 + BEST_SENTENCE_ALIGN_WEIGHT * 0.6)
+    # A passage whose sentences are not known still ranks by its own alignment.
+    assert PassageAlignment(0.5, ()).rank_bonus == pytest.approx(PASSAGE_ALIGN_WEIGHT * 0.5)
 
 
 def test_a_headline_leading_the_text_is_context_not_matched(embedder: Embedder) -> None:
