@@ -31,6 +31,7 @@ RETRIEVE_K = 20
 # At most this many passages' token states are kept through an eval run (about 260 KB each).
 EVAL_CACHED_PASSAGES = 4096
 
+
 @dataclass(frozen=True)
 class EvalQuestion:
     """One question with the documents and answer strings that count as right."""
@@ -346,10 +347,11 @@ def run_eval(
             # Read as search reads them, so each token's offsets point into the same text.
             cleaned = [clean_query(text) for text in texts]
             states = []
-            for begin in range(0, len(texts), 512):
-                states.extend(embedder.token_states(cleaned[begin : begin + 512]))
+            for begin in range(0, len(cleaned), 512):
+                batch = cleaned[begin : begin + 512]
+                states.extend(embedder.token_states(batch))
                 if progress is not None:
-                    progress.advance(len(cleaned[begin : begin + 512]))
+                    progress.advance(len(batch))
             vectors = np.stack([mean_vector(hidden) for hidden, _ in states])
         else:
             vectors = embedder.encode(texts, progress=progress.advance if progress else None)
