@@ -84,7 +84,7 @@ class PassageAlignment:
 
 
 @dataclass(frozen=True)
-class _ReadPassage:
+class ReadPassage:
     """A passage's token states as unit float32 rows, with each token's character span."""
 
     vectors: np.ndarray  # (tokens, dimension)
@@ -98,7 +98,7 @@ class TokenAligner:
     def __init__(self, embedder: Embedder, cached_passages: int = CACHED_PASSAGES) -> None:
         self.embedder = embedder
         self.cached_passages = cached_passages
-        self._cache: OrderedDict[str, _ReadPassage] = OrderedDict()
+        self._cache: OrderedDict[str, ReadPassage] = OrderedDict()
 
     def question(self, text: str, term_weights: dict[str, float], states: TokenStates | None = None) -> QuestionTokens:
         """The question's tokens, each weighted by the IDF of its word (stopwords weigh nothing).
@@ -132,7 +132,7 @@ class TokenAligner:
         starts in it, sentence spans in that text), and of each of its sentences."""
         import numpy as np
 
-        read = self._passage_states([text for text, _, _ in passages])
+        read = self.read_passages([text for text, _, _ in passages])
         if not len(question.vectors):
             return [PassageAlignment(0.0, tuple(0.0 for _ in spans)) for _, _, spans in passages]
         results = []
@@ -154,7 +154,7 @@ class TokenAligner:
             results.append(PassageAlignment(score, tuple(sentences)))
         return results
 
-    def _passage_states(self, texts: list[str]) -> list[_ReadPassage]:
+    def read_passages(self, texts: list[str]) -> list[ReadPassage]:
         """Each text's token states, read once and then remembered (least recently used goes first)."""
         import numpy as np
 
@@ -162,7 +162,7 @@ class TokenAligner:
         if missing:
             for text, (hidden, offsets) in zip(missing, self.embedder.token_states(missing)):
                 real = [row for row, (start, end) in enumerate(offsets) if end > start]
-                self._cache[text] = _ReadPassage(
+                self._cache[text] = ReadPassage(
                     unit_rows(hidden[real]),
                     np.array([offsets[row][0] for row in real], dtype=np.int64),
                     np.array([offsets[row][1] for row in real], dtype=np.int64),

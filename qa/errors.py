@@ -37,3 +37,7 @@ class IndexLockedError(QAError):
 
 class QueryError(QAError):
     """A question or search query qa cannot work with."""
+
+
+class LLMError(QAError):
+    """A model server could not be reached or did not answer as an OpenAI-compatible server does."""

@@ -67,8 +67,32 @@ class Citation:
 
 
 @dataclass(frozen=True)
+class Evidence:
+    """The words of a cited passage that support a generated sentence: ``quote == clean_text[start:end]``."""
+
+    n: int
+    doc_id: str
+    start: int
+    end: int
+    quote: str
+
+
+@dataclass(frozen=True)
+class Claim:
+    """One sentence of a generated answer, checked by code against the passages it cites."""
+
+    text: str
+    citations: tuple[int, ...]
+    verdict: str  # "supported", "unsupported" or "uncited"
+    support: float  # how well its best evidence window covers it, 0 to 1
+    evidence: tuple[Evidence, ...] = ()
+    missing: tuple[str, ...] = ()  # numbers, dates and names it states that the cited passages lack
+
+
+@dataclass(frozen=True)
 class Answer:
-    """An extractive answer: sentences quoted from the articles, each marked with its citation."""
+    """An answer: sentences quoted from the articles, each marked with its citation, or (with a model
+    server) sentences a model wrote, each checked against the passages it cites."""
 
     question: str
     answer: str
@@ -76,6 +100,10 @@ class Answer:
     citations: tuple[Citation, ...] = ()
     passages: tuple[Hit, ...] = field(default=(), repr=False)
     understood_as: str | None = None  # the question as retrieved, when a follow-up was expanded
+    generated: bool = False  # written by a model (qa.generate); False for the quoted answer
+    model: str | None = None  # the model that wrote it, or was asked to
+    claims: tuple[Claim, ...] = ()  # the generated answer's sentences with their verdicts
+    notice: str | None = None  # why a generated answer was not used, or that passages left the machine
 
 
 @dataclass(frozen=True)

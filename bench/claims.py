@@ -1,0 +1,207 @@
+"""How well the claim checker (qa/claims.py) tells supported sentences from unsupported ones.
+
+Claims are made from SQuAD v1.1 dev (data nobody here wrote), five kinds per question:
+- gold_sentence: the paragraph's sentence that holds the answer, against its paragraph (true);
+- question_answer: the question and its answer, "How much does Baghdad owe Russia? $8 billion",
+  worded unlike the passage as generated text is (true);
+- swapped_sentence / swapped_answer: the same two with the answer swapped for another question's
+  answer of the same kind, from another article (a number for a number, a date for a date, a
+  name for a name; false). A swap whose every number, date and name the paragraph also holds is
+  drawn again: it might be true;
+- wrong_paragraph: the gold sentence against another paragraph of the same article (false).
+
+Every claim cites all chunks of its paragraph, as a generated sentence cites its passages.
+Questions are taken evenly across the set; the even-numbered ones are where the checker's
+weight and threshold were chosen (`--fit` prints the search), the odd-numbered ones are the report.
+
+    .venv/bin/python bench/claims.py --questions 2000
+    .venv/bin/python bench/claims.py --questions 2000 --fit --json
+"""
+
+from __future__ import annotations
+
+import argparse
+import json
+import random
+import re
+import time
+from collections import defaultdict
+from pathlib import Path
+
+from common import SHARED_EVAL, machine_facts
+
+from qa.chunk import chunk_text, split_sentences
+from qa.claims import ALIGN_SHARE, SUPPORT_THRESHOLD, SUPPORTED, ClaimChecker, extract_facts, passage_facts
+from qa.evaluate import auroc, load_questions
+from qa.types import Hit
+
+TRUE_KINDS = ("gold_sentence", "question_answer")
+FALSE_KINDS = ("swapped_sentence", "swapped_answer", "wrong_paragraph")
+
+
+def answer_kind(answer: str) -> str | None:
+    """'date', 'number' or 'name' when the answer is one, else None (not swapped)."""
+    facts, _ = extract_facts(answer)
+    if facts.months:
+        return "date"
+    if facts.numbers:
+        return "number"
+    words = re.findall(r"[^\W\d_][\w'-]*", answer)
+    if facts.names and words and all(w[0].isupper() or w.lower() in ("of", "the", "and", "de") for w in words):
+        return "name"
+    return None
+
+
+def paragraph_passages(doc_id: str, title: str, text: str, count_tokens) -> list[Hit]:
+    return [
+        Hit(i, doc_id, title, f"{doc_id}.txt", c.start, c.end, c.text, 0.0, None, c.sentences)
+        for i, c in enumerate(chunk_text(doc_id, text, count_tokens))
+    ]
+
+
+def build_claims(prefix: Path, questions: int, seed: int) -> list[dict]:
+    corpus = {}
+    by_title = defaultdict(list)
+    with open(f"{prefix}.corpus.jsonl", encoding="utf-8") as handle:
+        for line in handle:
+            row = json.loads(line)
+            corpus[row["id"]] = row
+            by_title[row["title"]].append(row["id"])
+    every = load_questions(Path(f"{prefix}.queries.jsonl"))
+    step = max(1, len(every) // questions)
+    chosen = every[::step][:questions]
+    pools = defaultdict(list)
+    for q in every:
+        for answer in dict.fromkeys(q.answers):
+            kind = answer_kind(answer)
+            if kind:
+                pools[kind].append((corpus[q.gold_doc_ids[0]]["title"], answer))
+    rng = random.Random(seed)
+    claims = []
+    for number, q in enumerate(chosen):
+        doc = corpus[q.gold_doc_ids[0]]
+        text = doc["text"]
+        answer = next((a for a in q.answers if a and a in text), None)
+        if answer is None:
+            continue
+        at = text.index(answer)
+        span = next(((s, e) for s, e in split_sentences(text) if s <= at < e), None)
+        if span is None:
+            continue
+        sentence = text[span[0]:span[1]]
+        half = "tune" if number % 2 == 0 else "report"
+        base = {"question_id": q.id, "half": half, "doc_id": doc["id"]}
+        claims.append({**base, "kind": "gold_sentence", "text": sentence})
+        claims.append({**base, "kind": "question_answer", "text": f"{q.question} {answer}"})
+        kind = answer_kind(answer)
+        if kind and answer in sentence:
+            paragraph_facts = passage_facts(doc["title"]) | passage_facts(text)
+            for _ in range(20):
+                other_title, swap = rng.choice(pools[kind])
+                facts, _ = extract_facts(swap)
+                if other_title == doc["title"]:
+                    continue
+                if not facts - facts.found_in(paragraph_facts):
+                    continue  # the paragraph states every fact of the swap: the claim might be true
+                claims.append({**base, "kind": "swapped_sentence", "text": sentence.replace(answer, swap, 1)})
+                claims.append({**base, "kind": "swapped_answer", "text": f"{q.question} {swap}"})
+                break
+        others = [d for d in by_title[doc["title"]] if d != doc["id"] and sentence not in corpus[d]["text"]]
+        if others:
+            other = corpus[rng.choice(others)]
+            claims.append({**base, "kind": "wrong_paragraph", "text": sentence, "doc_id": other["id"]})
+    return claims, corpus
+
+
+def main() -> None:
+    parser = argparse.ArgumentParser(description=__doc__.split("\n\n")[0])
+    parser.add_argument("--eval-set", type=Path, default=SHARED_EVAL / "squad-dev-v1.1")
+    parser.add_argument("--questions", type=int, default=2000)
+    parser.add_argument("--seed", type=int, default=1)
+    parser.add_argument("--fit", action="store_true", help="also search the weight and threshold on the tuning half")
+    parser.add_argument("--json", action="store_true")
+    args = parser.parse_args()
+
+    from qa.align import TokenAligner
+    from qa.embed import Embedder
+
+    embedder = Embedder(bulk=False)
+    embedder.load()
+    checker = ClaimChecker(TokenAligner(embedder, cached_passages=64))
+    claims, corpus = build_claims(args.eval_set, args.questions, args.seed)
+    passages_of = {}
+    seconds = 0.0
+    for claim in claims:
+        doc = corpus[claim["doc_id"]]
+        if doc["id"] not in passages_of:
+            passages_of[doc["id"]] = paragraph_passages(doc["id"], doc["title"], doc["text"], embedder.count_tokens)
+        passages = passages_of[doc["id"]]
+        # The paragraph is read once, as retrieval reads it before an answer; the time is the check.
+        checker.read(passages)
+        started = time.perf_counter()
+        result = checker.check(claim["text"], range(1, len(passages) + 1), passages)
+        seconds += time.perf_counter() - started
+        claim.update(verdict=result.verdict, support=result.support, missing=list(result.missing))
+        if args.fit:
+            claim["alignment"], claim["coverage"], claim["missing_count"] = checker.features(claim["text"], passages)
+
+    report = {"machine": machine_facts(embedder.backend), "eval_set": str(args.eval_set),
+              "questions": args.questions, "claims": len(claims), "align_share": ALIGN_SHARE,
+              "threshold": SUPPORT_THRESHOLD, "ms_per_claim": round(1000 * seconds / max(1, len(claims)), 2),
+              "halves": {}}
+    for half in ("tune", "report"):
+        rows = [c for c in claims if c["half"] == half]
+        kinds = {}
+        for kind in TRUE_KINDS + FALSE_KINDS:
+            of_kind = [c for c in rows if c["kind"] == kind]
+            unsupported = sum(c["verdict"] != SUPPORTED for c in of_kind)
+            kinds[kind] = {"claims": len(of_kind), "unsupported": round(unsupported / max(1, len(of_kind)), 4)}
+        # AUROC of the support score alone, and of the verdict's order (a missing fact ranks lowest).
+        score = [c["support"] - (10 if c["missing"] else 0) for c in rows]
+        positives = [s for s, c in zip(score, rows) if c["kind"] in TRUE_KINDS]
+        negatives = [s for s, c in zip(score, rows) if c["kind"] in FALSE_KINDS]
+        report["halves"][half] = {"kinds": kinds, "auroc": round(auroc(positives, negatives), 4)}
+    if args.fit:
+        report["fit"] = fit(claims)
+    if args.json:
+        print(json.dumps(report, indent=2))
+        return
+    print(json.dumps(report["machine"]))
+    print(f"{len(claims)} claims from {args.questions} questions of {args.eval_set.name}; "
+          f"check {report['ms_per_claim']} ms a claim; align share {ALIGN_SHARE}, threshold {SUPPORT_THRESHOLD}")
+    for half, figures in report["halves"].items():
+        print(f"{half} half: AUROC {figures['auroc']}")
+        for kind, row in figures["kinds"].items():
+            goal = "true: want <= 0.03" if kind in TRUE_KINDS else "false: want >= 0.97"
+            print(f"  {kind:18s} {row['claims']:5d} claims, marked unsupported {row['unsupported']:.3f}  ({goal})")
+    if args.fit:
+        print("fit on the tune half (share, threshold, worst true-kind unsupported, worst false-kind unsupported):")
+        for row in report["fit"][:10]:
+            print("  ", row)
+
+
+def fit(claims: list[dict]) -> list[tuple]:
+    """Every (align share, threshold) on the tuning half, best first by the worse of the two goals' margins."""
+    rows = [c for c in claims if c["half"] == "tune"]
+    results = []
+    for share in [i / 20 for i in range(21)]:
+        for threshold in [i / 100 for i in range(20, 96)]:
+            worst_true, worst_false = 0.0, 1.0
+            for kind in TRUE_KINDS + FALSE_KINDS:
+                of_kind = [c for c in rows if c["kind"] == kind]
+                if not of_kind:
+                    continue
+                unsupported = sum(
+                    c["missing_count"] > 0 or share * c["alignment"] + (1 - share) * c["coverage"] < threshold
+                    for c in of_kind) / len(of_kind)
+                if kind in TRUE_KINDS:
+                    worst_true = max(worst_true, unsupported)
+                else:
+                    worst_false = min(worst_false, unsupported)
+            results.append((share, threshold, round(worst_true, 4), round(worst_false, 4)))
+    results.sort(key=lambda r: min(0.03 - r[2], r[3] - 0.97), reverse=True)
+    return results
+
+
+if __name__ == "__main__":
+    main()

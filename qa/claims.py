@@ -1,0 +1,526 @@
+"""Check stage: each sentence of a generated answer, against the passages it cites.
+
+A model asked to cite can write "[2]" after a sentence passage 2 never says. Here code, not the
+prompt, checks every sentence, in two ways:
+
+1. **Hard facts.** Every number, amount, date and proper name the sentence states must appear in
+   the passages it cites (or their headlines), after normalising the forms models rewrite:
+   - numbers: "nine" and "9", "1,400" and "1400", "twenty-five" and "25", "5th" and "5";
+   - amounts: "$8 billion", "8 billion dollars", "8bn" and "8,000 million" are all 8e9; a
+     passage's "$8 billion" also vouches for a bare "8" (the sentence claims less), never the
+     reverse; currency signs and "percent"/"%" are not compared;
+   - dates: "Sept. 5", "Sep 5" and "September 5" are the same month and day; "May" is a month
+     only next to a number;
+   - names: capitalised words, matched by their stem in any case ("Officials" finds "official"),
+     hyphenated parts each on its own; "U.S." is "United States" (and U.K., U.N., E.U. alike).
+     A sentence's first word counts as a name only when it is not a common English word.
+   A model cannot talk its way past this: a wrong figure or a wrong name is "unsupported" however
+   fluent the sentence.
+2. **Support.** The sentence is compared with every window of one or two consecutive sentences of
+   each cited passage: its rare words found there (rarity from `wordfreq`, so a two-article index
+   weighs words as a large one does) and the token alignment of qa.align (the same model's token
+   states; paraphrases count). The best window is the evidence, as character offsets into the
+   document's clean text, like every citation.
+
+A sentence is `supported` (facts present and support over SUPPORT_THRESHOLD), `unsupported`, or
+`uncited` (it cites no passage).
+"""
+
+from __future__ import annotations
+
+import re
+from collections.abc import Iterable, Sequence
+from dataclasses import dataclass
+from functools import lru_cache
+from typing import TYPE_CHECKING
+
+from qa.chunk import model_passage, split_sentences
+from qa.ingest import article_heading
+from qa.retrieve import STOPWORDS, stems
+from qa.types import Claim, Evidence, Hit, Span
+
+if TYPE_CHECKING:
+    import numpy as np
+
+    from qa.align import ReadPassage, TokenAligner
+
+SUPPORTED, UNSUPPORTED, UNCITED = "supported", "unsupported", "uncited"
+
+# support = ALIGN_SHARE * alignment + (1 - ALIGN_SHARE) * rare-word coverage, of the best window.
+# Fitted on the even half of bench/claims.py's SQuAD v1.1 claims (see there), reported on the odd.
+ALIGN_SHARE = 0.5
+SUPPORT_THRESHOLD = 0.6
+# A window is one sentence or two consecutive ones: generated sentences often join two facts.
+WINDOW_SENTENCES = 2
+# A sentence's first word this common in English (Zipf frequency, wordfreq's scale: "however" 5.6,
+# "moscow" 4.4, "aside" 4.3, "albright" 2.9) is read as an ordinary word, not a name, so a leading
+# "Moscow" goes unchecked as a name (its support still counts it). On bench/claims.py's tuning half,
+# 4.0 marked 0.5 points fewer true question-and-answer claims unsupported than 5.0.
+COMMON_FIRST_WORD_ZIPF = 4.0
+
+_CITATION = re.compile(r"\[(\d+(?:\s*[,;–-]\s*\d+)*)\]")
+_LEADING_CITATIONS = re.compile(r"^(?:\s*\[\d+(?:\s*[,;–-]\s*\d+)*\])+")
+_WORD = re.compile(r"[^\W\d_][\w'’-]*|\d[\d,]*(?:\.\d+)?")
+_DIGITS = re.compile(r"(?<![\w.])(\d{1,3}(?:,\d{3})+|\d+)(\.\d+)?")
+_SCALE_AFTER = re.compile(r"\s*-?\s*(thousand|million|billion|trillion|bn|mn|m|k)\b", re.IGNORECASE)
+_SCALES = {"thousand": 1e3, "k": 1e3, "million": 1e6, "m": 1e6, "mn": 1e6, "billion": 1e9, "bn": 1e9, "trillion": 1e12}
+_UNITS = {w: i for i, w in enumerate(
+    "zero one two three four five six seven eight nine ten eleven twelve thirteen fourteen fifteen "
+    "sixteen seventeen eighteen nineteen".split())}
+_TENS = {w: 10 * (i + 2) for i, w in enumerate("twenty thirty forty fifty sixty seventy eighty ninety".split())}
+_MONTHS = {
+    name: number
+    for number, names in enumerate(
+        ["january jan", "february feb", "march mar", "april apr", "may", "june jun", "july jul",
+         "august aug", "september sept sep", "october oct", "november nov", "december dec"], start=1)
+    for name in names.split()
+}
+# Titles before a name, which a paraphrase drops or adds.
+# Titles before a name and company suffixes after one, which a paraphrase drops or adds, and
+# currencies, which are units of an amount rather than names.
+_HONORIFICS = frozenset("sir mr mrs ms dr prof st lord lady dame inc ltd corp co plc llc euro euros".split())
+# Names written two ways, both read as the second form.
+_ALIASES = [
+    (re.compile(r"\bU\.\s?S\.(?:\s?A\.)?|\bUnited States(?: of America)?\b|\bUSA\b"), "US"),
+    (re.compile(r"\bU\.\s?K\.|\bUnited Kingdom\b"), "UK"),
+    (re.compile(r"\bU\.\s?N\.|\bUnited Nations\b"), "UN"),
+    (re.compile(r"\bE\.\s?U\.|\bEuropean Union\b"), "EU"),
+    (re.compile(r"\bTV\b"), "television"),
+]
+
+
+@dataclass(frozen=True)
+class Facts:
+    """What a text states that a paraphrase may not change: numbers, months and names."""
+
+    numbers: frozenset[float] = frozenset()
+    months: frozenset[int] = frozenset()
+    names: frozenset[str] = frozenset()  # stems, lower-case
+    # (name, the last word of the name it begins): "Peyton" is taken as found when "Manning" is
+    heads: frozenset[tuple[str, str]] = frozenset()
+
+    def __bool__(self) -> bool:
+        return bool(self.numbers or self.months or self.names)
+
+    def __or__(self, other: Facts) -> Facts:
+        return Facts(self.numbers | other.numbers, self.months | other.months, self.names | other.names,
+                     self.heads | other.heads)
+
+    def __sub__(self, other: Facts) -> Facts:
+        return Facts(self.numbers - other.numbers, self.months - other.months, self.names - other.names,
+                     self.heads)
+
+    def found_in(self, other: Facts) -> Facts:
+        """The part of these facts that `other` states too. A name also counts when one stem begins
+        the other, as a country and its people do ("Italian" and "Italy", "Asian" and "Asia"), and
+        a first name ("Peyton Manning") when the name's last word is there ("Manning")."""
+        found = {name for name in self.names if _name_in(name, other.names)}
+        found |= {name for name, head in self.heads if name in self.names and _name_in(head, other.names)}
+        return Facts(self.numbers & other.numbers, self.months & other.months, frozenset(found), self.heads)
+
+    def labelled(self, labels: dict[str, str]) -> list[str]:
+        """These facts in the words the text used for them."""
+        return ([labels.get(f"n:{value}", f"{value:g}") for value in sorted(self.numbers)]
+                + [labels.get(f"m:{month}", str(month)) for month in sorted(self.months)]
+                + [labels.get(f"w:{name}", name) for name in sorted(self.names)])
+
+
+def _name_in(name: str, stems_found: frozenset[str]) -> bool:
+    """Whether a name's stem is among a passage's: the same, one beginning the other, or (from five
+    letters on) one letter added, dropped or changed, as transliterations and typos differ."""
+    if name in stems_found:
+        return True
+    if len(name) < 4:
+        return False
+    for other in stems_found:
+        if other[:1] != name[:1] or abs(len(other) - len(name)) > 1 and other[:4] != name[:4]:
+            continue
+        if len(other) >= 4 and other[:4] == name[:4] and (other.startswith(name) or name.startswith(other)):
+            return True
+        if len(name) >= 5 and abs(len(other) - len(name)) <= 1 and _one_edit_apart(name, other):
+            return True
+    return False
+
+
+def _one_edit_apart(a: str, b: str) -> bool:
+    if len(a) > len(b):
+        a, b = b, a
+    i = 0
+    while i < len(a) and a[i] == b[i]:
+        i += 1
+    if len(a) == len(b):
+        return a[i + 1:] == b[i + 1:]
+    return a[i:] == b[i + 1:]
+
+
+def split_claims(text: str) -> list[tuple[str, tuple[int, ...]]]:
+    """A generated answer's sentences, each with the passage numbers it cites, markers removed.
+
+    >>> split_claims("Baghdad owes Russia $8 billion [1]. Talks went on [2, 3].")
+    [('Baghdad owes Russia $8 billion.', (1,)), ('Talks went on.', (2, 3))]
+    """
+    sentences: list[list] = []
+    for start, end in split_sentences(text):
+        piece = text[start:end]
+        leading = _LEADING_CITATIONS.match(piece)
+        if leading and sentences:  # "… $8 billion. [1]" splits the marker off its sentence
+            sentences[-1][1].extend(_numbers_in(leading.group(0)))
+            piece = piece[leading.end():]
+        if not piece.strip():
+            continue
+        sentences.append([piece, _numbers_in(piece)])
+    claims = []
+    for piece, cited in sentences:
+        plain = _CITATION.sub("", piece)
+        plain = re.sub(r"\s+([.,;:!?])", r"\1", plain)
+        plain = re.sub(r"^\s*(?:[-*•]|\d+[.)])\s+", "", " ".join(plain.split()))
+        if any(ch.isalnum() for ch in plain):
+            claims.append((plain, tuple(dict.fromkeys(cited))))
+    return claims
+
+
+def _numbers_in(markers: str) -> list[int]:
+    numbers = []
+    for group in _CITATION.findall(markers):
+        for a, dash, b in re.findall(r"(\d+)(?:\s*([–-])\s*(\d+))?", group):
+            if dash and int(b) - int(a) < 20:
+                numbers.extend(range(int(a), int(b) + 1))
+            else:
+                numbers.append(int(a))
+    return numbers
+
+
+def extract_facts(text: str, lenient_scale: bool = False) -> tuple[Facts, dict[str, str]]:
+    """The numbers, months and names a text states, with the words it used for each.
+
+    `lenient_scale` (for passages) also keeps each scaled amount's bare number, so a passage's
+    "$8 billion" supports a sentence's "8".
+
+    >>> sorted(extract_facts("Russia is owed $8 billion, nine times more since Sept. 5.")[0].numbers)
+    [5.0, 9.0, 8000000000.0]
+    """
+    text = _aliased(text)
+    numbers: set[float] = set()
+    labels: dict[str, str] = {}
+    taken: list[Span] = []
+    for match in _DIGITS.finditer(text):
+        value = float(match.group(1).replace(",", "") + (match.group(2) or ""))
+        end = match.end()
+        scale = _SCALE_AFTER.match(text, end)
+        if scale and (scale.group(1).lower() not in ("m", "k") or scale.start() == end):
+            if lenient_scale:
+                numbers.add(_rounded(value))
+            value *= _SCALES[scale.group(1).lower()]
+            end = scale.end()
+        numbers.add(_rounded(value))
+        labels.setdefault(f"n:{_rounded(value)}", text[match.start():end].strip())
+        taken.append((match.start(), end))
+    words = [(m.group(0), m.start(), m.end()) for m in _WORD.finditer(text)]
+    numbers |= _spelled_numbers(words, labels, lenient_scale)
+    months: set[int] = set()
+    names: list[tuple[str, int]] = []  # (stem, index of the word) in text order
+    for i, (word, start, end) in enumerate(words):
+        if any(a <= start < b for a, b in taken):
+            continue
+        bare = word.rstrip("'’").removesuffix("'s").removesuffix("’s")
+        lower = bare.lower()
+        if not bare or not bare[0].isupper():
+            continue
+        month = _MONTHS.get(lower.rstrip("."))
+        if month is not None and (lower != "may" or _next_to_digit(words, i)):
+            months.add(month)
+            labels.setdefault(f"m:{month}", bare)
+            continue
+        if lower.rstrip(".") in STOPWORDS | _HONORIFICS or lower in _UNITS or lower in _TENS or lower in _SCALES:
+            continue
+        # A sentence's first word is capitalised whatever it is: "Approximately", "However".
+        if _starts_sentence(text, start) and (lower.endswith("ly") or _zipf(lower) >= COMMON_FIRST_WORD_ZIPF):
+            continue
+        for part in bare.split("-"):
+            if len(part) > 1 and part[0].isupper():
+                stem = stems([part.lower()])[0]
+                names.append((stem, i))
+                labels.setdefault(f"w:{stem}", part)
+    heads = set()
+    for (stem, i), (head, j) in zip(names, names[1:]):
+        if j == i + 1 and not _starts_sentence(text, words[j][1]):
+            heads.add((stem, head))
+    # A run of names ends at its last word: "Peyton" -> "Manning" in "Peyton Manning".
+    following = dict(heads)
+    resolved = set()
+    for stem, head in heads:
+        seen = {stem}
+        while head in following and head not in seen:
+            seen.add(head)
+            head = following[head]
+        resolved.add((stem, head))
+    return Facts(frozenset(numbers), frozenset(months), frozenset(s for s, _ in names), frozenset(resolved)), labels
+
+
+@lru_cache(maxsize=4096)
+def passage_facts(text: str) -> Facts:
+    """What a passage (or headline) can vouch for: its numbers (a scaled amount's bare number too),
+    its months, and the stem of every word in it, in any case ("officials" vouches for "Officials")."""
+    facts, _ = extract_facts(text, lenient_scale=True)
+    words = [w.lower().strip("'’-") for w in _WORD.findall(_aliased(text)) if not w[0].isdigit()]
+    words = [w.removesuffix("'s").removesuffix("’s") for w in words]
+    every = {part for word in words for part in word.split("-") if part}
+    return Facts(facts.numbers, facts.months, frozenset(stems(sorted(every))) | _initialisms(text))
+
+
+def _initialisms(text: str) -> frozenset[str]:
+    """Initials of capitalised runs, so "UMC" is found in "United Methodist Church" ("of", "the" skipped)."""
+    found = set()
+    for run in re.finditer(r"[A-Z][\w'’]+(?:\s+(?:(?:of|the|and|for)\s+)?[A-Z][\w'’]+)+", text):
+        initials = "".join(w[0] for w in run.group(0).split() if w[0].isupper()).lower()
+        for size in range(2, min(len(initials), 6) + 1):
+            for first in range(len(initials) - size + 1):
+                found.add(initials[first:first + size])
+    return frozenset(found)
+
+
+def _aliased(text: str) -> str:
+    """The text with accents dropped ("Böke" is "Boke") and two-way names in one form."""
+    text = _unaccented(text)
+    for pattern, canonical in _ALIASES:
+        text = pattern.sub(canonical, text)
+    return text
+
+
+def _unaccented(text: str) -> str:
+    if text.isascii():
+        return text
+    import unicodedata
+
+    return "".join(ch for ch in unicodedata.normalize("NFKD", text) if not unicodedata.combining(ch))
+
+
+def _rounded(value: float) -> float:
+    return float(f"{value:.6g}")
+
+
+def _number_label(value: float) -> str:
+    return f"{value:g}"
+
+
+def _spelled_numbers(words: list[tuple[str, int, int]], labels: dict[str, str], lenient_scale: bool) -> set[float]:
+    """Numbers written in words: "nine" -> 9, "twenty-five" -> 25, "two hundred million" -> 2e8.
+
+    A lone "one" is left out: it is far more often a pronoun ("one of the largest") than a count.
+    """
+    found: set[float] = set()
+    i = 0
+    while i < len(words):
+        parts = words[i][0].lower().split("-")
+        if not all(p in _UNITS or p in _TENS for p in parts):
+            # "four-valve": a number leading a compound
+            if len(parts) > 1 and (parts[0] in _UNITS or parts[0] in _TENS) and parts[0] != "one":
+                value = float(_UNITS.get(parts[0], 0) + _TENS.get(parts[0], 0))
+                found.add(_rounded(value))
+                labels.setdefault(f"n:{_rounded(value)}", parts[0])
+            i += 1
+            continue
+        first = i
+        total, current = 0.0, float(sum(_UNITS.get(p, 0) + _TENS.get(p, 0) for p in parts))
+        bare = current
+        i += 1
+        while i < len(words):
+            word = words[i][0].lower()
+            pieces = word.split("-")
+            if all(p in _UNITS or p in _TENS for p in pieces):
+                current += sum(_UNITS.get(p, 0) + _TENS.get(p, 0) for p in pieces)
+            elif word == "hundred":
+                current *= 100
+            elif word in ("thousand", "million", "billion", "trillion"):
+                total += current * _SCALES[word]
+                current = 0.0
+            elif word == "and" and i + 1 < len(words) and words[i + 1][0].lower() in _UNITS | _TENS:
+                pass
+            else:
+                break
+            i += 1
+        value = total + current
+        if i - first == 1 and words[first][0].lower() == "one":
+            continue
+        found.add(_rounded(value))
+        if lenient_scale and value != bare:
+            found.add(_rounded(bare))
+        labels.setdefault(f"n:{_rounded(value)}", " ".join(w for w, _, _ in words[first:i]))
+    return found
+
+
+def _next_to_digit(words: list[tuple[str, int, int]], i: int) -> bool:
+    return any(0 <= j < len(words) and words[j][0][0].isdigit() for j in (i - 1, i + 1))
+
+
+def _starts_sentence(text: str, start: int) -> bool:
+    before = text[:start].rstrip(" \t\n\"'“‘(")
+    return not before or before[-1] in ".!?:;"
+
+
+@lru_cache(maxsize=100_000)
+def _zipf(word: str) -> float:
+    """How common a word is in English, wordfreq's Zipf scale (0 for unknown, about 7.5 for "the")."""
+    from wordfreq import zipf_frequency
+
+    return zipf_frequency(word, "en")
+
+
+def rarity(word: str) -> float:
+    """How much a word of a sentence says, from its English frequency: "the" 0, "debt" 2.6, "Ivanov" 5.
+
+    Unlike an IDF from the user's own corpus, it means the same in a two-article index as in a
+    large one.
+    """
+    if word in STOPWORDS:
+        return 0.0
+    return max(0.5, 7.5 - _zipf(word)) if not word[0].isdigit() else 4.0
+
+
+@lru_cache(maxsize=16384)
+def _content_stems(text: str) -> dict[str, float]:
+    """Each content word's stem with its rarity (the highest of the words sharing that stem); cached, not to be changed."""
+    words = [w.lower().strip("'’-").replace(",", "") for w in _WORD.findall(_aliased(text))]
+    words = [w.removesuffix("'s").removesuffix("’s") for w in words if w]
+    weights: dict[str, float] = {}
+    for word, stem in zip(words, stems(words)):
+        weight = rarity(word)
+        if weight > 0:
+            weights[stem] = max(weights.get(stem, 0.0), weight)
+    return weights
+
+
+@dataclass(frozen=True)
+class _Window:
+    n: int
+    hit: Hit
+    span: Span  # article offsets
+    coverage: float
+    alignment: float
+
+    @property
+    def support(self) -> float:
+        return ALIGN_SHARE * self.alignment + (1 - ALIGN_SHARE) * self.coverage
+
+
+class ClaimChecker:
+    """Checks generated sentences against numbered passages with the embedder's own model."""
+
+    def __init__(self, aligner: TokenAligner) -> None:
+        self.aligner = aligner
+
+    def check_answer(self, text: str, passages: Sequence[Hit]) -> list[Claim]:
+        """Every sentence of a generated answer, checked against the passages it cites ([1] is passages[0])."""
+        return [self.check(sentence, cited, passages) for sentence, cited in split_claims(text)]
+
+    def check(self, sentence: str, citations: Sequence[int], passages: Sequence[Hit]) -> Claim:
+        """One sentence against the passages it cites."""
+        citations = tuple(citations)
+        if not citations:
+            return Claim(sentence, (), UNCITED, 0.0)
+        cited = [(n, passages[n - 1]) for n in citations if 1 <= n <= len(passages)]
+        invalid = [f"[{n}]" for n in citations if not 1 <= n <= len(passages)]
+        if not cited:
+            return Claim(sentence, citations, UNSUPPORTED, 0.0, (), tuple(f"no passage {m}" for m in invalid))
+        facts, labels = extract_facts(sentence)
+        vouched = [(n, hit, passage_facts(hit.title) | passage_facts(hit.text)) for n, hit in cited]
+        found = facts.found_in(_union(f for _, _, f in vouched))
+        missing = (facts - found).labelled(labels)
+        best = max(self._windows(sentence, cited), key=lambda w: w.support)
+        support = round(best.support, 4)
+        evidence = [_evidence(best)]
+        evidence += _fact_evidence(found, best, vouched)
+        verdict = SUPPORTED if not missing and not invalid and support >= SUPPORT_THRESHOLD else UNSUPPORTED
+        return Claim(sentence, citations, verdict, support, tuple(evidence), tuple(missing + invalid))
+
+    def features(self, sentence: str, passages: Sequence[Hit]) -> tuple[float, float, int]:
+        """(alignment, coverage, facts missing) of the sentence's best window in `passages`, for bench/claims.py."""
+        facts, _ = extract_facts(sentence)
+        missing = facts - facts.found_in(_union(passage_facts(h.title) | passage_facts(h.text) for h in passages))
+        best = max(self._windows(sentence, list(enumerate(passages, start=1))), key=lambda w: w.support)
+        return best.alignment, best.coverage, len(missing.labelled({}))
+
+    def read(self, passages: Sequence[Hit]) -> None:
+        """Read passages with the model ahead of checking (as hybrid search already did for `qa ask`)."""
+        self.aligner.read_passages([_model_passage(hit)[0] for hit in passages])
+
+    def _windows(self, sentence: str, cited: Sequence[tuple[int, Hit]]) -> list[_Window]:
+        """Every window of one or two consecutive sentences of the cited passages, scored."""
+        import numpy as np
+
+        weights = _content_stems(sentence)
+        question = self.aligner.question(sentence, weights)
+        reads = [_model_passage(hit) for _, hit in cited]
+        states = self.aligner.read_passages([text for text, _, _ in reads])
+        title_stems = [set(_content_stems(hit.title)) for _, hit in cited]
+        total = sum(weights.values()) or 1.0
+        windows = []
+        for (n, hit), (_, _, spans), read, titled in zip(cited, reads, states, title_stems):
+            article_spans = list(hit.sentences) or [(hit.start, hit.end)]
+            similarity = question.vectors @ read.vectors.T if len(question.vectors) else None
+            for first in range(len(spans)):
+                for size in range(1, WINDOW_SENTENCES + 1):
+                    if first + size > len(spans):
+                        break
+                    start, end = spans[first][0], spans[first + size - 1][1]
+                    a_start, a_end = article_spans[first][0], article_spans[first + size - 1][1]
+                    words = _content_stems(hit.text[a_start - hit.start:a_end - hit.start])
+                    coverage = sum(w for stem, w in weights.items() if stem in words or stem in titled) / total
+                    alignment = _alignment(similarity, question.weights, read, start, end)
+                    windows.append(_Window(n, hit, (a_start, a_end), coverage, alignment))
+        if not windows:  # passages with no text: nothing can support the sentence
+            hit = cited[0][1]
+            windows.append(_Window(cited[0][0], hit, (hit.start, hit.start), 0.0, 0.0))
+        return windows
+
+
+def _alignment(similarity: np.ndarray | None, weights: np.ndarray, read: ReadPassage, start: int, end: int) -> float:
+    """Weighted mean, over the sentence's tokens, of each one's best cosine inside read[start:end]."""
+    import numpy as np
+
+    if similarity is None or weights.sum() <= 0:
+        return 0.0
+    first = int(np.searchsorted(read.starts, start))
+    stop = int(np.searchsorted(read.ends, end, side="right"))
+    if stop <= first:
+        return 0.0
+    best = similarity[:, first:stop].max(axis=1)
+    return float(max(0.0, (best * weights).sum() / weights.sum()))
+
+
+def _model_passage(hit: Hit) -> tuple[str, int, list[Span]]:
+    """What the model reads for a passage: the same text hybrid search's second look read, so its token states are shared."""
+    return model_passage(article_heading(hit.title, hit.path), hit.text, hit.start, list(hit.sentences) or [(hit.start, hit.end)])
+
+
+def _union(facts: Iterable[Facts]) -> Facts:
+    result = Facts()
+    for one in facts:
+        result = result | one
+    return result
+
+
+def _fact_evidence(wanted: Facts, best: _Window, vouched: list[tuple[int, Hit, Facts]]) -> list[Evidence]:
+    """Sentences beyond the best window that hold the numbers, dates and names it lacks."""
+    wanted = wanted - wanted.found_in(passage_facts(_quote(best.hit, best.span)))
+    extra: list[Evidence] = []
+    for n, hit, held in vouched:
+        if not wanted.found_in(held):
+            continue
+        for span in hit.sentences or [(hit.start, hit.end)]:
+            gained = wanted.found_in(passage_facts(_quote(hit, span)))
+            if gained and span != best.span:
+                extra.append(Evidence(n, hit.doc_id, span[0], span[1], _quote(hit, span)))
+                wanted = wanted - gained
+                if not wanted:
+                    return extra
+    return extra
+
+
+def _quote(hit: Hit, span: Span) -> str:
+    return hit.text[span[0] - hit.start:span[1] - hit.start]
+
+
+def _evidence(window: _Window) -> Evidence:
+    return Evidence(window.n, window.hit.doc_id, window.span[0], window.span[1], _quote(window.hit, window.span))
+
