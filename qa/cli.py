@@ -74,6 +74,28 @@ backend_option = click.option(
 )
 
 
+def llm_options(func: Callable[..., Any]) -> Callable[..., Any]:
+    """--llm URL and --llm-model NAME: answers written by a model server, each sentence checked."""
+    func = click.option(
+        "--llm-model", metavar="NAME", help="The server's model to use ($QA_LLM_MODEL); by default its only one.",
+    )(func)
+    return click.option(
+        "--llm", "llm_url", metavar="URL",
+        help="Have the answer written by an OpenAI-compatible model server: ollama:MODEL, "
+        "http://localhost:8080 (llama.cpp), http://HOST:8000/v1 (vLLM) ($QA_LLM, or [llm] url in the config file).",
+    )(func)
+
+
+def _llm_settings(llm_url: str | None, llm_model: str | None):
+    """The model server to use, or None to stay offline; says once when passages will leave the machine."""
+    from qa.llm import is_loopback, resolve_llm_settings
+
+    settings = resolve_llm_settings(llm_url, llm_model)
+    if settings is not None and not is_loopback(settings.url):
+        click.secho(f"Note: passages will be sent to {settings.url}, which is not this machine.", fg="yellow", err=True)
+    return settings
+
+
 def retrieval_options(func: Callable[..., Any]) -> Callable[..., Any]:
     """-k, --mode and the filters shared by `ask`, `search` and `chat`."""
     decorators = [
@@ -267,28 +289,77 @@ def _day(value: str | None, option: str) -> str | None:
 @main.command()
 @click.argument("question")
 @retrieval_options
+@llm_options
+@click.option("--stream", is_flag=True,
+              help="With --llm: print newline-delimited JSON events (token, claim, done) as they happen.")
 @index_option
 @json_option
 def ask(question: str, k: int, mode: str, source: str | None, since: str | None, until: str | None,
-        reranker: str | None, backend: str | None, index_dir: str | None, store: str | None, as_json: bool) -> None:
+        reranker: str | None, backend: str | None, llm_url: str | None, llm_model: str | None, stream: bool,
+        index_dir: str | None, store: str | None, as_json: bool) -> None:
     """Answer QUESTION with sentences quoted from the articles, each cited.
+
+    With --llm, a model server you run (Ollama, llama.cpp, vLLM, LM Studio) writes the answer from
+    the same passages, and qa checks every sentence against the passages it cites: supported
+    sentences show their [n], the others are marked. If the server fails, the quoted answer is
+    given with a one-line note.
 
     \b
     Examples:
       qa ask "Who did Igor Ivanov give the informal document to?"
       qa ask "How much does Baghdad owe Russia?" --json
       qa ask "What did Ivanov say about peacekeepers?" --since 2016-01-01 -k 8
+      qa ask "How much does Baghdad owe Russia?" --llm ollama:llama3.2
+      qa ask "How much does Baghdad owe Russia?" --llm http://localhost:8080 --stream
     """
-    from qa.answer import answer_question
     from qa.render import answer_json, render_answer
 
     filters = _filters(source, since, until)
+    settings = _llm_settings(llm_url, llm_model)
+    if stream and settings is None:
+        raise click.UsageError("--stream needs a model server: --llm URL, $QA_LLM or the config file")
     retriever = _open(index_dir, reranker, backend, store)
-    answer = answer_question(retriever, question, k=k, mode=mode, filters=filters)
-    if as_json:
+    if settings is None:
+        from qa.answer import answer_question
+
+        answer = answer_question(retriever, question, k=k, mode=mode, filters=filters)
+    else:
+        answer = _generated(retriever, settings, question, k, mode, filters, stream, as_json)
+    if stream:
+        _emit_event({"event": "done", "answer": answer_json(answer)})
+    elif as_json:
         _emit_json(answer_json(answer))
     else:
         _console().print(render_answer(answer))
+
+
+def _generated(retriever, settings, question: str, k: int, mode: str, filters, stream: bool, as_json: bool):
+    from qa.generate import generate_answer
+    from qa.llm import ChatClient
+    from qa.render import claim_json
+
+    on_token = None
+    if stream:
+        def on_token(delta: str) -> None:
+            _emit_event({"event": "token", "text": delta})
+    elif not as_json:
+        out = _console()
+
+        def on_token(delta: str) -> None:
+            out.print(delta, end="", style="dim", markup=False, highlight=False)
+    with ChatClient(settings) as client:
+        answer = generate_answer(retriever, client, question, k=k, mode=mode, filters=filters, on_token=on_token)
+    if on_token is not None and not stream:
+        _console().print()  # the streamed draft ends; the checked answer follows
+    if stream:
+        for claim in answer.claims:
+            _emit_event({"event": "claim", **claim_json(claim)})
+    return answer
+
+
+def _emit_event(data: dict[str, Any]) -> None:
+    click.echo(json.dumps(data, ensure_ascii=False))
+    sys.stdout.flush()
 
 
 @main.command()
@@ -352,11 +423,12 @@ def stats(index_dir: str | None, store: str | None, as_json: bool) -> None:
 
 @main.command()
 @retrieval_options
+@llm_options
 @index_option
 @click.option("--no-update", is_flag=True, help="Do not check the corpus folders for changes first.")
 def chat(k: int, mode: str, source: str | None, since: str | None, until: str | None,
-         reranker: str | None, backend: str | None, index_dir: str | None, store: str | None,
-         no_update: bool) -> None:
+         reranker: str | None, backend: str | None, llm_url: str | None, llm_model: str | None,
+         index_dir: str | None, store: str | None, no_update: bool) -> None:
     """Open the chat: ask questions, see cited answers; /help lists commands.
 
     On start the chat brings the index up to date with its folders (a fresh index is built from
@@ -366,12 +438,15 @@ def chat(k: int, mode: str, source: str | None, since: str | None, until: str | 
     Examples:
       qa chat
       qa chat --index /tmp/idx -k 8
+      qa chat --llm ollama:llama3.2        # answers written by your model, each sentence checked
     """
+    from qa.llm import resolve_llm_settings
     from qa.repl import ChatSession
 
     session = ChatSession(
         _location(index_dir, store), console=_console(), k=k, mode=mode,
         filters=_filters(source, since, until), reranker=reranker, backend=backend,
+        llm=resolve_llm_settings(llm_url, llm_model),
     )
     session.run(update=not no_update)
 

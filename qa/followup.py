@@ -40,19 +40,30 @@ def is_follow_up(question: str) -> bool:
 
 @dataclass
 class Conversation:
-    """The questions of a chat so far, as they were understood."""
+    """The questions of a chat so far, as they were understood, and whether the articles answered them."""
 
     turns: list[str] = field(default_factory=list)
+    answered: list[bool] = field(default_factory=list)
 
     def contextualize(self, question: str) -> str | None:
-        """The query to search for a follow-up, or None when the question stands on its own."""
-        if not self.turns or not is_follow_up(question):
+        """The query to search for a follow-up, or None when the question stands on its own.
+
+        A question the articles did not answer is no context: "What is the capital of Australia?"
+        (not in the articles) then "Who vetoed the resolution?" is searched as asked.
+        """
+        if not self.turns or not self.answered[-1] or not is_follow_up(question):
             return None
         return f"{self.turns[-1]} {question.strip()}"
 
-    def record(self, understood: str) -> None:
+    def record(self, understood: str, answered: bool = True) -> None:
         # Keep the expanded form, so a chain of follow-ups keeps its subject.
         self.turns.append(understood)
+        self.answered.append(answered)
+
+    def history(self) -> list[str]:
+        """The answered questions so far, oldest first: what a model may read to rewrite a follow-up."""
+        return [turn for turn, answered in zip(self.turns, self.answered) if answered]
 
     def forget(self) -> None:
         self.turns.clear()
+        self.answered.clear()

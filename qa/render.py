@@ -16,7 +16,7 @@ from rich.panel import Panel
 from rich.table import Table
 from rich.text import Text
 
-from qa.types import Answer, Article, Citation, Hit, IndexStats
+from qa.types import Answer, Article, Citation, Claim, Hit, IndexStats
 
 if TYPE_CHECKING:
     from qa.evaluate import EvalReport
@@ -36,7 +36,21 @@ def answer_json(answer: Answer) -> dict[str, Any]:
     }
     if answer.understood_as:
         data["understood_as"] = answer.understood_as
+    if answer.generated or answer.model:
+        data["generated"] = answer.generated
+        data["model"] = answer.model
+        data["claims"] = [claim_json(c) for c in answer.claims]
+    if answer.notice:
+        data["notice"] = answer.notice
     data["passages"] = [hit_json(h) for h in answer.passages]
+    return data
+
+
+def claim_json(claim: Claim) -> dict[str, Any]:
+    """One checked sentence: ``{"text", "citations", "verdict", "support", "evidence": [{"n", "doc_id", "start", "end", "quote"}], "missing"}``."""
+    data = asdict(claim)
+    data["citations"] = list(claim.citations)
+    data["missing"] = list(claim.missing)
     return data
 
 
@@ -87,6 +101,33 @@ def _answer_text(answer: Answer) -> Text:
     return text
 
 
+def claims_text(claims: Sequence[Claim]) -> Text:
+    """A generated answer, sentence by sentence: supported ones plain with their [n]; the others dimmed
+    and marked, "(not found in [2])", "($9 billion not in [1])", "(no source cited)"."""
+    text = Text()
+    for index, claim in enumerate(claims):
+        if index:
+            text.append(" ")
+        markers = "".join(f"[{n}]" for n in claim.citations)
+        if claim.verdict == "supported":
+            text.append(claim.text)
+            text.append(f" {markers}", style=MARKER_STYLE)
+            continue
+        text.append(claim.text, style="dim strike" if claim.verdict == "unsupported" else "dim")
+        if claim.verdict == "uncited":
+            text.append(" (no source cited)", style="italic red")
+        elif claim.missing:
+            text.append(f" ({', '.join(claim.missing)} not in {markers})", style="italic red")
+        else:
+            text.append(f" (not found in {markers})", style="italic red")
+    return text
+
+
+def streaming_text(text: str) -> Text:
+    """A generated answer while it is being written, before its sentences are checked."""
+    return Text(text, style="dim")
+
+
 def passage_text(hit: Hit, citations: Sequence[Citation] = ()) -> Text:
     """A passage with every cited sentence inside it highlighted."""
     text = Text(hit.text)
@@ -108,8 +149,15 @@ def render_answer(answer: Answer, show_passages: bool = True) -> RenderableType:
     parts: list[RenderableType] = []
     if answer.understood_as:
         parts.append(Text(f"(understood as: {answer.understood_as})", style="italic dim"))
-    if answer.answerable:
+    if answer.notice:
+        parts.append(Text(f"Note: {answer.notice}.", style="yellow"))
+    if answer.generated:
+        parts.append(claims_text(answer.claims))
+        parts.append(Text(f"Written by {answer.model}; each sentence checked against the passages it cites.",
+                          style="dim italic"))
+    elif answer.answerable:
         parts.append(_answer_text(answer))
+    if answer.answerable:
         parts.append(Text())
         parts.append(Text("Sources", style="bold underline"))
         shown: set[int] = set()

@@ -23,6 +23,7 @@ from qa.retrieve import MODES, SearchFilters, iso_day
 
 if TYPE_CHECKING:
     from qa.embed import Embedder
+    from qa.llm import ChatClient, LLMSettings
     from qa.location import StoreLocation
     from qa.retrieve import Retriever
     from qa.types import Answer
@@ -38,6 +39,7 @@ COMMANDS = [
     ("/filter …", "limit sources: /filter source=GLOB since=DATE until=DATE; /filter off; /filter shows it"),
     ("/new", "forget the conversation: the next question is not read as a follow-up"),
     ("/add PATH", "index more files or a folder now"),
+    ("/llm …", "answers written by a model server: /llm URL (ollama:MODEL, http://HOST:PORT), /llm on, /llm off (now {llm})"),
     ("/stats", "documents, chunks, model and size of the index"),
     ("/quit", "leave (Ctrl-D works too)"),
 ]
@@ -56,6 +58,7 @@ class ChatSession:
         embedder: Embedder | None = None,
         reranker: str | None = None,
         backend: str | None = None,
+        llm: LLMSettings | None = None,
     ) -> None:
         from qa.location import as_location
 
@@ -70,6 +73,10 @@ class ChatSession:
         self._retriever: Retriever | None = None
         self.last_answer: Answer | None = None
         self.conversation = Conversation()
+        self.llm = llm  # answers are written by this model server when set; quoted when None
+        self._llm_settings = llm  # what `/llm on` turns back on
+        self._llm_client: ChatClient | None = None
+        self._warned_remote: set[str] = set()
 
     # Start-up ---------------------------------------------------------------------------------------
 
@@ -139,6 +146,8 @@ class ChatSession:
             except QAError as exc:
                 self.console.print(f"[red]{exc}[/]")
         self._close_retriever()
+        if self._llm_client is not None:
+            self._llm_client.close()
 
     def _warm_up(self) -> None:
         try:
@@ -189,18 +198,60 @@ class ChatSession:
         return True
 
     def ask(self, question: str) -> Answer:
-        from qa.answer import answer_question
         from qa.render import render_answer
 
-        expanded = self.conversation.contextualize(question)
-        with self.console.status("Searching…", spinner="dots"):
-            answer = answer_question(
-                self.retriever(), question, k=self.k, mode=self.mode, filters=self.filters, retrieval_query=expanded
-            )
-        self.conversation.record(answer.understood_as or answer.question)
+        if self.llm is not None:
+            answer = self._generate(question)
+        else:
+            from qa.answer import answer_question
+
+            expanded = self.conversation.contextualize(question)
+            with self.console.status("Searching…", spinner="dots"):
+                answer = answer_question(
+                    self.retriever(), question, k=self.k, mode=self.mode, filters=self.filters, retrieval_query=expanded
+                )
+        self.conversation.record(answer.understood_as or answer.question, answer.answerable)
         self.last_answer = answer
         self.console.print(render_answer(answer))
         return answer
+
+    def _generate(self, question: str) -> Answer:
+        """The answer written by the model server, streamed as it comes; Ctrl-C stops it and keeps what came."""
+        from rich.live import Live
+
+        from qa.errors import LLMError
+        from qa.generate import condense_question, generate_answer
+        from qa.llm import ChatClient, is_loopback
+        from qa.render import streaming_text
+
+        assert self.llm is not None
+        if self._llm_client is None:
+            self._llm_client = ChatClient(self.llm)
+        if not is_loopback(self.llm.url) and self.llm.url not in self._warned_remote:
+            self._warned_remote.add(self.llm.url)
+            self.console.print(f"[yellow]Passages will be sent to {self.llm.url}, which is not this machine.[/]")
+        rewritten = None
+        history = self.conversation.history()
+        if history:
+            try:
+                with self.console.status("Reading the question…", spinner="dots"):
+                    rewritten = condense_question(self._llm_client, history, question)
+            except LLMError as exc:
+                self.console.print(f"[yellow]{exc}; reading the question as it is.[/]")
+            if rewritten is None:  # no model rewrite: the rule-based one
+                rewritten = self.conversation.contextualize(question)
+        written: list[str] = []
+        # The answer appears as it is written; once checked, the final render takes its place.
+        with Live(streaming_text("Searching…"), console=self.console, transient=True, refresh_per_second=12) as live:
+            def show(delta: str) -> None:
+                written.append(delta)
+                live.update(streaming_text("".join(written)))
+
+            return generate_answer(
+                self.retriever(), self._llm_client, question, k=self.k, mode=self.mode, filters=self.filters,
+                retrieval_query=rewritten if rewritten and rewritten.strip() != question.strip() else None,
+                on_token=show,
+            )
 
     def _command(self, text: str) -> bool:
         try:
@@ -220,6 +271,7 @@ class ChatSession:
             "/stats": self._stats,
             "/new": self._new,
             "/filter": self._filter,
+            "/llm": self._set_llm,
         }.get(name)
         if handler is None:
             self.console.print(f"[yellow]Unknown command {name}; /help lists the commands.[/]")
@@ -230,7 +282,7 @@ class ChatSession:
     def _help(self, args: list[str]) -> None:
         table = Table(show_header=False, box=None, padding=(0, 2))
         for command, description in COMMANDS:
-            table.add_row(f"[bold]{command}[/]", description.format(k=self.k, mode=self.mode))
+            table.add_row(f"[bold]{command}[/]", description.format(k=self.k, mode=self.mode, llm=self._llm_state()))
         self.console.print("Type a question in plain English, or a command:")
         self.console.print(table)
 
@@ -311,6 +363,33 @@ class ChatSession:
                 settings[key] = value or None
             self.filters = SearchFilters(**settings)
         self.console.print(f"Filters: {_describe_filters(self.filters)}.")
+
+    def _llm_state(self) -> str:
+        return f"on, {self.llm.url}" + (f" {self.llm.model}" if self.llm.model else "") if self.llm else "off"
+
+    def _set_llm(self, args: list[str]) -> None:
+        from qa.llm import LLMSettings, resolve_llm_settings
+
+        if len(args) != 1:
+            self.console.print(f"[yellow]Usage: /llm on | off | URL, e.g. /llm ollama:llama3.2 (now {self._llm_state()}).[/]")
+            return
+        choice = args[0]
+        if choice.lower() == "off":
+            self.llm = None
+        elif choice.lower() == "on":
+            settings = self._llm_settings or resolve_llm_settings()
+            if settings is None:
+                self.console.print("[yellow]No model server is set: /llm URL, --llm, $QA_LLM or the config file.[/]")
+                return
+            self.llm = settings
+        else:
+            self.llm = LLMSettings(choice, timeout=self._llm_settings.timeout if self._llm_settings else 120.0)
+        if self._llm_client is not None:
+            self._llm_client.close()
+            self._llm_client = None
+        if self.llm is not None:
+            self._llm_settings = self.llm
+        self.console.print(f"Model server: {self._llm_state()}." if self.llm else "Answers are quoted from the articles.")
 
     def _stats(self, args: list[str]) -> None:
         from qa.render import render_stats

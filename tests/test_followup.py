@@ -33,3 +33,13 @@ def test_conversation_expands_follow_up_with_previous_turn_and_forgets() -> None
     assert conversation.contextualize("How much does Baghdad owe Russia?") is None
     conversation.forget()
     assert conversation.contextualize("And when was that?") is None
+
+
+def test_an_unanswered_question_is_not_context_for_the_next() -> None:
+    # Tried as a new user would: an off-topic question, then a question about the articles.
+    conversation = Conversation()
+    conversation.record("What is the capital of Australia?", answered=False)
+    assert conversation.contextualize("Who vetoed the resolution?") is None
+    conversation.record("Who vetoed the resolution?", answered=True)
+    assert conversation.contextualize("When was that?") == "Who vetoed the resolution? When was that?"
+    assert conversation.history() == ["Who vetoed the resolution?"]

@@ -1,0 +1,159 @@
+"""Generated answers: the user's own model server writes the answer, and code checks every sentence.
+
+The passages are the ones `qa ask` would quote from (hybrid search with its second look). The
+model gets them numbered, with the question, and is asked to end each sentence with the [n] of
+the passages it rests on. Then qa.claims checks each sentence against exactly those passages; a
+sentence the passages do not support is marked, never passed off as cited.
+
+When the server fails, or the model says the passages do not answer, or no sentence it wrote is
+supported, the answer is the quoted (extractive) one, with a one-line notice saying why.
+"""
+
+from __future__ import annotations
+
+import re
+from collections.abc import Callable, Sequence
+from dataclasses import replace
+from typing import TYPE_CHECKING
+
+from qa.answer import compose_answer, score_sentences
+from qa.claims import SUPPORTED, ClaimChecker
+from qa.errors import LLMError
+from qa.retrieve import Retriever, SearchFilters, clean_query
+from qa.types import Answer, Citation, Claim, Hit
+
+if TYPE_CHECKING:
+    from qa.llm import ChatClient
+
+# The prompt, in one place. Bump PROMPT_VERSION when its words change, so figures measured with one
+# prompt are not compared with another's. With k=5 passages of at most PASSAGE_CHARS characters it
+# takes about 1,800 tokens, leaving room for the answer in a 4k context.
+PROMPT_VERSION = 1
+SYSTEM_PROMPT = (
+    "You answer questions about news articles using only the numbered passages you are given. "
+    "Answer briefly, in one to three sentences. End every sentence with the number of the passage "
+    "it is based on, in square brackets, like [1] or [2][3]. Do not use anything you know that the "
+    "passages do not say. If the passages do not answer the question, reply only: "
+    "The passages do not answer this."
+)
+PASSAGE_CHARS = 1200
+MAX_ANSWER_TOKENS = 200
+CONDENSE_PROMPT = (
+    "Rewrite the last question so that it can be understood without the conversation before it: "
+    "replace words like he, it or that with what they refer to. Reply with the rewritten question only."
+)
+# What a model writes when it declines.
+_DECLINES = re.compile(
+    r"\b(?:passages?|articles?|context|text)s? (?:do|does|did) not (?:answer|say|mention|contain|provide|state)"
+    r"|\bnot (?:mentioned|stated|provided|answered) in the (?:passages?|articles?|context)"
+    r"|\b(?:no|not enough) information\b|\bcannot (?:answer|find|determine)\b|\bI (?:don't|do not) know\b",
+    re.IGNORECASE,
+)
+
+TokenCallback = Callable[[str], None]
+
+
+def build_messages(question: str, passages: Sequence[Hit]) -> list[dict[str, str]]:
+    """The chat messages for a question and its numbered passages (prompt version PROMPT_VERSION)."""
+    blocks = []
+    for n, hit in enumerate(passages, start=1):
+        text = " ".join(hit.text.split())
+        if len(text) > PASSAGE_CHARS:
+            text = text[:PASSAGE_CHARS].rsplit(" ", 1)[0] + " …"
+        dated = f" ({hit.date})" if hit.date else ""
+        blocks.append(f"[{n}] {hit.title}{dated}\n{text}")
+    user = "Passages:\n\n" + "\n\n".join(blocks) + f"\n\nQuestion: {question}"
+    return [{"role": "system", "content": SYSTEM_PROMPT}, {"role": "user", "content": user}]
+
+
+def declines(text: str) -> bool:
+    """Whether a model's answer says the passages do not answer: ``"The passages do not answer this." -> True``."""
+    return bool(_DECLINES.search(text))
+
+
+def generate_answer(
+    retriever: Retriever,
+    client: ChatClient,
+    question: str,
+    k: int = 5,
+    mode: str = "hybrid",
+    filters: SearchFilters | None = None,
+    retrieval_query: str | None = None,
+    on_token: TokenCallback | None = None,
+) -> Answer:
+    """Retrieve passages, have the model answer from them, and check each sentence it wrote.
+
+    Tokens go to `on_token` as they arrive. Ctrl-C (KeyboardInterrupt) while the model writes stops
+    it and keeps what came. A server failure gives the quoted answer with a notice naming the URL.
+    """
+    asked = clean_query(question)
+    searched = clean_query(retrieval_query) if retrieval_query else asked
+    hits = retriever.search(searched, k=k, mode=mode, filters=filters, align=True)
+    scored = score_sentences(hits, retriever.term_weights(searched))
+    quoted = compose_answer(asked, hits, scored, searched if searched != asked else None)
+    if not hits:
+        return replace(quoted, notice="no passages were found, so the model was not asked")
+    try:
+        model = client.resolve_model()
+        text, stopped = _stream(client, build_messages(searched, hits), on_token)
+    except LLMError as exc:
+        return replace(quoted, notice=f"{exc}; showing the quoted answer instead")
+    if not text.strip():
+        return replace(quoted, model=model, notice=f"{model} wrote nothing; showing the quoted answer instead")
+    claims = ClaimChecker(retriever.aligner()).check_answer(text, hits)
+    if declines(text) and not any(c.verdict == SUPPORTED for c in claims):
+        why = f"{model} says the passages do not answer this"
+        return replace(quoted, model=model, claims=tuple(claims), notice=f"{why}; showing the quoted answer instead"
+                       if quoted.answerable else why)
+    if not any(c.verdict == SUPPORTED for c in claims):
+        why = f"no sentence {model} wrote is supported by a passage it cites"
+        return replace(quoted, model=model, claims=tuple(claims), notice=f"{why}; showing the quoted answer instead")
+    notice = "generation stopped; the answer is what came before" if stopped else None
+    return Answer(asked, text.strip(), True, _citations(claims, hits), tuple(hits), quoted.understood_as,
+                  generated=True, model=model, claims=tuple(claims), notice=notice)
+
+
+def _stream(client: ChatClient, messages: list[dict[str, str]], on_token: TokenCallback | None) -> tuple[str, bool]:
+    """The model's text, and whether Ctrl-C stopped it early."""
+    parts: list[str] = []
+    stream = client.stream_chat(messages, max_tokens=MAX_ANSWER_TOKENS)
+    try:
+        for delta in stream:
+            parts.append(delta)
+            if on_token is not None:
+                on_token(delta)
+    except KeyboardInterrupt:
+        return "".join(parts), True
+    finally:
+        stream.close()  # closes the HTTP response, so the server stops generating
+    return "".join(parts), False
+
+
+def _citations(claims: Sequence[Claim], hits: Sequence[Hit]) -> tuple[Citation, ...]:
+    """The evidence of supported sentences, as citations: what /open and the source list show."""
+    citations = []
+    for claim in claims:
+        if claim.verdict != SUPPORTED:
+            continue
+        for evidence in claim.evidence:
+            hit = hits[evidence.n - 1]
+            citation = Citation(evidence.n, evidence.doc_id, hit.title, hit.path, evidence.start, evidence.end,
+                                evidence.quote, claim.support)
+            if citation not in citations:
+                citations.append(citation)
+    return tuple(citations)
+
+
+def condense_question(client: ChatClient, previous: Sequence[str], question: str) -> str | None:
+    """A follow-up rewritten by the model into a question that stands alone, or None if it gave nothing usable."""
+    history = "\n".join(f"Earlier question: {turn}" for turn in previous[-3:])
+    messages = [
+        {"role": "system", "content": CONDENSE_PROMPT},
+        {"role": "user", "content": f"{history}\nLast question: {question}\nRewritten question:"},
+    ]
+    text = client.complete(messages, max_tokens=64).strip().strip('"').splitlines()
+    rewritten = " ".join(text[0].split()) if text else ""
+    rewritten = re.sub(r"^(?:rewritten question|question)\s*:\s*", "", rewritten, flags=re.IGNORECASE)
+    if not rewritten or len(rewritten) > 300 or not any(ch.isalpha() for ch in rewritten):
+        return None
+    return rewritten
