@@ -213,7 +213,8 @@ def extract_facts(text: str, lenient_scale: bool = False) -> tuple[Facts, dict[s
             value *= _SCALES[scale.group(1).lower()]
             end = scale.end()
         numbers.add(_rounded(value))
-        labels.setdefault(f"n:{_rounded(value)}", text[match.start():end].strip())
+        first = match.start() - 1 if match.start() and text[match.start() - 1] in "$€£¥" else match.start()
+        labels.setdefault(f"n:{_rounded(value)}", text[first:end].strip())
         taken.append((match.start(), end))
     words = [(m.group(0), m.start(), m.end()) for m in _WORD.finditer(text)]
     numbers |= _spelled_numbers(words, labels, lenient_scale)
@@ -421,7 +422,7 @@ class ClaimChecker:
         cited = [(n, passages[n - 1]) for n in citations if 1 <= n <= len(passages)]
         invalid = [f"[{n}]" for n in citations if not 1 <= n <= len(passages)]
         if not cited:
-            return Claim(sentence, citations, UNSUPPORTED, 0.0, (), tuple(f"no passage {m}" for m in invalid))
+            return Claim(sentence, citations, UNSUPPORTED, 0.0, (), tuple(invalid))
         facts, labels = extract_facts(sentence)
         vouched = [(n, hit, passage_facts(hit.title) | passage_facts(hit.text)) for n, hit in cited]
         found = facts.found_in(_union(f for _, _, f in vouched))

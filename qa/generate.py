@@ -97,7 +97,7 @@ def generate_answer(
         model = client.resolve_model()
         text, stopped = _stream(client, build_messages(searched, hits), on_token)
     except LLMError as exc:
-        return replace(quoted, notice=f"{exc}; showing the quoted answer instead")
+        return replace(quoted, model=client.settings.model, notice=f"{exc}; showing the quoted answer instead")
     if not text.strip():
         return replace(quoted, model=model, notice=f"{model} wrote nothing; showing the quoted answer instead")
     claims = ClaimChecker(retriever.aligner()).check_answer(text, hits)

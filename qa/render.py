@@ -36,8 +36,8 @@ def answer_json(answer: Answer) -> dict[str, Any]:
     }
     if answer.understood_as:
         data["understood_as"] = answer.understood_as
-    if answer.generated or answer.model:
-        data["generated"] = answer.generated
+    data["generated"] = answer.generated
+    if answer.generated or answer.model or answer.notice:  # a model server was asked
         data["model"] = answer.model
         data["claims"] = [claim_json(c) for c in answer.claims]
     if answer.notice:
@@ -116,6 +116,9 @@ def claims_text(claims: Sequence[Claim]) -> Text:
         text.append(claim.text, style="dim strike" if claim.verdict == "unsupported" else "dim")
         if claim.verdict == "uncited":
             text.append(" (no source cited)", style="italic red")
+        elif any(m.startswith("[") for m in claim.missing):
+            absent = ", ".join(m for m in claim.missing if m.startswith("["))
+            text.append(f" (cites {absent}, which is not one of the passages)", style="italic red")
         elif claim.missing:
             text.append(f" ({', '.join(claim.missing)} not in {markers})", style="italic red")
         else:

@@ -139,6 +139,9 @@ class ChatSession:
         self.console.print(
             f"[bold]qa[/] — {documents} articles, {chunks} passages. Ask a question; /help for commands."
         )
+        if self.llm is not None:
+            self.console.print(f"Answers are written by the model server at {self.llm.url}, each sentence checked.")
+            self._warn_if_remote()
         for line in self._read(lines):
             try:
                 if not self.handle(line):
@@ -221,15 +224,13 @@ class ChatSession:
 
         from qa.errors import LLMError
         from qa.generate import condense_question, generate_answer
-        from qa.llm import ChatClient, is_loopback
+        from qa.llm import ChatClient
         from qa.render import streaming_text
 
         assert self.llm is not None
         if self._llm_client is None:
             self._llm_client = ChatClient(self.llm)
-        if not is_loopback(self.llm.url) and self.llm.url not in self._warned_remote:
-            self._warned_remote.add(self.llm.url)
-            self.console.print(f"[yellow]Passages will be sent to {self.llm.url}, which is not this machine.[/]")
+        self._warn_if_remote()
         rewritten = None
         history = self.conversation.history()
         if history:
@@ -364,6 +365,14 @@ class ChatSession:
             self.filters = SearchFilters(**settings)
         self.console.print(f"Filters: {_describe_filters(self.filters)}.")
 
+    def _warn_if_remote(self) -> None:
+        """Say once per chat, per server, that passages will leave this machine."""
+        from qa.llm import is_loopback
+
+        if self.llm is not None and not is_loopback(self.llm.url) and self.llm.url not in self._warned_remote:
+            self._warned_remote.add(self.llm.url)
+            self.console.print(f"[yellow]Passages will be sent to {self.llm.url}, which is not this machine.[/]")
+
     def _llm_state(self) -> str:
         return f"on, {self.llm.url}" + (f" {self.llm.model}" if self.llm.model else "") if self.llm else "off"
 
@@ -390,6 +399,7 @@ class ChatSession:
         if self.llm is not None:
             self._llm_settings = self.llm
         self.console.print(f"Model server: {self._llm_state()}." if self.llm else "Answers are quoted from the articles.")
+        self._warn_if_remote()
 
     def _stats(self, args: list[str]) -> None:
         from qa.render import render_stats

@@ -86,7 +86,8 @@ class Claim:
     verdict: str  # "supported", "unsupported" or "uncited"
     support: float  # how well its best evidence window covers it, 0 to 1
     evidence: tuple[Evidence, ...] = ()
-    missing: tuple[str, ...] = ()  # numbers, dates and names it states that the cited passages lack
+    # numbers, dates and names it states that the cited passages lack, and "[9]" for a passage that is not there
+    missing: tuple[str, ...] = ()
 
 
 @dataclass(frozen=True)

