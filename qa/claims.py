@@ -96,15 +96,16 @@ class Facts:
     numbers: frozenset[float] = frozenset()
     months: frozenset[int] = frozenset()
     names: frozenset[str] = frozenset()  # stems, lower-case
-    # (name, the last word of the name it begins): "Peyton" is taken as found when "Manning" is
+    # (first name, last name) of two-word names: "Peyton" is taken as found when "Manning" is
     heads: frozenset[tuple[str, str]] = frozenset()
+    proper: frozenset[str] = frozenset()  # of a passage: the stems of the names in it, capitalised mid-sentence
 
     def __bool__(self) -> bool:
         return bool(self.numbers or self.months or self.names)
 
     def __or__(self, other: Facts) -> Facts:
         return Facts(self.numbers | other.numbers, self.months | other.months, self.names | other.names,
-                     self.heads | other.heads)
+                     self.heads | other.heads, self.proper | other.proper)
 
     def __sub__(self, other: Facts) -> Facts:
         return Facts(self.numbers - other.numbers, self.months - other.months, self.names - other.names,
@@ -113,9 +114,9 @@ class Facts:
     def found_in(self, other: Facts) -> Facts:
         """The part of these facts that `other` states too. A name also counts when one stem begins
         the other, as a country and its people do ("Italian" and "Italy", "Asian" and "Asia"), and
-        a first name ("Peyton Manning") when the name's last word is there ("Manning")."""
+        a first name ("Peyton Manning") when its last name is there as a name ("Manning")."""
         found = {name for name in self.names if _name_in(name, other.names)}
-        found |= {name for name, head in self.heads if name in self.names and _name_in(head, other.names)}
+        found |= {name for name, head in self.heads if name in self.names and head in other.proper}
         return Facts(self.numbers & other.numbers, self.months & other.months, frozenset(found), self.heads)
 
     def labelled(self, labels: dict[str, str]) -> list[str]:
@@ -242,19 +243,14 @@ def extract_facts(text: str, lenient_scale: bool = False) -> tuple[Facts, dict[s
                 stem = stems([part.lower()])[0]
                 names.append((stem, i))
                 labels.setdefault(f"w:{stem}", part)
-    heads = set()
-    for (stem, i), (head, j) in zip(names, names[1:]):
-        if j == i + 1 and not _starts_sentence(text, words[j][1]):
-            heads.add((stem, head))
-    # A run of names ends at its last word: "Peyton" -> "Manning" in "Peyton Manning".
-    following = dict(heads)
-    resolved = set()
-    for stem, head in heads:
-        seen = {stem}
-        while head in following and head not in seen:
-            seen.add(head)
-            head = following[head]
-        resolved.add((stem, head))
+    # A two-word name whose first word may go missing: "Peyton Manning" where the passage says "Manning".
+    runs: list[list[tuple[str, int]]] = []
+    for stem, i in names:
+        if runs and runs[-1][-1][1] in (i, i - 1) and not _starts_sentence(text, words[i][1]):
+            runs[-1].append((stem, i))
+        else:
+            runs.append([(stem, i)])
+    resolved = {(run[0][0], run[1][0]) for run in runs if len(run) == 2 and run[0][1] != run[1][1]}
     return Facts(frozenset(numbers), frozenset(months), frozenset(s for s, _ in names), frozenset(resolved)), labels
 
 
@@ -266,7 +262,8 @@ def passage_facts(text: str) -> Facts:
     words = [w.lower().strip("'’-") for w in _WORD.findall(_aliased(text)) if not w[0].isdigit()]
     words = [w.removesuffix("'s").removesuffix("’s") for w in words]
     every = {part for word in words for part in word.split("-") if part}
-    return Facts(facts.numbers, facts.months, frozenset(stems(sorted(every))) | _initialisms(text))
+    return Facts(facts.numbers, facts.months, frozenset(stems(sorted(every))) | _initialisms(text),
+                 proper=facts.names)
 
 
 def _initialisms(text: str) -> frozenset[str]:
