@@ -27,7 +27,8 @@ if TYPE_CHECKING:
 
 # The prompt, in one place. Bump PROMPT_VERSION when its words change, so figures measured with one
 # prompt are not compared with another's. With k=5 passages of at most PASSAGE_CHARS characters it
-# takes about 1,800 tokens, leaving room for the answer in a 4k context.
+# stays under about 7,000 characters, some 1,800 tokens (bench/generate.py prints the largest
+# prompt it sent), which leaves room for the answer in a 4k-token context.
 PROMPT_VERSION = 1
 SYSTEM_PROMPT = (
     "You answer questions about news articles using only the numbered passages you are given. "
@@ -97,20 +98,35 @@ def generate_answer(
         model = client.resolve_model()
         text, stopped = _stream(client, build_messages(searched, hits), on_token)
     except LLMError as exc:
-        return replace(quoted, model=client.settings.model, notice=f"{exc}; showing the quoted answer instead")
+        return replace(quoted, model=client.settings.model,
+                       notice=f"{str(exc).rstrip('.')}; showing the quoted answer instead")
+    except KeyboardInterrupt:
+        return replace(quoted, model=client.settings.model,
+                       notice="stopped before the model wrote anything; showing the quoted answer instead")
+    checker = ClaimChecker(retriever.aligner())
+    return answer_from_text(quoted, text, model, checker, stopped)
+
+
+def answer_from_text(quoted: Answer, text: str, model: str, checker: ClaimChecker, stopped: bool = False) -> Answer:
+    """The answer a model's text makes once each sentence is checked against `quoted.passages`:
+    the supported sentences with their [n], or else `quoted` (the extractive answer) with a notice."""
+    hits = list(quoted.passages)
+    stop_note = "generation stopped; " if stopped else ""
     if not text.strip():
-        return replace(quoted, model=model, notice=f"{model} wrote nothing; showing the quoted answer instead")
-    claims = ClaimChecker(retriever.aligner()).check_answer(text, hits)
-    if declines(text) and not any(c.verdict == SUPPORTED for c in claims):
-        why = f"{model} says the passages do not answer this"
-        return replace(quoted, model=model, claims=tuple(claims), notice=f"{why}; showing the quoted answer instead"
-                       if quoted.answerable else why)
-    if not any(c.verdict == SUPPORTED for c in claims):
-        why = f"no sentence {model} wrote is supported by a passage it cites"
-        return replace(quoted, model=model, claims=tuple(claims), notice=f"{why}; showing the quoted answer instead")
+        why = "stopped before the model wrote anything" if stopped else f"{model} wrote nothing"
+        return replace(quoted, model=model, notice=f"{why}; showing the quoted answer instead")
+    claims = tuple(checker.check_answer(text, hits))
+    supported = [c for c in claims if c.verdict == SUPPORTED]
+    if not supported:
+        why = (f"{model} says the passages do not answer this" if declines(text)
+               else f"no sentence {model} wrote is supported by a passage it cites")
+        instead = "; showing the quoted answer instead" if quoted.answerable else ""
+        return replace(quoted, model=model, claims=claims, notice=f"{stop_note}{why}{instead}")
+    # What a script reads as the answer holds only what the passages support; `claims` has it all.
+    shown = " ".join(f"{c.text} " + "".join(f"[{n}]" for n in c.citations) for c in supported)
     notice = "generation stopped; the answer is what came before" if stopped else None
-    return Answer(asked, text.strip(), True, _citations(claims, hits), tuple(hits), quoted.understood_as,
-                  generated=True, model=model, claims=tuple(claims), notice=notice)
+    return Answer(quoted.question, shown, True, _citations(claims, hits), tuple(hits), quoted.understood_as,
+                  generated=True, model=model, claims=claims, notice=notice)
 
 
 def _stream(client: ChatClient, messages: list[dict[str, str]], on_token: TokenCallback | None) -> tuple[str, bool]:

@@ -82,6 +82,8 @@ def parse_llm_url(value: str) -> tuple[str, str | None]:
         parts.port  # noqa: B018 - raises on a port that is not a number
     except ValueError:
         raise ConfigError(f"model server {value!r} has a port that is not a number") from None
+    if parts.query or parts.fragment:
+        raise ConfigError(f"model server {value!r}: give the server's base URL, without ?… or #…")
     path = parts.path.rstrip("/") or "/v1"
     return urlunsplit((parts.scheme.lower(), parts.netloc, path, parts.query, "")), None
 

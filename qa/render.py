@@ -36,11 +36,10 @@ def answer_json(answer: Answer) -> dict[str, Any]:
     }
     if answer.understood_as:
         data["understood_as"] = answer.understood_as
-    data["generated"] = answer.generated
     if answer.generated or answer.model or answer.notice:  # a model server was asked
+        data["generated"] = answer.generated
         data["model"] = answer.model
         data["claims"] = [claim_json(c) for c in answer.claims]
-    if answer.notice:
         data["notice"] = answer.notice
     data["passages"] = [hit_json(h) for h in answer.passages]
     return data

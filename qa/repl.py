@@ -18,7 +18,7 @@ from rich.text import Text
 
 from qa.config import DEFAULT_TOP_K
 from qa.errors import IndexLockedError, QAError
-from qa.followup import Conversation
+from qa.followup import Conversation, is_follow_up
 from qa.retrieve import MODES, SearchFilters, iso_day
 
 if TYPE_CHECKING:
@@ -140,7 +140,7 @@ class ChatSession:
             f"[bold]qa[/] — {documents} articles, {chunks} passages. Ask a question; /help for commands."
         )
         if self.llm is not None:
-            self.console.print(f"Answers are written by the model server at {self.llm.url}, each sentence checked.")
+            self.console.print(Text(f"Answers are written by the model server at {self.llm.url}, each sentence checked."))
             self._warn_if_remote()
         for line in self._read(lines):
             try:
@@ -233,12 +233,14 @@ class ChatSession:
         self._warn_if_remote()
         rewritten = None
         history = self.conversation.history()
-        if history:
+        if history and is_follow_up(question):
             try:
                 with self.console.status("Reading the question…", spinner="dots"):
                     rewritten = condense_question(self._llm_client, history, question)
             except LLMError as exc:
-                self.console.print(f"[yellow]{exc}; reading the question as it is.[/]")
+                self.console.print(Text(f"{str(exc).rstrip('.')}; reading the question as it is.", style="yellow"))
+            except KeyboardInterrupt:
+                pass  # Ctrl-C skips the rewrite, not the question
             if rewritten is None:  # no model rewrite: the rule-based one
                 rewritten = self.conversation.contextualize(question)
         written: list[str] = []
@@ -371,16 +373,17 @@ class ChatSession:
 
         if self.llm is not None and not is_loopback(self.llm.url) and self.llm.url not in self._warned_remote:
             self._warned_remote.add(self.llm.url)
-            self.console.print(f"[yellow]Passages will be sent to {self.llm.url}, which is not this machine.[/]")
+            self.console.print(Text(f"Passages will be sent to {self.llm.url}, which is not this machine.", style="yellow"))
 
     def _llm_state(self) -> str:
         return f"on, {self.llm.url}" + (f" {self.llm.model}" if self.llm.model else "") if self.llm else "off"
 
     def _set_llm(self, args: list[str]) -> None:
-        from qa.llm import LLMSettings, resolve_llm_settings
+        from qa.llm import resolve_llm_settings
 
         if len(args) != 1:
-            self.console.print(f"[yellow]Usage: /llm on | off | URL, e.g. /llm ollama:llama3.2 (now {self._llm_state()}).[/]")
+            self.console.print(Text(f"Usage: /llm on | off | URL, e.g. /llm ollama:llama3.2 (now {self._llm_state()}).",
+                                    style="yellow"))
             return
         choice = args[0]
         if choice.lower() == "off":
@@ -392,13 +395,13 @@ class ChatSession:
                 return
             self.llm = settings
         else:
-            self.llm = LLMSettings(choice, timeout=self._llm_settings.timeout if self._llm_settings else 120.0)
+            self.llm = resolve_llm_settings(choice)  # $QA_LLM_API_KEY and the config file's timeout still apply
         if self._llm_client is not None:
             self._llm_client.close()
             self._llm_client = None
         if self.llm is not None:
             self._llm_settings = self.llm
-        self.console.print(f"Model server: {self._llm_state()}." if self.llm else "Answers are quoted from the articles.")
+        self.console.print(Text(f"Model server: {self._llm_state()}." if self.llm else "Answers are quoted from the articles."))
         self._warn_if_remote()
 
     def _stats(self, args: list[str]) -> None:

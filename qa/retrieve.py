@@ -197,6 +197,17 @@ def _selective_terms(terms: Sequence[str], frequencies: dict[str, int], total: i
     return [t for t in terms if frequencies.get(t, 0) <= limit or t in rarest]
 
 
+def hit_reading(hit: Hit, spans: Sequence[Span] | None = None) -> tuple[str, int, list[Span]]:
+    """What the model reads for a passage (qa.chunk.model_passage: its headline, then its text), where
+    its text starts in that, and `spans` (its sentences by default) moved into it. Hybrid search's
+    second look and the claim checker read the same text, so one reading serves both."""
+    from qa.chunk import model_passage
+    from qa.ingest import article_heading
+
+    chosen = list(spans) if spans is not None else list(hit.sentences) or [(hit.start, hit.end)]
+    return model_passage(article_heading(hit.title, hit.path), hit.text, hit.start, chosen)
+
+
 def clean_query(query: str) -> str:
     """The query as retrieval will use it, or a QueryError saying why there is nothing to search."""
     text = " ".join(query.split())
@@ -370,18 +381,13 @@ class Retriever:
         """The first ALIGN_DEPTH hits re-ranked by first-stage score plus token alignment (qa.align),
         each with its sentences' alignment; the rest follow in their first-stage order and scores."""
         from qa.align import ALIGN_DEPTH
-        from qa.chunk import model_passage
-        from qa.ingest import article_heading
 
         head, tail = hits[:ALIGN_DEPTH], hits[ALIGN_DEPTH:]
         if not head:
             return hits
         aligner = self.aligner()
         question = aligner.question(text, term_weights, query_states)
-        passages = [
-            model_passage(article_heading(hit.title, hit.path), hit.text, hit.start, [s for s, _ in hit.sentence_scores])
-            for hit in head
-        ]
+        passages = [hit_reading(hit, [s for s, _ in hit.sentence_scores]) for hit in head]
         aligned = [
             replace(hit, score=round(hit.score + alignment.rank_bonus, 4), sentence_alignment=alignment.sentences)
             for hit, alignment in zip(head, aligner.align(question, passages))

@@ -130,6 +130,27 @@ def test_the_prompt_numbers_the_passages_and_fits_a_small_context(debt_passages)
     assert sum(len(m["content"]) for m in messages) < 4 * 2500
 
 
+def test_a_model_answer_fed_from_a_string_keeps_only_supported_sentences(retriever, debt_passages) -> None:
+    from qa.answer import compose_answer, score_sentences
+    from qa.generate import answer_from_text
+    from qa.render import render_answer
+
+    n = _debt_n(debt_passages)
+    quoted = compose_answer(DEBT_QUESTION, debt_passages, score_sentences(debt_passages, retriever.term_weights(DEBT_QUESTION)))
+    text = f"Baghdad owes Russia 8 billion dollars [{n}]. Baghdad also owes Germany $2 billion [{n}]."
+    answer = answer_from_text(quoted, text, "some-model", ClaimChecker(retriever.aligner()))
+    assert answer.generated and answer.model == "some-model"
+    assert [c.verdict for c in answer.claims] == [SUPPORTED, UNSUPPORTED]
+    assert answer.answer == f"Baghdad owes Russia 8 billion dollars. [{n}]"  # what scripts read: supported only
+    assert answer.citations and all(
+        retriever.index.document(c.doc_id).text[c.start:c.end] == c.quote for c in answer.citations)
+    out = io.StringIO()
+    Console(file=out, width=200).print(render_answer(answer))
+    shown = out.getvalue()
+    assert "Written by some-model" in shown and "($2 billion, Germany not in [" in shown
+    assert f"[{n}] " + debt_passages[n - 1].title in shown  # its source, listed
+
+
 # The real model ---------------------------------------------------------------------------------------
 
 
@@ -172,8 +193,8 @@ def test_ctrl_c_stops_generation_and_keeps_what_came(retriever, llm_url: str) ->
     with ChatClient(LLMSettings(llm_url)) as client:
         answer = generate_answer(retriever, client, DEBT_QUESTION, on_token=interrupt_after_a_few)
         assert len(tokens) == 3
-        kept = "".join(tokens).strip()
-        assert kept and (answer.generated and answer.answer == kept or answer.notice)
+        assert "generation stopped" in answer.notice
+        assert [c.text for c in answer.claims] == [c for c, _ in split_claims("".join(tokens))]  # what came, checked
         # the server took the closed stream in its stride and answers the next request
         assert client.complete([{"role": "user", "content": "Say hi."}], max_tokens=4)
 
@@ -267,3 +288,23 @@ def test_ask_stream_without_a_server_is_a_usage_error(seeds_index: Path, monkeyp
     monkeypatch.setenv("QA_CONFIG", str(tmp_path / "none.toml"))
     result = _qa("ask", DEBT_QUESTION, "--stream", index=seeds_index)
     assert result.returncode == 2 and "--stream needs a model server" in result.stderr
+
+
+def test_verdicts_are_shown_as_the_check_found_them() -> None:
+    from qa.render import claims_text
+    from qa.types import Claim
+
+    claims = [
+        Claim("Baghdad owes Russia $8 billion.", (1,), SUPPORTED, 0.9),
+        Claim("Baghdad owes Russia $9 billion.", (1,), UNSUPPORTED, 0.6, missing=("$9 billion",)),
+        Claim("Talks went well.", (2,), UNSUPPORTED, 0.2),
+        Claim("It is a large debt.", (9,), UNSUPPORTED, 0.0, missing=("[9]",)),
+        Claim("Russia is a big country.", (), UNCITED, 0.0),
+    ]
+    out = io.StringIO()
+    Console(file=out, width=300).print(claims_text(claims))
+    assert out.getvalue().strip() == (
+        "Baghdad owes Russia $8 billion. [1] Baghdad owes Russia $9 billion. ($9 billion not in [1]) "
+        "Talks went well. (not found in [2]) It is a large debt. (cites [9], which is not one of the passages) "
+        "Russia is a big country. (no source cited)"
+    )
