@@ -249,7 +249,9 @@ def extract_facts(text: str, lenient_scale: bool = False) -> tuple[Facts, dict[s
         if lower.rstrip(".") in STOPWORDS | _NOT_NAMES or lower in _UNITS or lower in _TENS or lower in _SCALES:
             continue
         # A sentence's first word is capitalised whatever it is: "Approximately", "However".
-        if _starts_sentence(text, start) and (lower.endswith("ly") or _zipf(lower) >= COMMON_FIRST_WORD_ZIPF):
+        if _starts_sentence(text, start) and (
+            lower.endswith("ly") or _zipf(lower) >= COMMON_FIRST_WORD_ZIPF or _opens_a_phrase(text, words, i)
+        ):
             continue
         for part in bare.split("-"):
             if len(part) > 1 and part[0].isupper():
@@ -352,6 +354,18 @@ def _spelled_numbers(words: list[tuple[str, int, int]], labels: dict[str, str], 
             found.add(_rounded(bare))
         labels.setdefault(f"n:{_rounded(value)}", " ".join(w for w, _, _ in words[first:i]))
     return found
+
+
+# Words that follow an opening adverbial ("Besides the", "Aside from", "Compared to"), where a name
+# that begins a sentence is followed by what it did ("Bush met", "Russia has").
+_AFTER_OPENER = frozenset("from to with for of in on at by as than the a an".split())
+
+
+def _opens_a_phrase(text: str, words: list[tuple[str, int, int]], i: int) -> bool:
+    """Whether the sentence's first word opens a phrase (followed by a comma, a preposition or an article)."""
+    if text[words[i][2]:words[i][2] + 1] == ",":
+        return True
+    return i + 1 < len(words) and words[i + 1][0].lower() in _AFTER_OPENER
 
 
 def _next_to_digit(words: list[tuple[str, int, int]], i: int) -> bool:
