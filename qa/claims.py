@@ -43,6 +43,7 @@ if TYPE_CHECKING:
     import numpy as np
 
     from qa.align import ReadPassage, TokenAligner
+    from qa.embed import TokenStates
 
 SUPPORTED, UNSUPPORTED, UNCITED = "supported", "unsupported", "uncited"
 
@@ -437,10 +438,15 @@ class ClaimChecker:
 
     def check_answer(self, text: str, passages: Sequence[Hit]) -> list[Claim]:
         """Every sentence of a generated answer, checked against the passages it cites ([1] is passages[0])."""
-        return [self.check(sentence, cited, passages) for sentence, cited in split_claims(text)]
+        sentences = split_claims(text)
+        # The model reads every cited sentence in one batch: one forward pass, not one a sentence.
+        cited = [sentence for sentence, citations in sentences if citations]
+        states = dict(zip(cited, self.aligner.embedder.token_states(cited))) if cited else {}
+        return [self.check(sentence, citations, passages, states.get(sentence)) for sentence, citations in sentences]
 
-    def check(self, sentence: str, citations: Sequence[int], passages: Sequence[Hit]) -> Claim:
-        """One sentence against the passages it cites."""
+    def check(self, sentence: str, citations: Sequence[int], passages: Sequence[Hit],
+              states: TokenStates | None = None) -> Claim:
+        """One sentence against the passages it cites; `states` are its token states when already read."""
         citations = tuple(citations)
         if not citations:
             return Claim(sentence, (), UNCITED, 0.0)
@@ -452,7 +458,7 @@ class ClaimChecker:
         vouched = [(n, hit, passage_facts(hit.title) | passage_facts(hit.text)) for n, hit in cited]
         found = facts.found_in(_union(f for _, _, f in vouched))
         missing = (facts - found).labelled(labels)
-        best = max(self._windows(sentence, cited), key=lambda w: w.support)
+        best = max(self._windows(sentence, cited, states), key=lambda w: w.support)
         support = round(best.support, 4)
         evidence = [_evidence(best)]
         evidence += _fact_evidence(found, best, vouched)
@@ -470,12 +476,12 @@ class ClaimChecker:
         """Read passages with the model ahead of checking (as hybrid search already did for `qa ask`)."""
         self.aligner.read_passages([hit_reading(hit)[0] for hit in passages])
 
-    def _windows(self, sentence: str, cited: Sequence[tuple[int, Hit]]) -> list[_Window]:
+    def _windows(self, sentence: str, cited: Sequence[tuple[int, Hit]], states: TokenStates | None = None) -> list[_Window]:
         """Every window of one or two consecutive sentences of the cited passages, scored."""
         import numpy as np
 
         weights = _content_stems(sentence)
-        question = self.aligner.question(sentence, _token_weights(sentence))
+        question = self.aligner.question(sentence, _token_weights(sentence), states)
         reads = [hit_reading(hit) for _, hit in cited]
         states = self.aligner.read_passages([text for text, _, _ in reads])
         title_stems = [set(_content_stems(hit.title)) for _, hit in cited]
