@@ -190,13 +190,19 @@ def test_ctrl_c_stops_generation_and_keeps_what_came(retriever, llm_url: str) ->
         if len(tokens) == 3:
             signal.raise_signal(signal.SIGINT)  # what Ctrl-C sends
 
-    with ChatClient(LLMSettings(llm_url)) as client:
-        answer = generate_answer(retriever, client, DEBT_QUESTION, on_token=interrupt_after_a_few)
-        assert len(tokens) == 3
-        assert "generation stopped" in answer.notice
-        assert [c.text for c in answer.claims] == [c for c, _ in split_claims("".join(tokens))]  # what came, checked
-        # the server took the closed stream in its stride and answers the next request
-        assert client.complete([{"role": "user", "content": "Say hi."}], max_tokens=4)
+    # A process started in the background (as CI may start the tests) inherits SIGINT ignored; a
+    # terminal's Ctrl-C raises KeyboardInterrupt, and that is what is tested here.
+    previous = signal.signal(signal.SIGINT, signal.default_int_handler)
+    try:
+        with ChatClient(LLMSettings(llm_url)) as client:
+            answer = generate_answer(retriever, client, DEBT_QUESTION, on_token=interrupt_after_a_few)
+            assert len(tokens) == 3
+            assert "generation stopped" in answer.notice
+            assert [c.text for c in answer.claims] == [c for c, _ in split_claims("".join(tokens))]  # what came, checked
+            # the server took the closed stream in its stride and answers the next request
+            assert client.complete([{"role": "user", "content": "Say hi."}], max_tokens=4)
+    finally:
+        signal.signal(signal.SIGINT, previous)
 
 
 def test_the_chat_streams_a_generated_answer_and_switches_llm(seeds_index: Path, embedder, llm_url: str) -> None:
