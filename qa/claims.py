@@ -494,45 +494,70 @@ class ClaimChecker:
         import numpy as np
 
         weights = _content_stems(sentence)
+        stems_wanted = list(weights)
+        wanted = np.array([weights[s] for s in stems_wanted], dtype=np.float64)
+        total = float(wanted.sum()) or 1.0
         question = self.aligner.question(sentence, _token_weights(sentence), states)
         reads = [hit_reading(hit) for _, hit in cited]
         states = self.aligner.read_passages([text for text, _, _ in reads])
-        title_stems = [set(_content_stems(hit.title)) for _, hit in cited]
-        total = sum(weights.values()) or 1.0
         windows = []
-        for (n, hit), (_, _, spans), read, titled in zip(cited, reads, states, title_stems):
+        for (n, hit), (_, _, spans), read in zip(cited, reads, states):
+            if not spans:
+                continue
             article_spans = list(hit.sentences) or [(hit.start, hit.end)]
-            similarity = question.vectors @ read.vectors.T if len(question.vectors) else None
-            # Each sentence's words once; a window's words are its sentences' together.
-            sentence_words = [_content_stems(hit.text[a - hit.start:b - hit.start]).keys() for a, b in article_spans]
-            for first in range(len(spans)):
-                for size in range(1, WINDOW_SENTENCES + 1):
-                    if first + size > len(spans):
-                        break
-                    start, end = spans[first][0], spans[first + size - 1][1]
-                    a_start, a_end = article_spans[first][0], article_spans[first + size - 1][1]
-                    words = set().union(*sentence_words[first:first + size])
-                    coverage = sum(w for stem, w in weights.items() if stem in words or stem in titled) / total
-                    alignment = _alignment(similarity, question.weights, read, start, end)
-                    windows.append(_Window(n, hit, (a_start, a_end), coverage, alignment))
+            titled = _content_stems(hit.title).keys()
+            # Which of the sentence's rare words each passage sentence holds (the headline's count for all).
+            held = np.array([[stem in words or stem in titled for stem in stems_wanted] for words in (
+                _content_stems(hit.text[a - hit.start:b - hit.start]).keys() for a, b in article_spans)],
+                dtype=bool).reshape(len(spans), len(stems_wanted))
+            # Each passage sentence's best cosine for every token of the generated sentence: tokens are
+            # in text order, so a sentence's tokens are one run of columns (-inf where it has none).
+            best = _sentence_maxima(question.vectors, read, spans)
+            for size in range(1, min(WINDOW_SENTENCES, len(spans)) + 1):
+                count = len(spans) - size + 1
+                window_best = best[:, :count].copy()
+                window_held = held[:count].copy()
+                for shift in range(1, size):
+                    np.maximum(window_best, best[:, shift:shift + count], out=window_best)
+                    window_held |= held[shift:shift + count]
+                coverage = window_held @ wanted / total
+                alignment = _alignment(window_best, question.weights)
+                for first in range(count):
+                    span = (article_spans[first][0], article_spans[first + size - 1][1])
+                    windows.append(_Window(n, hit, span, float(coverage[first]), float(alignment[first])))
         if not windows:  # passages with no text: nothing can support the sentence
             hit = cited[0][1]
             windows.append(_Window(cited[0][0], hit, (hit.start, hit.start), 0.0, 0.0))
         return windows
 
 
-def _alignment(similarity: np.ndarray | None, weights: np.ndarray, read: ReadPassage, start: int, end: int) -> float:
-    """Weighted mean, over the sentence's tokens, of each one's best cosine inside read[start:end]."""
+def _sentence_maxima(vectors: np.ndarray, read: ReadPassage, spans: Sequence[Span]) -> np.ndarray:
+    """(sentence tokens, passage sentences): each token's best cosine inside each passage sentence."""
     import numpy as np
 
-    if similarity is None or weights.sum() <= 0:
-        return 0.0
-    first = int(np.searchsorted(read.starts, start))
-    stop = int(np.searchsorted(read.ends, end, side="right"))
-    if stop <= first:
-        return 0.0
-    best = similarity[:, first:stop].max(axis=1)
-    return float(max(0.0, (best * weights).sum() / weights.sum()))
+    best = np.full((len(vectors), len(spans)), -np.inf, dtype=np.float32)
+    if not len(vectors):
+        return best
+    similarity = vectors @ read.vectors.T
+    firsts = np.searchsorted(read.starts, [start for start, _ in spans])
+    stops = np.searchsorted(read.ends, [end for _, end in spans], side="right")
+    for column, (first, stop) in enumerate(zip(firsts, stops)):
+        if stop > first:
+            best[:, column] = similarity[:, first:stop].max(axis=1)
+    return best
+
+
+def _alignment(window_best: np.ndarray, weights: np.ndarray) -> np.ndarray:
+    """Per window, the weighted mean over the sentence's tokens of each one's best cosine in it
+    (0 for a window with no tokens, or a sentence with no weighted tokens)."""
+    import numpy as np
+
+    count = window_best.shape[1]
+    if not len(weights) or weights.sum() <= 0:
+        return np.zeros(count)
+    empty = ~np.isfinite(window_best).any(axis=0)
+    means = (np.where(np.isfinite(window_best), window_best, 0.0) * weights[:, None]).sum(axis=0) / weights.sum()
+    return np.where(empty, 0.0, np.maximum(means, 0.0))
 
 
 def _union(facts: Iterable[Facts]) -> Facts:
