@@ -10,7 +10,8 @@ Claims are made from SQuAD v1.1 dev (data nobody here wrote), five kinds per que
   drawn again: it might be true;
 - wrong_paragraph: the gold sentence against another paragraph of the same article (false).
 
-Every claim cites all chunks of its paragraph, as a generated sentence cites its passages.
+Every claim cites all chunks of its paragraph, as a generated sentence cites its passages, and is
+checked with its question, as `qa ask --llm` checks with the question asked.
 Questions are taken evenly across the set; the even-numbered ones are where the checker's
 weight and threshold were chosen (`--fit` prints the search), the odd-numbered ones are the report.
 
@@ -90,7 +91,7 @@ def build_claims(prefix: Path, questions: int, seed: int) -> list[dict]:
             continue
         sentence = text[span[0]:span[1]]
         half = "tune" if number % 2 == 0 else "report"
-        base = {"question_id": q.id, "half": half, "doc_id": doc["id"]}
+        base = {"question_id": q.id, "question": q.question, "half": half, "doc_id": doc["id"]}
         claims.append({**base, "kind": "gold_sentence", "text": sentence})
         claims.append({**base, "kind": "question_answer", "text": f"{q.question} {answer}"})
         kind = answer_kind(answer)
@@ -139,11 +140,11 @@ def main() -> None:
         # The paragraph is read once, as retrieval reads it before an answer; the time is the check.
         checker.read(passages)
         started = time.perf_counter()
-        result = checker.check(claim["text"], range(1, len(passages) + 1), passages)
+        result = checker.check(claim["text"], range(1, len(passages) + 1), passages, question=claim["question"])
         seconds += time.perf_counter() - started
         claim.update(verdict=result.verdict, support=result.support, missing=list(result.missing))
         if args.fit:
-            claim["alignment"], claim["coverage"], claim["missing_count"] = checker.features(claim["text"], passages)
+            claim["alignment"], claim["coverage"], claim["missing_count"] = checker.features(claim["text"], passages, claim["question"])
 
     report = {"machine": machine_facts(embedder.backend), "eval_set": str(args.eval_set),
               "questions": args.questions, "claims": len(claims), "align_share": ALIGN_SHARE,

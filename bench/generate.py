@@ -73,7 +73,8 @@ def main() -> None:
                 checker = ClaimChecker(retriever.aligner())
                 every = "".join(f"[{n}]" for n in range(1, len(answer.passages) + 1))
                 check_start = time.perf_counter()
-                as_if_cited = checker.check_answer(" ".join(f"{c.text} {every}" for c in claims), list(answer.passages))
+                as_if_cited = checker.check_answer(" ".join(f"{c.text} {every}" for c in claims), list(answer.passages),
+                                                   question.question)
                 check_seconds = time.perf_counter() - check_start
                 rows.append({
                     "question": question.question,

@@ -115,7 +115,8 @@ def answer_from_text(quoted: Answer, text: str, model: str, checker: ClaimChecke
     if not text.strip():
         why = "stopped before the model wrote anything" if stopped else f"{model} wrote nothing"
         return replace(quoted, model=model, notice=f"{why}; showing the quoted answer instead")
-    claims = tuple(checker.check_answer(text, hits))
+    # The model was asked the question as understood; its facts are the user's, not the model's.
+    claims = tuple(checker.check_answer(text, hits, quoted.understood_as or quoted.question))
     supported = [c for c in claims if c.verdict == SUPPORTED]
     if not supported:
         why = (f"{model} says the passages do not answer this" if declines(text)

@@ -76,6 +76,19 @@ def test_a_wrong_fact_is_unsupported_and_named(retriever, debt_passages, sentenc
     assert missing in claim.missing
 
 
+def test_a_fact_the_question_states_may_be_repeated_but_one_it_does_not_may_not(retriever, debt_passages) -> None:
+    # "In 2003" is in no passage: without the question it is the model's claim; asked about 2003, it is
+    # the user's own premise, repeated. A wrong amount stays wrong either way.
+    checker = ClaimChecker(retriever.aligner())
+    n = _debt_n(debt_passages)
+    sentence = "In 2003, Baghdad owed Russia $8 billion."
+    assert checker.check(sentence, [n], debt_passages).verdict == UNSUPPORTED
+    asked = "How much did Baghdad owe Russia in 2003?"
+    assert checker.check(sentence, [n], debt_passages, question=asked).verdict == SUPPORTED
+    wrong = checker.check("In 2003, Baghdad owed Russia $9 billion.", [n], debt_passages, question=asked)
+    assert wrong.verdict == UNSUPPORTED and "$9 billion" in wrong.missing
+
+
 def test_a_sentence_citing_a_passage_that_does_not_say_it_is_unsupported(retriever, debt_passages) -> None:
     n = _debt_n(debt_passages)
     other = next(m for m, hit in enumerate(debt_passages, start=1) if m != n and "8 billion" not in hit.text)
