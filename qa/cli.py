@@ -325,6 +325,7 @@ def ask(question: str, k: int, mode: str, source: str | None, since: str | None,
         answer = answer_question(retriever, question, k=k, mode=mode, filters=filters)
     else:
         answer = _generated(retriever, settings, question, k, mode, filters, stream, as_json)
+    answer = _with_pages(answer, retriever)
     if stream:
         _emit_event({"event": "done", "answer": answer_json(answer)})
     elif as_json:
@@ -355,6 +356,13 @@ def _generated(retriever, settings, question: str, k: int, mode: str, filters, s
         for claim in answer.claims:
             _emit_event({"event": "claim", **claim_json(claim)})
     return answer
+
+
+def _with_pages(answer, retriever):
+    """The answer with the page of each citation and passage from a PDF."""
+    from qa.pages import answer_with_pages
+
+    return answer_with_pages(answer, retriever.index)
 
 
 def _emit_event(data: dict[str, Any]) -> None:
@@ -388,6 +396,9 @@ def search(query: str, align: bool, k: int, mode: str, source: str | None, since
     filters = _filters(source, since, until)
     retriever = _open(index_dir, reranker, backend, store)
     hits = retriever.search(query, k=k, mode=mode, filters=filters, align=align)
+    from qa.pages import hits_with_pages
+
+    hits = hits_with_pages(hits, retriever.index)  # passages of PDFs say their page
     if as_json:
         _emit_json(search_json(query, hits))
     else:

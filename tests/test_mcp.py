@@ -39,7 +39,7 @@ def with_session(index_dir: Path, work) -> Any:
 def cli_json(*args: str) -> dict:
     result = CliRunner().invoke(main, [*args, "--json"], catch_exceptions=False)
     assert result.exit_code == 0, result.output
-    return json.loads(result.output)
+    return json.loads(result.stdout)
 
 
 def test_tools_return_the_cli_json_objects(seeds_index: Path) -> None:

@@ -48,7 +48,7 @@ def client(server: str) -> Iterator[httpx.Client]:
 def cli_json(*args: str) -> dict:
     result = CliRunner().invoke(main, [*args, "--json"], catch_exceptions=False)
     assert result.exit_code == 0, result.output
-    return json.loads(result.output)
+    return json.loads(result.stdout)
 
 
 def test_ask_body_is_the_cli_json_object(client: httpx.Client, index_copy: Path) -> None:
