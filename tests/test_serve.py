@@ -227,3 +227,19 @@ def test_a_thousand_hostile_requests_get_no_5xx_and_the_server_lives(server: str
     assert sum(n for status, n in statuses.items() if 400 <= status < 500) > 800, statuses
     assert client.get("/health").json() == {"ok": True}
     assert client.post("/ask", json={"question": QUESTION}).json()["answerable"]
+
+
+def test_with_llm_ask_returns_the_checked_generated_answer_and_streams_it(
+        index_copy: Path, llm_url: str, tmp_path: Path) -> None:
+    """A real model server (llama.cpp serving SmolLM2-135M on loopback) writes the answer."""
+    with qa_server(["--index", str(index_copy), "--llm", llm_url], tmp_path / "serve.log") as (url, _server), \
+            httpx.Client(base_url=url, timeout=300) as http:
+        body = http.post("/ask", json={"question": QUESTION}).json()
+        with http.stream("POST", "/ask", json={"question": QUESTION, "stream": True}) as response:
+            text = "".join(response.iter_text())
+    assert body["model"] and "claims" in body and "generated" in body  # the --llm shape of `qa ask --json`
+    assert all(claim["verdict"] in ("supported", "unsupported", "uncited") for claim in body["claims"])
+    names = [block.split("\n", 1)[0] for block in text.strip().split("\n\n")]
+    assert names[-1] == "event: done"
+    if json.loads(text.strip().split("\n\n")[-1].split("\n", 1)[1].removeprefix("data: "))["generated"]:
+        assert "event: token" in names and "event: claim" in names
