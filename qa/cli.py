@@ -325,6 +325,7 @@ def ask(question: str, k: int, mode: str, source: str | None, since: str | None,
         answer = answer_question(retriever, question, k=k, mode=mode, filters=filters)
     else:
         answer = _generated(retriever, settings, question, k, mode, filters, stream, as_json)
+    answer = _with_pages(answer, retriever)
     if stream:
         _emit_event({"event": "done", "answer": answer_json(answer)})
     elif as_json:
@@ -355,6 +356,13 @@ def _generated(retriever, settings, question: str, k: int, mode: str, filters, s
         for claim in answer.claims:
             _emit_event({"event": "claim", **claim_json(claim)})
     return answer
+
+
+def _with_pages(answer, retriever):
+    """The answer with the page of each citation and passage from a PDF."""
+    from qa.pages import answer_with_pages
+
+    return answer_with_pages(answer, retriever.index)
 
 
 def _emit_event(data: dict[str, Any]) -> None:
@@ -388,6 +396,9 @@ def search(query: str, align: bool, k: int, mode: str, source: str | None, since
     filters = _filters(source, since, until)
     retriever = _open(index_dir, reranker, backend, store)
     hits = retriever.search(query, k=k, mode=mode, filters=filters, align=align)
+    from qa.pages import hits_with_pages
+
+    hits = hits_with_pages(hits, retriever.index)  # passages of PDFs say their page
     if as_json:
         _emit_json(search_json(query, hits))
     else:
@@ -480,6 +491,137 @@ def doctor(index_dir: str | None, store: str | None, as_json: bool) -> None:
         _console().print(f"[green]The index in {directory} is consistent.[/]")
     if problems:
         sys.exit(1)
+
+
+def _service(index_dir: str | None, store: str | None, backend: str | None, reranker: str | None,
+             llm_url: str | None, llm_model: str | None):
+    from qa.service import IndexService
+
+    return IndexService(_location(index_dir, store), backend=backend, reranker=reranker,
+                        llm=_llm_settings(llm_url, llm_model))
+
+
+@main.command()
+@click.argument("paths", nargs=-1, type=click.Path(path_type=Path))
+@click.option("--host", default="127.0.0.1", show_default=True,
+              help="Address to listen on; any but this machine's needs --token.")
+@click.option("--port", type=click.IntRange(0, 65535), default=8765, show_default=True, help="Port to listen on.")
+@click.option("--token", envvar="QA_TOKEN", metavar="TOKEN",
+              help="Require 'Authorization: Bearer TOKEN' on every request ($QA_TOKEN; at least 16 characters).")
+@click.option("--cors", "cors_origins", multiple=True, metavar="ORIGIN",
+              help="Let web pages from ORIGIN call the API (repeat for several); off by default.")
+@click.option("--watch", is_flag=True,
+              help="Also keep the index current as files appear, change or vanish in PATHS and its folders.")
+@reranker_option
+@backend_option
+@llm_options
+@index_option
+def serve(paths: tuple[Path, ...], host: str, port: int, token: str | None, cors_origins: tuple[str, ...],
+          watch: bool, reranker: str | None, backend: str | None, llm_url: str | None, llm_model: str | None,
+          index_dir: str | None, store: str | None) -> None:
+    """Answer questions over HTTP: POST /ask and /search, GET /documents/ID, /stats, /health.
+
+    Bodies are the objects `qa ask`, `qa search` and `qa stats` print with --json; the schema is
+    at /openapi.json and browsable at /docs. Listens on 127.0.0.1 unless --host says otherwise,
+    which needs --token. With --watch, files added to the index's folders (and PATHS) are indexed
+    as they arrive, and answerable without a restart.
+
+    \b
+    Examples:
+      qa serve
+      curl -s localhost:8765/ask -d '{"question": "How much does Baghdad owe Russia?"}'
+      qa serve --watch ~/news                    # index ~/news now and as files arrive
+      QA_TOKEN=$(openssl rand -hex 16) qa serve --host 0.0.0.0
+      qa serve --llm ollama:llama3.2             # /ask answers written by your model, checked
+    """
+    from qa.serve import check_bind, run_server
+
+    if paths and not watch:
+        raise click.UsageError("PATHS are the folders to watch: give them with --watch")
+    check_bind(host, token)
+    location = _location(index_dir, store)
+    watcher = _start_watcher(location, paths, backend) if watch else None
+    service = _service(index_dir, store, backend, reranker, llm_url, llm_model)
+    service.warm_up()
+    shown_host = f"[{host}]" if ":" in host else host
+
+    def ready() -> None:
+        click.secho(f"qa serve: answering on http://{shown_host}:{port} (docs at /docs); Ctrl-C stops it.",
+                    err=True, fg="green")
+
+    try:
+        run_server(service, host, port, token, cors_origins, on_ready=ready)
+    finally:
+        if watcher is not None:
+            watcher.stop()
+        service.close()
+
+
+def _start_watcher(location, paths: tuple[Path, ...], backend: str | None):
+    """Bring the index up to date with PATHS and its folders, then watch them in a thread."""
+    from qa.watch import FolderWatcher
+
+    watcher = FolderWatcher(location, [str(p) for p in paths], embedder=_embedder(location, backend),
+                            log=lambda line: click.echo(line, err=True))
+    watcher.catch_up()
+    watcher.start()
+    return watcher
+
+
+@main.command()
+@click.argument("paths", nargs=-1, type=click.Path(path_type=Path))
+@backend_option
+@index_option
+def watch(paths: tuple[Path, ...], backend: str | None, index_dir: str | None, store: str | None) -> None:
+    """Keep the index current as files appear, change or vanish in PATHS and the index's folders.
+
+    Bursts are one update (a folder of 500 new files is indexed once, not 500 times), through the
+    same path as `qa index --only`; each update prints one line. Readers (the chat, `qa serve`)
+    keep answering from the last complete update and see the new one when it lands.
+
+    \b
+    Examples:
+      qa watch ~/news                   # index ~/news now, then as files arrive
+      qa watch                          # every folder the index already knows
+    """
+    from qa.watch import FolderWatcher
+
+    location = _location(index_dir, store)
+    watcher = FolderWatcher(location, [str(p) for p in paths], embedder=_embedder(location, backend),
+                            log=lambda line: click.echo(line, err=True))
+    watcher.catch_up()
+    click.secho(f"qa watch: watching {', '.join(watcher.roots) or 'nothing'}; Ctrl-C stops it.", err=True, fg="green")
+    try:
+        watcher.run()
+    except KeyboardInterrupt:
+        click.echo("qa watch: stopped.", err=True)
+
+
+@main.command(name="mcp")
+@reranker_option
+@backend_option
+@llm_options
+@index_option
+def mcp_server(reranker: str | None, backend: str | None, llm_url: str | None, llm_model: str | None,
+               index_dir: str | None, store: str | None) -> None:
+    """Serve the index to an AI assistant over MCP (stdio): tools search, ask and open_document.
+
+    An assistant (Claude Desktop, an IDE, any MCP client) starts this command itself; see the
+    README for the configuration snippet. Results carry each passage's document id, title and
+    exact character span, so what the assistant quotes can be checked.
+
+    \b
+    Examples:
+      qa mcp --index ~/news-index
+      npx @modelcontextprotocol/inspector qa mcp      # try the tools by hand
+    """
+    from qa.mcp_server import run_stdio
+
+    service = _service(index_dir, store, backend, reranker, llm_url, llm_model)
+    try:
+        run_stdio(service)
+    finally:
+        service.close()
 
 
 @main.command(name="eval")

@@ -14,7 +14,7 @@ BACKEND_ENV = "QA_BACKEND"
 MODEL_ENV = "QA_MODEL"
 
 DEFAULT_MODEL_NAME = "all-MiniLM-L6-v2"
-ARTICLE_SUFFIXES = (".txt", ".md", ".markdown", ".html", ".htm")
+ARTICLE_SUFFIXES = (".txt", ".md", ".markdown", ".html", ".htm", ".pdf")
 
 # all-MiniLM-L6-v2 reads 256 word pieces including [CLS] and [SEP]; chunks stay well inside that
 # so nothing is cut off unseen, and short enough that one vector still means one topic.

@@ -45,6 +45,12 @@ _LEGACY_ENCODINGS = (
 _UNDECODABLE = "not valid UTF-8 or a known legacy encoding"
 
 _HTML_SUFFIXES = (".html", ".htm")
+_PDF_SUFFIXES = (".pdf",)
+# Between two pages of a PDF's clean text, as pdftotext writes it: qa.pages counts these to give a
+# citation its page, and the chunker reads the blank lines around it as a paragraph break, so no
+# sentence runs across two pages.
+_PDF_PAGE_BREAK = "\n\f\n"
+_PDF_DATE = re.compile(r"^D:(\d{4})(\d{2})(\d{2})")
 _MARKDOWN_SUFFIXES = (".md", ".markdown")
 
 _TITLE_MAX_CHARS = 200
@@ -182,6 +188,10 @@ def read_article(path: str | os.PathLike[str], data: bytes | None = None) -> Art
         raise IngestError(_too_large())
     if not data.strip():
         raise IngestError("empty file")
+    if path.suffix.lower() in _PDF_SUFFIXES:
+        text, title, date = _read_pdf(data)
+        return Article(doc_id=document_id(path), path=str(path), title=title or title_from_name(path), text=text,
+                       content_hash=content_hash(data), date=date)
     text = _decode(data)
     if not text.strip():
         raise IngestError("empty file")
@@ -279,7 +289,7 @@ class _Walk:
             if is_dir:
                 self.folder(child, inside)
             elif not _is_article_name(entry.name):
-                continue  # images, PDFs and the like sit beside articles; they are not news
+                continue  # images, spreadsheets and the like sit beside articles; they are not news
             elif is_file:
                 # A plain file's real path is its real folder's plus its name: resolving it again
                 # (a stat per path part) was most of the time of an update that found nothing new.
@@ -427,6 +437,53 @@ def title_from_name(path: str | os.PathLike[str]) -> str:
 
 def _tidy_title(title: str) -> str:
     return re.sub(r"\s+", " ", title).strip()
+
+
+# -- PDF ------------------------------------------------------------------------------------------
+
+
+def _read_pdf(data: bytes) -> tuple[str, str | None, str | None]:
+    """The text layer of a PDF, its pages joined by a form feed; its title and date from its metadata.
+
+    A PDF with no text on any page (a scan) is refused: it needs OCR, which qa does not do.
+    """
+    import pypdfium2 as pdfium  # lazy: only PDF files need PDFium
+
+    try:
+        pdf = pdfium.PdfDocument(data)
+    except pdfium.PdfiumError as exc:
+        raise IngestError(f"not a readable PDF ({_one_line(str(exc))})") from None
+    try:
+        pages = [_pdf_page_text(page) for page in pdf]
+        metadata = pdf.get_metadata_dict(skip_empty=True)
+    except pdfium.PdfiumError as exc:
+        raise IngestError(f"not a readable PDF ({_one_line(str(exc))})") from None
+    finally:
+        pdf.close()
+    if not any(pages):
+        raise IngestError("no text layer (a scanned PDF?): run OCR on it first")
+    title = _tidy_title(metadata.get("Title", "")) or None
+    if title is None:
+        first = next((line.strip() for page in pages for line in page.split("\n") if line.strip()), "")
+        title = _tidy_title(first) if _is_headline(first) else None
+    found = _PDF_DATE.match(metadata.get("CreationDate", ""))
+    date = _make_date(*found.groups()) if found else None
+    return _PDF_PAGE_BREAK.join(pages), title, date
+
+
+def _pdf_page_text(page) -> str:
+    textpage = page.get_textpage()
+    try:
+        text = textpage.get_text_bounded()
+    finally:
+        textpage.close()
+        page.close()
+    # PDFium ends lines with CRLF and may leave form feeds and NULs of its own.
+    return _normalize(text.replace("\f", "\n").translate(_TEXT_TRANSLATION))
+
+
+def _one_line(text: str) -> str:
+    return " ".join(text.split())
 
 
 # -- HTML and Markdown ----------------------------------------------------------------------------

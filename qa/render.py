@@ -63,6 +63,7 @@ def hit_json(hit: Hit) -> dict[str, Any]:
         "text": hit.text,
         "score": hit.score,
         "date": hit.date,
+        "page": hit.page,
     }
 
 
@@ -79,11 +80,14 @@ def display_path(path: str) -> str:
         return path
 
 
-def _source_line(n: int, title: str, path: str, start: int, end: int, date: str | None) -> Text:
+def _source_line(n: int, title: str, path: str, start: int, end: int, date: str | None,
+                 page: int | None = None) -> Text:
     line = Text()
     line.append(f"[{n}] ", style=MARKER_STYLE)
     line.append(title, style="bold")
     line.append(f"  {display_path(path)}", style="dim")
+    if page is not None:
+        line.append(f"  page {page}", style="dim")
     line.append(f"  chars {start}–{end}", style="dim")
     if date:
         line.append(f"  {date}", style="dim")
@@ -170,7 +174,8 @@ def render_answer(answer: Answer, show_passages: bool = True) -> RenderableType:
             hit = _passage_of(answer, citation)
             date = hit.date if hit else None
             parts.append(
-                _source_line(citation.n, citation.title, citation.path, citation.start, citation.end, date)
+                _source_line(citation.n, citation.title, citation.path, citation.start, citation.end, date,
+                             citation.page)
             )
             if show_passages and hit is not None:
                 parts.append(Panel(passage_text(hit, answer.citations), border_style="dim", padding=(0, 1)))
@@ -186,7 +191,7 @@ def render_answer(answer: Answer, show_passages: bool = True) -> RenderableType:
 def _hit_parts(hits: Sequence[Hit]) -> list[RenderableType]:
     parts: list[RenderableType] = []
     for n, hit in enumerate(hits, start=1):
-        line = _source_line(n, hit.title, hit.path, hit.start, hit.end, hit.date)
+        line = _source_line(n, hit.title, hit.path, hit.start, hit.end, hit.date, hit.page)
         line.append(f"  score {hit.score:.3f}", style="dim")
         parts.append(line)
         parts.append(Panel(Text(hit.text), border_style="dim", padding=(0, 1)))
@@ -207,7 +212,7 @@ def render_sources(answer: Answer) -> RenderableType:
     parts: list[RenderableType] = []
     cited = {c.n for c in answer.citations}
     for n, hit in enumerate(answer.passages, start=1):
-        line = _source_line(n, hit.title, hit.path, hit.start, hit.end, hit.date)
+        line = _source_line(n, hit.title, hit.path, hit.start, hit.end, hit.date, hit.page)
         line.append(f"  score {hit.score:.3f}", style="dim")
         if n in cited:
             line.append("  cited", style="bold green")

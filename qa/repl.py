@@ -213,6 +213,9 @@ class ChatSession:
                 answer = answer_question(
                     self.retriever(), question, k=self.k, mode=self.mode, filters=self.filters, retrieval_query=expanded
                 )
+        from qa.pages import answer_with_pages
+
+        answer = answer_with_pages(answer, self.retriever().index)  # PDF citations say their page
         self.conversation.record(answer.understood_as or answer.question, answer.answerable)
         self.last_answer = answer
         self.console.print(render_answer(answer))

@@ -50,6 +50,7 @@ class Hit:
     sentence_scores: tuple[tuple[Span, float], ...] = field(default=(), repr=False)
     # Token alignment of each of those sentences with the query (qa.align), when the passage was read again
     sentence_alignment: tuple[float, ...] = field(default=(), repr=False)
+    page: int | None = None  # the PDF page the passage starts on (qa.pages); None for other articles
 
 
 @dataclass(frozen=True)
@@ -64,6 +65,7 @@ class Citation:
     end: int
     quote: str
     score: float
+    page: int | None = None  # the PDF page the quote starts on (qa.pages); None for other articles
 
 
 @dataclass(frozen=True)

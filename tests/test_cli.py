@@ -16,7 +16,7 @@ from qa.index import Index
 
 SEEDS = Path(__file__).resolve().parent.parent / "seeds"
 IVANOV_QUESTION = "Who did Igor Ivanov give the informal document to?"
-CITATION_KEYS = {"n", "doc_id", "title", "path", "start", "end", "quote", "score"}
+CITATION_KEYS = {"n", "doc_id", "title", "path", "start", "end", "quote", "score", "page"}
 HIT_KEYS = {"doc_id", "title", "path", "start", "end", "text", "score"}
 STATS_KEYS = {"index_dir", "documents", "chunks", "model", "dimension", "size_bytes", "sources"}
 

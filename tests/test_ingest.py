@@ -310,11 +310,11 @@ def test_unreadable_file_raises(tmp_path: Path) -> None:
 def test_discover_walks_folders_in_order_and_skips_what_is_not_an_article(tmp_path: Path) -> None:
     for name in ("b.txt", "a.HTML", "sub/c.md", "sub/deeper/d.markdown", "sub/e.htm"):
         _write(tmp_path / name, "text")
-    for name in ("notes.pdf", "image.png", ".hidden.txt", ".git/config.txt", "sub/.cache/f.txt"):
+    for name in ("notes.docx", "image.png", ".hidden.txt", ".git/config.txt", "sub/.cache/f.txt"):
         _write(tmp_path / name, "text")
-    pdf = tmp_path / "notes.pdf"
+    docx = tmp_path / "notes.docx"
 
-    found, skipped = discover_files([tmp_path, pdf, tmp_path / "missing", tmp_path / "b.txt"])
+    found, skipped = discover_files([tmp_path, docx, tmp_path / "missing", tmp_path / "b.txt"])
 
     assert found == [
         tmp_path / "a.HTML",
@@ -325,7 +325,7 @@ def test_discover_walks_folders_in_order_and_skips_what_is_not_an_article(tmp_pa
     ]
     assert all(path.is_absolute() for path in found)
     assert skipped == [
-        SkippedFile(str(pdf), "not an article file (.pdf)"),
+        SkippedFile(str(docx), "not an article file (.docx)"),
         SkippedFile(str(tmp_path / "missing"), "no such file or folder"),
     ]
 

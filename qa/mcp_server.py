@@ -1,0 +1,85 @@
+"""`qa mcp`: the index as Model Context Protocol tools over stdio, for AI assistants.
+
+Three tools, each the library call behind a CLI command, each returning that command's --json
+object: `search` (`qa search`), `ask` (`qa ask`) and `open_document` (an indexed article by id).
+Every passage and citation carries its document id, title, path and exact character span, so an
+assistant's quotation can be checked against `open_document`'s text. Arguments are checked as the
+HTTP API checks them (qa.service); a bad call is a tool error with one line, never a crash.
+Nothing is written to stdout but the protocol.
+"""
+
+from __future__ import annotations
+
+from typing import TYPE_CHECKING, Annotated, Any, Literal
+
+from pydantic import Field
+
+from qa.config import DEFAULT_TOP_K
+from qa.errors import QAError
+from qa.service import MAX_FILTER_CHARS, MAX_K, MAX_QUESTION_CHARS
+
+if TYPE_CHECKING:
+    from mcp.server.mcpserver import MCPServer
+
+    from qa.service import IndexService
+
+INSTRUCTIONS = (
+    "Tools over the user's own archive of articles. `ask` answers a question with sentences quoted "
+    "word for word from the articles, each with a citation [n] giving the document id and the character "
+    "span (quote == text[start:end]); `search` returns the best passages; `open_document` returns one "
+    "article's whole text by its doc_id. Quote what the tools return; do not add facts they do not hold."
+)
+
+Query = Annotated[str, Field(min_length=1, max_length=MAX_QUESTION_CHARS)]
+K = Annotated[int, Field(ge=1, le=MAX_K, description="How many passages to retrieve.")]
+Mode = Annotated[Literal["hybrid", "dense", "keyword"], Field(description="By meaning, keywords, or both.")]
+Glob = Annotated[str | None, Field(max_length=MAX_FILTER_CHARS, description="Only articles whose path matches.")]
+Day = Annotated[str | None, Field(max_length=40, description="An ISO day, YYYY-MM-DD.")]
+
+
+def build_server(service: IndexService) -> MCPServer:
+    """The MCP server whose tools call `service`."""
+    from mcp.server.mcpserver import MCPServer
+    from mcp.server.mcpserver.exceptions import ToolError
+
+    server = MCPServer(name="qa", instructions=INSTRUCTIONS, log_level="WARNING")
+
+    def checked(call: Any, *args: Any, **kwargs: Any) -> dict[str, Any]:
+        try:
+            return call(*args, **kwargs)
+        except QAError as exc:
+            raise ToolError(str(exc)) from None
+
+    @server.tool()
+    def search(query: Query, k: K = DEFAULT_TOP_K, mode: Mode = "hybrid", source: Glob = None,
+               since: Day = None, until: Day = None) -> dict[str, Any]:
+        """The passages of the user's articles that best match `query`, best first, each with its
+        doc_id, title, path, character span (start, end), text and page (PDFs)."""
+        return checked(service.search, query, k=k, mode=mode, source=source, since=since, until=until)
+
+    @server.tool()
+    def ask(question: Query, k: K = DEFAULT_TOP_K, mode: Mode = "hybrid", source: Glob = None,
+            since: Day = None, until: Day = None) -> dict[str, Any]:
+        """Answer `question` from the user's articles: `answer` is made of sentences quoted word for
+        word, each marked [n]; `citations[n-1]` says which document (doc_id, title, path, page) and
+        which characters (start, end) it quotes. `answerable` is false when the articles do not answer."""
+        return checked(service.ask_json, question, k=k, mode=mode, source=source, since=since, until=until)
+
+    @server.tool()
+    def open_document(doc_id: Annotated[str, Field(min_length=1, max_length=64)]) -> dict[str, Any]:
+        """One indexed article by its doc_id (from search or ask): its clean text, title, date and path.
+        Citation spans index into `text`."""
+        found = service.document(doc_id)
+        if found is None:
+            raise ToolError(f"no indexed document has the id {doc_id[:40]!r}")
+        return found
+
+    return server
+
+
+def run_stdio(service: IndexService) -> None:
+    """Serve the tools on stdin/stdout until the client closes them; the encoder loads meanwhile."""
+    import threading
+
+    threading.Thread(target=service.warm_up, name="qa-warm-up", daemon=True).start()
+    build_server(service).run("stdio")

@@ -1,0 +1,293 @@
+"""`qa serve`: the index as an HTTP JSON API (FastAPI on uvicorn).
+
+Every response body is the object the CLI prints with --json (`qa ask`, `qa search`, `qa stats`),
+built by the same functions, so one schema serves both. Errors are ``{"error": "one line"}`` with a
+4xx status for anything the client sent wrong.
+
+Safety: loopback by default; any other address needs a token (sent as ``Authorization: Bearer
+TOKEN``, compared in constant time on every request). CORS is off unless origins are named. No
+endpoint takes a file path: documents are served by id, and only indexed ones. Bodies, questions
+and k are bounded.
+"""
+
+from __future__ import annotations
+
+import hmac
+import json
+import queue
+import sys
+import threading
+from collections.abc import Iterator, Sequence
+from typing import TYPE_CHECKING, Any, Literal
+
+from fastapi import FastAPI, Request
+from fastapi.exceptions import RequestValidationError
+from fastapi.responses import JSONResponse, StreamingResponse
+from pydantic import BaseModel, ConfigDict, Field
+from starlette.exceptions import HTTPException
+
+from qa.config import DEFAULT_TOP_K
+from qa.errors import ConfigError, IndexCorruptError, IndexLockedError, IndexMissingError, QAError, QueryError
+from qa.service import MAX_FILTER_CHARS, MAX_K, MAX_QUESTION_CHARS, IndexService
+
+if TYPE_CHECKING:
+    from starlette.types import ASGIApp, Message, Receive, Scope, Send
+
+DEFAULT_PORT = 8765
+MAX_BODY_BYTES = 64 * 1024
+MIN_TOKEN_CHARS = 16
+LOOPBACK_HOSTS = ("127.0.0.1", "localhost", "::1")
+TOKEN_ENV = "QA_TOKEN"
+
+Mode = Literal["hybrid", "dense", "keyword"]
+
+
+class _Filters(BaseModel):
+    model_config = ConfigDict(extra="forbid")
+
+    k: int = Field(DEFAULT_TOP_K, ge=1, le=MAX_K, description="How many passages to retrieve.")
+    mode: Mode = Field("hybrid", description="Retrieval by meaning (dense), keywords (BM25), or both.")
+    source: str | None = Field(None, max_length=MAX_FILTER_CHARS, description="Only articles whose path matches this glob.")
+    since: str | None = Field(None, max_length=40, description="Only articles dated on or after this day (YYYY-MM-DD).")
+    until: str | None = Field(None, max_length=40, description="Only articles dated on or before this day (YYYY-MM-DD).")
+
+
+class AskRequest(_Filters):
+    """POST /ask: what `qa ask QUESTION --json` takes."""
+
+    question: str = Field(min_length=1, max_length=MAX_QUESTION_CHARS, examples=["How much does Baghdad owe Russia?"])
+    stream: bool = Field(False, description="Send server-sent events (token, claim, done) as the answer is written.")
+
+
+class SearchRequest(_Filters):
+    """POST /search: what `qa search QUERY --json` takes."""
+
+    query: str = Field(min_length=1, max_length=MAX_QUESTION_CHARS, examples=["peacekeepers Iraq"])
+    align: bool = Field(False, description="Rank as /ask does: read the best passages again, token by token.")
+
+
+def check_bind(host: str, token: str | None) -> None:
+    """Refuse to listen beyond this machine without a token, or with one too short to resist guessing."""
+    if token is not None and len(token) < MIN_TOKEN_CHARS:
+        raise ConfigError(f"the token must be at least {MIN_TOKEN_CHARS} characters long")
+    if host not in LOOPBACK_HOSTS and not token:
+        raise ConfigError(
+            f"listening on {host} would open the index to other machines: give a token with --token or "
+            f"${TOKEN_ENV} (clients send it as 'Authorization: Bearer TOKEN'), or serve on 127.0.0.1"
+        )
+
+
+def create_app(service: IndexService, token: str | None = None, cors_origins: Sequence[str] = ()) -> ASGIApp:
+    """The API over `service`, wrapped in the token check, the body limit and CORS when asked for."""
+    app = FastAPI(
+        title="qa",
+        summary="Ask questions of a folder of articles; every answer cites the sentences it quotes.",
+        version=_version(),
+    )
+    _add_routes(app, service)
+    _add_error_handlers(app)
+    wrapped: ASGIApp = _BodyLimit(app, MAX_BODY_BYTES)
+    if token:
+        wrapped = _TokenCheck(wrapped, token)
+    if cors_origins:
+        from starlette.middleware.cors import CORSMiddleware
+
+        wrapped = CORSMiddleware(wrapped, allow_origins=list(cors_origins), allow_methods=["GET", "POST"],
+                                 allow_headers=["Authorization", "Content-Type"])
+    return wrapped
+
+
+def run_server(service: IndexService, host: str, port: int, token: str | None = None,
+               cors_origins: Sequence[str] = (), on_ready: Any = None) -> None:
+    """Serve until Ctrl-C or SIGTERM; `on_ready` is called once the socket listens."""
+    import uvicorn
+
+    check_bind(host, token)
+    config = uvicorn.Config(create_app(service, token, cors_origins), host=host, port=port, log_level="warning",
+                            access_log=False, lifespan="off", timeout_graceful_shutdown=2)
+    server = uvicorn.Server(config)
+    if on_ready is not None:
+        _call_when_started(server, on_ready)
+    server.run()
+
+
+def _add_routes(app: FastAPI, service: IndexService) -> None:
+    @app.post("/ask", summary="Answer a question with cited sentences (the `qa ask --json` object)")
+    def ask(request: AskRequest) -> Any:
+        options = request.model_dump(exclude={"question", "stream"})
+        if request.stream:
+            return StreamingResponse(_answer_events(service, request.question, options),
+                                     media_type="text/event-stream", headers={"Cache-Control": "no-store"})
+        return service.ask_json(request.question, **options)
+
+    @app.post("/search", summary="The passages that best match a query (the `qa search --json` object)")
+    def search(request: SearchRequest) -> Any:
+        return service.search(**request.model_dump())
+
+    @app.get("/documents/{doc_id}", summary="An indexed document by id: clean text, title, date, path")
+    def document(doc_id: str) -> Any:
+        found = service.document(doc_id)
+        if found is None:
+            raise HTTPException(404, f"no indexed document has the id {doc_id[:40]!r}")
+        return found
+
+    @app.get("/stats", summary="What the index holds (the `qa stats --json` object)")
+    def stats() -> Any:
+        return service.stats()
+
+    @app.get("/health", summary="Whether the server is up")
+    def health() -> Any:
+        return {"ok": True}
+
+
+def _answer_events(service: IndexService, question: str, options: dict[str, Any]) -> Iterator[str]:
+    """Server-sent events for one answer: ``token`` as a model writes, ``claim`` per checked sentence,
+    then ``done`` with the `qa ask --json` object (or ``error`` with one line)."""
+    from qa.render import answer_json, claim_json
+
+    events: queue.Queue[tuple[str, Any] | None] = queue.Queue()
+
+    def produce() -> None:
+        try:
+            answer = service.ask(question, on_token=lambda text: events.put(("token", {"text": text})), **options)
+            for claim in answer.claims:
+                events.put(("claim", claim_json(claim)))
+            events.put(("done", answer_json(answer)))
+        except QAError as exc:
+            events.put(("error", {"error": str(exc)}))
+        except Exception as exc:  # never a traceback to the client; the stream ends with one line
+            events.put(("error", {"error": f"internal error: {type(exc).__name__}"}))
+        finally:
+            events.put(None)
+
+    threading.Thread(target=produce, name="qa-answer", daemon=True).start()
+    while (event := events.get()) is not None:
+        name, data = event
+        yield f"event: {name}\ndata: {json.dumps(data, ensure_ascii=False)}\n\n"
+
+
+def _add_error_handlers(app: FastAPI) -> None:
+    @app.exception_handler(RequestValidationError)
+    async def invalid(request: Request, exc: RequestValidationError) -> JSONResponse:
+        return _error(422, _validation_line(exc.errors()))
+
+    @app.exception_handler(HTTPException)
+    async def http_error(request: Request, exc: HTTPException) -> JSONResponse:
+        return _error(exc.status_code, str(exc.detail))
+
+    @app.exception_handler(QAError)
+    async def qa_error(request: Request, exc: QAError) -> JSONResponse:
+        status = 400 if isinstance(exc, QueryError) else 503 if isinstance(
+            exc, (IndexMissingError, IndexCorruptError, IndexLockedError)) else 500
+        return _error(status, str(exc))
+
+    @app.exception_handler(Exception)
+    async def unexpected(request: Request, exc: Exception) -> JSONResponse:
+        print(f"qa serve: {request.method} {request.url.path} failed: {type(exc).__name__}: {exc}", file=sys.stderr)
+        return _error(500, f"internal error: {type(exc).__name__}")
+
+
+def _error(status: int, message: str) -> JSONResponse:
+    return JSONResponse({"error": " ".join(message.split())}, status_code=status)
+
+
+def _validation_line(errors: Sequence[Any]) -> str:
+    """Pydantic's errors in one line: ``body.k: Input should be less than or equal to 100``."""
+    parts = []
+    for error in errors[:3]:
+        where = ".".join(str(part) for part in error.get("loc", ()) if part != "body") or "body"
+        parts.append(f"{where[:60]}: {error.get('msg', 'invalid')}")
+    return "; ".join(parts) or "invalid request"
+
+
+class _TokenCheck:
+    """Lets a request through only with ``Authorization: Bearer TOKEN``, compared in constant time."""
+
+    def __init__(self, app: ASGIApp, token: str) -> None:
+        self.app = app
+        self.expected = f"Bearer {token}".encode()
+
+    async def __call__(self, scope: Scope, receive: Receive, send: Send) -> None:
+        if scope["type"] != "http":
+            await self.app(scope, receive, send)
+            return
+        sent = dict(scope.get("headers") or ()).get(b"authorization", b"")
+        if not hmac.compare_digest(sent, self.expected):
+            await _send_error(send, 401, "missing or wrong token: send the header 'Authorization: Bearer TOKEN'",
+                              [(b"www-authenticate", b"Bearer")])
+            return
+        await self.app(scope, receive, send)
+
+
+class _BodyLimit:
+    """Refuses a request body over `limit` bytes with 413, whether or not it said its length, and a
+    POST body that is not JSON with 415."""
+
+    def __init__(self, app: ASGIApp, limit: int) -> None:
+        self.app = app
+        self.limit = limit
+
+    async def __call__(self, scope: Scope, receive: Receive, send: Send) -> None:
+        if scope["type"] != "http":
+            await self.app(scope, receive, send)
+            return
+        headers = dict(scope.get("headers") or ())
+        if scope["method"] == "POST" and not headers.get(b"content-type", b"").startswith(b"application/json"):
+            await _send_error(send, 415, "send the body as JSON, with 'Content-Type: application/json'")
+            return
+        declared = headers.get(b"content-length")
+        if declared is not None and (not declared.isdigit() or int(declared) > self.limit):
+            await _send_error(send, 413, f"the request body is over {self.limit // 1024} KB")
+            return
+        body = bytearray()
+        more = True
+        while more:
+            message = await receive()
+            if message["type"] != "http.request":
+                break
+            body += message.get("body", b"")
+            more = message.get("more_body", False)
+            if len(body) > self.limit:
+                await _send_error(send, 413, f"the request body is over {self.limit // 1024} KB")
+                return
+        replayed = False
+
+        async def replay() -> Message:
+            nonlocal replayed
+            if replayed:
+                return await receive()
+            replayed = True
+            return {"type": "http.request", "body": bytes(body), "more_body": False}
+
+        await self.app(scope, replay, send)
+
+
+async def _send_error(send: Send, status: int, message: str, headers: list[tuple[bytes, bytes]] = ()) -> None:
+    body = json.dumps({"error": message}).encode()
+    await send({"type": "http.response.start", "status": status,
+                "headers": [(b"content-type", b"application/json"), (b"content-length", str(len(body)).encode()),
+                            *headers]})
+    await send({"type": "http.response.body", "body": body})
+
+
+def _call_when_started(server: Any, on_ready: Any) -> None:
+    """Call `on_ready` once uvicorn reports that it listens (it sets `started`)."""
+
+    def wait() -> None:
+        import time
+
+        while not server.started and not server.should_exit:
+            time.sleep(0.02)
+        if server.started:
+            on_ready()
+
+    threading.Thread(target=wait, name="qa-serve-ready", daemon=True).start()
+
+
+def _version() -> str:
+    from importlib.metadata import PackageNotFoundError, version
+
+    try:
+        return version("qa")
+    except PackageNotFoundError:
+        return "0"

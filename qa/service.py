@@ -1,0 +1,183 @@
+"""One open index behind the long-running entry points (`qa serve`, `qa mcp`).
+
+Each call is the library call that `qa ask`, `qa search` and `qa stats` make with --json, and
+returns the same JSON object, so one schema serves the CLI, HTTP and MCP. Calls run one at a time:
+the retriever holds one SQLite connection and one encoder, and on two cores a second request
+would only share the same CPU (the encoder already uses every core). The index is opened once; `Index.reading()` loads a writer's newer
+generation before each search, so articles a watcher (or `qa index`) adds are answerable without
+a restart, and a half-written update is never read. Every call runs on one worker thread, the one
+that opened the index: SQLite connections belong to the thread that made them.
+
+Limits on what a client may send live here, so HTTP and MCP enforce the same ones.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Callable
+from concurrent.futures import ThreadPoolExecutor
+from dataclasses import asdict
+from typing import TYPE_CHECKING, Any, TypeVar
+
+from qa.config import DEFAULT_TOP_K
+from qa.errors import QueryError
+
+if TYPE_CHECKING:
+    from qa.llm import LLMSettings
+    from qa.location import StoreLocation
+    from qa.retrieve import Retriever, SearchFilters
+    from qa.types import Answer, Article, Hit, IndexStats
+
+MAX_QUESTION_CHARS = 2000  # what qa.retrieve.clean_query keeps of a query
+MAX_K = 100  # as `qa ask -k`
+MAX_FILTER_CHARS = 400
+MODES = ("hybrid", "dense", "keyword")
+DOC_ID_CHARS = 16  # qa.ingest.document_id: 16 hex digits
+
+T = TypeVar("T")
+
+
+class IndexService:
+    """The index at `location`, opened once, answering search, ask, document and stats calls."""
+
+    def __init__(self, location: StoreLocation, backend: str | None = None, reranker: str | None = None,
+                 llm: LLMSettings | None = None) -> None:
+        from qa.retrieve import open_retriever
+
+        self.location = location
+        self.llm = llm
+        self._worker = ThreadPoolExecutor(max_workers=1, thread_name_prefix="qa-index")
+        try:
+            self._retriever: Retriever = self._run(open_retriever, location, backend=backend, reranker=reranker)
+        except BaseException:
+            self._worker.shutdown()
+            raise
+
+    def _run(self, function: Callable[..., T], *args: Any, **kwargs: Any) -> T:
+        """`function(*args, **kwargs)` on the worker thread, after the calls before it."""
+        return self._worker.submit(function, *args, **kwargs).result()
+
+    def warm_up(self) -> None:
+        """Load the encoder now, so the first request does not wait for it."""
+        self._run(self._retriever.search, "warm up", k=1, mode="dense")
+
+    def search(self, query: str, k: int = DEFAULT_TOP_K, mode: str = "hybrid", source: str | None = None,
+               since: str | None = None, until: str | None = None, align: bool = False) -> dict[str, Any]:
+        """The `qa search --json` object."""
+        from qa.render import search_json
+
+        check_text(query, "query")
+        filters = search_filters(k, mode, source, since, until)
+        hits = self._run(self._search, query, k, mode, filters, align)
+        return search_json(query, hits)
+
+    def _search(self, query: str, k: int, mode: str, filters: SearchFilters, align: bool) -> list[Hit]:
+        from qa.pages import hits_with_pages
+
+        hits = self._retriever.search(query, k=k, mode=mode, filters=filters, align=align)
+        return hits_with_pages(hits, self._retriever.index)
+
+    def ask(self, question: str, k: int = DEFAULT_TOP_K, mode: str = "hybrid", source: str | None = None,
+            since: str | None = None, until: str | None = None,
+            on_token: Callable[[str], None] | None = None) -> Answer:
+        """The answer `qa ask` gives: quoted, or with a model server set, written by it and checked."""
+        check_text(question, "question")
+        filters = search_filters(k, mode, source, since, until)
+        return self._run(self._ask, question, k, mode, filters, on_token)
+
+    def _ask(self, question: str, k: int, mode: str, filters: SearchFilters,
+             on_token: Callable[[str], None] | None) -> Answer:
+        from qa.pages import answer_with_pages
+
+        if self.llm is None:
+            from qa.answer import answer_question
+
+            answer = answer_question(self._retriever, question, k=k, mode=mode, filters=filters)
+        else:
+            from qa.generate import generate_answer
+            from qa.llm import ChatClient
+
+            with ChatClient(self.llm) as client:
+                answer = generate_answer(self._retriever, client, question, k=k, mode=mode, filters=filters,
+                                         on_token=on_token)
+        return answer_with_pages(answer, self._retriever.index)
+
+    def ask_json(self, question: str, **options: Any) -> dict[str, Any]:
+        """The `qa ask --json` object."""
+        from qa.render import answer_json
+
+        return answer_json(self.ask(question, **options))
+
+    def document(self, doc_id: str) -> dict[str, Any] | None:
+        """An indexed document's clean text, title, date and path by its id; None for any other id."""
+        if not is_document_id(doc_id):
+            return None
+        article = self._run(self._document, doc_id)
+        return None if article is None else asdict(article)
+
+    def _document(self, doc_id: str) -> Article | None:
+        index = self._retriever.index
+        with index.reading():
+            return index.document(doc_id)
+
+    def stats(self) -> dict[str, Any]:
+        """The `qa stats --json` object."""
+        return asdict(self._run(self._stats))
+
+    def _stats(self) -> IndexStats:
+        index = self._retriever.index
+        with index.reading():
+            return index.stats()
+
+    def close(self) -> None:
+        self._run(self._retriever.index.close)
+        self._worker.shutdown()
+
+
+def is_document_id(value: str) -> bool:
+    """Whether `value` has the shape of a document id: ``"22cb3c343393cc32" -> True``, ``"../etc" -> False``."""
+    return len(value) == DOC_ID_CHARS and all(ch in "0123456789abcdef" for ch in value)
+
+
+def check_text(value: str, name: str) -> None:
+    """Refuse a question or query that is empty, too long, or not text that can be written back."""
+    if not isinstance(value, str):
+        raise QueryError(f"{name} must be a string")
+    if len(value) > MAX_QUESTION_CHARS:
+        raise QueryError(f"{name} is longer than {MAX_QUESTION_CHARS} characters")
+    if not value.strip():
+        raise QueryError(f"{name} is empty")
+    _check_encodable(value, name)
+
+
+def search_filters(k: int, mode: str, source: str | None, since: str | None, until: str | None) -> SearchFilters:
+    """The filters of a request, after checking k, mode and the filter values."""
+    from qa.retrieve import SearchFilters, iso_day
+
+    if isinstance(k, bool) or not isinstance(k, int) or not 1 <= k <= MAX_K:
+        raise QueryError(f"k must be a whole number from 1 to {MAX_K}")
+    if mode not in MODES:
+        raise QueryError(f"mode must be one of {', '.join(MODES)}")
+    days: dict[str, str | None] = {}
+    for name, value in (("source", source), ("since", since), ("until", until)):
+        if value is None:
+            continue
+        if not isinstance(value, str) or len(value) > MAX_FILTER_CHARS:
+            raise QueryError(f"{name} must be a string of at most {MAX_FILTER_CHARS} characters")
+        _check_encodable(value, name)
+    for name, value in (("since", since), ("until", until)):
+        day = iso_day(value) if value else None
+        if value and day is None:
+            raise QueryError(f"{name} is not a date like 2016-07-27")
+        days[name] = day
+    return SearchFilters(source=source or None, since=days.get("since"), until=days.get("until"))
+
+
+def _check_encodable(value: str, name: str) -> None:
+    # A lone surrogate ("\ud800") parses from JSON but cannot be written back as UTF-8; NUL has no
+    # place in a question and SQLite's text functions stop at it.
+    try:
+        value.encode("utf-8")
+    except UnicodeEncodeError:
+        raise QueryError(f"{name} holds characters that are not valid Unicode text") from None
+    if "\x00" in value:
+        raise QueryError(f"{name} holds a NUL character")

@@ -1,0 +1,79 @@
+"""`qa serve` and `qa watch` as real processes for tests: started on a free loopback port, waited
+for, and stopped, with what they wrote to stderr kept for the failure message."""
+
+from __future__ import annotations
+
+import os
+import subprocess
+import sys
+import time
+from collections.abc import Iterator
+from contextlib import contextmanager
+from pathlib import Path
+
+import httpx
+
+from llm_servers import free_port
+
+START_SECONDS = 180.0  # loading the encoder on a busy 2-core machine; a deadline for failing, not a measure
+QA = [sys.executable, "-c", "from qa.cli import run; run()"]
+
+
+class QAProcess:
+    """A running `qa` command whose stderr goes to a file."""
+
+    def __init__(self, args: list[str], log: Path) -> None:
+        self.log = log
+        self._stderr = log.open("wb")
+        self.process = subprocess.Popen([*QA, *args], stdin=subprocess.DEVNULL, stdout=subprocess.DEVNULL,
+                                        stderr=self._stderr, env=dict(os.environ))
+
+    def output(self) -> str:
+        return self.log.read_text(errors="replace")
+
+    def alive(self) -> bool:
+        return self.process.poll() is None
+
+    def stop(self) -> None:
+        if self.alive():
+            self.process.terminate()
+            try:
+                self.process.wait(timeout=20)
+            except subprocess.TimeoutExpired:
+                self.process.kill()
+                self.process.wait()
+        self._stderr.close()
+
+
+def wait_for(condition, what: str, process: QAProcess, seconds: float = START_SECONDS, every: float = 0.1):
+    """Poll `condition()` until it returns something true; fail naming `what` and the process's stderr."""
+    deadline = time.monotonic() + seconds
+    while time.monotonic() < deadline:
+        result = condition()
+        if result:
+            return result
+        if not process.alive():
+            raise AssertionError(f"qa exited ({process.process.returncode}) before {what}:\n{process.output()}")
+        time.sleep(every)
+    raise AssertionError(f"gave up waiting for {what}:\n{process.output()}")
+
+
+@contextmanager
+def qa_server(args: list[str], log: Path, token: str | None = None) -> Iterator[tuple[str, QAProcess]]:
+    """`qa serve ARGS --port PORT` running; yields its base URL once /health answers."""
+    port = free_port()
+    server = QAProcess(["serve", *args, "--port", str(port)], log)
+    url = f"http://127.0.0.1:{port}"
+    headers = {"Authorization": f"Bearer {token}"} if token else {}
+
+    def healthy() -> bool:
+        try:
+            return httpx.get(f"{url}/health", headers=headers, timeout=5).status_code == 200
+        except httpx.TransportError:
+            return False
+
+    try:
+        wait_for(healthy, "the server answered /health", server, every=0.25)
+        yield url, server
+    finally:
+        server.stop()

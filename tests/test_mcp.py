@@ -1,0 +1,116 @@
+"""`qa mcp` started through the MCP SDK's own stdio client, its tools called as an assistant calls them."""
+
+from __future__ import annotations
+
+import json
+import os
+import random
+import sys
+from pathlib import Path
+from typing import Any
+
+import anyio
+import pytest
+from click.testing import CliRunner
+
+from qa.cli import main
+
+QUESTION = "Who did Igor Ivanov give the informal document to?"
+
+
+async def _with_session(index_dir: Path, work) -> Any:
+    from mcp.client.session import ClientSession
+    from mcp.client.stdio import StdioServerParameters, stdio_client
+
+    params = StdioServerParameters(command=sys.executable, args=["-c", "from qa.cli import run; run()", "mcp",
+                                                                 "--index", str(index_dir)],
+                                   env=dict(os.environ))
+    with open(os.devnull, "w") as quiet:
+        async with stdio_client(params, errlog=quiet) as streams, ClientSession(*streams) as session:
+            await session.initialize()
+            return await work(session)
+
+
+def with_session(index_dir: Path, work) -> Any:
+    """Start `qa mcp --index DIR` over stdio, run `work(session)`, and stop it."""
+    return anyio.run(_with_session, index_dir, work)
+
+
+def cli_json(*args: str) -> dict:
+    result = CliRunner().invoke(main, [*args, "--json"], catch_exceptions=False)
+    assert result.exit_code == 0, result.output
+    return json.loads(result.stdout)
+
+
+def test_tools_return_the_cli_json_objects(seeds_index: Path) -> None:
+    async def work(session):
+        tools = {tool.name: tool for tool in (await session.list_tools()).tools}
+        asked = await session.call_tool("ask", {"question": QUESTION})
+        searched = await session.call_tool("search", {"query": "peacekeepers Iraq", "k": 3})
+        citation = asked.structured_content["citations"][0]
+        opened = await session.call_tool("open_document", {"doc_id": citation["doc_id"]})
+        return tools, asked, searched, opened
+
+    tools, asked, searched, opened = with_session(seeds_index, work)
+    assert set(tools) == {"search", "ask", "open_document"}
+    assert tools["ask"].input_schema["properties"]["k"]["maximum"] == 100
+    assert not asked.is_error and not searched.is_error and not opened.is_error
+    assert asked.structured_content == cli_json("ask", QUESTION, "--index", str(seeds_index))
+    assert "Madeleine Albright" in asked.structured_content["answer"]
+    assert searched.structured_content == cli_json("search", "peacekeepers Iraq", "-k", "3", "--index", str(seeds_index))
+    citation = asked.structured_content["citations"][0]
+    assert opened.structured_content["text"][citation["start"]:citation["end"]] == citation["quote"]
+
+
+def hostile_calls(seed: int = 17) -> list[tuple[str, dict]]:
+    """At least 1,000 tool calls with bad arguments: wrong types, junk, path-like ids, k out of range.
+    (No lone surrogates: the SDK's client cannot write them; the HTTP test sends them.)"""
+    rng = random.Random(seed)
+    bad = [None, True, 1.5, -1, 0, 101, 10**20, [], {}, "", " ", "x" * 2500, "\x00", "../../etc/passwd",
+           "2016-99-99", "HYBRID", {"$gt": ""}, "\u202e\U0001f4a9"]
+    calls: list[tuple[str, dict]] = []
+    for _ in range(700):
+        tool = rng.choice(["search", "ask"])
+        text = "query" if tool == "search" else "question"
+        arguments: dict = {text: rng.choice(["Iraq", *bad])}
+        for field in rng.sample(["k", "mode", "source", "since", "until", "path", "file"], rng.randint(1, 3)):
+            arguments[field] = rng.choice(bad)
+        calls.append((tool, arguments))
+    for _ in range(250):
+        calls.append(("open_document", {"doc_id": rng.choice([*bad, "0" * 16, "/etc/passwd", "seeds/000.txt",
+                                                             "C:\\Windows\\win.ini", "~/.ssh/id_rsa"])}))
+    for _ in range(60):
+        calls.append((rng.choice(["read_file", "shell", "", "Search", "ask "]), {"path": "/etc/passwd"}))
+    calls += [("search", {}), ("ask", {}), ("open_document", {})]
+    return calls
+
+
+def test_a_thousand_bad_tool_calls_are_tool_errors_and_the_server_lives(seeds_index: Path) -> None:
+    from mcp import MCPError
+
+    calls = hostile_calls()
+    assert len(calls) >= 1000
+
+    async def work(session):
+        outcomes = {"tool error": 0, "protocol error": 0, "answered": 0}
+        leaks = []
+        for name, arguments in calls:
+            try:
+                result = await session.call_tool(name, arguments)
+            except MCPError:
+                outcomes["protocol error"] += 1  # an unknown tool is refused by the protocol itself
+                continue
+            if result.is_error:
+                outcomes["tool error"] += 1
+                text = result.content[0].text
+                if "Traceback" in text or "root:" in text:
+                    leaks.append(text)
+            else:
+                outcomes["answered"] += 1
+        alive = await session.call_tool("ask", {"question": QUESTION})
+        return outcomes, leaks, alive
+
+    outcomes, leaks, alive = with_session(seeds_index, work)
+    assert leaks == []
+    assert outcomes["tool error"] > 900, outcomes
+    assert not alive.is_error and alive.structured_content["answerable"]

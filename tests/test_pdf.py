@@ -1,0 +1,134 @@
+"""PDF articles: PDFs the tests write with fpdf2, read with PDFium; citations say their page."""
+
+from __future__ import annotations
+
+import io
+import json
+from pathlib import Path
+
+import httpx
+import pytest
+from click.testing import CliRunner
+from rich.console import Console
+
+from qa.cli import main
+from qa.errors import IngestError
+from qa.ingest import read_article
+from qa.pages import page_at
+from qa.repl import ChatSession
+from qa_processes import qa_server
+
+PAGES = [
+    ["The Lantern Valley Railway reopened on Saturday after a restoration that took eleven years and "
+     "cost the volunteers' trust about 3.2 million pounds, most of it raised from small donations.",
+     "The first train left Ashgrove station at nine in the morning with four hundred passengers aboard."],
+    ["The restored viaduct at Millbeck has twenty-two arches and stands forty metres above the river.",
+     "Chief engineer Rosalind Achterberg said the hardest work was replacing the ironwork of the sixth arch, "
+     "which had rusted through during the decades the line lay closed."],
+    ["Timetables for the summer season will be published in May, the trust said, and trains will run "
+     "every weekend until the end of October."],
+]
+QUESTION = "Who was the chief engineer of the Millbeck viaduct restoration?"
+
+
+def write_pdf(path: Path, pages: list[list[str]], title: str | None = None) -> Path:
+    """A PDF with one page per list of paragraphs, written by fpdf2 (a real PDF writer)."""
+    from fpdf import FPDF
+
+    pdf = FPDF()
+    if title:
+        pdf.set_title(title)
+    pdf.set_creation_date(__import__("datetime").datetime(2022, 6, 4, tzinfo=__import__("datetime").timezone.utc))
+    for paragraphs in pages:
+        pdf.add_page()
+        pdf.set_font("Helvetica", size=11)
+        for paragraph in paragraphs:
+            pdf.multi_cell(0, 6, paragraph)
+            pdf.ln(4)
+    pdf.output(str(path))
+    return path
+
+
+def write_scanned_pdf(path: Path) -> Path:
+    """A PDF whose pages hold only drawings, as a scan holds only images: no text layer."""
+    from fpdf import FPDF
+
+    pdf = FPDF()
+    for _ in range(2):
+        pdf.add_page()
+        pdf.set_fill_color(40, 40, 40)
+        pdf.rect(20, 20, 150, 200, style="F")
+    pdf.output(str(path))
+    return path
+
+
+@pytest.fixture(scope="module")
+def pdf_corpus(tmp_path_factory: pytest.TempPathFactory) -> Path:
+    folder = tmp_path_factory.mktemp("pdfs") / "news"
+    folder.mkdir()
+    write_pdf(folder / "railway.pdf", PAGES, title="Lantern Valley Railway Reopens")
+    write_scanned_pdf(folder / "scan.pdf")
+    (folder / "broken.pdf").write_bytes(b"%PDF-1.4\n1 0 obj << /Type /Catalog >> garbage")
+    return folder
+
+
+@pytest.fixture(scope="module")
+def pdf_index(pdf_corpus: Path, tmp_path_factory: pytest.TempPathFactory) -> tuple[Path, dict]:
+    index_dir = tmp_path_factory.mktemp("pdf-index") / "index"
+    result = CliRunner().invoke(main, ["index", str(pdf_corpus), "--index", str(index_dir), "--json"])
+    assert result.exit_code == 0, result.output
+    return index_dir, json.loads(result.stdout)
+
+
+def test_a_pdf_is_one_article_with_its_pages_kept(tmp_path: Path) -> None:
+    article = read_article(write_pdf(tmp_path / "railway.pdf", PAGES, title="Lantern Valley Railway Reopens"))
+    assert article.title == "Lantern Valley Railway Reopens"
+    assert article.date == "2022-06-04"
+    assert article.text.count("\f") == 2
+    for number, paragraphs in enumerate(PAGES, start=1):
+        first_words = paragraphs[0][:30]
+        assert page_at(article.text, article.text.index(first_words)) == number
+
+
+def test_scanned_and_broken_pdfs_are_refused_with_one_line(tmp_path: Path, pdf_corpus: Path) -> None:
+    with pytest.raises(IngestError, match="no text layer"):
+        read_article(pdf_corpus / "scan.pdf")
+    with pytest.raises(IngestError, match="not a readable PDF") as broken:
+        read_article(pdf_corpus / "broken.pdf")
+    assert "\n" not in str(broken.value)
+
+
+def test_index_skips_the_scan_naming_it_and_citations_say_their_page(pdf_index: tuple[Path, dict]) -> None:
+    index_dir, report = pdf_index
+    assert report["added"] == 1
+    reasons = {Path(s["path"]).name: s["reason"] for s in report["skipped"]}
+    assert set(reasons) == {"scan.pdf", "broken.pdf"}
+    assert reasons["scan.pdf"].startswith("no text layer")
+
+    result = CliRunner().invoke(main, ["ask", QUESTION, "--index", str(index_dir), "--json"])
+    answer = json.loads(result.stdout)
+    assert "Rosalind Achterberg" in answer["answer"]
+    citation = answer["citations"][0]
+    assert citation["page"] == 2
+    assert all(p["page"] in (1, 2, 3) for p in answer["passages"])
+    hits = json.loads(CliRunner().invoke(main, ["search", "summer timetables", "-k", "5", "--mode", "keyword",
+                                                "--index", str(index_dir), "--json"]).stdout)["hits"]
+    text = read_article(Path(hits[0]["path"])).text
+    assert hits[0]["page"] == page_at(text, hits[0]["start"])  # a passage gives the page it starts on
+
+
+def test_the_chat_source_line_says_the_page(pdf_index: tuple[Path, dict], embedder) -> None:
+    console = Console(file=io.StringIO(), width=120)
+    ChatSession(pdf_index[0], console=console, embedder=embedder).run(lines=[QUESTION], update=False)
+    source_line = next(line for line in console.file.getvalue().splitlines() if line.startswith("[1]"))
+    assert "railway.pdf" in source_line and "page 2" in source_line
+
+
+def test_http_citations_say_their_page_and_quote_the_served_text(pdf_index: tuple[Path, dict], tmp_path: Path) -> None:
+    with qa_server(["--index", str(pdf_index[0])], tmp_path / "serve.log") as (url, _server):
+        answer = httpx.post(f"{url}/ask", json={"question": QUESTION}, timeout=60).json()
+        citation = answer["citations"][0]
+        document = httpx.get(f"{url}/documents/{citation['doc_id']}", timeout=60).json()
+    assert citation["page"] == 2
+    assert document["text"][citation["start"]:citation["end"]] == citation["quote"]
+    assert page_at(document["text"], citation["start"]) == 2

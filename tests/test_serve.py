@@ -1,0 +1,245 @@
+"""`qa serve` as a real process on a loopback port, called with a real HTTP client (httpx).
+
+The bodies must be the --json objects of `qa ask`, `qa search` and `qa stats`; bad requests of
+every kind get a 4xx with one line, never a 5xx; and the bind and token rules hold.
+"""
+
+from __future__ import annotations
+
+import json
+import random
+import shutil
+from collections.abc import Iterator
+from pathlib import Path
+
+import httpx
+import pytest
+from click.testing import CliRunner
+
+from qa.cli import main
+from qa_processes import qa_server
+
+TOKEN = "test-token-0123456789abcdef"
+AUTH = {"Authorization": f"Bearer {TOKEN}"}
+QUESTION = "How much does Baghdad owe Russia?"
+
+
+@pytest.fixture(scope="module")
+def index_copy(seeds_index: Path, tmp_path_factory: pytest.TempPathFactory) -> Path:
+    index_dir = tmp_path_factory.mktemp("serve") / "index"
+    shutil.copytree(seeds_index, index_dir)
+    return index_dir
+
+
+@pytest.fixture(scope="module")
+def server(index_copy: Path, tmp_path_factory: pytest.TempPathFactory) -> Iterator[str]:
+    """`qa serve --index COPY --token TOKEN` on 127.0.0.1 (a token binds loopback requests too)."""
+    log = tmp_path_factory.mktemp("serve-log") / "stderr.txt"
+    with qa_server(["--index", str(index_copy), "--token", TOKEN], log, token=TOKEN) as (url, _process):
+        yield url
+
+
+@pytest.fixture(scope="module")
+def client(server: str) -> Iterator[httpx.Client]:
+    with httpx.Client(base_url=server, headers=AUTH, timeout=60) as http:
+        yield http
+
+
+def cli_json(*args: str) -> dict:
+    result = CliRunner().invoke(main, [*args, "--json"], catch_exceptions=False)
+    assert result.exit_code == 0, result.output
+    return json.loads(result.stdout)
+
+
+def test_ask_body_is_the_cli_json_object(client: httpx.Client, index_copy: Path) -> None:
+    response = client.post("/ask", json={"question": QUESTION})
+    assert response.status_code == 200, response.text
+    body = response.json()
+    assert body == cli_json("ask", QUESTION, "--index", str(index_copy))
+    assert body["answerable"] and "$8 billion" in body["answer"]
+    citation = body["citations"][0]
+    document = client.get(f"/documents/{citation['doc_id']}").json()
+    assert document["text"][citation["start"]:citation["end"]] == citation["quote"]
+    assert citation["page"] is None  # a text article has no pages
+
+
+def test_search_and_stats_bodies_are_the_cli_json_objects(client: httpx.Client, index_copy: Path) -> None:
+    body = client.post("/search", json={"query": "peacekeepers Iraq", "k": 3, "mode": "keyword"}).json()
+    assert body == cli_json("search", "peacekeepers Iraq", "-k", "3", "--mode", "keyword", "--index", str(index_copy))
+    assert len(body["hits"]) == 3
+    assert client.get("/stats").json() == cli_json("stats", "--index", str(index_copy))
+
+
+def test_filters_narrow_the_search(client: httpx.Client) -> None:
+    body = client.post("/search", json={"query": "Iraq", "since": "2030-01-01"}).json()
+    assert body == {"query": "Iraq", "hits": []}
+    assert client.post("/search", json={"query": "Iraq", "since": "soon"}).json() == {
+        "error": "since is not a date like 2016-07-27"}
+
+
+def test_documents_are_served_by_indexed_id_only(client: httpx.Client, seeds_index: Path) -> None:
+    hit = client.post("/search", json={"query": "Ivanov", "k": 1}).json()["hits"][0]
+    document = client.get(f"/documents/{hit['doc_id']}").json()
+    assert set(document) == {"doc_id", "path", "title", "text", "content_hash", "date"}
+    assert document["text"][hit["start"]:hit["end"]] == hit["text"]
+    for doc_id in ("0000000000000000", "../../etc/passwd", "..%2F..%2Fetc%2Fpasswd", "%2Fetc%2Fpasswd",
+                   "C:%5CWindows%5Cwin.ini", hit["doc_id"].upper(), hit["doc_id"][:-1]):
+        response = client.get(f"/documents/{doc_id}")
+        assert response.status_code == 404, (doc_id, response.text)
+        assert "\n" not in response.json()["error"]
+
+
+def test_openapi_schema_and_docs(client: httpx.Client) -> None:
+    schema = client.get("/openapi.json").json()
+    assert {"/ask", "/search", "/documents/{doc_id}", "/stats", "/health"} <= set(schema["paths"])
+    assert schema["components"]["schemas"]["AskRequest"]["properties"]["k"]["maximum"] == 100
+    assert "swagger" in client.get("/docs").text.lower()
+
+
+def test_answer_streams_as_server_sent_events(client: httpx.Client) -> None:
+    with client.stream("POST", "/ask", json={"question": QUESTION, "stream": True}) as response:
+        assert response.headers["content-type"].startswith("text/event-stream")
+        text = "".join(response.iter_text())
+    events = [block.split("\n", 1) for block in text.strip().split("\n\n")]
+    assert [name for name, _ in events][-1] == "event: done"
+    done = json.loads(events[-1][1].removeprefix("data: "))
+    assert done == client.post("/ask", json={"question": QUESTION}).json()
+
+
+def test_token_is_required_on_every_request(server: str) -> None:
+    for headers in ({}, {"Authorization": "Bearer wrong-token-0123456789"}, {"Authorization": TOKEN},
+                    {"Authorization": f"bearer {TOKEN}"}, {"Authorization": f"Bearer {TOKEN}0"}):
+        for method, path in (("GET", "/health"), ("GET", "/stats"), ("POST", "/search"), ("GET", "/openapi.json")):
+            response = httpx.request(method, server + path, headers=headers, json={"query": "Iraq"})
+            assert response.status_code == 401, (headers, path)
+            assert response.json()["error"].startswith("missing or wrong token")
+
+
+def test_cors_is_off_unless_asked_for(client: httpx.Client) -> None:
+    response = client.options("/search", headers={"Origin": "https://evil.example",
+                                                  "Access-Control-Request-Method": "POST"})
+    assert "access-control-allow-origin" not in response.headers
+    response = client.get("/stats", headers={"Origin": "https://evil.example"})
+    assert "access-control-allow-origin" not in response.headers
+
+
+@pytest.mark.parametrize(("args", "message"), [
+    (["--host", "0.0.0.0"], "would open the index to other machines"),
+    (["--host", "192.168.1.20"], "give a token with --token or $QA_TOKEN"),
+    (["--host", "0.0.0.0", "--token", "short"], "at least 16 characters"),
+])
+def test_refuses_to_listen_beyond_loopback_without_a_token(args: list[str], message: str,
+                                                            monkeypatch: pytest.MonkeyPatch) -> None:
+    monkeypatch.delenv("QA_TOKEN", raising=False)
+    result = CliRunner().invoke(main, ["serve", *args])
+    assert result.exit_code == 1
+    lines = [line for line in result.output.splitlines() if line.strip()]
+    assert len(lines) == 1 and lines[0].startswith("Error: ") and message in lines[0], result.output
+
+
+def hostile_requests(seed: int = 17) -> list[tuple[str, str, dict]]:
+    """At least 1,000 requests a server must refuse (or answer) without a 5xx: wrong types, huge
+    bodies, unicode junk, path-like ids, k out of range, bad JSON, wrong methods, no token."""
+    rng = random.Random(seed)
+    junk_chars = ["\x00", "\ud800", "\udfff", "\u202e", "\ufeff", "\U0001f4a9", "e\u0301", "\u0000\u0000", "%s%n",
+                  "' OR 1=1 --", "<script>", "NEAR(", '"', "*", "\\", "\n" * 50, "\u3000", "ÿ", "\x7f"]
+    bad_values = [None, True, 1.5, -1, [], {}, [1, 2], {"a": 1}, "", " ", 10**30, -(10**30), "x" * 3000]
+    requests: list[tuple[str, str, dict]] = []
+
+    def junk(n: int) -> str:
+        return "".join(rng.choice(junk_chars) if rng.random() < 0.5 else chr(rng.randint(32, 0x2FFF))
+                       for _ in range(n))
+
+    for _ in range(200):  # wrong types and out-of-range values in every field
+        path, text_field = rng.choice([("/ask", "question"), ("/search", "query")])
+        body: dict = {text_field: rng.choice(["Iraq", *bad_values])}
+        field = rng.choice(["k", "mode", "source", "since", "until", "stream" if path == "/ask" else "align", "extra"])
+        body[field] = rng.choice([*bad_values, "five", 0, 101, -5, "HYBRID", "2016-13-45", "../../"])
+        if body[text_field] == "Iraq" and field in ("k", "mode", "since", "until") and body[field] in (None,):
+            body[field] = -1
+        requests.append(("POST", path, {"json": body}))
+    for _ in range(120):  # unicode junk as the question, escaped as JSON writes it (lone surrogates too)
+        path, text_field = rng.choice([("/ask", "question"), ("/search", "query")])
+        raw = '{"%s": %s, "k": %d}' % (text_field, json.dumps(junk(rng.randint(1, 40))), rng.choice([1, 2, 0, -3]))
+        requests.append(("POST", path, {"content": raw.encode(), "headers": {"Content-Type": "application/json"}}))
+    for size in (2001, 5000, 60_000, 65_536, 70_000, 1_000_000, 3_000_000):  # long and huge bodies
+        for path, text_field in (("/ask", "question"), ("/search", "query")):
+            requests.append(("POST", path, {"json": {text_field: "a" * size}}))
+            requests.append(("POST", path, {"content": (chunk for chunk in [b'{"query": "', b"a" * size, b'"}']),
+                                            "headers": {"Content-Type": "application/json"}}))
+    for _ in range(150):  # bad JSON
+        raw = rng.choice(['{"question": ', "{", "[", "null", "1", '"Iraq"', "{'question': 'Iraq'}", "NaN",
+                          '{"question": "Iraq"} trailing', '{"question": "Iraq", "k": NaN}', "\x00\x01",
+                          "[" * 5000 + "]" * 5000, '{"a":' * 3000 + "1" + "}" * 3000,
+                          '{"question": "Iraq", "k": 1e400}', '{"query": "\\ud800"}', '{"query": "\\x"}'])
+        requests.append(("POST", rng.choice(["/ask", "/search"]),
+                         {"content": raw.encode("utf-8", "surrogatepass"), "headers": {"Content-Type": "application/json"}}))
+    path_like = ["../../etc/passwd", "..%2F..%2Fetc%2Fpasswd", "%2e%2e%2f%2e%2e%2fetc%2fpasswd", "%00", "~root",
+                 "....//....//etc/passwd", "C:%5CWindows%5Cwin.ini", "%252e%252e%252f", "index%2Fcatalog.sqlite",
+                 "0" * 17, "g" * 16, "%ff%fe", "%C0%AE%C0%AE%2F", "seeds%2F000_22cb3c343393cc32.txt", "a/b", "%20"]
+    for _ in range(200):
+        requests.append(("GET", f"/documents/{rng.choice(path_like)}{rng.choice(['', '/', '?x=1', '#'])}", {}))
+    for _ in range(120):  # wrong methods, unknown routes and paths that try to leave the API
+        method = rng.choice(["GET", "PUT", "DELETE", "PATCH", "POST"])
+        path = rng.choice(["/ask", "/search", "/stats", "/health", "/admin", "/../../etc/passwd", "/index/catalog.sqlite",
+                           "/docs/../openapi.json", "/%2e%2e/%2e%2e/etc/passwd", "/documents", "/documents/", "//"])
+        if (method, path) in {("POST", "/ask"), ("POST", "/search"), ("GET", "/stats"), ("GET", "/health")}:
+            method = "DELETE"
+        requests.append((method, path, {"json": {"question": "Iraq"}} if method in ("POST", "PUT", "PATCH") else {}))
+    for _ in range(100):  # not JSON at all
+        content_type = rng.choice(["text/plain", "application/x-www-form-urlencoded", "multipart/form-data",
+                                   "application/xml", "", "application/jsonx"])
+        requests.append(("POST", rng.choice(["/ask", "/search"]),
+                         {"content": b'{"question": "Iraq"}', "headers": {"Content-Type": content_type}}))
+    for _ in range(100):  # no token, or the wrong one
+        headers = rng.choice([{}, {"Authorization": "Bearer " + "x" * len(TOKEN)}, {"Authorization": "Basic dXNlcjpwYXNz"},
+                              {"Authorization": TOKEN}, {"Authorization": "Bearer " + TOKEN[:-1]},
+                              {"Authorization": "Bearer " + TOKEN + "0"}])
+        requests.append((rng.choice(["GET", "POST"]), rng.choice(["/stats", "/ask", "/search", "/documents/x"]),
+                         {"headers": headers, "json": {"question": "Iraq"}, "auth_override": True}))
+    return requests
+
+
+def test_a_thousand_hostile_requests_get_no_5xx_and_the_server_lives(server: str, client: httpx.Client) -> None:
+    requests = hostile_requests()
+    assert len(requests) >= 1000
+    statuses: dict[int, int] = {}
+    server_errors = []
+    with httpx.Client(base_url=server, timeout=60) as raw:
+        for method, path, options in requests:
+            options = dict(options)
+            headers = dict(options.pop("headers", {}))
+            if not options.pop("auth_override", False):
+                headers.update(AUTH)
+            try:
+                response = raw.request(method, path, headers=headers, **options)
+            except httpx.HTTPError as exc:  # a refused body may be cut off mid-upload: not a 5xx
+                statuses[0] = statuses.get(0, 0) + 1
+                assert "RemoteProtocolError" in type(exc).__name__ or "WriteError" in type(exc).__name__, exc
+                continue
+            statuses[response.status_code] = statuses.get(response.status_code, 0) + 1
+            if response.status_code >= 500:
+                server_errors.append((method, path, response.status_code, response.text[:200]))
+            elif response.status_code >= 400 and response.headers.get("content-type", "").startswith("application/json"):
+                error = response.json().get("error", "")
+                assert error and "\n" not in error and "Traceback" not in error, (method, path, error)
+    assert server_errors == [], server_errors
+    assert sum(n for status, n in statuses.items() if 400 <= status < 500) > 800, statuses
+    assert client.get("/health").json() == {"ok": True}
+    assert client.post("/ask", json={"question": QUESTION}).json()["answerable"]
+
+
+def test_with_llm_ask_returns_the_checked_generated_answer_and_streams_it(
+        index_copy: Path, llm_url: str, tmp_path: Path) -> None:
+    """A real model server (llama.cpp serving SmolLM2-135M on loopback) writes the answer."""
+    with qa_server(["--index", str(index_copy), "--llm", llm_url], tmp_path / "serve.log") as (url, _server), \
+            httpx.Client(base_url=url, timeout=300) as http:
+        body = http.post("/ask", json={"question": QUESTION}).json()
+        with http.stream("POST", "/ask", json={"question": QUESTION, "stream": True}) as response:
+            text = "".join(response.iter_text())
+    assert body["model"] and "claims" in body and "generated" in body  # the --llm shape of `qa ask --json`
+    assert all(claim["verdict"] in ("supported", "unsupported", "uncited") for claim in body["claims"])
+    names = [block.split("\n", 1)[0] for block in text.strip().split("\n\n")]
+    assert names[-1] == "event: done"
+    if json.loads(text.strip().split("\n\n")[-1].split("\n", 1)[1].removeprefix("data: "))["generated"]:
+        assert "event: token" in names and "event: claim" in names

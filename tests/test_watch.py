@@ -1,0 +1,110 @@
+"""`qa watch` and `qa serve --watch` as real processes: real files are written, and the tests wait
+for the index (or the server's answers) to change."""
+
+from __future__ import annotations
+
+import re
+from pathlib import Path
+
+import httpx
+
+from qa.index import Index
+from qa.watch import batch_paths
+from qa_processes import QAProcess, qa_server, wait_for
+
+WATCH_SECONDS = 240.0  # a deadline for failing on a busy 2-core machine, not a measure (bench/serve.py measures)
+
+
+def article(n: int) -> str:
+    return (f"Harbour Report Number {n}\n\nThe harbour master of Port Quillon counted {n * 7 + 3} fishing boats "
+            f"in the northern basin on the morning of report {n}, and said the catch of mackerel was the best "
+            f"in years.\n\nShe added that the new breakwater had kept the swell out during the storms.\n")
+
+
+def update_lines(process: QAProcess) -> list[str]:
+    return re.findall(r"^\d\d:\d\d:\d\d .*added.*$", process.output(), flags=re.MULTILINE)
+
+
+def documents(index_dir: Path) -> set[str]:
+    index = Index.open(index_dir)
+    try:
+        return {Path(path).name for path in index.documents()}
+    finally:
+        index.close()
+
+
+def test_batch_paths_names_new_files_and_the_folders_of_deleted_ones(tmp_path: Path) -> None:
+    news = tmp_path / "news"
+    (news / "today").mkdir(parents=True)
+    (news / "a.txt").write_text("a")
+    (news / "today" / "b.txt").write_text("b")
+    roots = [str(news)]
+    assert batch_paths([(False, str(news / "a.txt"))], roots) == [str(news / "a.txt")]
+    assert batch_paths([(True, str(news / "gone.txt")), (False, str(news / "a.txt"))], roots) == [str(news)]
+    assert batch_paths([(True, str(news / "today" / "gone.txt")), (False, str(news / "today" / "b.txt"))],
+                       roots) == [str(news / "today")]
+    assert batch_paths([(True, str(news / "old" / "x" / "gone.txt"))], roots) == [str(news)]
+    assert batch_paths([(False, str(tmp_path / "elsewhere.txt"))], roots) == []
+
+
+def test_a_burst_of_files_is_one_update_and_deletions_and_edits_follow(tmp_path: Path) -> None:
+    news = tmp_path / "news"
+    news.mkdir()
+    (news / "first.txt").write_text(article(0))
+    index_dir = tmp_path / "index"
+    watcher = QAProcess(["watch", str(news), "--index", str(index_dir)], tmp_path / "watch.log")
+    try:
+        wait_for(lambda: "watching" in watcher.output(), "qa watch started", watcher)
+        assert documents(index_dir) == {"first.txt"}
+        burst = tmp_path / "burst"
+        burst.mkdir()
+        for n in range(1, 41):
+            (burst / f"report-{n:02d}.txt").write_text(article(n))
+        # 40 files arrive at once, as a folder moved in does, and 20 more written one by one.
+        (burst).rename(news / "burst")
+        for n in range(41, 61):
+            (news / f"report-{n:02d}.txt").write_text(article(n))
+        wait_for(lambda: len(documents(index_dir)) == 61, "61 documents indexed", watcher, WATCH_SECONDS, 0.5)
+        lines = update_lines(watcher)
+        assert len(lines) <= 3, lines  # the catch-up, then one update (two if the writes straddled a batch)
+        assert sum(int(re.search(r"(\d+) added", line).group(1)) for line in lines[1:]) == 60, lines
+
+        (news / "first.txt").unlink()
+        wait_for(lambda: "first.txt" not in documents(index_dir), "the deleted file dropped", watcher,
+                 WATCH_SECONDS, 0.5)
+        assert " 1 removed" in update_lines(watcher)[-1]
+
+        (news / "report-60.txt").write_text(article(600))
+        wait_for(lambda: " 1 changed" in (update_lines(watcher) or [""])[-1], "the edited file indexed again",
+                 watcher, WATCH_SECONDS, 0.5)
+        (news / ".draft.txt.swp").write_text("editor noise")
+        (news / "notes.docx").write_text("not an article")
+        assert documents(index_dir) == {"report-60.txt", *(f"report-{n:02d}.txt" for n in range(1, 60))}
+    finally:
+        watcher.stop()
+
+
+def test_serve_watch_answers_a_new_article_without_restart_and_never_reads_a_torn_index(
+        tmp_path: Path, write_corpus, extra_article) -> None:
+    news = write_corpus(tmp_path / "news", seeds=False)
+    index_dir = tmp_path / "index"
+    with qa_server(["--watch", str(news), "--index", str(index_dir)], tmp_path / "serve.log") as (url, server), \
+            httpx.Client(base_url=url, timeout=60) as client:
+        question = {"question": extra_article.question}
+        assert extra_article.answer_phrase not in client.post("/ask", json=question).json()["answer"]
+        (news / extra_article.name).write_text(extra_article.text, encoding="utf-8")
+        texts: dict[str, str] = {}
+
+        def answered() -> bool:
+            # Every search while the watcher writes must cite spans of documents that exist.
+            for hit in client.post("/search", json={"query": "Bulbophyllum ravinensis orchid", "k": 5}).json()["hits"]:
+                if hit["doc_id"] not in texts:
+                    document = client.get(f"/documents/{hit['doc_id']}")
+                    assert document.status_code == 200, hit
+                    texts[hit["doc_id"]] = document.json()["text"]
+                assert texts[hit["doc_id"]][hit["start"]:hit["end"]] == hit["text"]
+            return extra_article.answer_phrase in client.post("/ask", json=question).json()["answer"]
+
+        wait_for(answered, "the new article answered", server, WATCH_SECONDS, 0.2)
+        assert client.get("/stats").json()["documents"] == 4
+        assert re.search(r"1 added, 0 changed, 0 removed", server.output())
