@@ -217,7 +217,7 @@ def read_article(path: str | os.PathLike[str], data: bytes | None = None) -> Art
 
 def clean_news_text(raw_text: str) -> tuple[str, str | None, str | None]:
     """A news page saved as text -> (clean body, headline or None, ISO date or None)."""
-    lines = _normalize(raw_text).split("\n")
+    lines = _unwrap(_normalize(raw_text)).split("\n")
     nonblank = [i for i, line in enumerate(lines) if line.strip()]
     body_start = next(
         (i for i in nonblank[:_HEADER_MAX_LINES] if _is_body_paragraph(lines[i])), None
@@ -421,6 +421,23 @@ def _normalize(text: str) -> str:
     text = text.replace("\r\n", "\n").replace("\r", "\n")
     text = "\n".join(line.rstrip() for line in text.split("\n"))
     return re.sub(r"\n{3,}", "\n\n", text).strip()
+
+
+def _unwrap(text: str) -> str:
+    """Paragraphs hard-wrapped at a fixed width (an email, a text editor's wrap) joined into one line
+    each, as the story's paragraphs are in a page saved as text; other line breaks are kept.
+
+    A block counts as wrapped when each of its lines but the last is 40 to 130 characters long and
+    some of them do not end a sentence: a wrap cuts sentences, a list or a header does not.
+    """
+    blocks = text.split("\n\n")
+    for i, block in enumerate(blocks):
+        lines = block.split("\n")
+        body = lines[:-1]
+        if (body and all(40 <= len(line) <= 130 and not line.lstrip().startswith(("-", "*", "•")) for line in body)
+                and any(not _SENTENCE_END.search(line) for line in body)):
+            blocks[i] = " ".join(line.strip() for line in lines)
+    return "\n\n".join(blocks)
 
 
 def article_heading(title: str, path: str | os.PathLike[str]) -> str | None:

@@ -160,6 +160,21 @@ def test_clean_news_text_without_header_keeps_everything() -> None:
     assert clean_news_text(raw) == (raw, None, None)
 
 
+def test_clean_news_text_joins_hard_wrapped_paragraphs_but_not_headers_or_lists() -> None:
+    raw = (
+        "Earthquake shakes Portugal's Alentejo coast\n\n"
+        "A magnitude 5.3 earthquake struck off the coast of Portugal early on Tuesday, with\n"
+        "its epicentre about 30 kilometres west of the port town of Sines. The quake\n"
+        "occurred at a depth of 17 kilometres.\n\n"
+        "- first point of a list that is long enough to look like a wrapped line\n"
+        "- second point of a list that is long enough to look like a wrapped line\n"
+    )
+    text, title, _ = clean_news_text(raw)
+    assert title == "Earthquake shakes Portugal's Alentejo coast"
+    assert "with its epicentre about 30 kilometres west of the port town of Sines. The quake occurred" in text
+    assert "wrapped line\n- second point" in text
+
+
 def test_txt_without_headline_is_titled_by_file_name(tmp_path: Path) -> None:
     path = _write(tmp_path / "oil_prices-rise.txt", "Oil prices rose for a third day, traders said.")
     assert read_article(path).title == "oil prices rise"
