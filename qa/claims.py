@@ -30,7 +30,6 @@ A sentence is `supported` (facts present and support over SUPPORT_THRESHOLD), `u
 
 from __future__ import annotations
 
-import math
 import re
 from collections.abc import Iterable, Mapping, Sequence
 from dataclasses import dataclass
@@ -40,6 +39,7 @@ from typing import TYPE_CHECKING
 
 from qa.chunk import split_sentences
 from qa.retrieve import STOPWORDS, hit_reading, stems
+from qa.text import zipf
 from qa.types import Claim, Evidence, Hit, Span
 
 if TYPE_CHECKING:
@@ -259,7 +259,7 @@ def extract_facts(text: str, lenient_scale: bool = False) -> tuple[Facts, dict[s
             continue
         # A sentence's first word is capitalised whatever it is: "Approximately", "However".
         if _starts_sentence(text, start) and (
-            lower.endswith("ly") or _zipf(lower) >= COMMON_FIRST_WORD_ZIPF or _opens_a_phrase(text, words, i)
+            lower.endswith("ly") or zipf(lower) >= COMMON_FIRST_WORD_ZIPF or _opens_a_phrase(text, words, i)
         ):
             continue
         for part in bare.split("-"):
@@ -386,22 +386,6 @@ def _starts_sentence(text: str, start: int) -> bool:
     return not before or before[-1] in ".!?:;"
 
 
-@lru_cache(maxsize=200_000)
-def _zipf(word: str) -> float:
-    """How common a lower-case word is in English, wordfreq's Zipf scale (0 for unknown, 7.73 for "the")."""
-    frequency = _english_frequencies().get(word, 0.0)
-    return round(math.log10(frequency * 1e9), 2) if frequency > 0 else 0.0
-
-
-@lru_cache(maxsize=1)
-def _english_frequencies() -> dict[str, float]:
-    # The whole list, read once (about 0.5 s): a lookup is then a dict access, where wordfreq's
-    # zipf_frequency() tokenises its word again on every call (30 µs; most of a check's time).
-    from wordfreq import get_frequency_dict
-
-    return get_frequency_dict("en")
-
-
 def rarity(word: str) -> float:
     """How much a word of a sentence says, from its English frequency: "the" 0, "debt" 2.81, "ivanov" 4.73.
 
@@ -410,7 +394,7 @@ def rarity(word: str) -> float:
     """
     if word in STOPWORDS:
         return 0.0
-    return max(0.5, 7.5 - _zipf(word)) if not word[0].isdigit() else 4.0
+    return max(0.5, 7.5 - zipf(word)) if not word[0].isdigit() else 4.0
 
 
 @lru_cache(maxsize=16384)

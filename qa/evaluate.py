@@ -20,7 +20,7 @@ from collections.abc import Callable, Sequence
 from dataclasses import dataclass, field
 from pathlib import Path
 
-from qa.answer import answers_question, score_sentences
+from qa.answer import JUDGMENT_THRESHOLD, answer_probability, score_sentences
 from qa.config import cache_dir
 from qa.errors import ConfigError, IndexMismatchError
 from qa.retrieve import MODES, Retriever, clean_query
@@ -63,8 +63,11 @@ class ModeResult:
     answer_in_top_sentence: float = 0.0
     answerable_questions: int = 0
     seconds_per_question: float = 0.0
-    # SQuAD v2: how the "does not answer" judgment separates answerable from unanswerable questions
+    # The "does not answer" judgment: the share of answerable questions it lets be answered, and
+    # (SQuAD v2) the share of unanswerable ones it declines and how well it separates the two.
+    answered: float = 0.0
     unanswerable_questions: int = 0
+    declined: float | None = None
     answerability_auroc: float | None = None
     answerability_accuracy: float | None = None
 
@@ -210,6 +213,8 @@ class _Tally:
         self.answerable_scores: list[float] = []
         self.unanswerable_scores: list[float] = []
         self.correct_judgments = 0
+        self.answered = 0
+        self.declined = 0
 
     def add(self, question: EvalQuestion, hits, weights: dict[str, float], path_to_id: dict[str, str]) -> None:
         ranked = list(dict.fromkeys(path_to_id.get(h.path, h.path) for h in hits))
@@ -219,18 +224,20 @@ class _Tally:
         self.sums["r20"] += recall_at(ranked, gold, 20)
         self.sums["mrr"] += reciprocal_rank(ranked, gold, 10)
         self.sums["ndcg"] += ndcg_at(ranked, gold, 10)
-        scored = score_sentences(hits, weights)
-        best = max((s.support for s in scored), default=float("-inf"))
-        judged_answerable = answers_question(scored)
+        scored = score_sentences(hits, weights, question.question)
+        probability = answer_probability(scored, hits)
+        judged_answerable = probability >= JUDGMENT_THRESHOLD
         if question.answers:
             self.result.answerable_questions += 1
             if scored and contains_answer(scored[0].text, question.answers):
                 self.sums["answer"] += 1
-            self.answerable_scores.append(best)
+            self.answerable_scores.append(probability)
             self.correct_judgments += judged_answerable
+            self.answered += judged_answerable
         else:
-            self.unanswerable_scores.append(best)
+            self.unanswerable_scores.append(probability)
             self.correct_judgments += not judged_answerable
+            self.declined += not judged_answerable
         self.result.questions += 1
 
     def finish(self, shared_seconds: float) -> ModeResult:
@@ -244,6 +251,9 @@ class _Tally:
         r.answer_in_top_sentence = self.sums["answer"] / max(r.answerable_questions, 1)
         r.seconds_per_question = shared_seconds / n
         r.unanswerable_questions = len(self.unanswerable_scores)
+        r.answered = self.answered / max(r.answerable_questions, 1)
+        if self.unanswerable_scores:
+            r.declined = self.declined / len(self.unanswerable_scores)
         if self.unanswerable_scores and self.answerable_scores:
             r.answerability_auroc = auroc(self.answerable_scores, self.unanswerable_scores)
             r.answerability_accuracy = self.correct_judgments / n

@@ -265,17 +265,20 @@ def render_eval_report(report: EvalReport) -> RenderableType:
     """`qa eval`: one row per retrieval mode."""
     table = Table(title=f"{report.eval_set}: {report.results[0].questions if report.results else 0} questions, "
                   f"{report.documents} documents, {report.backend} backend (index ready in {report.index_seconds:.1f} s)")
-    columns = ["mode", "R@1", "R@5", "R@20", "MRR@10", "nDCG@10", "answer in top sentence", "s/question"]
-    has_v2 = any(r.answerability_auroc is not None for r in report.results)
+    columns = ["mode", "R@1", "R@5", "R@20", "MRR@10", "nDCG@10", "answer in top sentence", "answered",
+               "s/question"]
+    has_v2 = any(r.unanswerable_questions for r in report.results)
     if has_v2:
-        columns += ["answerable AUROC", "judgment accuracy"]
+        columns += ["unanswerable declined", "answerable AUROC", "judgment accuracy"]
     for column in columns:
         table.add_column(column, justify="left" if column == "mode" else "right")
     for r in report.results:
         row = [r.mode, f"{r.recall_at_1:.3f}", f"{r.recall_at_5:.3f}", f"{r.recall_at_20:.3f}", f"{r.mrr_at_10:.3f}",
-               f"{r.ndcg_at_10:.3f}", f"{r.answer_in_top_sentence:.3f}", f"{r.seconds_per_question * 1000:.1f} ms"]
+               f"{r.ndcg_at_10:.3f}", f"{r.answer_in_top_sentence:.3f}", f"{r.answered:.3f}",
+               f"{r.seconds_per_question * 1000:.1f} ms"]
         if has_v2:
-            row += [f"{r.answerability_auroc:.3f}" if r.answerability_auroc is not None else "–",
+            row += [f"{r.declined:.3f}" if r.declined is not None else "–",
+                    f"{r.answerability_auroc:.3f}" if r.answerability_auroc is not None else "–",
                     f"{r.answerability_accuracy:.3f}" if r.answerability_accuracy is not None else "–"]
         table.add_row(*row)
     return table

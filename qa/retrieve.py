@@ -47,6 +47,8 @@ SENTENCE_KEYWORD_WEIGHT = 1.0
 # names and set phrases ("Super Bowl", "Foreign Minister") that BM25 scores word by word.
 # 0.1 added 0.4-0.5 points of R@1 on each half of SQuAD v1.1 dev; 0.15 added less.
 PHRASE_WEIGHT = 0.1
+# What a question word found only in a sentence's headline counts for, against one in the sentence.
+HEADLINE_SHARE = 0.5
 CANDIDATES = 64
 # Words in more than this share of the chunks are left out of the keyword query (see _selective_terms).
 COMMON_TERM_SHARE = 0.1
@@ -162,8 +164,10 @@ def phrase_match(question_pairs: frozenset[tuple[str, str]], passage: str) -> fl
     return len(question_pairs & _passage_pairs(passage)) / len(question_pairs)
 
 
-def keyword_coverage(sentence: str, term_weights: dict[str, float]) -> float:
-    """Share of the question's term weight (IDF) that the sentence contains, from 0 to 1.
+def keyword_coverage(sentence: str, term_weights: dict[str, float], headline: str = "") -> float:
+    """Share of the question's term weight (IDF) that the sentence contains, from 0 to 1; a word
+    only its article's headline holds counts HEADLINE_SHARE (a story's sentences say "the quake"
+    where its headline says "Earthquake near Sines").
 
     >>> keyword_coverage("Baghdad owes $8 billion", {"baghdad": 1.0, "owe": 1.0, "russia": 2.0})
     0.5
@@ -172,16 +176,24 @@ def keyword_coverage(sentence: str, term_weights: dict[str, float]) -> float:
     if total <= 0:
         return 0.0
     present = _sentence_stems(sentence)
-    return sum(w for stem, w in term_weights.items() if stem in present) / total
+    titled = _sentence_stems(headline) if headline else frozenset()
+    return sum(w if stem in present else HEADLINE_SHARE * w if stem in titled else 0.0
+               for stem, w in term_weights.items()) / total
 
 
 def term_weights_for(question: str, document_frequency: Callable[[str], int], total_chunks: int) -> dict[str, float]:
-    """IDF weight of each stemmed content word of the question; rare words weigh most."""
+    """IDF weight of each stemmed content word of the question; rare words weigh most.
+
+    The IDF is blended with English word frequencies (qa.text.blended_idf), so that a small
+    corpus weighs "Sines" and "depth" as rare, as a large one would.
+    """
+    from qa.text import blended_idf
+
     terms = query_terms(question)
     weights: dict[str, float] = {}
     for term, stem in zip(terms, stems(terms)):
-        df = document_frequency(term)
-        weights[stem] = max(weights.get(stem, 0.0), math.log(1 + (total_chunks + 1) / (df + 0.5)))
+        idf = blended_idf(term, document_frequency(term), total_chunks)
+        weights[stem] = max(weights.get(stem, 0.0), idf)
     return weights
 
 
@@ -446,7 +458,7 @@ class Retriever:
                     features.answer_sentence[record.chunk_id] = max(
                         (
                             float(c) + SENTENCE_KEYWORD_WEIGHT * keyword_coverage(
-                                record.text[start - record.start : end - record.start], term_weights
+                                record.text[start - record.start : end - record.start], term_weights, record.title
                             )
                             for (start, end), c in zip(spans, cosines)
                         ),

@@ -1,0 +1,192 @@
+"""Fit and report the offline answer's two tuned parts in qa/answer.py: the "do the passages answer?"
+judgment (JUDGMENT_COEFFICIENTS, a logistic model) and the weight of a sentence holding what the
+question's form asks for (KIND_WEIGHT).
+
+Data nobody here wrote. The index is SQuAD v2.0 dev's corpus (1,204 paragraphs, 35 articles), built
+as `qa eval` builds it. Its answerable questions should be answered; SQuAD v1.1 dev questions about
+the 13 articles v2.0 lacks are off topic for it and should be declined. Articles are split in two
+halves (titles in sorted order, alternately): the coefficients are fitted on the "fit" half, and
+every figure printed as the report is from the other half, which nothing was chosen on.
+
+    .venv/bin/python bench/judgment.py            # the shipped coefficients, on the report half
+    .venv/bin/python bench/judgment.py --fit      # fit on the fit half, then report
+"""
+
+from __future__ import annotations
+
+import argparse
+import json
+import math
+import random
+import sys
+import time
+from pathlib import Path
+
+from common import SHARED_EVAL, machine_facts
+
+import qa.answer as answer_module
+import qa.text
+from qa.answer import judgment_features, score_sentences
+from qa.evaluate import EVAL_CACHED_PASSAGES, auroc, contains_answer, load_questions
+
+# The share of off-topic questions the fitted threshold must decline on the fit half.
+DECLINE_GOAL = 0.90
+KIND_WEIGHTS = (0.0, 0.05, 0.1, 0.15, 0.2, 0.3, 0.4, 0.6, 0.8)
+
+
+def titles_of(corpus_path: Path) -> dict[str, str]:
+    with open(corpus_path, encoding="utf-8") as handle:
+        return {row["id"]: row["title"] for row in map(json.loads, handle)}
+
+
+def logistic_fit(rows: list[list[float]], labels: list[int], l2: float = 1e-3, steps: int = 50) -> list[float]:
+    """Logistic regression by Newton's method (a few features, thousands of rows): intercept first."""
+    import numpy as np
+
+    x = np.hstack([np.ones((len(rows), 1)), np.array(rows, dtype=np.float64)])
+    y = np.array(labels, dtype=np.float64)
+    w = np.zeros(x.shape[1])
+    for _ in range(steps):
+        p = 1 / (1 + np.exp(-np.clip(x @ w, -30, 30)))
+        gradient = x.T @ (p - y) + l2 * np.r_[0.0, w[1:]]
+        hessian = (x * (p * (1 - p))[:, None]).T @ x + l2 * np.diag(np.r_[0.0, np.ones(len(w) - 1)])
+        step = np.linalg.solve(hessian, gradient)
+        w -= step
+        if np.abs(step).max() < 1e-8:
+            break
+    return [round(float(v), 4) for v in w]
+
+
+def _logit(p: float) -> float:
+    p = min(max(p, 1e-12), 1 - 1e-12)
+    return math.log(p / (1 - p))
+
+
+def main() -> None:
+    parser = argparse.ArgumentParser(description=__doc__.split("\n\n")[0])
+    parser.add_argument("--answerable", type=int, default=3000, help="answerable v2.0 questions, both halves")
+    parser.add_argument("--off-topic", type=int, default=1500, help="off-topic v1.1 questions, both halves")
+    parser.add_argument("--fit", action="store_true", help="fit on the fit half instead of using the shipped values")
+    parser.add_argument("--background", type=int, help="qa.text.BACKGROUND_CHUNKS for this run")
+    parser.add_argument("--json", action="store_true")
+    parser.add_argument("--rows", type=Path, help="also write every question's features to this JSON file")
+    args = parser.parse_args()
+    if args.background is not None:
+        qa.text.BACKGROUND_CHUNKS = args.background
+
+    from qa.config import cache_dir
+    from qa.embed import Embedder
+    from qa.evaluate import prepare_corpus, resolve_eval_set
+    from qa.indexer import update_index
+    from qa.location import StoreLocation
+    from qa.retrieve import open_retriever
+
+    v2 = resolve_eval_set(SHARED_EVAL / "squad-dev-v2.0")
+    v1 = resolve_eval_set(SHARED_EVAL / "squad-dev-v1.1")
+    embedder = Embedder(bulk=True)
+    workdir, _ = prepare_corpus(v2, cache_dir() / "eval")
+    location = StoreLocation("faiss", workdir / f"index-{embedder.backend}")
+    update_index(location, [workdir / "corpus"], embedder=embedder)
+    retriever = open_retriever(location, embedder=Embedder(bulk=False))
+    # As `qa eval` does: thousands of questions about the same passages, each read once.
+    retriever.aligner().cached_passages = min(retriever.index.counts()[1], EVAL_CACHED_PASSAGES)
+
+    v2_titles, v1_titles = titles_of(v2.corpus_path), titles_of(v1.corpus_path)
+    known = set(v2_titles.values())
+    half_of = {title: ("fit" if i % 2 == 0 else "report") for i, title in enumerate(sorted(known))}
+    others = sorted(set(v1_titles.values()) - known)
+    half_of.update({title: ("fit" if i % 2 == 0 else "report") for i, title in enumerate(others)})
+    rng = random.Random(1)
+    answerable = [q for q in load_questions(v2.queries_path) if q.answers]
+    off_topic = [q for q in load_questions(v1.queries_path) if v1_titles[q.gold_doc_ids[0]] not in known]
+    asked = [(q, v2_titles[q.gold_doc_ids[0]], 1) for q in rng.sample(answerable, min(args.answerable, len(answerable)))]
+    asked += [(q, v1_titles[q.gold_doc_ids[0]], 0) for q in rng.sample(off_topic, min(args.off_topic, len(off_topic)))]
+
+    rows = []
+    started = time.perf_counter()
+    for number, (question, title, label) in enumerate(asked, start=1):
+        if number % 500 == 0:
+            print(f"{number}/{len(asked)} questions", file=sys.stderr, flush=True)
+        by_mode = retriever.search_modes(question.question, 5, ("hybrid", "dense"), align=True)
+        weights = retriever.term_weights(question.question)
+        row = {"half": half_of[title], "label": label, "question": question.question}
+        for mode, hits in by_mode.items():
+            # Kind bonus left out here: the candidates are re-ranked with each KIND_WEIGHT below.
+            saved, answer_module.KIND_WEIGHT = answer_module.KIND_WEIGHT, 0.0
+            scored = score_sentences(hits, weights, question.question)
+            answer_module.KIND_WEIGHT = saved
+            row[mode] = list(judgment_features(scored)) if scored else None
+            if mode == "hybrid" and label:
+                row["candidates"] = [(s.score, s.holds_kind, contains_answer(s.text, question.answers))
+                                     for s in scored[:20]]
+        rows.append(row)
+    seconds = time.perf_counter() - started
+    if args.rows:
+        args.rows.write_text(json.dumps(rows))
+
+    report: dict = {"machine": machine_facts(embedder.backend), "background_chunks": qa.text.BACKGROUND_CHUNKS,
+                    "questions": len(rows), "seconds_per_question": round(seconds / max(1, len(rows)), 4)}
+    # The kind weight: the share of answerable questions whose top sentence holds the answer.
+    def top_share(half: str, weight: float) -> float:
+        chosen = [r for r in rows if r["half"] == half and r["label"]]
+        hits = sum(max(r["candidates"], key=lambda c: c[0] + weight * c[1])[2] for r in chosen if r["candidates"])
+        return hits / max(1, len(chosen))
+
+    kind_weight = answer_module.KIND_WEIGHT
+    if args.fit:
+        kind_weight = max(KIND_WEIGHTS, key=lambda w: (round(top_share("fit", w), 4), -w))
+        report["kind_weight_search"] = {str(w): round(top_share("fit", w), 4) for w in KIND_WEIGHTS}
+    report["kind_weight"] = kind_weight
+    report["answer_in_top_sentence"] = {"without": round(top_share("report", 0.0), 4),
+                                        "with": round(top_share("report", kind_weight), 4)}
+
+    # Hybrid (passages read again): support, alignment, keyword coverage; dense (not read again):
+    # support and keyword coverage. One threshold serves both: the dense model's intercept is moved
+    # so that it too declines DECLINE_GOAL of the fit half's off-topic questions.
+    threshold = answer_module.JUDGMENT_THRESHOLD
+    for mode, names, columns in (("hybrid", "JUDGMENT_COEFFICIENTS", (0, 1, 2)),
+                                 ("dense", "UNALIGNED_JUDGMENT_COEFFICIENTS", (0, 2))):
+        fit_rows = [r for r in rows if r["half"] == "fit" and r[mode] is not None]
+        coefficients = list(getattr(answer_module, names))
+        if args.fit:
+            coefficients = logistic_fit([[r[mode][c] for c in columns] for r in fit_rows],
+                                        [r["label"] for r in fit_rows])
+
+        def probability(row: dict) -> float:
+            if row[mode] is None:
+                return 0.0
+            logit = coefficients[0] + sum(w * row[mode][c] for w, c in zip(coefficients[1:], columns))
+            return 1 / (1 + math.exp(-max(-30.0, min(30.0, logit))))
+
+        if args.fit:
+            # The highest probability an off-topic question of the fit half may have and still be
+            # declined, DECLINE_GOAL of them at least.
+            negatives = sorted(probability(r) for r in rows if r["half"] == "fit" and not r["label"])
+            own = negatives[min(len(negatives) - 1, math.ceil(DECLINE_GOAL * len(negatives)))]
+            if mode == "hybrid":
+                threshold = round(own, 4)
+            else:
+                coefficients[0] = round(coefficients[0] - (_logit(own) - _logit(threshold)), 4)
+        figures = {"coefficients": coefficients, "threshold": threshold}
+        for half in ("fit", "report"):
+            positives = [probability(r) for r in rows if r["half"] == half and r["label"]]
+            negatives = [probability(r) for r in rows if r["half"] == half and not r["label"]]
+            figures[half] = {
+                "answerable": len(positives), "off_topic": len(negatives),
+                "answered": round(sum(p >= threshold for p in positives) / max(1, len(positives)), 4),
+                "declined": round(sum(p < threshold for p in negatives) / max(1, len(negatives)), 4),
+                "auroc": round(auroc(positives, negatives), 4),
+            }
+        report[mode] = figures
+    if args.json:
+        print(json.dumps(report, indent=2))
+        return
+    print(json.dumps(report["machine"]))
+    for key, value in report.items():
+        if key != "machine":
+            print(f"{key:24s} {json.dumps(value)}")
+    retriever.index.close()
+
+
+if __name__ == "__main__":
+    main()

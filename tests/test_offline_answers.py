@@ -1,0 +1,121 @@
+"""The offline answer on small, real collections: easy questions are answered, not refused, and an
+answer is never a question. Real model, real files, the default (extractive) answer.
+"""
+
+from __future__ import annotations
+
+import shutil
+from collections.abc import Iterator
+from pathlib import Path
+
+import pytest
+
+from qa.answer import NOT_ANSWERED, answer_question, expected_kind, holds_kind, is_not_an_answer
+from qa.embed import Embedder
+from qa.indexer import update_index
+from qa.retrieve import Retriever, open_retriever, query_terms, stems
+
+SEEDS = Path(__file__).resolve().parent.parent / "seeds"
+
+QUAKE = """Earthquake shakes Portugal's Alentejo coast
+
+A magnitude 5.3 earthquake struck off the coast of Portugal early on Tuesday. Its epicentre was about
+30 kilometres west of the port town of Sines, at a depth of 17 kilometres, the Portuguese Institute for
+Sea and Atmosphere said. No injuries or damage were reported.
+"""
+
+QUIZ = """News quiz: how well did you follow this week's headlines?
+
+Test yourself on the week's news. A winning Powerball ticket worth $842 million was sold this week in which
+state? Which film won the top prize at the Berlin festival? Which country's parliament voted to ban
+smartphones in schools? Answers are at the bottom of the page.
+"""
+
+LOTTERY = """Michigan ticket wins $842 million Powerball jackpot
+
+A single ticket sold in Michigan matched all six numbers in Monday's drawing and won the $842 million
+Powerball jackpot, lottery officials said. The ticket was bought at a petrol station in the suburbs of
+Detroit. The winner has not yet come forward.
+"""
+
+
+@pytest.fixture(scope="module")
+def small_collection(tmp_path_factory: pytest.TempPathFactory, embedder: Embedder) -> Iterator[Retriever]:
+    """The two seed articles plus the earthquake report, the quiz page and the lottery story."""
+    folder = tmp_path_factory.mktemp("small") / "articles"
+    shutil.copytree(SEEDS, folder)
+    (folder / "sines-quake.txt").write_text(QUAKE, encoding="utf-8")
+    (folder / "news-quiz.txt").write_text(QUIZ, encoding="utf-8")
+    (folder / "powerball.txt").write_text(LOTTERY, encoding="utf-8")
+    index_dir = folder.parent / "index"
+    update_index(index_dir, [folder], embedder=embedder)
+    retriever = open_retriever(index_dir, embedder=embedder)
+    yield retriever
+    retriever.index.close()
+
+
+# Questions written here about facts each article states in one sentence, asked mostly in words the
+# article does not use. The ones marked still fail (issue 14 stays open for them): refused, their best
+# sentence's token alignment (0.42 to 0.52) is where SQuAD's off-topic questions fall, or answered
+# from the wrong sentence. strict: the day one passes, the mark must go.
+_REFUSED = pytest.mark.xfail(strict=True, reason="refused: alignment as low as off-topic SQuAD questions")
+PARAPHRASED = [
+    ("Which American diplomat did the Russian minister hand the proposal to?", "Madeleine Albright"),
+    pytest.param("Who speaks for the State Department?", "James Rubin", marks=_REFUSED),
+    pytest.param("In what city did the Russian and American envoys meet?", "Istanbul", marks=_REFUSED),
+    ("Since when have there been no weapons inspections in Iraq?", "December"),
+    pytest.param("Where was the Russian army holding drills?", "Astrakhan", marks=_REFUSED),
+    pytest.param("Who speaks for Russia's Foreign Ministry?", "Yakovenko",
+                 marks=pytest.mark.xfail(strict=True, reason="answered from the sentence before the right one")),
+    ("How much money does Iraq owe Moscow?", "$8 billion"),
+    pytest.param("Which Russian leader was going to travel to America?", "Putin", marks=_REFUSED),
+    ("How deep was the earthquake near Sines?", "17 kilometres"),
+    ("Where was the epicentre of the quake?", "Sines"),
+    ("How strong was the tremor in Portugal?", "5.3"),
+]
+
+
+@pytest.mark.parametrize(("question", "expected"), PARAPHRASED)
+def test_an_easy_question_in_other_words_is_answered(small_collection: Retriever, question: str, expected: str) -> None:
+    answer = answer_question(small_collection, question)
+    assert answer.answer != NOT_ANSWERED, question
+    assert expected in answer.answer
+
+
+def test_a_quiz_question_is_not_quoted_as_the_answer(small_collection: Retriever) -> None:
+    question = "A winning Powerball ticket worth $842 million was sold this week in which state?"
+    answer = answer_question(small_collection, question)
+    assert answer.answerable
+    assert "?" not in answer.answer
+    assert "Michigan" in answer.answer
+
+
+def test_an_off_topic_question_is_still_declined(small_collection: Retriever) -> None:
+    answer = answer_question(small_collection, "What is the boiling point of liquid nitrogen?")
+    assert answer.answer == NOT_ANSWERED
+
+
+@pytest.mark.parametrize(
+    ("question", "kind"),
+    [("How deep was the earthquake?", "number"), ("How many people died?", "number"),
+     ("When did the talks end?", "date"), ("In what year was it built?", "date"),
+     ("Where was the epicentre?", "place"), ("Who won the election?", "name"),
+     ("Why did Russia object?", None)],
+)
+def test_the_form_of_a_question_says_what_it_asks_for(question: str, kind: str | None) -> None:
+    assert expected_kind(question) == kind
+
+
+def test_a_sentence_holds_the_kind_only_with_something_the_question_lacks() -> None:
+    assert holds_kind("The quake was 17 kilometres deep.", "number", "How deep was the quake?")
+    assert not holds_kind("The quake struck 17 kilometres deep.", "number", "Was the quake 17 kilometres deep?")
+    assert holds_kind("It was signed in March 1998.", "date", "When was it signed?")
+    assert holds_kind("The prize went to Jane Smith.", "name", "Who won the prize?")
+    assert not holds_kind("Officials said the prize was awarded.", "name", "Who won the prize?")
+
+
+def test_questions_and_restatements_are_not_answers() -> None:
+    asked = frozenset(stems(query_terms("Which state was the winning ticket sold in?")))
+    assert is_not_an_answer("The ticket was sold in which state?", asked)
+    assert is_not_an_answer("The winning ticket was sold.", asked)
+    assert not is_not_an_answer("The winning ticket was sold in Michigan.", asked)
