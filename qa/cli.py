@@ -14,7 +14,7 @@ from typing import Any
 
 import click
 
-from qa.config import DEFAULT_TOP_K, resolve_index_dir
+from qa.config import DEFAULT_TOP_K
 from qa.errors import QAError
 
 MODE_CHOICE = click.Choice(["hybrid", "dense", "keyword"])
