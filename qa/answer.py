@@ -21,8 +21,7 @@ from qa.retrieve import (
     SearchFilters,
     clean_query,
     keyword_coverage,
-    query_terms,
-    stems,
+    sentence_stems,
 )
 from qa.types import Answer, Citation, Hit, Span
 
@@ -117,8 +116,7 @@ def is_not_an_answer(sentence: str, question_stems: frozenset[str]) -> bool:
     text = sentence.strip()
     if text.rstrip("\"'”’)").endswith("?"):
         return True
-    own = set(stems(query_terms(text)))
-    return bool(question_stems) and own <= question_stems
+    return bool(question_stems) and sentence_stems(text) <= question_stems
 
 
 def score_sentences(hits: Sequence[Hit], term_weights: dict[str, float], question: str = "") -> list[ScoredSentence]:
@@ -128,7 +126,7 @@ def score_sentences(hits: Sequence[Hit], term_weights: dict[str, float], questio
     passage that was read again (`Hit.sentence_alignment`) adds its sentences' token alignment.
     Sentences that are questions, or hold only the question's own words, are left out.
     """
-    question_stems = frozenset(stems(query_terms(question))) if question else frozenset()
+    question_stems = sentence_stems(question)
     kind = expected_kind(question) if question else None
     scored = []
     for rank, hit in enumerate(hits[:PASSAGES_READ]):

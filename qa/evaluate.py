@@ -212,7 +212,6 @@ class _Tally:
         self.sums = dict(r1=0.0, r5=0.0, r20=0.0, mrr=0.0, ndcg=0.0, answer=0.0)
         self.answerable_scores: list[float] = []
         self.unanswerable_scores: list[float] = []
-        self.correct_judgments = 0
         self.answered = 0
         self.declined = 0
 
@@ -232,11 +231,9 @@ class _Tally:
             if scored and contains_answer(scored[0].text, question.answers):
                 self.sums["answer"] += 1
             self.answerable_scores.append(probability)
-            self.correct_judgments += judged_answerable
             self.answered += judged_answerable
         else:
             self.unanswerable_scores.append(probability)
-            self.correct_judgments += not judged_answerable
             self.declined += not judged_answerable
         self.result.questions += 1
 
@@ -256,7 +253,7 @@ class _Tally:
             r.declined = self.declined / len(self.unanswerable_scores)
         if self.unanswerable_scores and self.answerable_scores:
             r.answerability_auroc = auroc(self.answerable_scores, self.unanswerable_scores)
-            r.answerability_accuracy = self.correct_judgments / n
+            r.answerability_accuracy = (self.answered + self.declined) / n
         return r
 
 

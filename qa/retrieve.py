@@ -136,8 +136,10 @@ def stems(words: Sequence[str]) -> list[str]:
 
 
 @lru_cache(maxsize=200_000)
-def _sentence_stems(sentence: str) -> frozenset[str]:
-    # Cached: the same candidate sentences come back query after query.
+def sentence_stems(sentence: str) -> frozenset[str]:
+    """The stems of a text's content words: ``"Baghdad owes Russia" -> {"baghdad", "owe", "russia"}``.
+
+    Cached: the same candidate sentences come back query after query."""
     return frozenset(stems(query_terms(sentence)))
 
 
@@ -175,8 +177,8 @@ def keyword_coverage(sentence: str, term_weights: dict[str, float], headline: st
     total = sum(term_weights.values())
     if total <= 0:
         return 0.0
-    present = _sentence_stems(sentence)
-    titled = _sentence_stems(headline) if headline else frozenset()
+    present = sentence_stems(sentence)
+    titled = sentence_stems(headline) if headline else frozenset()
     return sum(w if stem in present else HEADLINE_SHARE * w if stem in titled else 0.0
                for stem, w in term_weights.items()) / total
 
