@@ -142,13 +142,12 @@ class TokenAligner:
             body = int(np.searchsorted(passage.starts, body_start))
             best = similarity[:, body:].max(axis=1) if body < len(passage.starts) else np.zeros(len(similarity))
             score = float((best * question.weights).sum() / question.weights.sum())
+            maxima = sentence_maxima(similarity, passage, spans)
+            maxima = np.where(np.isfinite(maxima), maxima, 0.0)  # a sentence with no tokens matches nothing
             sentences = []
             previous = np.full(len(similarity), -np.inf, np.float32)  # the first sentence has none
-            for start, end in spans:
-                # Tokens are in text order, so a sentence's tokens are one run of columns.
-                first = int(np.searchsorted(passage.starts, start))
-                stop = int(np.searchsorted(passage.ends, end, side="right"))
-                own = similarity[:, first:stop].max(axis=1) if stop > first else np.zeros(len(similarity), np.float32)
+            for column in range(len(spans)):
+                own = maxima[:, column]
                 sentences.append(float(np.maximum(own, PREVIOUS_SENTENCE_CARRY * previous).mean()))
                 previous = own
             results.append(PassageAlignment(score, tuple(sentences)))
@@ -174,6 +173,23 @@ class TokenAligner:
         while len(self._cache) > max(self.cached_passages, len(texts)):
             self._cache.popitem(last=False)
         return found
+
+
+def sentence_maxima(similarity: np.ndarray, read: ReadPassage, spans: Sequence[tuple[int, int]]) -> np.ndarray:
+    """(question tokens, spans): each question token's best cosine among a passage's tokens inside
+    each span of it (-inf for a span holding no token), from `similarity` (question x passage tokens).
+
+    Tokens are in text order, so a span's tokens are one run of columns.
+    """
+    import numpy as np
+
+    best = np.full((similarity.shape[0], len(spans)), -np.inf, dtype=np.float32)
+    firsts = np.searchsorted(read.starts, [start for start, _ in spans])
+    stops = np.searchsorted(read.ends, [end for _, end in spans], side="right")
+    for column, (first, stop) in enumerate(zip(firsts, stops)):
+        if stop > first:
+            best[:, column] = similarity[:, first:stop].max(axis=1)
+    return best
 
 
 def _word_at(text: str, start: int, end: int) -> str:

@@ -37,6 +37,7 @@ from functools import lru_cache
 from types import MappingProxyType
 from typing import TYPE_CHECKING
 
+from qa.align import sentence_maxima
 from qa.chunk import split_sentences
 from qa.retrieve import STOPWORDS, hit_reading, stems
 from qa.text import zipf
@@ -45,7 +46,7 @@ from qa.types import Claim, Evidence, Hit, Span
 if TYPE_CHECKING:
     import numpy as np
 
-    from qa.align import ReadPassage, TokenAligner
+    from qa.align import TokenAligner
     from qa.embed import TokenStates
 
 SUPPORTED, UNSUPPORTED, UNCITED = "supported", "unsupported", "uncited"
@@ -509,9 +510,8 @@ class ClaimChecker:
             held = np.array([[stem in words or stem in titled for stem in stems_wanted] for words in (
                 _content_stems(hit.text[a - hit.start:b - hit.start]).keys() for a, b in article_spans)],
                 dtype=bool).reshape(len(spans), len(stems_wanted))
-            # Each passage sentence's best cosine for every token of the generated sentence: tokens are
-            # in text order, so a sentence's tokens are one run of columns (-inf where it has none).
-            best = _sentence_maxima(question.vectors, read, spans)
+            # Each passage sentence's best cosine for every token of the generated sentence.
+            best = sentence_maxima(question.vectors @ read.vectors.T, read, spans)
             for size in range(1, min(WINDOW_SENTENCES, len(spans)) + 1):
                 count = len(spans) - size + 1
                 window_best = best[:, :count].copy()
@@ -528,22 +528,6 @@ class ClaimChecker:
             hit = cited[0][1]
             windows.append(_Window(cited[0][0], hit, (hit.start, hit.start), 0.0, 0.0))
         return windows
-
-
-def _sentence_maxima(vectors: np.ndarray, read: ReadPassage, spans: Sequence[Span]) -> np.ndarray:
-    """(sentence tokens, passage sentences): each token's best cosine inside each passage sentence."""
-    import numpy as np
-
-    best = np.full((len(vectors), len(spans)), -np.inf, dtype=np.float32)
-    if not len(vectors):
-        return best
-    similarity = vectors @ read.vectors.T
-    firsts = np.searchsorted(read.starts, [start for start, _ in spans])
-    stops = np.searchsorted(read.ends, [end for _, end in spans], side="right")
-    for column, (first, stop) in enumerate(zip(firsts, stops)):
-        if stop > first:
-            best[:, column] = similarity[:, first:stop].max(axis=1)
-    return best
 
 
 def _alignment(window_best: np.ndarray, weights: np.ndarray) -> np.ndarray:
