@@ -132,7 +132,14 @@ def word_pairs(text: str) -> frozenset[tuple[str, str]]:
     return frozenset(zip(sequence, sequence[1:]))
 
 
+def keyword_stems(text: str) -> str:
+    """What a store's BM25 index reads of a text: the Snowball stems of its content words, in
+    order (``"Baghdad owes Russia" -> "baghdad owe russia"``). Both stores index these and search
+    with `stems` of the query's words, so keywords match the same way in each."""
+    return " ".join(stems(content_words(text)))
+
+
 def keyword_text(title: str, text: str) -> str:
-    """What a store's BM25 reads for a chunk when it cannot stem by itself: the Snowball stems of
-    its title and text, stopwords left out: ``("Iraq", "Baghdad owes Russia") -> "iraq baghdad owe russia"``."""
-    return " ".join(stems(content_words(f"{title}\n{text}")))
+    """A chunk's title and text as one field of stems, for a store that indexes them together
+    (Milvus): ``("Iraq", "Baghdad owes Russia") -> "iraq baghdad owe russia"``."""
+    return keyword_stems(f"{title}\n{text}")

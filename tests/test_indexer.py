@@ -426,3 +426,10 @@ def test_manifest_of_a_newer_format_is_refused(shared_copy: tuple[StoreLocation,
     rewrite_manifest(index_dir, format_version=99)
     with pytest.raises(IndexMismatchError, match="format 99"):
         open_store(index_dir)
+
+
+def test_manifest_of_an_older_format_names_the_rebuild(shared_copy: tuple[StoreLocation, UpdateReport]) -> None:
+    index_dir, _ = shared_copy
+    rewrite_manifest(index_dir, format_version=2)
+    with pytest.raises(IndexMismatchError, match=r"old format 2; run `qa index --rebuild`"):
+        open_store(index_dir)

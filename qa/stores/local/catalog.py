@@ -17,6 +17,7 @@ from pathlib import Path
 from typing import TYPE_CHECKING
 
 from qa.errors import IndexCorruptError
+from qa.text import keyword_stems
 from qa.types import Article, Chunk, ChunkRecord, DocumentRecord, IndexedArticle, Span, article_sentences
 
 if TYPE_CHECKING:
@@ -54,7 +55,8 @@ CREATE TABLE IF NOT EXISTS sentences(
 );
 CREATE INDEX IF NOT EXISTS sentences_by_doc ON sentences(doc_id, start_char);
 CREATE INDEX IF NOT EXISTS documents_by_date ON documents(date);
-CREATE VIRTUAL TABLE IF NOT EXISTS chunk_terms USING fts5(title, body, tokenize='porter unicode61');
+-- The stems of each chunk's title and text (qa.text.keyword_stems): FTS5 does not stem them again.
+CREATE VIRTUAL TABLE IF NOT EXISTS chunk_terms USING fts5(title, body, tokenize='unicode61');
 """
 
 
@@ -209,6 +211,7 @@ class Catalog:
         ids = iter(chunk_ids)
         for position, item in enumerate(items):
             a = item.article
+            title_stems = keyword_stems(a.title)
             self._db.execute(
                 "INSERT INTO documents(doc_id, path, title, date, content_hash, size, mtime_ns, text, "
                 "indexed_at) VALUES(?, ?, ?, ?, ?, ?, ?, ?, ?)",
@@ -223,7 +226,7 @@ class Catalog:
                 )
                 self._db.execute(
                     "INSERT INTO chunk_terms(rowid, title, body) VALUES(?, ?, ?)",
-                    (chunk_id, a.title, chunk.text),
+                    (chunk_id, title_stems, keyword_stems(chunk.text)),
                 )
             if sentence_vectors is not None:
                 spans = article_sentences(item)
@@ -354,7 +357,7 @@ class Catalog:
         return [(int(rowid), -float(rank)) for rowid, rank in rows]
 
     def document_frequency(self, term: str) -> int:
-        """How many chunks contain `term` (after FTS5's own stemming)."""
+        """How many chunks contain `term` (a stem, as the keyword index holds them)."""
         try:
             row = self._db.execute(
                 "SELECT count(*) FROM chunk_terms WHERE chunk_terms MATCH ?",

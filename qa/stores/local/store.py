@@ -23,6 +23,7 @@ from qa.errors import IndexCorruptError, IndexMissingError
 from qa.stores.base import REBUILD_HINT, Manifest, index_stats, span_problem, unit_length_problems
 from qa.stores.local.catalog import Catalog, fts_query
 from qa.stores.local.vectors import FaissVectorStore
+from qa.text import keyword_stems, stems
 from qa.types import (
     Article,
     ChunkRecord,
@@ -132,12 +133,12 @@ class LocalStore:
         return [chunk_id for chunk_id, _ in self.vectors.search(vector, k)]
 
     def keyword_search(self, terms: Sequence[str], k: int, filters: SearchFilters | None = None) -> list[tuple[int, float]]:
-        """BM25 over the chunks holding any of `terms`, best first; filters are left to the caller."""
-        return self.catalog.keyword_search(fts_query(terms), k) if terms else []
+        """BM25 over the chunks holding any of `terms`' stems, best first; filters are left to the caller."""
+        return self.catalog.keyword_search(fts_query(list(dict.fromkeys(stems(terms)))), k) if terms else []
 
     def document_frequencies(self, terms: Sequence[str]) -> dict[str, int]:
-        """How many chunks hold each term (after stemming)."""
-        return {term: self.catalog.document_frequency(term) for term in terms}
+        """How many chunks hold each term's stem."""
+        return {term: self.catalog.document_frequency(stem) for term, stem in zip(terms, stems(terms))}
 
     def chunks(self, chunk_ids: Sequence[int]) -> dict[int, ChunkRecord]:
         return self.catalog.chunks(chunk_ids)
@@ -213,9 +214,12 @@ class LocalStore:
             for chunk_id, doc_id, start, end in catalog.chunk_spans():
                 if doc_id not in texts:
                     texts[doc_id] = catalog.document_text(doc_id) or ""
-                problem = span_problem(chunk_id, start, end, bodies.get(chunk_id), texts[doc_id])
+                text = texts[doc_id]
+                problem = span_problem(chunk_id, start, end, text)
                 if problem:
                     problems.append(problem)
+                elif chunk_id in bodies and bodies[chunk_id] != keyword_stems(text[start:end]):
+                    problems.append(f"chunk {chunk_id}: the keyword index differs from its document span")
             for doc_id, start, end, size in catalog.sentence_rows():
                 text = texts.get(doc_id)
                 if text is None:

@@ -62,6 +62,8 @@ INSERT_BATCH = 512
 ID_BATCH = 1000
 SHARDS_ENV = "QA_MILVUS_SHARDS"
 MARKER_DIM = 2
+# Format 4 changed the local keyword index only: this store's rows are the same in formats 3 and 4.
+OLDEST_FORMAT = 3
 # The meta row naming the documents of the commit under way (see MilvusWriter.commit).
 PENDING_KEY = "pending"
 _GRPC_OPTIONS = {"grpc.keepalive_time_ms": 300_000, "grpc.keepalive_permit_without_calls": False}  # Milvus wants a vector field in every collection; the bookkeeping ones get a dummy.
@@ -350,7 +352,7 @@ def load_manifest(collections: MilvusCollections) -> Manifest:
     raw = collections.get_meta("manifest")
     if raw is None:
         raise IndexCorruptError(f"the Milvus store {where} has no manifest; {REBUILD_HINT}")
-    return Manifest.from_json(raw, f"the manifest of {where}", "milvus")
+    return Manifest.from_json(raw, f"the manifest of {where}", "milvus", oldest=OLDEST_FORMAT)
 
 
 def save_manifest(collections: MilvusCollections, manifest: Manifest) -> None:
@@ -551,9 +553,12 @@ class MilvusStore:
             if row["doc_id"] not in documents:
                 orphans += 1
             elif article is not None:
-                problem = span_problem(int(row["id"]), int(row["start_char"]), int(row["end_char"]), row["text"], article.text)
+                start, end = int(row["start_char"]), int(row["end_char"])
+                problem = span_problem(int(row["id"]), start, end, article.text)
                 if problem:
                     problems.append(problem)
+                elif article.text[start:end] != row["text"]:
+                    problems.append(f"chunk {row['id']}: its text differs from its document span")
             if len(sample) < 2000:
                 sample.append(row["vector"])
         if orphans:
