@@ -242,6 +242,20 @@ def index_stats(store: Store, size_bytes: int) -> IndexStats:
     )
 
 
+def sentences_by_chunk(
+    chunk_ids: Sequence[int], spans: Sequence[Span], vectors: np.ndarray
+) -> dict[int, tuple[list[Span], np.ndarray]]:
+    """What `Store.sentence_vectors` returns, from one row per sentence (its chunk's id, its span,
+    its vector) with each chunk's rows together and in text order: ``{chunk id: (spans, vectors)}``."""
+    found: dict[int, tuple[list[Span], np.ndarray]] = {}
+    first = 0
+    for n in range(1, len(chunk_ids) + 1):
+        if n == len(chunk_ids) or chunk_ids[n] != chunk_ids[first]:
+            found[chunk_ids[first]] = (list(spans[first:n]), vectors[first:n])
+            first = n
+    return found
+
+
 def unit_length_problems(vectors: np.ndarray) -> list[str]:
     """`doctor`'s check of a sample of stored vectors: all of unit length, as qa writes them."""
     import numpy as np

@@ -17,6 +17,7 @@ from pathlib import Path
 from typing import TYPE_CHECKING
 
 from qa.errors import IndexCorruptError
+from qa.stores.base import sentences_by_chunk
 from qa.text import keyword_stems
 from qa.types import Article, Chunk, ChunkRecord, DocumentRecord, IndexedArticle, Span, article_sentences
 
@@ -333,13 +334,7 @@ class Catalog:
             return {}
         # One conversion for every row: per-chunk float16 -> float32 copies cost more than the query.
         matrix = np.frombuffer(b"".join(blobs), dtype=np.float16).reshape(len(blobs), dimension).astype(np.float32)
-        found: dict[int, tuple[list[Span], np.ndarray]] = {}
-        first = 0
-        for n in range(1, len(chunk_ids) + 1):
-            if n == len(chunk_ids) or chunk_ids[n] != chunk_ids[first]:
-                found[chunk_ids[first]] = (spans[first:n], matrix[first:n])
-                first = n
-        return found
+        return sentences_by_chunk(chunk_ids, spans, matrix)
 
     def keyword_search(self, match: str, k: int) -> list[tuple[int, float]]:
         """FTS5 BM25 search; returns (chunk id, score) with higher scores better."""

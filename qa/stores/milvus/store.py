@@ -32,7 +32,14 @@ from typing import TYPE_CHECKING, Any
 
 from qa.errors import ConfigError, IndexCorruptError, IndexMissingError, QAError
 from qa.ingest import path_is_under
-from qa.stores.base import REBUILD_HINT, Manifest, index_stats, span_problem, unit_length_problems
+from qa.stores.base import (
+    REBUILD_HINT,
+    Manifest,
+    index_stats,
+    sentences_by_chunk,
+    span_problem,
+    unit_length_problems,
+)
 from qa.text import keyword_text, stems
 from qa.types import (
     Article,
@@ -501,8 +508,6 @@ class MilvusStore:
                     yield record, row.get("vector")
 
     def sentence_vectors(self, records: Sequence[ChunkRecord]) -> dict[int, tuple[list[Span], np.ndarray]]:
-        import numpy as np
-
         c = self.collections
         by_doc: dict[str, list[tuple[int, int, list[float]]]] = {}
         doc_ids = sorted({r.doc_id for r in records})
@@ -515,18 +520,19 @@ class MilvusStore:
                 )
                 for row in rows:
                     by_doc.setdefault(row["doc_id"], []).append((int(row["start_char"]), int(row["end_char"]), row["vector"]))
-        found: dict[int, tuple[list[Span], np.ndarray]] = {}
+        # A chunk's sentences are those of its document inside its span.
+        chunk_ids: list[int] = []
+        spans: list[Span] = []
+        vectors: list[list[float]] = []
         for record in records:
-            inside = sorted(
+            for start, end, vector in sorted(
                 (row for row in by_doc.get(record.doc_id, ()) if record.start <= row[0] and row[1] <= record.end),
                 key=lambda row: row[0],
-            )
-            if inside:
-                found[record.chunk_id] = (
-                    [(row[0], row[1]) for row in inside],
-                    np.asarray([row[2] for row in inside], dtype=np.float32),
-                )
-        return found
+            ):
+                chunk_ids.append(record.chunk_id)
+                spans.append((start, end))
+                vectors.append(vector)
+        return sentences_by_chunk(chunk_ids, spans, self._matrix(vectors))
 
     def check(self) -> list[str]:
         """Problems found, one line each: chunks whose document is missing or half written, spans
