@@ -90,7 +90,7 @@ def main() -> None:
                         c.verdict == SUPPORTED and contains_answer(c.text, question.answers) for c in claims),
                     "prompt_chars": sum(len(m["content"]) for m in build_messages(question.question, answer.passages)),
                 })
-        retriever.index.close()
+        retriever.store.close()
 
     sentences = sum(r["sentences"] for r in rows)
     verdicts = [v for r in rows for v in r["verdicts"]]

@@ -22,13 +22,14 @@ from pathlib import Path
 import numpy as np
 from common import machine_facts, report, squad_articles, timed, write_articles
 
-from qa.catalog import Catalog, IndexedArticle
+from qa.stores.local.catalog import Catalog
+from qa.types import IndexedArticle
 from qa.chunk import chunk_text
 from qa.embed import Embedder
-from qa.index import CATALOG_FILE, vectors_path
+from qa.stores.local.store import CATALOG_FILE, vectors_path
 from qa.indexer import update_index
 from qa.ingest import read_article
-from qa.store import FaissVectorStore
+from qa.stores.local.vectors import FaissVectorStore
 
 
 def add_random_base(index_dir: Path, folder: Path, count: int, embedder: Embedder) -> int:

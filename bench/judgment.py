@@ -78,7 +78,7 @@ def main() -> None:
     from qa.embed import Embedder
     from qa.evaluate import prepare_corpus, resolve_eval_set
     from qa.indexer import update_index
-    from qa.location import StoreLocation
+    from qa.stores.location import StoreLocation
     from qa.retrieve import open_retriever
 
     v2 = resolve_eval_set(SHARED_EVAL / "squad-dev-v2.0")

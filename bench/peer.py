@@ -84,7 +84,7 @@ def run_txtai(docs: list[dict], added: list[dict], queries: list[dict], model_pa
 
 def run_qa(docs: list[dict], added: list[dict], queries: list[dict], folder: Path) -> list[dict]:
     from qa.embed import Embedder
-    from qa.index import Index
+    from qa.stores import open_store
     from qa.indexer import update_index
     from qa.retrieve import Retriever
 
@@ -114,7 +114,7 @@ def run_qa(docs: list[dict], added: list[dict], queries: list[dict], folder: Pat
         with timed() as scan:
             update_index(folder / "index", embedder=embedder)
         scans.append(scan["seconds"])
-    index = Index.open(folder / "index")
+    index = open_store(folder / "index")
     # Questions come one at a time, as in `qa ask`, whose encoder does not busy-wait between runs.
     retriever = Retriever(index, Embedder(backend=embedder.backend, bulk=False))
     rows = []

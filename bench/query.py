@@ -32,12 +32,15 @@ import numpy as np
 from common import SHARED_EVAL, machine_facts, report
 
 from qa.answer import answer_question
-from qa.catalog import Catalog, IndexedArticle
+from qa.stores.local.catalog import Catalog
+from qa.types import IndexedArticle
 from qa.chunk import split_sentences
 from qa.embed import Embedder
-from qa.index import CATALOG_FILE, Index, new_manifest, vectors_path
+from qa.stores import open_store
+from qa.stores.base import new_manifest
+from qa.stores.local.store import CATALOG_FILE, save_manifest, vectors_path
 from qa.ingest import content_hash
-from qa.store import ANN_THRESHOLD, TUNED_K, FaissVectorStore
+from qa.stores.local.vectors import ANN_THRESHOLD, TUNED_K, FaissVectorStore
 from qa.types import Article, Chunk
 
 REAL_LIKE_SENTENCES = 4000
@@ -59,7 +62,7 @@ def build_index(folder: Path, chunks_wanted: int, sentences: list[str], dimensio
     rng = np.random.default_rng(0)
     shuffle = random.Random(0)
     folder.mkdir(parents=True)
-    new_manifest(model, dimension).save(folder)
+    save_manifest(folder, new_manifest(model, dimension))
     catalog = Catalog.open(folder / CATALOG_FILE, create=True)
     vectors = FaissVectorStore(dimension)
     next_id = 1
@@ -139,7 +142,7 @@ def main() -> None:
             build_index(folder, size, sentences, embedder.dimension, embedder.name)
             build_seconds = time.perf_counter() - started
             before = _rss_mib()
-            index = Index.open(folder)
+            index = open_store(folder)
             loaded = _rss_mib() - before
             retriever = Retriever(index, embedder)
             for mode in ("dense", "keyword", "hybrid"):

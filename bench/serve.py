@@ -180,7 +180,7 @@ def _in_process_search_ms(index_dir: Path, questions: list[str]) -> float:
             retriever.search(question, k=5)
             times.append(time.perf_counter() - started)
     finally:
-        retriever.index.close()
+        retriever.store.close()
     return statistics.median(times) * 1000
 
 

@@ -26,7 +26,7 @@ from dataclasses import dataclass
 from typing import TYPE_CHECKING
 
 from qa.embed import unit_rows
-from qa.retrieve import STOPWORDS, stems
+from qa.text import STOPWORDS, stems
 
 if TYPE_CHECKING:
     import numpy as np

@@ -15,15 +15,10 @@ from collections.abc import Sequence
 from dataclasses import dataclass
 
 from qa.align import PASSAGES_READ, SENTENCE_ALIGN_KEYWORD_WEIGHT, SENTENCE_ALIGN_WEIGHT
-from qa.retrieve import (
-    SENTENCE_KEYWORD_WEIGHT,
-    Retriever,
-    SearchFilters,
-    clean_query,
-    keyword_coverage,
-    sentence_stems,
-)
-from qa.types import Answer, Citation, Hit, Span
+from qa.fusion import SENTENCE_KEYWORD_WEIGHT, keyword_coverage
+from qa.retrieve import Retriever, clean_query
+from qa.text import sentence_stems
+from qa.types import Answer, Citation, Hit, SearchFilters, Span
 
 
 NOT_ANSWERED = "The articles do not seem to answer this."

@@ -39,8 +39,8 @@ from typing import TYPE_CHECKING
 
 from qa.align import sentence_maxima
 from qa.chunk import split_sentences
-from qa.retrieve import STOPWORDS, hit_reading, stems
-from qa.text import zipf
+from qa.retrieve import hit_reading
+from qa.text import FACT_WORD, STOPWORDS, stems, zipf
 from qa.types import Claim, Evidence, Hit, Span
 
 if TYPE_CHECKING:
@@ -70,7 +70,6 @@ COMMON_FIRST_WORD_ZIPF = 5.0
 
 _CITATION = re.compile(r"\[(\d+(?:\s*[,;–-]\s*\d+)*)\]")
 _LEADING_CITATIONS = re.compile(r"^(?:\s*\[\d+(?:\s*[,;–-]\s*\d+)*\])+")
-_WORD = re.compile(r"[^\W\d_][\w'’-]*|\d[\d,]*(?:\.\d+)?")
 _DIGITS = re.compile(r"(?<![\w.])(\d{1,3}(?:,\d{3})+|\d+)(\.\d+)?")
 _SCALE_AFTER = re.compile(r"\s*-?\s*(thousand|million|billion|trillion|bn|mn|m|k)\b", re.IGNORECASE)
 _SCALES = {"thousand": 1e3, "k": 1e3, "million": 1e6, "m": 1e6, "mn": 1e6, "billion": 1e9, "bn": 1e9, "trillion": 1e12}
@@ -238,7 +237,7 @@ def extract_facts(text: str, lenient_scale: bool = False) -> tuple[Facts, dict[s
         first = match.start() - 1 if match.start() and text[match.start() - 1] in "$€£¥" else match.start()
         labels.setdefault(f"n:{_rounded(value)}", text[first:end].strip())
         taken.append((match.start(), end))
-    words = [(m.group(0), m.start(), m.end()) for m in _WORD.finditer(text)]
+    words = [(m.group(0), m.start(), m.end()) for m in FACT_WORD.finditer(text)]
     numbers |= _spelled_numbers(words, labels, lenient_scale)
     months: set[int] = set()
     names: list[tuple[str, int]] = []  # (stem, index of the word) in text order
@@ -284,7 +283,7 @@ def passage_facts(text: str) -> Facts:
     """What a passage (or headline) can vouch for: its numbers (a scaled amount's bare number too),
     its months, and every word in it, in any case ("officials" vouches for "Officials")."""
     facts, _ = extract_facts(text, lenient_scale=True)
-    words = [w.strip("'’-") for w in _WORD.findall(_aliased(text)) if not w[0].isdigit()]
+    words = [w.strip("'’-") for w in FACT_WORD.findall(_aliased(text)) if not w[0].isdigit()]
     every = {_name_key(part) for word in words for part in word.split("-") if part}
     return Facts(facts.numbers, facts.months, frozenset(every) | _initialisms(text), proper=facts.names)
 
@@ -401,7 +400,7 @@ def rarity(word: str) -> float:
 @lru_cache(maxsize=16384)
 def _content_stems(text: str) -> Mapping[str, float]:
     """Each content word's stem with its rarity (the highest of the words sharing that stem)."""
-    words = [w.lower().strip("'’-").replace(",", "") for w in _WORD.findall(_aliased(text))]
+    words = [w.lower().strip("'’-").replace(",", "") for w in FACT_WORD.findall(_aliased(text))]
     words = [w.removesuffix("'s").removesuffix("’s") for w in words if w]
     weights: dict[str, float] = {}
     for word, stem in zip(words, stems(words)):

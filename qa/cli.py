@@ -1,6 +1,6 @@
 """The `qa` command line: thin commands over the library, each with an example in its help.
 
-Heavy modules (torch through qa.embed, faiss through qa.store) are imported inside the commands,
+Heavy modules (torch through qa.embed, faiss through qa.stores) are imported inside the commands,
 so `qa --help` and argument errors answer at once.
 """
 
@@ -53,7 +53,7 @@ def index_option(func: Callable[..., Any]) -> Callable[..., Any]:
 
 
 def _location(index_dir: str | None, store: str | None):
-    from qa.location import parse_store
+    from qa.stores.location import parse_store
 
     return parse_store(store, index_dir)
 
@@ -214,10 +214,10 @@ def index(paths: tuple[Path, ...], rebuild: bool, only: bool, from_store: str | 
 def _embedder(location, backend: str | None, rebuild: bool = False):
     """The embedder for an index: the backend asked for, else the one the index was built with."""
     from qa.embed import Embedder
-    from qa.index import index_backend
+    from qa.stores import encoder_backend
 
     if backend is None and not rebuild:
-        backend = index_backend(location)
+        backend = encoder_backend(location)
     return Embedder(backend=backend)
 
 
@@ -245,7 +245,7 @@ def _migrate(from_store: str, location, paths: tuple[Path, ...], rebuild: bool, 
              as_json: bool) -> None:
     from dataclasses import asdict
 
-    from qa.location import parse_store
+    from qa.stores.location import parse_store
     from qa.migrate import migrate_store
     from qa.progress import RichIndexProgress
 
@@ -270,7 +270,7 @@ def _open(index_dir: str | None, reranker: str | None = None, backend: str | Non
 
 
 def _filters(source: str | None, since: str | None, until: str | None):
-    from qa.retrieve import SearchFilters
+    from qa.types import SearchFilters
 
     return SearchFilters(source=source, since=_day(since, "--since"), until=_day(until, "--until"))
 
@@ -362,7 +362,7 @@ def _with_pages(answer, retriever):
     """The answer with the page of each citation and passage from a PDF."""
     from qa.pages import answer_with_pages
 
-    return answer_with_pages(answer, retriever.index)
+    return answer_with_pages(answer, retriever.store)
 
 
 def _emit_event(data: dict[str, Any]) -> None:
@@ -398,7 +398,7 @@ def search(query: str, align: bool, k: int, mode: str, source: str | None, since
     hits = retriever.search(query, k=k, mode=mode, filters=filters, align=align)
     from qa.pages import hits_with_pages
 
-    hits = hits_with_pages(hits, retriever.index)  # passages of PDFs say their page
+    hits = hits_with_pages(hits, retriever.store)  # passages of PDFs say their page
     if as_json:
         _emit_json(search_json(query, hits))
     else:
@@ -418,14 +418,14 @@ def stats(index_dir: str | None, store: str | None, as_json: bool) -> None:
     """
     from dataclasses import asdict
 
-    from qa.index import open_index
     from qa.render import render_stats
+    from qa.stores import open_store
 
-    index = open_index(_location(index_dir, store))
+    opened = open_store(_location(index_dir, store))
     try:
-        facts = index.stats()
+        facts = opened.stats()
     finally:
-        index.close()
+        opened.close()
     if as_json:
         _emit_json(asdict(facts))
     else:
@@ -476,11 +476,12 @@ def doctor(index_dir: str | None, store: str | None, as_json: bool) -> None:
       qa doctor
       qa doctor --index /tmp/idx --json
     """
-    from qa.index import REBUILD_HINT, check_index
+    from qa.stores import check_store
+    from qa.stores.base import REBUILD_HINT
 
     location = _location(index_dir, store)
     directory = location.describe()
-    problems = check_index(location)
+    problems = check_store(location)
     if as_json:
         _emit_json({"index": str(directory), "ok": not problems, "problems": problems})
     elif problems:

@@ -21,8 +21,8 @@ from pathlib import Path
 from typing import TYPE_CHECKING, Any
 
 from qa.config import MODEL_ENV, model_cache_dir
-# _GROUP_SIZE: the Ray batches are Embedder's own groups (see RayEmbedder.encode).
-from qa.embed import _GROUP_SIZE, DEFAULT_BATCH_SIZE, Embedder, Passage, ProgressCallback, exported_onnx_model
+# GROUP_SIZE: the Ray batches are Embedder's own groups (see RayEmbedder.encode).
+from qa.embed import DEFAULT_BATCH_SIZE, GROUP_SIZE, Embedder, Passage, ProgressCallback, exported_onnx_model
 from qa.errors import ConfigError, ModelError
 
 if TYPE_CHECKING:
@@ -64,7 +64,7 @@ class RayEmbedder:
         workers: int | None = None,
         model: str | os.PathLike[str] | None = None,
         batch_size: int = DEFAULT_BATCH_SIZE,
-        group_size: int = _GROUP_SIZE,
+        group_size: int = GROUP_SIZE,
     ) -> None:
         if not ray_available():
             raise ConfigError(MISSING_RAY)

@@ -32,7 +32,7 @@ BACKENDS = ("torch", "onnx", "onnx-int8")
 DEFAULT_BACKEND = "onnx-int8"
 # Texts are encoded in groups of similar length so that padding wastes little of each forward pass;
 # a group is also the unit of progress reporting.
-_GROUP_SIZE = 256
+GROUP_SIZE = 256
 
 ProgressCallback = Callable[[int], None]
 Passage = tuple[str, Sequence[tuple[int, int]]]
@@ -164,8 +164,8 @@ class Embedder:
         model = self.load()
         order = sorted(range(len(texts)), key=lambda i: len(texts[i]))
         vectors = np.empty((len(texts), self.dimension), dtype=np.float32)
-        for begin in range(0, len(order), _GROUP_SIZE):
-            group = order[begin : begin + _GROUP_SIZE]
+        for begin in range(0, len(order), GROUP_SIZE):
+            group = order[begin : begin + GROUP_SIZE]
             encoded = model.encode(
                 [texts[i] for i in group],
                 batch_size=self.batch_size,
@@ -201,8 +201,8 @@ class Embedder:
         if not passages:
             return passage_vectors, sentence_vectors
         order = sorted(range(len(passages)), key=lambda i: len(passages[i][0]))
-        for begin in range(0, len(order), _GROUP_SIZE):
-            group = order[begin : begin + _GROUP_SIZE]
+        for begin in range(0, len(order), GROUP_SIZE):
+            group = order[begin : begin + GROUP_SIZE]
             states = self.token_states([passages[i][0] for i in group])
             for i, (hidden, offsets) in zip(group, states):
                 passage_vectors[i], sentence_vectors[i] = pool_passage(hidden, offsets, passages[i][1])

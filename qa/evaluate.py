@@ -307,9 +307,9 @@ def run_eval(
     import numpy as np
 
     from qa.embed import Embedder, mean_vector
-    from qa.index import open_index
     from qa.indexer import update_index
-    from qa.location import StoreLocation, parse_store
+    from qa.stores import open_store as open_index
+    from qa.stores.location import StoreLocation, parse_store
 
     for mode in modes:
         if mode not in MODES:

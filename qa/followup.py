@@ -7,10 +7,9 @@ how it was understood. Pure text logic, no model.
 
 from __future__ import annotations
 
-import re
 from dataclasses import dataclass, field
 
-from qa.retrieve import query_terms
+from qa.text import SPOKEN_WORD, query_terms
 
 # Words that point back at something said before.
 _REFERRING = frozenset(
@@ -18,7 +17,6 @@ _REFERRING = frozenset(
     "such former latter".split()
 )
 _CONTINUATIONS = ("and ", "but ", "also ", "so ", "what about", "how about", "and?", "why?", "when?")
-_WORD = re.compile(r"[\w']+")
 # A question with this many content words or fewer is too thin to stand on its own.
 _SHORT_QUESTION_TERMS = 2
 
@@ -32,7 +30,7 @@ def is_follow_up(question: str) -> bool:
     lowered = question.strip().lower()
     if lowered.startswith(_CONTINUATIONS):
         return True
-    words = _WORD.findall(lowered)
+    words = SPOKEN_WORD.findall(lowered)
     if any(word in _REFERRING for word in words):
         return True
     return len(query_terms(question)) <= _SHORT_QUESTION_TERMS

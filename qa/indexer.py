@@ -1,9 +1,8 @@
 """Bring an index up to date with its corpus: embed new and changed files, drop deleted ones.
 
 Only files whose content hash changed are read, chunked and embedded again. Work is committed in
-groups: each group saves the next generation of the vector file, then commits the catalog with
-that generation, so an interrupted run keeps every group that landed and loses nothing that was
-there before.
+groups through the store's writer (`qa.stores.open_writer`), each group whole or not at all, so an
+interrupted run keeps every group that landed and loses nothing that was there before.
 """
 
 from __future__ import annotations
@@ -12,14 +11,12 @@ import os
 from collections.abc import Sequence
 from dataclasses import dataclass, field
 from pathlib import Path
-from typing import TYPE_CHECKING, Protocol
+from typing import TYPE_CHECKING
 
-from qa.catalog import Catalog, CommitGroup, DocumentRecord, IndexedArticle, article_sentences
 from qa.chunk import chunk_text, model_passage
 from qa.config import default_corpus
 from qa.embed import Embedder, Passage
-from qa.errors import IndexLockedError, IndexMissingError, IngestError
-from qa.index import CATALOG_FILE, Manifest, new_manifest, vectors_path
+from qa.errors import IndexLockedError, IngestError
 from qa.ingest import (
     MAX_FILE_BYTES,
     SkippedFile,
@@ -29,40 +26,21 @@ from qa.ingest import (
     path_is_under,
     read_article,
 )
-from qa.store import FaissVectorStore
-from qa.types import Span
+from qa.progress import IndexProgress, SilentProgress
+from qa.stores import open_writer
+from qa.types import CommitGroup, DocumentRecord, IndexedArticle, Span, article_sentences
 
 if TYPE_CHECKING:
     import numpy as np
 
-    from qa.location import StoreLocation
+    from qa.stores.base import StoreWriter
+    from qa.stores.location import StoreLocation
 
 # Chunks embedded between two commits: small enough that an interrupted run keeps most of its
 # work, large enough that rewriting the vector file is a small share of the time.
 COMMIT_EVERY_CHUNKS = 2048
 COMMIT_EVERY_ENV = "QA_COMMIT_EVERY_CHUNKS"
 LOCK_FILE = ".writer.lock"
-
-
-class IndexProgress(Protocol):
-    """How the indexer reports progress; the CLI draws it with Rich."""
-
-    def start(self, description: str, total: int) -> None: ...
-
-    def advance(self, amount: int = 1) -> None: ...
-
-    def note(self, message: str) -> None: ...
-
-
-class _SilentProgress:
-    def start(self, description: str, total: int) -> None:
-        pass
-
-    def advance(self, amount: int = 1) -> None:
-        pass
-
-    def note(self, message: str) -> None:
-        pass
 
 
 @dataclass(frozen=True)
@@ -127,22 +105,22 @@ def update_index(
     files to a large index costs what those files cost. A path inside a remembered source is not
     remembered again.
 
-    `location` is a local index folder or a store (`qa.location.StoreLocation`); `embedder` may be
-    any object with Embedder's methods (`qa.distributed.RayEmbedder` spreads the work over Ray).
+    `location` is a local index folder or a store (`qa.stores.location.StoreLocation`); `embedder`
+    may be any object with Embedder's methods (`qa.distributed.RayEmbedder` spreads the work over Ray).
     """
-    from qa.location import as_location
+    from qa.stores.location import as_location
 
     if only and (rebuild or not paths):
         raise ValueError("only=True updates the given paths alone: it needs paths and cannot rebuild")
     location = as_location(location)
-    progress = progress or _SilentProgress()
+    progress = progress or SilentProgress()
     state_dir = location.state_dir()
     state_dir.mkdir(parents=True, exist_ok=True)
     # One writer at a time. For a Milvus server this only orders writers on this machine.
     lock = writer_lock(state_dir, lock_timeout, progress, location.describe())
     try:
         embedder = embedder or Embedder()
-        writer = _open_writer(location, embedder, rebuild)
+        writer = open_writer(location, embedder.name, embedder.dimension, embedder.backend, rebuild)
         try:
             return _update(writer, paths, embedder, rebuild, only, progress)
         finally:
@@ -151,124 +129,8 @@ def update_index(
         lock.release()
 
 
-class IndexWriter(Protocol):
-    """What an update needs of a store: its documents and sources, and a way to commit a group."""
-
-    committed: bool  # whether anything was ever committed
-
-    def sources(self) -> list[str]: ...
-
-    def documents(self, under: Sequence[str] | None = None) -> dict[str, DocumentRecord]:
-        """Indexed documents by path: all of them, or those at or under the paths in `under`."""
-        ...
-
-    def commit(self, commit: CommitGroup) -> None: ...
-
-    def finish(self) -> None: ...
-
-    def counts(self) -> tuple[int, int]: ...
-
-    def close(self) -> None: ...
-
-
-def _open_writer(location: StoreLocation, embedder: Embedder, rebuild: bool) -> IndexWriter:
-    if location.kind == "milvus":
-        from qa.milvus import MilvusCollections, MilvusWriter, load_manifest
-
-        manifest = None
-        if not rebuild:
-            collections = MilvusCollections(location)
-            try:
-                manifest = load_manifest(collections)
-                manifest.check_model(embedder.name, embedder.dimension, location.describe(), embedder.backend)
-            except IndexMissingError:
-                manifest = None
-            finally:
-                collections.close()
-        manifest = manifest or new_manifest(embedder.name, embedder.dimension, embedder.backend, store="milvus")
-        return MilvusWriter(location, manifest, rebuild)
-    return LocalWriter(location.index_dir, embedder, rebuild)
-
-
-class LocalWriter:
-    """Commits to a local index: FAISS vector file generations plus one SQLite transaction each."""
-
-    def __init__(self, index_dir: Path, embedder: Embedder, rebuild: bool) -> None:
-        manifest = None
-        if not rebuild:
-            try:
-                manifest = Manifest.load(index_dir)
-                manifest.check_model(embedder.name, embedder.dimension, index_dir, embedder.backend)
-            except IndexMissingError:
-                manifest = None
-        fresh = manifest is None
-        self.manifest = manifest or new_manifest(embedder.name, embedder.dimension, embedder.backend)
-        self.index_dir = index_dir
-        self.rebuild = rebuild
-        self.catalog = Catalog.open(index_dir / CATALOG_FILE, create=True)
-        try:
-            if fresh and not rebuild:
-                # A brand-new index: nothing in the catalog can be trusted to match this manifest.
-                self.manifest.save(index_dir)
-            self.generation = self.catalog.generation
-            if rebuild or self.generation == 0:
-                self.vectors = FaissVectorStore(self.manifest.dimension)
-            else:
-                self.vectors = FaissVectorStore.load(vectors_path(index_dir, self.generation), self.manifest.dimension)
-        except BaseException:
-            self.catalog.close()
-            raise
-
-    @property
-    def committed(self) -> bool:
-        return self.generation > 0
-
-    def sources(self) -> list[str]:
-        return self.catalog.sources()
-
-    def documents(self, under: Sequence[str] | None = None) -> dict[str, DocumentRecord]:
-        return self.catalog.documents(under)
-
-    def counts(self) -> tuple[int, int]:
-        return self.catalog.counts()
-
-    def commit(self, commit: CommitGroup) -> None:
-        catalog = self.catalog
-        count = commit.chunk_count
-        with catalog.transaction():
-            drop_ids = catalog.chunk_ids_of(commit.drop_docs)
-            first_id = catalog.next_chunk_id()
-            new_ids = list(range(first_id, first_id + count))
-            self.vectors.remove(drop_ids)
-            if commit.chunk_vectors is not None:
-                self.vectors.add(new_ids, commit.chunk_vectors)
-            # The vector file is written anew only when vectors changed (or the index is new):
-            # a commit of file facts or sources alone keeps the current generation.
-            if drop_ids or new_ids or self.generation == 0 or self.rebuild:
-                self.generation += 1
-                self.vectors.save(vectors_path(self.index_dir, self.generation))
-            catalog.remove_documents(commit.drop_docs)
-            catalog.insert_documents(commit.items, new_ids, commit.sentence_vectors)
-            catalog.set_meta("generation", self.generation)
-            catalog.set_meta("next_chunk_id", first_id + count)
-            catalog.set_meta("model", self.manifest.model)
-            catalog.set_meta("dimension", self.manifest.dimension)
-            catalog.add_sources(commit.add_sources)
-            catalog.remove_sources(commit.remove_sources)
-            for doc_id, size, mtime_ns in commit.touched:
-                catalog.touch_document(doc_id, size, mtime_ns)
-
-    def finish(self) -> None:
-        if self.rebuild:
-            self.manifest.save(self.index_dir)
-        _delete_stale_vector_files(self.index_dir, self.generation)
-
-    def close(self) -> None:
-        self.catalog.close()
-
-
 def _update(
-    writer: IndexWriter,
+    writer: StoreWriter,
     paths: Sequence[str | os.PathLike[str]] | None,
     embedder: Embedder,
     rebuild: bool,
@@ -471,13 +333,3 @@ def _commit_every() -> int:
         return max(1, int(os.environ.get(COMMIT_EVERY_ENV, COMMIT_EVERY_CHUNKS)))
     except ValueError:
         return COMMIT_EVERY_CHUNKS
-
-
-def _delete_stale_vector_files(index_dir: Path, generation: int) -> None:
-    keep = vectors_path(index_dir, generation).name
-    for path in index_dir.glob("vectors-*.faiss*"):
-        if path.name != keep:
-            try:
-                path.unlink()
-            except OSError:
-                pass

@@ -7,13 +7,16 @@ groups, through the same writer an update uses; the source is only read.
 
 from __future__ import annotations
 
-from dataclasses import dataclass, replace
+from collections.abc import Iterable
+from dataclasses import dataclass
 
-from qa.catalog import CommitGroup, ExportedDocument
-from qa.errors import ConfigError, IndexMissingError
-from qa.index import Manifest, open_index
-from qa.indexer import COMMIT_EVERY_CHUNKS, IndexProgress, IndexWriter, LocalWriter, _SilentProgress, writer_lock
-from qa.location import StoreLocation
+from qa.errors import ConfigError
+from qa.indexer import COMMIT_EVERY_CHUNKS, writer_lock
+from qa.progress import IndexProgress, SilentProgress
+from qa.stores import open_store, open_writer
+from qa.stores.base import StoreWriter
+from qa.stores.location import StoreLocation
+from qa.types import CommitGroup, ExportedDocument
 
 
 @dataclass(frozen=True)
@@ -29,19 +32,20 @@ class MigrationReport:
 
 def migrate_store(source: StoreLocation, target: StoreLocation, progress: IndexProgress | None = None) -> MigrationReport:
     """Copy every document of `source` into `target`, which must be empty or hold the same model."""
-    progress = progress or _SilentProgress()
+    progress = progress or SilentProgress()
     if source == target:
         raise ConfigError("--from-store and --store name the same index; nothing to copy")
-    reader = open_index(source)
+    reader = open_store(source)
     try:
         documents, total_chunks = reader.counts()
-        manifest = replace(reader.manifest, store=target.kind)
+        manifest = reader.manifest
         sources = reader.sources()
         state_dir = target.state_dir()
         state_dir.mkdir(parents=True, exist_ok=True)
         lock = writer_lock(state_dir, None, progress, target.describe())
         try:
-            writer = _target_writer(target, manifest)
+            # The target must be empty or hold vectors of the same model and encoder backend.
+            writer = open_writer(target, manifest.model, manifest.dimension, manifest.backend, rebuild=False)
             try:
                 copied = _copy(reader.export(), writer, sources, documents, total_chunks, progress)
                 writer.finish()
@@ -54,42 +58,8 @@ def migrate_store(source: StoreLocation, target: StoreLocation, progress: IndexP
     return MigrationReport(source.describe(), target.describe(), copied[0], copied[1], copied[2])
 
 
-def _target_writer(target: StoreLocation, manifest: Manifest) -> IndexWriter:
-    """A writer for the target, refusing one that holds vectors of another model or backend."""
-    existing: Manifest | None = None
-    try:
-        existing = open_index(target).manifest if _exists(target) else None
-    except IndexMissingError:
-        existing = None
-    if existing is not None:
-        existing.check_model(manifest.model, manifest.dimension, target.describe(), manifest.backend)
-    if target.kind == "milvus":
-        from qa.milvus import MilvusWriter
-
-        return MilvusWriter(target, existing or manifest, rebuild=False)
-    target.index_dir.mkdir(parents=True, exist_ok=True)
-    if existing is None:
-        manifest.save(target.index_dir)
-    return LocalWriter(target.index_dir, _ManifestModel(manifest), rebuild=False)
-
-
-def _exists(location: StoreLocation) -> bool:
-    if location.kind == "milvus":
-        return True  # open_index says IndexMissingError when the collections are not there
-    return (location.index_dir / "manifest.json").exists()
-
-
-class _ManifestModel:
-    """Stands in for the embedder where a writer checks which model made the vectors."""
-
-    def __init__(self, manifest: Manifest) -> None:
-        self.name = manifest.model
-        self.dimension = manifest.dimension
-        self.backend = manifest.backend
-
-
 def _copy(
-    exported, writer: IndexWriter, sources: list[str], documents: int, total_chunks: int, progress: IndexProgress
+    exported: Iterable[ExportedDocument], writer: StoreWriter, sources: list[str], documents: int, total_chunks: int, progress: IndexProgress
 ) -> tuple[int, int, int]:
     import numpy as np
 

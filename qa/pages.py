@@ -14,8 +14,7 @@ from typing import TYPE_CHECKING
 from qa.types import Answer, Citation, Hit
 
 if TYPE_CHECKING:
-    from qa.index import Index
-    from qa.milvus import MilvusIndex
+    from qa.stores.base import Store
 
 PAGE_BREAK = "\f"
 PAGED_SUFFIXES = (".pdf",)
@@ -31,13 +30,13 @@ def is_paged(path: str) -> bool:
     return path.lower().endswith(PAGED_SUFFIXES)
 
 
-def hits_with_pages(hits: Sequence[Hit], index: Index | MilvusIndex) -> list[Hit]:
+def hits_with_pages(hits: Sequence[Hit], index: Store) -> list[Hit]:
     """`hits`, those from PDFs with the page each starts on."""
     texts = _paged_texts(((h.doc_id, h.path) for h in hits), index)
     return [replace(h, page=page_at(texts[h.doc_id], h.start)) if h.doc_id in texts else h for h in hits]
 
 
-def answer_with_pages(answer: Answer, index: Index | MilvusIndex) -> Answer:
+def answer_with_pages(answer: Answer, index: Store) -> Answer:
     """`answer` with the page of every citation and passage that comes from a PDF."""
     pairs = [(c.doc_id, c.path) for c in answer.citations] + [(h.doc_id, h.path) for h in answer.passages]
     texts = _paged_texts(pairs, index)
@@ -51,7 +50,7 @@ def answer_with_pages(answer: Answer, index: Index | MilvusIndex) -> Answer:
     return replace(answer, citations=tuple(citations), passages=tuple(passages))
 
 
-def _paged_texts(pairs: Iterable[tuple[str, str]], index: Index | MilvusIndex) -> dict[str, str]:
+def _paged_texts(pairs: Iterable[tuple[str, str]], index: Store) -> dict[str, str]:
     wanted = sorted({doc_id for doc_id, path in pairs if is_paged(path)})
     texts: dict[str, str] = {}
     if not wanted:

@@ -1,17 +1,44 @@
-"""A Rich progress display that the indexer reports to (see `qa.indexer.IndexProgress`)."""
+"""How long work reports its progress: the protocol the indexer reports to, a silent one, and
+a Rich display for the terminal."""
 
 from __future__ import annotations
 
 from types import TracebackType
+from typing import TYPE_CHECKING, Protocol
 
-from rich.console import Console
-from rich.progress import BarColumn, MofNCompleteColumn, Progress, TextColumn, TimeRemainingColumn
+if TYPE_CHECKING:
+    from rich.console import Console
+
+
+class IndexProgress(Protocol):
+    """How the indexer reports progress; the CLI draws it with Rich."""
+
+    def start(self, description: str, total: int) -> None: ...
+
+    def advance(self, amount: int = 1) -> None: ...
+
+    def note(self, message: str) -> None: ...
+
+
+class SilentProgress:
+    """Progress that goes nowhere (library calls, tests)."""
+
+    def start(self, description: str, total: int) -> None:
+        pass
+
+    def advance(self, amount: int = 1) -> None:
+        pass
+
+    def note(self, message: str) -> None:
+        pass
 
 
 class RichIndexProgress:
     """One bar per phase (reading, chunking, embedding); notes print above the bars."""
 
     def __init__(self, console: Console) -> None:
+        from rich.progress import BarColumn, MofNCompleteColumn, Progress, TextColumn, TimeRemainingColumn
+
         self.console = console
         self._progress = Progress(
             TextColumn("[bold]{task.description:<10}"),

@@ -19,13 +19,14 @@ from rich.text import Text
 from qa.config import DEFAULT_TOP_K
 from qa.errors import IndexLockedError, QAError
 from qa.followup import Conversation, is_follow_up
-from qa.retrieve import MODES, SearchFilters, iso_day
+from qa.retrieve import MODES, iso_day
+from qa.types import SearchFilters
 
 if TYPE_CHECKING:
     from qa.embed import Embedder
     from qa.llm import ChatClient, LLMSettings
-    from qa.location import StoreLocation
     from qa.retrieve import Retriever
+    from qa.stores.location import StoreLocation
     from qa.types import Answer
 
 PROMPT = "qa> "
@@ -60,7 +61,7 @@ class ChatSession:
         backend: str | None = None,
         llm: LLMSettings | None = None,
     ) -> None:
-        from qa.location import as_location
+        from qa.stores.location import as_location
 
         self.location = as_location(location)
         self.console = console or Console()
@@ -84,9 +85,9 @@ class ChatSession:
     def embedder(self) -> Embedder:
         if self._embedder is None:
             from qa.embed import Embedder
-            from qa.index import index_backend
+            from qa.stores import encoder_backend
 
-            self._embedder = Embedder(backend=self._backend or index_backend(self.location), bulk=False)
+            self._embedder = Embedder(backend=self._backend or encoder_backend(self.location), bulk=False)
         return self._embedder
 
     def update(self, paths: list[str] | None = None) -> None:
@@ -120,7 +121,7 @@ class ChatSession:
 
     def _close_retriever(self) -> None:
         if self._retriever is not None:
-            self._retriever.index.close()
+            self._retriever.store.close()
             self._retriever = None
 
     # The loop -------------------------------------------------------------------------------------------
@@ -132,7 +133,7 @@ class ChatSession:
         try:
             if update:
                 self.update()
-            documents, chunks = self.retriever().index.counts()
+            documents, chunks = self.retriever().store.counts()
         except QAError as exc:
             self.console.print(f"[red]Error:[/] {exc}")
             return
@@ -215,7 +216,7 @@ class ChatSession:
                 )
         from qa.pages import answer_with_pages
 
-        answer = answer_with_pages(answer, self.retriever().index)  # PDF citations say their page
+        answer = answer_with_pages(answer, self.retriever().store)  # PDF citations say their page
         self.conversation.record(answer.understood_as or answer.question, answer.answerable)
         self.last_answer = answer
         self.console.print(render_answer(answer))
@@ -316,7 +317,7 @@ class ChatSession:
             return
         doc_id = answer.passages[n - 1].doc_id
         citation = next((c for c in answer.citations if c.n == n), None)
-        article = self.retriever().index.document(doc_id)
+        article = self.retriever().store.document(doc_id)
         if article is None:
             self.console.print("[yellow]That article is no longer in the index.[/]")
             return
@@ -410,7 +411,7 @@ class ChatSession:
     def _stats(self, args: list[str]) -> None:
         from qa.render import render_stats
 
-        self.console.print(render_stats(self.retriever().index.stats()))
+        self.console.print(render_stats(self.retriever().store.stats()))
 
 
 def _describe_filters(filters: SearchFilters) -> str:

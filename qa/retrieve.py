@@ -1,54 +1,38 @@
 """Retrieval stage: the best passages for a query, by meaning, by keywords, or both fused.
 
-Hybrid fusion z-scores each signal over the candidate pool and adds them with fixed weights, so a
-passage found by only one side still competes; plain reciprocal rank fusion throws away how far
-ahead the best candidates are, which is what decides between close paragraphs.
+The `Retriever` asks a store (`qa.stores.base.Store`, whichever backend) for candidates and their
+signals; how the signals are weighed into one score is `qa.fusion`'s.
 """
 
 from __future__ import annotations
 
-import fnmatch
-import math
-import re
-from collections.abc import Callable, Sequence
+from collections.abc import Sequence
 from concurrent.futures import ThreadPoolExecutor
-from dataclasses import dataclass, field, replace
-from functools import lru_cache
+from dataclasses import replace
 from pathlib import Path
 from typing import TYPE_CHECKING
 
-from qa.catalog import ChunkRecord
 from qa.errors import QueryError
-from qa.types import Hit, Span
+from qa.fusion import (
+    SENTENCE_KEYWORD_WEIGHT,
+    Features,
+    keyword_coverage,
+    mode_scores,
+    phrase_match,
+    term_weights_for,
+)
+from qa.text import query_terms, word_pairs
+from qa.types import ChunkRecord, Hit, SearchFilters, Span
 
 if TYPE_CHECKING:
     import numpy as np
 
     from qa.align import TokenAligner
     from qa.embed import Embedder, Reranker, TokenStates
-    from qa.index import Index
-    from qa.location import StoreLocation
-    from qa.milvus import MilvusIndex
+    from qa.stores.base import Store
+    from qa.stores.location import StoreLocation
 
 MODES = ("hybrid", "dense", "keyword")
-# Hybrid score = DENSE_WEIGHT * z(meaning) + KEYWORD_WEIGHT * z(BM25) + ANSWER_WEIGHT * z(best answer
-# sentence), where meaning = (1 - SENTENCE_SHARE) * passage cosine + SENTENCE_SHARE * best sentence
-# cosine, and an answer sentence scores cosine + SENTENCE_KEYWORD_WEIGHT * keyword coverage.
-# Five global weights, chosen on 1,500 SQuAD v1.1 dev questions and checked on 1,500 others
-# (held-out R@1 0.852 -> 0.864, MRR@10 0.898 -> 0.910 against 0.3 BM25 + 0.7 meaning).
-KEYWORD_WEIGHT = 0.45
-DENSE_WEIGHT = 0.55
-SENTENCE_SHARE = 0.7
-ANSWER_WEIGHT = 0.7
-# Measured on 1,500 SQuAD v1.1 dev questions (answer in top sentence): 0.35 -> 0.728, 0.7 -> 0.745,
-# 1.0 -> 0.749, 2.0 -> 0.751; a question's rare words weigh as much as its meaning.
-SENTENCE_KEYWORD_WEIGHT = 1.0
-# Weight of phrase matches (the question's adjacent content words, adjacent in the passage too):
-# names and set phrases ("Super Bowl", "Foreign Minister") that BM25 scores word by word.
-# 0.1 added 0.4-0.5 points of R@1 on each half of SQuAD v1.1 dev; 0.15 added less.
-PHRASE_WEIGHT = 0.1
-# What a question word found only in a sentence's headline counts for, against one in the sentence.
-HEADLINE_SHARE = 0.5
 CANDIDATES = 64
 # Words in more than this share of the chunks are left out of the keyword query (see _selective_terms).
 COMMON_TERM_SHARE = 0.1
@@ -60,46 +44,6 @@ KEYWORD_DEPTH = 256
 RERANK_DEPTH = 20
 MAX_QUERY_CHARS = 2000
 
-# Words that carry no topic: kept out of the keyword query so FTS5 does not walk huge posting lists.
-STOPWORDS = frozenset(
-    """a about above after again against all am an and any are as at be because been before being
-    below between both but by can could did do does doing down during each few for from further had
-    has have having he her here hers herself him himself his how i if in into is it its itself just
-    me more most my myself no nor not now of off on once only or other our ours ourselves out over own
-    same she should so some such than that the their theirs them themselves then there these they
-    this those through to too under until up very was we were what when where which while who whom
-    why will with would you your yours yourself yourselves s t don much many""".split()
-)
-
-_WORD = re.compile(r"\w+", re.UNICODE)
-
-
-@dataclass(frozen=True)
-class SearchFilters:
-    """Limits on which articles may answer: a path glob and an inclusive date range (ISO days)."""
-
-    source: str | None = None
-    since: str | None = None
-    until: str | None = None
-
-    def admits(self, record: ChunkRecord) -> bool:
-        if self.source and not (
-            fnmatch.fnmatch(record.path, self.source)
-            or fnmatch.fnmatch(record.path.rsplit("/", 1)[-1], self.source)
-            or fnmatch.fnmatch(record.path, f"*{self.source}*")
-        ):
-            return False
-        if self.since and (record.date is None or record.date < self.since):
-            return False
-        if self.until and (record.date is None or record.date > self.until):
-            return False
-        return True
-
-    @property
-    def active(self) -> bool:
-        return bool(self.source or self.since or self.until)
-
-
 def iso_day(value: str) -> str | None:
     """A date given by a user as an ISO day, or None when it is not one: ``" 2016-07-27" -> "2016-07-27"``."""
     import datetime as dt
@@ -108,95 +52,6 @@ def iso_day(value: str) -> str | None:
         return dt.date.fromisoformat(value.strip()).isoformat()
     except ValueError:
         return None
-
-
-def _content_words(text: str) -> list[str]:
-    return [word for word in _WORD.findall(text.lower()) if word not in STOPWORDS]
-
-
-def query_terms(text: str) -> list[str]:
-    """Content words of a query, lower-cased, in order, without repeats.
-
-    >>> query_terms("How much does Baghdad owe Russia?")
-    ['baghdad', 'owe', 'russia']
-    """
-    return list(dict.fromkeys(_content_words(text)))
-
-
-@lru_cache(maxsize=1)
-def _stemmer():
-    import Stemmer
-
-    return Stemmer.Stemmer("english")
-
-
-def stems(words: Sequence[str]) -> list[str]:
-    """Snowball stems: ``["owes", "owed"] -> ["owe", "owe"]``."""
-    return _stemmer().stemWords(list(words))
-
-
-@lru_cache(maxsize=200_000)
-def sentence_stems(sentence: str) -> frozenset[str]:
-    """The stems of a text's content words: ``"Baghdad owes Russia" -> {"baghdad", "owe", "russia"}``.
-
-    Cached: the same candidate sentences come back query after query."""
-    return frozenset(stems(query_terms(sentence)))
-
-
-def word_pairs(text: str) -> frozenset[tuple[str, str]]:
-    """Stemmed pairs of adjacent content words, stopwords skipped over.
-
-    >>> sorted(word_pairs("The Foreign Minister of Russia"))
-    [('foreign', 'minist'), ('minist', 'russia')]
-    """
-    sequence = stems(_content_words(text))
-    return frozenset(zip(sequence, sequence[1:]))
-
-
-@lru_cache(maxsize=50_000)
-def _passage_pairs(text: str) -> frozenset[tuple[str, str]]:
-    # Cached: the same candidate passages come back query after query.
-    return word_pairs(text)
-
-
-def phrase_match(question_pairs: frozenset[tuple[str, str]], passage: str) -> float:
-    """Share of the question's word pairs that the passage also has side by side, from 0 to 1."""
-    if not question_pairs:
-        return 0.0
-    return len(question_pairs & _passage_pairs(passage)) / len(question_pairs)
-
-
-def keyword_coverage(sentence: str, term_weights: dict[str, float], headline: str = "") -> float:
-    """Share of the question's term weight (IDF) that the sentence contains, from 0 to 1; a word
-    only its article's headline holds counts HEADLINE_SHARE (a story's sentences say "the quake"
-    where its headline says "Earthquake near Sines").
-
-    >>> keyword_coverage("Baghdad owes $8 billion", {"baghdad": 1.0, "owe": 1.0, "russia": 2.0})
-    0.5
-    """
-    total = sum(term_weights.values())
-    if total <= 0:
-        return 0.0
-    present = sentence_stems(sentence)
-    titled = sentence_stems(headline) if headline else frozenset()
-    return sum(w if stem in present else HEADLINE_SHARE * w if stem in titled else 0.0
-               for stem, w in term_weights.items()) / total
-
-
-def term_weights_for(question: str, document_frequency: Callable[[str], int], total_chunks: int) -> dict[str, float]:
-    """IDF weight of each stemmed content word of the question; rare words weigh most.
-
-    The IDF is blended with English word frequencies (qa.text.blended_idf), so that a small
-    corpus weighs "Sines" and "depth" as rare, as a large one would.
-    """
-    from qa.text import blended_idf
-
-    terms = query_terms(question)
-    weights: dict[str, float] = {}
-    for term, stem in zip(terms, stems(terms)):
-        idf = blended_idf(term, document_frequency(term), total_chunks)
-        weights[stem] = max(weights.get(stem, 0.0), idf)
-    return weights
 
 
 def _selective_terms(terms: Sequence[str], frequencies: dict[str, int], total: int) -> list[str]:
@@ -244,29 +99,34 @@ def open_retriever(
     The backend is the one asked for, else the one the index was built with.
     """
     from qa.embed import Embedder, Reranker
-    from qa.index import open_index
-    from qa.location import as_location
+    from qa.stores import open_store
 
-    index = open_index(as_location(location))
+    store = open_store(location)
     try:
-        embedder = embedder or Embedder(backend=backend or index.manifest.backend, bulk=False)
-        index.manifest.check_model(embedder.name, embedder.dimension, index.dir, embedder.backend)
-        return Retriever(index, embedder, Reranker(reranker) if reranker else None)
+        embedder = embedder or Embedder(backend=backend or store.manifest.backend, bulk=False)
+        store.manifest.check_model(embedder.name, embedder.dimension, store.location.describe(), embedder.backend)
+        return Retriever(store, embedder, Reranker(reranker) if reranker else None)
     except BaseException:
-        index.close()
+        store.close()
         raise
 
 
 class Retriever:
-    """Finds passages in an index for a query."""
+    """Finds passages in a store for a query."""
 
-    def __init__(self, index: Index | MilvusIndex, embedder: Embedder, reranker: Reranker | None = None) -> None:
-        self.index = index
+    def __init__(self, store: Store, embedder: Embedder, reranker: Reranker | None = None) -> None:
+        self.store = store
         self.embedder = embedder
         self.reranker = reranker
-        self._last_weights: tuple[str, int, dict[str, float]] | None = None
+        # The last search's query, the store's revision then, and the query's term weights.
+        self._last_weights: tuple[str, int | None, dict[str, float]] | None = None
         self._executor: ThreadPoolExecutor | None = None
         self._aligner: TokenAligner | None = None
+
+    @property
+    def index(self) -> Store:
+        """The store, by its old name (bench/judgment.py and tests/test_offline_answers.py still use it)."""
+        return self.store
 
     def aligner(self) -> TokenAligner:
         """The token aligner that reads the best passages again (qa.align), made on first use."""
@@ -284,13 +144,17 @@ class Retriever:
         return self._executor
 
     def term_weights(self, query: str) -> dict[str, float]:
-        """IDF weights of the query's words; the last search's, when it was for the same query."""
+        """IDF weights of the query's words; the last search's, when it was for the same query and
+        the store says nothing was committed since."""
         text = clean_query(query)
-        if self._last_weights and self._last_weights[:2] == (text, self.index.generation) and self._last_weights[2]:
-            return self._last_weights[2]
-        with self.index.reading():
-            frequencies = self.index.document_frequencies(query_terms(text))
-            return term_weights_for(text, frequencies.__getitem__, self.index.chunk_count())
+        store = self.store
+        with store.reading():
+            revision = store.revision()
+            last = self._last_weights
+            if last and revision is not None and last[:2] == (text, revision) and last[2]:
+                return last[2]
+            frequencies = store.document_frequencies(query_terms(text))
+            return term_weights_for(text, frequencies.__getitem__, store.chunk_count())
 
     def search(
         self,
@@ -339,37 +203,45 @@ class Retriever:
             vector = mean_vector(query_states[0])
         elif vector is None and any(mode != "keyword" for mode in modes):
             vector = self.embedder.encode_query(text)
-        with self.index.reading():
+        with self.store.reading():
             return self._search_snapshot(text, k, modes, filters or SearchFilters(), vector, align, query_states)
 
     def _search_snapshot(
         self, text: str, k: int, modes: Sequence[str], filters: SearchFilters, vector: np.ndarray | None,
         align: bool = False, query_states: TokenStates | None = None,
     ) -> dict[str, list[Hit]]:
-        index = self.index
+        store = self.store
         pool = max(CANDIDATES, k) * (8 if filters.active else 1)
-        total = index.chunk_count()
+        total = store.chunk_count()
         wants_vector = vector is not None and any(mode != "keyword" for mode in modes)
         dense_future = None
-        if wants_vector and index.concurrent_search:
-            dense_future = self._dense_thread().submit(index.dense_search, vector, pool, filters)
+        if wants_vector and store.concurrent_search:
+            dense_future = self._dense_thread().submit(store.dense_search, vector, pool, filters)
         wants_keywords = "dense" not in modes or len(modes) > 1
         terms = query_terms(text) if wants_keywords else []
-        frequencies = index.document_frequencies(terms)
+        frequencies = store.document_frequencies(terms)
         # One ranked keyword query serves both: its head is the keyword candidate pool, and the
         # whole list gives every candidate its BM25 score.
         selective = _selective_terms(terms, frequencies, total)
-        keyword_ranked = index.keyword_search(selective, max(KEYWORD_DEPTH, pool), filters) if terms else []
+        keyword_ranked = store.keyword_search(selective, max(KEYWORD_DEPTH, pool), filters) if terms else []
         keyword_pool = [c for c, _ in keyword_ranked[:pool]]
         if dense_future is not None:
             dense_pool = dense_future.result()
         else:
-            dense_pool = index.dense_search(vector, pool, filters) if wants_vector else []
-        records = index.chunks(list(dict.fromkeys(dense_pool + keyword_pool)))
-        admitted = {c: r for c, r in records.items() if filters.admits(r)}
+            dense_pool = store.dense_search(vector, pool, filters) if wants_vector else []
+        wanted = list(dict.fromkeys(dense_pool + keyword_pool))
+        if vector is not None:
+            found, found_vectors = store.chunks_with_vectors(wanted)
+        else:
+            found, found_vectors = list(store.chunks(wanted).values()), None
+        admitted_rows = [n for n, r in enumerate(found) if filters.admits(r)]
+        admitted = {found[n].chunk_id: found[n] for n in admitted_rows}
+        chunk_vectors = found_vectors[admitted_rows] if found_vectors is not None else None
         weights = term_weights_for(text, frequencies.__getitem__, total) if keyword_pool else {}
-        self._last_weights = (text, self.index.generation, weights)
-        features = self._features(list(admitted.values()), vector, keyword_ranked if keyword_pool else None, weights)
+        self._last_weights = (text, store.revision(), weights)
+        features = self._features(
+            list(admitted.values()), vector, keyword_ranked if keyword_pool else None, weights, chunk_vectors
+        )
         pairs = word_pairs(text) if "hybrid" in modes else frozenset()
         features.phrase = {c: phrase_match(pairs, r.text) for c, r in admitted.items()} if pairs else {}
 
@@ -411,7 +283,7 @@ class Retriever:
     def _rank(self, candidates: list[ChunkRecord], features: Features, mode: str, k: int) -> list[Hit]:
         if not candidates:
             return []
-        scores = _mode_scores(mode, features.restricted([r.chunk_id for r in candidates]))
+        scores = mode_scores(mode, features.restricted([r.chunk_id for r in candidates]))
         ranked = sorted(candidates, key=lambda r: scores[r.chunk_id], reverse=True)
         hits: list[Hit] = []
         for record in ranked:
@@ -428,8 +300,10 @@ class Retriever:
         vector: np.ndarray | None,
         keyword_ranked: list[tuple[int, float]] | None,
         term_weights: dict[str, float] | None = None,
+        chunk_vectors: np.ndarray | None = None,
     ) -> Features:
-        """Exact scores of every candidate for every signal, so no candidate is scored by a guess."""
+        """Exact scores of every candidate for every signal, so no candidate is scored by a guess;
+        `chunk_vectors` holds the records' stored vectors, one row each, when `vector` is given."""
         import numpy as np
 
         ids = [r.chunk_id for r in records]
@@ -443,9 +317,9 @@ class Retriever:
             floor = ranked[-1][1] if len(ranked) >= KEYWORD_DEPTH else 0.0
             features.keyword = {c: scores.get(c, floor) for c in ids}
         if vector is not None:
-            chunk_cosines = self.index.chunk_vectors(ids) @ vector
+            chunk_cosines = chunk_vectors @ vector
             features.dense = {c: float(s) for c, s in zip(ids, chunk_cosines)}
-            stored = self.index.sentence_vectors(records)
+            stored = self.store.sentence_vectors(records)
             for record in records:
                 spans, matrix = stored.get(record.chunk_id, ([], np.zeros((0, len(vector)), np.float32)))
                 cosines = matrix @ vector if len(spans) else np.zeros(0, np.float32)
@@ -469,60 +343,11 @@ class Retriever:
         return features
 
 
-@dataclass
-class Features:
-    """Per-candidate scores of each retrieval signal."""
-
-    ids: list[int]
-    dense: dict[int, float] = field(default_factory=dict)
-    best_sentence: dict[int, float] = field(default_factory=dict)
-    keyword: dict[int, float] = field(default_factory=dict)
-    answer_sentence: dict[int, float] = field(default_factory=dict)
-    sentence_scores: dict[int, tuple[tuple[Span, float], ...]] = field(default_factory=dict)
-    phrase: dict[int, float] = field(default_factory=dict)
-
-    def restricted(self, ids: list[int]) -> Features:
-        """The same features over a subset of the candidates (z-scores are taken over that subset)."""
-        return replace(self, ids=ids)
-
-    def meaning(self) -> dict[int, float]:
-        """Cosine of the passage and of its best sentence, blended: the passage's topic and its best line."""
-        return {c: (1 - SENTENCE_SHARE) * self.dense[c] + SENTENCE_SHARE * self.best_sentence[c] for c in self.ids}
-
-
 def _rerank(reranker: Reranker, query: str, hits: list[Hit]) -> list[Hit]:
     """Order first-stage hits by a cross-encoder's scores, which become their scores."""
     scores = reranker.score(query, [hit.text for hit in hits])
     rescored = [replace(hit, score=round(score, 4)) for hit, score in zip(hits, scores)]
     return sorted(rescored, key=lambda hit: hit.score, reverse=True)
-
-
-def _mode_scores(mode: str, features: Features) -> dict[int, float]:
-    if mode == "dense":
-        return features.meaning()
-    keyword = {c: features.keyword.get(c, 0.0) for c in features.ids}
-    if mode == "keyword":
-        return keyword
-    meaning = _zscores(features.meaning())
-    words = _zscores(keyword)
-    scores = {c: DENSE_WEIGHT * meaning[c] + KEYWORD_WEIGHT * words[c] for c in features.ids}
-    if features.answer_sentence:
-        answer = _zscores({c: features.answer_sentence.get(c, 0.0) for c in features.ids})
-        for c in features.ids:
-            scores[c] += ANSWER_WEIGHT * answer[c]
-    if features.phrase:
-        phrase = _zscores({c: features.phrase.get(c, 0.0) for c in features.ids})
-        for c in features.ids:
-            scores[c] += PHRASE_WEIGHT * phrase[c]
-    return scores
-
-
-def _zscores(scores: dict[int, float]) -> dict[int, float]:
-    """Standardize scores over the candidates: mean 0, standard deviation 1."""
-    values = list(scores.values())
-    mean = sum(values) / len(values)
-    spread = math.sqrt(sum((v - mean) ** 2 for v in values) / len(values)) or 1.0
-    return {c: (v - mean) / spread for c, v in scores.items()}
 
 
 def _duplicates_any(record: ChunkRecord, hits: list[Hit]) -> bool:

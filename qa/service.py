@@ -23,9 +23,9 @@ from qa.errors import QueryError
 
 if TYPE_CHECKING:
     from qa.llm import LLMSettings
-    from qa.location import StoreLocation
-    from qa.retrieve import Retriever, SearchFilters
-    from qa.types import Answer, Article, Hit, IndexStats
+    from qa.retrieve import Retriever
+    from qa.stores.location import StoreLocation
+    from qa.types import Answer, Article, Hit, IndexStats, SearchFilters
 
 MAX_QUESTION_CHARS = 2000  # what qa.retrieve.clean_query keeps of a query
 MAX_K = 100  # as `qa ask -k`
@@ -74,7 +74,7 @@ class IndexService:
         from qa.pages import hits_with_pages
 
         hits = self._retriever.search(query, k=k, mode=mode, filters=filters, align=align)
-        return hits_with_pages(hits, self._retriever.index)
+        return hits_with_pages(hits, self._retriever.store)
 
     def ask(self, question: str, k: int = DEFAULT_TOP_K, mode: str = "hybrid", source: str | None = None,
             since: str | None = None, until: str | None = None,
@@ -99,7 +99,7 @@ class IndexService:
             with ChatClient(self.llm) as client:
                 answer = generate_answer(self._retriever, client, question, k=k, mode=mode, filters=filters,
                                          on_token=on_token)
-        return answer_with_pages(answer, self._retriever.index)
+        return answer_with_pages(answer, self._retriever.store)
 
     def ask_json(self, question: str, **options: Any) -> dict[str, Any]:
         """The `qa ask --json` object."""
@@ -115,21 +115,21 @@ class IndexService:
         return None if article is None else asdict(article)
 
     def _document(self, doc_id: str) -> Article | None:
-        index = self._retriever.index
-        with index.reading():
-            return index.document(doc_id)
+        store = self._retriever.store
+        with store.reading():
+            return store.document(doc_id)
 
     def stats(self) -> dict[str, Any]:
         """The `qa stats --json` object."""
         return asdict(self._run(self._stats))
 
     def _stats(self) -> IndexStats:
-        index = self._retriever.index
-        with index.reading():
-            return index.stats()
+        store = self._retriever.store
+        with store.reading():
+            return store.stats()
 
     def close(self) -> None:
-        self._run(self._retriever.index.close)
+        self._run(self._retriever.store.close)
         self._worker.shutdown()
 
 
@@ -151,7 +151,8 @@ def check_text(value: str, name: str) -> None:
 
 def search_filters(k: int, mode: str, source: str | None, since: str | None, until: str | None) -> SearchFilters:
     """The filters of a request, after checking k, mode and the filter values."""
-    from qa.retrieve import SearchFilters, iso_day
+    from qa.retrieve import iso_day
+    from qa.types import SearchFilters
 
     if isinstance(k, bool) or not isinstance(k, int) or not 1 <= k <= MAX_K:
         raise QueryError(f"k must be a whole number from 1 to {MAX_K}")

@@ -1,4 +1,9 @@
-"""How common a word is: in English at large (wordfreq) and in the user's own corpus, blended.
+"""Words: how qa splits text into words, which it leaves out, how it stems them, and how common
+a word is, in English at large (wordfreq) and in the user's own corpus, blended.
+
+Both stores, retrieval, the answer stage, alignment, the claim checker and follow-ups read words
+through this module, so a question's words and an article's words are always cut and stemmed the
+same way.
 
 A rare word is what ties a question to the sentence that answers it ("How deep was the earthquake
 near Sines?": "Sines", "deep"). An IDF from the user's corpus alone knows nothing on a first run:
@@ -10,7 +15,28 @@ is before the corpus can; as the corpus grows, its own counts take over.
 from __future__ import annotations
 
 import math
+import re
+from collections.abc import Sequence
 from functools import lru_cache
+
+# A word for keywords and stems: a run of letters, digits or underscores ("U.S." is "u", "s").
+WORD = re.compile(r"\w+", re.UNICODE)
+# A word as a person reads it, apostrophes kept: a follow-up's "he's" is not the pronoun "he".
+SPOKEN_WORD = re.compile(r"[\w']+")
+# A word or a number as the claim checker reads facts: "US-led", "Ivanov's", "1,400", "2.5".
+FACT_WORD = re.compile(r"[^\W\d_][\w'’-]*|\d[\d,]*(?:\.\d+)?")
+
+# Words that carry no topic: kept out of keyword queries (so BM25 does not walk huge posting
+# lists), out of term weights and out of the stems an answer sentence is matched on.
+STOPWORDS = frozenset(
+    """a about above after again against all am an and any are as at be because been before being
+    below between both but by can could did do does doing down during each few for from further had
+    has have having he her here hers herself him himself his how i if in into is it its itself just
+    me more most my myself no nor not now of off on once only or other our ours ourselves out over own
+    same she should so some such than that the their theirs them themselves then there these they
+    this those through to too under until up very was we were what when where which while who whom
+    why will with would you your yours yourself yourselves s t don much many""".split()
+)
 
 # The background English counts as this many chunks of ordinary text beside the corpus's own
 # (see blended_idf). Chosen on SQuAD v2.0 dev (bench/judgment.py); see README "Quality and speed".
@@ -59,3 +85,61 @@ def blended_idf(word: str, document_frequency: int, total_chunks: int) -> float:
     """
     background = BACKGROUND_CHUNKS * english_chunk_share(word)
     return math.log(1 + (total_chunks + BACKGROUND_CHUNKS + 1) / (document_frequency + background + 0.5))
+
+
+def content_words(text: str) -> list[str]:
+    """A text's words, lower-cased, stopwords left out, in order: ``"How much does Baghdad owe?"
+    -> ["baghdad", "owe"]``."""
+    return [word for word in WORD.findall(text.lower()) if word not in STOPWORDS]
+
+
+def query_terms(text: str) -> list[str]:
+    """Content words of a query, lower-cased, in order, without repeats.
+
+    >>> query_terms("How much does Baghdad owe Russia?")
+    ['baghdad', 'owe', 'russia']
+    """
+    return list(dict.fromkeys(content_words(text)))
+
+
+@lru_cache(maxsize=1)
+def _stemmer():
+    import Stemmer
+
+    return Stemmer.Stemmer("english")
+
+
+def stems(words: Sequence[str]) -> list[str]:
+    """Snowball stems: ``["owes", "owed"] -> ["owe", "owe"]``."""
+    return _stemmer().stemWords(list(words))
+
+
+@lru_cache(maxsize=200_000)
+def sentence_stems(sentence: str) -> frozenset[str]:
+    """The stems of a text's content words: ``"Baghdad owes Russia" -> {"baghdad", "owe", "russia"}``.
+
+    Cached: the same candidate sentences come back query after query."""
+    return frozenset(stems(query_terms(sentence)))
+
+
+def word_pairs(text: str) -> frozenset[tuple[str, str]]:
+    """Stemmed pairs of adjacent content words, stopwords skipped over.
+
+    >>> sorted(word_pairs("The Foreign Minister of Russia"))
+    [('foreign', 'minist'), ('minist', 'russia')]
+    """
+    sequence = stems(content_words(text))
+    return frozenset(zip(sequence, sequence[1:]))
+
+
+def keyword_stems(text: str) -> str:
+    """What a store's BM25 index reads of a text: the Snowball stems of its content words, in
+    order (``"Baghdad owes Russia" -> "baghdad owe russia"``). Both stores index these and search
+    with `stems` of the query's words, so keywords match the same way in each."""
+    return " ".join(stems(content_words(text)))
+
+
+def keyword_text(title: str, text: str) -> str:
+    """A chunk's title and text as one field of stems, for a store that indexes them together
+    (Milvus): ``("Iraq", "Baghdad owes Russia") -> "iraq baghdad owe russia"``."""
+    return keyword_stems(f"{title}\n{text}")

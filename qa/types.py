@@ -1,8 +1,18 @@
-"""Records that flow through the pipeline; `--json` output is built from their fields."""
+"""Records that flow through the pipeline; `--json` output is built from their fields.
+
+The records a store keeps and gives back (`IndexedArticle`, `CommitGroup`, `ChunkRecord`, …) and the
+filters a search takes are here, not in any one store: every store reads and writes the same ones.
+"""
 
 from __future__ import annotations
 
+import fnmatch
+from collections.abc import Sequence
 from dataclasses import dataclass, field
+from typing import TYPE_CHECKING
+
+if TYPE_CHECKING:
+    import numpy as np
 
 Span = tuple[int, int]
 """A half-open character range ``(start, end)`` into an article's clean text."""
@@ -120,3 +130,108 @@ class IndexStats:
     dimension: int
     size_bytes: int
     sources: tuple[str, ...] = ()
+
+
+# What a store keeps and gives back ----------------------------------------------------------------
+
+
+@dataclass(frozen=True)
+class DocumentRecord:
+    """What a store knows about an indexed file, enough to tell whether it changed."""
+
+    doc_id: str
+    path: str
+    title: str
+    date: str | None
+    content_hash: str
+    size: int
+    mtime_ns: int
+    indexed_at: float = 0.0
+
+
+@dataclass(frozen=True)
+class ChunkRecord:
+    """A chunk joined with its document, as retrieval needs it."""
+
+    chunk_id: int
+    doc_id: str
+    title: str
+    path: str
+    date: str | None
+    start: int
+    end: int
+    text: str
+    sentences: tuple[Span, ...]
+
+
+@dataclass(frozen=True)
+class IndexedArticle:
+    """An article with its chunks and the file facts used to notice later changes."""
+
+    article: Article
+    chunks: tuple[Chunk, ...]
+    size: int
+    mtime_ns: int
+
+
+@dataclass(frozen=True)
+class CommitGroup:
+    """One commit of an update: documents to drop, articles to write with their vectors, and
+    changes to the remembered sources and to file facts."""
+
+    items: Sequence[IndexedArticle] = ()
+    drop_docs: Sequence[str] = ()
+    chunk_vectors: np.ndarray | None = None  # one row per chunk of the items, in order
+    sentence_vectors: Sequence[np.ndarray] | None = None  # per item, one row per article_sentences span
+    add_sources: Sequence[str] = ()
+    remove_sources: Sequence[str] = ()
+    touched: Sequence[tuple[str, int, int]] = ()  # (doc id, size, mtime_ns) of unchanged content
+
+    @property
+    def chunk_count(self) -> int:
+        return sum(len(item.chunks) for item in self.items)
+
+
+@dataclass(frozen=True)
+class ExportedDocument:
+    """A document as a store holds it, for copying to another store: the article, its chunks, and
+    their vectors."""
+
+    item: IndexedArticle
+    chunk_vectors: np.ndarray  # one row per chunk of item.chunks
+    sentence_vectors: np.ndarray  # one row per span of article_sentences(item)
+
+
+def article_sentences(item: IndexedArticle) -> list[Span]:
+    """The distinct sentence spans of an article's chunks, in order (overlapping chunks share some);
+    a store keeps one sentence vector for each."""
+    return sorted({tuple(span) for chunk in item.chunks for span in chunk.sentences})  # type: ignore[misc]
+
+
+@dataclass(frozen=True)
+class SearchFilters:
+    """Limits on which articles may answer: a path glob and an inclusive date range (ISO days).
+
+    Each store turns what it can of them into its own query (`admits` is the exact test, which
+    retrieval applies to every candidate whatever the store did)."""
+
+    source: str | None = None
+    since: str | None = None
+    until: str | None = None
+
+    def admits(self, record: ChunkRecord) -> bool:
+        if self.source and not (
+            fnmatch.fnmatch(record.path, self.source)
+            or fnmatch.fnmatch(record.path.rsplit("/", 1)[-1], self.source)
+            or fnmatch.fnmatch(record.path, f"*{self.source}*")
+        ):
+            return False
+        if self.since and (record.date is None or record.date < self.since):
+            return False
+        if self.until and (record.date is None or record.date > self.until):
+            return False
+        return True
+
+    @property
+    def active(self) -> bool:
+        return bool(self.source or self.since or self.until)

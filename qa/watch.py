@@ -25,7 +25,7 @@ from qa.ingest import path_is_under
 if TYPE_CHECKING:
     from qa.embed import Embedder
     from qa.indexer import UpdateReport
-    from qa.location import StoreLocation
+    from qa.stores.location import StoreLocation
 
 DEBOUNCE_MS = 1600  # the longest a batch keeps growing while files keep arriving
 STEP_MS = 150  # a batch ends after this long without a new event
@@ -105,13 +105,13 @@ class FolderWatcher:
             self.log(f"{_clock()} watching stopped: {type(exc).__name__}: {exc}")
 
     def _sources(self) -> list[str]:
-        from qa.index import open_index
+        from qa.stores import open_store
 
-        index = open_index(self.location)
+        store = open_store(self.location)
         try:
-            return index.sources()
+            return store.sources()
         finally:
-            index.close()
+            store.close()
 
     def _log_report(self, report: UpdateReport, seconds: float, always: bool = False) -> None:
         if report.changed_anything:

@@ -16,7 +16,7 @@ from hypothesis.configuration import set_hypothesis_home_dir
 from qa.embed import Embedder
 
 if TYPE_CHECKING:
-    from qa.location import StoreLocation
+    from qa.stores.location import StoreLocation
 
 REPO = Path(__file__).resolve().parent.parent
 SEEDS = REPO / "seeds"
@@ -208,7 +208,7 @@ STORE_KINDS = ("faiss", "milvus")
 
 def store_location(kind: str, folder: Path) -> StoreLocation:
     """Where a test keeps an index of the given store kind, inside `folder`."""
-    from qa.location import StoreLocation, parse_store
+    from qa.stores.location import StoreLocation, parse_store
 
     if kind == "milvus":
         pytest.importorskip("pymilvus")
@@ -238,7 +238,7 @@ def store_kind(request: pytest.FixtureRequest) -> str:
 @pytest.fixture(scope="module")
 def seeds_location(store_kind: str, seeds_index: Path, tmp_path_factory: pytest.TempPathFactory) -> StoreLocation:
     """The session's index of the seeds in the module's store kind (only read by tests)."""
-    from qa.location import StoreLocation
+    from qa.stores.location import StoreLocation
 
     local = StoreLocation("faiss", seeds_index)
     if store_kind == "faiss":

@@ -17,8 +17,8 @@ from qa.align import (
 )
 from qa.answer import answer_probability, answers_question, score_sentences
 from qa.embed import Embedder
-from qa.index import open_index
-from qa.location import StoreLocation
+from qa.stores import open_store
+from qa.stores.location import StoreLocation
 from qa.retrieve import Retriever
 from qa.types import Hit
 
@@ -29,7 +29,7 @@ QUESTION = "How much does Baghdad owe Russia?"
 
 @pytest.fixture(scope="module")
 def retriever(seeds_location: StoreLocation, embedder: Embedder) -> Iterator[Retriever]:
-    index = open_index(seeds_location)
+    index = open_store(seeds_location)
     yield Retriever(index, embedder)
     index.close()
 

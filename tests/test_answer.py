@@ -9,9 +9,10 @@ import pytest
 
 from qa.answer import NOT_ANSWERED, answer_question
 from qa.embed import Embedder
-from qa.index import Index, open_index
-from qa.location import StoreLocation
+from qa.stores import open_store
+from qa.stores.location import StoreLocation
 from qa.retrieve import Retriever
+from qa.stores.base import Store
 from qa.types import Answer
 
 SEEDS = Path(__file__).resolve().parent.parent / "seeds"
@@ -21,12 +22,12 @@ SITE_CHROME = ("Get the latest updates", "Last Updated", "right on your browser"
 @pytest.fixture(scope="module")
 def retriever(seeds_location: StoreLocation, embedder: Embedder) -> Iterator[Retriever]:
     """A retriever over the session's index of the seeds (only read here), in each store kind."""
-    index = open_index(seeds_location)
+    index = open_store(seeds_location)
     yield Retriever(index, embedder)
     index.close()
 
 
-def assert_quotes_are_exact(answer: Answer, index: Index) -> None:
+def assert_quotes_are_exact(answer: Answer, index: Store) -> None:
     """Every citation quotes its document's clean text exactly between its offsets."""
     for citation in answer.citations:
         document = index.document(citation.doc_id)
@@ -47,7 +48,7 @@ def test_who_received_the_informal_document(retriever: Retriever) -> None:
     assert Path(first.path).resolve() == SEEDS / "000_22cb3c343393cc32.txt"
     assert "Madeleine Albright" in first.quote
     assert "Madeleine Albright" in answer.answer
-    assert_quotes_are_exact(answer, retriever.index)
+    assert_quotes_are_exact(answer, retriever.store)
 
 
 def test_how_much_baghdad_owes_russia(retriever: Retriever) -> None:
@@ -55,7 +56,7 @@ def test_how_much_baghdad_owes_russia(retriever: Retriever) -> None:
     assert answer.answerable
     assert "$8 billion" in answer.citations[0].quote
     assert answer.citations[0].title == "Russia May Send Peacekeepers to Iraq"
-    assert_quotes_are_exact(answer, retriever.index)
+    assert_quotes_are_exact(answer, retriever.store)
 
 
 @pytest.mark.parametrize(
@@ -82,7 +83,7 @@ def test_unrelated_question_is_not_answered_but_shows_passages(retriever: Retrie
     assert answer.citations == ()
     assert answer.passages  # the closest passages are still shown to the reader
     for hit in answer.passages:
-        document = retriever.index.document(hit.doc_id)
+        document = retriever.store.document(hit.doc_id)
         assert document is not None and hit.text == document.text[hit.start : hit.end]
 
 

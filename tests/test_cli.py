@@ -12,7 +12,7 @@ import pytest
 from click.testing import CliRunner, Result
 
 from qa.cli import main
-from qa.index import Index
+from qa.stores import open_store
 
 SEEDS = Path(__file__).resolve().parent.parent / "seeds"
 IVANOV_QUESTION = "Who did Igor Ivanov give the informal document to?"
@@ -49,7 +49,7 @@ def index_dir(built: tuple[Path, Result]) -> Path:
 
 
 def document_text(index_dir: Path, doc_id: str) -> str:
-    index = Index.open(index_dir)
+    index = open_store(index_dir)
     try:
         document = index.document(doc_id)
         assert document is not None

@@ -17,7 +17,7 @@ from pathlib import Path
 import pytest
 
 from qa.answer import answer_question
-from qa.index import Index, check_index
+from qa.stores import check_store, open_store
 from qa.indexer import update_index
 from qa.retrieve import Retriever
 
@@ -55,8 +55,8 @@ def _qa_index(index_dir: Path, *paths: Path, env_extra: dict[str, str] | None = 
 
 def _assert_whole_and_answering(index_dir: Path, embedder) -> int:
     """The index loads, passes every consistency check and cites the right article; returns its chunk count."""
-    assert check_index(index_dir) == []
-    index = Index.open(index_dir)
+    assert check_store(index_dir) == []
+    index = open_store(index_dir)
     try:
         answer = answer_question(Retriever(index, embedder), SEED_QUESTION)
         assert answer.answerable
@@ -81,7 +81,7 @@ def test_sigkill_at_twenty_moments_never_breaks_the_index(tmp_path: Path, embedd
     started = time.monotonic()
     assert _qa_index(reference, articles).wait(timeout=300) == 0
     full_run = time.monotonic() - started
-    expected_chunks = Index.open(reference).stats().chunks
+    expected_chunks = open_store(reference).stats().chunks
 
     landed = []
     for n in range(KILLS):
@@ -102,7 +102,7 @@ def test_sigkill_at_twenty_moments_never_breaks_the_index(tmp_path: Path, embedd
 
     print(f"\nuninterrupted run {full_run:.1f} s; chunks landed at each of {KILLS} kills, of {expected_chunks}: {landed}")
     # The kills fell all through the run: before anything landed, and after some work had landed.
-    assert landed[0] == Index.open(base).stats().chunks
+    assert landed[0] == open_store(base).stats().chunks
     assert any(landed[0] < chunks < expected_chunks for chunks in landed)
 
 
@@ -145,7 +145,7 @@ def test_two_writers_at_once_lose_nothing(tmp_path: Path, embedder) -> None:
             results = [json.loads(writer.stdout.readline()) for writer in writers]
             # One writer indexed the new article; the other waited for it and found nothing to do.
             assert sorted(r["added"] for r in results) == [0, 1]
-            assert check_index(index_dir) == []
+            assert check_store(index_dir) == []
             assert all(r["documents"] == 3 + n for r in results)
     finally:
         for writer in writers:

@@ -11,7 +11,7 @@ from click.testing import CliRunner
 from qa.cli import main
 from qa.embed import Reranker
 from qa.evaluate import run_eval
-from qa.index import Index
+from qa.stores import open_store
 from qa.indexer import update_index
 from qa.retrieve import Retriever
 
@@ -91,7 +91,7 @@ def test_reranker_reorders_hits_by_its_own_scores(tmp_path: Path, embedder, writ
     update_index(index_dir, [write_corpus(tmp_path / "corpus")], embedder=embedder)
     reranker = Reranker(_tiny_cross_encoder(tmp_path / "cross", embedder.model_path))
     query = "Kestrel Bay Bridge cost"
-    index = Index.open(index_dir)
+    index = open_store(index_dir)
     try:
         first_stage = Retriever(index, embedder).search(query, k=20)
         reranked = Retriever(index, embedder, reranker).search(query, k=5)

@@ -33,7 +33,7 @@ DEBT_SENTENCE = "Baghdad's $8 billion debt to Russia"
 def retriever(seeds_index: Path, embedder) -> Retriever:
     opened = open_retriever(seeds_index, embedder=embedder)
     yield opened
-    opened.index.close()
+    opened.store.close()
 
 
 @pytest.fixture(scope="module")
@@ -57,7 +57,7 @@ def test_a_paraphrased_true_sentence_is_supported_with_a_verbatim_evidence_span(
     assert claim.verdict == SUPPORTED, claim
     assert claim.evidence and claim.evidence[0].n == n
     evidence = claim.evidence[0]
-    article = retriever.index.document(evidence.doc_id)
+    article = retriever.store.document(evidence.doc_id)
     assert article.text[evidence.start:evidence.end] == evidence.quote  # the citation contract
     assert "$8 billion" in evidence.quote
 
@@ -156,7 +156,7 @@ def test_a_model_answer_fed_from_a_string_keeps_only_supported_sentences(retriev
     assert [c.verdict for c in answer.claims] == [SUPPORTED, UNSUPPORTED]
     assert answer.answer == f"Baghdad owes Russia 8 billion dollars. [{n}]"  # what scripts read: supported only
     assert answer.citations and all(
-        retriever.index.document(c.doc_id).text[c.start:c.end] == c.quote for c in answer.citations)
+        retriever.store.document(c.doc_id).text[c.start:c.end] == c.quote for c in answer.citations)
     out = io.StringIO()
     Console(file=out, width=200).print(render_answer(answer))
     shown = out.getvalue()
@@ -177,11 +177,11 @@ def test_a_real_model_answer_is_checked_sentence_by_sentence(retriever, llm_url:
     for claim in answer.claims:
         assert claim.verdict in (SUPPORTED, UNSUPPORTED, UNCITED)
         for evidence in claim.evidence:
-            assert retriever.index.document(evidence.doc_id).text[evidence.start:evidence.end] == evidence.quote
+            assert retriever.store.document(evidence.doc_id).text[evidence.start:evidence.end] == evidence.quote
     if answer.generated:
         assert any(c.verdict == SUPPORTED for c in answer.claims)
         for citation in answer.citations:
-            assert retriever.index.document(citation.doc_id).text[citation.start:citation.end] == citation.quote
+            assert retriever.store.document(citation.doc_id).text[citation.start:citation.end] == citation.quote
     else:  # nothing it wrote was supported: the quoted answer, and a note saying why
         assert answer.notice and "smollm2" in answer.notice
         assert DEBT_SENTENCE in answer.answer

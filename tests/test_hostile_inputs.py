@@ -14,7 +14,7 @@ from hypothesis import strategies as st
 from qa.answer import answer_question
 from qa.cli import main
 from qa.errors import IngestError, QueryError
-from qa.index import Index, check_index
+from qa.stores import check_store, open_store
 from qa.indexer import update_index
 from qa.ingest import read_article
 from qa.retrieve import Retriever
@@ -59,7 +59,7 @@ def test_hostile_corpus_indexes_the_good_files_and_names_the_bad(tmp_path: Path,
         assert name in skipped, f"{name} was not reported"
         assert word in skipped[name].lower(), skipped[name]
     assert all("\n" not in reason for reason in skipped.values())
-    assert check_index(tmp_path / "index") == []
+    assert check_store(tmp_path / "index") == []
 
 
 @settings(max_examples=600, deadline=timedelta(seconds=10), suppress_health_check=list(HealthCheck))
@@ -82,7 +82,7 @@ def test_any_bytes_give_an_article_or_a_clear_ingest_error(tmp_path_factory, dat
 def seed_retriever(tmp_path_factory, embedder, write_corpus):
     folder = tmp_path_factory.mktemp("seed-index")
     update_index(folder / "index", [write_corpus(folder / "corpus")], embedder=embedder)
-    index = Index.open(folder / "index")
+    index = open_store(folder / "index")
     yield Retriever(index, embedder)
     index.close()
 
@@ -103,14 +103,14 @@ def test_any_question_gets_an_answer_or_a_clear_message(seed_retriever, question
     except QueryError as exc:
         assert str(exc) and "\n" not in str(exc)
     else:
-        text = {c.doc_id: seed_retriever.index.document(c.doc_id).text for c in answer.citations}
+        text = {c.doc_id: seed_retriever.store.document(c.doc_id).text for c in answer.citations}
         for citation in answer.citations:
             assert text[citation.doc_id][citation.start : citation.end] == citation.quote
 
 
 @pytest.mark.parametrize("question", ["", "   ", "?!?!", "x" * 10_000, "Иванов передал документ?"])
 def test_cli_answers_odd_questions_without_a_traceback(seed_retriever, question: str) -> None:
-    result = CliRunner().invoke(main, ["ask", "--index", str(seed_retriever.index.dir), question])
+    result = CliRunner().invoke(main, ["ask", "--index", str(seed_retriever.store.dir), question])
     assert "Traceback" not in result.output
     assert result.exit_code in (0, 1)
     if result.exit_code == 1:

@@ -17,8 +17,9 @@ from qa.chunk import chunk_text, embedding_text
 from qa.cli import main
 from qa.embed import Embedder
 from qa.errors import IndexMismatchError
-from qa.index import MANIFEST_FILE, open_index
-from qa.location import StoreLocation
+from qa.stores import open_store
+from qa.stores.local.store import MANIFEST_FILE
+from qa.stores.location import StoreLocation
 from qa.indexer import UpdateReport, update_index
 from qa.ingest import article_heading, read_article
 from qa.retrieve import Retriever
@@ -56,7 +57,7 @@ def assert_consistent(location: StoreLocation, embedder: Embedder) -> IndexStats
     its offsets, the chunks of a document are what `chunk_text` makes of that text, and each
     stored vector is the model's vector of that chunk's text.
     """
-    index = open_index(location)
+    index = open_store(location)
     try:
         documents, chunks = index.counts()
         ids = sorted(index.chunk_ids())
@@ -95,7 +96,7 @@ def assert_consistent(location: StoreLocation, embedder: Embedder) -> IndexStats
 def read_manifest(location: StoreLocation) -> dict:
     if location.is_local:
         return json.loads((location.index_dir / MANIFEST_FILE).read_text())
-    from qa.milvus import MilvusCollections
+    from qa.stores.milvus.store import MilvusCollections
 
     collections = MilvusCollections(location)
     try:
@@ -111,7 +112,7 @@ def rewrite_manifest(location: StoreLocation, **changes: object) -> None:
     if location.is_local:
         (location.index_dir / MANIFEST_FILE).write_text(json.dumps(manifest))
         return
-    from qa.milvus import MilvusCollections
+    from qa.stores.milvus.store import MilvusCollections
 
     collections = MilvusCollections(location)
     try:
@@ -126,7 +127,7 @@ def store_arg(location: StoreLocation) -> str:
 
 
 def top_answer(location: StoreLocation, embedder: Embedder, question: str):
-    index = open_index(location)
+    index = open_store(location)
     try:
         return answer_question(Retriever(index, embedder), question)
     finally:
@@ -134,7 +135,7 @@ def top_answer(location: StoreLocation, embedder: Embedder, question: str):
 
 
 def search(location: StoreLocation, embedder: Embedder, query: str, mode: str = "hybrid", k: int = 5):
-    index = open_index(location)
+    index = open_store(location)
     try:
         return Retriever(index, embedder).search(query, k=k, mode=mode)
     finally:
@@ -242,7 +243,7 @@ def test_a_new_mtime_with_the_same_bytes_embeds_nothing(
     assert report.chunks_embedded == 0
     assert report.unchanged == SMALL_CORPUS_FILES
     assert not report.changed_anything
-    index = open_index(index_dir)
+    index = open_store(index_dir)
     try:  # the new mtime is remembered, so the next run need not hash the file again
         assert index.documents()[str(path)].mtime_ns == before.st_mtime_ns + 5 * 10**9
     finally:
@@ -424,4 +425,11 @@ def test_manifest_of_a_newer_format_is_refused(shared_copy: tuple[StoreLocation,
     index_dir, _ = shared_copy
     rewrite_manifest(index_dir, format_version=99)
     with pytest.raises(IndexMismatchError, match="format 99"):
-        open_index(index_dir)
+        open_store(index_dir)
+
+
+def test_manifest_of_an_older_format_names_the_rebuild(shared_copy: tuple[StoreLocation, UpdateReport]) -> None:
+    index_dir, _ = shared_copy
+    rewrite_manifest(index_dir, format_version=2)
+    with pytest.raises(IndexMismatchError, match=r"old format 2; run `qa index --rebuild`"):
+        open_store(index_dir)

@@ -13,7 +13,8 @@ import pytest
 from qa.answer import NOT_ANSWERED, answer_question, expected_kind, holds_kind, is_not_an_answer
 from qa.embed import Embedder
 from qa.indexer import update_index
-from qa.retrieve import Retriever, open_retriever, sentence_stems
+from qa.retrieve import Retriever, open_retriever
+from qa.text import sentence_stems
 
 SEEDS = Path(__file__).resolve().parent.parent / "seeds"
 

@@ -10,14 +10,14 @@ from pathlib import Path
 import numpy as np
 import pytest
 
-from qa.catalog import Catalog
+from qa.stores.local.catalog import Catalog
 from qa.chunk import chunk_text, split_sentences
 from qa.embed import Embedder
 from qa.errors import ConfigError, QAError
-from qa.index import CATALOG_FILE, vectors_path
+from qa.stores.local.store import CATALOG_FILE, vectors_path
 from qa.indexer import update_index
 from qa.ingest import read_article
-from qa.store import FaissVectorStore
+from qa.stores.local.vectors import FaissVectorStore
 
 from conftest import SEEDS
 

@@ -19,7 +19,7 @@ from conftest import store_location
 if TYPE_CHECKING:
     from conftest import CorpusArticle
 
-    from qa.location import StoreLocation
+    from qa.stores.location import StoreLocation
 
 IVANOV_QUESTION = "Who did Igor Ivanov give the informal document to?"
 _BOX = re.compile(r"[│╭╮╰╯─┃━┏┓┗┛]")

@@ -8,7 +8,7 @@ import numpy as np
 import pytest
 
 from qa.errors import ConfigError, IndexCorruptError
-from qa.store import ANN_THRESHOLD, FaissVectorStore
+from qa.stores.local.vectors import ANN_THRESHOLD, FaissVectorStore
 
 DIMENSION = 8
 
@@ -289,7 +289,7 @@ def test_threshold_comes_from_the_environment(monkeypatch: pytest.MonkeyPatch) -
 
 
 def test_a_failed_conversion_keeps_the_vectors_held(monkeypatch: pytest.MonkeyPatch) -> None:
-    import qa.store
+    import qa.stores.local.vectors
 
     def fail(*_args: object) -> None:
         raise MemoryError
@@ -298,7 +298,7 @@ def test_a_failed_conversion_keeps_the_vectors_held(monkeypatch: pytest.MonkeyPa
     rows = unit_rows(rng, 100)
     store = FaissVectorStore(ANN_DIMENSION, threshold=50)
     store.add(range(100), rows)
-    monkeypatch.setattr(qa.store, "_trained_ivf", fail)
+    monkeypatch.setattr(qa.stores.local.vectors, "_trained_ivf", fail)
     with pytest.raises(MemoryError):
         store.choose_index()
     assert not store.approximate

@@ -9,7 +9,7 @@ import pytest
 from click.testing import CliRunner, Result
 
 from qa.cli import _split_ray_address, main
-from qa.location import parse_store
+from qa.stores.location import parse_store
 
 pytest.importorskip("pymilvus")
 

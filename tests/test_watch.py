@@ -8,7 +8,7 @@ from pathlib import Path
 
 import httpx
 
-from qa.index import Index
+from qa.stores import open_store
 from qa.watch import batch_paths
 from qa_processes import QAProcess, qa_server, wait_for
 
@@ -26,7 +26,7 @@ def update_lines(process: QAProcess) -> list[str]:
 
 
 def documents(index_dir: Path) -> set[str]:
-    index = Index.open(index_dir)
+    index = open_store(index_dir)
     try:
         return {Path(path).name for path in index.documents()}
     finally:

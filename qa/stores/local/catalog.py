@@ -1,4 +1,4 @@
-"""The metadata catalog: documents, chunks, corpus sources and a keyword index, in one SQLite file.
+"""The local store's catalog: documents, chunks, sentences, sources and a keyword index, in one SQLite file.
 
 SQLite gives the index its transactions: the generation number of the vector file is recorded in the
 same transaction that changes documents and chunks, so the metadata, the keyword index (FTS5, which
@@ -13,12 +13,13 @@ import sqlite3
 import time
 from collections.abc import Iterable, Iterator, Sequence
 from contextlib import contextmanager
-from dataclasses import dataclass
 from pathlib import Path
 from typing import TYPE_CHECKING
 
 from qa.errors import IndexCorruptError
-from qa.types import Article, Chunk, Span
+from qa.stores.base import sentences_by_chunk
+from qa.text import keyword_stems
+from qa.types import Article, Chunk, ChunkRecord, DocumentRecord, IndexedArticle, Span, article_sentences
 
 if TYPE_CHECKING:
     import numpy as np
@@ -55,75 +56,9 @@ CREATE TABLE IF NOT EXISTS sentences(
 );
 CREATE INDEX IF NOT EXISTS sentences_by_doc ON sentences(doc_id, start_char);
 CREATE INDEX IF NOT EXISTS documents_by_date ON documents(date);
-CREATE VIRTUAL TABLE IF NOT EXISTS chunk_terms USING fts5(title, body, tokenize='porter unicode61');
+-- The stems of each chunk's title and text (qa.text.keyword_stems): FTS5 does not stem them again.
+CREATE VIRTUAL TABLE IF NOT EXISTS chunk_terms USING fts5(title, body, tokenize='unicode61');
 """
-
-
-@dataclass(frozen=True)
-class DocumentRecord:
-    """What the catalog knows about an indexed file, enough to tell whether it changed."""
-
-    doc_id: str
-    path: str
-    title: str
-    date: str | None
-    content_hash: str
-    size: int
-    mtime_ns: int
-    indexed_at: float = 0.0
-
-
-@dataclass(frozen=True)
-class ChunkRecord:
-    """A chunk row joined with its document, as retrieval needs it."""
-
-    chunk_id: int
-    doc_id: str
-    title: str
-    path: str
-    date: str | None
-    start: int
-    end: int
-    text: str
-    sentences: tuple[Span, ...]
-
-
-@dataclass(frozen=True)
-class IndexedArticle:
-    """An article with its chunks and the file facts used to notice later changes."""
-
-    article: Article
-    chunks: tuple[Chunk, ...]
-    size: int
-    mtime_ns: int
-
-
-@dataclass(frozen=True)
-class CommitGroup:
-    """One commit of an update: documents to drop, articles to write with their vectors, and
-    changes to the remembered sources and to file facts."""
-
-    items: Sequence[IndexedArticle] = ()
-    drop_docs: Sequence[str] = ()
-    chunk_vectors: np.ndarray | None = None  # one row per chunk of the items, in order
-    sentence_vectors: Sequence[np.ndarray] | None = None  # per item, one row per article_sentences span
-    add_sources: Sequence[str] = ()
-    remove_sources: Sequence[str] = ()
-    touched: Sequence[tuple[str, int, int]] = ()  # (doc id, size, mtime_ns) of unchanged content
-
-    @property
-    def chunk_count(self) -> int:
-        return sum(len(item.chunks) for item in self.items)
-
-
-@dataclass(frozen=True)
-class ExportedDocument:
-    """A document as a store holds it, for copying to another store: the article, its chunks, and
-    their vectors."""
-
-    item: IndexedArticle
-    chunk_vectors: np.ndarray  # one row per chunk of item.chunks
-    sentence_vectors: np.ndarray  # one row per span of article_sentences(item)
 
 
 class Catalog:
@@ -277,6 +212,7 @@ class Catalog:
         ids = iter(chunk_ids)
         for position, item in enumerate(items):
             a = item.article
+            title_stems = keyword_stems(a.title)
             self._db.execute(
                 "INSERT INTO documents(doc_id, path, title, date, content_hash, size, mtime_ns, text, "
                 "indexed_at) VALUES(?, ?, ?, ?, ?, ?, ?, ?, ?)",
@@ -291,7 +227,7 @@ class Catalog:
                 )
                 self._db.execute(
                     "INSERT INTO chunk_terms(rowid, title, body) VALUES(?, ?, ?)",
-                    (chunk_id, a.title, chunk.text),
+                    (chunk_id, title_stems, keyword_stems(chunk.text)),
                 )
             if sentence_vectors is not None:
                 spans = article_sentences(item)
@@ -398,13 +334,7 @@ class Catalog:
             return {}
         # One conversion for every row: per-chunk float16 -> float32 copies cost more than the query.
         matrix = np.frombuffer(b"".join(blobs), dtype=np.float16).reshape(len(blobs), dimension).astype(np.float32)
-        found: dict[int, tuple[list[Span], np.ndarray]] = {}
-        first = 0
-        for n in range(1, len(chunk_ids) + 1):
-            if n == len(chunk_ids) or chunk_ids[n] != chunk_ids[first]:
-                found[chunk_ids[first]] = (spans[first:n], matrix[first:n])
-                first = n
-        return found
+        return sentences_by_chunk(chunk_ids, spans, matrix)
 
     def keyword_search(self, match: str, k: int) -> list[tuple[int, float]]:
         """FTS5 BM25 search; returns (chunk id, score) with higher scores better."""
@@ -422,7 +352,7 @@ class Catalog:
         return [(int(rowid), -float(rank)) for rowid, rank in rows]
 
     def document_frequency(self, term: str) -> int:
-        """How many chunks contain `term` (after FTS5's own stemming)."""
+        """How many chunks contain `term` (a stem, as the keyword index holds them)."""
         try:
             row = self._db.execute(
                 "SELECT count(*) FROM chunk_terms WHERE chunk_terms MATCH ?",
@@ -443,11 +373,6 @@ class Catalog:
 def fts_query(terms: Sequence[str]) -> str:
     """An FTS5 MATCH expression that finds any of the terms; each is quoted so none is an operator."""
     return " OR ".join('"' + term.replace('"', '""') + '"' for term in terms)
-
-
-def article_sentences(item: IndexedArticle) -> list[Span]:
-    """The distinct sentence spans of an article's chunks, in order (overlapping chunks share some)."""
-    return sorted({tuple(span) for chunk in item.chunks for span in chunk.sentences})  # type: ignore[misc]
 
 
 def _batches(items: list, size: int = 500) -> Iterator[list]:

@@ -50,6 +50,15 @@ class StoreLocation:
             return f"milvus:{self.path}" + (f"#{self.collection}" if self.collection != DEFAULT_COLLECTION else "")
         return f"{self.uri}/{self.collection}"
 
+    def argument(self) -> str:
+        """The `--store` value that names this store: ``faiss:/home/me/index``, ``milvus:news.db``."""
+        if self.kind == "faiss":
+            return f"faiss:{self.path}"
+        if self.path is not None:
+            return self.describe()
+        scheme = "milvus+https" if (self.uri or "").startswith("https://") else "milvus"
+        return f"{scheme}://{(self.uri or '').split('://', 1)[-1]}/{self.collection}"
+
     def state_dir(self) -> Path:
         """A local folder for this store's small per-user files (chat history, the writer lock)."""
         if self.kind == "faiss":

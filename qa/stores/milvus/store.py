@@ -17,8 +17,8 @@ in between leaves a document whose row says "old content" (so the next run index
 chunks with no document row yet (cleared when the next run indexes that file).
 
 Keywords: Milvus computes BM25 from a text field. Milvus Lite's analyzers do not stem, so qa
-stems the words itself (Snowball, as the local index does) and gives Milvus the stems; the same
-field then serves a server or a cluster unchanged.
+stems the words itself (`qa.text.keyword_text`) and gives Milvus the stems; the same field then
+serves a server or a cluster unchanged.
 """
 
 from __future__ import annotations
@@ -30,17 +30,35 @@ from collections.abc import Iterator, Sequence
 from contextlib import contextmanager
 from typing import TYPE_CHECKING, Any
 
-from qa.catalog import ChunkRecord, CommitGroup, DocumentRecord, ExportedDocument, IndexedArticle, article_sentences
 from qa.errors import ConfigError, IndexCorruptError, IndexMissingError, QAError
 from qa.ingest import path_is_under
-from qa.types import Article, IndexStats, Span
+from qa.stores.base import (
+    REBUILD_HINT,
+    Manifest,
+    index_stats,
+    sentences_by_chunk,
+    span_problem,
+    unit_length_problems,
+)
+from qa.text import keyword_text, stems
+from qa.types import (
+    Article,
+    Chunk,
+    ChunkRecord,
+    CommitGroup,
+    DocumentRecord,
+    ExportedDocument,
+    IndexedArticle,
+    IndexStats,
+    SearchFilters,
+    Span,
+    article_sentences,
+)
 
 if TYPE_CHECKING:
     import numpy as np
 
-    from qa.index import Manifest
-    from qa.location import StoreLocation
-    from qa.retrieve import SearchFilters
+    from qa.stores.location import StoreLocation
 
 # Milvus caps a VARCHAR at 65,535 bytes; text is cut into parts of this many characters (4 bytes
 # each at most in UTF-8).
@@ -51,6 +69,10 @@ INSERT_BATCH = 512
 ID_BATCH = 1000
 SHARDS_ENV = "QA_MILVUS_SHARDS"
 MARKER_DIM = 2
+# Format 4 changed the local keyword index only: this store's rows are the same in formats 3 and 4.
+OLDEST_FORMAT = 3
+# The meta row naming the documents of the commit under way (see MilvusWriter.commit).
+PENDING_KEY = "pending"
 _GRPC_OPTIONS = {"grpc.keepalive_time_ms": 300_000, "grpc.keepalive_permit_without_calls": False}  # Milvus wants a vector field in every collection; the bookkeeping ones get a dummy.
 
 
@@ -96,18 +118,9 @@ def stable_id(*parts: object) -> int:
     return int.from_bytes(digest, "big") >> 2
 
 
-def keyword_text(title: str, text: str) -> str:
-    """The words BM25 sees for a chunk: Snowball stems of its title and text, stop words left out."""
-    from qa.retrieve import STOPWORDS, _WORD, stems
-
-    words = [w for w in _WORD.findall(f"{title}\n{text}".lower()) if w not in STOPWORDS]
-    return " ".join(stems(words))[:TEXT_PART_CHARS * 3]
-
-
 def filter_expression(filters: SearchFilters | None) -> str:
     """The part of the filters Milvus can apply itself; the rest is checked on the results.
 
-    >>> from qa.retrieve import SearchFilters
     >>> filter_expression(SearchFilters(source="reuters", since="2016-01-01"))
     'path like "%reuters%" and date >= "2016-01-01"'
     """
@@ -339,9 +352,6 @@ class MilvusCollections:
 
 
 def load_manifest(collections: MilvusCollections) -> Manifest:
-    from qa.index import FORMAT_VERSION, REBUILD_HINT, Manifest
-    from qa.errors import IndexMismatchError
-
     where = collections.location.describe()
     if not collections.exists():
         raise IndexMissingError(f"no index in {where}: run `qa index PATH --store {where}` to build one")
@@ -349,44 +359,34 @@ def load_manifest(collections: MilvusCollections) -> Manifest:
     raw = collections.get_meta("manifest")
     if raw is None:
         raise IndexCorruptError(f"the Milvus store {where} has no manifest; {REBUILD_HINT}")
-    try:
-        data = json.loads(raw)
-        manifest = Manifest(
-            format_version=int(data["format_version"]),
-            model=str(data["model"]),
-            dimension=int(data["dimension"]),
-            store="milvus",
-            created=str(data.get("created", "")),
-            backend=str(data.get("backend", "torch")),
-        )
-    except (ValueError, KeyError, TypeError) as exc:
-        raise IndexCorruptError(f"the manifest in {where} is damaged ({exc}); {REBUILD_HINT}") from exc
-    if manifest.format_version != FORMAT_VERSION:
-        raise IndexMismatchError(f"the index in {where} has format {manifest.format_version}, not {FORMAT_VERSION}; {REBUILD_HINT}")
-    return manifest
+    return Manifest.from_json(raw, f"the manifest of {where}", "milvus", oldest=OLDEST_FORMAT)
 
 
 def save_manifest(collections: MilvusCollections, manifest: Manifest) -> None:
-    from dataclasses import asdict
-
-    collections.set_meta("manifest", json.dumps(asdict(manifest)))
+    collections.set_meta("manifest", manifest.to_json())
 
 
-class MilvusIndex:
-    """A Milvus store opened for reading, with the same methods retrieval uses on a local Index."""
+# Corpus statistics (chunk count, chunks per stem) are read again after this many seconds: IDF
+# needs the corpus's size and counts, not their last digit, and the answer stage asks a question's
+# counts again right after its search.
+STATISTICS_SECONDS = 1.0
+
+
+class MilvusStore:
+    """A Milvus store opened for reading (`qa.stores.base.Store`)."""
 
     # Milvus Lite serves one request at a time; a cluster does its own parallel work.
     concurrent_search = False
 
     def __init__(self, collections: MilvusCollections, manifest: Manifest) -> None:
         self.collections = collections
+        self.location = collections.location
         self.manifest = manifest
-        self.generation = 0  # Milvus shows each write as it lands; there are no generations to follow
-        self._vectors: dict[int, Any] = {}
         self._chunk_total: tuple[float, int] | None = None
+        self._term_counts: dict[str, tuple[float, int]] = {}
 
     @classmethod
-    def open(cls, location: StoreLocation) -> MilvusIndex:
+    def open(cls, location: StoreLocation) -> MilvusStore:
         collections = MilvusCollections(location)
         try:
             manifest = load_manifest(collections)
@@ -395,23 +395,23 @@ class MilvusIndex:
             raise
         return cls(collections, manifest)
 
-    @property
-    def dir(self) -> str:
-        return self.collections.location.describe()
-
     @contextmanager
     def reading(self) -> Iterator[None]:
+        # Milvus shows each write as it lands: there is no committed state to hold.
         yield
+
+    def revision(self) -> None:
+        # Nor a number that says a commit landed: callers keep nothing between searches.
+        return None
 
     def close(self) -> None:
         self.collections.close()
 
-    # What retrieval asks ------------------------------------------------------------------------
+    # Search ---------------------------------------------------------------------------------------
 
     def chunk_count(self) -> int:
-        # Counted at most once a second: IDF needs the corpus size, not its last digit.
         now = time.monotonic()
-        if self._chunk_total is None or now - self._chunk_total[0] > 1.0:
+        if self._chunk_total is None or now - self._chunk_total[0] > STATISTICS_SECONDS:
             self._chunk_total = (now, self.collections.count(self.collections.chunks))
         return self._chunk_total[1]
 
@@ -429,8 +429,6 @@ class MilvusIndex:
         return [int(hit["id"]) for hit in results[0]]
 
     def keyword_search(self, terms: Sequence[str], k: int, filters: SearchFilters | None = None) -> list[tuple[int, float]]:
-        from qa.retrieve import stems
-
         if not terms:
             return []
         c = self.collections
@@ -450,27 +448,54 @@ class MilvusIndex:
     def document_frequencies(self, terms: Sequence[str]) -> dict[str, int]:
         """How many chunks hold each term's stem: one lookup in the terms collection the writer
         keeps (Milvus does not expose its BM25 statistics, and a TEXT_MATCH count per word cost
-        ~150 ms here)."""
-        from qa.retrieve import stems
-
+        ~150 ms here). Counts read in the last STATISTICS_SECONDS are not read again."""
         stemmed = dict(zip(terms, stems([term.lower() for term in terms])))
-        counts = self.collections.term_counts(sorted(set(stemmed.values())))
-        return {term: counts.get(stem, 0) for term, stem in stemmed.items()}
+        now = time.monotonic()
+        fresh = {stem for stem in stemmed.values()
+                 if stem in self._term_counts and now - self._term_counts[stem][0] <= STATISTICS_SECONDS}
+        wanted = sorted(set(stemmed.values()) - fresh)
+        if wanted:
+            counts = self.collections.term_counts(wanted)
+            if len(self._term_counts) > 10_000:
+                self._term_counts.clear()
+            self._term_counts.update((stem, (now, counts.get(stem, 0))) for stem in wanted)
+        return {term: self._term_counts[stem][1] for term, stem in stemmed.items()}
 
     def chunks(self, chunk_ids: Sequence[int]) -> dict[int, ChunkRecord]:
+        return {record.chunk_id: record for record, _ in self._chunk_rows(chunk_ids, with_vectors=False)}
+
+    def chunks_with_vectors(self, chunk_ids: Sequence[int]) -> tuple[list[ChunkRecord], np.ndarray]:
+        """The chunks and their vectors in one round trip: the rows hold both."""
+        found = {record.chunk_id: (record, vector) for record, vector in self._chunk_rows(chunk_ids, with_vectors=True)}
+        rows = [found[int(c)] for c in chunk_ids if int(c) in found]
+        return [record for record, _ in rows], self._matrix([vector for _, vector in rows])
+
+    def chunk_vectors(self, chunk_ids: Sequence[int]) -> np.ndarray:
+        c = self.collections
+        ids = [int(i) for i in chunk_ids]
+        found: dict[int, list[float]] = {}
+        with c.calls("reading vectors"):
+            for begin in range(0, len(ids), ID_BATCH):
+                rows = c.client.query(c.chunks, filter=f"id in {ids[begin:begin + ID_BATCH]}", output_fields=["id", "vector"])
+                found.update((int(row["id"]), row["vector"]) for row in rows)
+        return self._matrix([found[i] for i in ids if i in found])
+
+    def _matrix(self, rows: Sequence[Sequence[float]]) -> np.ndarray:
         import numpy as np
 
+        return np.asarray(rows, dtype=np.float32).reshape(len(rows), self.manifest.dimension)
+
+    def _chunk_rows(self, chunk_ids: Sequence[int], with_vectors: bool) -> Iterator[tuple[ChunkRecord, Any]]:
         c = self.collections
-        found: dict[int, ChunkRecord] = {}
-        fields = ["id", "doc_id", "title", "path", "date", "start_char", "end_char", "text", "sentences", "vector"]
+        fields = ["id", "doc_id", "title", "path", "date", "start_char", "end_char", "text", "sentences"]
+        fields += ["vector"] if with_vectors else []
         ids = [int(i) for i in chunk_ids]
         with c.calls("reading chunks"):
             for begin in range(0, len(ids), ID_BATCH):
                 rows = c.client.query(c.chunks, filter=f"id in {ids[begin:begin + ID_BATCH]}", output_fields=fields)
                 for row in rows:
-                    chunk_id = int(row["id"])
-                    found[chunk_id] = ChunkRecord(
-                        chunk_id=chunk_id,
+                    record = ChunkRecord(
+                        chunk_id=int(row["id"]),
                         doc_id=row["doc_id"],
                         title=row["title"],
                         path=row["path"],
@@ -480,25 +505,9 @@ class MilvusIndex:
                         text=row["text"],
                         sentences=tuple(tuple(span) for span in json.loads(row["sentences"])),  # type: ignore[misc]
                     )
-                    # Kept for chunk_vectors, which retrieval asks right after: one round trip, not two.
-                    self._vectors[chunk_id] = np.asarray(row["vector"], dtype=np.float32)
-        return found
-
-    def chunk_vectors(self, chunk_ids: Sequence[int]) -> np.ndarray:
-        import numpy as np
-
-        missing = [int(i) for i in chunk_ids if int(i) not in self._vectors]
-        if missing:
-            self.chunks(missing)
-        rows = [self._vectors.get(int(i), np.zeros(self.manifest.dimension, np.float32)) for i in chunk_ids]
-        self._vectors.clear()
-        if not rows:
-            return np.zeros((0, self.manifest.dimension), dtype=np.float32)
-        return np.vstack(rows)
+                    yield record, row.get("vector")
 
     def sentence_vectors(self, records: Sequence[ChunkRecord]) -> dict[int, tuple[list[Span], np.ndarray]]:
-        import numpy as np
-
         c = self.collections
         by_doc: dict[str, list[tuple[int, int, list[float]]]] = {}
         doc_ids = sorted({r.doc_id for r in records})
@@ -511,27 +520,61 @@ class MilvusIndex:
                 )
                 for row in rows:
                     by_doc.setdefault(row["doc_id"], []).append((int(row["start_char"]), int(row["end_char"]), row["vector"]))
-        found: dict[int, tuple[list[Span], np.ndarray]] = {}
+        # A chunk's sentences are those of its document inside its span.
+        chunk_ids: list[int] = []
+        spans: list[Span] = []
+        vectors: list[list[float]] = []
         for record in records:
-            inside = sorted(
+            for start, end, vector in sorted(
                 (row for row in by_doc.get(record.doc_id, ()) if record.start <= row[0] and row[1] <= record.end),
                 key=lambda row: row[0],
-            )
-            if inside:
-                found[record.chunk_id] = (
-                    [(row[0], row[1]) for row in inside],
-                    np.asarray([row[2] for row in inside], dtype=np.float32),
-                )
-        return found
+            ):
+                chunk_ids.append(record.chunk_id)
+                spans.append((start, end))
+                vectors.append(vector)
+        return sentences_by_chunk(chunk_ids, spans, self._matrix(vectors))
 
-    # What the commands ask -------------------------------------------------------------------------
+    def check(self) -> list[str]:
+        """Problems found, one line each: chunks whose document is missing or half written, spans
+        that do not cut their document's text, and vectors that are not unit length.
+
+        The rows of a commit that was killed halfway are not problems: they are listed as in
+        flight, and the next `qa index` clears them before it writes anything (MilvusWriter).
+        """
+        c = self.collections
+        in_flight = set(pending_documents(c))
+        problems: list[str] = []
+        documents: dict[str, Article | None] = {}
+        for head in c.iterate(c.documents, "part == 0", ["doc_id"]):
+            documents[head["doc_id"]] = self.document(head["doc_id"])
+        half = [doc_id for doc_id, article in documents.items() if article is None and doc_id not in in_flight]
+        if half:
+            problems.append(f"{len(half)} documents are half written (run `qa index` to finish them)")
+        orphans = 0
+        sample: list[list[float]] = []
+        for row in c.iterate(c.chunks, "", ["id", "doc_id", "start_char", "end_char", "text", "vector"]):
+            article = documents.get(row["doc_id"])
+            if row["doc_id"] in in_flight:
+                continue
+            if row["doc_id"] not in documents:
+                orphans += 1
+            elif article is not None:
+                start, end = int(row["start_char"]), int(row["end_char"])
+                problem = span_problem(int(row["id"]), start, end, article.text)
+                if problem:
+                    problems.append(problem)
+                elif article.text[start:end] != row["text"]:
+                    problems.append(f"chunk {row['id']}: its text differs from its document span")
+            if len(sample) < 2000:
+                sample.append(row["vector"])
+        if orphans:
+            problems.append(f"{orphans} chunks belong to no indexed document")
+        return problems + unit_length_problems(self._matrix(sample))
+
+    # Contents -------------------------------------------------------------------------------------
 
     def export(self, batch: int = 200) -> Iterator[ExportedDocument]:
         """Every document with its chunks and vectors, for copying to another store."""
-        import numpy as np
-
-        from qa.types import Chunk
-
         c = self.collections
         heads = list(c.iterate(c.documents, "part == 0", ["doc_id", "size", "mtime_ns"]))
         for begin in range(0, len(heads), batch):
@@ -552,8 +595,8 @@ class MilvusIndex:
                 sentences = sorted((r for r in sentence_rows if r["doc_id"] == doc_id), key=lambda r: int(r["start_char"]))
                 yield ExportedDocument(
                     IndexedArticle(article, chunks, int(head["size"]), int(head["mtime_ns"])),
-                    np.asarray([r["vector"] for r in mine], dtype=np.float32).reshape(len(mine), self.manifest.dimension),
-                    np.asarray([r["vector"] for r in sentences], dtype=np.float32).reshape(len(sentences), self.manifest.dimension),
+                    self._matrix([r["vector"] for r in mine]),
+                    self._matrix([r["vector"] for r in sentences]),
                 )
 
     def counts(self) -> tuple[int, int]:
@@ -571,22 +614,13 @@ class MilvusIndex:
         return _document_records(self.collections)
 
     def stats(self) -> IndexStats:
-        documents, chunks = self.counts()
-        location = self.collections.location
+        path = self.location.path
         size = 0
-        if location.path is not None and location.path.exists():
+        if path is not None and path.exists():
             # Milvus Lite keeps a folder under the .db name.
-            files = [location.path] if location.path.is_file() else location.path.rglob("*")
+            files = [path] if path.is_file() else path.rglob("*")
             size = sum(p.stat().st_size for p in files if p.is_file())
-        return IndexStats(
-            index_dir=location.describe(),
-            documents=documents,
-            chunks=chunks,
-            model=self.manifest.model,
-            dimension=self.manifest.dimension,
-            size_bytes=size,
-            sources=tuple(self.sources()),
-        )
+        return index_stats(self, size)
 
     def document(self, doc_id: str) -> Article | None:
         c = self.collections
@@ -625,10 +659,21 @@ class MilvusWriter:
                 save_manifest(c, manifest)
                 c.set_meta("sources", json.dumps(kept_sources))
             c.load()
+            self._roll_back_interrupted()
         except BaseException:
             c.close()
             raise
         self.committed = not fresh
+
+    def _roll_back_interrupted(self) -> None:
+        """Clear what a commit killed halfway left: every row of the documents it was writing or
+        dropping. Its changed and new files then have no document row, so this run indexes them
+        again, and what it was dropping is gone, as it was meant to be."""
+        c = self.collections
+        pending = pending_documents(c)
+        if pending:
+            c.delete_documents(pending)
+            c.set_meta(PENDING_KEY, "[]")
 
     def _read_sources(self) -> list[str]:
         try:
@@ -664,6 +709,9 @@ class MilvusWriter:
         for row in chunk_rows:
             for stem in set(row["keywords"].split()):
                 deltas[stem] = deltas.get(stem, 0) + 1
+        # Which documents this commit touches is written down first: if it is killed halfway, the
+        # next writer clears them (_roll_back_interrupted) and `doctor` knows their rows are in flight.
+        c.set_meta(PENDING_KEY, json.dumps(dropping))
         # Documents about to be written again lose their old rows first, so no old chunk outlives them.
         c.delete_documents(dropping)
         c.insert(c.chunks, chunk_rows)
@@ -677,6 +725,7 @@ class MilvusWriter:
         if commit.add_sources or commit.remove_sources:
             sources = (set(self.sources()) | set(commit.add_sources)) - set(commit.remove_sources)
             c.set_meta("sources", json.dumps(sorted(sources)))
+        c.set_meta(PENDING_KEY, "[]")
         self.committed = True
 
     def rows(
@@ -709,7 +758,7 @@ class MilvusWriter:
                     "end_char": end,
                     "text": text,
                     "sentences": json.dumps([list(s) for s in chunk.sentences if s[1] <= end]),
-                    "keywords": _clip_bytes(keyword_text(a.title, text), 65535),
+                    "keywords": _clip_bytes(keyword_text(a.title, text)[:TEXT_PART_CHARS * 3], 65535),
                     "vector": [float(x) for x in chunk_vectors[row]] if chunk_vectors is not None else None,
                 })
                 row += 1
@@ -792,35 +841,9 @@ def _clip_bytes(text: str, limit: int) -> str:
     return data[:limit].decode("utf-8", "ignore")
 
 
-def check_milvus_index(location: StoreLocation) -> list[str]:
-    """Problems found in a Milvus store, one line each: chunks whose document is missing or half
-    written, spans that do not cut their document's text, and vectors that are not unit length."""
-    import numpy as np
-
-    index = MilvusIndex.open(location)
-    c = index.collections
-    problems: list[str] = []
+def pending_documents(collections: MilvusCollections) -> list[str]:
+    """The documents of a commit that was interrupted (none when the last one finished)."""
     try:
-        documents: dict[str, Article | None] = {}
-        for head in c.iterate(c.documents, "part == 0", ["doc_id"]):
-            documents[head["doc_id"]] = index.document(head["doc_id"])
-        half = [doc_id for doc_id, article in documents.items() if article is None]
-        if half:
-            problems.append(f"{len(half)} documents are half written (run `qa index` to finish them)")
-        orphans = 0
-        norms: list[float] = []
-        for row in c.iterate(c.chunks, "", ["id", "doc_id", "start_char", "end_char", "text", "vector"]):
-            article = documents.get(row["doc_id"])
-            if row["doc_id"] not in documents:
-                orphans += 1
-            elif article is not None and article.text[int(row["start_char"]) : int(row["end_char"])] != row["text"]:
-                problems.append(f"chunk {row['id']}: its text differs from its document span")
-            if len(norms) < 2000:
-                norms.append(float(np.linalg.norm(np.asarray(row["vector"], dtype=np.float32))))
-        if orphans:
-            problems.append(f"{orphans} chunks belong to no indexed document (left by an interrupted update)")
-        if norms and not np.allclose(norms, 1.0, atol=1e-3):
-            problems.append("some vectors are not unit length")
-    finally:
-        index.close()
-    return problems
+        return list(json.loads(collections.get_meta(PENDING_KEY) or "[]"))
+    except ValueError:
+        return []

@@ -1,4 +1,4 @@
-"""Vector storage: a small interface, and the FAISS implementation that is the default.
+"""The local store's chunk vectors: FAISS, in one file per generation.
 
 FAISS is the only heavy library here and is imported lazily. Vectors are L2-normalized and searched by
 inner product, so scores are cosine similarities, and every vector keeps the integer id of its chunk in
@@ -14,7 +14,7 @@ import math
 import os
 from collections.abc import Sequence
 from pathlib import Path
-from typing import TYPE_CHECKING, Any, Protocol
+from typing import TYPE_CHECKING, Any
 
 from qa.errors import ConfigError, IndexCorruptError
 
@@ -41,29 +41,6 @@ TRAINING_POINTS_PER_LIST = 64
 # FAISS warns when a list would get fewer training points than this.
 MIN_POINTS_PER_LIST = 39
 TUNING_QUERIES = 200
-
-
-class VectorStore(Protocol):
-    """What the rest of qa needs from a vector engine."""
-
-    dimension: int
-
-    def __len__(self) -> int: ...
-
-    def add(self, ids: Sequence[int], vectors: np.ndarray) -> None:
-        """Add vectors under the given integer ids."""
-
-    def remove(self, ids: Sequence[int]) -> None:
-        """Remove the vectors with these ids; unknown ids are ignored."""
-
-    def search(self, query: np.ndarray, k: int) -> list[tuple[int, float]]:
-        """The `k` nearest ids to one query vector with their cosine scores, best first."""
-
-    def vectors(self, ids: Sequence[int]) -> np.ndarray:
-        """The stored vectors of these ids, one row each."""
-
-    def ids(self) -> list[int]:
-        """Every id held, in no particular order."""
 
 
 def ann_threshold() -> int:

@@ -1,0 +1,28 @@
+"""The local store, the default: FAISS vectors and a SQLite catalog (with FTS5 keywords) in one folder.
+
+`store.py` holds the reader (`LocalStore`) and the writer (`LocalWriter`), `catalog.py` the SQLite
+catalog and `vectors.py` the FAISS vector file. This module is the backend the registry
+(`qa.stores`) imports for `faiss:DIR` and plain folders.
+"""
+
+from __future__ import annotations
+
+from typing import TYPE_CHECKING
+
+from qa.stores.local.store import LocalStore, LocalWriter, load_manifest
+
+if TYPE_CHECKING:
+    from qa.stores.base import Manifest
+    from qa.stores.location import StoreLocation
+
+
+def open_store(location: StoreLocation) -> LocalStore:
+    return LocalStore.open(location)
+
+
+def read_manifest(location: StoreLocation) -> Manifest:
+    return load_manifest(location.index_dir)
+
+
+def open_writer(location: StoreLocation, manifest: Manifest, fresh: bool, rebuild: bool) -> LocalWriter:
+    return LocalWriter(location.index_dir, manifest, fresh, rebuild)

@@ -1,0 +1,33 @@
+"""The Milvus store: the whole index in Milvus collections, on a server or cluster
+(`milvus://HOST:PORT/NAME`) or in-process with Milvus Lite (`milvus:FILE.db`).
+
+`store.py` holds the collections, the reader (`MilvusStore`) and the writer (`MilvusWriter`). This
+module is the backend the registry (`qa.stores`) imports for `milvus:` locations; pymilvus itself
+is imported only when a store is opened.
+"""
+
+from __future__ import annotations
+
+from typing import TYPE_CHECKING
+
+from qa.stores.milvus.store import MilvusCollections, MilvusStore, MilvusWriter, load_manifest
+
+if TYPE_CHECKING:
+    from qa.stores.base import Manifest
+    from qa.stores.location import StoreLocation
+
+
+def open_store(location: StoreLocation) -> MilvusStore:
+    return MilvusStore.open(location)
+
+
+def read_manifest(location: StoreLocation) -> Manifest:
+    collections = MilvusCollections(location)
+    try:
+        return load_manifest(collections)
+    finally:
+        collections.close()
+
+
+def open_writer(location: StoreLocation, manifest: Manifest, fresh: bool, rebuild: bool) -> MilvusWriter:
+    return MilvusWriter(location, manifest, rebuild)
