@@ -28,6 +28,7 @@ import qa.answer as answer_module
 import qa.text
 from qa.answer import judgment_features, score_sentences
 from qa.evaluate import EVAL_CACHED_PASSAGES, auroc, contains_answer, load_questions
+from qa.fusion import keyword_coverage
 
 # The share of off-topic questions the fitted threshold must decline on the fit half.
 DECLINE_GOAL = 0.90
@@ -76,6 +77,7 @@ def main() -> None:
 
     from qa.config import cache_dir
     from qa.embed import Embedder
+    from qa.errors import IndexMismatchError
     from qa.evaluate import prepare_corpus, resolve_eval_set
     from qa.indexer import update_index
     from qa.stores.location import StoreLocation
@@ -86,7 +88,10 @@ def main() -> None:
     embedder = Embedder(bulk=True)
     workdir, _ = prepare_corpus(v2, cache_dir() / "eval")
     location = StoreLocation("faiss", workdir / f"index-{embedder.backend}")
-    update_index(location, [workdir / "corpus"], embedder=embedder)
+    try:
+        update_index(location, [workdir / "corpus"], embedder=embedder)
+    except IndexMismatchError:  # a cached eval index from an older qa: built again, as `qa eval` does
+        update_index(location, [workdir / "corpus"], embedder=embedder, rebuild=True)
     retriever = open_retriever(location, embedder=Embedder(bulk=False))
     # As `qa eval` does: thousands of questions about the same passages, each read once.
     retriever.aligner().cached_passages = min(retriever.index.counts()[1], EVAL_CACHED_PASSAGES)
@@ -109,16 +114,45 @@ def main() -> None:
             print(f"{number}/{len(asked)} questions", file=sys.stderr, flush=True)
         by_mode = retriever.search_modes(question.question, 5, ("hybrid", "dense"), align=True)
         weights = retriever.term_weights(question.question)
-        row = {"half": half_of[title], "label": label, "question": question.question}
+        # Candidate signals written with --rows, for fitting other models offline: "known" is the
+        # weighted share of the question's words that the corpus holds at all.
+        terms = qa.text.query_terms(question.question)
+        with retriever.index.reading():
+            frequencies = retriever.index.document_frequencies(terms)
+        term_stems = qa.text.stems(terms)
+        total_weight = sum(weights.get(stem, 0.0) for stem in term_stems) or 1.0
+        known = sum(weights.get(stem, 0.0) for term, stem in zip(terms, term_stems) if frequencies.get(term, 0) > 0)
+        row = {"known": known / total_weight, "half": half_of[title], "label": label, "question": question.question}
         for mode, hits in by_mode.items():
             # Kind bonus left out here: the candidates are re-ranked with each KIND_WEIGHT below.
             saved, answer_module.KIND_WEIGHT = answer_module.KIND_WEIGHT, 0.0
             scored = score_sentences(hits, weights, question.question)
             answer_module.KIND_WEIGHT = saved
             row[mode] = list(judgment_features(scored)) if scored else None
+            if scored:
+                best = max(scored, key=lambda s: s.support)
+                row[mode + "_extra"] = {
+                    "union": keyword_coverage(" ".join(h.text for h in hits), weights, " ".join(h.title for h in hits)),
+                    "top_cov": keyword_coverage(hits[0].text, weights, hits[0].title),
+                    "max_align": max(s.alignment for s in scored),
+                    "best_cos": best.cosine,
+                    "top_score": [scored[0].support, scored[0].alignment, scored[0].keyword, scored[0].cosine],
+                    "n_terms": len(weights), "weight_sum": sum(weights.values()),
+                    "max_weight": max(weights.values(), default=0.0),
+                    "hit_score": hits[0].score, "hit_margin": hits[0].score - (hits[1].score if len(hits) > 1 else 0.0),
+                }
             if mode == "hybrid" and label:
                 row["candidates"] = [(s.score, s.holds_kind, contains_answer(s.text, question.answers))
                                      for s in scored[:20]]
+                qstems = qa.text.sentence_stems(question.question)
+                kind = answer_module.expected_kind(question.question)
+                row["sentences"] = [
+                    {"rank": s.hit_rank, "cos": s.cosine, "kw": s.keyword, "align": s.alignment, "kind": s.holds_kind,
+                     "has_kind": kind is not None, "chars": len(s.text),
+                     "new": len(qa.text.sentence_stems(s.text) - qstems), "words": len(qa.text.sentence_stems(s.text)),
+                     "start": s.span[0] - hits[s.hit_rank].start, "hit_score": hits[s.hit_rank].score,
+                     "ans": contains_answer(s.text, question.answers)}
+                    for s in scored[:30]]
         rows.append(row)
     seconds = time.perf_counter() - started
     if args.rows:
