@@ -1,6 +1,6 @@
 """Fit and report the offline answer's two tuned parts in qa/answer.py: the "do the passages answer?"
-judgment (JUDGMENT_COEFFICIENTS, a logistic model) and the weight of a sentence holding what the
-question's form asks for (KIND_WEIGHT).
+judgment (JUDGMENT_COEFFICIENTS, a logistic model) and the answer sentence's ranking
+(SENTENCE_WEIGHTS, a conditional logit over each question's candidate sentences).
 
 Data nobody here wrote. The index is SQuAD v2.0 dev's corpus (1,204 paragraphs, 35 articles), built
 as `qa eval` builds it. Its answerable questions should be answered; SQuAD v1.1 dev questions about
@@ -20,6 +20,7 @@ import math
 import random
 import sys
 import time
+from collections.abc import Sequence
 from pathlib import Path
 
 from common import SHARED_EVAL, machine_facts
@@ -32,7 +33,8 @@ from qa.fusion import keyword_coverage
 
 # The share of off-topic questions the fitted threshold must decline on the fit half.
 DECLINE_GOAL = 0.90
-KIND_WEIGHTS = (0.0, 0.05, 0.1, 0.15, 0.2, 0.3, 0.4, 0.6, 0.8)
+# The fitted sentence weights are scaled so that alignment keeps this weight (see SENTENCE_WEIGHTS).
+ALIGNMENT_WEIGHT = 4.0
 
 
 def titles_of(corpus_path: Path) -> dict[str, str]:
@@ -56,6 +58,31 @@ def logistic_fit(rows: list[list[float]], labels: list[int], l2: float = 1e-3, s
         if np.abs(step).max() < 1e-8:
             break
     return [round(float(v), 4) for v in w]
+
+
+def conditional_logit_fit(questions: list[list[tuple[list[float], bool]]], l2: float = 1e-2) -> list[float]:
+    """Weights that make a softmax over each question's candidate sentences put its mass on those
+    holding the answer (questions where all or none do teach nothing and are skipped)."""
+    import numpy as np
+    from scipy.optimize import minimize  # scipy comes with sentence-transformers
+
+    groups = []
+    for candidates in questions:
+        labels = np.array([holds for _, holds in candidates], dtype=bool)
+        if labels.any() and not labels.all():
+            groups.append((np.array([signals for signals, _ in candidates], dtype=np.float64), labels))
+
+    def loss(w: np.ndarray) -> tuple[float, np.ndarray]:
+        total, gradient = l2 * float(w @ w), 2 * l2 * w
+        for x, labels in groups:
+            e = np.exp(x @ w - (x @ w).max())
+            positive = e[labels].sum()
+            total -= math.log(positive / e.sum())
+            gradient -= (x[labels] * (e[labels] / positive)[:, None]).sum(0) - (x * (e / e.sum())[:, None]).sum(0)
+        return total, gradient
+
+    start = np.array(answer_module.SENTENCE_WEIGHTS, dtype=np.float64)
+    return [float(v) for v in minimize(loss, start, jac=True, method="L-BFGS-B").x]
 
 
 def _logit(p: float) -> float:
@@ -124,10 +151,7 @@ def main() -> None:
         known = sum(weights.get(stem, 0.0) for term, stem in zip(terms, term_stems) if frequencies.get(term, 0) > 0)
         row = {"known": known / total_weight, "half": half_of[title], "label": label, "question": question.question}
         for mode, hits in by_mode.items():
-            # Kind bonus left out here: the candidates are re-ranked with each KIND_WEIGHT below.
-            saved, answer_module.KIND_WEIGHT = answer_module.KIND_WEIGHT, 0.0
             scored = score_sentences(hits, weights, question.question)
-            answer_module.KIND_WEIGHT = saved
             row[mode] = list(judgment_features(scored)) if scored else None
             if scored:
                 best = max(scored, key=lambda s: s.support)
@@ -142,17 +166,8 @@ def main() -> None:
                     "hit_score": hits[0].score, "hit_margin": hits[0].score - (hits[1].score if len(hits) > 1 else 0.0),
                 }
             if mode == "hybrid" and label:
-                row["candidates"] = [(s.score, s.holds_kind, contains_answer(s.text, question.answers))
-                                     for s in scored[:20]]
-                qstems = qa.text.sentence_stems(question.question)
-                kind = answer_module.expected_kind(question.question)
-                row["sentences"] = [
-                    {"rank": s.hit_rank, "cos": s.cosine, "kw": s.keyword, "align": s.alignment, "kind": s.holds_kind,
-                     "has_kind": kind is not None, "chars": len(s.text),
-                     "new": len(qa.text.sentence_stems(s.text) - qstems), "words": len(qa.text.sentence_stems(s.text)),
-                     "start": s.span[0] - hits[s.hit_rank].start, "hit_score": hits[s.hit_rank].score,
-                     "ans": contains_answer(s.text, question.answers)}
-                    for s in scored[:30]]
+                # Each candidate sentence's signals and whether it holds a gold answer.
+                row["sentences"] = [(list(s.signals), contains_answer(s.text, question.answers)) for s in scored]
         rows.append(row)
     seconds = time.perf_counter() - started
     if args.rows:
@@ -160,19 +175,21 @@ def main() -> None:
 
     report: dict = {"machine": machine_facts(embedder.backend), "background_chunks": qa.text.BACKGROUND_CHUNKS,
                     "questions": len(rows), "seconds_per_question": round(seconds / max(1, len(rows)), 4)}
-    # The kind weight: the share of answerable questions whose top sentence holds the answer.
-    def top_share(half: str, weight: float) -> float:
+    # The sentence weights: the share of answerable questions whose top sentence holds the answer.
+    def top_share(half: str, weights: Sequence[float]) -> float:
         chosen = [r for r in rows if r["half"] == half and r["label"]]
-        hits = sum(max(r["candidates"], key=lambda c: c[0] + weight * c[1])[2] for r in chosen if r["candidates"])
+        hits = sum(max(r["sentences"], key=lambda c: sum(w * x for w, x in zip(weights, c[0])))[1]
+                   for r in chosen if r.get("sentences"))
         return hits / max(1, len(chosen))
 
-    kind_weight = answer_module.KIND_WEIGHT
+    shipped = answer_module.SENTENCE_WEIGHTS
+    report["answer_in_top_sentence"] = {"shipped": {h: round(top_share(h, shipped), 4) for h in ("fit", "report")}}
     if args.fit:
-        kind_weight = max(KIND_WEIGHTS, key=lambda w: (round(top_share("fit", w), 4), -w))
-        report["kind_weight_search"] = {str(w): round(top_share("fit", w), 4) for w in KIND_WEIGHTS}
-    report["kind_weight"] = kind_weight
-    report["answer_in_top_sentence"] = {"without": round(top_share("report", 0.0), 4),
-                                        "with": round(top_share("report", kind_weight), 4)}
+        fitted = conditional_logit_fit([r["sentences"] for r in rows if r["half"] == "fit" and r.get("sentences")])
+        scale = ALIGNMENT_WEIGHT / fitted[answer_module.SENTENCE_SIGNALS.index("alignment")]
+        fitted = [round(w * scale, 4) for w in fitted]
+        report["sentence_weights"] = dict(zip(answer_module.SENTENCE_SIGNALS, fitted))
+        report["answer_in_top_sentence"]["fitted"] = {h: round(top_share(h, fitted), 4) for h in ("fit", "report")}
 
     # Hybrid (passages read again): support, alignment, keyword coverage; dense (not read again):
     # support and keyword coverage. One threshold serves both: the dense model's intercept is moved

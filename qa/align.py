@@ -46,10 +46,8 @@ PASSAGE_ALIGN_WEIGHT = 24.0
 BEST_SENTENCE_ALIGN_WEIGHT = 16.0
 # The answer reads the sentences of this many passages.
 PASSAGES_READ = 3
-# Answer sentence score = cosine + SENTENCE_ALIGN_KEYWORD_WEIGHT * keyword coverage
-# + SENTENCE_ALIGN_WEIGHT * the sentence's (unweighted) alignment, with what it carries (below).
-SENTENCE_ALIGN_WEIGHT = 4.0
-SENTENCE_ALIGN_KEYWORD_WEIGHT = 0.5
+# Each sentence's (unweighted) alignment, with what it carries (below), is one of the answer
+# sentence's signals (qa.answer.SENTENCE_WEIGHTS).
 # A sentence is also credited with the question words its previous sentence matched, at this
 # discount. Questions are often asked of the sentence after the one that names their topic ("Some
 # chloroplasts contain a peripheral reticulum." / "It is often found in C4 plants."): the answer
