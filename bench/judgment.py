@@ -121,7 +121,7 @@ def main() -> None:
         update_index(location, [workdir / "corpus"], embedder=embedder, rebuild=True)
     retriever = open_retriever(location, embedder=Embedder(bulk=False))
     # As `qa eval` does: thousands of questions about the same passages, each read once.
-    retriever.aligner().cached_passages = min(retriever.index.counts()[1], EVAL_CACHED_PASSAGES)
+    retriever.aligner().cached_passages = min(retriever.store.counts()[1], EVAL_CACHED_PASSAGES)
 
     v2_titles, v1_titles = titles_of(v2.corpus_path), titles_of(v1.corpus_path)
     known = set(v2_titles.values())
@@ -144,8 +144,8 @@ def main() -> None:
         # Candidate signals written with --rows, for fitting other models offline: "known" is the
         # weighted share of the question's words that the corpus holds at all.
         terms = qa.text.query_terms(question.question)
-        with retriever.index.reading():
-            frequencies = retriever.index.document_frequencies(terms)
+        with retriever.store.reading():
+            frequencies = retriever.store.document_frequencies(terms)
         term_stems = qa.text.stems(terms)
         total_weight = sum(weights.get(stem, 0.0) for stem in term_stems) or 1.0
         known = sum(weights.get(stem, 0.0) for term, stem in zip(terms, term_stems) if frequencies.get(term, 0) > 0)
@@ -236,7 +236,7 @@ def main() -> None:
     for key, value in report.items():
         if key != "machine":
             print(f"{key:24s} {json.dumps(value)}")
-    retriever.index.close()
+    retriever.store.close()
 
 
 if __name__ == "__main__":

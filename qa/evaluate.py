@@ -308,7 +308,7 @@ def run_eval(
 
     from qa.embed import Embedder, mean_vector
     from qa.indexer import update_index
-    from qa.stores import open_store as open_index
+    from qa.stores import open_store
     from qa.stores.location import StoreLocation, parse_store
 
     for mode in modes:
@@ -332,7 +332,7 @@ def run_eval(
         update_index(location, [workdir / "corpus"], embedder=embedder, progress=progress, rebuild=True)
     index_seconds = time.perf_counter() - started
     questions = load_questions(eval_set.queries_path, limit)
-    index = open_index(location)
+    index = open_store(location)
     try:
         from qa.embed import Reranker
 

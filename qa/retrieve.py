@@ -123,11 +123,6 @@ class Retriever:
         self._executor: ThreadPoolExecutor | None = None
         self._aligner: TokenAligner | None = None
 
-    @property
-    def index(self) -> Store:
-        """The store, by its old name (bench/judgment.py and tests/test_offline_answers.py still use it)."""
-        return self.store
-
     def aligner(self) -> TokenAligner:
         """The token aligner that reads the best passages again (qa.align), made on first use."""
         if self._aligner is None:

@@ -52,7 +52,7 @@ def small_collection(tmp_path_factory: pytest.TempPathFactory, embedder: Embedde
     update_index(index_dir, [folder], embedder=embedder)
     retriever = open_retriever(index_dir, embedder=embedder)
     yield retriever
-    retriever.index.close()
+    retriever.store.close()
 
 
 # Questions written here about facts each article states in one sentence, asked mostly in words the
