@@ -165,9 +165,12 @@ def main() -> None:
                     "max_weight": max(weights.values(), default=0.0),
                     "hit_score": hits[0].score, "hit_margin": hits[0].score - (hits[1].score if len(hits) > 1 else 0.0),
                 }
-            if mode == "hybrid" and label:
-                # Each candidate sentence's signals and whether it holds a gold answer.
-                row["sentences"] = [(list(s.signals), contains_answer(s.text, question.answers)) for s in scored]
+            if mode == "hybrid":
+                # Each candidate sentence's signals and whether it holds a gold answer (never, for
+                # an off-topic question: its candidates show what a judgment must decline).
+                row["sentences"] = [
+                    (list(s.signals), bool(label) and contains_answer(s.text, question.answers)) for s in scored
+                ]
         rows.append(row)
     seconds = time.perf_counter() - started
     if args.rows:
