@@ -40,8 +40,10 @@ if TYPE_CHECKING:
 # 3: sentence vectors are pooled from their chunk's token states (Embedder.encode_passages);
 # 4: the local keyword index holds qa.text's Snowball stems, as the Milvus store's always did
 #    (FTS5's porter tokenizer stemmed 4% of words otherwise). A Milvus store of format 3 holds
-#    the same as one of format 4 (see OLDEST_FORMAT in qa.stores.milvus.store).
-FORMAT_VERSION = 4
+#    the same as one of format 4 (see OLDEST_FORMAT in qa.stores.milvus.store);
+# 5: the local vectors are a log of segment files listed in the catalog (qa.stores.local.segments),
+#    not one file per generation. A Milvus store of format 3 or 4 holds the same as one of format 5.
+FORMAT_VERSION = 5
 REBUILD_HINT = "run `qa index --rebuild` to build it again"
 
 
