@@ -13,7 +13,6 @@ rebuild of the whole corpus is then estimated from the measured embedding rate, 
 from __future__ import annotations
 
 import argparse
-import os
 import random
 import tempfile
 import time
@@ -26,7 +25,7 @@ from qa.stores.local.catalog import Catalog
 from qa.types import IndexedArticle
 from qa.chunk import chunk_text
 from qa.embed import Embedder
-from qa.stores.local.store import CATALOG_FILE, vectors_path
+from qa.stores.local.store import CATALOG_FILE, save_segment
 from qa.indexer import update_index
 from qa.ingest import read_article
 from qa.stores.local.vectors import FaissVectorStore
@@ -49,8 +48,8 @@ def add_random_base(index_dir: Path, folder: Path, count: int, embedder: Embedde
     rng = np.random.default_rng(1)
     catalog = Catalog.open(index_dir / CATALOG_FILE)
     generation = catalog.generation
-    vectors = FaissVectorStore.load(vectors_path(index_dir, generation), embedder.dimension)
-    next_id = catalog.next_chunk_id()
+    vectors = FaissVectorStore(embedder.dimension)  # one more segment, as one big update would write
+    next_id = first_id = catalog.next_chunk_id()
     made = 0
     for begin in range(0, count, 1000):
         items, ids, sentence_vectors = [], [], []
@@ -67,13 +66,13 @@ def add_random_base(index_dir: Path, folder: Path, count: int, embedder: Embedde
             catalog.insert_documents(items, ids, sentence_vectors)
             catalog.add_sources([str(folder)])
         made += len(ids)
-    generation += 1
-    vectors.save(vectors_path(index_dir, generation))
+    segment = save_segment(index_dir, catalog, vectors, first_id, next_id - 1)
     with catalog.transaction():
-        catalog.set_meta("generation", generation)
+        catalog.add_segment(segment)
+        catalog.set_meta("next_segment_id", segment.id + 1)
+        catalog.set_meta("generation", generation + 1)
         catalog.set_meta("next_chunk_id", next_id)
     catalog.close()
-    os.remove(vectors_path(index_dir, generation - 1))
     return made
 
 

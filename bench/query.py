@@ -38,7 +38,7 @@ from qa.chunk import split_sentences
 from qa.embed import Embedder
 from qa.stores import open_store
 from qa.stores.base import new_manifest
-from qa.stores.local.store import CATALOG_FILE, save_manifest, vectors_path
+from qa.stores.local.store import CATALOG_FILE, save_manifest, save_segment
 from qa.ingest import content_hash
 from qa.stores.local.vectors import ANN_THRESHOLD, TUNED_K, FaissVectorStore
 from qa.types import Article, Chunk
@@ -97,8 +97,9 @@ def build_index(folder: Path, chunks_wanted: int, sentences: list[str], dimensio
             with catalog.transaction():
                 catalog.insert_documents(batch, batch_ids, batch_sentence_vectors)
             batch, batch_sentence_vectors, batch_ids = [], [], []
-    vectors.save(vectors_path(folder, 1))
+    segment = save_segment(folder, catalog, vectors, 1, next_id - 1)
     with catalog.transaction():
+        catalog.add_segment(segment)
         catalog.set_meta("generation", 1)
         catalog.set_meta("next_chunk_id", next_id)
     catalog.close()

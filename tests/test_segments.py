@@ -19,7 +19,6 @@ from qa.stores.base import new_manifest
 from qa.stores.local.catalog import SegmentRow
 from qa.stores.local.segments import MERGE_FACTOR, plan_merge
 from qa.stores.local.store import LocalStore, LocalWriter
-from qa.stores.local.vectors import FaissVectorStore
 from qa.types import Article, Chunk, CommitGroup, IndexedArticle, article_sentences
 
 DIMENSION = 8

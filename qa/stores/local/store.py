@@ -278,11 +278,9 @@ class LocalWriter:
             if commit.chunk_vectors is not None and count:
                 # Only the new vectors are written, beside the live segments, before the catalog
                 # lists them: a kill before the commit leaves a file nobody reads.
-                segment_id = catalog.next_segment_id()
                 vectors = FaissVectorStore(self.manifest.dimension)
                 vectors.add(range(first_id, first_id + count), commit.chunk_vectors)
-                vectors.save(segment_path(self.index_dir, segment_id))
-                segment = SegmentRow(segment_id, first_id, first_id + count - 1, len(vectors), vectors.approximate)
+                segment = save_segment(self.index_dir, catalog, vectors, first_id, first_id + count - 1)
             if self.rebuild and not self._cleared:
                 # The rebuild replaces every vector: the old segments stop being live with this commit.
                 catalog.clear_segments()
@@ -355,6 +353,15 @@ class LocalWriter:
 
     def close(self) -> None:
         self.catalog.close()
+
+
+def save_segment(index_dir: Path, catalog: Catalog, vectors: FaissVectorStore, first_id: int,
+                 last_id: int) -> SegmentRow:
+    """Write `vectors` (chunk ids `first_id`..`last_id`) as the next segment file; the caller lists the
+    returned row in the catalog (`Catalog.add_segment`) in the transaction that makes it live."""
+    segment_id = catalog.next_segment_id()
+    vectors.save(segment_path(index_dir, segment_id))
+    return SegmentRow(segment_id, first_id, last_id, len(vectors), vectors.approximate)
 
 
 def _unlink(path: Path) -> None:
