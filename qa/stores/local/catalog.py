@@ -98,6 +98,11 @@ class Catalog:
             raise IndexCorruptError(f"the catalog {path.name} cannot be read ({exc})") from exc
         return cls(connection, path)
 
+    @property
+    def connection(self) -> sqlite3.Connection:
+        """The SQLite connection, for readers of the same file that need their own queries (keywords)."""
+        return self._db
+
     def close(self) -> None:
         self._db.close()
 

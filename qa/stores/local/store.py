@@ -25,6 +25,7 @@ from typing import TYPE_CHECKING
 from qa.errors import IndexCorruptError, IndexMissingError
 from qa.stores.base import REBUILD_HINT, Manifest, index_stats, span_problem, unit_length_problems
 from qa.stores.local.catalog import Catalog, SegmentRow, fts_query
+from qa.stores.local.keywords import KeywordIndex
 from qa.stores.local.segments import SegmentVectors, plan_merge, segment_path
 from qa.stores.local.vectors import FaissVectorStore
 from qa.text import keyword_stems, stems
@@ -81,6 +82,7 @@ class LocalStore:
         self.catalog = catalog
         self.vectors = vectors
         self.generation = generation
+        self.keywords = KeywordIndex(catalog.connection)
 
     @classmethod
     def open(cls, where: StoreLocation | Path | str) -> LocalStore:
@@ -133,12 +135,21 @@ class LocalStore:
         return [chunk_id for chunk_id, _ in self.vectors.search(vector, k)]
 
     def keyword_search(self, terms: Sequence[str], k: int, filters: SearchFilters | None = None) -> list[tuple[int, float]]:
-        """BM25 over the chunks holding any of `terms`' stems, best first; filters are left to the caller."""
-        return self.catalog.keyword_search(fts_query(list(dict.fromkeys(stems(terms)))), k) if terms else []
+        """BM25 over the chunks holding any of `terms`' stems, best first; filters are left to the caller.
+
+        Scored from cached postings (qa.stores.local.keywords), exactly as FTS5's bm25() scores them."""
+        if not terms:
+            return []
+        wanted = list(dict.fromkeys(stems(terms)))
+        with self.reading():
+            found = self.keywords.search(wanted, k, self.generation)
+            return found if found is not None else self.catalog.keyword_search(fts_query(wanted), k)
 
     def document_frequencies(self, terms: Sequence[str]) -> dict[str, int]:
-        """How many chunks hold each term's stem."""
-        return {term: self.catalog.document_frequency(stem) for term, stem in zip(terms, stems(terms))}
+        """How many chunks hold each term's stem (counted once per committed generation)."""
+        with self.reading():
+            return {term: self.keywords.frequency(stem, self.generation, self.catalog.document_frequency)
+                    for term, stem in zip(terms, stems(terms))}
 
     def chunks(self, chunk_ids: Sequence[int]) -> dict[int, ChunkRecord]:
         return self.catalog.chunks(chunk_ids)
