@@ -149,22 +149,31 @@ def discover_files(
     paths: Iterable[str | os.PathLike[str]],
 ) -> tuple[list[Path], list[SkippedFile]]:
     """The article files under `paths` (folders walked in sorted order) and the paths skipped."""
+    found, skipped = discover_paths(paths)
+    return [Path(p) for p in found], skipped
+
+
+def discover_paths(
+    paths: Iterable[str | os.PathLike[str]],
+) -> tuple[list[str], list[SkippedFile]]:
+    """`discover_files` as absolute path strings: a Path per file cost 9 µs, a third of a scan of
+    an unchanged corpus."""
     walk = _Walk()
     for raw in paths:
-        path = Path(raw).expanduser().absolute()
+        path = str(Path(raw).expanduser().absolute())
         try:
-            mode = path.stat().st_mode
+            mode = os.stat(path).st_mode
         except OSError as exc:
-            walk.skip(path, _stat_failure(path, exc))
+            walk.skip(path, _stat_failure(Path(path), exc))
             continue
         if stat.S_ISDIR(mode):
             walk.folder(path)
         elif not stat.S_ISREG(mode):
             walk.skip(path, "not a regular file")
-        elif _is_article_name(path.name):
+        elif _is_article_name(os.path.basename(path)):
             walk.keep(path)
         else:
-            walk.skip(path, f"not an article file ({path.suffix or 'no suffix'})")
+            walk.skip(path, f"not an article file ({Path(path).suffix or 'no suffix'})")
     return walk.found, walk.skipped
 
 
@@ -243,24 +252,24 @@ class _Walk:
     """What a discovery run has found so far; real paths remembered so links cannot loop or repeat."""
 
     def __init__(self) -> None:
-        self.found: list[Path] = []
+        self.found: list[str] = []
         self.skipped: list[SkippedFile] = []
         self._seen_files: set[str] = set()
         self._seen_dirs: set[str] = set()
 
-    def keep(self, path: Path, real: str | None = None) -> None:
+    def keep(self, path: str, real: str | None = None) -> None:
         # The same file reached twice (named twice, or through a link) is indexed once.
         real = real or os.path.realpath(path)
         if real not in self._seen_files:
             self._seen_files.add(real)
             self.found.append(path)
 
-    def skip(self, path: Path, reason: str) -> None:
-        skipped = SkippedFile(str(path), reason)
+    def skip(self, path: str, reason: str) -> None:
+        skipped = SkippedFile(path, reason)
         if skipped not in self.skipped:
             self.skipped.append(skipped)
 
-    def folder(self, path: Path, ancestors: frozenset[str] = frozenset()) -> None:
+    def folder(self, path: str, ancestors: frozenset[str] = frozenset()) -> None:
         real = os.path.realpath(path)
         if real in ancestors:
             self.skip(path, "symlink loop")
@@ -273,29 +282,32 @@ class _Walk:
                 # Real entries before links, so a file reachable both ways keeps its real name.
                 entries = sorted(scan, key=lambda entry: (entry.is_symlink(), entry.name))
         except OSError as exc:
-            self.skip(path, _stat_failure(path, exc))
+            self.skip(path, _stat_failure(Path(path), exc))
             return
         inside = ancestors | {real}
+        prefix = path.rstrip(os.sep) + os.sep
+        real_prefix = real.rstrip(os.sep) + os.sep
         for entry in entries:
-            if entry.name.startswith("."):
+            name = entry.name
+            if name.startswith("."):
                 continue
-            child = path / entry.name
+            child = prefix + name
             try:
                 is_dir = entry.is_dir()
                 is_file = not is_dir and entry.is_file()
             except OSError as exc:
-                self.skip(child, _stat_failure(child, exc))
+                self.skip(child, _stat_failure(Path(child), exc))
                 continue
             if is_dir:
                 self.folder(child, inside)
-            elif not _is_article_name(entry.name):
+            elif not _is_article_name(name):
                 continue  # images, spreadsheets and the like sit beside articles; they are not news
             elif is_file:
                 # A plain file's real path is its real folder's plus its name: resolving it again
                 # (a stat per path part) was most of the time of an update that found nothing new.
-                self.keep(child, None if entry.is_symlink() else os.path.join(real, entry.name))
+                self.keep(child, None if entry.is_symlink() else real_prefix + name)
             elif entry.is_symlink():
-                self.skip(child, _stat_failure(child, _stat_error(child)))
+                self.skip(child, _stat_failure(Path(child), _stat_error(Path(child))))
             else:
                 self.skip(child, "not a regular file")
 

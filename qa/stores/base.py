@@ -45,6 +45,8 @@ if TYPE_CHECKING:
 #    not one file per generation. A Milvus store of format 3 or 4 holds the same as one of format 5.
 FORMAT_VERSION = 5
 REBUILD_HINT = "run `qa index --rebuild` to build it again"
+# (size in bytes, modification time in ns, indexed at in s since the epoch) of an indexed file.
+FileFacts = tuple[int, int, float]
 
 
 @dataclass(frozen=True)
@@ -200,6 +202,12 @@ class StoreWriter(Protocol):
 
     def documents(self, under: Sequence[str] | None = None) -> dict[str, DocumentRecord]:
         """Indexed documents by path: all of them, or those at or under the paths in `under`."""
+        ...
+
+    def file_facts(self, under: Sequence[str] | None = None) -> dict[str, FileFacts]:
+        """What a scan compares each file with, by path (`documents`' paths): its size, modification
+        time and when it was indexed. Lighter than `documents`: a scan that finds nothing changed
+        reads only these."""
         ...
 
     def counts(self) -> tuple[int, int]: ...

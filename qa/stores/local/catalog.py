@@ -232,6 +232,21 @@ class Catalog:
             found.update((row[1], DocumentRecord(*row)) for row in rows)
         return found
 
+    def file_facts(self, under: Sequence[str] | None = None) -> dict[str, tuple[int, int, float]]:
+        """(size, mtime_ns, indexed_at) of every indexed file by path, or of those at or under `under`."""
+        columns = "SELECT path, size, mtime_ns, indexed_at FROM documents"
+        if under is None:
+            return {row[0]: row[1:] for row in self._db.execute(columns)}
+        found: dict[str, tuple[int, int, float]] = {}
+        for root in under:
+            folder = root.rstrip(os.sep) + os.sep
+            rows = self._db.execute(
+                f"{columns} WHERE path = ? OR (path >= ? AND path < ?)",
+                (root, folder, folder[:-1] + chr(ord(os.sep) + 1)),
+            )
+            found.update((row[0], row[1:]) for row in rows)
+        return found
+
     def touch_document(self, doc_id: str, size: int, mtime_ns: int) -> None:
         """Record new file facts for a document whose content did not change."""
         self._db.execute(

@@ -34,6 +34,7 @@ from qa.errors import ConfigError, IndexCorruptError, IndexMissingError, QAError
 from qa.ingest import path_is_under
 from qa.stores.base import (
     REBUILD_HINT,
+    FileFacts,
     Manifest,
     index_stats,
     sentences_by_chunk,
@@ -693,6 +694,9 @@ class MilvusWriter:
             return records
         # Filtered here rather than in a Milvus expression, where a path would need escaping.
         return {path: record for path, record in records.items() if path_is_under(path, under)}
+
+    def file_facts(self, under: Sequence[str] | None = None) -> dict[str, FileFacts]:
+        return {path: (r.size, r.mtime_ns, r.indexed_at) for path, r in self.documents(under).items()}
 
     def counts(self) -> tuple[int, int]:
         c = self.collections
