@@ -279,8 +279,9 @@ class _Walk:
         self._seen_dirs.add(real)
         try:
             with os.scandir(path) as scan:
-                # Real entries before links, so a file reachable both ways keeps its real name.
-                entries = sorted(scan, key=lambda entry: (entry.is_symlink(), entry.name))
+                by_name = sorted(scan, key=_entry_name)
+            # Real entries before links, so a file reachable both ways keeps its real name.
+            entries = [e for e in by_name if not e.is_symlink()] + [e for e in by_name if e.is_symlink()]
         except OSError as exc:
             self.skip(path, _stat_failure(Path(path), exc))
             return
@@ -330,6 +331,10 @@ def _stat_failure(path: Path, exc: OSError) -> str:
     if isinstance(exc, PermissionError):
         return "permission denied"
     return f"could not be read: {exc.strerror or exc}"
+
+
+def _entry_name(entry: os.DirEntry) -> str:
+    return entry.name
 
 
 def _is_article_name(name: str) -> bool:
