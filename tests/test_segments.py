@@ -195,7 +195,6 @@ def test_segments_past_the_threshold_merge_into_an_approximate_index(tmp_path: P
         add_articles(writer, range(begin, begin + 100), rng)
     writer.finish()
     add_articles(writer, range(600, 650), rng)  # a new exact segment beside the approximate one
-    writer.close()
     store = LocalStore.open(index_dir)
     try:
         assert store.vectors.approximate and len(store.vectors.flat) == 50
@@ -203,8 +202,16 @@ def test_segments_past_the_threshold_merge_into_an_approximate_index(tmp_path: P
         assert store.check() == []
         new = store.chunk_vectors([650])[0]
         assert store.dense_search(new, 1) == [650]
+        old = store.chunk_vectors([7])[0]
+        assert store.dense_search(old, 1) == [7]
+        writer.commit(CommitGroup(drop_docs=["doc00006", "doc00649"]))  # chunks 7 and 650
+        with store.reading():
+            assert store.chunk_count() == 648
+            assert store.check() == []
+            assert 7 not in store.dense_search(old, 5) and 650 not in store.dense_search(new, 5)
     finally:
         store.close()
+        writer.close()
 
 
 # A kill during a merge ----------------------------------------------------------------------------

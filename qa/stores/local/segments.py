@@ -133,15 +133,16 @@ class SegmentVectors:
                 self.flat.add(ids.tolist(), vectors)
             self.loaded.add(segment.id)
         # The catalog lists as dead only vectors of live segments (a merge forgets those it dropped),
-        # so every one is held here.
-        self._unremoved |= dead - self.dead
+        # so every one is held here: an approximate part drops its own at once (a few list entries),
+        # the flat part skips them in its results until there are enough to be worth moving its rows.
+        newly_dead = sorted(dead - self.dead)
         self.dead = set(dead)
+        owner = self._owner(newly_dead)
+        for number, part in enumerate(self.approximate_parts):
+            part.remove([i for i, o in zip(newly_dead, owner) if o == number])
+        self._unremoved |= {i for i, o in zip(newly_dead, owner) if o == -1}
         if len(self._unremoved) > DEAD_SLACK:
-            gone = sorted(self._unremoved)
-            self.flat.remove(gone)
-            for part in self.approximate_parts:
-                part.remove(gone)
-            self._part_ids = [_sorted(p.ids()) for p in self.approximate_parts]
+            self.flat.remove(sorted(self._unremoved))
             self._unremoved = set()
         return True
 
@@ -149,13 +150,14 @@ class SegmentVectors:
         """The `k` nearest live vectors, best first, over every part."""
         if k <= 0:
             return []
-        wanted = k + len(self._unremoved)
         found: list[tuple[int, float]] = []
-        for part in (self.flat, *self.approximate_parts):
+        if len(self.flat):
+            found = self.flat.search(query, k + len(self._unremoved))
+            if self._unremoved:
+                found = [hit for hit in found if hit[0] not in self._unremoved]
+        for part in self.approximate_parts:
             if len(part):
-                found += part.search(query, wanted)
-        if self._unremoved:
-            found = [hit for hit in found if hit[0] not in self._unremoved]
+                found += part.search(query, k)
         if self.approximate_parts:
             found.sort(key=lambda hit: hit[1], reverse=True)
         return found[:k]
