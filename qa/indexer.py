@@ -28,12 +28,13 @@ from qa.ingest import (
 )
 from qa.progress import IndexProgress, SilentProgress
 from qa.stores import open_writer
+from qa.stores.base import file_stamp
 from qa.types import CommitGroup, DocumentRecord, IndexedArticle, Span, article_sentences
 
 if TYPE_CHECKING:
     import numpy as np
 
-    from qa.stores.base import FileFacts, StoreWriter
+    from qa.stores.base import StoreWriter
     from qa.stores.location import StoreLocation
 
 # Chunks embedded between two commits: small enough that an interrupted run keeps most of its
@@ -153,9 +154,9 @@ def _update(
     if not roots and not given:
         roots = [str(p) for p in default_corpus()]
         new_sources = list(roots)
-    # The facts of the files this run may touch (size, mtime, when indexed), read once: a scan
-    # that finds nothing changed reads no more of the store than these.
-    all_facts = writer.file_facts(roots if only else None)
+    # The stamps (size and mtime) of the files this run may touch, read once: a scan that finds
+    # nothing changed reads no more of the store than these.
+    all_facts = writer.file_stamps(roots if only else None)
     facts = {} if rebuild else all_facts
     # A file that was named as a source and is gone was deleted; a folder that is gone may be an
     # unplugged drive, so what was indexed from it is kept.
@@ -164,9 +165,9 @@ def _update(
     for root in missing_roots:
         progress.note(f"{root} is not there now; its indexed articles are kept")
     present_roots = [r for r in roots if r not in missing_roots and r not in deleted_file_sources]
-    files, skipped = discover_paths(present_roots + not_there)
+    files, skipped, stats = discover_paths(present_roots + not_there)
     skipped = [s for s in skipped if s.path not in missing_roots]
-    suspects, unchanged = _changed_files(files, facts, progress)
+    suspects, unchanged = _changed_files(files, stats, facts, progress)
 
     # Deleted: indexed files under a root we scanned that are gone from disk.
     scanned = [r for r in roots if r not in missing_roots]
@@ -288,25 +289,25 @@ class _Plan:
 
 
 def _changed_files(
-    files: list[str], facts: dict[str, FileFacts], progress: IndexProgress
+    files: list[str], stats: dict[str, os.stat_result], stamps: dict[str, str | None], progress: IndexProgress
 ) -> tuple[list[tuple[str, os.stat_result | None]], int]:
     """The files that may have changed since indexed, each with its stat (None if it failed), and
-    how many surely did not: a stat per file, compared with the facts the store keeps.
-
-    Same size and modification time means unchanged, unless the file was modified within a moment
-    of being indexed: an edit in the same clock tick would look identical.
+    how many surely did not: a stat per file (`stats` holds those the walk took), its size and
+    modification time compared with the stamp the store keeps (qa.stores.base.settled_stamp).
     """
     progress.start("Reading", len(files))
     suspects: list[tuple[str, os.stat_result | None]] = []
     unchanged = 0
     for path in files:
-        try:
-            stat = os.stat(path)
-        except OSError:
-            suspects.append((path, None))
-            continue
-        known = facts.get(path)
-        if known and known[0] == stat.st_size and known[1] == stat.st_mtime_ns and stat.st_mtime_ns / 1e9 < known[2] - 2:
+        stat = stats.get(path)
+        if stat is None:
+            try:
+                stat = os.stat(path)
+            except OSError:
+                suspects.append((path, None))
+                continue
+        stamp = stamps.get(path)
+        if stamp is not None and stamp == file_stamp(stat.st_size, stat.st_mtime_ns):
             unchanged += 1
         else:
             suspects.append((path, stat))

@@ -45,8 +45,17 @@ if TYPE_CHECKING:
 #    not one file per generation. A Milvus store of format 3 or 4 holds the same as one of format 5.
 FORMAT_VERSION = 5
 REBUILD_HINT = "run `qa index --rebuild` to build it again"
-# (size in bytes, modification time in ns, indexed at in s since the epoch) of an indexed file.
-FileFacts = tuple[int, int, float]
+
+
+def file_stamp(size: int, mtime_ns: int) -> str:
+    """What tells a file unchanged since it was indexed: its size and modification time, ``"1234:1700000000000000000"``."""
+    return f"{size}:{mtime_ns}"
+
+
+def settled_stamp(size: int, mtime_ns: int, indexed_at: float) -> str | None:
+    """An indexed file's `file_stamp`, or None when it was modified within 2 s of being indexed: an
+    edit in the same clock tick would leave size and time alone, so its content must be read."""
+    return file_stamp(size, mtime_ns) if mtime_ns / 1e9 < indexed_at - 2 else None
 
 
 @dataclass(frozen=True)
@@ -204,10 +213,10 @@ class StoreWriter(Protocol):
         """Indexed documents by path: all of them, or those at or under the paths in `under`."""
         ...
 
-    def file_facts(self, under: Sequence[str] | None = None) -> dict[str, FileFacts]:
-        """What a scan compares each file with, by path (`documents`' paths): its size, modification
-        time and when it was indexed. Lighter than `documents`: a scan that finds nothing changed
-        reads only these."""
+    def file_stamps(self, under: Sequence[str] | None = None) -> dict[str, str | None]:
+        """What a scan compares each indexed file with, by path (as `documents`): its `file_stamp`,
+        or None when it was modified too close to being indexed to trust one. Far lighter than
+        `documents`: a scan that finds nothing changed reads only these."""
         ...
 
     def counts(self) -> tuple[int, int]: ...

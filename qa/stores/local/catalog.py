@@ -235,19 +235,21 @@ class Catalog:
             found.update((row[1], DocumentRecord(*row)) for row in rows)
         return found
 
-    def file_facts(self, under: Sequence[str] | None = None) -> dict[str, tuple[int, int, float]]:
-        """(size, mtime_ns, indexed_at) of every indexed file by path, or of those at or under `under`."""
-        columns = "SELECT path, size, mtime_ns, indexed_at FROM documents"
+    def file_stamps(self, under: Sequence[str] | None = None) -> dict[str, str | None]:
+        """Every indexed file's stamp by path (qa.stores.base.settled_stamp, computed here by SQLite
+        from the covering index), or those at or under `under`."""
+        columns = (
+            "SELECT path, CASE WHEN mtime_ns / 1e9 < indexed_at - 2 THEN size || ':' || mtime_ns END FROM documents"
+        )
         if under is None:
-            return {row[0]: row[1:] for row in self._db.execute(columns)}
-        found: dict[str, tuple[int, int, float]] = {}
+            return dict(self._db.execute(columns))
+        found: dict[str, str | None] = {}
         for root in under:
             folder = root.rstrip(os.sep) + os.sep
-            rows = self._db.execute(
+            found.update(self._db.execute(
                 f"{columns} WHERE path = ? OR (path >= ? AND path < ?)",
                 (root, folder, folder[:-1] + chr(ord(os.sep) + 1)),
-            )
-            found.update((row[0], row[1:]) for row in rows)
+            ))
         return found
 
     def touch_document(self, doc_id: str, size: int, mtime_ns: int) -> None:

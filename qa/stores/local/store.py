@@ -23,7 +23,7 @@ from pathlib import Path
 from typing import TYPE_CHECKING
 
 from qa.errors import IndexCorruptError, IndexMissingError
-from qa.stores.base import REBUILD_HINT, FileFacts, Manifest, index_stats, span_problem, unit_length_problems
+from qa.stores.base import REBUILD_HINT, Manifest, index_stats, span_problem, unit_length_problems
 from qa.stores.local.catalog import Catalog, SegmentRow, fts_query
 from qa.stores.local.keywords import KeywordIndex
 from qa.stores.local.segments import SegmentVectors, plan_merge, segment_path
@@ -276,8 +276,8 @@ class LocalWriter:
     def documents(self, under: Sequence[str] | None = None) -> dict[str, DocumentRecord]:
         return self.catalog.documents(under)
 
-    def file_facts(self, under: Sequence[str] | None = None) -> dict[str, FileFacts]:
-        return self.catalog.file_facts(under)
+    def file_stamps(self, under: Sequence[str] | None = None) -> dict[str, str | None]:
+        return self.catalog.file_stamps(under)
 
     def counts(self) -> tuple[int, int]:
         return self.catalog.counts()

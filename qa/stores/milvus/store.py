@@ -34,9 +34,9 @@ from qa.errors import ConfigError, IndexCorruptError, IndexMissingError, QAError
 from qa.ingest import path_is_under
 from qa.stores.base import (
     REBUILD_HINT,
-    FileFacts,
     Manifest,
     index_stats,
+    settled_stamp,
     sentences_by_chunk,
     span_problem,
     unit_length_problems,
@@ -695,8 +695,8 @@ class MilvusWriter:
         # Filtered here rather than in a Milvus expression, where a path would need escaping.
         return {path: record for path, record in records.items() if path_is_under(path, under)}
 
-    def file_facts(self, under: Sequence[str] | None = None) -> dict[str, FileFacts]:
-        return {path: (r.size, r.mtime_ns, r.indexed_at) for path, r in self.documents(under).items()}
+    def file_stamps(self, under: Sequence[str] | None = None) -> dict[str, str | None]:
+        return {path: settled_stamp(r.size, r.mtime_ns, r.indexed_at) for path, r in self.documents(under).items()}
 
     def counts(self) -> tuple[int, int]:
         c = self.collections
