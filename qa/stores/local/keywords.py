@@ -56,24 +56,24 @@ class KeywordIndex:
 
         if not terms or not all(_PLAIN_TERM.fullmatch(term) for term in terms):
             return None
-        all_lengths = self._refresh(generation)
+        lengths = self._refresh(generation)
         found = [self._term_postings(term) for term in terms]
-        hits = np.unique(np.concatenate([chunk_ids for chunk_ids, _ in found]))
-        if len(hits) == 0:
-            return []
-        scores = np.zeros(len(hits))
-        lengths = all_lengths[hits]
+        # Scores by chunk id in one array the size of the id range (800 KB at 100,000 chunks):
+        # cheaper than gathering the matching ids first.
+        scores = np.zeros(len(lengths))
+        matched = np.zeros(len(lengths), dtype=bool)
         # Term by term in query order, as fts5Bm25Function sums them: the same floating-point result.
         for chunk_ids, counts in found:
-            matched = len(chunk_ids)
-            idf = math.log((self._rows - matched + 0.5) / (matched + 0.5))
+            idf = math.log((self._rows - len(chunk_ids) + 0.5) / (len(chunk_ids) + 0.5))
             if idf <= 0.0:
                 idf = 1e-6
-            at = np.searchsorted(hits, chunk_ids)
-            length = lengths[at]
-            scores[at] += idf * ((counts * (K1 + 1.0)) / (counts + K1 * (1 - B + B * length / self._average_length)))
-        best = np.lexsort((hits, -scores))[:k]
-        return [(int(chunk_id), float(score)) for chunk_id, score in zip(hits[best], scores[best])]
+            length = lengths[chunk_ids]
+            scores[chunk_ids] += idf * ((counts * (K1 + 1.0)) / (counts + K1 * (1 - B + B * length / self._average_length)))
+            matched[chunk_ids] = True
+        hits = np.flatnonzero(matched)
+        hit_scores = scores[hits]
+        best = np.lexsort((hits, -hit_scores))[:k]
+        return [(int(chunk_id), float(score)) for chunk_id, score in zip(hits[best], hit_scores[best])]
 
     def frequency(self, term: str, generation: int, count: Callable[[str], int]) -> int:
         """How many chunks hold `term`: `count(term)` once per generation."""
