@@ -107,12 +107,6 @@ class SegmentVectors:
     def approximate(self) -> bool:
         return bool(self.approximate_parts)
 
-    def describe(self) -> str:
-        parts = [p.describe() for p in self.approximate_parts]
-        if len(self.flat) or not parts:
-            parts.insert(0, "exact (flat)")
-        return " + ".join(parts) + f", {len(self.loaded)} segment{'s' if len(self.loaded) != 1 else ''}"
-
     def update(self, index_dir: Path, segments: Sequence[SegmentRow], dead: set[int]) -> bool:
         """Load the segments not held yet and drop dead vectors; False when a held segment is no longer
         live (a merge replaced it): then a fresh SegmentVectors must load them all."""
