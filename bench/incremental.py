@@ -5,9 +5,10 @@
 
 Times `qa index` (in-process, model loaded) after adding 1 article, changing 1, deleting 1 and
 with nothing changed, and a full rebuild. With --base-articles N, the index also holds N more
-article files whose vectors are RANDOM (embedding them all would take hours here): every update
-still stats all N files and rewrites the whole vector file, so the update figures are real; the
-rebuild of the whole corpus is then estimated from the measured embedding rate, and says so.
+article files whose vectors are RANDOM (embedding them all would take hours here), written as one
+segment, as one large update would: every update still stats all N files and commits to the same
+catalog, so the update figures are real; the rebuild of the whole corpus is then estimated from
+the measured embedding rate, and says so. Each step shows how much of its time the model took.
 """
 
 from __future__ import annotations
@@ -113,8 +114,8 @@ def main() -> None:
         base_chunks = 0
         if args.base_articles:
             base_chunks = add_random_base(index_dir, Path(tmp) / "base", args.base_articles, embedder)
-            notes.append(f"+{args.base_articles} base articles ({base_chunks} chunks) hold RANDOM vectors; "
-                         "their files are scanned and the vector file rewritten on every update, as for real ones.")
+            notes.append(f"+{args.base_articles} base articles ({base_chunks} chunks) hold RANDOM vectors, in one "
+                         "segment; their files are scanned on every update, as real ones would be.")
         time.sleep(2.1)  # so size+mtime alone tell that the first build's files did not change
 
         steps = []
