@@ -119,11 +119,13 @@ def stems(words: Sequence[str]) -> list[str]:
     """Snowball stems: ``["owes", "owed"] -> ["owe", "owe"]``."""
     known = _STEMS
     new = [word for word in dict.fromkeys(words) if word not in known]
-    if new:
-        if len(known) + len(new) > STEM_CACHE_WORDS:
+    fresh = dict(zip(new, _stemmer().stemWords(new))) if new else {}
+    if fresh:
+        if len(known) + len(fresh) > STEM_CACHE_WORDS:
             known.clear()
-        known.update(zip(new, _stemmer().stemWords(new)))
-    return [known[word] for word in words]
+        known.update(fresh)
+    # Another thread may clear the cache meanwhile: a word found in neither is stemmed again.
+    return [fresh[word] if word in fresh else known.get(word) or _stemmer().stemWord(word) for word in words]
 
 
 @lru_cache(maxsize=200_000)
