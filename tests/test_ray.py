@@ -10,14 +10,12 @@ from pathlib import Path
 import numpy as np
 import pytest
 
-from qa.stores.local.catalog import Catalog
 from qa.chunk import chunk_text, split_sentences
 from qa.embed import Embedder
 from qa.errors import ConfigError, QAError
-from qa.stores.local.store import CATALOG_FILE, vectors_path
+from qa.stores.local.store import LocalStore
 from qa.indexer import update_index
 from qa.ingest import read_article
-from qa.stores.local.vectors import FaissVectorStore
 
 from conftest import SEEDS
 
@@ -127,8 +125,8 @@ def test_bad_worker_count_is_refused() -> None:
 
 
 def _vectors(index_dir: Path, embedder: Embedder) -> np.ndarray:
-    catalog = Catalog.open(index_dir / CATALOG_FILE)
-    generation = catalog.generation
-    catalog.close()
-    store = FaissVectorStore.load(vectors_path(index_dir, generation), embedder.dimension)
-    return store.vectors(sorted(store.ids()))
+    store = LocalStore.open(index_dir)
+    try:
+        return store.vectors.vectors(sorted(store.vectors.ids()))
+    finally:
+        store.close()

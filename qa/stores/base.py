@@ -40,9 +40,22 @@ if TYPE_CHECKING:
 # 3: sentence vectors are pooled from their chunk's token states (Embedder.encode_passages);
 # 4: the local keyword index holds qa.text's Snowball stems, as the Milvus store's always did
 #    (FTS5's porter tokenizer stemmed 4% of words otherwise). A Milvus store of format 3 holds
-#    the same as one of format 4 (see OLDEST_FORMAT in qa.stores.milvus.store).
-FORMAT_VERSION = 4
+#    the same as one of format 4 (see OLDEST_FORMAT in qa.stores.milvus.store);
+# 5: the local vectors are a log of segment files listed in the catalog (qa.stores.local.segments),
+#    not one file per generation. A Milvus store of format 3 or 4 holds the same as one of format 5.
+FORMAT_VERSION = 5
 REBUILD_HINT = "run `qa index --rebuild` to build it again"
+
+
+def file_stamp(size: int, mtime_ns: int) -> str:
+    """What tells a file unchanged since it was indexed: its size and modification time, ``"1234:1700000000000000000"``."""
+    return f"{size}:{mtime_ns}"
+
+
+def settled_stamp(size: int, mtime_ns: int, indexed_at: float) -> str | None:
+    """An indexed file's `file_stamp`, or None when it was modified within 2 s of being indexed: an
+    edit in the same clock tick would leave size and time alone, so its content must be read."""
+    return file_stamp(size, mtime_ns) if mtime_ns / 1e9 < indexed_at - 2 else None
 
 
 @dataclass(frozen=True)
@@ -198,6 +211,12 @@ class StoreWriter(Protocol):
 
     def documents(self, under: Sequence[str] | None = None) -> dict[str, DocumentRecord]:
         """Indexed documents by path: all of them, or those at or under the paths in `under`."""
+        ...
+
+    def file_stamps(self, under: Sequence[str] | None = None) -> dict[str, str | None]:
+        """What a scan compares each indexed file with, by path (as `documents`): its `file_stamp`,
+        or None when it was modified too close to being indexed to trust one. Far lighter than
+        `documents`: a scan that finds nothing changed reads only these."""
         ...
 
     def counts(self) -> tuple[int, int]: ...

@@ -1,8 +1,9 @@
 """The local store's catalog: documents, chunks, sentences, sources and a keyword index, in one SQLite file.
 
-SQLite gives the index its transactions: the generation number of the vector file is recorded in the
-same transaction that changes documents and chunks, so the metadata, the keyword index (FTS5, which
-lives in the same file) and the vectors always describe the same set of chunks.
+SQLite gives the index its transactions: the list of live vector segments and the chunks whose
+vectors are dead are recorded in the same transaction that changes documents and chunks, so the
+metadata, the keyword index (FTS5, which lives in the same file) and the vectors always describe the
+same set of chunks.
 """
 
 from __future__ import annotations
@@ -13,6 +14,7 @@ import sqlite3
 import time
 from collections.abc import Iterable, Iterator, Sequence
 from contextlib import contextmanager
+from dataclasses import dataclass
 from pathlib import Path
 from typing import TYPE_CHECKING
 
@@ -56,6 +58,20 @@ CREATE TABLE IF NOT EXISTS sentences(
 );
 CREATE INDEX IF NOT EXISTS sentences_by_doc ON sentences(doc_id, start_char);
 CREATE INDEX IF NOT EXISTS documents_by_date ON documents(date);
+-- What a scan compares files with, apart from the document rows (which hold each article's text):
+-- reading it for 100,000 files touches a few hundred pages instead of 100,000.
+CREATE INDEX IF NOT EXISTS documents_file_facts ON documents(path, size, mtime_ns, indexed_at);
+-- The live vector files (qa.stores.local.segments): segment N holds the vectors of chunk ids
+-- first_id..last_id, less those in dead_vectors, and is the file segment-N.faiss.
+CREATE TABLE IF NOT EXISTS segments(
+    id INTEGER PRIMARY KEY,
+    first_id INTEGER NOT NULL,
+    last_id INTEGER NOT NULL,
+    vectors INTEGER NOT NULL,
+    approximate INTEGER NOT NULL
+);
+-- Chunks removed since their segment was written: their vectors stay in its file until a merge.
+CREATE TABLE IF NOT EXISTS dead_vectors(chunk_id INTEGER PRIMARY KEY);
 -- The stems of each chunk's title and text (qa.text.keyword_stems): FTS5 does not stem them again.
 CREATE VIRTUAL TABLE IF NOT EXISTS chunk_terms USING fts5(title, body, tokenize='unicode61');
 """
@@ -84,6 +100,11 @@ class Catalog:
         except sqlite3.DatabaseError as exc:
             raise IndexCorruptError(f"the catalog {path.name} cannot be read ({exc})") from exc
         return cls(connection, path)
+
+    @property
+    def connection(self) -> sqlite3.Connection:
+        """The SQLite connection, for readers of the same file that need their own queries (keywords)."""
+        return self._db
 
     def close(self) -> None:
         self._db.close()
@@ -133,8 +154,53 @@ class Catalog:
 
     @property
     def generation(self) -> int:
-        """Which vector file belongs to the committed metadata."""
+        """A number that every commit changing the vectors raises: readers reload when it moved."""
         return int(self.get_meta("generation") or 0)
+
+    # Vector segments ------------------------------------------------------------------------------
+
+    def segments(self) -> list[SegmentRow]:
+        """The live segments, oldest (lowest chunk ids) first."""
+        rows = self._db.execute("SELECT id, first_id, last_id, vectors, approximate FROM segments ORDER BY first_id")
+        return [SegmentRow(*row[:4], bool(row[4])) for row in rows]
+
+    def add_segment(self, segment: SegmentRow) -> None:
+        self._db.execute(
+            "INSERT INTO segments(id, first_id, last_id, vectors, approximate) VALUES(?, ?, ?, ?, ?)",
+            (segment.id, segment.first_id, segment.last_id, segment.vectors, int(segment.approximate)),
+        )
+
+    def replace_segments(self, merged: Sequence[SegmentRow], into: SegmentRow) -> None:
+        """Swap merged segments for the one they became; their dead vectors are gone with them."""
+        self._db.executemany("DELETE FROM segments WHERE id = ?", [(s.id,) for s in merged])
+        self._db.execute(
+            "DELETE FROM dead_vectors WHERE chunk_id BETWEEN ? AND ?", (into.first_id, into.last_id)
+        )
+        self.add_segment(into)
+
+    def clear_segments(self) -> None:
+        """No segment is live any more (a rebuild's first commit): their files become leftovers."""
+        self._db.execute("DELETE FROM segments")
+        self._db.execute("DELETE FROM dead_vectors")
+
+    def next_segment_id(self) -> int:
+        row = self._db.execute("SELECT max(id) FROM segments").fetchone()
+        floor = int(self.get_meta("next_segment_id") or 1)
+        return max(floor, (row[0] or 0) + 1)
+
+    def dead_vectors(self) -> set[int]:
+        return {row[0] for row in self._db.execute("SELECT chunk_id FROM dead_vectors")}
+
+    def dead_counts(self) -> dict[int, int]:
+        """Dead vectors per segment id."""
+        rows = self._db.execute(
+            "SELECT s.id, count(*) FROM segments s JOIN dead_vectors d "
+            "ON d.chunk_id BETWEEN s.first_id AND s.last_id GROUP BY s.id"
+        )
+        return {int(segment): int(count) for segment, count in rows}
+
+    def mark_dead(self, chunk_ids: Sequence[int]) -> None:
+        self._db.executemany("INSERT OR IGNORE INTO dead_vectors(chunk_id) VALUES(?)", [(c,) for c in chunk_ids])
 
     # Sources --------------------------------------------------------------------------------------
 
@@ -167,6 +233,23 @@ class Catalog:
                 (root, folder, folder[:-1] + chr(ord(os.sep) + 1)),
             )
             found.update((row[1], DocumentRecord(*row)) for row in rows)
+        return found
+
+    def file_stamps(self, under: Sequence[str] | None = None) -> dict[str, str | None]:
+        """Every indexed file's stamp by path (qa.stores.base.settled_stamp, computed here by SQLite
+        from the covering index), or those at or under `under`."""
+        columns = (
+            "SELECT path, CASE WHEN mtime_ns / 1e9 < indexed_at - 2 THEN size || ':' || mtime_ns END FROM documents"
+        )
+        if under is None:
+            return dict(self._db.execute(columns))
+        found: dict[str, str | None] = {}
+        for root in under:
+            folder = root.rstrip(os.sep) + os.sep
+            found.update(self._db.execute(
+                f"{columns} WHERE path = ? OR (path >= ? AND path < ?)",
+                (root, folder, folder[:-1] + chr(ord(os.sep) + 1)),
+            ))
         return found
 
     def touch_document(self, doc_id: str, size: int, mtime_ns: int) -> None:
@@ -368,6 +451,18 @@ class Catalog:
     def sentence_rows(self) -> Iterator[tuple[str, int, int, int]]:
         """(doc id, start, end, vector bytes) of every stored sentence."""
         yield from self._db.execute("SELECT doc_id, start_char, end_char, length(vector) FROM sentences")
+
+
+@dataclass(frozen=True)
+class SegmentRow:
+    """One live vector file: its number, the chunk ids it covers, how many vectors it holds, and
+    whether it is an approximate (IVF) index."""
+
+    id: int
+    first_id: int
+    last_id: int
+    vectors: int
+    approximate: bool
 
 
 def fts_query(terms: Sequence[str]) -> str:

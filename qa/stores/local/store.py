@@ -1,13 +1,16 @@
-"""The local store: a versioned manifest, the SQLite catalog and a generation-numbered vector file.
+"""The local store: a versioned manifest, the SQLite catalog and a log of vector segment files.
 
 Layout of an index folder::
 
-    manifest.json          {"format_version": 3, "model": "all-MiniLM-L6-v2", "dimension": 384, ...}
-    catalog.sqlite         documents, chunks, sentences, sources, keyword index, and the current generation
-    vectors-000007.faiss   the vectors of generation 7; other generations are leftovers to delete
+    manifest.json          {"format_version": 5, "model": "all-MiniLM-L6-v2", "dimension": 384, ...}
+    catalog.sqlite         documents, chunks, sentences, sources, keyword index, the live segments
+                           and the chunks whose vectors are dead
+    segment-000012.faiss   the vectors one commit added (or a merge of several); files the catalog
+                           does not list are leftovers to delete
 
-A writer saves the next generation's vector file beside the current one, then commits the catalog
-with the new generation number: a process killed at any instant leaves the last committed pair.
+A writer saves a new segment file holding only the commit's new vectors, then commits the catalog
+listing it (and marking the removed chunks' vectors dead): a process killed at any instant leaves
+the last committed state. See qa.stores.local.segments for merging and search.
 """
 
 from __future__ import annotations
@@ -21,7 +24,9 @@ from typing import TYPE_CHECKING
 
 from qa.errors import IndexCorruptError, IndexMissingError
 from qa.stores.base import REBUILD_HINT, Manifest, index_stats, span_problem, unit_length_problems
-from qa.stores.local.catalog import Catalog, fts_query
+from qa.stores.local.catalog import Catalog, SegmentRow, fts_query
+from qa.stores.local.keywords import KeywordIndex
+from qa.stores.local.segments import SegmentVectors, plan_merge, segment_path
 from qa.stores.local.vectors import FaissVectorStore
 from qa.text import keyword_stems, stems
 from qa.types import (
@@ -62,18 +67,14 @@ def save_manifest(index_dir: Path, manifest: Manifest) -> None:
     os.replace(tmp, path)
 
 
-def vectors_path(index_dir: Path, generation: int) -> Path:
-    return index_dir / f"vectors-{generation:06d}.faiss"
-
-
 class LocalStore:
-    """A local index opened for reading: catalog plus the vectors of its committed generation."""
+    """A local index opened for reading: catalog plus the vectors of its committed segments."""
 
     # FAISS and SQLite both let go of the GIL, so the retriever runs the vector search in a
     # thread beside the keyword query (the vectors in memory are not touched by SQLite).
     concurrent_search = True
 
-    def __init__(self, location: StoreLocation, manifest: Manifest, catalog: Catalog, vectors: FaissVectorStore,
+    def __init__(self, location: StoreLocation, manifest: Manifest, catalog: Catalog, vectors: SegmentVectors,
                  generation: int) -> None:
         self.location = location
         self.dir = location.index_dir
@@ -81,6 +82,7 @@ class LocalStore:
         self.catalog = catalog
         self.vectors = vectors
         self.generation = generation
+        self.keywords = KeywordIndex(catalog.connection)
 
     @classmethod
     def open(cls, where: StoreLocation | Path | str) -> LocalStore:
@@ -92,7 +94,7 @@ class LocalStore:
         manifest = load_manifest(index_dir)
         catalog = Catalog.open(index_dir / CATALOG_FILE)
         try:
-            generation, vectors = _load_committed(index_dir, manifest, catalog)
+            generation, vectors = _load_committed(index_dir, manifest, catalog, None)
         except BaseException:
             catalog.close()
             raise
@@ -113,7 +115,7 @@ class LocalStore:
                 if self.catalog.generation == self.generation:
                     yield
                     return
-            self.generation, self.vectors = _load_committed(self.dir, self.manifest, self.catalog)
+            self.generation, self.vectors = _load_committed(self.dir, self.manifest, self.catalog, self.vectors)
         raise IndexCorruptError(f"the index in {self.dir} kept changing while it was read; try again")
 
     def revision(self) -> int:
@@ -133,12 +135,21 @@ class LocalStore:
         return [chunk_id for chunk_id, _ in self.vectors.search(vector, k)]
 
     def keyword_search(self, terms: Sequence[str], k: int, filters: SearchFilters | None = None) -> list[tuple[int, float]]:
-        """BM25 over the chunks holding any of `terms`' stems, best first; filters are left to the caller."""
-        return self.catalog.keyword_search(fts_query(list(dict.fromkeys(stems(terms)))), k) if terms else []
+        """BM25 over the chunks holding any of `terms`' stems, best first; filters are left to the caller.
+
+        Scored from cached postings (qa.stores.local.keywords), exactly as FTS5's bm25() scores them."""
+        if not terms:
+            return []
+        wanted = list(dict.fromkeys(stems(terms)))
+        with self.reading():
+            found = self.keywords.search(wanted, k, self.generation)
+            return found if found is not None else self.catalog.keyword_search(fts_query(wanted), k)
 
     def document_frequencies(self, terms: Sequence[str]) -> dict[str, int]:
-        """How many chunks hold each term's stem."""
-        return {term: self.catalog.document_frequency(stem) for term, stem in zip(terms, stems(terms))}
+        """How many chunks hold each term's stem (counted once per committed generation)."""
+        with self.reading():
+            return {term: self.keywords.frequency(stem, self.generation, self.catalog.document_frequency)
+                    for term, stem in zip(terms, stems(terms))}
 
     def chunks(self, chunk_ids: Sequence[int]) -> dict[int, ChunkRecord]:
         return self.catalog.chunks(chunk_ids)
@@ -234,7 +245,8 @@ class LocalStore:
 
 
 class LocalWriter:
-    """Commits to a local index: FAISS vector file generations plus one SQLite transaction each."""
+    """Commits to a local index: a new segment file per commit that adds vectors, plus one SQLite
+    transaction each; small segments merge when the update finishes."""
 
     def __init__(self, index_dir: Path, manifest: Manifest, fresh: bool, rebuild: bool) -> None:
         self.manifest = manifest
@@ -247,13 +259,12 @@ class LocalWriter:
                 # A brand-new index: nothing in the catalog can be trusted to match this manifest.
                 save_manifest(index_dir, manifest)
             self.generation = self.catalog.generation
-            if rebuild or self.generation == 0:
-                self.vectors = FaissVectorStore(manifest.dimension)
-            else:
-                self.vectors = FaissVectorStore.load(vectors_path(index_dir, self.generation), manifest.dimension)
+            # Files a killed writer left (a segment written but never committed, a merge cut short).
+            _delete_stale_vector_files(index_dir, self.catalog.segments())
         except BaseException:
             self.catalog.close()
             raise
+        self._cleared = False
 
     @property
     def committed(self) -> bool:
@@ -265,6 +276,9 @@ class LocalWriter:
     def documents(self, under: Sequence[str] | None = None) -> dict[str, DocumentRecord]:
         return self.catalog.documents(under)
 
+    def file_stamps(self, under: Sequence[str] | None = None) -> dict[str, str | None]:
+        return self.catalog.file_stamps(under)
+
     def counts(self) -> tuple[int, int]:
         return self.catalog.counts()
 
@@ -274,17 +288,26 @@ class LocalWriter:
         with catalog.transaction():
             drop_ids = catalog.chunk_ids_of(commit.drop_docs)
             first_id = catalog.next_chunk_id()
-            new_ids = list(range(first_id, first_id + count))
-            self.vectors.remove(drop_ids)
-            if commit.chunk_vectors is not None:
-                self.vectors.add(new_ids, commit.chunk_vectors)
-            # The vector file is written anew only when vectors changed (or the index is new):
-            # a commit of file facts or sources alone keeps the current generation.
-            if drop_ids or new_ids or self.generation == 0 or self.rebuild:
+            segment = None
+            if commit.chunk_vectors is not None and count:
+                # Only the new vectors are written, beside the live segments, before the catalog
+                # lists them: a kill before the commit leaves a file nobody reads.
+                vectors = FaissVectorStore(self.manifest.dimension)
+                vectors.add(range(first_id, first_id + count), commit.chunk_vectors)
+                segment = save_segment(self.index_dir, catalog, vectors, first_id, first_id + count - 1)
+            if self.rebuild and not self._cleared:
+                # The rebuild replaces every vector: the old segments stop being live with this commit.
+                catalog.clear_segments()
+                self._cleared = True
+            elif drop_ids:
+                catalog.mark_dead(drop_ids)
+            if segment is not None:
+                catalog.add_segment(segment)
+                catalog.set_meta("next_segment_id", segment.id + 1)
+            if drop_ids or segment is not None or self.generation == 0 or self.rebuild:
                 self.generation += 1
-                self.vectors.save(vectors_path(self.index_dir, self.generation))
             catalog.remove_documents(commit.drop_docs)
-            catalog.insert_documents(commit.items, new_ids, commit.sentence_vectors)
+            catalog.insert_documents(commit.items, range(first_id, first_id + count), commit.sentence_vectors)
             catalog.set_meta("generation", self.generation)
             catalog.set_meta("next_chunk_id", first_id + count)
             catalog.set_meta("model", self.manifest.model)
@@ -297,41 +320,111 @@ class LocalWriter:
     def finish(self) -> None:
         if self.rebuild:
             save_manifest(self.index_dir, self.manifest)
-        _delete_stale_vector_files(self.index_dir, self.generation)
+        self.merge()
+        _delete_stale_vector_files(self.index_dir, self.catalog.segments())
+
+    def merge(self) -> int:
+        """Merge segments while the policy (qa.stores.local.segments.plan_merge) asks; how many merges ran.
+
+        Each merge writes its file, then swaps it for its inputs in one transaction; readers keep
+        the inputs they loaded until they see the swap.
+        """
+        merges = 0
+        while True:
+            segments = self.catalog.segments()
+            run = plan_merge(segments, self.catalog.dead_counts())
+            if not run:
+                return merges
+            self._merge(run)
+            merges += 1
+
+    def _merge(self, run: list[SegmentRow]) -> None:
+        catalog = self.catalog
+        dead = [i for i in catalog.dead_vectors() if run[0].first_id <= i <= run[-1].last_id]
+        # An IVF input that still suits the merged size keeps its trained lists: the rest are added
+        # to it (choose_index retrains only when it outgrows them), as one growing index did before.
+        base = max((s for s in run if s.approximate), key=lambda s: s.vectors, default=None)
+        merged = (FaissVectorStore.load(segment_path(self.index_dir, base.id), self.manifest.dimension)
+                  if base else FaissVectorStore(self.manifest.dimension))
+        for segment in run:
+            if segment is base:
+                continue
+            part = FaissVectorStore.load(segment_path(self.index_dir, segment.id), self.manifest.dimension)
+            ids, vectors = part._contents(with_vectors=True)
+            merged.add(ids.tolist(), vectors)
+            del part, ids, vectors
+        merged.remove(dead)
+        segment_id = catalog.next_segment_id()
+        merged.save(segment_path(self.index_dir, segment_id))
+        into = SegmentRow(segment_id, run[0].first_id, run[-1].last_id, len(merged), merged.approximate)
+        with catalog.transaction():
+            catalog.replace_segments(run, into)
+            catalog.set_meta("next_segment_id", segment_id + 1)
+            self.generation += 1
+            catalog.set_meta("generation", self.generation)
+        for segment in run:
+            _unlink(segment_path(self.index_dir, segment.id))
 
     def close(self) -> None:
         self.catalog.close()
 
 
-def _delete_stale_vector_files(index_dir: Path, generation: int) -> None:
-    keep = vectors_path(index_dir, generation).name
-    for path in index_dir.glob("vectors-*.faiss*"):
-        if path.name != keep:
-            try:
-                path.unlink()
-            except OSError:
-                pass
+def save_segment(index_dir: Path, catalog: Catalog, vectors: FaissVectorStore, first_id: int,
+                 last_id: int) -> SegmentRow:
+    """Write `vectors` (chunk ids `first_id`..`last_id`) as the next segment file; the caller lists the
+    returned row in the catalog (`Catalog.add_segment`) in the transaction that makes it live."""
+    segment_id = catalog.next_segment_id()
+    vectors.save(segment_path(index_dir, segment_id))
+    return SegmentRow(segment_id, first_id, last_id, len(vectors), vectors.approximate)
 
 
-def _load_committed(index_dir: Path, manifest: Manifest, catalog: Catalog) -> tuple[int, FaissVectorStore]:
-    """The committed generation and its vectors, checked against the catalog's chunk count."""
+def _unlink(path: Path) -> None:
+    try:
+        path.unlink()
+    except OSError:
+        pass
+
+
+def _delete_stale_vector_files(index_dir: Path, live: Sequence[SegmentRow]) -> None:
+    """Delete vector files no live segment names: leftovers of killed writers, merged-away segments,
+    and the single vector files of format 4."""
+    keep = {segment_path(index_dir, s.id).name for s in live}
+    for path in [*index_dir.glob("segment-*.faiss*"), *index_dir.glob("vectors-*.faiss*")]:
+        if path.name not in keep:
+            _unlink(path)
+
+
+def _load_committed(index_dir: Path, manifest: Manifest, catalog: Catalog,
+                    held: SegmentVectors | None) -> tuple[int, SegmentVectors]:
+    """The committed generation and its vectors, checked against the catalog's chunk count.
+
+    `held` (the vectors a reader has) is brought up to date when only segments were added since,
+    which loads just the new files; after a merge every segment is loaded again.
+    """
     for _attempt in range(20):
+        missing = None
         with catalog.snapshot():
             generation = catalog.generation
-            path = vectors_path(index_dir, generation)
-            if generation == 0:
-                vectors = FaissVectorStore(manifest.dimension)
-            elif path.is_file():
-                vectors = FaissVectorStore.load(path, manifest.dimension)
-            else:
-                vectors = None
+            segments = catalog.segments()
+            dead = catalog.dead_vectors()
+            vectors = held if held is not None else SegmentVectors(manifest.dimension)
+            try:
+                if not vectors.update(index_dir, segments, dead):
+                    vectors = SegmentVectors(manifest.dimension)
+                    vectors.update(index_dir, segments, dead)
+            except IndexCorruptError:
+                missing = next((segment_path(index_dir, s.id) for s in segments
+                                if not segment_path(index_dir, s.id).is_file()), None)
+                if missing is None:
+                    raise
             _, chunks = catalog.counts()
-        if vectors is None:
-            # A writer may have committed a newer generation and deleted this file since we read
-            # the number: look again before calling the file missing.
+        if missing is not None:
+            # A merge may have replaced this file and deleted it since we read the list: look again
+            # (from scratch: `held` may hold part of the update) before calling the file missing.
+            held = None
             time.sleep(0.05)
             if catalog.generation == generation:
-                raise IndexCorruptError(f"the vector file {path.name} is missing; {REBUILD_HINT}")
+                raise IndexCorruptError(f"the vector file {missing.name} is missing; {REBUILD_HINT}")
             continue
         if len(vectors) != chunks:
             raise IndexCorruptError(

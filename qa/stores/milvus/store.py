@@ -36,6 +36,7 @@ from qa.stores.base import (
     REBUILD_HINT,
     Manifest,
     index_stats,
+    settled_stamp,
     sentences_by_chunk,
     span_problem,
     unit_length_problems,
@@ -693,6 +694,9 @@ class MilvusWriter:
             return records
         # Filtered here rather than in a Milvus expression, where a path would need escaping.
         return {path: record for path, record in records.items() if path_is_under(path, under)}
+
+    def file_stamps(self, under: Sequence[str] | None = None) -> dict[str, str | None]:
+        return {path: settled_stamp(r.size, r.mtime_ns, r.indexed_at) for path, r in self.documents(under).items()}
 
     def counts(self) -> tuple[int, int]:
         c = self.collections
