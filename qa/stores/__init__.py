@@ -68,7 +68,7 @@ def open_writer(
     manifest = None
     if not rebuild:
         try:
-            manifest = impl.read_manifest(location)
+            manifest = impl.read_manifest(location, upgrade=True)
             manifest.check_model(model, dimension, location.describe(), encoder_backend)
         except IndexMissingError:
             manifest = None

@@ -236,8 +236,10 @@ class Backend(Protocol):
 
     def open_store(self, location: StoreLocation) -> Store: ...
 
-    def read_manifest(self, location: StoreLocation) -> Manifest:
-        """The manifest of the index at `location`; IndexMissingError when there is no index."""
+    def read_manifest(self, location: StoreLocation, upgrade: bool = False) -> Manifest:
+        """The manifest of the index at `location`; IndexMissingError when there is no index. With
+        `upgrade` (a writer, holding the writer lock), an older format the backend can bring up to
+        date in place, without embedding, is upgraded first."""
         ...
 
     def open_writer(self, location: StoreLocation, manifest: Manifest, fresh: bool, rebuild: bool) -> StoreWriter:

@@ -9,7 +9,7 @@ from __future__ import annotations
 
 from typing import TYPE_CHECKING
 
-from qa.stores.local.store import LocalStore, LocalWriter, load_manifest
+from qa.stores.local.store import LocalStore, LocalWriter, load_manifest, load_manifest_for_writing
 
 if TYPE_CHECKING:
     from qa.stores.base import Manifest
@@ -20,8 +20,9 @@ def open_store(location: StoreLocation) -> LocalStore:
     return LocalStore.open(location)
 
 
-def read_manifest(location: StoreLocation) -> Manifest:
-    return load_manifest(location.index_dir)
+def read_manifest(location: StoreLocation, upgrade: bool = False) -> Manifest:
+    # A writer upgrades a format-4 index in place (qa.stores.local.upgrade); a reader is told to.
+    return load_manifest_for_writing(location.index_dir) if upgrade else load_manifest(location.index_dir)
 
 
 def open_writer(location: StoreLocation, manifest: Manifest, fresh: bool, rebuild: bool) -> LocalWriter:

@@ -320,6 +320,11 @@ class Catalog:
                     [(a.doc_id, start, end, vectors[i].tobytes()) for i, (start, end) in enumerate(spans)],
                 )
 
+    def chunk_id_range(self) -> tuple[int, int]:
+        """The lowest and highest chunk id held ((0, 0) when there are none)."""
+        low, high = self._db.execute("SELECT min(id), max(id) FROM chunks").fetchone()
+        return (int(low or 0), int(high or 0))
+
     def next_chunk_id(self) -> int:
         row = self._db.execute("SELECT max(id) FROM chunks").fetchone()
         floor = int(self.get_meta("next_chunk_id") or 1)

@@ -22,11 +22,12 @@ from contextlib import contextmanager
 from pathlib import Path
 from typing import TYPE_CHECKING
 
-from qa.errors import IndexCorruptError, IndexMissingError
+from qa.errors import IndexCorruptError, IndexMismatchError, IndexMissingError
 from qa.stores.base import REBUILD_HINT, Manifest, index_stats, span_problem, unit_length_problems
 from qa.stores.local.catalog import Catalog, SegmentRow, fts_query
 from qa.stores.local.keywords import KeywordIndex
 from qa.stores.local.segments import SegmentVectors, plan_merge, segment_path
+from qa.stores.local.upgrade import UPGRADABLE_FORMAT, UPGRADE_HINT, stored_format, upgrade_format_4
 from qa.stores.local.vectors import FaissVectorStore
 from qa.text import keyword_stems, stems
 from qa.types import (
@@ -57,7 +58,18 @@ def load_manifest(index_dir: Path) -> Manifest:
         if not (index_dir / CATALOG_FILE).exists():
             raise IndexMissingError(f"no index in {index_dir}: run `qa index PATH` to build one from your articles")
         raise IndexCorruptError(f"the index in {index_dir} has no {MANIFEST_FILE}; {REBUILD_HINT}")
+    if stored_format(path) == UPGRADABLE_FORMAT:
+        raise IndexMismatchError(f"the index of {path} has the old format {UPGRADABLE_FORMAT}; {UPGRADE_HINT}")
     return Manifest.from_json(path.read_text(), str(path), "faiss")
+
+
+def load_manifest_for_writing(index_dir: Path) -> Manifest:
+    """`load_manifest`, after upgrading a format-4 index in place (qa.stores.local.upgrade); only a
+    writer, holding the writer lock, calls this."""
+    path = index_dir / MANIFEST_FILE
+    if stored_format(path) == UPGRADABLE_FORMAT:
+        upgrade_format_4(index_dir, path, index_dir / CATALOG_FILE)
+    return load_manifest(index_dir)
 
 
 def save_manifest(index_dir: Path, manifest: Manifest) -> None:

@@ -21,7 +21,8 @@ def open_store(location: StoreLocation) -> MilvusStore:
     return MilvusStore.open(location)
 
 
-def read_manifest(location: StoreLocation) -> Manifest:
+def read_manifest(location: StoreLocation, upgrade: bool = False) -> Manifest:
+    # No older Milvus format can be upgraded in place: `upgrade` changes nothing here.
     collections = MilvusCollections(location)
     try:
         return load_manifest(collections)
