@@ -266,12 +266,15 @@ class _Walk:
         else:
             self.skip(path, f"not an article file ({Path(path).suffix or 'no suffix'})")
 
-    def keep(self, path: str, real: str | None = None) -> None:
+    def keep(self, path: str, real: str | None = None) -> bool:
+        """Add a file to those found; False when it was found already."""
         # The same file reached twice (named twice, or through a link) is indexed once.
         real = real or os.path.realpath(path)
-        if real not in self._seen_files:
-            self._seen_files.add(real)
-            self.found.append(path)
+        if real in self._seen_files:
+            return False
+        self._seen_files.add(real)
+        self.found.append(path)
+        return True
 
     def skip(self, path: str, reason: str) -> None:
         skipped = SkippedFile(path, reason)
@@ -305,7 +308,6 @@ class _Walk:
     def _entries(self, path: str, real: str, entries: list[os.DirEntry], inside: frozenset[str]) -> None:
         prefix = path.rstrip(os.sep) + os.sep
         real_prefix = real.rstrip(os.sep) + os.sep
-        seen_files, found, stats, with_stats = self._seen_files, self.found, self.stats, self._with_stats
         for entry in entries:
             name = entry.name
             if name.startswith("."):
@@ -319,21 +321,16 @@ class _Walk:
                 continue
             if is_dir:
                 self.folder(child, inside)
-            elif not name.lower().endswith(ARTICLE_SUFFIXES):
+            elif not _is_article_name(name):
                 continue  # images, spreadsheets and the like sit beside articles; they are not news
             elif is_file:
                 # A plain file's real path is its real folder's plus its name: resolving it again
                 # (a stat per path part) was most of the time of an update that found nothing new.
-                if entry.is_symlink():
-                    self.keep(child)
-                elif real_prefix + name not in seen_files:
-                    seen_files.add(real_prefix + name)
-                    found.append(child)
-                else:
+                if not self.keep(child, None if entry.is_symlink() else real_prefix + name):
                     continue
-                if with_stats:
+                if self._with_stats:
                     try:
-                        stats[child] = entry.stat()
+                        self.stats[child] = entry.stat()
                     except OSError:
                         pass  # stat again later, where the error is reported
             elif entry.is_symlink():

@@ -1,12 +1,12 @@
 """Bring a format-4 local index to format 5 in place, embedding nothing.
 
-Format 4 kept every vector in one file per generation (`vectors-000007.faiss`); format 5 keeps a
-log of segment files (qa.stores.local.segments) and adds catalog tables for them. The format-4
-file holds exactly the live chunks' vectors, so it is already a valid first segment: the upgrade
-copies it to `segment-000001.faiss`, lists it in the catalog in one transaction, and then writes
-the new manifest. A process killed at any step leaves an index the next upgrade finishes: the
-copy is written under a temporary name and renamed, the catalog step is skipped when a segment is
-already listed, and the manifest (the last step) is replaced atomically.
+Format 4 kept every vector in one file per generation (`vectors-000007.faiss`); format 5 keeps a log
+of segment files (qa.stores.local.segments) and adds catalog tables for them. The format-4 file
+holds exactly the live chunks' vectors, so it is already a valid first segment: the upgrade gives it
+the name `segment-000001.faiss` (a hard link; a copy where links fail), lists it in the catalog in
+one transaction, and then writes the new manifest. A process killed at any step leaves an index the
+next upgrade finishes: the new name is made under a temporary one and renamed, the catalog step is
+skipped when a segment is already listed, and the manifest (the last step) is replaced atomically.
 
 Only a writer upgrades (`qa index`, which holds the writer lock); a reader of a format-4 index
 is told to run it.
@@ -66,9 +66,15 @@ def _list_first_segment(index_dir: Path, catalog: Catalog, manifest: Manifest, g
     segment_id = catalog.next_segment_id()
     target = segment_path(index_dir, segment_id)
     partial = target.with_name(target.name + ".upgrading")
-    shutil.copyfile(source, partial)
-    with open(partial, "rb") as handle:
-        os.fsync(handle.fileno())
+    partial.unlink(missing_ok=True)  # left by an upgrade killed before its rename
+    try:
+        # Segment files are never written again, so the old file's data can simply gain the new
+        # name: no copy of what may be gigabytes of vectors.
+        os.link(source, partial)
+    except OSError:
+        shutil.copyfile(source, partial)
+        with open(partial, "rb") as handle:
+            os.fsync(handle.fileno())
     os.replace(partial, target)
     with catalog.transaction():
         catalog.add_segment(SegmentRow(segment_id, first_id, last_id, len(vectors), vectors.approximate))
