@@ -559,12 +559,11 @@ def serve(paths: tuple[Path, ...], host: str, port: int, token: str | None, cors
 
 
 def _start_watcher(location, paths: tuple[Path, ...], backend: str | None):
-    """Bring the index up to date with PATHS and its folders, then watch them in a thread."""
+    """Watch PATHS and the index's folders in a thread; return once the index has caught up with them."""
     from qa.watch import FolderWatcher
 
     watcher = FolderWatcher(location, [str(p) for p in paths], embedder=_embedder(location, backend),
                             log=lambda line: click.echo(line, err=True))
-    watcher.catch_up()
     watcher.start()
     return watcher
 
@@ -590,10 +589,12 @@ def watch(paths: tuple[Path, ...], backend: str | None, index_dir: str | None, s
     location = _location(index_dir, store)
     watcher = FolderWatcher(location, [str(p) for p in paths], embedder=_embedder(location, backend),
                             log=lambda line: click.echo(line, err=True))
-    watcher.catch_up()
-    click.secho(f"qa watch: watching {', '.join(watcher.roots) or 'nothing'}; Ctrl-C stops it.", err=True, fg="green")
+
+    def ready(roots: list[str]) -> None:
+        click.secho(f"qa watch: watching {', '.join(roots)}; Ctrl-C stops it.", err=True, fg="green")
+
     try:
-        watcher.run()
+        watcher.run(on_ready=ready)
     except KeyboardInterrupt:
         click.echo("qa watch: stopped.", err=True)
 

@@ -29,6 +29,7 @@ if TYPE_CHECKING:
 
 DEBOUNCE_MS = 1600  # the longest a batch keeps growing while files keep arriving
 STEP_MS = 150  # a batch ends after this long without a new event
+WAKE_MS = 500  # how long the first wait lasts before catch-up; later waits wake this often to see stop()
 
 Log = Callable[[str], None]
 
@@ -54,21 +55,36 @@ class FolderWatcher:
         started = time.perf_counter()
         report = update_index(self.location, self.paths or None, embedder=self.embedder, lock_timeout=None)
         self._log_report(report, time.perf_counter() - started, always=True)
-        self.roots = [root for root in self._sources() if os.path.exists(root)]
+        self.roots = self._existing_roots()
         return report
 
-    def run(self) -> None:
-        """Index each batch of changes until `stop()` (or Ctrl-C)."""
+    def run(self, on_ready: Callable[[list[str]], None] | None = None) -> None:
+        """Watch the folders, catch up with them, call `on_ready(roots)`, then index each batch of
+        changes until `stop()` (or Ctrl-C).
+
+        The watch starts before the catch-up scan: a file written while the scan runs (or the moment
+        after) is then either found by the scan or named by an event, never missed by both."""
         import watchfiles
 
-        if not self.roots:
+        roots = self._existing_roots()
+        if not roots:  # nothing known yet: the catch-up says what the index holds
             self.catch_up()
-        if not self.roots:
+            roots = self.roots
+        if not roots:
             self.log("qa watch: the index has no folders to watch; give one, as in `qa watch ~/news`")
             return
-        for changes in watchfiles.watch(*self.roots, watch_filter=_is_article_event, debounce=DEBOUNCE_MS,
-                                        step=STEP_MS, stop_event=self._stop, raise_interrupt=True):
-            self.update(changes)
+        batches = watchfiles.watch(*roots, watch_filter=_is_article_event, debounce=DEBOUNCE_MS, step=STEP_MS,
+                                   stop_event=self._stop, rust_timeout=WAKE_MS, yield_on_timeout=True,
+                                   raise_interrupt=True)
+        early = next(batches)  # returns once the folders are watched: WAKE_MS later, or with changes
+        self.catch_up()
+        if early:
+            self.update(early)
+        if on_ready is not None:
+            on_ready(self.roots)
+        for changes in batches:
+            if changes:  # an empty batch is the WAKE_MS timeout
+                self.update(changes)
 
     def update(self, changes: Iterable[tuple[object, str]]) -> UpdateReport | None:
         """Index one batch of (change, path) events; a failure is logged and watching goes on."""
@@ -89,25 +105,45 @@ class FolderWatcher:
         return report
 
     def start(self) -> None:
-        """Watch in a background thread (for `qa serve --watch`)."""
-        self._thread = threading.Thread(target=self._run_quietly, name="qa-watch", daemon=True)
+        """Watch in a background thread (for `qa serve --watch`); return once the folders are watched
+        and the index has caught up with them. A failure before then is raised here."""
+        ready = threading.Event()
+        failure: list[BaseException] = []
+
+        def watch_in_background() -> None:
+            try:
+                self.run(on_ready=lambda roots: ready.set())
+            except Exception as exc:  # the server goes on answering from the last update
+                if not ready.is_set():
+                    failure.append(exc)
+                else:
+                    self.log(f"{_clock()} watching stopped: {type(exc).__name__}: {exc}")
+            finally:
+                ready.set()
+
+        self._thread = threading.Thread(target=watch_in_background, name="qa-watch", daemon=True)
         self._thread.start()
+        ready.wait()
+        if failure:
+            raise failure[0]
 
     def stop(self) -> None:
         self._stop.set()
         if self._thread is not None:
             self._thread.join(timeout=5)
 
-    def _run_quietly(self) -> None:
-        try:
-            self.run()
-        except Exception as exc:  # the server goes on answering from the last update
-            self.log(f"{_clock()} watching stopped: {type(exc).__name__}: {exc}")
+    def _existing_roots(self) -> list[str]:
+        """PATHS and the index's remembered sources that exist now."""
+        known = self._sources()
+        return [root for root in dict.fromkeys([*self.paths, *known]) if os.path.exists(root)]
 
     def _sources(self) -> list[str]:
         from qa.stores import open_store
 
-        store = open_store(self.location)
+        try:
+            store = open_store(self.location)
+        except QAError:  # no index yet: the catch-up builds it
+            return []
         try:
             return store.sources()
         finally:

@@ -4,12 +4,15 @@ for the index (or the server's answers) to change."""
 from __future__ import annotations
 
 import re
+import time
 from pathlib import Path
 
 import httpx
 
+from qa.embed import Embedder
 from qa.stores import open_store
-from qa.watch import batch_paths
+from qa.stores.location import as_location
+from qa.watch import FolderWatcher, batch_paths
 from qa_processes import QAProcess, qa_server, wait_for
 
 WATCH_SECONDS = 240.0  # a deadline for failing on a busy 2-core machine, not a measure (bench/serve.py measures)
@@ -80,6 +83,32 @@ def test_a_burst_of_files_is_one_update_and_deletions_and_edits_follow(tmp_path:
         (news / ".draft.txt.swp").write_text("editor noise")
         (news / "notes.docx").write_text("not an article")
         assert documents(index_dir) == {"report-60.txt", *(f"report-{n:02d}.txt" for n in range(1, 60))}
+    finally:
+        watcher.stop()
+
+
+def test_a_file_written_while_the_watcher_catches_up_is_not_missed(tmp_path: Path, embedder: Embedder) -> None:
+    news = tmp_path / "news"
+    news.mkdir()
+    (news / "first.txt").write_text(article(0))
+    index_dir = tmp_path / "index"
+    lines: list[str] = []
+
+    def log(line: str) -> None:
+        # The catch-up's own line is logged after its scan: a file written now is too late for the
+        # scan, so only the watch can find it, and the watch must already be running.
+        if not lines:
+            (news / "late.txt").write_text(article(1))
+        lines.append(line)
+
+    watcher = FolderWatcher(as_location(index_dir), [str(news)], embedder=embedder, log=log)
+    watcher.start()
+    try:
+        assert documents(index_dir) == {"first.txt"}
+        deadline = time.monotonic() + WATCH_SECONDS
+        while documents(index_dir) != {"first.txt", "late.txt"}:
+            assert time.monotonic() < deadline, f"late.txt never indexed: {lines}"
+            time.sleep(0.2)
     finally:
         watcher.stop()
 
