@@ -8,6 +8,10 @@ the 13 articles v2.0 lacks are off topic for it and should be declined. Articles
 halves (titles in sorted order, alternately): the coefficients are fitted on the "fit" half, and
 every figure printed as the report is from the other half, which nothing was chosen on.
 
+The judgment also weighs the collection's size, so the same questions are asked of small
+collections too: COLLECTIONS draws of 10 to 300 paragraphs of one half, each indexed on its own
+(under the eval cache), asked their own answerable questions and 100 off-topic ones of that half.
+
     .venv/bin/python bench/judgment.py            # the shipped coefficients, on the report half
     .venv/bin/python bench/judgment.py --fit      # fit on the fit half, then report
 """
@@ -35,6 +39,11 @@ from qa.fusion import keyword_coverage
 DECLINE_GOAL = 0.90
 # The fitted sentence weights are scaled so that alignment keeps this weight (see SENTENCE_WEIGHTS).
 ALIGNMENT_WEIGHT = 4.0
+# Small collections: (paragraphs, draws) from each half; up to 100 answerable and 100 off-topic
+# questions asked of each. Collections of at most SMALL_CHUNKS chunks are reported apart.
+COLLECTIONS = ((10, 6), (30, 3), (100, 2), (300, 1))
+COLLECTION_QUESTIONS = 100
+SMALL_CHUNKS = 60
 
 
 def titles_of(corpus_path: Path) -> dict[str, str]:
@@ -85,6 +94,54 @@ def conditional_logit_fit(questions: list[list[tuple[list[float], bool]]], l2: f
     return [float(v) for v in minimize(loss, start, jac=True, method="L-BFGS-B").x]
 
 
+def hybrid_features(scored: Sequence, chunks: int) -> list[float] | None:
+    """JUDGMENT_COEFFICIENTS' features: judgment_features and the collection's log size (held at
+    JUDGMENT_LARGEST_COLLECTION, as answer_probability holds it)."""
+    if not scored:
+        return None
+    return [*judgment_features(scored), math.log(max(1, min(chunks, answer_module.JUDGMENT_LARGEST_COLLECTION)))]
+
+
+def small_collection_rows(root: Path, paragraph_files: dict[str, Path], half_of_paragraph: dict[str, str],
+                          answerable: list, off_topic_by_half: dict[str, list], embedder, query_embedder) -> list[dict]:
+    """Judgment rows from COLLECTIONS: each a fresh index of paragraphs drawn from one half."""
+    import shutil
+
+    from qa.indexer import update_index
+    from qa.retrieve import open_retriever
+    from qa.stores.location import StoreLocation
+
+    rng = random.Random(7)
+    rows = []
+    for half in ("fit", "report"):
+        ids = [i for i, h in half_of_paragraph.items() if h == half]
+        for size, draws in COLLECTIONS:
+            for draw in range(draws):
+                chosen = set(rng.sample(ids, size))
+                name = f"{half}-{size}-{draw}"
+                corpus = root / name / "corpus"
+                shutil.rmtree(root / name, ignore_errors=True)
+                corpus.mkdir(parents=True)
+                for i in chosen:
+                    shutil.copy(paragraph_files[i], corpus / paragraph_files[i].name)
+                location = StoreLocation("faiss", root / name / "index")
+                update_index(location, [corpus], embedder=embedder)
+                retriever = open_retriever(location, embedder=query_embedder)
+                chunks = retriever.store.chunk_count()
+                own = [q for q in answerable if q.gold_doc_ids[0] in chosen]
+                asked = [(q, 1) for q in rng.sample(own, min(COLLECTION_QUESTIONS, len(own)))]
+                asked += [(q, 0) for q in rng.sample(off_topic_by_half[half], COLLECTION_QUESTIONS)]
+                for question, label in asked:
+                    hits = retriever.search(question.question, k=5, mode="hybrid", align=True)
+                    scored = score_sentences(hits, retriever.term_weights(question.question), question.question)
+                    rows.append({"half": half, "collection": name, "chunks": chunks, "label": label,
+                                 "question": question.question, "hybrid": hybrid_features(scored, chunks),
+                                 "dense": None})
+                retriever.store.close()
+                print(f"collection {name}: {chunks} chunks, {len(asked)} questions", file=sys.stderr, flush=True)
+    return rows
+
+
 def _logit(p: float) -> float:
     p = min(max(p, 1e-12), 1 - 1e-12)
     return math.log(p / (1 - p))
@@ -98,6 +155,7 @@ def main() -> None:
     parser.add_argument("--background", type=int, help="qa.text.BACKGROUND_CHUNKS for this run")
     parser.add_argument("--json", action="store_true")
     parser.add_argument("--rows", type=Path, help="also write every question's features to this JSON file")
+    parser.add_argument("--no-collections", action="store_true", help="the whole corpus only, no small collections")
     args = parser.parse_args()
     if args.background is not None:
         qa.text.BACKGROUND_CHUNKS = args.background
@@ -113,7 +171,7 @@ def main() -> None:
     v2 = resolve_eval_set(SHARED_EVAL / "squad-dev-v2.0")
     v1 = resolve_eval_set(SHARED_EVAL / "squad-dev-v1.1")
     embedder = Embedder(bulk=True)
-    workdir, _ = prepare_corpus(v2, cache_dir() / "eval")
+    workdir, path_to_id = prepare_corpus(v2, cache_dir() / "eval")
     location = StoreLocation("faiss", workdir / f"index-{embedder.backend}")
     try:
         update_index(location, [workdir / "corpus"], embedder=embedder)
@@ -135,6 +193,7 @@ def main() -> None:
     asked += [(q, v1_titles[q.gold_doc_ids[0]], 0) for q in rng.sample(off_topic, min(args.off_topic, len(off_topic)))]
 
     rows = []
+    chunks = retriever.store.chunk_count()
     started = time.perf_counter()
     for number, (question, title, label) in enumerate(asked, start=1):
         if number % 500 == 0:
@@ -149,10 +208,14 @@ def main() -> None:
         term_stems = qa.text.stems(terms)
         total_weight = sum(weights.get(stem, 0.0) for stem in term_stems) or 1.0
         known = sum(weights.get(stem, 0.0) for term, stem in zip(terms, term_stems) if frequencies.get(term, 0) > 0)
-        row = {"known": known / total_weight, "half": half_of[title], "label": label, "question": question.question}
+        row = {"known": known / total_weight, "half": half_of[title], "label": label, "question": question.question,
+               "collection": "whole", "chunks": chunks}
         for mode, hits in by_mode.items():
             scored = score_sentences(hits, weights, question.question)
-            row[mode] = list(judgment_features(scored)) if scored else None
+            if mode == "hybrid":
+                row[mode] = hybrid_features(scored, chunks)
+            else:
+                row[mode] = list(judgment_features(scored)) if scored else None
             if scored:
                 best = max(scored, key=lambda s: s.support)
                 row[mode + "_extra"] = {
@@ -173,6 +236,13 @@ def main() -> None:
                 ]
         rows.append(row)
     seconds = time.perf_counter() - started
+    if not args.no_collections:
+        paragraph_files = {doc_id: Path(path) for path, doc_id in path_to_id.items()}
+        off_topic_by_half = {h: [q for q in off_topic if half_of[v1_titles[q.gold_doc_ids[0]]] == h]
+                             for h in ("fit", "report")}
+        rows += small_collection_rows(workdir / "collections", paragraph_files,
+                                      {i: half_of[t] for i, t in v2_titles.items()}, answerable,
+                                      off_topic_by_half, embedder, Embedder(bulk=False))
     if args.rows:
         args.rows.write_text(json.dumps(rows))
 
@@ -180,7 +250,7 @@ def main() -> None:
                     "questions": len(rows), "seconds_per_question": round(seconds / max(1, len(rows)), 4)}
     # The sentence weights: the share of answerable questions whose top sentence holds the answer.
     def top_share(half: str, weights: Sequence[float]) -> float:
-        chosen = [r for r in rows if r["half"] == half and r["label"]]
+        chosen = [r for r in rows if r["half"] == half and r["label"] and r["collection"] == "whole"]
         hits = sum(max(r["sentences"], key=lambda c: sum(w * x for w, x in zip(weights, c[0])))[1]
                    for r in chosen if r.get("sentences"))
         return hits / max(1, len(chosen))
@@ -188,17 +258,22 @@ def main() -> None:
     shipped = answer_module.SENTENCE_WEIGHTS
     report["answer_in_top_sentence"] = {"shipped": {h: round(top_share(h, shipped), 4) for h in ("fit", "report")}}
     if args.fit:
-        fitted = conditional_logit_fit([r["sentences"] for r in rows if r["half"] == "fit" and r.get("sentences")])
+        fitted = conditional_logit_fit([r["sentences"] for r in rows if r["half"] == "fit" and r.get("sentences")
+                                        and r["collection"] == "whole"])
         scale = ALIGNMENT_WEIGHT / fitted[answer_module.SENTENCE_SIGNALS.index("alignment")]
         fitted = [round(w * scale, 4) for w in fitted]
         report["sentence_weights"] = dict(zip(answer_module.SENTENCE_SIGNALS, fitted))
         report["answer_in_top_sentence"]["fitted"] = {h: round(top_share(h, fitted), 4) for h in ("fit", "report")}
 
-    # Hybrid (passages read again): support, alignment, keyword coverage; dense (not read again):
-    # support and keyword coverage. One threshold serves both: the dense model's intercept is moved
-    # so that it too declines DECLINE_GOAL of the fit half's off-topic questions.
+    # Hybrid (passages read again): support, alignment, keyword coverage, log size; dense (not read
+    # again): support and keyword coverage, whole corpus only. One threshold serves both: it declines
+    # DECLINE_GOAL of the fit half's off-topic questions asked of the whole corpus, and the dense
+    # model's intercept is moved so that it does too.
+    groups = {"whole": lambda r: r["collection"] == "whole",
+              f"small (<={SMALL_CHUNKS} chunks)": lambda r: r["collection"] != "whole" and r["chunks"] <= SMALL_CHUNKS,
+              "larger collections": lambda r: r["collection"] != "whole" and r["chunks"] > SMALL_CHUNKS}
     threshold = answer_module.JUDGMENT_THRESHOLD
-    for mode, names, columns in (("hybrid", "JUDGMENT_COEFFICIENTS", (0, 1, 2)),
+    for mode, names, columns in (("hybrid", "JUDGMENT_COEFFICIENTS", (0, 1, 2, 3)),
                                  ("dense", "UNALIGNED_JUDGMENT_COEFFICIENTS", (0, 2))):
         fit_rows = [r for r in rows if r["half"] == "fit" and r[mode] is not None]
         coefficients = list(getattr(answer_module, names))
@@ -215,22 +290,27 @@ def main() -> None:
         if args.fit:
             # The highest probability an off-topic question of the fit half may have and still be
             # declined, DECLINE_GOAL of them at least.
-            negatives = sorted(probability(r) for r in rows if r["half"] == "fit" and not r["label"])
+            negatives = sorted(probability(r) for r in rows
+                               if r["half"] == "fit" and not r["label"] and r["collection"] == "whole")
             own = negatives[min(len(negatives) - 1, math.ceil(DECLINE_GOAL * len(negatives)))]
             if mode == "hybrid":
                 threshold = round(own, 4)
             else:
                 coefficients[0] = round(coefficients[0] - (_logit(own) - _logit(threshold)), 4)
-        figures = {"coefficients": coefficients, "threshold": threshold}
+        figures: dict = {"coefficients": coefficients, "threshold": threshold}
         for half in ("fit", "report"):
-            positives = [probability(r) for r in rows if r["half"] == half and r["label"]]
-            negatives = [probability(r) for r in rows if r["half"] == half and not r["label"]]
-            figures[half] = {
-                "answerable": len(positives), "off_topic": len(negatives),
-                "answered": round(sum(p >= threshold for p in positives) / max(1, len(positives)), 4),
-                "declined": round(sum(p < threshold for p in negatives) / max(1, len(negatives)), 4),
-                "auroc": round(auroc(positives, negatives), 4),
-            }
+            for group, within in groups.items():
+                chosen = [r for r in rows if r["half"] == half and within(r)]
+                if mode == "dense" and group != "whole" or not chosen:
+                    continue
+                positives = [probability(r) for r in chosen if r["label"]]
+                negatives = [probability(r) for r in chosen if not r["label"]]
+                figures[f"{half}, {group}"] = {
+                    "answerable": len(positives), "off_topic": len(negatives),
+                    "answered": round(sum(p >= threshold for p in positives) / max(1, len(positives)), 4),
+                    "declined": round(sum(p < threshold for p in negatives) / max(1, len(negatives)), 4),
+                    "auroc": round(auroc(positives, negatives), 4),
+                }
         report[mode] = figures
     if args.json:
         print(json.dumps(report, indent=2))

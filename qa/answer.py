@@ -24,27 +24,37 @@ from qa.types import Answer, Citation, Hit, SearchFilters, Span
 NOT_ANSWERED = "The articles do not seem to answer this."
 # Whether the passages answer: a logistic model over what the answer stage already computes
 # (judgment_features: the best-supported sentence's support and keyword coverage, and the closest
-# token alignment of any candidate sentence). Fitted with `bench/judgment.py --fit` on one half of
-# the SQuAD v2.0 dev articles (their answerable questions) plus off-topic questions (SQuAD v1.1 dev
-# questions about the 13 articles v2.0 lacks, asked of the v2.0 corpus); on the other half, 96.9%
-# of answerable questions are answered and 94.1% of off-topic ones declined (AUROC 0.9927). With
-# the best-supported sentence's own alignment instead of the closest: 96.8% and 94.4% (AUROC
-# 0.9921); the single support threshold before either: 94.9% and 90.2% (AUROC 0.978). Tried and
-# left out: the top passage's fused score and its margin (nothing on SQuAD, AUROC 0.9931 against
-# 0.9921, and they do not carry over to other collections: z-scores over a pool, right answers in
-# the two-article seed index score 22 to 28, SQuAD's off-topic questions 17 to 27); the share of
-# the question's words the corpus holds at all and the keyword coverage of the top five passages
-# together (within 0.1 point). Treating a lower-case word that neither the corpus nor wordfreq
-# knows as a typo was tried by hand and dropped: 104 of 3,000 answerable questions hold such a word
-# ("purhcased"), but so do 45 of 1,500 off-topic ones, as real rare words ("plastome").
-# (intercept, support, alignment, keyword coverage), for passages hybrid search read again:
-JUDGMENT_COEFFICIENTS = (-18.2512, 1.7028, 28.9533, 3.4597)
+# token alignment of any candidate sentence) and the size of the collection searched: in a large
+# collection an off-topic question always meets some passage close to it, in a small one it meets
+# none, so the same evidence means more in a small one. Fitted with `bench/judgment.py --fit` on one
+# half of the SQuAD v2.0 dev articles (their answerable questions) plus off-topic questions (SQuAD
+# v1.1 dev questions about the 13 articles v2.0 lacks), asked of the whole v2.0 corpus and of 12
+# collections of 10 to 300 of that half's paragraphs (14 to 469 chunks). On the other half, whole
+# corpus: 97.0% of answerable questions answered, 94.0% of off-topic ones declined (AUROC 0.9929);
+# collections of 60 chunks or fewer: 98.8% answered, 99.1% declined (96.5% answered without the
+# size, fitted alike); collections of 140 to 447 chunks: 98.0% and 98.3%. The size enters as
+# log(chunks), held at JUDGMENT_LARGEST_COLLECTION: nothing larger was fitted on, so a larger
+# collection is judged as that one is. Before the size, with the best
+# sentence's own alignment instead of the closest: 96.8% / 94.4%; the single support threshold
+# before either: 94.9% / 90.2% (AUROC 0.978). Tried and left out: the top passage's fused score
+# and its margin (nothing on SQuAD, AUROC 0.9931 against 0.9921, and they do not carry over to
+# other collections: z-scores over a pool, right answers in the two-article seed index score 22 to
+# 28, SQuAD's off-topic questions 17 to 27); the share of the question's words the corpus holds at
+# all and the keyword coverage of the top five passages together (within 0.1 point); the size's
+# product with alignment (no change). Treating a lower-case word that neither the corpus nor
+# wordfreq knows as a typo was tried by hand and dropped: 104 of 3,000 answerable questions hold
+# such a word ("purhcased"), but so do 45 of 1,500 off-topic ones, as real rare words ("plastome").
+# (intercept, support, alignment, keyword coverage, log chunks), for passages hybrid search read again:
+JUDGMENT_COEFFICIENTS = (-14.9611, 2.6798, 29.1125, 2.8476, -0.5323)
+# The chunks of the SQuAD v2.0 dev index, the largest collection the judgment was fitted on.
+JUDGMENT_LARGEST_COLLECTION = 1829
 # (intercept, support, keyword coverage), for passages not read again (dense or keyword ranking):
 # fitted alike, the intercept moved so JUDGMENT_THRESHOLD declines 90% of the fitting half's
 # off-topic questions here too.
-UNALIGNED_JUDGMENT_COEFFICIENTS = (-10.1685, 14.8486, -8.1107)
-# Answer when the probability reaches this: on the fitting half, 90% of off-topic questions fall below.
-JUDGMENT_THRESHOLD = 0.3663
+UNALIGNED_JUDGMENT_COEFFICIENTS = (-10.3154, 14.8486, -8.1107)
+# Answer when the probability reaches this: on the fitting half's whole corpus, 90% of off-topic
+# questions fall below.
+JUDGMENT_THRESHOLD = 0.3329
 MAX_SENTENCES = 2
 # A second sentence joins the answer only when it scores nearly as well as the first.
 SECOND_SENTENCE_MARGIN = 0.06
@@ -174,33 +184,37 @@ def judgment_features(scored: Sequence[ScoredSentence]) -> tuple[float, float, f
     return (best.support, max(s.alignment for s in scored), best.keyword)
 
 
-def answer_probability(scored: Sequence[ScoredSentence], hits: Sequence[Hit]) -> float:
-    """How likely the passages are to answer, by the logistic judgment; 0 when no sentence could."""
+def answer_probability(scored: Sequence[ScoredSentence], hits: Sequence[Hit], collection_chunks: int) -> float:
+    """How likely the passages are to answer, by the logistic judgment; 0 when no sentence could.
+    `collection_chunks` is the size of the collection they were found in (Store.chunk_count)."""
     if not scored:
         return 0.0
     support, alignment, keyword = judgment_features(scored)
     if hits and hits[0].sentence_alignment:
         intercept, *weights = JUDGMENT_COEFFICIENTS
-        features: tuple[float, ...] = (support, alignment, keyword)
+        size = math.log(max(1, min(collection_chunks, JUDGMENT_LARGEST_COLLECTION)))
+        features: tuple[float, ...] = (support, alignment, keyword, size)
     else:
         (intercept, *weights), features = UNALIGNED_JUDGMENT_COEFFICIENTS, (support, keyword)
     logit = intercept + sum(w * x for w, x in zip(weights, features))
     return 1 / (1 + math.exp(-max(-30.0, min(30.0, logit))))
 
 
-def answers_question(scored: Sequence[ScoredSentence], hits: Sequence[Hit]) -> bool:
+def answers_question(scored: Sequence[ScoredSentence], hits: Sequence[Hit], collection_chunks: int) -> bool:
     """Whether the passages answer the question well enough to quote an answer (see JUDGMENT_THRESHOLD)."""
-    return answer_probability(scored, hits) >= JUDGMENT_THRESHOLD
+    return answer_probability(scored, hits, collection_chunks) >= JUDGMENT_THRESHOLD
 
 
 def compose_answer(
     question: str,
     hits: Sequence[Hit],
     scored: Sequence[ScoredSentence],
+    collection_chunks: int,
     understood_as: str | None = None,
 ) -> Answer:
-    """The Answer record: chosen sentences with [n] markers, or the honest "do not answer"."""
-    if not answers_question(scored, hits):
+    """The Answer record: chosen sentences with [n] markers, or the honest "do not answer".
+    `collection_chunks`: the size of the collection the hits come from (Store.chunk_count)."""
+    if not answers_question(scored, hits, collection_chunks):
         return Answer(question, NOT_ANSWERED, False, (), tuple(hits), understood_as)
     best = scored[0]
     chosen = [best]
@@ -253,4 +267,4 @@ def answer_question(
     weights = retriever.term_weights(searched)
     scored = score_sentences(hits, weights, searched)
     understood = searched if searched != asked else None
-    return compose_answer(asked, hits, scored, understood)
+    return compose_answer(asked, hits, scored, retriever.store.chunk_count(), understood)

@@ -215,7 +215,8 @@ class _Tally:
         self.answered = 0
         self.declined = 0
 
-    def add(self, question: EvalQuestion, hits, weights: dict[str, float], path_to_id: dict[str, str]) -> None:
+    def add(self, question: EvalQuestion, hits, weights: dict[str, float], path_to_id: dict[str, str],
+            collection_chunks: int) -> None:
         ranked = list(dict.fromkeys(path_to_id.get(h.path, h.path) for h in hits))
         gold = set(question.gold_doc_ids)
         self.sums["r1"] += recall_at(ranked, gold, 1)
@@ -224,7 +225,7 @@ class _Tally:
         self.sums["mrr"] += reciprocal_rank(ranked, gold, 10)
         self.sums["ndcg"] += ndcg_at(ranked, gold, 10)
         scored = score_sentences(hits, weights, question.question)
-        probability = answer_probability(scored, hits)
+        probability = answer_probability(scored, hits, collection_chunks)
         judged_answerable = probability >= JUDGMENT_THRESHOLD
         if question.answers:
             self.result.answerable_questions += 1
@@ -274,6 +275,7 @@ def evaluate_modes(
     reads its first passages again as `qa ask` does (qa.align); dense and keyword stay single-stage.
     """
     tallies = {mode: _Tally(mode) for mode in modes}
+    collection_chunks = retriever.store.chunk_count()
     started = time.perf_counter()
     for n, (question, vector) in enumerate(zip(questions, vectors)):
         states = question_states[n] if question_states is not None else None
@@ -282,7 +284,7 @@ def evaluate_modes(
         )
         weights = retriever.term_weights(question.question)
         for mode, hits in by_mode.items():
-            tallies[mode].add(question, hits, weights, path_to_id)
+            tallies[mode].add(question, hits, weights, path_to_id, collection_chunks)
         if advance is not None:
             advance(1)
     elapsed = time.perf_counter() - started

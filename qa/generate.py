@@ -91,7 +91,8 @@ def generate_answer(
     searched = clean_query(retrieval_query) if retrieval_query else asked
     hits = retriever.search(searched, k=k, mode=mode, filters=filters, align=True)
     scored = score_sentences(hits, retriever.term_weights(searched), searched)
-    quoted = compose_answer(asked, hits, scored, searched if searched != asked else None)
+    quoted = compose_answer(asked, hits, scored, retriever.store.chunk_count(),
+                            searched if searched != asked else None)
     if not hits:
         return replace(quoted, notice="no passages were found, so the model was not asked")
     try:

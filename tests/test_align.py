@@ -15,7 +15,7 @@ from qa.align import (
     TokenAligner,
     _word_at,
 )
-from qa.answer import answer_probability, answers_question, score_sentences
+from qa.answer import JUDGMENT_LARGEST_COLLECTION, answer_probability, answers_question, score_sentences
 from qa.embed import Embedder
 from qa.stores import open_store
 from qa.stores.location import StoreLocation
@@ -149,8 +149,17 @@ def test_alignment_ranks_sentences_and_the_judgment_weighs_support() -> None:
     # Little meaning, no keywords and a weak alignment: the judgment declines.
     weak = _hit([("Baghdad and Russia met.", 0.1, 0.2)])
     weak_scored = score_sentences([weak], {"x": 1.0})
-    assert answer_probability(weak_scored, [weak]) < answer_probability(scored, [hit])
-    assert not answers_question(weak_scored, [weak])
+    assert answer_probability(weak_scored, [weak], 1000) < answer_probability(scored, [hit], 1000)
+    assert not answers_question(weak_scored, [weak], 1000)
+
+
+def test_the_same_evidence_weighs_more_in_a_small_collection_up_to_the_largest_fitted() -> None:
+    hit = _hit([("The quake was 17 kilometres deep.", 0.5, 0.45)])
+    scored = score_sentences([hit], {"quake": 1.0, "deep": 1.0})
+    small, large = (answer_probability(scored, [hit], n) for n in (30, JUDGMENT_LARGEST_COLLECTION))
+    assert small > large
+    # Nothing larger was fitted on: a larger collection is judged as the largest one was.
+    assert answer_probability(scored, [hit], 10 * JUDGMENT_LARGEST_COLLECTION) == large
 
 
 @pytest.mark.parametrize(("text", "start", "end", "word"), [

@@ -149,7 +149,8 @@ def test_a_model_answer_fed_from_a_string_keeps_only_supported_sentences(retriev
     from qa.render import render_answer
 
     n = _debt_n(debt_passages)
-    quoted = compose_answer(DEBT_QUESTION, debt_passages, score_sentences(debt_passages, retriever.term_weights(DEBT_QUESTION)))
+    quoted = compose_answer(DEBT_QUESTION, debt_passages, score_sentences(debt_passages, retriever.term_weights(DEBT_QUESTION)),
+                            retriever.store.chunk_count())
     text = f"Baghdad owes Russia 8 billion dollars [{n}]. Baghdad also owes Germany $2 billion [{n}]."
     answer = answer_from_text(quoted, text, "some-model", ClaimChecker(retriever.aligner()))
     assert answer.generated and answer.model == "some-model"

@@ -57,19 +57,20 @@ def small_collection(tmp_path_factory: pytest.TempPathFactory, embedder: Embedde
 
 # Questions written here about facts each article states in one sentence, asked mostly in words the
 # article does not use. The ones marked still fail (issue 14 stays open for them): refused, their best
-# sentence's token alignment (0.42 to 0.52) is where SQuAD's off-topic questions fall, or answered
-# from the wrong sentence. strict: the day one passes, the mark must go.
+# sentence's token alignment (0.42 to 0.52) is where off-topic questions fall in SQuAD's collection
+# (the judgment weighs the collection's size, and this one is small, but not enough for these), or
+# answered from the wrong sentence. strict: the day one passes, the mark must go.
 _REFUSED = pytest.mark.xfail(strict=True, reason="refused: alignment as low as off-topic SQuAD questions")
 PARAPHRASED = [
     ("Which American diplomat did the Russian minister hand the proposal to?", "Madeleine Albright"),
     pytest.param("Who speaks for the State Department?", "James Rubin", marks=_REFUSED),
-    pytest.param("In what city did the Russian and American envoys meet?", "Istanbul", marks=_REFUSED),
+    ("In what city did the Russian and American envoys meet?", "Istanbul"),
     ("Since when have there been no weapons inspections in Iraq?", "December"),
     pytest.param("Where was the Russian army holding drills?", "Astrakhan", marks=_REFUSED),
     pytest.param("Who speaks for Russia's Foreign Ministry?", "Yakovenko",
                  marks=pytest.mark.xfail(strict=True, reason="answered from the sentence before the right one")),
     ("How much money does Iraq owe Moscow?", "$8 billion"),
-    pytest.param("Which Russian leader was going to travel to America?", "Putin", marks=_REFUSED),
+    ("Which Russian leader was going to travel to America?", "Putin"),
     ("How deep was the earthquake near Sines?", "17 kilometres"),
     ("Where was the epicentre of the quake?", "Sines"),
     ("How strong was the tremor in Portugal?", "5.3"),
