@@ -30,6 +30,7 @@ from qa.errors import IndexMismatchError
 from qa.indexer import update_index
 from qa.retrieve import Retriever
 from qa.stores import check_store, open_store, open_writer
+from qa.stores.base import settled_stamp
 from qa.stores.location import StoreLocation
 from qa.text import query_terms
 from qa.types import SearchFilters, article_sentences
@@ -213,6 +214,28 @@ class StoreContract:
         manifest = store.manifest
         with pytest.raises(IndexMismatchError, match="other-model"):
             open_writer(built, "other-model", manifest.dimension, manifest.backend, rebuild=False)
+
+    def test_file_stamps_follow_the_settled_stamp_rule(self, make_location, tmp_path, embedder) -> None:
+        # A scan trusts these stamps to skip reading a file: each store computes them its own way
+        # (the local one in SQL), and each must agree with qa.stores.base.settled_stamp.
+        articles = write_articles(tmp_path / "articles")
+        settled = articles / BRIDGE.name
+        an_hour_ago = time.time_ns() - 3600 * 10**9
+        os.utime(settled, ns=(an_hour_ago, an_hour_ago))
+        location = make_location(tmp_path / "store")
+        update_index(location, [articles], embedder=embedder)
+        reader = open_store(location)
+        manifest = reader.manifest
+        reader.close()
+        writer = open_writer(location, manifest.model, manifest.dimension, manifest.backend, rebuild=False)
+        try:
+            records = writer.documents()
+            expected = {path: settled_stamp(r.size, r.mtime_ns, r.indexed_at) for path, r in records.items()}
+            assert writer.file_stamps() == expected
+            assert writer.file_stamps([str(articles)]) == expected
+            assert expected[str(settled)] == f"{settled.stat().st_size}:{an_hour_ago}"
+        finally:
+            writer.close()
 
     # Updates and crashes --------------------------------------------------------------------------
 

@@ -52,10 +52,15 @@ def file_stamp(size: int, mtime_ns: int) -> str:
     return f"{size}:{mtime_ns}"
 
 
+# A file modified this close to when it was indexed may change again within the same clock tick,
+# leaving size and time alone: its stamp is not trusted.
+SETTLE_SECONDS = 2
+
+
 def settled_stamp(size: int, mtime_ns: int, indexed_at: float) -> str | None:
-    """An indexed file's `file_stamp`, or None when it was modified within 2 s of being indexed: an
-    edit in the same clock tick would leave size and time alone, so its content must be read."""
-    return file_stamp(size, mtime_ns) if mtime_ns / 1e9 < indexed_at - 2 else None
+    """An indexed file's `file_stamp`, or None when it was modified within SETTLE_SECONDS of being
+    indexed, so its content must be read. (The local catalog computes the same in SQL.)"""
+    return file_stamp(size, mtime_ns) if mtime_ns / 1e9 < indexed_at - SETTLE_SECONDS else None
 
 
 @dataclass(frozen=True)

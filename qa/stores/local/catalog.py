@@ -19,7 +19,7 @@ from pathlib import Path
 from typing import TYPE_CHECKING
 
 from qa.errors import IndexCorruptError
-from qa.stores.base import sentences_by_chunk
+from qa.stores.base import SETTLE_SECONDS, sentences_by_chunk
 from qa.text import keyword_stems
 from qa.types import Article, Chunk, ChunkRecord, DocumentRecord, IndexedArticle, Span, article_sentences
 
@@ -239,7 +239,8 @@ class Catalog:
         """Every indexed file's stamp by path (qa.stores.base.settled_stamp, computed here by SQLite
         from the covering index), or those at or under `under`."""
         columns = (
-            "SELECT path, CASE WHEN mtime_ns / 1e9 < indexed_at - 2 THEN size || ':' || mtime_ns END FROM documents"
+            f"SELECT path, CASE WHEN mtime_ns / 1e9 < indexed_at - {SETTLE_SECONDS} THEN size || ':' || mtime_ns END"
+            " FROM documents"
         )
         if under is None:
             return dict(self._db.execute(columns))
