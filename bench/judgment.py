@@ -94,8 +94,8 @@ def conditional_logit_fit(questions: list[list[tuple[list[float], bool]]], l2: f
     return [float(v) for v in minimize(loss, start, jac=True, method="L-BFGS-B").x]
 
 
-def hybrid_features(scored: Sequence, chunks: int) -> list[float] | None:
-    """JUDGMENT_COEFFICIENTS' features: judgment_features and the collection's log size (held at
+def judgment_row(scored: Sequence, chunks: int) -> list[float] | None:
+    """What the judgment reads: judgment_features and the collection's log size (held at
     JUDGMENT_LARGEST_COLLECTION, as answer_probability holds it)."""
     if not scored:
         return None
@@ -132,11 +132,13 @@ def small_collection_rows(root: Path, paragraph_files: dict[str, Path], half_of_
                 asked = [(q, 1) for q in rng.sample(own, min(COLLECTION_QUESTIONS, len(own)))]
                 asked += [(q, 0) for q in rng.sample(off_topic_by_half[half], COLLECTION_QUESTIONS)]
                 for question, label in asked:
-                    hits = retriever.search(question.question, k=5, mode="hybrid", align=True)
-                    scored = score_sentences(hits, retriever.term_weights(question.question), question.question)
-                    rows.append({"half": half, "collection": name, "chunks": chunks, "label": label,
-                                 "question": question.question, "hybrid": hybrid_features(scored, chunks),
-                                 "dense": None})
+                    by_mode = retriever.search_modes(question.question, 5, ("hybrid", "dense"), align=True)
+                    weights = retriever.term_weights(question.question)
+                    row = {"half": half, "collection": name, "chunks": chunks, "label": label,
+                           "question": question.question}
+                    for mode, hits in by_mode.items():
+                        row[mode] = judgment_row(score_sentences(hits, weights, question.question), chunks)
+                    rows.append(row)
                 retriever.store.close()
                 print(f"collection {name}: {chunks} chunks, {len(asked)} questions", file=sys.stderr, flush=True)
     return rows
@@ -212,10 +214,7 @@ def main() -> None:
                "collection": "whole", "chunks": chunks}
         for mode, hits in by_mode.items():
             scored = score_sentences(hits, weights, question.question)
-            if mode == "hybrid":
-                row[mode] = hybrid_features(scored, chunks)
-            else:
-                row[mode] = list(judgment_features(scored)) if scored else None
+            row[mode] = judgment_row(scored, chunks)
             if scored:
                 best = max(scored, key=lambda s: s.support)
                 row[mode + "_extra"] = {
@@ -266,7 +265,7 @@ def main() -> None:
         report["answer_in_top_sentence"]["fitted"] = {h: round(top_share(h, fitted), 4) for h in ("fit", "report")}
 
     # Hybrid (passages read again): support, alignment, keyword coverage, log size; dense (not read
-    # again): support and keyword coverage, whole corpus only. One threshold serves both: it declines
+    # again): support, keyword coverage, log size. One threshold serves both: it declines
     # DECLINE_GOAL of the fit half's off-topic questions asked of the whole corpus, and the dense
     # model's intercept is moved so that it does too.
     groups = {"whole": lambda r: r["collection"] == "whole",
@@ -274,7 +273,7 @@ def main() -> None:
               "larger collections": lambda r: r["collection"] != "whole" and r["chunks"] > SMALL_CHUNKS}
     threshold = answer_module.JUDGMENT_THRESHOLD
     for mode, names, columns in (("hybrid", "JUDGMENT_COEFFICIENTS", (0, 1, 2, 3)),
-                                 ("dense", "UNALIGNED_JUDGMENT_COEFFICIENTS", (0, 2))):
+                                 ("dense", "UNALIGNED_JUDGMENT_COEFFICIENTS", (0, 2, 3))):
         fit_rows = [r for r in rows if r["half"] == "fit" and r[mode] is not None]
         coefficients = list(getattr(answer_module, names))
         if args.fit:
@@ -301,7 +300,7 @@ def main() -> None:
         for half in ("fit", "report"):
             for group, within in groups.items():
                 chosen = [r for r in rows if r["half"] == half and within(r)]
-                if mode == "dense" and group != "whole" or not chosen:
+                if not chosen:
                     continue
                 positives = [probability(r) for r in chosen if r["label"]]
                 negatives = [probability(r) for r in chosen if not r["label"]]

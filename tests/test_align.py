@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 from collections.abc import Iterator
+from dataclasses import replace
 
 import pytest
 
@@ -153,8 +154,11 @@ def test_alignment_ranks_sentences_and_the_judgment_weighs_support() -> None:
     assert not answers_question(weak_scored, [weak], 1000)
 
 
-def test_the_same_evidence_weighs_more_in_a_small_collection_up_to_the_largest_fitted() -> None:
+@pytest.mark.parametrize("aligned", [True, False], ids=["hybrid, read again", "dense or keyword"])
+def test_the_same_evidence_weighs_more_in_a_small_collection_up_to_the_largest_fitted(aligned: bool) -> None:
     hit = _hit([("The quake was 17 kilometres deep.", 0.5, 0.45)])
+    if not aligned:
+        hit = replace(hit, sentence_alignment=())
     scored = score_sentences([hit], {"quake": 1.0, "deep": 1.0})
     small, large = (answer_probability(scored, [hit], n) for n in (30, JUDGMENT_LARGEST_COLLECTION))
     assert small > large
