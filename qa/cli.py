@@ -636,11 +636,14 @@ def mcp_server(reranker: str | None, backend: str | None, llm_url: str | None, l
               "or milvus://HOST:PORT/COLLECTION. Default: a cached local index.")
 @click.option("--no-align", is_flag=True,
               help="Measure hybrid search without its second look at the best passages (as `qa search` ranks).")
+@click.option("--off-topic", metavar="PREFIX2",
+              help="Also ask PREFIX2's questions about articles this corpus lacks (told apart by title) and "
+              "report the share each mode declines.")
 @reranker_option
 @backend_option
 @json_option
 def evaluate(eval_set: str, modes: tuple[str, ...], limit: int | None, store: str | None, no_align: bool,
-             reranker: str | None, backend: str | None, as_json: bool) -> None:
+             off_topic: str | None, reranker: str | None, backend: str | None, as_json: bool) -> None:
     """Measure retrieval and answers on a question set with known answers.
 
     PREFIX names PREFIX.corpus.jsonl and PREFIX.queries.jsonl. The corpus is indexed once into
@@ -652,6 +655,7 @@ def evaluate(eval_set: str, modes: tuple[str, ...], limit: int | None, store: st
       qa eval ../shared/eval/squad-dev-v1.1 --mode hybrid --limit 500
       qa eval ../shared/eval/squad-dev-v1.1 --no-align         # hybrid as `qa search` ranks
       qa eval ../shared/eval/squad-dev-v2.0 --json
+      qa eval ../shared/eval/squad-dev-v2.0 --off-topic ../shared/eval/squad-dev-v1.1
       qa eval ../shared/eval/squad-dev-v1.1 --store milvus     # the same on Milvus Lite
     """
     from dataclasses import asdict
@@ -666,7 +670,7 @@ def evaluate(eval_set: str, modes: tuple[str, ...], limit: int | None, store: st
         from qa.embed import Embedder
 
         report = run_eval(eval_set, chosen, limit=limit, progress=progress, reranker=reranker,
-                          embedder=Embedder(backend=backend), store=store, align=not no_align)
+                          embedder=Embedder(backend=backend), store=store, align=not no_align, off_topic=off_topic)
     if as_json:
         _emit_json(asdict(report))
     else:

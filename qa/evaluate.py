@@ -70,6 +70,9 @@ class ModeResult:
     declined: float | None = None
     answerability_auroc: float | None = None
     answerability_accuracy: float | None = None
+    # With `--off-topic`: questions about articles the corpus lacks, and the share declined.
+    off_topic_questions: int = 0
+    off_topic_declined: float | None = None
 
 
 @dataclass
@@ -291,6 +294,54 @@ def evaluate_modes(
     return [tallies[mode].finish(elapsed) for mode in modes]
 
 
+def off_topic_questions_for(eval_set: EvalSet, other: EvalSet, limit: int | None = None) -> list[EvalQuestion]:
+    """`other`'s questions about articles `eval_set`'s corpus lacks: every gold document's title
+    is one the corpus does not hold (SQuAD v1.1 dev's 13 articles that v2.0 dev lacks)."""
+    own_titles = set(_titles(eval_set.corpus_path).values())
+    other_titles = _titles(other.corpus_path)
+    if not any(other_titles.values()):
+        raise ConfigError(f"{other.corpus_path} has no titles, so its off-topic questions cannot be told apart")
+    chosen = [
+        q for q in load_questions(other.queries_path)
+        if q.gold_doc_ids and all(other_titles.get(d) and other_titles[d] not in own_titles for d in q.gold_doc_ids)
+    ]
+    if not chosen:
+        raise ConfigError(f"every question of {other.name} is about an article {eval_set.name} holds; "
+                          "name a set about other articles")
+    return chosen[:limit] if limit else chosen
+
+
+def _titles(corpus_path: Path) -> dict[str, str]:
+    with open(corpus_path, encoding="utf-8") as handle:
+        return {str(row["id"]): str(row.get("title") or "") for row in map(json.loads, filter(str.strip, handle))}
+
+
+def off_topic_declined_shares(
+    retriever: Retriever,
+    questions: Sequence[EvalQuestion],
+    vectors,
+    modes: Sequence[str],
+    advance: Callable[[int], None] | None = None,
+    align: bool = True,
+    question_states: Sequence | None = None,
+) -> dict[str, float]:
+    """For each mode, the share of `questions` (none of them answerable here) its judgment declines."""
+    declined = dict.fromkeys(modes, 0)
+    collection_chunks = retriever.store.chunk_count()
+    for n, (question, vector) in enumerate(zip(questions, vectors)):
+        states = question_states[n] if question_states is not None else None
+        by_mode = retriever.search_modes(
+            question.question, RETRIEVE_K, modes, query_vector=vector, align=align, query_states=states
+        )
+        weights = retriever.term_weights(question.question)
+        for mode, hits in by_mode.items():
+            scored = score_sentences(hits, weights, question.question)
+            declined[mode] += answer_probability(scored, hits, collection_chunks) < JUDGMENT_THRESHOLD
+        if advance is not None:
+            advance(1)
+    return {mode: count / max(1, len(questions)) for mode, count in declined.items()}
+
+
 def run_eval(
     location: str | os.PathLike[str],
     modes: Sequence[str] = MODES,
@@ -300,11 +351,14 @@ def run_eval(
     reranker: str | None = None,
     store: str | None = None,
     align: bool = True,
+    off_topic: str | os.PathLike[str] | None = None,
 ) -> EvalReport:
     """Index the eval corpus (cached), then evaluate each mode on its questions.
 
     `store` keeps the eval index in a store: "milvus" for a Milvus Lite store in the eval cache,
     or any --store value (faiss:DIR, milvus:FILE.db, milvus://HOST:PORT/COLLECTION).
+    `off_topic` names another eval set: its questions about articles this corpus lacks (by title)
+    are asked too, and each mode reports the share its judgment declines.
     """
     import numpy as np
 
@@ -317,6 +371,7 @@ def run_eval(
         if mode not in MODES:
             raise ConfigError(f"unknown mode {mode!r}; choose from {', '.join(MODES)}")
     eval_set = resolve_eval_set(location)
+    off_topic_questions = off_topic_questions_for(eval_set, resolve_eval_set(off_topic), limit) if off_topic else []
     embedder = embedder or Embedder()
     workdir, path_to_id = prepare_corpus(eval_set, cache_dir() / "eval")
     started = time.perf_counter()
@@ -346,9 +401,10 @@ def run_eval(
         # Thousands of questions ask about the same few thousand passages: keep every passage's
         # token states once read (about 260 KB each) instead of the chat's few hundred.
         retriever.aligner().cached_passages = min(index.counts()[1], EVAL_CACHED_PASSAGES)
+        asked = questions + off_topic_questions
         if progress is not None:
-            progress.start("Questions", len(questions))
-        texts = [q.question for q in questions]
+            progress.start("Questions", len(asked))
+        texts = [q.question for q in asked]
         states = None
         if align and "hybrid" in modes:
             # The aligned hybrid search reads each question token by token too. One pass gives
@@ -366,10 +422,20 @@ def run_eval(
             vectors = embedder.encode(texts, progress=progress.advance if progress else None)
         report = EvalReport(eval_set.name, index.counts()[0], index_seconds, embedder.backend)
         if progress is not None:
-            progress.start("Asking", len(questions))
+            progress.start("Asking", len(asked))
+        own = len(questions)
         report.results = evaluate_modes(
-            retriever, questions, vectors, modes, path_to_id, progress.advance if progress else None, align, states
+            retriever, questions, vectors[:own], modes, path_to_id, progress.advance if progress else None, align,
+            states[:own] if states is not None else None,
         )
+        if off_topic_questions:
+            declined = off_topic_declined_shares(
+                retriever, off_topic_questions, vectors[own:], modes, progress.advance if progress else None, align,
+                states[own:] if states is not None else None,
+            )
+            for result in report.results:
+                result.off_topic_questions = len(off_topic_questions)
+                result.off_topic_declined = declined[result.mode]
     finally:
         index.close()
     return report

@@ -270,6 +270,9 @@ def render_eval_report(report: EvalReport) -> RenderableType:
     has_v2 = any(r.unanswerable_questions for r in report.results)
     if has_v2:
         columns += ["unanswerable declined", "answerable AUROC", "judgment accuracy"]
+    has_off_topic = any(r.off_topic_questions for r in report.results)
+    if has_off_topic:
+        columns.append(f"off-topic declined ({report.results[0].off_topic_questions})")
     for column in columns:
         table.add_column(column, justify="left" if column == "mode" else "right")
     for r in report.results:
@@ -280,6 +283,8 @@ def render_eval_report(report: EvalReport) -> RenderableType:
             row += [f"{r.declined:.3f}" if r.declined is not None else "–",
                     f"{r.answerability_auroc:.3f}" if r.answerability_auroc is not None else "–",
                     f"{r.answerability_accuracy:.3f}" if r.answerability_accuracy is not None else "–"]
+        if has_off_topic:
+            row.append(f"{r.off_topic_declined:.3f}" if r.off_topic_declined is not None else "–")
         table.add_row(*row)
     return table
 

@@ -10,6 +10,7 @@ from click.testing import CliRunner
 
 from qa.cli import main
 from qa.embed import Reranker
+from qa.errors import ConfigError
 from qa.evaluate import run_eval
 from qa.stores import open_store
 from qa.indexer import update_index
@@ -54,6 +55,33 @@ def test_eval_reports_every_mode_and_caches_the_index(tiny_squad: Path, embedder
     assert len(index_dirs) == 1
     again = update_index(index_dirs[0], embedder=embedder)
     assert again.chunks_embedded == 0 and again.unchanged == DOCS
+
+
+@pytest.fixture(scope="module")
+def other_squad(tiny_squad: Path) -> Path:
+    """The last paragraphs of SQuAD v1.1 dev (other articles than tiny_squad's) and their questions."""
+    with open(f"{SQUAD}.corpus.jsonl", encoding="utf-8") as handle:
+        corpus = handle.readlines()[-DOCS:]
+    ids = {json.loads(line)["id"] for line in corpus}
+    with open(f"{SQUAD}.queries.jsonl", encoding="utf-8") as handle:
+        queries = [line for line in handle if set(json.loads(line)["gold_doc_ids"]) <= ids]
+    folder = tiny_squad.parent
+    (folder / "other.corpus.jsonl").write_text("".join(corpus), encoding="utf-8")
+    (folder / "other.queries.jsonl").write_text("".join(queries[:40]), encoding="utf-8")
+    return folder / "other"
+
+
+def test_eval_asks_off_topic_questions_and_reports_the_share_declined(
+        tiny_squad: Path, other_squad: Path, embedder, tmp_path, monkeypatch) -> None:
+    monkeypatch.setenv("QA_CACHE_DIR", str(tmp_path / "cache"))
+    report = run_eval(tiny_squad, ["hybrid", "keyword"], limit=10, embedder=embedder, off_topic=other_squad)
+    for result in report.results:
+        assert result.questions == 10 and result.off_topic_questions == 10
+        # Twelve paragraphs on three topics, asked about others: nearly all declined.
+        assert result.off_topic_declined is not None and result.off_topic_declined >= 0.8
+    # A set about the same articles has no off-topic questions to give.
+    with pytest.raises(ConfigError, match="about an article"):
+        run_eval(tiny_squad, ["hybrid"], limit=10, embedder=embedder, off_topic=tiny_squad)
 
 
 def test_eval_command_prints_json(tiny_squad: Path, tmp_path, monkeypatch) -> None:
