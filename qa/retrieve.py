@@ -220,13 +220,21 @@ class Retriever:
         selective = _selective_terms(terms, frequencies, total)
         keyword_ranked = store.keyword_search(selective, max(KEYWORD_DEPTH, pool), filters) if terms else []
         keyword_pool = [c for c, _ in keyword_ranked[:pool]]
+        # While the dense search runs in its thread (FAISS lets go of the GIL), read the keyword
+        # candidates' rows, vectors and sentence vectors, which the features need anyway.
+        early_rows: dict[int, tuple[ChunkRecord, np.ndarray]] = {}
+        early_sentences: dict[int, tuple[list[Span], np.ndarray]] = {}
+        if dense_future is not None and vector is not None and keyword_pool:
+            records, rows = store.chunks_with_vectors(keyword_pool)
+            early_rows = {r.chunk_id: (r, row) for r, row in zip(records, rows)}
+            early_sentences = store.sentence_vectors(records)
         if dense_future is not None:
             dense_pool = dense_future.result()
         else:
             dense_pool = store.dense_search(vector, pool, filters) if wants_vector else []
         wanted = list(dict.fromkeys(dense_pool + keyword_pool))
         if vector is not None:
-            found, found_vectors = store.chunks_with_vectors(wanted)
+            found, found_vectors = self._rows_with_vectors(wanted, early_rows, len(vector))
         else:
             found, found_vectors = list(store.chunks(wanted).values()), None
         admitted_rows = [n for n, r in enumerate(found) if filters.admits(r)]
@@ -235,7 +243,8 @@ class Retriever:
         weights = term_weights_for(text, frequencies.__getitem__, total) if keyword_pool else {}
         self._last_weights = (text, store.revision(), weights)
         features = self._features(
-            list(admitted.values()), vector, keyword_ranked if keyword_pool else None, weights, chunk_vectors
+            list(admitted.values()), vector, keyword_ranked if keyword_pool else None, weights, chunk_vectors,
+            early_sentences,
         )
         pairs = word_pairs(text) if "hybrid" in modes else frozenset()
         features.phrase = {c: phrase_match(pairs, r.text) for c, r in admitted.items()} if pairs else {}
@@ -255,6 +264,24 @@ class Retriever:
             else:
                 results[mode] = self._rank(candidates, features, mode, k)
         return results
+
+    def _rows_with_vectors(
+        self, wanted: list[int], read: dict[int, tuple[ChunkRecord, np.ndarray]], dimension: int
+    ) -> tuple[list[ChunkRecord], np.ndarray]:
+        """Store.chunks_with_vectors(wanted), reading only those not in `read` already."""
+        import numpy as np
+
+        unread = [c for c in wanted if c not in read]
+        if not read:
+            return self.store.chunks_with_vectors(unread)
+        rows = dict(read)
+        if unread:
+            records, vectors = self.store.chunks_with_vectors(unread)
+            rows.update((r.chunk_id, (r, row)) for r, row in zip(records, vectors))
+        chosen = [rows[c] for c in wanted if c in rows]
+        if not chosen:
+            return [], np.zeros((0, dimension), dtype=np.float32)
+        return [record for record, _ in chosen], np.stack([row for _, row in chosen])
 
     def _aligned(
         self, text: str, hits: list[Hit], term_weights: dict[str, float], query_states: TokenStates | None = None
@@ -296,9 +323,11 @@ class Retriever:
         keyword_ranked: list[tuple[int, float]] | None,
         term_weights: dict[str, float] | None = None,
         chunk_vectors: np.ndarray | None = None,
+        read_sentences: dict[int, tuple[list[Span], np.ndarray]] | None = None,
     ) -> Features:
         """Exact scores of every candidate for every signal, so no candidate is scored by a guess;
-        `chunk_vectors` holds the records' stored vectors, one row each, when `vector` is given."""
+        `chunk_vectors` holds the records' stored vectors, one row each, when `vector` is given;
+        `read_sentences`, the sentence vectors of those already read (Store.sentence_vectors)."""
         import numpy as np
 
         ids = [r.chunk_id for r in records]
@@ -314,7 +343,9 @@ class Retriever:
         if vector is not None:
             chunk_cosines = chunk_vectors @ vector
             features.dense = {c: float(s) for c, s in zip(ids, chunk_cosines)}
-            stored = self.store.sentence_vectors(records)
+            read_sentences = read_sentences or {}
+            stored = self.store.sentence_vectors([r for r in records if r.chunk_id not in read_sentences])
+            stored.update(read_sentences)
             for record in records:
                 spans, matrix = stored.get(record.chunk_id, ([], np.zeros((0, len(vector)), np.float32)))
                 cosines = matrix @ vector if len(spans) else np.zeros(0, np.float32)

@@ -8,8 +8,10 @@ from pathlib import Path
 
 import pytest
 
+from qa.stores import open_store
 from qa.stores.location import StoreLocation, parse_store
 
+from conftest import WRITTEN_ARTICLES
 from store_contract import StoreContract
 
 
@@ -34,6 +36,29 @@ class TestLocalStore(StoreContract):
                 yield
 
         return broken
+
+
+    def test_hybrid_search_reads_during_the_dense_search_and_finds_the_same(self, built, embedder,
+                                                                           monkeypatch: pytest.MonkeyPatch) -> None:
+        # Keyword candidates are read while the dense search runs in its thread; the hits and
+        # every score must be those of reading them all afterwards.
+        from qa.retrieve import Retriever
+
+        store = open_store(built)
+        questions = [article.question for article in WRITTEN_ARTICLES] + ["Kestrel Bay Bridge cost"]
+
+        def search_all() -> list:
+            retriever = Retriever(store, embedder)
+            return [[(h.chunk_id, h.score, h.sentence_scores) for h in retriever.search(q, k=5, mode=mode)]
+                    for q in questions for mode in ("hybrid", "dense")]
+
+        try:
+            together = search_all()
+            monkeypatch.setattr(type(store), "concurrent_search", False)
+            assert search_all() == together
+            assert all(together)
+        finally:
+            store.close()
 
 
 class TestMilvusStore(StoreContract):
