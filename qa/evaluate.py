@@ -401,12 +401,13 @@ def run_eval(
         # Thousands of questions ask about the same few thousand passages: keep every passage's
         # token states once read (about 260 KB each) instead of the chat's few hundred.
         retriever.aligner().cached_passages = min(index.counts()[1], EVAL_CACHED_PASSAGES)
-        asked = questions + off_topic_questions
+        asked = len(questions) + len(off_topic_questions)
         if progress is not None:
-            progress.start("Questions", len(asked))
-        texts = [q.question for q in asked]
-        states = None
-        if align and "hybrid" in modes:
+            progress.start("Questions", asked)
+
+        def read(texts: list[str]) -> tuple[np.ndarray, list | None]:
+            if not (align and "hybrid" in modes):
+                return embedder.encode(texts, progress=progress.advance if progress else None), None
             # The aligned hybrid search reads each question token by token too. One pass gives
             # both: the question's vector is the mean of its token states, as the model pools.
             # Read as search reads them, so each token's offsets point into the same text.
@@ -417,22 +418,20 @@ def run_eval(
                 states.extend(embedder.token_states(batch))
                 if progress is not None:
                     progress.advance(len(batch))
-            vectors = np.stack([mean_vector(hidden) for hidden, _ in states])
-        else:
-            vectors = embedder.encode(texts, progress=progress.advance if progress else None)
+            return np.stack([mean_vector(hidden) for hidden, _ in states]), states
+
+        # Each list read in batches of its own, so asking off-topic questions too leaves the
+        # set's own figures as they are (a batch's padding moves token states in the last digits).
+        vectors, states = read([q.question for q in questions])
+        off_vectors, off_states = read([q.question for q in off_topic_questions]) if off_topic_questions else (None, None)
         report = EvalReport(eval_set.name, index.counts()[0], index_seconds, embedder.backend)
         if progress is not None:
-            progress.start("Asking", len(asked))
-        own = len(questions)
-        report.results = evaluate_modes(
-            retriever, questions, vectors[:own], modes, path_to_id, progress.advance if progress else None, align,
-            states[:own] if states is not None else None,
-        )
+            progress.start("Asking", asked)
+        advance = progress.advance if progress else None
+        report.results = evaluate_modes(retriever, questions, vectors, modes, path_to_id, advance, align, states)
         if off_topic_questions:
-            declined = off_topic_declined_shares(
-                retriever, off_topic_questions, vectors[own:], modes, progress.advance if progress else None, align,
-                states[own:] if states is not None else None,
-            )
+            declined = off_topic_declined_shares(retriever, off_topic_questions, off_vectors, modes, advance, align,
+                                                 off_states)
             for result in report.results:
                 result.off_topic_questions = len(off_topic_questions)
                 result.off_topic_declined = declined[result.mode]
