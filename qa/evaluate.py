@@ -16,7 +16,7 @@ import os
 import re
 import string
 import time
-from collections.abc import Callable, Sequence
+from collections.abc import Callable, Iterator, Sequence
 from dataclasses import dataclass, field
 from pathlib import Path
 
@@ -24,6 +24,7 @@ from qa.answer import JUDGMENT_THRESHOLD, answer_probability, score_sentences
 from qa.config import cache_dir
 from qa.errors import ConfigError, IndexMismatchError
 from qa.retrieve import MODES, Retriever, clean_query
+from qa.types import Hit
 
 RETRIEVE_K = 20
 
@@ -280,18 +281,32 @@ def evaluate_modes(
     tallies = {mode: _Tally(mode) for mode in modes}
     collection_chunks = retriever.store.chunk_count()
     started = time.perf_counter()
+    for question, weights, by_mode in _asked(retriever, questions, vectors, modes, align, question_states, advance):
+        for mode, hits in by_mode.items():
+            tallies[mode].add(question, hits, weights, path_to_id, collection_chunks)
+    elapsed = time.perf_counter() - started
+    return [tallies[mode].finish(elapsed) for mode in modes]
+
+
+def _asked(
+    retriever: Retriever,
+    questions: Sequence[EvalQuestion],
+    vectors,
+    modes: Sequence[str],
+    align: bool,
+    question_states: Sequence | None,
+    advance: Callable[[int], None] | None,
+) -> Iterator[tuple[EvalQuestion, dict[str, float], dict[str, list[Hit]]]]:
+    """Each question searched in every mode at once (retrieving once for all): the question, its
+    term weights and its hits by mode; `advance(1)` once it has been dealt with."""
     for n, (question, vector) in enumerate(zip(questions, vectors)):
         states = question_states[n] if question_states is not None else None
         by_mode = retriever.search_modes(
             question.question, RETRIEVE_K, modes, query_vector=vector, align=align, query_states=states
         )
-        weights = retriever.term_weights(question.question)
-        for mode, hits in by_mode.items():
-            tallies[mode].add(question, hits, weights, path_to_id, collection_chunks)
+        yield question, retriever.term_weights(question.question), by_mode
         if advance is not None:
             advance(1)
-    elapsed = time.perf_counter() - started
-    return [tallies[mode].finish(elapsed) for mode in modes]
 
 
 def off_topic_questions_for(eval_set: EvalSet, other: EvalSet, limit: int | None = None) -> list[EvalQuestion]:
@@ -328,17 +343,10 @@ def off_topic_declined_shares(
     """For each mode, the share of `questions` (none of them answerable here) its judgment declines."""
     declined = dict.fromkeys(modes, 0)
     collection_chunks = retriever.store.chunk_count()
-    for n, (question, vector) in enumerate(zip(questions, vectors)):
-        states = question_states[n] if question_states is not None else None
-        by_mode = retriever.search_modes(
-            question.question, RETRIEVE_K, modes, query_vector=vector, align=align, query_states=states
-        )
-        weights = retriever.term_weights(question.question)
+    for question, weights, by_mode in _asked(retriever, questions, vectors, modes, align, question_states, advance):
         for mode, hits in by_mode.items():
             scored = score_sentences(hits, weights, question.question)
             declined[mode] += answer_probability(scored, hits, collection_chunks) < JUDGMENT_THRESHOLD
-        if advance is not None:
-            advance(1)
     return {mode: count / max(1, len(questions)) for mode, count in declined.items()}
 
 
