@@ -31,8 +31,9 @@ from common import SHARED_EVAL, machine_facts
 
 import qa.answer as answer_module
 import qa.text
-from qa.answer import judgment_features, score_sentences
-from qa.evaluate import EVAL_CACHED_PASSAGES, auroc, contains_answer, load_questions
+from qa.answer import collection_size, judgment_features, score_sentences
+from qa.evaluate import (EVAL_CACHED_PASSAGES, auroc, contains_answer, corpus_titles, load_questions,
+                         off_topic_questions_for)
 from qa.fusion import keyword_coverage
 
 # The share of off-topic questions the fitted threshold must decline on the fit half.
@@ -44,11 +45,6 @@ ALIGNMENT_WEIGHT = 4.0
 COLLECTIONS = ((10, 6), (30, 3), (100, 2), (300, 1))
 COLLECTION_QUESTIONS = 100
 SMALL_CHUNKS = 60
-
-
-def titles_of(corpus_path: Path) -> dict[str, str]:
-    with open(corpus_path, encoding="utf-8") as handle:
-        return {row["id"]: row["title"] for row in map(json.loads, handle)}
 
 
 def logistic_fit(rows: list[list[float]], labels: list[int], l2: float = 1e-3, steps: int = 50) -> list[float]:
@@ -99,7 +95,7 @@ def judgment_row(scored: Sequence, chunks: int) -> list[float] | None:
     JUDGMENT_LARGEST_COLLECTION, as answer_probability holds it)."""
     if not scored:
         return None
-    return [*judgment_features(scored), math.log(max(1, min(chunks, answer_module.JUDGMENT_LARGEST_COLLECTION)))]
+    return [*judgment_features(scored), collection_size(chunks)]
 
 
 def small_collection_rows(root: Path, paragraph_files: dict[str, Path], half_of_paragraph: dict[str, str],
@@ -183,14 +179,14 @@ def main() -> None:
     # As `qa eval` does: thousands of questions about the same passages, each read once.
     retriever.aligner().cached_passages = min(retriever.store.counts()[1], EVAL_CACHED_PASSAGES)
 
-    v2_titles, v1_titles = titles_of(v2.corpus_path), titles_of(v1.corpus_path)
+    v2_titles, v1_titles = corpus_titles(v2.corpus_path), corpus_titles(v1.corpus_path)
     known = set(v2_titles.values())
     half_of = {title: ("fit" if i % 2 == 0 else "report") for i, title in enumerate(sorted(known))}
     others = sorted(set(v1_titles.values()) - known)
     half_of.update({title: ("fit" if i % 2 == 0 else "report") for i, title in enumerate(others)})
     rng = random.Random(1)
     answerable = [q for q in load_questions(v2.queries_path) if q.answers]
-    off_topic = [q for q in load_questions(v1.queries_path) if v1_titles[q.gold_doc_ids[0]] not in known]
+    off_topic = off_topic_questions_for(v2, v1)
     asked = [(q, v2_titles[q.gold_doc_ids[0]], 1) for q in rng.sample(answerable, min(args.answerable, len(answerable)))]
     asked += [(q, v1_titles[q.gold_doc_ids[0]], 0) for q in rng.sample(off_topic, min(args.off_topic, len(off_topic)))]
 

@@ -186,13 +186,18 @@ def judgment_features(scored: Sequence[ScoredSentence]) -> tuple[float, float, f
     return (best.support, max(s.alignment for s in scored), best.keyword)
 
 
+def collection_size(chunks: int) -> float:
+    """The judgment's size feature: log(chunks), held at JUDGMENT_LARGEST_COLLECTION."""
+    return math.log(max(1, min(chunks, JUDGMENT_LARGEST_COLLECTION)))
+
+
 def answer_probability(scored: Sequence[ScoredSentence], hits: Sequence[Hit], collection_chunks: int) -> float:
     """How likely the passages are to answer, by the logistic judgment; 0 when no sentence could.
     `collection_chunks` is the size of the collection they were found in (Store.chunk_count)."""
     if not scored:
         return 0.0
     support, alignment, keyword = judgment_features(scored)
-    size = math.log(max(1, min(collection_chunks, JUDGMENT_LARGEST_COLLECTION)))
+    size = collection_size(collection_chunks)
     if hits and hits[0].sentence_alignment:
         intercept, *weights = JUDGMENT_COEFFICIENTS
         features: tuple[float, ...] = (support, alignment, keyword, size)

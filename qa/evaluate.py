@@ -312,8 +312,8 @@ def _asked(
 def off_topic_questions_for(eval_set: EvalSet, other: EvalSet, limit: int | None = None) -> list[EvalQuestion]:
     """`other`'s questions about articles `eval_set`'s corpus lacks: every gold document's title
     is one the corpus does not hold (SQuAD v1.1 dev's 13 articles that v2.0 dev lacks)."""
-    own_titles = set(_titles(eval_set.corpus_path).values())
-    other_titles = _titles(other.corpus_path)
+    own_titles = set(corpus_titles(eval_set.corpus_path).values())
+    other_titles = corpus_titles(other.corpus_path)
     if not any(other_titles.values()):
         raise ConfigError(f"{other.corpus_path} has no titles, so its off-topic questions cannot be told apart")
     chosen = [
@@ -326,7 +326,8 @@ def off_topic_questions_for(eval_set: EvalSet, other: EvalSet, limit: int | None
     return chosen[:limit] if limit else chosen
 
 
-def _titles(corpus_path: Path) -> dict[str, str]:
+def corpus_titles(corpus_path: Path) -> dict[str, str]:
+    """Each corpus document's title by id ("" where it has none)."""
     with open(corpus_path, encoding="utf-8") as handle:
         return {str(row["id"]): str(row.get("title") or "") for row in map(json.loads, filter(str.strip, handle))}
 
