@@ -19,6 +19,7 @@ from qa.errors import IndexMismatchError
 from qa.indexer import update_index
 from qa.retrieve import open_retriever
 from qa.stores import check_store
+from qa.stores.base import Manifest
 from qa.stores.local.store import LocalStore
 
 SEEDS = Path(__file__).resolve().parent.parent / "seeds"
@@ -84,7 +85,8 @@ def test_an_upgrade_cut_short_after_the_catalog_step_finishes_next_time(
     # As if killed after the catalog listed the segment, before the manifest was written.
     manifest_path = index_dir / "manifest.json"
     saved = manifest_path.read_text()
-    upgrade.upgrade_format_4(index_dir, manifest_path, index_dir / "catalog.sqlite")
+    manifest = Manifest.from_json(saved, str(manifest_path), "faiss", oldest=upgrade.UPGRADABLE_FORMAT)
+    upgrade.upgrade_format_4(index_dir, manifest, manifest_path, index_dir / "catalog.sqlite")
     manifest_path.write_text(saved)
 
     update_index(index_dir, [folder], embedder=embedder)

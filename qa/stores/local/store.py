@@ -27,7 +27,7 @@ from qa.stores.base import REBUILD_HINT, Manifest, index_stats, span_problem, un
 from qa.stores.local.catalog import Catalog, SegmentRow, fts_query
 from qa.stores.local.keywords import KeywordIndex
 from qa.stores.local.segments import SegmentVectors, plan_merge, segment_path
-from qa.stores.local.upgrade import UPGRADABLE_FORMAT, UPGRADE_HINT, stored_format, upgrade_format_4
+from qa.stores.local.upgrade import UPGRADABLE_FORMAT, UPGRADE_HINT, upgrade_format_4
 from qa.stores.local.vectors import FaissVectorStore
 from qa.text import keyword_stems, stems
 from qa.types import (
@@ -53,23 +53,31 @@ CATALOG_FILE = "catalog.sqlite"
 
 def load_manifest(index_dir: Path) -> Manifest:
     """The manifest of the index in `index_dir`, checked (`Manifest.from_json`)."""
-    path = index_dir / MANIFEST_FILE
-    if not path.is_file():
-        if not (index_dir / CATALOG_FILE).exists():
-            raise IndexMissingError(f"no index in {index_dir}: run `qa index PATH` to build one from your articles")
-        raise IndexCorruptError(f"the index in {index_dir} has no {MANIFEST_FILE}; {REBUILD_HINT}")
-    if stored_format(path) == UPGRADABLE_FORMAT:
-        raise IndexMismatchError(f"the index of {path} has the old format {UPGRADABLE_FORMAT}; {UPGRADE_HINT}")
-    return Manifest.from_json(path.read_text(), str(path), "faiss")
+    manifest = _read_manifest(index_dir)
+    if manifest.format_version == UPGRADABLE_FORMAT:
+        raise IndexMismatchError(
+            f"the index of {index_dir / MANIFEST_FILE} has the old format {UPGRADABLE_FORMAT}; {UPGRADE_HINT}"
+        )
+    return manifest
 
 
 def load_manifest_for_writing(index_dir: Path) -> Manifest:
     """`load_manifest`, after upgrading a format-4 index in place (qa.stores.local.upgrade); only a
     writer, holding the writer lock, calls this."""
+    manifest = _read_manifest(index_dir)
+    if manifest.format_version == UPGRADABLE_FORMAT:
+        return upgrade_format_4(index_dir, manifest, index_dir / MANIFEST_FILE, index_dir / CATALOG_FILE)
+    return manifest
+
+
+def _read_manifest(index_dir: Path) -> Manifest:
+    """The manifest, read once and checked, of the format this qa reads or the one it upgrades."""
     path = index_dir / MANIFEST_FILE
-    if stored_format(path) == UPGRADABLE_FORMAT:
-        upgrade_format_4(index_dir, path, index_dir / CATALOG_FILE)
-    return load_manifest(index_dir)
+    if not path.is_file():
+        if not (index_dir / CATALOG_FILE).exists():
+            raise IndexMissingError(f"no index in {index_dir}: run `qa index PATH` to build one from your articles")
+        raise IndexCorruptError(f"the index in {index_dir} has no {MANIFEST_FILE}; {REBUILD_HINT}")
+    return Manifest.from_json(path.read_text(), str(path), "faiss", oldest=UPGRADABLE_FORMAT)
 
 
 def save_manifest(index_dir: Path, manifest: Manifest) -> None:

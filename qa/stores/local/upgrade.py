@@ -14,7 +14,6 @@ is told to run it.
 
 from __future__ import annotations
 
-import json
 import os
 import shutil
 from dataclasses import replace
@@ -30,17 +29,9 @@ UPGRADABLE_FORMAT = 4
 UPGRADE_HINT = "run `qa index` to upgrade it in place (nothing is embedded again)"
 
 
-def stored_format(manifest_path: Path) -> int | None:
-    """The format number a manifest file declares, or None when it cannot be read."""
-    try:
-        return int(json.loads(manifest_path.read_text())["format_version"])
-    except (OSError, ValueError, KeyError, TypeError):
-        return None
-
-
-def upgrade_format_4(index_dir: Path, manifest_path: Path, catalog_path: Path) -> None:
-    """Make the format-4 index in `index_dir` a format-5 one (see the module's notes)."""
-    manifest = Manifest.from_json(manifest_path.read_text(), str(manifest_path), "faiss", oldest=UPGRADABLE_FORMAT)
+def upgrade_format_4(index_dir: Path, manifest: Manifest, manifest_path: Path, catalog_path: Path) -> Manifest:
+    """Make the format-4 index in `index_dir`, whose `manifest` was read from `manifest_path`, a
+    format-5 one (see the module's notes); the new manifest, as written."""
     # Creating the tables format 5 adds (segments, dead_vectors, the file-facts index) is idempotent.
     catalog = Catalog.open(catalog_path, create=True)
     try:
@@ -55,6 +46,7 @@ def upgrade_format_4(index_dir: Path, manifest_path: Path, catalog_path: Path) -
     tmp = manifest_path.with_name(manifest_path.name + ".tmp")
     tmp.write_text(upgraded.to_json())
     os.replace(tmp, manifest_path)
+    return upgraded
 
 
 def _list_first_segment(index_dir: Path, catalog: Catalog, manifest: Manifest, generation: int) -> None:
