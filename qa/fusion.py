@@ -111,13 +111,32 @@ def keyword_coverage(sentence: str, term_weights: dict[str, float], headline: st
     >>> keyword_coverage("Baghdad owes $8 billion", {"baghdad": 1.0, "owe": 1.0, "russia": 2.0})
     0.5
     """
+    return keyword_coverer(term_weights)(sentence, headline)
+
+
+def keyword_coverer(term_weights: dict[str, float]) -> Callable[[str, str], float]:
+    """`keyword_coverage` for one question's weights, as a function of (sentence, headline): the
+    same values, for scoring every candidate sentence of a search (hundreds) without repeating
+    the work that depends on the question alone."""
     total = sum(term_weights.values())
-    if total <= 0:
-        return 0.0
-    present = sentence_stems(sentence)
-    titled = sentence_stems(headline) if headline else frozenset()
-    return sum(w if stem in present else HEADLINE_SHARE * w if stem in titled else 0.0
-               for stem, w in term_weights.items()) / total
+    weighted = tuple(term_weights.items())
+    wanted = frozenset(term_weights)
+    headlines: dict[str, frozenset[str]] = {}
+
+    def coverage(sentence: str, headline: str = "") -> float:
+        if total <= 0:
+            return 0.0
+        present = sentence_stems(sentence) & wanted
+        titled = headlines.get(headline)
+        if titled is None:
+            titled = headlines[headline] = (sentence_stems(headline) & wanted) if headline else frozenset()
+        if not present and not titled:
+            return 0.0
+        # Summed in the question's term order, as always, so the value is the same to the last bit.
+        return sum(w if stem in present else HEADLINE_SHARE * w if stem in titled else 0.0
+                   for stem, w in weighted) / total
+
+    return coverage
 
 
 def term_weights_for(question: str, document_frequency: Callable[[str], int], total_chunks: int) -> dict[str, float]:

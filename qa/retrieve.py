@@ -16,7 +16,7 @@ from qa.errors import QueryError
 from qa.fusion import (
     SENTENCE_KEYWORD_WEIGHT,
     Features,
-    keyword_coverage,
+    keyword_coverer,
     mode_scores,
     phrase_match,
     term_weights_for,
@@ -346,6 +346,7 @@ class Retriever:
             read_sentences = read_sentences or {}
             stored = self.store.sentence_vectors([r for r in records if r.chunk_id not in read_sentences])
             stored.update(read_sentences)
+            coverage = keyword_coverer(term_weights) if term_weights else None
             for record in records:
                 spans, matrix = stored.get(record.chunk_id, ([], np.zeros((0, len(vector)), np.float32)))
                 cosines = matrix @ vector if len(spans) else np.zeros(0, np.float32)
@@ -355,12 +356,12 @@ class Retriever:
                 features.best_sentence[record.chunk_id] = (
                     float(cosines.max()) if len(spans) else features.dense[record.chunk_id]
                 )
-                if term_weights:
+                if coverage is not None:
                     # The passage's best answer sentence, scored as the answer stage scores it.
                     features.answer_sentence[record.chunk_id] = max(
                         (
-                            float(c) + SENTENCE_KEYWORD_WEIGHT * keyword_coverage(
-                                record.text[start - record.start : end - record.start], term_weights, record.title
+                            float(c) + SENTENCE_KEYWORD_WEIGHT * coverage(
+                                record.text[start - record.start : end - record.start], record.title
                             )
                             for (start, end), c in zip(spans, cosines)
                         ),

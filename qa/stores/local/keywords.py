@@ -123,14 +123,16 @@ class KeywordIndex:
             self._db.execute("CREATE VIRTUAL TABLE IF NOT EXISTS temp.chunk_instances "
                              "USING fts5vocab(main, chunk_terms, instance)")
             self._vocabulary = True
-        rows = self._db.execute(
-            "SELECT doc, col = 'title' FROM temp.chunk_instances WHERE term = ?", (term,)
-        ).fetchall()
-        pairs = np.array(rows, dtype=np.int64).reshape(-1, 2)
-        chunk_ids, which = np.unique(pairs[:, 0], return_inverse=True)
-        counts = np.zeros(len(chunk_ids))
-        # One instance at a time, as FTS5 adds each instance's column weight.
-        np.add.at(counts, which, np.where(pairs[:, 1] == 1, TITLE_WEIGHT, BODY_WEIGHT))
+        # One row back, not one per instance: FTS5 walks the term's postings in C, and Python would
+        # spend most of a cold query building a tuple per instance (1.3 s against 0.45 s for the
+        # 552 stems of 200 SQuAD questions at 100,000 chunks). Each value is chunk id × 2 + (title).
+        (joined,) = self._db.execute(
+            "SELECT group_concat(doc * 2 + (col = 'title')) FROM temp.chunk_instances WHERE term = ?", (term,)
+        ).fetchone()
+        instances = np.fromstring(joined, dtype=np.int64, sep=",") if joined else np.zeros(0, dtype=np.int64)
+        chunk_ids, which = np.unique(instances >> 1, return_inverse=True)
+        # Each instance adds its column's weight, as FTS5 counts them (halves and ones: exact sums).
+        counts = np.bincount(which, np.where(instances & 1, TITLE_WEIGHT, BODY_WEIGHT), minlength=len(chunk_ids))
         while self._postings and self._cached + len(chunk_ids) > CACHED_POSTINGS:
             dropped = self._postings.pop(next(iter(self._postings)))
             self._cached -= len(dropped[0])
