@@ -304,3 +304,50 @@ def test_a_failed_conversion_keeps_the_vectors_held(monkeypatch: pytest.MonkeyPa
     assert not store.approximate
     assert sorted(store.ids()) == list(range(100))
     np.testing.assert_array_equal(store.vectors(range(100)), rows)
+
+
+def test_two_stage_exact_search_gives_the_full_scans_results_through_adds_removes_and_ties(
+    monkeypatch: pytest.MonkeyPatch,
+) -> None:
+    """Past FAST_SCAN_MIN_VECTORS a search scans half-precision copies first; what it returns must be
+    the full scan's: the same ids, scores and order, duplicates (equal scores) included, after adds
+    and removes, for small and deep pools."""
+    import qa.stores.local.vectors as vectors_module
+
+    rng = np.random.default_rng(5)
+    rows = unit_rows(rng, 3000)
+    rows[1000:1004] = rows[:4]  # one text saved twice has one vector: equal scores
+    # 100 vectors a hair apart: their scores differ by less than half precision can tell apart.
+    near = rows[2000] + 1e-5 * rng.standard_normal((100, ANN_DIMENSION)).astype(np.float32)
+    rows[2000:2100] = near / np.linalg.norm(near, axis=1, keepdims=True)
+    store = FaissVectorStore(ANN_DIMENSION, threshold=10**9)
+    store.add(range(3000), rows)
+    # Some queries sit on a duplicated vector, and some in the tight bunch.
+    queries = np.vstack([unit_rows(rng, 34), rows[:4], rows[2000], rows[2050]])
+
+    def both(k: int) -> tuple[list, list, int]:
+        proved = []
+        original = FaissVectorStore._two_stage
+
+        def counted(self, query, k):
+            found = original(self, query, k)
+            proved.append(found is not None)
+            return found
+
+        monkeypatch.setattr(vectors_module, "FAST_SCAN_MIN_VECTORS", 500)
+        monkeypatch.setattr(FaissVectorStore, "_two_stage", counted)
+        fast = [store.search(q, k) for q in queries]
+        monkeypatch.setattr(vectors_module, "FAST_SCAN_MIN_VECTORS", 10**12)
+        full = [store.search(q, k) for q in queries]
+        monkeypatch.setattr(FaissVectorStore, "_two_stage", original)
+        return fast, full, sum(proved)
+
+    for k in (1, 5, 64, 150):
+        fast, full, proved = both(k)
+        assert fast == full
+        assert proved > len(queries) // 2  # the fast path really ran, not only the fallback
+    store.remove(list(range(0, 3000, 3)))
+    store.add(range(5000, 5200), unit_rows(rng, 200))
+    fast, full, proved = both(64)
+    assert fast == full and proved > 0
+    assert all(hit[0] % 3 != 0 or hit[0] >= 5000 for found in fast for hit in found)
