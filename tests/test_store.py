@@ -335,6 +335,7 @@ def test_two_stage_exact_search_gives_the_full_scans_results_through_adds_remove
             return found
 
         monkeypatch.setattr(vectors_module, "FAST_SCAN_MIN_VECTORS", 500)
+        monkeypatch.setattr(vectors_module, "FAST_SCAN_AFTER_SEARCHES", 1)
         monkeypatch.setattr(FaissVectorStore, "_two_stage", counted)
         fast = [store.search(q, k) for q in queries]
         monkeypatch.setattr(vectors_module, "FAST_SCAN_MIN_VECTORS", 10**12)
@@ -351,3 +352,21 @@ def test_two_stage_exact_search_gives_the_full_scans_results_through_adds_remove
     fast, full, proved = both(64)
     assert fast == full and proved > 0
     assert all(hit[0] % 3 != 0 or hit[0] >= 5000 for found in fast for hit in found)
+
+
+def test_the_half_precision_copies_are_made_only_once_an_index_is_searched_several_times(
+    monkeypatch: pytest.MonkeyPatch,
+) -> None:
+    """A process that asks once (`qa ask`) must not pay for copies it would use once."""
+    import qa.stores.local.vectors as vectors_module
+
+    monkeypatch.setattr(vectors_module, "FAST_SCAN_MIN_VECTORS", 500)
+    rng = np.random.default_rng(6)
+    store = FaissVectorStore(ANN_DIMENSION, threshold=10**9)
+    store.add(range(1000), unit_rows(rng, 1000))
+    query = unit_rows(rng, 1)[0]
+    for _ in range(vectors_module.FAST_SCAN_AFTER_SEARCHES - 1):
+        store.search(query, 5)
+    assert store._fast is None
+    store.search(query, 5)
+    assert store._fast is not None and store._fast.ntotal == 1000

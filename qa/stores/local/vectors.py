@@ -49,6 +49,9 @@ TUNING_QUERIES = 200
 # scan), and its results are the full scan's, not an approximation: see `_two_stage`. Below this
 # many, the full scan takes a few milliseconds and the copies would cost memory for nothing.
 FAST_SCAN_MIN_VECTORS = 20_000
+# The copies are made (0.2 s and more at 100k vectors) at this many-th search of one index, so a
+# process that asks once (`qa ask`) never pays for them, and a chat, server or eval soon does.
+FAST_SCAN_AFTER_SEARCHES = 4
 # How far a half-precision score can be from the full one, for unit vectors: fp16 keeps 11
 # significant bits (an error of at most 2^-10 of each component even if rounded down), which moves
 # a dot product by at most 2^-10 (Cauchy-Schwarz), plus float32 rounding of both 384-term sums
@@ -82,6 +85,7 @@ class FaissVectorStore:
         self._index = index if index is not None else _flat_index(dimension)
         self._fast: Any = None  # half-precision copies for _two_stage, made by the first search that needs them
         self._fast_norm = 0.0  # the longest vector's norm among them
+        self._exact_searches = 0
         if isinstance(self._index, faiss.IndexIVF) and self._index.direct_map.type != faiss.DirectMap.Hashtable:
             # vectors(ids) looks rows up by chunk id, which an inverted file can only do through this map.
             self._index.set_direct_map_type(faiss.DirectMap.Hashtable)
@@ -167,11 +171,18 @@ class FaissVectorStore:
         if pool >= len(self):
             return None
         if self._fast is None:
-            ids, vectors = self._contents(with_vectors=True)
+            self._exact_searches += 1
+            if self._exact_searches < FAST_SCAN_AFTER_SEARCHES:
+                return None
+            # The flat index's own rows, read in place (a copy of them took seconds on a busy machine).
+            count = self._index.ntotal
+            ids = faiss.vector_to_array(self._index.id_map)
+            flat = faiss.downcast_index(self._index.index)
+            rows = faiss.rev_swig_ptr(flat.get_xb(), count * self.dimension).reshape(count, self.dimension)
             fast = faiss.IndexIDMap2(faiss.IndexScalarQuantizer(
                 self.dimension, faiss.ScalarQuantizer.QT_fp16, faiss.METRIC_INNER_PRODUCT))
-            fast.add_with_ids(vectors, ids)
-            self._fast_norm = float(np.linalg.norm(vectors, axis=1).max())
+            fast.add_with_ids(rows, ids)
+            self._fast_norm = math.sqrt(float(np.einsum("ij,ij->i", rows, rows).max()))
             self._fast = fast
         rough, picked = self._fast.search(query, pool)
         picked = picked[0][picked[0] != -1]
