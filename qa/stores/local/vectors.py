@@ -5,7 +5,8 @@ inner product, so scores are cosine similarities, and every vector keeps the int
 the metadata catalog. Up to `ANN_THRESHOLD` vectors the index is exact (`IndexIDMap2` over
 `IndexFlatIP`); past it, saving turns it into an inverted-file index (`IndexIVFFlat`) that scans only
 the lists nearest the query: as many as it takes for queries in random directions to find 90% of their
-exact top 64.
+exact top 64. An exact index of FAST_SCAN_MIN_VECTORS or more, searched often, is scanned through
+half-precision copies first and gives the full scan's results, proved so on each search (_two_stage).
 """
 
 from __future__ import annotations
