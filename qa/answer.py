@@ -15,7 +15,7 @@ from collections.abc import Sequence
 from dataclasses import dataclass
 
 from qa.align import PASSAGES_READ
-from qa.fusion import SENTENCE_KEYWORD_WEIGHT, keyword_coverage
+from qa.fusion import SENTENCE_KEYWORD_WEIGHT, keyword_coverer
 from qa.retrieve import Retriever, clean_query
 from qa.text import sentence_stems
 from qa.types import Answer, Citation, Hit, SearchFilters, Span
@@ -155,6 +155,7 @@ def score_sentences(hits: Sequence[Hit], term_weights: dict[str, float], questio
     """
     question_stems = sentence_stems(question)
     kind = expected_kind(question) if question else None
+    coverage = keyword_coverer(term_weights)
     scored = []
     for rank, hit in enumerate(hits[:PASSAGES_READ]):
         alignments = hit.sentence_alignment or (None,) * len(hit.sentence_scores)
@@ -162,7 +163,7 @@ def score_sentences(hits: Sequence[Hit], term_weights: dict[str, float], questio
             text = hit.text[start - hit.start : end - hit.start]
             if not text.strip() or is_not_an_answer(text, question_stems):
                 continue
-            keyword = keyword_coverage(text, term_weights, hit.title)
+            keyword = coverage(text, hit.title)
             # A fragment ("Ivanov said.") can match on a name alone; it is rarely the answer.
             brevity = 0.1 if len(text) < _MIN_SENTENCE_CHARS else 0.0
             support = cosine + SENTENCE_KEYWORD_WEIGHT * keyword - 0.02 * rank - brevity

@@ -20,7 +20,7 @@ from collections.abc import Callable, Iterator, Sequence
 from dataclasses import dataclass, field
 from pathlib import Path
 
-from qa.answer import JUDGMENT_THRESHOLD, answer_probability, score_sentences
+from qa.answer import JUDGMENT_THRESHOLD, answer_probability, answers_question, score_sentences
 from qa.config import cache_dir
 from qa.errors import ConfigError, IndexMismatchError
 from qa.retrieve import MODES, Retriever, clean_query
@@ -347,7 +347,7 @@ def off_topic_declined_shares(
     for question, weights, by_mode in _asked(retriever, questions, vectors, modes, align, question_states, advance):
         for mode, hits in by_mode.items():
             scored = score_sentences(hits, weights, question.question)
-            declined[mode] += answer_probability(scored, hits, collection_chunks) < JUDGMENT_THRESHOLD
+            declined[mode] += not answers_question(scored, hits, collection_chunks)
     return {mode: count / max(1, len(questions)) for mode, count in declined.items()}
 
 

@@ -84,7 +84,7 @@ class FaissVectorStore:
         self.dimension = dimension
         self.threshold = ann_threshold() if threshold is None else threshold
         self._index = index if index is not None else _flat_index(dimension)
-        self._fast: Any = None  # half-precision copies for _two_stage, made by the first search that needs them
+        self._fast: Any = None  # half-precision copies for _two_stage, made at its FAST_SCAN_AFTER_SEARCHES-th search
         self._fast_norm = 0.0  # the longest vector's norm among them
         self._exact_searches = 0
         if isinstance(self._index, faiss.IndexIVF) and self._index.direct_map.type != faiss.DirectMap.Hashtable:
@@ -118,7 +118,7 @@ class FaissVectorStore:
         self._index.add_with_ids(matrix, np.asarray(ids, dtype=np.int64))
         if self._fast is not None:
             self._fast.add_with_ids(matrix, np.asarray(ids, dtype=np.int64))
-            self._fast_norm = max(self._fast_norm, float(np.linalg.norm(matrix, axis=1).max()))
+            self._fast_norm = max(self._fast_norm, _longest(matrix))
 
     def remove(self, ids: Sequence[int]) -> None:
         import numpy as np
@@ -183,7 +183,7 @@ class FaissVectorStore:
             fast = faiss.IndexIDMap2(faiss.IndexScalarQuantizer(
                 self.dimension, faiss.ScalarQuantizer.QT_fp16, faiss.METRIC_INNER_PRODUCT))
             fast.add_with_ids(rows, ids)
-            self._fast_norm = math.sqrt(float(np.einsum("ij,ij->i", rows, rows).max()))
+            self._fast_norm = _longest(rows)
             self._fast = fast
         rough, picked = self._fast.search(query, pool)
         picked = picked[0][picked[0] != -1]
@@ -296,6 +296,13 @@ class FaissVectorStore:
             return ids, None
         vectors = np.vstack(vector_parts) if vector_parts else np.zeros((0, self.dimension), dtype=np.float32)
         return ids, vectors
+
+
+def _longest(rows: np.ndarray) -> float:
+    """The largest norm among `rows` (read in place: no copy of them is made)."""
+    import numpy as np
+
+    return math.sqrt(float(np.einsum("ij,ij->i", rows, rows).max())) if len(rows) else 0.0
 
 
 def _flat_index(dimension: int) -> Any:
