@@ -15,9 +15,8 @@ from __future__ import annotations
 import math
 from collections.abc import Callable
 from dataclasses import dataclass, field, replace
-from functools import lru_cache
 
-from qa.text import blended_idf, query_terms, sentence_stems, stems, word_pairs
+from qa.text import PassageStems, blended_idf, query_terms, sentence_stems, stems
 from qa.types import Span
 
 # Hybrid score = DENSE_WEIGHT * z(meaning) + KEYWORD_WEIGHT * z(BM25) + ANSWER_WEIGHT * z(best answer
@@ -90,17 +89,17 @@ def zscores(scores: dict[int, float]) -> dict[int, float]:
     return {c: (v - mean) / spread for c, v in scores.items()}
 
 
-@lru_cache(maxsize=50_000)
-def _passage_pairs(text: str) -> frozenset[tuple[str, str]]:
-    # Cached: the same candidate passages come back query after query.
-    return word_pairs(text)
+def phrase_match(question_pairs: frozenset[tuple[str, str]], passage: PassageStems) -> float:
+    """Share of the question's word pairs that the passage also has side by side, from 0 to 1.
 
-
-def phrase_match(question_pairs: frozenset[tuple[str, str]], passage: str) -> float:
-    """Share of the question's word pairs that the passage also has side by side, from 0 to 1."""
+    >>> from qa.text import passage_stems, word_pairs
+    >>> phrase_match(word_pairs("Foreign Minister"), passage_stems("The Foreign Minister of Russia"))
+    1.0
+    """
     if not question_pairs:
         return 0.0
-    return len(question_pairs & _passage_pairs(passage)) / len(question_pairs)
+    held = passage.passage
+    return sum(f" {first} {second} " in held for first, second in question_pairs) / len(question_pairs)
 
 
 def keyword_coverage(sentence: str, term_weights: dict[str, float], headline: str = "") -> float:
@@ -114,29 +113,40 @@ def keyword_coverage(sentence: str, term_weights: dict[str, float], headline: st
     return keyword_coverer(term_weights)(sentence, headline)
 
 
-def keyword_coverer(term_weights: dict[str, float]) -> Callable[[str, str], float]:
-    """`keyword_coverage` for one question's weights, as a function of (sentence, headline): the
-    same values, for scoring every candidate sentence of a search (hundreds) without repeating
-    the work that depends on the question alone."""
-    total = sum(term_weights.values())
-    weighted = tuple(term_weights.items())
-    wanted = frozenset(term_weights)
-    headlines: dict[str, frozenset[str]] = {}
+class KeywordCoverer:
+    """`keyword_coverage` for one question's weights: the same values, for scoring every candidate
+    sentence of a search (hundreds) without repeating the work that depends on the question alone.
+    Call it with a sentence's text, or give `stems` a sentence's `PassageStems` string."""
 
-    def coverage(sentence: str, headline: str = "") -> float:
-        if total <= 0:
+    def __init__(self, term_weights: dict[str, float]) -> None:
+        self._total = sum(term_weights.values())
+        self._weighted = tuple((stem, f" {stem} ", weight) for stem, weight in term_weights.items())
+        self._wanted = frozenset(term_weights)
+        self._headlines: dict[str, frozenset[str]] = {}
+
+    def __call__(self, sentence: str, headline: str = "") -> float:
+        return self._covered(sentence_stems(sentence) & self._wanted, headline)
+
+    def stems(self, padded: str, headline: str = "") -> float:
+        """The coverage of a sentence whose stems are `padded` (PassageStems.sentences)."""
+        return self._covered({stem for stem, needle, _ in self._weighted if needle in padded}, headline)
+
+    def _covered(self, present: set[str] | frozenset[str], headline: str) -> float:
+        if self._total <= 0:
             return 0.0
-        present = sentence_stems(sentence) & wanted
-        titled = headlines.get(headline)
+        titled = self._headlines.get(headline)
         if titled is None:
-            titled = headlines[headline] = (sentence_stems(headline) & wanted) if headline else frozenset()
+            titled = self._headlines[headline] = (sentence_stems(headline) & self._wanted) if headline else frozenset()
         if not present and not titled:
             return 0.0
         # Summed in the question's term order, as always, so the value is the same to the last bit.
         return sum(w if stem in present else HEADLINE_SHARE * w if stem in titled else 0.0
-                   for stem, w in weighted) / total
+                   for stem, _, w in self._weighted) / self._total
 
-    return coverage
+
+def keyword_coverer(term_weights: dict[str, float]) -> KeywordCoverer:
+    """A `KeywordCoverer` for one question's weights."""
+    return KeywordCoverer(term_weights)
 
 
 def term_weights_for(question: str, document_frequency: Callable[[str], int], total_chunks: int) -> dict[str, float]:

@@ -21,7 +21,7 @@ from qa.fusion import (
     phrase_match,
     term_weights_for,
 )
-from qa.text import query_terms, word_pairs
+from qa.text import PassageStems, passage_stems, query_terms, stems_from_marked, word_pairs
 from qa.types import ChunkRecord, Hit, SearchFilters, Span
 
 if TYPE_CHECKING:
@@ -244,10 +244,8 @@ class Retriever:
         self._last_weights = (text, store.revision(), weights)
         features = self._features(
             list(admitted.values()), vector, keyword_ranked if keyword_pool else None, weights, chunk_vectors,
-            early_sentences,
+            early_sentences, word_pairs(text) if "hybrid" in modes else frozenset(),
         )
-        pairs = word_pairs(text) if "hybrid" in modes else frozenset()
-        features.phrase = {c: phrase_match(pairs, r.text) for c, r in admitted.items()} if pairs else {}
 
         results: dict[str, list[Hit]] = {}
         for mode in modes:
@@ -324,14 +322,18 @@ class Retriever:
         term_weights: dict[str, float] | None = None,
         chunk_vectors: np.ndarray | None = None,
         read_sentences: dict[int, tuple[list[Span], np.ndarray]] | None = None,
+        question_pairs: frozenset[tuple[str, str]] = frozenset(),
     ) -> Features:
         """Exact scores of every candidate for every signal, so no candidate is scored by a guess;
         `chunk_vectors` holds the records' stored vectors, one row each, when `vector` is given;
-        `read_sentences`, the sentence vectors of those already read (Store.sentence_vectors)."""
+        `read_sentences`, the sentence vectors of those already read (Store.sentence_vectors);
+        `question_pairs`, the question's word pairs (qa.text.word_pairs) for the phrase signal."""
         import numpy as np
 
         ids = [r.chunk_id for r in records]
         features = Features(ids=ids)
+        if vector is None and question_pairs:
+            features.phrase = {r.chunk_id: phrase_match(question_pairs, passage_stems(r.text)) for r in records}
         if keyword_ranked is not None:
             # A ranked FTS5 query is far cheaper than scoring chosen rows (`rowid IN`), and it is
             # exact for every chunk when fewer than KEYWORD_DEPTH chunks match; past that, a
@@ -356,18 +358,32 @@ class Retriever:
                 features.best_sentence[record.chunk_id] = (
                     float(cosines.max()) if len(spans) else features.dense[record.chunk_id]
                 )
+                if coverage is None and not question_pairs:
+                    continue
+                # The passage and its sentences cut into stems at once, for both signals below.
+                words = _passage_words(record, spans)
+                if question_pairs:
+                    features.phrase[record.chunk_id] = phrase_match(question_pairs, words)
                 if coverage is not None:
                     # The passage's best answer sentence, scored as the answer stage scores it.
                     features.answer_sentence[record.chunk_id] = max(
                         (
-                            float(c) + SENTENCE_KEYWORD_WEIGHT * coverage(
-                                record.text[start - record.start : end - record.start], record.title
-                            )
-                            for (start, end), c in zip(spans, cosines)
+                            float(c) + SENTENCE_KEYWORD_WEIGHT * coverage.stems(padded, record.title)
+                            for padded, c in zip(words.sentences, cosines)
                         ),
                         default=features.best_sentence[record.chunk_id],
                     )
         return features
+
+
+def _passage_words(record: ChunkRecord, spans: Sequence[Span]) -> PassageStems:
+    """The stems of a candidate and of its sentences `spans`: read back from its store's keyword
+    index when that kept them for these sentences (qa.stores.local), else cut from its text."""
+    if record.stems is not None and tuple(spans) == record.sentences:
+        found = stems_from_marked(record.stems, len(spans))
+        if found is not None:
+            return found
+    return passage_stems(record.text, tuple((start - record.start, end - record.start) for start, end in spans))
 
 
 def _rerank(reranker: Reranker, query: str, hits: list[Hit]) -> list[Hit]:

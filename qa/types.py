@@ -162,6 +162,9 @@ class ChunkRecord:
     end: int
     text: str
     sentences: tuple[Span, ...]
+    # The chunk's stems as its store's keyword index keeps them (qa.text.marked_stems), when the
+    # store reads them with the chunk: hybrid search then need not cut the text into words again.
+    stems: str | None = None
 
 
 @dataclass(frozen=True)

@@ -20,7 +20,7 @@ from typing import TYPE_CHECKING
 
 from qa.errors import IndexCorruptError
 from qa.stores.base import SETTLE_SECONDS, sentences_by_chunk
-from qa.text import keyword_stems
+from qa.text import keyword_stems, marked_stems
 from qa.types import Article, Chunk, ChunkRecord, DocumentRecord, IndexedArticle, Span, article_sentences
 
 if TYPE_CHECKING:
@@ -311,7 +311,7 @@ class Catalog:
                 )
                 self._db.execute(
                     "INSERT INTO chunk_terms(rowid, title, body) VALUES(?, ?, ?)",
-                    (chunk_id, title_stems, keyword_stems(chunk.text)),
+                    (chunk_id, title_stems, keyword_body(chunk)),
                 )
             if sentence_vectors is not None:
                 spans = article_sentences(item)
@@ -338,13 +338,14 @@ class Catalog:
             marks = ",".join("?" * len(batch))
             rows = self._db.execute(
                 "SELECT c.id, c.doc_id, d.title, d.path, d.date, c.start_char, c.end_char, "
-                "substr(d.text, c.start_char + 1, c.end_char - c.start_char), c.sentences "
-                f"FROM chunks c JOIN documents d ON d.doc_id = c.doc_id WHERE c.id IN ({marks})",
+                "substr(d.text, c.start_char + 1, c.end_char - c.start_char), c.sentences, t.body "
+                "FROM chunks c JOIN documents d ON d.doc_id = c.doc_id "
+                f"LEFT JOIN chunk_terms t ON t.rowid = c.id WHERE c.id IN ({marks})",
                 batch,
             )
             for row in rows:
                 sentences = tuple(tuple(span) for span in json.loads(row[8]))
-                found[row[0]] = ChunkRecord(*row[:8], sentences=sentences)  # type: ignore[arg-type]
+                found[row[0]] = ChunkRecord(*row[:8], sentences=sentences, stems=row[9])  # type: ignore[arg-type]
         return found
 
     def document_chunks(self, article: Article) -> tuple[list[int], list[Chunk]]:
@@ -474,6 +475,15 @@ class SegmentRow:
 def fts_query(terms: Sequence[str]) -> str:
     """An FTS5 MATCH expression that finds any of the terms; each is quoted so none is an operator."""
     return " OR ".join('"' + term.replace('"', '""') + '"' for term in terms)
+
+
+def keyword_body(chunk: Chunk) -> str:
+    """What the keyword index keeps of a chunk's text: its stems, with its sentences marked when
+    they can be (qa.text.marked_stems), which FTS5 reads as the very same tokens. Hybrid search
+    reads the stems back with the chunk instead of cutting its text into words again."""
+    spans = tuple((start - chunk.start, end - chunk.start) for start, end in chunk.sentences)
+    marked = marked_stems(chunk.text, spans)
+    return keyword_stems(chunk.text) if marked is None else marked
 
 
 def _batches(items: list, size: int = 500) -> Iterator[list]:
