@@ -220,9 +220,11 @@ def marked_stems(text: str, spans: Sequence[Span] = ()) -> str | None:
     return " ".join(found)
 
 
+@lru_cache(maxsize=50_000)
 def stems_from_marked(marked: str, sentences: int) -> PassageStems | None:
     """The `PassageStems` of a `marked_stems` string of a passage with this many sentences; None
-    when it marks another number (it was made for other spans, or has no marks: older indexes)."""
+    when it marks another number (it was made for other spans, or has no marks: older indexes).
+    Cached, as `passage_stems` is: reading one takes ~13 µs, finding it again under 1 µs."""
     parts = marked.split(_BOUNDARY)
     if len(parts) != 2 * sentences + 1:
         return None
