@@ -127,9 +127,9 @@ def stems(words: Sequence[str]) -> list[str]:
     known = _STEMS
     new = [word for word in dict.fromkeys(words) if word not in known]
     fresh = dict(zip(new, _stemmer().stemWords(new))) if new else {}
-    if fresh:
-        if len(known) + len(fresh) > STEM_CACHE_WORDS:
-            known = _STEMS = {}
+    if len(known) + len(fresh) > STEM_CACHE_WORDS:
+        _STEMS = fresh
+    elif fresh:
         known.update(fresh)
     return [fresh[word] if word in fresh else known[word] for word in words]
 
@@ -175,8 +175,9 @@ def passage_stems(text: str, spans: tuple[Span, ...] = ()) -> PassageStems:
 
     Hybrid search reads every sentence of ~70 passages it has not met before in each query; one
     `findall`, one stemming and one `join` over the passage with its sentence boundaries marked
-    take half the time of cutting the passage and each sentence apart. Cached: the same
-    candidates come back query after query.
+    take a fifth less time than cutting the passage and each sentence apart (0.16 against 0.20 s
+    for SQuAD v2.0's 1,204 paragraphs), and a local index keeps the result (`marked_stems`).
+    Cached: the same candidates come back query after query.
 
     >>> found = passage_stems("Baghdad owes Russia. It will pay.", ((0, 20), (21, 33)))
     >>> found.passage, found.sentences

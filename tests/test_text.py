@@ -96,3 +96,15 @@ def test_the_local_index_keeps_each_chunks_sentence_stems_and_search_reads_them(
         assert read_back == cut_again
     finally:
         store.close()
+
+
+def test_stems_stay_right_when_the_stem_cache_fills(monkeypatch: pytest.MonkeyPatch) -> None:
+    import qa.text
+
+    monkeypatch.setattr(qa.text, "STEM_CACHE_WORDS", 3)
+    monkeypatch.setattr(qa.text, "_STEMS", {})
+    assert stems(["owes", "running"]) == ["owe", "run"]
+    # One word known, three new: the cache is replaced while the known word is still wanted.
+    assert stems(["owes", "cities", "flies", "owed", "running"]) == ["owe", "citi", "fli", "owe", "run"]
+    text = "The cities owed money. Flies were running."
+    assert _one_pass(text, split_sentences(text)) == _apart(text, split_sentences(text))
