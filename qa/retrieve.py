@@ -327,13 +327,12 @@ class Retriever:
         """Exact scores of every candidate for every signal, so no candidate is scored by a guess;
         `chunk_vectors` holds the records' stored vectors, one row each, when `vector` is given;
         `read_sentences`, the sentence vectors of those already read (Store.sentence_vectors);
-        `question_pairs`, the question's word pairs (qa.text.word_pairs) for the phrase signal."""
+        `question_pairs`, the question's word pairs (qa.text.word_pairs) for the phrase signal,
+        which hybrid mode reads (it always has a `vector`)."""
         import numpy as np
 
         ids = [r.chunk_id for r in records]
         features = Features(ids=ids)
-        if vector is None and question_pairs:
-            features.phrase = {r.chunk_id: phrase_match(question_pairs, passage_stems(r.text)) for r in records}
         if keyword_ranked is not None:
             # A ranked FTS5 query is far cheaper than scoring chosen rows (`rowid IN`), and it is
             # exact for every chunk when fewer than KEYWORD_DEPTH chunks match; past that, a
@@ -378,7 +377,8 @@ class Retriever:
 
 def _passage_words(record: ChunkRecord, spans: Sequence[Span]) -> PassageStems:
     """The stems of a candidate and of its sentences `spans`: read back from its store's keyword
-    index when that kept them for these sentences (qa.stores.local), else cut from its text."""
+    index when that kept them for these sentences (qa.stores.local), else cut from its text. The
+    store made them from the chunk's text, which is always its document's span (qa.chunk)."""
     if record.stems is not None and tuple(spans) == record.sentences:
         found = stems_from_marked(record.stems, len(spans))
         if found is not None:

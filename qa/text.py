@@ -115,8 +115,9 @@ def _stemmer():
 
 
 # Stems of words met so far: a dict lookup is a fifth of the Snowball stemmer's cost per word, and
-# hybrid search stems every word of each new candidate passage. When full it is replaced by an
-# empty one, never emptied in place, so a dict in hand only ever gains words (threads share it).
+# hybrid search stems every word of each new candidate passage. When full it is replaced by a new
+# one holding the words just stemmed, never emptied in place: a dict a caller holds (threads share
+# it) keeps every word it had, while later calls fill the new one.
 _STEMS: dict[str, str] = {}
 STEM_CACHE_WORDS = 500_000
 
@@ -191,9 +192,11 @@ def passage_stems(text: str, spans: tuple[Span, ...] = ()) -> PassageStems:
 def marked_stems(text: str, spans: Sequence[Span] = ()) -> str | None:
     """`keyword_stems(text)` with the start and end of each sentence span marked by a character
     that is neither a word nor a token to FTS5, so a store can keep the sentences' stems in its
-    keyword index without changing what it matches (`stems_from_marked` reads them back); None
-    when a span boundary falls inside a run of visible characters (it could cut a word in two,
-    or change how one is lower-cased), and the text must be cut sentence by sentence instead.
+    keyword index without changing what it matches (`stems_from_marked` reads them back).
+
+    None when the text must be cut sentence by sentence instead: a span boundary with no
+    whitespace on either side (it could cut a word in two, or change how one is lower-cased),
+    spans out of order, overlapping or outside the text, U+001F in the text, or an empty stem.
 
     >>> marked_stems("Baghdad owes Russia. It will pay.", ((0, 20), (21, 33))).split("\x1f")
     ['', ' baghdad owe russia ', ' ', ' pay ', '']
@@ -211,11 +214,12 @@ def marked_stems(text: str, spans: Sequence[Span] = ()) -> str | None:
     known = _STEMS
     new = set(words).difference(known)
     new.discard(_BOUNDARY)
-    if new:
-        stems(list(new))  # into the cache
-        if not known.keys() >= new:  # the cache was full and replaced meanwhile
-            return None
-    found = list(map(known.get, words, words))  # the boundary mark stands for itself
+    unknown = list(new)
+    fresh = dict(zip(unknown, stems(unknown))) if unknown else {}
+    if known.keys() >= fresh.keys():
+        found = list(map(known.get, words, words))  # the boundary mark stands for itself
+    else:  # the cache was full and replaced meanwhile: `known` still has every other word
+        found = [fresh[w] if w in fresh else known.get(w, w) for w in words]
     if "" in found:  # an empty stem, which a padded string cannot show
         return None
     return " ".join(found)

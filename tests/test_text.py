@@ -108,3 +108,17 @@ def test_stems_stay_right_when_the_stem_cache_fills(monkeypatch: pytest.MonkeyPa
     assert stems(["owes", "cities", "flies", "owed", "running"]) == ["owe", "citi", "fli", "owe", "run"]
     text = "The cities owed money. Flies were running."
     assert _one_pass(text, split_sentences(text)) == _apart(text, split_sentences(text))
+
+
+def test_marked_stems_do_not_depend_on_when_the_stem_cache_fills(monkeypatch: pytest.MonkeyPatch) -> None:
+    from qa.text import marked_stems
+
+    text = "The cities owed money. Flies were running."
+    spans = split_sentences(text)
+    import qa.text
+
+    monkeypatch.setattr(qa.text, "STEM_CACHE_WORDS", 3)
+    monkeypatch.setattr(qa.text, "_STEMS", {"owed": "owe", "money": "money"})
+    filling = marked_stems(text, spans)  # three new words overflow the cache in this call
+    monkeypatch.setattr(qa.text, "STEM_CACHE_WORDS", 500_000)
+    assert filling is not None and filling == marked_stems(text, spans)
