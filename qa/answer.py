@@ -15,7 +15,7 @@ from collections.abc import Sequence
 from dataclasses import dataclass
 
 from qa.align import PASSAGES_READ
-from qa.fusion import SENTENCE_KEYWORD_WEIGHT, keyword_coverer
+from qa.fusion import SENTENCE_KEYWORD_WEIGHT, KeywordCoverer
 from qa.retrieve import Retriever, clean_query
 from qa.text import sentence_stems
 from qa.types import Answer, Citation, Hit, SearchFilters, Span
@@ -155,7 +155,7 @@ def score_sentences(hits: Sequence[Hit], term_weights: dict[str, float], questio
     """
     question_stems = sentence_stems(question)
     kind = expected_kind(question) if question else None
-    coverage = keyword_coverer(term_weights)
+    coverage = KeywordCoverer(term_weights)
     scored = []
     for rank, hit in enumerate(hits[:PASSAGES_READ]):
         alignments = hit.sentence_alignment or (None,) * len(hit.sentence_scores)

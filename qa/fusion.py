@@ -110,7 +110,7 @@ def keyword_coverage(sentence: str, term_weights: dict[str, float], headline: st
     >>> keyword_coverage("Baghdad owes $8 billion", {"baghdad": 1.0, "owe": 1.0, "russia": 2.0})
     0.5
     """
-    return keyword_coverer(term_weights)(sentence, headline)
+    return KeywordCoverer(term_weights)(sentence, headline)
 
 
 class KeywordCoverer:
@@ -142,11 +142,6 @@ class KeywordCoverer:
         # Summed in the question's term order, as always, so the value is the same to the last bit.
         return sum(w if stem in present else HEADLINE_SHARE * w if stem in titled else 0.0
                    for stem, _, w in self._weighted) / self._total
-
-
-def keyword_coverer(term_weights: dict[str, float]) -> KeywordCoverer:
-    """A `KeywordCoverer` for one question's weights."""
-    return KeywordCoverer(term_weights)
 
 
 def term_weights_for(question: str, document_frequency: Callable[[str], int], total_chunks: int) -> dict[str, float]:

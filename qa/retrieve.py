@@ -16,7 +16,7 @@ from qa.errors import QueryError
 from qa.fusion import (
     SENTENCE_KEYWORD_WEIGHT,
     Features,
-    keyword_coverer,
+    KeywordCoverer,
     mode_scores,
     phrase_match,
     term_weights_for,
@@ -347,7 +347,7 @@ class Retriever:
             read_sentences = read_sentences or {}
             stored = self.store.sentence_vectors([r for r in records if r.chunk_id not in read_sentences])
             stored.update(read_sentences)
-            coverage = keyword_coverer(term_weights) if term_weights else None
+            coverage = KeywordCoverer(term_weights) if term_weights else None
             for record in records:
                 spans, matrix = stored.get(record.chunk_id, ([], np.zeros((0, len(vector)), np.float32)))
                 cosines = matrix @ vector if len(spans) else np.zeros(0, np.float32)

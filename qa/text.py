@@ -19,6 +19,7 @@ import re
 from collections.abc import Sequence
 from dataclasses import dataclass
 from functools import lru_cache
+from itertools import filterfalse
 from typing import TYPE_CHECKING
 
 if TYPE_CHECKING:
@@ -95,7 +96,7 @@ def blended_idf(word: str, document_frequency: int, total_chunks: int) -> float:
 def content_words(text: str) -> list[str]:
     """A text's words, lower-cased, stopwords left out, in order: ``"How much does Baghdad owe?"
     -> ["baghdad", "owe"]``."""
-    return [word for word in WORD.findall(text.lower()) if word not in STOPWORDS]
+    return list(filterfalse(STOPWORDS.__contains__, WORD.findall(text.lower())))
 
 
 def query_terms(text: str) -> list[str]:
@@ -126,13 +127,16 @@ def stems(words: Sequence[str]) -> list[str]:
     """Snowball stems: ``["owes", "owed"] -> ["owe", "owe"]``."""
     global _STEMS
     known = _STEMS
-    new = [word for word in dict.fromkeys(words) if word not in known]
-    fresh = dict(zip(new, _stemmer().stemWords(new))) if new else {}
+    new = set(words).difference(known)
+    if not new:  # the common case, looked up in C
+        return list(map(known.__getitem__, words))
+    unknown = list(new)
+    fresh = dict(zip(unknown, _stemmer().stemWords(unknown)))
     if len(known) + len(fresh) > STEM_CACHE_WORDS:
         _STEMS = fresh
-    elif fresh:
-        known.update(fresh)
-    return [fresh[word] if word in fresh else known[word] for word in words]
+        return [fresh[word] if word in fresh else known[word] for word in words]
+    known.update(fresh)
+    return list(map(known.__getitem__, words))
 
 
 @lru_cache(maxsize=200_000)
@@ -153,10 +157,9 @@ def word_pairs(text: str) -> frozenset[tuple[str, str]]:
     return frozenset(zip(sequence, sequence[1:]))
 
 
-# Marks a sentence boundary while a passage is cut into words: not a word character, and
-# whitespace to str.split, so one `findall` and one `join` serve the passage and its sentences.
+# Marks a sentence's start and end among a passage's stems: not a word character, and whitespace
+# to str.split and to FTS5's tokenizer, so the marks change no token.
 _BOUNDARY = "\x1f"
-_WORD_OR_BOUNDARY = re.compile(r"\w+|\x1f", re.UNICODE)
 
 
 @dataclass(frozen=True)
@@ -174,10 +177,10 @@ def passage_stems(text: str, spans: tuple[Span, ...] = ()) -> PassageStems:
     """The stems of `text` and of each sentence span in it (offsets into `text`, in order), cut
     and stemmed as `stems(content_words(...))` cuts each, in one pass.
 
-    Hybrid search reads every sentence of ~70 passages it has not met before in each query; one
-    `findall`, one stemming and one `join` over the passage with its sentence boundaries marked
-    take a fifth less time than cutting the passage and each sentence apart (0.16 against 0.20 s
-    for SQuAD v2.0's 1,204 paragraphs), and a local index keeps the result (`marked_stems`).
+    Hybrid search reads every sentence of ~70 passages it has not met before in each query; cutting
+    each piece of the passage once (its sentences and what lies between them) reads its text once,
+    where cutting the passage and then each sentence read it twice (0.09 against 0.12 s for SQuAD
+    v2.0's 1,204 paragraphs); a local index keeps the result (`marked_stems`).
     Cached: the same candidates come back query after query.
 
     >>> found = passage_stems("Baghdad owes Russia. It will pay.", ((0, 20), (21, 33)))
@@ -196,33 +199,23 @@ def marked_stems(text: str, spans: Sequence[Span] = ()) -> str | None:
 
     None when the text must be cut sentence by sentence instead: a span boundary with no
     whitespace on either side (it could cut a word in two, or change how one is lower-cased),
-    spans out of order, overlapping or outside the text, U+001F in the text, or an empty stem.
+    spans out of order, overlapping or outside the text, or an empty stem.
 
     >>> marked_stems("Baghdad owes Russia. It will pay.", ((0, 20), (21, 33))).split("\x1f")
-    ['', ' baghdad owe russia ', ' ', ' pay ', '']
+    [' ', ' baghdad owe russia ', '  ', ' pay ', ' ']
     """
     cuts = [0]
     for start, end in spans:
         cuts += (start, end)
     cuts.append(len(text))
-    if _BOUNDARY in text or any(a > b for a, b in zip(cuts, cuts[1:])) or any(
+    if any(a > b for a, b in zip(cuts, cuts[1:])) or any(
         0 < cut < len(text) and not text[cut - 1].isspace() and not text[cut].isspace() for cut in cuts[1:-1]
     ):
         return None
-    pieces = [text[a:b] for a, b in zip(cuts, cuts[1:])]
-    words = [w for w in _WORD_OR_BOUNDARY.findall(_BOUNDARY.join(pieces).lower()) if w not in STOPWORDS]
-    known = _STEMS
-    new = set(words).difference(known)
-    new.discard(_BOUNDARY)
-    unknown = list(new)
-    fresh = dict(zip(unknown, stems(unknown))) if unknown else {}
-    if known.keys() >= fresh.keys():
-        found = list(map(known.get, words, words))  # the boundary mark stands for itself
-    else:  # the cache was full and replaced meanwhile: `known` still has every other word
-        found = [fresh[w] if w in fresh else known.get(w, w) for w in words]
-    if "" in found:  # an empty stem, which a padded string cannot show
+    pieces = [stems(content_words(text[a:b])) for a, b in zip(cuts, cuts[1:])]
+    if any("" in piece for piece in pieces):  # an empty stem, which a padded string cannot show
         return None
-    return " ".join(found)
+    return f" {_BOUNDARY} ".join(" ".join(piece) for piece in pieces)
 
 
 @lru_cache(maxsize=50_000)

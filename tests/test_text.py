@@ -8,7 +8,7 @@ import random
 import pytest
 
 from qa.chunk import split_sentences
-from qa.fusion import keyword_coverer, phrase_match
+from qa.fusion import KeywordCoverer, phrase_match
 from qa.ingest import read_article
 from qa.text import content_words, passage_stems, sentence_stems, stems, word_pairs
 
@@ -65,7 +65,7 @@ def test_phrase_and_coverage_read_the_passage_stems_as_the_text_reads() -> None:
     assert pairs and phrase_match(pairs, found) == 1.0
     held = frozenset(zip(found.passage.split(), found.passage.split()[1:]))
     assert phrase_match(pairs | {("zzz", "yyy")}, found) == len(pairs & held) / (len(pairs) + 1)
-    coverage = keyword_coverer({stem: 1.0 + n for n, stem in enumerate(sentence_stems(question))} | {"zzz": 2.0})
+    coverage = KeywordCoverer({stem: 1.0 + n for n, stem in enumerate(sentence_stems(question))} | {"zzz": 2.0})
     for (start, end), padded in zip(spans, found.sentences):
         assert coverage.stems(padded, "A headline") == coverage(text[start:end], "A headline")
 
