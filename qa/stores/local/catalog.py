@@ -225,32 +225,32 @@ class Catalog:
             return {row[1]: DocumentRecord(*row) for row in self._db.execute(columns)}
         found: dict[str, DocumentRecord] = {}
         for root in under:
-            # What lies under a folder is a range of the path index: from "root/" up to the next
-            # separator character, so no table scan however many documents there are.
-            folder = root.rstrip(os.sep) + os.sep
-            rows = self._db.execute(
-                f"{columns} WHERE path = ? OR (path >= ? AND path < ?)",
-                (root, folder, folder[:-1] + chr(ord(os.sep) + 1)),
-            )
+            rows = self._db.execute(f"{columns} WHERE {_AT_OR_UNDER}", _at_or_under(root))
             found.update((row[1], DocumentRecord(*row)) for row in rows)
         return found
 
     def file_stamps(self, under: Sequence[str] | None = None) -> dict[str, str | None]:
         """Every indexed file's stamp by path (qa.stores.base.settled_stamp, computed here by SQLite
-        from the covering index), or those at or under `under`."""
-        columns = (
-            f"SELECT path, CASE WHEN mtime_ns / 1e9 < indexed_at - {SETTLE_SECONDS} THEN size || ':' || mtime_ns END"
-            " FROM documents"
-        )
-        if under is None:
-            return dict(self._db.execute(columns))
+        from the covering index), or those at or under `under`.
+
+        The trusted stamps come back as one string, path and stamp after path and stamp with a NUL
+        between each (no path holds one), cut apart by `str.split`: at 100,000 files a row
+        per file cost 0.12 s, this 0.10 s, of which SQLite's own work (0.065 s) lets other threads
+        run (the indexer walks the folders meanwhile)."""
+        settled = f"mtime_ns / 1e9 < indexed_at - {SETTLE_SECONDS}"
+        scopes = [("", ())] if under is None else [(f" WHERE {_AT_OR_UNDER}", _at_or_under(root)) for root in under]
         found: dict[str, str | None] = {}
-        for root in under:
-            folder = root.rstrip(os.sep) + os.sep
-            found.update(self._db.execute(
-                f"{columns} WHERE path = ? OR (path >= ? AND path < ?)",
-                (root, folder, folder[:-1] + chr(ord(os.sep) + 1)),
-            ))
+        for where, arguments in scopes:
+            trusted, untrusted = self._db.execute(
+                f"SELECT group_concat(CASE WHEN {settled} THEN path || char(0) || size || ':' || mtime_ns END, char(0)),"
+                f" group_concat(CASE WHEN NOT ({settled}) THEN path END, char(0)) FROM documents{where}",
+                arguments,
+            ).fetchone()
+            if trusted:
+                parts = trusted.split("\0")
+                found.update(zip(parts[::2], parts[1::2]))
+            if untrusted:
+                found.update(dict.fromkeys(untrusted.split("\0")))
         return found
 
     def touch_document(self, doc_id: str, size: int, mtime_ns: int) -> None:
@@ -490,3 +490,14 @@ def _batches(items: list, size: int = 500) -> Iterator[list]:
     # SQLite caps the number of bound parameters in one statement.
     for begin in range(0, len(items), size):
         yield items[begin : begin + size]
+
+
+# What lies at or under a path is a range of the path index: the path itself, and from "root/" up
+# to the next separator character, so no table scan however many documents there are.
+_AT_OR_UNDER = "(path = ? OR (path >= ? AND path < ?))"
+
+
+def _at_or_under(root: str) -> tuple[str, str, str]:
+    """The arguments of `_AT_OR_UNDER` for `root`."""
+    folder = root.rstrip(os.sep) + os.sep
+    return root, folder, folder[:-1] + chr(ord(os.sep) + 1)
