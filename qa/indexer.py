@@ -26,6 +26,7 @@ from qa.ingest import (
     discover_paths,
     path_is_under,
     read_article,
+    unstorable_name,
 )
 from qa.progress import IndexProgress, SilentProgress
 from qa.stores import open_writer
@@ -143,6 +144,10 @@ def _update(
     progress: IndexProgress,
 ) -> UpdateReport:
     given = [str(Path(p).expanduser().absolute()) for p in (paths or [])]
+    # A path the index could not record is reported, not remembered (nor looked up: the store
+    # could not hold it as a query parameter either).
+    unstorable = [SkippedFile(p, reason) for p in given if (reason := unstorable_name(p))]
+    given = [p for p in given if not unstorable_name(p)]
     # A path given now that is not there (a typo) is reported as skipped, not remembered as a source.
     not_there = [p for p in given if not os.path.exists(p)]
     new_sources = [p for p in given if p not in not_there]
@@ -152,7 +157,7 @@ def _update(
         new_sources = [p for p in new_sources if not path_is_under(p, known_sources)]
     else:
         roots = sorted(set(known_sources) | set(new_sources))
-    if not roots and not given:
+    if not roots and not paths:
         roots = [str(p) for p in default_corpus()]
         new_sources = list(roots)
     present_roots = [r for r in roots if os.path.exists(r)]
@@ -170,7 +175,7 @@ def _update(
     missing_roots = tuple(r for r in roots if r not in present_roots and r not in deleted_file_sources)
     for root in missing_roots:
         progress.note(f"{root} is not there now; its indexed articles are kept")
-    skipped = [s for s in skipped if s.path not in missing_roots]
+    skipped = unstorable + [s for s in skipped if s.path not in missing_roots]
     suspects, unchanged = _changed_files(files, stats, facts, progress)
 
     # Deleted: indexed files under a root we scanned that are gone from disk.

@@ -141,6 +141,17 @@ class SkippedFile:
     reason: str
 
 
+def unstorable_name(path: str) -> str | None:
+    """Why the file or folder at `path` cannot be recorded in an index, or None. A name that is not
+    valid UTF-8 (say, a file named in Latin-1 on an older system) reaches Python with stand-in
+    characters that no UTF-8 catalog can hold: ``"/news/caf\\udce9.txt"`` gives a reason."""
+    try:
+        path.encode("utf-8")
+    except UnicodeEncodeError:
+        return "its name is not valid UTF-8: rename it to index it"
+    return None
+
+
 def path_is_under(path: str, roots: Sequence[str]) -> bool:
     """Whether path is one of roots or inside one: ``("/a/b.txt", ["/a"]) -> True``, ``("/ab", ["/a"]) -> False``."""
     return any(path == root or path.startswith(root.rstrip(os.sep) + os.sep) for root in roots)
@@ -182,6 +193,9 @@ def content_hash(data: bytes) -> str:
 def read_article(path: str | os.PathLike[str], data: bytes | None = None) -> Article:
     """Read one file (or the `data` already read from it) as an article, or raise `IngestError`."""
     path = Path(path).absolute()
+    unstorable = unstorable_name(str(path))
+    if unstorable:
+        raise IngestError(unstorable)
     if data is None:
         data = _read_bytes(path)
     elif len(data) > MAX_FILE_BYTES:

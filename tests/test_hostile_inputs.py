@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import os
+import time
 from datetime import timedelta
 from pathlib import Path
 
@@ -60,6 +61,40 @@ def test_hostile_corpus_indexes_the_good_files_and_names_the_bad(tmp_path: Path,
         assert word in skipped[name].lower(), skipped[name]
     assert all("\n" not in reason for reason in skipped.values())
     assert check_store(tmp_path / "index") == []
+
+
+def test_odd_file_names_are_indexed_or_named_and_a_rescan_reads_none_again(tmp_path: Path, embedder) -> None:
+    # A newline, a tab and a colon are legal in a file name; a name in Latin-1 bytes is not valid
+    # UTF-8, which the catalog cannot hold: it is skipped with a reason, never a traceback, and a
+    # run given only that file neither fails nor falls back to indexing the default corpus.
+    corpus = tmp_path / "corpus"
+    corpus.mkdir()
+    names = ["new\nline.txt", "tab\there.txt", "colon:0.txt", "plain.txt"]
+    an_hour_ago = time.time_ns() - 3600 * 10**9
+    for n, name in enumerate(names):
+        (corpus / name).write_text(GOOD_TEXT.replace("Eastmere", f"Eastmere {n}"), encoding="utf-8")
+    latin1 = os.path.join(os.fsencode(corpus), b"caf\xe9.txt")
+    try:
+        with open(latin1, "wb") as handle:
+            handle.write(GOOD_TEXT.encode("utf-8"))
+    except OSError:
+        pytest.skip("this file system refuses names that are not UTF-8")
+    for path in [*corpus.iterdir()]:
+        os.utime(path, ns=(an_hour_ago, an_hour_ago))  # settled: a rescan trusts size and time alone
+    index = tmp_path / "index"
+
+    report = update_index(index, [corpus], embedder=embedder)
+    assert report.added == len(names)
+    [skipped] = report.skipped
+    assert os.fsencode(skipped.path) == latin1 and "UTF-8" in skipped.reason
+
+    again = update_index(index, embedder=embedder)
+    assert (again.added, again.changed, again.unchanged, again.chunks_embedded) == (0, 0, len(names), 0)
+    assert [s.reason for s in again.skipped] == [skipped.reason]
+
+    only = update_index(index, [os.fsdecode(latin1)], embedder=embedder, only=True)
+    assert (only.added, only.documents, [s.path for s in only.skipped]) == (0, len(names), [skipped.path])
+    assert check_store(index) == []
 
 
 @settings(max_examples=600, deadline=timedelta(seconds=10), suppress_health_check=list(HealthCheck))
