@@ -8,6 +8,7 @@ from __future__ import annotations
 
 import os
 import signal
+import sqlite3
 import subprocess
 import sys
 from pathlib import Path
@@ -272,3 +273,17 @@ def test_a_kill_during_a_merge_loses_nothing(segmented: Path, moment: str) -> No
         assert writer.merge() == due
         writer.close()
     assert len(list(segmented.glob("segment-*.faiss*"))) == len(LocalStore.open(segmented).vectors.loaded)
+
+
+def test_file_stamps_too_long_for_one_sqlite_string_are_read_a_row_each(tmp_path: Path) -> None:
+    """At some ten million files the stamps outgrow SQLite's longest string; the scan must still get them."""
+    writer = open_writer(tmp_path / "index")
+    try:
+        add_articles(writer, range(30), np.random.default_rng(0))
+        whole, under = writer.file_stamps(), writer.file_stamps(["/corpus"])
+        assert len(whole) == 30 and under == whole
+        writer.catalog.connection.setlimit(sqlite3.SQLITE_LIMIT_LENGTH, 200)
+        assert writer.file_stamps() == whole
+        assert writer.file_stamps(["/corpus"]) == whole
+    finally:
+        writer.close()
