@@ -73,11 +73,16 @@ def search_json(query: str, hits: Sequence[Hit]) -> dict[str, Any]:
 
 
 def display_path(path: str) -> str:
-    """A path as short as it can be while still findable: relative to the working folder if inside it."""
+    """A path as short as it can be while still findable: relative to the working folder if inside
+    it, on one line: a newline, a tab or a byte that is not UTF-8 in a file's name is shown as an
+    escape, ``"/news/new\nline.txt" -> "/news/new\\nline.txt"``."""
     try:
-        return os.path.relpath(path) if Path(path).is_relative_to(Path.cwd()) else path
+        shown = os.path.relpath(path) if Path(path).is_relative_to(Path.cwd()) else path
     except ValueError:
-        return path
+        shown = path
+    if shown.isprintable():
+        return shown
+    return "".join(c if c.isprintable() else ascii(c)[1:-1] for c in shown)
 
 
 def _source_line(n: int, title: str, path: str, start: int, end: int, date: str | None,

@@ -16,8 +16,9 @@ from qa.answer import answer_question
 from qa.cli import main
 from qa.errors import IngestError, QueryError
 from qa.stores import check_store, open_store
-from qa.indexer import update_index
-from qa.ingest import read_article
+from qa.indexer import UpdateReport, update_index
+from qa.ingest import SkippedFile, read_article
+from qa.render import render_update_report
 from qa.retrieve import Retriever
 
 GOOD_TEXT = (
@@ -150,3 +151,11 @@ def test_cli_answers_odd_questions_without_a_traceback(seed_retriever, question:
     assert result.exit_code in (0, 1)
     if result.exit_code == 1:
         assert result.output.startswith("Error: ")
+
+
+def test_a_skipped_file_with_a_newline_or_latin1_byte_in_its_name_is_reported_on_one_line(tmp_path: Path) -> None:
+    odd = [SkippedFile(str(tmp_path / "new\nline.txt"), "empty file"),
+           SkippedFile(os.fsdecode(os.path.join(os.fsencode(tmp_path), b"caf\xe9.txt")), "its name is not valid UTF-8")]
+    lines = [line.plain for line in render_update_report(UpdateReport(skipped=tuple(odd))).renderables]
+    assert lines[1:] == [f"skipped {tmp_path}/new\\nline.txt: empty file",
+                         f"skipped {tmp_path}/caf\\udce9.txt: its name is not valid UTF-8"]
