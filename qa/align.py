@@ -26,7 +26,7 @@ from dataclasses import dataclass
 from typing import TYPE_CHECKING
 
 from qa.embed import unit_rows
-from qa.text import STOPWORDS, stems
+from qa.text import STOPWORDS, is_question, stems
 
 if TYPE_CHECKING:
     import numpy as np
@@ -134,7 +134,7 @@ class TokenAligner:
         if not len(question.vectors):
             return [PassageAlignment(0.0, tuple(0.0 for _ in spans)) for _, _, spans in passages]
         results = []
-        for (_, body_start, spans), passage in zip(passages, read):
+        for (text, body_start, spans), passage in zip(passages, read):
             similarity = question.vectors @ passage.vectors.T  # question tokens x passage tokens
             # The headline leads what the model reads, as context; its own words are not matched.
             body = int(np.searchsorted(passage.starts, body_start))
@@ -144,10 +144,12 @@ class TokenAligner:
             maxima = np.where(np.isfinite(maxima), maxima, 0.0)  # a sentence with no tokens matches nothing
             sentences = []
             previous = np.full(len(similarity), -np.inf, np.float32)  # the first sentence has none
-            for column in range(len(spans)):
+            for column, (start, end) in enumerate(spans):
                 own = maxima[:, column]
                 sentences.append(float(np.maximum(own, PREVIOUS_SENTENCE_CARRY * previous).mean()))
-                previous = own
+                # A question names a topic without saying anything of it: the sentence after a
+                # quiz's question is not its answer.
+                previous = own if not is_question(text[start:end]) else np.full(len(similarity), -np.inf, np.float32)
             results.append(PassageAlignment(score, tuple(sentences)))
         return results
 

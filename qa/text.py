@@ -254,3 +254,8 @@ def keyword_text(title: str, text: str) -> str:
     """A chunk's title and text as one field of stems, for a store that indexes them together
     (Milvus): ``("Iraq", "Baghdad owes Russia") -> "iraq baghdad owe russia"``."""
     return keyword_stems(f"{title}\n{text}")
+
+
+def is_question(sentence: str) -> bool:
+    """Whether a sentence asks rather than says: ``"…was sold this week in which state?" -> True``."""
+    return sentence.rstrip().rstrip("\"'”’)").endswith("?")

@@ -56,17 +56,14 @@ def small_collection(tmp_path_factory: pytest.TempPathFactory, embedder: Embedde
 
 
 # Questions written here about facts each article states in one sentence, asked mostly in words the
-# article does not use. The ones marked still fail (issue 14 stays open for them): refused, their best
-# sentence's token alignment (0.42 to 0.52) is where off-topic questions fall in SQuAD's collection
-# (the judgment weighs the collection's size, and this one is small, but not enough for these), or
-# answered from the wrong sentence. strict: the day one passes, the mark must go.
-_REFUSED = pytest.mark.xfail(strict=True, reason="refused: alignment as low as off-topic SQuAD questions")
+# article does not use. The one marked still fails (issue 14 stays open for it): answered from the
+# sentence before the right one. strict: the day it passes, the mark must go.
 PARAPHRASED = [
     ("Which American diplomat did the Russian minister hand the proposal to?", "Madeleine Albright"),
-    pytest.param("Who speaks for the State Department?", "James Rubin", marks=_REFUSED),
+    ("Who speaks for the State Department?", "James Rubin"),
     ("In what city did the Russian and American envoys meet?", "Istanbul"),
     ("Since when have there been no weapons inspections in Iraq?", "December"),
-    pytest.param("Where was the Russian army holding drills?", "Astrakhan", marks=_REFUSED),
+    ("Where was the Russian army holding drills?", "Astrakhan"),
     pytest.param("Who speaks for Russia's Foreign Ministry?", "Yakovenko",
                  marks=pytest.mark.xfail(strict=True, reason="answered from the sentence before the right one")),
     ("How much money does Iraq owe Moscow?", "$8 billion"),
@@ -94,6 +91,13 @@ def test_a_quiz_question_is_not_quoted_as_the_answer(small_collection: Retriever
 
 def test_an_off_topic_question_is_still_declined(small_collection: Retriever) -> None:
     answer = answer_question(small_collection, "What is the boiling point of liquid nitrogen?")
+    assert answer.answer == NOT_ANSWERED
+
+
+def test_a_question_only_a_quiz_asks_is_declined(small_collection: Retriever) -> None:
+    # The quiz page holds the question and not its answer; the sentence after the question
+    # ("Answers are at the bottom of the page.") once took on its words and was quoted.
+    answer = answer_question(small_collection, "Which country banned smartphones in schools?")
     assert answer.answer == NOT_ANSWERED
 
 
