@@ -147,9 +147,9 @@ class TokenAligner:
             for column, (start, end) in enumerate(spans):
                 own = maxima[:, column]
                 sentences.append(float(np.maximum(own, PREVIOUS_SENTENCE_CARRY * previous).mean()))
-                # A question names a topic without saying anything of it: the sentence after a
-                # quiz's question is not its answer.
-                previous = own if not is_question(text[start:end]) else np.full(len(similarity), -np.inf, np.float32)
+                previous = own
+                if _asked_in_passing(text, start, end, spans[column + 1][0] if column + 1 < len(spans) else len(text)):
+                    previous = np.full(len(similarity), -np.inf, np.float32)
             results.append(PassageAlignment(score, tuple(sentences)))
         return results
 
@@ -190,6 +190,14 @@ def sentence_maxima(similarity: np.ndarray, read: ReadPassage, spans: Sequence[t
         if stop > first:
             best[:, column] = similarity[:, first:stop].max(axis=1)
     return best
+
+
+def _asked_in_passing(text: str, start: int, end: int, next_start: int) -> bool:
+    """Whether text[start:end] is a question inside a paragraph, which the sentence after it does
+    not answer: a quiz's "…was sold this week in which state? Which film won…? Answers are at the
+    bottom of the page." A question on a line of its own is an explainer's subheading ("When is the
+    debate?"), and the paragraph after it is its answer: that one carries."""
+    return is_question(text[start:end]) and "\n" not in text[end:next_start]
 
 
 def _word_at(text: str, start: int, end: int) -> str:

@@ -83,6 +83,22 @@ def test_a_sentence_carries_its_predecessors_match_at_a_discount(embedder: Embed
     assert debt > weather_after_debt
 
 
+def test_a_question_carries_to_its_answer_on_the_next_line_but_not_within_a_paragraph(embedder: Embedder) -> None:
+    # An explainer's subheading ("How much does Baghdad owe Russia?") is answered by the paragraph
+    # after it; a quiz's question inside a paragraph is followed by the next question, or by
+    # "Answers are at the bottom of the page.", which answers nothing.
+    aligner = TokenAligner(embedder)
+    question = aligner.question(QUESTION, {"baghdad": 3.0, "owe": 1.5, "russia": 2.0})
+    follows = "Answers are at the bottom of the page."
+    heading, quiz = f"{QUESTION}\n\n{follows}", f"{QUESTION} {follows}"
+    under_heading, in_quiz = aligner.align(question, [
+        (heading, 0, [(0, len(QUESTION)), (len(QUESTION) + 2, len(heading))]),
+        (quiz, 0, [(0, len(QUESTION)), (len(QUESTION) + 1, len(quiz))]),
+    ])
+    assert under_heading.sentences[1] >= PREVIOUS_SENTENCE_CARRY * under_heading.sentences[0] - 1e-6
+    assert in_quiz.sentences[1] < under_heading.sentences[1] - 0.1
+
+
 def test_a_passage_ranks_by_its_alignment_and_its_best_sentences() -> None:
     with_sentences = PassageAlignment(0.5, (0.2, 0.6, 0.4))
     assert with_sentences.rank_bonus == pytest.approx(PASSAGE_ALIGN_WEIGHT * 0.5 + BEST_SENTENCE_ALIGN_WEIGHT * 0.6)
