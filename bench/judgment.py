@@ -140,6 +140,14 @@ def small_collection_rows(root: Path, paragraph_files: dict[str, Path], half_of_
     return rows
 
 
+def row_logit(row: dict, mode: str, coefficients: Sequence[float], columns: Sequence[int]) -> float:
+    """The judgment's logit for a row's `mode` features (the `columns` its coefficients weigh);
+    -inf when no sentence could answer, as answer_probability gives 0 then."""
+    if row[mode] is None:
+        return -math.inf
+    return coefficients[0] + sum(w * row[mode][c] for w, c in zip(coefficients[1:], columns))
+
+
 def size_class(row: dict) -> str:
     """The row's collection: "whole", or how many paragraphs its small collection drew ("10")."""
     return "whole" if row["collection"] == "whole" else row["collection"].split("-")[1]
@@ -171,8 +179,7 @@ def calibrate_size(rows: list[dict], mode: str, coefficients: list[float], colum
     def declines_enough(moved: list[float]) -> bool:
         by_class: dict[str, list[bool]] = {}
         for r in small:
-            logit = -math.inf if r[mode] is None else moved[0] + sum(w * r[mode][c] for w, c in zip(moved[1:], columns))
-            by_class.setdefault(size_class(r), []).append(logit < cut)
+            by_class.setdefault(size_class(r), []).append(row_logit(r, mode, moved, columns) < cut)
         return all(sum(v) / len(v) >= DECLINE_GOAL for v in by_class.values())
 
     size = coefficients[-1]
@@ -329,10 +336,8 @@ def main() -> None:
                                         [r["label"] for r in fit_rows])
 
         def probability(row: dict) -> float:
-            if row[mode] is None:
-                return 0.0
-            logit = coefficients[0] + sum(w * row[mode][c] for w, c in zip(coefficients[1:], columns))
-            return 1 / (1 + math.exp(-max(-30.0, min(30.0, logit))))
+            logit = row_logit(row, mode, coefficients, columns)
+            return 0.0 if logit == -math.inf else 1 / (1 + math.exp(-max(-30.0, min(30.0, logit))))
 
         if args.fit:
             # The highest probability an off-topic question of the fit half may have and still be

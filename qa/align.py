@@ -143,13 +143,13 @@ class TokenAligner:
             maxima = sentence_maxima(similarity, passage, spans)
             maxima = np.where(np.isfinite(maxima), maxima, 0.0)  # a sentence with no tokens matches nothing
             sentences = []
-            previous = np.full(len(similarity), -np.inf, np.float32)  # the first sentence has none
-            for column, (start, end) in enumerate(spans):
+            nothing = np.full(len(similarity), -np.inf, np.float32)
+            previous = nothing  # the first sentence has none
+            next_starts = [start for start, _ in spans[1:]] + [len(text)]
+            for column, ((start, end), next_start) in enumerate(zip(spans, next_starts)):
                 own = maxima[:, column]
                 sentences.append(float(np.maximum(own, PREVIOUS_SENTENCE_CARRY * previous).mean()))
-                previous = own
-                if _asked_in_passing(text, start, end, spans[column + 1][0] if column + 1 < len(spans) else len(text)):
-                    previous = np.full(len(similarity), -np.inf, np.float32)
+                previous = nothing if _asked_in_passing(text, start, end, next_start) else own
             results.append(PassageAlignment(score, tuple(sentences)))
         return results
 

@@ -147,7 +147,9 @@ def _update(
     # A path the index could not record is reported, not remembered (nor looked up: the store
     # could not hold it as a query parameter either).
     unstorable = [SkippedFile(p, reason) for p in given if (reason := unstorable_name(p))]
-    given = [p for p in given if not unstorable_name(p)]
+    if unstorable:
+        left_out = {s.path for s in unstorable}
+        given = [p for p in given if p not in left_out]
     # A path given now that is not there (a typo) is reported as skipped, not remembered as a source.
     not_there = [p for p in given if not os.path.exists(p)]
     new_sources = [p for p in given if p not in not_there]

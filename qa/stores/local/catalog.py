@@ -238,19 +238,20 @@ class Catalog:
         about as long as a row per file (0.11 to 0.12 s), but most of it is SQLite's own work,
         which lets other threads run: the indexer walks the folders meanwhile."""
         settled = f"mtime_ns / 1e9 < indexed_at - {SETTLE_SECONDS}"
+        stamp = "size || ':' || mtime_ns"
         scopes = [("", ())] if under is None else [(f" WHERE {_AT_OR_UNDER}", _at_or_under(root)) for root in under]
         found: dict[str, str | None] = {}
         for where, arguments in scopes:
             try:
                 trusted, untrusted = self._db.execute(
-                    f"SELECT group_concat(CASE WHEN {settled} THEN path || char(0) || size || ':' || mtime_ns END, char(0)),"
+                    f"SELECT group_concat(CASE WHEN {settled} THEN path || char(0) || {stamp} END, char(0)),"
                     f" group_concat(CASE WHEN NOT ({settled}) THEN path END, char(0)) FROM documents{where}",
                     arguments,
                 ).fetchone()
             except sqlite3.DataError:
                 # Longer than SQLite's longest string (1 GB by default, some ten million files): a row each.
                 found.update(self._db.execute(
-                    f"SELECT path, CASE WHEN {settled} THEN size || ':' || mtime_ns END FROM documents{where}", arguments
+                    f"SELECT path, CASE WHEN {settled} THEN {stamp} END FROM documents{where}", arguments
                 ))
                 continue
             if trusted:
