@@ -128,15 +128,33 @@ class KeywordCoverer:
         return self._covered(sentence_stems(sentence) & self._wanted, headline)
 
     def stems(self, padded: str, headline: str = "") -> float:
-        """The coverage of a sentence whose stems are `padded` (PassageStems.sentences)."""
-        return self._covered({stem for stem, needle, _ in self._weighted if needle in padded}, headline)
+        """The coverage of a sentence whose stems are `padded` (PassageStems.sentences).
+
+        One pass over the question's terms, where `_covered` takes a set made first: a search
+        scores some 500 sentences this way, and the set was half the time."""
+        if self._total <= 0:
+            return 0.0
+        titled = self._titled(headline)
+        covered = 0.0
+        # The same additions in the same order as `_covered`'s sum: the same value to the last bit.
+        for stem, needle, weight in self._weighted:
+            if needle in padded:
+                covered += weight
+            elif stem in titled:
+                covered += HEADLINE_SHARE * weight
+        return covered / self._total
+
+    def _titled(self, headline: str) -> frozenset[str]:
+        """The question's stems that `headline` holds (each article's found once a question)."""
+        titled = self._headlines.get(headline)
+        if titled is None:
+            titled = self._headlines[headline] = (sentence_stems(headline) & self._wanted) if headline else frozenset()
+        return titled
 
     def _covered(self, present: set[str] | frozenset[str], headline: str) -> float:
         if self._total <= 0:
             return 0.0
-        titled = self._headlines.get(headline)
-        if titled is None:
-            titled = self._headlines[headline] = (sentence_stems(headline) & self._wanted) if headline else frozenset()
+        titled = self._titled(headline)
         if not present and not titled:
             return 0.0
         # Summed in the question's term order, as always, so the value is the same to the last bit.

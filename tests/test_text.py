@@ -66,8 +66,13 @@ def test_phrase_and_coverage_read_the_passage_stems_as_the_text_reads() -> None:
     held = frozenset(zip(found.passage.split(), found.passage.split()[1:]))
     assert phrase_match(pairs | {("zzz", "yyy")}, found) == len(pairs & held) / (len(pairs) + 1)
     coverage = KeywordCoverer({stem: 1.0 + n for n, stem in enumerate(sentence_stems(question))} | {"zzz": 2.0})
+    # A headline holding some of the question's words (counted at HEADLINE_SHARE where the sentence
+    # lacks them), and one holding none: the fast path's sums equal the sentence path's to the bit.
+    headline = " ".join(question.split()[::2])
+    assert sentence_stems(headline) & set(coverage._wanted)
     for (start, end), padded in zip(spans, found.sentences):
-        assert coverage.stems(padded, "A headline") == coverage(text[start:end], "A headline")
+        for title in ("A headline", headline):
+            assert coverage.stems(padded, title) == coverage(text[start:end], title)
 
 
 def test_the_local_index_keeps_each_chunks_sentence_stems_and_search_reads_them(
