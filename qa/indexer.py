@@ -8,11 +8,12 @@ interrupted run keeps every group that landed and loses nothing that was there b
 from __future__ import annotations
 
 import os
-from collections.abc import Sequence
-from concurrent.futures import ThreadPoolExecutor
+import threading
+from collections.abc import Callable, Sequence
+from concurrent.futures import Future
 from dataclasses import dataclass, field
 from pathlib import Path
-from typing import TYPE_CHECKING
+from typing import TYPE_CHECKING, TypeVar
 
 from qa.chunk import chunk_text, model_passage
 from qa.config import default_corpus
@@ -32,6 +33,8 @@ from qa.progress import IndexProgress, SilentProgress
 from qa.stores import open_writer
 from qa.stores.base import file_stamp
 from qa.types import CommitGroup, DocumentRecord, IndexedArticle, Span, article_sentences
+
+T = TypeVar("T")
 
 if TYPE_CHECKING:
     import numpy as np
@@ -166,10 +169,9 @@ def _update(
     # The folders are walked beside the read of the stamps (size and mtime) of the files this run
     # may touch: the store's part of that read lets the walk's thread run (100,000 files: 0.07 s
     # less). A scan that finds nothing changed reads no more of the store than these stamps.
-    with ThreadPoolExecutor(max_workers=1) as pool:
-        walk = pool.submit(discover_paths, present_roots + not_there)
-        all_facts = writer.file_stamps(roots if only else None)
-        files, skipped, stats = walk.result()
+    walk = _in_background(discover_paths, present_roots + not_there)
+    all_facts = writer.file_stamps(roots if only else None)
+    files, skipped, stats = walk.result()
     facts = {} if rebuild else all_facts
     # A file that was named as a source and is gone was deleted; a folder that is gone may be an
     # unplugged drive, so what was indexed from it is kept.
@@ -249,6 +251,23 @@ def _update(
         missing_sources=missing_roots,
         kept=tuple(plan.kept),
     )
+
+
+def _in_background(function: Callable[..., T], *args: object) -> Future[T]:
+    """`function(*args)` in a daemon thread: a Ctrl-C while it runs ends `qa index` at once, where a
+    pool's worker would be waited for (a walk of a million files takes seconds). It only reads, so
+    leaving it to finish unseen loses nothing."""
+    future: Future[T] = Future()
+
+    def run() -> None:
+        if future.set_running_or_notify_cancel():
+            try:
+                future.set_result(function(*args))
+            except BaseException as exc:  # handed to whoever asks for the result
+                future.set_exception(exc)
+
+    threading.Thread(target=run, name="qa-walk", daemon=True).start()
+    return future
 
 
 def _passages(group: Sequence[IndexedArticle]) -> tuple[list[Passage], list[list[Span]]]:

@@ -215,6 +215,48 @@ def test_updating_again_embeds_nothing(shared_copy: tuple[StoreLocation, UpdateR
     assert assert_consistent(index_dir, embedder).chunks == first.chunks
 
 
+def test_a_ctrl_c_during_a_scan_ends_it_without_waiting_for_the_walk(
+    shared_copy: tuple[StoreLocation, UpdateReport], embedder: Embedder, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    import threading
+
+    import qa.indexer
+
+    location, first = shared_copy
+    walking, release, walked = threading.Event(), threading.Event(), threading.Event()
+    real_walk, real_open = qa.indexer.discover_paths, qa.indexer.open_writer
+
+    def long_walk(paths):  # the walk of a corpus of millions of files, still going
+        walking.set()
+        release.wait(30)
+        found = real_walk(paths)
+        walked.set()
+        return found
+
+    def interrupted_writer(*args, **kwargs):
+        writer = real_open(*args, **kwargs)
+
+        def ctrl_c(under=None):  # Ctrl-C while the stamps are read beside the walk
+            walking.wait(10)
+            raise KeyboardInterrupt
+
+        writer.file_stamps = ctrl_c
+        return writer
+
+    monkeypatch.setattr(qa.indexer, "discover_paths", long_walk)
+    monkeypatch.setattr(qa.indexer, "open_writer", interrupted_writer)
+    try:
+        with pytest.raises(KeyboardInterrupt):
+            update_index(location, embedder=embedder)
+        assert not walked.is_set()  # it ended while the walk was still going
+    finally:
+        release.set()
+    monkeypatch.undo()
+    report = update_index(location, embedder=embedder)  # the lock was let go; nothing was lost
+    assert report.unchanged == CORPUS_FILES and not report.changed_anything
+    assert (report.documents, report.chunks) == (first.documents, first.chunks)
+
+
 def test_a_path_that_is_not_there_is_skipped_and_not_remembered(
     shared_copy: tuple[StoreLocation, UpdateReport], tmp_path: Path, embedder: Embedder
 ) -> None:
