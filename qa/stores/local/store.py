@@ -112,7 +112,7 @@ class LocalStore:
         location = as_location(where)
         index_dir = location.index_dir
         manifest = load_manifest(index_dir)
-        catalog = Catalog.open(index_dir / CATALOG_FILE)
+        catalog = Catalog.open(index_dir / CATALOG_FILE, mapped=True)
         try:
             generation, vectors = _load_committed(index_dir, manifest, catalog, None)
         except BaseException:
