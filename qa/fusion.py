@@ -135,8 +135,9 @@ class KeywordCoverer:
         if self._total <= 0:
             return 0.0
         titled = self._titled(headline)
+        # The same additions in the same order as `_covered`: the same value to the last bit. (Both
+        # add in a loop: from Python 3.12 on, sum() of floats rounds otherwise.)
         covered = 0.0
-        # The same additions in the same order as `_covered`'s sum: the same value to the last bit.
         for stem, needle, weight in self._weighted:
             if needle in padded:
                 covered += weight
@@ -157,9 +158,14 @@ class KeywordCoverer:
         titled = self._titled(headline)
         if not present and not titled:
             return 0.0
-        # Summed in the question's term order, as always, so the value is the same to the last bit.
-        return sum(w if stem in present else HEADLINE_SHARE * w if stem in titled else 0.0
-                   for stem, _, w in self._weighted) / self._total
+        # Summed in the question's term order, as `stems` sums, so the two agree to the last bit.
+        covered = 0.0
+        for stem, _, weight in self._weighted:
+            if stem in present:
+                covered += weight
+            elif stem in titled:
+                covered += HEADLINE_SHARE * weight
+        return covered / self._total
 
 
 def term_weights_for(question: str, document_frequency: Callable[[str], int], total_chunks: int) -> dict[str, float]:

@@ -34,13 +34,13 @@ from qa.stores import open_writer
 from qa.stores.base import file_stamp
 from qa.types import CommitGroup, DocumentRecord, IndexedArticle, Span, article_sentences
 
-T = TypeVar("T")
-
 if TYPE_CHECKING:
     import numpy as np
 
     from qa.stores.base import StoreWriter
     from qa.stores.location import StoreLocation
+
+T = TypeVar("T")
 
 # Chunks embedded between two commits: small enough that an interrupted run keeps most of its
 # work, large enough that rewriting the vector file is a small share of the time.

@@ -29,7 +29,7 @@ def test_cached_bm25_equals_fts5_for_many_queries(seeds_index: Path) -> None:
         with store.reading():
             for _ in range(300):
                 wanted = list(dict.fromkeys(stems(rng.sample(words, rng.randint(1, 5)))))
-                for k in (5, 256):
+                for k in (0, 5, 256):
                     expected = store.catalog.keyword_search(fts_query(wanted), k)
                     assert store.keywords.search(wanted, k, store.generation) == expected, wanted
     finally:
