@@ -134,6 +134,7 @@ class TokenAligner:
         if not len(question.vectors):
             return [PassageAlignment(0.0, tuple(0.0 for _ in spans)) for _, _, spans in passages]
         results = []
+        nothing = np.full(len(question.vectors), -np.inf, np.float32)  # no previous sentence to carry
         for (text, body_start, spans), passage in zip(passages, read):
             similarity = question.vectors @ passage.vectors.T  # question tokens x passage tokens
             # The headline leads what the model reads, as context; its own words are not matched.
@@ -143,7 +144,6 @@ class TokenAligner:
             maxima = sentence_maxima(similarity, passage, spans)
             maxima = np.where(np.isfinite(maxima), maxima, 0.0)  # a sentence with no tokens matches nothing
             sentences = []
-            nothing = np.full(len(similarity), -np.inf, np.float32)
             previous = nothing  # the first sentence has none
             next_starts = [start for start, _ in spans[1:]] + [len(text)]
             for column, ((start, end), next_start) in enumerate(zip(spans, next_starts)):
