@@ -98,6 +98,14 @@ def judgment_row(scored: Sequence, chunks: int) -> list[float] | None:
     return [*judgment_features(scored), collection_size(chunks)]
 
 
+def asked_as(retriever, question: str) -> str:
+    """The question as `qa ask` searches it: cleaned, a mistyped word read as the corpus spells it."""
+    from qa.answer import searched_question
+    from qa.retrieve import clean_query
+
+    return searched_question(retriever, clean_query(question))
+
+
 def small_collection_rows(root: Path, paragraph_files: dict[str, Path], half_of_paragraph: dict[str, str],
                           answerable: list, off_topic_by_half: dict[str, list], embedder, query_embedder) -> list[dict]:
     """Judgment rows from COLLECTIONS: each a fresh index of paragraphs drawn from one half."""
@@ -128,12 +136,12 @@ def small_collection_rows(root: Path, paragraph_files: dict[str, Path], half_of_
                 asked = [(q, 1) for q in rng.sample(own, min(COLLECTION_QUESTIONS, len(own)))]
                 asked += [(q, 0) for q in rng.sample(off_topic_by_half[half], COLLECTION_QUESTIONS)]
                 for question, label in asked:
-                    by_mode = retriever.search_modes(question.question, 5, ("hybrid", "dense"), align=True)
-                    weights = retriever.term_weights(question.question)
-                    row = {"half": half, "collection": name, "chunks": chunks, "label": label,
-                           "question": question.question}
+                    text = asked_as(retriever, question.question)
+                    by_mode = retriever.search_modes(text, 5, ("hybrid", "dense"), align=True)
+                    weights = retriever.term_weights(text)
+                    row = {"half": half, "collection": name, "chunks": chunks, "label": label, "question": text}
                     for mode, hits in by_mode.items():
-                        row[mode] = judgment_row(score_sentences(hits, weights, question.question), chunks)
+                        row[mode] = judgment_row(score_sentences(hits, weights, text), chunks)
                     rows.append(row)
                 retriever.store.close()
                 print(f"collection {name}: {chunks} chunks, {len(asked)} questions", file=sys.stderr, flush=True)
@@ -233,20 +241,21 @@ def ask_questions(args: argparse.Namespace) -> tuple[list[dict], float, str]:
     for number, (question, title, label) in enumerate(asked, start=1):
         if number % 500 == 0:
             print(f"{number}/{len(asked)} questions", file=sys.stderr, flush=True)
-        by_mode = retriever.search_modes(question.question, 5, ("hybrid", "dense"), align=True)
-        weights = retriever.term_weights(question.question)
+        text = asked_as(retriever, question.question)
+        by_mode = retriever.search_modes(text, 5, ("hybrid", "dense"), align=True)
+        weights = retriever.term_weights(text)
         # Candidate signals written with --rows, for fitting other models offline: "known" is the
         # weighted share of the question's words that the corpus holds at all.
-        terms = qa.text.query_terms(question.question)
+        terms = qa.text.query_terms(text)
         with retriever.store.reading():
             frequencies = retriever.store.document_frequencies(terms)
         term_stems = qa.text.stems(terms)
         total_weight = sum(weights.get(stem, 0.0) for stem in term_stems) or 1.0
         known = sum(weights.get(stem, 0.0) for term, stem in zip(terms, term_stems) if frequencies.get(term, 0) > 0)
-        row = {"known": known / total_weight, "half": half_of[title], "label": label, "question": question.question,
+        row = {"known": known / total_weight, "half": half_of[title], "label": label, "question": text,
                "collection": "whole", "chunks": chunks}
         for mode, hits in by_mode.items():
-            scored = score_sentences(hits, weights, question.question)
+            scored = score_sentences(hits, weights, text)
             row[mode] = judgment_row(scored, chunks)
             if scored:
                 best = max(scored, key=lambda s: s.support)

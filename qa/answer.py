@@ -17,6 +17,7 @@ from dataclasses import dataclass
 from qa.align import PASSAGES_READ
 from qa.fusion import SENTENCE_KEYWORD_WEIGHT, KeywordCoverer
 from qa.retrieve import Retriever, clean_query
+from qa.spelling import corrected_query
 from qa.text import is_question, sentence_stems
 from qa.types import Answer, Citation, Hit, SearchFilters, Span
 
@@ -261,6 +262,13 @@ def compose_answer(
     return Answer(question, " ".join(parts), True, tuple(citations), tuple(hits), understood_as)
 
 
+def searched_question(retriever: Retriever, asked: str, retrieval_query: str | None = None) -> str:
+    """What is searched for a question: `retrieval_query` (a follow-up expanded) or the question as
+    asked, with words that look mistyped read as the collection spells them (qa.spelling)."""
+    searched = clean_query(retrieval_query) if retrieval_query else asked
+    return corrected_query(searched, retriever.store) or searched
+
+
 def answer_question(
     retriever: Retriever,
     question: str,
@@ -272,10 +280,11 @@ def answer_question(
     """Retrieve passages for `question` and answer it from their sentences.
 
     `retrieval_query` is what is searched when it differs from the question as asked (a follow-up
-    expanded with the previous turn); the answer then says how the question was understood.
+    expanded with the previous turn); the answer then says how the question was understood, as it
+    does when a mistyped word was read as another (qa.spelling).
     """
     asked = clean_query(question)
-    searched = clean_query(retrieval_query) if retrieval_query else asked
+    searched = searched_question(retriever, asked, retrieval_query)
     hits = retriever.search(searched, k=k, mode=mode, filters=filters, align=True)
     weights = retriever.term_weights(searched)
     scored = score_sentences(hits, weights, searched)

@@ -17,14 +17,19 @@ import re
 import string
 import time
 from collections.abc import Callable, Iterator, Sequence
-from dataclasses import dataclass, field
+from dataclasses import dataclass, field, replace
 from pathlib import Path
+from typing import TYPE_CHECKING
 
 from qa.answer import JUDGMENT_THRESHOLD, answer_probability, answers_question, score_sentences
 from qa.config import cache_dir
 from qa.errors import ConfigError, IndexMismatchError
 from qa.retrieve import MODES, Retriever, clean_query
+from qa.spelling import corrected_query
 from qa.types import Hit
+
+if TYPE_CHECKING:
+    from qa.stores.base import Store
 
 RETRIEVE_K = 20
 
@@ -83,6 +88,9 @@ class EvalReport:
     index_seconds: float
     backend: str = "torch"
     results: list[ModeResult] = field(default_factory=list)
+    # Questions asked with a mistyped word read as the corpus spells it, as `qa ask` reads them
+    # (qa.spelling); with `--no-align` (as `qa search` ranks) none is.
+    respelled_questions: int = 0
 
 
 def resolve_eval_set(location: str | os.PathLike[str]) -> EvalSet:
@@ -309,6 +317,16 @@ def _asked(
             advance(1)
 
 
+def respelled_questions(questions: Sequence[EvalQuestion], store: Store) -> tuple[list[EvalQuestion], int]:
+    """The questions as `qa ask` searches them (a mistyped word read as the corpus spells it, see
+    qa.spelling), and how many of them that changed."""
+    asked = []
+    for question in questions:
+        corrected = corrected_query(clean_query(question.question), store)
+        asked.append(replace(question, question=corrected) if corrected else question)
+    return asked, sum(a is not q for a, q in zip(asked, questions))
+
+
 def off_topic_questions_for(eval_set: EvalSet, other: EvalSet, limit: int | None = None) -> list[EvalQuestion]:
     """`other`'s questions about articles `eval_set`'s corpus lacks: every gold document's title
     is one the corpus does not hold (SQuAD v1.1 dev's 13 articles that v2.0 dev lacks)."""
@@ -411,6 +429,10 @@ def run_eval(
         # token states once read (about 260 KB each) instead of the chat's few hundred.
         retriever.aligner().cached_passages = min(index.counts()[1], EVAL_CACHED_PASSAGES)
         asked = len(questions) + len(off_topic_questions)
+        respelled = 0
+        if align:
+            questions, respelled = respelled_questions(questions, index)
+            off_topic_questions, _ = respelled_questions(off_topic_questions, index)
         if progress is not None:
             progress.start("Questions", asked)
 
@@ -433,7 +455,8 @@ def run_eval(
         # set's own figures as they are (a batch's padding moves token states in the last digits).
         vectors, states = read([q.question for q in questions])
         off_vectors, off_states = read([q.question for q in off_topic_questions]) if off_topic_questions else (None, None)
-        report = EvalReport(eval_set.name, index.counts()[0], index_seconds, embedder.backend)
+        report = EvalReport(eval_set.name, index.counts()[0], index_seconds, embedder.backend,
+                            respelled_questions=respelled)
         if progress is not None:
             progress.start("Asking", asked)
         advance = progress.advance if progress else None

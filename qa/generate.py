@@ -16,7 +16,7 @@ from collections.abc import Callable, Sequence
 from dataclasses import replace
 from typing import TYPE_CHECKING
 
-from qa.answer import compose_answer, score_sentences
+from qa.answer import compose_answer, score_sentences, searched_question
 from qa.claims import SUPPORTED, ClaimChecker
 from qa.errors import LLMError
 from qa.retrieve import Retriever, SearchFilters, clean_query
@@ -88,7 +88,7 @@ def generate_answer(
     it and keeps what came. A server failure gives the quoted answer with a notice naming the URL.
     """
     asked = clean_query(question)
-    searched = clean_query(retrieval_query) if retrieval_query else asked
+    searched = searched_question(retriever, asked, retrieval_query)
     hits = retriever.search(searched, k=k, mode=mode, filters=filters, align=True)
     scored = score_sentences(hits, retriever.term_weights(searched), searched)
     quoted = compose_answer(asked, hits, scored, retriever.store.chunk_count(),

@@ -24,8 +24,9 @@ LAYERS: list[tuple[str, tuple[str, ...]]] = [
     ("stores", ("qa.stores",)),
     # What writes to a store: updates (`qa index`) and copies (`--from-store`).
     ("index", ("qa.indexer", "qa.migrate")),
-    # What reads from a store to rank passages: fusion of signals, token alignment, follow-ups.
-    ("retrieve", ("qa.fusion", "qa.align", "qa.retrieve", "qa.followup")),
+    # What reads from a store to rank passages: fusion of signals, token alignment, follow-ups,
+    # mistyped words.
+    ("retrieve", ("qa.fusion", "qa.align", "qa.retrieve", "qa.followup", "qa.spelling")),
     # Answers (quoted, or written by a model and checked), and their measurement.
     ("answer", ("qa.answer", "qa.claims", "qa.llm", "qa.generate", "qa.evaluate")),
     ("render", ("qa.pages", "qa.render")),

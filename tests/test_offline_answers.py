@@ -14,6 +14,7 @@ from qa.answer import NOT_ANSWERED, answer_question, expected_kind, holds_kind, 
 from qa.embed import Embedder
 from qa.indexer import update_index
 from qa.retrieve import Retriever, open_retriever
+from qa.spelling import corrected_query, one_edit_words
 from qa.text import sentence_stems
 
 SEEDS = Path(__file__).resolve().parent.parent / "seeds"
@@ -99,6 +100,40 @@ def test_a_question_only_a_quiz_asks_is_declined(small_collection: Retriever) ->
     # ("Answers are at the bottom of the page.") once took on its words and was quoted.
     answer = answer_question(small_collection, "Which country banned smartphones in schools?")
     assert answer.answer == NOT_ANSWERED
+
+
+# Questions with a word typed wrong, each one edit from the article's spelling of it.
+MISTYPED = [
+    ("Who speaks for the State Departmnet?", "James Rubin", "Department"),  # refused as typed
+    ("Which Rusian leader was going to visit the United States?", "Putin", "Russian"),
+    ("How deep was the earthqauke near Sinse?", "17 kilometres", "earthquake near Sines"),
+]
+
+
+@pytest.mark.parametrize(("question", "expected", "read_as"), MISTYPED)
+def test_a_mistyped_word_is_read_as_the_articles_spell_it(small_collection: Retriever, question: str,
+                                                          expected: str, read_as: str) -> None:
+    answer = answer_question(small_collection, question)
+    assert expected in answer.answer
+    # The answer says how the question was read, so the user sees the correction.
+    assert answer.understood_as is not None and read_as in answer.understood_as
+
+
+def test_a_real_word_the_articles_lack_is_left_as_typed(small_collection: Retriever) -> None:
+    store = small_collection.store
+    # "giver" is one edit from "river" and "given", but English knows it: not a typo.
+    assert corrected_query("Who was the giver of the proposal?", store) is None
+    assert corrected_query("What is the boiling point of liquid nitrogen?", store) is None
+    answer = answer_question(small_collection, "What is the boiling point of liquid nitrogen?")
+    assert answer.answer == NOT_ANSWERED and answer.understood_as is None
+
+
+def test_one_edit_drops_adds_changes_or_swaps_a_letter() -> None:
+    near = one_edit_words("sinse")
+    assert {"sines", "since", "sine", "sinsee", "rinse"} <= near
+    assert "snise" in near  # the first two swapped
+    assert "sinse" not in near
+    assert "sixes" not in near  # two edits
 
 
 @pytest.mark.parametrize(
