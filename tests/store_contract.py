@@ -180,6 +180,15 @@ class StoreContract:
             assert counts["bridge"] == counts["bridges"] >= 1
             assert counts["zyzzyvas"] == 0
 
+    def test_a_mistyped_word_is_read_as_the_store_spells_it(self, store) -> None:
+        # qa.spelling asks only document_frequencies and keyword_search, so it works on every store.
+        from qa.spelling import corrected_query
+
+        with store.reading():
+            assert corrected_query("When did the Kestrel Bay Birdge open?", store) == \
+                "When did the Kestrel Bay Bridge open?"
+            assert corrected_query("When did the Kestrel Bay Bridge open?", store) is None
+
     def test_filters_admit_only_what_they_name(self, store, embedder) -> None:
         retriever = Retriever(store, embedder)
         question = GLACIER.question
