@@ -112,7 +112,7 @@ class Answer:
     answerable: bool
     citations: tuple[Citation, ...] = ()
     passages: tuple[Hit, ...] = field(default=(), repr=False)
-    understood_as: str | None = None  # the question as retrieved, when a follow-up was expanded
+    understood_as: str | None = None  # the question as searched: a follow-up expanded, a typo read right
     generated: bool = False  # written by a model (qa.generate); False for the quoted answer
     model: str | None = None  # the model that wrote it, or was asked to
     claims: tuple[Claim, ...] = ()  # the generated answer's sentences with their verdicts
