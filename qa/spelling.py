@@ -66,14 +66,15 @@ def correction(word: str, other_words: Sequence[str], store: Store) -> str | Non
     `other_words`, or None. Of several held, the one whose best passage with the other words
     scores highest by BM25 wins: "Sinse" beside "earthquake" is "Sines", a place the collection
     names once, not "since", which it holds in every other chunk."""
-    # One candidate per stem, the store counting stems: of "sine" and "sines" for "sinse", the one
-    # as long as the word typed (letters swapped or mistyped more often than dropped or doubled),
-    # then the commoner in English.
+    # One candidate per stem, the store counting stems: a word English knows ("botswana", not
+    # "botswanae", for "botswanan"); of two it knows, the one as long as the word typed (letters
+    # are swapped or mistyped more often than dropped or doubled: "sines", not "sine", for
+    # "sinse"); then the commoner in English.
     by_stem: dict[str, str] = {}
     candidates = sorted(w for w in one_edit_words(word) if w not in STOPWORDS)
 
-    def likelihood(candidate: str) -> tuple[bool, float]:
-        return len(candidate) == len(word), zipf(candidate)
+    def likelihood(candidate: str) -> tuple[bool, bool, float]:
+        return zipf(candidate) > 0, len(candidate) == len(word), zipf(candidate)
 
     for candidate, stem in zip(candidates, stems(candidates)):
         if stem not in by_stem or likelihood(candidate) > likelihood(by_stem[stem]):
