@@ -21,6 +21,7 @@ holds; see the README's quality section for what reading them so changed.
 from __future__ import annotations
 
 import re
+import unicodedata
 from collections.abc import Sequence
 from typing import TYPE_CHECKING
 
@@ -61,27 +62,41 @@ def likely_typos(query: str, store: Store) -> list[str]:
     return [w for w in words if not frequencies.get(w)]
 
 
+def edit_likelihood(typed: str, candidate: str) -> int:
+    """How likely a slip of the finger turns `candidate` into `typed` (one edit apart), higher more
+    likely: two letters swapped or one doubled (2: "sinse" from "sines", "departmentt" from
+    "department"), one mistyped (1), one dropped or added otherwise (0: "sinse" from "sine")."""
+    if len(typed) == len(candidate):
+        differ = [i for i, (a, b) in enumerate(zip(typed, candidate)) if a != b]
+        swapped = len(differ) == 2 and differ[1] == differ[0] + 1 and typed[differ[0]] == candidate[differ[1]]
+        return 2 if swapped else 1
+    if len(typed) == len(candidate) + 1:
+        doubled = next((i for i in range(len(candidate)) if typed[i] != candidate[i]), len(candidate))
+        return 2 if doubled > 0 and typed[doubled] == typed[doubled - 1] else 0
+    return 0
+
+
 def correction(word: str, other_words: Sequence[str], store: Store) -> str | None:
     """The word one edit from `word` that the collection holds and that best fits the question's
     `other_words`, or None. Of several held, the one whose best passage with the other words
     scores highest by BM25 wins: "Sinse" beside "earthquake" is "Sines", a place the collection
-    names once, not "since", which it holds in every other chunk."""
+    names once, not "since", which it holds in every other chunk. With no other words, the one
+    the collection holds most often."""
     # One candidate per stem, the store counting stems: a word English knows ("botswana", not
-    # "botswanae", for "botswanan"); of two it knows, the one as long as the word typed (letters
-    # are swapped or mistyped more often than dropped or doubled: "sines", not "sine", for
-    # "sinse"); then the commoner in English.
+    # "botswanae", for "botswanan"), then the likelier slip ("sines", not "sine", for "sinse";
+    # "department", not "departments", for "departmentt"), then the commoner in English.
     by_stem: dict[str, str] = {}
     candidates = sorted(w for w in one_edit_words(word) if w not in STOPWORDS)
 
-    def likelihood(candidate: str) -> tuple[bool, bool, float]:
-        return zipf(candidate) > 0, len(candidate) == len(word), zipf(candidate)
+    def likelihood(candidate: str) -> tuple[bool, int, float]:
+        return zipf(candidate) > 0, edit_likelihood(word, candidate), zipf(candidate)
 
     for candidate, stem in zip(candidates, stems(candidates)):
         if stem not in by_stem or likelihood(candidate) > likelihood(by_stem[stem]):
             by_stem[stem] = candidate
     frequencies = store.document_frequencies(list(by_stem.values()))
     held = sorted(((count, candidate) for candidate, count in frequencies.items() if count), reverse=True)
-    if len(held) <= 1:
+    if len(held) <= 1 or not other_words:
         return held[0][1] if held else None
 
     def fit(candidate: str) -> float:
@@ -92,9 +107,12 @@ def correction(word: str, other_words: Sequence[str], store: Store) -> str | Non
 
 
 def corrected_query(query: str, store: Store) -> str | None:
-    """`query` with each likely typo replaced by its correction (keeping a capital first letter), or
+    """`query` with each likely typo replaced by its correction (in the case it was typed in), or
     None when nothing was corrected: ``"What percent live below the povertly line?"`` ->
     ``"What percent live below the poverty line?"`` in a collection about poverty."""
+    # Composed first: an accent typed as a separate mark ("Jose\u0301phine") would otherwise cut a
+    # word in two, and its second half be taken for a word of its own.
+    query = unicodedata.normalize("NFC", query)
     corrected = query
     typos = likely_typos(query, store)
     others = [w for w in query_terms(query) if w not in typos]
@@ -104,7 +122,11 @@ def corrected_query(query: str, store: Store) -> str | None:
             continue
 
         def matched_case(match: re.Match[str], replacement: str = replacement) -> str:
-            return replacement.capitalize() if match.group(0)[0].isupper() else replacement
+            typed = match.group(0)
+            if typed.isupper() and len(typed) > 1:
+                return replacement.upper()
+            return replacement.capitalize() if typed[0].isupper() else replacement
 
-        corrected = re.sub(rf"(?<!\w){re.escape(word)}(?!\w)", matched_case, corrected, flags=re.IGNORECASE)
+        corrected = re.sub(rf"(?<![\w\u0300-\u036f]){re.escape(word)}(?![\w\u0300-\u036f])", matched_case,
+                           corrected, flags=re.IGNORECASE)
     return corrected if corrected != query else None

@@ -31,6 +31,9 @@ TITLE_WEIGHT = 0.5
 BODY_WEIGHT = 1.0
 # Postings kept in memory, in entries (16 bytes each): the oldest terms are dropped past it.
 CACHED_POSTINGS = 4_000_000
+# Document frequencies kept in memory, in terms: a mistyped question word asks for ~500 one-edit
+# spellings of it (qa.spelling), so the cache is emptied past this many rather than kept per generation.
+CACHED_FREQUENCIES = 100_000
 # A stem FTS5's unicode61 tokenizer reads as exactly this one token: lower-case ASCII letters and digits.
 _PLAIN_TERM = re.compile(r"[a-z0-9]+")
 
@@ -86,6 +89,8 @@ class KeywordIndex:
         """How many chunks hold `term`: `count(term)` once per generation."""
         self._refresh(generation)
         if term not in self._frequencies:
+            if len(self._frequencies) >= CACHED_FREQUENCIES:
+                self._frequencies.clear()
             self._frequencies[term] = count(term)
         return self._frequencies[term]
 

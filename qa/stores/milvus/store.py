@@ -371,6 +371,9 @@ def save_manifest(collections: MilvusCollections, manifest: Manifest) -> None:
 # needs the corpus's size and counts, not their last digit, and the answer stage asks a question's
 # counts again right after its search.
 STATISTICS_SECONDS = 1.0
+# Counts per stem kept at most, then all dropped: a mistyped question word asks for ~500 one-edit
+# spellings of it (qa.spelling), which a smaller cap would make flush the counts of real words.
+CACHED_TERM_COUNTS = 100_000
 
 
 class MilvusStore:
@@ -457,7 +460,7 @@ class MilvusStore:
         wanted = sorted(set(stemmed.values()) - fresh)
         if wanted:
             counts = self.collections.term_counts(wanted)
-            if len(self._term_counts) > 10_000:
+            if len(self._term_counts) > CACHED_TERM_COUNTS:
                 self._term_counts.clear()
             self._term_counts.update((stem, (now, counts.get(stem, 0))) for stem in wanted)
         return {term: self._term_counts[stem][1] for term, stem in stemmed.items()}

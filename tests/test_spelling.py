@@ -1,0 +1,65 @@
+"""Mistyped question words (qa.spelling) on a real index of two short articles, real model."""
+
+from __future__ import annotations
+
+from collections.abc import Iterator
+
+import pytest
+
+from qa.embed import Embedder
+from qa.indexer import update_index
+from qa.spelling import corrected_query, edit_likelihood, one_edit_words
+from qa.stores import open_store
+from qa.stores.base import Store
+
+FLOODS = """Floods cut off Varlen
+
+Heavy rain cut off the mountain village of Varlen on Monday, and the road to nearby Varden was
+closed. Mobile phone service failed across the valley for most of the day.
+"""
+
+HARVEST = """Apple harvest begins early
+
+Farmers in the valley began picking apples on Tuesday, a week earlier than last year, after a warm
+spring.
+"""
+
+
+@pytest.fixture(scope="module")
+def store(tmp_path_factory: pytest.TempPathFactory, embedder: Embedder) -> Iterator[Store]:
+    folder = tmp_path_factory.mktemp("spelling") / "articles"
+    folder.mkdir()
+    (folder / "floods.txt").write_text(FLOODS, encoding="utf-8")
+    (folder / "harvest.txt").write_text(HARVEST, encoding="utf-8")
+    index = folder.parent / "index"
+    update_index(index, [folder], embedder=embedder)
+    opened = open_store(index)
+    yield opened
+    opened.close()
+
+
+def test_a_rare_word_the_articles_hold_is_left_alone(store: Store) -> None:
+    # "Varlen" is one edit from "Varden", which the articles also hold: neither is a typo.
+    assert corrected_query("Which road was closed near Varlen?", store) is None
+
+
+def test_a_mistyped_word_keeps_the_case_it_was_typed_in(store: Store) -> None:
+    assert corrected_query("Which road was closed near Varlenn?", store) == "Which road was closed near Varlen?"
+    assert corrected_query("WHAT FAILED ACROSS THE VALEEY?", store) == "WHAT FAILED ACROSS THE VALLEY?"
+
+
+def test_an_accent_typed_as_its_own_mark_does_not_split_a_word(store: Store) -> None:
+    # Decomposed, "Jose\u0301phine" reads as "jose" and "phine", one edit from the articles' "phone".
+    assert corrected_query("Did Jose\u0301phine lose her phone?", store) is None
+
+
+def test_one_edit_drops_adds_changes_or_swaps_a_letter() -> None:
+    near = one_edit_words("sinse")
+    assert {"sines", "since", "sine", "sinsee", "rinse", "snise"} <= near
+    assert "sinse" not in near
+    assert "sixes" not in near  # two edits
+
+
+def test_a_swap_or_a_doubled_letter_is_the_likeliest_slip() -> None:
+    assert edit_likelihood("sinse", "sines") > edit_likelihood("sinse", "sine")
+    assert edit_likelihood("departmentt", "department") > edit_likelihood("departmentt", "departments")
