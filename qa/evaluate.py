@@ -19,17 +19,12 @@ import time
 from collections.abc import Callable, Iterator, Sequence
 from dataclasses import dataclass, field, replace
 from pathlib import Path
-from typing import TYPE_CHECKING
 
-from qa.answer import JUDGMENT_THRESHOLD, answer_probability, answers_question, score_sentences
+from qa.answer import JUDGMENT_THRESHOLD, answer_probability, answers_question, score_sentences, searched_question
 from qa.config import cache_dir
 from qa.errors import ConfigError, IndexMismatchError
 from qa.retrieve import MODES, Retriever, clean_query
-from qa.spelling import corrected_query
 from qa.types import Hit
-
-if TYPE_CHECKING:
-    from qa.stores.base import Store
 
 RETRIEVE_K = 20
 
@@ -317,13 +312,14 @@ def _asked(
             advance(1)
 
 
-def respelled_questions(questions: Sequence[EvalQuestion], store: Store) -> tuple[list[EvalQuestion], int]:
-    """The questions as `qa ask` searches them (a mistyped word read as the corpus spells it, see
-    qa.spelling), and how many of them that changed."""
+def respelled_questions(questions: Sequence[EvalQuestion], retriever: Retriever) -> tuple[list[EvalQuestion], int]:
+    """The questions as `qa ask` searches them (`searched_question`: a mistyped word read as the
+    corpus spells it), and how many of them that changed."""
     asked = []
     for question in questions:
-        corrected = corrected_query(clean_query(question.question), store)
-        asked.append(replace(question, question=corrected) if corrected else question)
+        cleaned = clean_query(question.question)
+        searched = searched_question(retriever, cleaned)
+        asked.append(replace(question, question=searched) if searched != cleaned else question)
     return asked, sum(a is not q for a, q in zip(asked, questions))
 
 
@@ -433,8 +429,8 @@ def run_eval(
         if align:
             # Before the questions are read in batches, so the time per question leaves it out
             # (about 1 ms a question on SQuAD v2.0's index, 2.5 ms on a news index).
-            questions, respelled = respelled_questions(questions, index)
-            off_topic_questions, respelled_off_topic = respelled_questions(off_topic_questions, index)
+            questions, respelled = respelled_questions(questions, retriever)
+            off_topic_questions, respelled_off_topic = respelled_questions(off_topic_questions, retriever)
             respelled += respelled_off_topic
         if progress is not None:
             progress.start("Questions", asked)

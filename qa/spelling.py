@@ -25,7 +25,7 @@ import unicodedata
 from collections.abc import Sequence
 from typing import TYPE_CHECKING
 
-from qa.text import STOPWORDS, content_words, query_terms, stems, zipf
+from qa.text import STOPWORDS, query_terms, stems, zipf
 
 if TYPE_CHECKING:
     from qa.stores.base import Store
@@ -54,7 +54,7 @@ def one_edit_words(word: str) -> set[str]:
 
 def likely_typos(query: str, store: Store) -> list[str]:
     """The query's words (lower-case) that look mistyped: rare in English and absent from the collection."""
-    words = [w for w in dict.fromkeys(content_words(query))
+    words = [w for w in query_terms(query)
              if len(w) >= MIN_WORD_LETTERS and _ASCII_WORD.fullmatch(w) and zipf(w) < TYPO_MAX_ZIPF]
     if not words:
         return []
