@@ -7,6 +7,7 @@ import shutil
 from pathlib import Path
 
 import numpy as np
+import pytest
 
 from qa.stores.local.catalog import fts_query
 from qa.stores.local.keywords import _row_totals, _varints
@@ -63,5 +64,97 @@ def test_cached_scores_follow_a_commit(seeds_index: Path, tmp_path: Path, embedd
             assert store.keyword_search(["Iraq"], 10) == store.catalog.keyword_search(fts_query(wanted), 10)
             assert store.keyword_search(["Iraq"], 10) != before
             assert store.document_frequencies(["Iraq"])["Iraq"] == store.catalog.document_frequency("iraq")
+    finally:
+        store.close()
+
+
+@pytest.fixture(scope="module")
+def corpus_index(tmp_path_factory: pytest.TempPathFactory, write_corpus, embedder) -> Path:
+    """The seeds and three written articles: five articles, so whole-article word rarity means something."""
+    from qa.indexer import update_index
+
+    folder = write_corpus(tmp_path_factory.mktemp("articles") / "corpus")
+    index_dir = folder.parent / "index"
+    update_index(index_dir, [folder], embedder=embedder)
+    return index_dir
+
+
+def _article_rows(store: LocalStore) -> int:
+    return store.catalog.connection.execute("SELECT count(*) FROM article_terms").fetchone()[0]
+
+
+def test_article_bm25_from_cached_postings_equals_fts5(corpus_index: Path) -> None:
+    store = LocalStore.open(corpus_index)
+    try:
+        documents = store.documents()
+        assert _article_rows(store) == len(documents) == 5
+        words = sorted({w for doc in documents.values() for w in content_words(store.document(doc.doc_id).text)})
+        rng = random.Random(1)
+        with store.reading():
+            for _ in range(200):
+                asked = rng.sample(words, rng.randint(1, 4))
+                wanted = list(dict.fromkeys(stems(asked)))
+                expected = store.catalog.article_search(fts_query(wanted), 256)
+                owners = store.catalog.articles_of([row for row, _ in expected])
+                assert store.article_search(asked, 256) == [(owners[row], score) for row, score in expected], asked
+    finally:
+        store.close()
+
+
+def test_an_article_is_scored_on_its_title_and_whole_text(corpus_index: Path, written_articles) -> None:
+    store = LocalStore.open(corpus_index)
+    try:
+        by_path = {Path(doc.path).name: doc.doc_id for doc in store.documents().values()}
+        # "Wrenmouth" and "ferry" are in the bridge story's text only; "Kestrel" in its headline too.
+        found = store.article_search(["Wrenmouth", "ferry", "Kestrel"], 5)
+        assert [doc for doc, _ in found] == [by_path["kestrel_bridge.txt"]]
+        assert store.article_search(["zzyzx"], 5) == []
+    finally:
+        store.close()
+
+
+def test_article_rows_follow_changed_and_removed_articles(tmp_path: Path, write_corpus, embedder) -> None:
+    from qa.indexer import update_index
+
+    corpus = write_corpus(tmp_path / "corpus")
+    index_dir = tmp_path / "index"
+    update_index(index_dir, [corpus], embedder=embedder)
+    store = LocalStore.open(index_dir)
+    try:
+        before = store.article_search(["Wrenmouth"], 5)
+        assert len(before) == 1
+        bridge = corpus / "kestrel_bridge.txt"
+        bridge.write_text(bridge.read_text(encoding="utf-8").replace("Wrenmouth", "Gullhaven"), encoding="utf-8")
+        (corpus / "glacier_survey.html").unlink()
+        update_index(index_dir, [corpus], embedder=embedder)
+        assert store.article_search(["Wrenmouth"], 5) == []
+        assert [doc for doc, _ in store.article_search(["Gullhaven"], 5)] == [doc for doc, _ in before]
+        assert _article_rows(store) == len(store.documents()) == 4
+    finally:
+        store.close()
+
+
+def test_an_index_from_before_article_keywords_reads_without_them_and_gains_them_on_update(
+    corpus_index: Path, tmp_path: Path, embedder
+) -> None:
+    import sqlite3
+
+    from qa.indexer import update_index
+    from qa.stores.local.store import CATALOG_FILE
+
+    index_dir = tmp_path / "index"
+    shutil.copytree(corpus_index, index_dir)
+    with sqlite3.connect(index_dir / CATALOG_FILE) as db:  # as an index written by qa before the table
+        db.execute("DROP TABLE article_terms")
+        db.execute("DELETE FROM meta WHERE key = 'article_terms'")
+    store = LocalStore.open(index_dir)
+    try:
+        assert store.article_search(["Wrenmouth"], 5) == []  # no table, no error: ranked as before
+        generation = store.generation
+        corpus = Path(store.sources()[0])
+        update_index(index_dir, [corpus], embedder=embedder)  # nothing changed on disk
+        assert _article_rows(store) == len(store.documents()) == 5
+        assert len(store.article_search(["Wrenmouth"], 5)) == 1
+        assert store.generation > generation
     finally:
         store.close()

@@ -157,6 +157,12 @@ class Store(Protocol):
         scores better; `filters` as for `dense_search`."""
         ...
 
+    def article_search(self, terms: Sequence[str], k: int,
+                       filters: SearchFilters | None = None) -> list[tuple[str, float]]:
+        """BM25 over whole articles (title and full text) holding any of `terms`: (document id,
+        score) of the `k` best, best first; empty where the store keeps no article keywords."""
+        ...
+
     def document_frequencies(self, terms: Sequence[str]) -> dict[str, int]:
         """How many chunks hold each term (after stemming), for every term asked."""
         ...

@@ -74,8 +74,16 @@ CREATE TABLE IF NOT EXISTS segments(
 CREATE TABLE IF NOT EXISTS dead_vectors(chunk_id INTEGER PRIMARY KEY);
 -- The stems of each chunk's title and text (qa.text.keyword_stems): FTS5 does not stem them again.
 CREATE VIRTUAL TABLE IF NOT EXISTS chunk_terms USING fts5(title, body, tokenize='unicode61');
+-- The stems of each whole article's title and text, for scoring a story as a whole (BM25 over
+-- articles). Its row id is the article's first chunk id: chunk ids are never used twice, so a
+-- reader's cached row lengths stay right (qa.stores.local.keywords), and a chunk id leads to it.
+CREATE VIRTUAL TABLE IF NOT EXISTS article_terms USING fts5(title, body, tokenize='unicode61');
 """
 
+
+# What a word of an article's title counts for in its whole-article BM25, against one of its text:
+# the headline names the story (issue 15's measurements used the title twice).
+ARTICLE_TITLE_WEIGHT = 2.0
 
 # The most of the catalog file read through a memory map (SQLite clamps it to what its build allows).
 MMAP_BYTES = 2**31
@@ -295,6 +303,8 @@ class Catalog:
         for batch in _batches(chunk_ids):
             marks = ",".join("?" * len(batch))
             self._db.execute(f"DELETE FROM chunk_terms WHERE rowid IN ({marks})", batch)
+            # An article's row is numbered by one of its chunk ids; the others match no row.
+            self._db.execute(f"DELETE FROM article_terms WHERE rowid IN ({marks})", batch)
         for batch in _batches(list(doc_ids)):
             marks = ",".join("?" * len(batch))
             self._db.execute(f"DELETE FROM chunks WHERE doc_id IN ({marks})", batch)
@@ -324,7 +334,7 @@ class Catalog:
                 "indexed_at) VALUES(?, ?, ?, ?, ?, ?, ?, ?, ?)",
                 (a.doc_id, a.path, a.title, a.date, a.content_hash, item.size, item.mtime_ns, a.text, now),
             )
-            for chunk in item.chunks:
+            for ordinal, chunk in enumerate(item.chunks):
                 chunk_id = next(ids)
                 self._db.execute(
                     "INSERT INTO chunks(id, doc_id, ordinal, start_char, end_char, sentences) "
@@ -335,6 +345,11 @@ class Catalog:
                     "INSERT INTO chunk_terms(rowid, title, body) VALUES(?, ?, ?)",
                     (chunk_id, title_stems, keyword_body(chunk)),
                 )
+                if ordinal == 0:
+                    self._db.execute(
+                        "INSERT INTO article_terms(rowid, title, body) VALUES(?, ?, ?)",
+                        (chunk_id, title_stems, keyword_stems(a.text)),
+                    )
             if sentence_vectors is not None:
                 spans = article_sentences(item)
                 vectors = np.asarray(sentence_vectors[position], dtype=np.float16)
@@ -462,6 +477,50 @@ class Catalog:
             return []
         # FTS5's bm25() is negative, lower is better; flip it so every score reads "higher is better".
         return [(int(rowid), -float(rank)) for rowid, rank in rows]
+
+    def article_search(self, match: str, k: int) -> list[tuple[int, float]]:
+        """FTS5 BM25 over whole articles (title weighted ARTICLE_TITLE_WEIGHT); (article row id, score),
+        higher scores better."""
+        if not match:
+            return []
+        try:
+            rows = self._db.execute(
+                f"SELECT rowid, bm25(article_terms, {ARTICLE_TITLE_WEIGHT}, 1.0) AS rank FROM article_terms "
+                "WHERE article_terms MATCH ? ORDER BY rank LIMIT ?",
+                (match, k),
+            ).fetchall()
+        except sqlite3.OperationalError:  # an index from before article_terms, opened to read
+            return []
+        return [(int(rowid), -float(rank)) for rowid, rank in rows]
+
+    def articles_of(self, row_ids: Sequence[int]) -> dict[int, str]:
+        """The document id of each article_terms row id (its article's first chunk id)."""
+        found: dict[int, str] = {}
+        for batch in _batches(list(row_ids)):
+            marks = ",".join("?" * len(batch))
+            found.update(self._db.execute(f"SELECT id, doc_id FROM chunks WHERE id IN ({marks})", batch).fetchall())
+        return found
+
+    def fill_article_terms(self, generation: int) -> int:
+        """Give every article indexed before article_terms existed its row there, in one transaction
+        that also makes `generation` the committed one (so readers read the table again); how many
+        were added. Done once per catalog: a meta flag says the table is complete."""
+        if self.get_meta("article_terms") == "complete":
+            return 0
+        with self.transaction():
+            missing = self._db.execute(
+                "SELECT d.title, d.text, min(c.id) FROM documents d JOIN chunks c ON c.doc_id = d.doc_id "
+                "GROUP BY d.doc_id HAVING min(c.id) NOT IN (SELECT rowid FROM article_terms)"
+            ).fetchall()
+            for title, text, first_chunk in missing:
+                self._db.execute(
+                    "INSERT INTO article_terms(rowid, title, body) VALUES(?, ?, ?)",
+                    (first_chunk, keyword_stems(title), keyword_stems(text)),
+                )
+            if missing:
+                self.set_meta("generation", generation)
+            self.set_meta("article_terms", "complete")
+        return len(missing)
 
     def document_frequency(self, term: str) -> int:
         """How many chunks contain `term` (a stem, as the keyword index holds them)."""

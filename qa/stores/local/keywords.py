@@ -39,10 +39,13 @@ _PLAIN_TERM = re.compile(r"[a-z0-9]+")
 
 
 class KeywordIndex:
-    """BM25 search and document frequencies over one catalog connection, cached per generation."""
+    """BM25 search and document frequencies over one FTS5 table of a catalog (`chunk_terms`, or
+    `article_terms` for whole articles), cached per generation. Its rows' ids only grow."""
 
-    def __init__(self, connection: sqlite3.Connection) -> None:
+    def __init__(self, connection: sqlite3.Connection, table: str = "chunk_terms", title_weight: float = TITLE_WEIGHT) -> None:
         self._db = connection
+        self._table = table
+        self._title_weight = title_weight
         self._generation: int | None = None
         self._lengths: np.ndarray | None = None  # tokens per chunk (title + body), by chunk id
         self._rows = 0
@@ -105,7 +108,7 @@ class KeywordIndex:
         self._frequencies.clear()
         self._cached = 0
         known = len(self._lengths) - 1 if self._lengths is not None else 0
-        rows = self._db.execute("SELECT id, sz FROM chunk_terms_docsize WHERE id > ? ORDER BY id", (known,)).fetchall()
+        rows = self._db.execute(f"SELECT id, sz FROM {self._table}_docsize WHERE id > ? ORDER BY id", (known,)).fetchall()
         if rows:
             ids = np.fromiter((row[0] for row in rows), dtype=np.int64, count=len(rows))
             lengths = np.zeros(int(ids[-1]) + 1)
@@ -117,7 +120,7 @@ class KeywordIndex:
             self._lengths = np.zeros(1)
         if self._lengths is None:  # for the type checker: set just above
             raise RuntimeError("chunk lengths were not read")
-        averages = self._db.execute("SELECT block FROM chunk_terms_data WHERE id = 1").fetchone()
+        averages = self._db.execute(f"SELECT block FROM {self._table}_data WHERE id = 1").fetchone()
         values = _varints(averages[0]) if averages else [0]
         self._rows = values[0]
         self._average_length = sum(values[1:]) / values[0] if values[0] else 1.0
@@ -132,19 +135,19 @@ class KeywordIndex:
         if cached is not None:
             return cached
         if not self._vocabulary:
-            self._db.execute("CREATE VIRTUAL TABLE IF NOT EXISTS temp.chunk_instances "
-                             "USING fts5vocab(main, chunk_terms, instance)")
+            self._db.execute(f"CREATE VIRTUAL TABLE IF NOT EXISTS temp.{self._table}_instances "
+                             f"USING fts5vocab(main, {self._table}, instance)")
             self._vocabulary = True
         # One row back, not one per instance: FTS5 walks the term's postings in C, and Python would
         # spend most of a cold query building a tuple per instance (1.3 s against 0.45 s for the
         # 552 stems of 200 SQuAD questions at 100,000 chunks). Each value is chunk id × 2 + (title).
         (joined,) = self._db.execute(
-            "SELECT group_concat(doc * 2 + (col = 'title')) FROM temp.chunk_instances WHERE term = ?", (term,)
+            f"SELECT group_concat(doc * 2 + (col = 'title')) FROM temp.{self._table}_instances WHERE term = ?", (term,)
         ).fetchone()
         instances = np.fromstring(joined, dtype=np.int64, sep=",") if joined else np.zeros(0, dtype=np.int64)
         chunk_ids, which = np.unique(instances >> 1, return_inverse=True)
         # Each instance adds its column's weight, as FTS5 counts them (halves and ones: exact sums).
-        counts = np.bincount(which, np.where(instances & 1, TITLE_WEIGHT, BODY_WEIGHT), minlength=len(chunk_ids))
+        counts = np.bincount(which, np.where(instances & 1, self._title_weight, BODY_WEIGHT), minlength=len(chunk_ids))
         while self._postings and self._cached + len(chunk_ids) > CACHED_POSTINGS:
             dropped = self._postings.pop(next(iter(self._postings)))
             self._cached -= len(dropped[0])

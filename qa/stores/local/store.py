@@ -16,6 +16,7 @@ the last committed state. See qa.stores.local.segments for merging and search.
 from __future__ import annotations
 
 import os
+import sqlite3
 import time
 from collections.abc import Iterator, Sequence
 from contextlib import contextmanager
@@ -24,7 +25,7 @@ from typing import TYPE_CHECKING
 
 from qa.errors import IndexCorruptError, IndexMismatchError, IndexMissingError
 from qa.stores.base import REBUILD_HINT, Manifest, index_stats, span_problem, unit_length_problems
-from qa.stores.local.catalog import Catalog, SegmentRow, fts_query
+from qa.stores.local.catalog import ARTICLE_TITLE_WEIGHT, Catalog, SegmentRow, fts_query
 from qa.stores.local.keywords import KeywordIndex
 from qa.stores.local.segments import SegmentVectors, plan_merge, segment_path
 from qa.stores.local.upgrade import UPGRADABLE_FORMAT, UPGRADE_HINT, upgrade_format_4
@@ -103,6 +104,7 @@ class LocalStore:
         self.vectors = vectors
         self.generation = generation
         self.keywords = KeywordIndex(catalog.connection)
+        self.article_keywords = KeywordIndex(catalog.connection, "article_terms", ARTICLE_TITLE_WEIGHT)
 
     @classmethod
     def open(cls, where: StoreLocation | Path | str) -> LocalStore:
@@ -164,6 +166,23 @@ class LocalStore:
         with self.reading():
             found = self.keywords.search(wanted, k, self.generation)
             return found if found is not None else self.catalog.keyword_search(fts_query(wanted), k)
+
+    def article_search(self, terms: Sequence[str], k: int, filters: SearchFilters | None = None) -> list[tuple[str, float]]:
+        """BM25 over whole articles (title and text) holding any of `terms`' stems: (document id,
+        score) of the `k` best, best first; filters are left to the caller. Scored as keyword_search
+        scores chunks; an index from before whole-article keywords has none until `qa index` runs."""
+        if not terms:
+            return []
+        wanted = list(dict.fromkeys(stems(terms)))
+        with self.reading():
+            try:
+                found = self.article_keywords.search(wanted, k, self.generation)
+            except sqlite3.OperationalError:  # no article_terms table yet (opened to read only)
+                return []
+            if found is None:
+                found = self.catalog.article_search(fts_query(wanted), k)
+            documents = self.catalog.articles_of([row for row, _ in found])
+            return [(documents[row], score) for row, score in found if row in documents]
 
     def document_frequencies(self, terms: Sequence[str]) -> dict[str, int]:
         """How many chunks hold each term's stem (counted once per committed generation)."""
@@ -280,6 +299,9 @@ class LocalWriter:
                 # A brand-new index: nothing in the catalog can be trusted to match this manifest.
                 save_manifest(index_dir, manifest)
             self.generation = self.catalog.generation
+            # An index made before whole-article keywords (article_terms) gets them once, here.
+            if self.catalog.fill_article_terms(self.generation + 1):
+                self.generation += 1
             # Files a killed writer left (a segment written but never committed, a merge cut short).
             _delete_stale_vector_files(index_dir, self.catalog.segments())
         except BaseException:

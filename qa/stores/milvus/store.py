@@ -449,6 +449,11 @@ class MilvusStore:
         # way the magnitude is the score and the order is best first.
         return [(int(hit["id"]), abs(float(hit["distance"]))) for hit in results[0]]
 
+    def article_search(self, terms: Sequence[str], k: int, filters: SearchFilters | None = None) -> list[tuple[str, float]]:
+        """No whole-article keyword index is kept in Milvus yet: hybrid search here ranks passages
+        without article evidence (qa.fusion.ARTICLE_KEYWORD_WEIGHT)."""
+        return []
+
     def document_frequencies(self, terms: Sequence[str]) -> dict[str, int]:
         """How many chunks hold each term's stem: one lookup in the terms collection the writer
         keeps (Milvus does not expose its BM25 statistics, and a TEXT_MATCH count per word cost
