@@ -40,6 +40,9 @@ COMMON_TERM_SHARE = 0.1
 # gets the lowest of them. 256 instead of 1,000 saves ~9 ms a query at 100k chunks and changed no
 # SQuAD v1.1 figure by more than 0.001.
 KEYWORD_DEPTH = 256
+# Whole-article BM25 is read for this many best-matching articles (qa.fusion.ARTICLE_KEYWORD_WEIGHT);
+# a candidate's article further down gets the lowest of them.
+ARTICLE_DEPTH = 256
 # How many first-stage passages a reranker sees.
 RERANK_DEPTH = 20
 MAX_QUERY_CHARS = 2000
@@ -220,6 +223,10 @@ class Retriever:
         selective = _selective_terms(terms, frequencies, total)
         keyword_ranked = store.keyword_search(selective, max(KEYWORD_DEPTH, pool), filters) if terms else []
         keyword_pool = [c for c, _ in keyword_ranked[:pool]]
+        # Hybrid fusion also scores each candidate's whole article on the same words.
+        article_ranked = (
+            store.article_search(selective, ARTICLE_DEPTH, filters) if selective and "hybrid" in modes else []
+        )
         # While the dense search runs in its thread (FAISS lets go of the GIL), read the keyword
         # candidates' rows, vectors and sentence vectors, which the features need anyway.
         early_rows: dict[int, tuple[ChunkRecord, np.ndarray]] = {}
@@ -244,7 +251,7 @@ class Retriever:
         self._last_weights = (text, store.revision(), weights)
         features = self._features(
             list(admitted.values()), vector, keyword_ranked if keyword_pool else None, weights, chunk_vectors,
-            early_sentences, word_pairs(text) if "hybrid" in modes else frozenset(),
+            early_sentences, word_pairs(text) if "hybrid" in modes else frozenset(), article_ranked,
         )
 
         results: dict[str, list[Hit]] = {}
@@ -323,12 +330,14 @@ class Retriever:
         chunk_vectors: np.ndarray | None = None,
         read_sentences: dict[int, tuple[list[Span], np.ndarray]] | None = None,
         question_pairs: frozenset[tuple[str, str]] = frozenset(),
+        article_ranked: Sequence[tuple[str, float]] = (),
     ) -> Features:
         """Exact scores of every candidate for every signal, so no candidate is scored by a guess;
         `chunk_vectors` holds the records' stored vectors, one row each, when `vector` is given;
         `read_sentences`, the sentence vectors of those already read (Store.sentence_vectors);
         `question_pairs`, the question's word pairs (qa.text.word_pairs) for the phrase signal,
-        which hybrid mode reads (it always has a `vector`)."""
+        which hybrid mode reads (it always has a `vector`); `article_ranked`, Store.article_search's
+        list for the question, which hybrid mode reads too."""
         import numpy as np
 
         ids = [r.chunk_id for r in records]
@@ -341,6 +350,12 @@ class Retriever:
             scores = dict(ranked)
             floor = ranked[-1][1] if len(ranked) >= KEYWORD_DEPTH else 0.0
             features.keyword = {c: scores.get(c, floor) for c in ids}
+        if article_ranked:
+            # As for passages: exact for the articles the list holds, its lowest score for the rest.
+            article_scores = dict(article_ranked)
+            article_floor = article_ranked[-1][1] if len(article_ranked) >= ARTICLE_DEPTH else 0.0
+            features.document = {r.chunk_id: r.doc_id for r in records}
+            features.article_keyword = {r.chunk_id: article_scores.get(r.doc_id, article_floor) for r in records}
         if vector is not None:
             chunk_cosines = chunk_vectors @ vector
             features.dense = {c: float(s) for c, s in zip(ids, chunk_cosines)}

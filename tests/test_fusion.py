@@ -1,0 +1,48 @@
+"""Hybrid fusion (qa.fusion.mode_scores) with article evidence: a passage of the article that
+speaks of the question as a whole is lifted, every passage of one article alike, and the lift is
+taken over articles, not passages."""
+
+from __future__ import annotations
+
+import pytest
+
+from qa.fusion import ARTICLE_KEYWORD_WEIGHT, Features, mode_scores
+
+
+def _features(article_keyword: dict[int, float] | None = None, documents: dict[int, str] | None = None) -> Features:
+    # Four passages that tie on every passage signal but BM25, where passage 4 leads.
+    ids = [1, 2, 3, 4]
+    return Features(
+        ids=ids,
+        dense=dict.fromkeys(ids, 0.5),
+        best_sentence=dict.fromkeys(ids, 0.5),
+        keyword={1: 2.0, 2: 1.0, 3: 1.0, 4: 3.0},
+        article_keyword=article_keyword or {},
+        document=documents or {},
+    )
+
+
+def test_the_whole_articles_score_lifts_each_of_its_passages_alike() -> None:
+    before = mode_scores("hybrid", _features())
+    assert max(before, key=before.get) == 4
+    # Passages 1-3 are one story that holds the question's words throughout; 4 is a story that
+    # mentions them once.
+    after = mode_scores("hybrid", _features({1: 9.0, 2: 9.0, 3: 9.0, 4: 3.0}, {1: "a", 2: "a", 3: "a", 4: "b"}))
+    assert max(after, key=after.get) == 1
+    lifts = {c: after[c] - before[c] for c in before}
+    assert lifts[1] == lifts[2] == lifts[3] > 0 > lifts[4]
+    # z-scored over the two articles, not the four passages: +1 and -1 standard deviation.
+    assert lifts[1] == pytest.approx(ARTICLE_KEYWORD_WEIGHT)
+    assert lifts[4] == pytest.approx(-ARTICLE_KEYWORD_WEIGHT)
+
+
+def test_articles_that_score_alike_change_nothing() -> None:
+    before = mode_scores("hybrid", _features())
+    after = mode_scores("hybrid", _features(dict.fromkeys([1, 2, 3, 4], 5.0), {1: "a", 2: "b", 3: "c", 4: "d"}))
+    assert after == before
+
+
+def test_dense_and_keyword_modes_do_not_read_articles() -> None:
+    features = _features({1: 9.0, 2: 9.0, 3: 9.0, 4: 3.0}, {1: "a", 2: "a", 3: "a", 4: "b"})
+    assert mode_scores("keyword", features) == mode_scores("keyword", _features())
+    assert mode_scores("dense", features) == mode_scores("dense", _features())
