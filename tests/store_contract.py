@@ -174,6 +174,18 @@ class StoreContract:
             for ranked in (dense, [chunk_id for chunk_id, _ in keyword]):
                 assert Path(store.chunks(ranked[:1])[ranked[0]].path).name == article.name
 
+    def test_article_search_scores_whole_articles_by_their_words(self, store) -> None:
+        with store.reading():
+            names = {record.doc_id: Path(record.path).name for record in store.documents().values()}
+            # Words of the bridge story's headline and of its text, several passages apart.
+            found = store.article_search(["Kestrel", "Wrenmouth", "ferry", "province"], 5)
+            assert [names[doc] for doc, _ in found] == [BRIDGE.name]
+            assert found[0][1] > 0
+            ranked = store.article_search(["bridge", "coffee", "glacier", "Kestrel"], 5)
+            assert ranked == sorted(ranked, key=lambda hit: hit[1], reverse=True)
+            assert names[ranked[0][0]] == BRIDGE.name and len(ranked) == 3
+            assert store.article_search(["zzyzx"], 5) == []
+
     def test_document_frequencies_count_chunks_by_stem(self, store) -> None:
         with store.reading():
             counts = store.document_frequencies(["bridge", "bridges", "zyzzyvas"])
@@ -263,6 +275,9 @@ class StoreContract:
             texts = [store.document(record.doc_id).text for record in store.documents().values()]
             assert any("$517 million" in text for text in texts)
             assert not any("$412 million" in text or "Arabica" in text for text in texts)
+            with store.reading():
+                assert store.article_search(["Arabica"], 5) == []  # the removed article's row went with it
+                assert len(store.article_search(["Wrenmouth"], 5)) == 1  # the changed one's, once
         finally:
             store.close()
 

@@ -87,3 +87,32 @@ class TestMilvusStore(StoreContract):
                 yield
 
         return broken
+
+    def test_a_store_from_before_the_articles_collection_reads_without_it_and_gains_it_on_update(
+        self, make_location, tmp_path, embedder
+    ) -> None:
+        from qa.indexer import update_index
+        from qa.stores.milvus.store import MilvusCollections
+
+        from store_contract import write_articles
+
+        articles = write_articles(tmp_path / "articles")
+        location = make_location(tmp_path / "store")
+        update_index(location, [articles], embedder=embedder)
+        collections = MilvusCollections(location)
+        try:
+            collections.client.drop_collection(collections.articles)  # as qa wrote stores before it
+        finally:
+            collections.close()
+        store = open_store(location)
+        try:
+            assert store.article_search(["Wrenmouth"], 5) == []  # ranked without article evidence
+        finally:
+            store.close()
+        update_index(location, [articles], embedder=embedder)  # nothing changed on disk
+        store = open_store(location)
+        try:
+            found = store.article_search(["Wrenmouth", "Arabica", "glacier"], 5)
+            assert len(found) == len(WRITTEN_ARTICLES)
+        finally:
+            store.close()

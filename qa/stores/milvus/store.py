@@ -140,6 +140,13 @@ def filter_expression(filters: SearchFilters | None) -> str:
     return " and ".join(clauses)
 
 
+def article_row(doc_id: str, title: str, text: str) -> dict:
+    """A document's row in the articles collection: its title twice (a headline names the story)
+    and its text, as stems, cut to what a Milvus text field holds (the first ~60,000 characters of
+    stems, some 9,000 words)."""
+    return {"doc_id": doc_id, "keywords": _clip_bytes(keyword_text(title, f"{title}\n{text}"), 65535)}
+
+
 class MilvusCollections:
     """The four collections of one store, created on first use."""
 
@@ -152,6 +159,9 @@ class MilvusCollections:
         self.documents = f"{name}_documents"
         self.meta = f"{name}_meta"
         self.terms = f"{name}_terms"
+        # Whole articles' keywords (title twice and full text, as stems), one row per document, for
+        # hybrid search's article evidence (qa.fusion.ARTICLE_KEYWORD_WEIGHT).
+        self.articles = f"{name}_articles"
 
     def close(self) -> None:
         try:
@@ -176,13 +186,13 @@ class MilvusCollections:
     def load(self) -> None:
         """Load every collection into memory: a collection a new process finds is "released"."""
         with self.calls("loading collections"):
-            for name in (self.chunks, self.sentences, self.documents, self.meta, self.terms):
+            for name in (self.chunks, self.sentences, self.documents, self.meta, self.terms, self.articles):
                 if self.client.has_collection(name):
                     self.client.load_collection(name)
 
     def drop(self) -> None:
         with self.calls("dropping collections"):
-            for name in (self.chunks, self.sentences, self.documents, self.meta, self.terms):
+            for name in (self.chunks, self.sentences, self.documents, self.meta, self.terms, self.articles):
                 if self.client.has_collection(name):
                     self.client.drop_collection(name)
 
@@ -256,6 +266,22 @@ class MilvusCollections:
                 index.add_index("marker", index_type="FLAT", metric_type="L2")
                 index.add_index("doc_id", index_type="INVERTED")
                 client.create_collection(self.documents, schema=schema, index_params=index, consistency_level="Strong")
+            if not client.has_collection(self.articles):
+                schema = client.create_schema(auto_id=False)
+                schema.add_field("doc_id", DataType.VARCHAR, is_primary=True, max_length=64)
+                schema.add_field("keywords", DataType.VARCHAR, max_length=65535, enable_analyzer=True)
+                schema.add_field("sparse", DataType.SPARSE_FLOAT_VECTOR)
+                schema.add_function(
+                    Function(
+                        name="article_bm25",
+                        function_type=FunctionType.BM25,
+                        input_field_names=["keywords"],
+                        output_field_names=["sparse"],
+                    )
+                )
+                index = client.prepare_index_params()
+                index.add_index("sparse", index_type="SPARSE_INVERTED_INDEX", metric_type="BM25")
+                client.create_collection(self.articles, schema=schema, index_params=index, consistency_level="Strong")
             if not client.has_collection(self.terms):
                 schema = client.create_schema(auto_id=False)
                 schema.add_field("stem", DataType.VARCHAR, is_primary=True, max_length=256)
@@ -348,7 +374,7 @@ class MilvusCollections:
         with self.calls("deleting rows"):
             for begin in range(0, len(doc_ids), ID_BATCH):
                 batch = json.dumps(list(doc_ids[begin : begin + ID_BATCH]))
-                for collection in (self.chunks, self.sentences, self.documents):
+                for collection in (self.chunks, self.sentences, self.articles, self.documents):
                     self.client.delete(collection, filter=f"doc_id in {batch}")
 
 
@@ -387,6 +413,7 @@ class MilvusStore:
         self.location = collections.location
         self.manifest = manifest
         self._chunk_total: tuple[float, int] | None = None
+        self._articles_checked: tuple[float, bool] | None = None  # (when, whether the collection exists)
         self._term_counts: dict[str, tuple[float, int]] = {}
 
     @classmethod
@@ -450,9 +477,28 @@ class MilvusStore:
         return [(int(hit["id"]), abs(float(hit["distance"]))) for hit in results[0]]
 
     def article_search(self, terms: Sequence[str], k: int, filters: SearchFilters | None = None) -> list[tuple[str, float]]:
-        """No whole-article keyword index is kept in Milvus yet: hybrid search here ranks passages
-        without article evidence (qa.fusion.ARTICLE_KEYWORD_WEIGHT)."""
-        return []
+        """Milvus's BM25 over the articles collection (title twice and full text); filters are left
+        to the caller, who reads these scores for its candidates only. A store written before that
+        collection has none until `qa index` runs: then this is empty and ranking is as before."""
+        if not terms:
+            return []
+        c = self.collections
+        now = time.monotonic()
+        if self._articles_checked is None or now - self._articles_checked[0] > STATISTICS_SECONDS:
+            with c.calls("listing collections"):
+                self._articles_checked = (now, c.client.has_collection(c.articles))
+        if not self._articles_checked[1]:
+            return []
+        with c.calls("article keyword search"):
+            results = c.client.search(
+                c.articles,
+                data=[" ".join(stems(list(terms)))],
+                anns_field="sparse",
+                limit=min(k, 16_384),
+                output_fields=["doc_id"],
+                search_params={"metric_type": "BM25"},
+            )
+        return [(str(hit["doc_id"]), abs(float(hit["distance"]))) for hit in results[0]]
 
     def document_frequencies(self, terms: Sequence[str]) -> dict[str, int]:
         """How many chunks hold each term's stem: one lookup in the terms collection the writer
@@ -663,12 +709,17 @@ class MilvusWriter:
             if rebuild:
                 c.drop()
             fresh = not c.exists()
+            with c.calls("listing collections"):
+                # A store written before whole-article keywords: its documents get them below.
+                missing_articles = not fresh and not c.client.has_collection(c.articles)
             c.create(manifest.dimension)
             if fresh:
                 save_manifest(c, manifest)
                 c.set_meta("sources", json.dumps(kept_sources))
             c.load()
             self._roll_back_interrupted()
+            if missing_articles:
+                self._fill_articles()
         except BaseException:
             c.close()
             raise
@@ -683,6 +734,22 @@ class MilvusWriter:
         if pending:
             c.delete_documents(pending)
             c.set_meta(PENDING_KEY, "[]")
+
+    def _fill_articles(self) -> None:
+        """One articles row for every document already stored, read back part by part, a batch of
+        documents at a time (a store this is done to may hold millions)."""
+        c = self.collections
+        heads = list(c.iterate(c.documents, "part == 0", ["doc_id", "title"]))
+        for begin in range(0, len(heads), ID_BATCH):
+            batch = heads[begin : begin + ID_BATCH]
+            parts: dict[str, list[tuple[int, str]]] = {}
+            ids = json.dumps([row["doc_id"] for row in batch])
+            for row in c.iterate(c.documents, f"doc_id in {ids}", ["doc_id", "part", "text"]):
+                parts.setdefault(row["doc_id"], []).append((int(row["part"]), row["text"]))
+            c.insert(c.articles, [
+                article_row(row["doc_id"], row["title"], "".join(text for _, text in sorted(parts.get(row["doc_id"], []))))
+                for row in batch
+            ])
 
     def _read_sources(self) -> list[str]:
         try:
@@ -715,6 +782,7 @@ class MilvusWriter:
         c = self.collections
         dropping = sorted(set(commit.drop_docs) | {item.article.doc_id for item in commit.items})
         chunk_rows, sentence_rows, document_rows = self.rows(commit.items, commit.chunk_vectors, commit.sentence_vectors)
+        article_rows = [article_row(item.article.doc_id, item.article.title, item.article.text) for item in commit.items]
         # Term counts move with the chunks. A run killed between the two leaves counts a little
         # off, which only nudges IDF weights; `qa index --rebuild` recounts.
         deltas = {stem: -count for stem, count in c.chunk_stems(dropping).items()}
@@ -728,6 +796,7 @@ class MilvusWriter:
         c.delete_documents(dropping)
         c.insert(c.chunks, chunk_rows)
         c.insert(c.sentences, sentence_rows)
+        c.insert(c.articles, article_rows)
         # Part 0 is what marks a document as indexed: it goes in last.
         c.insert(c.documents, [row for row in document_rows if row["part"] != 0])
         c.insert(c.documents, [row for row in document_rows if row["part"] == 0])
