@@ -60,7 +60,8 @@ class Features:
     answer_sentence: dict[int, float] = field(default_factory=dict)
     sentence_scores: dict[int, tuple[tuple[Span, float], ...]] = field(default_factory=dict)
     phrase: dict[int, float] = field(default_factory=dict)
-    # The whole-article BM25 of each candidate's article, and which article that is.
+    # The whole-article BM25 of each candidate's article when it has several passages, and which
+    # article that is.
     article_keyword: dict[int, float] = field(default_factory=dict)
     document: dict[int, str] = field(default_factory=dict)
 
@@ -91,11 +92,13 @@ def mode_scores(mode: str, features: Features) -> dict[int, float]:
         phrase = zscores({c: features.phrase.get(c, 0.0) for c in features.ids})
         for c in features.ids:
             scores[c] += PHRASE_WEIGHT * phrase[c]
-    if features.article_keyword:
+    scored = [c for c in features.ids if c in features.article_keyword]
+    if scored:
         # z-scored over the candidate articles, not passages: an article with twelve candidate
-        # passages would otherwise weigh twelve times in the mean.
-        article = zscores({features.document[c]: features.article_keyword[c] for c in features.ids})
-        for c in features.ids:
+        # passages would otherwise weigh twelve times in the mean. A passage with no article
+        # score (its article is that one passage) gets no lift and no penalty.
+        article = zscores({features.document[c]: features.article_keyword[c] for c in scored})
+        for c in scored:
             scores[c] += ARTICLE_KEYWORD_WEIGHT * article[features.document[c]]
     return scores
 

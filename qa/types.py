@@ -168,6 +168,16 @@ class ChunkRecord:
 
 
 @dataclass(frozen=True)
+class ArticleMatch:
+    """A whole article's keyword score for a question (Store.article_search), with how many
+    passages it was cut into: one passage's article says nothing its passage does not."""
+
+    doc_id: str
+    score: float
+    passages: int
+
+
+@dataclass(frozen=True)
 class IndexedArticle:
     """An article with its chunks and the file facts used to notice later changes."""
 

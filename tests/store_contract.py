@@ -177,13 +177,14 @@ class StoreContract:
     def test_article_search_scores_whole_articles_by_their_words(self, store) -> None:
         with store.reading():
             names = {record.doc_id: Path(record.path).name for record in store.documents().values()}
-            # Words of the bridge story's headline and of its text, several passages apart.
+            # Words of the bridge story's headline and of its text.
             found = store.article_search(["Kestrel", "Wrenmouth", "ferry", "province"], 5)
-            assert [names[doc] for doc, _ in found] == [BRIDGE.name]
-            assert found[0][1] > 0
+            assert [names[match.doc_id] for match in found] == [BRIDGE.name]
+            assert found[0].score > 0
+            assert found[0].passages == sum(record.doc_id == found[0].doc_id for record in store.chunks(store.chunk_ids()).values())
             ranked = store.article_search(["bridge", "coffee", "glacier", "Kestrel"], 5)
-            assert ranked == sorted(ranked, key=lambda hit: hit[1], reverse=True)
-            assert names[ranked[0][0]] == BRIDGE.name and len(ranked) == 3
+            assert ranked == sorted(ranked, key=lambda match: match.score, reverse=True)
+            assert names[ranked[0].doc_id] == BRIDGE.name and len(ranked) == 3
             assert store.article_search(["zzyzx"], 5) == []
 
     def test_document_frequencies_count_chunks_by_stem(self, store) -> None:

@@ -42,6 +42,15 @@ def test_articles_that_score_alike_change_nothing() -> None:
     assert after == before
 
 
+def test_a_passage_without_an_article_score_gets_no_lift_and_no_penalty() -> None:
+    # Passage 4's article is that one passage (the retriever leaves it out of article_keyword).
+    before = mode_scores("hybrid", _features())
+    after = mode_scores("hybrid", _features({1: 9.0, 2: 9.0, 3: 1.0}, {1: "a", 2: "a", 3: "b"}))
+    assert after[4] == before[4]
+    assert after[1] - before[1] == pytest.approx(ARTICLE_KEYWORD_WEIGHT)
+    assert after[3] - before[3] == pytest.approx(-ARTICLE_KEYWORD_WEIGHT)
+
+
 def test_dense_and_keyword_modes_do_not_read_articles() -> None:
     features = _features({1: 9.0, 2: 9.0, 3: 9.0, 4: 3.0}, {1: "a", 2: "a", 3: "a", 4: "b"})
     assert mode_scores("keyword", features) == mode_scores("keyword", _features())

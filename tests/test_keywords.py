@@ -96,7 +96,8 @@ def test_article_bm25_from_cached_postings_equals_fts5(corpus_index: Path) -> No
                 wanted = list(dict.fromkeys(stems(asked)))
                 expected = store.catalog.article_search(fts_query(wanted), 256)
                 owners = store.catalog.articles_of([row for row, _ in expected])
-                assert store.article_search(asked, 256) == [(owners[row], score) for row, score in expected], asked
+                found = store.article_search(asked, 256)
+                assert [(m.doc_id, m.score) for m in found] == [(owners[row][0], score) for row, score in expected], asked
     finally:
         store.close()
 
@@ -107,7 +108,11 @@ def test_an_article_is_scored_on_its_title_and_whole_text(corpus_index: Path, wr
         by_path = {Path(doc.path).name: doc.doc_id for doc in store.documents().values()}
         # "Wrenmouth" and "ferry" are in the bridge story's text only; "Kestrel" in its headline too.
         found = store.article_search(["Wrenmouth", "ferry", "Kestrel"], 5)
-        assert [doc for doc, _ in found] == [by_path["kestrel_bridge.txt"]]
+        assert [match.doc_id for match in found] == [by_path["kestrel_bridge.txt"]]
+        # How many passages each article has, as the chunks table says.
+        assert found[0].passages == len(store.catalog.chunk_ids_of([found[0].doc_id])) == 1
+        seeds = store.article_search(["Iraq", "Russia"], 5)
+        assert sorted(m.passages for m in seeds) == [5, 7]  # the two seed articles, 12 passages between them
         assert store.article_search(["zzyzx"], 5) == []
     finally:
         store.close()
@@ -128,7 +133,7 @@ def test_article_rows_follow_changed_and_removed_articles(tmp_path: Path, write_
         (corpus / "glacier_survey.html").unlink()
         update_index(index_dir, [corpus], embedder=embedder)
         assert store.article_search(["Wrenmouth"], 5) == []
-        assert [doc for doc, _ in store.article_search(["Gullhaven"], 5)] == [doc for doc, _ in before]
+        assert [m.doc_id for m in store.article_search(["Gullhaven"], 5)] == [m.doc_id for m in before]
         assert _article_rows(store) == len(store.documents()) == 4
     finally:
         store.close()

@@ -114,5 +114,6 @@ class TestMilvusStore(StoreContract):
         try:
             found = store.article_search(["Wrenmouth", "Arabica", "glacier"], 5)
             assert len(found) == len(WRITTEN_ARTICLES)
+            assert sum(match.passages for match in found) == store.counts()[1]
         finally:
             store.close()

@@ -27,6 +27,7 @@ if TYPE_CHECKING:
     from qa.stores.location import StoreLocation
     from qa.types import (
         Article,
+        ArticleMatch,
         ChunkRecord,
         CommitGroup,
         DocumentRecord,
@@ -158,9 +159,9 @@ class Store(Protocol):
         ...
 
     def article_search(self, terms: Sequence[str], k: int,
-                       filters: SearchFilters | None = None) -> list[tuple[str, float]]:
-        """BM25 over whole articles (title and full text) holding any of `terms`: (document id,
-        score) of the `k` best, best first; empty where the store keeps no article keywords."""
+                       filters: SearchFilters | None = None) -> list[ArticleMatch]:
+        """BM25 over whole articles (title and full text) holding any of `terms`: the `k` best,
+        best first; empty where the store keeps no article keywords."""
         ...
 
     def document_frequencies(self, terms: Sequence[str]) -> dict[str, int]:

@@ -493,12 +493,17 @@ class Catalog:
             return []
         return [(int(rowid), -float(rank)) for rowid, rank in rows]
 
-    def articles_of(self, row_ids: Sequence[int]) -> dict[int, str]:
-        """The document id of each article_terms row id (its article's first chunk id)."""
-        found: dict[int, str] = {}
+    def articles_of(self, row_ids: Sequence[int]) -> dict[int, tuple[str, int]]:
+        """The document id and chunk count of each article_terms row id (its article's first chunk id)."""
+        found: dict[int, tuple[str, int]] = {}
         for batch in _batches(list(row_ids)):
             marks = ",".join("?" * len(batch))
-            found.update(self._db.execute(f"SELECT id, doc_id FROM chunks WHERE id IN ({marks})", batch).fetchall())
+            rows = self._db.execute(
+                "SELECT c.id, c.doc_id, (SELECT count(*) FROM chunks n WHERE n.doc_id = c.doc_id) "
+                f"FROM chunks c WHERE c.id IN ({marks})",
+                batch,
+            )
+            found.update((row_id, (doc_id, passages)) for row_id, doc_id, passages in rows)
         return found
 
     def fill_article_terms(self, generation: int) -> int:

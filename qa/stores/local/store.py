@@ -33,6 +33,7 @@ from qa.stores.local.vectors import FaissVectorStore
 from qa.text import keyword_stems, stems
 from qa.types import (
     Article,
+    ArticleMatch,
     ChunkRecord,
     CommitGroup,
     DocumentRecord,
@@ -167,10 +168,10 @@ class LocalStore:
             found = self.keywords.search(wanted, k, self.generation)
             return found if found is not None else self.catalog.keyword_search(fts_query(wanted), k)
 
-    def article_search(self, terms: Sequence[str], k: int, filters: SearchFilters | None = None) -> list[tuple[str, float]]:
-        """BM25 over whole articles (title and text) holding any of `terms`' stems: (document id,
-        score) of the `k` best, best first; filters are left to the caller. Scored as keyword_search
-        scores chunks; an index from before whole-article keywords has none until `qa index` runs."""
+    def article_search(self, terms: Sequence[str], k: int, filters: SearchFilters | None = None) -> list[ArticleMatch]:
+        """BM25 over whole articles (title and text) holding any of `terms`' stems, the `k` best,
+        best first; filters are left to the caller. Scored as keyword_search scores chunks; an
+        index from before whole-article keywords has none until `qa index` runs."""
         if not terms:
             return []
         wanted = list(dict.fromkeys(stems(terms)))
@@ -182,7 +183,9 @@ class LocalStore:
             if found is None:
                 found = self.catalog.article_search(fts_query(wanted), k)
             documents = self.catalog.articles_of([row for row, _ in found])
-            return [(documents[row], score) for row, score in found if row in documents]
+            return [
+                ArticleMatch(documents[row][0], score, documents[row][1]) for row, score in found if row in documents
+            ]
 
     def document_frequencies(self, terms: Sequence[str]) -> dict[str, int]:
         """How many chunks hold each term's stem (counted once per committed generation)."""

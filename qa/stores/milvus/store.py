@@ -44,6 +44,7 @@ from qa.stores.base import (
 from qa.text import keyword_text, stems
 from qa.types import (
     Article,
+    ArticleMatch,
     Chunk,
     ChunkRecord,
     CommitGroup,
@@ -140,11 +141,11 @@ def filter_expression(filters: SearchFilters | None) -> str:
     return " and ".join(clauses)
 
 
-def article_row(doc_id: str, title: str, text: str) -> dict:
+def article_row(doc_id: str, title: str, text: str, passages: int) -> dict:
     """A document's row in the articles collection: its title twice (a headline names the story)
     and its text, as stems, cut to what a Milvus text field holds (the first ~60,000 characters of
-    stems, some 9,000 words)."""
-    return {"doc_id": doc_id, "keywords": _clip_bytes(keyword_text(title, f"{title}\n{text}"), 65535)}
+    stems, some 9,000 words), and how many chunks it has."""
+    return {"doc_id": doc_id, "keywords": _clip_bytes(keyword_text(title, f"{title}\n{text}"), 65535), "passages": passages}
 
 
 class MilvusCollections:
@@ -270,6 +271,7 @@ class MilvusCollections:
                 schema = client.create_schema(auto_id=False)
                 schema.add_field("doc_id", DataType.VARCHAR, is_primary=True, max_length=64)
                 schema.add_field("keywords", DataType.VARCHAR, max_length=65535, enable_analyzer=True)
+                schema.add_field("passages", DataType.INT64)
                 schema.add_field("sparse", DataType.SPARSE_FLOAT_VECTOR)
                 schema.add_function(
                     Function(
@@ -476,7 +478,7 @@ class MilvusStore:
         # way the magnitude is the score and the order is best first.
         return [(int(hit["id"]), abs(float(hit["distance"]))) for hit in results[0]]
 
-    def article_search(self, terms: Sequence[str], k: int, filters: SearchFilters | None = None) -> list[tuple[str, float]]:
+    def article_search(self, terms: Sequence[str], k: int, filters: SearchFilters | None = None) -> list[ArticleMatch]:
         """Milvus's BM25 over the articles collection (title twice and full text); filters are left
         to the caller, who reads these scores for its candidates only. A store written before that
         collection has none until `qa index` runs: then this is empty and ranking is as before."""
@@ -495,10 +497,10 @@ class MilvusStore:
                 data=[" ".join(stems(list(terms)))],
                 anns_field="sparse",
                 limit=min(k, 16_384),
-                output_fields=["doc_id"],
+                output_fields=["doc_id", "passages"],
                 search_params={"metric_type": "BM25"},
             )
-        return [(str(hit["doc_id"]), abs(float(hit["distance"]))) for hit in results[0]]
+        return [ArticleMatch(str(hit["doc_id"]), abs(float(hit["distance"])), int(hit["passages"])) for hit in results[0]]
 
     def document_frequencies(self, terms: Sequence[str]) -> dict[str, int]:
         """How many chunks hold each term's stem: one lookup in the terms collection the writer
@@ -746,8 +748,12 @@ class MilvusWriter:
             ids = json.dumps([row["doc_id"] for row in batch])
             for row in c.iterate(c.documents, f"doc_id in {ids}", ["doc_id", "part", "text"]):
                 parts.setdefault(row["doc_id"], []).append((int(row["part"]), row["text"]))
+            passages: dict[str, int] = {}
+            for row in c.iterate(c.chunks, f"doc_id in {ids}", ["doc_id"]):
+                passages[row["doc_id"]] = passages.get(row["doc_id"], 0) + 1
             c.insert(c.articles, [
-                article_row(row["doc_id"], row["title"], "".join(text for _, text in sorted(parts.get(row["doc_id"], []))))
+                article_row(row["doc_id"], row["title"], "".join(text for _, text in sorted(parts.get(row["doc_id"], []))),
+                            passages.get(row["doc_id"], 0))
                 for row in batch
             ])
 
@@ -782,7 +788,9 @@ class MilvusWriter:
         c = self.collections
         dropping = sorted(set(commit.drop_docs) | {item.article.doc_id for item in commit.items})
         chunk_rows, sentence_rows, document_rows = self.rows(commit.items, commit.chunk_vectors, commit.sentence_vectors)
-        article_rows = [article_row(item.article.doc_id, item.article.title, item.article.text) for item in commit.items]
+        article_rows = [
+            article_row(item.article.doc_id, item.article.title, item.article.text, len(item.chunks)) for item in commit.items
+        ]
         # Term counts move with the chunks. A run killed between the two leaves counts a little
         # off, which only nudges IDF weights; `qa index --rebuild` recounts.
         deltas = {stem: -count for stem, count in c.chunk_stems(dropping).items()}
