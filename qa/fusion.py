@@ -60,10 +60,11 @@ class Features:
     answer_sentence: dict[int, float] = field(default_factory=dict)
     sentence_scores: dict[int, tuple[tuple[Span, float], ...]] = field(default_factory=dict)
     phrase: dict[int, float] = field(default_factory=dict)
-    # The whole-article BM25 of each candidate's article when it has several passages, and which
-    # article that is.
+    # The whole-article BM25 of each candidate's article, which article that is, and the articles
+    # whose score counts (those known to have several passages).
     article_keyword: dict[int, float] = field(default_factory=dict)
     document: dict[int, str] = field(default_factory=dict)
+    several_passages: frozenset[str] = frozenset()
 
     def restricted(self, ids: list[int]) -> Features:
         """The same features over a subset of the candidates (z-scores are taken over that subset)."""
@@ -92,14 +93,14 @@ def mode_scores(mode: str, features: Features) -> dict[int, float]:
         phrase = zscores({c: features.phrase.get(c, 0.0) for c in features.ids})
         for c in features.ids:
             scores[c] += PHRASE_WEIGHT * phrase[c]
-    scored = [c for c in features.ids if c in features.article_keyword]
-    if scored:
-        # z-scored over the candidate articles, not passages: an article with twelve candidate
-        # passages would otherwise weigh twelve times in the mean. A passage with no article
-        # score (its article is that one passage) gets no lift and no penalty.
-        article = zscores({features.document[c]: features.article_keyword[c] for c in scored})
-        for c in scored:
-            scores[c] += ARTICLE_KEYWORD_WEIGHT * article[features.document[c]]
+    if features.article_keyword and features.several_passages:
+        # z-scored over every candidate article, not passages (an article with twelve candidate
+        # passages would otherwise weigh twelve times in the mean); only a passage whose article
+        # has several passages moves, so one-paragraph documents rank as they would without it.
+        article = zscores({features.document[c]: features.article_keyword[c] for c in features.ids})
+        for c in features.ids:
+            if features.document[c] in features.several_passages:
+                scores[c] += ARTICLE_KEYWORD_WEIGHT * article[features.document[c]]
     return scores
 
 

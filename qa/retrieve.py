@@ -354,14 +354,14 @@ class Retriever:
             # As for passages: exact for the articles the list holds, its lowest score for the rest.
             matches = {match.doc_id: match for match in article_ranked}
             article_floor = article_ranked[-1].score if len(article_ranked) >= ARTICLE_DEPTH else 0.0
-            for record in records:
-                match = matches.get(record.doc_id)
-                if match is not None and match.passages < 2:
-                    # A one-passage article's BM25 is its passage's, which the passage signals hold
-                    # already: counted again, it lowered every SQuAD v1.1 figure (R@1 0.880 -> 0.875).
-                    continue
-                features.document[record.chunk_id] = record.doc_id
-                features.article_keyword[record.chunk_id] = match.score if match is not None else article_floor
+            features.document = {r.chunk_id: r.doc_id for r in records}
+            features.article_keyword = {
+                r.chunk_id: matches[r.doc_id].score if r.doc_id in matches else article_floor for r in records
+            }
+            # A one-passage article's BM25 is its passage's, which the passage signals hold already:
+            # counted again, it lowered every SQuAD v1.1 figure (R@1 0.880 -> 0.875). Only articles
+            # known to have several passages are lifted (or lowered) by theirs.
+            features.several_passages = frozenset(m.doc_id for m in article_ranked if m.passages > 1)
         if vector is not None:
             chunk_cosines = chunk_vectors @ vector
             features.dense = {c: float(s) for c, s in zip(ids, chunk_cosines)}

@@ -9,7 +9,9 @@ import pytest
 from qa.fusion import ARTICLE_KEYWORD_WEIGHT, Features, mode_scores
 
 
-def _features(article_keyword: dict[int, float] | None = None, documents: dict[int, str] | None = None) -> Features:
+def _features(
+    article_keyword: dict[int, float] | None = None, documents: dict[int, str] | None = None, several: str = "abcd"
+) -> Features:
     # Four passages that tie on every passage signal but BM25, where passage 4 leads.
     ids = [1, 2, 3, 4]
     return Features(
@@ -19,6 +21,7 @@ def _features(article_keyword: dict[int, float] | None = None, documents: dict[i
         keyword={1: 2.0, 2: 1.0, 3: 1.0, 4: 3.0},
         article_keyword=article_keyword or {},
         document=documents or {},
+        several_passages=frozenset(several),
     )
 
 
@@ -42,13 +45,17 @@ def test_articles_that_score_alike_change_nothing() -> None:
     assert after == before
 
 
-def test_a_passage_without_an_article_score_gets_no_lift_and_no_penalty() -> None:
-    # Passage 4's article is that one passage (the retriever leaves it out of article_keyword).
+def test_a_one_passage_article_is_neither_lifted_nor_lowered() -> None:
+    # Passage 4 is its article's only passage: its article score is its own BM25 again.
     before = mode_scores("hybrid", _features())
-    after = mode_scores("hybrid", _features({1: 9.0, 2: 9.0, 3: 1.0}, {1: "a", 2: "a", 3: "b"}))
+    after = mode_scores("hybrid", _features({1: 9.0, 2: 9.0, 3: 1.0, 4: 1.0}, {1: "a", 2: "a", 3: "b", 4: "c"}, "ab"))
     assert after[4] == before[4]
-    assert after[1] - before[1] == pytest.approx(ARTICLE_KEYWORD_WEIGHT)
-    assert after[3] - before[3] == pytest.approx(-ARTICLE_KEYWORD_WEIGHT)
+    # z over all three articles (9, 1, 1): +1.41 and -0.71 standard deviations.
+    assert after[1] - before[1] == pytest.approx(ARTICLE_KEYWORD_WEIGHT * 2**0.5)
+    assert after[3] - before[3] == pytest.approx(-ARTICLE_KEYWORD_WEIGHT / 2**0.5)
+    # One-paragraph documents only (SQuAD): nothing moves.
+    alone = _features({1: 9.0, 2: 5.0, 3: 1.0, 4: 1.0}, {1: "a", 2: "b", 3: "c", 4: "d"}, "")
+    assert mode_scores("hybrid", alone) == before
 
 
 def test_dense_and_keyword_modes_do_not_read_articles() -> None:
