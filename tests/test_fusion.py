@@ -45,14 +45,14 @@ def test_articles_that_score_alike_change_nothing() -> None:
     assert after == before
 
 
-def test_a_one_passage_article_is_neither_lifted_nor_lowered() -> None:
-    # Passage 4 is its article's only passage: its article score is its own BM25 again.
+def test_a_short_article_is_neither_lifted_nor_lowered() -> None:
+    # Passage 4's article is short (fewer than qa.retrieve.ARTICLE_MIN_PASSAGES passages).
     before = mode_scores("hybrid", _features())
     after = mode_scores("hybrid", _features({1: 9.0, 2: 9.0, 3: 1.0, 4: 1.0}, {1: "a", 2: "a", 3: "b", 4: "c"}, "ab"))
     assert after[4] == before[4]
-    # z over all three articles (9, 1, 1): +1.41 and -0.71 standard deviations.
-    assert after[1] - before[1] == pytest.approx(ARTICLE_KEYWORD_WEIGHT * 2**0.5)
-    assert after[3] - before[3] == pytest.approx(-ARTICLE_KEYWORD_WEIGHT / 2**0.5)
+    # z over the two long articles (9 and 1): +1 and -1 standard deviation.
+    assert after[1] - before[1] == pytest.approx(ARTICLE_KEYWORD_WEIGHT)
+    assert after[3] - before[3] == pytest.approx(-ARTICLE_KEYWORD_WEIGHT)
     # One-paragraph documents only (SQuAD): nothing moves.
     alone = _features({1: 9.0, 2: 5.0, 3: 1.0, 4: 1.0}, {1: "a", 2: "b", 3: "c", 4: "d"}, "")
     assert mode_scores("hybrid", alone) == before
