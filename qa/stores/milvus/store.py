@@ -141,6 +141,16 @@ def filter_expression(filters: SearchFilters | None) -> str:
     return " and ".join(clauses)
 
 
+def _add_bm25(schema: Any, name: str) -> None:
+    """A `sparse` field that Milvus fills with BM25 term weights of the `keywords` field itself."""
+    from pymilvus import DataType, Function, FunctionType
+
+    schema.add_field("sparse", DataType.SPARSE_FLOAT_VECTOR)
+    schema.add_function(
+        Function(name=name, function_type=FunctionType.BM25, input_field_names=["keywords"], output_field_names=["sparse"])
+    )
+
+
 def article_row(doc_id: str, title: str, text: str, passages: int) -> dict:
     """A document's row in the articles collection: its title twice (a headline names the story)
     and its text, as stems, cut to what a Milvus text field holds (the first ~60,000 characters of
@@ -198,7 +208,7 @@ class MilvusCollections:
                     self.client.drop_collection(name)
 
     def create(self, dimension: int) -> None:
-        from pymilvus import DataType, Function, FunctionType
+        from pymilvus import DataType
 
         client = self.client
         with self.calls("creating collections"):
@@ -217,15 +227,7 @@ class MilvusCollections:
                     "keywords", DataType.VARCHAR, max_length=65535, enable_analyzer=True
                 )
                 schema.add_field("vector", DataType.FLOAT_VECTOR, dim=dimension)
-                schema.add_field("sparse", DataType.SPARSE_FLOAT_VECTOR)
-                schema.add_function(
-                    Function(
-                        name="keywords_bm25",
-                        function_type=FunctionType.BM25,
-                        input_field_names=["keywords"],
-                        output_field_names=["sparse"],
-                    )
-                )
+                _add_bm25(schema, "keywords_bm25")
                 index = client.prepare_index_params()
                 # FLAT is exact, as the local default is; on a cluster, change the index type in
                 # Milvus (HNSW, IVF_PQ …): qa reads vectors back by id and rescoring stays exact.
@@ -272,15 +274,7 @@ class MilvusCollections:
                 schema.add_field("doc_id", DataType.VARCHAR, is_primary=True, max_length=64)
                 schema.add_field("keywords", DataType.VARCHAR, max_length=65535, enable_analyzer=True)
                 schema.add_field("passages", DataType.INT64)
-                schema.add_field("sparse", DataType.SPARSE_FLOAT_VECTOR)
-                schema.add_function(
-                    Function(
-                        name="article_bm25",
-                        function_type=FunctionType.BM25,
-                        input_field_names=["keywords"],
-                        output_field_names=["sparse"],
-                    )
-                )
+                _add_bm25(schema, "article_bm25")
                 index = client.prepare_index_params()
                 index.add_index("sparse", index_type="SPARSE_INVERTED_INDEX", metric_type="BM25")
                 client.create_collection(self.articles, schema=schema, index_params=index, consistency_level="Strong")
@@ -464,19 +458,10 @@ class MilvusStore:
     def keyword_search(self, terms: Sequence[str], k: int, filters: SearchFilters | None = None) -> list[tuple[int, float]]:
         if not terms:
             return []
-        c = self.collections
-        with c.calls("keyword search"):
-            results = c.client.search(
-                c.chunks,
-                data=[" ".join(stems(list(terms)))],
-                anns_field="sparse",
-                limit=min(k, 16_384),
-                filter=filter_expression(filters),
-                search_params={"metric_type": "BM25"},
-            )
+        hits = self._bm25_search(self.collections.chunks, terms, k, filter=filter_expression(filters))
         # Milvus Lite reports BM25 as a negative distance, a server as a positive score: either
         # way the magnitude is the score and the order is best first.
-        return [(int(hit["id"]), abs(float(hit["distance"]))) for hit in results[0]]
+        return [(int(hit["id"]), abs(float(hit["distance"]))) for hit in hits]
 
     def article_search(self, terms: Sequence[str], k: int, filters: SearchFilters | None = None) -> list[ArticleMatch]:
         """Milvus's BM25 over the articles collection (title twice and full text); filters are left
@@ -491,16 +476,21 @@ class MilvusStore:
                 self._articles_checked = (now, c.client.has_collection(c.articles))
         if not self._articles_checked[1]:
             return []
-        with c.calls("article keyword search"):
-            results = c.client.search(
-                c.articles,
+        hits = self._bm25_search(c.articles, terms, k, output_fields=["doc_id", "passages"])
+        return [ArticleMatch(str(hit["doc_id"]), abs(float(hit["distance"])), int(hit["passages"])) for hit in hits]
+
+    def _bm25_search(self, collection: str, terms: Sequence[str], k: int, **options: Any) -> list:
+        """Milvus's BM25 over `collection`'s keywords for the stems of `terms`, best first."""
+        with self.collections.calls("keyword search"):
+            results = self.collections.client.search(
+                collection,
                 data=[" ".join(stems(list(terms)))],
                 anns_field="sparse",
                 limit=min(k, 16_384),
-                output_fields=["doc_id", "passages"],
                 search_params={"metric_type": "BM25"},
+                **options,
             )
-        return [ArticleMatch(str(hit["doc_id"]), abs(float(hit["distance"])), int(hit["passages"])) for hit in results[0]]
+        return list(results[0])
 
     def document_frequencies(self, terms: Sequence[str]) -> dict[str, int]:
         """How many chunks hold each term's stem: one lookup in the terms collection the writer
