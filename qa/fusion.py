@@ -99,9 +99,7 @@ def mode_scores(mode: str, features: Features) -> dict[int, float]:
         # candidate passages would otherwise weigh twelve times in the mean); the passages of
         # shorter documents rank as they would without it.
         moved = [c for c in features.ids if features.document[c] in features.several_passages]
-        if not moved:
-            return scores
-        article = zscores({features.document[c]: features.article_keyword[c] for c in moved})
+        article = zscores({features.document[c]: features.article_keyword[c] for c in moved}) if moved else {}
         for c in moved:
             scores[c] += ARTICLE_KEYWORD_WEIGHT * article[features.document[c]]
     return scores

@@ -346,10 +346,7 @@ class Catalog:
                     (chunk_id, title_stems, keyword_body(chunk)),
                 )
                 if ordinal == 0:
-                    self._db.execute(
-                        "INSERT INTO article_terms(rowid, title, body) VALUES(?, ?, ?)",
-                        (chunk_id, title_stems, keyword_stems(a.text)),
-                    )
+                    self._insert_article_terms(chunk_id, title_stems, a.text)
             if sentence_vectors is not None:
                 spans = article_sentences(item)
                 vectors = np.asarray(sentence_vectors[position], dtype=np.float16)
@@ -465,33 +462,31 @@ class Catalog:
 
     def keyword_search(self, match: str, k: int) -> list[tuple[int, float]]:
         """FTS5 BM25 search; returns (chunk id, score) with higher scores better."""
-        if not match:
-            return []
-        try:
-            rows = self._db.execute(
-                "SELECT rowid, bm25(chunk_terms, 0.5, 1.0) AS rank FROM chunk_terms "
-                "WHERE chunk_terms MATCH ? ORDER BY rank LIMIT ?",
-                (match, k),
-            ).fetchall()
-        except sqlite3.OperationalError:
-            return []
-        # FTS5's bm25() is negative, lower is better; flip it so every score reads "higher is better".
-        return [(int(rowid), -float(rank)) for rowid, rank in rows]
+        return self._bm25_search("chunk_terms", 0.5, match, k)
 
     def article_search(self, match: str, k: int) -> list[tuple[int, float]]:
         """FTS5 BM25 over whole articles (title weighted ARTICLE_TITLE_WEIGHT); (article row id, score),
         higher scores better."""
+        return self._bm25_search("article_terms", ARTICLE_TITLE_WEIGHT, match, k)
+
+    def _bm25_search(self, table: str, title_weight: float, match: str, k: int) -> list[tuple[int, float]]:
         if not match:
             return []
         try:
             rows = self._db.execute(
-                f"SELECT rowid, bm25(article_terms, {ARTICLE_TITLE_WEIGHT}, 1.0) AS rank FROM article_terms "
-                "WHERE article_terms MATCH ? ORDER BY rank LIMIT ?",
+                f"SELECT rowid, bm25({table}, {title_weight}, 1.0) AS rank FROM {table} "
+                f"WHERE {table} MATCH ? ORDER BY rank LIMIT ?",
                 (match, k),
             ).fetchall()
-        except sqlite3.OperationalError:  # an index from before article_terms, opened to read
+        except sqlite3.OperationalError:  # a bad MATCH, or article_terms in an index from before it
             return []
+        # FTS5's bm25() is negative, lower is better; flip it so every score reads "higher is better".
         return [(int(rowid), -float(rank)) for rowid, rank in rows]
+
+    def _insert_article_terms(self, first_chunk: int, title_stems: str, text: str) -> None:
+        self._db.execute(
+            "INSERT INTO article_terms(rowid, title, body) VALUES(?, ?, ?)", (first_chunk, title_stems, keyword_stems(text))
+        )
 
     def articles_of(self, row_ids: Sequence[int]) -> dict[int, tuple[str, int]]:
         """The document id and chunk count of each article_terms row id (its article's first chunk id)."""
@@ -518,10 +513,7 @@ class Catalog:
                 "GROUP BY d.doc_id HAVING min(c.id) NOT IN (SELECT rowid FROM article_terms)"
             ).fetchall()
             for title, text, first_chunk in missing:
-                self._db.execute(
-                    "INSERT INTO article_terms(rowid, title, body) VALUES(?, ?, ?)",
-                    (first_chunk, keyword_stems(title), keyword_stems(text)),
-                )
+                self._insert_article_terms(first_chunk, keyword_stems(title), text)
             if missing:
                 self.set_meta("generation", generation)
             self.set_meta("article_terms", "complete")
