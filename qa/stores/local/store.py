@@ -51,6 +51,8 @@ if TYPE_CHECKING:
 
 MANIFEST_FILE = "manifest.json"
 CATALOG_FILE = "catalog.sqlite"
+# Article rows (document id, passage count) kept in memory, at most: some 10 MB.
+CACHED_ARTICLES = 100_000
 
 
 def load_manifest(index_dir: Path) -> Manifest:
@@ -106,6 +108,10 @@ class LocalStore:
         self.generation = generation
         self.keywords = KeywordIndex(catalog.connection)
         self.article_keywords = KeywordIndex(catalog.connection, "article_terms", ARTICLE_TITLE_WEIGHT)
+        # Each article row's document id and passage count, as read: a row's never change (an
+        # edited article is removed and added with new chunk ids, so a new row), so no commit
+        # makes them stale; reading 256 of them costs a search 1.2 ms at 100,000 chunks.
+        self._articles: dict[int, tuple[str, int]] = {}
 
     @classmethod
     def open(cls, where: StoreLocation | Path | str) -> LocalStore:
@@ -182,7 +188,12 @@ class LocalStore:
                 return []
             if found is None:
                 found = self.catalog.article_search(fts_query(wanted), k)
-            documents = self.catalog.articles_of([row for row, _ in found])
+            unread = [row for row, _ in found if row not in self._articles]
+            if unread:
+                if len(self._articles) + len(unread) > CACHED_ARTICLES:
+                    self._articles.clear()
+                self._articles.update(self.catalog.articles_of(unread))
+            documents = self._articles
             return [
                 ArticleMatch(documents[row][0], score, documents[row][1]) for row, score in found if row in documents
             ]
