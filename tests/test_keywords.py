@@ -129,11 +129,17 @@ def test_article_rows_follow_changed_and_removed_articles(tmp_path: Path, write_
         before = store.article_search(["Wrenmouth"], 5)
         assert len(before) == 1
         bridge = corpus / "kestrel_bridge.txt"
-        bridge.write_text(bridge.read_text(encoding="utf-8").replace("Wrenmouth", "Gullhaven"), encoding="utf-8")
+        # The article grows (more passages) under the same document id: its row read before, and
+        # kept in memory, must not answer for the new one.
+        grown = bridge.read_text(encoding="utf-8").replace("Wrenmouth", "Gullhaven")
+        grown += "".join(f"\n\nThe ferry timetable for week {n} was posted at the harbour office." * 6 for n in range(30))
+        bridge.write_text(grown, encoding="utf-8")
         (corpus / "glacier_survey.html").unlink()
         update_index(index_dir, [corpus], embedder=embedder)
         assert store.article_search(["Wrenmouth"], 5) == []
-        assert [m.doc_id for m in store.article_search(["Gullhaven"], 5)] == [m.doc_id for m in before]
+        after = store.article_search(["Gullhaven"], 5)
+        assert [m.doc_id for m in after] == [m.doc_id for m in before]
+        assert after[0].passages == len(store.catalog.chunk_ids_of([after[0].doc_id])) > before[0].passages
         assert _article_rows(store) == len(store.documents()) == 4
     finally:
         store.close()
