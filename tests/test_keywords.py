@@ -141,6 +141,7 @@ def test_article_rows_follow_changed_and_removed_articles(tmp_path: Path, write_
         assert [m.doc_id for m in after] == [m.doc_id for m in before]
         assert after[0].passages == len(store.catalog.chunk_ids_of([after[0].doc_id])) > before[0].passages
         assert _article_rows(store) == len(store.documents()) == 4
+        assert store.check() == []
     finally:
         store.close()
 
@@ -161,11 +162,28 @@ def test_an_index_from_before_article_keywords_reads_without_them_and_gains_them
     store = LocalStore.open(index_dir)
     try:
         assert store.article_search(["Wrenmouth"], 5) == []  # no table, no error: ranked as before
+        assert store.check() == []  # not a problem: `qa index` adds it
         generation = store.generation
         corpus = Path(store.sources()[0])
         update_index(index_dir, [corpus], embedder=embedder)  # nothing changed on disk
         assert _article_rows(store) == len(store.documents()) == 5
         assert len(store.article_search(["Wrenmouth"], 5)) == 1
         assert store.generation > generation
+    finally:
+        store.close()
+
+
+def test_doctor_finds_an_article_missing_from_the_article_index(corpus_index: Path, tmp_path: Path) -> None:
+    import sqlite3
+
+    from qa.stores.local.store import CATALOG_FILE
+
+    index_dir = tmp_path / "index"
+    shutil.copytree(corpus_index, index_dir)
+    with sqlite3.connect(index_dir / CATALOG_FILE) as db:
+        db.execute("DELETE FROM article_terms WHERE rowid = (SELECT min(rowid) FROM article_terms)")
+    store = LocalStore.open(index_dir)
+    try:
+        assert store.check() == ["the article keyword index holds 0 unknown articles and misses 1"]
     finally:
         store.close()

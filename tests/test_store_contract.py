@@ -107,6 +107,7 @@ class TestMilvusStore(StoreContract):
         store = open_store(location)
         try:
             assert store.article_search(["Wrenmouth"], 5) == []  # ranked without article evidence
+            assert store.check() == []  # not a problem: `qa index` adds it
         finally:
             store.close()
         update_index(location, [articles], embedder=embedder)  # nothing changed on disk
@@ -115,5 +116,16 @@ class TestMilvusStore(StoreContract):
             found = store.article_search(["Wrenmouth", "Arabica", "glacier"], 5)
             assert len(found) == len(WRITTEN_ARTICLES)
             assert sum(match.passages for match in found) == store.counts()[1]
+            assert store.check() == []
+        finally:
+            store.close()
+        collections = MilvusCollections(location)
+        try:
+            collections.client.delete(collections.articles, filter=f'doc_id == "{found[0].doc_id}"')
+        finally:
+            collections.close()
+        store = open_store(location)
+        try:
+            assert store.check() == ["the article keyword index holds 0 unknown articles and misses 1"]
         finally:
             store.close()

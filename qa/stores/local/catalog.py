@@ -533,6 +533,16 @@ class Catalog:
     def keyword_bodies(self) -> dict[int, str]:
         return {int(r[0]): str(r[1]) for r in self._db.execute("SELECT rowid, body FROM chunk_terms")}
 
+    def article_rows(self) -> tuple[set[int], set[int]] | None:
+        """The article_terms row ids, and the first chunk id of every indexed document (what they
+        should be: one row per article); None in an index from before article_terms."""
+        try:
+            rows = {int(r[0]) for r in self._db.execute("SELECT rowid FROM article_terms")}
+        except sqlite3.OperationalError:
+            return None
+        firsts = {int(r[0]) for r in self._db.execute("SELECT min(id) FROM chunks GROUP BY doc_id")}
+        return rows, firsts
+
     def sentence_rows(self) -> Iterator[tuple[str, int, int, int]]:
         """(doc id, start, end, vector bytes) of every stored sentence."""
         yield from self._db.execute("SELECT doc_id, start_char, end_char, length(vector) FROM sentences")

@@ -274,6 +274,13 @@ class LocalStore:
                     f"the keyword index holds {len(keyword_ids - chunk_ids)} unknown chunks and misses "
                     f"{len(chunk_ids - keyword_ids)}"
                 )
+            articles = catalog.article_rows()
+            if articles is not None and articles[0] != articles[1]:
+                rows, firsts = articles
+                problems.append(
+                    f"the article keyword index holds {len(rows - firsts)} unknown articles and misses "
+                    f"{len(firsts - rows)}"
+                )
             texts: dict[str, str] = {}
             for chunk_id, doc_id, start, end in catalog.chunk_spans():
                 if doc_id not in texts:

@@ -616,6 +616,14 @@ class MilvusStore:
                 sample.append(row["vector"])
         if orphans:
             problems.append(f"{orphans} chunks belong to no indexed document")
+        if c.client.has_collection(c.articles):  # a store from before it gains it on `qa index`
+            rows = {row["doc_id"] for row in c.iterate(c.articles, "", ["doc_id"])} - in_flight
+            stored = set(documents) - in_flight
+            if rows != stored:
+                problems.append(
+                    f"the article keyword index holds {len(rows - stored)} unknown articles and misses "
+                    f"{len(stored - rows)}"
+                )
         return problems + unit_length_problems(self._matrix(sample))
 
     # Contents -------------------------------------------------------------------------------------
