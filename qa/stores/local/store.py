@@ -188,14 +188,18 @@ class LocalStore:
                 return []
             if found is None:
                 found = self.catalog.article_search(fts_query(wanted), k)
-            unread = [row for row, _ in found if row not in self._articles]
+            # Looked up once into a dict of this search's own, so a search in another thread that
+            # empties the cache meanwhile takes nothing from under this one.
+            documents = {row: self._articles.get(row) for row, _ in found}
+            unread = [row for row, known in documents.items() if known is None]
             if unread:
-                if len(self._articles) + len(unread) > CACHED_ARTICLES:
+                fetched = self.catalog.articles_of(unread)
+                if len(self._articles) + len(fetched) > CACHED_ARTICLES:
                     self._articles.clear()
-                self._articles.update(self.catalog.articles_of(unread))
-            documents = self._articles
+                self._articles.update(fetched)
+                documents.update(fetched)
             return [
-                ArticleMatch(documents[row][0], score, documents[row][1]) for row, score in found if row in documents
+                ArticleMatch(known[0], score, known[1]) for row, score in found if (known := documents[row]) is not None
             ]
 
     def document_frequencies(self, terms: Sequence[str]) -> dict[str, int]:
