@@ -298,6 +298,14 @@ def unit_length_problems(vectors: np.ndarray) -> list[str]:
     return []
 
 
+def coverage_problems(index: str, held: set, expected: set, unit: str) -> list[str]:
+    """`doctor`'s check of a keyword index: it holds a row for each of `expected` and no other,
+    ``("the keyword index", rows, chunk ids, "chunks")``."""
+    if held == expected:
+        return []
+    return [f"{index} holds {len(held - expected)} unknown {unit} and misses {len(expected - held)}"]
+
+
 def span_problem(chunk_id: int, start: int, end: int, text: str) -> str | None:
     """`doctor`'s check of one chunk: its span lies inside its document's `text`."""
     if not 0 <= start < end <= len(text):

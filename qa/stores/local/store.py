@@ -24,7 +24,7 @@ from pathlib import Path
 from typing import TYPE_CHECKING
 
 from qa.errors import IndexCorruptError, IndexMismatchError, IndexMissingError
-from qa.stores.base import REBUILD_HINT, Manifest, index_stats, span_problem, unit_length_problems
+from qa.stores.base import REBUILD_HINT, Manifest, coverage_problems, index_stats, span_problem, unit_length_problems
 from qa.stores.local.catalog import ARTICLE_TITLE_WEIGHT, Catalog, SegmentRow, fts_query
 from qa.stores.local.keywords import KeywordIndex
 from qa.stores.local.segments import SegmentVectors, plan_merge, segment_path
@@ -272,19 +272,10 @@ class LocalStore:
                     f"{len(chunk_ids - vector_ids)} chunks have no vector"
                 )
             bodies = catalog.keyword_bodies()
-            keyword_ids = set(bodies)
-            if keyword_ids != chunk_ids:
-                problems.append(
-                    f"the keyword index holds {len(keyword_ids - chunk_ids)} unknown chunks and misses "
-                    f"{len(chunk_ids - keyword_ids)}"
-                )
+            problems += coverage_problems("the keyword index", set(bodies), chunk_ids, "chunks")
             articles = catalog.article_rows()
-            if articles is not None and articles[0] != articles[1]:
-                rows, firsts = articles
-                problems.append(
-                    f"the article keyword index holds {len(rows - firsts)} unknown articles and misses "
-                    f"{len(firsts - rows)}"
-                )
+            if articles is not None:
+                problems += coverage_problems("the article keyword index", *articles, "articles")
             texts: dict[str, str] = {}
             for chunk_id, doc_id, start, end in catalog.chunk_spans():
                 if doc_id not in texts:

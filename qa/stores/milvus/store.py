@@ -35,6 +35,7 @@ from qa.ingest import path_is_under
 from qa.stores.base import (
     REBUILD_HINT,
     Manifest,
+    coverage_problems,
     index_stats,
     settled_stamp,
     sentences_by_chunk,
@@ -618,12 +619,7 @@ class MilvusStore:
             problems.append(f"{orphans} chunks belong to no indexed document")
         if c.client.has_collection(c.articles):  # a store from before it gains it on `qa index`
             rows = {row["doc_id"] for row in c.iterate(c.articles, "", ["doc_id"])} - in_flight
-            stored = set(documents) - in_flight
-            if rows != stored:
-                problems.append(
-                    f"the article keyword index holds {len(rows - stored)} unknown articles and misses "
-                    f"{len(stored - rows)}"
-                )
+            problems += coverage_problems("the article keyword index", rows, set(documents) - in_flight, "articles")
         return problems + unit_length_problems(self._matrix(sample))
 
     # Contents -------------------------------------------------------------------------------------
