@@ -20,6 +20,7 @@ from typing import TYPE_CHECKING
 
 from qa.errors import IndexCorruptError
 from qa.stores.base import SETTLE_SECONDS, sentences_by_chunk
+from qa.stores.local.keywords import TITLE_WEIGHT
 from qa.text import keyword_stems, marked_stems
 from qa.types import Article, Chunk, ChunkRecord, DocumentRecord, IndexedArticle, Span, article_sentences
 
@@ -462,7 +463,7 @@ class Catalog:
 
     def keyword_search(self, match: str, k: int) -> list[tuple[int, float]]:
         """FTS5 BM25 search; returns (chunk id, score) with higher scores better."""
-        return self._bm25_search("chunk_terms", 0.5, match, k)
+        return self._bm25_search("chunk_terms", TITLE_WEIGHT, match, k)
 
     def article_search(self, match: str, k: int) -> list[tuple[int, float]]:
         """FTS5 BM25 over whole articles (title weighted ARTICLE_TITLE_WEIGHT); (article row id, score),
