@@ -58,12 +58,19 @@ def machine_facts(backend: str | None = None) -> dict[str, Any]:
     return facts
 
 
+def shared_eval_lines(name: str) -> list[str]:
+    """The non-empty lines of one file of the shared eval data (../shared/eval, beside the
+    checkout); a clear message, not a traceback, when it is not there."""
+    path = SHARED_EVAL / name
+    if not path.is_file():
+        raise SystemExit(f"needs {path}: the shared eval data (SQuAD dev sets), beside the checkout")
+    return [line for line in path.read_text(encoding="utf-8").splitlines() if line.strip()]
+
+
 def squad_articles(count: int, paragraphs_per_article: int = 5) -> list[tuple[str, str]]:
     """Real text nobody here wrote: SQuAD v1.1 dev paragraphs, grouped in order into news-sized
     articles of a few paragraphs, titled after their Wikipedia article. (title, body) pairs."""
-    if not SQUAD_CORPUS.is_file():
-        raise SystemExit(f"needs {SQUAD_CORPUS} (the shared eval data beside the checkout)")
-    rows = [json.loads(line) for line in SQUAD_CORPUS.read_text(encoding="utf-8").splitlines() if line.strip()]
+    rows = [json.loads(line) for line in shared_eval_lines(SQUAD_CORPUS.name)]
     articles: list[tuple[str, str]] = []
     for begin in range(0, len(rows), paragraphs_per_article):
         group = rows[begin : begin + paragraphs_per_article]

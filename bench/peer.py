@@ -28,17 +28,17 @@ import tempfile
 import time
 from pathlib import Path
 
-from common import SHARED_EVAL, machine_facts, report, timed
+from common import machine_facts, report, shared_eval_lines, timed
 
 os.environ.setdefault("HF_HUB_OFFLINE", "1")
 
 
 def _load(documents: int, questions: int, updates: int) -> tuple[list[dict], list[dict], list[dict]]:
-    rows = [json.loads(line) for line in (SHARED_EVAL / "squad-dev-v1.1.corpus.jsonl").read_text().splitlines()]
+    rows = [json.loads(line) for line in shared_eval_lines("squad-dev-v1.1.corpus.jsonl")]
     docs, added = rows[:documents], rows[documents : documents + updates]  # added one by one later
     ids = {d["id"] for d in docs}
     asked = []
-    for line in (SHARED_EVAL / "squad-dev-v1.1.queries.jsonl").read_text().splitlines():
+    for line in shared_eval_lines("squad-dev-v1.1.queries.jsonl"):
         query = json.loads(line)
         if set(query["gold_doc_ids"]) <= ids:
             asked.append(query)

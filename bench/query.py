@@ -29,7 +29,7 @@ import time
 from pathlib import Path
 
 import numpy as np
-from common import SHARED_EVAL, machine_facts, report
+from common import machine_facts, report, shared_eval_lines
 
 from qa.answer import answer_question
 from qa.stores.local.catalog import Catalog
@@ -49,7 +49,7 @@ CHUNKS_PER_ARTICLE = 3
 
 
 def _real_sentences() -> list[str]:
-    rows = [json.loads(line) for line in (SHARED_EVAL / "squad-dev-v1.1.corpus.jsonl").read_text().splitlines()]
+    rows = [json.loads(line) for line in shared_eval_lines("squad-dev-v1.1.corpus.jsonl")]
     sentences = []
     for row in rows:
         text = row["text"]
@@ -132,7 +132,7 @@ def main() -> None:
     embedder = Embedder(backend=args.backend, bulk=False)  # a question at a time, as `qa ask` runs it
     embedder.load()
     questions = [json.loads(line)["question"] for line in
-                 (SHARED_EVAL / "squad-dev-v1.1.queries.jsonl").read_text().splitlines()[: args.queries]]
+                 shared_eval_lines("squad-dev-v1.1.queries.jsonl")[: args.queries]]
     vectors = embedder.encode(questions)
     sentences = _real_sentences()
     rows = []

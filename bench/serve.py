@@ -30,7 +30,7 @@ import time
 from pathlib import Path
 
 import httpx
-from common import REPO, SHARED_EVAL, machine_facts, report, squad_articles, write_articles
+from common import REPO, machine_facts, report, shared_eval_lines, squad_articles, write_articles
 
 START_SECONDS = 600
 
@@ -46,7 +46,7 @@ def main() -> None:
 
     pool = squad_articles(args.articles + args.adds * len(args.clients))
     questions = [json.loads(line)["question"] for line in
-                 (SHARED_EVAL / "squad-dev-v1.1.queries.jsonl").read_text().splitlines()[:400] if line.strip()]
+                 shared_eval_lines("squad-dev-v1.1.queries.jsonl")[:400]]
     work = Path(tempfile.mkdtemp(prefix="qa-bench-serve-"))
     corpus, index_dir = work / "news", work / "index"
     write_articles(corpus, pool[: args.articles])
