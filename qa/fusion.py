@@ -48,6 +48,14 @@ HEADLINE_SHARE = 0.5
 # weight 1.0 and 1.5 gave R@1 0.590 / 0.592 and MRR@10 0.697 / 0.698, against 0.565 / 0.679 without
 # (with every article lifted; 1.5 lowered the answer share).
 ARTICLE_KEYWORD_WEIGHT = 1.0
+# Tried on those 600 questions beside it and not taken, since none gained more than one question
+# in R@1 or MRR@10 (0.603 / 0.700 with it): lifting each article by its second-best candidate
+# passage too (0.598-0.602 / 0.695-0.699), by its candidate passage count (0.602 / 0.700), by the
+# cosine of its mean chunk vector (0.595-0.602 / 0.697-0.700), or by the cosine of its headline
+# alone (0.598 / 0.700-0.701); z-scoring over all 256 articles listed (0.585-0.590 / 0.683-0.691);
+# chunk title weight 1.0 or 2.0 (0.597-0.598 / 0.698-0.702); article BM25 with b 0.5 or 0.9, or
+# k1 2.0 (0.600-0.605 / 0.700-0.702). HEADLINE_SHARE 1.0 gave 0.610 / 0.707 here but 0.570 /
+# 0.697 on 2024's 200 (0.585 / 0.702 at 0.5).
 
 
 @dataclass
