@@ -54,8 +54,9 @@ ARTICLE_KEYWORD_WEIGHT = 1.0
 # cosine of its mean chunk vector (0.595-0.602 / 0.697-0.700), or by the cosine of its headline
 # alone (0.598 / 0.700-0.701); z-scoring over all 256 articles listed (0.585-0.590 / 0.683-0.691);
 # chunk title weight 1.0 or 2.0 (0.597-0.598 / 0.698-0.702); article BM25 with b 0.5 or 0.9, or
-# k1 2.0 (0.600-0.605 / 0.700-0.702). HEADLINE_SHARE 1.0 gave 0.610 / 0.707 here but 0.570 /
-# 0.697 on 2024's 200 (0.585 / 0.702 at 0.5).
+# k1 2.0 (0.600-0.605 / 0.700-0.702); the article z capped at 1.5, so that one story's articles
+# rise alike (0.590 / 0.692); weight 1.5 (0.603 / 0.702); ARTICLE_MIN_PASSAGES 4 (0.598 / 0.703).
+# HEADLINE_SHARE 1.0 gave 0.610 / 0.707 here but 0.570 / 0.697 on 2024's 200 (0.585 / 0.702 at 0.5).
 
 
 @dataclass
