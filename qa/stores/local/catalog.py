@@ -20,7 +20,7 @@ from typing import TYPE_CHECKING
 
 from qa.errors import IndexCorruptError
 from qa.stores.base import SETTLE_SECONDS, sentences_by_chunk
-from qa.stores.local.keywords import TITLE_WEIGHT
+from qa.stores.local.keywords import ARTICLE_TITLE_WEIGHT, TITLE_WEIGHT
 from qa.text import keyword_stems, marked_stems
 from qa.types import Article, Chunk, ChunkRecord, DocumentRecord, IndexedArticle, Span, article_sentences
 
@@ -81,10 +81,6 @@ CREATE VIRTUAL TABLE IF NOT EXISTS chunk_terms USING fts5(title, body, tokenize=
 CREATE VIRTUAL TABLE IF NOT EXISTS article_terms USING fts5(title, body, tokenize='unicode61');
 """
 
-
-# What a word of an article's title counts for in its whole-article BM25, against one of its text:
-# the headline names the story (issue 15's measurements used the title twice).
-ARTICLE_TITLE_WEIGHT = 2.0
 
 # The most of the catalog file read through a memory map (SQLite clamps it to what its build allows).
 MMAP_BYTES = 2**31

@@ -25,8 +25,8 @@ from typing import TYPE_CHECKING
 
 from qa.errors import IndexCorruptError, IndexMismatchError, IndexMissingError
 from qa.stores.base import REBUILD_HINT, Manifest, coverage_problems, index_stats, span_problem, unit_length_problems
-from qa.stores.local.catalog import ARTICLE_TITLE_WEIGHT, Catalog, SegmentRow, fts_query
-from qa.stores.local.keywords import KeywordIndex
+from qa.stores.local.catalog import Catalog, SegmentRow, fts_query
+from qa.stores.local.keywords import ARTICLE_TITLE_WEIGHT, KeywordIndex
 from qa.stores.local.segments import SegmentVectors, plan_merge, segment_path
 from qa.stores.local.upgrade import UPGRADABLE_FORMAT, UPGRADE_HINT, upgrade_format_4
 from qa.stores.local.vectors import FaissVectorStore
