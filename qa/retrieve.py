@@ -40,8 +40,8 @@ COMMON_TERM_SHARE = 0.1
 # gets the lowest of them. 256 instead of 1,000 saves ~9 ms a query at 100k chunks and changed no
 # SQuAD v1.1 figure by more than 0.001.
 KEYWORD_DEPTH = 256
-# Whole-article BM25 is read for this many best-matching articles (qa.fusion.ARTICLE_KEYWORD_WEIGHT);
-# a candidate's article further down gets the lowest of them.
+# Whole-article BM25 is read for this many best-matching long articles (qa.fusion.ARTICLE_KEYWORD_WEIGHT);
+# a candidate's long article further down gets the lowest of them.
 ARTICLE_DEPTH = 256
 # Article evidence is for long articles: those of at least this many passages (67-68% of the
 # RealTimeQA news articles; 95% have 3 or more). A shorter document's
@@ -232,7 +232,8 @@ class Retriever:
         keyword_pool = [c for c, _ in keyword_ranked[:pool]]
         # Hybrid fusion also scores each candidate's whole article on the same words.
         article_ranked = (
-            store.article_search(selective, ARTICLE_DEPTH, filters) if selective and "hybrid" in modes else []
+            store.article_search(selective, ARTICLE_DEPTH, filters, ARTICLE_MIN_PASSAGES)
+            if selective and "hybrid" in modes else []
         )
         # While the dense search runs in its thread (FAISS lets go of the GIL), read the keyword
         # candidates' rows, vectors and sentence vectors, which the features need anyway.

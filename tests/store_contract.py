@@ -186,6 +186,11 @@ class StoreContract:
             assert ranked == sorted(ranked, key=lambda match: match.score, reverse=True)
             assert names[ranked[0].doc_id] == BRIDGE.name and len(ranked) == 3
             assert store.article_search(["zzyzx"], 5) == []
+            # Only articles cut into at least so many passages, scored as before.
+            most = max(match.passages for match in ranked)
+            longest = store.article_search(["bridge", "coffee", "glacier", "Kestrel"], 5, min_passages=most)
+            assert longest == [match for match in ranked if match.passages >= most] != []
+            assert store.article_search(["bridge", "coffee", "glacier", "Kestrel"], 5, min_passages=most + 1) == []
 
     def test_document_frequencies_count_chunks_by_stem(self, store) -> None:
         with store.reading():

@@ -158,10 +158,11 @@ class Store(Protocol):
         scores better; `filters` as for `dense_search`."""
         ...
 
-    def article_search(self, terms: Sequence[str], k: int,
-                       filters: SearchFilters | None = None) -> list[ArticleMatch]:
-        """BM25 over whole articles (title and full text) holding any of `terms`: the `k` best,
-        best first; empty where the store keeps no article keywords."""
+    def article_search(self, terms: Sequence[str], k: int, filters: SearchFilters | None = None,
+                       min_passages: int = 1) -> list[ArticleMatch]:
+        """BM25 over whole articles (title and full text) holding any of `terms`: the `k` best of
+        those cut into at least `min_passages` passages, best first; empty where the store keeps
+        no article keywords."""
         ...
 
     def document_frequencies(self, terms: Sequence[str]) -> dict[str, int]:

@@ -20,7 +20,7 @@ from typing import TYPE_CHECKING
 
 from qa.errors import IndexCorruptError
 from qa.stores.base import SETTLE_SECONDS, sentences_by_chunk
-from qa.stores.local.keywords import ARTICLE_TITLE_WEIGHT, TITLE_WEIGHT
+from qa.stores.local.keywords import TITLE_WEIGHT
 from qa.text import keyword_stems, marked_stems
 from qa.types import Article, Chunk, ChunkRecord, DocumentRecord, IndexedArticle, Span, article_sentences
 
@@ -75,10 +75,6 @@ CREATE TABLE IF NOT EXISTS segments(
 CREATE TABLE IF NOT EXISTS dead_vectors(chunk_id INTEGER PRIMARY KEY);
 -- The stems of each chunk's title and text (qa.text.keyword_stems): FTS5 does not stem them again.
 CREATE VIRTUAL TABLE IF NOT EXISTS chunk_terms USING fts5(title, body, tokenize='unicode61');
--- The stems of each whole article's title and text, for scoring a story as a whole (BM25 over
--- articles). Its row id is the article's first chunk id: chunk ids are never used twice, so a
--- reader's cached row lengths stay right (qa.stores.local.keywords), and a chunk id leads to it.
-CREATE VIRTUAL TABLE IF NOT EXISTS article_terms USING fts5(title, body, tokenize='unicode61');
 """
 
 
@@ -300,8 +296,6 @@ class Catalog:
         for batch in _batches(chunk_ids):
             marks = ",".join("?" * len(batch))
             self._db.execute(f"DELETE FROM chunk_terms WHERE rowid IN ({marks})", batch)
-            # An article's row is numbered by one of its chunk ids; the others match no row.
-            self._db.execute(f"DELETE FROM article_terms WHERE rowid IN ({marks})", batch)
         for batch in _batches(list(doc_ids)):
             marks = ",".join("?" * len(batch))
             self._db.execute(f"DELETE FROM chunks WHERE doc_id IN ({marks})", batch)
@@ -331,7 +325,7 @@ class Catalog:
                 "indexed_at) VALUES(?, ?, ?, ?, ?, ?, ?, ?, ?)",
                 (a.doc_id, a.path, a.title, a.date, a.content_hash, item.size, item.mtime_ns, a.text, now),
             )
-            for ordinal, chunk in enumerate(item.chunks):
+            for chunk in item.chunks:
                 chunk_id = next(ids)
                 self._db.execute(
                     "INSERT INTO chunks(id, doc_id, ordinal, start_char, end_char, sentences) "
@@ -342,8 +336,6 @@ class Catalog:
                     "INSERT INTO chunk_terms(rowid, title, body) VALUES(?, ?, ?)",
                     (chunk_id, title_stems, keyword_body(chunk)),
                 )
-                if ordinal == 0:
-                    self._insert_article_terms(chunk_id, title_stems, a.text)
             if sentence_vectors is not None:
                 spans = article_sentences(item)
                 vectors = np.asarray(sentence_vectors[position], dtype=np.float16)
@@ -459,62 +451,34 @@ class Catalog:
 
     def keyword_search(self, match: str, k: int) -> list[tuple[int, float]]:
         """FTS5 BM25 search; returns (chunk id, score) with higher scores better."""
-        return self._bm25_search("chunk_terms", TITLE_WEIGHT, match, k)
-
-    def article_search(self, match: str, k: int) -> list[tuple[int, float]]:
-        """FTS5 BM25 over whole articles (title weighted ARTICLE_TITLE_WEIGHT); (article row id, score),
-        higher scores better."""
-        return self._bm25_search("article_terms", ARTICLE_TITLE_WEIGHT, match, k)
-
-    def _bm25_search(self, table: str, title_weight: float, match: str, k: int) -> list[tuple[int, float]]:
         if not match:
             return []
         try:
             rows = self._db.execute(
-                f"SELECT rowid, bm25({table}, {title_weight}, 1.0) AS rank FROM {table} "
-                f"WHERE {table} MATCH ? ORDER BY rank LIMIT ?",
+                f"SELECT rowid, bm25(chunk_terms, {TITLE_WEIGHT}, 1.0) AS rank FROM chunk_terms "
+                "WHERE chunk_terms MATCH ? ORDER BY rank LIMIT ?",
                 (match, k),
             ).fetchall()
-        except sqlite3.OperationalError:  # a bad MATCH, or article_terms in an index from before it
+        except sqlite3.OperationalError:
             return []
         # FTS5's bm25() is negative, lower is better; flip it so every score reads "higher is better".
         return [(int(rowid), -float(rank)) for rowid, rank in rows]
 
-    def _insert_article_terms(self, first_chunk: int, title_stems: str, text: str) -> None:
-        self._db.execute(
-            "INSERT INTO article_terms(rowid, title, body) VALUES(?, ?, ?)", (first_chunk, title_stems, keyword_stems(text))
-        )
-
-    def articles_of(self, row_ids: Sequence[int]) -> dict[int, tuple[str, int]]:
-        """The document id and chunk count of each article_terms row id (its article's first chunk id)."""
-        found: dict[int, tuple[str, int]] = {}
-        for batch in _batches(list(row_ids)):
+    def documents_of(self, chunk_ids: Sequence[int]) -> dict[int, str]:
+        """The document id of each of `chunk_ids` still indexed."""
+        found: dict[int, str] = {}
+        for batch in _batches(list(chunk_ids)):
             marks = ",".join("?" * len(batch))
-            rows = self._db.execute(
-                "SELECT c.id, c.doc_id, (SELECT count(*) FROM chunks n WHERE n.doc_id = c.doc_id) "
-                f"FROM chunks c WHERE c.id IN ({marks})",
-                batch,
-            )
-            found.update((row_id, (doc_id, passages)) for row_id, doc_id, passages in rows)
+            found.update(self._db.execute(f"SELECT id, doc_id FROM chunks WHERE id IN ({marks})", batch))
         return found
 
-    def fill_article_terms(self, generation: int) -> int:
-        """Give every article indexed before article_terms existed its row there, in one transaction
-        that also makes `generation` the committed one (so readers read the table again); how many
-        were added. Done once per catalog: a meta flag says the table is complete."""
-        if self.get_meta("article_terms") == "complete":
-            return 0
-        with self.transaction():
-            missing = self._db.execute(
-                "SELECT d.title, d.text, min(c.id) FROM documents d JOIN chunks c ON c.doc_id = d.doc_id "
-                "GROUP BY d.doc_id HAVING min(c.id) NOT IN (SELECT rowid FROM article_terms)"
-            ).fetchall()
-            for title, text, first_chunk in missing:
-                self._insert_article_terms(first_chunk, keyword_stems(title), text)
-            if missing:
-                self.set_meta("generation", generation)
-            self.set_meta("article_terms", "complete")
-        return len(missing)
+    def drop_article_terms(self) -> None:
+        """Remove the FTS5 table of whole articles that indexes written in December 2026 hold
+        (whole articles are scored from the chunks' postings now); nothing where there is none."""
+        if self._db.execute("SELECT 1 FROM sqlite_master WHERE name = 'article_terms'").fetchone():
+            with self.transaction():
+                self._db.execute("DROP TABLE article_terms")
+                self._db.execute("DELETE FROM meta WHERE key = 'article_terms'")
 
     def document_frequency(self, term: str) -> int:
         """How many chunks contain `term` (a stem, as the keyword index holds them)."""
@@ -529,16 +493,6 @@ class Catalog:
 
     def keyword_bodies(self) -> dict[int, str]:
         return {int(r[0]): str(r[1]) for r in self._db.execute("SELECT rowid, body FROM chunk_terms")}
-
-    def article_rows(self) -> tuple[set[int], set[int]] | None:
-        """The article_terms row ids, and the first chunk id of every indexed document (what they
-        should be: one row per article); None in an index from before article_terms."""
-        try:
-            rows = {int(r[0]) for r in self._db.execute("SELECT rowid FROM article_terms")}
-        except sqlite3.OperationalError:
-            return None
-        firsts = {int(r[0]) for r in self._db.execute("SELECT min(id) FROM chunks GROUP BY doc_id")}
-        return rows, firsts
 
     def sentence_rows(self) -> Iterator[tuple[str, int, int, int]]:
         """(doc id, start, end, vector bytes) of every stored sentence."""

@@ -11,6 +11,11 @@ The scores are FTS5's to the last bit: the same formula (sqlite's fts5_aux.c, k1
 IDF floored at 1e-6, title weighted 0.5 and body 1.0), the same operations in the same order, and
 ties ordered by chunk id as FTS5 returns them. A term FTS5 would cut into several tokens (one with
 a character outside a-z and 0-9) sends the whole query to FTS5's `bm25()` instead.
+
+Whole articles (issue 15) are scored from the same postings: a chunk id leads to its article,
+so a question's article scores cost a few more array operations and no more SQLite reads. An FTS5
+table of whole articles beside the chunks' doubled the postings a new word reads, which made a
+hybrid search on a store opened afresh about a third slower at 100,000 chunks.
 """
 
 from __future__ import annotations
@@ -19,6 +24,7 @@ import math
 import re
 import sqlite3
 from collections.abc import Callable, Sequence
+from dataclasses import dataclass
 from typing import TYPE_CHECKING
 
 if TYPE_CHECKING:
@@ -29,10 +35,11 @@ K1 = 1.2
 B = 0.75
 TITLE_WEIGHT = 0.5
 BODY_WEIGHT = 1.0
-# The title weight of whole articles (`article_terms`): the headline names the story (issue 15's
-# measurements used the title twice).
+# The title weight of whole articles (KeywordIndex.article_search): the headline names the story
+# (issue 15's measurements used the title twice).
 ARTICLE_TITLE_WEIGHT = 2.0
-# Postings kept in memory, in entries (16 bytes each): the oldest terms are dropped past it.
+# Postings kept in memory, in entries (18 bytes each): the oldest terms are dropped past it, with
+# their articles' postings (at most as many entries again, 16 bytes each).
 CACHED_POSTINGS = 4_000_000
 # Document frequencies kept in memory, in terms: a mistyped question word asks for ~500 one-edit
 # spellings of it (qa.spelling), so the cache is emptied past this many rather than kept per generation.
@@ -42,21 +49,26 @@ _PLAIN_TERM = re.compile(r"[a-z0-9]+")
 
 
 class KeywordIndex:
-    """BM25 search and document frequencies over one FTS5 table of a catalog (`chunk_terms`, or
-    `article_terms` for whole articles), cached per generation. Its rows' ids only grow."""
+    """BM25 search and document frequencies over the catalog's FTS5 chunk index (`chunk_terms`),
+    and BM25 over whole articles from the same postings, cached per generation. Chunk ids only grow."""
 
-    def __init__(self, connection: sqlite3.Connection, table: str = "chunk_terms", title_weight: float = TITLE_WEIGHT) -> None:
+    def __init__(self, connection: sqlite3.Connection) -> None:
         self._db = connection
-        self._table = table
-        self._title_weight = title_weight
+        self._table = "chunk_terms"
+        self._title_weight = TITLE_WEIGHT
         self._generation: int | None = None
         self._lengths: np.ndarray | None = None  # tokens per chunk (title + body), by chunk id
         self._rows = 0
+        self._total_length = 0
         self._average_length = 0.0
-        self._postings: dict[str, tuple[np.ndarray, np.ndarray]] = {}
+        # Per term: the chunks holding it, its weighted count in each, and how often in the title.
+        self._postings: dict[str, tuple[np.ndarray, np.ndarray, np.ndarray]] = {}
+        # Per term: the articles holding it and its weighted count in each (article_search).
+        self._article_postings: dict[str, tuple[np.ndarray, np.ndarray]] = {}
         self._cached = 0
         self._frequencies: dict[str, int] = {}
         self._vocabulary = False
+        self._articles: _Articles | None = None
 
     def search(self, terms: Sequence[str], k: int, generation: int) -> list[tuple[int, float]] | None:
         """(chunk id, BM25 score) of the `k` best chunks holding any of `terms` (stems), best first;
@@ -72,24 +84,60 @@ class KeywordIndex:
         scores = np.zeros(len(lengths))
         matched = np.zeros(len(lengths), dtype=bool)
         # Term by term in query order, as fts5Bm25Function sums them: the same floating-point result.
-        for chunk_ids, counts in found:
-            idf = math.log((self._rows - len(chunk_ids) + 0.5) / (len(chunk_ids) + 0.5))
-            if idf <= 0.0:
-                idf = 1e-6
-            length = lengths[chunk_ids]
-            scores[chunk_ids] += idf * ((counts * (K1 + 1.0)) / (counts + K1 * (1 - B + B * length / self._average_length)))
+        for chunk_ids, counts, _titles in found:
+            _add_bm25(scores, chunk_ids, counts, lengths[chunk_ids], self._rows, self._average_length)
             matched[chunk_ids] = True
-        hits = np.flatnonzero(matched)
-        hit_scores = scores[hits]
-        if 0 < k < len(hits):
-            # Only the hits scoring at least the k-th best can be among the first k (ties with it
-            # included, so the order by chunk id among them is kept): sorting those alone, not all
-            # ~20,000 hits, takes 0.06 ms instead of 1.8 ms.
-            kth = np.partition(hit_scores, len(hits) - k)[len(hits) - k]
-            contenders = np.flatnonzero(hit_scores >= kth)
-            hits, hit_scores = hits[contenders], hit_scores[contenders]
-        best = np.lexsort((hits, -hit_scores))[:k]
-        return [(int(chunk_id), float(score)) for chunk_id, score in zip(hits[best], hit_scores[best])]
+        return _best(scores, matched, k)
+
+    def article_search(self, terms: Sequence[str], k: int, generation: int,
+                       min_passages: int = 1) -> list[tuple[int, float, int]]:
+        """(article, BM25 score, passages) of the `k` best whole articles of at least `min_passages`
+        passages holding any of `terms` (stems), best first; an article is named by its first chunk id.
+
+        Scored from the chunks' postings, so a query whose words were read for keyword_search
+        reads nothing more: an article holds each term as often as its chunks' bodies do
+        (a sentence its chunks overlap on counts twice) plus ARTICLE_TITLE_WEIGHT times its
+        title does, and is as long as its chunks together. Terms are read lower-cased, as FTS5
+        reads them; one that is not a plain token then (see `search`) is left out."""
+        import numpy as np
+
+        plain = [term for term in dict.fromkeys(term.lower() for term in terms) if _PLAIN_TERM.fullmatch(term)]
+        if not plain:
+            return []
+        self._refresh(generation)
+        articles = self._read_articles()
+        scores = np.zeros(len(articles.first))
+        matched = np.zeros(len(articles.first), dtype=bool)
+        for term in plain:
+            numbers, counted = self._article_term_postings(term, articles)
+            if len(numbers):
+                _add_bm25(scores, numbers, counted, articles.length[numbers], articles.count, articles.average_length)
+                matched[numbers] = True
+        if min_passages > 1:
+            matched &= articles.passages >= min_passages
+        return [(int(articles.first[n]), score, int(articles.passages[n])) for n, score in _best(scores, matched, k)]
+
+    def _article_term_postings(self, term: str, articles: _Articles) -> tuple[np.ndarray, np.ndarray]:
+        """The articles holding `term`, ascending, and its weighted count in each; kept beside the
+        term's chunk postings (and dropped with them): summing them again costs a search at
+        100,000 chunks about 1.5 ms."""
+        import numpy as np
+
+        cached = self._article_postings.get(term)
+        if cached is not None:
+            return cached
+        chunk_ids, counts, titles = self._term_postings(term)
+        if not len(chunk_ids):
+            return chunk_ids, counts
+        # Chunk ids ascend and an article's chunks are numbered one after another, so each
+        # article's chunks lie side by side here.
+        owners = articles.owner[chunk_ids]
+        starts = np.flatnonzero(np.concatenate(([True], owners[1:] != owners[:-1])))
+        body = np.add.reduceat(counts - self._title_weight * titles, starts)
+        in_title = np.maximum.reduceat(titles, starts)  # every chunk carries the one title
+        found = (owners[starts], body + ARTICLE_TITLE_WEIGHT * in_title)
+        self._article_postings[term] = found
+        return found
 
     def frequency(self, term: str, generation: int, count: Callable[[str], int]) -> int:
         """How many chunks hold `term`: `count(term)` once per generation."""
@@ -108,6 +156,7 @@ class KeywordIndex:
         if generation == self._generation and self._lengths is not None:
             return self._lengths
         self._postings.clear()
+        self._article_postings.clear()
         self._frequencies.clear()
         self._cached = 0
         known = len(self._lengths) - 1 if self._lengths is not None else 0
@@ -126,12 +175,56 @@ class KeywordIndex:
         averages = self._db.execute(f"SELECT block FROM {self._table}_data WHERE id = 1").fetchone()
         values = _varints(averages[0]) if averages else [0]
         self._rows = values[0]
-        self._average_length = sum(values[1:]) / values[0] if values[0] else 1.0
+        self._total_length = sum(values[1:])
+        self._average_length = self._total_length / values[0] if values[0] else 1.0
         self._generation = generation
+        if self._articles is not None:
+            self._articles.stale = True
         return self._lengths
 
-    def _term_postings(self, term: str) -> tuple[np.ndarray, np.ndarray]:
-        """The chunks holding `term`, ascending, and its weighted count in each (title 0.5, body 1)."""
+    def _read_articles(self) -> _Articles:
+        """Which article each chunk belongs to, with each article's first chunk, passages and length,
+        brought up to the generation `_refresh` read: rows for chunks added since (chunk ids only
+        grow, and a changed article comes back under new ones), and the count of articles now."""
+        import numpy as np
+
+        articles = self._articles
+        if articles is not None and not articles.stale:
+            return articles
+        if self._lengths is None:
+            raise RuntimeError("read the chunk lengths first")
+        if articles is None:
+            articles = self._articles = _Articles(
+                np.zeros(1, dtype=np.int64), np.zeros(0, dtype=np.int64), np.zeros(0, dtype=np.int64), np.zeros(0)
+            )
+        known = len(articles.owner) - 1
+        rows = self._db.execute("SELECT id, ordinal FROM chunks WHERE id > ? ORDER BY id", (known,)).fetchall()
+        if rows:
+            ids = np.fromiter((row[0] for row in rows), dtype=np.int64, count=len(rows))
+            starts = np.fromiter((row[1] for row in rows), dtype=np.int64, count=len(rows)) == 0
+            # New articles are numbered on from the last; each chunk's article is the last that
+            # starts at or before it (an article's chunks are written all together, in order,
+            # under consecutive ids).
+            numbers = len(articles.first) + np.cumsum(starts) - 1
+            owner = np.zeros(int(ids[-1]) + 1, dtype=np.int64)
+            owner[: len(articles.owner)] = articles.owner
+            owner[ids] = numbers
+            added = int(starts.sum())
+            articles.owner = owner
+            articles.first = np.concatenate((articles.first, ids[starts]))
+            articles.passages = np.concatenate((articles.passages, np.bincount(numbers - len(articles.passages),
+                                                                               minlength=added)))
+            lengths = np.bincount(numbers - len(articles.length), _grown(self._lengths, len(owner))[ids], minlength=added)
+            articles.length = np.concatenate((articles.length, lengths))
+        (articles.count,) = self._db.execute("SELECT count(*) FROM documents").fetchone()
+        # As FTS5 averages chunk lengths: over the articles there are now.
+        articles.average_length = self._total_length / articles.count if articles.count else 1.0
+        articles.stale = False
+        return articles
+
+    def _term_postings(self, term: str) -> tuple[np.ndarray, np.ndarray, np.ndarray]:
+        """The chunks holding `term`, ascending, its weighted count in each (title 0.5, body 1),
+        and how many of those are in the title."""
         import numpy as np
 
         cached = self._postings.get(term)
@@ -151,12 +244,64 @@ class KeywordIndex:
         chunk_ids, which = np.unique(instances >> 1, return_inverse=True)
         # Each instance adds its column's weight, as FTS5 counts them (halves and ones: exact sums).
         counts = np.bincount(which, np.where(instances & 1, self._title_weight, BODY_WEIGHT), minlength=len(chunk_ids))
+        titles = np.bincount(which, instances & 1, minlength=len(chunk_ids)).astype(np.int16)
         while self._postings and self._cached + len(chunk_ids) > CACHED_POSTINGS:
-            dropped = self._postings.pop(next(iter(self._postings)))
-            self._cached -= len(dropped[0])
-        self._postings[term] = (chunk_ids, counts)
+            oldest = next(iter(self._postings))
+            self._cached -= len(self._postings.pop(oldest)[0])
+            self._article_postings.pop(oldest, None)
+        self._postings[term] = (chunk_ids, counts, titles)
         self._cached += len(chunk_ids)
-        return chunk_ids, counts
+        return chunk_ids, counts, titles
+
+
+@dataclass
+class _Articles:
+    """KeywordIndex's view of whole articles, numbered from 0 as read: `owner[chunk id]` is that
+    chunk's article, and `first` (its first chunk id), `passages` and `length` (tokens) are by
+    article number. An article removed keeps its number, and no chunk leads to it any more."""
+
+    owner: np.ndarray
+    first: np.ndarray
+    passages: np.ndarray
+    length: np.ndarray
+    count: int = 0
+    average_length: float = 1.0
+    stale: bool = True
+
+
+def _grown(values: np.ndarray, size: int) -> np.ndarray:
+    """`values` with zeros after it, `size` long."""
+    import numpy as np
+
+    grown = np.zeros(size, dtype=values.dtype)
+    grown[: len(values)] = values
+    return grown
+
+
+def _add_bm25(scores: np.ndarray, rows: np.ndarray, counts: np.ndarray, lengths: np.ndarray, total_rows: int,
+              average_length: float) -> None:
+    """Add one term's BM25 to `scores` at `rows`, as fts5Bm25Function computes it."""
+    idf = math.log((total_rows - len(rows) + 0.5) / (len(rows) + 0.5))
+    if idf <= 0.0:
+        idf = 1e-6
+    scores[rows] += idf * ((counts * (K1 + 1.0)) / (counts + K1 * (1 - B + B * lengths / average_length)))
+
+
+def _best(scores: np.ndarray, matched: np.ndarray, k: int) -> list[tuple[int, float]]:
+    """(row, score) of the `k` best matched rows, best first, ties by row as FTS5 orders them."""
+    import numpy as np
+
+    hits = np.flatnonzero(matched)
+    hit_scores = scores[hits]
+    if 0 < k < len(hits):
+        # Only the hits scoring at least the k-th best can be among the first k (ties with it
+        # included, so the order by row among them is kept): sorting those alone, not all
+        # ~20,000 hits, takes 0.06 ms instead of 1.8 ms.
+        kth = np.partition(hit_scores, len(hits) - k)[len(hits) - k]
+        contenders = np.flatnonzero(hit_scores >= kth)
+        hits, hit_scores = hits[contenders], hit_scores[contenders]
+    best = np.lexsort((hits, -hit_scores))[:k]
+    return [(int(row), float(score)) for row, score in zip(hits[best], hit_scores[best])]
 
 
 def _varints(data: bytes) -> list[int]:

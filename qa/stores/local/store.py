@@ -16,7 +16,6 @@ the last committed state. See qa.stores.local.segments for merging and search.
 from __future__ import annotations
 
 import os
-import sqlite3
 import time
 from collections.abc import Iterator, Sequence
 from contextlib import contextmanager
@@ -26,7 +25,7 @@ from typing import TYPE_CHECKING
 from qa.errors import IndexCorruptError, IndexMismatchError, IndexMissingError
 from qa.stores.base import REBUILD_HINT, Manifest, coverage_problems, index_stats, span_problem, unit_length_problems
 from qa.stores.local.catalog import Catalog, SegmentRow, fts_query
-from qa.stores.local.keywords import ARTICLE_TITLE_WEIGHT, KeywordIndex
+from qa.stores.local.keywords import KeywordIndex
 from qa.stores.local.segments import SegmentVectors, plan_merge, segment_path
 from qa.stores.local.upgrade import UPGRADABLE_FORMAT, UPGRADE_HINT, upgrade_format_4
 from qa.stores.local.vectors import FaissVectorStore
@@ -51,7 +50,7 @@ if TYPE_CHECKING:
 
 MANIFEST_FILE = "manifest.json"
 CATALOG_FILE = "catalog.sqlite"
-# Article rows (document id, passage count) kept in memory, at most: some 10 MB.
+# Articles' document ids kept in memory, at most: some 10 MB.
 CACHED_ARTICLES = 100_000
 
 
@@ -107,11 +106,9 @@ class LocalStore:
         self.vectors = vectors
         self.generation = generation
         self.keywords = KeywordIndex(catalog.connection)
-        self.article_keywords = KeywordIndex(catalog.connection, "article_terms", ARTICLE_TITLE_WEIGHT)
-        # Each article row's document id and passage count, as read: a row's never change (an
-        # edited article is removed and added with new chunk ids, so a new row), so no commit
-        # makes them stale; reading 256 of them costs a search 1.2 ms at 100,000 chunks.
-        self._articles: dict[int, tuple[str, int]] = {}
+        # The document id of each article, by its first chunk id, as read: an edited article is
+        # removed and added with new chunk ids, so no commit makes one stale.
+        self._article_documents: dict[int, str] = {}
 
     @classmethod
     def open(cls, where: StoreLocation | Path | str) -> LocalStore:
@@ -174,32 +171,30 @@ class LocalStore:
             found = self.keywords.search(wanted, k, self.generation)
             return found if found is not None else self.catalog.keyword_search(fts_query(wanted), k)
 
-    def article_search(self, terms: Sequence[str], k: int, filters: SearchFilters | None = None) -> list[ArticleMatch]:
-        """BM25 over whole articles (title and text) holding any of `terms`' stems, the `k` best,
-        best first; filters are left to the caller. Scored as keyword_search scores chunks; an
-        index from before whole-article keywords has none until `qa index` runs."""
+    def article_search(self, terms: Sequence[str], k: int, filters: SearchFilters | None = None,
+                       min_passages: int = 1) -> list[ArticleMatch]:
+        """BM25 over whole articles (title and text) holding any of `terms`' stems, the `k` best of
+        at least `min_passages` passages, best first; filters are left to the caller. Scored from
+        the chunks' cached postings (qa.stores.local.keywords: KeywordIndex.article_search)."""
         if not terms:
             return []
         wanted = list(dict.fromkeys(stems(terms)))
         with self.reading():
-            try:
-                found = self.article_keywords.search(wanted, k, self.generation)
-            except sqlite3.OperationalError:  # no article_terms table yet (opened to read only)
-                return []
-            if found is None:
-                found = self.catalog.article_search(fts_query(wanted), k)
+            found = self.keywords.article_search(wanted, k, self.generation, min_passages)
             # Looked up once into a dict of this search's own, so a search in another thread that
             # empties the cache meanwhile takes nothing from under this one.
-            documents = {row: self._articles.get(row) for row, _ in found}
-            unread = [row for row, known in documents.items() if known is None]
+            documents = {first: self._article_documents.get(first) for first, _, _ in found}
+            unread = [first for first, known in documents.items() if known is None]
             if unread:
-                fetched = self.catalog.articles_of(unread)
-                if len(self._articles) + len(fetched) > CACHED_ARTICLES:
-                    self._articles.clear()
-                self._articles.update(fetched)
+                fetched = self.catalog.documents_of(unread)
+                if len(self._article_documents) + len(fetched) > CACHED_ARTICLES:
+                    self._article_documents.clear()
+                self._article_documents.update(fetched)
                 documents.update(fetched)
             return [
-                ArticleMatch(known[0], score, known[1]) for row, score in found if (known := documents[row]) is not None
+                ArticleMatch(doc_id, score, passages)
+                for first, score, passages in found
+                if (doc_id := documents[first]) is not None
             ]
 
     def document_frequencies(self, terms: Sequence[str]) -> dict[str, int]:
@@ -273,9 +268,6 @@ class LocalStore:
                 )
             bodies = catalog.keyword_bodies()
             problems += coverage_problems("the keyword index", set(bodies), chunk_ids, "chunks")
-            articles = catalog.article_rows()
-            if articles is not None:
-                problems += coverage_problems("the article keyword index", *articles, "articles")
             texts: dict[str, str] = {}
             for chunk_id, doc_id, start, end in catalog.chunk_spans():
                 if doc_id not in texts:
@@ -315,9 +307,9 @@ class LocalWriter:
                 # A brand-new index: nothing in the catalog can be trusted to match this manifest.
                 save_manifest(index_dir, manifest)
             self.generation = self.catalog.generation
-            # An index made before whole-article keywords (article_terms) gets them once, here.
-            if self.catalog.fill_article_terms(self.generation + 1):
-                self.generation += 1
+            # Indexes written while whole articles had an FTS5 table of their own (now scored from
+            # the chunks' postings) give its space back.
+            self.catalog.drop_article_terms()
             # Files a killed writer left (a segment written but never committed, a merge cut short).
             _delete_stale_vector_files(index_dir, self.catalog.segments())
         except BaseException:

@@ -464,9 +464,11 @@ class MilvusStore:
         # way the magnitude is the score and the order is best first.
         return [(int(hit["id"]), abs(float(hit["distance"]))) for hit in hits]
 
-    def article_search(self, terms: Sequence[str], k: int, filters: SearchFilters | None = None) -> list[ArticleMatch]:
-        """Milvus's BM25 over the articles collection (title twice and full text); filters are left
-        to the caller, who reads these scores for its candidates only. A store written before that
+    def article_search(self, terms: Sequence[str], k: int, filters: SearchFilters | None = None,
+                       min_passages: int = 1) -> list[ArticleMatch]:
+        """Milvus's BM25 over the articles collection (title twice and full text), articles of at
+        least `min_passages` passages; filters are left to the caller, who reads these scores for
+        its candidates only. A store written before that
         collection has none until `qa index` runs: then this is empty and ranking is as before."""
         if not terms:
             return []
@@ -477,7 +479,8 @@ class MilvusStore:
                 self._articles_checked = (now, c.client.has_collection(c.articles))
         if not self._articles_checked[1]:
             return []
-        hits = self._bm25_search(c.articles, terms, k, output_fields=["doc_id", "passages"])
+        longer = {"filter": f"passages >= {int(min_passages)}"} if min_passages > 1 else {}
+        hits = self._bm25_search(c.articles, terms, k, output_fields=["doc_id", "passages"], **longer)
         return [ArticleMatch(str(hit["doc_id"]), abs(float(hit["distance"])), int(hit["passages"])) for hit in hits]
 
     def _bm25_search(self, collection: str, terms: Sequence[str], k: int, **options: Any) -> list:
