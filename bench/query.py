@@ -2,11 +2,12 @@
 vector index alone, exact and approximate, at 100k, 150k, 300k and 1M vectors.
 
     .venv/bin/python bench/query.py [--sizes 10000 100000] [--queries 200] [--json]
-        [--ann-sizes 100000 150000 300000 1000000] [--ann-data real-like random]
+        [--ann-sizes 100000 150000 300000 1000000] [--ann-data real-like random] [--article-chunks 3]
 
 Embedding 100,000 chunks takes hours on two cores, so this bench builds its indexes directly:
-real text (sentences of SQuAD paragraphs, recombined into distinct articles) with RANDOM unit
-vectors in FAISS and for the sentences. Latency and memory are real; dense rankings are not, so
+real text (sentences of SQuAD paragraphs, recombined into distinct articles of 3 chunks, or of
+`--article-chunks`: 12 is a news story's length, whose articles hybrid search also scores whole)
+with RANDOM unit vectors in FAISS and for the sentences. Latency and memory are real; dense rankings are not, so
 no quality figure is printed for them (see `qa eval` for quality).
 
 The vector-index section times one dense search (k=64, the retriever's candidate pool) in the exact
@@ -57,7 +58,8 @@ def _real_sentences() -> list[str]:
     return sentences
 
 
-def build_index(folder: Path, chunks_wanted: int, sentences: list[str], dimension: int, model: str) -> None:
+def build_index(folder: Path, chunks_wanted: int, sentences: list[str], dimension: int, model: str,
+                article_chunks: int = CHUNKS_PER_ARTICLE) -> None:
     """An index of recombined real sentences with random unit vectors (see the module docstring)."""
     rng = np.random.default_rng(0)
     shuffle = random.Random(0)
@@ -72,14 +74,14 @@ def build_index(folder: Path, chunks_wanted: int, sentences: list[str], dimensio
     made = 0
     n = 0
     while made < chunks_wanted:
-        picked = shuffle.sample(sentences, SENTENCES_PER_CHUNK * CHUNKS_PER_ARTICLE)
+        picked = shuffle.sample(sentences, SENTENCES_PER_CHUNK * article_chunks)
         text = " ".join(picked)
         spans, offset = [], 0
         for sentence in picked:  # the spans are known: no need to split the text again
             spans.append((offset, offset + len(sentence)))
             offset += len(sentence) + 1
         chunks = []
-        per = max(1, len(spans) // CHUNKS_PER_ARTICLE)
+        per = max(1, len(spans) // article_chunks)
         for ordinal, begin in enumerate(range(0, len(spans), per)):
             group = spans[begin : begin + per]
             start, end = group[0][0], group[-1][1]
@@ -124,10 +126,12 @@ def main() -> None:
     parser.add_argument("--ann-sizes", type=int, nargs="*", default=[100_000, 150_000, 300_000, 1_000_000])
     parser.add_argument("--ann-data", nargs="+", choices=["real-like", "random"], default=["real-like", "random"])
     parser.add_argument("--backend", choices=["torch", "onnx", "onnx-int8"], default=None)
+    parser.add_argument("--article-chunks", type=int, default=CHUNKS_PER_ARTICLE,
+                        help="chunks per built article (12 for news-length stories)")
     parser.add_argument("--json", action="store_true")
     args = parser.parse_args()
 
-    from qa.retrieve import Retriever
+    from qa.retrieve import ARTICLE_MIN_PASSAGES, Retriever
 
     embedder = Embedder(backend=args.backend, bulk=False)  # a question at a time, as `qa ask` runs it
     embedder.load()
@@ -140,7 +144,7 @@ def main() -> None:
         for size in args.sizes:
             folder = Path(tmp) / f"index-{size}"
             started = time.perf_counter()
-            build_index(folder, size, sentences, embedder.dimension, embedder.name)
+            build_index(folder, size, sentences, embedder.dimension, embedder.name, args.article_chunks)
             build_seconds = time.perf_counter() - started
             before = _rss_mib()
             index = open_store(folder)
@@ -171,6 +175,8 @@ def main() -> None:
         "Each search mode runs on a store opened afresh (no term postings cached); 'hybrid, terms cached' "
         "asks the same questions again, as a server or chat that has met their words does; ask follows it.",
         "RSS = resident memory added by opening the index (FAISS flat index loaded; SQLite pages on demand).",
+        f"Articles of {args.article_chunks} chunks each; hybrid search also scores whole articles of "
+        f"{ARTICLE_MIN_PASSAGES} chunks or more (none with the default 3).",
     ]
     ann_rows = []
     if args.ann_sizes:
