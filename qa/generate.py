@@ -163,7 +163,8 @@ def _citations(claims: Sequence[Claim], hits: Sequence[Hit]) -> tuple[Citation, 
 
 
 def condense_question(client: ChatClient, previous: Sequence[str], question: str) -> str | None:
-    """A follow-up rewritten by the model into a question that stands alone, or None if it gave nothing usable."""
+    """A follow-up rewritten by the model into a question that stands alone, or None if it gave nothing
+    usable (nothing, too much, or the follow-up itself)."""
     history = "\n".join(f"Earlier question: {turn}" for turn in previous[-3:])
     messages = [
         {"role": "system", "content": CONDENSE_PROMPT},
@@ -173,5 +174,9 @@ def condense_question(client: ChatClient, previous: Sequence[str], question: str
     rewritten = " ".join(text[0].split()) if text else ""
     rewritten = re.sub(r"^(?:rewritten question|question)\s*:\s*", "", rewritten, flags=re.IGNORECASE)
     if not rewritten or len(rewritten) > 300 or not any(ch.isalpha() for ch in rewritten):
+        return None
+    # A small model may give the follow-up back as it came: that stands no more alone than before,
+    # so the rule-based reading (qa.followup) takes over.
+    if rewritten.casefold() == " ".join(question.split()).casefold():
         return None
     return rewritten
