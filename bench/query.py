@@ -176,7 +176,7 @@ def main() -> None:
         "asks the same questions again, as a server or chat that has met their words does; ask follows it.",
         "RSS = resident memory added by opening the index (FAISS flat index loaded; SQLite pages on demand).",
         f"Articles of {args.article_chunks} chunks each; hybrid search also scores whole articles of "
-        f"{ARTICLE_MIN_PASSAGES} chunks or more (none with the default 3).",
+        f"{ARTICLE_MIN_PASSAGES} chunks or more" + (" (none here)." if args.article_chunks < ARTICLE_MIN_PASSAGES else "."),
     ]
     ann_rows = []
     if args.ann_sizes:

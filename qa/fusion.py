@@ -42,7 +42,8 @@ PHRASE_WEIGHT = 0.1
 HEADLINE_SHARE = 0.5
 # Article evidence (issue 15): a news story runs to a dozen passages, and a question often names
 # the story in one and asks about a detail in another. Each candidate passage of a long article
-# (qa.retrieve.ARTICLE_MIN_PASSAGES) adds its whole article's BM25 (title twice and full text),
+# (qa.retrieve.ARTICLE_MIN_PASSAGES) adds its whole article's BM25 (title twice and its text, as
+# each store counts it: qa.stores.local.keywords sums the chunks'),
 # z-scored over the candidate long articles, so every passage of one article gets the same lift.
 # On all 600 RealTimeQA 2023 news questions (the tuning year; qa eval, hybrid as `qa ask` ranks),
 # weight 1.0 and 1.5 gave R@1 0.590 / 0.592 and MRR@10 0.697 / 0.698, against 0.565 / 0.679 without

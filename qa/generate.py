@@ -177,6 +177,6 @@ def condense_question(client: ChatClient, previous: Sequence[str], question: str
         return None
     # A small model may give the follow-up back as it came: that stands no more alone than before,
     # so the rule-based reading (qa.followup) takes over.
-    if rewritten.casefold() == " ".join(question.split()).casefold():
+    if re.findall(r"\w+", rewritten.casefold()) == re.findall(r"\w+", question.casefold()):
         return None
     return rewritten

@@ -195,3 +195,23 @@ def test_an_index_with_the_old_article_table_gives_it_back_on_update(corpus_inde
         assert store.check() == []
     finally:
         store.close()
+
+
+def test_an_accented_word_finds_its_article_as_fts5_folds_it(tmp_path: Path, embedder) -> None:
+    from qa.indexer import update_index
+
+    corpus = tmp_path / "corpus"
+    corpus.mkdir()
+    (corpus / "tram.txt").write_text("Zürich council votes\n\nThe council of Zürich voted on the tram line.\n")
+    (corpus / "budget.txt").write_text("Bern budget\n\nThe budget of Bern passed on Tuesday.\n")
+    update_index(tmp_path / "index", [corpus], embedder=embedder)
+    store = LocalStore.open(tmp_path / "index")
+    try:
+        names = {doc.doc_id: Path(doc.path).name for doc in store.documents().values()}
+        found = store.article_search(["Zürich"], 5)
+        assert [names[m.doc_id] for m in found] == ["tram.txt"]
+        assert store.article_search(["zurich", "ZURICH"], 5) == found  # one folded term, counted once
+        assert store.article_search(["foo_bar"], 5) == []  # a term FTS5 would cut in two
+        assert store.article_search(["tram"], 5, min_passages=2) == []  # no article that long here
+    finally:
+        store.close()

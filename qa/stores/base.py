@@ -160,9 +160,9 @@ class Store(Protocol):
 
     def article_search(self, terms: Sequence[str], k: int, filters: SearchFilters | None = None,
                        min_passages: int = 1) -> list[ArticleMatch]:
-        """BM25 over whole articles (title and full text) holding any of `terms`: the `k` best of
-        those cut into at least `min_passages` passages, best first; empty where the store keeps
-        no article keywords."""
+        """BM25 over whole articles (title and text; the local store sums its chunks') holding any
+        of `terms`: the `k` best of those cut into at least `min_passages` passages, best first;
+        empty where the store keeps no article keywords."""
         ...
 
     def document_frequencies(self, terms: Sequence[str]) -> dict[str, int]:

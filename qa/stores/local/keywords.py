@@ -23,6 +23,7 @@ from __future__ import annotations
 import math
 import re
 import sqlite3
+import unicodedata
 from collections.abc import Callable, Sequence
 from dataclasses import dataclass
 from typing import TYPE_CHECKING
@@ -46,6 +47,8 @@ CACHED_POSTINGS = 4_000_000
 CACHED_FREQUENCIES = 100_000
 # A stem FTS5's unicode61 tokenizer reads as exactly this one token: lower-case ASCII letters and digits.
 _PLAIN_TERM = re.compile(r"[a-z0-9]+")
+# A folded term unicode61 reads as one token: letters and digits of any script, no separators.
+_ONE_TOKEN = re.compile(r"[^\W_]+")
 
 
 class KeywordIndex:
@@ -97,18 +100,20 @@ class KeywordIndex:
         Scored from the chunks' postings, so a query whose words were read for keyword_search
         reads nothing more: an article holds each term as often as its chunks' bodies do
         (a sentence its chunks overlap on counts twice) plus ARTICLE_TITLE_WEIGHT times its
-        title does, and is as long as its chunks together. Terms are read lower-cased, as FTS5
-        reads them; one that is not a plain token then (see `search`) is left out."""
+        title does, and is as long as its chunks together. Terms are read as FTS5's unicode61
+        tokenizer reads them (folded: "Zürich" is "zurich"); one it would cut in two is left out."""
         import numpy as np
 
-        plain = [term for term in dict.fromkeys(term.lower() for term in terms) if _PLAIN_TERM.fullmatch(term)]
-        if not plain:
+        folded = [term for term in dict.fromkeys(map(_folded, terms)) if _ONE_TOKEN.fullmatch(term)]
+        if not folded:
             return []
         self._refresh(generation)
         articles = self._read_articles()
+        if articles.longest < min_passages:  # no article is long enough: nothing to score
+            return []
         scores = np.zeros(len(articles.first))
         matched = np.zeros(len(articles.first), dtype=bool)
-        for term in plain:
+        for term in folded:
             numbers, counted = self._article_term_postings(term, articles)
             if len(numbers):
                 _add_bm25(scores, numbers, counted, articles.length[numbers], articles.count, articles.average_length)
@@ -216,6 +221,7 @@ class KeywordIndex:
                                                                                minlength=added)))
             lengths = np.bincount(numbers - len(articles.length), _grown(self._lengths, len(owner))[ids], minlength=added)
             articles.length = np.concatenate((articles.length, lengths))
+            articles.longest = max(articles.longest, int(articles.passages.max()))
         (articles.count,) = self._db.execute("SELECT count(*) FROM documents").fetchone()
         # As FTS5 averages chunk lengths: over the articles there are now.
         articles.average_length = self._total_length / articles.count if articles.count else 1.0
@@ -266,7 +272,14 @@ class _Articles:
     length: np.ndarray
     count: int = 0
     average_length: float = 1.0
+    longest: int = 0  # passages of the longest article read
     stale: bool = True
+
+
+def _folded(term: str) -> str:
+    """`term` as FTS5's unicode61 tokenizer keeps it: lower-cased, its diacritics removed."""
+    decomposed = unicodedata.normalize("NFKD", term.lower())
+    return "".join(ch for ch in decomposed if not unicodedata.combining(ch))
 
 
 def _grown(values: np.ndarray, size: int) -> np.ndarray:

@@ -308,7 +308,7 @@ class LocalWriter:
                 save_manifest(index_dir, manifest)
             self.generation = self.catalog.generation
             # Indexes written while whole articles had an FTS5 table of their own (now scored from
-            # the chunks' postings) give its space back.
+            # the chunks' postings) drop it; SQLite reuses its pages.
             self.catalog.drop_article_terms()
             # Files a killed writer left (a segment written but never committed, a merge cut short).
             _delete_stale_vector_files(index_dir, self.catalog.segments())

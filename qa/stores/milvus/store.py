@@ -468,8 +468,8 @@ class MilvusStore:
                        min_passages: int = 1) -> list[ArticleMatch]:
         """Milvus's BM25 over the articles collection (title twice and full text), articles of at
         least `min_passages` passages; filters are left to the caller, who reads these scores for
-        its candidates only. A store written before that
-        collection has none until `qa index` runs: then this is empty and ranking is as before."""
+        its candidates only. A store written before that collection has none until `qa index`
+        runs: then this is empty and ranking is as before."""
         if not terms:
             return []
         c = self.collections
