@@ -47,7 +47,11 @@ HEADLINE_SHARE = 0.5
 # z-scored over the candidate long articles, so every passage of one article gets the same lift.
 # On all 600 RealTimeQA 2023 news questions (the tuning year; qa eval, hybrid as `qa ask` ranks),
 # weight 1.0 and 1.5 gave R@1 0.590 / 0.592 and MRR@10 0.697 / 0.698, against 0.565 / 0.679 without
-# (with every article lifted; 1.5 lowered the answer share).
+# (with every article lifted; 1.5 lowered the answer share). Scored from the chunks' postings
+# (2026-12-04 evening, another machine), 1.5 gave 0.608 / 0.840 / 0.705 / 0.308 (R@1, R@5,
+# MRR@10, answer in top sentence) against 0.600 / 0.840 / 0.700 / 0.303 at 1.0, but on all 554
+# questions of 2024 0.552 / 0.816 / 0.665 / 0.267 against 0.561 / 0.821 / 0.672 / 0.267 (R@1 under
+# the 0.554 of no article evidence): a gain on the tuning year that did not hold, so not taken.
 ARTICLE_KEYWORD_WEIGHT = 1.0
 # Tried on those 600 questions beside it and not taken, since none gained more than one question
 # in R@1 or MRR@10 (0.603 / 0.700 with it): lifting each article by its second-best candidate
@@ -58,9 +62,10 @@ ARTICLE_KEYWORD_WEIGHT = 1.0
 # k1 2.0 (0.600-0.605 / 0.700-0.702); the article z capped at 1.5, so that one story's articles
 # rise alike (0.590 / 0.692); weight 1.5 (0.603 / 0.702); ARTICLE_MIN_PASSAGES 4 (0.598 / 0.703).
 # HEADLINE_SHARE 1.0 gave 0.610 / 0.707 here but 0.570 / 0.697 on 2024's 200 (0.585 / 0.702 at 0.5).
-# Scored from the chunks' postings (2026-12-04 evening, another machine: 0.600 / 0.6998 with it),
-# lifting only each article's best candidate passage, or its others by half, so that more articles
-# reach the first five: 0.595 / 0.697 and 0.602 / 0.700, top-5 share 0.840 all three.
+# Scored from the chunks' postings, at weight 1.0 (0.600 / 0.6998 with it): lifting only each
+# article's best candidate passage, or its others by half, so that more articles reach the first
+# five: 0.595 / 0.697 and 0.602 / 0.700, top-5 share 0.840 all three; article title weight 3.0
+# instead of 2.0: 0.600 / 0.699.
 
 
 @dataclass
