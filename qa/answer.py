@@ -178,7 +178,9 @@ def score_sentences(hits: Sequence[Hit], term_weights: dict[str, float], questio
             if alignment is None:
                 score = support + KIND_WEIGHT * holds
             else:
-                signals = (cosine, keyword, alignment, float(brevity > 0), float(holds), hit.score)
+                # The passage's own score: its article's lift (qa.fusion.article_lifts) came after
+                # the weights were fitted, and moved the news answer share down, not up.
+                signals = (cosine, keyword, alignment, float(brevity > 0), float(holds), hit.score - hit.article_lift)
                 score = sum(weight * value for weight, value in zip(SENTENCE_WEIGHTS, signals))
             scored.append(ScoredSentence(rank, (start, end), text, cosine, keyword, score, support,
                                          alignment or 0.0, holds, signals))
