@@ -112,24 +112,15 @@ def mode_scores(mode: str, features: Features) -> dict[int, float]:
         phrase = zscores({c: features.phrase.get(c, 0.0) for c in features.ids})
         for c in features.ids:
             scores[c] += PHRASE_WEIGHT * phrase[c]
-    for c, lift in article_lifts(features).items():
-        scores[c] += lift
+    if features.article_keyword and features.several_passages:
+        # z-scored over the candidate long articles, not passages (an article with twelve
+        # candidate passages would otherwise weigh twelve times in the mean); the passages of
+        # shorter documents rank as they would without it.
+        moved = [c for c in features.ids if features.document[c] in features.several_passages]
+        article = zscores({features.document[c]: features.article_keyword[c] for c in moved}) if moved else {}
+        for c in moved:
+            scores[c] += ARTICLE_KEYWORD_WEIGHT * article[features.document[c]]
     return scores
-
-
-def article_lifts(features: Features) -> dict[int, float]:
-    """What its whole article's keyword score adds to each candidate passage of a long article in
-    hybrid mode (ARTICLE_KEYWORD_WEIGHT); passages of shorter documents are not listed."""
-    if not (features.article_keyword and features.several_passages):
-        return {}
-    # z-scored over the candidate long articles, not passages (an article with twelve candidate
-    # passages would otherwise weigh twelve times in the mean); the passages of shorter documents
-    # rank as they would without it.
-    moved = [c for c in features.ids if features.document[c] in features.several_passages]
-    if not moved:
-        return {}
-    article = zscores({features.document[c]: features.article_keyword[c] for c in moved})
-    return {c: ARTICLE_KEYWORD_WEIGHT * article[features.document[c]] for c in moved}
 
 
 def zscores(scores: dict[Key, float]) -> dict[Key, float]:

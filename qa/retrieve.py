@@ -17,7 +17,6 @@ from qa.fusion import (
     SENTENCE_KEYWORD_WEIGHT,
     Features,
     KeywordCoverer,
-    article_lifts,
     mode_scores,
     phrase_match,
     term_weights_for,
@@ -319,16 +318,13 @@ class Retriever:
     def _rank(self, candidates: list[ChunkRecord], features: Features, mode: str, k: int) -> list[Hit]:
         if not candidates:
             return []
-        scored = features.restricted([r.chunk_id for r in candidates])
-        scores = mode_scores(mode, scored)
-        lifts = article_lifts(scored) if mode == "hybrid" else {}
+        scores = mode_scores(mode, features.restricted([r.chunk_id for r in candidates]))
         ranked = sorted(candidates, key=lambda r: scores[r.chunk_id], reverse=True)
         hits: list[Hit] = []
         for record in ranked:
             if _duplicates_any(record, hits):
                 continue
-            hits.append(_hit(record, scores[record.chunk_id], features.sentence_scores.get(record.chunk_id),
-                             lifts.get(record.chunk_id, 0.0)))
+            hits.append(_hit(record, scores[record.chunk_id], features.sentence_scores.get(record.chunk_id)))
             if len(hits) >= k:
                 break
         return hits
@@ -420,7 +416,7 @@ def _passage_words(record: ChunkRecord, spans: Sequence[Span]) -> PassageStems:
 def _rerank(reranker: Reranker, query: str, hits: list[Hit]) -> list[Hit]:
     """Order first-stage hits by a cross-encoder's scores, which become their scores."""
     scores = reranker.score(query, [hit.text for hit in hits])
-    rescored = [replace(hit, score=round(score, 4), article_lift=0.0) for hit, score in zip(hits, scores)]
+    rescored = [replace(hit, score=round(score, 4)) for hit, score in zip(hits, scores)]
     return sorted(rescored, key=lambda hit: hit.score, reverse=True)
 
 
@@ -435,7 +431,7 @@ def _duplicates_any(record: ChunkRecord, hits: list[Hit]) -> bool:
     return False
 
 
-def _hit(record: ChunkRecord, score: float, sentence_scores: tuple | None, article_lift: float = 0.0) -> Hit:
+def _hit(record: ChunkRecord, score: float, sentence_scores: tuple | None) -> Hit:
     return Hit(
         chunk_id=record.chunk_id,
         doc_id=record.doc_id,
@@ -448,5 +444,4 @@ def _hit(record: ChunkRecord, score: float, sentence_scores: tuple | None, artic
         date=record.date,
         sentences=record.sentences,
         sentence_scores=sentence_scores or (),
-        article_lift=round(float(article_lift), 4),
     )

@@ -61,9 +61,6 @@ class Hit:
     # Token alignment of each of those sentences with the query (qa.align), when the passage was read again
     sentence_alignment: tuple[float, ...] = field(default=(), repr=False)
     page: int | None = None  # the PDF page the passage starts on (qa.pages); None for other articles
-    # What its whole article's evidence added to `score` (qa.fusion.article_lifts; hybrid mode only):
-    # the answer stage weighs the passage's own score, as its weights were fitted.
-    article_lift: float = field(default=0.0, repr=False)
 
 
 @dataclass(frozen=True)

@@ -170,20 +170,6 @@ def test_alignment_ranks_sentences_and_the_judgment_weighs_support() -> None:
     assert not answers_question(weak_scored, [weak], 1000)
 
 
-def test_the_answer_weighs_a_passage_by_its_own_score_not_its_articles_lift() -> None:
-    # Two passages whose sentences tie on every sentence signal. The first ranks higher only by its
-    # whole article's lift (qa.fusion.article_lifts); by its own score it is the weaker.
-    sentence = [("The quake was 17 kilometres deep.", 0.5, 0.45)]
-    lifted = replace(_hit(sentence), chunk_id=1, score=12.0, article_lift=3.0)
-    own = replace(_hit(sentence), chunk_id=2, doc_id="e", score=10.0)
-    scored = score_sentences([lifted, own], {"quake": 1.0, "deep": 1.0})
-    assert [s.hit_rank for s in scored] == [1, 0]
-    assert scored[0].signals[-1] == 10.0 and scored[1].signals[-1] == 9.0
-    # Without the lift, the same two passages' sentences rank by their scores as before.
-    scored = score_sentences([replace(lifted, article_lift=0.0), own], {"quake": 1.0, "deep": 1.0})
-    assert [s.hit_rank for s in scored] == [0, 1]
-
-
 @pytest.mark.parametrize("aligned", [True, False], ids=["hybrid, read again", "dense or keyword"])
 def test_the_same_evidence_weighs_more_in_a_small_collection_up_to_the_largest_fitted(aligned: bool) -> None:
     hit = _hit([("The quake was 17 kilometres deep.", 0.5, 0.45)])

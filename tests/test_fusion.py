@@ -6,7 +6,7 @@ from __future__ import annotations
 
 import pytest
 
-from qa.fusion import ARTICLE_KEYWORD_WEIGHT, Features, article_lifts, mode_scores
+from qa.fusion import ARTICLE_KEYWORD_WEIGHT, Features, mode_scores
 
 
 def _features(
@@ -34,9 +34,6 @@ def test_the_whole_articles_score_lifts_each_of_its_passages_alike() -> None:
     assert max(after, key=after.get) == 1
     lifts = {c: after[c] - before[c] for c in before}
     assert lifts[1] == lifts[2] == lifts[3] > 0 > lifts[4]
-    # What each passage was lifted by is told apart, for the answer stage (Hit.article_lift).
-    told = article_lifts(_features({1: 9.0, 2: 9.0, 3: 9.0, 4: 3.0}, {1: "a", 2: "a", 3: "a", 4: "b"}))
-    assert told == pytest.approx(lifts)
     # z-scored over the two articles, not the four passages: +1 and -1 standard deviation.
     assert lifts[1] == pytest.approx(ARTICLE_KEYWORD_WEIGHT)
     assert lifts[4] == pytest.approx(-ARTICLE_KEYWORD_WEIGHT)
@@ -53,7 +50,6 @@ def test_a_short_article_is_neither_lifted_nor_lowered() -> None:
     before = mode_scores("hybrid", _features())
     after = mode_scores("hybrid", _features({1: 9.0, 2: 9.0, 3: 1.0, 4: 1.0}, {1: "a", 2: "a", 3: "b", 4: "c"}, "ab"))
     assert after[4] == before[4]
-    assert 4 not in article_lifts(_features({1: 9.0, 2: 9.0, 3: 1.0, 4: 1.0}, {1: "a", 2: "a", 3: "b", 4: "c"}, "ab"))
     # z over the two long articles (9 and 1): +1 and -1 standard deviation.
     assert after[1] - before[1] == pytest.approx(ARTICLE_KEYWORD_WEIGHT)
     assert after[3] - before[3] == pytest.approx(-ARTICLE_KEYWORD_WEIGHT)
