@@ -62,3 +62,37 @@ def test_dense_and_keyword_modes_do_not_read_articles() -> None:
     features = _features({1: 9.0, 2: 9.0, 3: 9.0, 4: 3.0}, {1: "a", 2: "a", 3: "a", 4: "b"})
     assert mode_scores("keyword", features) == mode_scores("keyword", _features())
     assert mode_scores("dense", features) == mode_scores("dense", _features())
+
+
+def test_only_a_question_of_many_words_reads_whole_articles(seeds_index, embedder) -> None:
+    # A short question's words all fit in one passage; the article's score adds nothing there
+    # (qa.retrieve.ARTICLE_MIN_QUESTION_WORDS), so it is not even read.
+    from qa.retrieve import ARTICLE_MIN_QUESTION_WORDS, Retriever
+    from qa.stores import open_store
+    from qa.text import query_terms
+
+    store = open_store(seeds_index)
+    read: list[list[str]] = []
+    article_search = store.article_search
+
+    def recorded(terms, k, filters=None, min_passages=1):
+        read.append(list(terms))
+        return article_search(terms, k, filters, min_passages)
+
+    store.article_search = recorded
+    try:
+        retriever = Retriever(store, embedder)
+        short = "How much does Baghdad owe Russia?"
+        assert len(query_terms(short)) < ARTICLE_MIN_QUESTION_WORDS
+        hits = retriever.search(short)
+        assert read == [] and "$8 billion" in hits[0].text
+        long = "Moscow wants Iraq rebuilding contracts, oil contracts and repayment: how much debt does Baghdad owe Russia?"
+        assert len(query_terms(long)) >= ARTICLE_MIN_QUESTION_WORDS
+        retriever.search(long)
+        assert len(read) == 1 and read[0] and set(read[0]) <= set(query_terms(long))
+        # Dense and keyword modes never read articles, whatever the length.
+        retriever.search(long, mode="keyword")
+        retriever.search(long, mode="dense")
+        assert len(read) == 1
+    finally:
+        store.close()
