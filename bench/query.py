@@ -131,13 +131,15 @@ def main() -> None:
     parser.add_argument("--json", action="store_true")
     args = parser.parse_args()
 
-    from qa.retrieve import ARTICLE_MIN_PASSAGES, Retriever
+    from qa.retrieve import ARTICLE_MIN_PASSAGES, ARTICLE_MIN_QUESTION_WORDS, Retriever
+    from qa.text import query_terms
 
     embedder = Embedder(backend=args.backend, bulk=False)  # a question at a time, as `qa ask` runs it
     embedder.load()
     questions = [json.loads(line)["question"] for line in
                  shared_eval_lines("squad-dev-v1.1.queries.jsonl")[: args.queries]]
     vectors = embedder.encode(questions)
+    long_questions = sum(len(query_terms(q)) >= ARTICLE_MIN_QUESTION_WORDS for q in questions)
     sentences = _real_sentences()
     rows = []
     with tempfile.TemporaryDirectory() as tmp:
@@ -176,7 +178,9 @@ def main() -> None:
         "asks the same questions again, as a server or chat that has met their words does; ask follows it.",
         "RSS = resident memory added by opening the index (FAISS flat index loaded; SQLite pages on demand).",
         f"Articles of {args.article_chunks} chunks each; hybrid search also scores whole articles of "
-        f"{ARTICLE_MIN_PASSAGES} chunks or more" + (" (none here)." if args.article_chunks < ARTICLE_MIN_PASSAGES else "."),
+        f"{ARTICLE_MIN_PASSAGES} chunks or more" + (" (none here)" if args.article_chunks < ARTICLE_MIN_PASSAGES else "")
+        + f" for questions of {ARTICLE_MIN_QUESTION_WORDS} content words or more ({long_questions} of these "
+        f"{len(questions)}).",
     ]
     ann_rows = []
     if args.ann_sizes:
