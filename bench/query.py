@@ -6,7 +6,8 @@ vector index alone, exact and approximate, at 100k, 150k, 300k and 1M vectors.
 
 Embedding 100,000 chunks takes hours on two cores, so this bench builds its indexes directly:
 real text (sentences of SQuAD paragraphs, recombined into distinct articles of 3 chunks, or of
-`--article-chunks`: 12 is a news story's length, whose articles hybrid search also scores whole)
+`--article-chunks`: 12 is a news story's length, whose articles hybrid search also scores whole
+for questions of 8 content words or more)
 with RANDOM unit vectors in FAISS and for the sentences. Latency and memory are real; dense rankings are not, so
 no quality figure is printed for them (see `qa eval` for quality).
 
@@ -178,7 +179,8 @@ def main() -> None:
         "asks the same questions again, as a server or chat that has met their words does; ask follows it.",
         "RSS = resident memory added by opening the index (FAISS flat index loaded; SQLite pages on demand).",
         f"Articles of {args.article_chunks} chunks each; hybrid search also scores whole articles of "
-        f"{ARTICLE_MIN_PASSAGES} chunks or more" + (" (none here)" if args.article_chunks < ARTICLE_MIN_PASSAGES else "")
+        f"{ARTICLE_MIN_PASSAGES} chunks or more"
+        + (" (none here)" if args.article_chunks < ARTICLE_MIN_PASSAGES else "")
         + f" for questions of {ARTICLE_MIN_QUESTION_WORDS} content words or more ({long_questions} of these "
         f"{len(questions)}).",
     ]

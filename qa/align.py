@@ -34,9 +34,10 @@ if TYPE_CHECKING:
     from qa.embed import Embedder, TokenStates
 
 # How many of the first-stage passages are read again. 10 instead of 5 adds R@5 (the 6th to 10th
-# can move up); 20 added nothing more on the tuning half. On RealTimeQA 2023's 600 news questions
-# 15 and 20 gave R@5 0.845 / 0.853 against 0.840 (R@1 0.600 / 0.597 against 0.600, MRR@10 0.7004 /
-# 0.6988 against 0.6998); 20 took 186 s for them against 103 s, run alone (140 ms more a
+# can move up); 20 added nothing more on the tuning half. On RealTimeQA 2023's 600 news questions,
+# with article evidence for every question (before qa.retrieve.ARTICLE_MIN_QUESTION_WORDS), 15 and
+# 20 gave R@5 0.845 / 0.853 against 0.840 (R@1 0.600 / 0.597 against 0.600, MRR@10 0.7004 / 0.6988
+# against 0.6998); 20 took 186 s for them against 103 s, run alone (140 ms more a
 # question), for a gain of 8 questions in 600 on one year: not taken.
 ALIGN_DEPTH = 10
 # Passage score += PASSAGE_ALIGN_WEIGHT * alignment (a mean cosine, 0.2 to 0.8 in practice)

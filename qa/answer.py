@@ -83,7 +83,8 @@ KIND_WEIGHT = 0.15
 # and left out: the passage's rank (nothing beside its score), the sentence's length and how many
 # words it adds to the question's (+0.8 points on the fit half, none on the report half).
 # The passage's score holds its article's lift on news (qa.fusion, issue 15), which these weights
-# were fitted without. Weighing the score without the lift: answer in top sentence 0.3067 against
+# were fitted without. Weighing the score without the lift (every question lifted, before
+# qa.retrieve.ARTICLE_MIN_QUESTION_WORDS): answer in top sentence 0.3067 against
 # 0.3033 on RealTimeQA 2023's 600 questions, but 0.2599 against 0.2671 on 2024's 554; not taken.
 SENTENCE_SIGNALS = ("cosine", "keyword", "alignment", "fragment", "holds_kind", "passage_score")
 SENTENCE_WEIGHTS = (0.5155, 0.8136, 4.0, -0.1827, 0.2223, 0.0761)

@@ -50,13 +50,16 @@ ARTICLE_DEPTH = 256
 # 0.891 to 0.857 / 0.881 / 0.889; at 8 no SQuAD paragraph is long enough. On 2024's 554 news
 # questions 4 and 8 gave the same gain (R@1 0.567 / 0.572, MRR@10 0.675 / 0.678; 0.552 / 0.658 without).
 ARTICLE_MIN_PASSAGES = 8
-# Article evidence is also for questions long enough to name a story in some words and ask about
-# a detail of it in others: this many distinct content words or more. On RealTimeQA 2023's 600
-# news questions (the tuning year) the lift gained among the 460 of 8 words or more (R@1 +25,
-# R@5 +7 questions, MRR@10 +3.5 points on them) and lost a little among the 139 shorter ones (R@1 -3,
-# R@5 -4, MRR@10 -2.0 points); lifting only the longer gave R@1 / R@5 / MRR@10 / answer in top
-# sentence 0.605 / 0.847 / 0.7042 / 0.300 against 0.600 / 0.840 / 0.6998 / 0.303 (0 at 4 words
-# rising to 1 at 8, or 5 to 9: 0.595 / 0.847 / 0.699 and 0.600 / 0.850 / 0.702). Checked once
+# Article evidence is only for questions long enough to name a story in some words and ask about
+# a detail of it in others: this many distinct content words (qa.text.query_terms) or more; a chat
+# follow-up counts as it is searched, with the turn it follows (qa.followup). On RealTimeQA
+# 2023's 600 news questions (the tuning year) the lift gained among the 461 of 8 words or more
+# (R@1 +25, R@5 +6 questions, MRR@10 +3.5 points on them) and lost a little among the 139 shorter
+# ones (R@1 -3, R@5 -4, MRR@10 -2.0 points): their words fit in one passage, and the article's
+# score only repeats its keywords, favouring long articles. Lifting only the longer gave R@1 /
+# R@5 / MRR@10 / answer in top sentence 0.605 / 0.847 / 0.7042 / 0.300 against 0.600 / 0.840 /
+# 0.6998 / 0.303 (a weight rising from 0 at 4 words to 1 at 8, or 5 to 9: 0.595 / 0.847 / 0.699
+# and 0.600 / 0.850 / 0.702). Checked once
 # on 2024: its 200 questions 0.585 / 0.860 / 0.6996 / 0.295 against 0.580 / 0.850 / 0.6984 / 0.285,
 # its 554 0.561 / 0.819 / 0.6686 / 0.273 against 0.561 / 0.821 / 0.6715 / 0.267 (0.554 / 0.807 /
 # 0.6592 / 0.271 with no article evidence). A shorter question does no article search at all.

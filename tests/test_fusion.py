@@ -1,6 +1,7 @@
 """Hybrid fusion (qa.fusion.mode_scores) with article evidence: a passage of the article that
 speaks of the question as a whole is lifted, every passage of one article alike, and the lift is
-taken over articles, not passages."""
+taken over articles, not passages; and the retriever reads whole articles only for a question of
+enough words (qa.retrieve.ARTICLE_MIN_QUESTION_WORDS)."""
 
 from __future__ import annotations
 
@@ -86,7 +87,10 @@ def test_only_a_question_of_many_words_reads_whole_articles(seeds_index, embedde
         assert len(query_terms(short)) < ARTICLE_MIN_QUESTION_WORDS
         hits = retriever.search(short)
         assert read == [] and "$8 billion" in hits[0].text
-        long = "Moscow wants Iraq rebuilding contracts, oil contracts and repayment: how much debt does Baghdad owe Russia?"
+        retriever.search_modes(short, 5, ("hybrid", "dense"))  # as qa eval asks
+        assert read == []
+        long = ("Moscow wants Iraq rebuilding contracts, oil contracts and repayment: "
+                "how much debt does Baghdad owe Russia?")
         assert len(query_terms(long)) >= ARTICLE_MIN_QUESTION_WORDS
         retriever.search(long)
         assert len(read) == 1 and read[0] and set(read[0]) <= set(query_terms(long))
