@@ -72,9 +72,9 @@ ARTICLE_KEYWORD_WEIGHT = 1.0
 # 0.3033 with it). A gold article of fewer than 8 passages falls behind the lifted long ones: 8 of
 # the 12 questions whose gold left the first five had only short gold articles. Lifting short
 # articles too, z-scored by the long articles' mean and spread: 0.590-0.592 / 0.842 /
-# 0.698-0.699 / 0.297-0.298. Lifting by what the whole article adds to its best passage (z(article BM25) minus
-# 0.5 or 1.0 times z(its best candidate passage's BM25)): 0.593 / 0.845 / 0.6995 / 0.312 and
-# 0.587 / 0.838 / 0.693 / 0.310. The article scored on every question word, not only the
+# 0.698-0.699 / 0.297-0.298. Lifting by what the whole article adds to its best passage
+# (z(article BM25) minus 0.5 or 1.0 times z(its best candidate passage's BM25)): 0.593 / 0.845 /
+# 0.6995 / 0.312 and 0.587 / 0.838 / 0.693 / 0.310. The article scored on every question word, not only the
 # selective ones: 0.602 / 0.840 / 0.7007 / 0.302. At most one or two passages an article among
 # the ten read again (qa.align): 0.598 / 0.842 / 0.699 / 0.302 and 0.597 / 0.838 / 0.699 / 0.305.
 # None taken.

@@ -59,10 +59,10 @@ ARTICLE_MIN_PASSAGES = 8
 # score only repeats its keywords, favouring long articles. Lifting only the longer gave R@1 /
 # R@5 / MRR@10 / answer in top sentence 0.605 / 0.847 / 0.7042 / 0.300 against 0.600 / 0.840 /
 # 0.6998 / 0.303 (a weight rising from 0 at 4 words to 1 at 8, or 5 to 9: 0.595 / 0.847 / 0.699
-# and 0.600 / 0.850 / 0.702). Checked once
-# on 2024: its 200 questions 0.585 / 0.860 / 0.6996 / 0.295 against 0.580 / 0.850 / 0.6984 / 0.285,
-# its 554 0.561 / 0.819 / 0.6686 / 0.273 against 0.561 / 0.821 / 0.6715 / 0.267 (0.554 / 0.807 /
-# 0.6592 / 0.271 with no article evidence). A shorter question does no article search at all.
+# and 0.600 / 0.850 / 0.702). Checked once on 2024: its 200 questions 0.585 / 0.860 / 0.6996 /
+# 0.295 against 0.580 / 0.850 / 0.6984 / 0.285, its 554 0.561 / 0.819 / 0.6686 / 0.273 against
+# 0.561 / 0.821 / 0.6715 / 0.267 (0.554 / 0.807 / 0.6592 / 0.271 with no article evidence). A
+# shorter question does no article search at all.
 ARTICLE_MIN_QUESTION_WORDS = 8
 # How many first-stage passages a reranker sees.
 RERANK_DEPTH = 20
