@@ -40,7 +40,7 @@ from typing import TYPE_CHECKING
 from qa.align import sentence_maxima
 from qa.chunk import split_sentences
 from qa.retrieve import hit_reading
-from qa.text import FACT_WORD, STOPWORDS, stems, zipf
+from qa.text import FACT_WORD, STOPWORDS, stems, unaccented, zipf
 from qa.types import Claim, Evidence, Hit, Span
 
 if TYPE_CHECKING:
@@ -301,18 +301,10 @@ def _initialisms(text: str) -> frozenset[str]:
 
 def _aliased(text: str) -> str:
     """The text with accents dropped ("Böke" is "Boke") and two-way names in one form."""
-    text = _unaccented(text)
+    text = unaccented(text)
     for pattern, canonical in _ALIASES:
         text = pattern.sub(canonical, text)
     return text
-
-
-def _unaccented(text: str) -> str:
-    if text.isascii():
-        return text
-    import unicodedata
-
-    return "".join(ch for ch in unicodedata.normalize("NFKD", text) if not unicodedata.combining(ch))
 
 
 def _rounded(value: float) -> float:

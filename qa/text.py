@@ -259,3 +259,12 @@ def keyword_text(title: str, text: str) -> str:
 def is_question(sentence: str) -> bool:
     """Whether a sentence asks rather than says: ``"…was sold this week in which state?" -> True``."""
     return sentence.rstrip().rstrip("\"'”’)").endswith("?")
+
+
+def unaccented(text: str) -> str:
+    """`text` with its diacritics removed, as FTS5's unicode61 tokenizer reads words: ``"Zürich" -> "Zurich"``."""
+    if text.isascii():
+        return text
+    import unicodedata
+
+    return "".join(ch for ch in unicodedata.normalize("NFKD", text) if not unicodedata.combining(ch))

@@ -23,10 +23,11 @@ from __future__ import annotations
 import math
 import re
 import sqlite3
-import unicodedata
 from collections.abc import Callable, Sequence
 from dataclasses import dataclass
 from typing import TYPE_CHECKING
+
+from qa.text import unaccented
 
 if TYPE_CHECKING:
     import numpy as np
@@ -104,7 +105,7 @@ class KeywordIndex:
         tokenizer reads them (folded: "Zürich" is "zurich"); one it would cut in two is left out."""
         import numpy as np
 
-        folded = [term for term in dict.fromkeys(map(_folded, terms)) if _ONE_TOKEN.fullmatch(term)]
+        folded = [term for term in dict.fromkeys(unaccented(term.lower()) for term in terms) if _ONE_TOKEN.fullmatch(term)]
         if not folded:
             return []
         self._refresh(generation)
@@ -274,12 +275,6 @@ class _Articles:
     average_length: float = 1.0
     longest: int = 0  # passages of the longest article read
     stale: bool = True
-
-
-def _folded(term: str) -> str:
-    """`term` as FTS5's unicode61 tokenizer keeps it: lower-cased, its diacritics removed."""
-    decomposed = unicodedata.normalize("NFKD", term.lower())
-    return "".join(ch for ch in decomposed if not unicodedata.combining(ch))
 
 
 def _grown(values: np.ndarray, size: int) -> np.ndarray:
