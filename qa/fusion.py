@@ -91,11 +91,10 @@ class Features:
     answer_sentence: dict[int, float] = field(default_factory=dict)
     sentence_scores: dict[int, tuple[tuple[Span, float], ...]] = field(default_factory=dict)
     phrase: dict[int, float] = field(default_factory=dict)
-    # The whole-article BM25 of each candidate's article, which article that is, and the articles
-    # whose score counts (long ones: qa.retrieve.ARTICLE_MIN_PASSAGES).
+    # The whole-article BM25 of each candidate whose article the article search found (long
+    # ones only: qa.retrieve.ARTICLE_MIN_PASSAGES), and which article each candidate is of.
     article_keyword: dict[int, float] = field(default_factory=dict)
     document: dict[int, str] = field(default_factory=dict)
-    several_passages: frozenset[str] = frozenset()
 
     def restricted(self, ids: list[int]) -> Features:
         """The same features over a subset of the candidates (z-scores are taken over that subset)."""
@@ -124,12 +123,12 @@ def mode_scores(mode: str, features: Features) -> dict[int, float]:
         phrase = zscores({c: features.phrase.get(c, 0.0) for c in features.ids})
         for c in features.ids:
             scores[c] += PHRASE_WEIGHT * phrase[c]
-    if features.article_keyword and features.several_passages:
+    moved = [c for c in features.ids if c in features.article_keyword]
+    if moved:
         # z-scored over the candidate long articles, not passages (an article with twelve
         # candidate passages would otherwise weigh twelve times in the mean); the passages of
         # shorter documents rank as they would without it.
-        moved = [c for c in features.ids if features.document[c] in features.several_passages]
-        article = zscores({features.document[c]: features.article_keyword[c] for c in moved}) if moved else {}
+        article = zscores({features.document[c]: features.article_keyword[c] for c in moved})
         for c in moved:
             scores[c] += ARTICLE_KEYWORD_WEIGHT * article[features.document[c]]
     return scores

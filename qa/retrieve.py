@@ -41,14 +41,15 @@ COMMON_TERM_SHARE = 0.1
 # SQuAD v1.1 figure by more than 0.001.
 KEYWORD_DEPTH = 256
 # Whole-article BM25 is read for this many best-matching long articles (qa.fusion.ARTICLE_KEYWORD_WEIGHT);
-# a candidate's long article further down gets the lowest of them.
+# a candidate whose article is further down is neither lifted nor lowered.
 ARTICLE_DEPTH = 256
 # Article evidence is for long articles: those of at least this many passages (67-68% of the
 # RealTimeQA news articles; 95% have 3 or more). A shorter document's
 # article BM25 says little its passages' do not, and lifting it lifts it over its siblings: with
 # 2 / 3 / 4, hybrid R@1 on 3,000 SQuAD v1.1 questions (paragraphs of 1 to 7 passages) fell from
 # 0.891 to 0.857 / 0.881 / 0.889; at 8 no SQuAD paragraph is long enough. On 2024's 554 news
-# questions 4 and 8 gave the same gain (R@1 0.567 / 0.572, MRR@10 0.675 / 0.678; 0.552 / 0.658 without).
+# questions 4 and 8 gave the same gain (R@1 0.567 / 0.572, MRR@10 0.675 / 0.678; 0.552 / 0.658 without),
+# with an earlier build of the article score; today's figures are under ARTICLE_MIN_QUESTION_WORDS.
 ARTICLE_MIN_PASSAGES = 8
 # Article evidence is only for questions long enough to name a story in some words and ask about
 # a detail of it in others: this many distinct content words (qa.text.query_terms) or more; a chat
@@ -374,15 +375,12 @@ class Retriever:
             floor = ranked[-1][1] if len(ranked) >= KEYWORD_DEPTH else 0.0
             features.keyword = {c: scores.get(c, floor) for c in ids}
         if article_ranked:
-            # As for passages: exact for the articles the list holds, its lowest score for the rest.
-            matches = {match.doc_id: match for match in article_ranked}
-            article_floor = article_ranked[-1].score if len(article_ranked) >= ARTICLE_DEPTH else 0.0
+            # The store lists long articles only (ARTICLE_MIN_PASSAGES), so only those are lifted
+            # or lowered; a candidate whose article is past the list's ARTICLE_DEPTH keeps its
+            # passage score, as a short article's passage does.
+            article_scores = {match.doc_id: match.score for match in article_ranked}
             features.document = {r.chunk_id: r.doc_id for r in records}
-            features.article_keyword = {
-                r.chunk_id: matches[r.doc_id].score if r.doc_id in matches else article_floor for r in records
-            }
-            # Only long articles are lifted (or lowered) by theirs (see ARTICLE_MIN_PASSAGES).
-            features.several_passages = frozenset(m.doc_id for m in article_ranked if m.passages >= ARTICLE_MIN_PASSAGES)
+            features.article_keyword = {r.chunk_id: article_scores[r.doc_id] for r in records if r.doc_id in article_scores}
         if vector is not None:
             chunk_cosines = chunk_vectors @ vector
             features.dense = {c: float(s) for c, s in zip(ids, chunk_cosines)}

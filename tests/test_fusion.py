@@ -14,15 +14,16 @@ def _features(
     article_keyword: dict[int, float] | None = None, documents: dict[int, str] | None = None, several: str = "abcd"
 ) -> Features:
     # Four passages that tie on every passage signal but BM25, where passage 4 leads.
+    # `several`: the long articles, the only ones the article search lists (and scores).
     ids = [1, 2, 3, 4]
+    documents = documents or {}
     return Features(
         ids=ids,
         dense=dict.fromkeys(ids, 0.5),
         best_sentence=dict.fromkeys(ids, 0.5),
         keyword={1: 2.0, 2: 1.0, 3: 1.0, 4: 3.0},
-        article_keyword=article_keyword or {},
-        document=documents or {},
-        several_passages=frozenset(several),
+        article_keyword={c: s for c, s in (article_keyword or {}).items() if documents.get(c) in set(several)},
+        document=documents,
     )
 
 
