@@ -15,7 +15,7 @@ from typing import Any
 import click
 
 from qa.config import DEFAULT_TOP_K
-from qa.errors import QAError
+from qa.errors import ConfigError, QAError
 
 MODE_CHOICE = click.Choice(["hybrid", "dense", "keyword"])
 
@@ -639,11 +639,15 @@ def mcp_server(reranker: str | None, backend: str | None, llm_url: str | None, l
 @click.option("--off-topic", metavar="PREFIX2",
               help="Also ask PREFIX2's questions about articles this corpus lacks (told apart by title) and "
               "report the share each mode declines.")
+@click.option("--questions-out", metavar="FILE", type=click.Path(dir_okay=False, path_type=Path),
+              help="Also write each question's outcome in each mode to FILE, one JSON line each, to compare "
+              "two runs question by question (bench/paired.py).")
 @reranker_option
 @backend_option
 @json_option
 def evaluate(eval_set: str, modes: tuple[str, ...], limit: int | None, store: str | None, no_align: bool,
-             off_topic: str | None, reranker: str | None, backend: str | None, as_json: bool) -> None:
+             off_topic: str | None, questions_out: Path | None, reranker: str | None, backend: str | None,
+             as_json: bool) -> None:
     """Measure retrieval and answers on a question set with known answers.
 
     PREFIX names PREFIX.corpus.jsonl and PREFIX.queries.jsonl. The corpus is indexed once into
@@ -657,7 +661,10 @@ def evaluate(eval_set: str, modes: tuple[str, ...], limit: int | None, store: st
       qa eval ../shared/eval/squad-dev-v2.0 --json
       qa eval ../shared/eval/squad-dev-v2.0 --off-topic ../shared/eval/squad-dev-v1.1
       qa eval ../shared/eval/squad-dev-v1.1 --store milvus     # the same on Milvus Lite
+      qa eval news-dev --mode hybrid --questions-out after.jsonl   # then: bench/paired.py before.jsonl after.jsonl
     """
+    import contextlib
+    import json
     from dataclasses import asdict
 
     from qa.evaluate import run_eval
@@ -666,11 +673,21 @@ def evaluate(eval_set: str, modes: tuple[str, ...], limit: int | None, store: st
     from qa.retrieve import MODES
 
     chosen = list(MODES) if "all" in modes else list(dict.fromkeys(modes))
-    with RichIndexProgress(_console(stderr=True)) as progress:
-        from qa.embed import Embedder
+    with contextlib.ExitStack() as stack:
+        # Opened before the run, so a path that cannot be written stops it at once, not after it.
+        try:
+            outcomes = stack.enter_context(open(questions_out, "w", encoding="utf-8")) if questions_out else None
+        except OSError as error:
+            raise ConfigError(f"cannot write {questions_out}: {error.strerror or error}") from None
+        with RichIndexProgress(_console(stderr=True)) as progress:
+            from qa.embed import Embedder
 
-        report = run_eval(eval_set, chosen, limit=limit, progress=progress, reranker=reranker,
-                          embedder=Embedder(backend=backend), store=store, align=not no_align, off_topic=off_topic)
+            report = run_eval(eval_set, chosen, limit=limit, progress=progress, reranker=reranker,
+                              embedder=Embedder(backend=backend), store=store, align=not no_align,
+                              off_topic=off_topic, per_question=outcomes is not None)
+        if outcomes is not None:
+            outcomes.writelines(json.dumps(asdict(row), ensure_ascii=False) + "\n" for row in report.question_results)
+            report.question_results = []  # in the file, not in the report printed
     if as_json:
         _emit_json(asdict(report))
     else:

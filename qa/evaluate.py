@@ -77,12 +77,30 @@ class ModeResult:
 
 
 @dataclass
+class QuestionResult:
+    """One question's outcome in one mode (`qa eval --questions-out`): what two runs are compared by,
+    question by question (bench/paired.py)."""
+
+    mode: str
+    id: str
+    question: str
+    gold: list[str]
+    ranked: list[str]  # the distinct documents of the first RETRIEVE_K passages, best first
+    first_gold_rank: int | None  # 1-based; None when no gold document was retrieved
+    answer_in_top_sentence: bool | None  # None for a question with no answer strings (SQuAD v2)
+    answered: bool  # the judgment let the answer be given
+
+
+@dataclass
 class EvalReport:
     eval_set: str
     documents: int
     index_seconds: float
     backend: str = "torch"
     results: list[ModeResult] = field(default_factory=list)
+    # Each question's outcome in each mode, in the set's order; kept only when asked for
+    # (run_eval's `per_question`).
+    question_results: list[QuestionResult] = field(default_factory=list)
     # Questions asked with a mistyped word read as the corpus spells it, as `qa ask` reads them
     # (qa.spelling), off-topic ones included; with `--no-align` (as `qa search` ranks) none is.
     respelled_questions: int = 0
@@ -221,6 +239,7 @@ class _Tally:
         self.unanswerable_scores: list[float] = []
         self.answered = 0
         self.declined = 0
+        self.questions: list[QuestionResult] | None = None  # a list to keep each question's outcome
 
     def add(self, question: EvalQuestion, hits, weights: dict[str, float], path_to_id: dict[str, str],
             collection_chunks: int) -> None:
@@ -234,16 +253,21 @@ class _Tally:
         scored = score_sentences(hits, weights, question.question)
         probability = answer_probability(scored, hits, collection_chunks)
         judged_answerable = probability >= JUDGMENT_THRESHOLD
+        found = None
         if question.answers:
             self.result.answerable_questions += 1
-            if scored and contains_answer(scored[0].text, question.answers):
-                self.sums["answer"] += 1
+            found = bool(scored) and contains_answer(scored[0].text, question.answers)
+            self.sums["answer"] += found
             self.answerable_scores.append(probability)
             self.answered += judged_answerable
         else:
             self.unanswerable_scores.append(probability)
             self.declined += not judged_answerable
         self.result.questions += 1
+        if self.questions is not None:
+            first = next((rank for rank, doc in enumerate(ranked, start=1) if doc in gold), None)
+            self.questions.append(QuestionResult(self.result.mode, question.id, question.question,
+                                                 list(question.gold_doc_ids), ranked, first, found, judged_answerable))
 
     def finish(self, shared_seconds: float) -> ModeResult:
         r = self.result
@@ -274,20 +298,27 @@ def evaluate_modes(
     advance: Callable[[int], None] | None = None,
     align: bool = True,
     question_states: Sequence | None = None,
+    question_results: list[QuestionResult] | None = None,
 ) -> list[ModeResult]:
-    """Ask every question (retrieving once for all modes) and average each mode's figures.
+    """Ask every question (retrieving once for all modes) and average each mode's figures; each
+    question's outcome in each mode is added to `question_results` when a list is given.
 
     The time per question covers retrieval in every mode plus answer selection, query embedding
     excluded (it is batched); with one mode it is that mode's own latency. With `align`, hybrid
     reads its first passages again as `qa ask` does (qa.align); dense and keyword stay single-stage.
     """
     tallies = {mode: _Tally(mode) for mode in modes}
+    if question_results is not None:
+        for tally in tallies.values():
+            tally.questions = []
     collection_chunks = retriever.store.chunk_count()
     started = time.perf_counter()
     for question, weights, by_mode in _asked(retriever, questions, vectors, modes, align, question_states, advance):
         for mode, hits in by_mode.items():
             tallies[mode].add(question, hits, weights, path_to_id, collection_chunks)
     elapsed = time.perf_counter() - started
+    if question_results is not None:
+        question_results.extend(row for mode in modes for row in tallies[mode].questions or [])
     return [tallies[mode].finish(elapsed) for mode in modes]
 
 
@@ -375,13 +406,15 @@ def run_eval(
     store: str | None = None,
     align: bool = True,
     off_topic: str | os.PathLike[str] | None = None,
+    per_question: bool = False,
 ) -> EvalReport:
     """Index the eval corpus (cached), then evaluate each mode on its questions.
 
     `store` keeps the eval index in a store: "milvus" for a Milvus Lite store in the eval cache,
     or any --store value (faiss:DIR, milvus:FILE.db, milvus://HOST:PORT/COLLECTION).
     `off_topic` names another eval set: its questions about articles this corpus lacks (by title)
-    are asked too, and each mode reports the share its judgment declines.
+    are asked too, and each mode reports the share its judgment declines. With `per_question`,
+    the report keeps each question's outcome in each mode (EvalReport.question_results).
     """
     import numpy as np
 
@@ -459,7 +492,8 @@ def run_eval(
         if progress is not None:
             progress.start("Asking", asked)
         advance = progress.advance if progress else None
-        report.results = evaluate_modes(retriever, questions, vectors, modes, path_to_id, advance, align, states)
+        report.results = evaluate_modes(retriever, questions, vectors, modes, path_to_id, advance, align, states,
+                                        report.question_results if per_question else None)
         if off_topic_questions:
             declined = off_topic_declined_shares(retriever, off_topic_questions, off_vectors, modes, advance, align,
                                                  off_states)

@@ -133,3 +133,35 @@ def test_reranker_reorders_hits_by_its_own_scores(tmp_path: Path, embedder, writ
     all_scores = reranker.score(query, [h.text for h in first_stage])
     assert {h.chunk_id for h in reranked} <= {h.chunk_id for h in first_stage}
     assert reranked[0].score == pytest.approx(max(all_scores), abs=1e-3)
+
+
+def test_eval_writes_each_questions_outcome_for_a_paired_comparison(tiny_squad: Path, tmp_path, monkeypatch) -> None:
+    import subprocess
+    import sys
+
+    monkeypatch.setenv("QA_CACHE_DIR", str(tmp_path / "cache"))
+    out = tmp_path / "run.jsonl"
+    result = CliRunner().invoke(main, ["eval", str(tiny_squad), "--mode", "hybrid", "--mode", "keyword",
+                                       "--limit", "6", "--questions-out", str(out), "--json"])
+    assert result.exit_code == 0, result.output
+    data = json.loads(result.output[result.output.index("{"):])
+    rows = [json.loads(line) for line in out.read_text(encoding="utf-8").splitlines()]
+    assert [row["mode"] for row in rows] == ["hybrid"] * 6 + ["keyword"] * 6
+    for figures in data["results"]:
+        mine = [row for row in rows if row["mode"] == figures["mode"]]
+        # The rows add up to the report's figures.
+        assert sum(row["first_gold_rank"] == 1 for row in mine) / 6 == pytest.approx(figures["recall_at_1"])
+        assert sum(bool(row["answer_in_top_sentence"]) for row in mine) / 6 == pytest.approx(
+            figures["answer_in_top_sentence"])
+        for row in mine:
+            assert row["ranked"] and (row["first_gold_rank"] is None) == (not set(row["gold"]) & set(row["ranked"]))
+    assert data["question_results"] == []  # in the file, not in the report
+    # bench/paired.py pairs two runs: one run against itself differs in nothing.
+    paired = subprocess.run([sys.executable, "bench/paired.py", str(out), str(out), "--mode", "keyword"],
+                            capture_output=True, text=True, cwd=Path(__file__).resolve().parents[1])
+    assert paired.returncode == 0, paired.stderr
+    assert "6 questions, mode keyword" in paired.stdout and "+0.00p" in paired.stdout
+    # A file that cannot be written stops the run before it starts, with a one-line reason.
+    blocked = CliRunner().invoke(main, ["eval", str(tiny_squad), "--limit", "1", "--questions-out",
+                                        str(tmp_path / "no-such-folder" / "run.jsonl")])
+    assert blocked.exit_code != 0 and "cannot write" in blocked.output and "Traceback" not in blocked.output
