@@ -54,30 +54,8 @@ HEADLINE_SHARE = 0.5
 # questions of 2024 0.552 / 0.816 / 0.665 / 0.267 against 0.561 / 0.821 / 0.672 / 0.267 (R@1 under
 # the 0.554 of no article evidence): a gain on the tuning year that did not hold, so not taken.
 ARTICLE_KEYWORD_WEIGHT = 1.0
-# Tried on those 600 questions beside it and not taken, since none gained more than one question
-# in R@1 or MRR@10 (0.603 / 0.700 with it): lifting each article by its second-best candidate
-# passage too (0.598-0.602 / 0.695-0.699), by its candidate passage count (0.602 / 0.700), by the
-# cosine of its mean chunk vector (0.595-0.602 / 0.697-0.700), or by the cosine of its headline
-# alone (0.598 / 0.700-0.701); z-scoring over all 256 articles listed (0.585-0.590 / 0.683-0.691);
-# chunk title weight 1.0 or 2.0 (0.597-0.598 / 0.698-0.702); article BM25 with b 0.5 or 0.9, or
-# k1 2.0 (0.600-0.605 / 0.700-0.702); the article z capped at 1.5, so that one story's articles
-# rise alike (0.590 / 0.692); weight 1.5 (0.603 / 0.702); ARTICLE_MIN_PASSAGES 4 (0.598 / 0.703).
-# HEADLINE_SHARE 1.0 gave 0.610 / 0.707 here but 0.570 / 0.697 on 2024's 200 (0.585 / 0.702 at 0.5).
-# Scored from the chunks' postings, at weight 1.0 (0.600 / 0.6998 with it): lifting only each
-# article's best candidate passage, or its others by half, so that more articles reach the first
-# five: 0.595 / 0.697 and 0.602 / 0.700, top-5 share 0.840 all three; article title weight 3.0
-# instead of 2.0: 0.600 / 0.699.
-# 2026-12-05, same 600, with article evidence for every question (before
-# ARTICLE_MIN_QUESTION_WORDS; R@1 / R@5 / MRR@10 / answer in top sentence 0.600 / 0.840 / 0.6998 /
-# 0.3033 with it). A gold article of fewer than 8 passages falls behind the lifted long ones: 8 of
-# the 12 questions whose gold left the first five had only short gold articles. Lifting short
-# articles too, z-scored by the long articles' mean and spread: 0.590-0.592 / 0.842 /
-# 0.698-0.699 / 0.297-0.298. Lifting by what the whole article adds to its best passage
-# (z(article BM25) minus 0.5 or 1.0 times z(its best candidate passage's BM25)): 0.593 / 0.845 /
-# 0.6995 / 0.312 and 0.587 / 0.838 / 0.693 / 0.310. The article scored on every question word, not only the
-# selective ones: 0.602 / 0.840 / 0.7007 / 0.302. At most one or two passages an article among
-# the ten read again (qa.align): 0.598 / 0.842 / 0.699 / 0.302 and 0.597 / 0.838 / 0.699 / 0.305.
-# None taken.
+# Other ways of scoring and weighing articles were tried beside it and not taken; their figures
+# are in docs/news-ranking.md.
 
 
 @dataclass
