@@ -25,13 +25,21 @@ RESAMPLES = 10_000
 FIGURES = ("R@1", "R@5", "MRR@10", "answer in top sentence")
 
 
+# The fields this reads from each row (qa.evaluate.QuestionResult).
+FIELDS = ("mode", "id", "first_gold_rank", "answer_in_top_sentence")
+# Resamples drawn at once: a draw is as many indexes as questions, and SQuAD dev has 10,570.
+DRAWS_AT_ONCE = 500
+
+
 def read_run(path: Path, mode: str) -> list[dict]:
     """The questions of one mode in a --questions-out file, in the order asked."""
     try:
         with open(path, encoding="utf-8") as handle:
             rows = [json.loads(line) for line in handle if line.strip()]
-    except (OSError, json.JSONDecodeError) as error:
+    except (OSError, UnicodeDecodeError, json.JSONDecodeError) as error:
         sys.exit(f"paired: cannot read {path}: {error}")
+    if not all(isinstance(row, dict) and all(name in row for name in FIELDS) for row in rows):
+        sys.exit(f"paired: {path} is not a `qa eval --questions-out` file (each line needs {', '.join(FIELDS)})")
     chosen = [row for row in rows if row.get("mode") == mode]
     if not chosen:
         modes = sorted({str(row.get("mode")) for row in rows})
@@ -62,12 +70,12 @@ def main() -> None:
     args = parser.parse_args()
     before, after = read_run(args.before, args.mode), read_run(args.after, args.mode)
     # Paired by position, the ids checked: a set may hold one id twice (RealTimeQA 2023 does).
-    if [(r["id"], r["question"]) for r in before] != [(r["id"], r["question"]) for r in after]:
+    if [r["id"] for r in before] != [r["id"] for r in after]:
         sys.exit("paired: the two runs did not ask the same questions in the same order "
                  "(same eval set and --limit for both?)")
     first, second = outcomes(before), outcomes(after)
     rng = np.random.default_rng(args.seed)
-    print(f"{len(before)} questions, mode {args.mode}; 95% paired bootstrap interval of the difference "
+    print(f"{len(before)} question{'s' * (len(before) != 1)}, mode {args.mode}; 95% paired bootstrap interval of the difference "
           f"({RESAMPLES:,} resamples)")
     print(f"{'':24} {'before':>8} {'after':>8} {'diff':>8}   {'95% interval':>17}   better / worse")
     for column, name in enumerate(FIGURES):
@@ -77,8 +85,11 @@ def main() -> None:
             print(f"{name:24} no question has answer strings")
             continue
         change = b - a
-        draws = rng.integers(0, len(change), size=(RESAMPLES, len(change)))
-        low, high = np.percentile(change[draws].mean(axis=1), [2.5, 97.5])
+        means = np.concatenate([
+            change[rng.integers(0, len(change), size=(min(DRAWS_AT_ONCE, RESAMPLES - done), len(change)))].mean(axis=1)
+            for done in range(0, RESAMPLES, DRAWS_AT_ONCE)
+        ])
+        low, high = np.percentile(means, [2.5, 97.5])
         print(f"{name:24} {a.mean():8.4f} {b.mean():8.4f} {100 * change.mean():+7.2f}p   "
               f"[{100 * low:+6.2f}, {100 * high:+6.2f}]p   {int((change > 0).sum())} / {int((change < 0).sum())}")
     print("p: points (hundredths). An interval that holds 0 is a difference chance alone could make.")

@@ -640,8 +640,8 @@ def mcp_server(reranker: str | None, backend: str | None, llm_url: str | None, l
               help="Also ask PREFIX2's questions about articles this corpus lacks (told apart by title) and "
               "report the share each mode declines.")
 @click.option("--questions-out", metavar="FILE", type=click.Path(dir_okay=False, path_type=Path),
-              help="Also write each question's outcome in each mode to FILE, one JSON line each, to compare "
-              "two runs question by question (bench/paired.py).")
+              help="Also write each question's outcome in each mode to FILE (replaced when the run ends), one "
+              "JSON line each, to compare two runs question by question with bench/paired.py.")
 @reranker_option
 @backend_option
 @json_option
@@ -661,33 +661,38 @@ def evaluate(eval_set: str, modes: tuple[str, ...], limit: int | None, store: st
       qa eval ../shared/eval/squad-dev-v2.0 --json
       qa eval ../shared/eval/squad-dev-v2.0 --off-topic ../shared/eval/squad-dev-v1.1
       qa eval ../shared/eval/squad-dev-v1.1 --store milvus     # the same on Milvus Lite
-      qa eval news-dev --mode hybrid --questions-out after.jsonl   # then: bench/paired.py before.jsonl after.jsonl
+      qa eval news-dev --mode hybrid --questions-out after.jsonl
+      .venv/bin/python bench/paired.py before.jsonl after.jsonl   # two runs, question by question
     """
-    import contextlib
-    import json
+    import os
     from dataclasses import asdict
 
-    from qa.evaluate import run_eval
+    from qa.evaluate import QuestionResult, run_eval
     from qa.progress import RichIndexProgress
     from qa.render import render_eval_report
     from qa.retrieve import MODES
 
     chosen = list(MODES) if "all" in modes else list(dict.fromkeys(modes))
-    with contextlib.ExitStack() as stack:
-        # Opened before the run, so a path that cannot be written stops it at once, not after it.
+    # Checked before the run, so a path that cannot be written stops it at once, not after it.
+    folder = questions_out.absolute().parent if questions_out else None
+    if folder is not None and not (folder.is_dir() and os.access(folder, os.W_OK)):
+        raise ConfigError(f"cannot write {questions_out}: {folder} is not a folder this user can write to")
+    outcomes: list[QuestionResult] | None = [] if questions_out else None
+    with RichIndexProgress(_console(stderr=True)) as progress:
+        from qa.embed import Embedder
+
+        report = run_eval(eval_set, chosen, limit=limit, progress=progress, reranker=reranker,
+                          embedder=Embedder(backend=backend), store=store, align=not no_align,
+                          off_topic=off_topic, question_results=outcomes)
+    if questions_out and outcomes is not None:
+        # Written whole, then renamed over FILE: a run stopped midway leaves an earlier FILE as it was.
+        partial = questions_out.with_name(questions_out.name + ".partial")
         try:
-            outcomes = stack.enter_context(open(questions_out, "w", encoding="utf-8")) if questions_out else None
+            with open(partial, "w", encoding="utf-8") as handle:
+                handle.writelines(json.dumps(asdict(row), ensure_ascii=False) + "\n" for row in outcomes)
+            os.replace(partial, questions_out)
         except OSError as error:
             raise ConfigError(f"cannot write {questions_out}: {error.strerror or error}") from None
-        with RichIndexProgress(_console(stderr=True)) as progress:
-            from qa.embed import Embedder
-
-            report = run_eval(eval_set, chosen, limit=limit, progress=progress, reranker=reranker,
-                              embedder=Embedder(backend=backend), store=store, align=not no_align,
-                              off_topic=off_topic, per_question=outcomes is not None)
-        if outcomes is not None:
-            outcomes.writelines(json.dumps(asdict(row), ensure_ascii=False) + "\n" for row in report.question_results)
-            report.question_results = []  # in the file, not in the report printed
     if as_json:
         _emit_json(asdict(report))
     else:

@@ -83,7 +83,7 @@ class QuestionResult:
 
     mode: str
     id: str
-    question: str
+    question: str  # as the set asks it (qa eval may search it respelled, as `qa ask` would)
     gold: list[str]
     ranked: list[str]  # the distinct documents of the first RETRIEVE_K passages, best first
     first_gold_rank: int | None  # 1-based; None when no gold document was retrieved
@@ -98,9 +98,6 @@ class EvalReport:
     index_seconds: float
     backend: str = "torch"
     results: list[ModeResult] = field(default_factory=list)
-    # Each question's outcome in each mode, in the set's order; kept only when asked for
-    # (run_eval's `per_question`).
-    question_results: list[QuestionResult] = field(default_factory=list)
     # Questions asked with a mistyped word read as the corpus spells it, as `qa ask` reads them
     # (qa.spelling), off-topic ones included; with `--no-align` (as `qa search` ranks) none is.
     respelled_questions: int = 0
@@ -232,14 +229,14 @@ def prepare_corpus(eval_set: EvalSet, root: Path) -> tuple[Path, dict[str, str]]
 class _Tally:
     """Running sums of one mode's figures."""
 
-    def __init__(self, mode: str) -> None:
+    def __init__(self, mode: str, rows: list[QuestionResult] | None = None) -> None:
         self.result = ModeResult(mode=mode)
         self.sums = dict(r1=0.0, r5=0.0, r20=0.0, mrr=0.0, ndcg=0.0, answer=0.0)
         self.answerable_scores: list[float] = []
         self.unanswerable_scores: list[float] = []
         self.answered = 0
         self.declined = 0
-        self.questions: list[QuestionResult] | None = None  # a list to keep each question's outcome
+        self.rows = rows  # where each question's outcome goes, when kept
 
     def add(self, question: EvalQuestion, hits, weights: dict[str, float], path_to_id: dict[str, str],
             collection_chunks: int) -> None:
@@ -264,10 +261,10 @@ class _Tally:
             self.unanswerable_scores.append(probability)
             self.declined += not judged_answerable
         self.result.questions += 1
-        if self.questions is not None:
+        if self.rows is not None:
             first = next((rank for rank, doc in enumerate(ranked, start=1) if doc in gold), None)
-            self.questions.append(QuestionResult(self.result.mode, question.id, question.question,
-                                                 list(question.gold_doc_ids), ranked, first, found, judged_answerable))
+            self.rows.append(QuestionResult(self.result.mode, question.id, question.question,
+                                            list(question.gold_doc_ids), ranked, first, found, judged_answerable))
 
     def finish(self, shared_seconds: float) -> ModeResult:
         r = self.result
@@ -300,17 +297,17 @@ def evaluate_modes(
     question_states: Sequence | None = None,
     question_results: list[QuestionResult] | None = None,
 ) -> list[ModeResult]:
-    """Ask every question (retrieving once for all modes) and average each mode's figures; each
-    question's outcome in each mode is added to `question_results` when a list is given.
+    """Ask every question (retrieving once for all modes) and average each mode's figures; when
+    `question_results` is a list, each question's outcome is added to it, mode by mode in `modes`'
+    order, each mode's in the questions' order.
 
     The time per question covers retrieval in every mode plus answer selection, query embedding
     excluded (it is batched); with one mode it is that mode's own latency. With `align`, hybrid
     reads its first passages again as `qa ask` does (qa.align); dense and keyword stay single-stage.
     """
-    tallies = {mode: _Tally(mode) for mode in modes}
-    if question_results is not None:
-        for tally in tallies.values():
-            tally.questions = []
+    rows: dict[str, list[QuestionResult] | None] = {mode: [] if question_results is not None else None
+                                                    for mode in modes}
+    tallies = {mode: _Tally(mode, rows[mode]) for mode in modes}
     collection_chunks = retriever.store.chunk_count()
     started = time.perf_counter()
     for question, weights, by_mode in _asked(retriever, questions, vectors, modes, align, question_states, advance):
@@ -318,7 +315,7 @@ def evaluate_modes(
             tallies[mode].add(question, hits, weights, path_to_id, collection_chunks)
     elapsed = time.perf_counter() - started
     if question_results is not None:
-        question_results.extend(row for mode in modes for row in tallies[mode].questions or [])
+        question_results.extend(row for mode in modes for row in rows[mode] or [])
     return [tallies[mode].finish(elapsed) for mode in modes]
 
 
@@ -406,15 +403,16 @@ def run_eval(
     store: str | None = None,
     align: bool = True,
     off_topic: str | os.PathLike[str] | None = None,
-    per_question: bool = False,
+    question_results: list[QuestionResult] | None = None,
 ) -> EvalReport:
     """Index the eval corpus (cached), then evaluate each mode on its questions.
 
     `store` keeps the eval index in a store: "milvus" for a Milvus Lite store in the eval cache,
     or any --store value (faiss:DIR, milvus:FILE.db, milvus://HOST:PORT/COLLECTION).
     `off_topic` names another eval set: its questions about articles this corpus lacks (by title)
-    are asked too, and each mode reports the share its judgment declines. With `per_question`,
-    the report keeps each question's outcome in each mode (EvalReport.question_results).
+    are asked too, and each mode reports the share its judgment declines. When `question_results`
+    is a list, each of the set's questions' outcome in each mode is added to it (evaluate_modes;
+    off-topic questions are not), under the question as the set asks it.
     """
     import numpy as np
 
@@ -459,6 +457,7 @@ def run_eval(
         retriever.aligner().cached_passages = min(index.counts()[1], EVAL_CACHED_PASSAGES)
         asked = len(questions) + len(off_topic_questions)
         respelled = 0
+        as_asked = [q.question for q in questions]  # the set's wording, for question_results
         if align:
             # Before the questions are read in batches, so the time per question leaves it out
             # (about 1 ms a question on SQuAD v2.0's index, 2.5 ms on a news index).
@@ -492,8 +491,15 @@ def run_eval(
         if progress is not None:
             progress.start("Asking", asked)
         advance = progress.advance if progress else None
+        outcomes: list[QuestionResult] | None = [] if question_results is not None else None
         report.results = evaluate_modes(retriever, questions, vectors, modes, path_to_id, advance, align, states,
-                                        report.question_results if per_question else None)
+                                        outcomes)
+        if question_results is not None and outcomes is not None:
+            # Each mode's rows come in the questions' order. They keep the set's wording: a run
+            # that respells a question and one that does not (--no-align) ask the same question.
+            for row, original in zip(outcomes, as_asked * len(modes)):
+                row.question = original
+            question_results.extend(outcomes)
         if off_topic_questions:
             declined = off_topic_declined_shares(retriever, off_topic_questions, off_vectors, modes, advance, align,
                                                  off_states)

@@ -145,23 +145,51 @@ def test_eval_writes_each_questions_outcome_for_a_paired_comparison(tiny_squad: 
                                        "--limit", "6", "--questions-out", str(out), "--json"])
     assert result.exit_code == 0, result.output
     data = json.loads(result.output[result.output.index("{"):])
+    assert "question_results" not in data  # in the file, not in the report
     rows = [json.loads(line) for line in out.read_text(encoding="utf-8").splitlines()]
     assert [row["mode"] for row in rows] == ["hybrid"] * 6 + ["keyword"] * 6
     for figures in data["results"]:
         mine = [row for row in rows if row["mode"] == figures["mode"]]
         # The rows add up to the report's figures.
-        assert sum(row["first_gold_rank"] == 1 for row in mine) / 6 == pytest.approx(figures["recall_at_1"])
+        ranks = [row["first_gold_rank"] for row in mine]
+        assert sum(rank == 1 for rank in ranks) / 6 == pytest.approx(figures["recall_at_1"])
+        assert sum(rank is not None and rank <= 5 for rank in ranks) / 6 == pytest.approx(figures["recall_at_5"])
+        assert sum(1 / rank for rank in ranks if rank and rank <= 10) / 6 == pytest.approx(figures["mrr_at_10"])
         assert sum(bool(row["answer_in_top_sentence"]) for row in mine) / 6 == pytest.approx(
             figures["answer_in_top_sentence"])
         for row in mine:
             assert row["ranked"] and (row["first_gold_rank"] is None) == (not set(row["gold"]) & set(row["ranked"]))
-    assert data["question_results"] == []  # in the file, not in the report
-    # bench/paired.py pairs two runs: one run against itself differs in nothing.
-    paired = subprocess.run([sys.executable, "bench/paired.py", str(out), str(out), "--mode", "keyword"],
-                            capture_output=True, text=True, cwd=Path(__file__).resolve().parents[1])
-    assert paired.returncode == 0, paired.stderr
-    assert "6 questions, mode keyword" in paired.stdout and "+0.00p" in paired.stdout
-    # A file that cannot be written stops the run before it starts, with a one-line reason.
+
+    def paired(*files: Path) -> subprocess.CompletedProcess:
+        return subprocess.run([sys.executable, "bench/paired.py", *map(str, files), "--mode", "keyword"],
+                              capture_output=True, text=True, cwd=Path(__file__).resolve().parents[1])
+
+    # A second run where the first keyword question lost its gold article, and the second found it first.
+    worse = [dict(row) for row in rows]
+    keyword = [row for row in worse if row["mode"] == "keyword"]
+    keyword[0]["first_gold_rank"], keyword[1]["first_gold_rank"] = None, 1
+    after = tmp_path / "after.jsonl"
+    after.write_text("".join(json.dumps(row) + "\n" for row in worse), encoding="utf-8")
+    before_r1 = sum(row["first_gold_rank"] == 1 for row in rows if row["mode"] == "keyword")
+    after_r1 = sum(row["first_gold_rank"] == 1 for row in keyword)
+    compared = paired(out, after)
+    assert compared.returncode == 0, compared.stderr
+    line = next(line for line in compared.stdout.splitlines() if line.startswith("R@1"))
+    assert f"{100 * (after_r1 - before_r1) / 6:+.2f}p" in line
+    assert "6 questions, mode keyword" in paired(out, out).stdout
+    # Runs of other questions, or a file that is not a run, are refused in one line.
+    fewer = tmp_path / "fewer.jsonl"
+    fewer.write_text("".join(json.dumps(row) + "\n" for row in rows[:-1]), encoding="utf-8")  # a keyword one fewer
+    assert paired(out, fewer).returncode != 0 and "same questions" in paired(out, fewer).stderr
+    (tmp_path / "other.jsonl").write_text('{"answer": 42}\n', encoding="utf-8")
+    refused = paired(out, tmp_path / "other.jsonl")
+    assert refused.returncode != 0 and "not a `qa eval --questions-out` file" in refused.stderr
+    assert "Traceback" not in refused.stderr
+    # A file that cannot be written stops the run before it starts, with a one-line reason, and
+    # leaves an earlier file as it was.
     blocked = CliRunner().invoke(main, ["eval", str(tiny_squad), "--limit", "1", "--questions-out",
                                         str(tmp_path / "no-such-folder" / "run.jsonl")])
     assert blocked.exit_code != 0 and "cannot write" in blocked.output and "Traceback" not in blocked.output
+    kept = out.read_text(encoding="utf-8")
+    failed = CliRunner().invoke(main, ["eval", str(tmp_path / "no-such-set"), "--questions-out", str(out)])
+    assert failed.exit_code != 0 and out.read_text(encoding="utf-8") == kept

@@ -69,7 +69,7 @@ def test_dense_and_keyword_modes_do_not_read_articles() -> None:
 def test_only_a_question_of_many_words_reads_whole_articles(seeds_index, embedder) -> None:
     # A short question's words all fit in one passage; the article's score adds nothing there
     # (qa.retrieve.ARTICLE_MIN_QUESTION_WORDS), so it is not even read.
-    from qa.retrieve import ARTICLE_MIN_QUESTION_WORDS, Retriever
+    from qa.retrieve import ARTICLE_MIN_PASSAGES, ARTICLE_MIN_QUESTION_WORDS, Retriever
     from qa.stores import open_store
     from qa.text import query_terms
 
@@ -78,6 +78,8 @@ def test_only_a_question_of_many_words_reads_whole_articles(seeds_index, embedde
     article_search = store.article_search
 
     def recorded(terms, k, filters=None, min_passages=1):
+        # Only long articles are listed, so only they are lifted (qa.retrieve.ARTICLE_MIN_PASSAGES).
+        assert min_passages == ARTICLE_MIN_PASSAGES
         read.append(list(terms))
         return article_search(terms, k, filters, min_passages)
 
