@@ -292,8 +292,10 @@ def render_eval_report(report: EvalReport) -> RenderableType:
             row.append(f"{r.off_topic_declined:.3f}" if r.off_topic_declined is not None else "–")
         table.add_row(*row)
     if report.respelled_questions:
-        return Group(table, Text(f"{report.respelled_questions} questions were asked with a mistyped word read as the "
-                                 "corpus spells it, as qa ask reads them", style="dim"))
+        count = report.respelled_questions
+        said = "1 question was" if count == 1 else f"{count} questions were"
+        return Group(table, Text(f"{said} asked with a mistyped word read as the corpus spells it, as qa ask reads them",
+                                 style="dim"))
     return table
 
 
