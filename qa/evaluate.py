@@ -305,9 +305,7 @@ def evaluate_modes(
     excluded (it is batched); with one mode it is that mode's own latency. With `align`, hybrid
     reads its first passages again as `qa ask` does (qa.align); dense and keyword stay single-stage.
     """
-    rows: dict[str, list[QuestionResult] | None] = {mode: [] if question_results is not None else None
-                                                    for mode in modes}
-    tallies = {mode: _Tally(mode, rows[mode]) for mode in modes}
+    tallies = {mode: _Tally(mode, [] if question_results is not None else None) for mode in modes}
     collection_chunks = retriever.store.chunk_count()
     started = time.perf_counter()
     for question, weights, by_mode in _asked(retriever, questions, vectors, modes, align, question_states, advance):
@@ -315,7 +313,7 @@ def evaluate_modes(
             tallies[mode].add(question, hits, weights, path_to_id, collection_chunks)
     elapsed = time.perf_counter() - started
     if question_results is not None:
-        question_results.extend(row for mode in modes for row in rows[mode] or [])
+        question_results.extend(row for mode in modes for row in tallies[mode].rows or [])
     return [tallies[mode].finish(elapsed) for mode in modes]
 
 
@@ -491,15 +489,14 @@ def run_eval(
         if progress is not None:
             progress.start("Asking", asked)
         advance = progress.advance if progress else None
-        outcomes: list[QuestionResult] | None = [] if question_results is not None else None
+        first_row = len(question_results) if question_results is not None else 0
         report.results = evaluate_modes(retriever, questions, vectors, modes, path_to_id, advance, align, states,
-                                        outcomes)
-        if question_results is not None and outcomes is not None:
+                                        question_results)
+        if question_results is not None:
             # Each mode's rows come in the questions' order. They keep the set's wording: a run
             # that respells a question and one that does not (--no-align) ask the same question.
-            for row, original in zip(outcomes, as_asked * len(modes)):
+            for row, original in zip(question_results[first_row:], as_asked * len(modes)):
                 row.question = original
-            question_results.extend(outcomes)
         if off_topic_questions:
             declined = off_topic_declined_shares(retriever, off_topic_questions, off_vectors, modes, advance, align,
                                                  off_states)
