@@ -16,7 +16,13 @@ from qa.align import (
     TokenAligner,
     _word_at,
 )
-from qa.answer import JUDGMENT_LARGEST_COLLECTION, answer_probability, answers_question, score_sentences
+from qa.answer import (
+    JUDGMENT_LARGEST_COLLECTION,
+    answer_probability,
+    answer_words,
+    answers_question,
+    score_sentences,
+)
 from qa.embed import Embedder
 from qa.stores import open_store
 from qa.stores.location import StoreLocation
@@ -168,6 +174,50 @@ def test_alignment_ranks_sentences_and_the_judgment_weighs_support() -> None:
     weak_scored = score_sentences([weak], {"x": 1.0})
     assert answer_probability(weak_scored, [weak], 1000) < answer_probability(scored, [hit], 1000)
     assert not answers_question(weak_scored, [weak], 1000)
+
+
+def _page(title: str, doc_id: str, text: str) -> Hit:
+    return replace(_hit([(text, 0.3, 0.1)]), title=title, doc_id=doc_id)
+
+
+WAGE = "Which state now has the highest minimum wage?"
+WAGE_SENTENCES = [
+    # Slightly ahead on its own signals, and named on no other page: it answers something else.
+    ("Lawmakers in California raised the highest minimum wage of its cities to $20 this week.", 0.64, 0.45),
+    ("The highest is now in Washington, at $16.28 an hour.", 0.60, 0.41),
+]
+
+
+@pytest.mark.parametrize(("others", "corroborated"), [
+    # Two other sites' pages name Washington: the sentence that names it is chosen.
+    ([("Wage rises in 22 states - AP", "b", "Washington leads at $16.28."),
+      ("States raise pay - NPR", "c", "In Washington the minimum wage is the nation's highest.")], True),
+    # One other source only: a single page sharing a word is as often chance.
+    ([("Wage rises in 22 states - AP", "b", "Washington leads at $16.28.")], False),
+    # A copy of one page under the same title, twice, is still one source.
+    ([("Wage rises in 22 states - AP", "b", "Washington leads at $16.28."),
+      ("Wage rises in 22 states - AP", "c", "Washington leads at $16.28.")], False),
+    # Other pages of the sentence's own source do not corroborate it.
+    ([("Minimum wage - CNN", "b", "Washington leads at $16.28."),
+      ("Minimum wage - CNN", "c", "In Washington the minimum wage is the nation's highest.")], False),
+])
+def test_other_sources_naming_a_sentences_answer_words_corroborate_it(
+    others: list[tuple[str, str, str]], corroborated: bool,
+) -> None:
+    weights = {"highest": 1.0, "minimum": 0.5, "wage": 0.5}
+    top = replace(_hit(WAGE_SENTENCES), title="Minimum wage - CNN", doc_id="a")
+    hits = [top, *(_page(*other) for other in others)]
+    scored = score_sentences(hits, weights, WAGE)
+    assert ("Washington" in scored[0].text) is corroborated
+    # The judgment weighs support, which corroboration leaves as it was.
+    assert {s.support for s in scored if s.hit_rank == 0} == {s.support for s in score_sentences([top], weights, WAGE)}
+
+
+def test_answer_words_are_the_names_and_figures_the_question_lacks() -> None:
+    asked = frozenset({"which", "state", "now", "has", "the", "highest", "minimum", "wage"})
+    words = answer_words("Washington now has the highest minimum wage, $16.28, in 2024, Gov. Jay Inslee said.", asked)
+    # Not the first word (sentence case, not a name), nor the question's words or lower-case ones.
+    assert words == {"$16.28", "2024", "Gov", "Jay", "Inslee"}
 
 
 @pytest.mark.parametrize("aligned", [True, False], ids=["hybrid, read again", "dense or keyword"])
