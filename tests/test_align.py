@@ -18,6 +18,7 @@ from qa.align import (
 )
 from qa.answer import (
     JUDGMENT_LARGEST_COLLECTION,
+    Corroboration,
     answer_probability,
     answer_words,
     answers_question,
@@ -188,27 +189,39 @@ WAGE_SENTENCES = [
 ]
 
 
-@pytest.mark.parametrize(("others", "corroborated"), [
+@pytest.mark.parametrize(("others", "agreement"), [
     # Two other sites' pages name Washington: the sentence that names it is chosen.
     ([("Wage rises in 22 states - AP", "b", "Washington leads at $16.28."),
-      ("States raise pay - NPR", "c", "In Washington the minimum wage is the nation's highest.")], True),
+      ("States raise pay - NPR", "c", "In Washington the minimum wage is the nation's highest.")], 1.0),
     # One other source only: a single page sharing a word is as often chance.
-    ([("Wage rises in 22 states - AP", "b", "Washington leads at $16.28.")], False),
+    ([("Wage rises in 22 states - AP", "b", "Washington leads at $16.28.")], 0.0),
     # A copy of one page under the same title, twice, is still one source.
     ([("Wage rises in 22 states - AP", "b", "Washington leads at $16.28."),
-      ("Wage rises in 22 states - AP", "c", "Washington leads at $16.28.")], False),
+      ("Wage rises in 22 states - AP", "c", "Washington leads at $16.28.")], 0.0),
     # Other pages of the sentence's own source do not corroborate it.
     ([("Minimum wage - CNN", "b", "Washington leads at $16.28."),
-      ("Minimum wage - CNN", "c", "In Washington the minimum wage is the nation's highest.")], False),
+      ("Minimum wage - CNN", "c", "In Washington the minimum wage is the nation's highest.")], 0.0),
+    # Two sources, each naming a different one of its words: no one word is named twice.
+    ([("Wage rises in 22 states - AP", "b", "Washington leads."),
+      ("States raise pay - NPR", "c", "It is $16.28 an hour.")], 0.0),
+    # Pages without a title are each their own source.
+    ([("", "b", "Washington leads at $16.28."),
+      ("", "c", "In Washington the minimum wage is the nation's highest.")], 1.0),
+    # Only the first five passages are read for agreement.
+    ([("Other news - BBC", "b", "Rain."), ("Sports - BBC", "c", "Goal."), ("Markets - FT", "d", "Stocks."),
+      ("Weather - FT", "e", "Sun."), ("Wage rises in 22 states - AP", "f", "Washington leads at $16.28."),
+      ("States raise pay - NPR", "g", "In Washington the minimum wage is the nation's highest.")], 0.0),
 ])
 def test_other_sources_naming_a_sentences_answer_words_corroborate_it(
-    others: list[tuple[str, str, str]], corroborated: bool,
+    others: list[tuple[str, str, str]], agreement: float,
 ) -> None:
     weights = {"highest": 1.0, "minimum": 0.5, "wage": 0.5}
     top = replace(_hit(WAGE_SENTENCES), title="Minimum wage - CNN", doc_id="a")
     hits = [top, *(_page(*other) for other in others)]
+    assert Corroboration(hits, WAGE)(WAGE_SENTENCES[1][0], top) == agreement
+    assert Corroboration(hits, WAGE)(WAGE_SENTENCES[0][0], top) == 0.0
     scored = score_sentences(hits, weights, WAGE)
-    assert ("Washington" in scored[0].text) is corroborated
+    assert ("Washington" in scored[0].text) is (agreement > 0)
     # The judgment weighs support, which corroboration leaves as it was.
     assert {s.support for s in scored if s.hit_rank == 0} == {s.support for s in score_sentences([top], weights, WAGE)}
 
@@ -216,8 +229,12 @@ def test_other_sources_naming_a_sentences_answer_words_corroborate_it(
 def test_answer_words_are_the_names_and_figures_the_question_lacks() -> None:
     asked = frozenset({"which", "state", "now", "has", "the", "highest", "minimum", "wage"})
     words = answer_words("Washington now has the highest minimum wage, $16.28, in 2024, Gov. Jay Inslee said.", asked)
-    # Not the first word (sentence case, not a name), nor the question's words or lower-case ones.
+    # Not the first word (any sentence capitalises it), nor the question's words or lower-case ones.
     assert words == {"$16.28", "2024", "Gov", "Jay", "Inslee"}
+    # A figure counts wherever it stands; a name past the first place counts however often it comes.
+    assert answer_words("2024 saw Washington say Washington won.", asked) == {"2024", "Washington"}
+    # A long run of dashes is read in linear time, and is no word.
+    assert answer_words("Read on " + "-" * 100_000 + " Reuters", asked) == {"Reuters"}
 
 
 @pytest.mark.parametrize("aligned", [True, False], ids=["hybrid, read again", "dense or keyword"])
