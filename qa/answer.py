@@ -93,9 +93,9 @@ SENTENCE_WEIGHTS = (0.5155, 0.8136, 4.0, -0.1827, 0.2223, 0.0761)
 # about it is named on most of their pages, while a sentence that answers something else often
 # names what no other page does. So a sentence read again gains CORROBORATION_WEIGHT times the
 # share of the other sources among the first CORROBORATING_PASSAGES passages that hold one and
-# the same of its answer words (answer_words), when at least CORROBORATING_SOURCES of them do. A source is a
-# title: copies of one page, and the paragraphs of one Wikipedia article, are one source, not
-# several that agree. Chosen on RealTimeQA 2023's 600 questions (the tuning year): answer in top
+# the same of its answer words (answer_words), when at least CORROBORATING_SOURCES of them do. A
+# source is a title: copies of one page, and the paragraphs of one Wikipedia article, are one
+# source, not several that agree. Chosen on RealTimeQA 2023's 600 questions (the tuning year): answer in top
 # sentence 0.300 -> 0.313, SQuAD v1.1 dev 0.8082 -> 0.8080 (two questions of 10,570). Weight 0.75
 # gave 0.318 on 2023, counting a capitalised first word too 0.317, both together 0.325, but each
 # lowered SQuAD to 0.8075; one agreeing source enough (stopwords left out as here) gave 0.317 on
