@@ -13,6 +13,7 @@ import math
 import re
 from collections.abc import Sequence
 from dataclasses import dataclass
+from functools import cached_property
 
 from qa.align import PASSAGES_READ
 from qa.fusion import SENTENCE_KEYWORD_WEIGHT, KeywordCoverer
@@ -203,10 +204,17 @@ class Corroboration:
     word, each of them that one word."""
 
     def __init__(self, hits: Sequence[Hit], question: str) -> None:
+        self._hits = hits[:CORROBORATING_PASSAGES]
         self._asked = frozenset(w.lower() for w in _ANSWER_WORD.findall(question))
-        self._words: dict[str, set[str]] = {}
-        for hit in hits[:CORROBORATING_PASSAGES]:
-            self._words.setdefault(source_name(hit), set()).update(_ANSWER_WORD.findall(hit.text))
+
+    @cached_property
+    def _words(self) -> dict[str, set[str]]:
+        """Each source's words, read on the first sentence asked about: only sentences of passages
+        read again are, so dense and keyword answers never read them."""
+        words: dict[str, set[str]] = {}
+        for hit in self._hits:
+            words.setdefault(source_name(hit), set()).update(_ANSWER_WORD.findall(hit.text))
+        return words
 
     def __call__(self, sentence: str, hit: Hit) -> float:
         own = source_name(hit)
