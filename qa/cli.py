@@ -692,6 +692,7 @@ def evaluate(eval_set: str, modes: tuple[str, ...], limit: int | None, store: st
                 handle.writelines(json.dumps(asdict(row), ensure_ascii=False) + "\n" for row in outcomes)
             os.replace(partial, questions_out)
         except OSError as error:
+            partial.unlink(missing_ok=True)  # a disk that filled up midway leaves no half file behind
             raise ConfigError(f"cannot write {questions_out}: {error.strerror or error}") from None
     if as_json:
         _emit_json(asdict(report))
