@@ -259,7 +259,8 @@ def _migrate(from_store: str, location, paths: tuple[Path, ...], rebuild: bool, 
     else:
         _console().print(
             f"Copied {report.documents} documents ({report.chunks} chunks, {report.sentences} sentence vectors) "
-            f"from {report.source} to {report.target}; nothing was embedded again."
+            f"from {report.source} to {report.target}; nothing was embedded again.",
+            markup=False,
         )
 
 
@@ -489,7 +490,9 @@ def doctor(index_dir: str | None, store: str | None, as_json: bool) -> None:
             click.secho(f"problem: {problem}", fg="red", err=True)
         click.secho(f"The index in {directory} is damaged; {REBUILD_HINT}.", fg="red", err=True)
     else:
-        _console().print(f"[green]The index in {directory} is consistent.[/]")
+        from rich.text import Text
+
+        _console().print(Text(f"The index in {directory} is consistent.", style="green"))
     if problems:
         sys.exit(1)
 

@@ -72,4 +72,7 @@ class RichIndexProgress:
             self._progress.advance(self._task, amount)
 
     def note(self, message: str) -> None:
-        self._progress.console.print(f"[yellow]{message}[/]")
+        from rich.text import Text
+
+        # Text, not markup: a note names files, and "[/x].md" would be read as a closing tag.
+        self._progress.console.print(Text(message, style="yellow"))

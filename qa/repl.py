@@ -135,7 +135,7 @@ class ChatSession:
                 self.update()
             documents, chunks = self.retriever().store.counts()
         except QAError as exc:
-            self.console.print(f"[red]Error:[/] {exc}")
+            self.console.print(Text.assemble(("Error:", "red"), f" {exc}"))
             return
         self.console.print(
             f"[bold]qa[/] — {documents} articles, {chunks} passages. Ask a question; /help for commands."
@@ -148,7 +148,7 @@ class ChatSession:
                 if not self.handle(line):
                     break
             except QAError as exc:
-                self.console.print(f"[red]{exc}[/]")
+                self.console.print(Text(str(exc), style="red"))
         self._close_retriever()
         if self._llm_client is not None:
             self._llm_client.close()
@@ -281,7 +281,7 @@ class ChatSession:
             "/llm": self._set_llm,
         }.get(name)
         if handler is None:
-            self.console.print(f"[yellow]Unknown command {name}; /help lists the commands.[/]")
+            self.console.print(Text(f"Unknown command {name}; /help lists the commands.", style="yellow"))
         else:
             handler(args)
         return True
@@ -343,7 +343,7 @@ class ChatSession:
             return
         missing = [a for a in args if not Path(a).expanduser().exists()]
         if missing:
-            self.console.print(f"[yellow]No such file or folder: {', '.join(missing)}[/]")
+            self.console.print(Text(f"No such file or folder: {', '.join(missing)}", style="yellow"))
             return
         self.update([str(Path(a).expanduser()) for a in args])
 
@@ -365,11 +365,11 @@ class ChatSession:
                 if key in ("since", "until") and value:
                     value = iso_day(value)
                     if value is None:
-                        self.console.print(f"[yellow]{arg.partition('=')[2]!r} is not a date like 2016-07-27.[/]")
+                        self.console.print(Text(f"{arg.partition('=')[2]!r} is not a date like 2016-07-27.", style="yellow"))
                         return
                 settings[key] = value or None
             self.filters = SearchFilters(**settings)
-        self.console.print(f"Filters: {_describe_filters(self.filters)}.")
+        self.console.print(Text(f"Filters: {_describe_filters(self.filters)}."))
 
     def _warn_if_remote(self) -> None:
         """Say once per chat, per server, that passages will leave this machine."""
