@@ -18,7 +18,7 @@ from typing import TYPE_CHECKING, TypeVar
 from qa.chunk import chunk_text, model_passage
 from qa.config import default_corpus
 from qa.embed import Embedder, Passage
-from qa.errors import IndexLockedError, IngestError
+from qa.errors import ConfigError, IndexLockedError, IngestError
 from qa.ingest import (
     MAX_FILE_BYTES,
     SkippedFile,
@@ -124,7 +124,11 @@ def update_index(
     location = as_location(location)
     progress = progress or SilentProgress()
     state_dir = location.state_dir()
-    state_dir.mkdir(parents=True, exist_ok=True)
+    try:
+        state_dir.mkdir(parents=True, exist_ok=True)
+    except OSError as exc:
+        # A parent that is a file, a read-only disk, /proc: say where, in one line.
+        raise ConfigError(f"cannot make the index folder {state_dir}: {exc.strerror or exc}; pass --index DIR") from exc
     # One writer at a time. For a Milvus server this only orders writers on this machine.
     lock = writer_lock(state_dir, lock_timeout, progress, location.describe())
     try:

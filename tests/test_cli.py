@@ -218,6 +218,28 @@ def test_index_location_that_is_a_file_is_a_one_line_error(tmp_path: Path) -> No
     assert_one_line_error(qa("stats", "--index", str(not_a_folder)), "is a file, not a folder")
 
 
+def test_an_index_folder_that_cannot_be_made_is_a_one_line_error(tmp_path: Path) -> None:
+    (tmp_path / "afile").write_text("x")
+    articles = tmp_path / "articles"
+    articles.mkdir()
+    result = qa("index", str(articles), "--index", str(tmp_path / "afile" / "index"))
+    assert_one_line_error(result, "cannot make the index folder")
+
+
+def test_an_index_that_never_held_an_article_finds_nothing_in_every_mode(tmp_path: Path) -> None:
+    empty, index = tmp_path / "empty", tmp_path / "index"
+    empty.mkdir()
+    assert qa("index", str(empty), "--index", str(index)).exit_code == 0
+    # Long enough for the whole-article search too (qa.retrieve.ARTICLE_MIN_QUESTION_WORDS).
+    question = "How much money does Baghdad owe the Russian government after the long talks in Moscow?"
+    for mode in ("hybrid", "keyword", "dense"):
+        result = qa("ask", question, "--mode", mode, "--index", str(index), "--json")
+        assert result.exit_code == 0, result.output
+        assert json.loads(result.stdout)["citations"] == []
+        searched = qa("search", question, "--mode", mode, "--index", str(index), "--json")
+        assert json.loads(searched.stdout)["hits"] == []
+
+
 @pytest.mark.parametrize("option", ["--since", "--until"])
 def test_bad_date_is_a_usage_error(option: str, index_dir: Path) -> None:
     result = qa("ask", IVANOV_QUESTION, option, "27/07/2016", "--index", str(index_dir))

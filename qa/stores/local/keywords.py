@@ -179,7 +179,8 @@ class KeywordIndex:
         if self._lengths is None:  # for the type checker: set just above
             raise RuntimeError("chunk lengths were not read")
         averages = self._db.execute(f"SELECT block FROM {self._table}_data WHERE id = 1").fetchone()
-        values = _varints(averages[0]) if averages else [0]
+        # FTS5 leaves this block empty until a first row is written: an index that never held one.
+        values = (_varints(averages[0]) if averages else []) or [0]
         self._rows = values[0]
         self._total_length = sum(values[1:])
         self._average_length = self._total_length / values[0] if values[0] else 1.0
