@@ -104,7 +104,8 @@ def hit_reading(hit: Hit, spans: Sequence[Span] | None = None) -> tuple[str, int
 
 def clean_query(query: str) -> str:
     """The query as retrieval will use it, or a QueryError saying why there is nothing to search."""
-    text = " ".join(query.split())
+    # Bytes that are not UTF-8 reach Python's argv as lone surrogates, which the tokenizer refuses.
+    text = " ".join(query.encode("utf-8", "surrogatepass").decode("utf-8", "replace").split())
     if not text:
         raise QueryError("the question is empty")
     if not any(ch.isalnum() for ch in text):

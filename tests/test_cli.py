@@ -218,6 +218,13 @@ def test_index_location_that_is_a_file_is_a_one_line_error(tmp_path: Path) -> No
     assert_one_line_error(qa("stats", "--index", str(not_a_folder)), "is a file, not a folder")
 
 
+def test_a_question_with_bytes_that_are_not_utf8_is_answered(index_dir: Path) -> None:
+    # The shell passes "\xff" through; Python's argv holds it as a lone surrogate.
+    result = qa("ask", "How much does Baghdad owe \udcff Russia?", "--index", str(index_dir), "--json")
+    assert result.exit_code == 0, result.output
+    assert "$8 billion" in json.loads(result.stdout)["answer"]
+
+
 def test_an_index_folder_that_cannot_be_made_is_a_one_line_error(tmp_path: Path) -> None:
     (tmp_path / "afile").write_text("x")
     articles = tmp_path / "articles"
