@@ -176,7 +176,9 @@ def _word_pieces(
     while start < end:
         # Binary search for the longest prefix that fits; a piece has at least one character
         # even if that alone is too many tokens, so the cutting always ends.
-        low, high = start + 1, end
+        # No piece is longer than max_tokens counted at the character floor (_counted), so the
+        # search never tokenizes more than that: a megabyte-long word is cut in seconds.
+        low, high = start + 1, min(end, start + max_tokens * CHARS_PER_TOKEN_AT_MOST)
         low_count = _counted(count_tokens, [text[start:low]])[0]
         while low < high:
             middle = (low + high + 1) // 2
@@ -190,12 +192,19 @@ def _word_pieces(
     return pieces
 
 
+# A text is counted as at least one token per this many characters. WordPiece reads a word of
+# more than 100 characters as one unknown token, so a megabyte with no space in it would count as
+# one token and become one chunk; no real token is this long, so ordinary text never meets it.
+CHARS_PER_TOKEN_AT_MOST = 16
+
+
 def _counted(count_tokens: TokenCounter, texts: list[str]) -> list[int]:
-    """count_tokens(texts), checked to give one count per text."""
+    """count_tokens(texts), checked to give one count per text, and at least a token per
+    CHARS_PER_TOKEN_AT_MOST characters."""
     counts = list(count_tokens(texts))
     if len(counts) != len(texts):
         raise ValueError(f"token counter gave {len(counts)} counts for {len(texts)} texts")
-    return counts
+    return [max(count, -(-len(text) // CHARS_PER_TOKEN_AT_MOST)) for count, text in zip(counts, texts)]
 
 
 def _paragraph_sentences(text: str, start: int, end: int) -> list[Span]:

@@ -14,7 +14,7 @@ from hypothesis import given, settings
 from hypothesis import strategies as st
 from hypothesis.configuration import set_hypothesis_home_dir
 
-from qa.chunk import chunk_text, split_sentences, whitespace_token_counter
+from qa.chunk import CHARS_PER_TOKEN_AT_MOST, chunk_text, split_sentences, whitespace_token_counter
 from qa.config import MODEL_MAX_TOKENS
 from qa.types import Chunk, Span
 
@@ -204,6 +204,19 @@ def test_real_tokenizer_chunks_fit(article: str, model_token_counter) -> None:
         assert own <= MODEL_MAX_TOKENS - 2  # room for [CLS] and [SEP]: the model sees all of it
 
 
+def test_text_with_no_spaces_is_cut_though_the_tokenizer_reads_a_long_word_as_one_token(model_token_counter) -> None:
+    # WordPiece gives one [UNK] for any word of over 100 characters: counted by tokens alone, this
+    # whole text would be one chunk, shown and quoted whole.
+    text = "x" * 30_000 + " A normal sentence about seals. " + "y" * 30_000
+    assert model_token_counter(["x" * 30_000]) == [1]
+    chunks = chunk_text("doc", text, model_token_counter, max_tokens=160, overlap_sentences=1)
+    _check_chunk_invariants(text, chunks)
+    assert max(c.end - c.start for c in chunks) <= 160 * CHARS_PER_TOKEN_AT_MOST
+    assert len(chunks) >= 2 * 30_000 // (160 * CHARS_PER_TOKEN_AT_MOST)
+    # The sentence is a unit of its own, so an answer quotes it and not the run beside it.
+    assert any(text[a:b] == "A normal sentence about seals." for c in chunks for a, b in c.sentences)
+
+
 def test_importing_chunk_does_not_load_sentencex_or_torch() -> None:
     code = "import sys, qa.chunk; print(sorted({'sentencex', 'torch', 'faiss'} & set(sys.modules)))"
     env = {**os.environ, "PYTHONDONTWRITEBYTECODE": "1"}
@@ -275,7 +288,9 @@ def test_chunks_hold_to_their_contract(text: str, max_tokens: int, overlap: int)
         for boundary in (chunk.start, chunk.end):
             for start, end in sentences:
                 if start < boundary < end:  # a cut inside a sentence: only when it cannot fit whole
-                    assert whitespace_token_counter([text[start:end]])[0] > max_tokens
+                    sentence = text[start:end]  # counted at least a token per CHARS_PER_TOKEN_AT_MOST characters
+                    floor = -(-len(sentence) // CHARS_PER_TOKEN_AT_MOST)
+                    assert max(whitespace_token_counter([sentence])[0], floor) > max_tokens
         words = whitespace_token_counter([chunk.text])[0]
         single_word_piece = len(chunk.sentences) == 1 and len(chunk.text.split()) == 1
         assert words <= max_tokens or single_word_piece
