@@ -167,8 +167,15 @@ def _update(
     else:
         roots = sorted(set(known_sources) | set(new_sources))
     if not roots and not paths:
-        roots = [str(p) for p in default_corpus()]
-        new_sources = list(roots)
+        # The bundled articles are the first index's, not a fallback for one whose folders are
+        # gone (its last named file deleted, its catalog lost): that one is told to name them.
+        if rebuild:
+            raise ConfigError("the index remembers no folders to rebuild from; name them: qa index PATH --rebuild")
+        if writer.committed:
+            progress.note("the index remembers no folders of articles; add one with qa index PATH")
+        else:
+            roots = [str(p) for p in default_corpus()]
+            new_sources = list(roots)
     present_roots = [r for r in roots if os.path.exists(r)]
     # The folders are walked beside the read of the stamps (size and mtime) of the files this run
     # may touch: the store's part of that read lets the walk's thread run (100,000 files: 0.07 s

@@ -16,7 +16,7 @@ from qa.answer import answer_question
 from qa.chunk import chunk_text, embedding_text
 from qa.cli import main
 from qa.embed import Embedder
-from qa.errors import IndexMismatchError
+from qa.errors import ConfigError, IndexMismatchError
 from qa.stores import open_store
 from qa.stores.local.store import MANIFEST_FILE
 from qa.stores.location import StoreLocation
@@ -272,6 +272,24 @@ def test_a_path_that_is_not_there_is_skipped_and_not_remembered(
     report = update_index(fresh, [typo], embedder=embedder)
     assert report.documents == 0  # not the seeds: a path was given, it just is not there
     assert [s.path for s in report.skipped] == [str(typo)]
+
+
+def test_an_index_whose_folders_are_gone_is_not_filled_with_the_bundled_articles(
+    shared_copy: tuple[StoreLocation, UpdateReport], tmp_path: Path, embedder: Embedder, extra_article: CorpusArticle
+) -> None:
+    index_dir, _ = shared_copy
+    path = tmp_path / extra_article.name
+    path.write_text(extra_article.text, encoding="utf-8")
+    location = store_location(index_dir.kind, tmp_path / "one-file")
+    assert update_index(location, [path], embedder=embedder).documents == 1
+    path.unlink()  # the only source named, and now deleted: the index forgets it
+    report = update_index(location, embedder=embedder)
+    assert (report.removed, report.documents) == (1, 0)
+    for _ in range(2):  # and stays empty, rather than taking the seeds a brand-new index gets
+        report = update_index(location, embedder=embedder)
+        assert (report.added, report.documents) == (0, 0)
+    with pytest.raises(ConfigError, match="remembers no folders to rebuild from"):
+        update_index(location, embedder=embedder, rebuild=True)
 
 
 def test_a_new_mtime_with_the_same_bytes_embeds_nothing(
