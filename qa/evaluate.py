@@ -19,6 +19,7 @@ import time
 from collections.abc import Callable, Iterator, Sequence
 from dataclasses import dataclass, field, replace
 from pathlib import Path
+from typing import Any
 
 from qa.answer import JUDGMENT_THRESHOLD, answer_probability, answers_question, score_sentences, searched_question
 from qa.config import cache_dir
@@ -123,18 +124,55 @@ def resolve_eval_set(location: str | os.PathLike[str]) -> EvalSet:
     return EvalSet(prefix.name, corpus, queries)
 
 
+# What each line of a set's files must hold: key -> (the kinds it may be, whether it must be there).
+_QUESTION_FIELDS = {"id": ((str, int), True), "question": ((str,), True), "gold_doc_ids": ((list,), False),
+                    "answers": ((list,), False)}
+_DOCUMENT_FIELDS = {"id": ((str, int), True), "text": ((str,), True), "title": ((str, type(None)), False)}
+_KIND_NAMES = {str: "a string", int: "a number", list: "a list of strings", type(None): "null"}
+
+
+def read_rows(path: Path, fields: dict[str, tuple[tuple[type, ...], bool]]) -> Iterator[dict[str, Any]]:
+    """The rows of a JSON Lines eval file, each checked to hold `fields` as they must be; a row
+    that does not is a ConfigError naming the file and line, so a broken set is never scored as
+    zeros (a string where a list belongs would be read letter by letter)."""
+    try:
+        with open(path, encoding="utf-8") as handle:
+            for number, line in enumerate(handle, start=1):
+                if not line.strip():
+                    continue
+                where = f"{path} line {number}"
+                try:
+                    row = json.loads(line)
+                except json.JSONDecodeError as exc:
+                    raise ConfigError(f"{where} is not JSON ({exc.msg})") from None
+                if not isinstance(row, dict):
+                    raise ConfigError(f"{where} is not a JSON object")
+                for key, (kinds, required) in fields.items():
+                    if key not in row:
+                        if required:
+                            raise ConfigError(f"{where} has no {key!r}")
+                        continue
+                    value = row[key]
+                    if not isinstance(value, kinds) or isinstance(value, bool) or (
+                        isinstance(value, list) and not all(isinstance(item, str) for item in value)
+                    ):
+                        wanted = " or ".join(_KIND_NAMES[kind] for kind in kinds)
+                        raise ConfigError(f"{where}: {key!r} must be {wanted}")
+                yield row
+    except UnicodeDecodeError as exc:
+        raise ConfigError(f"{path} is not UTF-8 text ({exc.reason} at byte {exc.start})") from None
+
+
 def load_questions(path: Path, limit: int | None = None) -> list[EvalQuestion]:
     questions = []
-    with open(path, encoding="utf-8") as handle:
-        for line in handle:
-            if not line.strip():
-                continue
-            row = json.loads(line)
-            questions.append(
-                EvalQuestion(row["id"], row["question"], tuple(row.get("gold_doc_ids", ())), tuple(row.get("answers", ())))
-            )
-            if limit is not None and len(questions) >= limit:
-                break
+    for row in read_rows(path, _QUESTION_FIELDS):
+        questions.append(EvalQuestion(
+            str(row["id"]), row["question"], tuple(row.get("gold_doc_ids", ())), tuple(row.get("answers", ()))
+        ))
+        if limit is not None and len(questions) >= limit:
+            break
+    if not questions:
+        raise ConfigError(f"{path} holds no questions")
     return questions
 
 
@@ -210,8 +248,9 @@ def prepare_corpus(eval_set: EvalSet, root: Path) -> tuple[Path, dict[str, str]]
     corpus_dir = workdir / "corpus"
     done = workdir / "corpus.complete"
     path_to_id: dict[str, str] = {}
-    with open(eval_set.corpus_path, encoding="utf-8") as handle:
-        rows = [json.loads(line) for line in handle if line.strip()]
+    rows = list(read_rows(eval_set.corpus_path, _DOCUMENT_FIELDS))
+    if not rows:
+        raise ConfigError(f"{eval_set.corpus_path} holds no documents")
     write = not done.is_file()
     if write:
         corpus_dir.mkdir(parents=True, exist_ok=True)
@@ -368,8 +407,7 @@ def off_topic_questions_for(eval_set: EvalSet, other: EvalSet, limit: int | None
 
 def corpus_titles(corpus_path: Path) -> dict[str, str]:
     """Each corpus document's title by id ("" where it has none)."""
-    with open(corpus_path, encoding="utf-8") as handle:
-        return {str(row["id"]): str(row.get("title") or "") for row in map(json.loads, filter(str.strip, handle))}
+    return {str(row["id"]): str(row.get("title") or "") for row in read_rows(corpus_path, _DOCUMENT_FIELDS)}
 
 
 def off_topic_declined_shares(
@@ -424,8 +462,17 @@ def run_eval(
             raise ConfigError(f"unknown mode {mode!r}; choose from {', '.join(MODES)}")
     eval_set = resolve_eval_set(location)
     off_topic_questions = off_topic_questions_for(eval_set, resolve_eval_set(off_topic), limit) if off_topic else []
+    # The questions are read first: a broken queries file stops the run before anything is indexed.
+    questions = load_questions(eval_set.queries_path, limit)
     embedder = embedder or Embedder()
     workdir, path_to_id = prepare_corpus(eval_set, cache_dir() / "eval")
+    corpus_ids = set(path_to_id.values())
+    lacking = [q for q in questions if q.gold_doc_ids and corpus_ids.isdisjoint(q.gold_doc_ids)]
+    if lacking:
+        raise ConfigError(
+            f"{len(lacking)} of {len(questions)} questions in {eval_set.queries_path} name only gold documents "
+            f"{eval_set.corpus_path.name} does not hold (the first: {lacking[0].id!r}, gold {list(lacking[0].gold_doc_ids)})"
+        )
     started = time.perf_counter()
     if store == "milvus":
         location = parse_store(f"milvus:{workdir / f'milvus-{embedder.backend}.db'}")
@@ -440,7 +487,6 @@ def run_eval(
         # built again rather than left to the user to delete.
         update_index(location, [workdir / "corpus"], embedder=embedder, progress=progress, rebuild=True)
     index_seconds = time.perf_counter() - started
-    questions = load_questions(eval_set.queries_path, limit)
     index = open_store(location)
     try:
         from qa.embed import Reranker

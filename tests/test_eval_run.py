@@ -193,3 +193,44 @@ def test_eval_writes_each_questions_outcome_for_a_paired_comparison(tiny_squad: 
     kept = out.read_text(encoding="utf-8")
     failed = CliRunner().invoke(main, ["eval", str(tmp_path / "no-such-set"), "--questions-out", str(out)])
     assert failed.exit_code != 0 and out.read_text(encoding="utf-8") == kept
+
+
+GOOD_DOCUMENT = '{"id": "d1", "title": "Seals", "text": "Grey seals pup in winter on the beaches of Norfolk."}\n'
+GOOD_QUESTION = '{"id": "q1", "question": "When do grey seals pup?", "gold_doc_ids": ["d1"], "answers": ["in winter"]}\n'
+
+
+@pytest.mark.parametrize(
+    "corpus, queries, expected",
+    [
+        (GOOD_DOCUMENT, GOOD_QUESTION + '{"id": "q2", "question": \n', "queries.jsonl line 2 is not JSON"),
+        (GOOD_DOCUMENT, '{"id": "q1", "gold_doc_ids": ["d1"]}\n', "queries.jsonl line 1 has no 'question'"),
+        (GOOD_DOCUMENT, "[1, 2, 3]\n", "queries.jsonl line 1 is not a JSON object"),
+        # A string where a list belongs would be read letter by letter and scored as zeros.
+        (GOOD_DOCUMENT, '{"id": "q1", "question": "When?", "gold_doc_ids": "d1"}\n', "'gold_doc_ids' must be a list of strings"),
+        (GOOD_DOCUMENT, '{"id": "q1", "question": "When?", "answers": "in winter"}\n', "'answers' must be a list of strings"),
+        (GOOD_DOCUMENT, "\n\n", "holds no questions"),
+        ('{"id": "d1", "title": "Seals"}\n', GOOD_QUESTION, "corpus.jsonl line 1 has no 'text'"),
+        ("", GOOD_QUESTION, "holds no documents"),
+        (GOOD_DOCUMENT, GOOD_QUESTION.replace('["d1"]', '["d9"]'), "name only gold documents"),
+    ],
+)
+def test_a_broken_eval_set_is_a_one_line_error_naming_the_file_and_line(
+    corpus: str, queries: str, expected: str, tmp_path: Path, monkeypatch
+) -> None:
+    monkeypatch.setenv("QA_CACHE_DIR", str(tmp_path / "cache"))
+    (tmp_path / "set.corpus.jsonl").write_text(corpus, encoding="utf-8")
+    (tmp_path / "set.queries.jsonl").write_text(queries, encoding="utf-8")
+    result = CliRunner().invoke(main, ["eval", str(tmp_path / "set"), "--mode", "keyword"])
+    assert result.exit_code == 1, result.output
+    lines = [line for line in result.output.splitlines() if line.strip()]
+    assert len(lines) == 1 and lines[0].startswith("Error: "), result.output
+    assert expected in lines[0]
+
+
+def test_an_eval_file_that_is_not_utf8_is_a_one_line_error(tmp_path: Path, monkeypatch) -> None:
+    monkeypatch.setenv("QA_CACHE_DIR", str(tmp_path / "cache"))
+    (tmp_path / "set.corpus.jsonl").write_bytes(GOOD_DOCUMENT.replace("Norfolk", "Norf\xf6lk").encode("latin-1"))
+    (tmp_path / "set.queries.jsonl").write_text(GOOD_QUESTION, encoding="utf-8")
+    result = CliRunner().invoke(main, ["eval", str(tmp_path / "set"), "--mode", "keyword"])
+    assert result.exit_code == 1, result.output
+    assert "set.corpus.jsonl is not UTF-8 text" in result.output and "Traceback" not in result.output
