@@ -273,7 +273,11 @@ def _open(index_dir: str | None, reranker: str | None = None, backend: str | Non
 def _filters(source: str | None, since: str | None, until: str | None):
     from qa.types import SearchFilters
 
-    return SearchFilters(source=source, since=_day(since, "--since"), until=_day(until, "--until"))
+    filters = SearchFilters(source=source, since=_day(since, "--since"), until=_day(until, "--until"))
+    problem = filters.problem()
+    if problem:
+        raise click.UsageError(f"--{problem.replace('until ', '--until ')}")
+    return filters
 
 
 def _day(value: str | None, option: str) -> str | None:

@@ -368,7 +368,12 @@ class ChatSession:
                         self.console.print(Text(f"{arg.partition('=')[2]!r} is not a date like 2016-07-27.", style="yellow"))
                         return
                 settings[key] = value or None
-            self.filters = SearchFilters(**settings)
+            filters = SearchFilters(**settings)
+            problem = filters.problem()
+            if problem:
+                self.console.print(Text(f"Filters not changed: {problem}.", style="yellow"))
+                return
+            self.filters = filters
         self.console.print(Text(f"Filters: {_describe_filters(self.filters)}."))
 
     def _warn_if_remote(self) -> None:

@@ -170,7 +170,11 @@ def search_filters(k: int, mode: str, source: str | None, since: str | None, unt
         if value and day is None:
             raise QueryError(f"{name} is not a date like 2016-07-27")
         days[name] = day
-    return SearchFilters(source=source or None, since=days.get("since"), until=days.get("until"))
+    filters = SearchFilters(source=source or None, since=days.get("since"), until=days.get("until"))
+    problem = filters.problem()
+    if problem:
+        raise QueryError(problem)
+    return filters
 
 
 def _check_encodable(value: str, name: str) -> None:

@@ -248,3 +248,9 @@ class SearchFilters:
     @property
     def active(self) -> bool:
         return bool(self.source or self.since or self.until)
+
+    def problem(self) -> str | None:
+        """Why no article could pass these filters, when that is plain from them alone."""
+        if self.since and self.until and self.since > self.until:
+            return f"since {self.since} is after until {self.until}: no day is in both"
+        return None

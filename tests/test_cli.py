@@ -255,6 +255,12 @@ def test_bad_date_is_a_usage_error(option: str, index_dir: Path) -> None:
     assert option in result.output and "not a date like 2016-07-27" in result.output
 
 
+def test_a_date_range_that_holds_no_day_is_a_usage_error(index_dir: Path) -> None:
+    result = qa("ask", IVANOV_QUESTION, "--since", "2021-01-01", "--until", "2020-01-01", "--index", str(index_dir))
+    assert result.exit_code == 2
+    assert "--since 2021-01-01 is after --until 2020-01-01" in result.output
+
+
 def test_k_out_of_range_is_a_usage_error(index_dir: Path) -> None:
     result = qa("search", "Iraq", "-k", "0", "--index", str(index_dir))
     assert result.exit_code == 2

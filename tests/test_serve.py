@@ -75,6 +75,9 @@ def test_filters_narrow_the_search(client: httpx.Client) -> None:
     assert body == {"query": "Iraq", "hits": []}
     assert client.post("/search", json={"query": "Iraq", "since": "soon"}).json() == {
         "error": "since is not a date like 2016-07-27"}
+    refused = client.post("/search", json={"query": "Iraq", "since": "2021-01-01", "until": "2020-01-01"})
+    assert refused.status_code == 400  # as every QueryError: a question the search cannot take
+    assert refused.json() == {"error": "since 2021-01-01 is after until 2020-01-01: no day is in both"}
 
 
 def test_documents_are_served_by_indexed_id_only(client: httpx.Client, seeds_index: Path) -> None:
