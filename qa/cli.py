@@ -593,6 +593,9 @@ def watch(paths: tuple[Path, ...], backend: str | None, index_dir: str | None, s
     """
     from qa.watch import FolderWatcher
 
+    missing = [str(p) for p in paths if not p.exists()]
+    if missing:  # nothing there to watch: said now, not after a catch-up that finds nothing
+        raise ConfigError(f"no such file or folder: {', '.join(missing)}")
     location = _location(index_dir, store)
     watcher = FolderWatcher(location, [str(p) for p in paths], embedder=_embedder(location, backend),
                             log=lambda line: click.echo(line, err=True))
@@ -604,6 +607,9 @@ def watch(paths: tuple[Path, ...], backend: str | None, index_dir: str | None, s
         watcher.run(on_ready=ready)
     except KeyboardInterrupt:
         click.echo("qa watch: stopped.", err=True)
+        return
+    if not watcher.roots:  # run() came back at once: there was nothing to watch (it said so)
+        sys.exit(1)
 
 
 @main.command(name="mcp")

@@ -137,3 +137,15 @@ def test_serve_watch_answers_a_new_article_without_restart_and_never_reads_a_tor
         wait_for(answered, "the new article answered", server, WATCH_SECONDS, 0.2)
         assert client.get("/stats").json()["documents"] == 4
         assert re.search(r"1 added, 0 changed, 0 removed", server.output())
+
+
+def test_watching_a_folder_that_is_not_there_is_a_one_line_error(tmp_path: Path) -> None:
+    from click.testing import CliRunner
+
+    from qa.cli import main
+
+    missing = tmp_path / "no-such-folder"
+    result = CliRunner().invoke(main, ["watch", str(missing), "--index", str(tmp_path / "index")])
+    assert result.exit_code == 1
+    assert result.output.strip() == f"Error: no such file or folder: {missing}"
+    assert not (tmp_path / "index").exists()
