@@ -392,19 +392,20 @@ class _Walk:
                         self.stats[child] = entry.stat()
                     except OSError:
                         pass  # stat again later, where the error is reported
-            elif entry.is_symlink():
-                self.skip(child, _stat_failure(Path(child), _stat_error(Path(child))))
             else:
-                self.skip(child, "not a regular file")
+                # A link that `is_file` quietly called false is broken, or leads to something
+                # that is not a file (a device, a socket).
+                error = _stat_error(Path(child)) if entry.is_symlink() else None
+                self.skip(child, _stat_failure(Path(child), error) if error else "not a regular file")
 
 
-def _stat_error(path: Path) -> OSError:
-    """The error that following `path` gives, for a link that `is_file` quietly called false."""
+def _stat_error(path: Path) -> OSError | None:
+    """The error that following `path` gives, or None when it leads somewhere."""
     try:
         path.stat()
     except OSError as exc:
         return exc
-    return FileNotFoundError(errno.ENOENT, os.strerror(errno.ENOENT))
+    return None
 
 
 def _stat_failure(path: Path, exc: OSError) -> str:

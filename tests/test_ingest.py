@@ -377,11 +377,13 @@ def test_discover_survives_symlink_loops_and_links_to_the_same_file(tmp_path: Pa
 def test_discover_reports_broken_links_and_fifos(tmp_path: Path) -> None:
     os.symlink(tmp_path / "gone.txt", tmp_path / "dangling.txt")
     os.mkfifo(tmp_path / "pipe.txt")
+    os.symlink(tmp_path / "pipe.txt", tmp_path / "to-pipe.txt")  # whole, but not to a file
     found, skipped = discover_files([tmp_path])
     assert found == []
     assert skipped == [
         SkippedFile(str(tmp_path / "pipe.txt"), "not a regular file"),
         SkippedFile(str(tmp_path / "dangling.txt"), "broken symlink"),  # links come after real entries
+        SkippedFile(str(tmp_path / "to-pipe.txt"), "not a regular file"),
     ]
 
 
