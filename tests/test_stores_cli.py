@@ -122,6 +122,11 @@ def test_an_empty_milvus_store_says_how_to_build_it(tmp_path: Path) -> None:
     result = qa("ask", "anything", "--store", f"milvus:{tmp_path / 'empty.db'}")
     assert result.exit_code == 1
     assert "qa index PATH --store" in result.output
+    # Reading a Milvus Lite file that is not there makes neither it nor its folders.
+    for args in (("ask", "anything"), ("stats",), ("doctor",)):
+        result = qa(*args, "--store", f"milvus:{tmp_path / 'typo' / 'nope.db'}")
+        assert result.exit_code == 1 and "no index in" in result.output, result.output
+    assert not (tmp_path / "empty.db").exists() and not (tmp_path / "typo").exists()
 
 
 def test_from_store_refuses_paths(tmp_path: Path, stores: tuple[str, str, str]) -> None:

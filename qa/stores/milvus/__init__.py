@@ -10,7 +10,7 @@ from __future__ import annotations
 
 from typing import TYPE_CHECKING
 
-from qa.stores.milvus.store import MilvusCollections, MilvusStore, MilvusWriter, load_manifest
+from qa.stores.milvus.store import MilvusCollections, MilvusStore, MilvusWriter, load_manifest, refuse_missing_lite_file
 
 if TYPE_CHECKING:
     from qa.stores.base import Manifest
@@ -23,6 +23,7 @@ def open_store(location: StoreLocation) -> MilvusStore:
 
 def read_manifest(location: StoreLocation, upgrade: bool = False) -> Manifest:
     # No older Milvus format can be upgraded in place: `upgrade` changes nothing here.
+    refuse_missing_lite_file(location)
     collections = MilvusCollections(location)
     try:
         return load_manifest(collections)

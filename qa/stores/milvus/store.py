@@ -375,6 +375,14 @@ class MilvusCollections:
                     self.client.delete(collection, filter=f"doc_id in {batch}")
 
 
+def refuse_missing_lite_file(location: StoreLocation) -> None:
+    """IndexMissingError for a Milvus Lite file that is not there: opening it would make it (and
+    its folders), and a mistyped path read by `qa ask` should leave nothing behind."""
+    if location.path is not None and not location.path.exists():
+        where = location.describe()
+        raise IndexMissingError(f"no index in {where}: run `qa index PATH --store {where}` to build one")
+
+
 def load_manifest(collections: MilvusCollections) -> Manifest:
     where = collections.location.describe()
     if not collections.exists():
@@ -415,6 +423,7 @@ class MilvusStore:
 
     @classmethod
     def open(cls, location: StoreLocation) -> MilvusStore:
+        refuse_missing_lite_file(location)
         collections = MilvusCollections(location)
         try:
             manifest = load_manifest(collections)
