@@ -16,7 +16,7 @@ from qa.answer import answer_question
 from qa.chunk import chunk_text, embedding_text
 from qa.cli import main
 from qa.embed import Embedder
-from qa.errors import ConfigError, IndexMismatchError
+from qa.errors import ConfigError, IndexCorruptError, IndexMismatchError
 from qa.stores import open_store
 from qa.stores.local.store import MANIFEST_FILE
 from qa.stores.location import StoreLocation
@@ -457,6 +457,28 @@ def test_rebuild_gives_the_same_index(built: tuple[StoreLocation, UpdateReport],
     assert (stats.documents, stats.chunks) == (first.documents, first.chunks)
     if index_dir.is_local:
         assert len(list(index_dir.index_dir.glob("segment-*.faiss"))) == 1
+
+
+def test_rebuilding_over_a_damaged_catalog_sets_it_aside_and_builds_anew(
+    built: tuple[StoreLocation, UpdateReport], corpus: Path, embedder: Embedder
+) -> None:
+    index_dir, first = built
+    if not index_dir.is_local:
+        pytest.skip("the catalog is the local store's SQLite file")
+    catalog = index_dir.index_dir / "catalog.sqlite"
+    damaged = catalog.read_bytes()[:4096]
+    catalog.write_bytes(damaged)
+    with pytest.raises(IndexCorruptError, match="qa index PATH --rebuild"):
+        open_store(index_dir)
+    with pytest.raises(IndexCorruptError):  # an update that is not a rebuild leaves it as it is
+        update_index(index_dir, [corpus], embedder=embedder)
+    assert catalog.read_bytes() == damaged
+
+    report = update_index(index_dir, [corpus], rebuild=True, embedder=embedder)
+    assert (report.documents, report.chunks) == (first.documents, first.chunks)
+    assert_consistent(index_dir, embedder)
+    (aside,) = index_dir.index_dir.glob("catalog.sqlite.damaged-*")
+    assert aside.read_bytes() == damaged  # set aside, never deleted
 
 
 def test_manifest_of_another_model_is_refused_until_rebuilt(

@@ -95,6 +95,7 @@ class Catalog:
         reader that will search it many times, reads its pages through a memory map."""
         if not create and not path.is_file():
             raise IndexCorruptError(f"the catalog {path.name} is missing")
+        connection = None
         try:
             connection = sqlite3.connect(str(path), timeout=30.0, isolation_level=None)
             connection.execute("PRAGMA journal_mode=WAL")
@@ -113,7 +114,12 @@ class Catalog:
             else:
                 connection.execute("SELECT count(*) FROM meta").fetchone()
         except sqlite3.DatabaseError as exc:
-            raise IndexCorruptError(f"the catalog {path.name} cannot be read ({exc})") from exc
+            if connection is not None:
+                connection.close()
+            raise IndexCorruptError(
+                f"the catalog {path.name} cannot be read ({exc}); build it again with `qa index PATH --rebuild`, "
+                "naming your folders (the catalog held the list of them)"
+            ) from exc
         return cls(connection, path)
 
     @property

@@ -292,6 +292,18 @@ class LocalStore:
         return problems
 
 
+def _set_aside(catalog: Path) -> Path:
+    """Rename an unreadable catalog, with its write-ahead log and shared memory (SQLite would
+    apply an old log to the new file), to CATALOG.damaged-TIME; the new name."""
+    stamp = time.strftime("%Y%m%d-%H%M%S")
+    aside = catalog.with_name(f"{catalog.name}.damaged-{stamp}")
+    for suffix in ("", "-wal", "-shm"):
+        part = catalog.with_name(catalog.name + suffix)
+        if part.exists():
+            part.rename(aside.with_name(aside.name + suffix))
+    return aside
+
+
 class LocalWriter:
     """Commits to a local index: a new segment file per commit that adds vectors, plus one SQLite
     transaction each; small segments merge when the update finishes."""
@@ -301,7 +313,15 @@ class LocalWriter:
         self.index_dir = index_dir
         self.rebuild = rebuild
         index_dir.mkdir(parents=True, exist_ok=True)
-        self.catalog = Catalog.open(index_dir / CATALOG_FILE, create=True)
+        try:
+            self.catalog = Catalog.open(index_dir / CATALOG_FILE, create=True)
+        except IndexCorruptError:
+            if not rebuild:
+                raise
+            # A rebuild starts over, but a damaged catalog is set aside, not deleted: it is the
+            # user's, and may still be read by other tools.
+            _set_aside(index_dir / CATALOG_FILE)
+            self.catalog = Catalog.open(index_dir / CATALOG_FILE, create=True)
         try:
             if fresh and not rebuild:
                 # A brand-new index: nothing in the catalog can be trusted to match this manifest.
