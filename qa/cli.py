@@ -7,6 +7,7 @@ so `qa --help` and argument errors answer at once.
 from __future__ import annotations
 
 import json
+import re
 import sys
 from collections.abc import Callable
 from pathlib import Path
@@ -270,6 +271,20 @@ def _open(index_dir: str | None, reranker: str | None = None, backend: str | Non
     return open_retriever(_location(index_dir, store), backend=backend, reranker=reranker)
 
 
+# What a browser sends as Origin: a scheme and a host (and port), nothing after.
+_ORIGIN = re.compile(r"https?://[^/\s?#]+")
+
+
+def _origins(values: tuple[str, ...]) -> tuple[str, ...]:
+    """--cors values, each an origin exactly as a browser sends it (or "*"): "http://x:3000/" never
+    matches one, so it is refused rather than silently never allowing anything."""
+    for value in values:
+        if value != "*" and not _ORIGIN.fullmatch(value):
+            raise click.BadParameter(f"{value!r} is not an origin; give scheme://host[:port] with nothing after, "
+                                     "e.g. http://localhost:3000", param_hint="--cors")
+    return values
+
+
 def _filters(source: str | None, since: str | None, until: str | None):
     from qa.types import SearchFilters
 
@@ -516,8 +531,9 @@ def _service(index_dir: str | None, store: str | None, backend: str | None, rera
 @click.option("--port", type=click.IntRange(0, 65535), default=8765, show_default=True, help="Port to listen on.")
 @click.option("--token", envvar="QA_TOKEN", metavar="TOKEN",
               help="Require 'Authorization: Bearer TOKEN' on every request ($QA_TOKEN; at least 16 characters).")
-@click.option("--cors", "cors_origins", multiple=True, metavar="ORIGIN",
-              help="Let web pages from ORIGIN call the API (repeat for several); off by default.")
+@click.option("--cors", "cors_origins", multiple=True, metavar="ORIGIN", callback=lambda _c, _p, v: _origins(v),
+              help="Let web pages from ORIGIN (like http://localhost:3000, or *) call the API (repeat for several); "
+                   "off by default.")
 @click.option("--watch", is_flag=True,
               help="Also keep the index current as files appear, change or vanish in PATHS and its folders.")
 @reranker_option

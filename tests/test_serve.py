@@ -140,6 +140,14 @@ def test_refuses_to_listen_beyond_loopback_without_a_token(args: list[str], mess
     assert len(lines) == 1 and lines[0].startswith("Error: ") and message in lines[0], result.output
 
 
+@pytest.mark.parametrize("origin", ["notanorigin", "http://localhost:3000/", "localhost:3000", "https://x.org/app"])
+def test_a_cors_value_a_browser_would_never_send_is_refused(origin: str) -> None:
+    # A browser's Origin is scheme://host[:port]: "http://localhost:3000/" would never match it.
+    result = CliRunner().invoke(main, ["serve", "--cors", origin])
+    assert result.exit_code == 2
+    assert f"{origin!r} is not an origin" in result.output and "Traceback" not in result.output
+
+
 def hostile_requests(seed: int = 17) -> list[tuple[str, str, dict]]:
     """At least 1,000 requests a server must refuse (or answer) without a 5xx: wrong types, huge
     bodies, unicode junk, path-like ids, k out of range, bad JSON, wrong methods, no token."""
