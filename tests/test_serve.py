@@ -22,6 +22,7 @@ from qa_processes import qa_server
 TOKEN = "test-token-0123456789abcdef"
 AUTH = {"Authorization": f"Bearer {TOKEN}"}
 QUESTION = "How much does Baghdad owe Russia?"
+ALLOWED_ORIGIN = "http://localhost:3000"
 
 
 @pytest.fixture(scope="module")
@@ -35,7 +36,8 @@ def index_copy(seeds_index: Path, tmp_path_factory: pytest.TempPathFactory) -> P
 def server(index_copy: Path, tmp_path_factory: pytest.TempPathFactory) -> Iterator[str]:
     """`qa serve --index COPY --token TOKEN` on 127.0.0.1 (a token binds loopback requests too)."""
     log = tmp_path_factory.mktemp("serve-log") / "stderr.txt"
-    with qa_server(["--index", str(index_copy), "--token", TOKEN], log, token=TOKEN) as (url, _process):
+    with qa_server(["--index", str(index_copy), "--token", TOKEN, "--cors", ALLOWED_ORIGIN], log,
+                   token=TOKEN) as (url, _process):
         yield url
 
 
@@ -118,12 +120,15 @@ def test_token_is_required_on_every_request(server: str) -> None:
             assert response.json()["error"].startswith("missing or wrong token")
 
 
-def test_cors_is_off_unless_asked_for(client: httpx.Client) -> None:
+def test_cors_allows_only_the_origins_asked_for(client: httpx.Client) -> None:
     response = client.options("/search", headers={"Origin": "https://evil.example",
                                                   "Access-Control-Request-Method": "POST"})
     assert "access-control-allow-origin" not in response.headers
     response = client.get("/stats", headers={"Origin": "https://evil.example"})
     assert "access-control-allow-origin" not in response.headers
+    response = client.options("/search", headers={"Origin": ALLOWED_ORIGIN, "Access-Control-Request-Method": "POST"})
+    assert response.headers.get("access-control-allow-origin") == ALLOWED_ORIGIN
+    assert client.get("/stats", headers={"Origin": ALLOWED_ORIGIN}).headers["access-control-allow-origin"] == ALLOWED_ORIGIN
 
 
 @pytest.mark.parametrize(("args", "message"), [
