@@ -24,6 +24,7 @@ from qa.types import Answer, Citation, Hit, SearchFilters, Span
 
 
 NOT_ANSWERED = "The articles do not seem to answer this."
+NO_ARTICLE_MATCHES = "No article in the index matches the filters ({filters})."
 # Whether the passages answer: a logistic model over what the answer stage already computes
 # (judgment_features: the best-supported sentence's support and keyword coverage, and the closest
 # token alignment of any candidate sentence) and the size of the collection searched: in a large
@@ -303,9 +304,13 @@ def compose_answer(
     scored: Sequence[ScoredSentence],
     collection_chunks: int,
     understood_as: str | None = None,
+    filters: SearchFilters | None = None,
 ) -> Answer:
     """The Answer record: chosen sentences with [n] markers, or the honest "do not answer".
-    `collection_chunks`: the size of the collection the hits come from (Store.chunk_count)."""
+    `collection_chunks`: the size of the collection the hits come from (Store.chunk_count);
+    `filters`, those the search ran under: when no article passed them, the answer says so."""
+    if not hits and filters is not None and filters.active:
+        return Answer(question, NO_ARTICLE_MATCHES.format(filters=filters.describe()), False, (), (), understood_as)
     if not answers_question(scored, hits, collection_chunks):
         return Answer(question, NOT_ANSWERED, False, (), tuple(hits), understood_as)
     best = scored[0]
@@ -367,4 +372,4 @@ def answer_question(
     weights = retriever.term_weights(searched)
     scored = score_sentences(hits, weights, searched)
     understood = searched if searched != asked else None
-    return compose_answer(asked, hits, scored, retriever.store.chunk_count(), understood)
+    return compose_answer(asked, hits, scored, retriever.store.chunk_count(), understood, filters)

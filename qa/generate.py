@@ -92,7 +92,7 @@ def generate_answer(
     hits = retriever.search(searched, k=k, mode=mode, filters=filters, align=True)
     scored = score_sentences(hits, retriever.term_weights(searched), searched)
     quoted = compose_answer(asked, hits, scored, retriever.store.chunk_count(),
-                            searched if searched != asked else None)
+                            searched if searched != asked else None, filters)
     if not hits:
         return replace(quoted, notice="no passages were found, so the model was not asked")
     try:

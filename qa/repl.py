@@ -420,9 +420,4 @@ class ChatSession:
 
 
 def _describe_filters(filters: SearchFilters) -> str:
-    parts = [
-        f"source={filters.source}" if filters.source else "",
-        f"since={filters.since}" if filters.since else "",
-        f"until={filters.until}" if filters.until else "",
-    ]
-    return " ".join(p for p in parts if p) or "none (all articles)"
+    return filters.describe() or "none (all articles)"

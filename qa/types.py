@@ -249,6 +249,11 @@ class SearchFilters:
     def active(self) -> bool:
         return bool(self.source or self.since or self.until)
 
+    def describe(self) -> str:
+        """The filters as a user sets them: ``"source=*.txt since=2016-07-01"``, "" when none."""
+        parts = (("source", self.source), ("since", self.since), ("until", self.until))
+        return " ".join(f"{name}={value}" for name, value in parts if value)
+
     def problem(self) -> str | None:
         """Why no article could pass these filters, when that is plain from them alone."""
         if self.since and self.until and self.since > self.until:

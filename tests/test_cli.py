@@ -261,6 +261,14 @@ def test_a_date_range_that_holds_no_day_is_a_usage_error(index_dir: Path) -> Non
     assert "--since 2021-01-01 is after --until 2020-01-01" in result.output
 
 
+def test_filters_no_article_passes_are_named_in_the_answer(index_dir: Path) -> None:
+    result = qa("ask", IVANOV_QUESTION, "--since", "2030-01-01", "--index", str(index_dir), "--json")
+    assert result.exit_code == 0, result.output
+    answer = json.loads(result.stdout)
+    assert answer["answer"] == "No article in the index matches the filters (since=2030-01-01)."
+    assert not answer["answerable"] and answer["citations"] == []
+
+
 def test_k_out_of_range_is_a_usage_error(index_dir: Path) -> None:
     result = qa("search", "Iraq", "-k", "0", "--index", str(index_dir))
     assert result.exit_code == 2
