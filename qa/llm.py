@@ -18,6 +18,7 @@ import json
 import os
 import re
 import sys
+import time
 from collections.abc import Iterator
 from dataclasses import dataclass
 from pathlib import Path
@@ -38,6 +39,9 @@ CONFIG_ENV = "QA_CONFIG"
 OLLAMA_URL = "http://localhost:11434/v1"
 DEFAULT_TIMEOUT = 120.0
 CONNECT_TIMEOUT = 5.0
+# The most characters a token of a streamed answer may average before the stream counts as
+# running past max_tokens (a token is a few characters; 32 leaves room for any tokenizer).
+MAX_CHARS_PER_TOKEN = 32
 LLM_URL_EXAMPLES = "ollama, ollama:MODEL or http://HOST:PORT[/v1]"
 
 _OFF = ("", "off", "none")
@@ -75,8 +79,13 @@ def parse_llm_url(value: str) -> tuple[str, str | None]:
         if rest.startswith("//"):
             raise ConfigError(f"model server {value!r}: for Ollama on another machine use http://HOST:11434")
         return OLLAMA_URL, rest.strip() or None
-    parts = urlsplit(text)
-    if parts.scheme.lower() not in ("http", "https") or not parts.hostname:
+    try:
+        # urlsplit itself refuses a bracketed host that is not an IPv6 address ("http://[::1").
+        parts = urlsplit(text)
+        hostname = parts.hostname
+    except ValueError:
+        raise ConfigError(f"model server {value!r} is not a URL qa can use; use {LLM_URL_EXAMPLES}") from None
+    if parts.scheme.lower() not in ("http", "https") or not hostname:
         raise ConfigError(f"model server {value!r} is not a URL qa can use; use {LLM_URL_EXAMPLES}")
     try:
         parts.port  # noqa: B018 - raises on a port that is not a number
@@ -208,19 +217,32 @@ class ChatClient:
                 if response.status_code >= 400:
                     response.read()
                     raise self._status_error(response, payload["model"])
-                events = 0
+                events = written = 0
+                # The timeout counts from the last event, not the last byte: a server that sends
+                # only keep-alive comments would otherwise hold the question for ever.
+                last_event = time.monotonic()
                 for line in response.iter_lines():
                     field, _, data = line.partition(":")
                     if field != "data":
                         # Blank lines end events; ':' comments and event/id/retry fields carry no text.
                         if line and field not in ("", "event", "id", "retry"):
                             raise self._incompatible(f"stream line is not a server-sent event: {_excerpt(line)}")
+                        if time.monotonic() - last_event > self.settings.timeout:
+                            raise LLMError(f"{self._server} sent nothing but keep-alive lines for "
+                                           f"{self.settings.timeout:g} s")
                         continue
                     data = data.strip()
                     if data == "[DONE]":
                         return
                     events += 1
+                    last_event = time.monotonic()
                     text = self._delta_text(data)
+                    written += len(text)
+                    # A server that ignores max_tokens would be read (and every sentence checked)
+                    # for as long as it writes: past what the tokens asked for could hold, stop.
+                    if written > max_tokens * MAX_CHARS_PER_TOKEN or events > 2 * max_tokens + 16:
+                        raise LLMError(f"{self._server} wrote past the {max_tokens} tokens asked for; "
+                                       "its answer was not used")
                     if text:
                         yield text
         except httpx.HTTPError as exc:
@@ -245,6 +267,8 @@ class ChatClient:
             raise self._incompatible(f"no choices[0].message.content in {_excerpt(body)}") from None
         if content is not None and not isinstance(content, str):
             raise self._incompatible(f"choices[0].message.content is not text: {_excerpt(content)}")
+        if content and len(content) > max_tokens * MAX_CHARS_PER_TOKEN:
+            raise LLMError(f"{self._server} wrote past the {max_tokens} tokens asked for; its answer was not used")
         return content or ""
 
     def close(self) -> None:

@@ -123,6 +123,8 @@ SCRIPTED_BEHAVIOURS = (
     "no_choices",  # a stream chunk that is JSON without "choices"
     "stream_error",  # an {"error": …} object in the middle of the stream
     "truncated_stream",  # the stream stops after its first piece of text, without data: [DONE]
+    "keep_alive",  # one piece of text, then only ': keep-alive' comments, every KEEP_ALIVE_SECONDS, for ever
+    "runaway",  # a well-formed stream that writes far past any max_tokens (RUNAWAY_PIECES pieces)
     "hang",  # every request waits HANG_SECONDS before answering
     "unknown_model",  # chat answers HTTP 404: the model does not exist
     "context_overflow",  # chat answers HTTP 400: context length exceeded
@@ -134,6 +136,8 @@ SCRIPTED_BEHAVIOURS = (
     "no_models_endpoint",  # GET /models answers 404, as on servers that do not list their models
 )
 HANG_SECONDS = 5.0
+KEEP_ALIVE_SECONDS = 0.2
+RUNAWAY_PIECES = 5_000
 SCRIPTED_REPLY = ("Hello", " there")
 
 
@@ -226,15 +230,21 @@ class _ScriptedHandler(BaseHTTPRequestHandler):
                 events.append(json.dumps({"error": {"message": "the model ran out of memory", "type": "server_error"}}))
             if behaviour != "truncated_stream":
                 events.append(_chunk({"content": SCRIPTED_REPLY[1]}))
-        if behaviour != "truncated_stream":
+        if behaviour == "runaway":
+            events.extend(_chunk({"content": " Baghdad owes Russia money [1]."}) for _ in range(RUNAWAY_PIECES))
+        if behaviour not in ("truncated_stream", "keep_alive"):
             events.append("[DONE]")
         self.send_response(200)
         self.send_header("Content-Type", "text/event-stream")
         self.send_header("Cache-Control", "no-cache")
         self.send_header("Connection", "close")
         self.end_headers()
-        for event in events:
+        for event in events[:2] if behaviour == "keep_alive" else events:
             self.wfile.write(f"data: {event}\n\n".encode())
+            self.wfile.flush()
+        while behaviour == "keep_alive" and not self.server.stopping.is_set():
+            time.sleep(KEEP_ALIVE_SECONDS)
+            self.wfile.write(b": keep-alive\n\n")
             self.wfile.flush()
         self.close_connection = True
 

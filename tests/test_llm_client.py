@@ -11,7 +11,16 @@ from pathlib import Path
 import pytest
 
 from qa.errors import ConfigError, LLMError
-from qa.llm import OLLAMA_URL, ChatClient, LLMSettings, config_path, is_loopback, parse_llm_url, resolve_llm_settings
+from qa.llm import (
+    MAX_CHARS_PER_TOKEN,
+    OLLAMA_URL,
+    ChatClient,
+    LLMSettings,
+    config_path,
+    is_loopback,
+    parse_llm_url,
+    resolve_llm_settings,
+)
 
 from llm_servers import LLAMA_MODEL_ID, SCRIPTED_MODEL_ID, free_port, scripted_server
 
@@ -155,6 +164,30 @@ def test_server_that_hangs_times_out() -> None:
     assert time.monotonic() - started < 4
 
 
+def test_keep_alive_lines_do_not_hold_the_question_past_the_timeout() -> None:
+    started = time.monotonic()
+    received: list[str] = []
+    with (
+        scripted_server("keep_alive") as url,
+        scripted_client(url, timeout=1.0) as client,
+        pytest.raises(LLMError) as excinfo,
+    ):
+        for chunk in client.stream_chat(HELLO):
+            received.append(chunk)
+    assert received == ["Hello"]
+    assert "sent nothing but keep-alive lines for 1 s" in one_line_error(excinfo, url)
+    assert time.monotonic() - started < 4
+
+
+def test_a_stream_that_runs_past_max_tokens_is_stopped() -> None:
+    received: list[str] = []
+    with scripted_server("runaway") as url, scripted_client(url) as client, pytest.raises(LLMError) as excinfo:
+        for chunk in client.stream_chat(HELLO, max_tokens=50):
+            received.append(chunk)
+    assert "wrote past the 50 tokens asked for" in one_line_error(excinfo, url)
+    assert len("".join(received)) <= 50 * MAX_CHARS_PER_TOKEN  # stopped there, not at the server's end
+
+
 def test_model_the_server_refuses_is_named() -> None:
     with scripted_server("unknown_model") as url, scripted_client(url) as client, pytest.raises(LLMError) as excinfo:
         list(client.stream_chat(HELLO))
@@ -240,7 +273,8 @@ def test_parse_llm_url(value: str, expected: tuple[str, str | None]) -> None:
     assert parse_llm_url(value) == expected
 
 
-@pytest.mark.parametrize("value", ["", "ftp://h/v1", "localhost:8080", "http://", "http://h:port", "ollama://h"])
+@pytest.mark.parametrize("value", ["", "ftp://h/v1", "localhost:8080", "http://", "http://h:port", "ollama://h",
+                                   "http://[::1", "http://[zz]:80"])
 def test_parse_llm_url_rejects(value: str) -> None:
     with pytest.raises(ConfigError) as excinfo:
         parse_llm_url(value)
