@@ -363,7 +363,9 @@ def _generated(retriever, settings, question: str, k: int, mode: str, filters, s
     if stream:
         def on_token(delta: str) -> None:
             _emit_event({"event": "token", "text": delta})
-    elif not as_json:
+    elif not as_json and sys.stdout.isatty():
+        # The draft is for a person watching: dimmed, it shows the model at work before its
+        # sentences are checked. Written to a file or a pipe it would read as the answer.
         out = _console()
 
         def on_token(delta: str) -> None:

@@ -285,6 +285,16 @@ def test_ask_stream_prints_token_claim_and_done_events(seeds_index: Path, llm_ur
     assert [e["text"] for e in events if e["event"] == "claim"] == [c["text"] for c in done["claims"]]
 
 
+def test_ask_to_a_file_writes_no_unchecked_draft(seeds_index: Path) -> None:
+    # The dimmed draft is for a terminal; in a file the model's unchecked words would read as the
+    # answer. The scripted model writes "Hello there", which no passage supports.
+    with scripted_server("ok") as url:
+        result = _qa("ask", DEBT_QUESTION, "--llm", url, index=seeds_index)
+    assert result.returncode == 0, result.stderr
+    assert "Hello" not in result.stdout
+    assert DEBT_SENTENCE in " ".join(result.stdout.split())
+
+
 def test_ask_json_with_a_closed_port_falls_back_in_one_line(seeds_index: Path) -> None:
     result = _qa("ask", DEBT_QUESTION, "--llm", "http://127.0.0.1:9/v1", "--json", index=seeds_index)
     assert result.returncode == 0, result.stderr
