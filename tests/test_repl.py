@@ -171,13 +171,14 @@ def test_an_error_on_one_line_does_not_end_the_chat(index_dir: Path, embedder: E
 def test_what_a_user_typed_is_printed_as_text_not_read_as_markup(index_dir: Path, embedder: Embedder) -> None:
     # Rich reads "[/x]" in a markup string as a closing tag and raises; the chat must echo it.
     lines = ["/foo[/x]", "/add /no/such/[/zz]", "/filter since=[/x]", "/llm notaurl[/v1]",
-             "/filter since=2021-01-01 until=2020-01-01", "How much does Baghdad owe Russia?"]
+             "/filter since=2021-01-01 until=2020-01-01", "/llm http://[::1", "How much does Baghdad owe Russia?"]
     session = chat(index_dir, embedder, lines)
     assert session.answered == lines
     assert "Unknown command /foo[/x]" in session.reply("/foo[/x]")
     assert "No such file or folder: /no/such/[/zz]" in session.reply("/add /no/such/[/zz]")
     assert "'[/x]' is not a date like 2016-07-27." in session.reply("/filter since=[/x]")
     assert "notaurl[/v1]" in session.reply("/llm notaurl[/v1]")
+    assert "is not a URL qa can use" in session.reply("/llm http://[::1")
     assert ("Filters not changed: since 2021-01-01 is after until 2020-01-01"
             in session.reply("/filter since=2021-01-01 until=2020-01-01"))
     assert "$8 billion" in session.reply("How much does Baghdad owe Russia?")
