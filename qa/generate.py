@@ -13,7 +13,7 @@ from __future__ import annotations
 
 import re
 from collections.abc import Callable, Sequence
-from dataclasses import replace
+from dataclasses import dataclass, replace
 from typing import TYPE_CHECKING
 
 from qa.answer import compose_answer, score_sentences, searched_question
@@ -86,26 +86,71 @@ def generate_answer(
 
     Tokens go to `on_token` as they arrive. Ctrl-C (KeyboardInterrupt) while the model writes stops
     it and keeps what came. A server failure gives the quoted answer with a notice naming the URL.
+    The three steps are also called one by one (qa.service), so that the index is not held while
+    a model server writes.
     """
+    draft = draft_answer(retriever, question, k, mode, filters, retrieval_query)
+    written = model_writes(client, draft, on_token)
+    return written if isinstance(written, Answer) else checked_answer(retriever, draft, written)
+
+
+@dataclass(frozen=True)
+class Draft:
+    """What the model is asked from: the question as searched, its passages, and the quoted answer
+    they give (what is shown when the model fails)."""
+
+    searched: str
+    quoted: Answer
+
+
+@dataclass(frozen=True)
+class Written:
+    """What a model wrote for a draft, and whether Ctrl-C stopped it."""
+
+    model: str
+    text: str
+    stopped: bool
+
+
+def draft_answer(
+    retriever: Retriever,
+    question: str,
+    k: int = 5,
+    mode: str = "hybrid",
+    filters: SearchFilters | None = None,
+    retrieval_query: str | None = None,
+) -> Draft:
+    """The passages `qa ask` would quote from, and its quoted answer: the index's part of a generated answer."""
     asked = clean_query(question)
     searched = searched_question(retriever, asked, retrieval_query)
     hits = retriever.search(searched, k=k, mode=mode, filters=filters, align=True)
     scored = score_sentences(hits, retriever.term_weights(searched), searched)
     quoted = compose_answer(asked, hits, scored, retriever.store.chunk_count(),
                             searched if searched != asked else None, filters)
-    if not hits:
+    return Draft(searched, quoted)
+
+
+def model_writes(client: ChatClient, draft: Draft, on_token: TokenCallback | None = None) -> Written | Answer:
+    """The model's text for `draft`; or, when there are no passages or the server fails, the quoted
+    answer with a notice saying why. Reads nothing from the index."""
+    quoted = draft.quoted
+    if not quoted.passages:
         return replace(quoted, notice="no passages were found, so the model was not asked")
     try:
         model = client.resolve_model()
-        text, stopped = _stream(client, build_messages(searched, hits), on_token)
+        text, stopped = _stream(client, build_messages(draft.searched, quoted.passages), on_token)
     except LLMError as exc:
         return replace(quoted, model=client.settings.model,
                        notice=f"{str(exc).rstrip('.')}; showing the quoted answer instead")
     except KeyboardInterrupt:
         return replace(quoted, model=client.settings.model,
                        notice="stopped before the model wrote anything; showing the quoted answer instead")
-    checker = ClaimChecker(retriever.aligner())
-    return answer_from_text(quoted, text, model, checker, stopped)
+    return Written(model, text, stopped)
+
+
+def checked_answer(retriever: Retriever, draft: Draft, written: Written) -> Answer:
+    """`written` checked sentence by sentence against the draft's passages (the token aligner reads them)."""
+    return answer_from_text(draft.quoted, written.text, written.model, ClaimChecker(retriever.aligner()), written.stopped)
 
 
 def answer_from_text(quoted: Answer, text: str, model: str, checker: ClaimChecker, stopped: bool = False) -> Answer:

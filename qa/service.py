@@ -22,6 +22,7 @@ from qa.config import DEFAULT_TOP_K
 from qa.errors import QueryError
 
 if TYPE_CHECKING:
+    from qa.generate import Draft, Written
     from qa.llm import LLMSettings
     from qa.retrieve import Retriever
     from qa.stores.location import StoreLocation
@@ -82,23 +83,33 @@ class IndexService:
         """The answer `qa ask` gives: quoted, or with a model server set, written by it and checked."""
         check_text(question, "question")
         filters = search_filters(k, mode, source, since, until)
-        return self._run(self._ask, question, k, mode, filters, on_token)
+        if self.llm is None:
+            return self._run(self._quoted, question, k, mode, filters)
+        from qa.generate import Written, draft_answer, model_writes
+        from qa.llm import ChatClient
 
-    def _ask(self, question: str, k: int, mode: str, filters: SearchFilters,
-             on_token: Callable[[str], None] | None) -> Answer:
+        # The index's steps run on its worker; the model writes on this request's thread, so a
+        # slow or silent model server holds up no other request (search, stats, other answers).
+        draft = self._run(draft_answer, self._retriever, question, k, mode, filters)
+        with ChatClient(self.llm) as client:
+            written = model_writes(client, draft, on_token)
+        if isinstance(written, Written):
+            return self._run(self._checked, draft, written)
+        return self._run(self._with_pages, written)
+
+    def _quoted(self, question: str, k: int, mode: str, filters: SearchFilters) -> Answer:
+        from qa.answer import answer_question
+
+        return self._with_pages(answer_question(self._retriever, question, k=k, mode=mode, filters=filters))
+
+    def _checked(self, draft: Draft, written: Written) -> Answer:
+        from qa.generate import checked_answer
+
+        return self._with_pages(checked_answer(self._retriever, draft, written))
+
+    def _with_pages(self, answer: Answer) -> Answer:
         from qa.pages import answer_with_pages
 
-        if self.llm is None:
-            from qa.answer import answer_question
-
-            answer = answer_question(self._retriever, question, k=k, mode=mode, filters=filters)
-        else:
-            from qa.generate import generate_answer
-            from qa.llm import ChatClient
-
-            with ChatClient(self.llm) as client:
-                answer = generate_answer(self._retriever, client, question, k=k, mode=mode, filters=filters,
-                                         on_token=on_token)
         return answer_with_pages(answer, self._retriever.store)
 
     def ask_json(self, question: str, **options: Any) -> dict[str, Any]:

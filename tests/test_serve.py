@@ -259,3 +259,27 @@ def test_with_llm_ask_returns_the_checked_generated_answer_and_streams_it(
     assert names[-1] == "event: done"
     if json.loads(text.strip().split("\n\n")[-1].split("\n", 1)[1].removeprefix("data: "))["generated"]:
         assert "event: token" in names and "event: claim" in names
+
+
+def test_a_silent_model_server_holds_up_no_other_request(index_copy: Path, tmp_path: Path) -> None:
+    # The scripted model server waits HANG_SECONDS on every request. While one /ask waits on it,
+    # search and stats (which need only the index) answer at once, and the /ask still gets its answer.
+    import threading
+    import time
+
+    from llm_servers import HANG_SECONDS, scripted_server
+
+    with scripted_server("hang") as llm_url, qa_server(
+        ["--index", str(index_copy), "--llm", llm_url, "--llm-model", "smollm2"], tmp_path / "log.txt"
+    ) as (url, _process), httpx.Client(base_url=url, timeout=120) as http:
+        asked: dict[str, httpx.Response] = {}
+        asking = threading.Thread(target=lambda: asked.update(answer=http.post("/ask", json={"question": QUESTION})))
+        started = time.monotonic()
+        asking.start()
+        time.sleep(1.0)  # the /ask is now waiting on the model server
+        assert http.post("/search", json={"query": "peacekeepers Iraq", "k": 1}).status_code == 200
+        assert http.get("/stats").status_code == 200
+        assert time.monotonic() - started < HANG_SECONDS  # not queued behind the model
+        asking.join()
+    assert asked["answer"].status_code == 200
+    assert "$8 billion" in json.dumps(asked["answer"].json())
