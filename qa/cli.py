@@ -93,7 +93,7 @@ def _llm_settings(llm_url: str | None, llm_model: str | None):
 
     settings = resolve_llm_settings(llm_url, llm_model)
     if settings is not None and not is_loopback(settings.url):
-        click.secho(f"Note: passages will be sent to {settings.url}, which is not this machine.", fg="yellow", err=True)
+        click.secho(f"Note: passages will be sent to {settings.shown_url}, which is not this machine.", fg="yellow", err=True)
     return settings
 
 

@@ -61,6 +61,15 @@ class LLMSettings:
     timeout: float = DEFAULT_TIMEOUT  # seconds without a byte from the server before giving up
     api_key: str | None = None  # sent as a Bearer token when set
 
+    @property
+    def shown_url(self) -> str:
+        """The URL as qa prints it: a password in it (``http://user:secret@host``) is not repeated."""
+        parts = urlsplit(self.url)
+        if parts.password is None:
+            return self.url
+        host = parts.netloc.rpartition("@")[2]
+        return urlunsplit((parts.scheme, f"{parts.username}:***@{host}", parts.path, parts.query, parts.fragment))
+
     def __post_init__(self) -> None:
         # Settings built by hand ("ollama:phi3", "http://h:8080/") get the same normal form as parsed ones.
         url, url_model = parse_llm_url(self.url)
@@ -289,7 +298,7 @@ class ChatClient:
 
     @property
     def _server(self) -> str:
-        return f"model server at {self.url}"
+        return f"model server at {self.settings.shown_url}"
 
     def _client(self) -> httpx.Client:
         if self._http is None:
@@ -378,7 +387,10 @@ class ChatClient:
 
     def _status_error(self, response: httpx.Response, model: str | None) -> LLMError:
         status = response.status_code
-        reason = _reason_of(_json_or_text(response.text)) or response.reason_phrase or "no reason given"
+        body = _json_or_text(response.text)
+        # An HTML error page says nothing a line can hold that its status's reason does not.
+        html = isinstance(body, str) and body.lstrip()[:1] == "<"
+        reason = (not html and _reason_of(body)) or response.reason_phrase or "no reason given"
         if status == 400 and _CONTEXT_OVERFLOW.search(reason):
             return LLMError(f"{self._server} says the prompt is too long for the model's context ({reason})")
         if status == 404 and model and "model" in reason.lower():

@@ -141,7 +141,7 @@ class ChatSession:
             f"[bold]qa[/] — {documents} articles, {chunks} passages. Ask a question; /help for commands."
         )
         if self.llm is not None:
-            self.console.print(Text(f"Answers are written by the model server at {self.llm.url}, each sentence checked."))
+            self.console.print(Text(f"Answers are written by the model server at {self.llm.shown_url}, each sentence checked."))
             self._warn_if_remote()
         for line in self._read(lines):
             try:
@@ -382,10 +382,10 @@ class ChatSession:
 
         if self.llm is not None and not is_loopback(self.llm.url) and self.llm.url not in self._warned_remote:
             self._warned_remote.add(self.llm.url)
-            self.console.print(Text(f"Passages will be sent to {self.llm.url}, which is not this machine.", style="yellow"))
+            self.console.print(Text(f"Passages will be sent to {self.llm.shown_url}, which is not this machine.", style="yellow"))
 
     def _llm_state(self) -> str:
-        return f"on, {self.llm.url}" + (f" {self.llm.model}" if self.llm.model else "") if self.llm else "off"
+        return f"on, {self.llm.shown_url}" + (f" {self.llm.model}" if self.llm.model else "") if self.llm else "off"
 
     def _set_llm(self, args: list[str]) -> None:
         from qa.llm import resolve_llm_settings

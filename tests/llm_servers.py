@@ -119,6 +119,7 @@ def _tail(log: IO[bytes], lines: int = 30) -> str:
 SCRIPTED_BEHAVIOURS = (
     "ok",  # one model, a well-formed two-chunk stream and completion
     "http_500",  # every request: HTTP 500 with an OpenAI-style error body
+    "html_error",  # every request: HTTP 501 with an HTML page, as Python's http.server sends
     "malformed_stream",  # the chat stream sends `data: not json`
     "no_choices",  # a stream chunk that is JSON without "choices"
     "stream_error",  # an {"error": …} object in the middle of the stream
@@ -178,6 +179,10 @@ class _ScriptedHandler(BaseHTTPRequestHandler):
         if behaviour == "hang":
             self.server.stopping.wait(HANG_SECONDS)
             self._json(200, {"object": "list", "data": [{"id": SCRIPTED_MODEL_ID, "object": "model"}]})
+            return
+        if behaviour == "html_error":
+            page = "<!DOCTYPE HTML>\n<html lang=\"en\"><head><title>Error response</title></head><body>" + "x" * 300
+            self._send(501, "text/html", page.encode())
             return
         if behaviour == "http_500":
             self._json(500, {"error": {"message": "Internal error: the model\ncrashed", "type": "server_error"}})

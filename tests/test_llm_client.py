@@ -94,6 +94,14 @@ def test_prompt_longer_than_the_context_is_a_clear_error(llama: ChatClient) -> N
 # -- no server -------------------------------------------------------------------------------------
 
 
+def test_a_password_in_the_url_is_not_repeated_in_messages() -> None:
+    settings = LLMSettings(url=f"http://user:secret@127.0.0.1:{free_port()}")
+    assert settings.shown_url.startswith("http://user:***@127.0.0.1:")
+    with ChatClient(settings) as client, pytest.raises(LLMError) as excinfo:
+        client.models()
+    assert "secret" not in str(excinfo.value) and "user:***@" in str(excinfo.value)
+
+
 def test_closed_port_is_not_reachable() -> None:
     client = ChatClient(LLMSettings(url=f"http://127.0.0.1:{free_port()}"))  # makes no request yet
     with client, pytest.raises(LLMError) as excinfo:
@@ -117,6 +125,17 @@ def test_scripted_server_that_behaves_streams_and_completes() -> None:
     with scripted_server("ok") as url, scripted_client(url) as client:
         assert list(client.stream_chat(HELLO)) == ["Hello", " there"]
         assert client.complete(HELLO) == "Hello there"
+
+
+def test_an_html_error_page_gives_its_status_reason_not_its_markup() -> None:
+    with (
+        scripted_server("html_error") as url,
+        scripted_client(url, model=SCRIPTED_MODEL_ID) as client,
+        pytest.raises(LLMError) as excinfo,
+    ):
+        list(client.stream_chat(HELLO))
+    message = one_line_error(excinfo, url)
+    assert message.endswith("answered HTTP 501: Not Implemented") and "<" not in message
 
 
 def test_http_500_gives_its_reason_on_one_line() -> None:
