@@ -226,6 +226,11 @@ class ChatClient:
                 if response.status_code >= 400:
                     response.read()
                     raise self._status_error(response, payload["model"])
+                if response.headers.get("content-type", "").startswith("application/json"):
+                    # A server that ignores "stream" answers with the whole completion at once.
+                    yield self._completion_text(self._parse_json(response.read().decode("utf-8", "replace"),
+                                                                 "the reply"), max_tokens)
+                    return
                 events = written = 0
                 # The timeout counts from the last event, not the last byte: a server that sends
                 # only keep-alive comments would otherwise hold the question for ever.
@@ -269,6 +274,10 @@ class ChatClient:
         """The whole reply to the messages, in one request."""
         payload = self._chat_payload(messages, max_tokens, temperature, None, stream=False)
         body = self._request_json("POST", "/chat/completions", json=payload)
+        return self._completion_text(body, max_tokens)
+
+    def _completion_text(self, body: Any, max_tokens: int) -> str:
+        """The text of a whole (not streamed) chat completion."""
         self._raise_error_object(body)
         try:
             content = body["choices"][0]["message"]["content"]

@@ -125,6 +125,7 @@ SCRIPTED_BEHAVIOURS = (
     "stream_error",  # an {"error": …} object in the middle of the stream
     "truncated_stream",  # the stream stops after its first piece of text, without data: [DONE]
     "keep_alive",  # one piece of text, then only ': keep-alive' comments, every KEEP_ALIVE_SECONDS, for ever
+    "json_to_stream",  # answers a streamed request with the whole completion as one JSON body
     "runaway",  # a well-formed stream that writes far past any max_tokens (RUNAWAY_PIECES pieces)
     "hang",  # every request waits HANG_SECONDS before answering
     "unknown_model",  # chat answers HTTP 404: the model does not exist
@@ -219,7 +220,7 @@ class _ScriptedHandler(BaseHTTPRequestHandler):
             error = {"message": message, "type": "invalid_request_error", "code": "context_length_exceeded"}
             self._json(400, {"error": error})
             return
-        if not request.get("stream"):
+        if not request.get("stream") or behaviour == "json_to_stream":
             reply = self.headers.get("Authorization", "none") if behaviour == "echo_auth" else "".join(SCRIPTED_REPLY)
             choice = {"index": 0, "message": {"role": "assistant", "content": reply}, "finish_reason": "stop"}
             self._json(200, {"object": "chat.completion", "choices": [choice]})

@@ -138,6 +138,11 @@ def test_an_html_error_page_gives_its_status_reason_not_its_markup() -> None:
     assert message.endswith("answered HTTP 501: Not Implemented") and "<" not in message
 
 
+def test_a_server_that_ignores_stream_and_answers_whole_is_read() -> None:
+    with scripted_server("json_to_stream") as url, scripted_client(url) as client:
+        assert list(client.stream_chat(HELLO)) == ["Hello there"]
+
+
 def test_http_500_gives_its_reason_on_one_line() -> None:
     with scripted_server("http_500") as url, scripted_client(url) as client, pytest.raises(LLMError) as excinfo:
         client.models()
