@@ -169,9 +169,9 @@ def _update(
     if not roots and not paths:
         # The bundled articles are the first index's, not a fallback for one whose folders are
         # gone (its last named file deleted, its catalog lost): that one is told to name them.
-        if rebuild:
+        if writer.existed and rebuild:
             raise ConfigError("the index remembers no folders to rebuild from; name them: qa index PATH --rebuild")
-        if writer.committed:
+        if writer.existed:
             progress.note("the index remembers no folders of articles; add one with qa index PATH")
         else:
             roots = [str(p) for p in default_corpus()]

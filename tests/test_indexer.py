@@ -25,7 +25,7 @@ from qa.ingest import article_heading, read_article
 from qa.retrieve import Retriever
 from qa.types import IndexStats
 
-from conftest import copy_index, store_location
+from conftest import SEEDS, copy_index, store_location
 
 if TYPE_CHECKING:
     from conftest import CorpusArticle
@@ -290,6 +290,9 @@ def test_an_index_whose_folders_are_gone_is_not_filled_with_the_bundled_articles
         assert (report.added, report.documents) == (0, 0)
     with pytest.raises(ConfigError, match="remembers no folders to rebuild from"):
         update_index(location, embedder=embedder, rebuild=True)
+    # A new index, rebuilt or not, still starts with the bundled articles.
+    seeded = update_index(store_location(index_dir.kind, tmp_path / "new"), embedder=embedder, rebuild=True)
+    assert seeded.documents == len(list(SEEDS.glob("*.txt"))) > 0
 
 
 def test_a_new_mtime_with_the_same_bytes_embeds_nothing(

@@ -219,6 +219,7 @@ class StoreWriter(Protocol):
 
     manifest: Manifest
     committed: bool  # whether anything was ever committed
+    existed: bool  # whether an index was at this location before this run, even an empty or damaged one
 
     def sources(self) -> list[str]: ...
 

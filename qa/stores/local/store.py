@@ -312,6 +312,8 @@ class LocalWriter:
         self.manifest = manifest
         self.index_dir = index_dir
         self.rebuild = rebuild
+        # An index was here before this run, whole or not (qa.indexer gives a new one seeds/).
+        self.existed = (index_dir / MANIFEST_FILE).is_file() or (index_dir / CATALOG_FILE).is_file()
         index_dir.mkdir(parents=True, exist_ok=True)
         try:
             self.catalog = Catalog.open(index_dir / CATALOG_FILE, create=True)

@@ -713,7 +713,8 @@ class MilvusWriter:
         try:
             if c.exists():
                 c.load()
-            kept_sources = self._read_sources() if c.exists() else []
+            self.existed = c.exists()  # an index was here before this run (qa.indexer gives a new one seeds/)
+            kept_sources = self._read_sources() if self.existed else []
             if rebuild:
                 c.drop()
             fresh = not c.exists()
