@@ -24,7 +24,9 @@ from qa.types import Answer, Citation, Hit, SearchFilters, Span
 
 
 NOT_ANSWERED = "The articles do not seem to answer this."
-NO_ARTICLE_MATCHES = "No article in the index matches the filters ({filters})."
+# Said only from what the search found: it reads the best candidates, not every article, so a
+# narrow filter on a large index can find no passage although some article passes it.
+NO_ARTICLE_MATCHES = "No passage was found in the articles that match the filters ({filters})."
 # Whether the passages answer: a logistic model over what the answer stage already computes
 # (judgment_features: the best-supported sentence's support and keyword coverage, and the closest
 # token alignment of any candidate sentence) and the size of the collection searched: in a large

@@ -271,8 +271,9 @@ def _open(index_dir: str | None, reranker: str | None = None, backend: str | Non
     return open_retriever(_location(index_dir, store), backend=backend, reranker=reranker)
 
 
-# What a browser sends as Origin: a scheme and a host (and port), nothing after.
-_ORIGIN = re.compile(r"https?://[^/\s?#]+")
+# What a browser sends as Origin: a scheme and a host (and port), nothing after; or "null" (a page
+# opened from a file).
+_ORIGIN = re.compile(r"[a-zA-Z][a-zA-Z0-9+.-]*://[^/\s?#]+|null")
 
 
 def _origins(values: tuple[str, ...]) -> tuple[str, ...]:
@@ -421,10 +422,14 @@ def search(query: str, align: bool, k: int, mode: str, source: str | None, since
     from qa.pages import hits_with_pages
 
     hits = hits_with_pages(hits, retriever.store)  # passages of PDFs say their page
+    # Echoed as it was searched: bytes that are not UTF-8 (lone surrogates) cannot be printed.
+    from qa.retrieve import printable_text
+
+    shown = printable_text(query)
     if as_json:
-        _emit_json(search_json(query, hits))
+        _emit_json(search_json(shown, hits))
     else:
-        _console().print(render_hits(query, hits))
+        _console().print(render_hits(shown, hits))
 
 
 @main.command()

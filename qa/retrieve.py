@@ -102,10 +102,18 @@ def hit_reading(hit: Hit, spans: Sequence[Span] | None = None) -> tuple[str, int
     return model_passage(article_heading(hit.title, hit.path), hit.text, hit.start, chosen)
 
 
+def printable_text(text: str) -> str:
+    """`text` with lone surrogates made U+FFFD: bytes that are not UTF-8 reach Python's argv as
+    surrogates ("\\udcff" for the byte 0xff), which a tokenizer refuses and no UTF-8 output can print."""
+    try:
+        return text.encode("utf-8", "surrogateescape").decode("utf-8", "replace")
+    except UnicodeEncodeError:  # a surrogate that stands for no byte (from JSON, say)
+        return text.encode("utf-8", "surrogatepass").decode("utf-8", "replace")
+
+
 def clean_query(query: str) -> str:
     """The query as retrieval will use it, or a QueryError saying why there is nothing to search."""
-    # Bytes that are not UTF-8 reach Python's argv as lone surrogates, which the tokenizer refuses.
-    text = " ".join(query.encode("utf-8", "surrogatepass").decode("utf-8", "replace").split())
+    text = " ".join(printable_text(query).split())
     if not text:
         raise QueryError("the question is empty")
     if not any(ch.isalnum() for ch in text):

@@ -223,6 +223,9 @@ def test_a_question_with_bytes_that_are_not_utf8_is_answered(index_dir: Path) ->
     result = qa("ask", "How much does Baghdad owe \udcff Russia?", "--index", str(index_dir), "--json")
     assert result.exit_code == 0, result.output
     assert "$8 billion" in json.loads(result.stdout)["answer"]
+    searched = qa("search", "Baghdad owes \udcff Russia", "--index", str(index_dir), "--json")
+    assert searched.exit_code == 0, searched.output
+    assert json.loads(searched.stdout)["query"] == "Baghdad owes \ufffd Russia"
 
 
 def test_an_index_folder_that_cannot_be_made_is_a_one_line_error(tmp_path: Path) -> None:
@@ -265,7 +268,7 @@ def test_filters_no_article_passes_are_named_in_the_answer(index_dir: Path) -> N
     result = qa("ask", IVANOV_QUESTION, "--since", "2030-01-01", "--index", str(index_dir), "--json")
     assert result.exit_code == 0, result.output
     answer = json.loads(result.stdout)
-    assert answer["answer"] == "No article in the index matches the filters (since=2030-01-01)."
+    assert answer["answer"] == "No passage was found in the articles that match the filters (since=2030-01-01)."
     assert not answer["answerable"] and answer["citations"] == []
 
 
