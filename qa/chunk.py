@@ -192,9 +192,10 @@ def _word_pieces(
     return pieces
 
 
-# A text is counted as at least one token per this many characters. WordPiece reads a word of
-# more than 100 characters as one unknown token, so a megabyte with no space in it would count as
-# one token and become one chunk; no real token is this long, so ordinary text never meets it.
+# A text is counted as at least one token per this many characters other than spaces. WordPiece
+# reads a word of more than 100 characters as one unknown token, so a megabyte with no space in it
+# would count as one token and become one chunk; no real token is this long, so text of words
+# (padded tables included) never meets it.
 CHARS_PER_TOKEN_AT_MOST = 16
 
 
@@ -204,7 +205,7 @@ def _counted(count_tokens: TokenCounter, texts: list[str]) -> list[int]:
     counts = list(count_tokens(texts))
     if len(counts) != len(texts):
         raise ValueError(f"token counter gave {len(counts)} counts for {len(texts)} texts")
-    return [max(count, -(-len(text) // CHARS_PER_TOKEN_AT_MOST)) for count, text in zip(counts, texts)]
+    return [max(count, -(-len("".join(text.split())) // CHARS_PER_TOKEN_AT_MOST)) for count, text in zip(counts, texts)]
 
 
 def _paragraph_sentences(text: str, start: int, end: int) -> list[Span]:

@@ -160,7 +160,7 @@ def read_rows(path: Path, fields: dict[str, tuple[tuple[type, ...], bool]]) -> I
                         raise ConfigError(f"{where}: {key!r} must be {wanted}")
                 yield row
     except UnicodeDecodeError as exc:
-        raise ConfigError(f"{path} is not UTF-8 text ({exc.reason} at byte {exc.start})") from None
+        raise ConfigError(f"{path} is not UTF-8 text ({exc.reason})") from None
 
 
 def load_questions(path: Path, limit: int | None = None) -> list[EvalQuestion]:

@@ -45,6 +45,7 @@ MAX_CHARS_PER_TOKEN = 32
 LLM_URL_EXAMPLES = "ollama, ollama:MODEL or http://HOST:PORT[/v1]"
 
 _OFF = ("", "off", "none")
+_PASSWORD = re.compile(r"(//[^/@:\s]*:)[^/@\s]*@")
 _REASON_CHARS = 200
 # A 400 whose reason says one of these is the prompt not fitting the model's context window
 # (llama.cpp: "exceeds the available context size", OpenAI and vLLM: "maximum context length"). Not
@@ -83,6 +84,8 @@ class LLMSettings:
 def parse_llm_url(value: str) -> tuple[str, str | None]:
     """'ollama:llama3.2' -> (OLLAMA_URL, 'llama3.2'); 'http://h:8080' -> ('http://h:8080/v1', None)."""
     text = value.strip()
+    # Errors below quote the value; a password in it ("http://me:secret@h") is not repeated.
+    value = _PASSWORD.sub(r"\1***@", text)
     scheme, _, rest = text.partition(":")
     if scheme.lower() == "ollama":
         if rest.startswith("//"):
@@ -228,8 +231,10 @@ class ChatClient:
                     raise self._status_error(response, payload["model"])
                 if response.headers.get("content-type", "").startswith("application/json"):
                     # A server that ignores "stream" answers with the whole completion at once.
-                    yield self._completion_text(self._parse_json(response.read().decode("utf-8", "replace"),
-                                                                 "the reply"), max_tokens)
+                    whole = self._completion_text(self._parse_json(response.read().decode("utf-8", "replace"),
+                                                                   "the reply"), max_tokens)
+                    if whole:
+                        yield whole
                     return
                 events = written = 0
                 # The timeout counts from the last event, not the last byte: a server that sends

@@ -127,6 +127,7 @@ SCRIPTED_BEHAVIOURS = (
     "keep_alive",  # one piece of text, then only ': keep-alive' comments, every KEEP_ALIVE_SECONDS, for ever
     "json_to_stream",  # answers a streamed request with the whole completion as one JSON body
     "runaway",  # a well-formed stream that writes far past any max_tokens (RUNAWAY_PIECES pieces)
+    "runaway_short",  # the same in one-character pieces: many events, few characters
     "hang",  # every request waits HANG_SECONDS before answering
     "unknown_model",  # chat answers HTTP 404: the model does not exist
     "context_overflow",  # chat answers HTTP 400: context length exceeded
@@ -236,8 +237,9 @@ class _ScriptedHandler(BaseHTTPRequestHandler):
                 events.append(json.dumps({"error": {"message": "the model ran out of memory", "type": "server_error"}}))
             if behaviour != "truncated_stream":
                 events.append(_chunk({"content": SCRIPTED_REPLY[1]}))
-        if behaviour == "runaway":
-            events.extend(_chunk({"content": " Baghdad owes Russia money [1]."}) for _ in range(RUNAWAY_PIECES))
+        if behaviour in ("runaway", "runaway_short"):
+            piece = " Baghdad owes Russia money [1]." if behaviour == "runaway" else "x"
+            events.extend(_chunk({"content": piece}) for _ in range(RUNAWAY_PIECES))
         if behaviour not in ("truncated_stream", "keep_alive"):
             events.append("[DONE]")
         self.send_response(200)

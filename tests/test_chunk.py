@@ -289,7 +289,7 @@ def test_chunks_hold_to_their_contract(text: str, max_tokens: int, overlap: int)
             for start, end in sentences:
                 if start < boundary < end:  # a cut inside a sentence: only when it cannot fit whole
                     sentence = text[start:end]  # counted at least a token per CHARS_PER_TOKEN_AT_MOST characters
-                    floor = -(-len(sentence) // CHARS_PER_TOKEN_AT_MOST)
+                    floor = -(-len("".join(sentence.split())) // CHARS_PER_TOKEN_AT_MOST)
                     assert max(whitespace_token_counter([sentence])[0], floor) > max_tokens
         words = whitespace_token_counter([chunk.text])[0]
         single_word_piece = len(chunk.sentences) == 1 and len(chunk.text.split()) == 1

@@ -100,6 +100,9 @@ def test_a_password_in_the_url_is_not_repeated_in_messages() -> None:
     with ChatClient(settings) as client, pytest.raises(LLMError) as excinfo:
         client.models()
     assert "secret" not in str(excinfo.value) and "user:***@" in str(excinfo.value)
+    with pytest.raises(ConfigError) as refused:
+        parse_llm_url("http://user:secret@127.0.0.1:port")
+    assert "secret" not in str(refused.value) and "user:***@" in str(refused.value)
 
 
 def test_closed_port_is_not_reachable() -> None:
@@ -203,13 +206,15 @@ def test_keep_alive_lines_do_not_hold_the_question_past_the_timeout() -> None:
     assert time.monotonic() - started < 4
 
 
-def test_a_stream_that_runs_past_max_tokens_is_stopped() -> None:
+@pytest.mark.parametrize("behaviour", ["runaway", "runaway_short"])  # past the characters / the events
+def test_a_stream_that_runs_past_max_tokens_is_stopped(behaviour: str) -> None:
     received: list[str] = []
-    with scripted_server("runaway") as url, scripted_client(url) as client, pytest.raises(LLMError) as excinfo:
+    with scripted_server(behaviour) as url, scripted_client(url) as client, pytest.raises(LLMError) as excinfo:
         for chunk in client.stream_chat(HELLO, max_tokens=50):
             received.append(chunk)
     assert "wrote past the 50 tokens asked for" in one_line_error(excinfo, url)
-    assert len("".join(received)) <= 50 * MAX_CHARS_PER_TOKEN  # stopped there, not at the server's end
+    # Stopped there, not at the server's end.
+    assert len("".join(received)) <= 50 * MAX_CHARS_PER_TOKEN and len(received) <= 2 * 50 + 16
 
 
 def test_model_the_server_refuses_is_named() -> None:

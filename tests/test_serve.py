@@ -145,7 +145,7 @@ def test_refuses_to_listen_beyond_loopback_without_a_token(args: list[str], mess
     assert len(lines) == 1 and lines[0].startswith("Error: ") and message in lines[0], result.output
 
 
-@pytest.mark.parametrize("origin", ["notanorigin", "http://localhost:3000/", "localhost:3000", "https://x.org/app"])
+@pytest.mark.parametrize("origin", ["notanorigin", "http://localhost:3000/", "localhost:3000", "https://x.org/app", "nul"])
 def test_a_cors_value_a_browser_would_never_send_is_refused(origin: str) -> None:
     # A browser's Origin is scheme://host[:port]: "http://localhost:3000/" would never match it.
     result = CliRunner().invoke(main, ["serve", "--cors", origin])
