@@ -16,10 +16,10 @@ from collections.abc import Callable, Sequence
 from dataclasses import dataclass, replace
 from typing import TYPE_CHECKING
 
-from qa.answer import compose_answer, score_sentences, searched_question
+from qa.answer import answer_question
 from qa.claims import SUPPORTED, ClaimChecker
 from qa.errors import LLMError
-from qa.retrieve import Retriever, SearchFilters, clean_query
+from qa.retrieve import Retriever, SearchFilters
 from qa.types import Answer, Citation, Claim, Hit
 
 if TYPE_CHECKING:
@@ -121,13 +121,9 @@ def draft_answer(
     retrieval_query: str | None = None,
 ) -> Draft:
     """The passages `qa ask` would quote from, and its quoted answer: the index's part of a generated answer."""
-    asked = clean_query(question)
-    searched = searched_question(retriever, asked, retrieval_query)
-    hits = retriever.search(searched, k=k, mode=mode, filters=filters, align=True)
-    scored = score_sentences(hits, retriever.term_weights(searched), searched)
-    quoted = compose_answer(asked, hits, scored, retriever.store.chunk_count(),
-                            searched if searched != asked else None, filters)
-    return Draft(searched, quoted)
+    quoted = answer_question(retriever, question, k, mode, filters, retrieval_query)
+    # The question as searched: as asked, unless a follow-up or a mistyped word was read anew.
+    return Draft(quoted.understood_as or quoted.question, quoted)
 
 
 def model_writes(client: ChatClient, draft: Draft, on_token: TokenCallback | None = None) -> Written | Answer:
