@@ -131,6 +131,8 @@ _DAY_MONTH_YEAR = re.compile(
 
 _FRONT_MATTER_FIELD = re.compile(r"^(title|date)\s*:\s*(.*?)\s*$", re.IGNORECASE)
 _ATX_H1 = re.compile(r"^#\s+(.+?)\s*#*\s*$")
+# A line of a YAML block: a `key:` (a word or two), a list item, a continuation or a comment.
+_YAML_LINE = re.compile(r"^(?:[A-Za-z_][\w.-]*(?: [\w.-]+)?\s*:(?:\s|$)|\s*- |\s+\S|#)")
 
 
 @dataclass(frozen=True)
@@ -647,7 +649,9 @@ def _read_markdown(markdown: str) -> tuple[str, str | None, str | None]:
     fields: dict[str, str] = {}
     if lines and lines[0].strip() == "---":
         end = next((i for i in range(1, len(lines)) if lines[i].strip() in ("---", "...")), None)
-        if end is not None:
+        # Only a block that reads as YAML is front matter: a story may open with a `---` rule
+        # and have another further down, and the paragraphs between them are the article.
+        if end is not None and all(_YAML_LINE.match(line) for line in lines[1:end] if line.strip()):
             for line in lines[1:end]:
                 found = _FRONT_MATTER_FIELD.match(line)
                 if found:

@@ -221,6 +221,19 @@ def test_markdown_front_matter_and_heading(tmp_path: Path) -> None:
     assert article.text == "First paragraph.\n\nSecond paragraph."
 
 
+def test_markdown_rules_around_paragraphs_are_not_front_matter(tmp_path: Path) -> None:
+    story = ("The harbor authority said ferry number 700 will resume service on Monday.\n\n"
+             "Officials expect: crowds at the pier.")
+    article = read_article(_write(tmp_path / "rule.md", f"---\n\n{story}\n\n---\n\nIn other news, the library opens late."))
+    assert "ferry number 700 will resume service" in article.text
+    assert "Officials expect: crowds at the pier." in article.text
+    assert "In other news, the library opens late." in article.text
+    # A real block, with keys the reader does not use and a list, is still front matter.
+    block = "---\ntitle: Ferries\nauthor: Desk\ntags:\n  - ports\n# draft\n---\n\nBody text here."
+    assert (read_article(_write(tmp_path / "fm.md", block)).text, read_article(tmp_path / "fm.md").title) == (
+        "Body text here.", "Ferries")
+
+
 def test_markdown_title_from_heading_else_first_line(tmp_path: Path) -> None:
     headed = read_article(_write(tmp_path / "a.markdown", "Intro line.\n\n# The Heading\n\nBody."))
     assert (headed.title, headed.text) == ("The Heading", "Intro line.\n\nBody.")
