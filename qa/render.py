@@ -261,8 +261,12 @@ def render_update_report(report: UpdateReport) -> RenderableType:
         f"{report.documents} documents, {report.chunks} chunks in all."
     )
     lines: list[RenderableType] = [summary]
+    kept = set(report.kept)
     for skipped in report.skipped:
-        lines.append(Text(f"skipped {display_path(skipped.path)}: {skipped.reason}", style="yellow"))
+        # A file indexed before that cannot be read now keeps its earlier text: say so, since
+        # answers will still quote it.
+        keeps = "; its earlier text stays in the index" if skipped.path in kept else ""
+        lines.append(Text(f"skipped {display_path(skipped.path)}: {skipped.reason}{keeps}", style="yellow"))
     return Group(*lines)
 
 

@@ -22,6 +22,7 @@ from qa.stores.local.store import MANIFEST_FILE
 from qa.stores.location import StoreLocation
 from qa.indexer import UpdateReport, update_index
 from qa.ingest import article_heading, read_article
+from qa.render import render_update_report
 from qa.retrieve import Retriever
 from qa.types import IndexStats
 
@@ -444,6 +445,8 @@ def test_an_indexed_file_that_breaks_keeps_its_old_chunks(
     report = update_index(index_dir, embedder=embedder)
     assert [Path(s.path).name for s in report.skipped] == [bridge.name]
     assert report.kept == (str(path),)
+    shown = [line.plain for line in render_update_report(report).renderables]
+    assert shown[1].endswith(": binary file; its earlier text stays in the index")  # the text output says so too
     assert (report.removed, report.chunks_embedded) == (0, 0)
     stats = assert_consistent(index_dir, embedder)
     assert (stats.documents, stats.chunks) == (first.documents, first.chunks)
