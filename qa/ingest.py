@@ -614,6 +614,10 @@ def _read_html(html: str) -> tuple[str, str | None, str | None]:
     """The main text, title and date of a web page, as trafilatura finds them."""
     import trafilatura  # lazy: it pulls in lxml and friends, which `qa --help` does not need
 
+    # The date is htmldate's extensive search, which also reads dates in the page's text and can
+    # guess wrong ("will return in 2025"). Metadata alone was worse: on htmldate's 799 evaluation
+    # pages with a gold date, read without their URL as here, 620 right and 118 wrong against
+    # 710 right and 70 wrong (2026-12-05).
     document = trafilatura.bare_extraction(
         html,
         favor_precision=True,  # a missed paragraph costs less than a menu answering a question
