@@ -136,10 +136,10 @@ def model_writes(client: ChatClient, draft: Draft, on_token: TokenCallback | Non
         model = client.resolve_model()
         text, stopped = _stream(client, build_messages(draft.searched, quoted.passages), on_token)
     except LLMError as exc:
-        return replace(quoted, model=client.settings.model,
+        return replace(quoted, model=client.model,
                        notice=f"{str(exc).rstrip('.')}; showing the quoted answer instead")
     except KeyboardInterrupt:
-        return replace(quoted, model=client.settings.model,
+        return replace(quoted, model=client.model,
                        notice="stopped before the model wrote anything; showing the quoted answer instead")
     return Written(model, text, stopped)
 

@@ -118,11 +118,12 @@ def config_path() -> Path:
     return Path(base) / "qa" / "config.toml"
 
 
-def resolve_llm_settings(url: str | None = None, model: str | None = None) -> LLMSettings | None:
-    """--llm/--llm-model, then $QA_LLM/$QA_LLM_MODEL, then [llm] in the config file; None: stay offline."""
+def resolve_llm_settings(url: str | None = None, model: str | None = None, named: str = "--llm") -> LLMSettings | None:
+    """--llm/--llm-model, then $QA_LLM/$QA_LLM_MODEL, then [llm] in the config file; None: stay offline.
+    `named`: what an error calls `url` (the chat's "/llm")."""
     option = (url, _nonempty(model))
     env = (os.environ.get(LLM_ENV), _nonempty(os.environ.get(LLM_MODEL_ENV)))
-    chosen_url, source = (url, "--llm") if url is not None else (env[0], f"${LLM_ENV}")
+    chosen_url, source = (url, named) if url is not None else (env[0], f"${LLM_ENV}")
     # An explicit "off" wins over the layers below it, and a broken config file cannot undo it.
     if chosen_url is not None and _is_off(chosen_url):
         return None
@@ -177,6 +178,11 @@ class ChatClient:
     @property
     def url(self) -> str:
         return self.settings.url
+
+    @property
+    def model(self) -> str | None:
+        """The model asked, once resolve_model found it; else the one chosen, if any."""
+        return self._model or self.settings.model
 
     def models(self) -> list[str]:
         """The ids of the models the server offers (GET /models)."""

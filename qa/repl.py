@@ -404,7 +404,8 @@ class ChatSession:
                 return
             self.llm = settings
         else:
-            self.llm = resolve_llm_settings(choice)  # $QA_LLM_API_KEY and the config file's timeout still apply
+            # $QA_LLM_API_KEY and the config file's timeout still apply.
+            self.llm = resolve_llm_settings(choice, named="/llm")
         if self._llm_client is not None:
             self._llm_client.close()
             self._llm_client = None

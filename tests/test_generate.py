@@ -295,6 +295,14 @@ def test_ask_to_a_file_writes_no_unchecked_draft(seeds_index: Path) -> None:
     assert DEBT_SENTENCE in " ".join(result.stdout.split())
 
 
+def test_a_server_that_fails_after_naming_its_model_is_named_in_the_json(seeds_index: Path) -> None:
+    with scripted_server("truncated_stream") as url:
+        result = _qa("ask", DEBT_QUESTION, "--llm", url, "--json", index=seeds_index)
+    data = json.loads(result.stdout)
+    assert data["generated"] is False and "broke off the answer" in data["notice"]
+    assert data["model"] == "smollm2"  # resolved from the server's list before the stream broke
+
+
 def test_ask_json_with_a_closed_port_falls_back_in_one_line(seeds_index: Path) -> None:
     result = _qa("ask", DEBT_QUESTION, "--llm", "http://127.0.0.1:9/v1", "--json", index=seeds_index)
     assert result.returncode == 0, result.stderr

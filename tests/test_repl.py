@@ -178,7 +178,7 @@ def test_what_a_user_typed_is_printed_as_text_not_read_as_markup(index_dir: Path
     assert "No such file or folder: /no/such/[/zz]" in session.reply("/add /no/such/[/zz]")
     assert "'[/x]' is not a date like 2016-07-27." in session.reply("/filter since=[/x]")
     assert "notaurl[/v1]" in session.reply("/llm notaurl[/v1]")
-    assert "is not a URL qa can use" in session.reply("/llm http://[::1")
+    assert "/llm: model server 'http://[::1' is not a URL qa can use" in session.reply("/llm http://[::1")
     assert ("Filters not changed: since 2021-01-01 is after until 2020-01-01"
             in session.reply("/filter since=2021-01-01 until=2020-01-01"))
     assert "$8 billion" in session.reply("How much does Baghdad owe Russia?")
