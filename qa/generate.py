@@ -89,52 +89,31 @@ def generate_answer(
     The three steps are also called one by one (qa.service), so that the index is not held while
     a model server writes.
     """
-    draft = draft_answer(retriever, question, k, mode, filters, retrieval_query)
-    written = model_writes(client, draft, on_token)
-    return written if isinstance(written, Answer) else checked_answer(retriever, draft, written)
-
-
-@dataclass(frozen=True)
-class Draft:
-    """What the model is asked from: the question as searched, its passages, and the quoted answer
-    they give (what is shown when the model fails)."""
-
-    searched: str
-    quoted: Answer
+    quoted = answer_question(retriever, question, k, mode, filters, retrieval_query)
+    written = model_writes(client, quoted, on_token)
+    return written if isinstance(written, Answer) else checked_answer(retriever, quoted, written)
 
 
 @dataclass(frozen=True)
 class Written:
-    """What a model wrote for a draft, and whether Ctrl-C stopped it."""
+    """What a model wrote from a quoted answer's passages, and whether Ctrl-C stopped it."""
 
     model: str
     text: str
     stopped: bool
 
 
-def draft_answer(
-    retriever: Retriever,
-    question: str,
-    k: int = 5,
-    mode: str = "hybrid",
-    filters: SearchFilters | None = None,
-    retrieval_query: str | None = None,
-) -> Draft:
-    """The passages `qa ask` would quote from, and its quoted answer: the index's part of a generated answer."""
-    quoted = answer_question(retriever, question, k, mode, filters, retrieval_query)
-    # The question as searched: as asked, unless a follow-up or a mistyped word was read anew.
-    return Draft(quoted.understood_as or quoted.question, quoted)
-
-
-def model_writes(client: ChatClient, draft: Draft, on_token: TokenCallback | None = None) -> Written | Answer:
-    """The model's text for `draft`; or, when there are no passages or the server fails, the quoted
-    answer with a notice saying why. Reads nothing from the index."""
-    quoted = draft.quoted
+def model_writes(client: ChatClient, quoted: Answer, on_token: TokenCallback | None = None) -> Written | Answer:
+    """The model's text from the passages of `quoted` (`qa ask`'s answer, answer_question); or,
+    when there are none or the server fails, `quoted` with a notice saying why. Reads nothing
+    from the index."""
     if not quoted.passages:
         return replace(quoted, notice="no passages were found, so the model was not asked")
     try:
         model = client.resolve_model()
-        text, stopped = _stream(client, build_messages(draft.searched, quoted.passages), on_token)
+        # The model is asked the question as searched (a follow-up or a mistyped word read anew).
+        searched = quoted.understood_as or quoted.question
+        text, stopped = _stream(client, build_messages(searched, quoted.passages), on_token)
     except LLMError as exc:
         return replace(quoted, model=client.model,
                        notice=f"{str(exc).rstrip('.')}; showing the quoted answer instead")
@@ -144,9 +123,9 @@ def model_writes(client: ChatClient, draft: Draft, on_token: TokenCallback | Non
     return Written(model, text, stopped)
 
 
-def checked_answer(retriever: Retriever, draft: Draft, written: Written) -> Answer:
-    """`written` checked sentence by sentence against the draft's passages (the token aligner reads them)."""
-    return answer_from_text(draft.quoted, written.text, written.model, ClaimChecker(retriever.aligner()), written.stopped)
+def checked_answer(retriever: Retriever, quoted: Answer, written: Written) -> Answer:
+    """`written` checked sentence by sentence against `quoted`'s passages (the token aligner reads them)."""
+    return answer_from_text(quoted, written.text, written.model, ClaimChecker(retriever.aligner()), written.stopped)
 
 
 def answer_from_text(quoted: Answer, text: str, model: str, checker: ClaimChecker, stopped: bool = False) -> Answer:

@@ -22,7 +22,7 @@ from qa.config import DEFAULT_TOP_K
 from qa.errors import QueryError
 
 if TYPE_CHECKING:
-    from qa.generate import Draft, Written
+    from qa.generate import Written
     from qa.llm import LLMSettings
     from qa.retrieve import Retriever
     from qa.stores.location import StoreLocation
@@ -85,16 +85,17 @@ class IndexService:
         filters = search_filters(k, mode, source, since, until)
         if self.llm is None:
             return self._run(self._quoted, question, k, mode, filters)
-        from qa.generate import Written, draft_answer, model_writes
+        from qa.answer import answer_question
+        from qa.generate import Written, model_writes
         from qa.llm import ChatClient
 
         # The index's steps run on its worker; the model writes on this request's thread, so a
         # slow or silent model server holds up no other request (search, stats, other answers).
-        draft = self._run(draft_answer, self._retriever, question, k, mode, filters)
+        quoted = self._run(answer_question, self._retriever, question, k, mode, filters)
         with ChatClient(self.llm) as client:
-            written = model_writes(client, draft, on_token)
+            written = model_writes(client, quoted, on_token)
         if isinstance(written, Written):
-            return self._run(self._checked, draft, written)
+            return self._run(self._checked, quoted, written)
         return self._run(self._with_pages, written)
 
     def _quoted(self, question: str, k: int, mode: str, filters: SearchFilters) -> Answer:
@@ -102,10 +103,10 @@ class IndexService:
 
         return self._with_pages(answer_question(self._retriever, question, k=k, mode=mode, filters=filters))
 
-    def _checked(self, draft: Draft, written: Written) -> Answer:
+    def _checked(self, quoted: Answer, written: Written) -> Answer:
         from qa.generate import checked_answer
 
-        return self._with_pages(checked_answer(self._retriever, draft, written))
+        return self._with_pages(checked_answer(self._retriever, quoted, written))
 
     def _with_pages(self, answer: Answer) -> Answer:
         from qa.pages import answer_with_pages
