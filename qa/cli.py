@@ -290,9 +290,9 @@ def _filters(source: str | None, since: str | None, until: str | None):
     from qa.types import SearchFilters
 
     filters = SearchFilters(source=source, since=_day(since, "--since"), until=_day(until, "--until"))
-    problem = filters.problem()
+    problem = filters.problem(prefix="--")
     if problem:
-        raise click.UsageError(f"--{problem.replace('until ', '--until ')}")
+        raise click.UsageError(problem)
     return filters
 
 

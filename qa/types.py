@@ -254,8 +254,9 @@ class SearchFilters:
         parts = (("source", self.source), ("since", self.since), ("until", self.until))
         return " ".join(f"{name}={value}" for name, value in parts if value)
 
-    def problem(self) -> str | None:
-        """Why no article could pass these filters, when that is plain from them alone."""
+    def problem(self, prefix: str = "") -> str | None:
+        """Why no article could pass these filters, when that is plain from them alone; `prefix`
+        goes before each filter's name, as the command line spells them ("--")."""
         if self.since and self.until and self.since > self.until:
-            return f"since {self.since} is after until {self.until}: no day is in both"
+            return f"{prefix}since {self.since} is after {prefix}until {self.until}: no day is in both"
         return None
