@@ -266,8 +266,7 @@ class ChatClient:
                     # A server that ignores max_tokens would be read (and every sentence checked)
                     # for as long as it writes: past what the tokens asked for could hold, stop.
                     if written > max_tokens * MAX_CHARS_PER_TOKEN or events > 2 * max_tokens + 16:
-                        raise LLMError(f"{self._server} wrote past the {max_tokens} tokens asked for; "
-                                       "its answer was not used")
+                        raise self._past_max_tokens(max_tokens)
                     if text:
                         yield text
         except httpx.HTTPError as exc:
@@ -297,8 +296,11 @@ class ChatClient:
         if content is not None and not isinstance(content, str):
             raise self._incompatible(f"choices[0].message.content is not text: {_excerpt(content)}")
         if content and len(content) > max_tokens * MAX_CHARS_PER_TOKEN:
-            raise LLMError(f"{self._server} wrote past the {max_tokens} tokens asked for; its answer was not used")
+            raise self._past_max_tokens(max_tokens)
         return content or ""
+
+    def _past_max_tokens(self, max_tokens: int) -> LLMError:
+        return LLMError(f"{self._server} wrote past the {max_tokens} tokens asked for; its answer was not used")
 
     def close(self) -> None:
         """Close the connections to the server."""
