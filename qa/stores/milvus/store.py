@@ -379,14 +379,18 @@ def refuse_missing_lite_file(location: StoreLocation) -> None:
     """IndexMissingError for a Milvus Lite file that is not there: opening it would make it (and
     its folders), and a mistyped path read by `qa ask` should leave nothing behind."""
     if location.path is not None and not location.path.exists():
-        where = location.describe()
-        raise IndexMissingError(f"no index in {where}: run `qa index PATH --store {where}` to build one")
+        raise _no_index(location)
+
+
+def _no_index(location: StoreLocation) -> IndexMissingError:
+    where = location.describe()
+    return IndexMissingError(f"no index in {where}: run `qa index PATH --store {where}` to build one")
 
 
 def load_manifest(collections: MilvusCollections) -> Manifest:
     where = collections.location.describe()
     if not collections.exists():
-        raise IndexMissingError(f"no index in {where}: run `qa index PATH --store {where}` to build one")
+        raise _no_index(collections.location)
     collections.load()
     raw = collections.get_meta("manifest")
     if raw is None:
@@ -711,9 +715,9 @@ class MilvusWriter:
         self.manifest = manifest
         c = self.collections
         try:
-            if c.exists():
-                c.load()
             self.existed = c.exists()  # an index was here before this run (qa.indexer gives a new one seeds/)
+            if self.existed:
+                c.load()
             kept_sources = self._read_sources() if self.existed else []
             if rebuild:
                 c.drop()
