@@ -188,12 +188,13 @@ def answer_words(sentence: str, asked: frozenset[str]) -> set[str]:
     ("$8", "1,200", "2024"), or a capitalised word past the sentence's first (which any sentence
     capitalises); stopwords and single characters left out. `asked`: the question's words,
     lower-cased. Matched exactly elsewhere: "$16.28" is not "16.28"."""
-    found = []
+    found = set()
     for position, word in enumerate(_ANSWER_WORD.findall(sentence)):
-        figure = any(ch.isdigit() for ch in word)
-        if (figure or (position and word[0].isupper())) and len(word) > 1 and word.lower() not in asked:
-            found.append(word)
-    return {word for word in found if word.lower() not in STOPWORDS}
+        if len(word) < 2 or word.lower() in asked or word.lower() in STOPWORDS:
+            continue
+        if any(ch.isdigit() for ch in word) or (position and word[0].isupper()):
+            found.add(word)
+    return found
 
 
 def source_name(hit: Hit) -> str:
