@@ -479,6 +479,13 @@ def test_rebuilding_over_a_damaged_catalog_sets_it_aside_and_builds_anew(
     with pytest.raises(IndexCorruptError):  # an update that is not a rebuild leaves it as it is
         update_index(index_dir, [corpus], embedder=embedder)
     assert catalog.read_bytes() == damaged
+    segments = sorted(index_dir.index_dir.glob("segment-*.faiss"))
+    assert segments
+    # A rebuild with no folder named cannot learn them from the damaged catalog: it stops, and
+    # the vectors are still on disk.
+    with pytest.raises(ConfigError, match="qa index PATH --rebuild"):
+        update_index(index_dir, rebuild=True, embedder=embedder)
+    assert sorted(index_dir.index_dir.glob("segment-*.faiss")) == segments
 
     report = update_index(index_dir, [corpus], rebuild=True, embedder=embedder)
     assert (report.documents, report.chunks) == (first.documents, first.chunks)

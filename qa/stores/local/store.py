@@ -315,6 +315,7 @@ class LocalWriter:
         # An index was here before this run, whole or not (qa.indexer gives a new one seeds/).
         self.existed = (index_dir / MANIFEST_FILE).is_file() or (index_dir / CATALOG_FILE).is_file()
         index_dir.mkdir(parents=True, exist_ok=True)
+        set_aside = False
         try:
             self.catalog = Catalog.open(index_dir / CATALOG_FILE, create=True)
         except IndexCorruptError:
@@ -323,6 +324,7 @@ class LocalWriter:
             # A rebuild starts over, but a damaged catalog is set aside, not deleted: it is the
             # user's, and may still be read by other tools.
             _set_aside(index_dir / CATALOG_FILE)
+            set_aside = True
             self.catalog = Catalog.open(index_dir / CATALOG_FILE, create=True)
         try:
             if fresh and not rebuild:
@@ -333,7 +335,10 @@ class LocalWriter:
             # the chunks' postings) drop it; SQLite reuses its pages.
             self.catalog.drop_article_terms()
             # Files a killed writer left (a segment written but never committed, a merge cut short).
-            _delete_stale_vector_files(index_dir, self.catalog.segments())
+            # Beside a catalog just set aside every segment looks stale: they go only when the
+            # rebuild has finished (finish()), so a rebuild that stops first loses nothing.
+            if not set_aside:
+                _delete_stale_vector_files(index_dir, self.catalog.segments())
         except BaseException:
             self.catalog.close()
             raise
