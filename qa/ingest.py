@@ -129,10 +129,7 @@ _DAY_MONTH_YEAR = re.compile(
     r"\b(\d{1,2})(?:st|nd|rd|th)?\s+" + _MONTH_NAME + r",?\s+(\d{4})\b", re.IGNORECASE
 )
 
-_FRONT_MATTER_FIELD = re.compile(r"^(title|date)\s*:\s*(.*?)\s*$", re.IGNORECASE)
 _ATX_H1 = re.compile(r"^#\s+(.+?)\s*#*\s*$")
-# A line of a YAML block: a `key:` (a word or two), a list item, a continuation or a comment.
-_YAML_LINE = re.compile(r"^(?:[A-Za-z_][\w.-]*(?: [\w.-]+)?\s*:(?:\s|$)|\s*- |\s+\S|#)")
 
 
 @dataclass(frozen=True)
@@ -653,13 +650,9 @@ def _read_markdown(markdown: str) -> tuple[str, str | None, str | None]:
     fields: dict[str, str] = {}
     if lines and lines[0].strip() == "---":
         end = next((i for i in range(1, len(lines)) if lines[i].strip() in ("---", "...")), None)
-        # Only a block that reads as YAML is front matter: a story may open with a `---` rule
-        # and have another further down, and the paragraphs between them are the article.
-        if end is not None and all(_YAML_LINE.match(line) for line in lines[1:end] if line.strip()):
-            for line in lines[1:end]:
-                found = _FRONT_MATTER_FIELD.match(line)
-                if found:
-                    fields.setdefault(found.group(1).lower(), _unquote(found.group(2)))
+        found = _front_matter("\n".join(lines[1:end])) if end is not None else None
+        if found is not None:
+            fields = found
             lines = lines[end + 1 :]
 
     title = _tidy_title(fields.get("title", "")) or None
@@ -677,10 +670,29 @@ def _read_markdown(markdown: str) -> tuple[str, str | None, str | None]:
     return text, title, _parse_date(fields.get("date", ""))
 
 
-def _unquote(value: str) -> str:
-    if len(value) >= 2 and value[0] == value[-1] and value[0] in "\"'":
-        return value[1:-1]
-    return value
+def _front_matter(block: str) -> dict[str, str] | None:
+    """The text fields of a front matter block, keys lower-cased; None when the block is not a
+    YAML mapping: a story may open with a `---` rule and have another further down, and the
+    paragraphs between them are the article.
+
+    PyYAML reads it, so quotes, escapes and folded or literal values (`title: >`) come out as
+    YAML means them; every value is read as text (BaseLoader), a date as it was written.
+    """
+    import yaml  # lazy: only Markdown files with front matter need it
+
+    try:
+        mapping = yaml.load(block, Loader=getattr(yaml, "CBaseLoader", yaml.BaseLoader))
+    except yaml.YAMLError:
+        return None
+    if mapping is None:  # nothing but comments, or nothing at all
+        return {}
+    if not isinstance(mapping, dict):
+        return None
+    fields: dict[str, str] = {}
+    for key, value in mapping.items():
+        if isinstance(key, str) and isinstance(value, str):
+            fields.setdefault(key.lower(), value.strip())
+    return fields
 
 
 # -- news text ------------------------------------------------------------------------------------

@@ -234,6 +234,20 @@ def test_markdown_rules_around_paragraphs_are_not_front_matter(tmp_path: Path) -
         "Body text here.", "Ferries")
 
 
+def test_markdown_front_matter_is_read_as_yaml(tmp_path: Path) -> None:
+    folded = "---\ntitle: >\n  Ferries Return\n  to the Harbor\ndate: '2024-03-01'\n---\n\nBody text here."
+    article = read_article(_write(tmp_path / "folded.md", folded))
+    assert (article.title, article.date, article.text) == ("Ferries Return to the Harbor", "2024-03-01", "Body text here.")
+    escaped = '---\ntitle: "The \\"Quiet\\" Pier"  # a comment\n---\n\nBody.'
+    assert read_article(_write(tmp_path / "escaped.md", escaped)).title == 'The "Quiet" Pier'
+    # A list or a mapping where a title would be is not a title; the heading is used instead.
+    listed = "---\ntitle:\n  - one\n  - two\n---\n\n# Heading Title\n\nBody."
+    assert read_article(_write(tmp_path / "listed.md", listed)).title == "Heading Title"
+    # An empty block is front matter with nothing in it.
+    empty = read_article(_write(tmp_path / "empty.md", "---\n---\n\nOnly the body."))
+    assert (empty.title, empty.text) == ("Only the body.", "Only the body.")
+
+
 def test_markdown_title_from_heading_else_first_line(tmp_path: Path) -> None:
     headed = read_article(_write(tmp_path / "a.markdown", "Intro line.\n\n# The Heading\n\nBody."))
     assert (headed.title, headed.text) == ("The Heading", "Intro line.\n\nBody.")
