@@ -9,6 +9,7 @@ from __future__ import annotations
 import shlex
 import threading
 from collections.abc import Iterable, Iterator
+from dataclasses import replace
 from pathlib import Path
 from typing import TYPE_CHECKING
 
@@ -204,16 +205,7 @@ class ChatSession:
     def ask(self, question: str) -> Answer:
         from qa.render import render_answer
 
-        if self.llm is not None:
-            answer = self._generate(question)
-        else:
-            from qa.answer import answer_question
-
-            expanded = self.conversation.contextualize(question)
-            with self.console.status("Searching…", spinner="dots"):
-                answer = answer_question(
-                    self.retriever(), question, k=self.k, mode=self.mode, filters=self.filters, retrieval_query=expanded
-                )
+        answer = self._generate(question) if self.llm is not None else self._quoted(question)
         from qa.pages import answer_with_pages
 
         answer = answer_with_pages(answer, self.retriever().store)  # PDF citations say their page
@@ -221,6 +213,16 @@ class ChatSession:
         self.last_answer = answer
         self.console.print(render_answer(answer))
         return answer
+
+    def _quoted(self, question: str) -> Answer:
+        """The extractive answer, a follow-up read with the questions before it (qa.followup)."""
+        from qa.answer import answer_question
+
+        expanded = self.conversation.contextualize(question)
+        with self.console.status("Searching…", spinner="dots"):
+            return answer_question(
+                self.retriever(), question, k=self.k, mode=self.mode, filters=self.filters, retrieval_query=expanded
+            )
 
     def _generate(self, question: str) -> Answer:
         """The answer written by the model server, streamed as it comes; Ctrl-C stops it and keeps what came."""
@@ -242,7 +244,9 @@ class ChatSession:
                 with self.console.status("Reading the question…", spinner="dots"):
                     rewritten = condense_question(self._llm_client, history, question)
             except LLMError as exc:
-                self.console.print(Text(f"{str(exc).rstrip('.')}; reading the question as it is.", style="yellow"))
+                # The server that could not rewrite the question would fail the answer too: one
+                # notice, the quoted answer, instead of a second wait and a second message.
+                return replace(self._quoted(question), notice=f"{str(exc).rstrip('.')}; showing the quoted answer instead")
             except KeyboardInterrupt:
                 pass  # Ctrl-C skips the rewrite, not the question
             if rewritten is None:  # no model rewrite: the rule-based one

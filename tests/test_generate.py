@@ -244,6 +244,20 @@ def test_a_follow_up_is_rewritten_by_the_model_or_else_by_the_rule(seeds_index: 
 # Failures: one line naming the URL, then the quoted answer -----------------------------------------
 
 
+def test_a_follow_up_with_the_server_down_gives_one_notice_and_the_quoted_answer(seeds_index: Path, embedder) -> None:
+    url = f"http://127.0.0.1:{free_port()}/v1"
+    out = io.StringIO()
+    session = ChatSession(seeds_index, console=Console(file=out, width=200), embedder=embedder,
+                          llm=LLMSettings(url, timeout=2))
+    session.run([DEBT_QUESTION, "And when was that?"], update=False)
+    text = out.getvalue()
+    # The first question's failure and the follow-up's: one notice each, naming the URL.
+    assert text.count("showing the quoted answer instead") == 2
+    assert text.count(url) == 3  # the banner's, and each notice's
+    assert "reading the question as it is" not in text
+    assert session.conversation.turns[1] != "And when was that?"  # read with the first, by the rule
+
+
 @pytest.mark.parametrize("behaviour", ["http_500", "malformed_stream", "no_choices", "stream_error", "unknown_model",
                                        "context_overflow", "models_not_json"])
 def test_a_failing_server_gives_the_quoted_answer_and_one_line(retriever, behaviour: str) -> None:
