@@ -401,6 +401,15 @@ def test_discover_survives_symlink_loops_and_links_to_the_same_file(tmp_path: Pa
     assert SkippedFile(str(tmp_path / "sub" / "up"), "symlink loop") in skipped
 
 
+def test_a_file_reached_through_a_link_keeps_its_real_name_wherever_the_link_sorts(tmp_path: Path) -> None:
+    real = _write(tmp_path / "news" / "archive" / "x.txt", "text")
+    os.makedirs(tmp_path / "news" / "a_links")
+    os.symlink("../archive/x.txt", tmp_path / "news" / "a_links" / "fav.txt")  # "a_links" < "archive"
+    os.symlink("news/archive", tmp_path / "0_archive")  # a linked folder, sorting before the real one
+    assert discover_files([tmp_path / "news"]) == ([real], [])
+    assert discover_files([tmp_path]) == ([real], [])
+
+
 def test_discover_reports_broken_links_and_fifos(tmp_path: Path) -> None:
     os.symlink(tmp_path / "gone.txt", tmp_path / "dangling.txt")
     os.mkfifo(tmp_path / "pipe.txt")
