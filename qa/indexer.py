@@ -160,12 +160,17 @@ def _update(
     # A path given now that is not there (a typo) is reported as skipped, not remembered as a source.
     not_there = [p for p in given if not os.path.exists(p)]
     new_sources = [p for p in given if p not in not_there]
+    # A file named now that is not there but is indexed was deleted: it goes, as a deleted file
+    # in a folder does (`qa index --only FILE` after removing FILE). A folder named that is not
+    # there is kept, as an unplugged drive is.
+    deleted_named = [p for p in not_there if p in writer.file_stamps([p])]
+    not_there = [p for p in not_there if p not in deleted_named]
     known_sources = writer.sources()
     if only:
-        roots = sorted(set(new_sources))
+        roots = sorted(set(new_sources) | set(deleted_named))
         new_sources = [p for p in new_sources if not path_is_under(p, known_sources)]
     else:
-        roots = sorted(set(known_sources) | set(new_sources))
+        roots = sorted(set(known_sources) | set(new_sources) | set(deleted_named))
     if not roots and not paths:
         # The bundled articles are the first index's, not a fallback for one whose folders are
         # gone (its last named file deleted, its catalog lost): that one is told to name them.
@@ -193,11 +198,14 @@ def _update(
     skipped = unstorable + [s for s in skipped if s.path not in missing_roots]
     suspects, unchanged = _changed_files(files, stats, facts, progress)
 
-    # Deleted: indexed files under a root we scanned that are gone from disk.
+    # Gone: indexed files under a root we scanned that the walk did not find there as articles,
+    # unless it could not look (a folder it was refused, whose files' text stays).
     scanned = [r for r in roots if r not in missing_roots]
+    unlisted = [s.path for s in skipped]
     gone = [
         path for path in sorted(facts.keys() - set(files))
-        if not os.path.exists(path) and (path_is_under(path, scanned) or path in deleted_file_sources)
+        if (path_is_under(path, scanned) or path in deleted_file_sources)
+        and not path_is_under(path, unlisted) and _no_longer_there(path)
     ]
     # The whole records only of the files that may have changed or went (all of them on a rebuild).
     in_play = [path for path, _ in suspects if path in all_facts] + gone
@@ -262,6 +270,20 @@ def _update(
         missing_sources=missing_roots,
         kept=tuple(plan.kept),
     )
+
+
+def _no_longer_there(path: str) -> bool:
+    """Whether an indexed file that the walk did not find is no longer an article at `path`:
+    deleted, its folder deleted or renamed, a folder now, or a file the walk found under its real
+    name (it was indexed through a link). False when `path` cannot be looked at (a folder without
+    permission, a share whose credentials ran out): what is not known to be gone is kept."""
+    try:
+        os.stat(path)
+    except (FileNotFoundError, NotADirectoryError):
+        return True
+    except OSError:
+        return False
+    return True
 
 
 def _in_background(function: Callable[..., T], *args: object) -> Future[T]:

@@ -419,6 +419,78 @@ def test_deleting_a_file_removes_its_chunks(
     assert all(Path(h.path).name != coffee.name for h in search(index_dir, embedder, coffee.question, k=20))
 
 
+def test_a_file_that_became_a_folder_or_is_named_after_deletion_is_removed(
+    built: tuple[StoreLocation, UpdateReport], corpus: Path, embedder: Embedder, written_articles: tuple[CorpusArticle, ...]
+) -> None:
+    index_dir, first = built
+    first_path, second_path = (corpus / a.name for a in written_articles[:2])
+    first_path.unlink()
+    first_path.mkdir()  # a folder now, under the same name
+    report = update_index(index_dir, embedder=embedder)
+    assert (report.added, report.changed, report.removed) == (0, 0, 1)
+    # A file named with --only after it was deleted goes too; the other files are not looked at.
+    second_path.unlink()
+    report = update_index(index_dir, [second_path], only=True, embedder=embedder)
+    assert (report.removed, report.skipped) == (1, ())
+    stats = assert_consistent(index_dir, embedder)
+    assert stats.documents == first.documents - 2
+
+
+def test_a_file_indexed_through_a_link_is_indexed_once_when_its_real_name_is_reached(
+    corpus: Path, tmp_path: Path, embedder: Embedder, store_kind: str, written_articles: tuple[CorpusArticle, ...]
+) -> None:
+    location = store_location(store_kind, tmp_path)
+    outside = tmp_path / "outside"
+    outside.mkdir()
+    story = corpus / written_articles[0].name
+    story.rename(outside / story.name)
+    (corpus / "a_links").mkdir()
+    (corpus / "a_links" / "fav.txt").symlink_to(outside / story.name)
+    first = update_index(location, [corpus], embedder=embedder)
+    # The story moves into the folder (after "a_links" in name order), the link follows it.
+    (corpus / "archive").mkdir()
+    (outside / story.name).rename(corpus / "archive" / story.name)
+    (corpus / "a_links" / "fav.txt").unlink()
+    (corpus / "a_links" / "fav.txt").symlink_to(corpus / "archive" / story.name)
+    report = update_index(location, embedder=embedder)
+    assert (report.added, report.removed, report.documents) == (1, 1, first.documents)
+    hits = search(location, embedder, written_articles[0].question, k=20)
+    assert {h.path for h in hits if Path(h.path).name in (story.name, "fav.txt")} == {str(corpus / "archive" / story.name)}
+
+
+def test_a_folder_that_cannot_be_read_keeps_its_articles(
+    built: tuple[StoreLocation, UpdateReport], corpus: Path, embedder: Embedder
+) -> None:
+    import shutil
+    import subprocess
+    import sys
+
+    index_dir, first = built
+    if not index_dir.is_local:
+        pytest.skip("the walk and its refusal are the store's neighbours; one store shows it")
+    command = [sys.executable, "-c", "from qa.cli import run; run()", "index", "--index", str(index_dir.index_dir), "--json"]
+    if os.geteuid() == 0:
+        # Root reads any folder: run qa without the capabilities that let it.
+        if shutil.which("setpriv") is None:
+            pytest.skip("running as root without setpriv to drop the capability to read any folder")
+        command = ["setpriv", "--bounding-set=-dac_override,-dac_read_search",
+                   "--inh-caps=-dac_override,-dac_read_search", *command]
+    sub = corpus / "sub"
+    sub.mkdir()
+    moved = sorted(corpus.glob("*.txt"))[0]
+    moved.rename(sub / moved.name)
+    update_index(index_dir, embedder=embedder)  # moved: one removed, one added
+    sub.chmod(0)
+    try:
+        result = subprocess.run(command, capture_output=True, text=True, env=dict(os.environ), timeout=300)
+    finally:
+        sub.chmod(0o755)
+    assert result.returncode == 0, result.stderr
+    report = json.loads(result.stdout)
+    assert (report["removed"], report["documents"]) == (0, first.documents)
+    assert any(s["path"] == str(sub) and "permission denied" in s["reason"] for s in report["skipped"])
+
+
 def test_broken_files_are_skipped_and_the_rest_indexed(
     corpus: Path, tmp_path: Path, embedder: Embedder, store_kind: str
 ) -> None:
