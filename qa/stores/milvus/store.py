@@ -714,22 +714,23 @@ class MilvusWriter:
         self.collections = MilvusCollections(location)
         self.manifest = manifest
         c = self.collections
+        # A rebuild of a store that exists drops its collections at its first commit, not here:
+        # until then (the whole corpus embedded, or a refusal such as a folder that is not there)
+        # the store is as it was, and a rebuild stopped on the way loses nothing.
+        self._drop_first = False
         try:
             self.existed = c.exists()  # an index was here before this run (qa.indexer gives a new one seeds/)
             if self.existed:
                 c.load()
-            kept_sources = self._read_sources() if self.existed else []
-            if rebuild:
-                c.drop()
-            fresh = not c.exists()
+            if rebuild and self.existed:
+                self._drop_first = True
+                self.committed = True
+                return
+            fresh = not self.existed
             with c.calls("listing collections"):
                 # A store written before whole-article keywords: its documents get them below.
                 missing_articles = not fresh and not c.client.has_collection(c.articles)
-            c.create(manifest.dimension)
-            if fresh:
-                save_manifest(c, manifest)
-                c.set_meta("sources", json.dumps(kept_sources))
-            c.load()
+            self._create(fresh, [])
             self._roll_back_interrupted()
             if missing_articles:
                 self._fill_articles()
@@ -737,6 +738,22 @@ class MilvusWriter:
             c.close()
             raise
         self.committed = not fresh
+
+    def _create(self, fresh: bool, sources: Sequence[str]) -> None:
+        """The collections that are missing; a fresh store's manifest and remembered folders."""
+        c = self.collections
+        c.create(self.manifest.dimension)
+        if fresh:
+            save_manifest(c, self.manifest)
+            c.set_meta("sources", json.dumps(list(sources)))
+        c.load()
+
+    def _start_over(self) -> None:
+        """The rebuild's drop: every collection anew, the remembered folders kept."""
+        kept_sources = self._read_sources()
+        self.collections.drop()
+        self._create(True, kept_sources)
+        self._drop_first = False
 
     def _roll_back_interrupted(self) -> None:
         """Clear what a commit killed halfway left: every row of the documents it was writing or
@@ -796,6 +813,8 @@ class MilvusWriter:
 
     def commit(self, commit: CommitGroup) -> None:
         """Drop `commit.drop_docs` and write its articles with their vectors."""
+        if self._drop_first:
+            self._start_over()
         c = self.collections
         dropping = sorted(set(commit.drop_docs) | {item.article.doc_id for item in commit.items})
         chunk_rows, sentence_rows, document_rows = self.rows(commit.items, commit.chunk_vectors, commit.sentence_vectors)
