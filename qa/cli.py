@@ -150,13 +150,16 @@ def main(ctx: click.Context) -> None:
               help="Look at PATHS alone, not every remembered folder: a quick add to a large index.")
 @click.option("--from-store", metavar="STORE",
               help="Copy the index in STORE into this one (--store/--index), without embedding again.")
+@click.option("--forget", "forget", metavar="PATH", multiple=True,
+              help="Forget a remembered folder or file: its articles leave the index (repeat for more).")
 @click.option("--ray", "ray_address", is_flag=False, flag_value="local", default=None, metavar="[ADDRESS]",
               help="Embed with Ray: on this machine with no ADDRESS, else on the Ray cluster at ADDRESS.")
 @backend_option
 @index_option
 @json_option
-def index(paths: tuple[Path, ...], rebuild: bool, only: bool, from_store: str | None, ray_address: str | None,
-          backend: str | None, index_dir: str | None, store: str | None, as_json: bool) -> None:
+def index(paths: tuple[Path, ...], rebuild: bool, only: bool, from_store: str | None, forget: tuple[str, ...],
+          ray_address: str | None, backend: str | None, index_dir: str | None, store: str | None,
+          as_json: bool) -> None:
     """Bring the index up to date with PATHS and every folder it already knows.
 
     New files are embedded, changed files (by content hash) are embedded again, deleted files are
@@ -170,6 +173,7 @@ def index(paths: tuple[Path, ...], rebuild: bool, only: bool, from_store: str | 
       qa index                      # update every remembered folder
       qa index --only ~/news/2026-11-23/   # just today's folder; the rest is not scanned
       qa index --rebuild            # start over (e.g. after changing the model)
+      qa index --forget ~/old-drive # a folder renamed or gone for good: drop its articles
       qa index --index /tmp/idx ./articles --json
       qa index ~/news --store milvus:news.db                # Milvus Lite, in one folder
       qa index ~/news --store milvus://db:19530/news --ray  # Milvus server, embedding with Ray
@@ -187,6 +191,8 @@ def index(paths: tuple[Path, ...], rebuild: bool, only: bool, from_store: str | 
         return
     if only and (rebuild or not paths):
         raise click.UsageError("--only needs the files or folders to look at, and cannot go with --rebuild")
+    if forget and (paths or rebuild or only or ray_address is not None):
+        raise click.UsageError("--forget is done on its own: give it no PATHS, --rebuild, --only or --ray")
     with RichIndexProgress(err) as progress:
         embedder = _embedder(location, backend, rebuild)
         if ray_address is not None:
@@ -194,6 +200,7 @@ def index(paths: tuple[Path, ...], rebuild: bool, only: bool, from_store: str | 
         try:
             report = update_index(
                 location, list(paths) or None, embedder=embedder, rebuild=rebuild, only=only, progress=progress,
+                forget=forget,
             )
         finally:
             if hasattr(embedder, "close"):
@@ -206,7 +213,9 @@ def index(paths: tuple[Path, ...], rebuild: bool, only: bool, from_store: str | 
         _console().print(render_update_report(report))
     # A path typed on the command line that is not there is an error for scripts to see, as with
     # `ls` or `cp`; the other paths were still indexed.
-    missing = [p for p in paths if not p.expanduser().exists()]
+    # (A deleted file that was indexed is not one: it was removed.)
+    skipped = {s.path for s in report.skipped}
+    missing = [p for p in paths if not p.expanduser().exists() and str(p.expanduser().absolute()) in skipped]
     if missing:
         click.secho(f"Error: no such file or folder: {', '.join(map(str, missing))}", fg="red", err=True)
         sys.exit(1)

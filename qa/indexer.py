@@ -67,6 +67,7 @@ class UpdateReport:
     skipped: tuple[SkippedFile, ...] = ()
     missing_sources: tuple[str, ...] = ()
     kept: tuple[str, ...] = field(default=())  # indexed files that could not be read now and were kept
+    forgotten: tuple[str, ...] = ()  # remembered sources forgotten (`qa index --forget`)
 
     @property
     def changed_anything(self) -> bool:
@@ -107,8 +108,13 @@ def update_index(
     only: bool = False,
     progress: IndexProgress | None = None,
     lock_timeout: float | None = None,
+    forget: Sequence[str | os.PathLike[str]] = (),
 ) -> UpdateReport:
     """Index `paths` (added to the index's remembered sources) and every source it already has.
+
+    With `forget`, those remembered folders or files are forgotten instead, nothing else looked
+    at: their articles leave the index and later updates no longer scan them (a folder renamed,
+    a drive that is not coming back).
 
     With `only`, just `paths` are looked at: the other sources are not scanned, so adding today's
     files to a large index costs what those files cost. A path inside a remembered source is not
@@ -121,6 +127,8 @@ def update_index(
 
     if only and (rebuild or not paths):
         raise ValueError("only=True updates the given paths alone: it needs paths and cannot rebuild")
+    if forget and (rebuild or only or paths):
+        raise ValueError("forget is done alone: no paths, only or rebuild with it")
     location = as_location(location)
     progress = progress or SilentProgress()
     state_dir = location.state_dir()
@@ -135,6 +143,8 @@ def update_index(
         embedder = embedder or Embedder()
         writer = open_writer(location, embedder.name, embedder.dimension, embedder.backend, rebuild)
         try:
+            if forget:
+                return _forget(writer, forget)
             return _update(writer, paths, embedder, rebuild, only, progress)
         finally:
             writer.close()
@@ -189,12 +199,25 @@ def _update(
     all_facts = writer.file_stamps(roots if only else None)
     files, skipped, stats = walk.result()
     facts = {} if rebuild else all_facts
-    # A file that was named as a source and is gone was deleted; a folder that is gone may be an
-    # unplugged drive, so what was indexed from it is kept.
-    deleted_file_sources = [r for r in roots if r not in present_roots and r in facts]
+    # A file named as a source that is gone was deleted, and so was a remembered folder inside
+    # another that is there (that one's scan shows its files gone): both are forgotten. A folder
+    # that is gone on its own may be an unplugged drive: what was indexed from it is kept.
+    deleted_file_sources = [
+        r for r in roots if r not in present_roots
+        and (r in all_facts or path_is_under(r, present_roots))
+    ]
     missing_roots = tuple(r for r in roots if r not in present_roots and r not in deleted_file_sources)
+    if rebuild and missing_roots:
+        lost = {root: sum(1 for path in all_facts if path_is_under(path, [root])) for root in missing_roots}
+        stranded = [(root, count) for root, count in lost.items() if count]
+        if stranded:
+            root, count = stranded[0]
+            raise ConfigError(
+                f"cannot rebuild: {root} is not there now, and the {count} articles indexed from it could not be "
+                f"read again; connect it again, or forget it first with qa index --forget {root}"
+            )
     for root in missing_roots:
-        progress.note(f"{root} is not there now; its indexed articles are kept")
+        progress.note(f"{root} is not there now; its indexed articles are kept (qa index --forget {root} drops them)")
     skipped = unstorable + [s for s in skipped if s.path not in missing_roots]
     suspects, unchanged = _changed_files(files, stats, facts, progress)
 
@@ -270,6 +293,34 @@ def _update(
         missing_sources=missing_roots,
         kept=tuple(plan.kept),
     )
+
+
+def _forget(writer: StoreWriter, forget: Sequence[str | os.PathLike[str]]) -> UpdateReport:
+    """Forget remembered sources: each path is one, or holds some. Their articles are removed."""
+    sources = writer.sources()
+    dropped: list[str] = []
+    for raw in forget:
+        path = str(Path(raw).expanduser().absolute())
+        held = [s for s in sources if path_is_under(s, [path])]
+        if held:
+            dropped += held
+            continue
+        around = [s for s in sources if path_is_under(path, [s])]
+        if around:
+            raise ConfigError(
+                f"{path} is inside {around[0]}, which qa index keeps up to date: remove the files there, "
+                f"or forget {around[0]}"
+            )
+        remembered = ", ".join(sources) if sources else "none"
+        raise ConfigError(f"{path} is not a folder or file the index remembers (it remembers: {remembered})")
+    dropped = sorted(set(dropped))
+    # A file under a forgotten folder that another remembered folder also holds stays.
+    kept_roots = [s for s in sources if s not in dropped]
+    going = {p: r for p, r in writer.documents(dropped).items() if not path_is_under(p, kept_roots)}
+    writer.commit(CommitGroup(drop_docs=sorted(r.doc_id for r in going.values()), remove_sources=dropped))
+    writer.finish()
+    documents, chunks = writer.counts()
+    return UpdateReport(removed=len(going), documents=documents, chunks=chunks, forgotten=tuple(dropped))
 
 
 def _no_longer_there(path: str) -> bool:

@@ -261,6 +261,8 @@ def render_update_report(report: UpdateReport) -> RenderableType:
         f"{report.documents} documents, {report.chunks} chunks in all."
     )
     lines: list[RenderableType] = [summary]
+    for source in report.forgotten:
+        lines.append(Text(f"forgot {display_path(source)}: it is no longer updated"))
     kept = set(report.kept)
     for skipped in report.skipped:
         # A file indexed before that cannot be read now keeps its earlier text: say so, since

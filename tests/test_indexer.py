@@ -21,6 +21,7 @@ from qa.stores import open_store
 from qa.stores.local.store import MANIFEST_FILE
 from qa.stores.location import StoreLocation
 from qa.indexer import UpdateReport, update_index
+from qa.progress import SilentProgress
 from qa.ingest import article_heading, read_article
 from qa.render import render_update_report
 from qa.retrieve import Retriever
@@ -491,6 +492,66 @@ def test_a_folder_that_cannot_be_read_keeps_its_articles(
     assert any(s["path"] == str(sub) and "permission denied" in s["reason"] for s in report["skipped"])
 
 
+def test_a_rebuild_refuses_to_drop_a_missing_folders_articles_until_it_is_forgotten(
+    built: tuple[StoreLocation, UpdateReport], corpus: Path, tmp_path: Path, embedder: Embedder,
+    extra_article: CorpusArticle,
+) -> None:
+    index_dir, first = built
+    drive = tmp_path / "drive"
+    drive.mkdir()
+    (drive / extra_article.name).write_text(extra_article.text, encoding="utf-8")
+    with_drive = update_index(index_dir, [drive], embedder=embedder)
+    drive.rename(tmp_path / "drive.unplugged")
+
+    with pytest.raises(ConfigError, match=f"{drive} is not there now, and the 1 articles .* qa index --forget {drive}"):
+        update_index(index_dir, rebuild=True, embedder=embedder)
+    stats = assert_consistent(index_dir, embedder)  # nothing was dropped, in either store
+    assert (stats.documents, stats.chunks) == (with_drive.documents, with_drive.chunks)
+    assert top_answer(index_dir, embedder, extra_article.question).answerable
+
+    report = update_index(index_dir, embedder=embedder, forget=[drive])
+    assert (report.removed, report.forgotten, report.documents) == (1, (str(drive),), first.documents)
+    report = update_index(index_dir, rebuild=True, embedder=embedder)
+    assert (report.documents, report.missing_sources) == (first.documents, ())
+    assert_consistent(index_dir, embedder)
+
+
+def test_forgetting_names_a_remembered_source(built: tuple[StoreLocation, UpdateReport], corpus: Path, embedder: Embedder) -> None:
+    index_dir, _ = built
+    with pytest.raises(ConfigError, match="is inside .*, which qa index keeps up to date"):
+        update_index(index_dir, embedder=embedder, forget=[corpus / "sub"])
+    with pytest.raises(ConfigError, match=f"is not a folder or file the index remembers \\(it remembers: {corpus}\\)"):
+        update_index(index_dir, embedder=embedder, forget=[corpus.parent / "elsewhere"])
+    result = CliRunner().invoke(main, ["index", str(corpus), "--forget", str(corpus), "--store", store_arg(index_dir)])
+    assert result.exit_code == 2 and "--forget is done on its own" in result.output
+
+
+def test_a_remembered_folder_deleted_inside_another_is_forgotten_with_its_articles(
+    built: tuple[StoreLocation, UpdateReport], corpus: Path, embedder: Embedder
+) -> None:
+    index_dir, first = built
+    today = corpus / "today"
+    today.mkdir()
+    moved = sorted(corpus.glob("*.txt"))[0]
+    moved.rename(today / moved.name)
+    update_index(index_dir, [today], embedder=embedder)
+    notes: list[str] = []
+
+    class Notes(SilentProgress):
+        def note(self, message: str) -> None:
+            notes.append(message)
+
+    (today / moved.name).unlink()
+    today.rmdir()
+    report = update_index(index_dir, embedder=embedder, progress=Notes())
+    assert (report.removed, report.missing_sources, notes) == (1, (), [])
+    index = open_store(index_dir)
+    try:
+        assert index.sources() == [str(corpus)]
+    finally:
+        index.close()
+
+
 def test_broken_files_are_skipped_and_the_rest_indexed(
     corpus: Path, tmp_path: Path, embedder: Embedder, store_kind: str
 ) -> None:
@@ -564,6 +625,31 @@ def test_rebuilding_over_a_damaged_catalog_sets_it_aside_and_builds_anew(
     assert_consistent(index_dir, embedder)
     (aside,) = index_dir.index_dir.glob("catalog.sqlite.damaged-*")
     assert aside.read_bytes() == damaged  # set aside, never deleted
+
+
+def test_a_missing_or_damaged_vector_file_is_reported_by_doctor_and_refused_by_an_update(
+    built: tuple[StoreLocation, UpdateReport], corpus: Path, embedder: Embedder
+) -> None:
+    index_dir, first = built
+    if not index_dir.is_local:
+        pytest.skip("vector files are the local store's")
+    (segment,) = index_dir.index_dir.glob("segment-*.faiss")
+    whole = segment.read_bytes()
+    for damage in ("cut short", "missing"):
+        if damage == "cut short":
+            segment.write_bytes(whole[:100])
+        else:
+            segment.unlink()
+        result = CliRunner().invoke(main, ["doctor", "--index", str(index_dir.index_dir), "--json"])
+        assert result.exit_code == 1, result.output
+        (problem,) = json.loads(result.output)["problems"]
+        assert segment.name in problem and "qa index --rebuild" in problem
+    # An update does not call the index up to date; a rebuild makes it whole.
+    with pytest.raises(IndexCorruptError, match=f"{segment.name} is missing; run `qa index --rebuild`"):
+        update_index(index_dir, embedder=embedder)
+    report = update_index(index_dir, rebuild=True, embedder=embedder)
+    assert report.documents == first.documents
+    assert_consistent(index_dir, embedder)
 
 
 def test_manifest_of_another_model_is_refused_until_rebuilt(
