@@ -14,7 +14,7 @@ from __future__ import annotations
 import os
 import threading
 import time
-from collections.abc import Callable, Iterable, Sequence
+from collections.abc import Callable, Iterable, Iterator, Sequence
 from pathlib import Path
 from typing import TYPE_CHECKING
 
@@ -30,6 +30,10 @@ if TYPE_CHECKING:
 DEBOUNCE_MS = 1600  # the longest a batch keeps growing while files keep arriving
 STEP_MS = 150  # a batch ends after this long without a new event
 WAKE_MS = 500  # how long the first wait lasts before catch-up; later waits wake this often to see stop()
+# How often the watched folders are looked for (one deleted and made again, a drive plugged back
+# in), and how often the index is asked which folders it remembers (`qa index` may add one).
+ROOTS_CHECK_S = 2.0
+SOURCES_CHECK_S = 30.0
 
 Log = Callable[[str], None]
 
@@ -47,6 +51,8 @@ class FolderWatcher:
         self.updates = 0  # batches that changed the index, for tests and the bench
         self._stop = threading.Event()
         self._thread: threading.Thread | None = None
+        self._known: list[str] = []  # PATHS and the remembered sources, there or not
+        self._sources_read = 0.0
 
     def catch_up(self) -> UpdateReport:
         """Index PATHS (remembered from now on) and every known source, as `qa index PATHS` does."""
@@ -73,18 +79,60 @@ class FolderWatcher:
         if not roots:
             self.log("qa watch: the index has no folders to watch; give one, as in `qa watch ~/news`")
             return
-        batches = watchfiles.watch(*roots, watch_filter=_is_article_event, debounce=DEBOUNCE_MS, step=STEP_MS,
-                                   stop_event=self._stop, rust_timeout=WAKE_MS, yield_on_timeout=True,
-                                   raise_interrupt=True)
-        early = next(batches)  # returns once the folders are watched: WAKE_MS later, or with changes
-        self.catch_up()
-        if early:
-            self.update(early)
-        if on_ready is not None:
-            on_ready(self.roots)
-        for changes in batches:
-            if changes:  # an empty batch is the WAKE_MS timeout
-                self.update(changes)
+        first, appeared = True, list[str]()
+        while not self._stop.is_set():
+            if not roots:  # every folder gone: look for them again now and then
+                self._stop.wait(ROOTS_CHECK_S)
+                roots = appeared = self._existing_roots(refresh=False)
+                continue
+            self.roots = roots
+            batches = watchfiles.watch(*roots, watch_filter=_is_article_event, debounce=DEBOUNCE_MS, step=STEP_MS,
+                                       stop_event=self._stop, rust_timeout=WAKE_MS, yield_on_timeout=True,
+                                       raise_interrupt=True)
+            early = next(batches, None)  # returns once the folders are watched: WAKE_MS later, or with changes
+            if first:
+                self.catch_up()
+                if on_ready is not None:
+                    on_ready(self.roots)
+                first = False
+            elif appeared:
+                self._catch_up_with(appeared)
+            if early:
+                self.update(early)
+            roots, appeared = self._watch_until_the_folders_change(batches, roots)
+
+    def _watch_until_the_folders_change(self, batches: Iterator[set], roots: list[str]) -> tuple[list[str], list[str]]:
+        """Index each batch until the folders to watch are others: one was deleted (a watch on it
+        sees nothing more, even once it is made again), or one appeared (made again, a drive
+        plugged back in, a folder `qa index` added meanwhile). Then (the folders, those new)."""
+        checked = time.monotonic()
+        try:
+            for changes in batches:
+                if changes:  # an empty batch is the WAKE_MS timeout
+                    self.update(changes)
+                if time.monotonic() - checked < ROOTS_CHECK_S:
+                    continue
+                checked = time.monotonic()
+                now = self._existing_roots(refresh=False)
+                if set(now) != set(roots):
+                    for root in sorted(set(roots) - set(now)):
+                        self.log(f"{_clock()} {root} is not there now; watching for it to come back")
+                    return now, [root for root in now if root not in roots]
+        finally:
+            batches.close()
+        return roots, []
+
+    def _catch_up_with(self, roots: list[str]) -> None:
+        """Index folders that appeared (or came back) while watching, as `qa index --only` would."""
+        from qa.indexer import update_index
+
+        started = time.perf_counter()
+        try:
+            report = update_index(self.location, roots, embedder=self.embedder, only=True, lock_timeout=None)
+        except QAError as exc:
+            self.log(f"{_clock()} update failed: {exc}")
+            return
+        self._log_report(report, time.perf_counter() - started, always=True)
 
     def update(self, changes: Iterable[tuple[object, str]]) -> UpdateReport | None:
         """Index one batch of (change, path) events; a failure is logged and watching goes on."""
@@ -132,10 +180,13 @@ class FolderWatcher:
         if self._thread is not None:
             self._thread.join(timeout=5)
 
-    def _existing_roots(self) -> list[str]:
-        """PATHS and the index's remembered sources that exist now."""
-        known = self._sources()
-        return [root for root in dict.fromkeys([*self.paths, *known]) if os.path.exists(root)]
+    def _existing_roots(self, refresh: bool = True) -> list[str]:
+        """PATHS and the index's remembered sources that exist now. The sources are read from the
+        index again when `refresh`, or SOURCES_CHECK_S after they last were."""
+        if refresh or time.monotonic() - self._sources_read > SOURCES_CHECK_S:
+            self._known = list(dict.fromkeys([*self.paths, *self._sources()]))
+            self._sources_read = time.monotonic()
+        return [root for root in self._known if os.path.exists(root)]
 
     def _sources(self) -> list[str]:
         from qa.stores import open_store

@@ -113,6 +113,37 @@ def test_a_file_written_while_the_watcher_catches_up_is_not_missed(tmp_path: Pat
         watcher.stop()
 
 
+def test_a_watched_folder_deleted_and_made_again_is_watched_again(tmp_path: Path, embedder: Embedder) -> None:
+    news = tmp_path / "news"
+    news.mkdir()
+    (news / "first.txt").write_text(article(0))
+    index_dir = tmp_path / "index"
+    lines: list[str] = []
+    watcher = FolderWatcher(as_location(index_dir), [str(news)], embedder=embedder, log=lines.append)
+    watcher.start()
+
+    def wait_until(wanted: set[str], what: str) -> None:
+        deadline = time.monotonic() + WATCH_SECONDS
+        while documents(index_dir) != wanted:
+            assert time.monotonic() < deadline, f"{what}: {documents(index_dir)}; {lines}"
+            time.sleep(0.2)
+
+    try:
+        assert documents(index_dir) == {"first.txt"}
+        news.rename(tmp_path / "news.bak")  # as a sync tool or an archive extracted again does
+        deadline = time.monotonic() + WATCH_SECONDS
+        while not any("is not there now" in line for line in lines):
+            assert time.monotonic() < deadline, lines
+            time.sleep(0.2)
+        news.mkdir()
+        (news / "second.txt").write_text(article(1))
+        wait_until({"second.txt"}, "the folder made again never caught up")  # first.txt is gone from it
+        (news / "third.txt").write_text(article(2))
+        wait_until({"second.txt", "third.txt"}, "a file in the folder made again never indexed")
+    finally:
+        watcher.stop()
+
+
 def test_serve_watch_answers_a_new_article_without_restart_and_never_reads_a_torn_index(
         tmp_path: Path, write_corpus, extra_article) -> None:
     news = write_corpus(tmp_path / "news", seeds=False)
