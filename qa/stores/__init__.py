@@ -78,8 +78,14 @@ def open_writer(
 
 
 def check_store(where: StoreLocation | str | os.PathLike[str]) -> list[str]:
-    """Problems found in the index at `where`, one line each (`qa doctor`)."""
-    store = open_store(where)
+    """Problems found in the index at `where`, one line each (`qa doctor`); one that keeps it from
+    opening (a vector file missing or cut short, the catalog gone) is the problem found."""
+    from qa.errors import IndexCorruptError
+
+    try:
+        store = open_store(where)
+    except IndexCorruptError as exc:
+        return [str(exc)]
     try:
         return store.check()
     finally:

@@ -94,7 +94,10 @@ class Catalog:
         """Open the catalog file; with `create`, make it (and its tables) if missing; `mapped`, for a
         reader that will search it many times, reads its pages through a memory map."""
         if not create and not path.is_file():
-            raise IndexCorruptError(f"the catalog {path.name} is missing")
+            raise IndexCorruptError(
+                f"the catalog {path.name} is missing; build it again with `qa index PATH --rebuild`, naming your "
+                "folders (the catalog held the list of them)"
+            )
         connection = None
         try:
             connection = sqlite3.connect(str(path), timeout=30.0, isolation_level=None)

@@ -331,6 +331,13 @@ class LocalWriter:
                 # A brand-new index: nothing in the catalog can be trusted to match this manifest.
                 save_manifest(index_dir, manifest)
             self.generation = self.catalog.generation
+            if not rebuild:
+                # A live vector file that is gone (deleted by hand, a disk restored in part) is
+                # said now: an update would otherwise call the index up to date while searches fail.
+                gone = next((path for s in self.catalog.segments()
+                             if not (path := segment_path(index_dir, s.id)).is_file()), None)
+                if gone is not None:
+                    raise IndexCorruptError(f"the vector file {gone.name} is missing; {REBUILD_HINT}")
             # Indexes written while whole articles had an FTS5 table of their own (now scored from
             # the chunks' postings) drop it; SQLite reuses its pages.
             self.catalog.drop_article_terms()

@@ -18,6 +18,7 @@ from pathlib import Path
 from typing import TYPE_CHECKING, Any
 
 from qa.errors import ConfigError, IndexCorruptError
+from qa.stores.base import REBUILD_HINT
 
 if TYPE_CHECKING:
     import numpy as np
@@ -265,7 +266,7 @@ class FaissVectorStore:
         try:
             index = faiss.read_index(str(path))
         except Exception as exc:  # faiss raises RuntimeError with a C++ message
-            raise IndexCorruptError(f"vector file {path.name} cannot be read ({_first_line(exc)})") from exc
+            raise IndexCorruptError(f"vector file {path.name} cannot be read ({_first_line(exc)}); {REBUILD_HINT}") from exc
         if index.d != dimension:
             raise IndexCorruptError(
                 f"vector file {path.name} holds {index.d}-dimensional vectors, expected {dimension}"
