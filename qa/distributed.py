@@ -251,9 +251,10 @@ class RayEmbedder:
                 ray.init(address="local", num_cpus=cpus, **quiet)
             else:
                 ray.init(address=self.address, **quiet)
-        except (ConnectionError, RuntimeError, ValueError) as exc:
+        except (OSError, RuntimeError, ValueError) as exc:
             # Ray's own message names only the address; the reason (such as a missing
-            # authentication token) is the exception it came from.
+            # authentication token) is the exception it came from. OSError: a temporary folder
+            # Ray cannot make ($RAY_TMPDIR, /tmp/ray owned by another user), a refused connection.
             reason = _one_line(exc.__cause__ or exc).split(". ")[0]
             where = f"connect to the Ray cluster at {self.address}" if self.address else "start a local Ray"
             raise ConfigError(f"could not {where}: {reason}") from exc

@@ -43,6 +43,17 @@ def texts() -> list[str]:
     return sentences[:24] + chunks[:8]
 
 
+def test_a_local_ray_that_cannot_start_is_one_line(tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> None:
+    # Placed before the tests that share one Ray (local_ray): RayEmbedder starts its own only
+    # where none runs in the process.
+    if ray.is_initialized():
+        pytest.skip("a Ray is already running in this process")
+    (tmp_path / "a-file").write_text("not a folder")
+    monkeypatch.setenv("RAY_TMPDIR", str(tmp_path / "a-file" / "ray"))  # where Ray cannot make its folder
+    with pytest.raises(ConfigError, match="could not start a local Ray: .*Not a directory"):
+        RayEmbedder().connect()
+
+
 def test_ray_vectors_equal_the_in_process_ones(local_ray: None, texts: list[str]) -> None:
     reference = Embedder(backend="onnx-int8").encode(texts)
     done: list[int] = []

@@ -154,3 +154,25 @@ def test_store_strings_parse() -> None:
     lite = parse_store("milvus:/tmp/x/news.db#archive")
     assert (lite.kind, str(lite.path), lite.collection) == ("milvus", "/tmp/x/news.db", "archive")
     assert parse_store("faiss:/tmp/idx").index_dir == Path("/tmp/idx")
+
+
+def test_a_folder_of_the_other_kind_a_file_or_a_clashing_name_is_refused(
+    stores: tuple[str, str, str], seeds_index: Path, tmp_path: Path
+) -> None:
+    _, built, _ = stores
+    lite_folder = built.split(":", 1)[1]
+    # Each kind of store named as the other is said to be what it is, not given a second index.
+    (tmp_path / "local.db").symlink_to(seeds_index)
+    result = qa("index", str(SEEDS), "--store", f"milvus:{tmp_path / 'local.db'}")
+    assert result.exit_code == 1 and f"name it as --store faiss:{tmp_path / 'local.db'}" in result.output
+    result = qa("index", str(SEEDS), "--index", lite_folder)
+    assert result.exit_code == 1 and f"name it as --store milvus:{lite_folder}" in result.output
+    assert not (Path(lite_folder) / "catalog.sqlite").exists()
+    # A plain file where the Lite folder would be.
+    (tmp_path / "notes.db").write_text("hi")
+    result = qa("stats", "--store", f"milvus:{tmp_path / 'notes.db'}")
+    assert result.exit_code == 1 and "is a file, not a Milvus Lite store" in result.output
+    # A new store named as another store's side collection would be.
+    result = qa("index", str(SEEDS), "--store", f"{built}#qa_documents")
+    assert result.exit_code == 1 and "may not end in _documents" in result.output
+    assert as_json(qa("stats", "--store", built, "--json"))["documents"] == 2

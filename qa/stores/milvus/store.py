@@ -94,6 +94,8 @@ def _client(location: StoreLocation) -> Any:
     # one line of its own.
     for name in ("pymilvus", "milvus_lite"):
         logging.getLogger(name).setLevel(logging.CRITICAL)
+    if location.path is not None and location.path.exists() and not location.path.is_dir():
+        raise ConfigError(f"{location.path} is a file, not a Milvus Lite store (Milvus Lite keeps a folder there)")
     try:
         if location.path is not None:
             location.path.parent.mkdir(parents=True, exist_ok=True)
@@ -108,6 +110,21 @@ def _client(location: StoreLocation) -> Any:
                 "serves one process at a time (use a Milvus server to index while a chat is open)"
             ) from exc
         raise MilvusError(f"cannot open Milvus at {location.describe()}: {_first_line(exc)}") from exc
+
+
+# The names a store gives its other collections after its own (MilvusCollections).
+SIDE_SUFFIXES = ("_sentences", "_documents", "_meta", "_terms", "_articles")
+
+
+def _check_new_name(collection: str) -> None:
+    """Refuse a new store named as another store's side collection would be: a store "news_articles"
+    and a store "news" would each take the other's collections (and a rebuild drop them)."""
+    clash = next((suffix for suffix in SIDE_SUFFIXES if collection.endswith(suffix)), None)
+    if clash:
+        raise ConfigError(
+            f"a store's name may not end in {clash}: the store {collection[: -len(clash)]!r} keeps a collection "
+            "of that name; choose another name"
+        )
 
 
 def _first_line(exc: BaseException) -> str:
@@ -722,6 +739,8 @@ class MilvusWriter:
             self.existed = c.exists()  # an index was here before this run (qa.indexer gives a new one seeds/)
             if self.existed:
                 c.load()
+            if not self.existed:
+                _check_new_name(location.collection)
             if rebuild and self.existed:
                 self._drop_first = True
                 self.committed = True
