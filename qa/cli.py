@@ -54,8 +54,20 @@ def index_option(func: Callable[..., Any]) -> Callable[..., Any]:
 
 
 def _location(index_dir: str | None, store: str | None):
+    from click.core import ParameterSource
+
     from qa.stores.location import parse_store
 
+    context = click.get_current_context(silent=True)
+    if context is not None and index_dir and store:
+        # Where the user typed one and the environment set the other, what was typed wins;
+        # both typed is a mistake to say, not one to pick from silently.
+        typed_index, typed_store = (context.get_parameter_source(name) == ParameterSource.COMMANDLINE
+                                    for name in ("index_dir", "store"))
+        if typed_index and typed_store:
+            raise click.UsageError("--index and --store both say where the index is: give one of them")
+        if typed_index:
+            store = f"faiss:{index_dir}"
     return parse_store(store, index_dir)
 
 

@@ -176,3 +176,14 @@ def test_a_folder_of_the_other_kind_a_file_or_a_clashing_name_is_refused(
     result = qa("index", str(SEEDS), "--store", f"{built}#qa_documents")
     assert result.exit_code == 1 and "may not end in _documents" in result.output
     assert as_json(qa("stats", "--store", built, "--json"))["documents"] == 2
+
+
+def test_a_typed_index_or_store_wins_over_the_environment(stores: tuple[str, str, str], seeds_index: Path) -> None:
+    _, built, _ = stores
+    runner = CliRunner()
+    typed_index = runner.invoke(main, ["stats", "--index", str(seeds_index), "--json"], env={"QA_STORE": built})
+    assert as_json(typed_index)["index_dir"] == str(seeds_index)
+    typed_store = runner.invoke(main, ["stats", "--store", built, "--json"], env={"QA_INDEX_DIR": str(seeds_index)})
+    assert as_json(typed_store)["index_dir"] == built
+    both = qa("stats", "--index", str(seeds_index), "--store", built)
+    assert both.exit_code == 2 and "--index and --store both say where the index is" in both.output
