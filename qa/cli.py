@@ -8,6 +8,7 @@ from __future__ import annotations
 
 import json
 import re
+import shlex
 import sys
 from collections.abc import Callable
 from pathlib import Path
@@ -28,11 +29,25 @@ class QAGroup(click.Group):
         try:
             return super().invoke(ctx)
         except QAError as exc:
-            click.secho(f"Error: {exc}", fg="red", err=True)
+            click.secho(f"Error: {_naming_the_index(str(exc), ctx)}", fg="red", err=True)
             sys.exit(1)
         except KeyboardInterrupt:
             click.secho("Interrupted; the index keeps its last completed update.", fg="yellow", err=True)
             sys.exit(130)
+
+
+# Where a command was told the index is, on its command line, for the commands an error suggests:
+# the library names the fix as `qa index --rebuild`, which run as it is would rebuild the default
+# index, not the store the user named.
+_TYPED_LOCATION = "qa_typed_location"
+
+
+def _naming_the_index(message: str, ctx: click.Context) -> str:
+    typed = ctx.meta.get(_TYPED_LOCATION)  # meta is one dict, shared with the subcommand's context
+    if not typed:
+        return message
+    return message.replace("`qa index --rebuild", f"`qa index --rebuild {typed}").replace(
+        "`qa index PATH --rebuild`", f"`qa index PATH --rebuild {typed}`")
 
 
 def index_option(func: Callable[..., Any]) -> Callable[..., Any]:
@@ -68,6 +83,11 @@ def _location(index_dir: str | None, store: str | None):
             raise click.UsageError("--index and --store both say where the index is: give one of them")
         if typed_index:
             store = f"faiss:{index_dir}"
+    if context is not None:
+        for name, flag, value in (("store", "--store", store), ("index_dir", "--index", index_dir)):
+            if value and context.get_parameter_source(name) == ParameterSource.COMMANDLINE:
+                context.meta[_TYPED_LOCATION] = f"{flag} {shlex.quote(str(value))}"
+                break
     return parse_store(store, index_dir)
 
 
@@ -533,9 +553,10 @@ def doctor(index_dir: str | None, store: str | None, as_json: bool) -> None:
     if as_json:
         _emit_json({"index": str(directory), "ok": not problems, "problems": problems})
     elif problems:
+        context = click.get_current_context()
         for problem in problems:
-            click.secho(f"problem: {problem}", fg="red", err=True)
-        click.secho(f"The index in {directory} is damaged; {REBUILD_HINT}.", fg="red", err=True)
+            click.secho(f"problem: {_naming_the_index(problem, context)}", fg="red", err=True)
+        click.secho(f"The index in {directory} is damaged; {_naming_the_index(REBUILD_HINT, context)}.", fg="red", err=True)
     else:
         from rich.text import Text
 

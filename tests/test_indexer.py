@@ -644,6 +644,11 @@ def test_a_missing_or_damaged_vector_file_is_reported_by_doctor_and_refused_by_a
         assert result.exit_code == 1, result.output
         (problem,) = json.loads(result.output)["problems"]
         assert segment.name in problem and "qa index --rebuild" in problem
+    # Said to a person, the command to run names the index they named.
+    result = CliRunner().invoke(main, ["doctor", "--index", str(index_dir.index_dir)])
+    assert f"run `qa index --rebuild --index {index_dir.index_dir}` to build it again" in result.output
+    result = CliRunner().invoke(main, ["ask", "Who?", "--index", str(index_dir.index_dir)])
+    assert f"missing; run `qa index --rebuild --index {index_dir.index_dir}`" in result.output
     # An update does not call the index up to date; a rebuild makes it whole.
     with pytest.raises(IndexCorruptError, match=f"{segment.name} is missing; run `qa index --rebuild`"):
         update_index(index_dir, embedder=embedder)
