@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import json
+import shutil
 from pathlib import Path
 
 import pytest
@@ -162,9 +163,13 @@ def test_a_folder_of_the_other_kind_a_file_or_a_clashing_name_is_refused(
     _, built, _ = stores
     lite_folder = built.split(":", 1)[1]
     # Each kind of store named as the other is said to be what it is, not given a second index.
-    (tmp_path / "local.db").symlink_to(seeds_index)
-    result = qa("index", str(SEEDS), "--store", f"milvus:{tmp_path / 'local.db'}")
-    assert result.exit_code == 1 and f"name it as --store faiss:{tmp_path / 'local.db'}" in result.output
+    local = tmp_path / "local.db"
+    shutil.copytree(seeds_index, local)
+    before = sorted(p.name for p in local.iterdir())
+    for command in (["index", str(SEEDS)], ["stats"]):
+        result = qa(*command, "--store", f"milvus:{local}")
+        assert result.exit_code == 1 and f"name it as --store faiss:{local}" in result.output
+    assert sorted(p.name for p in local.iterdir()) == before  # Milvus Lite made nothing there
     result = qa("index", str(SEEDS), "--index", lite_folder)
     assert result.exit_code == 1 and f"name it as --store milvus:{lite_folder}" in result.output
     assert not (Path(lite_folder) / "catalog.sqlite").exists()

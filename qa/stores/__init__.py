@@ -15,6 +15,7 @@ import os
 from typing import TYPE_CHECKING
 
 from qa.errors import ConfigError, IndexMissingError, QAError
+from qa.stores.location import refuse_another_kind
 
 if TYPE_CHECKING:
     from qa.stores.base import Backend, Store, StoreWriter
@@ -46,26 +47,10 @@ def _location(where: StoreLocation | str | os.PathLike[str]) -> StoreLocation:
     return as_location(where)
 
 
-def _refuse_another_kind(location: StoreLocation) -> None:
-    """A folder that holds the other kind of store is named as that kind, not filled with a second
-    index beside the first (a Milvus Lite folder keeps `collections/` and a LOCK file; a local
-    index its catalog and manifest)."""
-    folder = location.path
-    if folder is None or not folder.is_dir():
-        return
-    if location.is_local and (folder / "collections").is_dir() and (folder / "LOCK").exists():
-        other = f"milvus:{folder}"
-    elif not location.is_local and ((folder / "catalog.sqlite").is_file() or (folder / "manifest.json").is_file()):
-        other = f"faiss:{folder}"
-    else:
-        return
-    raise ConfigError(f"{folder} holds a {other.split(':')[0]} index, not a {location.kind} one; name it as --store {other}")
-
-
 def open_store(where: StoreLocation | str | os.PathLike[str]) -> Store:
     """The index at `where` (a location, or a local index folder) opened for reading."""
     location = _location(where)
-    _refuse_another_kind(location)
+    refuse_another_kind(location)
     return backend(location.kind).open_store(location)
 
 
@@ -81,7 +66,7 @@ def open_writer(
     from qa.stores.base import new_manifest
 
     location = _location(where)
-    _refuse_another_kind(location)
+    refuse_another_kind(location)
     impl = backend(location.kind)
     manifest = None
     if not rebuild:
@@ -114,6 +99,7 @@ def encoder_backend(where: StoreLocation | str | os.PathLike[str]) -> str | None
     """The encoder backend an existing index was built with, or None where there is no readable index."""
     location = _location(where)
     try:
+        refuse_another_kind(location)
         return backend(location.kind).read_manifest(location).backend
     except QAError:
         return None

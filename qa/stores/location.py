@@ -116,3 +116,19 @@ def _check_collection(name: str, given: str) -> None:
         raise ConfigError(
             f"--store {given!r}: collection name {name!r} must be letters, digits and underscores"
         )
+
+
+def refuse_another_kind(location: StoreLocation) -> None:
+    """A folder that holds the other kind of store is named as that kind, not filled with a second
+    index beside the first (a Milvus Lite folder keeps `collections/` and a LOCK file; a local
+    index its catalog and manifest)."""
+    folder = location.path
+    if folder is None or not folder.is_dir():
+        return
+    if location.is_local and (folder / "collections").is_dir() and (folder / "LOCK").exists():
+        other = f"milvus:{folder}"
+    elif not location.is_local and ((folder / "catalog.sqlite").is_file() or (folder / "manifest.json").is_file()):
+        other = f"faiss:{folder}"
+    else:
+        return
+    raise ConfigError(f"{folder} holds a {other.split(':')[0]} index, not a {location.kind} one; name it as --store {other}")

@@ -42,6 +42,7 @@ from qa.stores.base import (
     span_problem,
     unit_length_problems,
 )
+from qa.stores.location import refuse_another_kind
 from qa.text import keyword_text, stems
 from qa.types import (
     Article,
@@ -94,6 +95,8 @@ def _client(location: StoreLocation) -> Any:
     # one line of its own.
     for name in ("pymilvus", "milvus_lite"):
         logging.getLogger(name).setLevel(logging.CRITICAL)
+    # Before Milvus Lite makes its folders in a local index named as a Milvus store.
+    refuse_another_kind(location)
     if location.path is not None and location.path.exists() and not location.path.is_dir():
         raise ConfigError(f"{location.path} is a file, not a Milvus Lite store (Milvus Lite keeps a folder there)")
     try:
