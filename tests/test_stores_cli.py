@@ -192,3 +192,28 @@ def test_a_typed_index_or_store_wins_over_the_environment(stores: tuple[str, str
     assert as_json(typed_store)["index_dir"] == built
     both = qa("stats", "--index", str(seeds_index), "--store", built)
     assert both.exit_code == 2 and "--index and --store both say where the index is" in both.output
+
+
+def test_a_writer_waits_for_a_milvus_lite_file_the_last_process_is_letting_go_of(tmp_path: Path) -> None:
+    """Processes of their own: Milvus Lite keeps a file open for as long as the process that opened it."""
+    import subprocess
+    import sys
+    import time
+
+    path = tmp_path / "held.db"
+    holder = subprocess.Popen(
+        [sys.executable, "-c", "import time; from pymilvus import MilvusClient; "
+         f"c = MilvusClient(uri={str(path)!r}); print('open', flush=True); time.sleep(4)"],
+        stdout=subprocess.PIPE, text=True,
+    )
+    try:
+        assert holder.stdout is not None and holder.stdout.readline().strip() == "open"
+        started = time.monotonic()
+        writer = subprocess.run([sys.executable, "-c", "from qa.cli import run; run()", "index", str(SEEDS),
+                                 "--store", f"milvus:{path}", "--json"], capture_output=True, text=True, timeout=300)
+        assert writer.returncode == 0, writer.stderr
+        assert json.loads(writer.stdout)["documents"] == 2
+        assert holder.poll() is not None and time.monotonic() - started > 1  # it waited for the holder to go
+    finally:
+        holder.kill()
+        holder.wait()

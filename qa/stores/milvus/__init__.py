@@ -10,7 +10,14 @@ from __future__ import annotations
 
 from typing import TYPE_CHECKING
 
-from qa.stores.milvus.store import MilvusCollections, MilvusStore, MilvusWriter, load_manifest, refuse_missing_lite_file
+from qa.stores.milvus.store import (
+    WRITER_WAIT_SECONDS,
+    MilvusCollections,
+    MilvusStore,
+    MilvusWriter,
+    load_manifest,
+    refuse_missing_lite_file,
+)
 
 if TYPE_CHECKING:
     from qa.stores.base import Manifest
@@ -22,9 +29,10 @@ def open_store(location: StoreLocation) -> MilvusStore:
 
 
 def read_manifest(location: StoreLocation, upgrade: bool = False) -> Manifest:
-    # No older Milvus format can be upgraded in place: `upgrade` changes nothing here.
+    # No older Milvus format can be upgraded in place. `upgrade` is asked by a writer alone, which
+    # holds the writer lock: a Milvus Lite file still open is the last writer's, exiting.
     refuse_missing_lite_file(location)
-    collections = MilvusCollections(location)
+    collections = MilvusCollections(location, WRITER_WAIT_SECONDS if upgrade else 0.0)
     try:
         return load_manifest(collections)
     finally:

@@ -28,7 +28,7 @@ import json
 import time
 from collections.abc import Iterator, Sequence
 from contextlib import contextmanager
-from typing import TYPE_CHECKING, Any
+from typing import TYPE_CHECKING, Any, NoReturn
 
 from qa.errors import ConfigError, IndexCorruptError, IndexMissingError, QAError
 from qa.ingest import path_is_under
@@ -84,7 +84,9 @@ class MilvusError(QAError):
     """Milvus refused or could not be reached."""
 
 
-def _client(location: StoreLocation) -> Any:
+def _client(location: StoreLocation, wait_seconds: float = 0.0) -> Any:
+    """A client of the store; a Milvus Lite file another process holds is waited for up to
+    `wait_seconds` (a writer that got the writer lock: the one before it is still exiting)."""
     import logging
 
     try:
@@ -99,21 +101,34 @@ def _client(location: StoreLocation) -> Any:
     refuse_another_kind(location)
     if location.path is not None and location.path.exists() and not location.path.is_dir():
         raise ConfigError(f"{location.path} is a file, not a Milvus Lite store (Milvus Lite keeps a folder there)")
-    try:
-        if location.path is not None:
-            location.path.parent.mkdir(parents=True, exist_ok=True)
-        # pymilvus pings an idle connection every 10 s, and a gRPC server (Milvus Lite's included)
-        # hangs up on a client that pings an idle line more than every 5 minutes: a chat left
-        # alone for 30 s would lose its store. Ping only while a call is waiting.
-        return MilvusClient(uri=location.uri, grpc_options=_GRPC_OPTIONS)
-    except Exception as exc:  # pymilvus raises its own MilvusException, or grpc/OS errors
-        if location.path is not None and "open local milvus failed" in str(exc).lower():
-            raise MilvusError(
-                f"the Milvus Lite store {location.describe()} is open in another process; Milvus Lite "
-                "serves one process at a time (use a Milvus server to index while a chat is open)"
-            ) from exc
-        raise MilvusError(f"cannot open Milvus at {location.describe()}: {_first_line(exc)}") from exc
+    deadline = time.monotonic() + wait_seconds
+    while True:
+        try:
+            if location.path is not None:
+                location.path.parent.mkdir(parents=True, exist_ok=True)
+            # pymilvus pings an idle connection every 10 s, and a gRPC server (Milvus Lite's
+            # included) hangs up on a client that pings an idle line more than every 5 minutes: a
+            # chat left alone for 30 s would lose its store. Ping only while a call is waiting.
+            return MilvusClient(uri=location.uri, grpc_options=_GRPC_OPTIONS)
+        except Exception as exc:  # pymilvus raises its own MilvusException, or grpc/OS errors
+            held = location.path is not None and "open local milvus failed" in str(exc).lower()
+            if held and time.monotonic() < deadline:
+                time.sleep(0.5)
+                continue
+            _open_failure(location, exc, held)
 
+
+def _open_failure(location: StoreLocation, exc: Exception, held: bool) -> NoReturn:
+    if held:
+        raise MilvusError(
+            f"the Milvus Lite store {location.describe()} is open in another process; Milvus Lite "
+            "serves one process at a time (use a Milvus server to index while a chat is open)"
+        ) from exc
+    raise MilvusError(f"cannot open Milvus at {location.describe()}: {_first_line(exc)}") from exc
+
+
+# How long a writer waits for a Milvus Lite file another process still holds.
+WRITER_WAIT_SECONDS = 15.0
 
 # The names a store gives its other collections after its own (MilvusCollections).
 SIDE_SUFFIXES = ("_sentences", "_documents", "_meta", "_terms", "_articles")
@@ -182,9 +197,9 @@ def article_row(doc_id: str, title: str, text: str, passages: int) -> dict:
 class MilvusCollections:
     """The four collections of one store, created on first use."""
 
-    def __init__(self, location: StoreLocation) -> None:
+    def __init__(self, location: StoreLocation, wait_seconds: float = 0.0) -> None:
         self.location = location
-        self.client = _client(location)
+        self.client = _client(location, wait_seconds)
         name = location.collection
         self.chunks = name
         self.sentences = f"{name}_sentences"
@@ -731,7 +746,8 @@ class MilvusWriter:
     """Applies an update's commit groups to the Milvus collections (see the module notes for order)."""
 
     def __init__(self, location: StoreLocation, manifest: Manifest, rebuild: bool) -> None:
-        self.collections = MilvusCollections(location)
+        # The writer lock is held: a Milvus Lite file still open is the last writer's, exiting.
+        self.collections = MilvusCollections(location, WRITER_WAIT_SECONDS)
         self.manifest = manifest
         c = self.collections
         # A rebuild of a store that exists drops its collections at its first commit, not here:
