@@ -27,6 +27,9 @@ NOT_ANSWERED = "The articles do not seem to answer this."
 # Said only from what the search found: it reads the best candidates, not every article, so a
 # narrow filter on a large index can find no passage although some article passes it.
 NO_ARTICLE_MATCHES = "No passage was found in the articles that match the filters ({filters})."
+# An index that holds nothing (a first `qa index` still running, an empty folder) has not failed
+# to answer: it has nothing to answer from, and saying "do not seem to answer" would mislead.
+EMPTY_INDEX = "The index holds no articles yet: add some with qa index PATH."
 # Whether the passages answer: a logistic model over what the answer stage already computes
 # (judgment_features: the best-supported sentence's support and keyword coverage, and the closest
 # token alignment of any candidate sentence) and the size of the collection searched: in a large
@@ -312,6 +315,8 @@ def compose_answer(
     """The Answer record: chosen sentences with [n] markers, or the honest "do not answer".
     `collection_chunks`: the size of the collection the hits come from (Store.chunk_count);
     `filters`, those the search ran under: when no article passed them, the answer says so."""
+    if not hits and collection_chunks == 0:
+        return Answer(question, EMPTY_INDEX, False, (), (), understood_as)
     if not hits and filters is not None and filters.active:
         return Answer(question, NO_ARTICLE_MATCHES.format(filters=filters.describe()), False, (), (), understood_as)
     if not answers_question(scored, hits, collection_chunks):

@@ -245,7 +245,8 @@ def test_an_index_that_never_held_an_article_finds_nothing_in_every_mode(tmp_pat
     for mode in ("hybrid", "keyword", "dense"):
         result = qa("ask", question, "--mode", mode, "--index", str(index), "--json")
         assert result.exit_code == 0, result.output
-        assert json.loads(result.stdout)["citations"] == []
+        answer = json.loads(result.stdout)
+        assert answer["citations"] == [] and answer["answer"] == "The index holds no articles yet: add some with qa index PATH."
         searched = qa("search", question, "--mode", mode, "--index", str(index), "--json")
         assert json.loads(searched.stdout)["hits"] == []
 
