@@ -615,10 +615,12 @@ def test_rebuilding_over_a_damaged_catalog_sets_it_aside_and_builds_anew(
     segments = sorted(index_dir.index_dir.glob("segment-*.faiss"))
     assert segments
     # A rebuild with no folder named cannot learn them from the damaged catalog: it stops, and
-    # the vectors are still on disk.
+    # leaves the index as it found it, damaged catalog, vectors and all.
     with pytest.raises(ConfigError, match="qa index PATH --rebuild"):
         update_index(index_dir, rebuild=True, embedder=embedder)
     assert sorted(index_dir.index_dir.glob("segment-*.faiss")) == segments
+    assert catalog.read_bytes() == damaged
+    assert list(index_dir.index_dir.glob("catalog.sqlite.damaged-*")) == []
 
     report = update_index(index_dir, [corpus], rebuild=True, embedder=embedder)
     assert (report.documents, report.chunks) == (first.documents, first.chunks)

@@ -316,6 +316,7 @@ class LocalWriter:
         self.existed = (index_dir / MANIFEST_FILE).is_file() or (index_dir / CATALOG_FILE).is_file()
         index_dir.mkdir(parents=True, exist_ok=True)
         set_aside = False
+        self._aside: Path | None = None  # where a damaged catalog was set aside by this rebuild
         try:
             self.catalog = Catalog.open(index_dir / CATALOG_FILE, create=True)
         except IndexCorruptError:
@@ -323,7 +324,7 @@ class LocalWriter:
                 raise
             # A rebuild starts over, but a damaged catalog is set aside, not deleted: it is the
             # user's, and may still be read by other tools.
-            _set_aside(index_dir / CATALOG_FILE)
+            self._aside = _set_aside(index_dir / CATALOG_FILE)
             set_aside = True
             self.catalog = Catalog.open(index_dir / CATALOG_FILE, create=True)
         try:
@@ -452,6 +453,18 @@ class LocalWriter:
 
     def close(self) -> None:
         self.catalog.close()
+        if self._aside is not None and not self._cleared:
+            # The rebuild stopped before its first commit (no folders to rebuild from, Ctrl-C while
+            # embedding): the damaged catalog goes back, and the empty one made for it goes.
+            _put_back(self._aside, self.index_dir / CATALOG_FILE)
+
+
+def _put_back(aside: Path, catalog: Path) -> None:
+    for suffix in ("", "-wal", "-shm"):
+        catalog.with_name(catalog.name + suffix).unlink(missing_ok=True)
+        part = aside.with_name(aside.name + suffix)
+        if part.exists():
+            part.rename(catalog.with_name(catalog.name + suffix))
 
 
 def save_segment(index_dir: Path, catalog: Catalog, vectors: FaissVectorStore, first_id: int,
