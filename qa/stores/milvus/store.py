@@ -951,17 +951,21 @@ class MilvusWriter:
         """New file facts for documents whose content did not change (part 0 rows are upserted)."""
         c = self.collections
         facts = {doc_id: (size, mtime_ns) for doc_id, size, mtime_ns in touched}
-        ids = json.dumps(sorted(facts))
         fields = ["key", "doc_id", "part", "parts", "path", "title", "date", "content_hash", "size", "mtime_ns",
                   "indexed_at", "text", "marker"]
+        every = sorted(facts)
+        # A part-0 row holds up to TEXT_PART_CHARS of text: read and written INSERT_BATCH at a
+        # time, as inserts are, so that touching a whole archive stays inside gRPC's message limit.
         with c.calls("updating file facts"):
-            rows = c.client.query(c.documents, filter=f"part == 0 and doc_id in {ids}", output_fields=fields)
-            for row in rows:
-                row["size"], row["mtime_ns"] = facts[row["doc_id"]]
-                row["indexed_at"] = time.time()
-                row["marker"] = [float(x) for x in row["marker"]]
-            if rows:
-                c.client.upsert(c.documents, rows)
+            for begin in range(0, len(every), INSERT_BATCH):
+                ids = json.dumps(every[begin : begin + INSERT_BATCH])
+                rows = c.client.query(c.documents, filter=f"part == 0 and doc_id in {ids}", output_fields=fields)
+                for row in rows:
+                    row["size"], row["mtime_ns"] = facts[row["doc_id"]]
+                    row["indexed_at"] = time.time()
+                    row["marker"] = [float(x) for x in row["marker"]]
+                if rows:
+                    c.client.upsert(c.documents, rows)
 
     def finish(self) -> None:
         pass
