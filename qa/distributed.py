@@ -33,6 +33,8 @@ MISSING_RAY = "Ray is not installed: pip install 'qa[scale]'"
 # on N cores do not fight over them (ONNX Runtime would otherwise start a thread per core in
 # every actor).
 THREADS_PER_WORKER = 1
+# How long a cluster's head has to answer as a gRPC server (its GCS) before qa says it is not one.
+GCS_READY_SECONDS = 5.0
 # The Hugging Face libraries in the workers must stay offline, like the driver: the model ships
 # inside a Python package.
 _WORKER_ENV = {
@@ -346,6 +348,23 @@ def _check_reachable(address: str) -> None:
         socket.create_connection((host.strip("[]"), int(port)), timeout=5).close()
     except OSError as exc:
         raise ConfigError(f"could not reach the Ray cluster at {address}: {exc.strerror or exc}") from exc
+    if os.environ.get("RAY_USE_TLS", "0").lower() not in ("0", "false", ""):
+        return  # a TLS head answers only a TLS channel: left to Ray
+    # A port that is open but is not the head's GCS (the dashboard's 8265, another server): Ray
+    # would retry "Failed to connect to GCS" for many minutes, holding the writer lock. The GCS
+    # is a gRPC server, so a gRPC channel to it is ready at once.
+    import grpc
+
+    channel = grpc.insecure_channel(f"{host}:{port}")
+    try:
+        grpc.channel_ready_future(channel).result(timeout=GCS_READY_SECONDS)
+    except grpc.FutureTimeoutError as exc:
+        raise ConfigError(
+            f"{address} answers, but not as a Ray cluster's head: give its GCS port (6379 unless set; "
+            "8265 is the dashboard)"
+        ) from exc
+    finally:
+        channel.close()
 
 
 def _one_line(exc: BaseException) -> str:

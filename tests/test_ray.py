@@ -125,6 +125,34 @@ def test_an_address_nothing_listens_at_fails_at_once() -> None:
         RayEmbedder("127.0.0.1:9")
 
 
+def test_an_open_port_that_is_not_a_ray_head_fails_in_seconds(tmp_path: Path) -> None:
+    """Ray would retry "Failed to connect to GCS" for many minutes; an HTTP server is not a head."""
+    import subprocess
+
+    from llm_servers import free_port
+
+    port = free_port()
+    server = subprocess.Popen([sys.executable, "-m", "http.server", str(port), "--bind", "127.0.0.1"],
+                              cwd=tmp_path, stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL)
+    try:
+        import socket
+        import time
+
+        deadline = time.monotonic() + 30
+        while True:  # until it listens
+            try:
+                socket.create_connection(("127.0.0.1", port), timeout=1).close()
+                break
+            except OSError:
+                assert time.monotonic() < deadline and server.poll() is None
+                time.sleep(0.1)
+        with pytest.raises(ConfigError, match=f"127.0.0.1:{port} answers, but not as a Ray cluster's head"):
+            RayEmbedder(f"127.0.0.1:{port}")
+    finally:
+        server.kill()
+        server.wait()
+
+
 def test_a_ray_client_address_is_refused() -> None:
     with pytest.raises(ConfigError, match="Ray Client addresses cannot run Ray Data"):
         RayEmbedder("ray://127.0.0.1:10001")
