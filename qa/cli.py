@@ -46,8 +46,9 @@ def _naming_the_index(message: str, ctx: click.Context) -> str:
     typed = ctx.meta.get(_TYPED_LOCATION)  # meta is one dict, shared with the subcommand's context
     if not typed:
         return message
-    return message.replace("`qa index --rebuild", f"`qa index --rebuild {typed}").replace(
-        "`qa index PATH --rebuild`", f"`qa index PATH --rebuild {typed}`")
+    return (message.replace("`qa index --rebuild", f"`qa index --rebuild {typed}")
+            .replace("`qa index PATH --rebuild`", f"`qa index PATH --rebuild {typed}`")
+            .replace("`qa index --forget", f"`qa index {typed} --forget"))
 
 
 def index_option(func: Callable[..., Any]) -> Callable[..., Any]:
@@ -226,7 +227,7 @@ def index(paths: tuple[Path, ...], rebuild: bool, only: bool, from_store: str | 
     if forget and (paths or rebuild or only or ray_address is not None):
         raise click.UsageError("--forget is done on its own: give it no PATHS, --rebuild, --only or --ray")
     with RichIndexProgress(err) as progress:
-        embedder = _embedder(location, backend, rebuild)
+        embedder = _embedder(location, backend, rebuild) if not forget else None
         if ray_address is not None:
             embedder = _ray_embedder(embedder, ray_address, progress)
         try:

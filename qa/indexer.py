@@ -13,6 +13,7 @@ from collections.abc import Callable, Sequence
 from concurrent.futures import Future
 from dataclasses import dataclass, field
 from pathlib import Path
+from stat import S_ISREG
 from typing import TYPE_CHECKING, TypeVar
 
 from qa.chunk import chunk_text, model_passage
@@ -30,7 +31,7 @@ from qa.ingest import (
     unstorable_name,
 )
 from qa.progress import IndexProgress, SilentProgress
-from qa.stores import open_writer
+from qa.stores import backend, open_writer
 from qa.stores.base import file_stamp
 from qa.types import CommitGroup, DocumentRecord, IndexedArticle, Span, article_sentences
 
@@ -140,11 +141,18 @@ def update_index(
     # One writer at a time. For a Milvus server this only orders writers on this machine.
     lock = writer_lock(state_dir, lock_timeout, progress, location.describe())
     try:
+        if forget:
+            # Nothing is embedded: the writer is opened as the index was built (and an index
+            # that is not there is said to be, not made empty).
+            manifest = backend(location.kind).read_manifest(location, upgrade=True)
+            writer = open_writer(location, manifest.model, manifest.dimension, manifest.backend, False)
+            try:
+                return _forget(writer, forget)
+            finally:
+                writer.close()
         embedder = embedder or Embedder()
         writer = open_writer(location, embedder.name, embedder.dimension, embedder.backend, rebuild)
         try:
-            if forget:
-                return _forget(writer, forget)
             return _update(writer, paths, embedder, rebuild, only, progress)
         finally:
             writer.close()
@@ -173,7 +181,8 @@ def _update(
     # A file named now that is not there but is indexed was deleted: it goes, as a deleted file
     # in a folder does (`qa index --only FILE` after removing FILE). A folder named that is not
     # there is kept, as an unplugged drive is.
-    deleted_named = [p for p in not_there if p in writer.file_stamps([p])]
+    named_stamps = writer.file_stamps(not_there) if not_there else {}
+    deleted_named = [p for p in not_there if p in named_stamps]
     not_there = [p for p in not_there if p not in deleted_named]
     known_sources = writer.sources()
     if only:
@@ -204,7 +213,7 @@ def _update(
     # that is gone on its own may be an unplugged drive: what was indexed from it is kept.
     deleted_file_sources = [
         r for r in roots if r not in present_roots
-        and (r in all_facts or path_is_under(r, present_roots))
+        and (r in all_facts or _deleted_inside(r, present_roots))
     ]
     missing_roots = tuple(r for r in roots if r not in present_roots and r not in deleted_file_sources)
     if rebuild and missing_roots:
@@ -214,7 +223,7 @@ def _update(
             root, count = stranded[0]
             raise ConfigError(
                 f"cannot rebuild: {root} is not there now, and the {count} articles indexed from it could not be "
-                f"read again; connect it again, or forget it first with qa index --forget {root}"
+                f"read again; connect it again, or forget it first with `qa index --forget {root}`"
             )
     for root in missing_roots:
         progress.note(f"{root} is not there now; its indexed articles are kept (qa index --forget {root} drops them)")
@@ -222,13 +231,15 @@ def _update(
     suspects, unchanged = _changed_files(files, stats, facts, progress)
 
     # Gone: indexed files under a root we scanned that the walk did not find there as articles,
-    # unless it could not look (a folder it was refused, whose files' text stays).
+    # unless it could not look (a folder it was refused, whose files' text stays) or they are
+    # another remembered folder's, one that is not there (a drive linked inside, unplugged).
     scanned = [r for r in roots if r not in missing_roots]
-    unlisted = [s.path for s in skipped]
+    unlisted = [s.path for s in skipped if s.reason not in GONE_REASONS]
+    found = set(files)
     gone = [
-        path for path in sorted(facts.keys() - set(files))
+        path for path in sorted(facts.keys() - found)
         if (path_is_under(path, scanned) or path in deleted_file_sources)
-        and not path_is_under(path, unlisted) and _no_longer_there(path)
+        and not path_is_under(path, [*unlisted, *missing_roots]) and _no_longer_there(path, found)
     ]
     # The whole records only of the files that may have changed or went (all of them on a rebuild).
     in_play = [path for path, _ in suspects if path in all_facts] + gone
@@ -295,6 +306,10 @@ def _update(
     )
 
 
+# Skip reasons that say a path is gone rather than unreadable (qa.ingest._stat_failure).
+GONE_REASONS = frozenset({"no such file or folder", "broken symlink"})
+
+
 def _forget(writer: StoreWriter, forget: Sequence[str | os.PathLike[str]]) -> UpdateReport:
     """Forget remembered sources: each path is one, or holds some. Their articles are removed."""
     sources = writer.sources()
@@ -323,18 +338,29 @@ def _forget(writer: StoreWriter, forget: Sequence[str | os.PathLike[str]]) -> Up
     return UpdateReport(removed=len(going), documents=documents, chunks=chunks, forgotten=tuple(dropped))
 
 
-def _no_longer_there(path: str) -> bool:
+def _no_longer_there(path: str, found: set[str]) -> bool:
     """Whether an indexed file that the walk did not find is no longer an article at `path`:
-    deleted, its folder deleted or renamed, a folder now, or a file the walk found under its real
-    name (it was indexed through a link). False when `path` cannot be looked at (a folder without
-    permission, a share whose credentials ran out): what is not known to be gone is kept."""
+    deleted, its folder deleted or renamed, a folder now, or a file the walk `found` under its
+    real name (it was indexed through a link). False when `path` cannot be looked at (a folder
+    without permission, a share whose credentials ran out), or is a file the walk does not go to
+    (one in a hidden folder, named with --only): what is not known to be gone is kept."""
     try:
-        os.stat(path)
+        mode = os.stat(path).st_mode
     except (FileNotFoundError, NotADirectoryError):
         return True
     except OSError:
         return False
-    return True
+    return not S_ISREG(mode) or os.path.realpath(path) in found
+
+
+def _deleted_inside(root: str, present_roots: Sequence[str]) -> bool:
+    """Whether a remembered folder that is not there was deleted from a folder that is: the
+    scan of that one shows its files gone. Not when it was reached through a link (a drive
+    linked into the folder, unplugged), which is kept as an unplugged drive is."""
+    if os.path.lexists(root):
+        return False  # a broken link
+    parent = os.path.dirname(root)
+    return path_is_under(root, present_roots) and os.path.realpath(parent) == parent
 
 
 def _in_background(function: Callable[..., T], *args: object) -> Future[T]:

@@ -131,6 +131,10 @@ _DAY_MONTH_YEAR = re.compile(
 )
 
 _ATX_H1 = re.compile(r"^#\s+(.+?)\s*#*\s*$")
+# A line of a front matter block: a `key:` (a word or two), a list item, a continuation or a comment.
+_YAML_LINE = re.compile(r"^(?:[A-Za-z_][\w.-]*(?: [\w.-]+)?\s*:(?:\s|$)|\s*- |\s+\S|#)")
+# A title or date on a line of its own, read as written where the block is not valid YAML.
+_FRONT_MATTER_FIELD = re.compile(r"^(title|date)\s*:\s*(.*?)\s*$", re.IGNORECASE)
 
 
 @dataclass(frozen=True)
@@ -377,9 +381,9 @@ class _Walk:
         try:
             found = os.stat(path)
         except OSError as exc:
-            # A broken link, or one that loops. Links to other kinds of files are left alone, as
-            # plain files of those kinds are.
-            if exc.errno == errno.ELOOP or _is_article_name(os.path.basename(path)):
+            # A broken link to what is not an article (an image gone) is left alone, as such
+            # files are; a loop, a refusal or a broken article link is reported.
+            if exc.errno != errno.ENOENT or _is_article_name(os.path.basename(path)):
                 self.skip(path, _stat_failure(Path(path), exc))
             return
         if stat.S_ISDIR(found.st_mode):
@@ -638,6 +642,12 @@ def _has_prose(text: str) -> bool:
     return any(len(line.split()) >= 6 for line in text.split("\n"))
 
 
+def _unquote(value: str) -> str:
+    if len(value) >= 2 and value[0] == value[-1] and value[0] in "\"'":
+        return value[1:-1]
+    return value
+
+
 def _read_markdown(markdown: str) -> tuple[str, str | None, str | None]:
     """Text, title and date of a Markdown file: front matter first, then the first `# ` heading."""
     lines = _normalize(markdown).split("\n")
@@ -665,19 +675,25 @@ def _read_markdown(markdown: str) -> tuple[str, str | None, str | None]:
 
 
 def _front_matter(block: str) -> dict[str, str] | None:
-    """The text fields of a front matter block, keys lower-cased; None when the block is not a
-    YAML mapping: a story may open with a `---` rule and have another further down, and the
-    paragraphs between them are the article.
+    """The text fields of a front matter block, keys lower-cased; None when the block is not
+    front matter: a story may open with a `---` rule and have another further down, and the
+    paragraphs between them ("Editor's note: …") are the article.
 
-    PyYAML reads it, so quotes, escapes and folded or literal values (`title: >`) come out as
-    YAML means them; every value is read as text (BaseLoader), a date as it was written.
+    A block whose every line reads as YAML (`key:`, a list item, a continuation, a comment) is
+    front matter. PyYAML reads it, so quotes, escapes and folded or literal values (`title: >`)
+    come out as YAML means them, every value as text (BaseLoader), a date as it was written. What
+    PyYAML refuses but people write ("title: Breaking: Ferry sinks") is read line by line.
     """
     import yaml  # lazy: only Markdown files with front matter need it
 
+    lines = block.split("\n")
+    if not all(_YAML_LINE.match(line) for line in lines if line.strip()):
+        return None
     try:
         mapping = yaml.load(block, Loader=getattr(yaml, "CBaseLoader", yaml.BaseLoader))
     except yaml.YAMLError:
-        return None
+        found = (_FRONT_MATTER_FIELD.match(line) for line in lines)
+        return {m.group(1).lower(): _unquote(m.group(2)) for m in reversed([m for m in found if m])}
     if mapping is None:  # nothing but comments, or nothing at all
         return {}
     if not isinstance(mapping, dict):

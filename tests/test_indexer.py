@@ -16,7 +16,7 @@ from qa.answer import answer_question
 from qa.chunk import chunk_text, embedding_text
 from qa.cli import main
 from qa.embed import Embedder
-from qa.errors import ConfigError, IndexCorruptError, IndexMismatchError
+from qa.errors import ConfigError, IndexCorruptError, IndexMismatchError, QAError
 from qa.stores import open_store
 from qa.stores.local.store import MANIFEST_FILE
 from qa.stores.location import StoreLocation
@@ -503,7 +503,7 @@ def test_a_rebuild_refuses_to_drop_a_missing_folders_articles_until_it_is_forgot
     with_drive = update_index(index_dir, [drive], embedder=embedder)
     drive.rename(tmp_path / "drive.unplugged")
 
-    with pytest.raises(ConfigError, match=f"{drive} is not there now, and the 1 articles .* qa index --forget {drive}"):
+    with pytest.raises(ConfigError, match=f"{drive} is not there now, and the 1 articles .* `qa index --forget {drive}`"):
         update_index(index_dir, rebuild=True, embedder=embedder)
     stats = assert_consistent(index_dir, embedder)  # nothing was dropped, in either store
     assert (stats.documents, stats.chunks) == (with_drive.documents, with_drive.chunks)
@@ -550,6 +550,48 @@ def test_a_remembered_folder_deleted_inside_another_is_forgotten_with_its_articl
         assert index.sources() == [str(corpus)]
     finally:
         index.close()
+
+
+def test_what_the_walk_does_not_reach_is_kept_and_a_dead_link_goes(
+    built: tuple[StoreLocation, UpdateReport], corpus: Path, tmp_path: Path, embedder: Embedder,
+    extra_article: CorpusArticle, written_articles: tuple[CorpusArticle, ...],
+) -> None:
+    index_dir, first = built
+    # A file in a hidden folder, named with --only: the walk never goes there, so it stays.
+    (corpus / ".drafts").mkdir()
+    draft = corpus / ".drafts" / extra_article.name
+    draft.write_text(extra_article.text, encoding="utf-8")
+    assert update_index(index_dir, [draft], only=True, embedder=embedder).added == 1
+    # A remembered folder reached through a link, whose drive is unplugged: kept.
+    drive = tmp_path / "drive"
+    drive.mkdir()
+    moved = corpus / written_articles[0].name
+    moved.rename(drive / moved.name)
+    (corpus / "linked").symlink_to(drive)
+    update_index(index_dir, [corpus / "linked"], embedder=embedder)
+    drive.rename(tmp_path / "drive.unplugged")
+    # An article reached through a link whose file was deleted: gone.
+    elsewhere = tmp_path / "elsewhere.txt"
+    elsewhere.write_text(written_articles[1].text, encoding="utf-8")
+    (corpus / "pointer.txt").symlink_to(elsewhere)
+    update_index(index_dir, embedder=embedder)
+    elsewhere.unlink()
+
+    report = update_index(index_dir, embedder=embedder)
+    assert (report.removed, report.missing_sources) == (1, (str(corpus / "linked"),))
+    index = open_store(index_dir)
+    try:
+        names = {Path(p).name for p in index.documents()}
+    finally:
+        index.close()
+    assert extra_article.name in names and moved.name in names and "pointer.txt" not in names
+
+
+def test_forget_on_an_index_that_is_not_there_makes_none(tmp_path: Path, store_kind: str) -> None:
+    location = store_location(store_kind, tmp_path)
+    with pytest.raises(QAError, match="no index"):
+        update_index(location, forget=[tmp_path / "news"])
+    assert not (tmp_path / "index" / "catalog.sqlite").exists() and not (tmp_path / "index.db").exists()
 
 
 def test_broken_files_are_skipped_and_the_rest_indexed(

@@ -243,6 +243,12 @@ def test_markdown_front_matter_is_read_as_yaml(tmp_path: Path) -> None:
     # A list or a mapping where a title would be is not a title; the heading is used instead.
     listed = "---\ntitle:\n  - one\n  - two\n---\n\n# Heading Title\n\nBody."
     assert read_article(_write(tmp_path / "listed.md", listed)).title == "Heading Title"
+    # What YAML refuses but people write is read line by line, as before.
+    colon = read_article(_write(tmp_path / "colon.md", "---\ntitle: Breaking: Ferry sinks\ndate: 2024-03-01\n---\n\nBody."))
+    assert (colon.title, colon.date, colon.text) == ("Breaking: Ferry sinks", "2024-03-01", "Body.")
+    # A note between rules is the story's, not front matter.
+    note = read_article(_write(tmp_path / "note.md", "---\nEditor's note: this story was updated\n---\n\nBody."))
+    assert "Editor's note: this story was updated" in note.text
     # An empty block is front matter with nothing in it.
     empty = read_article(_write(tmp_path / "empty.md", "---\n---\n\nOnly the body."))
     assert (empty.title, empty.text) == ("Only the body.", "Only the body.")
