@@ -30,10 +30,9 @@ if TYPE_CHECKING:
 DEBOUNCE_MS = 1600  # the longest a batch keeps growing while files keep arriving
 STEP_MS = 150  # a batch ends after this long without a new event
 WAKE_MS = 500  # how long the first wait lasts before catch-up; later waits wake this often to see stop()
-# How often the watched folders are looked for (one deleted and made again, a drive plugged back
-# in), and how often the index is asked which folders it remembers (`qa index` may add one).
+# How often the watched folders are looked at (one deleted, or made again, a drive plugged back
+# in): a stat each, no read of the index.
 ROOTS_CHECK_S = 2.0
-SOURCES_CHECK_S = 30.0
 
 Log = Callable[[str], None]
 
@@ -52,7 +51,6 @@ class FolderWatcher:
         self._stop = threading.Event()
         self._thread: threading.Thread | None = None
         self._known: list[str] = []  # PATHS and the remembered sources, there or not
-        self._sources_read = 0.0
 
     def catch_up(self) -> UpdateReport:
         """Index PATHS (remembered from now on) and every known source, as `qa index PATHS` does."""
@@ -79,32 +77,37 @@ class FolderWatcher:
         if not roots:
             self.log("qa watch: the index has no folders to watch; give one, as in `qa watch ~/news`")
             return
-        first, appeared = True, list[str]()
+        first = True
         while not self._stop.is_set():
-            if not roots:  # every folder gone: look for them again now and then
+            watched = _identities(self._known)
+            if not watched:  # every folder gone: look for them again now and then
                 self._stop.wait(ROOTS_CHECK_S)
-                roots = appeared = self._existing_roots(refresh=False)
                 continue
-            self.roots = roots
-            batches = watchfiles.watch(*roots, watch_filter=_is_article_event, debounce=DEBOUNCE_MS, step=STEP_MS,
-                                       stop_event=self._stop, rust_timeout=WAKE_MS, yield_on_timeout=True,
-                                       raise_interrupt=True)
-            early = next(batches, None)  # returns once the folders are watched: WAKE_MS later, or with changes
+            self.roots = list(watched)
+            batches = watchfiles.watch(*self.roots, watch_filter=_is_article_event, debounce=DEBOUNCE_MS,
+                                       step=STEP_MS, stop_event=self._stop, rust_timeout=WAKE_MS,
+                                       yield_on_timeout=True, raise_interrupt=True)
+            try:
+                early = next(batches, None)  # returns once the folders are watched: WAKE_MS later, or with changes
+            except FileNotFoundError:  # a folder went between the look and the watch
+                batches.close()
+                continue
             if first:
                 self.catch_up()
                 if on_ready is not None:
                     on_ready(self.roots)
                 first = False
-            elif appeared:
-                self._catch_up_with(appeared)
+            else:
+                # Watched anew: what changed between the two watches was seen by neither.
+                self._catch_up_with(self.roots)
             if early:
                 self.update(early)
-            roots, appeared = self._watch_until_the_folders_change(batches, roots)
+            self._watch_until_the_folders_change(batches, watched)
 
-    def _watch_until_the_folders_change(self, batches: Iterator[set], roots: list[str]) -> tuple[list[str], list[str]]:
-        """Index each batch until the folders to watch are others: one was deleted (a watch on it
-        sees nothing more, even once it is made again), or one appeared (made again, a drive
-        plugged back in, a folder `qa index` added meanwhile). Then (the folders, those new)."""
+    def _watch_until_the_folders_change(self, batches: Iterator[set], watched: dict[str, tuple[int, int]]) -> None:
+        """Index each batch until a watched folder is not the one watched: deleted (a watch on it
+        sees nothing more, even once it is made again), made again in an instant (`rm -r` and an
+        archive unpacked), or one that was not there came (a drive plugged back in)."""
         checked = time.monotonic()
         try:
             for changes in batches:
@@ -113,14 +116,13 @@ class FolderWatcher:
                 if time.monotonic() - checked < ROOTS_CHECK_S:
                     continue
                 checked = time.monotonic()
-                now = self._existing_roots(refresh=False)
-                if set(now) != set(roots):
-                    for root in sorted(set(roots) - set(now)):
+                now = _identities(self._known)
+                if now != watched:
+                    for root in sorted(set(watched) - set(now)):
                         self.log(f"{_clock()} {root} is not there now; watching for it to come back")
-                    return now, [root for root in now if root not in roots]
+                    return
         finally:
             batches.close()
-        return roots, []
 
     def _catch_up_with(self, roots: list[str]) -> None:
         """Index folders that appeared (or came back) while watching, as `qa index --only` would."""
@@ -180,21 +182,21 @@ class FolderWatcher:
         if self._thread is not None:
             self._thread.join(timeout=5)
 
-    def _existing_roots(self, refresh: bool = True) -> list[str]:
-        """PATHS and the index's remembered sources that exist now. The sources are read from the
-        index again when `refresh`, or SOURCES_CHECK_S after they last were."""
-        if refresh or time.monotonic() - self._sources_read > SOURCES_CHECK_S:
-            self._known = list(dict.fromkeys([*self.paths, *self._sources()]))
-            self._sources_read = time.monotonic()
+    def _existing_roots(self) -> list[str]:
+        """PATHS and the index's remembered sources (read again now) that exist now. When the
+        index cannot be read, the folders known before are kept."""
+        sources = self._sources()
+        if sources is not None or not self._known:
+            self._known = list(dict.fromkeys([*self.paths, *(sources or [])]))
         return [root for root in self._known if os.path.exists(root)]
 
-    def _sources(self) -> list[str]:
+    def _sources(self) -> list[str] | None:
         from qa.stores import open_store
 
         try:
             store = open_store(self.location)
-        except QAError:  # no index yet: the catch-up builds it
-            return []
+        except QAError:  # no index yet (the catch-up builds it), or one another process holds
+            return None
         try:
             return store.sources()
         finally:
@@ -252,6 +254,18 @@ def _is_article_event(change: object, path: str) -> bool:
         return True
     # Only a folder's arrival: its modification (a file added inside) comes with the file's own event.
     return change == watchfiles.Change.added and os.path.isdir(path)
+
+
+def _identities(roots: Sequence[str]) -> dict[str, tuple[int, int]]:
+    """Each folder that is there now, by its device and inode: one made again is another."""
+    found: dict[str, tuple[int, int]] = {}
+    for root in roots:
+        try:
+            status = os.stat(root)
+        except OSError:
+            continue
+        found[root] = (status.st_dev, status.st_ino)
+    return found
 
 
 def _clock() -> str:

@@ -4,6 +4,7 @@ for the index (or the server's answers) to change."""
 from __future__ import annotations
 
 import re
+import shutil
 import time
 from pathlib import Path
 
@@ -140,6 +141,13 @@ def test_a_watched_folder_deleted_and_made_again_is_watched_again(tmp_path: Path
         wait_until({"second.txt"}, "the folder made again never caught up")  # first.txt is gone from it
         (news / "third.txt").write_text(article(2))
         wait_until({"second.txt", "third.txt"}, "a file in the folder made again never indexed")
+        # Deleted and made again at once, as `rm -r` and an archive unpacked do: no moment without it.
+        shutil.rmtree(news)
+        news.mkdir()
+        (news / "fourth.txt").write_text(article(3))
+        wait_until({"fourth.txt"}, "the folder made again at once never caught up")
+        (news / "fifth.txt").write_text(article(4))
+        wait_until({"fourth.txt", "fifth.txt"}, "a file in the folder made again at once never indexed")
     finally:
         watcher.stop()
 
