@@ -355,7 +355,8 @@ def _check_reachable(address: str) -> None:
     # is a gRPC server, so a gRPC channel to it is ready at once.
     import grpc
 
-    channel = grpc.insecure_channel(f"{host}:{port}")
+    # Straight to the head, as Ray connects: not through $http_proxy, which would answer instead.
+    channel = grpc.insecure_channel(f"{host}:{port}", options=[("grpc.enable_http_proxy", 0)])
     try:
         grpc.channel_ready_future(channel).result(timeout=GCS_READY_SECONDS)
     except grpc.FutureTimeoutError as exc:

@@ -195,25 +195,45 @@ def test_a_typed_index_or_store_wins_over_the_environment(stores: tuple[str, str
 
 
 def test_a_writer_waits_for_a_milvus_lite_file_the_last_process_is_letting_go_of(tmp_path: Path) -> None:
-    """Processes of their own: Milvus Lite keeps a file open for as long as the process that opened it."""
+    """Milvus Lite keeps a file open for as long as the process that opened it: another process
+    holds it here for a few seconds."""
     import subprocess
     import sys
     import time
 
-    path = tmp_path / "held.db"
+    from qa.stores.milvus.store import MilvusError, _client
+
+    location = parse_store(f"milvus:{tmp_path / 'held.db'}")
     holder = subprocess.Popen(
         [sys.executable, "-c", "import time; from pymilvus import MilvusClient; "
-         f"c = MilvusClient(uri={str(path)!r}); print('open', flush=True); time.sleep(4)"],
+         f"c = MilvusClient(uri={str(location.path)!r}); print('open', flush=True); time.sleep(6)"],
         stdout=subprocess.PIPE, text=True,
     )
     try:
         assert holder.stdout is not None and holder.stdout.readline().strip() == "open"
+        with pytest.raises(MilvusError, match="is open in another process"):
+            _client(location)  # a reader is told at once
         started = time.monotonic()
-        writer = subprocess.run([sys.executable, "-c", "from qa.cli import run; run()", "index", str(SEEDS),
-                                 "--store", f"milvus:{path}", "--json"], capture_output=True, text=True, timeout=300)
-        assert writer.returncode == 0, writer.stderr
-        assert json.loads(writer.stdout)["documents"] == 2
-        assert holder.poll() is not None and time.monotonic() - started > 1  # it waited for the holder to go
+        client = _client(location, wait_seconds=30)  # a writer waits for the holder to go
+        waited = time.monotonic() - started
+        client.close()
+        assert holder.poll() is not None and waited > 1
     finally:
         holder.kill()
         holder.wait()
+
+
+def test_a_rebuild_starts_over_a_milvus_store_too_damaged_to_read(tmp_path: Path) -> None:
+    from qa.stores.milvus.store import MilvusCollections
+
+    store = f"milvus:{tmp_path / 'damaged.db'}"
+    first = as_json(qa("index", str(SEEDS), "--store", store, "--json"))
+    collections = MilvusCollections(parse_store(store))
+    try:
+        collections.client.drop_collection(collections.documents)  # its documents gone
+    finally:
+        collections.close()
+    assert qa("stats", "--store", store).exit_code == 1
+    rebuilt = as_json(qa("index", "--rebuild", "--store", store, "--json"))
+    assert (rebuilt["documents"], rebuilt["chunks"]) == (first["documents"], first["chunks"])
+    assert as_json(qa("doctor", "--store", store, "--json"))["ok"]

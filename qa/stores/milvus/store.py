@@ -836,7 +836,14 @@ class MilvusWriter:
         return self._read_sources()
 
     def documents(self, under: Sequence[str] | None = None) -> dict[str, DocumentRecord]:
-        records = _document_records(self.collections)
+        try:
+            records = _document_records(self.collections)
+        except QAError:
+            if not self._drop_first:
+                raise
+            # A rebuild of a store too damaged to read: there is nothing to keep, start over now.
+            self._start_over()
+            return {}
         if under is None:
             return records
         # Filtered here rather than in a Milvus expression, where a path would need escaping.
