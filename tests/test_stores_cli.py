@@ -237,3 +237,24 @@ def test_a_rebuild_starts_over_a_milvus_store_too_damaged_to_read(tmp_path: Path
     rebuilt = as_json(qa("index", "--rebuild", "--store", store, "--json"))
     assert (rebuilt["documents"], rebuilt["chunks"]) == (first["documents"], first["chunks"])
     assert as_json(qa("doctor", "--store", store, "--json"))["ok"]
+
+
+def test_settings_longer_than_a_milvus_row_are_kept_whole(tmp_path: Path) -> None:
+    """A commit that drops thousands of documents writes their ids down first; a Milvus VARCHAR
+    holds 65,535 bytes, which 5,000 ids outgrow."""
+    from qa.stores.milvus.store import PENDING_KEY, MilvusCollections, pending_documents
+
+    collections = MilvusCollections(parse_store(f"milvus:{tmp_path / 'long.db'}"))
+    try:
+        collections.create(384)
+        collections.load()
+        ids = [f"{n:016x}" for n in range(5000)]
+        collections.set_long_meta(PENDING_KEY, json.dumps(ids))
+        assert pending_documents(collections) == ids
+        folders = [f"/home/reporter/news/2026-ü-{n:05d}.txt" for n in range(5000)]  # 4-byte-safe parts
+        collections.set_long_meta("sources", json.dumps(folders))
+        assert json.loads(collections.get_long_meta("sources") or "[]") == folders
+        collections.set_long_meta(PENDING_KEY, "[]")  # short again: one row, the parts left unread
+        assert pending_documents(collections) == []
+    finally:
+        collections.close()

@@ -77,6 +77,8 @@ MARKER_DIM = 2
 OLDEST_FORMAT = 3
 # The meta row naming the documents of the commit under way (see MilvusWriter.commit).
 PENDING_KEY = "pending"
+# A meta value longer than this is kept in several rows (4 bytes a character at most in UTF-8).
+META_PART_CHARS = 16_000
 _GRPC_OPTIONS = {"grpc.keepalive_time_ms": 300_000, "grpc.keepalive_permit_without_calls": False}  # Milvus wants a vector field in every collection; the bookkeeping ones get a dummy.
 
 
@@ -341,6 +343,24 @@ class MilvusCollections:
     def set_meta(self, key: str, value: str) -> None:
         with self.calls("writing settings"):
             self.client.upsert(self.meta, [{"key": key, "value": value, "marker": [0.0] * MARKER_DIM}])
+
+    def set_long_meta(self, key: str, value: str) -> None:
+        """A setting that may outgrow one row's 65,535 bytes (the documents of a commit that drops
+        thousands, the folders of `qa index ~/news/*.txt`): kept in parts of META_PART_CHARS,
+        written before the row that names how many, so a reader never sees half of them."""
+        if len(value) <= META_PART_CHARS:
+            self.set_meta(key, value)
+            return
+        parts = [value[i : i + META_PART_CHARS] for i in range(0, len(value), META_PART_CHARS)]
+        for number, part in enumerate(parts):
+            self.set_meta(f"{key}.{number}", part)
+        self.set_meta(key, json.dumps({"parts": len(parts)}))
+
+    def get_long_meta(self, key: str) -> str | None:
+        value = self.get_meta(key)
+        if value is None or not value.startswith('{"parts"'):
+            return value
+        return "".join(self.get_meta(f"{key}.{number}") or "" for number in range(int(json.loads(value)["parts"])))
 
     def count(self, collection: str, expression: str = "") -> int:
         with self.calls("counting rows"):
@@ -706,7 +726,7 @@ class MilvusStore:
         return c.count(c.documents, "part == 0"), c.count(c.chunks)
 
     def sources(self) -> list[str]:
-        return json.loads(self.collections.get_meta("sources") or "[]")
+        return json.loads(self.collections.get_long_meta("sources") or "[]")
 
     def chunk_ids(self) -> list[int]:
         return [int(row["id"]) for row in self.collections.iterate(self.collections.chunks, "", ["id"])]
@@ -783,7 +803,7 @@ class MilvusWriter:
         c.create(self.manifest.dimension)
         if fresh:
             save_manifest(c, self.manifest)
-            c.set_meta("sources", json.dumps(list(sources)))
+            c.set_long_meta("sources", json.dumps(list(sources)))
         c.load()
 
     def _start_over(self) -> None:
@@ -825,7 +845,7 @@ class MilvusWriter:
 
     def _read_sources(self) -> list[str]:
         try:
-            return json.loads(self.collections.get_meta("sources") or "[]")
+            return json.loads(self.collections.get_long_meta("sources") or "[]")
         except (QAError, ValueError):
             return []
 
@@ -874,7 +894,7 @@ class MilvusWriter:
                 deltas[stem] = deltas.get(stem, 0) + 1
         # Which documents this commit touches is written down first: if it is killed halfway, the
         # next writer clears them (_roll_back_interrupted) and `doctor` knows their rows are in flight.
-        c.set_meta(PENDING_KEY, json.dumps(dropping))
+        c.set_long_meta(PENDING_KEY, json.dumps(dropping))
         # Documents about to be written again lose their old rows first, so no old chunk outlives them.
         c.delete_documents(dropping)
         c.insert(c.chunks, chunk_rows)
@@ -888,7 +908,7 @@ class MilvusWriter:
             self._touch(commit.touched)
         if commit.add_sources or commit.remove_sources:
             sources = (set(self.sources()) | set(commit.add_sources)) - set(commit.remove_sources)
-            c.set_meta("sources", json.dumps(sorted(sources)))
+            c.set_long_meta("sources", json.dumps(sorted(sources)))
         c.set_meta(PENDING_KEY, "[]")
         self.committed = True
 
@@ -1012,6 +1032,6 @@ def _clip_bytes(text: str, limit: int) -> str:
 def pending_documents(collections: MilvusCollections) -> list[str]:
     """The documents of a commit that was interrupted (none when the last one finished)."""
     try:
-        return list(json.loads(collections.get_meta(PENDING_KEY) or "[]"))
+        return list(json.loads(collections.get_long_meta(PENDING_KEY) or "[]"))
     except ValueError:
         return []
