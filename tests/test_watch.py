@@ -37,6 +37,14 @@ def documents(index_dir: Path) -> set[str]:
         index.close()
 
 
+def wait_for_documents(index_dir: Path, wanted: set[str], what: str, lines: list[str]) -> None:
+    """Until the index holds just `wanted` (by file name), or fail saying `what` with the log."""
+    deadline = time.monotonic() + WATCH_SECONDS
+    while documents(index_dir) != wanted:
+        assert time.monotonic() < deadline, f"{what}: {documents(index_dir)}; {lines}"
+        time.sleep(0.2)
+
+
 def test_batch_paths_names_new_files_and_the_folders_of_deleted_ones(tmp_path: Path) -> None:
     news = tmp_path / "news"
     (news / "today").mkdir(parents=True)
@@ -106,10 +114,7 @@ def test_a_file_written_while_the_watcher_catches_up_is_not_missed(tmp_path: Pat
     watcher.start()
     try:
         assert documents(index_dir) == {"first.txt"}
-        deadline = time.monotonic() + WATCH_SECONDS
-        while documents(index_dir) != {"first.txt", "late.txt"}:
-            assert time.monotonic() < deadline, f"late.txt never indexed: {lines}"
-            time.sleep(0.2)
+        wait_for_documents(index_dir, {"first.txt", "late.txt"}, "late.txt never indexed", lines)
     finally:
         watcher.stop()
 
@@ -124,10 +129,7 @@ def test_a_watched_folder_deleted_and_made_again_is_watched_again(tmp_path: Path
     watcher.start()
 
     def wait_until(wanted: set[str], what: str) -> None:
-        deadline = time.monotonic() + WATCH_SECONDS
-        while documents(index_dir) != wanted:
-            assert time.monotonic() < deadline, f"{what}: {documents(index_dir)}; {lines}"
-            time.sleep(0.2)
+        wait_for_documents(index_dir, wanted, what, lines)
 
     try:
         assert documents(index_dir) == {"first.txt"}
