@@ -226,7 +226,8 @@ def index(paths: tuple[Path, ...], rebuild: bool, only: bool, from_store: str | 
         raise click.UsageError("--only needs the files or folders to look at, and cannot go with --rebuild")
     if forget and (paths or rebuild or only or ray_address is not None):
         raise click.UsageError("--forget is done on its own: give it no PATHS, --rebuild, --only or --ray")
-    with RichIndexProgress(err) as progress:
+    context = click.get_current_context()
+    with RichIndexProgress(err, reword=lambda note: _naming_the_index(note, context)) as progress:
         embedder = _embedder(location, backend, rebuild) if not forget else None
         if ray_address is not None:
             embedder = _ray_embedder(embedder, ray_address, progress)

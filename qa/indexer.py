@@ -222,11 +222,11 @@ def _update(
         if stranded:
             root, count = stranded[0]
             raise ConfigError(
-                f"cannot rebuild: {root} is not there now, and the {count} articles indexed from it could not be "
-                f"read again; connect it again, or forget it first with `qa index --forget {root}`"
+                f"cannot rebuild: {root} is not there now, and the {count} article{'s' if count != 1 else ''} "
+                f"indexed from it could not be read again; connect it again, or forget it first with `qa index --forget {root}`"
             )
     for root in missing_roots:
-        progress.note(f"{root} is not there now; its indexed articles are kept (qa index --forget {root} drops them)")
+        progress.note(f"{root} is not there now; its indexed articles are kept (`qa index --forget {root}` drops them)")
     skipped = unstorable + [s for s in skipped if s.path not in missing_roots]
     suspects, unchanged = _changed_files(files, stats, facts, progress)
 

@@ -7,6 +7,8 @@ from types import TracebackType
 from typing import TYPE_CHECKING, Protocol
 
 if TYPE_CHECKING:
+    from collections.abc import Callable
+
     from rich.console import Console
 
 
@@ -36,7 +38,10 @@ class SilentProgress:
 class RichIndexProgress:
     """One bar per phase (reading, chunking, embedding); notes print above the bars."""
 
-    def __init__(self, console: Console) -> None:
+    def __init__(self, console: Console, reword: Callable[[str], str] | None = None) -> None:
+        # `reword`: how the command shows a note (the CLI names the index the user typed in the
+        # commands a note suggests).
+        self._reword = reword or (lambda message: message)
         from rich.progress import BarColumn, MofNCompleteColumn, Progress, TextColumn, TimeRemainingColumn
 
         self.console = console
@@ -75,4 +80,4 @@ class RichIndexProgress:
         from rich.text import Text
 
         # Text, not markup: a note names files, and "[/x].md" would be read as a closing tag.
-        self._progress.console.print(Text(message, style="yellow"))
+        self._progress.console.print(Text(self._reword(message), style="yellow"))
