@@ -132,6 +132,10 @@ def update_index(
         raise ValueError("forget is done alone: no paths, only or rebuild with it")
     location = as_location(location)
     progress = progress or SilentProgress()
+    if forget:
+        # Nothing is embedded: the writer is opened as the index was built, and an index that is
+        # not there is said to be before anything (a folder, a lock file) is made for it.
+        built = backend(location.kind).read_manifest(location)
     state_dir = location.state_dir()
     try:
         state_dir.mkdir(parents=True, exist_ok=True)
@@ -142,10 +146,7 @@ def update_index(
     lock = writer_lock(state_dir, lock_timeout, progress, location.describe())
     try:
         if forget:
-            # Nothing is embedded: the writer is opened as the index was built (and an index
-            # that is not there is said to be, not made empty).
-            manifest = backend(location.kind).read_manifest(location, upgrade=True)
-            writer = open_writer(location, manifest.model, manifest.dimension, manifest.backend, False)
+            writer = open_writer(location, built.model, built.dimension, built.backend, False)
             try:
                 return _forget(writer, forget)
             finally:

@@ -594,7 +594,7 @@ def test_forget_on_an_index_that_is_not_there_makes_none(tmp_path: Path, store_k
     location = store_location(store_kind, tmp_path)
     with pytest.raises(QAError, match="no index"):
         update_index(location, forget=[tmp_path / "news"])
-    assert not (tmp_path / "index" / "catalog.sqlite").exists() and not (tmp_path / "index.db").exists()
+    assert not (tmp_path / "index").exists() and not (tmp_path / "index.db").exists()
 
 
 def test_broken_files_are_skipped_and_the_rest_indexed(
