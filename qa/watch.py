@@ -31,8 +31,10 @@ DEBOUNCE_MS = 1600  # the longest a batch keeps growing while files keep arrivin
 STEP_MS = 150  # a batch ends after this long without a new event
 WAKE_MS = 500  # how long the first wait lasts before catch-up; later waits wake this often to see stop()
 # How often the watched folders are looked at (one deleted, or made again, a drive plugged back
-# in): a stat each, no read of the index.
+# in): a stat each. And how often the index is asked which folders it remembers (`qa index` in
+# another terminal may add one): its catalog's list alone, no vectors loaded.
 ROOTS_CHECK_S = 2.0
+SOURCES_CHECK_S = 30.0
 
 Log = Callable[[str], None]
 
@@ -107,22 +109,37 @@ class FolderWatcher:
     def _watch_until_the_folders_change(self, batches: Iterator[set], watched: dict[str, tuple[int, int]]) -> None:
         """Index each batch until a watched folder is not the one watched: deleted (a watch on it
         sees nothing more, even once it is made again), made again in an instant (`rm -r` and an
-        archive unpacked), or one that was not there came (a drive plugged back in)."""
-        checked = time.monotonic()
+        archive unpacked), or one that was not there came (a drive plugged back in, a folder
+        `qa index` added)."""
+        import watchfiles
+
+        checked = sources_read = time.monotonic()
         try:
             for changes in batches:
                 if changes:  # an empty batch is the WAKE_MS timeout
                     self.update(changes)
+                    # A watched folder deleted: even made again at once, with the same inode (a
+                    # freed one is handed out again), it is another folder the watch cannot see.
+                    deleted = [path for change, path in changes if change == watchfiles.Change.deleted and path in watched]
+                    if deleted:
+                        self._say_gone(root for root in deleted if not os.path.exists(root))
+                        return
                 if time.monotonic() - checked < ROOTS_CHECK_S:
                     continue
                 checked = time.monotonic()
+                if checked - sources_read >= SOURCES_CHECK_S:
+                    self._existing_roots()  # a folder `qa index` added in another terminal
+                    sources_read = checked
                 now = _identities(self._known)
                 if now != watched:
-                    for root in sorted(set(watched) - set(now)):
-                        self.log(f"{_clock()} {root} is not there now; watching for it to come back")
+                    self._say_gone(set(watched) - set(now))
                     return
         finally:
             batches.close()
+
+    def _say_gone(self, roots: Iterable[str]) -> None:
+        for root in sorted(roots):
+            self.log(f"{_clock()} {root} is not there now; watching for it to come back")
 
     def _catch_up_with(self, roots: list[str]) -> None:
         """Index folders that appeared (or came back) while watching, as `qa index --only` would."""
@@ -191,16 +208,12 @@ class FolderWatcher:
         return [root for root in self._known if os.path.exists(root)]
 
     def _sources(self) -> list[str] | None:
-        from qa.stores import open_store
+        from qa.stores import read_sources
 
         try:
-            store = open_store(self.location)
+            return read_sources(self.location)
         except QAError:  # no index yet (the catch-up builds it), or one another process holds
             return None
-        try:
-            return store.sources()
-        finally:
-            store.close()
 
     def _log_report(self, report: UpdateReport, seconds: float, always: bool = False) -> None:
         if report.changed_anything:
@@ -257,7 +270,8 @@ def _is_article_event(change: object, path: str) -> bool:
 
 
 def _identities(roots: Sequence[str]) -> dict[str, tuple[int, int]]:
-    """Each folder that is there now, by its device and inode: one made again is another."""
+    """Each folder that is there now, by its device and inode: one made again is another (when
+    not given the same inode back, which its deletion event says instead)."""
     found: dict[str, tuple[int, int]] = {}
     for root in roots:
         try:

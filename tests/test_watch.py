@@ -9,6 +9,7 @@ import time
 from pathlib import Path
 
 import httpx
+import pytest
 
 from qa.embed import Embedder
 from qa.stores import open_store
@@ -150,6 +151,30 @@ def test_a_watched_folder_deleted_and_made_again_is_watched_again(tmp_path: Path
         wait_until({"fourth.txt"}, "the folder made again at once never caught up")
         (news / "fifth.txt").write_text(article(4))
         wait_until({"fourth.txt", "fifth.txt"}, "a file in the folder made again at once never indexed")
+    finally:
+        watcher.stop()
+
+
+def test_a_folder_qa_index_adds_meanwhile_is_watched_too(
+        tmp_path: Path, embedder: Embedder, monkeypatch: pytest.MonkeyPatch) -> None:
+    import qa.watch
+    from qa.indexer import update_index
+
+    monkeypatch.setattr(qa.watch, "SOURCES_CHECK_S", 1.0)  # 30 s in use: a test need not wait so long
+    news, later = tmp_path / "news", tmp_path / "later"
+    news.mkdir()
+    later.mkdir()
+    (news / "first.txt").write_text(article(0))
+    index_dir = tmp_path / "index"
+    lines: list[str] = []
+    watcher = FolderWatcher(as_location(index_dir), [str(news)], embedder=embedder, log=lines.append)
+    watcher.start()
+    try:
+        update_index(as_location(index_dir), [later], embedder=embedder)  # `qa index later/` elsewhere
+        wait_for_documents(index_dir, {"first.txt"}, "qa index changed what was there", lines)
+        time.sleep(4)  # a source check, then the new watch
+        (later / "second.txt").write_text(article(1))
+        wait_for_documents(index_dir, {"first.txt", "second.txt"}, "a file in the folder added never indexed", lines)
     finally:
         watcher.stop()
 

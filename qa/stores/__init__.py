@@ -95,6 +95,13 @@ def check_store(where: StoreLocation | str | os.PathLike[str]) -> list[str]:
         store.close()
 
 
+def read_sources(where: StoreLocation | str | os.PathLike[str]) -> list[str]:
+    """The folders and files the index at `where` remembers, without loading its vectors."""
+    location = _location(where)
+    refuse_another_kind(location)
+    return backend(location.kind).read_sources(location)
+
+
 def encoder_backend(where: StoreLocation | str | os.PathLike[str]) -> str | None:
     """The encoder backend an existing index was built with, or None where there is no readable index."""
     location = _location(where)

@@ -260,6 +260,11 @@ class Backend(Protocol):
         """A writer for `location`, whose index is (or, `fresh`, will be) built as `manifest` says."""
         ...
 
+    def read_sources(self, location: StoreLocation) -> list[str]:
+        """The folders and files the index remembers, read without opening the store (no vectors
+        loaded): what `qa watch` looks at now and then. IndexMissingError when there is no index."""
+        ...
+
 
 def index_stats(store: Store, size_bytes: int) -> IndexStats:
     """What `qa stats` reports of a store, from the protocol's own methods."""

@@ -9,7 +9,8 @@ from __future__ import annotations
 
 from typing import TYPE_CHECKING
 
-from qa.stores.local.store import LocalStore, LocalWriter, load_manifest, load_manifest_for_writing
+from qa.stores.local.catalog import Catalog
+from qa.stores.local.store import CATALOG_FILE, LocalStore, LocalWriter, load_manifest, load_manifest_for_writing
 
 if TYPE_CHECKING:
     from qa.stores.base import Manifest
@@ -27,3 +28,11 @@ def read_manifest(location: StoreLocation, upgrade: bool = False) -> Manifest:
 
 def open_writer(location: StoreLocation, manifest: Manifest, fresh: bool, rebuild: bool) -> LocalWriter:
     return LocalWriter(location.index_dir, manifest, fresh, rebuild)
+
+
+def read_sources(location: StoreLocation) -> list[str]:
+    catalog = Catalog.open(location.index_dir / CATALOG_FILE)
+    try:
+        return catalog.sources()
+    finally:
+        catalog.close()

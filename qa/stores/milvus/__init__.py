@@ -8,6 +8,8 @@ is imported only when a store is opened.
 
 from __future__ import annotations
 
+import json
+
 from typing import TYPE_CHECKING
 
 from qa.stores.milvus.store import (
@@ -41,3 +43,12 @@ def read_manifest(location: StoreLocation, upgrade: bool = False) -> Manifest:
 
 def open_writer(location: StoreLocation, manifest: Manifest, fresh: bool, rebuild: bool) -> MilvusWriter:
     return MilvusWriter(location, manifest, rebuild)
+
+
+def read_sources(location: StoreLocation) -> list[str]:
+    refuse_missing_lite_file(location)
+    collections = MilvusCollections(location)
+    try:
+        return sorted(json.loads(collections.get_long_meta("sources") or "[]"))
+    finally:
+        collections.close()
