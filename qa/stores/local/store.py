@@ -293,15 +293,25 @@ class LocalStore:
 
 
 def _set_aside(catalog: Path) -> Path:
-    """Rename an unreadable catalog, with its write-ahead log and shared memory (SQLite would
-    apply an old log to the new file), to CATALOG.damaged-TIME; the new name."""
-    stamp = time.strftime("%Y%m%d-%H%M%S")
-    aside = catalog.with_name(f"{catalog.name}.damaged-{stamp}")
-    for suffix in ("", "-wal", "-shm"):
-        part = catalog.with_name(catalog.name + suffix)
-        if part.exists():
-            part.rename(aside.with_name(aside.name + suffix))
+    """Rename an unreadable catalog to CATALOG.damaged-TIME; the new name."""
+    aside = catalog.with_name(f"{catalog.name}.damaged-{time.strftime('%Y%m%d-%H%M%S')}")
+    _move_catalog(catalog, aside)
     return aside
+
+
+def _move_catalog(source: Path, target: Path) -> None:
+    """Rename a catalog file with its write-ahead log and shared memory (SQLite would apply an
+    old log to another file of the same name), replacing any of them at `target`."""
+    for suffix in ("", "-wal", "-shm"):
+        target.with_name(target.name + suffix).unlink(missing_ok=True)
+        part = source.with_name(source.name + suffix)
+        if part.exists():
+            part.rename(target.with_name(target.name + suffix))
+
+
+def _missing_segment(index_dir: Path, segments: Sequence[SegmentRow]) -> Path | None:
+    """The first vector file a live segment names that is not there."""
+    return next((path for s in segments if not (path := segment_path(index_dir, s.id)).is_file()), None)
 
 
 class LocalWriter:
@@ -315,7 +325,6 @@ class LocalWriter:
         # An index was here before this run, whole or not (qa.indexer gives a new one seeds/).
         self.existed = (index_dir / MANIFEST_FILE).is_file() or (index_dir / CATALOG_FILE).is_file()
         index_dir.mkdir(parents=True, exist_ok=True)
-        set_aside = False
         self._aside: Path | None = None  # where a damaged catalog was set aside by this rebuild
         try:
             self.catalog = Catalog.open(index_dir / CATALOG_FILE, create=True)
@@ -325,7 +334,6 @@ class LocalWriter:
             # A rebuild starts over, but a damaged catalog is set aside, not deleted: it is the
             # user's, and may still be read by other tools.
             self._aside = _set_aside(index_dir / CATALOG_FILE)
-            set_aside = True
             self.catalog = Catalog.open(index_dir / CATALOG_FILE, create=True)
         try:
             if fresh and not rebuild:
@@ -335,8 +343,7 @@ class LocalWriter:
             if not rebuild:
                 # A live vector file that is gone (deleted by hand, a disk restored in part) is
                 # said now: an update would otherwise call the index up to date while searches fail.
-                gone = next((path for s in self.catalog.segments()
-                             if not (path := segment_path(index_dir, s.id)).is_file()), None)
+                gone = _missing_segment(index_dir, self.catalog.segments())
                 if gone is not None:
                     raise IndexCorruptError(f"the vector file {gone.name} is missing; {REBUILD_HINT}")
             # Indexes written while whole articles had an FTS5 table of their own (now scored from
@@ -345,7 +352,7 @@ class LocalWriter:
             # Files a killed writer left (a segment written but never committed, a merge cut short).
             # Beside a catalog just set aside every segment looks stale: they go only when the
             # rebuild has finished (finish()), so a rebuild that stops first loses nothing.
-            if not set_aside:
+            if self._aside is None:
                 _delete_stale_vector_files(index_dir, self.catalog.segments())
         except BaseException:
             self.catalog.close()
@@ -456,15 +463,7 @@ class LocalWriter:
         if self._aside is not None and not self._cleared:
             # The rebuild stopped before its first commit (no folders to rebuild from, Ctrl-C while
             # embedding): the damaged catalog goes back, and the empty one made for it goes.
-            _put_back(self._aside, self.index_dir / CATALOG_FILE)
-
-
-def _put_back(aside: Path, catalog: Path) -> None:
-    for suffix in ("", "-wal", "-shm"):
-        catalog.with_name(catalog.name + suffix).unlink(missing_ok=True)
-        part = aside.with_name(aside.name + suffix)
-        if part.exists():
-            part.rename(catalog.with_name(catalog.name + suffix))
+            _move_catalog(self._aside, self.index_dir / CATALOG_FILE)
 
 
 def save_segment(index_dir: Path, catalog: Catalog, vectors: FaissVectorStore, first_id: int,
@@ -511,8 +510,7 @@ def _load_committed(index_dir: Path, manifest: Manifest, catalog: Catalog,
                     vectors = SegmentVectors(manifest.dimension)
                     vectors.update(index_dir, segments, dead)
             except IndexCorruptError:
-                missing = next((segment_path(index_dir, s.id) for s in segments
-                                if not segment_path(index_dir, s.id).is_file()), None)
+                missing = _missing_segment(index_dir, segments)
                 if missing is None:
                     raise
             _, chunks = catalog.counts()
