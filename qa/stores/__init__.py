@@ -42,15 +42,17 @@ def backend(kind: str) -> Backend:
 
 
 def _location(where: StoreLocation | str | os.PathLike[str]) -> StoreLocation:
+    """`where` as a location, refused when its folder holds the other kind of store."""
     from qa.stores.location import as_location
 
-    return as_location(where)
+    location = as_location(where)
+    refuse_another_kind(location)
+    return location
 
 
 def open_store(where: StoreLocation | str | os.PathLike[str]) -> Store:
     """The index at `where` (a location, or a local index folder) opened for reading."""
     location = _location(where)
-    refuse_another_kind(location)
     return backend(location.kind).open_store(location)
 
 
@@ -66,7 +68,6 @@ def open_writer(
     from qa.stores.base import new_manifest
 
     location = _location(where)
-    refuse_another_kind(location)
     impl = backend(location.kind)
     manifest = None
     if not rebuild:
@@ -98,15 +99,16 @@ def check_store(where: StoreLocation | str | os.PathLike[str]) -> list[str]:
 def read_sources(where: StoreLocation | str | os.PathLike[str]) -> list[str]:
     """The folders and files the index at `where` remembers, without loading its vectors."""
     location = _location(where)
-    refuse_another_kind(location)
     return backend(location.kind).read_sources(location)
 
 
 def encoder_backend(where: StoreLocation | str | os.PathLike[str]) -> str | None:
     """The encoder backend an existing index was built with, or None where there is no readable index."""
-    location = _location(where)
+    from qa.stores.location import as_location
+
+    location = as_location(where)
     try:
-        refuse_another_kind(location)
+        refuse_another_kind(location)  # as _location does, but said as "no readable index"
         return backend(location.kind).read_manifest(location).backend
     except QAError:
         return None

@@ -8,8 +8,6 @@ is imported only when a store is opened.
 
 from __future__ import annotations
 
-import json
-
 from typing import TYPE_CHECKING
 
 from qa.stores.milvus.store import (
@@ -49,6 +47,6 @@ def read_sources(location: StoreLocation) -> list[str]:
     refuse_missing_lite_file(location)
     collections = MilvusCollections(location)
     try:
-        return sorted(json.loads(collections.get_long_meta("sources") or "[]"))
+        return sorted(collections.sources())
     finally:
         collections.close()

@@ -362,6 +362,10 @@ class MilvusCollections:
             return value
         return "".join(self.get_meta(f"{key}.{number}") or "" for number in range(int(json.loads(value)["parts"])))
 
+    def sources(self) -> list[str]:
+        """The folders and files the store remembers."""
+        return json.loads(self.get_long_meta("sources") or "[]")
+
     def count(self, collection: str, expression: str = "") -> int:
         with self.calls("counting rows"):
             rows = self.client.query(collection, filter=expression, output_fields=["count(*)"])
@@ -726,7 +730,7 @@ class MilvusStore:
         return c.count(c.documents, "part == 0"), c.count(c.chunks)
 
     def sources(self) -> list[str]:
-        return json.loads(self.collections.get_long_meta("sources") or "[]")
+        return self.collections.sources()
 
     def chunk_ids(self) -> list[int]:
         return [int(row["id"]) for row in self.collections.iterate(self.collections.chunks, "", ["id"])]
@@ -845,7 +849,7 @@ class MilvusWriter:
 
     def _read_sources(self) -> list[str]:
         try:
-            return json.loads(self.collections.get_long_meta("sources") or "[]")
+            return self.collections.sources()
         except (QAError, ValueError):
             return []
 
