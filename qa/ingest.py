@@ -396,15 +396,6 @@ class _Walk:
             self.stats[path] = found
 
 
-def _stat_error(path: Path) -> OSError | None:
-    """The error that following `path` gives, or None when it leads somewhere."""
-    try:
-        path.stat()
-    except OSError as exc:
-        return exc
-    return None
-
-
 def _stat_failure(path: Path, exc: OSError) -> str:
     """A short reason for a path that could not be looked at."""
     if exc.errno == errno.ELOOP:
