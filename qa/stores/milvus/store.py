@@ -132,7 +132,8 @@ def _open_failure(location: StoreLocation, exc: Exception, held: bool) -> NoRetu
 # How long a writer waits for a Milvus Lite file another process still holds.
 WRITER_WAIT_SECONDS = 15.0
 
-# The names a store gives its other collections after its own (MilvusCollections).
+# The names a store gives its other collections after its own, in MilvusCollections' order:
+# sentences, documents, meta, terms, articles.
 SIDE_SUFFIXES = ("_sentences", "_documents", "_meta", "_terms", "_articles")
 
 
@@ -204,13 +205,10 @@ class MilvusCollections:
         self.client = _client(location, wait_seconds)
         name = location.collection
         self.chunks = name
-        self.sentences = f"{name}_sentences"
-        self.documents = f"{name}_documents"
-        self.meta = f"{name}_meta"
-        self.terms = f"{name}_terms"
-        # Whole articles' keywords (title twice and full text, as stems), one row per document, for
-        # hybrid search's article evidence (qa.fusion.ARTICLE_KEYWORD_WEIGHT).
-        self.articles = f"{name}_articles"
+        # The articles collection holds whole articles' keywords (title twice and full text, as
+        # stems), one row per document, for hybrid search's article evidence
+        # (qa.fusion.ARTICLE_KEYWORD_WEIGHT).
+        self.sentences, self.documents, self.meta, self.terms, self.articles = (name + s for s in SIDE_SUFFIXES)
 
     def close(self) -> None:
         try:
