@@ -66,6 +66,7 @@ class UpdateReport:
     documents: int = 0
     chunks: int = 0
     skipped: tuple[SkippedFile, ...] = ()
+    # remembered folders not there now, or empty (a drive not mounted): their articles were kept
     missing_sources: tuple[str, ...] = ()
     kept: tuple[str, ...] = field(default=())  # indexed files that could not be read now and were kept
     forgotten: tuple[str, ...] = ()  # remembered sources forgotten (`qa index --forget`)
@@ -212,8 +213,14 @@ def _update(
     # A file named as a source that is gone was deleted, and so was a remembered folder inside
     # another that is there (that one's scan shows its files gone): both are forgotten. A folder
     # that is gone on its own may be an unplugged drive: what was indexed from it is kept.
+    # A remembered folder that is there but empty, though articles were indexed from it, is most
+    # often a drive's mount point with the drive not mounted (or a sync not yet done): its articles
+    # are kept as a missing folder's are, not dropped as deleted (Syncthing stops syncing such a
+    # folder for the same reason). Deleting them all is said with `qa index --forget`.
+    emptied = [r for r in present_roots if r in known_sources and _empty_folder(r) and _holds_any(r, all_facts)]
+    present_roots = [r for r in present_roots if r not in emptied]
     deleted_file_sources = [
-        r for r in roots if r not in present_roots
+        r for r in roots if r not in present_roots and r not in emptied
         and (r in all_facts or _deleted_inside(r, present_roots))
     ]
     missing_roots = tuple(r for r in roots if r not in present_roots and r not in deleted_file_sources)
@@ -222,12 +229,19 @@ def _update(
         stranded = [(root, count) for root, count in lost.items() if count]
         if stranded:
             root, count = stranded[0]
+            state = "is empty now" if root in emptied else "is not there now"
             raise ConfigError(
-                f"cannot rebuild: {root} is not there now, and the {count} article{'s' if count != 1 else ''} "
+                f"cannot rebuild: {root} {state}, and the {count} article{'s' if count != 1 else ''} "
                 f"indexed from it could not be read again; connect it again, or forget it first with `qa index --forget {root}`"
             )
     for root in missing_roots:
-        progress.note(f"{root} is not there now; its indexed articles are kept (`qa index --forget {root}` drops them)")
+        if root in emptied:
+            progress.note(
+                f"{root} is empty now (a drive not mounted?); its indexed articles are kept "
+                f"(if they were deleted, `qa index --forget {root}` drops them)"
+            )
+        else:
+            progress.note(f"{root} is not there now; its indexed articles are kept (`qa index --forget {root}` drops them)")
     skipped = unstorable + [s for s in skipped if s.path not in missing_roots]
     suspects, unchanged = _changed_files(files, stats, facts, progress)
 
@@ -352,6 +366,21 @@ def _no_longer_there(path: str, found: set[str]) -> bool:
     except OSError:
         return False
     return not S_ISREG(mode) or os.path.realpath(path) in found
+
+
+def _empty_folder(path: str) -> bool:
+    """Whether `path` is a folder with nothing in it at all (an unreadable one is not: the walk
+    reports that one, and keeps its articles)."""
+    try:
+        with os.scandir(path) as entries:
+            return next(entries, None) is None
+    except OSError:
+        return False
+
+
+def _holds_any(root: str, stamps: dict[str, object]) -> bool:
+    """Whether any indexed file of `stamps` is under `root`."""
+    return any(path_is_under(path, [root]) for path in stamps)
 
 
 def _deleted_inside(root: str, present_roots: Sequence[str]) -> bool:

@@ -29,6 +29,17 @@ from qa.types import IndexStats
 
 from conftest import SEEDS, copy_index, store_location
 
+
+class NoteTaker(SilentProgress):
+    """Progress that keeps the notes said to the user in `notes`."""
+
+    def __init__(self, notes: list[str]) -> None:
+        self.notes = notes
+
+    def note(self, message: str) -> None:
+        self.notes.append(message)
+
+
 if TYPE_CHECKING:
     from conftest import CorpusArticle
 
@@ -519,6 +530,39 @@ def test_a_rebuild_refuses_to_drop_a_missing_folders_articles_until_it_is_forgot
     assert_consistent(index_dir, embedder)
 
 
+def test_an_emptied_folder_keeps_its_articles_until_it_is_forgotten(
+    built: tuple[StoreLocation, UpdateReport], tmp_path: Path, embedder: Embedder, extra_article: CorpusArticle,
+) -> None:
+    # A drive's mount point with the drive not mounted is an empty folder: its articles stay.
+    index_dir, first = built
+    mount = tmp_path / "mnt"
+    mount.mkdir()
+    (mount / extra_article.name).write_text(extra_article.text, encoding="utf-8")
+    with_drive = update_index(index_dir, [mount], embedder=embedder)
+    (mount / extra_article.name).rename(tmp_path / extra_article.name)
+
+    notes: list[str] = []
+    report = update_index(index_dir, embedder=embedder, progress=NoteTaker(notes))
+    assert (report.removed, report.documents, report.missing_sources) == (0, with_drive.documents, (str(mount),))
+    assert any(f"{mount} is empty now" in note and f"qa index --forget {mount}" in note for note in notes)
+    assert top_answer(index_dir, embedder, extra_article.question).answerable
+    with pytest.raises(ConfigError, match=f"cannot rebuild: {mount} is empty now, and the 1 article"):
+        update_index(index_dir, rebuild=True, embedder=embedder)
+
+    # A folder that held nothing indexed is scanned as any other, and one file back is enough.
+    (tmp_path / extra_article.name).rename(mount / extra_article.name)
+    (mount / "other.txt").write_text("Another story.", encoding="utf-8")
+    report = update_index(index_dir, embedder=embedder)
+    assert (report.added, report.removed, report.missing_sources) == (1, 0, ())
+    (mount / "other.txt").unlink()
+    report = update_index(index_dir, embedder=embedder)
+    assert (report.removed, report.documents) == (1, with_drive.documents)
+
+    report = update_index(index_dir, embedder=embedder, forget=[mount])
+    assert (report.removed, report.documents) == (1, first.documents)
+    assert_consistent(index_dir, embedder)
+
+
 def test_forgetting_names_a_remembered_source(built: tuple[StoreLocation, UpdateReport], corpus: Path, embedder: Embedder) -> None:
     index_dir, _ = built
     with pytest.raises(ConfigError, match="is inside .*, which qa index keeps up to date"):
@@ -539,14 +583,9 @@ def test_a_remembered_folder_deleted_inside_another_is_forgotten_with_its_articl
     moved.rename(today / moved.name)
     update_index(index_dir, [today], embedder=embedder)
     notes: list[str] = []
-
-    class Notes(SilentProgress):
-        def note(self, message: str) -> None:
-            notes.append(message)
-
     (today / moved.name).unlink()
     today.rmdir()
-    report = update_index(index_dir, embedder=embedder, progress=Notes())
+    report = update_index(index_dir, embedder=embedder, progress=NoteTaker(notes))
     assert (report.removed, report.missing_sources, notes) == (1, (), [])
     index = open_store(index_dir)
     try:
