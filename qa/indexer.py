@@ -19,7 +19,7 @@ from typing import TYPE_CHECKING, TypeVar
 from qa.chunk import chunk_text, model_passage
 from qa.config import default_corpus
 from qa.embed import Embedder, Passage
-from qa.errors import ConfigError, IndexLockedError, IngestError
+from qa.errors import ConfigError, IndexLockedError, IndexMismatchError, IngestError
 from qa.ingest import (
     MAX_FILE_BYTES,
     SkippedFile,
@@ -134,9 +134,13 @@ def update_index(
     location = as_location(location)
     progress = progress or SilentProgress()
     if forget:
-        # Nothing is embedded: the writer is opened as the index was built, and an index that is
-        # not there is said to be before anything (a folder, a lock file) is made for it.
-        built = backend(location.kind).read_manifest(location)
+        # Nothing is embedded: the writer is opened as the index was built (its manifest read
+        # under the lock below), and an index that is not there is said to be before anything (a
+        # folder, a lock file) is made for it. An old format is upgraded under the lock too.
+        try:
+            backend(location.kind).read_manifest(location)
+        except IndexMismatchError:
+            pass  # an old format to upgrade; any other mismatch the read under the lock says again
     state_dir = location.state_dir()
     try:
         state_dir.mkdir(parents=True, exist_ok=True)
@@ -147,6 +151,7 @@ def update_index(
     lock = writer_lock(state_dir, lock_timeout, progress, location.describe())
     try:
         if forget:
+            built = backend(location.kind).read_manifest(location, upgrade=True)
             writer = open_writer(location, built.model, built.dimension, built.backend, False)
             try:
                 return _forget(writer, forget)

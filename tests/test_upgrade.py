@@ -94,3 +94,17 @@ def test_an_upgrade_cut_short_after_the_catalog_step_finishes_next_time(
     assert db.execute("SELECT count(*) FROM segments").fetchone()[0] == 1
     db.close()
     assert check_store(index_dir) == []
+
+
+def test_forgetting_a_folder_upgrades_a_format_4_index_first(tmp_path: Path, embedder: Embedder) -> None:
+    extra = tmp_path / "extra"
+    extra.mkdir()
+    (extra / "sines.txt").write_text("Sines harbour\n\nThe harbour of Sines handles container ships.\n")
+    index_dir = tmp_path / "index"
+    both = update_index(index_dir, [SEEDS, extra], embedder=embedder)
+    as_format_4(index_dir)
+
+    report = update_index(index_dir, embedder=embedder, forget=[extra])
+    assert (report.removed, report.forgotten, report.documents) == (1, (str(extra),), both.documents - 1)
+    assert json.loads((index_dir / "manifest.json").read_text())["format_version"] == 5
+    assert check_store(index_dir) == []
