@@ -32,7 +32,11 @@ class QAGroup(click.Group):
             click.secho(f"Error: {_naming_the_index(str(exc), ctx)}", fg="red", err=True)
             sys.exit(1)
         except KeyboardInterrupt:
-            click.secho("Interrupted; the index keeps its last completed update.", fg="yellow", err=True)
+            message = "Interrupted; the index keeps its last completed update."
+            if ctx.invoked_subcommand == "index":
+                # Updates commit as they go and skip what is committed: the same command resumes.
+                message += " Run the same command again to go on: what was stored is not embedded again."
+            click.secho(message, fg="yellow", err=True)
             sys.exit(130)
 
 

@@ -151,3 +151,49 @@ def test_two_writers_at_once_lose_nothing(tmp_path: Path, embedder) -> None:
         for writer in writers:
             writer.stdin.close()
             writer.wait(timeout=60)
+
+
+def test_ctrl_c_says_how_to_go_on_and_the_same_command_resumes(tmp_path: Path) -> None:
+    articles = tmp_path / "articles"
+    _write_paragraph_articles(articles, 40)
+    index_dir = tmp_path / "index"
+    # A process started in the background (as CI may start the tests) inherits SIGINT ignored;
+    # a person's `qa index` has Python's handler, which this one is given back.
+    command = [
+        sys.executable, "-c",
+        "import signal; signal.signal(signal.SIGINT, signal.default_int_handler); from qa.cli import run; run()",
+        "index", "--index", str(index_dir), str(articles),
+    ]
+    env = dict(os.environ, HF_HUB_OFFLINE="1", QA_COMMIT_EVERY_CHUNKS="6")
+    process = subprocess.Popen(command, env=env, stdout=subprocess.DEVNULL, stderr=subprocess.PIPE, text=True)
+    try:
+        stored = 0
+        deadline = time.monotonic() + 240
+        while not stored and process.poll() is None and time.monotonic() < deadline:
+            time.sleep(0.2)
+            if (index_dir / "manifest.json").is_file():
+                index = open_store(index_dir)
+                try:
+                    stored = index.counts()[0]
+                finally:
+                    index.close()
+        if process.poll() is not None:
+            pytest.skip("the run ended before a commit was seen to land")
+        process.send_signal(signal.SIGINT)  # what Ctrl-C sends
+        _, stderr = process.communicate(timeout=120)
+    finally:
+        process.kill()
+    assert process.returncode == 130, stderr
+    assert "Interrupted" in stderr and "Run the same command again to go on" in " ".join(stderr.split())
+    assert "Traceback" not in stderr
+
+    index = open_store(index_dir)
+    try:
+        landed = index.counts()[0]
+    finally:
+        index.close()
+    assert 0 < landed < 40
+    again = subprocess.run([*command, "--json"], env=env, capture_output=True, text=True, timeout=300)
+    assert again.returncode == 0, again.stderr
+    report = json.loads(again.stdout)
+    assert (report["added"], report["documents"]) == (40 - landed, 40)
