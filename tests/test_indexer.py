@@ -503,15 +503,20 @@ def test_a_folder_that_cannot_be_read_keeps_its_articles(
     assert any(s["path"] == str(sub) and "permission denied" in s["reason"] for s in report["skipped"])
 
 
+def _add_folder_holding(article: CorpusArticle, folder: Path, index_dir: StoreLocation, embedder: Embedder) -> UpdateReport:
+    """Make `folder` with `article` in it, and index it as another remembered folder."""
+    folder.mkdir()
+    (folder / article.name).write_text(article.text, encoding="utf-8")
+    return update_index(index_dir, [folder], embedder=embedder)
+
+
 def test_a_rebuild_refuses_to_drop_a_missing_folders_articles_until_it_is_forgotten(
     built: tuple[StoreLocation, UpdateReport], corpus: Path, tmp_path: Path, embedder: Embedder,
     extra_article: CorpusArticle,
 ) -> None:
     index_dir, first = built
     drive = tmp_path / "drive"
-    drive.mkdir()
-    (drive / extra_article.name).write_text(extra_article.text, encoding="utf-8")
-    with_drive = update_index(index_dir, [drive], embedder=embedder)
+    with_drive = _add_folder_holding(extra_article, drive, index_dir, embedder)
     drive.rename(tmp_path / "drive.unplugged")
 
     with pytest.raises(ConfigError, match=f"{drive} is not there now, and the 1 article indexed .* `qa index --forget {drive}`"):
@@ -536,9 +541,7 @@ def test_an_emptied_folder_keeps_its_articles_until_it_is_forgotten(
     # A drive's mount point with the drive not mounted is an empty folder: its articles stay.
     index_dir, first = built
     mount = tmp_path / "mnt"
-    mount.mkdir()
-    (mount / extra_article.name).write_text(extra_article.text, encoding="utf-8")
-    with_drive = update_index(index_dir, [mount], embedder=embedder)
+    with_drive = _add_folder_holding(extra_article, mount, index_dir, embedder)
     (mount / extra_article.name).rename(tmp_path / extra_article.name)
 
     notes: list[str] = []
