@@ -130,7 +130,16 @@ class ChatSession:
     def run(self, lines: Iterable[str] | None = None, update: bool = True) -> None:
         """Read questions and commands until /quit or end of input."""
         # Loading torch takes seconds: start it now, while the index is checked and the user types.
-        threading.Thread(target=self._warm_up, daemon=True).start()
+        warm_up = threading.Thread(target=self._warm_up, daemon=True)
+        warm_up.start()
+        try:
+            self._converse(lines, update)
+        finally:
+            # A chat left at once may leave the model loading: the interpreter must not exit under
+            # its native threads, which aborts the process ("terminate called…", exit 134).
+            warm_up.join()
+
+    def _converse(self, lines: Iterable[str] | None, update: bool) -> None:
         try:
             if update:
                 self.update()

@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import json
+import os
 import subprocess
 import sys
 import textwrap
@@ -183,6 +184,18 @@ def test_chat_reads_questions_from_piped_input(index_dir: Path) -> None:
     assert result.exit_code == 0, result.output
     assert "2 articles" in result.stdout
     assert "$8 billion" in result.stdout
+
+
+def test_a_chat_left_at_once_exits_cleanly(index_dir: Path) -> None:
+    # The model loads in a thread from the chat's start; a real process that leaves before it is
+    # loaded must wait for it, or the interpreter exits under its native threads (exit 134).
+    for given in ("/quit\n", ""):
+        result = subprocess.run(
+            [sys.executable, "-m", "qa.cli", "chat", "--index", str(index_dir), "--no-update"],
+            input=given, capture_output=True, text=True, timeout=120, env=dict(os.environ, HF_HUB_OFFLINE="1"),
+        )
+        assert result.returncode == 0, result.stderr
+        assert "terminate" not in result.stderr and "Traceback" not in result.stderr
 
 
 def test_commands_have_help() -> None:
