@@ -463,8 +463,11 @@ def _url_model(value: str | None) -> str | None:
 
 
 def _read_llm_section(path: Path) -> dict[str, Any]:
-    # A missing file is the usual case: most people never write one.
+    # A missing file is the usual case: most people never write one. One named by $QA_CONFIG
+    # was meant to be read: a typo there would otherwise be ignored without a word.
     if not path.exists():
+        if os.environ.get(CONFIG_ENV):
+            raise ConfigError(f"config file {path}, named by ${CONFIG_ENV}, is not there")
         return {}
     if not path.is_file():
         raise ConfigError(f"config file {path} is not a file")

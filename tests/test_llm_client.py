@@ -350,8 +350,16 @@ def test_config_path_comes_from_the_environment(tmp_path: Path, monkeypatch: pyt
     assert config_path() == tmp_path / "qa" / "config.toml"
 
 
-def test_no_server_anywhere_stays_offline(config_file: Path) -> None:
+def test_no_server_anywhere_stays_offline(config_file: Path, monkeypatch: pytest.MonkeyPatch) -> None:
+    monkeypatch.delenv("QA_CONFIG")
+    monkeypatch.setenv("XDG_CONFIG_HOME", str(config_file.parent / "nothing-here"))
     assert resolve_llm_settings() is None
+
+
+def test_a_config_file_named_but_not_there_is_said(config_file: Path) -> None:
+    # $QA_CONFIG names a file to read: a typo in it is not read as "no settings".
+    with pytest.raises(ConfigError, match=r"named by \$QA_CONFIG, is not there"):
+        resolve_llm_settings()
 
 
 def test_config_file_settings(config_file: Path) -> None:
