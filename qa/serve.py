@@ -26,6 +26,7 @@ from fastapi.responses import JSONResponse, StreamingResponse
 from pydantic import BaseModel, ConfigDict, Field
 from starlette.exceptions import HTTPException
 
+from qa import __version__
 from qa.config import DEFAULT_TOP_K
 from qa.errors import ConfigError, IndexCorruptError, IndexLockedError, IndexMissingError, QAError, QueryError
 from qa.service import MAX_FILTER_CHARS, MAX_K, MAX_QUESTION_CHARS, IndexService
@@ -82,7 +83,7 @@ def create_app(service: IndexService, token: str | None = None, cors_origins: Se
     app = FastAPI(
         title="qa",
         summary="Ask questions of a folder of articles; every answer cites the sentences it quotes.",
-        version=_version(),
+        version=__version__,
     )
     _add_routes(app, service)
     _add_error_handlers(app)
@@ -282,12 +283,3 @@ def _call_when_started(server: Any, on_ready: Any) -> None:
             on_ready()
 
     threading.Thread(target=wait, name="qa-serve-ready", daemon=True).start()
-
-
-def _version() -> str:
-    from importlib.metadata import PackageNotFoundError, version
-
-    try:
-        return version("qa")
-    except PackageNotFoundError:
-        return "0"

@@ -12,6 +12,7 @@ from typing import Any
 import anyio
 from click.testing import CliRunner
 
+from qa import __version__
 from qa.cli import main
 
 QUESTION = "Who did Igor Ivanov give the informal document to?"
@@ -48,9 +49,10 @@ def test_tools_return_the_cli_json_objects(seeds_index: Path) -> None:
         searched = await session.call_tool("search", {"query": "peacekeepers Iraq", "k": 3})
         citation = asked.structured_content["citations"][0]
         opened = await session.call_tool("open_document", {"doc_id": citation["doc_id"]})
-        return tools, asked, searched, opened
+        return session.server_info, tools, asked, searched, opened
 
-    tools, asked, searched, opened = with_session(seeds_index, work)
+    server, tools, asked, searched, opened = with_session(seeds_index, work)
+    assert (server.name, server.version) == ("qa", __version__)
     assert set(tools) == {"search", "ask", "open_document"}
     assert tools["ask"].input_schema["properties"]["k"]["maximum"] == 100
     assert not asked.is_error and not searched.is_error and not opened.is_error
