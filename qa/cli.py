@@ -32,7 +32,9 @@ class QAGroup(click.Group):
             click.secho(f"Error: {_naming_the_index(str(exc), ctx)}", fg="red", err=True)
             sys.exit(1)
         except KeyboardInterrupt:
-            message = "Interrupted; the index keeps its last completed update."
+            # Only a command that may write the index has an update to speak of.
+            writes = ctx.invoked_subcommand in (None, "index", "chat", "watch")
+            message = "Interrupted; the index keeps its last completed update." if writes else "Interrupted."
             if ctx.invoked_subcommand == "index":
                 # Updates commit as they go and skip what is committed: the same command resumes.
                 message += " Run the same command again to go on: what was stored is not embedded again."
@@ -226,8 +228,10 @@ def index(paths: tuple[Path, ...], rebuild: bool, only: bool, from_store: str | 
     if from_store is not None:
         _migrate(from_store, location, paths, rebuild, ray_address, as_json)
         return
-    if only and (rebuild or not paths):
-        raise click.UsageError("--only needs the files or folders to look at, and cannot go with --rebuild")
+    if only and rebuild:
+        raise click.UsageError("--only cannot go with --rebuild, which reads every remembered folder again")
+    if only and not paths:
+        raise click.UsageError("--only needs the files or folders to look at: qa index --only PATH")
     if forget and (paths or rebuild or only or ray_address is not None):
         raise click.UsageError("--forget is done on its own: give it no PATHS, --rebuild, --only or --ray")
     context = click.get_current_context()
@@ -556,10 +560,11 @@ def doctor(index_dir: str | None, store: str | None, as_json: bool) -> None:
     location = _location(index_dir, store)
     directory = location.describe()
     problems = check_store(location)
+    context = click.get_current_context()
     if as_json:
-        _emit_json({"index": str(directory), "ok": not problems, "problems": problems})
+        _emit_json({"index": str(directory), "ok": not problems,
+                    "problems": [_naming_the_index(problem, context) for problem in problems]})
     elif problems:
-        context = click.get_current_context()
         for problem in problems:
             click.secho(f"problem: {_naming_the_index(problem, context)}", fg="red", err=True)
         click.secho(f"The index in {directory} is damaged; {_naming_the_index(REBUILD_HINT, context)}.", fg="red", err=True)
@@ -608,7 +613,7 @@ def serve(paths: tuple[Path, ...], host: str, port: int, token: str | None, cors
     \b
     Examples:
       qa serve
-      curl -s localhost:8765/ask -d '{"question": "How much does Baghdad owe Russia?"}'
+      curl -s localhost:8765/ask --json '{"question": "How much does Baghdad owe Russia?"}'
       qa serve --watch ~/news                    # index ~/news now and as files arrive
       QA_TOKEN=$(openssl rand -hex 16) qa serve --host 0.0.0.0
       qa serve --llm ollama:llama3.2             # /ask answers written by your model, checked

@@ -257,7 +257,7 @@ def render_update_report(report: UpdateReport) -> RenderableType:
     summary.append("Index up to date: ", style="bold green")
     summary.append(
         f"{report.added} added, {report.changed} changed, {report.removed} removed, "
-        f"{report.unchanged} unchanged; {report.chunks_embedded} chunks embedded; "
+        f"{report.unchanged} unchanged; {report.chunks_embedded} chunk{'' if report.chunks_embedded == 1 else 's'} embedded; "
         f"{report.documents} documents, {report.chunks} chunks in all."
     )
     lines: list[RenderableType] = [summary]

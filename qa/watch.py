@@ -227,7 +227,7 @@ class FolderWatcher:
 def update_line(report: UpdateReport, seconds: float) -> str:
     """One log line for an update: ``12:03:04 3 added, 1 changed, 0 removed; 9 chunks embedded; 120 documents (0.8 s)``."""
     return (f"{_clock()} {report.added} added, {report.changed} changed, {report.removed} removed; "
-            f"{report.chunks_embedded} chunks embedded; {report.documents} documents, {report.chunks} chunks "
+            f"{report.chunks_embedded} chunk{'' if report.chunks_embedded == 1 else 's'} embedded; {report.documents} documents, {report.chunks} chunks "
             f"({seconds:.1f} s)")
 
 
