@@ -26,6 +26,7 @@ from qa.ingest import (
     article_heading,
     content_hash,
     discover_paths,
+    is_article_name,
     path_is_under,
     read_article,
     unstorable_name,
@@ -184,7 +185,7 @@ def _update(
         given = [p for p in given if p not in left_out]
     # A path given now that is not there (a typo) is reported as skipped, not remembered as a source.
     not_there = [p for p in given if not os.path.exists(p)]
-    new_sources = [p for p in given if p not in not_there]
+    present = [p for p in given if p not in not_there]
     # A file named now that is not there but is indexed was deleted: it goes, as a deleted file
     # in a folder does (`qa index --only FILE` after removing FILE). A folder named that is not
     # there is kept, as an unplugged drive is.
@@ -192,11 +193,18 @@ def _update(
     deleted_named = [p for p in not_there if p in named_stamps]
     not_there = [p for p in not_there if p not in deleted_named]
     known_sources = writer.sources()
+    # Remembered for later updates: what a remembered folder's scan does not reach already (a
+    # folder linked into it is remembered: its drive may be unplugged), and not a file that is no
+    # article (a .docx, said to be skipped now), which each update would skip again.
+    known_real = [os.path.realpath(source) for source in known_sources]
+    new_sources = [
+        p for p in present
+        if not path_is_under(os.path.realpath(p), known_real) and (os.path.isdir(p) or is_article_name(os.path.basename(p)))
+    ]
     if only:
-        roots = sorted(set(new_sources) | set(deleted_named))
-        new_sources = [p for p in new_sources if not path_is_under(p, known_sources)]
+        roots = sorted(set(present) | set(deleted_named))
     else:
-        roots = sorted(set(known_sources) | set(new_sources) | set(deleted_named))
+        roots = sorted(set(known_sources) | set(present) | set(deleted_named))
     if not roots and not paths:
         # The bundled articles are the first index's, not a fallback for one whose folders are
         # gone (its last named file deleted, its catalog lost): that one is told to name them.

@@ -289,7 +289,7 @@ class _Walk:
             self.folder(path)
         elif not stat.S_ISREG(mode):
             self.skip(path, "not a regular file")
-        elif _is_article_name(os.path.basename(path)):
+        elif is_article_name(os.path.basename(path)):
             self.keep(path)
         else:
             self.skip(path, f"not an article file ({Path(path).suffix or 'no suffix'})")
@@ -352,7 +352,7 @@ class _Walk:
                 if entry.is_dir():
                     self.folder(prefix + name, inside)
                     continue
-                if not _is_article_name(name):
+                if not is_article_name(name):
                     continue  # images, spreadsheets and the like sit beside articles; they are not news
                 if not entry.is_file():
                     self.skip(prefix + name, "not a regular file")
@@ -383,12 +383,12 @@ class _Walk:
         except OSError as exc:
             # A broken link to what is not an article (an image gone) is left alone, as such
             # files are; a loop, a refusal or a broken article link is reported.
-            if exc.errno != errno.ENOENT or _is_article_name(os.path.basename(path)):
+            if exc.errno != errno.ENOENT or is_article_name(os.path.basename(path)):
                 self.skip(path, _stat_failure(Path(path), exc))
             return
         if stat.S_ISDIR(found.st_mode):
             self.folder(path, inside)
-        elif not _is_article_name(os.path.basename(path)):
+        elif not is_article_name(os.path.basename(path)):
             return  # images, spreadsheets and the like sit beside articles; they are not news
         elif not stat.S_ISREG(found.st_mode):
             self.skip(path, "not a regular file")  # leads to a device, a socket, a FIFO
@@ -410,7 +410,8 @@ def _stat_failure(path: Path, exc: OSError) -> str:
 _ENTRY_NAME = attrgetter("name")
 
 
-def _is_article_name(name: str) -> bool:
+def is_article_name(name: str) -> bool:
+    """Whether a file of this name is read as an article (qa.config.ARTICLE_SUFFIXES)."""
     return name.lower().endswith(ARTICLE_SUFFIXES)
 
 

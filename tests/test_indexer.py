@@ -782,3 +782,21 @@ def test_manifest_of_an_older_format_names_the_rebuild(shared_copy: tuple[StoreL
     rewrite_manifest(index_dir, format_version=2)
     with pytest.raises(IndexMismatchError, match=r"old format 2; run `qa index --rebuild`"):
         open_store(index_dir)
+
+
+def test_only_folders_and_articles_not_already_covered_are_remembered(
+    built: tuple[StoreLocation, UpdateReport], corpus: Path, tmp_path: Path, embedder: Embedder
+) -> None:
+    index_dir, first = built
+    letter = tmp_path / "letter.docx"
+    letter.write_bytes(b"PK\x03\x04 not an article")
+    inside = sorted(corpus.glob("*.txt"))[0]
+    report = update_index(index_dir, [letter, inside], embedder=embedder)
+    assert [(s.path, s.reason) for s in report.skipped] == [(str(letter), "not an article file (.docx)")]
+    assert report.documents == first.documents
+    index = open_store(index_dir)
+    try:
+        assert index.sources() == [str(corpus)]  # the .docx is not looked at again, the file is the folder's
+    finally:
+        index.close()
+    assert update_index(index_dir, embedder=embedder).skipped == ()
