@@ -349,7 +349,9 @@ def compose_answer(
                 score=round(sentence.score, 4),
             )
         )
-        parts.append(f"{sentence.text.strip()} [{n}]")
+        # The answer reads as one paragraph: a line break inside a sentence (a PDF's line, a
+        # wrapped text file) is a space here; the citation's quote keeps the article's own text.
+        parts.append(f"{' '.join(sentence.text.split())} [{n}]")
     return Answer(question, " ".join(parts), True, tuple(citations), tuple(hits), understood_as)
 
 

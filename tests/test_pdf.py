@@ -132,3 +132,33 @@ def test_http_citations_say_their_page_and_quote_the_served_text(pdf_index: tupl
     assert citation["page"] == 2
     assert document["text"][citation["start"]:citation["end"]] == citation["quote"]
     assert page_at(document["text"], citation["start"]) == 2
+
+
+def test_a_sentence_broken_over_the_pdfs_lines_reads_as_one_line(tmp_path: Path, embedder) -> None:
+    # PDF text keeps the page's line breaks: the answer reads as prose, the quote stays the text.
+    from qa.answer import answer_question
+    from qa.indexer import update_index
+    from qa.retrieve import Retriever
+    from qa.stores import open_store
+
+    folder = tmp_path / "articles"
+    folder.mkdir()
+    write_pdf(folder / "bridge.pdf", [[
+        "Harbor Bridge repairs",
+        "The city council approved the repair of the Harbor Bridge on Monday after a long debate about "
+        "its cost. Work on the bridge will begin in March and last eleven months, the chief engineer of "
+        "the city, Priya Nair, told reporters at the town hall. Ferries will run every twenty minutes "
+        "while the bridge is closed to traffic.",
+    ]], title="Harbor Bridge repairs")
+    update_index(tmp_path / "index", [folder], embedder=embedder)
+    index = open_store(tmp_path / "index")
+    try:
+        answer = answer_question(Retriever(index, embedder), "When will the Harbor Bridge work begin?")
+        assert answer.answerable and "March" in answer.answer
+        assert any("\n" in citation.quote for citation in answer.citations)
+        assert "\n" not in answer.answer
+        for citation in answer.citations:
+            assert index.document(citation.doc_id).text[citation.start:citation.end] == citation.quote
+            assert " ".join(citation.quote.split()) in answer.answer
+    finally:
+        index.close()
