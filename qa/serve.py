@@ -196,6 +196,10 @@ def _validation_line(errors: Sequence[Any]) -> str:
     """Pydantic's errors in one line: ``body.k: Input should be less than or equal to 100``."""
     parts = []
     for error in errors[:3]:
+        if error.get("type") == "json_invalid":  # its loc is ("body", character): no field to name
+            reason = (error.get("ctx") or {}).get("error")
+            parts.append(f"the body is not valid JSON{f' ({reason})' if reason else ''}")
+            continue
         where = ".".join(str(part) for part in error.get("loc", ()) if part != "body") or "body"
         parts.append(f"{where[:60]}: {error.get('msg', 'invalid')}")
     return "; ".join(parts) or "invalid request"

@@ -82,6 +82,13 @@ def test_filters_narrow_the_search(client: httpx.Client) -> None:
     assert refused.json() == {"error": "since 2021-01-01 is after until 2020-01-01: no day is in both"}
 
 
+def test_a_body_that_is_not_json_is_said_in_plain_words(client: httpx.Client) -> None:
+    response = client.post("/ask", content=b"{bad json", headers={"Content-Type": "application/json"})
+    assert response.status_code == 422
+    error = response.json()["error"]
+    assert error.startswith("the body is not valid JSON (") and "\n" not in error
+
+
 def test_documents_are_served_by_indexed_id_only(client: httpx.Client, seeds_index: Path) -> None:
     hit = client.post("/search", json={"query": "Ivanov", "k": 1}).json()["hits"][0]
     document = client.get(f"/documents/{hit['doc_id']}").json()
