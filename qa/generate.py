@@ -17,7 +17,7 @@ from dataclasses import dataclass, replace
 from typing import TYPE_CHECKING
 
 from qa.answer import answer_question
-from qa.claims import SUPPORTED, ClaimChecker
+from qa.claims import SUPPORTED, UNCITED, ClaimChecker
 from qa.errors import LLMError
 from qa.retrieve import Retriever, SearchFilters
 from qa.types import Answer, Citation, Claim, Hit
@@ -140,8 +140,12 @@ def answer_from_text(quoted: Answer, text: str, model: str, checker: ClaimChecke
     claims = tuple(checker.check_answer(text, hits, quoted.understood_as or quoted.question))
     supported = [c for c in claims if c.verdict == SUPPORTED]
     if not supported:
-        why = (f"{model} says the passages do not answer this" if declines(text)
-               else f"no sentence {model} wrote is supported by a passage it cites")
+        if declines(text):
+            why = f"{model} says the passages do not answer this"
+        elif all(c.verdict == UNCITED for c in claims):
+            why = f"no sentence {model} wrote cites a passage"
+        else:
+            why = f"no sentence {model} wrote is supported by a passage it cites"
         instead = "; showing the quoted answer instead" if quoted.answerable else ""
         return replace(quoted, model=model, claims=claims, notice=f"{stop_note}{why}{instead}")
     # What a script reads as the answer holds only what the passages support; `claims` has it all.

@@ -165,6 +165,19 @@ def test_a_model_answer_fed_from_a_string_keeps_only_supported_sentences(retriev
     assert f"[{n}] " + debt_passages[n - 1].title in shown  # its source, listed
 
 
+def test_an_answer_that_cites_nothing_is_said_so(retriever, debt_passages) -> None:
+    from qa.answer import compose_answer, score_sentences
+    from qa.generate import answer_from_text
+
+    quoted = compose_answer(DEBT_QUESTION, debt_passages, score_sentences(debt_passages, retriever.term_weights(DEBT_QUESTION)),
+                            retriever.store.chunk_count())
+    checker = ClaimChecker(retriever.aligner())
+    uncited = answer_from_text(quoted, "Baghdad owes Russia 8 billion dollars.", "some-model", checker)
+    assert uncited.notice == "no sentence some-model wrote cites a passage; showing the quoted answer instead"
+    wrong = answer_from_text(quoted, f"Baghdad owes Germany $2 billion [{_debt_n(debt_passages)}].", "some-model", checker)
+    assert wrong.notice.startswith("no sentence some-model wrote is supported by a passage it cites")
+
+
 # The real model ---------------------------------------------------------------------------------------
 
 
