@@ -71,6 +71,7 @@ class UpdateReport:
     missing_sources: tuple[str, ...] = ()
     kept: tuple[str, ...] = field(default=())  # indexed files that could not be read now and were kept
     forgotten: tuple[str, ...] = ()  # remembered sources forgotten (`qa index --forget`)
+    rebuilt: bool = False  # every article embedded again (`qa index --rebuild`)
 
     @property
     def changed_anything(self) -> bool:
@@ -318,12 +319,24 @@ def _update(
     writer.finish()
 
     documents, chunks = writer.counts()
-    replaced = set(replaced_ids)
+    if rebuild:
+        # Every article was embedded again; the counts say how the articles themselves changed
+        # since the index was last built, a file gone since then counted as removed.
+        before = {path: record.content_hash for path, record in all_known.items()}
+        read_now = {item.article.path for item in chunked}
+        added = sum(1 for item in chunked if item.article.path not in before)
+        changed = sum(1 for item in chunked if before.get(item.article.path, item.article.content_hash) != item.article.content_hash)
+        dropped = sum(1 for path in before if path not in read_now)
+        unchanged = len(chunked) - added - changed
+    else:
+        added, changed = len(chunked) - len(set(replaced_ids)), len(set(replaced_ids))
+        dropped, unchanged = len(removed), plan.unchanged
     return UpdateReport(
-        added=len(chunked) - len(replaced),
-        changed=len(replaced),
-        removed=len(removed) if not rebuild else 0,
-        unchanged=plan.unchanged,
+        added=added,
+        changed=changed,
+        removed=dropped,
+        unchanged=unchanged,
+        rebuilt=rebuild,
         chunks_embedded=total_chunks,
         sentences_embedded=total_sentences,
         documents=documents,

@@ -800,3 +800,22 @@ def test_only_folders_and_articles_not_already_covered_are_remembered(
     finally:
         index.close()
     assert update_index(index_dir, embedder=embedder).skipped == ()
+
+
+def test_a_rebuild_reports_how_the_articles_changed_since_the_last_build(
+    built: tuple[StoreLocation, UpdateReport], corpus: Path, embedder: Embedder, extra_article: CorpusArticle,
+) -> None:
+    index_dir, first = built
+    changed, deleted = sorted(corpus.glob("*.txt"))[0], sorted(corpus.glob("*.md"))[0]
+    changed.write_text(changed.read_text(encoding="utf-8") + "\n\nA paragraph added later.\n", encoding="utf-8")
+    deleted.unlink()
+    (corpus / extra_article.name).write_text(extra_article.text, encoding="utf-8")
+
+    report = update_index(index_dir, rebuild=True, embedder=embedder)
+    assert report.rebuilt and (report.added, report.changed, report.removed) == (1, 1, 1)
+    assert report.unchanged == report.documents - 2 == first.documents - 2
+    assert report.chunks_embedded == report.chunks  # every article embedded again
+    # Built again with nothing changed since: every article is unchanged, and embedded again.
+    again = CliRunner().invoke(main, ["index", "--rebuild", "--store", store_arg(index_dir)])
+    said = " ".join(again.output.split())
+    assert f"Index rebuilt: 0 added, 0 changed, 0 removed, {report.documents} unchanged; {report.chunks} chunks embedded" in said
