@@ -254,7 +254,7 @@ def render_stats(stats: IndexStats) -> RenderableType:
 def render_update_report(report: UpdateReport) -> RenderableType:
     """One line of what `qa index` did, and a line for each file it skipped."""
     summary = Text()
-    summary.append("Index up to date: ", style="bold green")
+    summary.append("Index rebuilt: " if report.rebuilt else "Index up to date: ", style="bold green")
     summary.append(
         f"{report.added} added, {report.changed} changed, {report.removed} removed, "
         f"{report.unchanged} unchanged; {report.chunks_embedded} chunk{'' if report.chunks_embedded == 1 else 's'} embedded; "
@@ -273,36 +273,50 @@ def render_update_report(report: UpdateReport) -> RenderableType:
 
 
 def render_eval_report(report: EvalReport) -> RenderableType:
-    """`qa eval`: one row per retrieval mode."""
-    table = Table(title=f"{report.eval_set}: {report.results[0].questions if report.results else 0} questions, "
-                  f"{report.documents} documents, {report.backend} backend (index ready in {report.index_seconds:.1f} s)")
-    columns = ["mode", "R@1", "R@5", "R@20", "MRR@10", "nDCG@10", "answer in top sentence", "answered",
-               "s/question"]
-    has_v2 = any(r.unanswerable_questions for r in report.results)
-    if has_v2:
-        columns += ["unanswerable declined", "answerable AUROC", "judgment accuracy"]
-    has_off_topic = any(r.off_topic_questions for r in report.results)
-    if has_off_topic:
-        columns.append(f"off-topic declined ({report.results[0].off_topic_questions})")
-    for column in columns:
-        table.add_column(column, justify="left" if column == "mode" else "right")
-    for r in report.results:
-        row = [r.mode, f"{r.recall_at_1:.3f}", f"{r.recall_at_5:.3f}", f"{r.recall_at_20:.3f}", f"{r.mrr_at_10:.3f}",
-               f"{r.ndcg_at_10:.3f}", f"{r.answer_in_top_sentence:.3f}", f"{r.answered:.3f}",
-               f"{r.seconds_per_question * 1000:.1f} ms"]
-        if has_v2:
-            row += [f"{r.declined:.3f}" if r.declined is not None else "–",
-                    f"{r.answerability_auroc:.3f}" if r.answerability_auroc is not None else "–",
-                    f"{r.answerability_accuracy:.3f}" if r.answerability_accuracy is not None else "–"]
-        if has_off_topic:
-            row.append(f"{r.off_topic_declined:.3f}" if r.off_topic_declined is not None else "–")
-        table.add_row(*row)
+    """`qa eval`: a row per measure and a column per retrieval mode, so that it fits a narrow
+    terminal whatever the measures (a row per mode outgrew 80 columns with SQuAD v2.0's)."""
+    from rich import box
+
+    results = report.results
+    questions = results[0].questions if results else 0
+    heading = Text(f"{report.eval_set}: {questions} questions, {report.documents} documents, "
+                   f"{report.backend} backend (index ready in {report.index_seconds:.1f} s)", style="bold")
+    table = Table(box=box.SIMPLE_HEAD, padding=(0, 1))
+    table.add_column("")
+    for r in results:
+        table.add_column(r.mode, justify="right", no_wrap=True)
+
+    def figure(value: float | None) -> str:
+        return f"{value:.3f}" if value is not None else "–"
+
+    measures: list[tuple[str, list[float | None]]] = [
+        ("R@1", [r.recall_at_1 for r in results]),
+        ("R@5", [r.recall_at_5 for r in results]),
+        ("R@20", [r.recall_at_20 for r in results]),
+        ("MRR@10", [r.mrr_at_10 for r in results]),
+        ("nDCG@10", [r.ndcg_at_10 for r in results]),
+        ("answer in top sentence", [r.answer_in_top_sentence for r in results]),
+        ("answered", [r.answered for r in results]),
+    ]
+    if any(r.unanswerable_questions for r in results):
+        measures += [("unanswerable declined", [r.declined for r in results]),
+                     ("answerable AUROC", [r.answerability_auroc for r in results]),
+                     ("judgment accuracy", [r.answerability_accuracy for r in results])]
+    if any(r.off_topic_questions for r in results):
+        measures.append((f"off-topic declined ({results[0].off_topic_questions})", [r.off_topic_declined for r in results]))
+    for name, values in measures:
+        table.add_row(name, *(figure(v) for v in values))
+    notes = []
+    if results:
+        # The modes are searched together, one pass over the questions: one time for them all.
+        together = " (the modes together)" if len(results) > 1 else ""
+        notes.append(Text(f"{results[0].seconds_per_question * 1000:.1f} ms a question{together}", style="dim"))
     if report.respelled_questions:
         count = report.respelled_questions
         said = "1 question was" if count == 1 else f"{count} questions were"
-        return Group(table, Text(f"{said} asked with a mistyped word read as the corpus spells it, as qa ask reads them",
-                                 style="dim"))
-    return table
+        notes.append(Text(f"{said} asked with a mistyped word read as the corpus spells it, as qa ask reads them",
+                          style="dim"))
+    return Group(heading, table, *notes)
 
 
 def _human_bytes(size: int) -> str:

@@ -92,6 +92,19 @@ def test_eval_command_prints_json(tiny_squad: Path, tmp_path, monkeypatch) -> No
     assert data["results"][0]["mode"] == "hybrid" and data["results"][0]["questions"] == 3
 
 
+def test_eval_table_fits_an_80_column_terminal(tiny_squad: Path, tmp_path, monkeypatch) -> None:
+    monkeypatch.setenv("QA_CACHE_DIR", str(tmp_path / "cache"))
+    result = CliRunner().invoke(main, ["eval", str(tiny_squad), "--limit", "3"], env={"COLUMNS": "80"})
+    assert result.exit_code == 0, result.output
+    lines = result.output.splitlines()
+    table = lines[next(n for n, line in enumerate(lines) if "keyword" in line):]
+    assert all(len(line) <= 80 and "…" not in line for line in table)
+    header = next(line for line in lines if "keyword" in line)
+    assert header.split() == ["hybrid", "dense", "keyword"]
+    assert any(line.split()[:4] == ["answer", "in", "top", "sentence"] for line in lines)
+    assert "ms a question (the modes together)" in result.output
+
+
 def test_eval_command_takes_no_align(tiny_squad: Path, tmp_path, monkeypatch) -> None:
     monkeypatch.setenv("QA_CACHE_DIR", str(tmp_path / "cache"))
     result = CliRunner().invoke(main, ["eval", str(tiny_squad), "--mode", "hybrid", "--limit", "3", "--no-align", "--json"])
