@@ -247,17 +247,21 @@ def index(paths: tuple[Path, ...], rebuild: bool, only: bool, from_store: str | 
         finally:
             if hasattr(embedder, "close"):
                 embedder.close()  # a Ray this command started is shut down
-    if as_json:
-        from dataclasses import asdict
-
-        _emit_json(asdict(report))
-    else:
-        _console().print(render_update_report(report))
     # A path typed on the command line that is not there is an error for scripts to see, as with
     # `ls` or `cp`; the other paths were still indexed.
     # (A deleted file that was indexed is not one: it was removed.)
     skipped = {s.path for s in report.skipped}
     missing = [p for p in paths if not p.expanduser().exists() and str(p.expanduser().absolute()) in skipped]
+    if as_json:
+        from dataclasses import asdict
+
+        _emit_json(asdict(report))
+    else:
+        from dataclasses import replace
+
+        # Said once, in the error line below, not also as a skipped file.
+        typed = {str(p.expanduser().absolute()) for p in missing}
+        _console().print(render_update_report(replace(report, skipped=tuple(s for s in report.skipped if s.path not in typed))))
     if missing:
         click.secho(f"Error: no such file or folder: {', '.join(map(str, missing))}", fg="red", err=True)
         sys.exit(1)

@@ -280,6 +280,12 @@ def test_a_path_that_is_not_there_is_skipped_and_not_remembered(
     assert report.missing_sources == ()
     assert (report.documents, report.chunks) == (first.documents, first.chunks)
     assert str(typo) not in assert_consistent(index_dir, embedder).sources
+    # Said to a person once, as an error, after what the update did.
+    result = CliRunner().invoke(main, ["index", str(typo), "--store", store_arg(index_dir)])
+    assert result.exit_code == 1
+    lines = [line for line in result.output.splitlines() if line.strip()]
+    assert lines[0].startswith("Index up to date:") and lines[-1] == f"Error: no such file or folder: {typo}"
+    assert sum(str(typo) in line for line in lines) == 1
 
     fresh = store_location(index_dir.kind, tmp_path / "fresh")
     report = update_index(fresh, [typo], embedder=embedder)
