@@ -53,6 +53,7 @@ class FolderWatcher:
         self._stop = threading.Event()
         self._thread: threading.Thread | None = None
         self._known: list[str] = []  # PATHS and the remembered sources, there or not
+        self._gone: set[str] = set()  # watched folders said to be gone, to say when they are back
 
     def catch_up(self) -> UpdateReport:
         """Index PATHS (remembered from now on) and every known source, as `qa index PATHS` does."""
@@ -100,6 +101,9 @@ class FolderWatcher:
                     on_ready(self.roots)
                 first = False
             else:
+                for root in sorted(self._gone & set(self.roots)):
+                    self.log(f"{_clock()} {root} is back; watching it again")
+                self._gone -= set(self.roots)
                 # Watched anew: what changed between the two watches was seen by neither.
                 self._catch_up_with(self.roots)
             if early:
@@ -139,6 +143,7 @@ class FolderWatcher:
 
     def _say_gone(self, roots: Iterable[str]) -> None:
         for root in sorted(roots):
+            self._gone.add(root)
             self.log(f"{_clock()} {root} is not there now; watching for it to come back")
 
     def _catch_up_with(self, roots: list[str]) -> None:
@@ -151,7 +156,7 @@ class FolderWatcher:
         except QAError as exc:
             self.log(f"{_clock()} update failed: {exc}")
             return
-        self._log_report(report, time.perf_counter() - started, always=True)
+        self._log_report(report, time.perf_counter() - started)
 
     def update(self, changes: Iterable[tuple[object, str]]) -> UpdateReport | None:
         """Index one batch of (change, path) events; a failure is logged and watching goes on."""
@@ -216,11 +221,16 @@ class FolderWatcher:
             return None
 
     def _log_report(self, report: UpdateReport, seconds: float, always: bool = False) -> None:
+        from qa.indexer import GONE_REASONS
+
         if report.changed_anything:
             self.updates += 1
         if report.changed_anything or always:
             self.log(update_line(report, seconds))
         for skipped in report.skipped:
+            # A watched folder that went is said once, by _say_gone, as what watching does about it.
+            if skipped.path in self._known and skipped.reason in GONE_REASONS:
+                continue
             self.log(f"{_clock()} skipped {skipped.path}: {skipped.reason}")
 
 

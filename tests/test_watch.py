@@ -142,6 +142,10 @@ def test_a_watched_folder_deleted_and_made_again_is_watched_again(tmp_path: Path
         news.mkdir()
         (news / "second.txt").write_text(article(1))
         wait_until({"second.txt"}, "the folder made again never caught up")  # first.txt is gone from it
+        # Said once each way, not also as a skipped path or an update that changed nothing.
+        assert sum("is not there now" in line for line in lines) == 1, lines
+        assert any(f"{news} is back" in line for line in lines), lines
+        assert not any("skipped" in line or " 0 added, 0 changed, 0 removed" in line for line in lines), lines
         (news / "third.txt").write_text(article(2))
         wait_until({"second.txt", "third.txt"}, "a file in the folder made again never indexed")
         # Deleted and made again at once, as `rm -r` and an archive unpacked do: no moment without it.
