@@ -25,6 +25,16 @@ CHUNK_OVERLAP_SENTENCES = 1
 DEFAULT_TOP_K = 5
 
 
+def package_version() -> str:
+    """qa's version as installed (pyproject.toml's), for the HTTP API and the MCP server to report."""
+    from importlib.metadata import PackageNotFoundError, version
+
+    try:
+        return version("qa")
+    except PackageNotFoundError:  # run from a checkout that was never installed
+        return "0"
+
+
 def project_root() -> Path:
     """The folder holding the qa package (the checkout), where `seeds/` and `index/` sit by default."""
     return Path(__file__).resolve().parent.parent

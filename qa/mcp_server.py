@@ -14,8 +14,7 @@ from typing import TYPE_CHECKING, Annotated, Any, Literal
 
 from pydantic import Field
 
-from qa import __version__
-from qa.config import DEFAULT_TOP_K
+from qa.config import DEFAULT_TOP_K, package_version
 from qa.errors import QAError
 from qa.service import MAX_FILTER_CHARS, MAX_K, MAX_QUESTION_CHARS
 
@@ -43,7 +42,7 @@ def build_server(service: IndexService) -> MCPServer:
     from mcp.server.mcpserver import MCPServer
     from mcp.server.mcpserver.exceptions import ToolError
 
-    server = MCPServer(name="qa", version=__version__, instructions=INSTRUCTIONS, log_level="WARNING")
+    server = MCPServer(name="qa", version=package_version(), instructions=INSTRUCTIONS, log_level="WARNING")
 
     def checked(call: Any, *args: Any, **kwargs: Any) -> dict[str, Any]:
         try:

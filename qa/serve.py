@@ -26,8 +26,7 @@ from fastapi.responses import JSONResponse, StreamingResponse
 from pydantic import BaseModel, ConfigDict, Field
 from starlette.exceptions import HTTPException
 
-from qa import __version__
-from qa.config import DEFAULT_TOP_K
+from qa.config import DEFAULT_TOP_K, package_version
 from qa.errors import ConfigError, IndexCorruptError, IndexLockedError, IndexMissingError, QAError, QueryError
 from qa.service import MAX_FILTER_CHARS, MAX_K, MAX_QUESTION_CHARS, IndexService
 
@@ -83,7 +82,7 @@ def create_app(service: IndexService, token: str | None = None, cors_origins: Se
     app = FastAPI(
         title="qa",
         summary="Ask questions of a folder of articles; every answer cites the sentences it quotes.",
-        version=__version__,
+        version=package_version(),
     )
     _add_routes(app, service)
     _add_error_handlers(app)

@@ -350,7 +350,8 @@ def test_the_chat_says_once_when_passages_would_leave_the_machine(seeds_index: P
 def test_ask_stream_without_a_server_is_a_usage_error(seeds_index: Path, monkeypatch: pytest.MonkeyPatch,
                                                      tmp_path: Path) -> None:
     monkeypatch.delenv("QA_LLM", raising=False)
-    monkeypatch.setenv("QA_CONFIG", str(tmp_path / "none.toml"))
+    (tmp_path / "empty.toml").write_text("")  # no model server in it, nor in the user's own
+    monkeypatch.setenv("QA_CONFIG", str(tmp_path / "empty.toml"))
     result = _qa("ask", DEBT_QUESTION, "--stream", index=seeds_index)
     assert result.returncode == 2 and "--stream needs a model server" in result.stderr
 

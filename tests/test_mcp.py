@@ -12,8 +12,8 @@ from typing import Any
 import anyio
 from click.testing import CliRunner
 
-from qa import __version__
 from qa.cli import main
+from qa.config import package_version
 
 QUESTION = "Who did Igor Ivanov give the informal document to?"
 
@@ -52,7 +52,7 @@ def test_tools_return_the_cli_json_objects(seeds_index: Path) -> None:
         return session.server_info, tools, asked, searched, opened
 
     server, tools, asked, searched, opened = with_session(seeds_index, work)
-    assert (server.name, server.version) == ("qa", __version__)
+    assert (server.name, server.version) == ("qa", package_version()) and server.version
     assert set(tools) == {"search", "ask", "open_document"}
     assert tools["ask"].input_schema["properties"]["k"]["maximum"] == 100
     assert not asked.is_error and not searched.is_error and not opened.is_error
