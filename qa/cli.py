@@ -25,6 +25,19 @@ MODE_CHOICE = click.Choice(["hybrid", "dense", "keyword"])
 class QAGroup(click.Group):
     """Shows QAError messages in one line, never a traceback, and exits non-zero."""
 
+    def parse_args(self, ctx: click.Context, args: list[str]) -> list[str]:
+        try:
+            return super().parse_args(ctx, args)
+        except click.NoSuchOption as exc:
+            # Bare `qa` opens the chat, but takes none of its options: say where they go.
+            chat_command = self.commands.get("chat")
+            if chat_command is not None and any(exc.option_name in p.opts for p in chat_command.params):
+                raise click.NoSuchOption(
+                    exc.option_name, f"No such option: {exc.option_name} (the chat's options follow `qa chat`: "
+                    f"qa chat {exc.option_name} …)", ctx=ctx,
+                ) from None
+            raise
+
     def invoke(self, ctx: click.Context) -> Any:
         try:
             return super().invoke(ctx)

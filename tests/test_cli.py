@@ -198,6 +198,13 @@ def test_a_chat_left_at_once_exits_cleanly(index_dir: Path) -> None:
         assert "terminate" not in result.stderr and "Traceback" not in result.stderr
 
 
+def test_a_chat_option_given_to_bare_qa_says_where_it_goes() -> None:
+    result = qa("--no-update")
+    assert result.exit_code == 2
+    assert "the chat's options follow `qa chat`: qa chat --no-update" in result.output
+    assert "follow `qa chat`" not in qa("--bogus").output  # an option nothing takes is click's own error
+
+
 def test_commands_have_help() -> None:
     assert main.commands
     top = qa("--help")
