@@ -194,13 +194,16 @@ def _update(
     deleted_named = [p for p in not_there if p in named_stamps]
     not_there = [p for p in not_there if p not in deleted_named]
     known_sources = writer.sources()
-    # Remembered for later updates: what a remembered folder's scan does not reach already (a
-    # folder linked into it is remembered: its drive may be unplugged), and not a file that is no
-    # article (a .docx, said to be skipped now), which each update would skip again.
+    # Remembered for later updates: what a remembered folder's scan does not reach already under
+    # the same name (a folder linked into one is remembered, as its drive may be unplugged; so is
+    # a folder's real path typed where a link to it is remembered, or its files would be indexed
+    # under a name no scan looks at again), and not a file that is no article (a .docx, said to be
+    # skipped now), which each update would skip again.
     known_real = [os.path.realpath(source) for source in known_sources]
     new_sources = [
         p for p in present
-        if not path_is_under(os.path.realpath(p), known_real) and (os.path.isdir(p) or is_article_name(os.path.basename(p)))
+        if not (path_is_under(p, known_sources) and path_is_under(os.path.realpath(p), known_real))
+        and (os.path.isdir(p) or is_article_name(os.path.basename(p)))
     ]
     if only:
         roots = sorted(set(present) | set(deleted_named))
@@ -230,8 +233,12 @@ def _update(
     # A remembered folder that is there but empty, though articles were indexed from it, is most
     # often a drive's mount point with the drive not mounted (or a sync not yet done): its articles
     # are kept as a missing folder's are, not dropped as deleted (Syncthing stops syncing such a
-    # folder for the same reason). Deleting them all is said with `qa index --forget`.
-    emptied = [r for r in present_roots if r in known_sources and _empty_folder(r) and _holds_any(r, all_facts)]
+    # folder for the same reason). Deleting them all is said with `qa index --forget`. Not when the
+    # folder is named to be looked at now (`--only`, `/add`, `qa watch` after a deletion there): its
+    # files were seen to go.
+    emptied = [] if only else [
+        r for r in present_roots if r in known_sources and _empty_folder(r) and _holds_any(r, all_facts)
+    ]
     present_roots = [r for r in present_roots if r not in emptied]
     deleted_file_sources = [
         r for r in roots if r not in present_roots and r not in emptied

@@ -825,3 +825,35 @@ def test_a_rebuild_reports_how_the_articles_changed_since_the_last_build(
     again = CliRunner().invoke(main, ["index", "--rebuild", "--store", store_arg(index_dir)])
     said = " ".join(again.output.split())
     assert f"Index rebuilt: 0 added, 0 changed, 0 removed, {report.documents} unchanged; {report.chunks} chunks embedded" in said
+
+
+def test_an_emptied_folder_named_to_be_looked_at_now_loses_its_articles(
+    built: tuple[StoreLocation, UpdateReport], tmp_path: Path, embedder: Embedder, extra_article: CorpusArticle,
+) -> None:
+    # `--only FOLDER` (what `qa watch` runs after a deletion there, and the chat's /add): the files
+    # were seen to go, so an empty folder is not taken for an unmounted drive.
+    index_dir, first = built
+    inbox = tmp_path / "inbox"
+    _add_folder_holding(extra_article, inbox, index_dir, embedder)
+    (inbox / extra_article.name).unlink()
+    report = update_index(index_dir, [inbox], only=True, embedder=embedder)
+    assert (report.removed, report.documents, report.missing_sources) == (1, first.documents, ())
+
+
+def test_a_folders_real_path_typed_where_a_link_to_it_is_remembered_indexes_nothing_twice(
+    built: tuple[StoreLocation, UpdateReport], tmp_path: Path, embedder: Embedder, extra_article: CorpusArticle,
+) -> None:
+    # `cd ~/news && qa index .` where ~/news is a link: the shell gives the real path.
+    index_dir, first = built
+    real = tmp_path / "data" / "news"
+    real.mkdir(parents=True)
+    (real / extra_article.name).write_text(extra_article.text, encoding="utf-8")
+    (real / "brief.txt").write_text("Harbour brief\n\nThe ferry to Sines runs twice a day.\n", encoding="utf-8")
+    link = tmp_path / "news"
+    link.symlink_to(real)
+    linked = update_index(index_dir, [link], embedder=embedder)
+    assert linked.documents == first.documents + 2
+    update_index(index_dir, [real], embedder=embedder)
+    assert update_index(index_dir, embedder=embedder).documents == first.documents + 2
+    (real / extra_article.name).unlink()
+    assert update_index(index_dir, embedder=embedder).documents == first.documents + 1  # no copy left behind
