@@ -229,7 +229,7 @@ class FolderWatcher:
             self.log(update_line(report, seconds))
         for skipped in report.skipped:
             # A watched folder that went is said once, by _say_gone, as what watching does about it.
-            if skipped.path in self._known and skipped.reason in GONE_REASONS:
+            if skipped.path in self.roots and skipped.reason in GONE_REASONS:
                 continue
             self.log(f"{_clock()} skipped {skipped.path}: {skipped.reason}")
 

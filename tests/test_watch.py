@@ -219,3 +219,18 @@ def test_watching_a_folder_that_is_not_there_is_a_one_line_error(tmp_path: Path)
     assert result.exit_code == 1
     assert result.output.strip() == f"Error: no such file or folder: {missing}"
     assert not (tmp_path / "index").exists()
+
+
+def test_a_mistyped_folder_to_watch_is_said_to_be_skipped(tmp_path: Path, embedder: Embedder) -> None:
+    # Only a watched folder that went is left to "not there now"; a typo was never watched.
+    news = tmp_path / "news"
+    news.mkdir()
+    (news / "first.txt").write_text(article(0))
+    typo = tmp_path / "nwes"
+    lines: list[str] = []
+    watcher = FolderWatcher(as_location(tmp_path / "index"), [str(news), str(typo)], embedder=embedder, log=lines.append)
+    watcher.start()  # returns once the folders are watched and the index has caught up
+    try:
+        assert any(f"skipped {typo}: no such file or folder" in line for line in lines), lines
+    finally:
+        watcher.stop()
