@@ -104,7 +104,7 @@ def _answer_text(answer: Answer) -> Text:
     for index, citation in enumerate(answer.citations):
         if index:
             text.append(" ")
-        text.append(citation.quote.strip())
+        text.append(" ".join(citation.quote.split()))  # as Answer.answer reads: a PDF's line breaks joined
         text.append(f" [{citation.n}]", style=MARKER_STYLE)
     return text
 

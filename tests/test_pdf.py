@@ -157,6 +157,15 @@ def test_a_sentence_broken_over_the_pdfs_lines_reads_as_one_line(tmp_path: Path,
         assert answer.answerable and "March" in answer.answer
         assert any("\n" in citation.quote for citation in answer.citations)
         assert "\n" not in answer.answer
+        from io import StringIO
+
+        from rich.console import Console
+
+        from qa.render import render_answer
+
+        shown = StringIO()
+        Console(file=shown, width=400).print(render_answer(answer))
+        assert "Work on the bridge will begin in March and last eleven months" in shown.getvalue()
         for citation in answer.citations:
             assert index.document(citation.doc_id).text[citation.start:citation.end] == citation.quote
             assert " ".join(citation.quote.split()) in answer.answer
