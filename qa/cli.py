@@ -46,14 +46,20 @@ class QAGroup(click.Group):
             sys.exit(1)
         except KeyboardInterrupt:
             # Only a command that may write the index has an update to speak of.
-            writes = ctx.invoked_subcommand in (None, "index", "chat", "watch")
+            writes = ctx.invoked_subcommand in (None, "index", "chat", "watch") or ctx.meta.get(_WRITES)
             message = "Interrupted; the index keeps its last completed update." if writes else "Interrupted."
-            if ctx.invoked_subcommand == "index":
+            if ctx.meta.get(_RESUMABLE):
                 # Updates commit as they go and skip what is committed: the same command resumes.
                 message += " Run the same command again to go on: what was stored is not embedded again."
             click.secho(message, fg="yellow", err=True)
             sys.exit(130)
 
+
+# Set by a command for the Ctrl-C message (QAGroup.invoke): it writes the index (`serve --watch`),
+# or a run of it stopped goes on where it was when run again (an update; not a rebuild, which
+# commits once at its end, nor a copy from another store).
+_WRITES = "qa_writes"
+_RESUMABLE = "qa_resumable"
 
 # Where a command was told the index is, on its command line, for the commands an error suggests:
 # the library names the fix as `qa index --rebuild`, which run as it is would rebuild the default
@@ -237,6 +243,7 @@ def index(paths: tuple[Path, ...], rebuild: bool, only: bool, from_store: str | 
 
     location = _location(index_dir, store)
     paths, ray_address = _split_ray_address(paths, ray_address)
+    click.get_current_context().meta[_RESUMABLE] = not (rebuild or forget or from_store is not None)
     err = _console(stderr=True)
     if from_store is not None:
         _migrate(from_store, location, paths, rebuild, ray_address, as_json)
@@ -641,6 +648,7 @@ def serve(paths: tuple[Path, ...], host: str, port: int, token: str | None, cors
         raise click.UsageError("PATHS are the folders to watch: give them with --watch")
     check_bind(host, token)
     location = _location(index_dir, store)
+    click.get_current_context().meta[_WRITES] = watch
     watcher = _start_watcher(location, paths, backend) if watch else None
     service = _service(index_dir, store, backend, reranker, llm_url, llm_model)
     service.warm_up()

@@ -198,6 +198,22 @@ def test_a_chat_left_at_once_exits_cleanly(index_dir: Path) -> None:
         assert "terminate" not in result.stderr and "Traceback" not in result.stderr
 
 
+@pytest.mark.parametrize(("args", "resumable"), [([], True), (["--rebuild"], False)])
+def test_ctrl_c_in_qa_index_says_whether_running_it_again_goes_on(
+        args: list[str], resumable: bool, tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> None:
+    from qa import indexer
+
+    def interrupted(*args, **kwargs):
+        raise KeyboardInterrupt  # what Ctrl-C raises while an update runs
+
+    monkeypatch.setattr(indexer, "update_index", interrupted)
+    result = qa("index", str(SEEDS), "--index", str(tmp_path / "idx"), *args)
+    assert result.exit_code == 130
+    assert "Interrupted; the index keeps its last completed update." in result.output
+    # A rebuild commits once, at its end: run again, it starts over.
+    assert ("Run the same command again to go on" in result.output) is resumable
+
+
 def test_a_chat_option_given_to_bare_qa_says_where_it_goes() -> None:
     result = qa("--no-update")
     assert result.exit_code == 2
