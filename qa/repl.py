@@ -130,6 +130,10 @@ class ChatSession:
     def run(self, lines: Iterable[str] | None = None, update: bool = True) -> None:
         """Read questions and commands until /quit or end of input."""
         # Loading torch takes seconds: start it now, while the index is checked and the user types.
+        # NumPy is imported here first: both threads need it, and two threads importing it at once
+        # can each meet it half made ("cannot import name '__cpu_features__'").
+        import numpy  # noqa: F401
+
         warm_up = threading.Thread(target=self._warm_up, daemon=True)
         warm_up.start()
         try:
