@@ -26,6 +26,14 @@ def article(n: int) -> str:
             f"in years.\n\nShe added that the new breakwater had kept the swell out during the storms.\n")
 
 
+def news_with_one_article(tmp_path: Path) -> Path:
+    """A folder `news` holding first.txt, article(0)."""
+    news = tmp_path / "news"
+    news.mkdir()
+    (news / "first.txt").write_text(article(0))
+    return news
+
+
 def update_lines(process: QAProcess) -> list[str]:
     return re.findall(r"^\d\d:\d\d:\d\d .*added.*$", process.output(), flags=re.MULTILINE)
 
@@ -61,9 +69,7 @@ def test_batch_paths_names_new_files_and_the_folders_of_deleted_ones(tmp_path: P
 
 
 def test_a_burst_of_files_is_one_update_and_deletions_and_edits_follow(tmp_path: Path) -> None:
-    news = tmp_path / "news"
-    news.mkdir()
-    (news / "first.txt").write_text(article(0))
+    news = news_with_one_article(tmp_path)
     index_dir = tmp_path / "index"
     watcher = QAProcess(["watch", str(news), "--index", str(index_dir)], tmp_path / "watch.log")
     try:
@@ -98,9 +104,7 @@ def test_a_burst_of_files_is_one_update_and_deletions_and_edits_follow(tmp_path:
 
 
 def test_a_file_written_while_the_watcher_catches_up_is_not_missed(tmp_path: Path, embedder: Embedder) -> None:
-    news = tmp_path / "news"
-    news.mkdir()
-    (news / "first.txt").write_text(article(0))
+    news = news_with_one_article(tmp_path)
     index_dir = tmp_path / "index"
     lines: list[str] = []
 
@@ -121,9 +125,7 @@ def test_a_file_written_while_the_watcher_catches_up_is_not_missed(tmp_path: Pat
 
 
 def test_a_watched_folder_deleted_and_made_again_is_watched_again(tmp_path: Path, embedder: Embedder) -> None:
-    news = tmp_path / "news"
-    news.mkdir()
-    (news / "first.txt").write_text(article(0))
+    news = news_with_one_article(tmp_path)
     index_dir = tmp_path / "index"
     lines: list[str] = []
     watcher = FolderWatcher(as_location(index_dir), [str(news)], embedder=embedder, log=lines.append)
@@ -223,9 +225,7 @@ def test_watching_a_folder_that_is_not_there_is_a_one_line_error(tmp_path: Path)
 
 def test_a_mistyped_folder_to_watch_is_said_to_be_skipped(tmp_path: Path, embedder: Embedder) -> None:
     # Only a watched folder that went is left to "not there now"; a typo was never watched.
-    news = tmp_path / "news"
-    news.mkdir()
-    (news / "first.txt").write_text(article(0))
+    news = news_with_one_article(tmp_path)
     typo = tmp_path / "nwes"
     lines: list[str] = []
     watcher = FolderWatcher(as_location(tmp_path / "index"), [str(news), str(typo)], embedder=embedder, log=lines.append)
