@@ -309,6 +309,32 @@ class StoreContract:
         finally:
             store.close()
 
+    def test_a_rebuild_that_fails_halfway_leaves_the_store_as_it_was(self, make_location, break_commit, tmp_path,
+                                                                     embedder) -> None:
+        # A rebuild re-embeds everything (hours at scale): until it has finished, searches read
+        # the store as it was, and a rebuild that stops on the way takes nothing from it.
+        articles = write_articles(tmp_path / "articles")
+        location = make_location(tmp_path / "store")
+        update_index(location, [articles], embedder=embedder)
+        before = assert_whole(location)
+        (articles / BRIDGE.name).write_text(BRIDGE.text.replace("$412 million", "$517 million"), encoding="utf-8")
+
+        def texts() -> list[str]:
+            store = open_store(location)
+            try:
+                return [store.document(record.doc_id).text for record in store.documents().values()]
+            finally:
+                store.close()
+
+        with break_commit(), pytest.raises(RuntimeError, match="interrupted"):
+            update_index(location, [articles], embedder=embedder, rebuild=True)
+        assert assert_whole(location) == before
+        assert sum("$412 million" in text for text in texts()) == 1
+        report = update_index(location, [articles], embedder=embedder, rebuild=True)
+        assert (report.rebuilt, report.changed, report.unchanged) == (True, 1, len(WRITTEN_ARTICLES) - 1)
+        assert assert_whole(location) == before
+        assert sum("$517 million" in text for text in texts()) == 1 and not any("$412 million" in t for t in texts())
+
     def test_sigkill_during_qa_index_leaves_a_store_doctor_passes(self, make_location, tmp_path) -> None:
         """SIGKILL at several moments of a real `qa index`: `qa doctor` passes on what is left, and
         the next `qa index` completes the job."""

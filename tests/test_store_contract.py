@@ -129,3 +129,49 @@ class TestMilvusStore(StoreContract):
             assert store.check() == ["the article keyword index holds 0 unknown articles and misses 1"]
         finally:
             store.close()
+
+    def test_a_rebuild_stopped_while_renaming_its_collections_is_finished_by_the_next_writer(
+        self, make_location, tmp_path, embedder, monkeypatch: pytest.MonkeyPatch
+    ) -> None:
+        from pymilvus import MilvusClient
+
+        from qa.errors import IndexCorruptError
+        from qa.indexer import update_index
+
+        from store_contract import assert_whole, write_articles
+
+        articles = write_articles(tmp_path / "articles")
+        location = make_location(tmp_path / "store")
+        update_index(location, [articles], embedder=embedder)
+        before = assert_whole(location)
+        (articles / WRITTEN_ARTICLES[0].name).write_text(WRITTEN_ARTICLES[0].text + "\n\nA line added later.\n",
+                                                         encoding="utf-8")
+        renames: list[tuple[str, str]] = []
+        original = MilvusClient.rename_collection
+
+        def rename(self, old_name: str, new_name: str, *args, **kwargs) -> None:
+            if len(renames) == 3:  # the chunks put in place, the sentences retired and not yet replaced
+                raise RuntimeError("interrupted")
+            renames.append((old_name, new_name))
+            original(self, old_name, new_name, *args, **kwargs)
+
+        with monkeypatch.context() as patch:
+            patch.setattr(MilvusClient, "rename_collection", rename)
+            with pytest.raises(Exception, match="interrupted"):
+                update_index(location, [articles], embedder=embedder, rebuild=True)
+        assert renames == [("qa", "qa_retired"), ("qa_rebuilding", "qa"),
+                           ("qa_sentences", "qa_retired_sentences")]
+        with pytest.raises(IndexCorruptError, match="putting its new collections in place"):
+            open_store(location)  # old and new side by side: no reader mixes them
+        report = update_index(location, [articles], embedder=embedder)  # a plain update finishes the rebuild
+        assert (report.added, report.changed, report.removed) == (0, 0, 0)
+        assert assert_whole(location) == before
+        store = open_store(location)
+        try:
+            texts = [store.document(record.doc_id).text for record in store.documents().values()]
+            assert sum("A line added later." in text for text in texts) == 1
+            names = set(store.collections.client.list_collections())
+            assert not any(name.endswith(("_retired", "_rebuilding")) or "_retired_" in name or "_rebuilding_" in name
+                           for name in names)
+        finally:
+            store.close()

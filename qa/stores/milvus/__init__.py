@@ -17,6 +17,7 @@ from qa.stores.milvus.store import (
     MilvusWriter,
     load_manifest,
     refuse_missing_lite_file,
+    settle_earlier_rebuild,
 )
 
 if TYPE_CHECKING:
@@ -34,6 +35,8 @@ def read_manifest(location: StoreLocation, upgrade: bool = False) -> Manifest:
     refuse_missing_lite_file(location)
     collections = MilvusCollections(location, WRITER_WAIT_SECONDS if upgrade else 0.0)
     try:
+        if upgrade:
+            settle_earlier_rebuild(collections)  # a writer's first step: a rebuild cut short is finished or dropped
         return load_manifest(collections)
     finally:
         collections.close()

@@ -14,7 +14,9 @@ Collections, for a store named NAME:
 Milvus has no multi-row transactions, so writes are ordered to be safe at any instant: a
 document's row is written after its chunks and sentences, and deleted after them. A run killed
 in between leaves a document whose row says "old content" (so the next run indexes it again) or
-chunks with no document row yet (cleared when the next run indexes that file).
+chunks with no document row yet (cleared when the next run indexes that file). A rebuild writes
+a new set of collections beside the live ones and renames them into place when it has finished
+(REBUILDING_SUFFIX), so readers never see a store half rebuilt.
 
 Keywords: Milvus computes BM25 from a text field. Milvus Lite's analyzers do not stem, so qa
 stems the words itself (`qa.text.keyword_text`) and gives Milvus the stems; the same field then
@@ -135,17 +137,57 @@ WRITER_WAIT_SECONDS = 15.0
 # The names a store gives its other collections after its own, in MilvusCollections' order:
 # sentences, documents, meta, terms, articles.
 SIDE_SUFFIXES = ("_sentences", "_documents", "_meta", "_terms", "_articles")
+# `qa index --rebuild` writes a whole new store beside the live one, under the live one's name plus
+# REBUILDING_SUFFIX, and puts it in place only when it is whole (MilvusWriter.finish): until then
+# every reader searches the live store as it was, and a rebuild that stops on the way (Ctrl-C, a
+# crash, a lost server) leaves the live store whole. Putting in place renames each live collection
+# to the RETIRED_SUFFIX name, the new one to the live name, then drops the retired ones.
+REBUILDING_SUFFIX = "_rebuilding"
+RETIRED_SUFFIX = "_retired"
 
 
 def _check_new_name(collection: str) -> None:
     """Refuse a new store named as another store's side collection would be: a store "news_articles"
     and a store "news" would each take the other's collections (and a rebuild drop them)."""
-    clash = next((suffix for suffix in SIDE_SUFFIXES if collection.endswith(suffix)), None)
+    clash = next(
+        (suffix for suffix in (*SIDE_SUFFIXES, REBUILDING_SUFFIX, RETIRED_SUFFIX) if collection.endswith(suffix)), None
+    )
     if clash:
         raise ConfigError(
-            f"a store's name may not end in {clash}: the store {collection[: -len(clash)]!r} keeps a collection "
-            "of that name; choose another name"
+            f"a store's name may not end in {clash}: the store {collection[: -len(clash)]!r} names collections "
+            "so; choose another name"
         )
+
+
+def put_in_place(live: MilvusCollections) -> None:
+    """A finished rebuild's collections take the live ones' names, and the old ones are dropped.
+
+    Run again after a stop halfway, it goes on where it stopped: a kind whose new collection is
+    still under the rebuild's name has not been put in place yet."""
+    built, retired = live.sibling(REBUILDING_SUFFIX), live.sibling(RETIRED_SUFFIX)
+    client = live.client
+    with live.calls("putting the rebuilt collections in place"):
+        for new, current, old in zip(built.names(), live.names(), retired.names()):
+            if client.has_collection(new):
+                if client.has_collection(current):
+                    client.rename_collection(current, old)
+                client.rename_collection(new, current)
+        for old in retired.names():
+            if client.has_collection(old):
+                client.drop_collection(old)
+    # A renamed collection is not loaded (Milvus Lite).
+    live.load()
+
+
+def settle_earlier_rebuild(live: MilvusCollections) -> None:
+    """What a rebuild left that stopped on the way: put in place when it had begun to be (the
+    rebuild was whole), dropped when it had not (the live store is as it was)."""
+    if live.sibling(RETIRED_SUFFIX).any_exist():
+        put_in_place(live)
+        return
+    building = live.sibling(REBUILDING_SUFFIX)
+    if building.any_exist():
+        building.drop()
 
 
 def _first_line(exc: BaseException) -> str:
@@ -198,12 +240,16 @@ def article_row(doc_id: str, title: str, text: str, passages: int) -> dict:
 
 
 class MilvusCollections:
-    """The four collections of one store, created on first use."""
+    """The six collections of one store, created on first use."""
 
-    def __init__(self, location: StoreLocation, wait_seconds: float = 0.0) -> None:
+    def __init__(self, location: StoreLocation, wait_seconds: float = 0.0, *, name: str | None = None,
+                 client: Any = None) -> None:
         self.location = location
-        self.client = _client(location, wait_seconds)
-        name = location.collection
+        # A store's rebuild (`sibling`) shares the live collections' client: Milvus Lite serves
+        # one client a process.
+        self._owns_client = client is None
+        self.client = _client(location, wait_seconds) if client is None else client
+        name = name or location.collection
         self.chunks = name
         # The articles collection holds whole articles' keywords (title twice and full text, as
         # stems), one row per document, for hybrid search's article evidence
@@ -211,10 +257,24 @@ class MilvusCollections:
         self.sentences, self.documents, self.meta, self.terms, self.articles = (name + s for s in SIDE_SUFFIXES)
 
     def close(self) -> None:
+        if not self._owns_client:
+            return
         try:
             self.client.close()
         except Exception:
             pass
+
+    def names(self) -> tuple[str, ...]:
+        """Every collection of the store: the chunks first, the manifest's last."""
+        return (self.chunks, self.sentences, self.documents, self.terms, self.articles, self.meta)
+
+    def sibling(self, suffix: str) -> MilvusCollections:
+        """The same store's collections under its name plus `suffix` (a rebuild's, REBUILDING_SUFFIX)."""
+        return MilvusCollections(self.location, name=self.chunks + suffix, client=self.client)
+
+    def any_exist(self) -> bool:
+        with self.calls("listing collections"):
+            return not set(self.names()).isdisjoint(self.client.list_collections())
 
     @contextmanager
     def calls(self, what: str) -> Iterator[None]:
@@ -233,13 +293,13 @@ class MilvusCollections:
     def load(self) -> None:
         """Load every collection into memory: a collection a new process finds is "released"."""
         with self.calls("loading collections"):
-            for name in (self.chunks, self.sentences, self.documents, self.meta, self.terms, self.articles):
+            for name in self.names():
                 if self.client.has_collection(name):
                     self.client.load_collection(name)
 
     def drop(self) -> None:
         with self.calls("dropping collections"):
-            for name in (self.chunks, self.sentences, self.documents, self.meta, self.terms, self.articles):
+            for name in self.names():
                 if self.client.has_collection(name):
                     self.client.drop_collection(name)
 
@@ -446,6 +506,13 @@ def _no_index(location: StoreLocation) -> IndexMissingError:
 
 def load_manifest(collections: MilvusCollections) -> Manifest:
     where = collections.location.describe()
+    if collections.sibling(RETIRED_SUFFIX).any_exist():
+        # Old and new collections side by side: a rebuild is renaming its collections into place
+        # (milliseconds), or stopped while it did. A reader writes nothing; the next writer finishes it.
+        raise IndexCorruptError(
+            f"a rebuild of the Milvus store {where} is putting its new collections in place, or stopped while it "
+            f"did: ask again in a moment, or run `qa index --store {where}` to finish it"
+        )
     if not collections.exists():
         raise _no_index(collections.location)
     collections.load()
@@ -769,14 +836,18 @@ class MilvusWriter:
 
     def __init__(self, location: StoreLocation, manifest: Manifest, rebuild: bool) -> None:
         # The writer lock is held: a Milvus Lite file still open is the last writer's, exiting.
-        self.collections = MilvusCollections(location, WRITER_WAIT_SECONDS)
+        self.live = MilvusCollections(location, WRITER_WAIT_SECONDS)
+        # The collections written: the live ones, or a rebuild's beside them (REBUILDING_SUFFIX).
+        self.collections = self.live
         self.manifest = manifest
         c = self.collections
-        # A rebuild of a store that exists drops its collections at its first commit, not here:
-        # until then (the whole corpus embedded, or a refusal such as a folder that is not there)
-        # the store is as it was, and a rebuild stopped on the way loses nothing.
+        # A rebuild of a store that exists starts its new collections at its first commit, not
+        # here: until then (the whole corpus embedded, or a refusal such as a folder that is not
+        # there) nothing is written, and the live store stays as it is until finish().
         self._drop_first = False
+        self._building = False
         try:
+            settle_earlier_rebuild(c)
             self.existed = c.exists()  # an index was here before this run (qa.indexer gives a new one seeds/)
             if self.existed:
                 c.load()
@@ -809,9 +880,12 @@ class MilvusWriter:
         c.load()
 
     def _start_over(self) -> None:
-        """The rebuild's drop: every collection anew, the remembered folders kept."""
+        """The rebuild's start: every collection anew beside the live ones, the remembered folders kept."""
         kept_sources = self._read_sources()
-        self.collections.drop()
+        building = self.live.sibling(REBUILDING_SUFFIX)
+        building.drop()
+        self.collections = building
+        self._building = True
         self._create(True, kept_sources)
         self._drop_first = False
 
@@ -852,7 +926,7 @@ class MilvusWriter:
             return []
 
     def close(self) -> None:
-        self.collections.close()
+        self.live.close()
 
     def sources(self) -> list[str]:
         return self._read_sources()
@@ -997,7 +1071,10 @@ class MilvusWriter:
                     c.client.upsert(c.documents, rows)
 
     def finish(self) -> None:
-        pass
+        if self._building:
+            put_in_place(self.live)
+            self.collections = self.live
+            self._building = False
 
 
 def _shards() -> dict[str, int]:
