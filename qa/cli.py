@@ -410,6 +410,9 @@ def ask(question: str, k: int, mode: str, source: str | None, since: str | None,
     """
     from qa.render import answer_json, render_answer
 
+    from qa.retrieve import clean_query
+
+    clean_query(question)  # an empty question is said before the model loads
     filters = _filters(source, since, until)
     settings = _llm_settings(llm_url, llm_model)
     if stream and settings is None:
@@ -491,6 +494,9 @@ def search(query: str, align: bool, k: int, mode: str, source: str | None, since
     """
     from qa.render import render_hits, search_json
 
+    from qa.retrieve import clean_query
+
+    clean_query(query, "query")  # an empty query is said before the model loads
     filters = _filters(source, since, until)
     retriever = _open(index_dir, reranker, backend, store)
     hits = retriever.search(query, k=k, mode=mode, filters=filters, align=align)

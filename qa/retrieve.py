@@ -111,13 +111,14 @@ def printable_text(text: str) -> str:
         return text.encode("utf-8", "surrogatepass").decode("utf-8", "replace")
 
 
-def clean_query(query: str) -> str:
-    """The query as retrieval will use it, or a QueryError saying why there is nothing to search."""
+def clean_query(query: str, what: str = "question") -> str:
+    """The query as retrieval will use it, or a QueryError saying why there is nothing to search
+    (`what` names it there: `qa search` takes a query, `qa ask` a question)."""
     text = " ".join(printable_text(query).split())
     if not text:
-        raise QueryError("the question is empty")
+        raise QueryError(f"the {what} is empty")
     if not any(ch.isalnum() for ch in text):
-        raise QueryError("the question has no words in it")
+        raise QueryError(f"the {what} has no words in it")
     return text[:MAX_QUERY_CHARS]
 
 

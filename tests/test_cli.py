@@ -245,7 +245,13 @@ def test_stats_with_no_index_is_a_one_line_error() -> None:
 def test_empty_question_is_a_one_line_error(index_dir: Path) -> None:
     assert_one_line_error(qa("ask", "", "--index", str(index_dir)), "the question is empty")
     assert_one_line_error(qa("ask", "  ?! ", "--index", str(index_dir)), "no words")
-    assert_one_line_error(qa("search", "   ", "--index", str(index_dir)), "empty")
+    assert_one_line_error(qa("search", "   ", "--index", str(index_dir)), "the query is empty")
+
+
+def test_an_empty_question_is_said_before_the_index_is_looked_for(tmp_path: Path) -> None:
+    # Said at once, not after the model loads, and not hidden behind "no index".
+    assert_one_line_error(qa("ask", " ", "--index", str(tmp_path / "none")), "the question is empty")
+    assert_one_line_error(qa("search", "?!", "--index", str(tmp_path / "none")), "the query has no words in it")
 
 
 def test_index_location_that_is_a_file_is_a_one_line_error(tmp_path: Path) -> None:
