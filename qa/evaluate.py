@@ -341,7 +341,7 @@ def evaluate_modes(
     order, each mode's in the questions' order.
 
     The time per question covers retrieval in every mode plus answer selection, query embedding
-    excluded (it is batched); with one mode it is that mode's own latency. With `align`, hybrid
+    excluded (read before, a question at a time); with one mode it is that mode's own latency. With `align`, hybrid
     reads its first passages again as `qa ask` does (qa.align); dense and keyword stay single-stage.
     """
     tallies = {mode: _Tally(mode, [] if question_results is not None else None) for mode in modes}
@@ -512,22 +512,27 @@ def run_eval(
             progress.start("Questions", asked)
 
         def read(texts: list[str]) -> tuple[np.ndarray, list | None]:
+            # Each question is read alone, as `qa ask` and `qa search` read it: the int8 encoder
+            # quantizes a batch on one scale, so a question read among others would get other
+            # token states (qa.align.TokenAligner.read_passages) and the figures would not be
+            # those of the commands they stand for.
             if not (align and "hybrid" in modes):
-                return embedder.encode(texts, progress=progress.advance if progress else None), None
+                vectors = []
+                for text in texts:
+                    vectors.append(embedder.encode_query(clean_query(text)))
+                    if progress is not None:
+                        progress.advance(1)
+                return np.stack(vectors), None
             # The aligned hybrid search reads each question token by token too. One pass gives
             # both: the question's vector is the mean of its token states, as the model pools.
             # Read as search reads them, so each token's offsets point into the same text.
-            cleaned = [clean_query(text) for text in texts]
             states = []
-            for begin in range(0, len(cleaned), 512):
-                batch = cleaned[begin : begin + 512]
-                states.extend(embedder.token_states(batch))
+            for text in texts:
+                states.append(embedder.token_states([clean_query(text)])[0])
                 if progress is not None:
-                    progress.advance(len(batch))
+                    progress.advance(1)
             return np.stack([mean_vector(hidden) for hidden, _ in states]), states
 
-        # Each list read in batches of its own, so asking off-topic questions too leaves the
-        # set's own figures as they are (a batch's padding moves token states in the last digits).
         vectors, states = read([q.question for q in questions])
         off_vectors, off_states = read([q.question for q in off_topic_questions]) if off_topic_questions else (None, None)
         report = EvalReport(eval_set.name, index.counts()[0], index_seconds, embedder.backend,

@@ -139,6 +139,17 @@ def test_passages_are_read_once_and_the_cache_is_bounded(embedder: Embedder) -> 
     assert counting.read == [DEBT, WEATHER, "A third passage.", WEATHER]
 
 
+def test_a_passage_aligns_the_same_whatever_it_was_read_beside(embedder: Embedder) -> None:
+    # The int8 encoder quantizes a batch on one scale: read beside other passages and remembered,
+    # a passage's token states made a long-running server rank by the questions asked before.
+    others = [WEATHER, "Prices of wheat rose 40% after the harvest failed across the plains in 2003. " * 3]
+    question = TokenAligner(embedder).question(QUESTION, {})
+    alone = TokenAligner(embedder).align(question, [(DEBT, 0, [(0, len(DEBT))])])[0]
+    beside = TokenAligner(embedder)
+    beside.align(question, [(text, 0, []) for text in (*others, DEBT)])  # read among the others first
+    assert beside.align(question, [(DEBT, 0, [(0, len(DEBT))])])[0] == alone
+
+
 def test_aligned_search_reranks_the_head_and_scores_its_sentences(retriever: Retriever) -> None:
     plain = retriever.search(QUESTION, k=ALIGN_DEPTH)
     aligned = retriever.search(QUESTION, k=ALIGN_DEPTH, align=True)

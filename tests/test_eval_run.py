@@ -212,6 +212,29 @@ GOOD_DOCUMENT = '{"id": "d1", "title": "Seals", "text": "Grey seals pup in winte
 GOOD_QUESTION = '{"id": "q1", "question": "When do grey seals pup?", "gold_doc_ids": ["d1"], "answers": ["in winter"]}\n'
 
 
+def test_eval_ranks_each_question_as_qa_ask_does_in_a_process_of_its_own(tiny_squad: Path, embedder, tmp_path,
+                                                                        monkeypatch) -> None:
+    # qa eval reads its questions and their passages in one process, through one passage cache;
+    # its figures stand for `qa ask`, which reads one question in a fresh process.
+    from qa.evaluate import RETRIEVE_K, load_questions, prepare_corpus, resolve_eval_set
+
+    monkeypatch.setenv("QA_CACHE_DIR", str(tmp_path / "cache"))
+    out = tmp_path / "run.jsonl"
+    result = CliRunner().invoke(main, ["eval", str(tiny_squad), "--mode", "hybrid", "--limit", "30",
+                                       "--questions-out", str(out)])
+    assert result.exit_code == 0, result.output
+    rows = [json.loads(line) for line in out.read_text(encoding="utf-8").splitlines()]
+    (index_dir,) = (tmp_path / "cache" / "eval").glob("tiny-*/index-*")
+    _, path_to_id = prepare_corpus(resolve_eval_set(tiny_squad), index_dir.parent.parent)
+    store = open_store(index_dir)
+    try:
+        for question, row in zip(load_questions(resolve_eval_set(tiny_squad).queries_path, 30), rows):
+            hits = Retriever(store, embedder).search(question.question, k=RETRIEVE_K, mode="hybrid", align=True)
+            assert row["ranked"] == list(dict.fromkeys(path_to_id[h.path] for h in hits)), question.question
+    finally:
+        store.close()
+
+
 @pytest.mark.parametrize(
     "corpus, queries, expected",
     [
