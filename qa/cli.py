@@ -648,11 +648,15 @@ def serve(paths: tuple[Path, ...], host: str, port: int, token: str | None, cors
       QA_TOKEN=$(openssl rand -hex 16) qa serve --host 0.0.0.0
       qa serve --llm ollama:llama3.2             # /ask answers written by your model, checked
     """
-    from qa.serve import check_bind, run_server
+    from qa.serve import check_bind, check_port, run_server
 
     if paths and not watch:
         raise click.UsageError("PATHS are the folders to watch: give them with --watch")
     check_bind(host, token)
+    check_port(host, port)
+    missing = [str(p) for p in paths if not p.exists()]
+    if missing:  # as `qa watch` says it: nothing there to watch
+        raise ConfigError(f"no such file or folder: {', '.join(missing)}")
     location = _location(index_dir, store)
     click.get_current_context().meta[_WRITES] = watch
     watcher = _start_watcher(location, paths, backend) if watch else None
@@ -660,8 +664,8 @@ def serve(paths: tuple[Path, ...], host: str, port: int, token: str | None, cors
     service.warm_up()
     shown_host = f"[{host}]" if ":" in host else host
 
-    def ready() -> None:
-        click.secho(f"qa serve: answering on http://{shown_host}:{port} (docs at /docs); Ctrl-C stops it.",
+    def ready(listening: int) -> None:
+        click.secho(f"qa serve: answering on http://{shown_host}:{listening} (docs at /docs); Ctrl-C stops it.",
                     err=True, fg="green")
 
     try:

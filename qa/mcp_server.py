@@ -12,11 +12,11 @@ from __future__ import annotations
 
 from typing import TYPE_CHECKING, Annotated, Any, Literal
 
-from pydantic import Field
+from pydantic import Field, Strict
 
 from qa.config import DEFAULT_TOP_K, package_version
 from qa.errors import QAError
-from qa.service import MAX_FILTER_CHARS, MAX_K, MAX_QUESTION_CHARS
+from qa.service import MAX_FILTER_CHARS, MAX_K, MAX_QUESTION_CHARS, validation_line
 
 if TYPE_CHECKING:
     from mcp.server.mcpserver import MCPServer
@@ -30,8 +30,9 @@ INSTRUCTIONS = (
     "article's whole text by its doc_id. Quote what the tools return; do not add facts they do not hold."
 )
 
-Query = Annotated[str, Field(min_length=1, max_length=MAX_QUESTION_CHARS)]
-K = Annotated[int, Field(ge=1, le=MAX_K, description="How many passages to retrieve.")]
+# Strict, as the HTTP API's bodies are: `"k": true` or `"k": 2.5` is the caller's mistake to be told of.
+Query = Annotated[str, Strict(), Field(min_length=1, max_length=MAX_QUESTION_CHARS)]
+K = Annotated[int, Strict(), Field(ge=1, le=MAX_K, description="How many passages to retrieve.")]
 Mode = Annotated[Literal["hybrid", "dense", "keyword"], Field(description="By meaning, keywords, or both.")]
 Glob = Annotated[str | None, Field(max_length=MAX_FILTER_CHARS, description="Only articles whose path matches.")]
 Day = Annotated[str | None, Field(max_length=40, description="An ISO day, YYYY-MM-DD.")]
@@ -39,10 +40,31 @@ Day = Annotated[str | None, Field(max_length=40, description="An ISO day, YYYY-M
 
 def build_server(service: IndexService) -> MCPServer:
     """The MCP server whose tools call `service`."""
-    from mcp.server.mcpserver import MCPServer
-    from mcp.server.mcpserver.exceptions import ToolError
+    import inspect
 
-    server = MCPServer(name="qa", version=package_version(), instructions=INSTRUCTIONS, log_level="WARNING")
+    from mcp.server.mcpserver import MCPServer
+    from mcp.server.mcpserver.exceptions import ToolError, UnexpectedToolError
+    from pydantic import ValidationError
+
+    taken: dict[str, frozenset[str]] = {}  # each tool's argument names
+
+    class OneLineErrors(MCPServer):
+        """Tool errors in one line, as the HTTP API gives them: the SDK's argument check reports
+        pydantic's several-line text, and passes over arguments a tool does not take."""
+
+        async def call_tool(self, name: str, arguments: dict[str, Any], context: Any = None) -> Any:
+            unknown = sorted(set(arguments) - taken.get(name, frozenset(arguments)))
+            if unknown:
+                raise ToolError(f"Error executing tool {name}: it takes no argument {unknown[0]!r} "
+                                f"(it takes {', '.join(sorted(taken[name]))})")
+            try:
+                return await super().call_tool(name, arguments, context)
+            except ToolError as exc:
+                if isinstance(exc, UnexpectedToolError) or not isinstance(exc.__cause__, ValidationError):
+                    raise
+                raise ToolError(f"Error executing tool {name}: {validation_line(exc.__cause__.errors())}") from None
+
+    server = OneLineErrors(name="qa", version=package_version(), instructions=INSTRUCTIONS, log_level="WARNING")
 
     def checked(call: Any, *args: Any, **kwargs: Any) -> dict[str, Any]:
         try:
@@ -74,6 +96,8 @@ def build_server(service: IndexService) -> MCPServer:
             raise ToolError(f"no indexed document has the id {doc_id[:40]!r}")
         return found
 
+    for tool in (search, ask, open_document):
+        taken[tool.__name__] = frozenset(inspect.signature(tool).parameters)
     return server
 
 

@@ -5,9 +5,11 @@ built by the same functions, so one schema serves both. Errors are ``{"error": "
 4xx status for anything the client sent wrong.
 
 Safety: loopback by default; any other address needs a token (sent as ``Authorization: Bearer
-TOKEN``, compared in constant time on every request). CORS is off unless origins are named. No
-endpoint takes a file path: documents are served by id, and only indexed ones. Bodies, questions
-and k are bounded.
+TOKEN``, compared in constant time on every request). Without a token, only requests addressed to
+this machine by name (Host: localhost, 127.0.0.1 or [::1]) are answered: a web page whose name an
+attacker points at 127.0.0.1 (DNS rebinding) would otherwise read every article. CORS is off
+unless origins are named. No endpoint takes a file path: documents are served by id, and only
+indexed ones. Bodies, questions and k are bounded.
 """
 
 from __future__ import annotations
@@ -28,7 +30,7 @@ from starlette.exceptions import HTTPException
 
 from qa.config import DEFAULT_TOP_K, package_version
 from qa.errors import ConfigError, IndexCorruptError, IndexLockedError, IndexMissingError, QAError, QueryError
-from qa.service import MAX_FILTER_CHARS, MAX_K, MAX_QUESTION_CHARS, IndexService
+from qa.service import MAX_FILTER_CHARS, MAX_K, MAX_QUESTION_CHARS, IndexService, validation_line
 
 if TYPE_CHECKING:
     from starlette.types import ASGIApp, Message, Receive, Scope, Send
@@ -37,13 +39,18 @@ DEFAULT_PORT = 8765
 MAX_BODY_BYTES = 64 * 1024
 MIN_TOKEN_CHARS = 16
 LOOPBACK_HOSTS = ("127.0.0.1", "localhost", "::1")
+# The Host header a request to a loopback server may carry without a token (an IPv6 literal in brackets).
+LOOPBACK_HOST_HEADERS = ("127.0.0.1", "localhost", "[::1]")
 TOKEN_ENV = "QA_TOKEN"
+# The routes that take a JSON body.
+BODY_ROUTES = ("/ask", "/search")
 
 Mode = Literal["hybrid", "dense", "keyword"]
 
 
 class _Filters(BaseModel):
-    model_config = ConfigDict(extra="forbid")
+    # Strict: `"k": true` or `"k": " 4 "` is a client's mistake to be told of, not a 1 or a 4.
+    model_config = ConfigDict(extra="forbid", strict=True)
 
     k: int = Field(DEFAULT_TOP_K, ge=1, le=MAX_K, description="How many passages to retrieve.")
     mode: Mode = Field("hybrid", description="Retrieval by meaning (dense), keywords (BM25), or both.")
@@ -77,8 +84,27 @@ def check_bind(host: str, token: str | None) -> None:
         )
 
 
+def check_port(host: str, port: int) -> None:
+    """Refuse a port something else listens on now, before the model loads (uvicorn would say it
+    after, in a log line of its own)."""
+    import socket
+
+    if port == 0:  # the system picks a free one
+        return
+    try:
+        family = socket.getaddrinfo(host, port, type=socket.SOCK_STREAM)[0][0]
+        with socket.socket(family, socket.SOCK_STREAM) as probe:
+            probe.setsockopt(socket.SOL_SOCKET, socket.SO_REUSEADDR, 1)  # as uvicorn binds
+            probe.bind((host, port))
+    except OSError as exc:
+        raise ConfigError(
+            f"cannot listen on {host} port {port}: {exc.strerror or exc} (is another server there? pick a port with --port)"
+        ) from None
+
+
 def create_app(service: IndexService, token: str | None = None, cors_origins: Sequence[str] = ()) -> ASGIApp:
-    """The API over `service`, wrapped in the token check, the body limit and CORS when asked for."""
+    """The API over `service`, wrapped in the token check (or, without one, the Host check), the
+    body limit and CORS when asked for."""
     app = FastAPI(
         title="qa",
         summary="Ask questions of a folder of articles; every answer cites the sentences it quotes.",
@@ -94,12 +120,17 @@ def create_app(service: IndexService, token: str | None = None, cors_origins: Se
 
         wrapped = CORSMiddleware(wrapped, allow_origins=list(cors_origins), allow_methods=["GET", "POST"],
                                  allow_headers=["Authorization", "Content-Type"])
-    return wrapped
+    if not token:
+        from starlette.middleware.trustedhost import TrustedHostMiddleware
+
+        wrapped = TrustedHostMiddleware(wrapped, allowed_hosts=list(LOOPBACK_HOST_HEADERS), www_redirect=False)
+    return _Unraised(wrapped)
 
 
 def run_server(service: IndexService, host: str, port: int, token: str | None = None,
                cors_origins: Sequence[str] = (), on_ready: Any = None) -> None:
-    """Serve until Ctrl-C or SIGTERM; `on_ready` is called once the socket listens."""
+    """Serve until Ctrl-C or SIGTERM; `on_ready(port)` is called once the socket listens, with the
+    port it got (the one asked for, or the one the system gave for port 0)."""
     import uvicorn
 
     check_bind(host, token)
@@ -116,6 +147,8 @@ def _add_routes(app: FastAPI, service: IndexService) -> None:
     def ask(request: AskRequest) -> Any:
         options = request.model_dump(exclude={"question", "stream"})
         if request.stream:
+            # A request that cannot be answered is refused with its 4xx before the stream's 200.
+            service.check_ask(request.question, **options)
             return StreamingResponse(_answer_events(service, request.question, options),
                                      media_type="text/event-stream", headers={"Cache-Control": "no-store"})
         return service.ask_json(request.question, **options)
@@ -135,7 +168,7 @@ def _add_routes(app: FastAPI, service: IndexService) -> None:
     def stats() -> Any:
         return service.stats()
 
-    @app.get("/health", summary="Whether the server is up")
+    @app.api_route("/health", methods=["GET", "HEAD"], summary="Whether the server is up")
     def health() -> Any:
         return {"ok": True}
 
@@ -169,11 +202,13 @@ def _answer_events(service: IndexService, question: str, options: dict[str, Any]
 def _add_error_handlers(app: FastAPI) -> None:
     @app.exception_handler(RequestValidationError)
     async def invalid(request: Request, exc: RequestValidationError) -> JSONResponse:
-        return _error(422, _validation_line(exc.errors()))
+        return _error(422, validation_line(exc.errors()))
 
     @app.exception_handler(HTTPException)
     async def http_error(request: Request, exc: HTTPException) -> JSONResponse:
-        return _error(exc.status_code, str(exc.detail))
+        response = _error(exc.status_code, str(exc.detail))
+        response.headers.update(exc.headers or {})  # a 405's Allow
+        return response
 
     @app.exception_handler(QAError)
     async def qa_error(request: Request, exc: QAError) -> JSONResponse:
@@ -191,19 +226,6 @@ def _error(status: int, message: str) -> JSONResponse:
     return JSONResponse({"error": " ".join(message.split())}, status_code=status)
 
 
-def _validation_line(errors: Sequence[Any]) -> str:
-    """Pydantic's errors in one line: ``body.k: Input should be less than or equal to 100``."""
-    parts = []
-    for error in errors[:3]:
-        if error.get("type") == "json_invalid":  # its loc is ("body", character): no field to name
-            reason = (error.get("ctx") or {}).get("error")
-            parts.append(f"the body is not valid JSON{f' ({reason})' if reason else ''}")
-            continue
-        where = ".".join(str(part) for part in error.get("loc", ()) if part != "body") or "body"
-        parts.append(f"{where[:60]}: {error.get('msg', 'invalid')}")
-    return "; ".join(parts) or "invalid request"
-
-
 class _TokenCheck:
     """Lets a request through only with ``Authorization: Bearer TOKEN``, compared in constant time."""
 
@@ -215,8 +237,9 @@ class _TokenCheck:
         if scope["type"] != "http":
             await self.app(scope, receive, send)
             return
-        sent = dict(scope.get("headers") or ()).get(b"authorization", b"")
-        if not hmac.compare_digest(sent, self.expected):
+        scheme, _, credentials = dict(scope.get("headers") or ()).get(b"authorization", b"").partition(b" ")
+        # The scheme's name is case-insensitive (RFC 9110); the token is compared in constant time.
+        if not hmac.compare_digest(b"Bearer " + credentials.strip(), self.expected) or scheme.lower() != b"bearer":
             await _send_error(send, 401, "missing or wrong token: send the header 'Authorization: Bearer TOKEN'",
                               [(b"www-authenticate", b"Bearer")])
             return
@@ -236,7 +259,8 @@ class _BodyLimit:
             await self.app(scope, receive, send)
             return
         headers = dict(scope.get("headers") or ())
-        if scope["method"] == "POST" and not headers.get(b"content-type", b"").startswith(b"application/json"):
+        media_type = headers.get(b"content-type", b"").split(b";")[0].strip().lower()
+        if scope["method"] == "POST" and scope["path"] in BODY_ROUTES and media_type != b"application/json":
             await _send_error(send, 415, "send the body as JSON, with 'Content-Type: application/json'")
             return
         declared = headers.get(b"content-length")
@@ -266,6 +290,28 @@ class _BodyLimit:
         await self.app(scope, replay, send)
 
 
+class _Unraised:
+    """Keeps an error the app has answered (500, with one line on stderr: see `unexpected`) from
+    going on to uvicorn, which would print its traceback too."""
+
+    def __init__(self, app: ASGIApp) -> None:
+        self.app = app
+
+    async def __call__(self, scope: Scope, receive: Receive, send: Send) -> None:
+        started = False
+
+        async def watched(message: Message) -> None:
+            nonlocal started
+            started = started or message["type"] == "http.response.start"
+            await send(message)
+
+        try:
+            await self.app(scope, receive, watched)
+        except Exception:
+            if not started or scope["type"] != "http":
+                raise
+
+
 async def _send_error(send: Send, status: int, message: str, headers: list[tuple[bytes, bytes]] = ()) -> None:
     body = json.dumps({"error": message}).encode()
     await send({"type": "http.response.start", "status": status,
@@ -283,6 +329,6 @@ def _call_when_started(server: Any, on_ready: Any) -> None:
         while not server.started and not server.should_exit:
             time.sleep(0.02)
         if server.started:
-            on_ready()
+            on_ready(server.servers[0].sockets[0].getsockname()[1])
 
     threading.Thread(target=wait, name="qa-serve-ready", daemon=True).start()

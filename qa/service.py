@@ -13,7 +13,7 @@ Limits on what a client may send live here, so HTTP and MCP enforce the same one
 
 from __future__ import annotations
 
-from collections.abc import Callable
+from collections.abc import Callable, Sequence
 from concurrent.futures import ThreadPoolExecutor
 from dataclasses import asdict
 from typing import TYPE_CHECKING, Any, TypeVar
@@ -81,8 +81,7 @@ class IndexService:
             since: str | None = None, until: str | None = None,
             on_token: Callable[[str], None] | None = None) -> Answer:
         """The answer `qa ask` gives: quoted, or with a model server set, written by it and checked."""
-        check_text(question, "question")
-        filters = search_filters(k, mode, source, since, until)
+        filters = self.check_ask(question, k, mode, source, since, until)
         if self.llm is None:
             return self._run(self._quoted, question, k, mode, filters)
         from qa.answer import answer_question
@@ -97,6 +96,13 @@ class IndexService:
         if isinstance(written, Written):
             return self._run(self._checked, quoted, written)
         return self._run(self._with_pages, written)
+
+    def check_ask(self, question: str, k: int = DEFAULT_TOP_K, mode: str = "hybrid", source: str | None = None,
+                  since: str | None = None, until: str | None = None) -> SearchFilters:
+        """A QueryError for a request `ask` would refuse, before anything is searched (a stream's
+        status is sent before its answer); the filters it asks for otherwise."""
+        check_text(question, "question")
+        return search_filters(k, mode, source, since, until)
 
     def _quoted(self, question: str, k: int, mode: str, filters: SearchFilters) -> Answer:
         from qa.answer import answer_question
@@ -159,6 +165,23 @@ def check_text(value: str, name: str) -> None:
     if not value.strip():
         raise QueryError(f"{name} is empty")
     _check_encodable(value, name)
+    from qa.retrieve import clean_query
+
+    clean_query(value, name)  # "the query has no words in it"
+
+
+def validation_line(errors: Sequence[Any]) -> str:
+    """Pydantic's errors of a request in one line: ``k: Input should be less than or equal to 100``
+    (the HTTP API's bodies and the MCP tools' arguments are checked by pydantic first)."""
+    parts = []
+    for error in errors[:3]:
+        if error.get("type") == "json_invalid":  # its loc is ("body", character): no field to name
+            reason = (error.get("ctx") or {}).get("error")
+            parts.append(f"the body is not valid JSON{f' ({reason})' if reason else ''}")
+            continue
+        where = ".".join(str(part) for part in error.get("loc", ()) if part != "body") or "body"
+        parts.append(f"{where[:60]}: {error.get('msg', 'invalid')}")
+    return "; ".join(parts) or "invalid request"
 
 
 def search_filters(k: int, mode: str, source: str | None, since: str | None, until: str | None) -> SearchFilters:

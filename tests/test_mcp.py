@@ -115,3 +115,25 @@ def test_a_thousand_bad_tool_calls_are_tool_errors_and_the_server_lives(seeds_in
     assert leaks == []
     assert outcomes["tool error"] > 900, outcomes
     assert not alive.is_error and alive.structured_content["answerable"]
+
+
+def test_a_bad_argument_is_one_line_naming_it_and_an_unknown_one_is_refused(seeds_index: Path) -> None:
+    calls = [
+        ("ask", {"question": QUESTION, "k": 0}, "k: Input should be greater than or equal to 1"),
+        ("ask", {"question": QUESTION, "k": True}, "k: Input should be a valid integer"),
+        ("search", {"query": "Iraq", "k": 2.0}, "k: Input should be a valid integer"),
+        ("ask", {}, "question: Field required"),
+        ("ask", {"question": 7}, "question: Input should be a valid string"),
+        ("search", {"query": "?!"}, "the query has no words in it"),
+        ("ask", {"question": QUESTION, "bogus": 1}, "it takes no argument 'bogus'"),
+        ("search", {"query": "Iraq", "align": True}, "it takes no argument 'align'"),
+        ("open_document", {}, "doc_id: Field required"),
+    ]
+
+    async def work(session):
+        return [await session.call_tool(name, arguments) for name, arguments, _ in calls]
+
+    for (name, arguments, message), result in zip(calls, with_session(seeds_index, work)):
+        assert result.is_error, (name, arguments)
+        text = result.content[0].text
+        assert "\n" not in text and message in text and text.startswith(f"Error executing tool {name}: "), text

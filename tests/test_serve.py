@@ -120,11 +120,15 @@ def test_answer_streams_as_server_sent_events(client: httpx.Client) -> None:
 
 def test_token_is_required_on_every_request(server: str) -> None:
     for headers in ({}, {"Authorization": "Bearer wrong-token-0123456789"}, {"Authorization": TOKEN},
-                    {"Authorization": f"bearer {TOKEN}"}, {"Authorization": f"Bearer {TOKEN}0"}):
+                    {"Authorization": f"Basic {TOKEN}"}, {"Authorization": f"Bearer {TOKEN}0"},
+                    {"Authorization": f"Bearer{TOKEN}"}):
         for method, path in (("GET", "/health"), ("GET", "/stats"), ("POST", "/search"), ("GET", "/openapi.json")):
             response = httpx.request(method, server + path, headers=headers, json={"query": "Iraq"})
             assert response.status_code == 401, (headers, path)
             assert response.json()["error"].startswith("missing or wrong token")
+    # The scheme's name is case-insensitive (RFC 9110), and a token-bound server answers any Host.
+    for headers in ({"Authorization": f"bearer {TOKEN}"}, {"Authorization": f"BEARER {TOKEN}", "Host": "qa.example.org"}):
+        assert httpx.get(server + "/stats", headers=headers).status_code == 200, headers
 
 
 def test_cors_allows_only_the_origins_asked_for(client: httpx.Client) -> None:
@@ -290,3 +294,97 @@ def test_a_silent_model_server_holds_up_no_other_request(index_copy: Path, tmp_p
         asking.join()
     assert asked["answer"].status_code == 200
     assert "$8 billion" in json.dumps(asked["answer"].json())
+
+
+@pytest.fixture(scope="module")
+def open_server(index_copy: Path, tmp_path_factory: pytest.TempPathFactory) -> Iterator[str]:
+    """`qa serve` with no token, as most users run it, on 127.0.0.1."""
+    log = tmp_path_factory.mktemp("open-serve-log") / "stderr.txt"
+    with qa_server(["--index", str(index_copy)], log) as (url, _process):
+        yield url
+
+
+def test_without_a_token_only_requests_to_this_machine_by_name_are_answered(open_server: str) -> None:
+    # A page on attacker.example whose name now points at 127.0.0.1 (DNS rebinding) is same-origin
+    # with the server in the browser's eyes: its requests carry its own name as Host.
+    port = open_server.rsplit(":", 1)[1]
+    for host in (f"attacker.example:{port}", "attacker.example", f"127.0.0.1.attacker.example:{port}"):
+        for method, path in (("GET", "/stats"), ("POST", "/ask"), ("GET", "/documents/0123456789abcdef")):
+            response = httpx.request(method, open_server + path, headers={"Host": host}, json={"question": QUESTION})
+            assert response.status_code == 400, (host, path, response.text)
+    for host in (f"localhost:{port}", f"127.0.0.1:{port}", "localhost", f"[::1]:{port}"):
+        assert httpx.get(open_server + "/stats", headers={"Host": host}).status_code == 200, host
+
+
+def test_a_streamed_request_that_cannot_be_answered_is_refused_before_its_stream(open_server: str) -> None:
+    for body, message in (({"question": "   ", "stream": True}, "question is empty"),
+                          ({"question": "?!", "stream": True}, "the question has no words in it"),
+                          ({"question": QUESTION, "since": "soon", "stream": True}, "since is not a date")):
+        response = httpx.post(open_server + "/ask", json=body)
+        assert response.status_code == 400, (body, response.text)
+        assert message in response.json()["error"]
+    refused = httpx.post(open_server + "/search", json={"query": "?"})
+    assert refused.status_code == 400 and refused.json()["error"] == "the query has no words in it"
+
+
+def test_types_are_taken_as_sent_not_coerced(open_server: str) -> None:
+    for body in ({"query": "Iraq", "k": True}, {"query": "Iraq", "k": " 4 "}, {"query": "Iraq", "k": 2.0},
+                 {"query": "Iraq", "align": "yes"}, {"query": "Iraq", "mode": ["dense"]}):
+        response = httpx.post(open_server + "/search", json=body)
+        assert response.status_code == 422, (body, response.text)
+        assert "\n" not in response.json()["error"]
+    response = httpx.post(open_server + "/ask", json={"question": QUESTION, "stream": 1})
+    assert response.status_code == 422 and response.json()["error"].startswith("stream: ")
+
+
+def test_methods_and_media_types_get_the_status_http_gives_them(open_server: str) -> None:
+    as_json = json.dumps({"query": "Iraq", "k": 2})
+    for content_type in ("Application/JSON", "application/json; charset=utf-8"):
+        response = httpx.post(open_server + "/search", content=as_json, headers={"Content-Type": content_type})
+        assert response.status_code == 200, (content_type, response.text)
+    for content_type in ("application/jsonfoo", "text/plain"):
+        response = httpx.post(open_server + "/search", content=as_json, headers={"Content-Type": content_type})
+        assert response.status_code == 415, content_type
+    for method, path, allowed in (("POST", "/stats", "GET"), ("GET", "/ask", "POST"), ("DELETE", "/health", "GET")):
+        response = httpx.request(method, open_server + path)
+        assert response.status_code == 405, (method, path)
+        assert allowed in response.headers["allow"] and "error" in response.json()
+    assert httpx.post(open_server + "/nowhere", json={}).status_code == 404
+    assert httpx.head(open_server + "/health").status_code == 200
+
+
+def test_port_zero_says_the_port_it_got_and_a_taken_port_is_said_before_the_model_loads(
+    open_server: str, index_copy: Path, tmp_path: Path
+) -> None:
+    import re
+
+    from qa_processes import QAProcess, wait_for
+
+    server = QAProcess(["serve", "--index", str(index_copy), "--port", "0"], tmp_path / "stderr.txt")
+    try:
+        said = wait_for(lambda: re.search(r"answering on http://127\.0\.0\.1:(\d+)", server.output()),
+                        "the server said where it answers", server)
+        port = int(said.group(1))
+        assert port != 0 and httpx.get(f"http://127.0.0.1:{port}/health").json() == {"ok": True}
+    finally:
+        server.stop()
+    taken = open_server.rsplit(":", 1)[1]
+    result = CliRunner().invoke(main, ["serve", "--index", str(index_copy), "--port", taken])
+    assert result.exit_code == 1
+    assert f"cannot listen on 127.0.0.1 port {taken}" in result.output and "Traceback" not in result.output
+
+
+def test_serve_watch_refuses_a_path_that_is_not_there(index_copy: Path, tmp_path: Path) -> None:
+    result = CliRunner().invoke(main, ["serve", "--index", str(index_copy), "--watch", str(tmp_path / "nowhere")])
+    assert result.exit_code == 1 and "no such file or folder" in result.output
+
+
+def test_an_index_removed_under_a_running_server_is_a_503_with_no_traceback(seeds_index: Path, tmp_path: Path) -> None:
+    index_dir = tmp_path / "index"
+    shutil.copytree(seeds_index, index_dir)
+    log = tmp_path / "stderr.txt"
+    with qa_server(["--index", str(index_dir)], log) as (url, process):
+        shutil.rmtree(index_dir)
+        response = httpx.get(url + "/stats")
+        assert response.status_code == 503 and "no index in" in response.json()["error"]
+        assert "Traceback" not in process.output()

@@ -18,7 +18,7 @@ from __future__ import annotations
 import os
 import time
 from collections.abc import Iterator, Sequence
-from contextlib import contextmanager
+from contextlib import contextmanager, suppress
 from pathlib import Path
 from typing import TYPE_CHECKING
 
@@ -251,7 +251,16 @@ class LocalStore:
                 )
 
     def stats(self) -> IndexStats:
-        return index_stats(self, sum(p.stat().st_size for p in self.dir.iterdir() if p.is_file()))
+        try:
+            entries = list(self.dir.iterdir())
+        except FileNotFoundError:
+            # Removed while open (a server keeps its files open): what it still reads is not an index.
+            raise IndexMissingError(f"no index in {self.dir} now: it was removed while open") from None
+        size = 0
+        for entry in entries:
+            with suppress(FileNotFoundError):  # a segment a merge has just replaced
+                size += entry.stat().st_size if entry.is_file() else 0
+        return index_stats(self, size)
 
     def check(self) -> list[str]:
         """Problems found, one line each: vectors, keyword index and metadata must agree, and every
