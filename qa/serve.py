@@ -73,6 +73,23 @@ class SearchRequest(_Filters):
     align: bool = Field(False, description="Rank as /ask does: read the best passages again, token by token.")
 
 
+class ErrorBody(BaseModel):
+    """What every refusal and failure answers with."""
+
+    error: str = Field(examples=["k: Input should be less than or equal to 100"])
+
+
+def _errors(*statuses: int) -> dict[int | str, dict[str, Any]]:
+    """The schema's word on a route's errors: each is an ErrorBody, 422 included (FastAPI's own
+    422 schema says {"detail": [...]}, which this server never sends)."""
+    reasons = {400: "The request cannot be answered as asked (an empty question, a bad date).",
+               401: "The token is missing or wrong (a server started with --token).",
+               404: "No indexed document has that id.",
+               422: "The request does not fit the schema.",
+               503: "The index is missing, damaged or busy."}
+    return {status: {"model": ErrorBody, "description": reasons[status]} for status in (*statuses, 401)}
+
+
 def check_bind(host: str, token: str | None) -> None:
     """Refuse to listen beyond this machine without a token, or with one too short to resist guessing."""
     if token is not None and len(token) < MIN_TOKEN_CHARS:
@@ -143,7 +160,8 @@ def run_server(service: IndexService, host: str, port: int, token: str | None = 
 
 
 def _add_routes(app: FastAPI, service: IndexService) -> None:
-    @app.post("/ask", summary="Answer a question with cited sentences (the `qa ask --json` object)")
+    @app.post("/ask", summary="Answer a question with cited sentences (the `qa ask --json` object)",
+              responses=_errors(400, 422, 503))
     def ask(request: AskRequest) -> Any:
         options = request.model_dump(exclude={"question", "stream"})
         if request.stream:
@@ -153,18 +171,20 @@ def _add_routes(app: FastAPI, service: IndexService) -> None:
                                      media_type="text/event-stream", headers={"Cache-Control": "no-store"})
         return service.ask_json(request.question, **options)
 
-    @app.post("/search", summary="The passages that best match a query (the `qa search --json` object)")
+    @app.post("/search", summary="The passages that best match a query (the `qa search --json` object)",
+              responses=_errors(400, 422, 503))
     def search(request: SearchRequest) -> Any:
         return service.search(**request.model_dump())
 
-    @app.get("/documents/{doc_id}", summary="An indexed document by id: clean text, title, date, path")
+    @app.get("/documents/{doc_id}", summary="An indexed document by id: clean text, title, date, path",
+             responses=_errors(404, 422, 503))
     def document(doc_id: str) -> Any:
         found = service.document(doc_id)
         if found is None:
             raise HTTPException(404, f"no indexed document has the id {doc_id[:40]!r}")
         return found
 
-    @app.get("/stats", summary="What the index holds (the `qa stats --json` object)")
+    @app.get("/stats", summary="What the index holds (the `qa stats --json` object)", responses=_errors(503))
     def stats() -> Any:
         return service.stats()
 
@@ -206,7 +226,10 @@ def _add_error_handlers(app: FastAPI) -> None:
 
     @app.exception_handler(HTTPException)
     async def http_error(request: Request, exc: HTTPException) -> JSONResponse:
-        response = _error(exc.status_code, str(exc.detail))
+        detail = str(exc.detail)
+        if exc.status_code == 400 and detail == "There was an error parsing the body":  # FastAPI's, for bytes not UTF-8
+            detail = "the body is not valid JSON (it is not UTF-8 text)"
+        response = _error(exc.status_code, detail)
         response.headers.update(exc.headers or {})  # a 405's Allow
         return response
 

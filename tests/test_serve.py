@@ -106,6 +106,15 @@ def test_openapi_schema_and_docs(client: httpx.Client) -> None:
     assert {"/ask", "/search", "/documents/{doc_id}", "/stats", "/health"} <= set(schema["paths"])
     assert schema["components"]["schemas"]["AskRequest"]["properties"]["k"]["maximum"] == 100
     assert "swagger" in client.get("/docs").text.lower()
+    # Errors are described as they are sent: {"error": "..."}, 422 included (not FastAPI's {"detail"}).
+    assert schema["components"]["schemas"]["ErrorBody"]["required"] == ["error"]
+    for path, method, statuses in (("/ask", "post", {"400", "401", "422", "503"}),
+                                   ("/documents/{doc_id}", "get", {"401", "404", "503"})):
+        responses = schema["paths"][path][method]["responses"]
+        assert statuses <= set(responses), (path, set(responses))
+        for status in statuses:
+            assert responses[status]["content"]["application/json"]["schema"]["$ref"].endswith("/ErrorBody")
+    assert "HTTPValidationError" not in json.dumps(schema["paths"])
 
 
 def test_answer_streams_as_server_sent_events(client: httpx.Client) -> None:
@@ -325,6 +334,13 @@ def test_a_streamed_request_that_cannot_be_answered_is_refused_before_its_stream
         assert message in response.json()["error"]
     refused = httpx.post(open_server + "/search", json={"query": "?"})
     assert refused.status_code == 400 and refused.json()["error"] == "the query has no words in it"
+
+
+def test_a_body_of_bytes_that_are_not_utf8_is_said_in_plain_words(open_server: str) -> None:
+    response = httpx.post(open_server + "/search", content=b'{"query": "caf\xe9"}',
+                          headers={"Content-Type": "application/json"})
+    assert response.status_code == 400
+    assert response.json() == {"error": "the body is not valid JSON (it is not UTF-8 text)"}
 
 
 def test_types_are_taken_as_sent_not_coerced(open_server: str) -> None:
