@@ -175,3 +175,91 @@ class TestMilvusStore(StoreContract):
                            for name in names)
         finally:
             store.close()
+
+    def test_another_store_named_like_a_rebuilds_collections_is_left_alone(
+        self, make_location, tmp_path, embedder, monkeypatch: pytest.MonkeyPatch
+    ) -> None:
+        # Stores named "qa_retired" or "qa_rebuilding" could be made before qa took those names.
+        from qa.errors import ConfigError
+        from qa.indexer import update_index
+        from qa.stores.location import parse_store
+        from qa.stores.milvus import store as milvus_store
+
+        from store_contract import assert_whole, write_articles
+
+        articles = write_articles(tmp_path / "articles")
+        location = make_location(tmp_path / "store")
+        update_index(location, [articles], embedder=embedder)
+        with monkeypatch.context() as patch:
+            patch.setattr(milvus_store, "_check_new_name", lambda name: None)  # as qa made them before
+            for name in ("qa_retired", "qa_rebuilding"):
+                update_index(parse_store(f"milvus:{location.path}#{name}"), [articles], embedder=embedder)
+        before = assert_whole(location)
+        update_index(location, [articles], embedder=embedder)  # a writer of qa drops neither
+        assert assert_whole(location) == before  # and its readers are not refused
+        for name in ("qa_retired", "qa_rebuilding"):
+            assert assert_whole(parse_store(f"milvus:{location.path}#{name}")) == before
+        with pytest.raises(ConfigError, match="is another store's"):
+            update_index(location, [articles], embedder=embedder, rebuild=True)
+
+    def test_a_rebuild_whose_old_collections_could_not_be_dropped_is_read_and_tidied_later(
+        self, make_location, tmp_path, embedder, monkeypatch: pytest.MonkeyPatch
+    ) -> None:
+        from pymilvus import MilvusClient
+
+        from qa.indexer import update_index
+        from qa.stores.milvus.store import MilvusError
+
+        from store_contract import assert_whole, write_articles
+
+        articles = write_articles(tmp_path / "articles")
+        location = make_location(tmp_path / "store")
+        update_index(location, [articles], embedder=embedder)
+        before = assert_whole(location)
+        original = MilvusClient.drop_collection
+
+        def drop(self, name: str, *args, **kwargs) -> None:
+            if "_retired" in name:
+                raise RuntimeError("lost the server")
+            original(self, name, *args, **kwargs)
+
+        with monkeypatch.context() as patch:
+            patch.setattr(MilvusClient, "drop_collection", drop)
+            with pytest.raises(MilvusError, match="lost the server"):
+                update_index(location, [articles], embedder=embedder, rebuild=True)
+        assert assert_whole(location) == before  # every rename done: the new store reads
+        store = open_store(location)
+        try:
+            assert any(name.startswith("qa_retired") for name in store.collections.client.list_collections())
+        finally:
+            store.close()
+        update_index(location, [articles], embedder=embedder)  # the next writer drops them
+        store = open_store(location)
+        try:
+            assert not any("_retired" in name for name in store.collections.client.list_collections())
+        finally:
+            store.close()
+
+    def test_a_rebuild_whose_collections_another_writer_dropped_says_so(self, make_location, tmp_path, embedder,
+                                                                         monkeypatch: pytest.MonkeyPatch) -> None:
+        # Writers on two machines are not kept apart: the other takes the rebuild for a stopped one.
+        from qa.indexer import update_index
+        from qa.stores.milvus.store import MilvusError, MilvusWriter
+
+        from store_contract import assert_whole, write_articles
+
+        articles = write_articles(tmp_path / "articles")
+        location = make_location(tmp_path / "store")
+        update_index(location, [articles], embedder=embedder)
+        before = assert_whole(location)
+        original = MilvusWriter.finish
+
+        def finish(self) -> None:
+            self.collections.drop()  # as the other writer's settle_earlier_rebuild would
+            original(self)
+
+        with monkeypatch.context() as patch:
+            patch.setattr(MilvusWriter, "finish", finish)
+            with pytest.raises(MilvusError, match="are gone"):
+                update_index(location, [articles], embedder=embedder, rebuild=True)
+        assert assert_whole(location) == before

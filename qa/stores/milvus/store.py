@@ -141,9 +141,15 @@ SIDE_SUFFIXES = ("_sentences", "_documents", "_meta", "_terms", "_articles")
 # REBUILDING_SUFFIX, and puts it in place only when it is whole (MilvusWriter.finish): until then
 # every reader searches the live store as it was, and a rebuild that stops on the way (Ctrl-C, a
 # crash, a lost server) leaves the live store whole. Putting in place renames each live collection
-# to the RETIRED_SUFFIX name, the new one to the live name, then drops the retired ones.
+# to the RETIRED_SUFFIX name and the new one to the live name, the manifest's collection last,
+# then drops the retired ones. The rebuild's meta collection says whose rebuild it is
+# (REBUILD_OF_KEY, written before anything else of it) and, once the renames have begun, that
+# they have (RENAMING_KEY): collections that merely carry such a name (a store named so before
+# these names were taken) are never taken for a rebuild's.
 REBUILDING_SUFFIX = "_rebuilding"
 RETIRED_SUFFIX = "_retired"
+REBUILD_OF_KEY = "rebuild_of"
+RENAMING_KEY = "renaming"
 
 
 def _check_new_name(collection: str) -> None:
@@ -167,27 +173,58 @@ def put_in_place(live: MilvusCollections) -> None:
     built, retired = live.sibling(REBUILDING_SUFFIX), live.sibling(RETIRED_SUFFIX)
     client = live.client
     with live.calls("putting the rebuilt collections in place"):
+        if client.has_collection(built.meta):
+            built.set_meta(RENAMING_KEY, "1")
         for new, current, old in zip(built.names(), live.names(), retired.names()):
             if client.has_collection(new):
                 if client.has_collection(current):
                     client.rename_collection(current, old)
                 client.rename_collection(new, current)
-        for old in retired.names():
-            if client.has_collection(old):
-                client.drop_collection(old)
     # A renamed collection is not loaded (Milvus Lite).
     live.load()
+    # The live store is whole from here: what is left is the old one's collections, dropped now
+    # or, if this stops, by the next writer (the markers go last).
+    retired.drop()
+    live.delete_meta([REBUILD_OF_KEY, RENAMING_KEY])
+
+
+def _is_rebuild_of(collections: MilvusCollections, live: MilvusCollections, renaming: bool = False) -> bool:
+    """Whether `collections` hold a rebuild of `live` (whose renames have begun, with `renaming`)."""
+    with live.calls("listing collections"):
+        if not live.client.has_collection(collections.meta):
+            return False
+        live.client.load_collection(collections.meta)  # a collection a process finds is not loaded
+    if collections.get_meta(REBUILD_OF_KEY) != live.chunks:
+        return False
+    return not renaming or collections.get_meta(RENAMING_KEY) is not None
 
 
 def settle_earlier_rebuild(live: MilvusCollections) -> None:
-    """What a rebuild left that stopped on the way: put in place when it had begun to be (the
-    rebuild was whole), dropped when it had not (the live store is as it was)."""
-    if live.sibling(RETIRED_SUFFIX).any_exist():
-        put_in_place(live)
-        return
+    """What a rebuild left that stopped on the way: put in place when its renames had begun (the
+    rebuild was whole), dropped when they had not (the live store is as it was)."""
     building = live.sibling(REBUILDING_SUFFIX)
-    if building.any_exist():
-        building.drop()
+    if _is_rebuild_of(building, live):
+        if building.get_meta(RENAMING_KEY) is not None:
+            put_in_place(live)
+        else:
+            building.drop()
+    elif _is_rebuild_of(live, live, renaming=True):
+        put_in_place(live)  # every rename done, the old collections (some) not yet dropped
+
+
+def check_room_to_rebuild(live: MilvusCollections) -> None:
+    """Refuse a rebuild where collections of its names are another store's (named so before qa
+    took those names); a writer has settled any rebuild of its own before this."""
+    with live.calls("listing collections"):
+        existing = set(live.client.list_collections())
+    taken = [name for sibling in (live.sibling(REBUILDING_SUFFIX), live.sibling(RETIRED_SUFFIX))
+             for name in sibling.names() if name in existing]
+    if taken:
+        raise ConfigError(
+            f"cannot rebuild {live.location.describe()}: a rebuild writes beside the store under the names "
+            f"{live.chunks}{REBUILDING_SUFFIX}… and {live.chunks}{RETIRED_SUFFIX}…, and {taken[0]} is another "
+            "store's; copy this store to a new name with `qa index --from-store`, or rename that one"
+        )
 
 
 def _first_line(exc: BaseException) -> str:
@@ -264,6 +301,10 @@ class MilvusCollections:
         except Exception:
             pass
 
+    def delete_meta(self, keys: Sequence[str]) -> None:
+        with self.calls("writing settings"):
+            self.client.delete(self.meta, filter=f"key in {json.dumps(list(keys))}")
+
     def names(self) -> tuple[str, ...]:
         """Every collection of the store: the chunks first, the manifest's last."""
         return (self.chunks, self.sentences, self.documents, self.terms, self.articles, self.meta)
@@ -308,6 +349,7 @@ class MilvusCollections:
 
         client = self.client
         with self.calls("creating collections"):
+            self.create_meta()
             if not client.has_collection(self.chunks):
                 schema = client.create_schema(auto_id=False)
                 schema.add_field("id", DataType.INT64, is_primary=True)
@@ -382,6 +424,13 @@ class MilvusCollections:
                 index = client.prepare_index_params()
                 index.add_index("marker", index_type="FLAT", metric_type="L2")
                 client.create_collection(self.terms, schema=schema, index_params=index, consistency_level="Strong")
+
+    def create_meta(self) -> None:
+        """The settings collection alone (`create` makes it first)."""
+        from pymilvus import DataType
+
+        client = self.client
+        with self.calls("creating collections"):
             if not client.has_collection(self.meta):
                 schema = client.create_schema(auto_id=False)
                 schema.add_field("key", DataType.VARCHAR, is_primary=True, max_length=80)
@@ -506,7 +555,7 @@ def _no_index(location: StoreLocation) -> IndexMissingError:
 
 def load_manifest(collections: MilvusCollections) -> Manifest:
     where = collections.location.describe()
-    if collections.sibling(RETIRED_SUFFIX).any_exist():
+    if _is_rebuild_of(collections.sibling(REBUILDING_SUFFIX), collections, renaming=True):
         # Old and new collections side by side: a rebuild is renaming its collections into place
         # (milliseconds), or stopped while it did. A reader writes nothing; the next writer finishes it.
         raise IndexCorruptError(
@@ -854,6 +903,7 @@ class MilvusWriter:
             if not self.existed:
                 _check_new_name(location.collection)
             if rebuild and self.existed:
+                check_room_to_rebuild(c)  # now, not after the corpus is embedded
                 self._drop_first = True
                 self.committed = True
                 return
@@ -884,6 +934,9 @@ class MilvusWriter:
         kept_sources = self._read_sources()
         building = self.live.sibling(REBUILDING_SUFFIX)
         building.drop()
+        # Marked as this store's rebuild before anything else of it exists (settle_earlier_rebuild).
+        building.create_meta()
+        building.set_meta(REBUILD_OF_KEY, self.live.chunks)
         self.collections = building
         self._building = True
         self._create(True, kept_sources)
@@ -1072,6 +1125,16 @@ class MilvusWriter:
 
     def finish(self) -> None:
         if self._building:
+            c = self.collections
+            with c.calls("listing collections"):
+                whole = set(c.names()) <= set(c.client.list_collections())
+            if not whole or not _is_rebuild_of(c, self.live):
+                # Dropped under this rebuild: by a writer on another machine, which took it for one
+                # that had stopped (writers on two machines are not kept apart).
+                raise MilvusError(
+                    f"the rebuilt collections of {self.live.location.describe()} are gone (another `qa index` "
+                    "dropped them?); the store is as it was: run the rebuild again"
+                )
             put_in_place(self.live)
             self.collections = self.live
             self._building = False
