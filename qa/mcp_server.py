@@ -12,7 +12,7 @@ from __future__ import annotations
 
 from typing import TYPE_CHECKING, Annotated, Any, Literal
 
-from pydantic import Field, Strict
+from pydantic import BeforeValidator, Field, Strict
 
 from qa.config import DEFAULT_TOP_K, package_version
 from qa.errors import QAError
@@ -30,9 +30,19 @@ INSTRUCTIONS = (
     "article's whole text by its doc_id. Quote what the tools return; do not add facts they do not hold."
 )
 
-# Strict, as the HTTP API's bodies are: `"k": true` or `"k": 2.5` is the caller's mistake to be told of.
+
+def _not_a_bool(value: Any) -> Any:
+    # JSON's true would pass as 1. Assistants often send numbers as strings ("5"), which pass.
+    if isinstance(value, bool):
+        from pydantic_core import PydanticCustomError
+
+        raise PydanticCustomError("int_type", "Input should be a valid integer, not true or false")
+    return value
+
+
 Query = Annotated[str, Strict(), Field(min_length=1, max_length=MAX_QUESTION_CHARS)]
-K = Annotated[int, Strict(), Field(ge=1, le=MAX_K, description="How many passages to retrieve.")]
+# The validator after the bounds, so that the schema still shows them as minimum and maximum.
+K = Annotated[int, Field(ge=1, le=MAX_K, description="How many passages to retrieve."), BeforeValidator(_not_a_bool)]
 Mode = Annotated[Literal["hybrid", "dense", "keyword"], Field(description="By meaning, keywords, or both.")]
 Glob = Annotated[str | None, Field(max_length=MAX_FILTER_CHARS, description="Only articles whose path matches.")]
 Day = Annotated[str | None, Field(max_length=40, description="An ISO day, YYYY-MM-DD.")]

@@ -94,6 +94,8 @@ def check_bind(host: str, token: str | None) -> None:
     """Refuse to listen beyond this machine without a token, or with one too short to resist guessing."""
     if token is not None and len(token) < MIN_TOKEN_CHARS:
         raise ConfigError(f"the token must be at least {MIN_TOKEN_CHARS} characters long")
+    if token is not None and (token != token.strip() or any(ch.isspace() or not ch.isprintable() for ch in token)):
+        raise ConfigError("the token may not hold spaces or control characters: no client could send it")
     if host not in LOOPBACK_HOSTS and not token:
         raise ConfigError(
             f"listening on {host} would open the index to other machines: give a token with --token or "
@@ -138,9 +140,7 @@ def create_app(service: IndexService, token: str | None = None, cors_origins: Se
         wrapped = CORSMiddleware(wrapped, allow_origins=list(cors_origins), allow_methods=["GET", "POST"],
                                  allow_headers=["Authorization", "Content-Type"])
     if not token:
-        from starlette.middleware.trustedhost import TrustedHostMiddleware
-
-        wrapped = TrustedHostMiddleware(wrapped, allowed_hosts=list(LOOPBACK_HOST_HEADERS), www_redirect=False)
+        wrapped = _LoopbackHostCheck(wrapped)
     return _Unraised(wrapped)
 
 
@@ -227,8 +227,10 @@ def _add_error_handlers(app: FastAPI) -> None:
     @app.exception_handler(HTTPException)
     async def http_error(request: Request, exc: HTTPException) -> JSONResponse:
         detail = str(exc.detail)
-        if exc.status_code == 400 and detail == "There was an error parsing the body":  # FastAPI's, for bytes not UTF-8
-            detail = "the body is not valid JSON (it is not UTF-8 text)"
+        if exc.status_code == 400 and detail == "There was an error parsing the body":  # FastAPI's, past json.loads
+            detail = {UnicodeDecodeError: "the body is not valid JSON (it is not UTF-8 text)",
+                      RecursionError: "the body is not valid JSON (nested too deeply)"}.get(
+                          type(exc.__cause__), "the body is not valid JSON")
         response = _error(exc.status_code, detail)
         response.headers.update(exc.headers or {})  # a 405's Allow
         return response
@@ -247,6 +249,36 @@ def _add_error_handlers(app: FastAPI) -> None:
 
 def _error(status: int, message: str) -> JSONResponse:
     return JSONResponse({"error": " ".join(message.split())}, status_code=status)
+
+
+class _LoopbackHostCheck:
+    """Answers only requests whose Host header names this machine: localhost, 127.0.0.1 or [::1],
+    with or without a port. (Starlette's TrustedHostMiddleware does this too, but answers in plain
+    text, and before Starlette 1.x read "[::1]:8765" as the host "[".)"""
+
+    def __init__(self, app: ASGIApp) -> None:
+        self.app = app
+
+    async def __call__(self, scope: Scope, receive: Receive, send: Send) -> None:
+        if scope["type"] != "http":
+            await self.app(scope, receive, send)
+            return
+        if host_name(dict(scope.get("headers") or ()).get(b"host", b"")) not in LOOPBACK_HOST_HEADERS:
+            await _send_error(send, 400, "this server answers requests to localhost only (Host: localhost, "
+                                         "127.0.0.1 or [::1]); give it a token to be reached by other names")
+            return
+        await self.app(scope, receive, send)
+
+
+def host_name(header: bytes) -> str:
+    """The host a Host header names, port left out: ``b"[::1]:8765" -> "[::1]"``, ``b"LocalHost" -> "localhost"``."""
+    value = header.decode("latin-1").strip().lower()
+    if value.startswith("["):  # an IPv6 literal
+        end = value.find("]")
+        name, port = (value[: end + 1], value[end + 1 :]) if end > 0 else ("", "")
+        return name if port == "" or (port[:1] == ":" and port[1:].isdigit()) else ""
+    name, colon, port = value.partition(":")
+    return name if not colon or port.isdigit() else ""
 
 
 class _TokenCheck:

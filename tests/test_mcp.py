@@ -121,7 +121,7 @@ def test_a_bad_argument_is_one_line_naming_it_and_an_unknown_one_is_refused(seed
     calls = [
         ("ask", {"question": QUESTION, "k": 0}, "k: Input should be greater than or equal to 1"),
         ("ask", {"question": QUESTION, "k": True}, "k: Input should be a valid integer"),
-        ("search", {"query": "Iraq", "k": 2.0}, "k: Input should be a valid integer"),
+        ("search", {"query": "Iraq", "k": 2.5}, "k: Input should be a valid integer"),
         ("ask", {}, "question: Field required"),
         ("ask", {"question": 7}, "question: Input should be a valid string"),
         ("search", {"query": "?!"}, "the query has no words in it"),
@@ -133,6 +133,11 @@ def test_a_bad_argument_is_one_line_naming_it_and_an_unknown_one_is_refused(seed
     async def work(session):
         return [await session.call_tool(name, arguments) for name, arguments, _ in calls]
 
+    async def as_assistants_send_numbers(session):
+        return await session.call_tool("search", {"query": "Iraq", "k": "2"})
+
+    taken = with_session(seeds_index, as_assistants_send_numbers)
+    assert not taken.is_error and len(taken.structured_content["hits"]) == 2
     for (name, arguments, message), result in zip(calls, with_session(seeds_index, work)):
         assert result.is_error, (name, arguments)
         text = result.content[0].text

@@ -155,6 +155,7 @@ def test_cors_allows_only_the_origins_asked_for(client: httpx.Client) -> None:
     (["--host", "0.0.0.0"], "would open the index to other machines"),
     (["--host", "192.168.1.20"], "give a token with --token or $QA_TOKEN"),
     (["--host", "0.0.0.0", "--token", "short"], "at least 16 characters"),
+    (["--host", "0.0.0.0", "--token", " 0123456789abcdef0123"], "may not hold spaces"),
 ])
 def test_refuses_to_listen_beyond_loopback_without_a_token(args: list[str], message: str,
                                                             monkeypatch: pytest.MonkeyPatch) -> None:
@@ -321,8 +322,20 @@ def test_without_a_token_only_requests_to_this_machine_by_name_are_answered(open
         for method, path in (("GET", "/stats"), ("POST", "/ask"), ("GET", "/documents/0123456789abcdef")):
             response = httpx.request(method, open_server + path, headers={"Host": host}, json={"question": QUESTION})
             assert response.status_code == 400, (host, path, response.text)
+            assert response.json()["error"].startswith("this server answers requests to localhost only")
     for host in (f"localhost:{port}", f"127.0.0.1:{port}", "localhost", f"[::1]:{port}"):
         assert httpx.get(open_server + "/stats", headers={"Host": host}).status_code == 200, host
+
+
+@pytest.mark.parametrize(("header", "host"), [
+    (b"[::1]:8765", "[::1]"), (b"[::1]", "[::1]"), (b"LocalHost:80", "localhost"), (b"127.0.0.1", "127.0.0.1"),
+    (b"attacker.example:8765", "attacker.example"), (b"[::1]x", ""), (b"[::1]:", ""), (b"::1", ""),
+    (b"localhost:80x", ""), (b"", ""),
+])
+def test_the_host_a_host_header_names(header: bytes, host: str) -> None:
+    from qa.serve import host_name
+
+    assert host_name(header) == host
 
 
 def test_a_streamed_request_that_cannot_be_answered_is_refused_before_its_stream(open_server: str) -> None:
@@ -341,6 +354,9 @@ def test_a_body_of_bytes_that_are_not_utf8_is_said_in_plain_words(open_server: s
                           headers={"Content-Type": "application/json"})
     assert response.status_code == 400
     assert response.json() == {"error": "the body is not valid JSON (it is not UTF-8 text)"}
+    deep = b'{"query": ' + b"[" * 30000 + b"]" * 30000 + b"}"
+    response = httpx.post(open_server + "/search", content=deep, headers={"Content-Type": "application/json"})
+    assert response.status_code == 400 and response.json() == {"error": "the body is not valid JSON (nested too deeply)"}
 
 
 def test_types_are_taken_as_sent_not_coerced(open_server: str) -> None:
