@@ -62,6 +62,15 @@ def test_a_paraphrased_true_sentence_is_supported_with_a_verbatim_evidence_span(
     assert "$8 billion" in evidence.quote
 
 
+def test_a_sentence_is_checked_the_same_whatever_the_model_wrote_beside_it(retriever, debt_passages) -> None:
+    n = _debt_n(debt_passages)
+    checker = ClaimChecker(retriever.aligner())
+    sentence = f"Baghdad owes Russia 8 billion dollars [{n}]."
+    alone = checker.check_answer(sentence, debt_passages)[0]
+    for before in ("Russia", "Iraq has long disputed the size of its debts to Moscow and to Paris"):
+        assert checker.check_answer(f"{before} [{n}]. {sentence}", debt_passages)[-1] == alone, before
+
+
 @pytest.mark.parametrize(
     ("sentence", "missing"),
     [
