@@ -104,6 +104,23 @@ def assert_whole(location: StoreLocation) -> tuple[int, int]:
         store.close()
 
 
+def document_texts(location: StoreLocation) -> list[str]:
+    """The text of every document the store holds."""
+    store = open_store(location)
+    try:
+        return [store.document(record.doc_id).text for record in store.documents().values()]
+    finally:
+        store.close()
+
+
+def built_store(make_location, tmp_path: Path, embedder) -> tuple[Path, StoreLocation, tuple[int, int]]:
+    """The written articles, a store of them in tmp_path, and its (documents, chunks)."""
+    articles = write_articles(tmp_path / "articles")
+    location = make_location(tmp_path / "store")
+    update_index(location, [articles], embedder=embedder)
+    return articles, location, assert_whole(location)
+
+
 class StoreContract:
     """The behaviour every store shares; see the module notes for the two fixtures to define."""
 
@@ -289,10 +306,7 @@ class StoreContract:
 
     def test_a_commit_that_fails_halfway_leaves_a_whole_store(self, make_location, break_commit, tmp_path,
                                                               embedder) -> None:
-        articles = write_articles(tmp_path / "articles")
-        location = make_location(tmp_path / "store")
-        update_index(location, [articles], embedder=embedder)
-        before = assert_whole(location)
+        articles, location, before = built_store(make_location, tmp_path, embedder)
         (articles / BRIDGE.name).write_text(BRIDGE.text.replace("$412 million", "$517 million"), encoding="utf-8")
         (articles / ORCHID.name).write_text(ORCHID.text, encoding="utf-8")
         with break_commit(), pytest.raises(RuntimeError, match="interrupted"):
@@ -301,39 +315,25 @@ class StoreContract:
         update_index(location, [articles], embedder=embedder)  # and the next update completes it
         documents, _ = assert_whole(location)
         assert documents == before[0] + 1
-        store = open_store(location)
-        try:
-            texts = [store.document(record.doc_id).text for record in store.documents().values()]
-            assert sum("$517 million" in text for text in texts) == 1
-            assert not any("$412 million" in text for text in texts)
-        finally:
-            store.close()
+        texts = document_texts(location)
+        assert sum("$517 million" in text for text in texts) == 1
+        assert not any("$412 million" in text for text in texts)
 
     def test_a_rebuild_that_fails_halfway_leaves_the_store_as_it_was(self, make_location, break_commit, tmp_path,
                                                                      embedder) -> None:
         # A rebuild re-embeds everything (hours at scale): until it has finished, searches read
         # the store as it was, and a rebuild that stops on the way takes nothing from it.
-        articles = write_articles(tmp_path / "articles")
-        location = make_location(tmp_path / "store")
-        update_index(location, [articles], embedder=embedder)
-        before = assert_whole(location)
+        articles, location, before = built_store(make_location, tmp_path, embedder)
         (articles / BRIDGE.name).write_text(BRIDGE.text.replace("$412 million", "$517 million"), encoding="utf-8")
-
-        def texts() -> list[str]:
-            store = open_store(location)
-            try:
-                return [store.document(record.doc_id).text for record in store.documents().values()]
-            finally:
-                store.close()
-
         with break_commit(), pytest.raises(RuntimeError, match="interrupted"):
             update_index(location, [articles], embedder=embedder, rebuild=True)
         assert assert_whole(location) == before
-        assert sum("$412 million" in text for text in texts()) == 1
+        assert sum("$412 million" in text for text in document_texts(location)) == 1
         report = update_index(location, [articles], embedder=embedder, rebuild=True)
         assert (report.rebuilt, report.changed, report.unchanged) == (True, 1, len(WRITTEN_ARTICLES) - 1)
         assert assert_whole(location) == before
-        assert sum("$517 million" in text for text in texts()) == 1 and not any("$412 million" in t for t in texts())
+        texts = document_texts(location)
+        assert sum("$517 million" in text for text in texts) == 1 and not any("$412 million" in t for t in texts)
 
     def test_sigkill_during_qa_index_leaves_a_store_doctor_passes(self, make_location, tmp_path) -> None:
         """SIGKILL at several moments of a real `qa index`: `qa doctor` passes on what is left, and

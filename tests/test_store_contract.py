@@ -138,12 +138,9 @@ class TestMilvusStore(StoreContract):
         from qa.errors import IndexCorruptError
         from qa.indexer import update_index
 
-        from store_contract import assert_whole, write_articles
+        from store_contract import assert_whole, built_store, document_texts
 
-        articles = write_articles(tmp_path / "articles")
-        location = make_location(tmp_path / "store")
-        update_index(location, [articles], embedder=embedder)
-        before = assert_whole(location)
+        articles, location, before = built_store(make_location, tmp_path, embedder)
         (articles / WRITTEN_ARTICLES[0].name).write_text(WRITTEN_ARTICLES[0].text + "\n\nA line added later.\n",
                                                          encoding="utf-8")
         renames: list[tuple[str, str]] = []
@@ -166,15 +163,8 @@ class TestMilvusStore(StoreContract):
         report = update_index(location, [articles], embedder=embedder)  # a plain update finishes the rebuild
         assert (report.added, report.changed, report.removed) == (0, 0, 0)
         assert assert_whole(location) == before
-        store = open_store(location)
-        try:
-            texts = [store.document(record.doc_id).text for record in store.documents().values()]
-            assert sum("A line added later." in text for text in texts) == 1
-            names = set(store.collections.client.list_collections())
-            assert not any(name.endswith(("_retired", "_rebuilding")) or "_retired_" in name or "_rebuilding_" in name
-                           for name in names)
-        finally:
-            store.close()
+        assert sum("A line added later." in text for text in document_texts(location)) == 1
+        assert not any("_retired" in name or "_rebuilding" in name for name in collection_names(location))
 
     def test_another_store_named_like_a_rebuilds_collections_is_left_alone(
         self, make_location, tmp_path, embedder, monkeypatch: pytest.MonkeyPatch
@@ -185,16 +175,13 @@ class TestMilvusStore(StoreContract):
         from qa.stores.location import parse_store
         from qa.stores.milvus import store as milvus_store
 
-        from store_contract import assert_whole, write_articles
+        from store_contract import assert_whole, built_store
 
-        articles = write_articles(tmp_path / "articles")
-        location = make_location(tmp_path / "store")
-        update_index(location, [articles], embedder=embedder)
+        articles, location, before = built_store(make_location, tmp_path, embedder)
         with monkeypatch.context() as patch:
             patch.setattr(milvus_store, "_check_new_name", lambda name: None)  # as qa made them before
             for name in ("qa_retired", "qa_rebuilding"):
                 update_index(parse_store(f"milvus:{location.path}#{name}"), [articles], embedder=embedder)
-        before = assert_whole(location)
         update_index(location, [articles], embedder=embedder)  # a writer of qa drops neither
         assert assert_whole(location) == before  # and its readers are not refused
         for name in ("qa_retired", "qa_rebuilding"):
@@ -210,12 +197,9 @@ class TestMilvusStore(StoreContract):
         from qa.indexer import update_index
         from qa.stores.milvus.store import MilvusError
 
-        from store_contract import assert_whole, write_articles
+        from store_contract import assert_whole, built_store
 
-        articles = write_articles(tmp_path / "articles")
-        location = make_location(tmp_path / "store")
-        update_index(location, [articles], embedder=embedder)
-        before = assert_whole(location)
+        articles, location, before = built_store(make_location, tmp_path, embedder)
         original = MilvusClient.drop_collection
 
         def drop(self, name: str, *args, **kwargs) -> None:
@@ -228,17 +212,9 @@ class TestMilvusStore(StoreContract):
             with pytest.raises(MilvusError, match="lost the server"):
                 update_index(location, [articles], embedder=embedder, rebuild=True)
         assert assert_whole(location) == before  # every rename done: the new store reads
-        store = open_store(location)
-        try:
-            assert any(name.startswith("qa_retired") for name in store.collections.client.list_collections())
-        finally:
-            store.close()
+        assert any(name.startswith("qa_retired") for name in collection_names(location))
         update_index(location, [articles], embedder=embedder)  # the next writer drops them
-        store = open_store(location)
-        try:
-            assert not any("_retired" in name for name in store.collections.client.list_collections())
-        finally:
-            store.close()
+        assert not any("_retired" in name for name in collection_names(location))
 
     def test_a_rebuild_whose_collections_another_writer_dropped_says_so(self, make_location, tmp_path, embedder,
                                                                          monkeypatch: pytest.MonkeyPatch) -> None:
@@ -246,12 +222,9 @@ class TestMilvusStore(StoreContract):
         from qa.indexer import update_index
         from qa.stores.milvus.store import MilvusError, MilvusWriter
 
-        from store_contract import assert_whole, write_articles
+        from store_contract import assert_whole, built_store
 
-        articles = write_articles(tmp_path / "articles")
-        location = make_location(tmp_path / "store")
-        update_index(location, [articles], embedder=embedder)
-        before = assert_whole(location)
+        articles, location, before = built_store(make_location, tmp_path, embedder)
         original = MilvusWriter.finish
 
         def finish(self) -> None:
@@ -263,3 +236,12 @@ class TestMilvusStore(StoreContract):
             with pytest.raises(MilvusError, match="are gone"):
                 update_index(location, [articles], embedder=embedder, rebuild=True)
         assert assert_whole(location) == before
+
+
+def collection_names(location: StoreLocation) -> set[str]:
+    """Every collection in the Milvus Lite file of `location`, whichever store's."""
+    store = open_store(location)
+    try:
+        return set(store.collections.client.list_collections())
+    finally:
+        store.close()
