@@ -254,7 +254,7 @@ def _error(status: int, message: str) -> JSONResponse:
 class _LoopbackHostCheck:
     """Answers only requests whose Host header names this machine: localhost, 127.0.0.1 or [::1],
     with or without a port. (Starlette's TrustedHostMiddleware does this too, but answers in plain
-    text, and before Starlette 1.x read "[::1]:8765" as the host "[".)"""
+    text, and older Starlette versions read "[::1]:8765" as the host "[".)"""
 
     def __init__(self, app: ASGIApp) -> None:
         self.app = app
