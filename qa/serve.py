@@ -111,7 +111,8 @@ def check_port(host: str, port: int) -> None:
     if port == 0:  # the system picks a free one
         return
     try:
-        family = socket.getaddrinfo(host, port, type=socket.SOCK_STREAM)[0][0]
+        # The socket uvicorn will bind: IPv6 for an address with a colon, IPv4 for any other name.
+        family = socket.AF_INET6 if ":" in host else socket.AF_INET
         with socket.socket(family, socket.SOCK_STREAM) as probe:
             probe.setsockopt(socket.SOL_SOCKET, socket.SO_REUSEADDR, 1)  # as uvicorn binds
             probe.bind((host, port))
