@@ -654,9 +654,7 @@ def serve(paths: tuple[Path, ...], host: str, port: int, token: str | None, cors
         raise click.UsageError("PATHS are the folders to watch: give them with --watch")
     check_bind(host, token)
     check_port(host, port)
-    missing = [str(p) for p in paths if not p.exists()]
-    if missing:  # as `qa watch` says it: nothing there to watch
-        raise ConfigError(f"no such file or folder: {', '.join(missing)}")
+    _refuse_missing_to_watch(paths)
     location = _location(index_dir, store)
     click.get_current_context().meta[_WRITES] = watch
     watcher = _start_watcher(location, paths, backend) if watch else None
@@ -674,6 +672,13 @@ def serve(paths: tuple[Path, ...], host: str, port: int, token: str | None, cors
         if watcher is not None:
             watcher.stop()
         service.close()
+
+
+def _refuse_missing_to_watch(paths: tuple[Path, ...]) -> None:
+    """Nothing there to watch: said now (`qa watch`, `qa serve --watch`), not after a catch-up that finds nothing."""
+    missing = [str(p) for p in paths if not p.exists()]
+    if missing:
+        raise ConfigError(f"no such file or folder: {', '.join(missing)}")
 
 
 def _start_watcher(location, paths: tuple[Path, ...], backend: str | None):
@@ -704,9 +709,7 @@ def watch(paths: tuple[Path, ...], backend: str | None, index_dir: str | None, s
     """
     from qa.watch import FolderWatcher
 
-    missing = [str(p) for p in paths if not p.exists()]
-    if missing:  # nothing there to watch: said now, not after a catch-up that finds nothing
-        raise ConfigError(f"no such file or folder: {', '.join(missing)}")
+    _refuse_missing_to_watch(paths)
     location = _location(index_dir, store)
     watcher = FolderWatcher(location, [str(p) for p in paths], embedder=_embedder(location, backend),
                             log=lambda line: click.echo(line, err=True))

@@ -313,10 +313,6 @@ class MilvusCollections:
         """The same store's collections under its name plus `suffix` (a rebuild's, REBUILDING_SUFFIX)."""
         return MilvusCollections(self.location, name=self.chunks + suffix, client=self.client)
 
-    def any_exist(self) -> bool:
-        with self.calls("listing collections"):
-            return not set(self.names()).isdisjoint(self.client.list_collections())
-
     @contextmanager
     def calls(self, what: str) -> Iterator[None]:
         """Turn any pymilvus failure into one line naming what qa was doing."""
