@@ -162,9 +162,9 @@ class RayEmbedder:
         ray = self.connect()
         import pandas
 
-        # The same length-sorted groups Embedder makes, one Ray block and one batch each: little
-        # padding, and with int8 models (whose activation scales depend on the batch) the same
-        # batches, so the same vectors, as the in-process path.
+        # The same length-sorted groups Embedder makes, one Ray block and one batch each (the
+        # ONNX backends read each text alone whatever the grouping, so the vectors are the
+        # in-process path's; torch pads each batch to its longest text).
         order = sorted(range(len(texts)), key=lambda i: len(texts[i]))
         blocks = []
         for group in (order[begin : begin + self.group_size] for begin in range(0, len(order), self.group_size)):

@@ -62,3 +62,46 @@ def test_an_index_remembers_its_backend(exported: Path, tmp_path: Path, monkeypa
     assert '"backend": "onnx-int8"' in (index_dir / "manifest.json").read_text()
     with pytest.raises(IndexMismatchError, match="--backend onnx-int8"):
         update_index(index_dir, embedder=Embedder(backend="torch"))
+
+
+def test_onnx_int8_reads_each_text_alone(exported: Path, monkeypatch) -> None:
+    # The int8 model quantizes a forward pass's input on one scale: read beside others, a text got
+    # other vectors, and a search ranked by what happened to be embedded with each passage.
+    monkeypatch.setenv("QA_MODEL_CACHE", str(exported))
+    embedder = Embedder(backend="onnx-int8")
+    together = embedder.encode(TEXTS)
+    for row, text in enumerate(TEXTS):
+        assert np.array_equal(embedder.encode([text])[0], together[row])
+    passages = [(text, [(0, min(len(text), 30))]) for text in TEXTS]
+    vectors, sentences = embedder.encode_passages(passages)
+    alone, alone_sentences = embedder.encode_passages(passages[2:3])
+    assert np.array_equal(vectors[2], alone[0]) and np.array_equal(sentences[2], alone_sentences[0])
+
+
+def test_an_article_added_later_gets_the_vectors_of_a_rebuild(
+    exported: Path, tmp_path: Path, monkeypatch, write_corpus, extra_article
+) -> None:
+    # An incremental `qa index` embeds the new article alone; a rebuild embeds it among all the
+    # others. Both must hold the same vectors, or an index's answers would depend on its history.
+    from qa.stores import open_store
+
+    monkeypatch.setenv("QA_MODEL_CACHE", str(exported))
+    corpus = write_corpus(tmp_path / "corpus", seeds=False)
+    embedder = Embedder(backend="onnx-int8")
+    update_index(tmp_path / "later", [corpus], embedder=embedder)
+    (corpus / extra_article.name).write_text(extra_article.text)
+    update_index(tmp_path / "later", [corpus], embedder=embedder)
+    update_index(tmp_path / "rebuilt", [corpus], embedder=embedder, rebuild=True)
+
+    def vectors(index: Path) -> dict[str, np.ndarray]:
+        store = open_store(index)
+        try:
+            records, matrix = store.chunks_with_vectors(store.chunk_ids())
+            return {f"{Path(r.path).name}#{r.start}": matrix[i] for i, r in enumerate(records)}
+        finally:
+            store.close()
+
+    later, rebuilt = vectors(tmp_path / "later"), vectors(tmp_path / "rebuilt")
+    assert later.keys() == rebuilt.keys() and any(key.startswith(extra_article.name) for key in later)
+    for key, vector in later.items():
+        assert np.array_equal(vector, rebuilt[key]), key
