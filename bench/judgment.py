@@ -206,7 +206,7 @@ def ask_questions(args: argparse.Namespace) -> tuple[list[dict], float, str]:
     from qa.config import cache_dir
     from qa.embed import Embedder
     from qa.errors import IndexMismatchError
-    from qa.evaluate import prepare_corpus, resolve_eval_set
+    from qa.evaluate import cached_index_name, prepare_corpus, resolve_eval_set
     from qa.indexer import update_index
     from qa.stores.location import StoreLocation
     from qa.retrieve import open_retriever
@@ -215,7 +215,7 @@ def ask_questions(args: argparse.Namespace) -> tuple[list[dict], float, str]:
     v1 = resolve_eval_set(SHARED_EVAL / "squad-dev-v1.1")
     embedder = Embedder(bulk=True)
     workdir, path_to_id = prepare_corpus(v2, cache_dir() / "eval")
-    location = StoreLocation("faiss", workdir / f"index-{embedder.backend}")
+    location = StoreLocation("faiss", workdir / cached_index_name(workdir, "index", embedder.backend))
     try:
         update_index(location, [workdir / "corpus"], embedder=embedder)
     except IndexMismatchError:  # a cached eval index from an older qa: built again, as `qa eval` does

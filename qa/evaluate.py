@@ -14,6 +14,7 @@ import json
 import math
 import os
 import re
+import shutil
 import string
 import time
 from collections.abc import Callable, Iterator, Sequence
@@ -32,6 +33,11 @@ RETRIEVE_K = 20
 
 # At most this many passages' token states are kept through an eval run (about 260 KB each).
 EVAL_CACHED_PASSAGES = 4096
+# A cached eval index is built again when this changes: raised whenever the same corpus would be
+# embedded differently by the same model and backend, so that figures never come from vectors an
+# older qa made (2: ONNX reads one text a pass, 2026-12-05; before, a passage's vectors depended
+# on the batch it was embedded in).
+EVAL_INDEX_REVISION = 2
 
 
 @dataclass(frozen=True)
@@ -265,6 +271,22 @@ def prepare_corpus(eval_set: EvalSet, root: Path) -> tuple[Path, dict[str, str]]
     return workdir, path_to_id
 
 
+def cached_index_name(workdir: Path, kind: str, backend: str) -> str:
+    """The name of the eval cache's index of `kind` ("index" or "milvus") for `backend`, at
+    EVAL_INDEX_REVISION; the same index of an earlier revision is deleted (it is only a cache,
+    and a news index takes hundreds of megabytes)."""
+    suffix = ".db" if kind == "milvus" else ""
+    current = f"{kind}-{backend}-r{EVAL_INDEX_REVISION}{suffix}"
+    stale = [f"{kind}-{backend}{suffix}"] + [f"{kind}-{backend}-r{n}{suffix}" for n in range(2, EVAL_INDEX_REVISION)]
+    for name in stale:
+        path = workdir / name
+        if path.is_dir():
+            shutil.rmtree(path, ignore_errors=True)
+        elif path.exists():
+            path.unlink(missing_ok=True)
+    return current
+
+
 class _Tally:
     """Running sums of one mode's figures."""
 
@@ -475,11 +497,11 @@ def run_eval(
         )
     started = time.perf_counter()
     if store == "milvus":
-        location = parse_store(f"milvus:{workdir / f'milvus-{embedder.backend}.db'}")
+        location = parse_store(f"milvus:{workdir / cached_index_name(workdir, 'milvus', embedder.backend)}")
     elif store:
         location = parse_store(store)
     else:
-        location = StoreLocation("faiss", workdir / f"index-{embedder.backend}")
+        location = StoreLocation("faiss", workdir / cached_index_name(workdir, "index", embedder.backend))
     try:
         update_index(location, [workdir / "corpus"], embedder=embedder, progress=progress)
     except IndexMismatchError:

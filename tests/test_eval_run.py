@@ -57,6 +57,19 @@ def test_eval_reports_every_mode_and_caches_the_index(tiny_squad: Path, embedder
     assert again.chunks_embedded == 0 and again.unchanged == DOCS
 
 
+def test_an_eval_index_an_older_qa_cached_is_built_again(tiny_squad: Path, embedder, tmp_path, monkeypatch) -> None:
+    # An older qa embedded in batches, and int8 vectors depended on the batch: figures from its
+    # cached index would not be the ones a fresh build gives, and a wrong figure looks like a right one.
+    monkeypatch.setenv("QA_CACHE_DIR", str(tmp_path / "cache"))
+    run_eval(tiny_squad, ["keyword"], limit=2, embedder=embedder)
+    (built,) = (tmp_path / "cache" / "eval").glob("tiny-*/index-*")
+    older = built.with_name(f"index-{embedder.backend}")
+    built.rename(older)
+    run_eval(tiny_squad, ["keyword"], limit=2, embedder=embedder)
+    assert not older.exists() and [p.name for p in built.parent.glob("index-*")] == [built.name]
+    assert update_index(built, embedder=embedder).chunks_embedded == 0
+
+
 @pytest.fixture(scope="module")
 def other_squad(tiny_squad: Path) -> Path:
     """The last paragraphs of SQuAD v1.1 dev (other articles than tiny_squad's) and their questions."""
