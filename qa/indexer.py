@@ -17,7 +17,7 @@ from stat import S_ISREG
 from typing import TYPE_CHECKING, TypeVar
 
 from qa.chunk import chunk_text, model_passage
-from qa.config import default_corpus
+from qa.config import ARTICLE_SUFFIXES, default_corpus
 from qa.embed import Embedder, Passage
 from qa.errors import ConfigError, IndexLockedError, IndexMismatchError, IngestError
 from qa.ingest import (
@@ -264,6 +264,13 @@ def _update(
         else:
             progress.note(f"{root} is not there now; its indexed articles are kept (`qa index --forget {root}` drops them)")
     skipped = unstorable + [s for s in skipped if s.path not in missing_roots]
+    # A folder named now in which the walk found no article at all is most often the wrong folder,
+    # or one of files qa does not read (.docx): "0 added" alone would look like success.
+    for folder in present:
+        inside = folder.rstrip(os.sep) + os.sep
+        if folder not in emptied and os.path.isdir(folder) and not any(f.startswith(inside) for f in files) \
+                and not any(s.path.startswith(inside) for s in skipped):
+            progress.note(f"{folder} holds no articles: qa reads {', '.join(ARTICLE_SUFFIXES)} files")
     suspects, unchanged = _changed_files(files, stats, facts, progress)
 
     # Gone: indexed files under a root we scanned that the walk did not find there as articles,

@@ -857,3 +857,20 @@ def test_a_folders_real_path_typed_where_a_link_to_it_is_remembered_indexes_noth
     assert update_index(index_dir, embedder=embedder).documents == first.documents + 2
     (real / extra_article.name).unlink()
     assert update_index(index_dir, embedder=embedder).documents == first.documents + 1  # no copy left behind
+
+
+def test_a_folder_named_with_no_articles_in_it_is_said(tmp_path: Path, embedder: Embedder) -> None:
+    # "0 added" alone reads as success when the user named the wrong folder.
+    (tmp_path / "notes").mkdir()
+    (tmp_path / "notes" / "draft.docx").write_bytes(b"PK")
+    (tmp_path / "empty").mkdir()
+    notes: list[str] = []
+    folders = [tmp_path / "empty", tmp_path / "notes"]
+    report = update_index(tmp_path / "index", folders, embedder=embedder, progress=NoteTaker(notes))
+    assert report.documents == 0
+    assert notes == [f"{f} holds no articles: qa reads .txt, .md, .markdown, .html, .htm, .pdf files" for f in folders]
+    # A folder that holds articles says nothing of the kind.
+    (tmp_path / "notes" / "a.txt").write_text("Orchids\n\nA new orchid was found on Marojejy.\n")
+    notes.clear()
+    assert update_index(tmp_path / "index", [tmp_path / "notes"], embedder=embedder, progress=NoteTaker(notes)).added == 1
+    assert notes == []
