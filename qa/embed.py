@@ -266,8 +266,9 @@ class _OnnxEncoder:
         scale for the whole batch (padding included), so a text read beside others got other
         vectors (cosine 0.991 at worst, 0.994 on average, over 96 news passages), and an article
         indexed alone, by `qa index` after an edit, differed from the same article in a rebuild.
-        Alone it is also faster on CPU, with no padding to compute: those 96 passages took
-        1.58 s against 2.37 s in batches of 32 (bench/index.py has the pipeline's figures)."""
+        Alone it was also faster on this project's 2-core machine, with no padding to compute:
+        those 96 passages took 1.58 s against 2.37 s in batches of 32 (docs/scale.md has the
+        pipeline's figures; a machine of many cores may keep them busier with batches)."""
         import numpy as np
 
         for i, encoding in enumerate(self._tokenizer.encode_batch(list(texts))):

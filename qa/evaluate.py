@@ -36,7 +36,8 @@ EVAL_CACHED_PASSAGES = 4096
 # A cached eval index is built again when this changes: raised whenever the same corpus would be
 # embedded differently by the same model and backend, so that figures never come from vectors an
 # older qa made (2: ONNX reads one text a pass, 2026-12-05; before, a passage's vectors depended
-# on the batch it was embedded in).
+# on the batch it was embedded in). One number for every backend: a torch cache, whose vectors
+# did not change then, is built again too, once.
 EVAL_INDEX_REVISION = 2
 
 
@@ -278,12 +279,13 @@ def cached_index_name(workdir: Path, kind: str, backend: str) -> str:
     suffix = ".db" if kind == "milvus" else ""
     current = f"{kind}-{backend}-r{EVAL_INDEX_REVISION}{suffix}"
     stale = [f"{kind}-{backend}{suffix}"] + [f"{kind}-{backend}-r{n}{suffix}" for n in range(2, EVAL_INDEX_REVISION)]
-    for name in stale:
+    # A Milvus Lite store keeps qa's own state in a folder beside it (StoreLocation.state_dir).
+    for name in stale + [f"{name}.qa" for name in stale if kind == "milvus"]:
         path = workdir / name
-        if path.is_dir():
-            shutil.rmtree(path, ignore_errors=True)
-        elif path.exists():
+        if path.is_symlink() or path.is_file():
             path.unlink(missing_ok=True)
+        elif path.is_dir():
+            shutil.rmtree(path, ignore_errors=True)
     return current
 
 

@@ -266,10 +266,12 @@ def _update(
     skipped = unstorable + [s for s in skipped if s.path not in missing_roots]
     # A folder named now in which the walk found no article at all is most often the wrong folder,
     # or one of files qa does not read (.docx): "0 added" alone would look like success.
-    for folder in present:
-        inside = folder.rstrip(os.sep) + os.sep
-        if folder not in emptied and os.path.isdir(folder) and not any(f.startswith(inside) for f in files) \
-                and not any(s.path.startswith(inside) for s in skipped):
+    # Looked for in the folder itself, not in the walk's list: the walk lists a file once, under
+    # the first name it reached it by, and scanning that list once per named folder would cost
+    # a scan of 100,000 files as much again for each.
+    reported = {s.path for s in skipped}
+    for folder in dict.fromkeys(present):
+        if folder not in emptied and folder not in reported and os.path.isdir(folder) and not _holds_article(folder):
             progress.note(f"{folder} holds no articles: qa reads {', '.join(ARTICLE_SUFFIXES)} files")
     suspects, unchanged = _changed_files(files, stats, facts, progress)
 
@@ -416,6 +418,23 @@ def _empty_folder(path: str) -> bool:
             return next(entries, None) is None
     except OSError:
         return False
+
+
+def _holds_article(folder: str) -> bool:
+    """Whether an article file is anywhere under `folder` (links followed, as the walk does); it
+    stops at the first found. A subfolder it cannot open counts as holding one: the walk says
+    why it was skipped."""
+    unreadable: list[OSError] = []
+    seen: set[str] = set()
+    for root, folders, names in os.walk(folder, onerror=unreadable.append, followlinks=True):
+        real = os.path.realpath(root)
+        if real in seen:  # a link back up the tree: walked already
+            folders[:] = []
+            continue
+        seen.add(real)
+        if unreadable or any(is_article_name(name) for name in names):
+            return True
+    return bool(unreadable)
 
 
 def _holds_any(root: str, stamps: dict[str, object]) -> bool:

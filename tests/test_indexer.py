@@ -869,8 +869,13 @@ def test_a_folder_named_with_no_articles_in_it_is_said(tmp_path: Path, embedder:
     report = update_index(tmp_path / "index", folders, embedder=embedder, progress=NoteTaker(notes))
     assert report.documents == 0
     assert notes == [f"{f} holds no articles: qa reads .txt, .md, .markdown, .html, .htm, .pdf files" for f in folders]
-    # A folder that holds articles says nothing of the kind.
-    (tmp_path / "notes" / "a.txt").write_text("Orchids\n\nA new orchid was found on Marojejy.\n")
+    # Nor twice for a folder named twice, nor for one whose articles are reached through a link
+    # the index walked first, nor for a loop of links with no article in it.
+    (tmp_path / "news").mkdir()
+    (tmp_path / "news" / "a.txt").write_text("Orchids\n\nA new orchid was found on Marojejy.\n")
+    (tmp_path / "a_link").symlink_to(tmp_path / "news")
+    (tmp_path / "empty" / "loop").symlink_to(tmp_path / "empty")
     notes.clear()
-    assert update_index(tmp_path / "index", [tmp_path / "notes"], embedder=embedder, progress=NoteTaker(notes)).added == 1
-    assert notes == []
+    named = [tmp_path / "a_link", tmp_path / "news", tmp_path / "empty", tmp_path / "empty"]
+    assert update_index(tmp_path / "index", named, embedder=embedder, progress=NoteTaker(notes)).added == 1
+    assert notes == [f"{tmp_path / 'empty'} holds no articles: qa reads .txt, .md, .markdown, .html, .htm, .pdf files"]
