@@ -163,12 +163,10 @@ class TokenAligner:
 
         missing = list(dict.fromkeys(t for t in texts if t not in self._cache))
         if missing:
-            # Each passage is read alone. The int8 encoder quantizes a whole batch on one scale, so
-            # a passage read beside others gets token states that depend on them (by up to 0.4):
-            # remembered, they made a long-running `qa serve` rank by the questions asked before.
-            # Alone, a passage reads the same in every process, and ten of them read no slower.
-            for text in missing:
-                hidden, offsets = self.embedder.token_states([text])[0]
+            # The int8 encoder reads each text alone (qa.embed._OnnxEncoder._passes): read in a
+            # batch, a passage's remembered states depended on its companions (by up to 0.4), and
+            # a long-running `qa serve` ranked by the questions asked before.
+            for text, (hidden, offsets) in zip(missing, self.embedder.token_states(missing)):
                 real = [row for row, (start, end) in enumerate(offsets) if end > start]
                 self._cache[text] = ReadPassage(
                     unit_rows(hidden[real]),

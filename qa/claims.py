@@ -435,11 +435,10 @@ class ClaimChecker:
         words, which an answer may repeat without a passage holding them (see `check`).
         """
         sentences = split_claims(text)
-        # Each cited sentence is read alone: read in one batch, the int8 encoder's one scale for the
-        # batch would make a sentence's support depend on the others the model wrote beside it
-        # (qa.align.TokenAligner.read_passages), and a handful of short reads cost no more.
+        # One call for every cited sentence; the int8 encoder reads each alone (qa.embed), so a
+        # sentence's support does not depend on the others the model wrote beside it.
         cited = list(dict.fromkeys(sentence for sentence, citations in sentences if citations))
-        states = {sentence: self.aligner.embedder.token_states([sentence])[0] for sentence in cited}
+        states = dict(zip(cited, self.aligner.embedder.token_states(cited))) if cited else {}
         return [self.check(sentence, citations, passages, states.get(sentence), question)
                 for sentence, citations in sentences]
 

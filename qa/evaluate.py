@@ -536,23 +536,17 @@ def run_eval(
             progress.start("Questions", asked)
 
         def read(texts: list[str]) -> tuple[np.ndarray, list | None]:
-            # Each question is read alone, as `qa ask` and `qa search` read it: the int8 encoder
-            # quantizes a batch on one scale, so a question read among others would get other
-            # token states (qa.align.TokenAligner.read_passages) and the figures would not be
-            # those of the commands they stand for.
+            # Read as `qa ask` and `qa search` read a question: cleaned, and by the int8 encoder
+            # alone (qa.embed), so that the figures are those of the commands they stand for.
+            cleaned = [clean_query(text) for text in texts]
             if not (align and "hybrid" in modes):
-                vectors = []
-                for text in texts:
-                    vectors.append(embedder.encode_query(clean_query(text)))
-                    if progress is not None:
-                        progress.advance(1)
-                return np.stack(vectors), None
+                return embedder.encode(cleaned, progress=progress.advance if progress else None), None
             # The aligned hybrid search reads each question token by token too. One pass gives
             # both: the question's vector is the mean of its token states, as the model pools.
             # Read as search reads them, so each token's offsets point into the same text.
             states = []
-            for text in texts:
-                states.append(embedder.token_states([clean_query(text)])[0])
+            for text in cleaned:  # a question a call, so that the progress bar moves
+                states.extend(embedder.token_states([text]))
                 if progress is not None:
                     progress.advance(1)
             return np.stack([mean_vector(hidden) for hidden, _ in states]), states
