@@ -723,6 +723,26 @@ def test_rebuilding_over_a_damaged_catalog_sets_it_aside_and_builds_anew(
     assert aside.read_bytes() == damaged  # set aside, never deleted
 
 
+def test_an_update_beside_a_missing_catalog_refuses_and_keeps_the_vector_files(
+    built: tuple[StoreLocation, UpdateReport], corpus: Path, embedder: Embedder
+) -> None:
+    index_dir, first = built
+    if not index_dir.is_local:
+        pytest.skip("the catalog is the local store's SQLite file")
+    (index_dir.index_dir / "catalog.sqlite").unlink()
+    segments = {path: path.read_bytes() for path in index_dir.index_dir.glob("segment-*.faiss")}
+    assert segments
+    # It once made an empty catalog, called the index up to date and deleted every vector file.
+    for paths in (None, [corpus]):
+        with pytest.raises(IndexCorruptError, match="catalog.sqlite is missing"):
+            update_index(index_dir, paths, embedder=embedder)
+        assert not (index_dir.index_dir / "catalog.sqlite").exists()
+        assert {path: path.read_bytes() for path in index_dir.index_dir.glob("segment-*.faiss")} == segments
+    report = update_index(index_dir, [corpus], rebuild=True, embedder=embedder)
+    assert (report.documents, report.chunks) == (first.documents, first.chunks)
+    assert_consistent(index_dir, embedder)
+
+
 def test_a_missing_or_damaged_vector_file_is_reported_by_doctor_and_refused_by_an_update(
     built: tuple[StoreLocation, UpdateReport], corpus: Path, embedder: Embedder
 ) -> None:

@@ -335,8 +335,11 @@ class LocalWriter:
         self.existed = (index_dir / MANIFEST_FILE).is_file() or (index_dir / CATALOG_FILE).is_file()
         index_dir.mkdir(parents=True, exist_ok=True)
         self._aside: Path | None = None  # where a damaged catalog was set aside by this rebuild
+        # An update beside a manifest whose catalog is gone would make an empty catalog and then
+        # delete every vector file as stale: it says the catalog is missing, as a search does.
+        catalog_lost = not rebuild and (index_dir / MANIFEST_FILE).is_file() and not (index_dir / CATALOG_FILE).is_file()
         try:
-            self.catalog = Catalog.open(index_dir / CATALOG_FILE, create=True)
+            self.catalog = Catalog.open(index_dir / CATALOG_FILE, create=not catalog_lost)
         except IndexCorruptError:
             if not rebuild:
                 raise
