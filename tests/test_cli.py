@@ -352,6 +352,13 @@ def test_help_and_stats_do_not_import_the_heavy_libraries(index_dir: Path) -> No
     assert result.stdout.rstrip().endswith("light")
 
 
+def test_index_of_only_a_mistyped_path_makes_no_index(tmp_path: Path) -> None:
+    result = CliRunner().invoke(main, ["index", "--index", str(tmp_path / "idx"), str(tmp_path / "typo")])
+    assert result.exit_code == 1
+    assert result.output.strip() == f"Error: no such file or folder: {tmp_path / 'typo'}"
+    assert not (tmp_path / "idx").exists()  # not made empty and called up to date
+
+
 def test_index_reports_a_mistyped_path_and_exits_non_zero(tmp_path: Path) -> None:
     corpus = tmp_path / "corpus"
     corpus.mkdir()
