@@ -180,7 +180,17 @@ def _console(stderr: bool = False):
 
 
 def _emit_json(data: dict[str, Any]) -> None:
-    click.echo(json.dumps(data, ensure_ascii=False, indent=2))
+    click.echo(_json_text(data, indent=2))
+
+
+def _json_text(data: Any, indent: int | None = None) -> str:
+    """`data` as JSON, non-ASCII as it is; a lone surrogate, which is how Python holds a file name's
+    byte that is not UTF-8, is written as its \\u escape: written raw, it became that byte, and the
+    output was not UTF-8, so no JSON reader took it. Python's json reads it back to the same name."""
+    return _LONE_SURROGATE.sub(lambda found: f"\\u{ord(found.group()):04x}", json.dumps(data, ensure_ascii=False, indent=indent))
+
+
+_LONE_SURROGATE = re.compile("[\ud800-\udfff]")
 
 
 @click.group(cls=QAGroup, invoke_without_command=True, context_settings={"help_option_names": ["-h", "--help"]})
@@ -475,7 +485,7 @@ def _with_pages(answer, retriever):
 
 
 def _emit_event(data: dict[str, Any]) -> None:
-    click.echo(json.dumps(data, ensure_ascii=False))
+    click.echo(_json_text(data))
     sys.stdout.flush()
 
 

@@ -159,3 +159,23 @@ def test_a_skipped_file_with_a_newline_or_latin1_byte_in_its_name_is_reported_on
     lines = [line.plain for line in render_update_report(UpdateReport(skipped=tuple(odd))).renderables]
     assert lines[1:] == [f"skipped {tmp_path}/new\\nline.txt: empty file",
                          f"skipped {tmp_path}/caf\\udce9.txt: its name is not valid UTF-8"]
+
+
+def test_index_json_names_a_file_whose_name_is_not_utf8_in_valid_json(tmp_path: Path) -> None:
+    import json
+    import subprocess
+    import sys
+
+    folder = os.path.join(os.fsencode(tmp_path), b"folder")
+    os.mkdir(folder)
+    with open(os.path.join(folder, b"caf\xe9.txt"), "wb") as handle:
+        handle.write(b"Bakery\n\nThe bakery in Porto sold 700 pastries on Sunday.\n")
+    result = subprocess.run(
+        [sys.executable, "-m", "qa.cli", "index", os.fsdecode(folder), "--index", str(tmp_path / "idx"), "--json"],
+        capture_output=True, timeout=300,
+    )
+    assert result.returncode == 0, result.stderr
+    # Once the name's raw byte: not UTF-8, so not JSON to any reader.
+    report = json.loads(result.stdout.decode("utf-8"))
+    (skipped,) = report["skipped"]
+    assert os.fsencode(skipped["path"]) == os.path.join(folder, b"caf\xe9.txt")
