@@ -149,7 +149,9 @@ def answer_from_text(quoted: Answer, text: str, model: str, checker: ClaimChecke
         instead = "; showing the quoted answer instead" if quoted.answerable else ""
         return replace(quoted, model=model, claims=claims, notice=f"{stop_note}{why}{instead}")
     # What a script reads as the answer holds only what the passages support; `claims` has it all.
-    shown = " ".join(f"{c.text} " + "".join(f"[{n}]" for n in c.citations) for c in supported)
+    # Its [n] are the passages that hold its evidence: one the model cited that says none of it is
+    # not shown as a source (the claims keep every [n] it wrote).
+    shown = " ".join(f"{c.text} " + "".join(f"[{n}]" for n in c.supported_by) for c in supported)
     notice = "generation stopped; the answer is what came before" if stopped else None
     return Answer(quoted.question, shown, True, _citations(claims, hits), tuple(hits), quoted.understood_as,
                   generated=True, model=model, claims=claims, notice=notice)

@@ -119,7 +119,10 @@ def claims_text(claims: Sequence[Claim]) -> Text:
         markers = "".join(f"[{n}]" for n in claim.citations)
         if claim.verdict == "supported":
             text.append(claim.text)
-            text.append(f" {markers}", style=MARKER_STYLE)
+            text.append(" " + "".join(f"[{n}]" for n in claim.supported_by), style=MARKER_STYLE)
+            idle = [f"[{n}]" for n in claim.citations if n not in claim.supported_by]
+            if idle:
+                text.append(f" (cited {', '.join(idle)} too, which does not say it)", style="italic dim")
             continue
         text.append(claim.text, style="dim strike" if claim.verdict == "unsupported" else "dim")
         if claim.verdict == "uncited":

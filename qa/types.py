@@ -101,6 +101,13 @@ class Claim:
     # numbers, dates and names it states that the cited passages lack, and "[9]" for a passage that is not there
     missing: tuple[str, ...] = ()
 
+    @property
+    def supported_by(self) -> tuple[int, ...]:
+        """The passages its evidence is in, in the order it cited them: the [n] a supported sentence is
+        shown with. A passage it cites that says none of it is not among them."""
+        held = {evidence.n for evidence in self.evidence}
+        return tuple(n for n in self.citations if n in held) + tuple(sorted(held - set(self.citations)))
+
 
 @dataclass(frozen=True)
 class Answer:

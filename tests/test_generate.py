@@ -174,6 +174,27 @@ def test_a_model_answer_fed_from_a_string_keeps_only_supported_sentences(retriev
     assert f"[{n}] " + debt_passages[n - 1].title in shown  # its source, listed
 
 
+def test_a_passage_cited_beside_the_one_that_says_it_is_not_shown_as_a_source(retriever, debt_passages) -> None:
+    from qa.answer import compose_answer, score_sentences
+    from qa.generate import answer_from_text
+    from qa.render import render_answer
+
+    n = _debt_n(debt_passages)
+    idle = next(m for m, hit in enumerate(debt_passages, start=1) if m != n and "8 billion" not in hit.text)
+    quoted = compose_answer(DEBT_QUESTION, debt_passages, score_sentences(debt_passages, retriever.term_weights(DEBT_QUESTION)),
+                            retriever.store.chunk_count())
+    answer = answer_from_text(quoted, f"Baghdad owes Russia 8 billion dollars [{idle}][{n}].", "some-model",
+                              ClaimChecker(retriever.aligner()))
+    (claim,) = answer.claims
+    assert claim.verdict == SUPPORTED and claim.citations == (idle, n) and claim.supported_by == (n,)
+    # It was shown with [idle] too, though neither the sources nor the citations listed that passage.
+    assert answer.answer == f"Baghdad owes Russia 8 billion dollars. [{n}]"
+    assert {c.n for c in answer.citations} == {n}
+    out = io.StringIO()
+    Console(file=out, width=200).print(render_answer(answer))
+    assert f"dollars. [{n}] (cited [{idle}] too, which does not say it)" in out.getvalue()
+
+
 def test_an_answer_that_cites_nothing_is_said_so(retriever, debt_passages) -> None:
     from qa.answer import compose_answer, score_sentences
     from qa.generate import answer_from_text
