@@ -106,3 +106,15 @@ def test_an_article_added_later_gets_the_vectors_of_a_rebuild(
     assert later.keys() == rebuilt.keys() and any(key.startswith(extra_article.name) for key in later)
     for key, vector in later.items():
         assert np.array_equal(vector, rebuilt[key]), key
+
+
+@pytest.mark.parametrize("backend", ["onnx", "onnx-int8"])
+def test_a_damaged_export_is_made_again(tmp_path: Path, monkeypatch, backend: str) -> None:
+    monkeypatch.setenv("QA_MODEL_CACHE", str(tmp_path))
+    reference = Embedder(backend=backend).encode(TEXTS[:2])
+    name = "model-int8-matmul-perchannel.onnx" if backend == "onnx-int8" else "model.onnx"
+    (export,) = tmp_path.glob(f"*/{name}")
+    export.write_bytes(export.read_bytes()[:1000])  # a disk that filled, a copy cut short
+    # It once ended every command with onnxruntime's traceback (InvalidProtobuf).
+    assert np.array_equal(Embedder(backend=backend).encode(TEXTS[:2]), reference)
+    assert export.stat().st_size > 1000
