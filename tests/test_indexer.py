@@ -743,6 +743,34 @@ def test_an_update_beside_a_missing_catalog_refuses_and_keeps_the_vector_files(
     assert_consistent(index_dir, embedder)
 
 
+def test_another_programs_folder_is_not_written_into(corpus: Path, tmp_path: Path, embedder: Embedder) -> None:
+    theirs = tmp_path / "theirs"
+    theirs.mkdir()
+    (theirs / MANIFEST_FILE).write_text('{"name": "their-app", "version": 3}')
+    location = StoreLocation("faiss", theirs)
+    # Once: "manifest.json is damaged ('format_version')", and a rebuild overwrote their file.
+    with pytest.raises(ConfigError, match="is not a qa index's manifest"):
+        open_store(location)
+    for rebuild in (False, True):
+        with pytest.raises(ConfigError, match="not a qa index's manifest; name a qa index, or an empty or new folder"):
+            update_index(location, [corpus], rebuild=rebuild, embedder=embedder)
+    assert (theirs / MANIFEST_FILE).read_text() == '{"name": "their-app", "version": 3}'
+    assert [p.name for p in theirs.iterdir() if not p.name.startswith(".")] == [MANIFEST_FILE]
+
+    notes = tmp_path / "notes"
+    notes.mkdir()
+    (notes / "todo.txt").write_text("milk")
+    for rebuild in (False, True):
+        with pytest.raises(ConfigError, match=f"{notes} is not a qa index: it holds todo.txt"):
+            update_index(StoreLocation("faiss", notes), [corpus], rebuild=rebuild, embedder=embedder)
+    assert [p.name for p in notes.iterdir() if not p.name.startswith(".")] == ["todo.txt"]
+    # A folder holding only hidden files (a .gitkeep, as the project's index/ does) takes an index.
+    kept = tmp_path / "kept"
+    kept.mkdir()
+    (kept / ".gitkeep").write_text("")
+    assert update_index(StoreLocation("faiss", kept), [corpus], embedder=embedder).documents > 0
+
+
 def test_a_missing_or_damaged_vector_file_is_reported_by_doctor_and_refused_by_an_update(
     built: tuple[StoreLocation, UpdateReport], corpus: Path, embedder: Embedder
 ) -> None:

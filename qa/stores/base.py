@@ -19,7 +19,7 @@ from contextlib import AbstractContextManager
 from dataclasses import asdict, dataclass
 from typing import TYPE_CHECKING, Protocol
 
-from qa.errors import IndexCorruptError, IndexMismatchError
+from qa.errors import ConfigError, IndexCorruptError, IndexMismatchError
 
 if TYPE_CHECKING:
     import numpy as np
@@ -46,6 +46,13 @@ if TYPE_CHECKING:
 #    not one file per generation. A Milvus store of format 3 or 4 holds the same as one of format 5.
 FORMAT_VERSION = 5
 REBUILD_HINT = "run `qa index --rebuild` to build it again"
+NOT_AN_INDEX_HINT = "name a qa index, or an empty or new folder for one, with --index"
+
+
+def is_another_programs_manifest(data: object) -> bool:
+    """Whether a manifest.json's JSON is whole but names neither a format nor a model: another
+    program's file, in a folder given as --index, which a rebuild there would overwrite."""
+    return isinstance(data, dict) and not {"format_version", "model"} & data.keys()
 
 
 def file_stamp(size: int, mtime_ns: int) -> str:
@@ -85,6 +92,11 @@ class Manifest:
         oldest format the store reads as it is."""
         try:
             data = json.loads(raw)
+        except ValueError as exc:
+            raise IndexCorruptError(f"{where} is damaged ({exc}); {REBUILD_HINT}") from exc
+        if is_another_programs_manifest(data):
+            raise ConfigError(f"{where} is not a qa index's manifest; {NOT_AN_INDEX_HINT}")
+        try:
             manifest = cls(
                 format_version=int(data["format_version"]),
                 model=str(data["model"]),

@@ -15,7 +15,9 @@ the last committed state. See qa.stores.local.segments for merging and search.
 
 from __future__ import annotations
 
+import json
 import os
+import re
 import time
 from collections.abc import Iterator, Sequence
 from contextlib import contextmanager, suppress
@@ -23,7 +25,16 @@ from pathlib import Path
 from typing import TYPE_CHECKING
 
 from qa.errors import IndexCorruptError, IndexMismatchError, IndexMissingError
-from qa.stores.base import REBUILD_HINT, Manifest, coverage_problems, index_stats, span_problem, unit_length_problems
+from qa.stores.base import (
+    NOT_AN_INDEX_HINT,
+    REBUILD_HINT,
+    Manifest,
+    coverage_problems,
+    index_stats,
+    is_another_programs_manifest,
+    span_problem,
+    unit_length_problems,
+)
 from qa.stores.local.catalog import Catalog, SegmentRow, fts_query
 from qa.stores.local.keywords import KeywordIndex
 from qa.stores.local.segments import SegmentVectors, plan_merge, segment_path
@@ -81,6 +92,37 @@ def _read_manifest(index_dir: Path) -> Manifest:
             raise IndexMissingError(f"no index in {index_dir}: run `qa index PATH` to build one from your articles")
         raise IndexCorruptError(f"the index in {index_dir} has no {MANIFEST_FILE}; {REBUILD_HINT}")
     return Manifest.from_json(path.read_text(), str(path), "faiss", oldest=UPGRADABLE_FORMAT)
+
+
+# The files a local index is made of, whole or cut short: what a folder may hold besides hidden
+# files (.gitkeep, .writer.lock) for an update to write there.
+_INDEX_FILES = re.compile(
+    r"(?:manifest\.json|catalog\.sqlite)(?:\.tmp|-wal|-shm|-journal|\.damaged-.*)?|(?:segment|vectors)-[0-9]+\.faiss.*"
+)
+
+
+def _refuse_another_programs_folder(index_dir: Path) -> None:
+    """Raise ConfigError when `index_dir` is some other program's folder: a manifest.json not
+    qa's, or, with neither a manifest nor a catalog, files of other names. qa would write its
+    own beside them, and a rebuild would overwrite a file of the same name."""
+    from qa.errors import ConfigError
+
+    manifest = index_dir / MANIFEST_FILE
+    if manifest.is_file():
+        try:
+            data = json.loads(manifest.read_text(errors="replace"))
+        except ValueError:  # damaged: a rebuild is what mends it
+            return
+        if is_another_programs_manifest(data):
+            raise ConfigError(f"{manifest} is not a qa index's manifest; {NOT_AN_INDEX_HINT}")
+        return
+    if (index_dir / CATALOG_FILE).exists() or not index_dir.is_dir():
+        return
+    others = sorted(entry.name for entry in index_dir.iterdir()
+                    if not entry.name.startswith(".") and not _INDEX_FILES.fullmatch(entry.name))
+    if others:
+        shown = ", ".join(others[:3]) + (f" and {len(others) - 3} more" if len(others) > 3 else "")
+        raise ConfigError(f"{index_dir} is not a qa index: it holds {shown}; {NOT_AN_INDEX_HINT}")
 
 
 def save_manifest(index_dir: Path, manifest: Manifest) -> None:
@@ -333,6 +375,7 @@ class LocalWriter:
         self.rebuild = rebuild
         # An index was here before this run, whole or not (qa.indexer gives a new one seeds/).
         self.existed = (index_dir / MANIFEST_FILE).is_file() or (index_dir / CATALOG_FILE).is_file()
+        _refuse_another_programs_folder(index_dir)
         index_dir.mkdir(parents=True, exist_ok=True)
         self._aside: Path | None = None  # where a damaged catalog was set aside by this rebuild
         # An update beside a manifest whose catalog is gone would make an empty catalog and then
