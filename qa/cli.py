@@ -615,7 +615,10 @@ def doctor(index_dir: str | None, store: str | None, as_json: bool) -> None:
     elif problems:
         for problem in problems:
             click.secho(f"problem: {_naming_the_index(problem, context)}", fg="red", err=True)
-        click.secho(f"The index in {directory} is damaged; {_naming_the_index(REBUILD_HINT, context)}.", fg="red", err=True)
+        # Where the catalog (the list of folders) is lost, a rebuild must be told them.
+        named = any("`qa index PATH --rebuild`" in problem for problem in problems)
+        fix = "build it again with `qa index PATH --rebuild`, naming your folders" if named else REBUILD_HINT
+        click.secho(f"The index in {directory} is damaged; {_naming_the_index(fix, context)}.", fg="red", err=True)
     else:
         from rich.text import Text
 

@@ -703,6 +703,12 @@ def test_rebuilding_over_a_damaged_catalog_sets_it_aside_and_builds_anew(
     catalog.write_bytes(damaged)
     with pytest.raises(IndexCorruptError, match="qa index PATH --rebuild"):
         open_store(index_dir)
+    # doctor's last line, too, names the folders a rebuild needs (a bare --rebuild cannot learn them).
+    result = CliRunner().invoke(main, ["doctor", "--index", str(index_dir.index_dir)])
+    assert result.exit_code == 1
+    assert result.output.splitlines()[-1] == (
+        f"The index in {index_dir.index_dir} is damaged; build it again with "
+        f"`qa index PATH --rebuild --index {index_dir.index_dir}`, naming your folders.")
     with pytest.raises(IndexCorruptError):  # an update that is not a rebuild leaves it as it is
         update_index(index_dir, [corpus], embedder=embedder)
     assert catalog.read_bytes() == damaged
