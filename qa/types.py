@@ -104,7 +104,10 @@ class Claim:
     @property
     def supported_by(self) -> tuple[int, ...]:
         """The passages its evidence is in, in the order it cited them: the [n] a supported sentence is
-        shown with. A passage it cites that says none of it is not among them."""
+        shown with. A passage it cites that says none of it is not among them; with no evidence
+        recorded (a claim made by hand), its citations."""
+        if not self.evidence:
+            return self.citations
         held = {evidence.n for evidence in self.evidence}
         return tuple(n for n in self.citations if n in held) + tuple(sorted(held - set(self.citations)))
 
