@@ -24,7 +24,7 @@ from contextlib import contextmanager, suppress
 from pathlib import Path
 from typing import TYPE_CHECKING
 
-from qa.errors import IndexCorruptError, IndexMismatchError, IndexMissingError
+from qa.errors import ConfigError, IndexCorruptError, IndexMismatchError, IndexMissingError
 from qa.stores.base import (
     NOT_AN_INDEX_HINT,
     REBUILD_HINT,
@@ -105,8 +105,6 @@ def _refuse_another_programs_folder(index_dir: Path) -> None:
     """Raise ConfigError when `index_dir` is some other program's folder: a manifest.json not
     qa's, or, with neither a manifest nor a catalog, files of other names. qa would write its
     own beside them, and a rebuild would overwrite a file of the same name."""
-    from qa.errors import ConfigError
-
     manifest = index_dir / MANIFEST_FILE
     if manifest.is_file():
         try:
