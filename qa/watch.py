@@ -54,6 +54,9 @@ class FolderWatcher:
         self._thread: threading.Thread | None = None
         self._known: list[str] = []  # PATHS and the remembered sources, there or not
         self._gone: set[str] = set()  # watched folders said to be gone, to say when they are back
+        # Files said to be skipped, with the reason and the file's stamp then: a folder's next scan
+        # skips them again, and saying so at every update buried the updates.
+        self._said_skipped: set[tuple[str, str, tuple[int, int] | None]] = set()
 
     def catch_up(self) -> UpdateReport:
         """Index PATHS (remembered from now on) and every known source, as `qa index PATHS` does."""
@@ -231,7 +234,19 @@ class FolderWatcher:
             # A watched folder that went is said once, by _say_gone, as what watching does about it.
             if skipped.path in self.roots and skipped.reason in GONE_REASONS:
                 continue
-            self.log(f"{_clock()} skipped {skipped.path}: {skipped.reason}")
+            said = (skipped.path, skipped.reason, _stamp(skipped.path))
+            if said not in self._said_skipped:  # once, until the file changes or its reason does
+                self._said_skipped.add(said)
+                self.log(f"{_clock()} skipped {skipped.path}: {skipped.reason}")
+
+
+def _stamp(path: str) -> tuple[int, int] | None:
+    """(size, mtime in ns) of `path`, or None when it cannot be read."""
+    try:
+        facts = os.stat(path)
+    except OSError:
+        return None
+    return facts.st_size, facts.st_mtime_ns
 
 
 def update_line(report: UpdateReport, seconds: float) -> str:

@@ -234,3 +234,23 @@ def test_a_mistyped_folder_to_watch_is_said_to_be_skipped(tmp_path: Path, embedd
         assert any(f"skipped {typo}: no such file or folder" in line for line in lines), lines
     finally:
         watcher.stop()
+
+
+def test_a_file_that_is_no_article_is_said_once_not_at_every_update(tmp_path: Path, embedder: Embedder) -> None:
+    import watchfiles
+
+    news = news_with_one_article(tmp_path)
+    photo = news / "photo.txt"
+    photo.write_bytes(b"\x89PNG\r\n\x1a\n" + bytes(range(256)) * 8)
+    lines: list[str] = []
+    watcher = FolderWatcher(as_location(tmp_path / "index"), [str(news)], embedder=embedder, log=lines.append)
+    watcher.catch_up()
+    (news / "second.txt").write_text(article(2))
+    (news / "first.txt").unlink()  # a deletion makes the update scan the folder, photo.txt and all
+    watcher.update([(watchfiles.Change.added, str(news / "second.txt")), (watchfiles.Change.deleted, str(news / "first.txt"))])
+    assert documents(tmp_path / "index") == {"second.txt"}
+    said = [line for line in lines if f"skipped {photo}" in line]
+    assert len(said) == 1, lines  # it was said again at every update
+    photo.write_bytes(b"\x00" * 3000)  # changed, and still no article: said again
+    watcher.update([(watchfiles.Change.modified, str(photo))])
+    assert len([line for line in lines if f"skipped {photo}" in line]) == 2, lines
