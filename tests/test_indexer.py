@@ -850,13 +850,18 @@ def test_only_folders_and_articles_not_already_covered_are_remembered(
     index_dir, first = built
     letter = tmp_path / "letter.docx"
     letter.write_bytes(b"PK\x03\x04 not an article")
+    # A binary file under an article's name is skipped when read, and so not remembered either
+    # (it was, and every later update skipped it again).
+    photo = tmp_path / "photo.txt"
+    photo.write_bytes(b"\x89PNG\r\n\x1a\n" + bytes(range(256)) * 8)
     inside = sorted(corpus.glob("*.txt"))[0]
-    report = update_index(index_dir, [letter, inside], embedder=embedder)
-    assert [(s.path, s.reason) for s in report.skipped] == [(str(letter), "not an article file (.docx)")]
+    report = update_index(index_dir, [letter, photo, inside], embedder=embedder)
+    assert [s.path for s in report.skipped] == [str(letter), str(photo)]
+    assert report.skipped[0].reason == "not an article file (.docx)"
     assert report.documents == first.documents
     index = open_store(index_dir)
     try:
-        assert index.sources() == [str(corpus)]  # the .docx is not looked at again, the file is the folder's
+        assert index.sources() == [str(corpus)]  # neither is looked at again, the file is the folder's
     finally:
         index.close()
     assert update_index(index_dir, embedder=embedder).skipped == ()
