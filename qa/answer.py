@@ -347,6 +347,7 @@ def compose_answer(
                 end=end,
                 quote=sentence.text,
                 score=round(sentence.score, 4),
+                date=hit.date,
             )
         )
         # The answer reads as one paragraph: a line break inside a sentence (a PDF's line, a

@@ -182,7 +182,7 @@ def _citations(claims: Sequence[Claim], hits: Sequence[Hit]) -> tuple[Citation, 
         for evidence in claim.evidence:
             hit = hits[evidence.n - 1]
             citation = Citation(evidence.n, evidence.doc_id, hit.title, hit.path, evidence.start, evidence.end,
-                                evidence.quote, claim.support)
+                                evidence.quote, claim.support, date=hit.date)
             if citation not in citations:
                 citations.append(citation)
     return tuple(citations)

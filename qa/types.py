@@ -76,6 +76,7 @@ class Citation:
     quote: str
     score: float
     page: int | None = None  # the PDF page the quote starts on (qa.pages); None for other articles
+    date: str | None = None  # its article's day, ISO 8601, when the page states one (a news story's)
 
 
 @dataclass(frozen=True)

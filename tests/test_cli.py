@@ -17,7 +17,7 @@ from qa.stores import open_store
 
 SEEDS = Path(__file__).resolve().parent.parent / "seeds"
 IVANOV_QUESTION = "Who did Igor Ivanov give the informal document to?"
-CITATION_KEYS = {"n", "doc_id", "title", "path", "start", "end", "quote", "score", "page"}
+CITATION_KEYS = {"n", "doc_id", "title", "path", "start", "end", "quote", "score", "page", "date"}
 HIT_KEYS = {"doc_id", "title", "path", "start", "end", "text", "score"}
 STATS_KEYS = {"index_dir", "documents", "chunks", "model", "dimension", "size_bytes", "sources"}
 
@@ -107,6 +107,8 @@ def test_ask_json_has_the_documented_shape(index_dir: Path) -> None:
     assert first["title"] == "Ivanov's Offer Links Iraq to Chechnya"
     assert "Madeleine Albright" in first["quote"]
     assert Path(first["path"]).resolve() == SEEDS / "000_22cb3c343393cc32.txt"
+    # The article's day, as its passage gives it: when a news story said it.
+    assert first["date"] == next(p["date"] for p in data["passages"] if p["doc_id"] == first["doc_id"]) is not None
 
 
 def test_ask_json_for_an_unanswerable_question(index_dir: Path) -> None:
