@@ -8,7 +8,9 @@ Claims are made from SQuAD v1.1 dev (data nobody here wrote), five kinds per que
   answer of the same kind, from another article (a number for a number, a date for a date, a
   name for a name; false). A swap whose every number, date and name the paragraph also holds is
   drawn again: it might be true;
-- wrong_paragraph: the gold sentence against another paragraph of the same article (false).
+- wrong_paragraph: the gold sentence against another paragraph of the same article (false);
+- negated_sentence: the gold sentence made to deny what it says, "not" put after its first
+  auxiliary verb ("was" -> "was not"), where it has one and denies nothing already (false).
 
 Every claim cites all chunks of its paragraph, as a generated sentence cites its passages, and is
 checked with its question, as `qa ask --llm` checks with the question asked.
@@ -32,12 +34,29 @@ from pathlib import Path
 from common import SHARED_EVAL, machine_facts
 
 from qa.chunk import chunk_text, split_sentences
-from qa.claims import ALIGN_SHARE, SUPPORT_THRESHOLD, SUPPORTED, ClaimChecker, extract_facts, passage_facts
+from qa.claims import (
+    ALIGN_SHARE,
+    SUPPORT_THRESHOLD,
+    SUPPORTED,
+    ClaimChecker,
+    extract_facts,
+    passage_facts,
+    stated_denial,
+)
 from qa.evaluate import auroc, load_questions
 from qa.types import Hit
 
 TRUE_KINDS = ("gold_sentence", "question_answer")
-FALSE_KINDS = ("swapped_sentence", "swapped_answer", "wrong_paragraph")
+FALSE_KINDS = ("swapped_sentence", "swapped_answer", "wrong_paragraph", "negated_sentence")
+_AUXILIARY = re.compile(r"\b(?:is|was|are|were|has|had|have|can|could|will|would|did|does|do|should|may|might|must)\b")
+
+
+def negated(sentence: str) -> str | None:
+    """`sentence` with "not" after its first auxiliary verb, or None where it has none or denies already."""
+    found = _AUXILIARY.search(sentence)
+    if found is None or stated_denial(sentence):
+        return None
+    return f"{sentence[:found.end()]} not{sentence[found.end():]}"
 
 
 def answer_kind(answer: str) -> str | None:
@@ -94,6 +113,9 @@ def build_claims(prefix: Path, questions: int, seed: int) -> list[dict]:
         base = {"question_id": q.id, "question": q.question, "half": half, "doc_id": doc["id"]}
         claims.append({**base, "kind": "gold_sentence", "text": sentence})
         claims.append({**base, "kind": "question_answer", "text": f"{q.question} {answer}"})
+        denial = negated(sentence)
+        if denial is not None:
+            claims.append({**base, "kind": "negated_sentence", "text": denial})
         kind = answer_kind(answer)
         if kind and answer in sentence:
             paragraph_facts = passage_facts(doc["title"]) | passage_facts(text)

@@ -17,7 +17,9 @@ prompt, checks every sentence, in two ways:
    A fact the user's question states may be repeated without a passage holding it: it is the
    user's premise, not something the model added.
    A model cannot talk its way past this: a wrong figure or a wrong name is "unsupported" however
-   fluent the sentence.
+   fluent the sentence. Nor past a denial: a sentence that says "not", "never", "no" or the like
+   needs a negative word in its evidence ("does not owe" is not supported by "owes"), unless the
+   user's question says one.
 2. **Support.** The sentence is compared with every window of one or two consecutive sentences of
    each cited passage: its rare words found there (rarity from `wordfreq`, so a two-article index
    weighs words as a large one does) and the token alignment of qa.align (the same model's token
@@ -68,6 +70,19 @@ WINDOW_SENTENCES = 2
 # goes unchecked as a name (its support still counts it).
 COMMON_FIRST_WORD_ZIPF = 5.0
 
+# A denial in a generated sentence ("not only" is none), and what may answer it in its evidence:
+# any negative word, "refused", "denied", "failed", "without" too, so that a faithful paraphrase of
+# a negative passage passes. Only a denial the evidence lacks is caught; a passage's negation the
+# sentence drops (it says "owes" where the passage says "does not owe") is left to support, as a
+# window's other sentence may deny something else.
+_DENIAL = re.compile(r"\b(?:not|never|no(?!\.\s*\d)|none|nobody|nothing|neither|nor|nowhere|cannot)\b|\b\w+n['’]t\b",
+                     re.IGNORECASE)
+_NOT_ONLY = re.compile(r"\bnot\s+only\b", re.IGNORECASE)
+_NEGATIVE = re.compile(
+    r"\b(?:not|never|no|none|nobody|nothing|neither|nor|nowhere|cannot|without|unable|den(?:y|ies|ied|ial)"
+    r"|refus\w*|declin\w*|fail\w*|lack\w*|reject\w*|absen\w*)\b|\b\w+n['’]t\b",
+    re.IGNORECASE,
+)
 _CITATION = re.compile(r"\[(\d+(?:\s*[,;–-]\s*\d+)*)\]")
 _LEADING_CITATIONS = re.compile(r"^(?:\s*\[\d+(?:\s*[,;–-]\s*\d+)*\])+")
 _DIGITS = re.compile(r"(?<![\w.])(\d{1,3}(?:,\d{3})+|\d+)(\.\d+)?")
@@ -464,6 +479,9 @@ class ClaimChecker:
         missing = (facts - found).labelled(labels)
         best = max(self._windows(sentence, cited, states), key=lambda w: w.support)
         support = round(best.support, 4)
+        denial = stated_denial(sentence)
+        if denial and not (question and stated_denial(question)) and not _denies(best, _content_stems(sentence).keys()):
+            missing.append(f"“{denial}”")
         evidence = [_evidence(best)]
         evidence += _fact_evidence(found, best, vouched)
         verdict = SUPPORTED if not missing and not invalid and support >= SUPPORT_THRESHOLD else UNSUPPORTED
@@ -520,6 +538,26 @@ class ClaimChecker:
             hit = cited[0][1]
             windows.append(_Window(cited[0][0], hit, (hit.start, hit.start), 0.0, 0.0))
         return windows
+
+
+def _denies(window: _Window, wanted: Iterable[str]) -> bool:
+    """Whether a sentence of `window` that holds some of the claim's rare words (`wanted` stems)
+    says a negative word: not the window's other sentence ("we won't get anything"), which denies
+    something else."""
+    wanted = set(wanted)
+    hit, (start, end) = window.hit, window.span
+    for span in [s for s in hit.sentences if start <= s[0] and s[1] <= end] or [window.span]:
+        text = _quote(hit, span)
+        if _NEGATIVE.search(text) and (not wanted or wanted & _content_stems(text).keys()):
+            return True
+    return False
+
+
+def stated_denial(text: str) -> str | None:
+    """The first word by which `text` denies something, lower-cased, or None:
+    ``"Baghdad does not owe Russia $8 billion." -> "not"``; "not only" is no denial."""
+    found = _DENIAL.search(_NOT_ONLY.sub(" ", text))
+    return found.group(0).lower() if found else None
 
 
 def _alignment(window_best: np.ndarray, weights: np.ndarray) -> np.ndarray:

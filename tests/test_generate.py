@@ -77,12 +77,32 @@ def test_a_sentence_is_checked_the_same_whatever_the_model_wrote_beside_it(retri
         ("Baghdad owes Russia $9 billion.", "$9 billion"),  # a wrong amount, fluently put
         ("Baghdad owes Russia eight million dollars.", "eight million"),  # a wrong scale
         ("Baghdad owes Germany $8 billion.", "Germany"),  # a wrong name
+        ("Baghdad does not owe Russia $8 billion.", "“not”"),  # a denial its evidence does not make
+        ("Baghdad never owed Russia 8 billion dollars.", "“never”"),
     ],
 )
 def test_a_wrong_fact_is_unsupported_and_named(retriever, debt_passages, sentence: str, missing: str) -> None:
     claim = ClaimChecker(retriever.aligner()).check(sentence, [_debt_n(debt_passages)], debt_passages)
     assert claim.verdict == UNSUPPORTED
     assert missing in claim.missing
+
+
+def test_a_denial_is_supported_by_a_negative_passage_or_a_question_that_denies(retriever, debt_passages) -> None:
+    from dataclasses import replace
+
+    checker = ClaimChecker(retriever.aligner())
+    n = _debt_n(debt_passages)
+    sentence = "Baghdad does not owe Russia $8 billion."
+    asked = "Why does Baghdad not owe Russia $8 billion?"  # the user's premise, repeated
+    assert checker.check(sentence, [n], debt_passages, question=asked).verdict == SUPPORTED
+    # A passage that denies it, in other words, supports it.
+    denied = [replace(hit, text=hit.text.replace("repayment of Baghdad's $8 billion debt to Russia",
+                                                "repayment of a debt Baghdad denies: $8 billion to Russia"))
+              if i == n - 1 else hit for i, hit in enumerate(debt_passages)]
+    assert "denies" in denied[n - 1].text
+    assert checker.check(sentence, [n], denied).verdict == SUPPORTED
+    assert "not only" not in sentence and checker.check(
+        "Baghdad owes not only Russia $8 billion.", [n], debt_passages).verdict == SUPPORTED
 
 
 def test_a_fact_the_question_states_may_be_repeated_but_one_it_does_not_may_not(retriever, debt_passages) -> None:
