@@ -94,7 +94,9 @@ def build_server(service: IndexService) -> MCPServer:
             since: Day = None, until: Day = None) -> dict[str, Any]:
         """Answer `question` from the user's articles: `answer` is made of sentences quoted word for
         word, each marked [n]; `citations[n-1]` says which document (doc_id, title, path, page) and
-        which characters (start, end) it quotes. `answerable` is false when the articles do not answer."""
+        which characters (start, end) it quotes. `answerable` is false when the articles do not answer;
+        `absent_names` lists names in the question that no article holds: the answer may then be
+        about something else."""
         return checked(service.ask_json, question, k=k, mode=mode, source=source, since=since, until=until)
 
     @server.tool()

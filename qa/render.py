@@ -36,6 +36,7 @@ def answer_json(answer: Answer) -> dict[str, Any]:
     }
     if answer.understood_as:
         data["understood_as"] = answer.understood_as
+    data["absent_names"] = list(answer.absent_names)
     if answer.generated or answer.model or answer.notice:  # a model server was asked
         data["generated"] = answer.generated
         data["model"] = answer.model
@@ -109,6 +110,12 @@ def _answer_text(answer: Answer) -> Text:
     return text
 
 
+def absent_names_line(names: Sequence[str]) -> str:
+    """``("Etna",) -> "no article mentions Etna, so the answer may be about something else"``."""
+    listed = names[0] if len(names) == 1 else f"{', '.join(names[:-1])} or {names[-1]}"
+    return f"no article mentions {listed}, so the answer may be about something else"
+
+
 def claims_text(claims: Sequence[Claim]) -> Text:
     """A generated answer, sentence by sentence: supported ones plain with their [n]; the others dimmed
     and marked, "(not found in [2])", "($9 billion not in [1])", "(no source cited)"."""
@@ -165,6 +172,8 @@ def render_answer(answer: Answer, show_passages: bool = True) -> RenderableType:
         parts.append(Text(f"(understood as: {answer.understood_as})", style="italic dim"))
     if answer.notice:
         parts.append(Text(f"Note: {answer.notice}.", style="yellow"))
+    if answer.absent_names:
+        parts.append(Text(f"Note: {absent_names_line(answer.absent_names)}.", style="yellow"))
     if answer.generated:
         parts.append(claims_text(answer.claims))
         parts.append(Text(f"Written by {answer.model}; each sentence checked against the passages it cites.",

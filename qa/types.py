@@ -128,6 +128,9 @@ class Answer:
     model: str | None = None  # the model that wrote it, or was asked to
     claims: tuple[Claim, ...] = ()  # the generated answer's sentences with their verdicts
     notice: str | None = None  # why a generated answer was not used, or that passages left the machine
+    # Names the question gives that no article holds ("Etna" asked of articles on Hekla): the
+    # answer is about what the articles say, which may be another thing.
+    absent_names: tuple[str, ...] = ()
 
 
 @dataclass(frozen=True)

@@ -59,6 +59,21 @@ def test_how_much_baghdad_owes_russia(retriever: Retriever) -> None:
     assert_quotes_are_exact(answer, retriever.store)
 
 
+def test_a_name_no_article_holds_is_said_beside_the_answer(retriever: Retriever) -> None:
+    from qa.answer import absent_names
+    from qa.render import answer_json
+
+    # Asked of Finland, the seeds answer of Russia: what they say, said to be about something else.
+    answer = answer_question(retriever, "How much does Baghdad owe Finland?")
+    assert answer.absent_names == ("Finland",)
+    assert answer_json(answer)["absent_names"] == ["Finland"]
+    assert answer_question(retriever, "How much does Baghdad owe Russia?").absent_names == ()
+    # A sentence's common first word, a number word and a possessive are no names to look up;
+    # a first word English seldom uses is.
+    assert absent_names("Which Finnish minister met Ivanov's aide? Nineteen did.", retriever.store) == ("Finnish",)
+    assert absent_names("Helsinki talks: what did Baghdad say?", retriever.store) == ("Helsinki",)
+
+
 @pytest.mark.parametrize(
     "question",
     [
