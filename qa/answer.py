@@ -398,7 +398,7 @@ def absent_names(question: str, store: Store) -> tuple[str, ...]:
     A name is a capitalised word past a sentence's first, or a first word English seldom uses
     ("Boycotting", not "Which"); not a stopword or a number ("Nineteen"). The answer is not
     declined for one: on SQuAD v1.1 dev 94 of 10,570 questions, every one answerable, name
-    something their collection spells otherwise ("NYC", "Ghandi"); on SQuAD v2.0 dev it is 2.5% of
+    something their collection spells otherwise or never names ("NYC", "Ghandi", "GMO"); on SQuAD v2.0 dev it is 2.5% of
     the unanswerable questions against 1.2% of the answerable. It is said beside the answer."""
     from qa.claims import COMMON_FIRST_WORD_ZIPF, extract_facts
 
