@@ -265,11 +265,11 @@ def index(paths: tuple[Path, ...], rebuild: bool, only: bool, from_store: str | 
     if forget and (paths or rebuild or only or ray_address is not None):
         raise click.UsageError("--forget is done on its own: give it no PATHS, --rebuild, --only or --ray")
     if paths and all(not p.expanduser().exists() for p in paths):
-        from qa.stores import encoder_backend
+        from qa.stores import index_is_missing
 
         # Nothing typed is there, and with no index yet nothing can have been removed: said before
         # an empty index is made and called up to date.
-        if encoder_backend(location) is None:
+        if index_is_missing(location):
             click.secho(f"Error: no such file or folder: {', '.join(map(str, paths))}", fg="red", err=True)
             sys.exit(1)
     context = click.get_current_context()

@@ -359,6 +359,11 @@ def test_index_of_only_a_mistyped_path_makes_no_index(tmp_path: Path) -> None:
     assert result.exit_code == 1
     assert result.output.strip() == f"Error: no such file or folder: {tmp_path / 'typo'}"
     assert not (tmp_path / "idx").exists()  # not made empty and called up to date
+    # An index that is there but cannot be read now is not taken for no index: its own error is said.
+    (tmp_path / "idx").mkdir()
+    (tmp_path / "idx" / "manifest.json").write_text('{"format_version": 4, "model": "m", "dimension": 3}')
+    result = CliRunner().invoke(main, ["index", "--index", str(tmp_path / "idx"), str(tmp_path / "typo")])
+    assert result.exit_code == 1 and "no such file or folder" not in result.output, result.output
 
 
 def test_index_reports_a_mistyped_path_and_exits_non_zero(tmp_path: Path) -> None:

@@ -102,6 +102,21 @@ def read_sources(where: StoreLocation | str | os.PathLike[str]) -> list[str]:
     return backend(location.kind).read_sources(location)
 
 
+def index_is_missing(where: StoreLocation | str | os.PathLike[str]) -> bool:
+    """Whether there is no index at all at `where` (not one that cannot be read now: damaged, of an
+    older format to upgrade, a server out of reach)."""
+    from qa.errors import IndexMissingError, QAError
+
+    try:
+        location = _location(where)
+        backend(location.kind).read_manifest(location)
+    except IndexMissingError:
+        return True
+    except QAError:
+        return False
+    return False
+
+
 def encoder_backend(where: StoreLocation | str | os.PathLike[str]) -> str | None:
     """The encoder backend an existing index was built with, or None where there is no readable index."""
     from qa.stores.location import as_location

@@ -17,7 +17,6 @@ from __future__ import annotations
 
 import json
 import os
-import re
 import time
 from collections.abc import Iterator, Sequence
 from contextlib import contextmanager, suppress
@@ -94,33 +93,18 @@ def _read_manifest(index_dir: Path) -> Manifest:
     return Manifest.from_json(path.read_text(), str(path), "faiss", oldest=UPGRADABLE_FORMAT)
 
 
-# The files a local index is made of, whole or cut short: what a folder may hold besides hidden
-# files (.gitkeep, .writer.lock) for an update to write there.
-_INDEX_FILES = re.compile(
-    r"(?:manifest\.json|catalog\.sqlite)(?:\.tmp|-wal|-shm|-journal|\.damaged-.*)?|(?:segment|vectors)-[0-9]+\.faiss.*"
-)
-
-
 def _refuse_another_programs_folder(index_dir: Path) -> None:
-    """Raise ConfigError when `index_dir` is some other program's folder: a manifest.json not
-    qa's, or, with neither a manifest nor a catalog, files of other names. qa would write its
-    own beside them, and a rebuild would overwrite a file of the same name."""
+    """Raise ConfigError when `index_dir` holds a manifest.json that is not qa's: another program's
+    folder, given as --index, whose file an index would overwrite. (Other files may stay beside an
+    index: qa's own names are its only ones, and the folder may be a mount point's or hold a
+    Milvus Lite store.)"""
     manifest = index_dir / MANIFEST_FILE
-    if manifest.is_file():
-        try:
-            data = json.loads(manifest.read_text(errors="replace"))
-        except ValueError:  # damaged: a rebuild is what mends it
-            return
-        if is_another_programs_manifest(data):
-            raise ConfigError(f"{manifest} is not a qa index's manifest; {NOT_AN_INDEX_HINT}")
+    try:
+        data = json.loads(manifest.read_text(errors="replace"))
+    except (OSError, ValueError):  # none, unreadable or damaged: the writer says so, a rebuild mends it
         return
-    if (index_dir / CATALOG_FILE).exists() or not index_dir.is_dir():
-        return
-    others = sorted(entry.name for entry in index_dir.iterdir()
-                    if not entry.name.startswith(".") and not _INDEX_FILES.fullmatch(entry.name))
-    if others:
-        shown = ", ".join(others[:3]) + (f" and {len(others) - 3} more" if len(others) > 3 else "")
-        raise ConfigError(f"{index_dir} is not a qa index: it holds {shown}; {NOT_AN_INDEX_HINT}")
+    if is_another_programs_manifest(data):
+        raise ConfigError(f"{manifest} is not a qa index's manifest; {NOT_AN_INDEX_HINT}")
 
 
 def save_manifest(index_dir: Path, manifest: Manifest) -> None:
