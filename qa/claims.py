@@ -477,15 +477,20 @@ class ClaimChecker:
         asked = passage_facts(question) if question else Facts()
         found = facts.found_in(_union([f for _, _, f in vouched] + [asked]))
         missing = (facts - found).labelled(labels)
-        best = max(self._windows(sentence, cited, states), key=lambda w: w.support)
+        windows = self._windows(sentence, cited, states)
+        best = max(windows, key=lambda w: w.support)
         support = round(best.support, 4)
+        # Each cited passage that alone supports it is shown as its source too ([1][2] where the
+        # story's sentence is in both: overlapping chunks, a wire copy on another site).
+        supporting = tuple(n for n in dict.fromkeys(citations)
+                           if any(w.n == n and w.support >= SUPPORT_THRESHOLD for w in windows))
         denial = stated_denial(sentence)
         if denial and not (question and stated_denial(question)) and not _denies(best, _content_stems(sentence).keys()):
             missing.append(f"“{denial}”")
         evidence = [_evidence(best)]
         evidence += _fact_evidence(found, best, vouched)
         verdict = SUPPORTED if not missing and not invalid and support >= SUPPORT_THRESHOLD else UNSUPPORTED
-        return Claim(sentence, citations, verdict, support, tuple(evidence), tuple(missing + invalid))
+        return Claim(sentence, citations, verdict, support, tuple(evidence), tuple(missing + invalid), supporting)
 
     def features(self, sentence: str, passages: Sequence[Hit], question: str | None = None) -> tuple[float, float, int]:
         """(alignment, coverage, facts missing) of the sentence's best window in `passages`, for bench/claims.py."""

@@ -47,10 +47,12 @@ def answer_json(answer: Answer) -> dict[str, Any]:
 
 
 def claim_json(claim: Claim) -> dict[str, Any]:
-    """One checked sentence: ``{"text", "citations", "verdict", "support", "evidence": [{"n", "doc_id", "start", "end", "quote"}], "missing"}``."""
+    """One checked sentence: ``{"text", "citations", "verdict", "support", "evidence": [{"n", "doc_id", "start", "end", "quote"}], "missing", "supporting", "supported_by"}``."""
     data = asdict(claim)
     data["citations"] = list(claim.citations)
     data["missing"] = list(claim.missing)
+    data["supporting"] = list(claim.supporting)
+    data["supported_by"] = list(claim.supported_by)
     return data
 
 

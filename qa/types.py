@@ -101,15 +101,18 @@ class Claim:
     evidence: tuple[Evidence, ...] = ()
     # numbers, dates and names it states that the cited passages lack, and "[9]" for a passage that is not there
     missing: tuple[str, ...] = ()
+    # The cited passages each of which alone supports it as well as the threshold asks (its best
+    # window's support), beside the one its evidence is from.
+    supporting: tuple[int, ...] = ()
 
     @property
     def supported_by(self) -> tuple[int, ...]:
-        """The passages its evidence is in, in the order it cited them: the [n] a supported sentence is
-        shown with. A passage it cites that says none of it is not among them; with no evidence
-        recorded (a claim made by hand), its citations."""
+        """The passages that support it, in the order it cited them: the [n] a supported sentence is
+        shown with. A passage it cites that does not is not among them; with no evidence recorded
+        (a claim made by hand), its citations."""
         if not self.evidence:
             return self.citations
-        held = {evidence.n for evidence in self.evidence}
+        held = {evidence.n for evidence in self.evidence} | set(self.supporting)
         return tuple(n for n in self.citations if n in held) + tuple(sorted(held - set(self.citations)))
 
 

@@ -12,6 +12,7 @@ import json
 import signal
 import subprocess
 import sys
+from dataclasses import replace
 from pathlib import Path
 
 import pytest
@@ -88,7 +89,6 @@ def test_a_wrong_fact_is_unsupported_and_named(retriever, debt_passages, sentenc
 
 
 def test_a_denial_is_supported_by_a_negative_passage_or_a_question_that_denies(retriever, debt_passages) -> None:
-    from dataclasses import replace
 
     checker = ClaimChecker(retriever.aligner())
     n = _debt_n(debt_passages)
@@ -213,6 +213,13 @@ def test_a_passage_cited_beside_the_one_that_says_it_is_not_shown_as_a_source(re
     out = io.StringIO()
     Console(file=out, width=200).print(render_answer(answer))
     assert f"dollars. [{n}] (cited [{idle}] too, which does not say it)" in out.getvalue()
+    # Two passages that each say it (a wire copy on another site) are both its sources.
+    copied = [*debt_passages, debt_passages[n - 1]]
+    twice = answer_from_text(replace(quoted, passages=tuple(copied)),
+                             f"Baghdad owes Russia 8 billion dollars [{n}][{len(copied)}].", "some-model",
+                             ClaimChecker(retriever.aligner()))
+    assert twice.claims[0].supported_by == (n, len(copied))
+    assert twice.answer == f"Baghdad owes Russia 8 billion dollars. [{n}][{len(copied)}]"
 
 
 def test_an_answer_that_cites_nothing_is_said_so(retriever, debt_passages) -> None:
