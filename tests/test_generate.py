@@ -89,7 +89,6 @@ def test_a_wrong_fact_is_unsupported_and_named(retriever, debt_passages, sentenc
 
 
 def test_a_denial_is_supported_by_a_negative_passage_or_a_question_that_denies(retriever, debt_passages) -> None:
-
     checker = ClaimChecker(retriever.aligner())
     n = _debt_n(debt_passages)
     sentence = "Baghdad does not owe Russia $8 billion."
