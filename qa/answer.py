@@ -397,25 +397,28 @@ def absent_names(question: str, store: Store) -> tuple[str, ...]:
 
     A name is a capitalised word past a sentence's first, or a first word English seldom uses
     ("Boycotting", not "Which"); not a stopword or a number ("Nineteen"). The answer is not
-    declined for one: on SQuAD v1.1 dev 94 of 10,570 questions, every one answerable, name
-    something their collection spells otherwise or never names ("NYC", "Ghandi", "GMO"); on SQuAD v2.0 dev it is 2.5% of
-    the unanswerable questions against 1.2% of the answerable. It is said beside the answer."""
+    declined for one: on SQuAD v1.1 dev 79 of 10,570 questions, every one answerable, name
+    something their collection spells otherwise or never names ("NYC", "Ghandi", "GMO"); on SQuAD v2.0 dev it is 2.3% of
+    the unanswerable questions against 0.9% of the answerable. It is said beside the answer."""
     from qa.claims import COMMON_FIRST_WORD_ZIPF, extract_facts
 
-    names = []
+    names: dict[str, list[str]] = {}  # as typed -> the words the store is asked for
     for found in _NAME.finditer(question):
         word = _POSSESSIVE.sub("", found.group(0)).strip("'’")
         if not word or not word[0].isupper() or word.lower() in STOPWORDS or extract_facts(word)[0].numbers:
             continue
         before = question[:found.start()].rstrip()
-        if (not before or before[-1] in ".?!:\"“") and zipf(word.lower()) >= COMMON_FIRST_WORD_ZIPF:
+        if (not before or before[-1] in ".?!:\"“¿¡") and zipf(word.lower()) >= COMMON_FIRST_WORD_ZIPF:
             continue  # a sentence's first word, one English often uses
-        names.append(word)
-    names = list(dict.fromkeys(names))
+        # "O'Brien" is looked up as "brien", as the stores cut it; initials and titles ("U" of
+        # "U.S.", "Mr") are too short to tell anything.
+        parts = [part.lower() for part in re.split(r"['’]", word) if len(part) > 2 and part.lower() not in STOPWORDS]
+        if parts:
+            names.setdefault(word, parts)
     if not names:
         return ()
-    held = store.document_frequencies([name.lower() for name in names])
-    return tuple(name for name in names if not held.get(name.lower()))
+    held = store.document_frequencies(list(dict.fromkeys(part for parts in names.values() for part in parts)))
+    return tuple(name for name, parts in names.items() if not all(held.get(part) for part in parts))
 
 
 _NAME = re.compile(r"[^\W\d_][\w'’]*")

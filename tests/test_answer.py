@@ -72,6 +72,8 @@ def test_a_name_no_article_holds_is_said_beside_the_answer(retriever: Retriever)
     # a first word English seldom uses is.
     assert absent_names("Which Finnish minister met Ivanov's aide? Nineteen did.", retriever.store) == ("Finnish",)
     assert absent_names("Helsinki talks: what did Baghdad say?", retriever.store) == ("Helsinki",)
+    # Initials, titles and a name with an apostrophe are looked up as the stores cut them.
+    assert absent_names("Did Mr Ivanov tell the U.S. and O'Neill's U.N. team?", retriever.store) == ("O'Neill",)
 
 
 @pytest.mark.parametrize(
