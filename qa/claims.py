@@ -75,9 +75,15 @@ COMMON_FIRST_WORD_ZIPF = 5.0
 # a negative passage passes. Only a denial the evidence lacks is caught; a passage's negation the
 # sentence drops (it says "owes" where the passage says "does not owe") is left to support, as a
 # window's other sentence may deny something else.
-_DENIAL = re.compile(r"\b(?:not|never|no(?!\.\s*\d)|none|nobody|nothing|neither|nor|nowhere|cannot)\b|\b\w+n['’]t\b",
+_DENIAL = re.compile(r"\b(?:not|never|no|none|nobody|nothing|neither|nor|nowhere|cannot)\b|\b\w+n['’]t\b",
                      re.IGNORECASE)
-_NOT_ONLY = re.compile(r"\bnot\s+only\b", re.IGNORECASE)
+# Wordings with a negative word that deny nothing: "not only … but", "no fewer than 300",
+# "whether or not", "a no-fly zone", "a nor'easter", "No 5".
+_NOT_DENIALS = re.compile(
+    r"\bnot\s+(?:only|just|merely)\b|\bno\s+(?:fewer|less|more|later|sooner|longer|earlier)\s+than\b"
+    r"|\bwhether\s+or\s+not\b|\bno-\w|\bnor['’]\w|\bno\.?\s*\d",
+    re.IGNORECASE,
+)
 _NEGATIVE = re.compile(
     r"\b(?:not|never|no|none|nobody|nothing|neither|nor|nowhere|cannot|without|unable|den(?:y|ies|ied|ial)"
     r"|refus\w*|declin\w*|fail\w*|lack\w*|reject\w*|absen\w*)\b|\b\w+n['’]t\b",
@@ -498,7 +504,9 @@ class ClaimChecker:
         vouched = [passage_facts(h.title) | passage_facts(h.text) for h in passages]
         missing = facts - facts.found_in(_union(vouched + ([passage_facts(question)] if question else [])))
         best = max(self._windows(sentence, list(enumerate(passages, start=1))), key=lambda w: w.support)
-        return best.alignment, best.coverage, len(missing.labelled({}))
+        denied = bool(stated_denial(sentence)) and not (question and stated_denial(question)) and not _denies(
+            best, _content_stems(sentence).keys())
+        return best.alignment, best.coverage, len(missing.labelled({})) + denied
 
     def read(self, passages: Sequence[Hit]) -> None:
         """Read passages with the model ahead of checking (as hybrid search already did for `qa ask`)."""
@@ -553,15 +561,15 @@ def _denies(window: _Window, wanted: Iterable[str]) -> bool:
     hit, (start, end) = window.hit, window.span
     for span in [s for s in hit.sentences if start <= s[0] and s[1] <= end] or [window.span]:
         text = _quote(hit, span)
-        if _NEGATIVE.search(text) and (not wanted or wanted & _content_stems(text).keys()):
+        if _NEGATIVE.search(_NOT_DENIALS.sub(" ", text)) and (not wanted or wanted & _content_stems(text).keys()):
             return True
     return False
 
 
 def stated_denial(text: str) -> str | None:
     """The first word by which `text` denies something, lower-cased, or None:
-    ``"Baghdad does not owe Russia $8 billion." -> "not"``; "not only" is no denial."""
-    found = _DENIAL.search(_NOT_ONLY.sub(" ", text))
+    ``"Baghdad does not owe Russia $8 billion." -> "not"``; "not only", "no fewer than" are none."""
+    found = _DENIAL.search(_NOT_DENIALS.sub(" ", text))
     return found.group(0).lower() if found else None
 
 
