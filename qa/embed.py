@@ -256,19 +256,20 @@ class _OnnxEncoder:
         options.graph_optimization_level = onnxruntime.GraphOptimizationLevel.ORT_ENABLE_ALL
         if not busy_wait:
             options.add_session_config_entry("session.intra_op.allow_spinning", "0")
+        seen = _identity(onnx_path)
         try:
             self._session = onnxruntime.InferenceSession(str(onnx_path), options, providers=["CPUExecutionProvider"])
         except Exception as damaged:  # onnxruntime's errors (InvalidProtobuf, Fail, …) share no public class
             # The export is this cache's own, made from the packaged model: one damaged after it was
             # written (a full disk, a copy cut short) is made again, not reported with a traceback.
-            discard_export(onnx_path, damaged)
-            onnx_path = exported_onnx_model(model_path, quantized)
+            discard_export(onnx_path, damaged, seen)
             try:
+                onnx_path = exported_onnx_model(model_path, quantized)
                 self._session = onnxruntime.InferenceSession(str(onnx_path), options, providers=["CPUExecutionProvider"])
             except Exception as again:
                 reason = str(again).strip().splitlines()[0] if str(again).strip() else type(again).__name__
-                raise ModelError(f"the ONNX encoder {onnx_path} cannot be loaded ({reason}); "
-                                 "use --backend torch") from again
+                raise ModelError(f"the ONNX encoder {onnx_path} cannot be loaded ({reason}); delete "
+                                 f"{onnx_path.parent} to export it again, or use --backend torch") from again
         self._tokenizer = window_tokenizer(model_path)
 
     def _passes(self, texts: Sequence[str]) -> Iterator[tuple[int, np.ndarray, Any]]:
@@ -357,16 +358,26 @@ def pool_passage(
     return whole, sentences
 
 
-def discard_export(onnx_path: Path, why: Exception) -> None:
-    """Delete an export of the model cache that would not load (and the float export an int8 one
-    is made from), saying so on stderr, so that exported_onnx_model makes them again."""
+def discard_export(onnx_path: Path, why: Exception, seen: tuple[int, int, int] | None) -> None:
+    """Delete an export of the model cache that would not load, saying so on stderr, so that
+    exported_onnx_model makes it again; only while it is the file `seen` (_identity) when it failed:
+    another process that met the same damage may have exported it anew since."""
     from filelock import FileLock
 
     print(f"The exported encoder {onnx_path} would not load ({type(why).__name__}); exporting it again…",
           file=sys.stderr, flush=True)
     with FileLock(str(onnx_path.parent / ".export.lock")):
-        for path in {onnx_path, onnx_path.parent / "model.onnx"}:
-            path.unlink(missing_ok=True)
+        if seen is not None and _identity(onnx_path) == seen:
+            onnx_path.unlink(missing_ok=True)
+
+
+def _identity(path: Path) -> tuple[int, int, int] | None:
+    """(inode, size, mtime in ns) of `path`, or None when it is not there."""
+    try:
+        facts = path.stat()
+    except OSError:
+        return None
+    return facts.st_ino, facts.st_size, facts.st_mtime_ns
 
 
 def exported_onnx_model(model_path: Path, quantized: bool) -> Path:

@@ -39,6 +39,10 @@ SOURCES_CHECK_S = 30.0
 Log = Callable[[str], None]
 
 
+# How many skipped files (with their stamps) a watcher remembers having named.
+SAID_SKIPPED_KEPT = 10_000
+
+
 class FolderWatcher:
     """Watches PATHS and the index's remembered sources, and indexes what changes there."""
 
@@ -236,6 +240,8 @@ class FolderWatcher:
                 continue
             said = (skipped.path, skipped.reason, _stamp(skipped.path))
             if said not in self._said_skipped:  # once, until the file changes or its reason does
+                if len(self._said_skipped) >= SAID_SKIPPED_KEPT:  # a watch of months: start over
+                    self._said_skipped.clear()
                 self._said_skipped.add(said)
                 self.log(f"{_clock()} skipped {skipped.path}: {skipped.reason}")
 
