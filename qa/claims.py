@@ -490,8 +490,8 @@ class ClaimChecker:
         # story's sentence is in both: overlapping chunks, a wire copy on another site).
         supporting = tuple(n for n in dict.fromkeys(citations)
                            if any(w.n == n and w.support >= SUPPORT_THRESHOLD for w in windows))
-        denial = stated_denial(sentence)
-        if denial and not (question and stated_denial(question)) and not _denies(best, _content_stems(sentence).keys()):
+        denial = _unmet_denial(sentence, best, question)
+        if denial:
             missing.append(f"“{denial}”")
         evidence = [_evidence(best)]
         evidence += _fact_evidence(found, best, vouched)
@@ -504,8 +504,7 @@ class ClaimChecker:
         vouched = [passage_facts(h.title) | passage_facts(h.text) for h in passages]
         missing = facts - facts.found_in(_union(vouched + ([passage_facts(question)] if question else [])))
         best = max(self._windows(sentence, list(enumerate(passages, start=1))), key=lambda w: w.support)
-        denied = bool(stated_denial(sentence)) and not (question and stated_denial(question)) and not _denies(
-            best, _content_stems(sentence).keys())
+        denied = _unmet_denial(sentence, best, question) is not None
         return best.alignment, best.coverage, len(missing.labelled({})) + denied
 
     def read(self, passages: Sequence[Hit]) -> None:
@@ -551,6 +550,15 @@ class ClaimChecker:
             hit = cited[0][1]
             windows.append(_Window(cited[0][0], hit, (hit.start, hit.start), 0.0, 0.0))
         return windows
+
+
+def _unmet_denial(sentence: str, best: _Window, question: str | None) -> str | None:
+    """The word by which `sentence` denies, when neither its evidence window `best` nor the user's
+    `question` denies too; else None."""
+    denial = stated_denial(sentence)
+    if denial is None or (question and stated_denial(question)) or _denies(best, _content_stems(sentence).keys()):
+        return None
+    return denial
 
 
 def _denies(window: _Window, wanted: Iterable[str]) -> bool:
