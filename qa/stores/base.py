@@ -49,7 +49,7 @@ REBUILD_HINT = "run `qa index --rebuild` to build it again"
 NOT_AN_INDEX_HINT = "name a qa index, or an empty or new folder for one, with --index"
 
 
-def is_another_programs_manifest(data: object) -> bool:
+def _is_another_programs_manifest(data: object) -> bool:
     """Whether a manifest.json's JSON is whole but names neither a format nor a model: another
     program's file, in a folder given as --index, which a rebuild there would overwrite."""
     return isinstance(data, dict) and not {"format_version", "model"} & data.keys()
@@ -94,7 +94,7 @@ class Manifest:
             data = json.loads(raw)
         except ValueError as exc:
             raise IndexCorruptError(f"{where} is damaged ({exc}); {REBUILD_HINT}") from exc
-        if is_another_programs_manifest(data):
+        if _is_another_programs_manifest(data):
             raise ConfigError(f"{where} is not a qa index's manifest; {NOT_AN_INDEX_HINT}")
         try:
             manifest = cls(

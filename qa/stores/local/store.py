@@ -15,7 +15,6 @@ the last committed state. See qa.stores.local.segments for merging and search.
 
 from __future__ import annotations
 
-import json
 import os
 import time
 from collections.abc import Iterator, Sequence
@@ -23,14 +22,12 @@ from contextlib import contextmanager, suppress
 from pathlib import Path
 from typing import TYPE_CHECKING
 
-from qa.errors import ConfigError, IndexCorruptError, IndexMismatchError, IndexMissingError
+from qa.errors import IndexCorruptError, IndexMismatchError, IndexMissingError
 from qa.stores.base import (
-    NOT_AN_INDEX_HINT,
     REBUILD_HINT,
     Manifest,
     coverage_problems,
     index_stats,
-    is_another_programs_manifest,
     span_problem,
     unit_length_problems,
 )
@@ -100,11 +97,10 @@ def _refuse_another_programs_folder(index_dir: Path) -> None:
     Milvus Lite store.)"""
     manifest = index_dir / MANIFEST_FILE
     try:
-        data = json.loads(manifest.read_text(errors="replace"))
-    except (OSError, ValueError):  # none, unreadable or damaged: the writer says so, a rebuild mends it
-        return
-    if is_another_programs_manifest(data):
-        raise ConfigError(f"{manifest} is not a qa index's manifest; {NOT_AN_INDEX_HINT}")
+        # The one manifest reader (it raises ConfigError for another program's), at any format.
+        Manifest.from_json(manifest.read_text(errors="replace"), str(manifest), "faiss", oldest=0)
+    except (OSError, IndexCorruptError, IndexMismatchError):
+        return  # none, unreadable, damaged or of another format: the writer says so, a rebuild mends it
 
 
 def save_manifest(index_dir: Path, manifest: Manifest) -> None:
