@@ -103,6 +103,20 @@ def writer_lock(index_dir: Path, timeout: float | None, progress: IndexProgress 
     return lock
 
 
+def location_writer_lock(location: StoreLocation, timeout: float | None, progress: IndexProgress | None = None):
+    """`writer_lock` for the store at `location`, its folder made first; another program's folder
+    is refused before anything (the folder, the lock file) is made in it."""
+    backend(location.kind).refuse_another_programs(location)
+    state_dir = location.state_dir()
+    try:
+        state_dir.mkdir(parents=True, exist_ok=True)
+    except OSError as exc:
+        # A parent that is a file, a read-only disk, /proc: say where, in one line.
+        raise ConfigError(f"cannot make the index folder {state_dir}: {exc.strerror or exc}; pass --index DIR") from exc
+    # One writer at a time. For a Milvus server this only orders writers on this machine.
+    return writer_lock(state_dir, timeout, progress, location.describe())
+
+
 def update_index(
     location: Path | StoreLocation,
     paths: Sequence[str | os.PathLike[str]] | None = None,
@@ -143,14 +157,7 @@ def update_index(
             backend(location.kind).read_manifest(location)
         except IndexMismatchError:
             pass  # an old format to upgrade; any other mismatch the read under the lock says again
-    state_dir = location.state_dir()
-    try:
-        state_dir.mkdir(parents=True, exist_ok=True)
-    except OSError as exc:
-        # A parent that is a file, a read-only disk, /proc: say where, in one line.
-        raise ConfigError(f"cannot make the index folder {state_dir}: {exc.strerror or exc}; pass --index DIR") from exc
-    # One writer at a time. For a Milvus server this only orders writers on this machine.
-    lock = writer_lock(state_dir, lock_timeout, progress, location.describe())
+    lock = location_writer_lock(location, lock_timeout, progress)
     try:
         if forget:
             built = backend(location.kind).read_manifest(location, upgrade=True)

@@ -11,7 +11,7 @@ from collections.abc import Iterable
 from dataclasses import dataclass
 
 from qa.errors import ConfigError
-from qa.indexer import COMMIT_EVERY_CHUNKS, writer_lock
+from qa.indexer import COMMIT_EVERY_CHUNKS, location_writer_lock
 from qa.progress import IndexProgress, SilentProgress
 from qa.stores import open_store, open_writer
 from qa.stores.base import StoreWriter
@@ -40,9 +40,7 @@ def migrate_store(source: StoreLocation, target: StoreLocation, progress: IndexP
         documents, total_chunks = reader.counts()
         manifest = reader.manifest
         sources = reader.sources()
-        state_dir = target.state_dir()
-        state_dir.mkdir(parents=True, exist_ok=True)
-        lock = writer_lock(state_dir, None, progress, target.describe())
+        lock = location_writer_lock(target, None, progress)
         try:
             # The target must be empty or hold vectors of the same model and encoder backend.
             writer = open_writer(target, manifest.model, manifest.dimension, manifest.backend, rebuild=False)

@@ -46,7 +46,14 @@ if TYPE_CHECKING:
 #    not one file per generation. A Milvus store of format 3 or 4 holds the same as one of format 5.
 FORMAT_VERSION = 5
 REBUILD_HINT = "run `qa index --rebuild` to build it again"
-NOT_AN_INDEX_HINT = "name a qa index, or an empty or new folder for one, with --index"
+
+
+def not_an_index_hint(store: str) -> str:
+    """What to do when a manifest is another program's: name a qa index or a new place for one, in
+    the option that names a store of `store`'s kind."""
+    if store == "milvus":
+        return "name a qa store, or a new collection for one, with --store"
+    return "name a qa index, or an empty or new folder for one, with --index"
 
 
 def _is_another_programs_manifest(data: object) -> bool:
@@ -95,7 +102,7 @@ class Manifest:
         except ValueError as exc:
             raise IndexCorruptError(f"{where} is damaged ({exc}); {REBUILD_HINT}") from exc
         if _is_another_programs_manifest(data):
-            raise ConfigError(f"{where} is not a qa index's manifest; {NOT_AN_INDEX_HINT}")
+            raise ConfigError(f"{where} is not a qa index's manifest; {not_an_index_hint(store)}")
         try:
             manifest = cls(
                 format_version=int(data["format_version"]),
@@ -275,6 +282,11 @@ class Backend(Protocol):
     def read_sources(self, location: StoreLocation) -> list[str]:
         """The folders and files the index remembers, read without opening the store (no vectors
         loaded): what `qa watch` looks at now and then. IndexMissingError when there is no index."""
+        ...
+
+    def refuse_another_programs(self, location: StoreLocation) -> None:
+        """ConfigError when `location` holds another program's data that a writer there would
+        overwrite; called before anything (a folder, the writer lock) is made for a writer."""
         ...
 
 

@@ -10,7 +10,14 @@ from __future__ import annotations
 from typing import TYPE_CHECKING
 
 from qa.stores.local.catalog import Catalog
-from qa.stores.local.store import CATALOG_FILE, LocalStore, LocalWriter, load_manifest, load_manifest_for_writing
+from qa.stores.local.store import (
+    CATALOG_FILE,
+    LocalStore,
+    LocalWriter,
+    load_manifest,
+    load_manifest_for_writing,
+    refuse_another_programs_folder,
+)
 
 if TYPE_CHECKING:
     from qa.stores.base import Manifest
@@ -36,3 +43,8 @@ def read_sources(location: StoreLocation) -> list[str]:
         return catalog.sources()
     finally:
         catalog.close()
+
+
+def refuse_another_programs(location: StoreLocation) -> None:
+    # Before the writer lock: its file is made in the index folder, which would be theirs.
+    refuse_another_programs_folder(location.index_dir)

@@ -90,7 +90,7 @@ def _read_manifest(index_dir: Path) -> Manifest:
     return Manifest.from_json(path.read_text(), str(path), "faiss", oldest=UPGRADABLE_FORMAT)
 
 
-def _refuse_another_programs_folder(index_dir: Path) -> None:
+def refuse_another_programs_folder(index_dir: Path) -> None:
     """Raise ConfigError when `index_dir` holds a manifest.json that is not qa's: another program's
     folder, given as --index, whose file an index would overwrite. (Other files may stay beside an
     index: qa's own names are its only ones, and the folder may be a mount point's or hold a
@@ -353,7 +353,7 @@ class LocalWriter:
         self.rebuild = rebuild
         # An index was here before this run, whole or not (qa.indexer gives a new one seeds/).
         self.existed = (index_dir / MANIFEST_FILE).is_file() or (index_dir / CATALOG_FILE).is_file()
-        _refuse_another_programs_folder(index_dir)
+        refuse_another_programs_folder(index_dir)
         index_dir.mkdir(parents=True, exist_ok=True)
         self._aside: Path | None = None  # where a damaged catalog was set aside by this rebuild
         # An update beside a manifest whose catalog is gone would make an empty catalog and then

@@ -53,3 +53,9 @@ def read_sources(location: StoreLocation) -> list[str]:
         return sorted(collections.sources())
     finally:
         collections.close()
+
+
+def refuse_another_programs(location: StoreLocation) -> None:
+    # Nothing to look at first: the writer lock lives in a folder of qa's own (location.state_dir),
+    # and a collection whose manifest is another program's is refused when the writer reads it.
+    return None
