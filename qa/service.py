@@ -159,11 +159,11 @@ def is_document_id(value: str) -> bool:
 def check_text(value: str, name: str) -> None:
     """Refuse a question or query that is empty, too long, or not text that can be written back."""
     if not isinstance(value, str):
-        raise QueryError(f"{name} must be a string")
+        raise QueryError(f"the {name} must be a string")
     if len(value) > MAX_QUESTION_CHARS:
-        raise QueryError(f"{name} is longer than {MAX_QUESTION_CHARS} characters")
+        raise QueryError(f"the {name} is longer than {MAX_QUESTION_CHARS} characters")
     if not value.strip():
-        raise QueryError(f"{name} is empty")
+        raise QueryError(f"the {name} is empty")
     _check_encodable(value, name)
     from qa.retrieve import clean_query
 

@@ -340,6 +340,7 @@ def test_the_host_a_host_header_names(header: bytes, host: str) -> None:
 
 def test_a_streamed_request_that_cannot_be_answered_is_refused_before_its_stream(open_server: str) -> None:
     for body, message in (({"question": "   ", "stream": True}, "question is empty"),
+                          ({"question": ""}, "the question is empty"),
                           ({"question": "?!", "stream": True}, "the question has no words in it"),
                           ({"question": QUESTION, "since": "soon", "stream": True}, "since is not a date")):
         response = httpx.post(open_server + "/ask", json=body)
@@ -347,6 +348,8 @@ def test_a_streamed_request_that_cannot_be_answered_is_refused_before_its_stream
         assert message in response.json()["error"]
     refused = httpx.post(open_server + "/search", json={"query": "?"})
     assert refused.status_code == 400 and refused.json()["error"] == "the query has no words in it"
+    refused = httpx.post(open_server + "/search", json={"query": ""})
+    assert refused.status_code == 400 and refused.json()["error"] == "the query is empty"
 
 
 def test_a_body_of_bytes_that_are_not_utf8_is_said_in_plain_words(open_server: str) -> None:
