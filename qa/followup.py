@@ -9,6 +9,7 @@ from __future__ import annotations
 
 from dataclasses import dataclass, field
 
+from qa.retrieve import MAX_QUERY_CHARS
 from qa.text import SPOKEN_WORD, query_terms
 
 # Words that point back at something said before.
@@ -17,7 +18,8 @@ _REFERRING = frozenset(
     "such former latter".split()
 )
 _CONTINUATIONS = ("and ", "but ", "also ", "so ", "what about", "how about", "and?", "why?", "when?")
-# A question with this many content words or fewer is too thin to stand on its own.
+# A question with this many content words or fewer is too thin to stand on its own, unless it
+# names something ("Who is Albright?", "What is Interfax?"): a new name is a new subject.
 _SHORT_QUESTION_TERMS = 2
 
 
@@ -33,29 +35,57 @@ def is_follow_up(question: str) -> bool:
     words = SPOKEN_WORD.findall(lowered)
     if any(word in _REFERRING for word in words):
         return True
-    return len(query_terms(question)) <= _SHORT_QUESTION_TERMS
+    return len(query_terms(question)) <= _SHORT_QUESTION_TERMS and not names_something(question)
+
+
+def names_something(question: str) -> bool:
+    """Whether the question gives a name: a capitalised word past its first, or an acronym.
+
+    >>> names_something("Who is Albright?"), names_something("How much?"), names_something("Where's the UN?")
+    (True, False, True)
+    """
+    words = SPOKEN_WORD.findall(question)
+    return any(word[:1].isupper() for word in words[1:]) or any(len(w) > 1 and w.isupper() for w in words)
 
 
 @dataclass
 class Conversation:
-    """The questions of a chat so far, as they were understood, and whether the articles answered them."""
+    """The questions of a chat so far: as asked, as they were understood, whether each stood on its
+    own, and whether the articles answered it."""
 
     turns: list[str] = field(default_factory=list)
+    asked: list[str] = field(default_factory=list)
+    standalone: list[bool] = field(default_factory=list)
     answered: list[bool] = field(default_factory=list)
 
-    def contextualize(self, question: str) -> str | None:
+    def contextualize(self, question: str, limit: int = MAX_QUERY_CHARS) -> str | None:
         """The query to search for a follow-up, or None when the question stands on its own.
 
-        A question the articles did not answer is no context: "What is the capital of Australia?"
-        (not in the articles) then "Who vetoed the resolution?" is searched as asked.
+        A follow-up is searched with the question that last stood on its own (its subject) and
+        the one just before it, as they were asked: a chain of follow-ups keeps its subject and
+        never grows past three questions. A question the articles did not answer is no context:
+        "What is the capital of Australia?" (not in the articles) then "Who vetoed the
+        resolution?" is searched as asked. The query is at most `limit` characters, the new
+        question always whole; the context gives way first.
         """
         if not self.turns or not self.answered[-1] or not is_follow_up(question):
             return None
-        return f"{self.turns[-1]} {question.strip()}"
+        subject = next(
+            (asked for asked, alone in zip(reversed(self.asked), reversed(self.standalone)) if alone), self.asked[0]
+        )
+        context = [subject] if subject == self.asked[-1] else [subject, self.asked[-1]]
+        question = " ".join(question.split())
+        while context and len(" ".join([*context, question])) > limit:
+            context.pop()  # the turn just before goes first, then the subject
+        return " ".join([*context, question]) if context else None
 
-    def record(self, understood: str, answered: bool = True) -> None:
-        # Keep the expanded form, so a chain of follow-ups keeps its subject.
-        self.turns.append(understood)
+    def record(self, asked: str, answered: bool = True, understood: str | None = None) -> None:
+        """A turn: the question as asked, whether it was answered, and what was searched for it
+        when that differs (a follow-up read with the turns before it, a word read as another)."""
+        asked = " ".join(asked.split())
+        self.standalone.append(not (self.turns and self.answered[-1] and is_follow_up(asked)))
+        self.asked.append(asked)
+        self.turns.append(understood or asked)
         self.answered.append(answered)
 
     def history(self) -> list[str]:
@@ -63,5 +93,5 @@ class Conversation:
         return [turn for turn, answered in zip(self.turns, self.answered) if answered]
 
     def forget(self) -> None:
-        self.turns.clear()
-        self.answered.clear()
+        for turns in (self.turns, self.asked, self.standalone, self.answered):
+            turns.clear()

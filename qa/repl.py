@@ -222,7 +222,7 @@ class ChatSession:
         from qa.pages import answer_with_pages
 
         answer = answer_with_pages(answer, self.retriever().store)  # PDF citations say their page
-        self.conversation.record(answer.understood_as or answer.question, answer.answerable)
+        self.conversation.record(answer.question, answer.answerable, answer.understood_as)
         self.last_answer = answer
         self.console.print(render_answer(answer))
         return answer

@@ -119,7 +119,10 @@ def clean_query(query: str, what: str = "question") -> str:
         raise QueryError(f"the {what} is empty")
     if not any(ch.isalnum() for ch in text):
         raise QueryError(f"the {what} has no words in it")
-    return text[:MAX_QUERY_CHARS]
+    if len(text) > MAX_QUERY_CHARS:
+        # Refused, not cut: a question cut mid-word is searched for a word nobody asked about.
+        raise QueryError(f"the {what} is longer than {MAX_QUERY_CHARS} characters")
+    return text
 
 
 def open_retriever(

@@ -28,7 +28,7 @@ if TYPE_CHECKING:
     from qa.stores.location import StoreLocation
     from qa.types import Answer, Article, Hit, IndexStats, SearchFilters
 
-MAX_QUESTION_CHARS = 2000  # what qa.retrieve.clean_query keeps of a query
+MAX_QUESTION_CHARS = 2000  # the longest qa.retrieve.clean_query takes (MAX_QUERY_CHARS)
 MAX_K = 100  # as `qa ask -k`
 MAX_FILTER_CHARS = 400
 MODES = ("hybrid", "dense", "keyword")

@@ -248,6 +248,10 @@ def test_empty_question_is_a_one_line_error(index_dir: Path) -> None:
     assert_one_line_error(qa("ask", "", "--index", str(index_dir)), "the question is empty")
     assert_one_line_error(qa("ask", "  ?! ", "--index", str(index_dir)), "no words")
     assert_one_line_error(qa("search", "   ", "--index", str(index_dir)), "the query is empty")
+    # Refused as the HTTP API refuses it, not cut mid-word (once searched for "Igo" and told that
+    # no article mentions it).
+    long_question = "Who did Igor Ivanov give the informal document to? " * 40
+    assert_one_line_error(qa("ask", long_question, "--index", str(index_dir)), "the question is longer than 2000 characters")
 
 
 def test_an_empty_question_is_said_before_the_index_is_looked_for(tmp_path: Path) -> None:

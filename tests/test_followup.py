@@ -43,3 +43,49 @@ def test_an_unanswered_question_is_not_context_for_the_next() -> None:
     conversation.record("Who vetoed the resolution?", answered=True)
     assert conversation.contextualize("When was that?") == "Who vetoed the resolution? When was that?"
     assert conversation.history() == ["Who vetoed the resolution?"]
+
+
+@pytest.mark.parametrize("question", ["Who is Albright?", "What is Interfax?", "Who is Madeleine Albright?", "Where is NATO?"])
+def test_a_short_question_that_names_something_stands_alone(question: str) -> None:
+    # Once glued to the question before, "Who is Albright?" after the Baghdad question got the
+    # debt answer again.
+    assert not is_follow_up(question)
+    conversation = Conversation()
+    conversation.record("How much does Baghdad owe Russia?")
+    assert conversation.contextualize(question) is None
+
+
+def test_a_chain_of_follow_ups_keeps_its_subject_and_stays_short() -> None:
+    conversation = Conversation()
+    conversation.record("Who did Igor Ivanov give the informal document to?")
+    follow_ups = [f"And what did he say about item {n} then?" for n in range(40)]
+    for asked in follow_ups:
+        understood = conversation.contextualize(asked)
+        assert understood is not None and understood.endswith(asked)
+        # The subject, at most the turn before, and the question: never the whole chat.
+        assert understood.startswith("Who did Igor Ivanov give the informal document to?")
+        assert understood.count("?") <= 3
+        conversation.record(asked, understood=understood)
+    assert conversation.history()[-1] == conversation.turns[-1]
+    last = "And where did he say the Russian military maneuvers took place?"
+    assert conversation.contextualize(last) == (
+        f"Who did Igor Ivanov give the informal document to? {follow_ups[-1]} {last}"
+    )
+
+
+def test_a_follow_up_query_fits_the_search_and_keeps_the_question_whole() -> None:
+    from qa.retrieve import MAX_QUERY_CHARS, clean_query
+    from qa.service import MAX_QUESTION_CHARS
+
+    assert MAX_QUESTION_CHARS == MAX_QUERY_CHARS
+    conversation = Conversation()
+    subject = "Who signed the treaty " + "and the accord " * 60 + "in Porto?"
+    conversation.record(subject)
+    conversation.record("And where did they " + "meet " * 120 + "?")
+    question = "And when was that " + "exactly " * 100 + "?"
+    understood = conversation.contextualize(question)
+    # Subject, turn before and question run past the limit: the turn before gives way first.
+    assert understood == f"{subject} {question}"
+    assert len(understood) <= MAX_QUERY_CHARS and clean_query(understood) == understood
+    # A question that leaves no room for its context is searched as asked.
+    assert conversation.contextualize("And then " + "what " * 398 + "?") is None
