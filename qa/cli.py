@@ -73,6 +73,7 @@ def _naming_the_index(message: str, ctx: click.Context) -> str:
         return message
     return (message.replace("`qa index --rebuild", f"`qa index --rebuild {typed}")
             .replace("`qa index PATH --rebuild`", f"`qa index PATH --rebuild {typed}`")
+            .replace("`qa index PATH`", f"`qa index PATH {typed}`")
             .replace("`qa index --forget", f"`qa index {typed} --forget"))
 
 

@@ -128,7 +128,8 @@ class ChatSession:
     # The loop -------------------------------------------------------------------------------------------
 
     def run(self, lines: Iterable[str] | None = None, update: bool = True) -> None:
-        """Read questions and commands until /quit or end of input."""
+        """Read questions and commands until /quit or end of input; a QAError when the index
+        cannot be brought up to date or opened (the errors of one question are said in the chat)."""
         # Loading torch takes seconds: start it now, while the index is checked and the user types.
         # NumPy is imported here first: both threads need it, and two threads importing it at once
         # can each meet it half made ("cannot import name '__cpu_features__'").
@@ -144,13 +145,11 @@ class ChatSession:
             warm_up.join()
 
     def _converse(self, lines: Iterable[str] | None, update: bool) -> None:
-        try:
-            if update:
-                self.update()
-            documents, chunks = self.retriever().store.counts()
-        except QAError as exc:
-            self.console.print(Text.assemble(("Error:", "red"), f" {exc}"))
-            return
+        # An index that cannot be opened is raised, not printed: `qa chat` then says it as every
+        # command does (naming the --index to rebuild) and exits 1, as a script expects.
+        if update:
+            self.update()
+        documents, chunks = self.retriever().store.counts()
         self.console.print(
             f"[bold]qa[/] — {documents} articles, {chunks} passages. Ask a question; /help for commands."
         )

@@ -240,6 +240,12 @@ def test_ask_with_no_index_is_a_one_line_error(default_index_dir: Path) -> None:
     assert not default_index_dir.exists()  # asking does not create an index folder
 
 
+def test_the_fix_for_a_missing_index_names_the_index_typed(tmp_path: Path) -> None:
+    # Run as it was printed, `qa index PATH` would have built the default index instead.
+    result = qa("ask", IVANOV_QUESTION, "--index", str(tmp_path / "none"))
+    assert_one_line_error(result, f"run `qa index PATH --index {tmp_path / 'none'}` to build one")
+
+
 def test_stats_with_no_index_is_a_one_line_error() -> None:
     assert_one_line_error(qa("stats"), "no index in")
 

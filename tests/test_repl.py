@@ -12,6 +12,7 @@ import pytest
 from rich.console import Console
 
 from qa.embed import Embedder
+from qa.errors import IndexCorruptError
 from qa.repl import PROMPT, ChatSession
 
 from conftest import store_location
@@ -193,13 +194,22 @@ def test_unanswerable_question_shows_the_closest_passages(index_dir: Path, embed
     assert "[1]" in reply
 
 
-def test_a_broken_index_is_reported_not_raised(tmp_path: Path, embedder: Embedder) -> None:
+def test_a_broken_index_is_raised_before_the_chat_opens(tmp_path: Path, embedder: Embedder) -> None:
     index_dir = tmp_path / "index"
     index_dir.mkdir()
     (index_dir / "manifest.json").write_text("{not json")
     (index_dir / "catalog.sqlite").write_bytes(b"")
-    session = chat(index_dir, embedder, ["How much does Baghdad owe Russia?"])
-    assert "Error:" in session.output
-    assert "manifest.json is damaged" in flat(session.output)
-    assert "qa index --rebuild" in flat(session.output)
-    assert session.answered == []
+    console = Console(file=io.StringIO(), width=100)
+    with pytest.raises(IndexCorruptError, match=r"manifest.json is damaged .*qa index --rebuild"):
+        ChatSession(index_dir, console=console, embedder=embedder).run(lines=["How much does Baghdad owe Russia?"])
+    assert console.file.getvalue().strip() == ""  # no chat opened, no question asked
+
+    # `qa chat` says it as every command does, naming the index to rebuild, and exits 1 (it
+    # once printed the error in the chat's own colours and exited 0).
+    from click.testing import CliRunner
+
+    from qa.cli import main
+
+    result = CliRunner().invoke(main, ["chat", "--index", str(index_dir), "--no-update"], input="q\n")
+    assert result.exit_code == 1, result.output
+    assert f"qa index --rebuild --index {index_dir}" in flat(result.output)
