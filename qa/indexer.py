@@ -90,6 +90,11 @@ def writer_lock(index_dir: Path, timeout: float | None, progress: IndexProgress 
         return lock
     except Timeout:
         pass
+    except OSError as exc:  # another user's index, a read-only disk
+        raise ConfigError(
+            f"cannot update the index in {index_name}: {exc.strerror or exc}; an index this user may not "
+            "write can still be searched (`qa ask`, `qa search`, `qa chat --no-update`)"
+        ) from exc
     if timeout == 0:
         raise IndexLockedError(f"another qa process is updating the index in {index_name}")
     if progress is not None:

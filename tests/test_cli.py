@@ -386,3 +386,37 @@ def test_index_reports_a_mistyped_path_and_exits_non_zero(tmp_path: Path) -> Non
     assert result.exit_code == 1
     assert "no such file or folder" in result.output and "Traceback" not in result.output
     assert "1 added" in result.output  # the real folder was still indexed
+
+
+def test_an_index_this_user_may_not_write_is_searched_not_called_damaged(index_dir: Path, tmp_path: Path) -> None:
+    # An index on a read-only disk or of another user: every command once said the catalog "cannot
+    # be read" and told the user to rebuild it, and `qa index` ended in a PermissionError traceback.
+    import shutil
+
+    theirs = tmp_path / "theirs"
+    shutil.copytree(index_dir, theirs)
+    as_user: list[str] = []
+    if os.geteuid() == 0:
+        # root writes anything: run qa as root without the right to override file permissions.
+        if shutil.which("setpriv") is None:
+            pytest.skip("running as root without setpriv, which can take away root's override")
+        as_user = ["setpriv", "--bounding-set=-dac_override,-dac_read_search"]
+    for path in [theirs, *theirs.iterdir()]:
+        path.chmod(0o555 if path.is_dir() else 0o444)
+    try:
+        def run(*args: str) -> subprocess.CompletedProcess[str]:
+            return subprocess.run([*as_user, sys.executable, "-m", "qa.cli", *args, "--index", str(theirs)],
+                                  capture_output=True, text=True, timeout=300, env=dict(os.environ, HF_HUB_OFFLINE="1"))
+
+        asked = run("ask", "How much does Baghdad owe Russia?", "--json")
+        assert asked.returncode == 0, asked.stderr
+        assert "$8 billion" in json.loads(asked.stdout)["answer"]
+        checked = run("doctor")
+        assert checked.returncode == 0 and "consistent" in checked.stdout, checked.stderr
+        updated = run("index")
+        assert updated.returncode == 1 and "Traceback" not in updated.stderr
+        assert "cannot update the index in" in updated.stderr and "can still be searched" in updated.stderr
+        assert sorted(p.name for p in theirs.iterdir()) == sorted(p.name for p in index_dir.iterdir())
+    finally:
+        for path in [theirs, *theirs.iterdir()]:
+            path.chmod(0o755 if path.is_dir() else 0o644)

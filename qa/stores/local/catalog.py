@@ -82,6 +82,27 @@ CREATE VIRTUAL TABLE IF NOT EXISTS chunk_terms USING fts5(title, body, tokenize=
 MMAP_BYTES = 2**31
 
 
+def _read_only(path: Path, refused: sqlite3.OperationalError) -> sqlite3.Connection | None:
+    """The catalog at `path` opened read-only, when SQLite refused to write it (`refused`), or None.
+
+    Read-only opens WAL's shared memory beside the file, which a folder this user may not write
+    cannot hold; then the file is read as immutable, which is exact only while no log of commits
+    (-wal) is beside it: a writer checkpoints and removes it when it closes."""
+    if "readonly" not in str(refused) and "unable to open" not in str(refused):
+        return None
+    uri = path.resolve().as_uri()
+    for query in ("mode=ro", "immutable=1"):
+        if query == "immutable=1" and path.with_name(path.name + "-wal").exists():
+            return None
+        try:
+            connection = sqlite3.connect(f"{uri}?{query}", uri=True, timeout=30.0, isolation_level=None)
+            connection.execute("SELECT count(*) FROM meta").fetchone()
+            return connection
+        except sqlite3.DatabaseError:
+            continue
+    return None
+
+
 class Catalog:
     """SQLite store of documents, chunks, sources and settings."""
 
@@ -101,7 +122,16 @@ class Catalog:
         connection = None
         try:
             connection = sqlite3.connect(str(path), timeout=30.0, isolation_level=None)
-            connection.execute("PRAGMA journal_mode=WAL")
+            try:
+                connection.execute("PRAGMA journal_mode=WAL")
+            except sqlite3.OperationalError as exc:
+                # Another user's index, or one on a read-only disk: searched as it is, not called
+                # damaged (setting the journal mode writes, even when it is WAL already).
+                read_only = None if create else _read_only(path, exc)
+                if read_only is None:
+                    raise
+                connection.close()
+                connection = read_only
             connection.execute("PRAGMA synchronous=FULL")
             if mapped:
                 # Pages are read through a memory map, not a read() call each: a search looks up a
