@@ -20,7 +20,7 @@ from qa.align import PASSAGES_READ
 from qa.fusion import SENTENCE_KEYWORD_WEIGHT, KeywordCoverer
 from qa.retrieve import Retriever, clean_query
 from qa.spelling import corrected_query
-from qa.text import STOPWORDS, is_question, sentence_stems, zipf
+from qa.text import STOPWORDS, is_question, sentence_stems, stems, zipf
 from qa.types import Answer, Citation, Hit, SearchFilters, Span
 
 if TYPE_CHECKING:
@@ -388,10 +388,12 @@ def answer_question(
     scored = score_sentences(hits, weights, searched)
     understood = searched if searched != asked else None
     answer = compose_answer(asked, hits, scored, retriever.store.chunk_count(), understood, filters)
-    return replace(answer, absent_names=absent_names(searched, retriever.store)) if hits else answer
+    if not hits:
+        return answer
+    return replace(answer, absent_names=absent_names(searched, retriever.store, hits if filters and filters.active else ()))
 
 
-def absent_names(question: str, store: Store) -> tuple[str, ...]:
+def absent_names(question: str, store: Store, within: Sequence[Hit] = ()) -> tuple[str, ...]:
     """The names `question` gives that no article of `store` holds, as typed:
     ``"When did Mount Etna erupt?"`` over articles on Hekla -> ``("Etna",)``.
 
@@ -399,7 +401,11 @@ def absent_names(question: str, store: Store) -> tuple[str, ...]:
     ("Boycotting", not "Which"); not a stopword or a number ("Nineteen"). The answer is not
     declined for one: on SQuAD v1.1 dev 79 of 10,570 questions, every one answerable, name
     something their collection spells otherwise or never names ("NYC", "Ghandi", "GMO"); on SQuAD v2.0 dev it is 2.3% of
-    the unanswerable questions against 0.9% of the answerable. It is said beside the answer."""
+    the unanswerable questions against 0.9% of the answerable. It is said beside the answer.
+
+    With `within` (the passages a filtered search found), a name is looked for in their articles
+    only: the filters chose which articles the question is about, and a name the others hold
+    does not make the answer about it."""
     from qa.claims import COMMON_FIRST_WORD_ZIPF, extract_facts
 
     names: dict[str, list[str]] = {}  # as typed -> the words the store is asked for
@@ -418,7 +424,12 @@ def absent_names(question: str, store: Store) -> tuple[str, ...]:
     if not names:
         return ()
     held = store.document_frequencies(list(dict.fromkeys(part for parts in names.values() for part in parts)))
-    return tuple(name for name, parts in names.items() if not all(held.get(part) for part in parts))
+    absent = {name for name, parts in names.items() if not all(held.get(part) for part in parts)}
+    if within:
+        articles = (store.document(doc_id) for doc_id in dict.fromkeys(hit.doc_id for hit in within))
+        found = frozenset().union(*(sentence_stems(f"{a.title} {a.text}") for a in articles if a is not None))
+        absent |= {name for name, parts in names.items() if not all(stem in found for stem in stems(parts))}
+    return tuple(name for name in names if name in absent)
 
 
 _NAME = re.compile(r"[^\W\d_][\w'’]*")

@@ -76,6 +76,20 @@ def test_a_name_no_article_holds_is_said_beside_the_answer(retriever: Retriever)
     assert absent_names("Did Mr Ivanov tell the U.S. and O'Neill's U.N. team?", retriever.store) == ("O'Neill",)
 
 
+def test_a_filtered_question_looks_for_its_names_in_the_articles_it_was_asked_of(retriever: Retriever) -> None:
+    from qa.types import SearchFilters
+
+    # Article 004 is about Sergei Ivanov; Igor Ivanov is in another article. Asked of 004 alone,
+    # the answer is about Sergei, and the note once said nothing: Igor is in the index.
+    question = "Who did Igor Ivanov give the informal document to?"
+    of_004 = answer_question(retriever, question, filters=SearchFilters(source="*004_*"))
+    assert of_004.passages and all("004_" in hit.path for hit in of_004.passages)
+    assert of_004.absent_names == ("Igor",)
+    of_000 = answer_question(retriever, question, filters=SearchFilters(source="*000_*"))
+    assert of_000.passages and of_000.absent_names == ()
+    assert answer_question(retriever, question).absent_names == ()
+
+
 @pytest.mark.parametrize(
     "question",
     [
