@@ -529,7 +529,7 @@ def search(query: str, align: bool, k: int, mode: str, source: str | None, since
     if as_json:
         _emit_json(search_json(shown, hits))
     else:
-        _console().print(render_hits(shown, hits))
+        _console().print(render_hits(shown, hits, filters))
 
 
 @main.command()

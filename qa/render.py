@@ -16,7 +16,7 @@ from rich.panel import Panel
 from rich.table import Table
 from rich.text import Text
 
-from qa.types import Answer, Article, Citation, Claim, Hit, IndexStats
+from qa.types import Answer, Article, Citation, Claim, Hit, IndexStats, SearchFilters
 
 if TYPE_CHECKING:
     from qa.evaluate import EvalReport
@@ -217,10 +217,12 @@ def _hit_parts(hits: Sequence[Hit]) -> list[RenderableType]:
     return parts
 
 
-def render_hits(query: str, hits: Sequence[Hit]) -> RenderableType:
-    """Search results: each passage with where it comes from."""
+def render_hits(query: str, hits: Sequence[Hit], filters: SearchFilters | None = None) -> RenderableType:
+    """Search results: each passage with where it comes from; with none, what was searched, and
+    within which articles when `filters` narrowed them."""
     if not hits:
-        return Text(f"No passages found for {query!r}.", style="yellow")
+        within = f" in the articles that match the filters ({filters.describe()})" if filters and filters.active else ""
+        return Text(f"No passages found for {query!r}{within}.", style="yellow")
     return Group(*_hit_parts(hits))
 
 

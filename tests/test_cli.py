@@ -325,6 +325,11 @@ def test_filters_no_article_passes_are_named_in_the_answer(index_dir: Path) -> N
     answer = json.loads(result.stdout)
     assert answer["answer"] == "No passage was found in the articles that match the filters (since=2030-01-01)."
     assert not answer["answerable"] and answer["citations"] == []
+    # `qa search` names them too (it once said only "No passages found for 'Iraq'.").
+    result = qa("search", "Iraq", "--source", "nomatch*", "--index", str(index_dir))
+    assert result.exit_code == 0, result.output
+    assert " ".join(result.output.split()) == (
+        "No passages found for 'Iraq' in the articles that match the filters (source=nomatch*).")
 
 
 def test_k_out_of_range_is_a_usage_error(index_dir: Path) -> None:
