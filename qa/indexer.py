@@ -307,10 +307,11 @@ def _update(
     known = {} if rebuild else all_known
     plan = _plan_changes(suspects, known, skipped, progress)
     plan.unchanged += unchanged
-    # A file named now that could not be read as an article (binary, not text, empty) is reported,
-    # not remembered: every update would skip it again, as it would a .docx.
+    # A file named now that could not be read as an article (binary, not text, empty; a FIFO or
+    # a device, which is no file at all) is reported, not remembered: every update would skip it
+    # again, as it would a .docx. Only a folder is remembered whatever it holds now.
     unread = {s.path for s in plan.skipped}
-    new_sources = [p for p in new_sources if not (p in unread and os.path.isfile(p))]
+    new_sources = [p for p in new_sources if not (p in unread and not os.path.isdir(p))]
     removed = list(all_known.values()) if rebuild else [known[path] for path in gone]
 
     progress.start("Chunking", len(plan.to_index))

@@ -855,10 +855,14 @@ def test_only_folders_and_articles_not_already_covered_are_remembered(
     # (it was, and every later update skipped it again).
     photo = tmp_path / "photo.txt"
     photo.write_bytes(b"\x89PNG\r\n\x1a\n" + bytes(range(256)) * 8)
+    # Nor a FIFO under an article's name: no file at all, skipped by the walk.
+    pipe = tmp_path / "pipe.txt"
+    os.mkfifo(pipe)
     inside = sorted(corpus.glob("*.txt"))[0]
-    report = update_index(index_dir, [letter, photo, inside], embedder=embedder)
-    assert [s.path for s in report.skipped] == [str(letter), str(photo)]
-    assert report.skipped[0].reason == "not an article file (.docx)"
+    report = update_index(index_dir, [letter, photo, pipe, inside], embedder=embedder)
+    assert sorted(s.path for s in report.skipped) == sorted([str(letter), str(photo), str(pipe)])
+    assert {s.path: s.reason for s in report.skipped}[str(letter)] == "not an article file (.docx)"
+    assert {s.path: s.reason for s in report.skipped}[str(pipe)] == "not a regular file"
     assert report.documents == first.documents
     index = open_store(index_dir)
     try:
