@@ -560,6 +560,8 @@ def _read_pdf(data: bytes) -> tuple[str, str | None, str | None]:
     try:
         pdf = pdfium.PdfDocument(data)
     except pdfium.PdfiumError as exc:
+        if exc.err_code == pdfium.raw.FPDF_ERR_PASSWORD:
+            raise IngestError("encrypted: it needs a password to open") from None
         raise IngestError(f"not a readable PDF ({_one_line(str(exc))})") from None
     try:
         pages = [_pdf_page_text(page) for page in pdf]

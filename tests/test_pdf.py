@@ -49,6 +49,19 @@ def write_pdf(path: Path, pages: list[list[str]], title: str | None = None) -> P
     return path
 
 
+def write_locked_pdf(path: Path, user_password: str | None) -> Path:
+    """A PDF encrypted by fpdf2; with a user password it opens only with that password."""
+    from fpdf import FPDF
+
+    pdf = FPDF()
+    pdf.set_encryption(owner_password="owner-secret", user_password=user_password)
+    pdf.add_page()
+    pdf.set_font("Helvetica", size=11)
+    pdf.multi_cell(0, 6, PAGES[0][0])
+    pdf.output(str(path))
+    return path
+
+
 def write_scanned_pdf(path: Path) -> Path:
     """A PDF whose pages hold only drawings, as a scan holds only images: no text layer."""
     from fpdf import FPDF
@@ -68,6 +81,7 @@ def pdf_corpus(tmp_path_factory: pytest.TempPathFactory) -> Path:
     folder.mkdir()
     write_pdf(folder / "railway.pdf", PAGES, title="Lantern Valley Railway Reopens")
     write_scanned_pdf(folder / "scan.pdf")
+    write_locked_pdf(folder / "locked.pdf", user_password="reader-secret")
     (folder / "broken.pdf").write_bytes(b"%PDF-1.4\n1 0 obj << /Type /Catalog >> garbage")
     return folder
 
@@ -90,6 +104,14 @@ def test_a_pdf_is_one_article_with_its_pages_kept(tmp_path: Path) -> None:
         assert page_at(article.text, article.text.index(first_words)) == number
 
 
+def test_an_encrypted_pdf_is_said_to_need_a_password(tmp_path: Path) -> None:
+    with pytest.raises(IngestError, match="^encrypted: it needs a password to open$"):
+        read_article(write_locked_pdf(tmp_path / "locked.pdf", user_password="reader-secret"))
+    # Encrypted with an owner password alone (printing or copying restricted), anyone may open it.
+    opened = read_article(write_locked_pdf(tmp_path / "restricted.pdf", user_password=None))
+    assert opened.text.startswith("The Lantern Valley Railway")
+
+
 def test_scanned_and_broken_pdfs_are_refused_with_one_line(tmp_path: Path, pdf_corpus: Path) -> None:
     with pytest.raises(IngestError, match="no text layer"):
         read_article(pdf_corpus / "scan.pdf")
@@ -102,8 +124,9 @@ def test_index_skips_the_scan_naming_it_and_citations_say_their_page(pdf_index: 
     index_dir, report = pdf_index
     assert report["added"] == 1
     reasons = {Path(s["path"]).name: s["reason"] for s in report["skipped"]}
-    assert set(reasons) == {"scan.pdf", "broken.pdf"}
+    assert set(reasons) == {"scan.pdf", "broken.pdf", "locked.pdf"}
     assert reasons["scan.pdf"].startswith("no text layer")
+    assert reasons["locked.pdf"] == "encrypted: it needs a password to open"
 
     result = CliRunner().invoke(main, ["ask", QUESTION, "--index", str(index_dir), "--json"])
     answer = json.loads(result.stdout)
