@@ -53,6 +53,14 @@ _PDF_SUFFIXES = (".pdf",)
 # sentence runs across two pages.
 _PDF_PAGE_BREAK = "\n\f\n"
 _PDF_DATE = re.compile(r"^D:(\d{4})(\d{2})(\d{2})")
+# A Title that the program which made the PDF filled in, not its author: Word's "Microsoft Word -
+# draft_v3.docx", a file name, "Untitled". Taken as the title it would lead every chunk into the
+# model and count twice in article keyword scoring, so the PDF is read as one with no Title.
+_PLACEHOLDER_PDF_TITLE = re.compile(
+    r"^(?:untitled(?:\s+document)?(?:[\s_-]*\d+)?|microsoft\s+(?:word|excel|powerpoint)\s+-\s.*"
+    r"|.*\S\.(?:pdf|docx?|odt|rtf|txt|md|html?|tex|pptx?|xlsx?|indd|e?ps|dvi))$",
+    re.IGNORECASE,
+)
 _MARKDOWN_SUFFIXES = (".md", ".markdown")
 
 _TITLE_MAX_CHARS = 200
@@ -205,7 +213,7 @@ def read_article(path: str | os.PathLike[str], data: bytes | None = None) -> Art
     if not data.strip():
         raise IngestError("empty file")
     if path.suffix.lower() in _PDF_SUFFIXES:
-        text, title, date = _read_pdf(data)
+        text, title, date = _read_pdf(data, path)
         return Article(doc_id=document_id(path), path=str(path), title=title or title_from_name(path), text=text,
                        content_hash=content_hash(data), date=date)
     text = _decode(data)
@@ -550,8 +558,9 @@ def _tidy_title(title: str) -> str:
 # -- PDF ------------------------------------------------------------------------------------------
 
 
-def _read_pdf(data: bytes) -> tuple[str, str | None, str | None]:
-    """The text layer of a PDF, its pages joined by a form feed; its title and date from its metadata.
+def _read_pdf(data: bytes, path: Path) -> tuple[str, str | None, str | None]:
+    """The text layer of a PDF, its pages joined by a form feed and its headline taken off; its
+    title and date from its metadata, or the headline for a title.
 
     A PDF with no text on any page (a scan) is refused: it needs OCR, which qa does not do.
     """
@@ -573,12 +582,44 @@ def _read_pdf(data: bytes) -> tuple[str, str | None, str | None]:
     if not any(pages):
         raise IngestError("no text layer (a scanned PDF?): run OCR on it first")
     title = _tidy_title(metadata.get("Title", "")) or None
-    if title is None:
-        first = next((line.strip() for page in pages for line in page.split("\n") if line.strip()), "")
-        title = _tidy_title(first) if _is_headline(first) else None
+    if title is not None and _is_placeholder_title(title, path):
+        title = None
+    title, pages = _take_pdf_headline(title, pages)
     found = _PDF_DATE.match(metadata.get("CreationDate", ""))
     date = _make_date(*found.groups()) if found else None
     return _PDF_PAGE_BREAK.join(pages), title, date
+
+
+def _is_placeholder_title(title: str, path: Path) -> bool:
+    """Whether a PDF's Title is filler (see _PLACEHOLDER_PDF_TITLE) or the file's own name:
+    ``("Microsoft Word - draft_v3.docx", Path("a.pdf")) -> True``."""
+    names = {path.name.casefold(), path.stem.casefold(), title_from_name(path).casefold()}
+    return bool(_PLACEHOLDER_PDF_TITLE.match(title)) or title.casefold() in names
+
+
+def _take_pdf_headline(title: str | None, pages: list[str]) -> tuple[str | None, list[str]]:
+    """The PDF's title and its pages, the first line taken off them when it is the headline, as a
+    text file's headline is kept out of its text: ``(None, ["Port news\\nThe port grew."]) ->
+    ("Port news", ["The port grew."])``.
+
+    PDFium ends each line with one newline, so a headline left in the text reads as the start of
+    the first sentence ("Port news The port grew."), in answers too. The first line is the headline
+    when it is the Title; with no Title, when it reads as a headline and the next line starts with a
+    capital: a first line that the next goes on in lower case (or with a figure) may be a sentence
+    wrapped at the page's edge, its words the article's. Citations keep their pages: qa.pages counts the form feeds before an
+    offset, and the headline comes before all of them.
+    """
+    first_page = next(i for i, page in enumerate(pages) if page)
+    first, _, rest = pages[first_page].partition("\n")
+    rest = rest.lstrip("\n")
+    after = next((page for page in [rest, *pages[first_page + 1 :]] if page), "")
+    headline = _tidy_title(first)
+    starts_anew = not after or after.lstrip("\"'“‘(")[:1].isupper()
+    if title is None and _is_headline(first) and starts_anew:
+        title = headline
+    if not after or headline != title:
+        return title, pages  # no headline, or one that is the whole text (a one-line PDF)
+    return title, [*pages[:first_page], rest, *pages[first_page + 1 :]]
 
 
 def _pdf_page_text(page) -> str:

@@ -29,6 +29,15 @@ PAGES = [
      "every weekend until the end of October."],
 ]
 QUESTION = "Who was the chief engineer of the Millbeck viaduct restoration?"
+# A report whose first line is its headline, as a word processor's PDF has it, with the Title its
+# metadata was given by the program that made it.
+HARBOUR_HEADLINE = "Harbour Report on Lisbon Shipping"
+HARBOUR = [
+    [HARBOUR_HEADLINE,
+     "The port of Lisbon handled 12 million tonnes of cargo last year, the harbour authority said on "
+     "Tuesday, up from ten million tonnes the year before."],
+    ["Container traffic grew fastest, and the authority plans a new quay at Alcantara by 2027."],
+]
 
 
 def write_pdf(path: Path, pages: list[list[str]], title: str | None = None) -> Path:
@@ -80,6 +89,7 @@ def pdf_corpus(tmp_path_factory: pytest.TempPathFactory) -> Path:
     folder = tmp_path_factory.mktemp("pdfs") / "news"
     folder.mkdir()
     write_pdf(folder / "railway.pdf", PAGES, title="Lantern Valley Railway Reopens")
+    write_pdf(folder / "harbour.pdf", HARBOUR, title="Microsoft Word - harbour_v3.docx")
     write_scanned_pdf(folder / "scan.pdf")
     write_locked_pdf(folder / "locked.pdf", user_password="reader-secret")
     (folder / "broken.pdf").write_bytes(b"%PDF-1.4\n1 0 obj << /Type /Catalog >> garbage")
@@ -104,6 +114,42 @@ def test_a_pdf_is_one_article_with_its_pages_kept(tmp_path: Path) -> None:
         assert page_at(article.text, article.text.index(first_words)) == number
 
 
+def test_an_empty_page_is_a_page_not_a_scan(tmp_path: Path) -> None:
+    article = read_article(write_pdf(tmp_path / "gap.pdf", [PAGES[0], [], PAGES[2]], title="Railway News"))
+    assert article.text.count("\f") == 2
+    assert page_at(article.text, article.text.index("Timetables")) == 3
+
+
+@pytest.mark.parametrize(
+    "placeholder",
+    ["Untitled", "untitled document", "Microsoft Word - draft_v3.docx", "report.pdf", "draft_v3.docx",
+     "harbour", None],
+)
+def test_a_placeholder_title_gives_way_to_the_headline_which_leaves_the_text(
+    tmp_path: Path, placeholder: str | None
+) -> None:
+    from qa.chunk import split_sentences
+
+    article = read_article(write_pdf(tmp_path / "harbour.pdf", HARBOUR, title=placeholder))
+    assert article.title == HARBOUR_HEADLINE
+    # The headline is the title, as a text file's is: out of the text, so no sentence starts with it.
+    start, end = split_sentences(article.text)[0]
+    assert article.text[start:end].startswith("The port of Lisbon handled 12 million tonnes")
+    assert HARBOUR_HEADLINE not in article.text
+    assert page_at(article.text, article.text.index("Container traffic")) == 2
+
+
+def test_a_real_title_is_kept_and_a_first_line_that_runs_on_stays_text(tmp_path: Path) -> None:
+    titled = read_article(write_pdf(tmp_path / "harbour.pdf", HARBOUR, title="Lisbon Port Figures"))
+    assert titled.title == "Lisbon Port Figures"
+    assert titled.text.startswith(HARBOUR_HEADLINE)  # not the Title: maybe a kicker, so it stays
+    # PAGES's first line is a sentence wrapped at the page's edge ("...eleven years and" / "cost the
+    # ..."): no headline, so the title is the file's name and the sentence is whole.
+    untitled = read_article(write_pdf(tmp_path / "railway.pdf", PAGES))
+    assert untitled.title == "railway"
+    assert untitled.text.startswith(PAGES[0][0][:60])
+
+
 def test_an_encrypted_pdf_is_said_to_need_a_password(tmp_path: Path) -> None:
     with pytest.raises(IngestError, match="^encrypted: it needs a password to open$"):
         read_article(write_locked_pdf(tmp_path / "locked.pdf", user_password="reader-secret"))
@@ -122,7 +168,7 @@ def test_scanned_and_broken_pdfs_are_refused_with_one_line(tmp_path: Path, pdf_c
 
 def test_index_skips_the_scan_naming_it_and_citations_say_their_page(pdf_index: tuple[Path, dict]) -> None:
     index_dir, report = pdf_index
-    assert report["added"] == 1
+    assert report["added"] == 2
     reasons = {Path(s["path"]).name: s["reason"] for s in report["skipped"]}
     assert set(reasons) == {"scan.pdf", "broken.pdf", "locked.pdf"}
     assert reasons["scan.pdf"].startswith("no text layer")
@@ -138,6 +184,18 @@ def test_index_skips_the_scan_naming_it_and_citations_say_their_page(pdf_index: 
                                                 "--index", str(index_dir), "--json"]).stdout)["hits"]
     text = read_article(Path(hits[0]["path"])).text
     assert hits[0]["page"] == page_at(text, hits[0]["start"])  # a passage gives the page it starts on
+
+
+def test_the_answer_from_a_pdf_does_not_start_with_its_headline(pdf_index: tuple[Path, dict]) -> None:
+    index_dir = pdf_index[0]
+    result = CliRunner().invoke(main, ["ask", "How much cargo did Lisbon handle?", "--index", str(index_dir), "--json"])
+    answer = json.loads(result.stdout)
+    assert answer["answer"].startswith("The port of Lisbon handled 12 million tonnes"), answer["answer"]
+    citation = answer["citations"][0]
+    assert citation["title"] == HARBOUR_HEADLINE  # not "Microsoft Word - harbour_v3.docx"
+    assert citation["page"] == 1
+    text = read_article(Path(citation["path"])).text
+    assert text[citation["start"]:citation["end"]] == citation["quote"]
 
 
 def test_the_chat_source_line_says_the_page(pdf_index: tuple[Path, dict], embedder) -> None:
