@@ -248,7 +248,9 @@ class Retriever:
         total = store.chunk_count()
         wants_vector = vector is not None and any(mode != "keyword" for mode in modes)
         dense_future = None
-        if wants_vector and store.concurrent_search:
+        # A filtered search is not split: a store may read which chunks the filters admit in its
+        # dense search (the local store's catalog answers only the thread that opened it).
+        if wants_vector and store.concurrent_search and not filters.active:
             dense_future = self._dense_thread().submit(store.dense_search, vector, pool, filters)
         wants_keywords = "dense" not in modes or len(modes) > 1
         terms = query_terms(text) if wants_keywords else []

@@ -250,15 +250,19 @@ class SearchFilters:
     until: str | None = None
 
     def admits(self, record: ChunkRecord) -> bool:
+        return self.admits_article(record.path, record.date)
+
+    def admits_article(self, path: str, date: str | None) -> bool:
+        """Whether an article of this path and day passes (`admits` for its every chunk)."""
         if self.source and not (
-            fnmatch.fnmatch(record.path, self.source)
-            or fnmatch.fnmatch(record.path.rsplit("/", 1)[-1], self.source)
-            or fnmatch.fnmatch(record.path, f"*{self.source}*")
+            fnmatch.fnmatch(path, self.source)
+            or fnmatch.fnmatch(path.rsplit("/", 1)[-1], self.source)
+            or fnmatch.fnmatch(path, f"*{self.source}*")
         ):
             return False
-        if self.since and (record.date is None or record.date < self.since):
+        if self.since and (date is None or date < self.since):
             return False
-        if self.until and (record.date is None or record.date > self.until):
+        if self.until and (date is None or date > self.until):
             return False
         return True
 

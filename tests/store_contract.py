@@ -42,6 +42,8 @@ SQUAD_CORPUS = REPO.parent / "shared" / "eval" / "squad-dev-v1.1.corpus.jsonl"
 # When each SIGKILL falls, as a share of an uninterrupted `qa index` run (the local store's own
 # test, tests/test_crash_safety.py, kills 20 runs; these three run on every backend).
 KILL_MOMENTS = (0.4, 0.55, 0.7, 0.85, 0.95)
+# How many passages a filtered search once read before checking the filters (qa.retrieve: 8 x 64).
+CANDIDATE_POOL = 8 * 64
 
 
 def write_articles(folder: Path) -> Path:
@@ -233,6 +235,28 @@ class StoreContract:
         assert by_date and {Path(hit.path).name for hit in by_date} <= {BRIDGE.name, COFFEE.name}
         unfiltered = retriever.search(question, k=1)
         assert Path(unfiltered[0].path).name == GLACIER.name
+
+    def test_a_narrow_filter_finds_its_article_among_many_closer_ones(self, make_location, tmp_path, embedder) -> None:
+        # Once, with more close passages than a search reads (8 x 64) and the filters checked on
+        # those alone, `--source` naming one article found nothing: "No passage was found".
+        articles = write_articles(tmp_path / "articles")
+        glacier = GLACIER.question
+        for n in range(CANDIDATE_POOL + 100):
+            (articles / f"note_{n:04d}.txt").write_text(f"Note {n}\n\n{glacier} Frost in note {n}.\n", encoding="utf-8")
+        location = make_location(tmp_path / "store")
+        update_index(location, [articles], embedder=embedder)
+        store = open_store(location)
+        try:
+            retriever = Retriever(store, embedder)
+            for mode in ("hybrid", "dense"):
+                hits = retriever.search(glacier, k=3, mode=mode, filters=SearchFilters(source="kestrel*"))
+                assert hits and {Path(hit.path).name for hit in hits} == {BRIDGE.name}, mode
+            # Every note holds "frost" in a shorter text (a higher BM25) than the coffee article.
+            coffee = retriever.search("frost", k=2, mode="keyword", filters=SearchFilters(source="*coffee*"))
+            assert coffee and {Path(hit.path).name for hit in coffee} == {COFFEE.name}
+            assert retriever.search(glacier, k=3, filters=SearchFilters(source="no-such-article*")) == []
+        finally:
+            store.close()
 
     # Export, stats, doctor, writers ---------------------------------------------------------------
 

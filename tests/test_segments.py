@@ -20,7 +20,7 @@ from qa.stores.base import new_manifest
 from qa.stores.local.catalog import SegmentRow
 from qa.stores.local.segments import MERGE_FACTOR, plan_merge
 from qa.stores.local.store import LocalStore, LocalWriter
-from qa.types import Article, Chunk, CommitGroup, IndexedArticle, article_sentences
+from qa.types import Article, Chunk, CommitGroup, IndexedArticle, SearchFilters, article_sentences
 
 DIMENSION = 8
 REPO = Path(__file__).resolve().parent.parent
@@ -210,6 +210,20 @@ def test_segments_past_the_threshold_merge_into_an_approximate_index(tmp_path: P
             assert store.chunk_count() == 648
             assert store.check() == []
             assert 7 not in store.dense_search(old, 5) and 650 not in store.dense_search(new, 5)
+        # A filtered search is exact over the articles the filters admit, in the approximate
+        # part (whose probed lists may hold none of them) and the exact one alike, dead ones left out.
+        writer.commit(CommitGroup(drop_docs=["doc00012"]))
+        filters = SearchFilters(source="a0001*")  # articles 10-19 (approximate), and none of 600-649
+        wide = SearchFilters(source="a006*")  # articles 600-649 (exact) and none of the others
+        with store.reading():
+            for chosen in (filters, wide):
+                records = store.chunks(store.chunk_ids())
+                admitted = sorted(c for c, record in records.items() if chosen.admits(record))
+                assert admitted and "doc00012" not in {records[c].doc_id for c in admitted}
+                for query in unit_rows(np.random.default_rng(5), 10):
+                    cosines = store.chunk_vectors(admitted) @ query
+                    expected = [admitted[i] for i in np.argsort(-cosines, kind="stable")[:4]]
+                    assert store.dense_search(query, 4, chosen) == expected
     finally:
         store.close()
         writer.close()

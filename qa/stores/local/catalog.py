@@ -322,6 +322,10 @@ class Catalog:
             (size, mtime_ns, time.time(), doc_id),
         )
 
+    def places(self) -> Iterator[tuple[str, str, str | None]]:
+        """(doc id, path, date) of every document: what search filters read."""
+        yield from self._db.execute("SELECT doc_id, path, date FROM documents")
+
     def chunk_ids_of(self, doc_ids: Sequence[str]) -> list[int]:
         ids: list[int] = []
         for batch in _batches(list(doc_ids)):

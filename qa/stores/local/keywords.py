@@ -74,9 +74,11 @@ class KeywordIndex:
         self._vocabulary = False
         self._articles: _Articles | None = None
 
-    def search(self, terms: Sequence[str], k: int, generation: int) -> list[tuple[int, float]] | None:
-        """(chunk id, BM25 score) of the `k` best chunks holding any of `terms` (stems), best first;
-        None when a term is not one plain token (the caller asks FTS5 then)."""
+    def search(self, terms: Sequence[str], k: int, generation: int,
+               allowed: np.ndarray | None = None) -> list[tuple[int, float]] | None:
+        """(chunk id, BM25 score) of the `k` best chunks holding any of `terms` (stems), best first,
+        among the chunk ids `allowed` when given (a filtered search); None when a term is not one
+        plain token (the caller asks FTS5 then)."""
         import numpy as np
 
         if not terms or not all(_PLAIN_TERM.fullmatch(term) for term in terms):
@@ -91,6 +93,10 @@ class KeywordIndex:
         for chunk_ids, counts, _titles in found:
             _add_bm25(scores, chunk_ids, counts, lengths[chunk_ids], self._rows, self._average_length)
             matched[chunk_ids] = True
+        if allowed is not None:
+            kept = np.zeros(len(matched), dtype=bool)
+            kept[allowed[allowed < len(kept)]] = True
+            matched &= kept
         return _best(scores, matched, k)
 
     def article_search(self, terms: Sequence[str], k: int, generation: int,

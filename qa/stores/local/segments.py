@@ -87,6 +87,11 @@ def plan_merge(segments: Sequence[SegmentRow], dead: dict[int, int], threshold: 
     return []
 
 
+# A filtered search scores at most this many allowed vectors of an approximate segment one by one
+# (exact, 20 MB of float32 at 384 dimensions); past that it probes the segment's lists as usual.
+EXACT_ALLOWED_VECTORS = 50_000
+
+
 class SegmentVectors:
     """Every live segment of an index, held for search: the exact ones in one flat index, the
     approximate ones each in its own, less the vectors of removed chunks."""
@@ -140,18 +145,32 @@ class SegmentVectors:
             self._unremoved = set()
         return True
 
-    def search(self, query: np.ndarray, k: int) -> list[tuple[int, float]]:
-        """The `k` nearest live vectors, best first, over every part."""
+    def search(self, query: np.ndarray, k: int, allowed: np.ndarray | None = None) -> list[tuple[int, float]]:
+        """The `k` nearest live vectors, best first, over every part; among the ids `allowed` (sorted)
+        when given: a filtered search, exact over the flat part and over a few allowed vectors of
+        an approximate one, whose lists probed might hold none of them."""
+        import faiss
+        import numpy as np
+
         if k <= 0:
             return []
+        selector = None if allowed is None else faiss.IDSelectorBatch(allowed)
         found: list[tuple[int, float]] = []
         if len(self.flat):
-            found = self.flat.search(query, k + len(self._unremoved))
+            found = self.flat.search(query, k + len(self._unremoved), selector)
             if self._unremoved:
                 found = [hit for hit in found if hit[0] not in self._unremoved]
-        for part in self.approximate_parts:
-            if len(part):
-                found += part.search(query, k)
+        for part, part_ids in zip(self.approximate_parts, self._part_ids):
+            if not len(part):
+                continue
+            held = None if allowed is None else np.intersect1d(allowed, part_ids, assume_unique=True)
+            if held is not None and len(held) <= EXACT_ALLOWED_VECTORS:
+                held = held[np.isin(held, list(self.dead), invert=True)] if self.dead else held
+                scores = part.vectors(held.tolist()) @ np.asarray(query, dtype=np.float32).reshape(-1)
+                best = np.argsort(-scores, kind="stable")[:k]
+                found += [(int(held[n]), float(scores[n])) for n in best]
+            else:
+                found += part.search(query, k, selector)
         if self.approximate_parts:
             found.sort(key=lambda hit: hit[1], reverse=True)
         return found[:k]

@@ -129,6 +129,8 @@ class LocalStore:
         # The document id of each article, by its first chunk id, as read: an edited article is
         # removed and added with new chunk ids, so no commit makes one stale.
         self._article_documents: dict[int, str] = {}
+        # The last filters a search asked for, the generation they were read at, and their chunks.
+        self._filtered: tuple[SearchFilters, int, np.ndarray] | None = None
 
     @classmethod
     def open(cls, where: StoreLocation | Path | str) -> LocalStore:
@@ -177,19 +179,52 @@ class LocalStore:
         return len(self.vectors)
 
     def dense_search(self, vector: np.ndarray, k: int, filters: SearchFilters | None = None) -> list[int]:
-        """The `k` nearest chunk ids; filters are left to the caller, who checks every candidate."""
-        return [chunk_id for chunk_id, _ in self.vectors.search(vector, k)]
+        """The `k` nearest chunk ids, of articles the filters admit (`filtered_chunks`).
+
+        Reads the catalog with filters: called in the thread that opened the store."""
+        allowed = self.filtered_chunks(filters)
+        if allowed is not None and not len(allowed):
+            return []
+        return [chunk_id for chunk_id, _ in self.vectors.search(vector, k, allowed)]
 
     def keyword_search(self, terms: Sequence[str], k: int, filters: SearchFilters | None = None) -> list[tuple[int, float]]:
-        """BM25 over the chunks holding any of `terms`' stems, best first; filters are left to the caller.
+        """BM25 over the chunks holding any of `terms`' stems, best first, of articles the filters admit.
 
         Scored from cached postings (qa.stores.local.keywords), exactly as FTS5's bm25() scores them."""
         if not terms:
             return []
         wanted = list(dict.fromkeys(stems(terms)))
         with self.reading():
-            found = self.keywords.search(wanted, k, self.generation)
-            return found if found is not None else self.catalog.keyword_search(fts_query(wanted), k)
+            allowed = self.filtered_chunks(filters)
+            found = self.keywords.search(wanted, k, self.generation, allowed)
+            if found is not None:
+                return found
+            if allowed is None:
+                return self.catalog.keyword_search(fts_query(wanted), k)
+            # FTS5 cannot be told which rows: every match is read and the filtered ones kept.
+            kept = set(allowed.tolist())
+            matches = self.catalog.keyword_search(fts_query(wanted), self.catalog.counts()[1])
+            return [hit for hit in matches if hit[0] in kept][:k]
+
+    def filtered_chunks(self, filters: SearchFilters | None) -> np.ndarray | None:
+        """The chunk ids (sorted) of the articles `filters` admit, or None when nothing is filtered.
+
+        A search over the nearest few hundred passages with the filters checked after found none
+        when the admitted articles were a small part of a large index ("No passage was found",
+        with an article there that answers): the searches are made over these chunks alone. Kept
+        for the last filters asked, until the next commit (a chat asks many questions under one)."""
+        import numpy as np
+
+        if filters is None or not filters.active:
+            return None
+        with self.reading():
+            cached = self._filtered
+            if cached is not None and cached[:2] == (filters, self.generation):
+                return cached[2]
+            admitted = [doc_id for doc_id, path, date in self.catalog.places() if filters.admits_article(path, date)]
+            chunk_ids = np.sort(np.asarray(self.catalog.chunk_ids_of(admitted), dtype=np.int64))
+            self._filtered = (filters, self.generation, chunk_ids)
+            return chunk_ids
 
     def article_search(self, terms: Sequence[str], k: int, filters: SearchFilters | None = None,
                        min_passages: int = 1) -> list[ArticleMatch]:

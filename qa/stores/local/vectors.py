@@ -130,7 +130,8 @@ class FaissVectorStore:
         if self._fast is not None:
             self._fast.remove_ids(np.asarray(ids, dtype=np.int64))
 
-    def search(self, query: np.ndarray, k: int) -> list[tuple[int, float]]:
+    def search(self, query: np.ndarray, k: int, allowed: Any = None) -> list[tuple[int, float]]:
+        """The `k` nearest vectors, best first; only those a FAISS IDSelector `allowed` selects, when given."""
         import numpy as np
 
         if k <= 0 or len(self) == 0:
@@ -138,17 +139,18 @@ class FaissVectorStore:
         import faiss
 
         matrix = np.ascontiguousarray(query, dtype=np.float32).reshape(1, -1)
-        params = None
+        params = None if allowed is None else faiss.SearchParameters(sel=allowed)
         if self.approximate:
             # A deeper pool (filtered searches ask for 8 x 64) needs more lists for the same recall;
             # measured, twice the lists for 8 times k, so the lists grow with the square root of k.
             scale = math.ceil(math.sqrt(k / TUNED_K)) if k > TUNED_K else 1
-            params = faiss.SearchParametersIVF(nprobe=min(self._index.nlist, self._index.nprobe * scale))
+            params = faiss.SearchParametersIVF(nprobe=min(self._index.nlist, self._index.nprobe * scale), sel=allowed)
         # One query is too little work to share between threads: waking them costs more than it saves.
         threads = faiss.omp_get_max_threads()
         faiss.omp_set_num_threads(1)
         try:
-            found = self._two_stage(matrix, k) if not self.approximate and len(self) >= FAST_SCAN_MIN_VECTORS else None
+            two_stage = allowed is None and not self.approximate and len(self) >= FAST_SCAN_MIN_VECTORS
+            found = self._two_stage(matrix, k) if two_stage else None
             if found is not None:
                 return found
             scores, ids = self._index.search(matrix, min(k, len(self)), params=params)
