@@ -27,6 +27,7 @@ from __future__ import annotations
 
 import hashlib
 import json
+import re
 import time
 from collections.abc import Iterator, Sequence
 from contextlib import contextmanager
@@ -243,14 +244,18 @@ def filter_expression(filters: SearchFilters | None) -> str:
 
     >>> filter_expression(SearchFilters(source="reuters", since="2016-01-01"))
     'path like "%reuters%" and date >= "2016-01-01"'
+    >>> filter_expression(SearchFilters(source="new_york_[0-9]*.txt"))
+    'path like "%new_york__%.txt%"'
     """
     if filters is None:
         return ""
     clauses: list[str] = []
-    if filters.source and not any(ch in filters.source for ch in '%_[]"\\'):
+    if filters.source and not any(ch in filters.source for ch in '"\\'):
         # Every form SearchFilters.admits accepts (whole path, file name, substring) lies inside
-        # this LIKE; the exact glob is checked on the results.
-        pattern = filters.source.replace("*", "%").replace("?", "_")
+        # this LIKE; the exact glob is checked on the results. Milvus's LIKE cannot escape "%" or
+        # "_", so one in a file name is left a wildcard, and a glob's "[abc]" becomes one too:
+        # the LIKE admits more, never less ("new_york*" is "%new_york%").
+        pattern = re.sub(r"\[[^\]]*\]", "_", filters.source).replace("*", "%").replace("?", "_")
         clauses.append(f'path like "%{pattern}%"')
     if filters.since:
         clauses.append(f'date >= "{filters.since}"')
