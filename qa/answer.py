@@ -28,10 +28,10 @@ if TYPE_CHECKING:
 
 
 NOT_ANSWERED = "The articles do not seem to answer this."
-# Said from what the search found. The local store searches only the articles the filters admit;
-# the Milvus store searches its server's candidates under what of the filters Milvus can express
-# (qa.stores.milvus.store.filter_expression), so there a source glob Milvus cannot take ("a_b*")
-# on a large index can find no passage although some article passes it.
+# Said from what the search found. The local store searches only the articles the filters admit,
+# the Milvus store its articles under a wider LIKE (qa.stores.milvus.store.filter_expression); a
+# source glob holding a quote or a backslash is checked on the Milvus candidates alone, and a
+# narrow one of those on a large store can find no passage although some article passes it.
 NO_ARTICLE_MATCHES = "No passage was found in the articles that match the filters ({filters})."
 # An index that holds nothing (a first `qa index` still running, an empty folder) has not failed
 # to answer: it has nothing to answer from, and saying "do not seem to answer" would mislead.
