@@ -244,7 +244,8 @@ class Retriever:
         align: bool = False, query_states: TokenStates | None = None,
     ) -> dict[str, list[Hit]]:
         store = self.store
-        pool = max(CANDIDATES, k) * (8 if filters.active else 1)
+        # A store that checks the filters only on what it found is asked for more candidates.
+        pool = max(CANDIDATES, k) * (8 if filters.active and not store.searches_within_filters else 1)
         total = store.chunk_count()
         wants_vector = vector is not None and any(mode != "keyword" for mode in modes)
         dense_future = None

@@ -150,6 +150,9 @@ class Store(Protocol):
     manifest: Manifest
     # Whether retrieval may run the vector search in a thread beside the keyword query.
     concurrent_search: bool
+    # Whether dense_search and keyword_search return only chunks the filters admit: then a filtered
+    # search reads as many candidates as any other, not eight times as many to check.
+    searches_within_filters: bool
 
     def reading(self) -> AbstractContextManager[None]:
         """Hold one committed state for the reads inside (where the store has such states)."""

@@ -116,6 +116,8 @@ class LocalStore:
     # FAISS and SQLite both let go of the GIL, so the retriever runs the vector search in a
     # thread beside the keyword query (the vectors in memory are not touched by SQLite).
     concurrent_search = True
+    # Searches are made over the chunks of the articles the filters admit (filtered_chunks).
+    searches_within_filters = True
 
     def __init__(self, location: StoreLocation, manifest: Manifest, catalog: Catalog, vectors: SegmentVectors,
                  generation: int) -> None:

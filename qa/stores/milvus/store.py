@@ -590,6 +590,8 @@ class MilvusStore:
 
     # Milvus Lite serves one request at a time; a cluster does its own parallel work.
     concurrent_search = False
+    # Milvus is given a wider LIKE than the source glob (filter_expression): candidates are checked.
+    searches_within_filters = False
 
     def __init__(self, collections: MilvusCollections, manifest: Manifest) -> None:
         self.collections = collections
