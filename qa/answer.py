@@ -385,7 +385,11 @@ def answer_question(
     """
     asked = clean_query(question)
     searched = searched_question(retriever, asked, retrieval_query)
-    hits = retriever.search(searched, k=k, mode=mode, filters=filters, align=True)
+    # Keyword mode ranks by BM25 alone, but the answer stage reads each sentence's cosine to the
+    # question too: without the question's vector no sentence could be chosen, and every
+    # question was declined. (`qa eval` scores keyword answers the same way.)
+    vector = retriever.embedder.encode_query(searched) if mode == "keyword" else None
+    hits = retriever.search(searched, k=k, mode=mode, filters=filters, query_vector=vector, align=True)
     weights = retriever.term_weights(searched)
     scored = score_sentences(hits, weights, searched)
     understood = searched if searched != asked else None
