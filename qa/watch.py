@@ -270,7 +270,7 @@ def batch_paths(events: Iterable[tuple[bool, str]], roots: Sequence[str]) -> lis
     """
     wanted: set[str] = set()
     for deleted, path in events:
-        if not path_is_under(path, roots):
+        if not path_is_under(path, roots) or _in_hidden_folder(path, roots):
             continue
         if deleted or not os.path.exists(path):
             folder = os.path.dirname(path)
@@ -284,6 +284,24 @@ def batch_paths(events: Iterable[tuple[bool, str]], roots: Sequence[str]) -> lis
             wanted.add(path)
     folders = [p for p in wanted if os.path.isdir(p)]
     return sorted(p for p in wanted if p in folders or not any(path_is_under(p, [f]) for f in folders))
+
+
+def _in_hidden_folder(path: str, roots: Sequence[str]) -> bool:
+    """Whether `path` lies in a hidden folder inside the root that holds it: a notebook's
+    .ipynb_checkpoints, a sync tool's old versions. A scan of the root skips those (qa.ingest), so
+    the watcher does too; the root itself may lie in one (~/.local/news).
+
+    >>> _in_hidden_folder("/n/.ipynb_checkpoints/a-checkpoint.md", ["/n"]), _in_hidden_folder("/.n/a.md", ["/.n"])
+    (True, False)
+    """
+    hidden = False
+    for root in roots:  # a hidden folder remembered inside another root is watched as that root
+        if path_is_under(path, [root]) and path != root:
+            folders = os.path.relpath(os.path.dirname(path), root).split(os.sep)
+            if not any(folder.startswith(".") and folder != "." for folder in folders):
+                return False
+            hidden = True
+    return hidden
 
 
 def _is_article_event(change: object, path: str) -> bool:

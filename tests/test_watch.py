@@ -65,6 +65,13 @@ def test_batch_paths_names_new_files_and_the_folders_of_deleted_ones(tmp_path: P
     assert batch_paths([(True, str(news / "today" / "gone.txt")), (False, str(news / "today" / "b.txt"))],
                        roots) == [str(news / "today")]
     assert batch_paths([(True, str(news / "old" / "x" / "gone.txt"))], roots) == [str(news)]
+    # A hidden folder inside a root is skipped, as a scan skips it (a notebook's checkpoints once
+    # were indexed as articles); one remembered as a root of its own is watched.
+    checkpoint = news / ".ipynb_checkpoints" / "a-checkpoint.md"
+    checkpoint.parent.mkdir()
+    checkpoint.write_text("a")
+    assert batch_paths([(False, str(checkpoint))], roots) == []
+    assert batch_paths([(False, str(checkpoint))], [*roots, str(news / ".ipynb_checkpoints")]) == [str(checkpoint)]
     assert batch_paths([(False, str(tmp_path / "elsewhere.txt"))], roots) == []
 
 
