@@ -21,6 +21,7 @@ from typing import TYPE_CHECKING
 from qa.config import ARTICLE_SUFFIXES
 from qa.errors import QAError
 from qa.ingest import path_is_under
+from qa.progress import SilentProgress
 
 if TYPE_CHECKING:
     from qa.embed import Embedder
@@ -61,13 +62,17 @@ class FolderWatcher:
         # Files said to be skipped, with the reason and the file's stamp then: a folder's next scan
         # skips them again, and saying so at every update buried the updates.
         self._said_skipped: set[tuple[str, str, tuple[int, int] | None]] = set()
+        # What an update notes on its way (waiting for another process's update, a folder with no
+        # articles) is logged as it happens: a watcher waiting on a lock once said nothing at all.
+        self._notes = _LoggedNotes(log)
 
     def catch_up(self) -> UpdateReport:
         """Index PATHS (remembered from now on) and every known source, as `qa index PATHS` does."""
         from qa.indexer import update_index
 
         started = time.perf_counter()
-        report = update_index(self.location, self.paths or None, embedder=self.embedder, lock_timeout=None)
+        report = update_index(self.location, self.paths or None, embedder=self.embedder, lock_timeout=None,
+                              progress=self._notes)
         self._log_report(report, time.perf_counter() - started, always=True)
         self.roots = self._existing_roots()
         return report
@@ -159,7 +164,8 @@ class FolderWatcher:
 
         started = time.perf_counter()
         try:
-            report = update_index(self.location, roots, embedder=self.embedder, only=True, lock_timeout=None)
+            report = update_index(self.location, roots, embedder=self.embedder, only=True, lock_timeout=None,
+                                  progress=self._notes)
         except QAError as exc:
             self.log(f"{_clock()} update failed: {exc}")
             return
@@ -176,7 +182,8 @@ class FolderWatcher:
             return None
         started = time.perf_counter()
         try:
-            report = update_index(self.location, paths, embedder=self.embedder, only=True, lock_timeout=None)
+            report = update_index(self.location, paths, embedder=self.embedder, only=True, lock_timeout=None,
+                                  progress=self._notes)
         except QAError as exc:
             self.log(f"{_clock()} update failed: {exc}")
             return None
@@ -253,6 +260,16 @@ def _stamp(path: str) -> tuple[int, int] | None:
     except OSError:
         return None
     return facts.st_size, facts.st_mtime_ns
+
+
+class _LoggedNotes(SilentProgress):
+    """An update's notes, each logged with the time; its bars are not shown (a watcher logs lines)."""
+
+    def __init__(self, log: Log) -> None:
+        self.log = log
+
+    def note(self, message: str) -> None:
+        self.log(f"{_clock()} {message}")
 
 
 def update_line(report: UpdateReport, seconds: float) -> str:

@@ -261,3 +261,27 @@ def test_a_file_that_is_no_article_is_said_once_not_at_every_update(tmp_path: Pa
     photo.write_bytes(b"\x00" * 3000)  # changed, and still no article: said again
     watcher.update([(watchfiles.Change.modified, str(photo))])
     assert len([line for line in lines if f"skipped {photo}" in line]) == 2, lines
+
+
+def test_a_watcher_waiting_for_another_update_says_so(tmp_path: Path, embedder: Embedder) -> None:
+    # It once waited on the writer lock in silence, before even saying what it watched.
+    import threading
+
+    from filelock import FileLock
+
+    news = news_with_one_article(tmp_path)
+    index_dir = tmp_path / "index"
+    index_dir.mkdir()
+    held = FileLock(str(index_dir / ".writer.lock"))
+    held.acquire()
+    lines: list[str] = []
+    watcher = FolderWatcher(as_location(index_dir), [str(news)], embedder=embedder, log=lines.append)
+    caught_up = threading.Thread(target=watcher.catch_up)
+    caught_up.start()
+    deadline = time.monotonic() + WATCH_SECONDS
+    while not lines and time.monotonic() < deadline:
+        time.sleep(0.05)
+    assert re.fullmatch(r"\d\d:\d\d:\d\d waiting for another qa process to finish updating .*index …", lines[0])
+    held.release()
+    caught_up.join(WATCH_SECONDS)
+    assert documents(index_dir) == {"first.txt"}
