@@ -24,6 +24,8 @@ from qa.retrieve import MODES, iso_day
 from qa.types import SearchFilters
 
 if TYPE_CHECKING:
+    from prompt_toolkit.history import History
+
     from qa.embed import Embedder
     from qa.llm import ChatClient, LLMSettings
     from qa.retrieve import Retriever
@@ -189,11 +191,8 @@ class ChatSession:
                 yield line.rstrip("\n")
             return
         from prompt_toolkit import PromptSession
-        from prompt_toolkit.history import FileHistory
 
-        state_dir = self.location.state_dir()
-        state_dir.mkdir(parents=True, exist_ok=True)
-        session: PromptSession[str] = PromptSession(history=FileHistory(str(state_dir / ".chat_history")))
+        session: PromptSession[str] = PromptSession(history=_history(self.location.state_dir() / ".chat_history"))
         while True:
             try:
                 yield session.prompt(PROMPT)
@@ -438,3 +437,18 @@ class ChatSession:
 
 def _describe_filters(filters: SearchFilters) -> str:
     return filters.describe() or "none (all articles)"
+
+
+def _history(path: Path) -> History:
+    """The chat's line history, kept in `path` beside the index; in memory alone when that cannot
+    be written (another user's index, a read-only disk): the chat then works as it does elsewhere,
+    where each line once ended in a traceback from the history's write."""
+    from prompt_toolkit.history import FileHistory, InMemoryHistory
+
+    try:
+        path.parent.mkdir(parents=True, exist_ok=True)
+        with open(path, "ab"):
+            pass
+    except OSError:
+        return InMemoryHistory()
+    return FileHistory(str(path))

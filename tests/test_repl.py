@@ -213,3 +213,16 @@ def test_a_broken_index_is_raised_before_the_chat_opens(tmp_path: Path, embedder
     result = CliRunner().invoke(main, ["chat", "--index", str(index_dir), "--no-update"], input="q\n")
     assert result.exit_code == 1, result.output
     assert f"qa index --rebuild --index {index_dir}" in flat(result.output)
+
+
+def test_the_chat_keeps_its_history_in_memory_where_it_cannot_write_it(tmp_path: Path) -> None:
+    # Beside an index this user may not write, each line once ended in a traceback from the
+    # history file's write. (A folder that is a file stands in for it: root writes anything.)
+    from prompt_toolkit.history import FileHistory, InMemoryHistory
+
+    from qa.repl import _history
+
+    blocked = tmp_path / "a-file"
+    blocked.write_text("")
+    assert isinstance(_history(blocked / ".chat_history"), InMemoryHistory)
+    assert isinstance(_history(tmp_path / "index" / ".chat_history"), FileHistory)
