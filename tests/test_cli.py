@@ -422,6 +422,45 @@ def test_an_index_this_user_may_not_write_is_searched_not_called_damaged(index_d
         assert updated.returncode == 1 and "Traceback" not in updated.stderr
         assert "cannot update the index in" in updated.stderr and "can still be searched" in updated.stderr
         assert sorted(p.name for p in theirs.iterdir()) == sorted(p.name for p in index_dir.iterdir())
+
+        # A reader that stays open (a chat, a server) sees what the owner adds later: read without
+        # locks, its catalog once went stale and then "database disk image is malformed".
+        reader = subprocess.Popen(
+            [*as_user, sys.executable, "-c", READER, str(theirs)], stdin=subprocess.PIPE, stdout=subprocess.PIPE,
+            stderr=subprocess.PIPE, text=True, env=dict(os.environ, HF_HUB_OFFLINE="1"))
+        try:
+            assert "$8 billion" in ask_reader(reader, "How much does Baghdad owe Russia?")
+            for path in [theirs, *theirs.iterdir()]:  # the owner (this process) may write again
+                path.chmod(0o755 if path.is_dir() else 0o644)
+            news = tmp_path / "news"
+            news.mkdir()
+            (news / "harbour.txt").write_text("Harbour Report\n\nThe harbour master of Port Quillon counted "
+                                              "45 fishing boats in the northern basin on Monday.\n")
+            assert qa("index", str(news), "--index", str(theirs)).exit_code == 0
+            for path in [theirs, *theirs.iterdir()]:
+                path.chmod(0o555 if path.is_dir() else 0o444)
+            assert "45 fishing boats" in ask_reader(reader, "How many fishing boats did the harbour master count?")
+        finally:
+            reader.stdin.close()
+            reader.wait(60)
+        assert reader.returncode == 0, reader.stderr.read()
     finally:
         for path in [theirs, *theirs.iterdir()]:
             path.chmod(0o755 if path.is_dir() else 0o644)
+
+
+# A reader that answers each question given on a line of stdin with one line of JSON.
+READER = """
+import json, sys
+from qa.answer import answer_question
+from qa.retrieve import open_retriever
+retriever = open_retriever(sys.argv[1])
+for line in sys.stdin:
+    print(json.dumps(answer_question(retriever, line.strip()).answer), flush=True)
+"""
+
+
+def ask_reader(reader: subprocess.Popen, question: str) -> str:
+    reader.stdin.write(question + "\n")
+    reader.stdin.flush()
+    return json.loads(reader.stdout.readline())

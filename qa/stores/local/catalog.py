@@ -18,7 +18,7 @@ from dataclasses import dataclass
 from pathlib import Path
 from typing import TYPE_CHECKING
 
-from qa.errors import IndexCorruptError
+from qa.errors import IndexCorruptError, IndexLockedError
 from qa.stores.base import SETTLE_SECONDS, sentences_by_chunk
 from qa.stores.local.keywords import TITLE_WEIGHT
 from qa.text import keyword_stems, marked_stems
@@ -82,33 +82,69 @@ CREATE VIRTUAL TABLE IF NOT EXISTS chunk_terms USING fts5(title, body, tokenize=
 MMAP_BYTES = 2**31
 
 
-def _read_only(path: Path, refused: sqlite3.OperationalError) -> sqlite3.Connection | None:
-    """The catalog at `path` opened read-only, when SQLite refused to write it (`refused`), or None.
+FileSignature = tuple[int, int, int]
+
+
+def file_signature(path: Path) -> FileSignature | None:
+    """What tells a file rewritten: its inode, size and modification time (None when it is gone)."""
+    try:
+        found = path.stat()
+    except OSError:
+        return None
+    return (found.st_ino, found.st_size, found.st_mtime_ns)
+
+
+def _read_only(path: Path, refused: sqlite3.OperationalError) -> tuple[sqlite3.Connection, FileSignature | None] | None:
+    """The catalog at `path` opened read-only, when SQLite refused to write it (`refused`), or None;
+    with the file's signature when it was opened as immutable.
 
     Read-only opens WAL's shared memory beside the file, which a folder this user may not write
-    cannot hold; then the file is read as immutable, which is exact only while no log of commits
-    (-wal) is beside it: a writer checkpoints and removes it when it closes."""
+    cannot hold; then the file is read as immutable (no locks), which is exact only while no log
+    of commits (-wal) is beside it and the file does not change: the store opens it again when its
+    signature does (`Catalog.changed_on_disk`)."""
     if "readonly" not in str(refused) and "unable to open" not in str(refused):
         return None
     uri = path.resolve().as_uri()
-    for query in ("mode=ro", "immutable=1"):
-        if query == "immutable=1" and path.with_name(path.name + "-wal").exists():
-            return None
-        try:
-            connection = sqlite3.connect(f"{uri}?{query}", uri=True, timeout=30.0, isolation_level=None)
-            connection.execute("SELECT count(*) FROM meta").fetchone()
-            return connection
-        except sqlite3.DatabaseError:
-            continue
-    return None
+    try:
+        connection = sqlite3.connect(f"{uri}?mode=ro", uri=True, timeout=30.0, isolation_level=None)
+        connection.execute("SELECT count(*) FROM meta").fetchone()
+        return connection, None
+    except sqlite3.DatabaseError:
+        pass
+    if path.with_name(path.name + "-wal").exists():
+        raise IndexLockedError(
+            f"the index in {path.parent} is being updated by a user who may write it, and this one "
+            "cannot read it meanwhile (it may not write beside it); try again when that is done"
+        )
+    signature = file_signature(path)
+    try:
+        connection = sqlite3.connect(f"{uri}?immutable=1", uri=True, timeout=30.0, isolation_level=None)
+        connection.execute("SELECT count(*) FROM meta").fetchone()
+    except sqlite3.DatabaseError:
+        return None
+    return connection, signature
 
 
 class Catalog:
     """SQLite store of documents, chunks, sources and settings."""
 
-    def __init__(self, connection: sqlite3.Connection, path: Path) -> None:
+    def __init__(self, connection: sqlite3.Connection, path: Path, signature: FileSignature | None = None) -> None:
         self._db = connection
         self.path = path
+        # The file's signature when it was opened as immutable (read-only, no locks): see changed_on_disk.
+        self._signature = signature
+
+    @property
+    def read_without_locks(self) -> bool:
+        """Whether this catalog was opened immutable (`_read_only`): another user's, on a folder this one may not write."""
+        return self._signature is not None
+
+    def changed_on_disk(self) -> bool:
+        """Whether a catalog read without locks (`_read_only`) was written since it was opened:
+        then what SQLite holds of it may be stale, and it must be opened again."""
+        if self._signature is None:
+            return False
+        return file_signature(self.path) != self._signature or self.path.with_name(self.path.name + "-wal").exists()
 
     @classmethod
     def open(cls, path: Path, create: bool = False, mapped: bool = False) -> Catalog:
@@ -120,6 +156,7 @@ class Catalog:
                 "folders (the catalog held the list of them)"
             )
         connection = None
+        signature = None
         try:
             connection = sqlite3.connect(str(path), timeout=30.0, isolation_level=None)
             try:
@@ -127,11 +164,11 @@ class Catalog:
             except sqlite3.OperationalError as exc:
                 # Another user's index, or one on a read-only disk: searched as it is, not called
                 # damaged (setting the journal mode writes, even when it is WAL already).
+                connection.close()
                 read_only = None if create else _read_only(path, exc)
                 if read_only is None:
                     raise
-                connection.close()
-                connection = read_only
+                connection, signature = read_only
             connection.execute("PRAGMA synchronous=FULL")
             if mapped:
                 # Pages are read through a memory map, not a read() call each: a search looks up a
@@ -153,7 +190,7 @@ class Catalog:
                 f"the catalog {path.name} cannot be read ({exc}); build it again with `qa index PATH --rebuild`, "
                 "naming your folders (the catalog held the list of them)"
             ) from exc
-        return cls(connection, path)
+        return cls(connection, path, signature)
 
     @property
     def connection(self) -> sqlite3.Connection:

@@ -15,6 +15,7 @@ the last committed state. See qa.stores.local.segments for merging and search.
 
 from __future__ import annotations
 
+import sqlite3
 import os
 import time
 from collections.abc import Iterator, Sequence
@@ -22,7 +23,7 @@ from contextlib import contextmanager, suppress
 from pathlib import Path
 from typing import TYPE_CHECKING
 
-from qa.errors import IndexCorruptError, IndexMismatchError, IndexMissingError
+from qa.errors import IndexCorruptError, IndexLockedError, IndexMismatchError, IndexMissingError
 from qa.stores.base import (
     REBUILD_HINT,
     Manifest,
@@ -160,6 +161,19 @@ class LocalStore:
         if self.catalog.in_snapshot:
             yield
             return
+        if self.catalog.changed_on_disk():
+            self._open_catalog_again()
+        try:
+            yield from self._reading_committed()
+        except sqlite3.DatabaseError as exc:
+            if not self.catalog.read_without_locks:
+                raise
+            # Read without locks (qa.stores.local.catalog._read_only), the catalog was rewritten
+            # by its owner under this read: it is opened again for the next one.
+            self._open_catalog_again()
+            raise IndexLockedError(f"the index in {self.dir} changed while it was read; ask again") from exc
+
+    def _reading_committed(self) -> Iterator[None]:
         for _attempt in range(20):
             with self.catalog.snapshot():
                 if self.catalog.generation == self.generation:
@@ -167,6 +181,16 @@ class LocalStore:
                     return
             self.generation, self.vectors = _load_committed(self.dir, self.manifest, self.catalog, self.vectors)
         raise IndexCorruptError(f"the index in {self.dir} kept changing while it was read; try again")
+
+    def _open_catalog_again(self) -> None:
+        """A catalog read without locks whose file changed: opened afresh, with what was read of it."""
+        catalog = Catalog.open(self.catalog.path, mapped=True)
+        self.catalog.close()
+        self.catalog = catalog
+        self.keywords = KeywordIndex(catalog.connection)
+        self._article_documents = {}
+        self._filtered = None
+        self.generation = -1  # the next read loads the committed vectors again
 
     def revision(self) -> int:
         """The committed generation: every commit that changes chunks makes a new one."""
