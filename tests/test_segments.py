@@ -215,15 +215,20 @@ def test_segments_past_the_threshold_merge_into_an_approximate_index(tmp_path: P
         writer.commit(CommitGroup(drop_docs=["doc00012"]))
         filters = SearchFilters(source="a0001*")  # articles 10-19 (approximate), and none of 600-649
         wide = SearchFilters(source="a006*")  # articles 600-649 (exact) and none of the others
-        with store.reading():
-            for chosen in (filters, wide):
-                records = store.chunks(store.chunk_ids())
-                admitted = sorted(c for c, record in records.items() if chosen.admits(record))
-                assert admitted and "doc00012" not in {records[c].doc_id for c in admitted}
-                for query in unit_rows(np.random.default_rng(5), 10):
-                    cosines = store.chunk_vectors(admitted) @ query
-                    expected = [admitted[i] for i in np.argsort(-cosines, kind="stable")[:4]]
-                    assert store.dense_search(query, 4, chosen) == expected
+        # Past EXACT_ALLOWED_VECTORS (0 here) the approximate part is probed in more lists instead.
+        from qa.stores.local import segments
+
+        for exact_limit in (segments.EXACT_ALLOWED_VECTORS, 0):
+            monkeypatch.setattr(segments, "EXACT_ALLOWED_VECTORS", exact_limit)
+            with store.reading():
+                for chosen in (filters, wide):
+                    records = store.chunks(store.chunk_ids())
+                    admitted = sorted(c for c, record in records.items() if chosen.admits(record))
+                    assert admitted and "doc00012" not in {records[c].doc_id for c in admitted}
+                    for query in unit_rows(np.random.default_rng(5), 10):
+                        cosines = store.chunk_vectors(admitted) @ query
+                        expected = [admitted[i] for i in np.argsort(-cosines, kind="stable")[:4]]
+                        assert store.dense_search(query, 4, chosen) == expected, exact_limit
     finally:
         store.close()
         writer.close()

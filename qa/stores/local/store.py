@@ -34,7 +34,7 @@ from qa.stores.base import (
 )
 from qa.stores.local.catalog import Catalog, SegmentRow, fts_query
 from qa.stores.local.keywords import KeywordIndex
-from qa.stores.local.segments import SegmentVectors, plan_merge, segment_path
+from qa.stores.local.segments import AllowedIds, SegmentVectors, plan_merge, segment_path
 from qa.stores.local.upgrade import UPGRADABLE_FORMAT, UPGRADE_HINT, upgrade_format_4
 from qa.stores.local.vectors import FaissVectorStore
 from qa.text import keyword_stems, stems
@@ -60,6 +60,8 @@ MANIFEST_FILE = "manifest.json"
 CATALOG_FILE = "catalog.sqlite"
 # Articles' document ids kept in memory, at most: some 10 MB.
 CACHED_ARTICLES = 100_000
+# How many filters' admitted chunks a store keeps (LocalStore._allowed).
+FILTERS_KEPT = 8
 
 
 def load_manifest(index_dir: Path) -> Manifest:
@@ -132,8 +134,9 @@ class LocalStore:
         # The document id of each article, by its first chunk id, as read: an edited article is
         # removed and added with new chunk ids, so no commit makes one stale.
         self._article_documents: dict[int, str] = {}
-        # The last filters a search asked for, the generation they were read at, and their chunks.
-        self._filtered: tuple[SearchFilters, int, np.ndarray] | None = None
+        # The chunks of the last filters searched (_allowed), at the generation they were read at.
+        self._filtered: dict[SearchFilters, AllowedIds] = {}
+        self._filtered_generation = generation
 
     @classmethod
     def open(cls, where: StoreLocation | Path | str) -> LocalStore:
@@ -189,7 +192,7 @@ class LocalStore:
         self.catalog = catalog
         self.keywords = KeywordIndex(catalog.connection)
         self._article_documents = {}
-        self._filtered = None
+        self._filtered = {}
         self.generation = -1  # the next read loads the committed vectors again
 
     def revision(self) -> int:
@@ -208,7 +211,7 @@ class LocalStore:
         """The `k` nearest chunk ids, of articles the filters admit (`filtered_chunks`).
 
         Reads the catalog with filters: called in the thread that opened the store."""
-        allowed = self.filtered_chunks(filters)
+        allowed = self._allowed(filters)
         if allowed is not None and not len(allowed):
             return []
         return [chunk_id for chunk_id, _ in self.vectors.search(vector, k, allowed)]
@@ -227,30 +230,43 @@ class LocalStore:
                 return found
             if allowed is None:
                 return self.catalog.keyword_search(fts_query(wanted), k)
-            # FTS5 cannot be told which rows: every match is read and the filtered ones kept.
-            kept = set(allowed.tolist())
+            # FTS5 cannot be told which rows (a term its tokenizer cuts in two, rare): every match
+            # is read and the admitted ones kept.
+            import numpy as np
+
             matches = self.catalog.keyword_search(fts_query(wanted), self.catalog.counts()[1])
-            return [hit for hit in matches if hit[0] in kept][:k]
+            admitted = np.isin(np.asarray([c for c, _ in matches], dtype=np.int64), allowed)
+            return [hit for hit, kept in zip(matches, admitted) if kept][:k]
 
     def filtered_chunks(self, filters: SearchFilters | None) -> np.ndarray | None:
         """The chunk ids (sorted) of the articles `filters` admit, or None when nothing is filtered.
 
         A search over the nearest few hundred passages with the filters checked after found none
         when the admitted articles were a small part of a large index ("No passage was found",
-        with an article there that answers): the searches are made over these chunks alone. Kept
-        for the last filters asked, until the next commit (a chat asks many questions under one)."""
+        with an article there that answers): the searches are made over these chunks alone."""
+        allowed = self._allowed(filters)
+        return None if allowed is None else allowed.ids
+
+    def _allowed(self, filters: SearchFilters | None) -> AllowedIds | None:
+        """`filtered_chunks` with what the vector search needs of them; kept for the last few
+        filters asked until the next commit (a chat asks many questions under one, a server's
+        clients under a few)."""
         import numpy as np
 
         if filters is None or not filters.active:
             return None
         with self.reading():
-            cached = self._filtered
-            if cached is not None and cached[:2] == (filters, self.generation):
-                return cached[2]
-            admitted = [doc_id for doc_id, path, date in self.catalog.places() if filters.admits_article(path, date)]
-            chunk_ids = np.sort(np.asarray(self.catalog.chunk_ids_of(admitted), dtype=np.int64))
-            self._filtered = (filters, self.generation, chunk_ids)
-            return chunk_ids
+            if self._filtered_generation != self.generation:
+                self._filtered = {}
+                self._filtered_generation = self.generation
+            allowed = self._filtered.pop(filters, None)
+            if allowed is None:
+                admitted = [doc_id for doc_id, path, date in self.catalog.places() if filters.admits_article(path, date)]
+                allowed = AllowedIds(np.sort(np.asarray(self.catalog.chunk_ids_of(admitted), dtype=np.int64)))
+                while len(self._filtered) >= FILTERS_KEPT:
+                    self._filtered.pop(next(iter(self._filtered)))
+            self._filtered[filters] = allowed  # the newest last
+            return allowed
 
     def article_search(self, terms: Sequence[str], k: int, filters: SearchFilters | None = None,
                        min_passages: int = 1) -> list[ArticleMatch]:
