@@ -11,7 +11,7 @@ from __future__ import annotations
 
 import math
 import re
-from collections.abc import Sequence
+from collections.abc import Callable, Sequence
 from dataclasses import dataclass, replace
 from functools import cached_property
 from typing import TYPE_CHECKING
@@ -20,7 +20,7 @@ from qa.align import PASSAGES_READ
 from qa.fusion import SENTENCE_KEYWORD_WEIGHT, KeywordCoverer
 from qa.retrieve import Retriever, clean_query
 from qa.spelling import corrected_query
-from qa.text import STOPWORDS, is_question, sentence_stems, stems, zipf
+from qa.text import STOPWORDS, is_question, sentence_stems, zipf
 from qa.types import Answer, Citation, Hit, SearchFilters, Span
 
 if TYPE_CHECKING:
@@ -396,10 +396,14 @@ def answer_question(
     answer = compose_answer(asked, hits, scored, retriever.store.chunk_count(), understood, filters)
     if not hits:
         return answer
-    return replace(answer, absent_names=absent_names(searched, retriever.store, hits if filters and filters.active else ()))
+    held_within = None
+    if filters and filters.active:
+        def held_within(words: list[str]) -> bool:
+            return bool(retriever.search(" ".join(words), k=1, mode="keyword", filters=filters))
+    return replace(answer, absent_names=absent_names(searched, retriever.store, held_within))
 
 
-def absent_names(question: str, store: Store, within: Sequence[Hit] = ()) -> tuple[str, ...]:
+def absent_names(question: str, store: Store, held_within: Callable[[list[str]], bool] | None = None) -> tuple[str, ...]:
     """The names `question` gives that no article of `store` holds, as typed:
     ``"When did Mount Etna erupt?"`` over articles on Hekla -> ``("Etna",)``.
 
@@ -409,9 +413,9 @@ def absent_names(question: str, store: Store, within: Sequence[Hit] = ()) -> tup
     something their collection spells otherwise or never names ("NYC", "Ghandi", "GMO"); on SQuAD v2.0 dev it is 2.3% of
     the unanswerable questions against 0.9% of the answerable. It is said beside the answer.
 
-    With `within` (the passages a filtered search found), a name is looked for in their articles
-    only: the filters chose which articles the question is about, and a name the others hold
-    does not make the answer about it."""
+    With `held_within` (whether some article a filtered search may read holds any of some words),
+    a name is looked for in those articles only: the filters chose which articles the question is
+    about, and a name the others hold does not make the answer about it."""
     from qa.claims import COMMON_FIRST_WORD_ZIPF, extract_facts
 
     names: dict[str, list[str]] = {}  # as typed -> the words the store is asked for
@@ -431,10 +435,8 @@ def absent_names(question: str, store: Store, within: Sequence[Hit] = ()) -> tup
         return ()
     held = store.document_frequencies(list(dict.fromkeys(part for parts in names.values() for part in parts)))
     absent = {name for name, parts in names.items() if not all(held.get(part) for part in parts)}
-    if within:
-        articles = (store.document(doc_id) for doc_id in dict.fromkeys(hit.doc_id for hit in within))
-        found = frozenset().union(*(sentence_stems(f"{a.title} {a.text}") for a in articles if a is not None))
-        absent |= {name for name, parts in names.items() if not all(stem in found for stem in stems(parts))}
+    if held_within is not None:
+        absent |= {name for name, parts in names.items() if name not in absent and not held_within(parts)}
     return tuple(name for name in names if name in absent)
 
 

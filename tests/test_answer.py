@@ -98,6 +98,11 @@ def test_a_filtered_question_looks_for_its_names_in_the_articles_it_was_asked_of
     of_000 = answer_question(retriever, question, filters=SearchFilters(source="*000_*"))
     assert of_000.passages and of_000.absent_names == ()
     assert answer_question(retriever, question).absent_names == ()
+    # Looked for in every article the filters admit, not only in those of the passages shown.
+    # Sergei is named in article 004 alone, Albright in 000 alone: one passage shows one article.
+    both = "Did Sergei Ivanov ever meet Madeleine Albright?"
+    everything = answer_question(retriever, both, k=1, filters=SearchFilters(source="*.txt"))
+    assert len({hit.doc_id for hit in everything.passages}) == 1 and everything.absent_names == ()
 
 
 @pytest.mark.parametrize(
