@@ -18,7 +18,7 @@ from typing import TYPE_CHECKING
 
 from qa.align import PASSAGES_READ
 from qa.fusion import SENTENCE_KEYWORD_WEIGHT, KeywordCoverer
-from qa.retrieve import Retriever, clean_query
+from qa.retrieve import MAX_QUERY_CHARS, Retriever, clean_query
 from qa.spelling import corrected_query
 from qa.text import STOPWORDS, is_question, sentence_stems, zipf
 from qa.types import Answer, Citation, Hit, SearchFilters, Span
@@ -366,7 +366,10 @@ def searched_question(retriever: Retriever, asked: str, retrieval_query: str | N
     """What is searched for a question: `retrieval_query` (a follow-up expanded) or the question as
     asked, with words that look mistyped read as the collection spells them (qa.spelling)."""
     searched = clean_query(retrieval_query) if retrieval_query else asked
-    return corrected_query(searched, retriever.store) or searched
+    corrected = corrected_query(searched, retriever.store)
+    # A word read as the articles spell it may be longer ("Albrigt"): one that would take the
+    # question past what a search takes is left as typed.
+    return corrected if corrected and len(corrected) <= MAX_QUERY_CHARS else searched
 
 
 def answer_question(

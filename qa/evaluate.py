@@ -24,7 +24,7 @@ from typing import Any
 
 from qa.answer import JUDGMENT_THRESHOLD, answer_probability, answers_question, score_sentences, searched_question
 from qa.config import cache_dir
-from qa.errors import ConfigError, IndexMismatchError
+from qa.errors import ConfigError, IndexMismatchError, QAError
 from qa.retrieve import MODES, Retriever, clean_query
 from qa.types import Hit
 
@@ -64,6 +64,8 @@ class ModeResult:
 
     mode: str
     questions: int = 0
+    # The questions that name gold documents: recall, MRR and nDCG are over these alone.
+    questions_with_gold: int = 0
     recall_at_1: float = 0.0
     recall_at_5: float = 0.0
     recall_at_20: float = 0.0
@@ -135,15 +137,17 @@ def resolve_eval_set(location: str | os.PathLike[str]) -> EvalSet:
 _QUESTION_FIELDS = {"id": ((str, int), True), "question": ((str,), True), "gold_doc_ids": ((list,), False),
                     "answers": ((list,), False)}
 _DOCUMENT_FIELDS = {"id": ((str, int), True), "text": ((str,), True), "title": ((str, type(None)), False)}
-_KIND_NAMES = {str: "a string", int: "a number", list: "a list of strings", type(None): "null"}
+_KIND_NAMES = {str: "a string", int: "a whole number", list: "a list of strings", type(None): "null"}
 
 
-def read_rows(path: Path, fields: dict[str, tuple[tuple[type, ...], bool]]) -> Iterator[dict[str, Any]]:
-    """The rows of a JSON Lines eval file, each checked to hold `fields` as they must be; a row
-    that does not is a ConfigError naming the file and line, so a broken set is never scored as
-    zeros (a string where a list belongs would be read letter by letter)."""
+def read_rows(path: Path, fields: dict[str, tuple[tuple[type, ...], bool]],
+              check: Callable[[dict[str, Any]], object] | None = None) -> Iterator[dict[str, Any]]:
+    """The rows of a JSON Lines eval file, each checked to hold `fields` as they must be, and to
+    pass `check` (a QAError of its names the row); a row that does not is a ConfigError naming the
+    file and line, so a broken set is never scored as zeros (a string where a list belongs would be
+    read letter by letter). A byte-order mark, as Windows tools write one, is read past."""
     try:
-        with open(path, encoding="utf-8") as handle:
+        with open(path, encoding="utf-8-sig") as handle:
             for number, line in enumerate(handle, start=1):
                 if not line.strip():
                     continue
@@ -165,6 +169,11 @@ def read_rows(path: Path, fields: dict[str, tuple[tuple[type, ...], bool]]) -> I
                     ):
                         wanted = " or ".join(_KIND_NAMES[kind] for kind in kinds)
                         raise ConfigError(f"{where}: {key!r} must be {wanted}")
+                if check is not None:
+                    try:
+                        check(row)
+                    except QAError as exc:
+                        raise ConfigError(f"{where} (id {row['id']!r}): {exc}") from None
                 yield row
     except UnicodeDecodeError as exc:
         raise ConfigError(f"{path} is not UTF-8 text ({exc.reason})") from None
@@ -172,7 +181,8 @@ def read_rows(path: Path, fields: dict[str, tuple[tuple[type, ...], bool]]) -> I
 
 def load_questions(path: Path, limit: int | None = None) -> list[EvalQuestion]:
     questions = []
-    for row in read_rows(path, _QUESTION_FIELDS):
+    # Each question is read as `qa ask` reads it, here rather than after the corpus is indexed.
+    for row in read_rows(path, _QUESTION_FIELDS, lambda row: clean_query(row["question"])):
         questions.append(EvalQuestion(
             str(row["id"]), row["question"], tuple(row.get("gold_doc_ids", ())), tuple(row.get("answers", ()))
         ))
@@ -255,7 +265,7 @@ def prepare_corpus(eval_set: EvalSet, root: Path) -> tuple[Path, dict[str, str]]
     corpus_dir = workdir / "corpus"
     done = workdir / "corpus.complete"
     path_to_id: dict[str, str] = {}
-    rows = list(read_rows(eval_set.corpus_path, _DOCUMENT_FIELDS))
+    rows = list(read_rows(eval_set.corpus_path, _DOCUMENT_FIELDS, _has_words))
     if not rows:
         raise ConfigError(f"{eval_set.corpus_path} holds no documents")
     write = not done.is_file()
@@ -265,11 +275,20 @@ def prepare_corpus(eval_set: EvalSet, root: Path) -> tuple[Path, dict[str, str]]
         path = corpus_dir / f"{n:06d}.md"
         path_to_id[str(path.absolute())] = str(row["id"])
         if write:
-            title = " ".join(str(row.get("title", "")).replace("_", " ").split())
-            path.write_text(f"---\ntitle: {title}\n---\n\n{row['text'].strip()}\n", encoding="utf-8")
+            title = " ".join(str(row.get("title") or "").replace("_", " ").split())
+            # A document of a title alone is its title (it would be skipped as an empty file, and
+            # a question whose gold it is scored as a miss).
+            text = row["text"].strip() or title
+            path.write_text(f"---\ntitle: {title}\n---\n\n{text}\n", encoding="utf-8")
     if write:
         done.write_text(digest + "\n")
     return workdir, path_to_id
+
+
+def _has_words(row: dict[str, Any]) -> None:
+    """Refuse a corpus document with neither text nor title: nothing of it could be indexed."""
+    if not row["text"].strip() and not str(row.get("title") or "").strip():
+        raise ConfigError("the document has no text and no title")
 
 
 def cached_index_name(workdir: Path, kind: str, backend: str) -> str:
@@ -305,11 +324,13 @@ class _Tally:
             collection_chunks: int) -> None:
         ranked = list(dict.fromkeys(path_to_id.get(h.path, h.path) for h in hits))
         gold = set(question.gold_doc_ids)
-        self.sums["r1"] += recall_at(ranked, gold, 1)
-        self.sums["r5"] += recall_at(ranked, gold, 5)
-        self.sums["r20"] += recall_at(ranked, gold, 20)
-        self.sums["mrr"] += reciprocal_rank(ranked, gold, 10)
-        self.sums["ndcg"] += ndcg_at(ranked, gold, 10)
+        if gold:  # a question that names no gold document is no retrieval miss
+            self.result.questions_with_gold += 1
+            self.sums["r1"] += recall_at(ranked, gold, 1)
+            self.sums["r5"] += recall_at(ranked, gold, 5)
+            self.sums["r20"] += recall_at(ranked, gold, 20)
+            self.sums["mrr"] += reciprocal_rank(ranked, gold, 10)
+            self.sums["ndcg"] += ndcg_at(ranked, gold, 10)
         scored = score_sentences(hits, weights, question.question)
         probability = answer_probability(scored, hits, collection_chunks)
         judged_answerable = probability >= JUDGMENT_THRESHOLD
@@ -332,11 +353,12 @@ class _Tally:
     def finish(self, shared_seconds: float) -> ModeResult:
         r = self.result
         n = max(r.questions, 1)
-        r.recall_at_1 = self.sums["r1"] / n
-        r.recall_at_5 = self.sums["r5"] / n
-        r.recall_at_20 = self.sums["r20"] / n
-        r.mrr_at_10 = self.sums["mrr"] / n
-        r.ndcg_at_10 = self.sums["ndcg"] / n
+        with_gold = max(r.questions_with_gold, 1)
+        r.recall_at_1 = self.sums["r1"] / with_gold
+        r.recall_at_5 = self.sums["r5"] / with_gold
+        r.recall_at_20 = self.sums["r20"] / with_gold
+        r.mrr_at_10 = self.sums["mrr"] / with_gold
+        r.ndcg_at_10 = self.sums["ndcg"] / with_gold
         r.answer_in_top_sentence = self.sums["answer"] / max(r.answerable_questions, 1)
         r.seconds_per_question = shared_seconds / n
         r.unanswerable_questions = len(self.unanswerable_scores)

@@ -261,6 +261,13 @@ def test_eval_ranks_each_question_as_qa_ask_does_in_a_process_of_its_own(tiny_sq
         ('{"id": "d1", "title": "Seals"}\n', GOOD_QUESTION, "corpus.jsonl line 1 has no 'text'"),
         ("", GOOD_QUESTION, "holds no documents"),
         (GOOD_DOCUMENT, GOOD_QUESTION.replace('["d1"]', '["d9"]'), "name only gold documents"),
+        # Said before the corpus is indexed, with where, as `qa ask` would say it.
+        (GOOD_DOCUMENT, '{"id": "q1", "question": "   "}\n', "queries.jsonl line 1 (id 'q1'): the question is empty"),
+        (GOOD_DOCUMENT, '{"id": 7, "question": "???"}\n', "queries.jsonl line 1 (id 7): the question has no words in it"),
+        (GOOD_DOCUMENT, '{"id": "q1", "question": "' + "why " * 600 + '"}\n', "the question is longer than 2000"),
+        ('{"id": "d1", "text": " ", "title": ""}\n', GOOD_QUESTION,
+         "corpus.jsonl line 1 (id 'd1'): the document has no text and no title"),
+        (GOOD_DOCUMENT, '{"id": 1.5, "question": "When?"}\n', "'id' must be a string or a whole number"),
     ],
 )
 def test_a_broken_eval_set_is_a_one_line_error_naming_the_file_and_line(
@@ -283,3 +290,30 @@ def test_an_eval_file_that_is_not_utf8_is_a_one_line_error(tmp_path: Path, monke
     result = CliRunner().invoke(main, ["eval", str(tmp_path / "set"), "--mode", "keyword"])
     assert result.exit_code == 1, result.output
     assert "set.corpus.jsonl is not UTF-8 text" in result.output and "Traceback" not in result.output
+
+
+def test_a_title_alone_is_a_document_and_a_byte_order_mark_is_read_past(tmp_path: Path, monkeypatch) -> None:
+    # A document of a title alone was once skipped as an empty file, unsaid, and a queries file
+    # as Windows tools write it (a UTF-8 byte-order mark first) refused as not JSON.
+    monkeypatch.setenv("QA_CACHE_DIR", str(tmp_path / "cache"))
+    (tmp_path / "set.corpus.jsonl").write_text(
+        GOOD_DOCUMENT + '{"id": "d2", "title": "Harbour porpoises return to the Thames", "text": ""}\n', encoding="utf-8")
+    (tmp_path / "set.queries.jsonl").write_text(
+        '\ufeff{"id": "q1", "question": "Which porpoises return to the Thames?", "gold_doc_ids": ["d2"]}\n', encoding="utf-8")
+    result = CliRunner().invoke(main, ["eval", str(tmp_path / "set"), "--mode", "keyword", "--json"])
+    assert result.exit_code == 0, result.output
+    report = json.loads(result.stdout)
+    assert report["documents"] == 2 and report["results"][0]["recall_at_1"] == 1.0, report
+
+
+def test_a_question_that_names_no_gold_document_is_no_retrieval_miss(tmp_path: Path, monkeypatch) -> None:
+    # `gold_doc_ids` is optional; a question without it once counted as a miss in R@k and MRR.
+    monkeypatch.setenv("QA_CACHE_DIR", str(tmp_path / "cache"))
+    (tmp_path / "set.corpus.jsonl").write_text(GOOD_DOCUMENT, encoding="utf-8")
+    (tmp_path / "set.queries.jsonl").write_text(
+        GOOD_QUESTION + '{"id": "q2", "question": "Who won the 1998 World Cup?", "answers": []}\n', encoding="utf-8")
+    result = CliRunner().invoke(main, ["eval", str(tmp_path / "set"), "--mode", "keyword", "--json"])
+    assert result.exit_code == 0, result.output
+    figures = json.loads(result.stdout)["results"][0]
+    assert (figures["questions"], figures["questions_with_gold"]) == (2, 1)
+    assert figures["recall_at_1"] == figures["mrr_at_10"] == 1.0
