@@ -10,7 +10,7 @@ from __future__ import annotations
 from dataclasses import dataclass, field
 
 from qa.retrieve import MAX_QUERY_CHARS
-from qa.text import SPOKEN_WORD, query_terms
+from qa.text import SPOKEN_WORD, query_terms, zipf
 
 # Words that point back at something said before.
 _REFERRING = frozenset(
@@ -21,6 +21,9 @@ _CONTINUATIONS = ("and ", "but ", "also ", "so ", "what about", "how about", "an
 # A question with this many content words or fewer is too thin to stand on its own, unless it
 # names something ("Who is Albright?", "What is Interfax?"): a new name is a new subject.
 _SHORT_QUESTION_TERMS = 2
+# A capitalised word this common in English (Zipf scale, qa.text.zipf) is no name: "May" 5.98,
+# "March" 5.26, "I" 7.09; "Russia" 4.93, "NATO" 4.01, "Albright" 2.94 are.
+COMMON_WORD_ZIPF = 5.0
 
 
 def is_follow_up(question: str) -> bool:
@@ -39,13 +42,15 @@ def is_follow_up(question: str) -> bool:
 
 
 def names_something(question: str) -> bool:
-    """Whether the question gives a name: a capitalised word past its first, or an acronym.
+    """Whether the question gives a name: a capitalised word past its first, or an acronym, that
+    English does not use every day ("I", "May", "OK" are no names: "How many in May?").
 
-    >>> names_something("Who is Albright?"), names_something("How much?"), names_something("Where's the UN?")
+    >>> names_something("Who is Albright?"), names_something("How many in May?"), names_something("Where's NATO?")
     (True, False, True)
     """
     words = SPOKEN_WORD.findall(question)
-    return any(word[:1].isupper() for word in words[1:]) or any(len(w) > 1 and w.isupper() for w in words)
+    named = [word for n, word in enumerate(words) if (n and word[:1].isupper()) or (len(word) > 1 and word.isupper())]
+    return any(zipf(word.lower()) < COMMON_WORD_ZIPF for word in named)
 
 
 @dataclass
@@ -70,20 +75,25 @@ class Conversation:
         """
         if not self.turns or not self.answered[-1] or not is_follow_up(question):
             return None
-        subject = next(
-            (asked for asked, alone in zip(reversed(self.asked), reversed(self.standalone)) if alone), self.asked[0]
-        )
-        context = [subject] if subject == self.asked[-1] else [subject, self.asked[-1]]
+        # The subject as it was searched (a word read right, a model's rewrite), the turn since as typed.
+        last = max((n for n, alone in enumerate(self.standalone) if alone), default=0)
+        subject = self.turns[last]
+        context = [subject] if last == len(self.turns) - 1 else [subject, self.asked[-1]]
         question = " ".join(question.split())
         while context and len(" ".join([*context, question])) > limit:
             context.pop()  # the turn just before goes first, then the subject
         return " ".join([*context, question]) if context else None
 
-    def record(self, asked: str, answered: bool = True, understood: str | None = None) -> None:
-        """A turn: the question as asked, whether it was answered, and what was searched for it
-        when that differs (a follow-up read with the turns before it, a word read as another)."""
+    def record(self, asked: str, answered: bool = True, understood: str | None = None,
+               standalone: bool | None = None) -> None:
+        """A turn: the question as asked, whether it was answered, what was searched for it when
+        that differs (a follow-up read with the turns before it, a word read as another), and
+        whether it was searched without the turns before (by default: whether `contextualize`
+        would have read it alone)."""
         asked = " ".join(asked.split())
-        self.standalone.append(not (self.turns and self.answered[-1] and is_follow_up(asked)))
+        if standalone is None:
+            standalone = self.contextualize(asked) is None
+        self.standalone.append(standalone)
         self.asked.append(asked)
         self.turns.append(understood or asked)
         self.answered.append(answered)

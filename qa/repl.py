@@ -216,11 +216,14 @@ class ChatSession:
     def ask(self, question: str) -> Answer:
         from qa.render import render_answer
 
+        self._leaned_on_turns = False  # set by the answer's path: whether it read the turns before
+
         answer = self._generate(question) if self.llm is not None else self._quoted(question)
         from qa.pages import answer_with_pages
 
         answer = answer_with_pages(answer, self.retriever().store)  # PDF citations say their page
-        self.conversation.record(answer.question, answer.answerable, answer.understood_as)
+        self.conversation.record(answer.question, answer.answerable, answer.understood_as,
+                                 standalone=not self._leaned_on_turns)
         self.last_answer = answer
         self.console.print(render_answer(answer))
         return answer
@@ -230,6 +233,7 @@ class ChatSession:
         from qa.answer import answer_question
 
         expanded = self.conversation.contextualize(question)
+        self._leaned_on_turns = expanded is not None
         with self.console.status("Searching…", spinner="dots"):
             return answer_question(
                 self.retriever(), question, k=self.k, mode=self.mode, filters=self.filters, retrieval_query=expanded
@@ -262,6 +266,9 @@ class ChatSession:
                 pass  # Ctrl-C skips the rewrite, not the question
             if rewritten is None:  # no model rewrite: the rule-based one
                 rewritten = self.conversation.contextualize(question)
+                self._leaned_on_turns = rewritten is not None
+            else:
+                self._leaned_on_turns = False  # the model's rewrite stands alone
         written: list[str] = []
         # The answer appears as it is written; once checked, the final render takes its place.
         with Live(streaming_text("Searching…"), console=self.console, transient=True, refresh_per_second=12) as live:

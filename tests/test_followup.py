@@ -89,3 +89,17 @@ def test_a_follow_up_query_fits_the_search_and_keeps_the_question_whole() -> Non
     assert len(understood) <= MAX_QUERY_CHARS and clean_query(understood) == understood
     # A question that leaves no room for its context is searched as asked.
     assert conversation.contextualize("And then " + "what " * 398 + "?") is None
+
+
+def test_a_common_capitalised_word_is_no_name_and_a_turn_searched_alone_is_the_next_subject() -> None:
+    assert is_follow_up("How many in May?") and is_follow_up("What in March?")
+    conversation = Conversation()
+    conversation.record("Who signed the treaty in Porto?")
+    # Too long to be read with the turn before, it was searched alone: it is the subject now.
+    long = "And where " + "exactly " * 240 + "?"
+    assert conversation.contextualize(long) is None
+    conversation.record(long)
+    assert conversation.contextualize("When was that?") == f"{' '.join(long.split())} When was that?"
+    # A turn searched as a model rewrote it is the subject as rewritten.
+    conversation.record("And the second one?", understood="Who signed the second treaty in Porto?", standalone=True)
+    assert conversation.contextualize("Why?") == "Who signed the second treaty in Porto? Why?"
