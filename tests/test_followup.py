@@ -96,7 +96,7 @@ def test_a_common_capitalised_word_is_no_name_and_a_turn_searched_alone_is_the_n
     conversation = Conversation()
     conversation.record("Who signed the treaty in Porto?")
     # Too long to be read with the turn before, it was searched alone: it is the subject now.
-    long = "And where " + "exactly " * 240 + "?"
+    long = "And where " + "exactly " * 246 + "?"
     assert conversation.contextualize(long) is None
     conversation.record(long)
     assert conversation.contextualize("When was that?") == f"{' '.join(long.split())} When was that?"
