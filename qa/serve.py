@@ -83,7 +83,7 @@ class ErrorBody(BaseModel):
 def _errors(*statuses: int) -> dict[int | str, dict[str, Any]]:
     """The schema's word on a route's errors: each is an ErrorBody, 422 included (FastAPI's own
     422 schema says {"detail": [...]}, which this server never sends)."""
-    reasons = {400: "The request cannot be answered as asked (an empty question, a bad date).",
+    reasons = {400: "The request cannot be answered as asked (an empty question, a bad date, a body that is not JSON).",
                401: "The token is missing or wrong (a server started with --token).",
                404: "No indexed document has that id.",
                422: "The request does not fit the schema.",
@@ -190,7 +190,10 @@ def _add_routes(app: FastAPI, service: IndexService) -> None:
     def stats() -> Any:
         return service.stats()
 
-    @app.api_route("/health", methods=["GET", "HEAD"], summary="Whether the server is up")
+    # GET and HEAD as two routes: one route of both methods gave both one operationId, which
+    # FastAPI warned of on every start and client generators refuse.
+    @app.head("/health", include_in_schema=False)
+    @app.get("/health", summary="Whether the server is up", operation_id="health")  # first: a 405 says Allow: GET
     def health() -> Any:
         return {"ok": True}
 
@@ -224,7 +227,10 @@ def _answer_events(service: IndexService, question: str, options: dict[str, Any]
 def _add_error_handlers(app: FastAPI) -> None:
     @app.exception_handler(RequestValidationError)
     async def invalid(request: Request, exc: RequestValidationError) -> JSONResponse:
-        return _error(422, validation_line(exc.errors()))
+        # A body that is not JSON at all is a bad request (400), as one that is not UTF-8 is; 422
+        # is for JSON that does not fit the schema.
+        status = 400 if any(error.get("type") == "json_invalid" for error in exc.errors()) else 422
+        return _error(status, validation_line(exc.errors()))
 
     @app.exception_handler(HTTPException)
     async def http_error(request: Request, exc: HTTPException) -> JSONResponse:

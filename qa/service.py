@@ -164,7 +164,7 @@ def check_text(value: str, name: str) -> None:
         raise QueryError(f"the {name} is longer than {MAX_QUESTION_CHARS} characters")
     if not value.strip():
         raise QueryError(f"the {name} is empty")
-    _check_encodable(value, name)
+    _check_encodable(value, f"the {name}")
     from qa.retrieve import clean_query
 
     clean_query(value, name)  # "the query has no words in it"
