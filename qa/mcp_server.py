@@ -40,12 +40,15 @@ def _not_a_bool(value: Any) -> Any:
     return value
 
 
-Query = Annotated[str, Strict(), Field(min_length=1, max_length=MAX_QUESTION_CHARS)]
+# No min_length: an empty question is refused by the service, in the words the HTTP API and the
+# command line use ("the question is empty"), not pydantic's.
+Query = Annotated[str, Strict(), Field(max_length=MAX_QUESTION_CHARS)]
 # The validator after the bounds, so that the schema still shows them as minimum and maximum.
 K = Annotated[int, Field(ge=1, le=MAX_K, description="How many passages to retrieve."), BeforeValidator(_not_a_bool)]
 Mode = Annotated[Literal["hybrid", "dense", "keyword"], Field(description="By meaning, keywords, or both.")]
 Glob = Annotated[str | None, Field(max_length=MAX_FILTER_CHARS, description="Only articles whose path matches.")]
 Day = Annotated[str | None, Field(max_length=40, description="An ISO day, YYYY-MM-DD.")]
+Align = Annotated[bool, Strict(), Field(description="Rank as ask does: read the best passages again, token by token.")]
 
 
 def build_server(service: IndexService) -> MCPServer:
@@ -84,10 +87,10 @@ def build_server(service: IndexService) -> MCPServer:
 
     @server.tool()
     def search(query: Query, k: K = DEFAULT_TOP_K, mode: Mode = "hybrid", source: Glob = None,
-               since: Day = None, until: Day = None) -> dict[str, Any]:
+               since: Day = None, until: Day = None, align: Align = False) -> dict[str, Any]:
         """The passages of the user's articles that best match `query`, best first, each with its
         doc_id, title, path, character span (start, end), text and page (PDFs)."""
-        return checked(service.search, query, k=k, mode=mode, source=source, since=since, until=until)
+        return checked(service.search, query, k=k, mode=mode, source=source, since=since, until=until, align=align)
 
     @server.tool()
     def ask(question: Query, k: K = DEFAULT_TOP_K, mode: Mode = "hybrid", source: Glob = None,

@@ -47,11 +47,15 @@ def test_tools_return_the_cli_json_objects(seeds_index: Path) -> None:
         tools = {tool.name: tool for tool in (await session.list_tools()).tools}
         asked = await session.call_tool("ask", {"question": QUESTION})
         searched = await session.call_tool("search", {"query": "peacekeepers Iraq", "k": 3})
+        aligned = await session.call_tool("search", {"query": "peacekeepers Iraq", "k": 3, "align": True})
         citation = asked.structured_content["citations"][0]
         opened = await session.call_tool("open_document", {"doc_id": citation["doc_id"]})
-        return session.server_info, tools, asked, searched, opened
+        return session.server_info, tools, asked, searched, opened, aligned
 
-    server, tools, asked, searched, opened = with_session(seeds_index, work)
+    server, tools, asked, searched, opened, aligned = with_session(seeds_index, work)
+    # `align` as the command line and the HTTP API take it.
+    assert aligned.structured_content == cli_json("search", "peacekeepers Iraq", "-k", "3", "--align",
+                                                  "--index", str(seeds_index))
     assert (server.name, server.version) == ("qa", package_version()) and server.version
     assert set(tools) == {"search", "ask", "open_document"}
     assert tools["ask"].input_schema["properties"]["k"]["maximum"] == 100
@@ -126,7 +130,9 @@ def test_a_bad_argument_is_one_line_naming_it_and_an_unknown_one_is_refused(seed
         ("ask", {"question": 7}, "question: Input should be a valid string"),
         ("search", {"query": "?!"}, "the query has no words in it"),
         ("ask", {"question": QUESTION, "bogus": 1}, "it takes no argument 'bogus'"),
-        ("search", {"query": "Iraq", "align": True}, "it takes no argument 'align'"),
+        ("search", {"query": "Iraq", "aligned": True}, "it takes no argument 'aligned'"),
+        ("search", {"query": "Iraq", "align": "yes"}, "align: Input should be a valid boolean"),
+        ("ask", {"question": ""}, "the question is empty"),
         ("open_document", {}, "doc_id: Field required"),
     ]
 
