@@ -352,8 +352,11 @@ def _migrate(from_store: str, location, paths: tuple[Path, ...], rebuild: bool, 
     if as_json:
         _emit_json(asdict(report))
     else:
+        from qa.text import counted
+
         _console().print(
-            f"Copied {report.documents} documents ({report.chunks} chunks, {report.sentences} sentence vectors) "
+            f"Copied {counted(report.documents, 'document')} ({counted(report.chunks, 'chunk')}, "
+            f"{counted(report.sentences, 'sentence vector')}) "
             f"from {report.source} to {report.target}; nothing was embedded again.",
             markup=False,
         )

@@ -571,12 +571,12 @@ def _read_pdf(data: bytes, path: Path) -> tuple[str, str | None, str | None]:
     except pdfium.PdfiumError as exc:
         if exc.err_code == pdfium.raw.FPDF_ERR_PASSWORD:
             raise IngestError("encrypted: it needs a password to open") from None
-        raise IngestError(f"not a readable PDF ({_one_line(str(exc))})") from None
+        raise IngestError(f"not a readable PDF: {_pdfium_reason(exc)}") from None
     try:
         pages = [_pdf_page_text(page) for page in pdf]
         metadata = pdf.get_metadata_dict(skip_empty=True)
     except pdfium.PdfiumError as exc:
-        raise IngestError(f"not a readable PDF ({_one_line(str(exc))})") from None
+        raise IngestError(f"not a readable PDF: {_pdfium_reason(exc)}") from None
     finally:
         pdf.close()
     if not any(pages):
@@ -620,6 +620,12 @@ def _take_pdf_headline(title: str | None, pages: list[str]) -> tuple[str | None,
     if not after or headline != title:
         return title, pages  # no headline, or one that is the whole text (a one-line PDF)
     return title, [*pages[:first_page], rest, *pages[first_page + 1 :]]
+
+
+def _pdfium_reason(exc: Exception) -> str:
+    """PDFium's reason in one line, without its full stop: "Failed to load document (PDFium: Data
+    format error)" (it was put in brackets after ours, brackets in brackets and a stray stop)."""
+    return _one_line(str(exc)).rstrip(".") or type(exc).__name__
 
 
 def _pdf_page_text(page) -> str:

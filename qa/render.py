@@ -17,6 +17,7 @@ from rich.table import Table
 from rich.text import Text
 
 from qa.types import Answer, Article, Citation, Claim, Hit, IndexStats, SearchFilters
+from qa.text import counted
 
 if TYPE_CHECKING:
     from qa.evaluate import EvalReport
@@ -273,8 +274,8 @@ def render_update_report(report: UpdateReport) -> RenderableType:
     summary.append("Index rebuilt: " if report.rebuilt else "Index up to date: ", style="bold green")
     summary.append(
         f"{report.added} added, {report.changed} changed, {report.removed} removed, "
-        f"{report.unchanged} unchanged; {report.chunks_embedded} chunk{'' if report.chunks_embedded == 1 else 's'} embedded; "
-        f"{report.documents} documents, {report.chunks} chunks in all."
+        f"{report.unchanged} unchanged; {counted(report.chunks_embedded, 'chunk')} embedded; "
+        f"{counted(report.documents, 'document')}, {counted(report.chunks, 'chunk')} in all."
     )
     lines: list[RenderableType] = [summary]
     for source in report.forgotten:
@@ -295,7 +296,7 @@ def render_eval_report(report: EvalReport) -> RenderableType:
 
     results = report.results
     questions = results[0].questions if results else 0
-    heading = Text(f"{report.eval_set}: {questions} questions, {report.documents} documents, "
+    heading = Text(f"{report.eval_set}: {counted(questions, 'question')}, {counted(report.documents, 'document')}, "
                    f"{report.backend} backend (index ready in {report.index_seconds:.1f} s)", style="bold")
     table = Table(box=box.SIMPLE_HEAD, padding=(0, 1))
     table.add_column("")

@@ -21,6 +21,7 @@ from qa.config import DEFAULT_TOP_K
 from qa.errors import IndexLockedError, QAError
 from qa.followup import Conversation, is_follow_up
 from qa.retrieve import MODES, iso_day
+from qa.text import counted
 from qa.types import SearchFilters
 
 if TYPE_CHECKING:
@@ -153,7 +154,7 @@ class ChatSession:
             self.update()
         documents, chunks = self.retriever().store.counts()
         self.console.print(
-            f"[bold]qa[/] — {documents} articles, {chunks} passages. Ask a question; /help for commands."
+            f"[bold]qa[/] — {counted(documents, 'article')}, {counted(chunks, 'passage')}. Ask a question; /help for commands."
         )
         if self.llm is not None:
             self.console.print(Text(f"Answers are written by the model server at {self.llm.shown_url}, each sentence checked."))

@@ -268,3 +268,8 @@ def unaccented(text: str) -> str:
     import unicodedata
 
     return "".join(ch for ch in unicodedata.normalize("NFKD", text) if not unicodedata.combining(ch))
+
+
+def counted(count: int, noun: str) -> str:
+    """A count and its noun, singular for one: ``(1, "document") -> "1 document"``, ``(2, "chunk") -> "2 chunks"``."""
+    return f"{count} {noun}" if count == 1 else f"{count} {noun}s"

@@ -22,6 +22,7 @@ from qa.config import ARTICLE_SUFFIXES
 from qa.errors import QAError
 from qa.ingest import path_is_under
 from qa.progress import SilentProgress
+from qa.text import counted
 
 if TYPE_CHECKING:
     from qa.embed import Embedder
@@ -275,8 +276,8 @@ class _LoggedNotes(SilentProgress):
 def update_line(report: UpdateReport, seconds: float) -> str:
     """One log line for an update: ``12:03:04 3 added, 1 changed, 0 removed; 9 chunks embedded; 120 documents (0.8 s)``."""
     return (f"{_clock()} {report.added} added, {report.changed} changed, {report.removed} removed; "
-            f"{report.chunks_embedded} chunk{'' if report.chunks_embedded == 1 else 's'} embedded; {report.documents} documents, {report.chunks} chunks "
-            f"({seconds:.1f} s)")
+            f"{counted(report.chunks_embedded, 'chunk')} embedded; {counted(report.documents, 'document')}, "
+            f"{counted(report.chunks, 'chunk')} ({seconds:.1f} s)")
 
 
 def batch_paths(events: Iterable[tuple[bool, str]], roots: Sequence[str]) -> list[str]:

@@ -164,6 +164,7 @@ def test_scanned_and_broken_pdfs_are_refused_with_one_line(tmp_path: Path, pdf_c
     with pytest.raises(IngestError, match="not a readable PDF") as broken:
         read_article(pdf_corpus / "broken.pdf")
     assert "\n" not in str(broken.value)
+    assert str(broken.value).startswith("not a readable PDF: ") and not str(broken.value).endswith(".")
 
 
 def test_index_skips_the_scan_naming_it_and_citations_say_their_page(pdf_index: tuple[Path, dict]) -> None:
