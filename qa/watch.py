@@ -67,14 +67,15 @@ class FolderWatcher:
         # articles) is logged as it happens: a watcher waiting on a lock once said nothing at all.
         self._notes = _LoggedNotes(log)
 
-    def catch_up(self) -> UpdateReport:
-        """Index PATHS (remembered from now on) and every known source, as `qa index PATHS` does."""
+    def catch_up(self, say_unchanged: bool = True) -> UpdateReport:
+        """Index PATHS (remembered from now on) and every known source, as `qa index PATHS` does;
+        said in a line even when nothing changed, unless not `say_unchanged`."""
         from qa.indexer import update_index
 
         started = time.perf_counter()
         report = update_index(self.location, self.paths or None, embedder=self.embedder, lock_timeout=None,
                               progress=self._notes)
-        self._log_report(report, time.perf_counter() - started, always=True)
+        self._log_report(report, time.perf_counter() - started, always=say_unchanged)
         self.roots = self._existing_roots()
         return report
 
@@ -87,7 +88,8 @@ class FolderWatcher:
         import watchfiles
 
         roots = self._existing_roots()
-        if not roots:  # nothing known yet: the catch-up says what the index holds
+        said = not roots
+        if said:  # nothing known yet: the catch-up says what the index holds
             self.catch_up()
             roots = self.roots
         if not roots:
@@ -109,7 +111,8 @@ class FolderWatcher:
                 batches.close()
                 continue
             if first:
-                self.catch_up()
+                # Again once watched (what came meanwhile), said only if it found anything then.
+                self.catch_up(say_unchanged=not said)
                 if on_ready is not None:
                     on_ready(self.roots)
                 first = False
