@@ -10,7 +10,8 @@ import json
 import re
 import shlex
 import sys
-from collections.abc import Callable
+from collections.abc import Callable, Iterator
+from contextlib import contextmanager
 from pathlib import Path
 from typing import Any
 
@@ -692,7 +693,8 @@ def serve(paths: tuple[Path, ...], host: str, port: int, token: str | None, cors
                     err=True, fg="green")
 
     try:
-        run_server(service, host, port, token, cors_origins, on_ready=ready)
+        with _stopped_by_sigterm("qa serve"):
+            run_server(service, host, port, token, cors_origins, on_ready=ready)
     finally:
         if watcher is not None:
             watcher.stop()
@@ -773,9 +775,34 @@ def mcp_server(reranker: str | None, backend: str | None, llm_url: str | None, l
 
     service = _service(index_dir, store, backend, reranker, llm_url, llm_model)
     try:
+        # SIGTERM ends it at once, as before: it only reads the index, and the SDK's reader of
+        # stdin is a thread that would keep a process stopped more gently alive.
         run_stdio(service)
     finally:
         service.close()
+
+
+@contextmanager
+def _stopped_by_sigterm(name: str) -> Iterator[None]:
+    """SIGTERM (systemd, docker stop, kill) ends `qa serve` as Ctrl-C would, its watcher stopped
+    and its index closed, and with exit 0 and one line. Without it the process died by the signal
+    (uvicorn, having shut down gracefully, raises it again) and skipped every `finally`."""
+    import signal
+
+    def stop(signum: int, frame: object) -> None:
+        raise _Terminated()
+
+    previous = signal.signal(signal.SIGTERM, stop)
+    try:
+        yield
+    except _Terminated:
+        click.secho(f"{name}: stopped.", err=True)
+    finally:
+        signal.signal(signal.SIGTERM, previous)
+
+
+class _Terminated(Exception):
+    """Raised in the main thread by SIGTERM, while a server runs."""
 
 
 @main.command(name="eval")

@@ -427,3 +427,12 @@ def test_an_index_removed_under_a_running_server_is_a_503_with_no_traceback(seed
         response = httpx.get(url + "/stats")
         assert response.status_code == 503 and "no index in" in response.json()["error"]
         assert "Traceback" not in process.output()
+
+
+def test_sigterm_stops_the_server_as_ctrl_c_does(index_copy: Path, tmp_path: Path) -> None:
+    # systemd and `docker stop` send SIGTERM: the server once died by it (uvicorn raises it again
+    # after its shutdown), skipping its watcher's stop and the index's close.
+    with qa_server(["--index", str(index_copy)], tmp_path / "serve.log") as (_url, server):
+        server.process.terminate()
+        assert server.process.wait(timeout=60) == 0, server.output()
+        assert server.output().strip().endswith("qa serve: stopped."), server.output()
