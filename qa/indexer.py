@@ -38,6 +38,7 @@ from qa.types import CommitGroup, DocumentRecord, IndexedArticle, Span, article_
 
 if TYPE_CHECKING:
     import numpy as np
+    from filelock import BaseFileLock
 
     from qa.stores.base import StoreWriter
     from qa.stores.location import StoreLocation
@@ -79,7 +80,7 @@ class UpdateReport:
 
 
 def writer_lock(index_dir: Path, timeout: float | None, progress: IndexProgress | None = None,
-                name: str | None = None):
+                name: str | None = None) -> BaseFileLock:
     """The lock that lets one process at a time write to an index; waits up to `timeout` seconds."""
     from filelock import FileLock, Timeout
 
@@ -108,7 +109,9 @@ def writer_lock(index_dir: Path, timeout: float | None, progress: IndexProgress 
     return lock
 
 
-def location_writer_lock(location: StoreLocation, timeout: float | None, progress: IndexProgress | None = None):
+def location_writer_lock(
+    location: StoreLocation, timeout: float | None, progress: IndexProgress | None = None
+) -> BaseFileLock:
     """`writer_lock` for the store at `location`, its folder made first; another program's folder
     is refused before anything (the folder, the lock file) is made in it."""
     backend(location.kind).refuse_another_programs(location)
