@@ -370,3 +370,39 @@ def test_the_half_precision_copies_are_made_only_once_an_index_is_searched_sever
     assert store._fast is None
     store.search(query, 5)
     assert store._fast is not None and store._fast.ntotal == 1000
+
+
+def test_an_index_removed_under_a_reader_is_said_gone_and_one_built_again_there_is_read(
+    seeds_index: Path, tmp_path: Path, embedder
+) -> None:
+    # A server keeps the index's files open: removed, it once went on answering from them; built
+    # again in the same folder, it answered from the old files (and the new one's segment 1 would
+    # have been taken for the old one's).
+    import shutil
+
+    from conftest import GLACIER, WRITTEN_ARTICLES
+    from qa.errors import IndexMissingError
+    from qa.indexer import update_index
+    from qa.retrieve import Retriever
+    from qa.stores import open_store
+
+    index_dir = tmp_path / "index"
+    shutil.copytree(seeds_index, index_dir)
+    store = open_store(index_dir)
+    try:
+        retriever = Retriever(store, embedder)
+        assert retriever.search("How much does Baghdad owe Russia?", k=1)
+        shutil.rmtree(index_dir)
+        with pytest.raises(IndexMissingError, match="removed while open"):
+            retriever.search("How much does Baghdad owe Russia?", k=1)
+        articles = tmp_path / "articles"
+        articles.mkdir()
+        for article in WRITTEN_ARTICLES:
+            (articles / article.name).write_text(article.text, encoding="utf-8")
+        update_index(index_dir, [articles], embedder=embedder)
+        (hit,) = retriever.search(GLACIER.question, k=1)
+        assert Path(hit.path).name == GLACIER.name
+        assert store.counts() == (len(WRITTEN_ARTICLES), store.chunk_count())
+        assert {Path(p).name for p in store.documents()} == {a.name for a in WRITTEN_ARTICLES}
+    finally:
+        store.close()

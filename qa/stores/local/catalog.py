@@ -133,11 +133,22 @@ class Catalog:
         self.path = path
         # The file's signature when it was opened as immutable (read-only, no locks): see changed_on_disk.
         self._signature = signature
+        opened = file_signature(path)
+        self._inode = opened[0] if opened else None  # which file this connection reads: see file_state
 
     @property
     def read_without_locks(self) -> bool:
         """Whether this catalog was opened immutable (`_read_only`): another user's, on a folder this one may not write."""
         return self._signature is not None
+
+    def file_state(self) -> str:
+        """"same" while the file this catalog was opened from is still at its path; "gone" when the
+        path holds none (the index folder deleted under a server), "replaced" when it holds another
+        (the index deleted and built again there): this connection reads the old file either way."""
+        now = file_signature(self.path)
+        if now is None:
+            return "gone"
+        return "same" if self._inode is None or now[0] == self._inode else "replaced"
 
     def changed_on_disk(self) -> bool:
         """Whether a catalog read without locks (`_read_only`) was written since it was opened:

@@ -164,7 +164,11 @@ class LocalStore:
         if self.catalog.in_snapshot:
             yield
             return
-        if self.catalog.changed_on_disk():
+        state = self.catalog.file_state()
+        if state == "gone":
+            # Removed while open (a server keeps its files open): what it still reads is not an index.
+            raise IndexMissingError(f"no index in {self.dir} now: it was removed while open")
+        if state == "replaced" or self.catalog.changed_on_disk():
             self._open_catalog_again()
         try:
             yield from self._reading_committed()
@@ -186,14 +190,26 @@ class LocalStore:
         raise IndexCorruptError(f"the index in {self.dir} kept changing while it was read; try again")
 
     def _open_catalog_again(self) -> None:
-        """A catalog read without locks whose file changed: opened afresh, with what was read of it."""
+        """The catalog opened afresh, and what was read of it dropped: its file was replaced (the
+        index built again in the same folder), or one read without locks was rewritten."""
+        manifest = load_manifest(self.dir)
+        if (manifest.model, manifest.dimension, manifest.backend) != (
+            self.manifest.model, self.manifest.dimension, self.manifest.backend
+        ):
+            raise IndexMismatchError(f"the index in {self.dir} was built again with another model; open it again")
         catalog = Catalog.open(self.catalog.path, mapped=True)
+        try:
+            # Every vector loaded afresh: a new index numbers its segments from 1 again.
+            generation, vectors = _load_committed(self.dir, manifest, catalog, None)
+        except BaseException:
+            catalog.close()
+            raise
         self.catalog.close()
-        self.catalog = catalog
+        self.manifest, self.catalog, self.generation, self.vectors = manifest, catalog, generation, vectors
         self.keywords = KeywordIndex(catalog.connection)
         self._article_documents = {}
         self._filtered = {}
-        self.generation = -1  # the next read loads the committed vectors again
+        self._filtered_generation = generation
 
     def revision(self) -> int:
         """The committed generation: every commit that changes chunks makes a new one."""
