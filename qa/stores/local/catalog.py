@@ -131,15 +131,11 @@ class Catalog:
     def __init__(self, connection: sqlite3.Connection, path: Path, signature: FileSignature | None = None) -> None:
         self._db = connection
         self.path = path
-        # The file's signature when it was opened as immutable (read-only, no locks): see changed_on_disk.
-        self._signature = signature
-        opened = file_signature(path)
-        self._inode = opened[0] if opened else None  # which file this connection reads: see file_state
-
-    @property
-    def read_without_locks(self) -> bool:
-        """Whether this catalog was opened immutable (`_read_only`): another user's, on a folder this one may not write."""
-        return self._signature is not None
+        # Whether it was opened immutable (`_read_only`: another user's, on a folder this one may
+        # not write), and the file this connection reads, as it was then (see file_state and
+        # changed_on_disk). An immutable one's is taken before it was opened.
+        self.read_without_locks = signature is not None
+        self._opened = signature or file_signature(path)
 
     def file_state(self) -> str:
         """"same" while the file this catalog was opened from is still at its path; "gone" when the
@@ -148,14 +144,14 @@ class Catalog:
         now = file_signature(self.path)
         if now is None:
             return "gone"
-        return "same" if self._inode is None or now[0] == self._inode else "replaced"
+        return "same" if self._opened is None or now[0] == self._opened[0] else "replaced"
 
     def changed_on_disk(self) -> bool:
         """Whether a catalog read without locks (`_read_only`) was written since it was opened:
         then what SQLite holds of it may be stale, and it must be opened again."""
-        if self._signature is None:
+        if not self.read_without_locks:
             return False
-        return file_signature(self.path) != self._signature or self.path.with_name(self.path.name + "-wal").exists()
+        return file_signature(self.path) != self._opened or self.path.with_name(self.path.name + "-wal").exists()
 
     @classmethod
     def open(cls, path: Path, create: bool = False, mapped: bool = False) -> Catalog:
