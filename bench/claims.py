@@ -10,7 +10,10 @@ Claims are made from SQuAD v1.1 dev (data nobody here wrote), five kinds per que
   drawn again: it might be true;
 - wrong_paragraph: the gold sentence against another paragraph of the same article (false);
 - negated_sentence: the gold sentence made to deny what it says, "not" put after its first
-  auxiliary verb ("was" -> "was not"), where it has one and denies nothing already (false).
+  auxiliary verb ("was" -> "was not"), where it has one and denies nothing already (false);
+- denial_dropped: a gold sentence that denies something with its one denial taken out ("did
+  not win" -> "did win", "wasn't" -> "was", "never won" -> "won"), so that it says the opposite
+  of its paragraph (false).
 
 Every claim cites all chunks of its paragraph, as a generated sentence cites its passages, and is
 checked with its question, as `qa ask --llm` checks with the question asked.
@@ -47,7 +50,7 @@ from qa.evaluate import auroc, load_questions
 from qa.types import Hit
 
 TRUE_KINDS = ("gold_sentence", "question_answer")
-FALSE_KINDS = ("swapped_sentence", "swapped_answer", "wrong_paragraph", "negated_sentence")
+FALSE_KINDS = ("swapped_sentence", "swapped_answer", "wrong_paragraph", "negated_sentence", "denial_dropped")
 _AUXILIARY = re.compile(r"\b(?:is|was|are|were|has|had|have|can|could|will|would|did|does|do|should|may|might|must)\b")
 
 
@@ -57,6 +60,27 @@ def negated(sentence: str) -> str | None:
     if found is None or stated_denial(sentence):
         return None
     return f"{sentence[:found.end()]} not{sentence[found.end():]}"
+
+
+_ONE_DENIAL = re.compile(r"\s+(?:not|never)\b|n['’]t\b", re.IGNORECASE)
+_NOT_A_DENIAL_OF_THE_NEXT_WORD = re.compile(r"-|\s+(?:until|since|before|least|only|just|merely)\b", re.IGNORECASE)
+_CONTRACTED = {"wo": "will", "ca": "can", "sha": "shall"}  # won't, can't, shan't
+
+
+def undenied(sentence: str) -> str | None:
+    """`sentence` with its one denial taken out ("did not win" -> "did win", "wasn't" -> "was",
+    "never won" -> "won"), or None where it denies nothing, more than once, or otherwise ("no")."""
+    found = list(_ONE_DENIAL.finditer(sentence))
+    if len(found) != 1 or stated_denial(sentence[:found[0].start()] + sentence[found[0].end():]):
+        return None
+    start, end = found[0].span()
+    if not stated_denial(sentence) or _NOT_A_DENIAL_OF_THE_NEXT_WORD.match(sentence, end):
+        return None  # "not only", "whether or not", "not until 1990", "not-for-profit": it denies no fact
+    if found[0].group(0).lower().startswith("n"):  # n't
+        head = re.search(r"(\w+)$", sentence[:start])
+        if head and head.group(1).lower() in _CONTRACTED:
+            return sentence[:head.start()] + _CONTRACTED[head.group(1).lower()] + sentence[end:]
+    return sentence[:start] + sentence[end:]
 
 
 def answer_kind(answer: str) -> str | None:
@@ -116,6 +140,9 @@ def build_claims(prefix: Path, questions: int, seed: int) -> list[dict]:
         denial = negated(sentence)
         if denial is not None:
             claims.append({**base, "kind": "negated_sentence", "text": denial})
+        dropped = undenied(sentence)
+        if dropped is not None:
+            claims.append({**base, "kind": "denial_dropped", "text": dropped})
         kind = answer_kind(answer)
         if kind and answer in sentence:
             paragraph_facts = passage_facts(doc["title"]) | passage_facts(text)
@@ -164,7 +191,8 @@ def main() -> None:
         started = time.perf_counter()
         result = checker.check(claim["text"], range(1, len(passages) + 1), passages, question=claim["question"])
         seconds += time.perf_counter() - started
-        claim.update(verdict=result.verdict, support=result.support, missing=list(result.missing))
+        claim.update(verdict=result.verdict, support=result.support, missing=list(result.missing),
+                     contradicted=list(result.contradicted))
         if args.fit:
             claim["alignment"], claim["coverage"], claim["missing_count"] = checker.features(claim["text"], passages, claim["question"])
 
@@ -180,7 +208,7 @@ def main() -> None:
             unsupported = sum(c["verdict"] != SUPPORTED for c in of_kind)
             kinds[kind] = {"claims": len(of_kind), "unsupported": round(unsupported / max(1, len(of_kind)), 4)}
         # AUROC of the support score alone, and of the verdict's order (a missing fact ranks lowest).
-        score = [c["support"] - (10 if c["missing"] else 0) for c in rows]
+        score = [c["support"] - (10 if c["missing"] or c["contradicted"] else 0) for c in rows]
         positives = [s for s, c in zip(score, rows) if c["kind"] in TRUE_KINDS]
         negatives = [s for s, c in zip(score, rows) if c["kind"] in FALSE_KINDS]
         report["halves"][half] = {"kinds": kinds, "auroc": round(auroc(positives, negatives), 4)}

@@ -19,7 +19,8 @@ prompt, checks every sentence, in two ways:
    A model cannot talk its way past this: a wrong figure or a wrong name is "unsupported" however
    fluent the sentence. Nor past a denial: a sentence that says "not", "never", "no" or the like
    needs a negative word in its evidence ("does not owe" is not supported by "owes"), unless the
-   user's question says one.
+   user's question says one; nor can it drop one: "owes" where its evidence says "does not owe"
+   is contradicted.
 2. **Support.** The sentence is compared with every window of one or two consecutive sentences of
    each cited passage: its rare words found there (rarity from `wordfreq`, so a two-article index
    weighs words as a large one does) and the token alignment of qa.align (the same model's token
@@ -72,9 +73,8 @@ COMMON_FIRST_WORD_ZIPF = 5.0
 
 # A denial in a generated sentence ("not only" is none), and what may answer it in its evidence:
 # any negative word, "refused", "denied", "failed", "without" too, so that a faithful paraphrase of
-# a negative passage passes. Only a denial the evidence lacks is caught; a passage's negation the
-# sentence drops (it says "owes" where the passage says "does not owe") is left to support, as a
-# window's other sentence may deny something else.
+# a negative passage passes. A passage's denial the sentence drops (it says "owes" where the
+# passage says "does not owe") is caught the other way, by what the denial governs (_dropped_denial).
 _DENIAL = re.compile(r"\b(?:not|never|no|none|nobody|nothing|neither|nor|nowhere|cannot)\b|\b\w+n['’]t\b",
                      re.IGNORECASE)
 # Wordings with a negative word that deny nothing: "not only … but", "no fewer than 300",
@@ -84,6 +84,20 @@ _NOT_DENIALS = re.compile(
     r"|\bwhether\s+or\s+not\b|\bno-\w|\bnor['’]\w|\bno\.?\s*\d",
     re.IGNORECASE,
 )
+# Denials whose next word is not what they deny: "not until 1990", "not since 2001", "never before",
+# and a hedge: "different, if not opposing, goals".
+_UNSCOPED_DENIALS = re.compile(r"\b(?:not|never)\s+(?:until|since|before|least)\b|\bif\s+not\b", re.IGNORECASE)
+# A question that opens so asks whether (yes or no) and takes nothing for granted, unless it offers
+# a choice ("Would it alter the treaties or replace them?").
+_YES_NO_QUESTION = re.compile(
+    r"^\W*(?:is|are|was|were|do|does|did|has|have|had|can|could|will|would|should|shall|may|might|must)\b",
+    re.IGNORECASE)
+# A passage's denial is read as denying the first word after it that says something (stopwords,
+# "-ly" and these adverbs skipped), within this many words and the same clause: "does not owe" ->
+# "owe", "was never fully repaid" -> "repaid", "no evidence" -> "evidence".
+DENIED_WORD_REACH = 4
+_ADVERBS = frozenset("yet ever even also always still quite entirely fully really actually necessarily".split())
+_SPOKEN = re.compile(r"[\w'’]+")
 _NEGATIVE = re.compile(
     r"\b(?:not|never|no|none|nobody|nothing|neither|nor|nowhere|cannot|without|unable|den(?:y|ies|ied|ial)"
     r"|refus\w*|declin\w*|fail\w*|lack\w*|reject\w*|absen\w*)\b|\b\w+n['’]t\b",
@@ -493,10 +507,13 @@ class ClaimChecker:
         denial = _unmet_denial(sentence, best, question)
         if denial:
             missing.append(f"“{denial}”")
+        contradicted = _dropped_denial(sentence, best, question)
         evidence = [_evidence(best)]
         evidence += _fact_evidence(found, best, vouched)
-        verdict = SUPPORTED if not missing and not invalid and support >= SUPPORT_THRESHOLD else UNSUPPORTED
-        return Claim(sentence, citations, verdict, support, tuple(evidence), tuple(missing + invalid), supporting)
+        verdict = (SUPPORTED if not missing and not invalid and not contradicted and support >= SUPPORT_THRESHOLD
+                   else UNSUPPORTED)
+        return Claim(sentence, citations, verdict, support, tuple(evidence), tuple(missing + invalid), supporting,
+                     (contradicted,) if contradicted else ())
 
     def features(self, sentence: str, passages: Sequence[Hit], question: str | None = None) -> tuple[float, float, int]:
         """(alignment, coverage, facts missing) of the sentence's best window in `passages`, for bench/claims.py."""
@@ -504,7 +521,7 @@ class ClaimChecker:
         vouched = [passage_facts(h.title) | passage_facts(h.text) for h in passages]
         missing = facts - facts.found_in(_union(vouched + ([passage_facts(question)] if question else [])))
         best = max(self._windows(sentence, list(enumerate(passages, start=1))), key=lambda w: w.support)
-        denied = _unmet_denial(sentence, best, question) is not None
+        denied = _unmet_denial(sentence, best, question) is not None or _dropped_denial(sentence, best, question) is not None
         return best.alignment, best.coverage, len(missing.labelled({})) + denied
 
     def read(self, passages: Sequence[Hit]) -> None:
@@ -572,6 +589,78 @@ def _denies(window: _Window, wanted: Iterable[str]) -> bool:
         if _NEGATIVE.search(_NOT_DENIALS.sub(" ", text)) and (not wanted or wanted & _content_stems(text).keys()):
             return True
     return False
+
+
+def _dropped_denial(sentence: str, best: _Window, question: str | None) -> str | None:
+    """The words of the evidence window `best` that deny what `sentence` states ("does not owe"
+    where the sentence says "owes"), or None.
+
+    The sentence must deny nothing itself (no negative word: "refused to pay" may be a faithful
+    "did not pay"), the user's `question` must not deny (its premise), and one of the sentence's
+    rare words must stand in the window only where a denial governs it: "he was not elected in
+    1990 but was elected in 1994" leaves "elected" free for a sentence about 1994.
+    """
+    if (question and stated_denial(question)) or _NEGATIVE.search(_NOT_DENIALS.sub(" ", sentence)):
+        return None
+    wanted = _content_stems(sentence).keys() - _presupposed(question)
+    if not wanted:
+        return None
+    hit, (start, end) = best.hit, best.span
+    denied: dict[str, str] = {}  # stem -> the denying words of its first denied use
+    free: set[str] = set()
+    for span in [s for s in hit.sentences if start <= s[0] and s[1] <= end] or [best.span]:
+        for stem, phrase in _word_uses(_quote(hit, span)):
+            if stem not in wanted:
+                continue
+            if phrase is None:
+                free.add(stem)
+            else:
+                denied.setdefault(stem, phrase)
+    return next((phrase for stem, phrase in denied.items() if stem not in free), None)
+
+
+def _presupposed(question: str | None) -> frozenset[str]:
+    """The stems of what the user's `question` takes for granted: "Where does the cold water mix
+    with the lake?" holds that it mixes, so an answer may say "mixes" where its passage says "at
+    first doesn't mix". A yes-or-no question holds nothing: "Does Baghdad owe Russia?"."""
+    if not question or (_YES_NO_QUESTION.match(question) and not re.search(r"\bor\b", question, re.IGNORECASE)):
+        return frozenset()
+    return frozenset(_content_stems(question))
+
+
+def _word_uses(text: str) -> list[tuple[str, str | None]]:
+    """Each content word of `text` as (stem, the words that deny it, or None where none does)."""
+    plain = _UNSCOPED_DENIALS.sub(lambda m: " " * len(m.group(0)), _NOT_DENIALS.sub(lambda m: " " * len(m.group(0)), text))
+    words = list(_SPOKEN.finditer(text))
+    lowered = [w.group(0).lower().strip("'’") for w in words]
+    word_stems = stems([w.removesuffix("'s").removesuffix("’s") for w in lowered])
+    governed: dict[int, int] = {}  # word index -> index of the denial governing it
+    for i, word in enumerate(words):
+        if not _DENIAL.fullmatch(plain[word.start():word.end()]):
+            continue
+        for j in range(i + 1, min(len(words), i + 1 + DENIED_WORD_REACH)):
+            if re.search(r"[,;:.!?()\[\]—–]", text[words[j - 1].end():words[j].start()]):
+                break  # another clause
+            if lowered[j] in _ADVERBS or _is_adverb(lowered[j]) or not lowered[j] or rarity(lowered[j]) == 0:
+                continue
+            governed[j] = i
+            break
+    uses: list[tuple[str, str | None]] = []
+    for j, word in enumerate(lowered):
+        if word and rarity(word) > 0:
+            i = governed.get(j)
+            if i is not None and i > 0 and lowered[i - 1] in STOPWORDS and not re.search(
+                    r"[^\s'’]", text[words[i - 1].end():words[i].start()]):
+                i -= 1  # "does not owe" reads better than "not owe"
+            uses.append((word_stems[j], None if i is None else text[words[i].start():words[j].end()]))
+    return uses
+
+
+def _is_adverb(word: str) -> bool:
+    """Whether `word` is an adverb made of an adjective: "explicitly", "happily"; not "reply", "Italy"."""
+    if not word.endswith("ly") or len(word) < 6:
+        return False
+    return any(zipf(root) >= 3.0 for root in (word[:-2], word[:-3] + "y", word[:-2] + "e", word[:-1] + "e"))
 
 
 def stated_denial(text: str) -> str | None:

@@ -48,10 +48,11 @@ def answer_json(answer: Answer) -> dict[str, Any]:
 
 
 def claim_json(claim: Claim) -> dict[str, Any]:
-    """One checked sentence: ``{"text", "citations", "verdict", "support", "evidence": [{"n", "doc_id", "start", "end", "quote"}], "missing", "supporting", "supported_by"}``."""
+    """One checked sentence: ``{"text", "citations", "verdict", "support", "evidence": [{"n", "doc_id", "start", "end", "quote"}], "missing", "supporting", "contradicted", "supported_by"}``."""
     data = asdict(claim)
     data["citations"] = list(claim.citations)
     data["missing"] = list(claim.missing)
+    data["contradicted"] = list(claim.contradicted)
     data["supporting"] = list(claim.supporting)
     data["supported_by"] = list(claim.supported_by)
     return data
@@ -121,7 +122,7 @@ def absent_names_line(names: Sequence[str]) -> str:
 
 def claims_text(claims: Sequence[Claim]) -> Text:
     """A generated answer, sentence by sentence: supported ones plain with their [n]; the others dimmed
-    and marked, "(not found in [2])", "($9 billion not in [1])", "(no source cited)"."""
+    and marked, "(not found in [2])", "($9 billion not in [1])", "([1] says “does not owe”)", "(no source cited)"."""
     text = Text()
     for index, claim in enumerate(claims):
         if index:
@@ -142,6 +143,9 @@ def claims_text(claims: Sequence[Claim]) -> Text:
             text.append(f" (cites {absent}, which is not one of the passages)", style="italic red")
         elif claim.missing:
             text.append(f" ({', '.join(claim.missing)} not in {markers})", style="italic red")
+        elif claim.contradicted:
+            said = "".join(f"[{e.n}]" for e in claim.evidence[:1]) or markers
+            text.append(f" ({said} says “{claim.contradicted[0]}”)", style="italic red")
         else:
             text.append(f" (not found in {markers})", style="italic red")
     return text

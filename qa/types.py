@@ -104,6 +104,8 @@ class Claim:
     # The cited passages each of which alone supports it as well as the threshold asks (its best
     # window's support), beside the one its evidence is from.
     supporting: tuple[int, ...] = ()
+    # Words of its evidence that deny what it states: "does not owe" for "Baghdad owes Russia…".
+    contradicted: tuple[str, ...] = ()
 
     @property
     def supported_by(self) -> tuple[int, ...]:

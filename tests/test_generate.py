@@ -104,6 +104,43 @@ def test_a_denial_is_supported_by_a_negative_passage_or_a_question_that_denies(r
         "Baghdad owes not only Russia $8 billion.", [n], debt_passages).verdict == SUPPORTED
 
 
+DEBT_CLAUSE = "Moscow wants to get a share of Iraq rebuilding contracts"
+
+
+def _rewritten(hits, n: int, sentence: str):
+    """`hits` with passage n's sentence that opens with DEBT_CLAUSE made to say `sentence`, padded
+    to its length so that every span the passage holds still cuts it where it did."""
+    hit = hits[n - 1]
+    start = hit.text.index(DEBT_CLAUSE)
+    end = hit.text.index(".", hit.text.index(DEBT_SENTENCE)) + 1
+    assert len(sentence) <= end - start
+    text = hit.text[:start] + sentence.ljust(end - start) + hit.text[end:]
+    return [replace(hit, text=text) if i == n - 1 else other for i, other in enumerate(hits)]
+
+
+def test_a_sentence_that_drops_its_passages_denial_is_unsupported(retriever, debt_passages) -> None:
+    # The passage made to deny the debt: a sentence stating it says the opposite of its evidence.
+    checker = ClaimChecker(retriever.aligner())
+    n = _debt_n(debt_passages)
+    denied = _rewritten(debt_passages, n, "Moscow says Baghdad does not owe Russia a debt of $8 billion.")
+    claim = checker.check("Baghdad owes Russia a debt of $8 billion.", [n], denied)
+    assert claim.verdict == UNSUPPORTED and claim.contradicted == ("does not owe",), claim
+    assert "does not owe" in claim.evidence[0].quote
+    assert checker.check("Baghdad does not owe Russia a debt of $8 billion.", [n], denied).verdict == SUPPORTED
+    # A yes-or-no question takes nothing for granted; "How much does Baghdad owe?" takes the debt for
+    # granted: its words are the user's premise, as its facts are.
+    claim = checker.check("Baghdad owes Russia a debt of $8 billion.", [n], denied, question="Does Baghdad owe Russia?")
+    assert claim.contradicted == ("does not owe",)
+    assert checker.check("Baghdad owes Russia a debt of $8 billion.", [n], denied,
+                         question=DEBT_QUESTION).contradicted == ()
+    # Against the passage as it is, the same sentence stands.
+    assert checker.check("Baghdad owes Russia a debt of $8 billion.", [n], debt_passages).contradicted == ()
+    # A word the window also uses undenied is free ("not elected in 1990 but elected in 1994").
+    both = _rewritten(debt_passages, n, "Baghdad does not owe Russia $8 billion, but does owe the Paris Club $8 billion.")
+    claim = checker.check("Baghdad owes the Paris Club $8 billion.", [n], both)
+    assert claim.verdict == SUPPORTED and claim.contradicted == (), claim
+
+
 def test_a_fact_the_question_states_may_be_repeated_but_one_it_does_not_may_not(retriever, debt_passages) -> None:
     # "In 2003" is in no passage: without the question it is the model's claim; asked about 2003, it is
     # the user's own premise, repeated. A wrong amount stays wrong either way.
@@ -414,12 +451,14 @@ def test_ask_stream_without_a_server_is_a_usage_error(seeds_index: Path, monkeyp
 
 def test_verdicts_are_shown_as_the_check_found_them() -> None:
     from qa.render import claims_text
-    from qa.types import Claim
+    from qa.types import Claim, Evidence
 
     claims = [
         Claim("Baghdad owes Russia $8 billion.", (1,), SUPPORTED, 0.9),
         Claim("Baghdad owes Russia $9 billion.", (1,), UNSUPPORTED, 0.6, missing=("$9 billion",)),
         Claim("Talks went well.", (2,), UNSUPPORTED, 0.2),
+        Claim("Baghdad owes Russia.", (1, 2), UNSUPPORTED, 0.8, (Evidence(2, "d", 0, 20, "Baghdad does not owe Russia"),),
+              contradicted=("does not owe",)),
         Claim("It is a large debt.", (9,), UNSUPPORTED, 0.0, missing=("[9]",)),
         Claim("Russia is a big country.", (), UNCITED, 0.0),
     ]
@@ -427,6 +466,6 @@ def test_verdicts_are_shown_as_the_check_found_them() -> None:
     Console(file=out, width=300).print(claims_text(claims))
     assert out.getvalue().strip() == (
         "Baghdad owes Russia $8 billion. [1] Baghdad owes Russia $9 billion. ($9 billion not in [1]) "
-        "Talks went well. (not found in [2]) It is a large debt. (cites [9], which is not one of the passages) "
+        "Talks went well. (not found in [2]) Baghdad owes Russia. ([2] says “does not owe”) It is a large debt. (cites [9], which is not one of the passages) "
         "Russia is a big country. (no source cited)"
     )
