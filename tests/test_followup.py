@@ -45,7 +45,8 @@ def test_an_unanswered_question_is_not_context_for_the_next() -> None:
     assert conversation.history() == ["Who vetoed the resolution?"]
 
 
-@pytest.mark.parametrize("question", ["Who is Albright?", "What is Interfax?", "Who is Madeleine Albright?", "Where is NATO?"])
+@pytest.mark.parametrize("question", ["Who is Albright?", "What is Interfax?", "Who is Madeleine Albright?", "Where is NATO?",
+                                      "Where is China?", "Where is London?"])
 def test_a_short_question_that_names_something_stands_alone(question: str) -> None:
     # Once glued to the question before, "Who is Albright?" after the Baghdad question got the
     # debt answer again.
@@ -93,6 +94,7 @@ def test_a_follow_up_query_fits_the_search_and_keeps_the_question_whole() -> Non
 
 def test_a_common_capitalised_word_is_no_name_and_a_turn_searched_alone_is_the_next_subject() -> None:
     assert is_follow_up("How many in May?") and is_follow_up("What in March?")
+    assert is_follow_up("What happened on Monday?") and is_follow_up("Who is the President?")
     conversation = Conversation()
     conversation.record("Who signed the treaty in Porto?")
     # Too long to be read with the turn before, it was searched alone: it is the subject now.
