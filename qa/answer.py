@@ -399,11 +399,13 @@ def answer_question(
     answer = compose_answer(asked, hits, scored, retriever.store.chunk_count(), understood, filters)
     if not hits:
         return answer
-    held_within = None
-    if filters and filters.active:
-        def held_within(words: list[str]) -> bool:
-            return bool(retriever.search(" ".join(words), k=1, mode="keyword", filters=filters))
-    return replace(answer, absent_names=absent_names(searched, retriever.store, held_within))
+    if not (filters and filters.active):
+        return replace(answer, absent_names=absent_names(searched, retriever.store))
+
+    def held_within(words: list[str]) -> bool:
+        return bool(retriever.search(" ".join(words), k=1, mode="keyword", filters=filters))
+    names = absent_names(searched, retriever.store, held_within)
+    return replace(answer, absent_names=names, absent_within=filters.describe() if names else "")
 
 
 def absent_names(question: str, store: Store, held_within: Callable[[list[str]], bool] | None = None) -> tuple[str, ...]:

@@ -154,7 +154,8 @@ def answer_from_text(quoted: Answer, text: str, model: str, checker: ClaimChecke
     shown = " ".join(f"{c.text} " + "".join(f"[{n}]" for n in c.supported_by) for c in supported)
     notice = "generation stopped; the answer is what came before" if stopped else None
     return Answer(quoted.question, shown, True, _citations(claims, hits), tuple(hits), quoted.understood_as,
-                  generated=True, model=model, claims=claims, notice=notice, absent_names=quoted.absent_names)
+                  generated=True, model=model, claims=claims, notice=notice, absent_names=quoted.absent_names,
+                  absent_within=quoted.absent_within)
 
 
 def _stream(client: ChatClient, messages: list[dict[str, str]], on_token: TokenCallback | None) -> tuple[str, bool]:

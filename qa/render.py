@@ -38,6 +38,8 @@ def answer_json(answer: Answer) -> dict[str, Any]:
     if answer.understood_as:
         data["understood_as"] = answer.understood_as
     data["absent_names"] = list(answer.absent_names)
+    if answer.absent_within:
+        data["absent_within"] = answer.absent_within
     if answer.generated or answer.model or answer.notice:  # a model server was asked
         data["generated"] = answer.generated
         data["model"] = answer.model
@@ -114,10 +116,13 @@ def _answer_text(answer: Answer) -> Text:
     return text
 
 
-def absent_names_line(names: Sequence[str]) -> str:
-    """``("Etna",) -> "no article mentions Etna, so the answer may be about something else"``."""
+def absent_names_line(names: Sequence[str], within: str = "") -> str:
+    """``("Etna",) -> "no article mentions Etna, so the answer may be about something else"``;
+    `within`, the filters they were looked for under, says which articles ("no article that
+    matches the filters (source=a*.md) mentions Etna, …")."""
     listed = names[0] if len(names) == 1 else f"{', '.join(names[:-1])} or {names[-1]}"
-    return f"no article mentions {listed}, so the answer may be about something else"
+    articles = f"no article that matches the filters ({within})" if within else "no article"
+    return f"{articles} mentions {listed}, so the answer may be about something else"
 
 
 def claims_text(claims: Sequence[Claim]) -> Text:
@@ -180,7 +185,7 @@ def render_answer(answer: Answer, show_passages: bool = True) -> RenderableType:
     if answer.notice:
         parts.append(Text(f"Note: {answer.notice}.", style="yellow"))
     if answer.absent_names:
-        parts.append(Text(f"Note: {absent_names_line(answer.absent_names)}.", style="yellow"))
+        parts.append(Text(f"Note: {absent_names_line(answer.absent_names, answer.absent_within)}.", style="yellow"))
     if answer.generated:
         parts.append(claims_text(answer.claims))
         parts.append(Text(f"Written by {answer.model}; each sentence checked against the passages it cites.",

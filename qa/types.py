@@ -136,6 +136,9 @@ class Answer:
     # Names the question gives that no article holds ("Etna" asked of articles on Hekla): the
     # answer is about what the articles say, which may be another thing.
     absent_names: tuple[str, ...] = ()
+    # The filters the names were looked for under ("source=a*.md"): none of the articles they
+    # admit holds them. "" when the search ran over every article.
+    absent_within: str = ""
 
 
 @dataclass(frozen=True)

@@ -2,10 +2,12 @@
 
 from __future__ import annotations
 
+import io
 from collections.abc import Iterator
 from pathlib import Path
 
 import pytest
+from rich.console import Console
 
 from qa.answer import NOT_ANSWERED, answer_question
 from qa.embed import Embedder
@@ -94,7 +96,13 @@ def test_a_filtered_question_looks_for_its_names_in_the_articles_it_was_asked_of
     question = "Who did Igor Ivanov give the informal document to?"
     of_004 = answer_question(retriever, question, filters=SearchFilters(source="*004_*"))
     assert of_004.passages and all("004_" in hit.path for hit in of_004.passages)
-    assert of_004.absent_names == ("Igor",)
+    assert of_004.absent_names == ("Igor",) and of_004.absent_within == "source=*004_*"
+    # The note says which articles lack the name: the index as a whole holds it.
+    from qa.render import answer_json, render_answer
+    out = io.StringIO()
+    Console(file=out, width=400).print(render_answer(of_004))
+    assert "Note: no article that matches the filters (source=*004_*) mentions Igor" in out.getvalue()
+    assert answer_json(of_004)["absent_within"] == "source=*004_*"
     of_000 = answer_question(retriever, question, filters=SearchFilters(source="*000_*"))
     assert of_000.passages and of_000.absent_names == ()
     assert answer_question(retriever, question).absent_names == ()
