@@ -85,6 +85,7 @@ def main() -> None:
                     "check_ms_per_sentence": 1000 * check_seconds / max(1, len(claims)),
                     "verdicts": [c.verdict for c in claims],
                     "verdicts_citing_all": [c.verdict for c in as_if_cited],
+                    "contradicted_citing_all": [[c.text, list(c.contradicted)] for c in as_if_cited if c.contradicted],
                     "generated": answer.generated,
                     "supported_has_answer": any(
                         c.verdict == SUPPORTED and contains_answer(c.text, question.answers) for c in claims),
@@ -110,6 +111,8 @@ def main() -> None:
         "uncited_share": round(verdicts.count("uncited") / max(1, sentences), 3),
         "supported_share_citing_all": round(
             sum(r["verdicts_citing_all"].count("supported") for r in rows) / max(1, sentences), 3),
+        "contradicted_share_citing_all": round(
+            sum(len(r["contradicted_citing_all"]) for r in rows) / max(1, sentences), 3),
         "answers_generated": round(sum(r["generated"] for r in rows) / max(1, len(rows)), 3),
         "supported_sentence_holds_answer": round(sum(r["supported_has_answer"] for r in rows) / max(1, len(rows)), 3),
         "prompt_chars_max": max(r["prompt_chars"] for r in rows),

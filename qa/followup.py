@@ -62,15 +62,21 @@ def names_something(question: str) -> bool:
     return any(zipf(word.lower()) < COMMON_WORD_ZIPF and word.lower() not in _NO_NAMES for word in named)
 
 
+@dataclass(frozen=True)
+class Turn:
+    """One question of a chat."""
+
+    asked: str  # as typed, its spaces tidied
+    searched: str  # what was searched for it: the question, a follow-up made whole, a word read right
+    standalone: bool  # searched without the turns before it
+    answered: bool  # whether the articles answered it
+
+
 @dataclass
 class Conversation:
-    """The questions of a chat so far: as asked, as they were understood, whether each stood on its
-    own, and whether the articles answered it."""
+    """The questions of a chat so far, oldest first."""
 
-    turns: list[str] = field(default_factory=list)
-    asked: list[str] = field(default_factory=list)
-    standalone: list[bool] = field(default_factory=list)
-    answered: list[bool] = field(default_factory=list)
+    turns: list[Turn] = field(default_factory=list)
 
     def contextualize(self, question: str, limit: int = MAX_QUERY_CHARS) -> str | None:
         """The query to search for a follow-up, or None when the question stands on its own.
@@ -82,12 +88,12 @@ class Conversation:
         resolution?" is searched as asked. The query is at most `limit` characters, the new
         question always whole; the context gives way first.
         """
-        if not self.turns or not self.answered[-1] or not is_follow_up(question):
+        if not self.turns or not self.turns[-1].answered or not is_follow_up(question):
             return None
         # The subject as it was searched (a word read right, a model's rewrite), the turn since as typed.
-        last = max((n for n, alone in enumerate(self.standalone) if alone), default=0)
-        subject = self.turns[last]
-        context = [subject] if last == len(self.turns) - 1 else [subject, self.asked[-1]]
+        last = max((n for n, turn in enumerate(self.turns) if turn.standalone), default=0)
+        subject = self.turns[last].searched
+        context = [subject] if last == len(self.turns) - 1 else [subject, self.turns[-1].asked]
         question = " ".join(question.split())
         while context and len(" ".join([*context, question])) > limit:
             context.pop()  # the turn just before goes first, then the subject
@@ -102,15 +108,12 @@ class Conversation:
         asked = " ".join(asked.split())
         if standalone is None:
             standalone = self.contextualize(asked) is None
-        self.standalone.append(standalone)
-        self.asked.append(asked)
-        self.turns.append(understood or asked)
-        self.answered.append(answered)
+        self.turns.append(Turn(asked, understood or asked, standalone, answered))
 
     def history(self) -> list[str]:
-        """The answered questions so far, oldest first: what a model may read to rewrite a follow-up."""
-        return [turn for turn, answered in zip(self.turns, self.answered) if answered]
+        """The answered questions so far as searched, oldest first: what a model may read to
+        rewrite a follow-up."""
+        return [turn.searched for turn in self.turns if turn.answered]
 
     def forget(self) -> None:
-        for turns in (self.turns, self.asked, self.standalone, self.answered):
-            turns.clear()
+        self.turns.clear()

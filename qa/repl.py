@@ -217,31 +217,31 @@ class ChatSession:
     def ask(self, question: str) -> Answer:
         from qa.render import render_answer
 
-        self._leaned_on_turns = False  # set by the answer's path: whether it read the turns before
-
-        answer = self._generate(question) if self.llm is not None else self._quoted(question)
+        # `leaned`: whether the answer's search read the turns before (a rule-made follow-up).
+        answer, leaned = self._generate(question) if self.llm is not None else self._quoted(question)
         from qa.pages import answer_with_pages
 
         answer = answer_with_pages(answer, self.retriever().store)  # PDF citations say their page
-        self.conversation.record(answer.question, answer.answerable, answer.understood_as,
-                                 standalone=not self._leaned_on_turns)
+        self.conversation.record(answer.question, answer.answerable, answer.understood_as, standalone=not leaned)
         self.last_answer = answer
         self.console.print(render_answer(answer))
         return answer
 
-    def _quoted(self, question: str) -> Answer:
-        """The extractive answer, a follow-up read with the questions before it (qa.followup)."""
+    def _quoted(self, question: str) -> tuple[Answer, bool]:
+        """The extractive answer, a follow-up read with the questions before it (qa.followup), and
+        whether it was."""
         from qa.answer import answer_question
 
         expanded = self.conversation.contextualize(question)
-        self._leaned_on_turns = expanded is not None
         with self.console.status("Searching…", spinner="dots"):
             return answer_question(
                 self.retriever(), question, k=self.k, mode=self.mode, filters=self.filters, retrieval_query=expanded
-            )
+            ), expanded is not None
 
-    def _generate(self, question: str) -> Answer:
-        """The answer written by the model server, streamed as it comes; Ctrl-C stops it and keeps what came."""
+    def _generate(self, question: str) -> tuple[Answer, bool]:
+        """The answer written by the model server, streamed as it comes (Ctrl-C stops it and keeps
+        what came), and whether its search read the turns before by the rule (a model's rewrite of
+        a follow-up stands alone)."""
         from rich.live import Live
 
         from qa.errors import LLMError
@@ -254,6 +254,7 @@ class ChatSession:
             self._llm_client = ChatClient(self.llm)
         self._warn_if_remote()
         rewritten = None
+        leaned = False
         history = self.conversation.history()
         if history and is_follow_up(question):
             try:
@@ -262,14 +263,13 @@ class ChatSession:
             except LLMError as exc:
                 # The server that could not rewrite the question would fail the answer too: one
                 # notice, the quoted answer, instead of a second wait and a second message.
-                return replace(self._quoted(question), notice=f"{str(exc).rstrip('.')}; showing the quoted answer instead")
+                quoted, leaned = self._quoted(question)
+                return replace(quoted, notice=f"{str(exc).rstrip('.')}; showing the quoted answer instead"), leaned
             except KeyboardInterrupt:
                 pass  # Ctrl-C skips the rewrite, not the question
             if rewritten is None:  # no model rewrite: the rule-based one
                 rewritten = self.conversation.contextualize(question)
-                self._leaned_on_turns = rewritten is not None
-            else:
-                self._leaned_on_turns = False  # the model's rewrite stands alone
+                leaned = rewritten is not None
         written: list[str] = []
         # The answer appears as it is written; once checked, the final render takes its place.
         with Live(streaming_text("Searching…"), console=self.console, transient=True, refresh_per_second=12) as live:
@@ -281,7 +281,7 @@ class ChatSession:
                 self.retriever(), self._llm_client, question, k=self.k, mode=self.mode, filters=self.filters,
                 retrieval_query=rewritten if rewritten and rewritten.strip() != question.strip() else None,
                 on_token=show,
-            )
+            ), leaned
 
     def _command(self, text: str) -> bool:
         try:

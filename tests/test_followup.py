@@ -67,7 +67,7 @@ def test_a_chain_of_follow_ups_keeps_its_subject_and_stays_short() -> None:
         assert understood.startswith("Who did Igor Ivanov give the informal document to?")
         assert understood.count("?") <= 3
         conversation.record(asked, understood=understood)
-    assert conversation.history()[-1] == conversation.turns[-1]
+    assert conversation.history()[-1] == conversation.turns[-1].searched
     last = "And where did he say the Russian military maneuvers took place?"
     assert conversation.contextualize(last) == (
         f"Who did Igor Ivanov give the informal document to? {follow_ups[-1]} {last}"

@@ -342,7 +342,7 @@ def test_a_follow_up_is_rewritten_by_the_model_or_else_by_the_rule(seeds_index: 
     session = ChatSession(seeds_index, console=Console(file=io.StringIO(), width=100), embedder=embedder,
                           llm=LLMSettings(llm_url))
     session.run([DEBT_QUESTION, "And when was that?"], update=False)
-    first, follow_up = session.conversation.turns
+    first, follow_up = (turn.searched for turn in session.conversation.turns)
     assert first == DEBT_QUESTION
     assert follow_up != "And when was that?"  # understood with the first question, one way or the other
 
@@ -361,7 +361,7 @@ def test_a_follow_up_with_the_server_down_gives_one_notice_and_the_quoted_answer
     assert text.count("showing the quoted answer instead") == 2
     assert text.count(url) == 3  # the banner's, and each notice's
     assert "reading the question as it is" not in text
-    assert session.conversation.turns[1] != "And when was that?"  # read with the first, by the rule
+    assert session.conversation.turns[1].searched != "And when was that?"  # read with the first, by the rule
 
 
 @pytest.mark.parametrize("behaviour", ["http_500", "malformed_stream", "no_choices", "stream_error", "unknown_model",
