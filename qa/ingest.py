@@ -82,6 +82,9 @@ _LEAD_PUNCT = re.compile(r"^[\s.·•|*>#:\-–—]+")
 _SENTENCE_END = re.compile(r"[.!?…][\"'”’)\]]*$")
 _HEADLINE_BAD_END = re.compile(r"[.,;:]$")
 _BYLINE = re.compile(r"^by\s+\S", re.IGNORECASE)
+_BYLINE_MAX_WORDS = 10
+# What comes between a page's headline and the site's name in its Title: "Port news | The Times".
+_SITE_AFTER_TITLE = re.compile(r"^\s*[-|–—:·•]\s*\S")
 
 _BOILERPLATE = re.compile(
     r"""^(?:
@@ -598,28 +601,47 @@ def _is_placeholder_title(title: str, path: Path) -> bool:
 
 
 def _take_pdf_headline(title: str | None, pages: list[str]) -> tuple[str | None, list[str]]:
-    """The PDF's title and its pages, the first line taken off them when it is the headline, as a
-    text file's headline is kept out of its text: ``(None, ["Port news\\nThe port grew."]) ->
-    ("Port news", ["The port grew."])``.
+    """The PDF's title and its pages, the headline taken off them, as a text file's headline is
+    kept out of its text: ``(None, ["Port news\nThe port grew."]) -> ("Port news", ["The port grew."])``.
 
     PDFium ends each line with one newline, so a headline left in the text reads as the start of
-    the first sentence ("Port news The port grew."), in answers too. The first line is the headline
-    when it is the Title; with no Title, when it reads as a headline and the next line starts with a
-    capital: a first line that the next goes on in lower case (or with a figure) may be a sentence
-    wrapped at the page's edge, its words the article's. Citations keep their pages: qa.pages counts the form feeds before an
-    offset, and the headline comes before all of them.
+    the first sentence ("Port news The port grew."), in answers too. The headline is the first
+    line, or the first two or three (a headline wrapped at the page's edge), when they are the
+    Title or the Title's start before a site's name ("Port news | The Harbour Times"); with no
+    Title, the first line when it reads as a headline and the next line starts with a capital: a
+    first line that the next goes on in lower case (or with a figure) may be a sentence wrapped
+    at the page's edge, its words the article's. A byline ("By Ana Reis") right under a headline
+    goes with it. Citations keep their pages: qa.pages counts the form feeds before an offset, and
+    the headline comes before all of them.
     """
     first_page = next(i for i, page in enumerate(pages) if page)
-    first, _, rest = pages[first_page].partition("\n")
-    rest = rest.lstrip("\n")
-    after = next((page for page in [rest, *pages[first_page + 1 :]] if page), "")
-    headline = _tidy_title(first)
-    starts_anew = not after or after.lstrip("\"'“‘(")[:1].isupper()
-    if title is None and _is_headline(first) and starts_anew:
-        title = headline
-    if not after or headline != title:
+    lines = pages[first_page].split("\n")
+    taken = _title_lines(title, lines)
+    if taken == 0 and title is None:
+        after = next((page for page in ["\n".join(lines[1:]).lstrip("\n"), *pages[first_page + 1 :]] if page), "")
+        if _is_headline(lines[0]) and (not after or after.lstrip("\"'“‘(")[:1].isupper()):
+            title, taken = _tidy_title(lines[0]), 1
+    if taken and taken < len(lines) and _BYLINE.match(lines[taken]) and len(lines[taken].split()) <= _BYLINE_MAX_WORDS:
+        taken += 1
+    rest = "\n".join(lines[taken:]).lstrip("\n")
+    if not taken or not (rest or any(pages[first_page + 1 :])):
         return title, pages  # no headline, or one that is the whole text (a one-line PDF)
     return title, [*pages[:first_page], rest, *pages[first_page + 1 :]]
+
+
+def _title_lines(title: str | None, lines: list[str]) -> int:
+    """How many of a PDF's first `lines` (up to 3) are its `title`, or the title's start before a
+    site's name ("Port news - The Harbour Times"); 0 when they are not."""
+    if not title:
+        return 0
+    wanted = title.casefold()
+    for count in range(1, min(3, len(lines)) + 1):
+        said = _tidy_title(" ".join(lines[:count])).casefold()
+        if not said:
+            return 0
+        if said == wanted or (_is_headline(said) and _SITE_AFTER_TITLE.match(wanted[len(said):]) and wanted.startswith(said)):
+            return count
+    return 0
 
 
 def _pdfium_reason(exc: Exception) -> str:

@@ -150,6 +150,21 @@ def test_a_real_title_is_kept_and_a_first_line_that_runs_on_stays_text(tmp_path:
     assert untitled.text.startswith(PAGES[0][0][:60])
 
 
+def test_a_headline_under_a_title_with_the_sites_name_or_wrapped_leaves_the_text_with_its_byline(tmp_path: Path) -> None:
+    # The Title a newspaper's PDF export gives: the headline and the site's name after it.
+    sited = read_article(write_pdf(tmp_path / "sited.pdf", HARBOUR, title=f"{HARBOUR_HEADLINE} | Port Weekly"))
+    assert sited.title == f"{HARBOUR_HEADLINE} | Port Weekly"
+    assert sited.text.startswith("The port of Lisbon handled")
+    # A headline too long for one line of the page, the Title its whole; a byline under it.
+    long_headline = ("Harbour Report on Lisbon Shipping: Container Traffic Grows Fastest as the Authority "
+                     "Plans a New Quay at Alcantara for the Coming Decade")
+    pages = [[long_headline, "By Ana Reis and Tomas Duarte", *HARBOUR[0][1:]], HARBOUR[1]]
+    wrapped = read_article(write_pdf(tmp_path / "wrapped.pdf", pages, title=long_headline))
+    assert wrapped.title == long_headline
+    assert wrapped.text.startswith("The port of Lisbon handled"), wrapped.text[:200]
+    assert page_at(wrapped.text, wrapped.text.index("Container traffic")) == 2
+
+
 def test_an_encrypted_pdf_is_said_to_need_a_password(tmp_path: Path) -> None:
     with pytest.raises(IngestError, match="^encrypted: it needs a password to open$"):
         read_article(write_locked_pdf(tmp_path / "locked.pdf", user_password="reader-secret"))
