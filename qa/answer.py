@@ -32,7 +32,7 @@ NOT_ANSWERED = "The articles do not seem to answer this."
 # the Milvus store its articles under a wider LIKE (qa.stores.milvus.store.filter_expression); a
 # source glob holding a quote or a backslash is checked on the Milvus candidates alone, and a
 # narrow one of those on a large store can find no passage although some article passes it.
-NO_ARTICLE_MATCHES = "No passage was found in the articles that match the filters ({filters})."
+NO_ARTICLE_MATCHES = "No passage was found in {articles}."
 # An index that holds nothing (a first `qa index` still running, an empty folder) has not failed
 # to answer: it has nothing to answer from, and saying "do not seem to answer" would mislead.
 EMPTY_INDEX = "The index holds no articles yet: add some with qa index PATH."
@@ -324,7 +324,7 @@ def compose_answer(
     if not hits and collection_chunks == 0:
         return Answer(question, EMPTY_INDEX, False, (), (), understood_as)
     if not hits and filters is not None and filters.active:
-        return Answer(question, NO_ARTICLE_MATCHES.format(filters=filters.describe()), False, (), (), understood_as)
+        return Answer(question, NO_ARTICLE_MATCHES.format(articles=filters.articles()), False, (), (), understood_as)
     if not answers_question(scored, hits, collection_chunks):
         return Answer(question, NOT_ANSWERED, False, (), tuple(hits), understood_as)
     best = scored[0]

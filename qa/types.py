@@ -280,6 +280,11 @@ class SearchFilters:
         parts = (("source", self.source), ("since", self.since), ("until", self.until))
         return " ".join(f"{name}={value}" for name, value in parts if value)
 
+    def articles(self) -> str:
+        """Which articles a search under them reads, as an answer says it: ``"the articles that
+        match the filters (source=*.txt)"``, "every article" when none are set."""
+        return f"the articles that match the filters ({self.describe()})" if self.active else "every article"
+
     def problem(self, prefix: str = "") -> str | None:
         """Why no article could pass these filters, when that is plain from them alone; `prefix`
         goes before each filter's name, as the command line spells them ("--")."""
