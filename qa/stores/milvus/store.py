@@ -63,6 +63,8 @@ from qa.types import (
 )
 
 if TYPE_CHECKING:
+    from pathlib import Path
+
     import numpy as np
 
     from qa.stores.location import StoreLocation
@@ -111,6 +113,7 @@ def _client(location: StoreLocation, wait_seconds: float = 0.0) -> Any:
         try:
             if location.path is not None:
                 location.path.parent.mkdir(parents=True, exist_ok=True)
+                settle_flushed_wals(location.path)
             # pymilvus pings an idle connection every 10 s, and a gRPC server (Milvus Lite's
             # included) hangs up on a client that pings an idle line more than every 5 minutes: a
             # chat left alone for 30 s would lose its store. Ping only while a call is waiting.
@@ -121,6 +124,45 @@ def _client(location: StoreLocation, wait_seconds: float = 0.0) -> Any:
                 time.sleep(0.5)
                 continue
             _open_failure(location, exc, held)
+
+
+def settle_flushed_wals(data_dir: Path) -> None:
+    """Delete the write-ahead logs of a Milvus Lite store that its collections' manifests say were
+    already flushed, as Milvus Lite's flush does right after it commits the manifest.
+
+    A process killed between those two steps leaves a log whose rows are also in the flushed
+    file, and Milvus Lite's recovery replays it: every such row is then read twice, with the same
+    primary key and sequence number, until the store is next closed (a document's part row twice
+    makes it look half written to `check`). A log numbered below the manifest's active one holds
+    nothing that is not in its files. Only while no process has the store open (its LOCK is free)."""
+    import os
+
+    try:
+        import fcntl
+    except ImportError:  # Windows: Milvus Lite locks with msvcrt there; leave its logs to it
+        return
+    lock = data_dir / "LOCK"
+    if not lock.is_file():
+        return
+    fd = os.open(lock, os.O_RDWR)
+    try:
+        try:
+            fcntl.flock(fd, fcntl.LOCK_EX | fcntl.LOCK_NB)
+        except OSError:
+            return  # open in a process (this one included): it has replayed its logs already
+        for manifest in [*data_dir.glob("collections/*/manifest.json"),
+                         *data_dir.glob("databases/*/collections/*/manifest.json")]:
+            try:
+                active = int(json.loads(manifest.read_text(encoding="utf-8"))["active_wal_number"])
+            except (OSError, ValueError, KeyError, TypeError):
+                continue
+            wal_dir = manifest.parent / "wal"
+            for log in wal_dir.glob("wal_*.arrow") if wal_dir.is_dir() else ():
+                found = re.fullmatch(r"wal_(?:data|delta)_(\d+)\.arrow", log.name)
+                if found and int(found.group(1)) < active:
+                    log.unlink(missing_ok=True)
+    finally:
+        os.close(fd)  # releases the lock, for Milvus Lite to take
 
 
 def _open_failure(location: StoreLocation, exc: Exception, held: bool) -> NoReturn:
