@@ -11,6 +11,9 @@ Claims are made from SQuAD v1.1 dev (data nobody here wrote), five kinds per que
 - wrong_paragraph: the gold sentence against another paragraph of the same article (false);
 - negated_sentence: the gold sentence made to deny what it says, "not" put after its first
   auxiliary verb ("was" -> "was not"), where it has one and denies nothing already (false);
+- swapped_roles: a gold sentence with two names that have a word between them swapped ("Denver
+  beat Carolina" -> "Carolina beat Denver"; false). None across "and", "by", "with" or a comma,
+  none for a word that goes both ways ("met");
 - denial_dropped: a gold sentence that denies something with its one denial taken out ("did
   not win" -> "did win", "wasn't" -> "was", "never won" -> "won"), so that it says the opposite
   of its paragraph (false).
@@ -50,7 +53,8 @@ from qa.evaluate import auroc, load_questions
 from qa.types import Hit
 
 TRUE_KINDS = ("gold_sentence", "question_answer")
-FALSE_KINDS = ("swapped_sentence", "swapped_answer", "wrong_paragraph", "negated_sentence", "denial_dropped")
+FALSE_KINDS = ("swapped_sentence", "swapped_answer", "wrong_paragraph", "negated_sentence", "denial_dropped",
+               "swapped_roles")
 _AUXILIARY = re.compile(r"\b(?:is|was|are|were|has|had|have|can|could|will|would|did|does|do|should|may|might|must)\b")
 
 
@@ -65,6 +69,30 @@ def negated(sentence: str) -> str | None:
 _ONE_DENIAL = re.compile(r"\s+(?:not|never)\b|n['’]t\b", re.IGNORECASE)
 _NOT_A_DENIAL_OF_THE_NEXT_WORD = re.compile(r"-|\s+(?:until|since|before|least|only|just|merely)\b", re.IGNORECASE)
 _CONTRACTED = {"wo": "will", "ca": "can", "sha": "shall"}  # won't, can't, shan't
+
+
+def roles_swapped(sentence: str) -> str | None:
+    """`sentence` with the first two names that a word between them relates put the other way
+    round, or None where it has none (qa.claims' own reading of names, so that the bench asks
+    what the check can see)."""
+    from qa.claims import _roles
+
+    from qa.claims import _aliased, _name_key
+
+    roles = _roles(sentence)
+    if not roles or _aliased(sentence) != sentence:
+        return None  # the spans are of the aliased text ("U.S." read as "US")
+    first_name, second_name, _, (start, end) = roles[0]
+    # The two names as written: the words at each end of the span (a name of several words whole).
+    words = list(re.finditer(r"[A-Z][\w'’.-]*(?:\s+[A-Z][\w'’.-]*)*", sentence[start:end]))
+    if len(words) < 2:
+        return None
+    a, b = words[0], words[-1]
+    if _name_key(a.group(0).split()[-1]) != first_name or _name_key(b.group(0).split()[-1]) != second_name:
+        return None  # not the two names the check reads ("E. O. Wilson" is read as "Wilson")
+    piece = sentence[start:end]
+    swapped = piece[:a.start()] + b.group(0) + piece[a.end():b.start()] + a.group(0) + piece[b.end():]
+    return None if swapped == piece else sentence[:start] + swapped + sentence[end:]
 
 
 def undenied(sentence: str) -> str | None:
@@ -140,6 +168,9 @@ def build_claims(prefix: Path, questions: int, seed: int) -> list[dict]:
         denial = negated(sentence)
         if denial is not None:
             claims.append({**base, "kind": "negated_sentence", "text": denial})
+        turned = roles_swapped(sentence)
+        if turned is not None:
+            claims.append({**base, "kind": "swapped_roles", "text": turned})
         dropped = undenied(sentence)
         if dropped is not None:
             claims.append({**base, "kind": "denial_dropped", "text": dropped})

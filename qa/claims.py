@@ -20,7 +20,8 @@ prompt, checks every sentence, in two ways:
    fluent the sentence. Nor past a denial: a sentence that says "not", "never", "no" or the like
    needs a negative word in its evidence ("does not owe" is not supported by "owes"), unless the
    user's question says one; nor can it drop one: "owes" where its evidence says "does not owe"
-   is contradicted.
+   is contradicted. Nor turn roles round: "Russia owes Baghdad" where the evidence says
+   "Baghdad owes Russia" is contradicted too.
 2. **Support.** The sentence is compared with every window of one or two consecutive sentences of
    each cited passage: its rare words found there (rarity from `wordfreq`, so a two-article index
    weighs words as a large one does) and the token alignment of qa.align (the same model's token
@@ -98,6 +99,12 @@ _YES_NO_QUESTION = re.compile(
 DENIED_WORD_REACH = 4
 _ADVERBS = frozenset("yet ever even also always still quite entirely fully really actually necessarily".split())
 _SPOKEN = re.compile(r"[\w'’]+")
+# Stems of words that say the same both ways round: "Biden met Putin" is "Putin met Biden".
+_BOTH_WAYS = frozenset(stems(
+    "met meet meets meeting married marry marries faced face faces played play plays fought fight fights "
+    "tied tie ties drew draw draws talked talk talks spoke speak speaks negotiated negotiate debated "
+    "debate clashed clash merged merge partnered partner shared share traded trade exchanged exchange "
+    "versus vs against joined join".split()))
 _NEGATIVE = re.compile(
     r"\b(?:not|never|no|none|nobody|nothing|neither|nor|nowhere|cannot|without|unable|den(?:y|ies|ied|ial)"
     r"|refus\w*|declin\w*|fail\w*|lack\w*|reject\w*|absen\w*)\b|\b\w+n['’]t\b",
@@ -290,12 +297,7 @@ def extract_facts(text: str, lenient_scale: bool = False) -> tuple[Facts, dict[s
             months.add(month)
             labels.setdefault(f"m:{month}", bare)
             continue
-        if lower.rstrip(".") in STOPWORDS | _NOT_NAMES or lower in _UNITS or lower in _TENS or lower in _SCALES:
-            continue
-        # A sentence's first word is capitalised whatever it is: "Approximately", "However".
-        if _starts_sentence(text, start) and (
-            lower.endswith("ly") or zipf(lower) >= COMMON_FIRST_WORD_ZIPF or _opens_a_phrase(text, words, i)
-        ):
+        if not _names_something(text, words, i):
             continue
         for part in bare.split("-"):
             if len(part) > 1 and part[0].isupper():
@@ -395,6 +397,17 @@ def _spelled_numbers(words: list[tuple[str, int, int]], labels: dict[str, str], 
 # Words that follow an opening adverbial ("Besides the", "Aside from", "Compared to"), where a name
 # that begins a sentence is followed by what it did ("Bush met", "Russia has").
 _AFTER_OPENER = frozenset("from to with for of in on at by as than the a an".split())
+
+
+def _names_something(text: str, words: list[tuple[str, int, int]], i: int) -> bool:
+    """Whether capitalised word i of `text` may be a name: not a stopword, a title, a number word,
+    nor a sentence's first word that English uses often ("Approximately", "However")."""
+    word, start, _ = words[i]
+    lower = word.rstrip("'’").removesuffix("'s").removesuffix("’s").lower()
+    if lower.rstrip(".") in STOPWORDS | _NOT_NAMES or lower in _UNITS or lower in _TENS or lower in _SCALES:
+        return False
+    return not (_starts_sentence(text, start) and (
+        lower.endswith("ly") or zipf(lower) >= COMMON_FIRST_WORD_ZIPF or _opens_a_phrase(text, words, i)))
 
 
 def _opens_a_phrase(text: str, words: list[tuple[str, int, int]], i: int) -> bool:
@@ -507,7 +520,7 @@ class ClaimChecker:
         denial = _unmet_denial(sentence, best, question)
         if denial:
             missing.append(f"“{denial}”")
-        contradicted = _dropped_denial(sentence, best, question)
+        contradicted = _dropped_denial(sentence, best, question) or _swapped_roles(sentence, best, question)
         evidence = [_evidence(best)]
         evidence += _fact_evidence(found, best, vouched)
         verdict = (SUPPORTED if not missing and not invalid and not contradicted and support >= SUPPORT_THRESHOLD
@@ -521,7 +534,8 @@ class ClaimChecker:
         vouched = [passage_facts(h.title) | passage_facts(h.text) for h in passages]
         missing = facts - facts.found_in(_union(vouched + ([passage_facts(question)] if question else [])))
         best = max(self._windows(sentence, list(enumerate(passages, start=1))), key=lambda w: w.support)
-        denied = _unmet_denial(sentence, best, question) is not None or _dropped_denial(sentence, best, question) is not None
+        denied = (_unmet_denial(sentence, best, question) is not None or _dropped_denial(sentence, best, question) is not None
+                  or _swapped_roles(sentence, best, question) is not None)
         return best.alignment, best.coverage, len(missing.labelled({})) + denied
 
     def read(self, passages: Sequence[Hit]) -> None:
@@ -654,6 +668,57 @@ def _word_uses(text: str) -> list[tuple[str, str | None]]:
                 i -= 1  # "does not owe" reads better than "not owe"
             uses.append((word_stems[j], None if i is None else text[words[i].start():words[j].end()]))
     return uses
+
+
+def _swapped_roles(sentence: str, best: _Window, question: str | None = None) -> str | None:
+    """The words of the evidence window `best` that tell the other way round what `sentence` says
+    of two names ("Baghdad … owes … Russia" for "Russia owes Baghdad"), or None.
+
+    Two names of the sentence with a word that says something between them ("Russia owes
+    Baghdad": "owes") must not stand in the window the other way round with that word between
+    them, unless the window also has them in the sentence's order with it, or either says "by"
+    there ("Baghdad is owed by Russia"), or the word goes both ways ("met", "played"). What the
+    user's `question` says in that order is the user's, unless it asks yes or no (_presupposed).
+    """
+    asked = {role[:3] for role in _roles(question)} if question and _presupposed(question) else set()
+    claim = [role for role in _roles(sentence) if role[:3] not in asked]
+    if not claim:
+        return None
+    hit, (start, end) = best.hit, best.span
+    told = [(role, _aliased(text)) for text in (_quote(hit, span) for span in (
+        [s for s in hit.sentences if start <= s[0] and s[1] <= end] or [best.span])) for role in _roles(text)]
+    said = {(a, b, verb) for (a, b, verb, _), _ in told}
+    for a, b, verb, _ in claim:
+        if (b, a, verb) in said and (a, b, verb) not in said:
+            (_, _, _, (first, last)), text = next(t for t in told if t[0][:3] == (b, a, verb))
+            return text[first:last]
+    return None
+
+
+def _roles(text: str) -> list[tuple[str, str, str, Span]]:
+    """(first name, second name, a word between them, the span from one to the other) for every
+    two names of `text` in order with words between that say something; none across a "by", an
+    "and", a comma or a full stop between them, nor for a word that goes both ways."""
+    text = _aliased(text)
+    words = [(m.group(0), m.start(), m.end()) for m in FACT_WORD.finditer(text)]
+    names = [i for i, (word, _, _) in enumerate(words)
+             if word[:1].isupper() and word.rstrip(".").lower() not in _MONTHS and _names_something(text, words, i)]
+    # A name of several words ("Saddam Hussein") is its last.
+    heads = [i for n, i in enumerate(names) if n + 1 == len(names) or names[n + 1] != i + 1]
+    lowered = [w.lower().strip("'’") for w, _, _ in words]
+    word_stems = stems(lowered)
+    roles = []
+    for n, i in enumerate(heads):
+        for j in heads[n + 1:]:
+            between = range(i + 1, j)
+            if re.search(r"[,;:.!?]|\b(?:by|and|with)\b", text[words[i][2]:words[j][1]], re.IGNORECASE):
+                break
+            for k in between:
+                if (k in names or not lowered[k].isalpha() or rarity(lowered[k]) == 0 or word_stems[k] in _BOTH_WAYS
+                        or lowered[k] in _UNITS or lowered[k] in _TENS or lowered[k] in _SCALES):
+                    continue  # a figure says how much, not who did what to whom
+                roles.append((_name_key(words[i][0]), _name_key(words[j][0]), word_stems[k], (words[i][1], words[j][2])))
+    return roles
 
 
 def _is_adverb(word: str) -> bool:

@@ -141,6 +141,19 @@ def test_a_sentence_that_drops_its_passages_denial_is_unsupported(retriever, deb
     assert claim.verdict == SUPPORTED and claim.contradicted == (), claim
 
 
+def test_a_sentence_that_swaps_who_did_what_is_unsupported(retriever, debt_passages) -> None:
+    checker = ClaimChecker(retriever.aligner())
+    n = _debt_n(debt_passages)
+    said = _rewritten(debt_passages, n, "Moscow says Baghdad owes Russia $8 billion and Interfax agrees.")
+    claim = checker.check("Russia owes Baghdad $8 billion.", [n], said)
+    assert claim.verdict == UNSUPPORTED and claim.contradicted == ("Baghdad owes Russia",), claim
+    assert checker.check("Baghdad owes Russia $8 billion.", [n], said).verdict == SUPPORTED
+    # "By" turns the roles round, and a word that goes both ways is no role.
+    assert checker.check("Russia is owed $8 billion by Baghdad.", [n], said).contradicted == ()
+    met = _rewritten(debt_passages, n, "Moscow says Baghdad met Russia over $8 billion of debt.")
+    assert checker.check("Russia met Baghdad over $8 billion of debt.", [n], met).contradicted == ()
+
+
 def test_a_fact_the_question_states_may_be_repeated_but_one_it_does_not_may_not(retriever, debt_passages) -> None:
     # "In 2003" is in no passage: without the question it is the model's claim; asked about 2003, it is
     # the user's own premise, repeated. A wrong amount stays wrong either way.
