@@ -297,7 +297,7 @@ def extract_facts(text: str, lenient_scale: bool = False) -> tuple[Facts, dict[s
             months.add(month)
             labels.setdefault(f"m:{month}", bare)
             continue
-        if not _names_something(text, words, i):
+        if not _may_be_name(text, words, i):
             continue
         for part in bare.split("-"):
             if len(part) > 1 and part[0].isupper():
@@ -399,7 +399,7 @@ def _spelled_numbers(words: list[tuple[str, int, int]], labels: dict[str, str], 
 _AFTER_OPENER = frozenset("from to with for of in on at by as than the a an".split())
 
 
-def _names_something(text: str, words: list[tuple[str, int, int]], i: int) -> bool:
+def _may_be_name(text: str, words: list[tuple[str, int, int]], i: int) -> bool:
     """Whether capitalised word i of `text` may be a name: not a stopword, a title, a number word,
     nor a sentence's first word that English uses often ("Approximately", "However")."""
     word, start, _ = words[i]
@@ -702,7 +702,7 @@ def _roles(text: str) -> list[tuple[str, str, str, Span]]:
     text = _aliased(text)
     words = [(m.group(0), m.start(), m.end()) for m in FACT_WORD.finditer(text)]
     names = [i for i, (word, _, _) in enumerate(words)
-             if word[:1].isupper() and word.rstrip(".").lower() not in _MONTHS and _names_something(text, words, i)]
+             if word[:1].isupper() and word.rstrip(".").lower() not in _MONTHS and _may_be_name(text, words, i)]
     # A name of several words ("Saddam Hussein") is its last.
     heads = [i for n, i in enumerate(names) if n + 1 == len(names) or names[n + 1] != i + 1]
     lowered = [w.lower().strip("'’") for w, _, _ in words]
