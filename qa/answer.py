@@ -11,7 +11,7 @@ from __future__ import annotations
 
 import math
 import re
-from collections.abc import Callable, Sequence
+from collections.abc import Callable, Collection, Sequence
 from dataclasses import dataclass, replace
 from functools import cached_property
 from typing import TYPE_CHECKING
@@ -379,12 +379,16 @@ def answer_question(
     mode: str = "hybrid",
     filters: SearchFilters | None = None,
     retrieval_query: str | None = None,
+    said_before: Collection[tuple[str, int, int]] = (),
 ) -> Answer:
     """Retrieve passages for `question` and answer it from their sentences.
 
     `retrieval_query` is what is searched when it differs from the question as asked (a follow-up
     expanded with the previous turn); the answer then says how the question was understood, as it
-    does when a mistyped word was read as another (qa.spelling).
+    does when a mistyped word was read as another (qa.spelling). `said_before` are the sentences
+    (doc_id, start, end) the turn before answered with: a follow-up asks for something more, and
+    searched with that turn's words it would find the same sentence first ("And what did he say
+    about Iraq?" after "Who did Ivanov give the document to?").
     """
     asked = clean_query(question)
     searched = searched_question(retriever, asked, retrieval_query)
@@ -395,6 +399,8 @@ def answer_question(
     hits = retriever.search(searched, k=k, mode=mode, filters=filters, query_vector=vector, align=True)
     weights = retriever.term_weights(searched)
     scored = score_sentences(hits, weights, searched)
+    if said_before:
+        scored = [s for s in scored if (hits[s.hit_rank].doc_id, *s.span) not in said_before]
     understood = searched if searched != asked else None
     answer = compose_answer(asked, hits, scored, retriever.store.chunk_count(), understood, filters)
     if not hits:

@@ -18,6 +18,7 @@ _REFERRING = frozenset(
     "such former latter".split()
 )
 _CONTINUATIONS = ("and ", "but ", "also ", "so ", "what about", "how about", "and?", "why?", "when?")
+_ABOUT = ("what about", "how about")
 # A question with this many content words or fewer is too thin to stand on its own, unless it
 # names something ("Who is Albright?", "What is Interfax?"): a new name is a new subject.
 _SHORT_QUESTION_TERMS = 2
@@ -26,6 +27,7 @@ _SHORT_QUESTION_TERMS = 2
 # 5.0 and 5.3 places ("Washington" 5.08, "India" 5.04) outnumber the capitalised everyday words a
 # question uses ("King" 5.17), and months, days and the like are known by name instead.
 COMMON_WORD_ZIPF = 5.3
+_AFTER_THE_ZIPF = 5.0
 # Capitalised, and common, but no subject of their own: "How many in May?", "What happened on Monday?".
 _NO_NAMES = frozenset(
     "january february march april may june july august september october november december "
@@ -41,12 +43,15 @@ def is_follow_up(question: str) -> bool:
     (True, False)
     """
     lowered = question.strip().lower()
-    if lowered.startswith(_CONTINUATIONS):
-        return True
     words = SPOKEN_WORD.findall(lowered)
     if any(word in _REFERRING for word in words):
         return True
-    return len(query_terms(question)) <= _SHORT_QUESTION_TERMS and not names_something(question)
+    short = len(query_terms(question)) <= _SHORT_QUESTION_TERMS
+    if lowered.startswith(_CONTINUATIONS):
+        # "And what did Ivanov say about peacekeepers?" names its own subject and asks a whole
+        # question: the "and" only joins it to the chat. "What about Putin?" leans on the turn before.
+        return short or lowered.startswith(_ABOUT) or not names_something(question)
+    return short and not names_something(question)
 
 
 def names_something(question: str) -> bool:
@@ -58,8 +63,11 @@ def names_something(question: str) -> bool:
     (True, False, True)
     """
     words = SPOKEN_WORD.findall(question)
-    named = [word for n, word in enumerate(words) if (n and word[:1].isupper()) or (len(word) > 1 and word.isupper())]
-    return any(zipf(word.lower()) < COMMON_WORD_ZIPF and word.lower() not in _NO_NAMES for word in named)
+    named = [(n, word) for n, word in enumerate(words) if (n and word[:1].isupper()) or (len(word) > 1 and word.isupper())]
+    # After "the", a capitalised everyday word is a title or a body ("the Minister", "the Council",
+    # "the King"), which the turn before named; a rarer one is a name ("the Kremlin", "the Pentagon").
+    return any(zipf(word.lower()) < (_AFTER_THE_ZIPF if n and words[n - 1].lower() == "the" else COMMON_WORD_ZIPF)
+               and word.lower() not in _NO_NAMES for n, word in named)
 
 
 @dataclass(frozen=True)
@@ -88,13 +96,13 @@ class Conversation:
         resolution?" is searched as asked. The query is at most `limit` characters, the new
         question always whole; the context gives way first.
         """
-        if not self.turns or not self.turns[-1].answered or not is_follow_up(question):
-            return None
+        question = " ".join(question.split())
+        if not self.turns or not self.turns[-1].answered or question == self.turns[-1].asked or not is_follow_up(question):
+            return None  # (a question asked again is asked anew, not of itself)
         # The subject as it was searched (a word read right, a model's rewrite), the turn since as typed.
         last = max((n for n, turn in enumerate(self.turns) if turn.standalone), default=0)
         subject = self.turns[last].searched
         context = [subject] if last == len(self.turns) - 1 else [subject, self.turns[-1].asked]
-        question = " ".join(question.split())
         while context and len(" ".join([*context, question])) > limit:
             context.pop()  # the turn just before goes first, then the subject
         return " ".join([*context, question]) if context else None

@@ -233,9 +233,13 @@ class ChatSession:
         from qa.answer import answer_question
 
         expanded = self.conversation.contextualize(question)
+        # Read with the turn before, the question would find that turn's answer again first.
+        said_before = {(c.doc_id, c.start, c.end) for c in self.last_answer.citations} if (
+            expanded and self.last_answer) else set()
         with self.console.status("Searching…", spinner="dots"):
             return answer_question(
-                self.retriever(), question, k=self.k, mode=self.mode, filters=self.filters, retrieval_query=expanded
+                self.retriever(), question, k=self.k, mode=self.mode, filters=self.filters, retrieval_query=expanded,
+                said_before=said_before,
             ), expanded is not None
 
     def _generate(self, question: str) -> tuple[Answer, bool]:

@@ -95,6 +95,15 @@ def test_a_follow_up_query_fits_the_search_and_keeps_the_question_whole() -> Non
 def test_a_common_capitalised_word_is_no_name_and_a_turn_searched_alone_is_the_next_subject() -> None:
     assert is_follow_up("How many in May?") and is_follow_up("What in March?")
     assert is_follow_up("What happened on Monday?") and is_follow_up("Who is the President?")
+    assert is_follow_up("What did the Minister say?") and not is_follow_up("What did the Kremlin say?")
+
+
+def test_an_and_question_that_names_its_own_subject_stands_alone_and_a_repeat_is_asked_anew() -> None:
+    assert not is_follow_up("And what did Ivanov say about peacekeepers?")
+    assert is_follow_up("And what did he say about Iraq?") and is_follow_up("What about Putin?")
+    conversation = Conversation()
+    conversation.record("Who is the port director?")
+    assert conversation.contextualize("Who is the  port director?") is None
     conversation = Conversation()
     conversation.record("Who signed the treaty in Porto?")
     # Too long to be read with the turn before, it was searched alone: it is the subject now.

@@ -226,3 +226,19 @@ def test_the_chat_keeps_its_history_in_memory_where_it_cannot_write_it(tmp_path:
     blocked.write_text("")
     assert isinstance(_history(blocked / ".chat_history"), InMemoryHistory)
     assert isinstance(_history(tmp_path / "index" / ".chat_history"), FileHistory)
+
+
+def test_a_follow_up_is_not_answered_with_the_sentence_the_turn_before_quoted(index_dir: Path, embedder: Embedder) -> None:
+    # It used to be: read with the first question, "And what did he say about Iraq?" found the
+    # first answer's sentence first and gave it again.
+    first, follow_up = "Who did Igor Ivanov give the informal document to?", "And what did he say about Iraq?"
+    session = chat(index_dir, embedder, [first, follow_up, first, first])
+    said = "informal document that Foreign Minister Igor Ivanov gave"
+
+    def answer(line: str, nth: int = 1) -> str:  # the answer, above its sources
+        return session.reply(line, nth).split("Sources")[0]
+
+    assert said in answer(first)
+    assert "understood as" in answer(follow_up) and said not in answer(follow_up)
+    # A question asked again is asked anew, not as a follow-up of itself.
+    assert said in answer(first, 3) and "understood as" not in answer(first, 3)
