@@ -83,6 +83,9 @@ _SENTENCE_END = re.compile(r"[.!?…][\"'”’)\]]*$")
 _HEADLINE_BAD_END = re.compile(r"[.,;:]$")
 _BYLINE = re.compile(r"^by\s+\S", re.IGNORECASE)
 _BYLINE_MAX_WORDS = 10
+# A byline line under a PDF's headline: "By Ana Reis", "BY ANA REIS and TOMAS DUARTE"; not a
+# sentence that opens with "By" ("By 2030 the port will…", "by the board's count").
+_PDF_BYLINE = re.compile(r"^(?:By|BY)\s+[A-Z][\w.'’-]*(?:\s+(?:[A-Z][\w.'’-]*|and|&|,))*\s*$")
 # What comes between a page's headline and the site's name in its Title: "Port news | The Times".
 _SITE_AFTER_TITLE = re.compile(r"^\s*[-|–—:·•]\s*\S")
 
@@ -621,7 +624,7 @@ def _take_pdf_headline(title: str | None, pages: list[str]) -> tuple[str | None,
         after = next((page for page in ["\n".join(lines[1:]).lstrip("\n"), *pages[first_page + 1 :]] if page), "")
         if _is_headline(lines[0]) and (not after or after.lstrip("\"'“‘(")[:1].isupper()):
             title, taken = _tidy_title(lines[0]), 1
-    if taken and taken < len(lines) and _BYLINE.match(lines[taken]) and len(lines[taken].split()) <= _BYLINE_MAX_WORDS:
+    if taken and taken < len(lines) and _PDF_BYLINE.match(lines[taken]) and len(lines[taken].split()) <= _BYLINE_MAX_WORDS:
         taken += 1
     rest = "\n".join(lines[taken:]).lstrip("\n")
     if not taken or not (rest or any(pages[first_page + 1 :])):
@@ -639,8 +642,13 @@ def _title_lines(title: str | None, lines: list[str]) -> int:
         said = _tidy_title(" ".join(lines[:count])).casefold()
         if not said:
             return 0
-        if said == wanted or (_is_headline(said) and _SITE_AFTER_TITLE.match(wanted[len(said):]) and wanted.startswith(said)):
+        if said == wanted:
             return count
+        if _is_headline(said) and wanted.startswith(said) and _SITE_AFTER_TITLE.match(wanted[len(said):]):
+            # The Title's start, the site after it: the headline, unless the text goes on from it
+            # in lower case ("The port" / "is growing fast…" under "The port - annual report").
+            after = lines[count] if count < len(lines) else ""
+            return count if after.lstrip("\"'“‘(")[:1].isupper() or not after.strip() else 0
     return 0
 
 

@@ -165,6 +165,17 @@ def test_a_headline_under_a_title_with_the_sites_name_or_wrapped_leaves_the_text
     assert page_at(wrapped.text, wrapped.text.index("Container traffic")) == 2
 
 
+def test_a_line_that_opens_with_by_is_a_byline_only_when_it_names_someone() -> None:
+    from qa.ingest import _take_pdf_headline
+
+    # Read as pages from PDFium: a line a sentence wraps onto is text, whatever its first word.
+    title, pages = _take_pdf_headline(None, ["Port traffic doubles\nBy 2030 the port will handle twice the\ncargo."])
+    assert title == "Port traffic doubles" and pages[0].startswith("By 2030 the port")
+    assert _take_pdf_headline(None, ["Port traffic doubles\nBy Ana Reis\nThe port grew."])[1] == ["The port grew."]
+    # The Title's start before a site's name is no headline when the text goes on from it.
+    assert _take_pdf_headline("The port - annual report", ["The port\nis growing fast."])[1] == ["The port\nis growing fast."]
+
+
 def test_an_encrypted_pdf_is_said_to_need_a_password(tmp_path: Path) -> None:
     with pytest.raises(IngestError, match="^encrypted: it needs a password to open$"):
         read_article(write_locked_pdf(tmp_path / "locked.pdf", user_password="reader-secret"))
