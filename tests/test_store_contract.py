@@ -308,3 +308,27 @@ def collection_names(location: StoreLocation) -> set[str]:
         return set(store.collections.client.list_collections())
     finally:
         store.close()
+
+
+def test_flushed_logs_are_settled_only_in_a_store_no_process_holds(tmp_path: Path) -> None:
+    """settle_flushed_wals deletes only the logs a manifest says were flushed, and nothing while
+    Milvus Lite's LOCK is held (a store open in a process, this one included)."""
+    import fcntl
+
+    from qa.stores.milvus.store import settle_flushed_wals
+
+    folder = tmp_path / "store.db"
+    wal = folder / "collections" / "qa_documents" / "wal"
+    wal.mkdir(parents=True)
+    (wal.parent / "manifest.json").write_text(json.dumps({"active_wal_number": 3}))
+    logs = [wal / name for name in ("wal_data_000002.arrow", "wal_delta_000002.arrow", "wal_data_000003.arrow",
+                                    "notes.arrow")]
+    for log in logs:
+        log.write_bytes(b"rows")
+    (folder / "LOCK").write_text("")
+    with open(folder / "LOCK") as held:
+        fcntl.flock(held, fcntl.LOCK_EX)
+        settle_flushed_wals(folder)
+        assert all(log.exists() for log in logs)  # open elsewhere: its Milvus Lite has read them
+    settle_flushed_wals(folder)
+    assert [log.exists() for log in logs] == [False, False, True, True]
