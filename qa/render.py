@@ -239,7 +239,7 @@ def render_hits(query: str, hits: Sequence[Hit], filters: SearchFilters | None =
 def render_sources(answer: Answer) -> RenderableType:
     """`/sources`: every passage the last answer drew on, numbered, cited sentences highlighted."""
     if not answer.passages:
-        return Text("No sources yet: ask a question first.", style="yellow")
+        return Text("The last question found no passage, so it has no sources.", style="yellow")
     parts: list[RenderableType] = []
     cited = {c.n for c in answer.citations}
     for n, hit in enumerate(answer.passages, start=1):
@@ -252,16 +252,21 @@ def render_sources(answer: Answer) -> RenderableType:
     return Group(*parts)
 
 
-def render_article(article: Article, citation: Citation | None = None) -> RenderableType:
-    """`/open N`: the whole clean article with the cited span highlighted."""
+def render_article(article: Article, citations: Sequence[Citation] = ()) -> RenderableType:
+    """`/open N`: the whole clean article with the cited spans highlighted; when the article has
+    changed since they were quoted (indexed again), a note instead of marks in the wrong words."""
     text = Text(article.text)
-    if citation is not None:
+    changed = any(article.text[c.start:c.end] != c.quote for c in citations)
+    for citation in () if changed else citations:
         text.stylize(CITED_STYLE, citation.start, citation.end)
     header = Text()
     header.append(article.title, style="bold")
     header.append(f"\n{display_path(article.path)}", style="dim")
     if article.date:
         header.append(f"  {article.date}", style="dim")
+    if changed:
+        header.append("\nThe article has changed since this answer quoted it (it was indexed again): it is "
+                      "shown as it is now, and /sources shows the passages as they were.", style="yellow")
     return Panel(Group(header, Text(), text), padding=(0, 1))
 
 

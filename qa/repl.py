@@ -343,12 +343,11 @@ class ChatSession:
             self.console.print(f"[yellow]There is no source {n}; /sources lists them.[/]")
             return
         doc_id = answer.passages[n - 1].doc_id
-        citation = next((c for c in answer.citations if c.n == n), None)
         article = self.retriever().store.document(doc_id)
         if article is None:
             self.console.print("[yellow]That article is no longer in the index.[/]")
             return
-        self.console.print(render_article(article, citation))
+        self.console.print(render_article(article, [c for c in answer.citations if c.n == n]))
 
     def _set_k(self, args: list[str]) -> None:
         if len(args) != 1 or not args[0].isdigit() or not 1 <= int(args[0]) <= 100:

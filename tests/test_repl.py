@@ -242,3 +242,32 @@ def test_a_follow_up_is_not_answered_with_the_sentence_the_turn_before_quoted(in
     assert "understood as" in answer(follow_up) and said not in answer(follow_up)
     # A question asked again is asked anew, not as a follow-up of itself.
     assert said in answer(first, 3) and "understood as" not in answer(first, 3)
+
+
+def test_open_after_the_article_was_indexed_again_says_so_instead_of_marking_other_words(
+    tmp_path: Path, embedder: Embedder
+) -> None:
+    from qa.indexer import update_index
+
+    article = tmp_path / "corpus" / "club.txt"
+    article.parent.mkdir()
+    body = ("Chess Club Elects Leader\n\nThe Riverside Chess Club elected Ana Reis as its president on Monday. "
+            "The club has 85 members, and Reis promised free lessons for children.\n")
+    article.write_text(body, encoding="utf-8")
+    update_index(tmp_path / "index", [article.parent], embedder=embedder)
+    question = "How many members does the chess club have?"
+
+    def lines():
+        yield question
+        yield "/open 1"
+        article.write_text(body.replace("\n\nThe Riverside", "\n\nA long new first sentence came. The Riverside"),
+                           encoding="utf-8")
+        yield f"/add {article}"
+        yield "/open 1"
+
+    console = Console(file=io.StringIO(), width=200)
+    ChatSession(tmp_path / "index", console=console, embedder=embedder).run(lines=lines(), update=False)
+    out = console.file.getvalue()
+    first, _, second = out.partition("/add")
+    assert "85 members" in first and "has changed since this answer" not in first
+    assert "has changed since this answer quoted it" in second
