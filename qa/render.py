@@ -93,14 +93,16 @@ def display_path(path: str) -> str:
 
 
 def _source_line(n: int, title: str, path: str, start: int, end: int, date: str | None,
-                 page: int | None = None) -> Text:
+                 page: int | None = None, more: Sequence[tuple[int, int]] = ()) -> Text:
+    """A source's line; `more` are the spans of other sentences quoted from the same passage."""
     line = Text()
     line.append(f"[{n}] ", style=MARKER_STYLE)
     line.append(title, style="bold")
     line.append(f"  {display_path(path)}", style="dim")
     if page is not None:
         line.append(f"  page {page}", style="dim")
-    line.append(f"  chars {start}–{end}", style="dim")
+    spans = ", ".join(f"{a}–{b}" for a, b in sorted({(start, end), *more}))
+    line.append(f"  chars {spans}", style="dim")
     if date:
         line.append(f"  {date}", style="dim")
     return line
@@ -202,9 +204,10 @@ def render_answer(answer: Answer, show_passages: bool = True) -> RenderableType:
             shown.add(citation.n)
             hit = _passage_of(answer, citation)
             date = hit.date if hit else None
+            more = [(c.start, c.end) for c in answer.citations if c.n == citation.n]
             parts.append(
                 _source_line(citation.n, citation.title, citation.path, citation.start, citation.end, date,
-                             citation.page)
+                             citation.page, more)
             )
             if show_passages and hit is not None:
                 parts.append(Panel(passage_text(hit, answer.citations), border_style="dim", padding=(0, 1)))

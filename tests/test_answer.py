@@ -148,3 +148,14 @@ def test_passages_are_distinct_and_ranked(retriever: Retriever) -> None:
     assert scores == sorted(scores, reverse=True)
     assert len({h.chunk_id for h in answer.passages}) == len(answer.passages)
     assert answer.passages[0].title == "Russia May Send Peacekeepers to Iraq"
+
+
+def test_two_sentences_quoted_from_one_passage_are_both_on_its_source_line() -> None:
+    from qa.render import render_answer
+    from qa.types import Citation
+
+    citations = (Citation(1, "d", "Club", "/c/club.txt", 197, 221, "The club has 85 members.", 0.9),
+                 Citation(1, "d", "Club", "/c/club.txt", 0, 74, "The Riverside Chess Club elected Ana Reis.", 0.8))
+    out = io.StringIO()
+    Console(file=out, width=200).print(render_answer(Answer("q", "a", True, citations), show_passages=False))
+    assert "[1] Club  /c/club.txt  chars 0–74, 197–221" in out.getvalue()
