@@ -738,11 +738,30 @@ def _read_markdown(markdown: str) -> tuple[str, str | None, str | None]:
                 title = _tidy_title(heading.group(1))
                 del lines[i]
             break
+    date = _parse_date(fields.get("date", ""))
+    if date is None:
+        date, lines = _take_dateline(lines)
     text = _normalize("\n".join(lines))
     if title is None and text:
         first = _LEAD_PUNCT.sub("", text.split("\n", 1)[0]).strip()
         title = first[:120].rstrip() or None
-    return text, title, _parse_date(fields.get("date", ""))
+    return text, title, date
+
+
+def _take_dateline(lines: list[str]) -> tuple[str | None, list[str]]:
+    """A dateline among a Markdown story's lines before its first paragraph ("Published: 12 March
+    2024", "*By Ana Smith | March 12, 2024*"), as a text file's header has it: its day, and the
+    lines without it; (None, lines) when there is none."""
+    for i, line in enumerate(lines[:_HEADER_MAX_LINES]):
+        plain = line.strip().strip("*_").strip()
+        if not plain:
+            continue
+        found = _find_date(plain)
+        if found is not None and _is_dateline(plain):
+            return found, lines[:i] + lines[i + 1:]
+        if _is_body_paragraph(plain):
+            break  # the story has begun
+    return None, lines
 
 
 def _front_matter(block: str) -> dict[str, str] | None:

@@ -261,6 +261,16 @@ def test_markdown_title_from_heading_else_first_line(tmp_path: Path) -> None:
     assert (plain.title, plain.text, plain.date) == ("Just body text.", "Just body text.\n\nMore.", None)
 
 
+@pytest.mark.parametrize("dateline", ["Published: 12 March 2024", "*Published 2024-03-12*", "By Ana Smith | March 12, 2024"])
+def test_a_markdown_dateline_under_the_heading_is_the_date_as_in_a_text_file(tmp_path: Path, dateline: str) -> None:
+    story = "The port grew by ten percent last year, officials said on Monday."
+    article = read_article(_write(tmp_path / "g.md", f"# Port grows\n\n{dateline}\n\n{story}\n"))
+    assert (article.title, article.date, article.text) == ("Port grows", "2024-03-12", story)
+    # A date inside the story is the story's, not the article's.
+    later = read_article(_write(tmp_path / "h.md", f"# Port grows\n\n{story}\n\nPublished: 12 March 2024\n"))
+    assert later.date is None and "Published" in later.text
+
+
 # -- decoding -------------------------------------------------------------------------------------
 
 
