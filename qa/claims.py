@@ -81,24 +81,39 @@ _DENIAL = re.compile(r"\b(?:not|never|no|none|nobody|nothing|neither|nor|nowhere
 # Wordings with a negative word that deny nothing: "not only … but", "no fewer than 300",
 # "whether or not", "a no-fly zone", "a nor'easter", "No 5".
 _NOT_DENIALS = re.compile(
-    r"\bnot\s+(?:only|just|merely)\b|\bno\s+(?:fewer|less|more|later|sooner|longer|earlier)\s+than\b"
+    r"\bnot\s+(?:only|just|merely|simply|solely|exclusively)\b|\bno\s+(?:fewer|less|more|later|sooner|longer|earlier)\s+than\b"
     r"|\bwhether\s+or\s+not\b|\bno-\w|\bnor['’]\w|\bno\.?\s*\d",
     re.IGNORECASE,
 )
 # Denials whose next word is not what they deny: "not until 1990", "not since 2001", "never before",
 # and a hedge: "different, if not opposing, goals".
 _UNSCOPED_DENIALS = re.compile(r"\b(?:not|never)\s+(?:until|since|before|least)\b|\bif\s+not\b", re.IGNORECASE)
-# A question that opens so asks whether (yes or no) and takes nothing for granted, unless it offers
-# a choice ("Would it alter the treaties or replace them?").
-_YES_NO_QUESTION = re.compile(
-    r"^\W*(?:is|are|was|were|do|does|did|has|have|had|can|could|will|would|should|shall|may|might|must)\b",
-    re.IGNORECASE)
+# A question with one of these words takes what it says for granted ("Where does the water mix?"
+# holds that it mixes); one without asks whether, yes or no ("And does Baghdad owe Russia?", "So
+# Baghdad owes Russia?"), unless it offers a choice ("Would it alter the treaties or replace them?").
+_PRESUPPOSING_QUESTION = re.compile(r"\b(?:what|who|whom|whose|which|where|when|why|how|or)\b", re.IGNORECASE)
+# Denials of a verb or an adjective ("does not owe", "never paid", "isn't clear"), the only ones a
+# dropped denial is looked for from: "no" denies a noun ("has no money"), which a true sentence
+# may well use in another frame ("owes Russia money").
+_VERB_DENIAL = re.compile(r"(?:not|never|cannot|\w+n['’]t)", re.IGNORECASE)
+# Before a word of a sentence, these say it is not stated as done: "trying to identify", "called on
+# Smith to resign", "rather than insisting", "whether it pays".
+_UNASSERTED = re.compile(r"\b(?:to|rather\s+than|instead\s+of|whether|if|unless)\s+(?:\w+\s+){0,2}$", re.IGNORECASE)
 # A passage's denial is read as denying the first word after it that says something (stopwords,
 # "-ly" and these adverbs skipped), within this many words and the same clause: "does not owe" ->
 # "owe", "was never fully repaid" -> "repaid", "no evidence" -> "evidence".
 DENIED_WORD_REACH = 4
 _ADVERBS = frozenset("yet ever even also always still quite entirely fully really actually necessarily".split())
 _SPOKEN = re.compile(r"[\w'’]+")
+# Between a subject and its verb: "Russia will pay", "Russia has paid" (a form of "be" is not here:
+# "Russia was paid by Baghdad" turns the roles round).
+_ROLE_AUXILIARIES = frozenset("will would can could may might must shall should did does do has have had "
+                              "also still then later soon again reportedly".split())
+_DETERMINERS = frozenset("the a an its his her their our".split())
+# Words that may stand between two names without being a verb: "Russia via Turkey", "Iraq amid".
+_NOT_VERBS = frozenset("via amid amidst toward towards versus vs despite including near like unlike per plus "
+                       "minus beside besides alongside across along around behind beyond inside outside within "
+                       "without upon onto among amongst throughout beneath underneath till according".split())
 # Stems of words that say the same both ways round: "Biden met Putin" is "Putin met Biden".
 _BOTH_WAYS = frozenset(stems(
     "met meet meets meeting married marry marries faced face faces played play plays fought fight fights "
@@ -512,15 +527,29 @@ class ClaimChecker:
         missing = (facts - found).labelled(labels)
         windows = self._windows(sentence, cited, states)
         best = max(windows, key=lambda w: w.support)
+
+        def contradiction(window: _Window) -> tuple[str, str | tuple[str, str, str]] | None:
+            return _dropped_denial(sentence, window, question) or _swapped_roles(sentence, window, question)
+
+        against = contradiction(best)
+        strong = [w for w in windows if w.support >= SUPPORT_THRESHOLD]
+        if against:
+            # Evidence that says it the other way (denies it, swaps its roles) gives way to a cited
+            # window that says it this way: "Smith resigned on Friday" beside "did not resign on Monday".
+            said = [w for w in strong if w is not best and _affirms(w, against[1]) and not contradiction(w)]
+            if said:
+                best, against = max(said, key=lambda w: w.support), None
+        contradicted = against[0] if against else None
         support = round(best.support, 4)
         # Each cited passage that alone supports it is shown as its source too ([1][2] where the
-        # story's sentence is in both: overlapping chunks, a wire copy on another site).
-        supporting = tuple(n for n in dict.fromkeys(citations)
-                           if any(w.n == n and w.support >= SUPPORT_THRESHOLD for w in windows))
+        # story's sentence is in both: overlapping chunks, a wire copy on another site); not one
+        # whose windows all say it the other way.
+        supporting = () if contradicted else tuple(
+            n for n in dict.fromkeys(citations)
+            if any(w.n == n and (w is best or not contradiction(w)) for w in strong))
         denial = _unmet_denial(sentence, best, question)
         if denial:
             missing.append(f"“{denial}”")
-        contradicted = _dropped_denial(sentence, best, question) or _swapped_roles(sentence, best, question)
         evidence = [_evidence(best)]
         evidence += _fact_evidence(found, best, vouched)
         verdict = (SUPPORTED if not missing and not invalid and not contradicted and support >= SUPPORT_THRESHOLD
@@ -605,9 +634,9 @@ def _denies(window: _Window, wanted: Iterable[str]) -> bool:
     return False
 
 
-def _dropped_denial(sentence: str, best: _Window, question: str | None) -> str | None:
+def _dropped_denial(sentence: str, best: _Window, question: str | None) -> tuple[str, str] | None:
     """The words of the evidence window `best` that deny what `sentence` states ("does not owe"
-    where the sentence says "owes"), or None.
+    where the sentence says "owes") and the stem they deny, or None.
 
     The sentence must deny nothing itself (no negative word: "refused to pay" may be a faithful
     "did not pay"), the user's `question` must not deny (its premise), and one of the sentence's
@@ -616,41 +645,79 @@ def _dropped_denial(sentence: str, best: _Window, question: str | None) -> str |
     """
     if (question and stated_denial(question)) or _NEGATIVE.search(_NOT_DENIALS.sub(" ", sentence)):
         return None
-    wanted = _content_stems(sentence).keys() - _presupposed(question)
+    said = _asserted_words(sentence)
+    wanted = set(said) - _presupposed(question)
     if not wanted:
         return None
-    hit, (start, end) = best.hit, best.span
     denied: dict[str, str] = {}  # stem -> the denying words of its first denied use
     free: set[str] = set()
-    for span in [s for s in hit.sentences if start <= s[0] and s[1] <= end] or [best.span]:
-        for stem, phrase in _word_uses(_quote(hit, span)):
+    for text in _window_sentences(best):
+        for stem, phrase, subject in _word_uses(text):
             if stem not in wanted:
                 continue
             if phrase is None:
                 free.add(stem)
-            else:
+            elif subject is None or subject in said[stem]:
+                # The same frame: the sentence says the denied word of the same subject ("Baghdad
+                # does not owe" / "Baghdad owes"), not of another ("Police have not identified the
+                # victim" / "Officers said the victim was identified by a relative").
                 denied.setdefault(stem, phrase)
-    return next((phrase for stem, phrase in denied.items() if stem not in free), None)
+    return next(((phrase, stem) for stem, phrase in denied.items() if stem not in free), None)
+
+
+def _window_sentences(window: _Window) -> list[str]:
+    """The text of each sentence of `window`."""
+    hit, (start, end) = window.hit, window.span
+    return [_quote(hit, span) for span in [s for s in hit.sentences if start <= s[0] and s[1] <= end] or [window.span]]
+
+
+def _affirms(window: _Window, said: str | tuple[str, str, str]) -> bool:
+    """Whether `window` says `said` as a sentence did: a word's stem used with no denial, or a
+    role (subject, object, verb) in that order."""
+    if isinstance(said, str):
+        return any(stem == said and phrase is None for text in _window_sentences(window) for stem, phrase, _ in _word_uses(text))
+    return any(role[:3] == said for text in _window_sentences(window) for role in _roles(text))
+
+
+@lru_cache(maxsize=1024)
+def _asserted_words(sentence: str) -> Mapping[str, frozenset[str]]:
+    """The stems of the content words `sentence` states as done or so, each with the stems of the
+    content words before it: not "to resign" or "rather than insisting" (_UNASSERTED)."""
+    words = list(_SPOKEN.finditer(sentence))
+    lowered = [w.group(0).lower().strip("'’") for w in words]
+    word_stems = stems([w.removesuffix("'s").removesuffix("’s") for w in lowered])
+    asserted: dict[str, frozenset[str]] = {}
+    before: set[str] = set()
+    for word, lower, stem in zip(words, lowered, word_stems):
+        if not lower or rarity(lower) == 0:
+            continue
+        if not _UNASSERTED.search(sentence[:word.start()]):
+            asserted[stem] = asserted.get(stem, frozenset()) | before
+        before.add(stem)
+    return MappingProxyType(asserted)  # cached: shared, so read-only
 
 
 def _presupposed(question: str | None) -> frozenset[str]:
     """The stems of what the user's `question` takes for granted: "Where does the cold water mix
     with the lake?" holds that it mixes, so an answer may say "mixes" where its passage says "at
-    first doesn't mix". A yes-or-no question holds nothing: "Does Baghdad owe Russia?"."""
-    if not question or (_YES_NO_QUESTION.match(question) and not re.search(r"\bor\b", question, re.IGNORECASE)):
+    first doesn't mix". A yes-or-no question holds nothing: "Does Baghdad owe Russia?"
+    (_PRESUPPOSING_QUESTION)."""
+    if not question or not _PRESUPPOSING_QUESTION.search(question):
         return frozenset()
     return frozenset(_content_stems(question))
 
 
-def _word_uses(text: str) -> list[tuple[str, str | None]]:
-    """Each content word of `text` as (stem, the words that deny it, or None where none does)."""
+@lru_cache(maxsize=4096)
+def _word_uses(text: str) -> tuple[tuple[str, str | None, str | None], ...]:
+    """Each content word of `text` as (stem, the words that deny it or None where none does, and
+    then the stem of the content word before the denial in its clause, its subject, or None)."""
     plain = _UNSCOPED_DENIALS.sub(lambda m: " " * len(m.group(0)), _NOT_DENIALS.sub(lambda m: " " * len(m.group(0)), text))
     words = list(_SPOKEN.finditer(text))
     lowered = [w.group(0).lower().strip("'’") for w in words]
     word_stems = stems([w.removesuffix("'s").removesuffix("’s") for w in lowered])
     governed: dict[int, int] = {}  # word index -> index of the denial governing it
     for i, word in enumerate(words):
-        if not _DENIAL.fullmatch(plain[word.start():word.end()]):
+        if not _DENIAL.fullmatch(plain[word.start():word.end()]) or not _VERB_DENIAL.fullmatch(word.group(0)):
             continue
         for j in range(i + 1, min(len(words), i + 1 + DENIED_WORD_REACH)):
             if re.search(r"[,;:.!?()\[\]—–]", text[words[j - 1].end():words[j].start()]):
@@ -659,66 +726,99 @@ def _word_uses(text: str) -> list[tuple[str, str | None]]:
                 continue
             governed[j] = i
             break
-    uses: list[tuple[str, str | None]] = []
+    uses: list[tuple[str, str | None, str | None]] = []
     for j, word in enumerate(lowered):
         if word and rarity(word) > 0:
             i = governed.get(j)
-            if i is not None and i > 0 and lowered[i - 1] in STOPWORDS and not re.search(
+            if i is None:
+                uses.append((word_stems[j], None, None))
+                continue
+            subject = None
+            for h in range(i - 1, -1, -1):
+                if re.search(r"[,;:.!?()\[\]—–]", text[words[h].end():words[h + 1].start()]):
+                    break  # another clause
+                if lowered[h] and rarity(lowered[h]) > 0:
+                    subject = word_stems[h]
+                    break
+            if i > 0 and lowered[i - 1] in STOPWORDS and not re.search(
                     r"[^\s'’]", text[words[i - 1].end():words[i].start()]):
                 i -= 1  # "does not owe" reads better than "not owe"
-            uses.append((word_stems[j], None if i is None else text[words[i].start():words[j].end()]))
-    return uses
+            uses.append((word_stems[j], text[words[i].start():words[j].end()], subject))
+    return tuple(uses)
 
 
-def _swapped_roles(sentence: str, best: _Window, question: str | None = None) -> str | None:
-    """The words of the evidence window `best` that tell the other way round what `sentence` says
-    of two names ("Baghdad … owes … Russia" for "Russia owes Baghdad"), or None.
+def _swapped_roles(sentence: str, best: _Window, question: str | None = None) -> tuple[str, tuple[str, str, str]] | None:
+    """The words of the evidence window `best` that say the other way round what `sentence` says
+    one name did to another ("Baghdad owes Russia" for "Russia owes Baghdad") and the sentence's
+    role (subject, object, verb), or None.
 
-    Two names of the sentence with a word that says something between them ("Russia owes
-    Baghdad": "owes") must not stand in the window the other way round with that word between
-    them, unless the window also has them in the sentence's order with it, or either says "by"
-    there ("Baghdad is owed by Russia"), or the word goes both ways ("met", "played"). What the
-    user's `question` says in that order is the user's, unless it asks yes or no (_presupposed).
+    Only the plainest form is read, a name, its verb and the other name ("Denver beat Carolina",
+    "Russia will pay the Kremlin"; see _roles): a paraphrase that turns the verb round ("Mali
+    received troops from Germany", "Baghdad is owed by Russia") says no roles, so it is never
+    called a swap. The window must not also say it in the sentence's order, and a verb that goes
+    both ways ("met", "played") says no roles. What the user's `question` says in that order is
+    the user's, unless it asks yes or no (_presupposed).
     """
     asked = {role[:3] for role in _roles(question)} if question and _presupposed(question) else set()
     claim = [role for role in _roles(sentence) if role[:3] not in asked]
     if not claim:
         return None
-    hit, (start, end) = best.hit, best.span
-    told = [(role, _aliased(text)) for text in (_quote(hit, span) for span in (
-        [s for s in hit.sentences if start <= s[0] and s[1] <= end] or [best.span])) for role in _roles(text)]
-    said = {(a, b, verb) for (a, b, verb, _), _ in told}
+    told = [(role, text) for text in _window_sentences(best) for role in _roles(text)]
+    said = {role[:3] for role, _ in told}
     for a, b, verb, _ in claim:
         if (b, a, verb) in said and (a, b, verb) not in said:
             (_, _, _, (first, last)), text = next(t for t in told if t[0][:3] == (b, a, verb))
-            return text[first:last]
+            return text[first:last], (a, b, verb)
     return None
 
 
-def _roles(text: str) -> list[tuple[str, str, str, Span]]:
-    """(first name, second name, a word between them, the span from one to the other) for every
-    two names of `text` in order with words between that say something; none across a "by", an
-    "and", a comma or a full stop between them, nor for a word that goes both ways."""
-    text = _aliased(text)
+@lru_cache(maxsize=4096)
+def _roles(text: str) -> tuple[tuple[str, str, str, Span], ...]:
+    """(subject, object, the verb's stem, the span from one to the other) for each name of `text`
+    followed by a verb and another name, spaces alone between them: "Russia owes Baghdad",
+    "Denver beat the Carolina Panthers", "Russia will soon pay Baghdad". A possessive ("Putin's
+    ally Medvedev"), a form of "be" ("Russia is owed by"), a preposition or any punctuation between
+    them makes none: those are not who did what to whom."""
     words = [(m.group(0), m.start(), m.end()) for m in FACT_WORD.finditer(text)]
-    names = [i for i, (word, _, _) in enumerate(words)
-             if word[:1].isupper() and word.rstrip(".").lower() not in _MONTHS and _may_be_name(text, words, i)]
-    # A name of several words ("Saddam Hussein") is its last.
-    heads = [i for n, i in enumerate(names) if n + 1 == len(names) or names[n + 1] != i + 1]
-    lowered = [w.lower().strip("'’") for w, _, _ in words]
-    word_stems = stems(lowered)
+    name = [word[:1].isupper() and word.rstrip(".").lower() not in _MONTHS and _may_be_name(text, words, i)
+            for i, (word, _, _) in enumerate(words)]
+
+    def spaced(i: int) -> bool:  # only spaces between word i and the next
+        return i + 1 < len(words) and not text[words[i][2]:words[i + 1][1]].strip()
+
     roles = []
-    for n, i in enumerate(heads):
-        for j in heads[n + 1:]:
-            between = range(i + 1, j)
-            if re.search(r"[,;:.!?]|\b(?:by|and|with)\b", text[words[i][2]:words[j][1]], re.IGNORECASE):
-                break
-            for k in between:
-                if (k in names or not lowered[k].isalpha() or rarity(lowered[k]) == 0 or word_stems[k] in _BOTH_WAYS
-                        or lowered[k] in _UNITS or lowered[k] in _TENS or lowered[k] in _SCALES):
-                    continue  # a figure says how much, not who did what to whom
-                roles.append((_name_key(words[i][0]), _name_key(words[j][0]), word_stems[k], (words[i][1], words[j][2])))
-    return roles
+    i = 0
+    while i < len(words):
+        if not name[i]:
+            i += 1
+            continue
+        first = i
+        while spaced(i) and name[i + 1]:
+            i += 1  # a name of several words ("Saddam Hussein") is keyed by its last
+        subject, k = words[i][0], i + 1
+        i += 1
+        if subject.endswith(("'", "’", "'s", "’s")) or not spaced(k - 1):
+            continue
+        while k < len(words) and (words[k][0].lower() in _ROLE_AUXILIARIES or _is_adverb(words[k][0].lower())) and spaced(k):
+            k += 1
+        if k >= len(words) or name[k] or not spaced(k):
+            continue
+        verb = words[k][0]
+        if not (verb.isalpha() and verb.islower()) or rarity(verb) == 0 or verb in _NOT_VERBS:
+            continue
+        if not spaced(k):
+            continue
+        k += 1
+        if words[k][0].lower() in _DETERMINERS and spaced(k):
+            k += 1
+        if not name[k]:
+            continue
+        while spaced(k) and name[k + 1]:
+            k += 1
+        stem = stems([verb])[0]
+        if stem not in _BOTH_WAYS:
+            roles.append((_name_key(subject), _name_key(words[k][0]), stem, (words[first][1], words[k][2])))
+    return tuple(roles)
 
 
 def _is_adverb(word: str) -> bool:

@@ -20,11 +20,13 @@ from llm_servers import free_port, scripted_server
 from rich.console import Console
 
 from qa.answer import NOT_ANSWERED
+from qa.chunk import split_sentences
 from qa.claims import SUPPORTED, UNCITED, UNSUPPORTED, ClaimChecker, extract_facts, split_claims
 from qa.generate import build_messages, declines, generate_answer
 from qa.llm import ChatClient, LLMSettings
 from qa.repl import ChatSession
 from qa.retrieve import Retriever, open_retriever
+from qa.types import Hit
 
 DEBT_QUESTION = "How much does Baghdad owe Russia?"
 DEBT_SENTENCE = "Baghdad's $8 billion debt to Russia"
@@ -152,6 +154,52 @@ def test_a_sentence_that_swaps_who_did_what_is_unsupported(retriever, debt_passa
     assert checker.check("Russia is owed $8 billion by Baghdad.", [n], said).contradicted == ()
     met = _rewritten(debt_passages, n, "Moscow says Baghdad met Russia over $8 billion of debt.")
     assert checker.check("Russia met Baghdad over $8 billion of debt.", [n], met).contradicted == ()
+
+
+def _news(*texts: str) -> list[Hit]:
+    """Passages of made-up news, one a text, as a search returns them."""
+    return [Hit(n, f"d{n}", "News", f"d{n}.txt", 0, len(text), text, 1.0, sentences=tuple(split_sentences(text)))
+            for n, text in enumerate(texts)]
+
+
+@pytest.mark.parametrize(
+    ("passage", "sentence"),
+    [  # true sentences a model writes in other words (found by a review of the checks)
+        ("Iraq imports oil from Russia under a 2003 deal.", "Russia exports oil to Iraq under a 2003 deal."),
+        ("Germany sent troops to Mali in 2013.", "Mali received troops from Germany in 2013."),
+        ("Obama called Merkel on Monday to discuss the crisis.", "Merkel received a call from Obama on Monday."),
+        ("Putin's longtime ally Medvedev chairs the council.", "Medvedev is a longtime ally of Putin."),
+        ("Baghdad's $8 billion debt to Russia remains unpaid.", "Russia is owed an $8 billion debt from Baghdad."),
+        ("Iraq has no money to repay its debt to Russia.", "Iraq owes Russia money."),
+        ("Russia will not insist on full repayment but wants a share of Iraq rebuilding contracts.",
+         "Russia wants a share of Iraq rebuilding contracts rather than insisting on full repayment."),
+        ("The deal covers not simply oil but natural gas as well.", "The deal covers oil and natural gas."),
+        ("Smith did not resign despite opposition calls to quit over the scandal.",
+         "Opposition parties called on Smith to resign over the scandal."),
+        ("Police have not identified the victim, a man in his 40s found dead on Sunday.",
+         "Police are trying to identify the victim, a man in his 40s."),
+        ("The minister said there was no evidence of foul play in the death of the journalist.",
+         "The minister commented on the evidence in the journalist's death."),
+    ],
+)
+def test_a_true_sentence_in_other_words_is_not_contradicted(retriever, passage: str, sentence: str) -> None:
+    claim = ClaimChecker(retriever.aligner()).check(sentence, [1], _news(passage))
+    assert claim.contradicted == () and claim.verdict == SUPPORTED, claim
+
+
+def test_a_contradicting_passage_is_no_source_and_another_that_says_it_is(retriever) -> None:
+    checker = ClaimChecker(retriever.aligner())
+    hits = _news("Defence Minister John Smith did not resign on Monday despite mounting pressure over the arms scandal.",
+                 "Defence Minister John Smith resigned on Friday over the arms scandal.")
+    sentence = "Defence Minister John Smith resigned over the arms scandal."
+    alone = checker.check(sentence, [1], hits)
+    assert alone.verdict == UNSUPPORTED and alone.contradicted == ("did not resign",) and alone.supporting == ()
+    both = checker.check(sentence, [1, 2], hits)
+    assert both.verdict == SUPPORTED and both.contradicted == () and both.supported_by == (2,), both
+    # "And does…?" asks yes or no as "Does…?" does: it takes nothing for granted.
+    denied = _news("Moscow says Baghdad does not owe Russia a debt of $8 billion.")
+    for asked in ("Does Baghdad owe Russia money?", "And does Baghdad owe Russia money?", "So Baghdad owes Russia?"):
+        assert checker.check("Baghdad owes Russia a debt of $8 billion.", [1], denied, question=asked).contradicted
 
 
 def test_a_fact_the_question_states_may_be_repeated_but_one_it_does_not_may_not(retriever, debt_passages) -> None:
