@@ -821,9 +821,14 @@ def _roles(text: str) -> tuple[tuple[str, str, str, Span], ...]:
     return tuple(roles)
 
 
+# Words in -ly that say something of their own: "not friendly", "not weekly", "no assembly".
+_LY_NOT_ADVERBS = frozenset("friendly elderly weekly monthly yearly hourly daily nightly quarterly costly deadly "
+                            "lonely lovely likely unlikely assembly family supply comply multiply italy".split())
+
+
 def _is_adverb(word: str) -> bool:
     """Whether `word` is an adverb made of an adjective: "explicitly", "happily"; not "reply", "Italy"."""
-    if not word.endswith("ly") or len(word) < 6:
+    if not word.endswith("ly") or len(word) < 6 or word in _LY_NOT_ADVERBS:
         return False
     return any(zipf(root) >= 3.0 for root in (word[:-2], word[:-3] + "y", word[:-2] + "e", word[:-1] + "e"))
 
