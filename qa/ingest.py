@@ -233,7 +233,8 @@ def read_article(path: str | os.PathLike[str], data: bytes | None = None) -> Art
         text, title, date = _read_markdown(text)
     else:
         text, title, date = clean_news_text(text)
-    if not text:
+    if not re.search(r"[^\W_]", text):
+        # Only marks left ("#", "* * *"): nothing a passage could quote.
         raise IngestError("no text left after cleaning")
     return Article(
         doc_id=document_id(path),

@@ -271,6 +271,12 @@ def test_a_markdown_dateline_under_the_heading_is_the_date_as_in_a_text_file(tmp
     assert later.date is None and "Published" in later.text
 
 
+@pytest.mark.parametrize("content", ["# \n", "# Title only\n", "---\n\n* * *\n"])
+def test_a_markdown_file_with_no_words_to_quote_is_skipped(tmp_path: Path, content: str) -> None:
+    with pytest.raises(IngestError, match="no text left after cleaning"):
+        read_article(_write(tmp_path / "empty.md", content))
+
+
 # -- decoding -------------------------------------------------------------------------------------
 
 
