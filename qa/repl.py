@@ -368,8 +368,11 @@ class ChatSession:
             self.console.print("[yellow]Usage: /add PATH [PATH …] — a file or a folder of articles.[/]")
             return
         missing = [a for a in args if not Path(a).expanduser().exists()]
+        if missing and len(args) > 1 and Path(" ".join(args)).expanduser().exists():
+            args, missing = [" ".join(args)], []  # one path with spaces, typed without quotes
         if missing:
-            self.console.print(Text(f"No such file or folder: {', '.join(missing)}", style="yellow"))
+            self.console.print(Text(f"No such file or folder: {', '.join(missing)} (quote a path that holds spaces: "
+                                    "/add \"My News\")", style="yellow"))
             return
         self.update([str(Path(a).expanduser()) for a in args])
 

@@ -271,3 +271,13 @@ def test_open_after_the_article_was_indexed_again_says_so_instead_of_marking_oth
     first, _, second = out.partition("/add")
     assert "85 members" in first and "has changed since this answer" not in first
     assert "has changed since this answer quoted it" in second
+
+
+def test_add_takes_a_path_with_spaces_typed_without_quotes(index_dir: Path, embedder: Embedder, tmp_path: Path,
+                                                           extra_article: CorpusArticle) -> None:
+    folder = tmp_path / "my news ü"
+    folder.mkdir()
+    (folder / extra_article.name).write_text(extra_article.text, encoding="utf-8")
+    session = chat(index_dir, embedder, [f"/add {folder}", "/add /no/such folder"])
+    assert "1 added" in session.reply(f"/add {folder}")
+    assert 'quote a path that holds spaces' in session.reply("/add /no/such folder")
