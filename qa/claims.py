@@ -101,7 +101,7 @@ _VERB_DENIAL = re.compile(r"(?:not|never|cannot|\w+n['’]t)", re.IGNORECASE)
 _UNASSERTED = re.compile(r"\b(?:to|rather\s+than|instead\s+of|whether|if|unless)\s+(?:\w+\s+){0,2}$", re.IGNORECASE)
 # A passage's denial is read as denying the first word after it that says something (stopwords,
 # "-ly" and these adverbs skipped), within this many words and the same clause: "does not owe" ->
-# "owe", "was never fully repaid" -> "repaid", "no evidence" -> "evidence".
+# "owe", "was never fully repaid" -> "repaid".
 DENIED_WORD_REACH = 4
 _ADVERBS = frozenset("yet ever even also always still quite entirely fully really actually necessarily".split())
 _SPOKEN = re.compile(r"[\w'’]+")
