@@ -757,11 +757,11 @@ def _take_dateline(lines: list[str]) -> tuple[str | None, list[str]]:
         plain = line.strip().strip("*_").strip()
         if not plain:
             continue
+        if _is_body_paragraph(plain):
+            break  # the story has begun: a date in it is the story's ("on February 7, 2016")
         found = _find_date(plain)
         if found is not None and _is_dateline(plain):
             return found, lines[:i] + lines[i + 1:]
-        if _is_body_paragraph(plain):
-            break  # the story has begun
     return None, lines
 
 

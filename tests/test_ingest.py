@@ -266,9 +266,12 @@ def test_a_markdown_dateline_under_the_heading_is_the_date_as_in_a_text_file(tmp
     story = "The port grew by ten percent last year, officials said on Monday."
     article = read_article(_write(tmp_path / "g.md", f"# Port grows\n\n{dateline}\n\n{story}\n"))
     assert (article.title, article.date, article.text) == ("Port grows", "2024-03-12", story)
-    # A date inside the story is the story's, not the article's.
+    # A date inside the story is the story's, not the article's, and the paragraph stays whole.
     later = read_article(_write(tmp_path / "h.md", f"# Port grows\n\n{story}\n\nPublished: 12 March 2024\n"))
     assert later.date is None and "Published" in later.text
+    dated = ("The Broncos won their third title by a score of 24-10 in a game played on January 18, 1974, at "
+             "Rice Stadium in Houston.")  # a paragraph with "by" and a date once read as a dateline and dropped
+    assert read_article(_write(tmp_path / "i.md", f"---\ntitle: Super Bowl 50\n---\n\n{dated}\n")).text == dated
 
 
 @pytest.mark.parametrize("content", ["# \n", "# Title only\n", "---\n\n* * *\n"])
