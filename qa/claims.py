@@ -626,12 +626,8 @@ def _denies(window: _Window, wanted: Iterable[str]) -> bool:
     says a negative word: not the window's other sentence ("we won't get anything"), which denies
     something else."""
     wanted = set(wanted)
-    hit, (start, end) = window.hit, window.span
-    for span in [s for s in hit.sentences if start <= s[0] and s[1] <= end] or [window.span]:
-        text = _quote(hit, span)
-        if _NEGATIVE.search(_NOT_DENIALS.sub(" ", text)) and (not wanted or wanted & _content_stems(text).keys()):
-            return True
-    return False
+    return any(_NEGATIVE.search(_NOT_DENIALS.sub(" ", text)) and (not wanted or wanted & _content_stems(text).keys())
+               for text in _window_sentences(window))
 
 
 def _dropped_denial(sentence: str, best: _Window, question: str | None) -> tuple[str, str] | None:
@@ -683,9 +679,7 @@ def _affirms(window: _Window, said: str | tuple[str, str, str]) -> bool:
 def _asserted_words(sentence: str) -> Mapping[str, frozenset[str]]:
     """The stems of the content words `sentence` states as done or so, each with the stems of the
     content words before it: not "to resign" or "rather than insisting" (_UNASSERTED)."""
-    words = list(_SPOKEN.finditer(sentence))
-    lowered = [w.group(0).lower().strip("'’") for w in words]
-    word_stems = stems([w.removesuffix("'s").removesuffix("’s") for w in lowered])
+    words, lowered, word_stems = _spoken_words(sentence)
     asserted: dict[str, frozenset[str]] = {}
     before: set[str] = set()
     for word, lower, stem in zip(words, lowered, word_stems):
@@ -707,14 +701,20 @@ def _presupposed(question: str | None) -> frozenset[str]:
     return frozenset(_content_stems(question))
 
 
+def _spoken_words(text: str) -> tuple[list[re.Match[str]], list[str], list[str]]:
+    """The words of `text` as written (apostrophes kept: "didn't"), lower-cased, and stemmed with
+    any possessive dropped."""
+    words = list(_SPOKEN.finditer(text))
+    lowered = [w.group(0).lower().strip("'’") for w in words]
+    return words, lowered, stems([w.removesuffix("'s").removesuffix("’s") for w in lowered])
+
+
 @lru_cache(maxsize=4096)
 def _word_uses(text: str) -> tuple[tuple[str, str | None, str | None], ...]:
     """Each content word of `text` as (stem, the words that deny it or None where none does, and
     then the stem of the content word before the denial in its clause, its subject, or None)."""
     plain = _UNSCOPED_DENIALS.sub(lambda m: " " * len(m.group(0)), _NOT_DENIALS.sub(lambda m: " " * len(m.group(0)), text))
-    words = list(_SPOKEN.finditer(text))
-    lowered = [w.group(0).lower().strip("'’") for w in words]
-    word_stems = stems([w.removesuffix("'s").removesuffix("’s") for w in lowered])
+    words, lowered, word_stems = _spoken_words(text)
     governed: dict[int, int] = {}  # word index -> index of the denial governing it
     for i, word in enumerate(words):
         if not _DENIAL.fullmatch(plain[word.start():word.end()]) or not _VERB_DENIAL.fullmatch(word.group(0)):

@@ -606,7 +606,7 @@ def _is_placeholder_title(title: str, path: Path) -> bool:
 
 def _take_pdf_headline(title: str | None, pages: list[str]) -> tuple[str | None, list[str]]:
     """The PDF's title and its pages, the headline taken off them, as a text file's headline is
-    kept out of its text: ``(None, ["Port news\nThe port grew."]) -> ("Port news", ["The port grew."])``.
+    kept out of its text: ``(None, ["Port news\\nThe port grew."]) -> ("Port news", ["The port grew."])``.
 
     PDFium ends each line with one newline, so a headline left in the text reads as the start of
     the first sentence ("Port news The port grew."), in answers too. The headline is the first
@@ -623,7 +623,7 @@ def _take_pdf_headline(title: str | None, pages: list[str]) -> tuple[str | None,
     taken = _title_lines(title, lines)
     if taken == 0 and title is None:
         after = next((page for page in ["\n".join(lines[1:]).lstrip("\n"), *pages[first_page + 1 :]] if page), "")
-        if _is_headline(lines[0]) and (not after or after.lstrip("\"'“‘(")[:1].isupper()):
+        if _is_headline(lines[0]) and (not after or _starts_anew(after)):
             title, taken = _tidy_title(lines[0]), 1
     if taken and taken < len(lines) and _PDF_BYLINE.match(lines[taken]) and len(lines[taken].split()) <= _BYLINE_MAX_WORDS:
         taken += 1
@@ -649,8 +649,14 @@ def _title_lines(title: str | None, lines: list[str]) -> int:
             # The Title's start, the site after it: the headline, unless the text goes on from it
             # in lower case ("The port" / "is growing fast…" under "The port - annual report").
             after = lines[count] if count < len(lines) else ""
-            return count if after.lstrip("\"'“‘(")[:1].isupper() or not after.strip() else 0
+            return count if not after.strip() or _starts_anew(after) else 0
     return 0
+
+
+def _starts_anew(text: str) -> bool:
+    """Whether `text` opens with a capital (past quotes and brackets): a line that does may start a
+    sentence of its own; one in lower case, or with a figure, goes on from the line above."""
+    return text.lstrip("\"'“‘(")[:1].isupper()
 
 
 def _pdfium_reason(exc: Exception) -> str:
