@@ -396,7 +396,7 @@ def answer_question(
     # question too: without the question's vector no sentence could be chosen, and every
     # question was declined. (`qa eval` scores keyword answers the same way.)
     vector = retriever.embedder.encode_query(searched) if mode == "keyword" else None
-    hits = retriever.search(searched, k=k, mode=mode, filters=filters, query_vector=vector, align=True)
+    hits = retriever.search(searched, k=k, mode=mode, filters=filters, query_vector=vector, align=mode == "hybrid")
     weights = retriever.term_weights(searched)
     scored = score_sentences(hits, weights, searched)
     if said_before:

@@ -204,6 +204,9 @@ class Retriever:
         (qa.align) and re-ranks them: better first passages and answer sentences, at the cost of
         a forward pass over those passages (what `ask` does; `search` does it when asked).
         """
+        if align and mode != "hybrid":
+            # Said, not ignored: a script asking for `ask`'s ranking must not get another silently.
+            raise QueryError(f"align reads hybrid search's best passages again; it does not go with mode {mode!r}")
         return self.search_modes(query, k, (mode,), filters, query_vector, align)[mode]
 
     def search_modes(

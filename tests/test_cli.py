@@ -155,6 +155,11 @@ def test_search_align_ranks_as_ask_does(index_dir: Path) -> None:
     assert [h["score"] for h in plain] != [h["score"] for h in hits]  # a second look changes the scores
 
 
+def test_search_align_in_a_mode_it_cannot_rank_is_said_not_ignored(index_dir: Path) -> None:
+    result = qa("search", "Iraq", "--align", "--mode", "keyword", "--index", str(index_dir))
+    assert_one_line_error(result, "align reads hybrid search's best passages again; it does not go with mode 'keyword'")
+
+
 def test_search_with_a_source_filter_keeps_to_it(index_dir: Path) -> None:
     result = qa("search", "Iraq", "--source", "000_*", "--index", str(index_dir), "--json")
     assert result.exit_code == 0, result.output

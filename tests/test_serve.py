@@ -80,6 +80,9 @@ def test_filters_narrow_the_search(client: httpx.Client) -> None:
     refused = client.post("/search", json={"query": "Iraq", "since": "2021-01-01", "until": "2020-01-01"})
     assert refused.status_code == 400  # as every QueryError: a question the search cannot take
     assert refused.json() == {"error": "since 2021-01-01 is after until 2020-01-01: no day is in both"}
+    refused = client.post("/search", json={"query": "Iraq", "mode": "dense", "align": True})
+    assert refused.status_code == 400
+    assert refused.json() == {"error": "align reads hybrid search's best passages again; it does not go with mode 'dense'"}
 
 
 def test_a_body_that_is_not_json_is_said_in_plain_words(client: httpx.Client) -> None:
