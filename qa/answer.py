@@ -362,6 +362,12 @@ def compose_answer(
     return Answer(question, " ".join(parts), True, tuple(citations), tuple(hits), understood_as)
 
 
+def cited_passages(answer: Answer) -> list[str]:
+    """The text of each passage an answer cites, in citation order: what the answer rests on."""
+    return [hit.text for citation in answer.citations for hit in answer.passages
+            if hit.doc_id == citation.doc_id and hit.start <= citation.start < hit.end][:len(answer.citations)]
+
+
 def searched_question(retriever: Retriever, asked: str, retrieval_query: str | None = None) -> str:
     """What is searched for a question: `retrieval_query` (a follow-up expanded) or the question as
     asked, with words that look mistyped read as the collection spells them (qa.spelling)."""

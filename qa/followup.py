@@ -7,10 +7,11 @@ how it was understood. Pure text logic, no model.
 
 from __future__ import annotations
 
+from collections.abc import Sequence
 from dataclasses import dataclass, field
 
 from qa.retrieve import MAX_QUERY_CHARS
-from qa.text import SPOKEN_WORD, query_terms, zipf
+from qa.text import SPOKEN_WORD, content_words, query_terms, stems, zipf
 
 # Words that point back at something said before.
 _REFERRING = frozenset(
@@ -52,6 +53,37 @@ def is_follow_up(question: str) -> bool:
         # question: the "and" only joins it to the chat. "What about Putin?" leans on the turn before.
         return short or lowered.startswith(_ABOUT) or not names_something(question)
     return short and not names_something(question)
+
+
+# A question word rarer than this in English (Zipf) says what the question is about ("mayor" 4.62,
+# "bridge" 4.77, "Iraq" 4.43); a commoner one asks how or when ("happen" 5.19, "cost" 5.24, "say"
+# 5.89), which a sentence about the subject of the chat may word otherwise.
+_TOPIC_WORD_ZIPF = 5.0
+
+
+def topic_stems(question: str) -> frozenset[str]:
+    """The stems of the words that say what a question is about, as against how it asks.
+
+    >>> sorted(topic_stems("How much will the new bridge cost?")), sorted(topic_stems("And when did it happen?"))
+    (['bridg'], [])
+    """
+    return frozenset(stems([t for t in query_terms(question) if t not in _REFERRING and zipf(t) < _TOPIC_WORD_ZIPF]))
+
+
+def topic_share(question: str, passages: Sequence[str]) -> float:
+    """The share of the words that say what `question` is about (topic_stems) that `passages` hold;
+    1.0 when it has none. A follow-up whose answer rests on passages holding none of them was read
+    wrongly with the turns before: "Who is the mayor?" after a question about a town's chess club
+    was searched with the club's words and answered with its captain.
+
+    >>> topic_share("Who is the mayor?", ["The club captain won."]), topic_share("Why?", [])
+    (0.0, 1.0)
+    """
+    wanted = topic_stems(question)
+    if not wanted:
+        return 1.0  # "And when did it happen?" asks only of the turn before
+    held = wanted.intersection(stems([word for text in passages for word in content_words(text)]))
+    return len(held) / len(wanted)
 
 
 def names_something(question: str) -> bool:

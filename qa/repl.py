@@ -19,7 +19,7 @@ from rich.text import Text
 
 from qa.config import DEFAULT_TOP_K
 from qa.errors import IndexLockedError, QAError
-from qa.followup import Conversation, is_follow_up
+from qa.followup import Conversation, is_follow_up, topic_share
 from qa.retrieve import MODES, iso_day
 from qa.text import counted
 from qa.types import SearchFilters
@@ -230,17 +230,25 @@ class ChatSession:
     def _quoted(self, question: str) -> tuple[Answer, bool]:
         """The extractive answer, a follow-up read with the questions before it (qa.followup), and
         whether it was."""
-        from qa.answer import answer_question
+        from qa.answer import answer_question, cited_passages
 
         expanded = self.conversation.contextualize(question)
         # Read with the turn before, the question would find that turn's answer again first.
         said_before = {(c.doc_id, c.start, c.end) for c in self.last_answer.citations} if (
             expanded and self.last_answer) else set()
         with self.console.status("Searching…", spinner="dots"):
-            return answer_question(
+            answer = answer_question(
                 self.retriever(), question, k=self.k, mode=self.mode, filters=self.filters, retrieval_query=expanded,
                 said_before=said_before,
-            ), expanded is not None
+            )
+            if expanded is None or topic_share(question, cited_passages(answer)) > 0:
+                return answer, expanded is not None
+            # Read with the turns before, its answer says nothing of what it asks about ("Who is
+            # the mayor?" after the chess club): asked anew, if that answer does.
+            alone = answer_question(self.retriever(), question, k=self.k, mode=self.mode, filters=self.filters)
+            if topic_share(question, cited_passages(alone)) == 1.0:
+                return alone, False
+            return answer, True
 
     def _generate(self, question: str) -> tuple[Answer, bool]:
         """The answer written by the model server, streamed as it comes (Ctrl-C stops it and keeps

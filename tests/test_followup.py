@@ -4,7 +4,7 @@ from __future__ import annotations
 
 import pytest
 
-from qa.followup import Conversation, is_follow_up
+from qa.followup import Conversation, is_follow_up, topic_share, topic_stems
 
 
 @pytest.mark.parametrize(
@@ -114,3 +114,13 @@ def test_an_and_question_that_names_its_own_subject_stands_alone_and_a_repeat_is
     # A turn searched as a model rewrote it is the subject as rewritten.
     conversation.record("And the second one?", understood="Who signed the second treaty in Porto?", standalone=True)
     assert conversation.contextualize("Why?") == "Who signed the second treaty in Porto? Why?"
+
+
+def test_the_words_a_follow_up_asks_about_are_its_rare_ones() -> None:
+    assert topic_stems("Who is the mayor?") == {"mayor"}
+    assert topic_stems("And when did it happen?") == set()  # asks of the turn before only
+    assert topic_stems("How much will the bridge cost?") == {"bridg"}
+    assert topic_share("Who is the mayor?", ["Club captain Maria Lopez won."]) == 0.0
+    assert topic_share("Who is the mayor?", ["Mayor Daniel Okafor said so."]) == 1.0
+    assert topic_share("What about the bridge and the mayor?", ["The bridge opens."]) == 0.5
+    assert topic_share("Why?", []) == 1.0

@@ -281,3 +281,35 @@ def test_add_takes_a_path_with_spaces_typed_without_quotes(index_dir: Path, embe
     session = chat(index_dir, embedder, [f"/add {folder}", "/add /no/such folder"])
     assert "1 added" in session.reply(f"/add {folder}")
     assert 'quote a path that holds spaces' in session.reply("/add /no/such folder")
+
+
+def test_a_follow_up_whose_answer_misses_what_it_asks_about_is_asked_anew(tmp_path: Path, embedder: Embedder) -> None:
+    # It used to be: "Who is the mayor?" after the chess club was searched with the club's words
+    # and answered with the club's captain, and "How much will the bridge cost?" with the club again.
+    from qa.indexer import update_index
+
+    corpus = tmp_path / "corpus"
+    corpus.mkdir()
+    (corpus / "chess.txt").write_text(
+        "Riverton chess club wins regional title\n\nThe Riverton Chess Club won the regional team championship on "
+        "Saturday, beating six other clubs at the public library.\n\nClub captain Maria Lopez, 17, scored five "
+        "wins and one draw. The club meets every Tuesday evening.\n", encoding="utf-8")
+    (corpus / "council.txt").write_text(
+        "Riverton council approves new bridge\n\nThe Riverton town council voted 5 to 2 on Monday to build a "
+        "footbridge over the Clear River, at a cost of $3.2 million.\n\nMayor Daniel Okafor said the bridge "
+        "would link the east side to the town centre.\n", encoding="utf-8")
+    update_index(tmp_path / "index", [corpus], embedder=embedder)
+    first, mayor, bridge, referring = ("Which chess club won the regional title?", "Who is the mayor?",
+                                       "How much will the bridge cost?", "And what did he say?")
+    session = chat(tmp_path / "index", embedder, [first, mayor, bridge, referring])
+
+    def answer(line: str) -> str:  # the answer, above its sources
+        return session.reply(line).split("Sources")[0]
+
+    assert "Chess Club won" in answer(first)
+    assert "Mayor Daniel Okafor" in answer(mayor) and "understood as" not in answer(mayor)
+    # Asked anew, the mayor's question is the subject the next follow-up leans on.
+    assert "$3.2 million" in answer(bridge)
+    assert f"understood as: {mayor} {bridge}" in answer(bridge)
+    # A follow-up with no word of its own to look for keeps to the turns before.
+    assert "understood as" in answer(referring)
