@@ -240,8 +240,13 @@ class Corroboration:
         return agreeing / len(others) if agreeing >= CORROBORATING_SOURCES else 0.0
 
 
-def score_sentences(hits: Sequence[Hit], term_weights: dict[str, float], question: str = "") -> list[ScoredSentence]:
+def score_sentences(hits: Sequence[Hit], term_weights: dict[str, float], question: str = "",
+                    asked: str | None = None) -> list[ScoredSentence]:
     """Every sentence of the top passages that could answer, with its scores, best first.
+
+    `asked` is the question as the user asked it, when `question` is what was searched for it (a
+    follow-up read with the turns before): its form, not theirs, says what kind of answer it
+    wants ("Where was the plane going?" after "How many people died?" asks for a place).
 
     The meaning score is the cosine the retriever computed from the sentence's stored vector; a
     passage that was read again (`Hit.sentence_alignment`) adds its sentences' token alignment,
@@ -249,7 +254,7 @@ def score_sentences(hits: Sequence[Hit], term_weights: dict[str, float], questio
     Sentences that are questions, or hold only the question's own words, are left out.
     """
     question_stems = sentence_stems(question)
-    kind = expected_kind(question) if question else None
+    kind = expected_kind(asked or question) if (asked or question) else None
     coverage = KeywordCoverer(term_weights)
     corroboration = Corroboration(hits, question)
     scored = []
@@ -386,6 +391,7 @@ def answer_question(
     filters: SearchFilters | None = None,
     retrieval_query: str | None = None,
     said_before: Collection[tuple[str, int, int]] = (),
+    said_for: str = "",
 ) -> Answer:
     """Retrieve passages for `question` and answer it from their sentences.
 
@@ -394,7 +400,10 @@ def answer_question(
     does when a mistyped word was read as another (qa.spelling). `said_before` are the sentences
     (doc_id, start, end) the turn before answered with: a follow-up asks for something more, and
     searched with that turn's words it would find the same sentence first ("And what did he say
-    about Iraq?" after "Who did Ivanov give the document to?").
+    about Iraq?" after "Who did Ivanov give the document to?"), unless the follow-up asks for a
+    number or a date where `said_for`, the question they answered, did not, and such a sentence
+    holds one: "When will he start?" after "Which comedian will return to late-night TV?" may be
+    answered by the sentence that named him, if it also gives the day.
     """
     asked = clean_query(question)
     searched = searched_question(retriever, asked, retrieval_query)
@@ -404,9 +413,13 @@ def answer_question(
     vector = retriever.embedder.encode_query(searched) if mode == "keyword" else None
     hits = retriever.search(searched, k=k, mode=mode, filters=filters, query_vector=vector, align=mode == "hybrid")
     weights = retriever.term_weights(searched)
-    scored = score_sentences(hits, weights, searched)
+    scored = score_sentences(hits, weights, searched, asked)
     if said_before:
-        scored = [s for s in scored if (hits[s.hit_rank].doc_id, *s.span) not in said_before]
+        # Only a number or a date is told apart well enough: any capitalised word passes for a
+        # name or a place, so the sentence said before would hold one nearly always.
+        kind = expected_kind(asked)
+        new_kind = kind in ("number", "date") and kind != expected_kind(said_for)
+        scored = [s for s in scored if (hits[s.hit_rank].doc_id, *s.span) not in said_before or (new_kind and s.holds_kind)]
     understood = searched if searched != asked else None
     answer = compose_answer(asked, hits, scored, retriever.store.chunk_count(), understood, filters)
     if not hits:

@@ -72,9 +72,9 @@ def topic_stems(question: str) -> frozenset[str]:
 
 def topic_share(question: str, passages: Sequence[str]) -> float:
     """The share of the words that say what `question` is about (topic_stems) that `passages` hold;
-    1.0 when it has none. A follow-up whose answer rests on passages holding none of them was read
-    wrongly with the turns before: "Who is the mayor?" after a question about a town's chess club
-    was searched with the club's words and answered with its captain.
+    1.0 when it has none. A follow-up whose answer rests on passages holding none of them may have
+    been read wrongly with the turns before: "Who is the mayor?" after a question about a town's
+    chess club was searched with the club's words and answered with its captain.
 
     >>> topic_share("Who is the mayor?", ["The club captain won."]), topic_share("Why?", [])
     (0.0, 1.0)
@@ -94,12 +94,28 @@ def names_something(question: str) -> bool:
     >>> names_something("Who is Albright?"), names_something("How many in May?"), names_something("Where is China?")
     (True, False, True)
     """
-    words = SPOKEN_WORD.findall(question)
+    return bool(named_words(question))
+
+
+def named_words(text: str) -> list[str]:
+    """The words `text` names things with, lower-cased (as names_something reads them):
+    ``"The Riverton Chess Club won." -> ["riverton", "chess", "club"]``."""
+    words = SPOKEN_WORD.findall(text)
     named = [(n, word) for n, word in enumerate(words) if (n and word[:1].isupper()) or (len(word) > 1 and word.isupper())]
     # After "the", a capitalised everyday word is a title or a body ("the Minister", "the Council",
     # "the King"), which the turn before named; a rarer one is a name ("the Kremlin", "the Pentagon").
-    return any(zipf(word.lower()) < (_AFTER_THE_ZIPF if n and words[n - 1].lower() == "the" else COMMON_WORD_ZIPF)
-               and word.lower() not in _NO_NAMES for n, word in named)
+    return [word.lower() for n, word in named
+            if zipf(word.lower()) < (_AFTER_THE_ZIPF if n and words[n - 1].lower() == "the" else COMMON_WORD_ZIPF)
+            and word.lower() not in _NO_NAMES]
+
+
+def shares_a_name(context: Sequence[str], passages: Sequence[str]) -> bool:
+    """Whether `passages` hold a name that `context` (the chat's turns, its last answer) gives:
+    an answer about the chat's subject names something the chat did ("Mayor Daniel Okafor said
+    the Riverton bridge…" after "The Riverton Chess Club won…"), an answer from another story
+    does not (a football score after a darts final)."""
+    names = {word for text in context for word in named_words(text)}
+    return bool(names) and any(names.intersection(content_words(text)) for text in passages)
 
 
 @dataclass(frozen=True)

@@ -19,7 +19,7 @@ from rich.text import Text
 
 from qa.config import DEFAULT_TOP_K
 from qa.errors import IndexLockedError, QAError
-from qa.followup import Conversation, is_follow_up, topic_share
+from qa.followup import Conversation, is_follow_up, shares_a_name, topic_share
 from qa.retrieve import MODES, iso_day
 from qa.text import counted
 from qa.types import SearchFilters
@@ -239,15 +239,20 @@ class ChatSession:
         with self.console.status("Searching…", spinner="dots"):
             answer = answer_question(
                 self.retriever(), question, k=self.k, mode=self.mode, filters=self.filters, retrieval_query=expanded,
-                said_before=said_before,
+                said_before=said_before, said_for=self.last_answer.question if said_before else "",
             )
             if expanded is None or topic_share(question, cited_passages(answer)) > 0:
                 return answer, expanded is not None
             # Read with the turns before, its answer says nothing of what it asks about ("Who is
-            # the mayor?" after the chess club): asked anew, if that answer does.
+            # the mayor?" after the chess club): asked anew, if that answer does and is about the
+            # chat's subject still (it names something the chat did: the club's town). An answer
+            # from another story ("What was the score?" after a darts final, answered with a
+            # football game's) would be worse than the one that misses.
             alone = answer_question(self.retriever(), question, k=self.k, mode=self.mode, filters=self.filters)
-            if topic_share(question, cited_passages(alone)) == 1.0:
-                return alone, False
+            context = [expanded, *(c.quote for c in self.last_answer.citations)] if self.last_answer else [expanded]
+            # Either way the chat's subject stays: the next follow-up leans on it, not on this.
+            if topic_share(question, cited_passages(alone)) == 1.0 and shares_a_name(context, cited_passages(alone)):
+                return alone, True
             return answer, True
 
     def _generate(self, question: str) -> tuple[Answer, bool]:
