@@ -8,6 +8,7 @@ interrupted run keeps every group that landed and loses nothing that was there b
 from __future__ import annotations
 
 import os
+import shlex
 import threading
 from collections.abc import Callable, Sequence
 from concurrent.futures import Future
@@ -268,16 +269,16 @@ def _update(
             state = "is empty now" if root in emptied else "is not there now"
             raise ConfigError(
                 f"cannot rebuild: {root} {state}, and the {count} article{'s' if count != 1 else ''} "
-                f"indexed from it could not be read again; connect it again, or forget it first with `qa index --forget {root}`"
+                f"indexed from it could not be read again; connect it again, or forget it first with `qa index --forget {shlex.quote(root)}`"
             )
     for root in missing_roots:
         if root in emptied:
             progress.note(
                 f"{root} is empty now (a drive not mounted?); its indexed articles are kept "
-                f"(if they were deleted, `qa index --forget {root}` drops them)"
+                f"(if they were deleted, `qa index --forget {shlex.quote(root)}` drops them)"
             )
         else:
-            progress.note(f"{root} is not there now; its indexed articles are kept (`qa index --forget {root}` drops them)")
+            progress.note(f"{root} is not there now; its indexed articles are kept (`qa index --forget {shlex.quote(root)}` drops them)")
     skipped = unstorable + [s for s in skipped if s.path not in missing_roots]
     # A folder named now in which the walk found no article at all is most often the wrong folder,
     # or one of files qa does not read (.docx): "0 added" alone would look like success.

@@ -96,8 +96,9 @@ def build_server(service: IndexService) -> MCPServer:
     def ask(question: Query, k: K = DEFAULT_TOP_K, mode: Mode = "hybrid", source: Glob = None,
             since: Day = None, until: Day = None) -> dict[str, Any]:
         """Answer `question` from the user's articles: `answer` is made of sentences quoted word for
-        word, each marked [n]; `citations[n-1]` says which document (doc_id, title, path, page) and
-        which characters (start, end) it quotes. `answerable` is false when the articles do not answer;
+        word, each marked [n]; `citations` holds one entry per quoted sentence, and those whose `n` is
+        n say which document (doc_id, title, path, page) and which characters (start, end) the
+        sentences marked [n] quote (one source may give several sentences). `answerable` is false when the articles do not answer;
         `absent_names` lists names in the question that no article holds: the answer may then be
         about something else."""
         return checked(service.ask_json, question, k=k, mode=mode, source=source, since=since, until=until)

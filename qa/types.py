@@ -110,8 +110,11 @@ class Claim:
     @property
     def supported_by(self) -> tuple[int, ...]:
         """The passages that support it, in the order it cited them: the [n] a supported sentence is
-        shown with. A passage it cites that does not is not among them; with no evidence recorded
+        shown with. A passage it cites that does not is not among them, and a sentence that is not
+        supported has none (its evidence is only the closest window); with no evidence recorded
         (a claim made by hand), its citations."""
+        if self.verdict != "supported":
+            return ()
         if not self.evidence:
             return self.citations
         held = {evidence.n for evidence in self.evidence} | set(self.supporting)

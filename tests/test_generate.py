@@ -24,6 +24,7 @@ from qa.chunk import split_sentences
 from qa.claims import SUPPORTED, UNCITED, UNSUPPORTED, ClaimChecker, extract_facts, split_claims
 from qa.generate import build_messages, declines, generate_answer
 from qa.llm import ChatClient, LLMSettings
+from qa.render import claim_json
 from qa.repl import ChatSession
 from qa.retrieve import Retriever, open_retriever
 from qa.types import Hit
@@ -128,6 +129,7 @@ def test_a_sentence_that_drops_its_passages_denial_is_unsupported(retriever, deb
     claim = checker.check("Baghdad owes Russia a debt of $8 billion.", [n], denied)
     assert claim.verdict == UNSUPPORTED and claim.contradicted == ("does not owe",), claim
     assert "does not owe" in claim.evidence[0].quote
+    assert claim.supported_by == () and claim_json(claim)["supported_by"] == []  # its evidence supports nothing
     assert checker.check("Baghdad does not owe Russia a debt of $8 billion.", [n], denied).verdict == SUPPORTED
     # A yes-or-no question takes nothing for granted; "How much does Baghdad owe?" takes the debt for
     # granted: its words are the user's premise, as its facts are.
@@ -154,6 +156,23 @@ def test_a_sentence_that_swaps_who_did_what_is_unsupported(retriever, debt_passa
     assert checker.check("Russia is owed $8 billion by Baghdad.", [n], said).contradicted == ()
     met = _rewritten(debt_passages, n, "Moscow says Baghdad met Russia over $8 billion of debt.")
     assert checker.check("Russia met Baghdad over $8 billion of debt.", [n], met).contradicted == ()
+
+
+def test_a_passive_says_who_did_what_too(retriever) -> None:
+    checker = ClaimChecker(retriever.aligner())
+    passive = _news("The Carolina Panthers were defeated by the Denver Broncos in Super Bowl 50 on Sunday.")
+    for swapped in ("The Carolina Panthers defeated the Denver Broncos in Super Bowl 50.",
+                    "The Denver Broncos were defeated by the Carolina Panthers in Super Bowl 50."):
+        claim = checker.check(swapped, [1], passive)
+        assert claim.verdict == UNSUPPORTED, claim
+        assert claim.contradicted == ("Carolina Panthers were defeated by the Denver Broncos",), claim
+    for said in ("The Denver Broncos defeated the Carolina Panthers in Super Bowl 50.",
+                 "The Carolina Panthers were defeated by the Denver Broncos in Super Bowl 50."):
+        assert checker.check(said, [1], passive).contradicted == ()
+    active = _news("Denver defeated Carolina in Super Bowl 50.")
+    assert checker.check("Carolina was defeated by Denver in Super Bowl 50.", [1], active).verdict == SUPPORTED
+    assert checker.check("Denver was defeated by Carolina in Super Bowl 50.", [1], active).contradicted == (
+        "Denver defeated Carolina",)
 
 
 def _news(*texts: str) -> list[Hit]:

@@ -523,17 +523,17 @@ def test_a_rebuild_refuses_to_drop_a_missing_folders_articles_until_it_is_forgot
     extra_article: CorpusArticle,
 ) -> None:
     index_dir, first = built
-    drive = tmp_path / "drive"
+    drive = tmp_path / "my drive"  # the command to paste quotes it
     with_drive = _add_folder_holding(extra_article, drive, index_dir, embedder)
     drive.rename(tmp_path / "drive.unplugged")
 
-    with pytest.raises(ConfigError, match=f"{drive} is not there now, and the 1 article indexed .* `qa index --forget {drive}`"):
+    with pytest.raises(ConfigError, match=f"{drive} is not there now, and the 1 article indexed .* `qa index --forget '{drive}'`"):
         update_index(index_dir, rebuild=True, embedder=embedder)
     stats = assert_consistent(index_dir, embedder)  # nothing was dropped, in either store
     assert (stats.documents, stats.chunks) == (with_drive.documents, with_drive.chunks)
     # Said to a person, the commands to run name the store they named.
     result = CliRunner().invoke(main, ["index", "--rebuild", "--store", store_arg(index_dir)])
-    assert f"`qa index --store {store_arg(index_dir)} --forget {drive}`" in " ".join(result.output.split())
+    assert f"`qa index --store {store_arg(index_dir)} --forget '{drive}'`" in " ".join(result.output.split())
     assert top_answer(index_dir, embedder, extra_article.question).answerable
 
     report = update_index(index_dir, embedder=embedder, forget=[drive])
