@@ -12,7 +12,8 @@ Claims are made from SQuAD v1.1 dev (data nobody here wrote), five kinds per que
 - negated_sentence: the gold sentence made to deny what it says, "not" put after its first
   auxiliary verb ("was" -> "was not"), where it has one and denies nothing already (false);
 - swapped_roles: a gold sentence with two names that have one word between them swapped
-  ("Denver beat Carolina" -> "Carolina beat Denver"; false), found by a pattern of its own, not
+  ("Denver beat Carolina" -> "Carolina beat Denver"), or a passive's two ("Carolina was defeated
+  by Denver" -> "Denver was defeated by Carolina"; false), found by a pattern of its own, not
   by the checker's reading of roles; a word that goes both ways ("met") makes a claim that may
   be true, which the checker rightly passes;
 - denial_dropped: a gold sentence that denies something with its one denial taken out ("did
@@ -73,10 +74,12 @@ _NOT_A_DENIAL_OF_THE_NEXT_WORD = re.compile(r"-|\s+(?:until|since|before|least|o
 _CONTRACTED = {"wo": "will", "ca": "can", "sha": "shall"}  # won't, can't, shan't
 
 
-# Two capitalised names with one lower-case word (and maybe "the") between them: "Denver beat
-# Carolina", "Obama called the Kremlin". Written here apart from qa.claims' own reading of roles.
+# Two capitalised names with one lower-case word (and maybe "the") between them, or a passive
+# with "by": "Denver beat Carolina", "Obama called the Kremlin", "Carolina was defeated by Denver".
+# Written here apart from qa.claims' own reading of roles.
 _NAME_VERB_NAME = re.compile(
-    r"\b([A-Z][a-z]+(?: [A-Z][a-z]+)*) ([a-z]{3,}) (?:the )?([A-Z][a-z]+(?: [A-Z][a-z]+)*)\b(?!['’])")
+    r"\b([A-Z][a-z]+(?: [A-Z][a-z]+)*) ((?:was|were|is|are) [a-z]{3,}ed by|[a-z]{3,}) (?:the )?"
+    r"([A-Z][a-z]+(?: [A-Z][a-z]+)*)\b(?!['’])")
 
 
 def roles_swapped(sentence: str) -> str | None:

@@ -35,7 +35,7 @@ A sentence is `supported` (facts present and support over SUPPORT_THRESHOLD), `u
 from __future__ import annotations
 
 import re
-from collections.abc import Iterable, Mapping, Sequence
+from collections.abc import Callable, Iterable, Mapping, Sequence
 from dataclasses import dataclass
 from functools import lru_cache
 from types import MappingProxyType
@@ -752,10 +752,10 @@ def _swapped_roles(sentence: str, best: _Window, question: str | None = None) ->
     one name did to another ("Baghdad owes Russia" for "Russia owes Baghdad") and the sentence's
     role (subject, object, verb), or None.
 
-    Only the plainest form is read, a name, its verb and the other name ("Denver beat Carolina",
-    "Russia will pay the Kremlin"; see _roles): a paraphrase that turns the verb round ("Mali
-    received troops from Germany", "Baghdad is owed by Russia") says no roles, so it is never
-    called a swap. The window must not also say it in the sentence's order, and a verb that goes
+    Only the plainest forms are read, a name, its verb and the other name ("Denver beat Carolina",
+    "Russia will pay the Kremlin"), or its passive with "by" ("Carolina was defeated by Denver";
+    see _roles): a paraphrase that turns the verb round ("Mali received troops from Germany")
+    says no roles, so it is never called a swap. The window must not also say it in the sentence's order, and a verb that goes
     both ways ("met", "played") says no roles. What the user's `question` says in that order is
     the user's, unless it asks yes or no (_presupposed).
     """
@@ -776,9 +776,10 @@ def _swapped_roles(sentence: str, best: _Window, question: str | None = None) ->
 def _roles(text: str) -> tuple[tuple[str, str, str, Span], ...]:
     """(subject, object, the verb's stem, the span from one to the other) for each name of `text`
     followed by a verb and another name, spaces alone between them: "Russia owes Baghdad",
-    "Denver beat the Carolina Panthers", "Russia will soon pay Baghdad". A possessive ("Putin's
-    ally Medvedev"), a form of "be" ("Russia is owed by"), a preposition or any punctuation between
-    them makes none: those are not who did what to whom."""
+    "Denver beat the Carolina Panthers", "Russia will soon pay Baghdad"; in the passive, the name
+    after "by" is the subject ("Carolina was defeated by Denver": _passive_role). A possessive
+    ("Putin's ally Medvedev"), any other form of "be" ("Russia is in talks with"), a preposition
+    or any punctuation between them makes none: those are not who did what to whom."""
     words = [(m.group(0), m.start(), m.end()) for m in FACT_WORD.finditer(text)]
     name = [word[:1].isupper() and word.rstrip(".").lower() not in _MONTHS and _may_be_name(text, words, i)
             for i, (word, _, _) in enumerate(words)]
@@ -801,6 +802,12 @@ def _roles(text: str) -> tuple[tuple[str, str, str, Span], ...]:
             continue
         while k < len(words) and (words[k][0].lower() in _ROLE_AUXILIARIES or _is_adverb(words[k][0].lower())) and spaced(k):
             k += 1
+        if k < len(words) and words[k][0].lower() in _PASSIVE_BE:
+            passive = _passive_role(text, words, name, k, spaced)
+            if passive:
+                agent, verb, last = passive
+                roles.append((_name_key(agent), _name_key(subject), verb, (words[first][1], words[last][2])))
+            continue
         if k >= len(words) or name[k] or not spaced(k):
             continue
         verb = words[k][0]
@@ -819,6 +826,34 @@ def _roles(text: str) -> tuple[tuple[str, str, str, Span], ...]:
         if stem not in _BOTH_WAYS:
             roles.append((_name_key(subject), _name_key(words[k][0]), stem, (words[first][1], words[k][2])))
     return tuple(roles)
+
+
+# "Carolina was beaten by Denver", "Baghdad had been paid by Russia": the name after "by" did it.
+_PASSIVE_BE = frozenset("was were is are be been being".split())
+
+
+def _passive_role(text: str, words: list[tuple[str, int, int]], name: list[bool], k: int,
+                  spaced: Callable[[int], bool]) -> tuple[str, str, int] | None:
+    """For a form of "be" at word `k` after a name: (the name after "by", the verb's stem, the
+    index of the name's last word) when a participle ending in -ed and "by" follow it, spaces alone
+    between them ("was defeated by the Denver Broncos"); None for any other form ("was in Paris",
+    "was paid in dollars by", "was beaten by": an irregular participle does not stem as its verb)."""
+    while k < len(words) and words[k][0].lower() in _PASSIVE_BE and spaced(k):
+        k += 1
+    if k + 1 >= len(words) or not spaced(k) or words[k + 1][0].lower() != "by" or not spaced(k + 1):
+        return None
+    verb = words[k][0]
+    if not (verb.isalpha() and verb.islower() and verb.endswith("ed")) or rarity(verb) == 0:
+        return None
+    k += 2
+    if k < len(words) and words[k][0].lower() in _DETERMINERS and spaced(k):
+        k += 1
+    if k >= len(words) or not name[k]:
+        return None
+    while spaced(k) and name[k + 1]:
+        k += 1
+    stem = stems([verb])[0]
+    return None if stem in _BOTH_WAYS else (words[k][0], stem, k)
 
 
 # Words in -ly that say something of their own: "not friendly", "not weekly", "no assembly".
