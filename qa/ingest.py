@@ -477,8 +477,20 @@ def _decode(data: bytes) -> str:
     try:
         text = data.decode("utf-8-sig")
     except UnicodeDecodeError:
-        text = _decode_legacy(data)
+        text = _mostly_utf8(data) or _decode_legacy(data)
     return text.translate(_TEXT_TRANSLATION)
+
+
+def _mostly_utf8(data: bytes) -> str | None:
+    """UTF-8 text with a few bad bytes (a file cut or joined mid-character, one stray byte), each
+    read as U+FFFD; None when the bad bytes are not a few among well-formed characters. A legacy
+    encoding's letters ("café" as b"caf\xe9") are almost never well-formed UTF-8, so a file that
+    holds some well-formed multi-byte characters and at most half as many bad bytes is UTF-8:
+    read as a legacy encoding, every one of its accented letters would be garbled ("cafĂŠ")."""
+    text = data.decode("utf-8-sig", errors="replace")
+    bad = text.count("\ufffd") - data.count("\ufffd".encode())
+    well_formed = sum(1 for ch in text if ch > "\x7f") - text.count("\ufffd")
+    return text if well_formed and bad * 2 <= well_formed else None
 
 
 def _looks_binary(sample: bytes) -> bool:

@@ -306,6 +306,14 @@ def test_legacy_encodings_decode(tmp_path: Path, encoding: str, text: str) -> No
     assert article.content_hash == content_hash(data)
 
 
+@pytest.mark.parametrize("bad", [b"\xff", b"\xe2\x80", b"\xc3"])  # a stray byte; a character cut short
+def test_utf8_with_a_few_bad_bytes_keeps_its_letters(tmp_path: Path, bad: bytes) -> None:
+    # It used to be read whole as a legacy encoding: "The cafĂŠ served…", and "café" never matched.
+    before, after = "The café served 700 meals, the owner said. ", " The naïve critic praised the crêpe."
+    article = read_article(_write(tmp_path / "mixed.txt", before.encode() + bad + after.encode()))
+    assert article.text == f"{before}\ufffd{after}"
+
+
 def test_read_article_accepts_bytes_already_read(tmp_path: Path) -> None:
     path = tmp_path / "never-written.txt"
     data = "Officials said on Friday that the talks would resume next week.".encode()
