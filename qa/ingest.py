@@ -724,7 +724,21 @@ def _read_html(html: str) -> tuple[str, str | None, str | None]:
     text = _normalize("\n\n".join(lines))
     if not text or not _has_prose(text):
         raise IngestError("no article text found in HTML")
-    return text, title, _parse_date(getattr(document, "date", None) or "")
+    return text, title, _day_the_page_states(_parse_date(getattr(document, "date", None) or ""), html)
+
+
+# How a page writes January 1st when it means the day, not just the year.
+_NEW_YEARS_DAY = re.compile(r"\b(?:jan(?:uary|\.)?\s+(?:1st|1|01)\b|(?:1st|1|01)\s+jan(?:uary)?\b|0?1[/.-]0?1[/.-]\d{4}"
+                            r"|\d{4}[/.-]0?1[/.-]0?1\b)", re.IGNORECASE)
+
+
+def _day_the_page_states(date: str | None, html: str) -> str | None:
+    """`date`, unless it is January 1st of a year the page gives alone: htmldate makes a year it
+    finds with no day ("Copyright 2024", in a footer dropped from the text) January 1st, and an
+    article dated so would be left out of `--since 2024-06-01`."""
+    if date is None or not date.endswith("-01-01"):
+        return date
+    return date if _NEW_YEARS_DAY.search(html) else None
 
 
 def _has_prose(text: str) -> bool:

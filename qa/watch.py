@@ -154,13 +154,31 @@ class FolderWatcher:
                 if now != watched:
                     self._say_gone(set(watched) - set(now))
                     return
+                if set(self._still_remembered(list(watched))) != set(watched):
+                    return  # forgotten meanwhile: watched anew without it
         finally:
             batches.close()
 
     def _say_gone(self, roots: Iterable[str]) -> None:
         for root in sorted(roots):
+            if root not in self._known:
+                continue  # forgotten, not gone: said when it was found so (_still_remembered)
             self._gone.add(root)
             self.log(f"{_clock()} {root} is not there now; watching for it to come back")
+
+    def _still_remembered(self, roots: list[str]) -> list[str]:
+        """`roots` less those `qa index --forget` has dropped since they were read (PATHS given to
+        the watcher are watched whatever the index remembers), each said once."""
+        sources = self._sources()
+        if sources is None:
+            return roots  # the index cannot be read now: the folders known before are kept
+        remembered = {*self.paths, *sources}
+        forgotten = [root for root in roots if root not in remembered]
+        for root in forgotten:
+            if root in self._known:
+                self.log(f"{_clock()} {root} was forgotten (`qa index --forget`); not watching it now")
+        self._known = [root for root in self._known if root in remembered] + sorted(remembered - set(self._known))
+        return [root for root in roots if root in remembered]
 
     def _catch_up_with(self, roots: list[str]) -> None:
         """Index folders that appeared (or came back) while watching, as `qa index --only` would."""
@@ -181,7 +199,10 @@ class FolderWatcher:
 
         from qa.indexer import update_index
 
-        paths = batch_paths(((change == watchfiles.Change.deleted, path) for change, path in changes), self.roots)
+        # The sources read again first: a folder `qa index --forget` dropped a moment ago is not
+        # indexed again from its events (it would come back, each changed file a source of its own).
+        roots = self._still_remembered(self.roots)
+        paths = batch_paths(((change == watchfiles.Change.deleted, path) for change, path in changes), roots)
         if not paths:
             return None
         started = time.perf_counter()

@@ -204,6 +204,17 @@ def test_html_page_gives_article_without_nav_or_footer(tmp_path: Path) -> None:
         assert chrome not in article.text
 
 
+def test_a_year_in_a_pages_footer_is_no_date(tmp_path: Path) -> None:
+    # It used to be January 1st of that year (htmldate's guess from "© 2003"), and `--since
+    # 2003-06-01` left the article out.
+    undated = NEWS_PAGE.replace('<meta property="article:published_time" content="2003-09-05T08:30:00Z">\n', "")
+    undated = undated.replace(', <time datetime="2003-09-05">September 5, 2003</time>', "")
+    assert "September" not in undated and "&copy; 2003" in undated
+    assert read_article(_write(tmp_path / "undated.html", undated)).date is None
+    new_year = undated.replace("By Anna Petrova", 'By Anna Petrova, <time datetime="2003-01-01">January 1, 2003</time>')
+    assert read_article(_write(tmp_path / "new-year.html", new_year)).date == "2003-01-01"
+
+
 def test_html_without_article_text_is_an_error(tmp_path: Path) -> None:
     path = _write(tmp_path / "empty.htm", "<html><body><nav><a href='/'>Home</a></nav></body></html>")
     with pytest.raises(IngestError, match="no article text found in HTML"):

@@ -192,6 +192,35 @@ def test_a_folder_qa_index_adds_meanwhile_is_watched_too(
         watcher.stop()
 
 
+def test_a_folder_forgotten_meanwhile_is_not_indexed_again_from_its_events(tmp_path: Path, embedder: Embedder) -> None:
+    # It used to be: a file changed in a folder `qa index --forget` had just dropped was indexed
+    # again (and remembered as a source of its own), and the folder was then said to be gone.
+    from qa.indexer import update_index
+
+    news, other = tmp_path / "news", tmp_path / "other"
+    news.mkdir()
+    other.mkdir()
+    (news / "first.txt").write_text(article(0))
+    (other / "second.txt").write_text(article(1))
+    index_dir = tmp_path / "index"
+    update_index(as_location(index_dir), [other], embedder=embedder)  # a remembered folder
+    lines: list[str] = []
+    watcher = FolderWatcher(as_location(index_dir), [str(news)], embedder=embedder, log=lines.append)
+    watcher.start()
+    try:
+        assert documents(index_dir) == {"first.txt", "second.txt"}
+        update_index(as_location(index_dir), embedder=embedder, forget=[other])  # in another terminal
+        assert documents(index_dir) == {"first.txt"}
+        (other / "second.txt").write_text(article(2))  # an event in the forgotten folder
+        (news / "third.txt").write_text(article(3))  # and one in the watched folder, after it
+        wait_for_documents(index_dir, {"first.txt", "third.txt"}, "the watched folder's file never indexed", lines)
+        assert documents(index_dir) == {"first.txt", "third.txt"}, lines
+        assert any(f"{other} was forgotten" in line for line in lines), lines
+        assert not any("is not there now" in line for line in lines), lines
+    finally:
+        watcher.stop()
+
+
 def test_serve_watch_answers_a_new_article_without_restart_and_never_reads_a_torn_index(
         tmp_path: Path, write_corpus, extra_article) -> None:
     news = write_corpus(tmp_path / "news", seeds=False)
