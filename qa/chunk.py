@@ -248,7 +248,18 @@ def _flat_sentences(flat: str) -> list[Span]:
             spans.extend(_trimmed(flat, start + a, start + b) for a, b in pieces)
         else:
             spans.append(_trimmed(flat, start, stop))
-    return [span for span in spans if span[0] < span[1]]
+    spans = [span for span in spans if span[0] < span[1]]
+    for n in range(len(spans) - 1):
+        (start, stop), (_, next_stop) = spans[n], spans[n + 1]
+        if stop - start > 2 and flat[stop - 1] in _OPENING_QUOTES and flat[stop - 2] == " ":
+            # A quote mark after the space that ends a sentence opens the next one: sentencex
+            # reads a straight one there as closing when the paragraph's quotes do not pair up
+            # (“…Botswana," Masisi said. "We are paying…").
+            spans[n], spans[n + 1] = _trimmed(flat, start, stop - 1), (stop - 1, next_stop)
+    return spans
+
+
+_OPENING_QUOTES = frozenset("\"'“‘«„")
 
 
 def _segments(text: str) -> list[Span]:

@@ -120,6 +120,17 @@ def test_mismatched_quote_does_not_swallow_the_sentences_after_it() -> None:
     assert _texts(text, split_sentences(text)) == [first, *middle, last]
 
 
+def test_a_quote_mark_that_opens_the_next_sentence_is_its_own() -> None:
+    # It used to end the sentence before: "…in NBC reporting. \"" and a quote with no opening mark.
+    text = ('“It is easy to sit in Berlin and judge our affairs in Botswana," Masisi was quoted saying. '
+            '"We are paying the price for preserving these animals."')
+    assert [text[a:b] for a, b in split_sentences(text)] == [
+        '“It is easy to sit in Berlin and judge our affairs in Botswana," Masisi was quoted saying.',
+        '"We are paying the price for preserving these animals."']
+    closed = 'He said "yes." Then he left.'
+    assert [closed[a:b] for a, b in split_sentences(closed)] == ['He said "yes."', "Then he left."]
+
+
 def test_text_the_segmenter_drops_is_kept(monkeypatch: pytest.MonkeyPatch) -> None:
     monkeypatch.setattr("qa.chunk._segment_english", lambda text: ["A. "])
     assert split_sentences("A. B. C.") == [(0, 2), (3, 8)]
