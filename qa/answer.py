@@ -338,7 +338,7 @@ def compose_answer(
         if len(chosen) >= MAX_SENTENCES or candidate.score < best.score - SECOND_SENTENCE_MARGIN:
             break
         if all(candidate.span != c.span or candidate.hit_rank != c.hit_rank for c in chosen):
-            if candidate.text.strip() not in {c.text.strip() for c in chosen}:
+            if not _says_again(candidate.text, [c.text for c in chosen]):
                 chosen.append(candidate)
     citations = []
     parts = []
@@ -365,6 +365,18 @@ def compose_answer(
         # wrapped text file) is a space here; the citation's quote keeps the article's own text.
         parts.append(f"{' '.join(sentence.text.split())} [{n}]")
     return Answer(question, " ".join(parts), True, tuple(citations), tuple(hits), understood_as)
+
+
+def _says_again(sentence: str, said: Sequence[str]) -> bool:
+    """Whether `sentence` adds at most one word of its own to sentences `said`: the same line said
+    again ("…after a flight hit severe turbulence", and further down a page built from wire copy,
+    "…faced severe turbulence") is not a second answer. One that adds a fact ("…30 are injured,
+    seven critically") is."""
+    if sentence.strip() in {s.strip() for s in said}:
+        return True
+    words = sentence_stems(sentence.strip())
+    # A short sentence shares its few words by chance: "He resigned." after "Smith was accused…".
+    return len(words) >= 4 and len(words - frozenset().union(*(sentence_stems(s.strip()) for s in said))) <= 1
 
 
 def cited_passages(answer: Answer) -> list[str]:

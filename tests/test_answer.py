@@ -159,3 +159,20 @@ def test_two_sentences_quoted_from_one_passage_are_both_on_its_source_line() -> 
     out = io.StringIO()
     Console(file=out, width=200).print(render_answer(Answer("q", "a", True, citations), show_passages=False))
     assert "[1] Club  /c/club.txt  chars 0–74, 197–221" in out.getvalue()
+
+
+def test_a_line_the_article_says_again_in_other_words_is_not_a_second_sentence(tmp_path: Path, embedder: Embedder) -> None:
+    # It used to be quoted twice: "…after a Singapore Airlines flight hit severe turbulence. [1]
+    # …after a Singapore Airlines flight faced severe turbulence. [1]" (an article that restates
+    # its lead, as a page built from wire copy does).
+    from qa.indexer import update_index
+    from qa.retrieve import open_retriever
+
+    corpus = tmp_path / "corpus"
+    corpus.mkdir()
+    line = "One person is dead and 30 are injured after a Singapore Airlines flight {} severe turbulence."
+    (corpus / "a.txt").write_text(f"Turbulence is getting worse\n\n{line.format('hit')}\n\nThe plane landed in Bangkok, "
+                                  f"where ambulances met it.\n\n{line.format('faced')} Experts say such deaths are rare.\n")
+    update_index(tmp_path / "index", [corpus], embedder=embedder)
+    answer = answer_question(open_retriever(tmp_path / "index", embedder=embedder), "How many people died on the flight?")
+    assert answer.answerable and answer.answer.count("severe turbulence") == 1, answer.answer
