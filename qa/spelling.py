@@ -37,6 +37,10 @@ MIN_WORD_LETTERS = 5
 # Held candidates (the most frequent first) weighed against the question's other words: one
 # keyword search each.
 MAX_CANDIDATES = 16
+# A held candidate this far below the best-known one on the Zipf scale (a thousandfold rarer in
+# English, and more) is not read for a typo: "secretely" (1.38) beside "secretary" (4.95). A
+# place the articles name, "Sines" (2.09), has no word that common one edit away.
+ENGLISH_GAP = 3.0
 _LETTERS = "abcdefghijklmnopqrstuvwxyz"
 _ASCII_WORD = re.compile(r"[a-z]+")
 
@@ -96,6 +100,13 @@ def correction(word: str, other_words: Sequence[str], store: Store) -> str | Non
             by_stem[stem] = candidate
     frequencies = store.document_frequencies(list(by_stem.values()))
     held = sorted(((count, candidate) for candidate, count in frequencies.items() if count), reverse=True)
+    if held:
+        # A word English barely knows is itself a slip, held only through its stem: "secretely"
+        # (Zipf 1.38) for "secretery" stands for the articles' "secrets", beside "secretary"
+        # (4.95), which they hold too; its better fit with the question's other words ("Top
+        # Gun secrets") is no reason to read the question so.
+        known = max(zipf(candidate) for _, candidate in held)
+        held = [(count, candidate) for count, candidate in held if zipf(candidate) >= known - ENGLISH_GAP]
     if len(held) <= 1 or not other_words:
         return held[0][1] if held else None
 

@@ -63,3 +63,21 @@ def test_one_edit_drops_adds_changes_or_swaps_a_letter() -> None:
 def test_a_swap_or_a_doubled_letter_is_the_likeliest_slip() -> None:
     assert edit_likelihood("sinse", "sines") > edit_likelihood("sinse", "sine")
     assert edit_likelihood("departmentt", "department") > edit_likelihood("departmentt", "departments")
+
+
+def test_a_typo_is_read_as_a_word_english_knows_not_as_another_slip(tmp_path, embedder: Embedder) -> None:
+    # It used to be "secretely" (Zipf 1.38), held through the stem of the articles' "secrets" and
+    # a better keyword fit with "Top Gun", in place of the "secretary" the articles hold.
+    folder = tmp_path / "articles"
+    folder.mkdir()
+    (folder / "award.txt").write_text("Cruise honoured by the Navy\n\nNavy Secretary Carlos Del Toro gave Tom Cruise "
+                                      "the Distinguished Public Service Award for the Top Gun films.\n", encoding="utf-8")
+    (folder / "scene.txt").write_text("Top Gun secrets\n\nThe secrets of Top Gun: why its love scene was shot "
+                                      "again months after filming ended.\n", encoding="utf-8")
+    update_index(tmp_path / "index", [folder], embedder=embedder)
+    index = open_store(tmp_path / "index")
+    try:
+        assert corrected_query("What did the secretery say about Top Gun?", index) == \
+            "What did the secretary say about Top Gun?"
+    finally:
+        index.close()
