@@ -612,8 +612,15 @@ def doctor(index_dir: str | None, store: str | None, as_json: bool) -> None:
 
     location = _location(index_dir, store)
     directory = location.describe()
-    problems = check_store(location)
     context = click.get_current_context()
+    try:
+        problems = check_store(location)
+    except QAError as exc:
+        if not as_json:
+            raise
+        # No index there at all, or one of another kind: still one JSON object for `jq .ok`.
+        _emit_json({"index": str(directory), "ok": False, "problems": [_naming_the_index(str(exc), context)]})
+        sys.exit(1)
     if as_json:
         _emit_json({"index": str(directory), "ok": not problems,
                     "problems": [_naming_the_index(problem, context) for problem in problems]})

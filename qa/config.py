@@ -44,7 +44,9 @@ def resolve_index_dir(option: str | os.PathLike[str] | None = None) -> Path:
     """The index folder: the `--index` option, else $QA_INDEX_DIR, else `index/` in the checkout."""
     chosen = option if option not in (None, "") else os.environ.get(INDEX_DIR_ENV) or None
     path = Path(chosen) if chosen is not None else project_root() / "index"
-    path = path.expanduser()
+    # Absolute, so that every report names it alike: `qa stats --json` said "idx" where the HTTP
+    # API, which resolves it at start, said "/home/me/idx".
+    path = path.expanduser().absolute()
     if path.exists() and not path.is_dir():
         raise ConfigError(f"index location {path} is a file, not a folder; pass --index DIR")
     return path

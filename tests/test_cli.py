@@ -180,6 +180,21 @@ def test_stats_json_fields(index_dir: Path, built: tuple[Path, Result]) -> None:
     assert [Path(source).resolve() for source in data["sources"]] == [SEEDS]
 
 
+def test_the_index_is_named_by_its_whole_path_as_over_http(index_dir: Path, monkeypatch: pytest.MonkeyPatch) -> None:
+    monkeypatch.chdir(index_dir.parent)  # typed relative, as `qa stats --index idx`
+    data = json.loads(qa("stats", "--index", index_dir.name, "--json").stdout)
+    assert data["index_dir"] == str(index_dir)
+    assert json.loads(qa("doctor", "--index", index_dir.name, "--json").stdout)["index"] == str(index_dir)
+
+
+def test_doctor_json_with_no_index_is_still_one_json_object(tmp_path: Path) -> None:
+    result = qa("doctor", "--index", str(tmp_path / "none"), "--json")
+    assert result.exit_code == 1
+    data = json.loads(result.stdout)
+    assert data["ok"] is False and data["index"] == str(tmp_path / "none")
+    assert "no index in" in data["problems"][0]
+
+
 def test_stats_text(index_dir: Path) -> None:
     result = qa("stats", "--index", str(index_dir))
     assert result.exit_code == 0, result.output
