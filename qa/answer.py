@@ -20,7 +20,7 @@ from qa.align import PASSAGES_READ
 from qa.fusion import SENTENCE_KEYWORD_WEIGHT, KeywordCoverer
 from qa.retrieve import MAX_QUERY_CHARS, Retriever, clean_query
 from qa.spelling import corrected_query
-from qa.text import STOPWORDS, is_question, sentence_stems, zipf
+from qa.text import STOPWORDS, is_question, query_terms, sentence_stems, zipf
 from qa.types import Answer, Citation, Hit, SearchFilters, Span
 
 if TYPE_CHECKING:
@@ -36,6 +36,9 @@ NO_ARTICLE_MATCHES = "No passage was found in {articles}."
 # An index that holds nothing (a first `qa index` still running, an empty folder) has not failed
 # to answer: it has nothing to answer from, and saying "do not seem to answer" would mislead.
 EMPTY_INDEX = "The index holds no articles yet: add some with qa index PATH."
+# A question that says only "he" or "it" of what it asks about, with no turn before to say who
+# ("What did he say?" typed first): any sentence with a "he" would do, so none is quoted.
+WHO_IS_MEANT = "Who or what is “{word}”? Ask with a name, as in “What did Ivanov say?”"
 # Whether the passages answer: a logistic model over what the answer stage already computes
 # (judgment_features: the best-supported sentence's support and keyword coverage, and the closest
 # token alignment of any candidate sentence) and the size of the collection searched: in a large
@@ -379,6 +382,19 @@ def _says_again(sentence: str, said: Sequence[str]) -> bool:
     return len(words) >= 4 and len(words - frozenset().union(*(sentence_stems(s.strip()) for s in said))) <= 1
 
 
+def unresolved_reference(question: str) -> str | None:
+    """The pronoun a question asks about when it says nothing else of what it is about: no name
+    and no rare word (qa.followup.topic_stems). ``"What did he say?" -> "he"``; ``"Why did he
+    resign?"``, ``"What did Ivanov say?"`` -> None."""
+    from qa.followup import PERSONAL_PRONOUNS, names_something, topic_stems
+
+    found = next((m for m in re.finditer(r"[\w'’]+", question.lower()) if m.group(0) in PERSONAL_PRONOUNS), None)
+    if found is None or topic_stems(question) or names_something(question):
+        return None
+    # One that follows a word of the question stands for it: "What do white children pay when they…".
+    return None if query_terms(question[:found.start()]) else found.group(0)
+
+
 def cited_passages(answer: Answer) -> list[str]:
     """The text of each passage an answer cites, in citation order: what the answer rests on."""
     return [hit.text for citation in answer.citations for hit in answer.passages
@@ -418,6 +434,9 @@ def answer_question(
     answered by the sentence that named him, if it also gives the day.
     """
     asked = clean_query(question)
+    unresolved = None if retrieval_query else unresolved_reference(asked)
+    if unresolved:
+        return Answer(asked, WHO_IS_MEANT.format(word=unresolved), False)
     searched = searched_question(retriever, asked, retrieval_query)
     # Keyword mode ranks by BM25 alone, but the answer stage reads each sentence's cosine to the
     # question too: without the question's vector no sentence could be chosen, and every

@@ -9,7 +9,7 @@ from pathlib import Path
 import pytest
 from rich.console import Console
 
-from qa.answer import NOT_ANSWERED, answer_question
+from qa.answer import NOT_ANSWERED, answer_question, unresolved_reference
 from qa.embed import Embedder
 from qa.stores import open_store
 from qa.stores.location import StoreLocation
@@ -176,3 +176,16 @@ def test_a_line_the_article_says_again_in_other_words_is_not_a_second_sentence(t
     update_index(tmp_path / "index", [corpus], embedder=embedder)
     answer = answer_question(open_retriever(tmp_path / "index", embedder=embedder), "How many people died on the flight?")
     assert answer.answerable and answer.answer.count("severe turbulence") == 1, answer.answer
+
+
+def test_a_question_that_names_nothing_but_he_asks_who_is_meant(retriever: Retriever) -> None:
+    # It used to quote any sentence with a "he" in it ("He did not say the opposite.").
+    answer = answer_question(retriever, "What did he say?")
+    assert not answer.answerable and answer.citations == () and "“he”" in answer.answer
+    # A question that says what it is about, or whose "he" stands for a word before it, is searched.
+    assert answer_question(retriever, "What did Ivanov say about peacekeepers?").answerable
+    assert unresolved_reference("Why did he resign?") is None
+    assert unresolved_reference("What do only white children pay when they go to school?") is None
+    # Read as a follow-up in a chat, the turns before say who: qa.followup, not this.
+    follow_up = "Who did Igor Ivanov give the informal document to? What did he say?"
+    assert answer_question(retriever, "What did he say?", retrieval_query=follow_up).citations
