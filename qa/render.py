@@ -258,10 +258,20 @@ def render_sources(answer: Answer) -> RenderableType:
 def render_article(article: Article, citations: Sequence[Citation] = ()) -> RenderableType:
     """`/open N`: the whole clean article with the cited spans highlighted; when the article has
     changed since they were quoted (indexed again), a note instead of marks in the wrong words."""
-    text = Text(article.text)
     changed = any(article.text[c.start:c.end] != c.quote for c in citations)
-    for citation in () if changed else citations:
-        text.stylize(CITED_STYLE, citation.start, citation.end)
+    text = Text()
+    at = 0
+    # Highlighted, and marked with its [n] after it: without colour (piped, NO_COLOR) the
+    # highlight is gone, and the mark still says which sentence was quoted.
+    for citation in sorted({(c.start, c.end, c.n) for c in citations}) if not changed else ():
+        start, end, n = citation
+        if start < at:
+            continue  # one span quoted under two numbers is marked once
+        text.append(article.text[at:start])
+        text.append(article.text[start:end], style=CITED_STYLE)
+        text.append(f" [{n}]", style=MARKER_STYLE)
+        at = end
+    text.append(article.text[at:])
     header = Text()
     header.append(article.title, style="bold")
     header.append(f"\n{display_path(article.path)}", style="dim")

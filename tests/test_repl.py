@@ -113,6 +113,9 @@ def test_a_whole_session(
     assert "Russia has suggested for the first time" in article
     assert "barred them from returning." in article
     assert "Get the latest updates" not in article
+    # The quoted sentence is marked with its number, which shows without colour too.
+    quoted = answer.split(" [1]")[0]
+    assert f"{quoted[-60:]} [1]" in article
 
     assert "Retrieving 3 passages per question." in session.reply("/k 3")
 
