@@ -16,7 +16,7 @@ from qa.text import SPOKEN_WORD, content_words, query_terms, stems, zipf
 # Words that point back at something said before.
 _REFERRING = frozenset(
     "he she it they him her them his hers its their theirs this that these those there then "
-    "such former latter".split()
+    "such former latter else".split()  # "Who else will host the show?"
 )
 # Those that stand for someone or something named before ("this", "there" may point at the page;
 # "his", "its" often at a name in the same question: "the university's first president … his").

@@ -9,7 +9,8 @@ from qa.followup import Conversation, is_follow_up, topic_share, topic_stems
 
 @pytest.mark.parametrize(
     "question",
-    ["And what did he say about Iraq?", "when was that?", "Why?", "What about Chechnya?", "his reasons?"],
+    ["And what did he say about Iraq?", "when was that?", "Why?", "What about Chechnya?", "his reasons?",
+     "Who else will host the show?"],
 )
 def test_referring_or_short_questions_are_follow_ups(question: str) -> None:
     assert is_follow_up(question)
