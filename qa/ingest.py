@@ -80,9 +80,15 @@ _TEXT_TRANSLATION = {
 
 _LEAD_PUNCT = re.compile(r"^[\s.·•|*>#:\-–—]+")
 _SENTENCE_END = re.compile(r"[.!?…][\"'”’)\]]*$")
-_HEADLINE_BAD_END = re.compile(r"[.,;:]$")
+# A headline ends in no stop, but may in an ellipsis: a search result's title cut short ("Cillian
+# Murphy to receive Palm Springs International Film Festival ...").
+_HEADLINE_BAD_END = re.compile(r"(?:[,;:]|(?<!\.\.)\.)$")
 _BYLINE = re.compile(r"^by\s+\S", re.IGNORECASE)
 _BYLINE_MAX_WORDS = 10
+# A header line this short under a longer headline candidate is a byline or a site's name, as is
+# a name and a comma: "Chris Sikich, The Indianapolis Star".
+_BYLINE_LIKE_WORDS = 3
+_NAME_THEN_OUTLET = re.compile(r"^[A-Z][\w.'’-]+(?: [A-Z][\w.'’-]+){1,2}, [A-Z]")
 # A byline line under a PDF's headline: "By Ana Reis", "BY ANA REIS and TOMAS DUARTE"; not a
 # sentence that opens with "By" ("By 2030 the port will…", "by the board's count").
 _PDF_BYLINE = re.compile(r"^(?:By|BY)\s+[A-Z][\w.'’-]*(?:\s+(?:[A-Z][\w.'’-]*|and|&|,))*\s*$")
@@ -851,6 +857,13 @@ def _split_header(header: list[str]) -> tuple[str | None, str | None, list[str]]
     # The headline sits right above the story; what comes before it is the site's name and sections,
     # what comes between it and the story (a standfirst, a byline) belongs to the story.
     headline = candidates[-1]
+    # A line of a few words under a longer one is the byline or the site's ("David Shepardson",
+    # "Associated Press", "CNN —"), which pages without a "By" put there: the longer one above
+    # is the headline, and the short one stays with the story.
+    longer = [i for i in candidates[:-1] if len(content[i].split()) > _BYLINE_LIKE_WORDS]
+    last = content[headline]
+    if longer and (len(last.split()) <= _BYLINE_LIKE_WORDS or _NAME_THEN_OUTLET.match(last)):
+        headline = longer[-1]
     return _tidy_title(content[headline]), date, content[headline + 1 :]
 
 
@@ -860,7 +873,8 @@ def _is_body_paragraph(line: str) -> bool:
         return False
     if len(line) >= _BODY_MIN_CHARS:
         return True
-    return bool(_SENTENCE_END.search(line)) and len(line.split()) >= _BODY_MIN_WORDS
+    # A short line that trails off ("…Film Festival ...") is a title cut short, not a sentence.
+    return bool(_SENTENCE_END.search(line)) and not line.endswith(("...", "…")) and len(line.split()) >= _BODY_MIN_WORDS
 
 
 def _is_headline(line: str) -> bool:

@@ -150,6 +150,22 @@ def test_clean_news_text_reads_common_datelines(dateline: str, iso: str) -> None
     assert text == body
 
 
+@pytest.mark.parametrize("byline", ["David Shepardson", "Associated Press", "USA TODAY Staff", "CNN —",
+                                    "Chris Sikich, The Indianapolis Star"])
+def test_a_byline_without_by_under_the_headline_is_no_headline(byline: str) -> None:
+    # It used to be the title: the last short line above the story won.
+    body = "The first sentence of the story is long enough to be prose."
+    text, title, _ = clean_news_text(f"Boeing strike ends after union vote\n\n{byline}\n\n{body}")
+    assert title == "Boeing strike ends after union vote"
+    assert text == f"{byline}\n\n{body}"  # it stays with the story
+
+
+def test_a_headline_cut_short_with_an_ellipsis_is_still_the_headline() -> None:
+    raw = ("Cillian Murphy to receive Palm Springs International Film Festival ...\n\n"
+           "The actor will receive the Desert Palm Achievement Award at the gala in January.")
+    assert clean_news_text(raw)[1] == "Cillian Murphy to receive Palm Springs International Film Festival ..."
+
+
 def test_clean_news_text_keeps_a_headline_that_mentions_a_date() -> None:
     raw = "Talks Set for March 3, 2024 in Vienna\n\nNegotiators will meet again in Vienna next week."
     assert clean_news_text(raw)[1:] == ("Talks Set for March 3, 2024 in Vienna", None)
