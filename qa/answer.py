@@ -141,6 +141,8 @@ _KINDS = (
                         r"|have\b|had\b|happened\b|can\b|could\b|will\b|would\b|should\b|made\b|caused\b)[a-z]+")),
 )
 _MONTHS = "january february march april may june july august september october november december".split()
+# As news style writes them: "beginning Feb. 12", "on Sept. 3".
+_MONTH_ABBREVIATIONS = frozenset("jan feb mar apr jun jul aug sep sept oct nov dec".split())
 _NOT_NAMES = frozenset(_MONTHS + "monday tuesday wednesday thursday friday saturday sunday".split())
 _NUMBER_WORDS = frozenset("""one two three four five six seven eight nine ten eleven twelve thirteen fourteen fifteen
     sixteen seventeen eighteen nineteen twenty thirty forty fifty sixty seventy eighty ninety hundred thousand
@@ -180,7 +182,8 @@ def holds_kind(sentence: str, kind: str | None, question: str) -> bool:
     if kind == "number":
         return any(w[0].isdigit() or w.lower() in _NUMBER_WORDS for w in words)
     if kind == "date":
-        return any(w.lower() in _MONTHS or (w.isdigit() and len(w) == 4) or w.lower().endswith(("century", "0s"))
+        return any(w.lower() in _MONTHS or w.lower() in _MONTH_ABBREVIATIONS or (w.isdigit() and len(w) == 4)
+                   or w.lower().endswith(("century", "0s"))
                    for w in words)
     # A name or place: a capitalised word past the sentence's first that is not a weekday or month.
     first = re.match(r"\W*(\w+)", sentence)

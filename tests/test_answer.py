@@ -9,7 +9,7 @@ from pathlib import Path
 import pytest
 from rich.console import Console
 
-from qa.answer import NOT_ANSWERED, answer_question, unresolved_reference
+from qa.answer import NOT_ANSWERED, answer_question, holds_kind, unresolved_reference
 from qa.embed import Embedder
 from qa.stores import open_store
 from qa.stores.location import StoreLocation
@@ -189,3 +189,9 @@ def test_a_question_that_names_nothing_but_he_asks_who_is_meant(retriever: Retri
     # Read as a follow-up in a chat, the turns before say who: qa.followup, not this.
     follow_up = "Who did Igor Ivanov give the informal document to? What did he say?"
     assert answer_question(retriever, "What did he say?", retrieval_query=follow_up).citations
+
+
+def test_a_month_as_news_style_writes_it_is_a_date() -> None:
+    assert holds_kind("He will host every Monday beginning Feb. 12.", "date", "When will he start?")
+    assert holds_kind("The vote is set for Sept. 3.", "date", "When is the vote?")
+    assert not holds_kind("He will host every Monday.", "date", "When will he start?")

@@ -339,7 +339,7 @@ def test_a_follow_up_asks_for_its_own_kind_of_answer(tmp_path: Path, embedder: E
         "when it dropped sharply over Myanmar and made an emergency landing in Bangkok.\n", encoding="utf-8")
     (corpus / "show.txt").write_text(
         "Jon Stewart returns to late-night TV\n\nJon Stewart will host The Daily Show every Monday beginning "
-        "February 12, the network said on Wednesday.\n\nStewart left the show in 2015 after 16 years as its host.\n",
+        "Feb. 12, the network said on Wednesday.\n\nStewart left the show in 2015 after 16 years as its host.\n",
         encoding="utf-8")
     update_index(tmp_path / "index", [corpus], embedder=embedder)
     lines = ["Which airline was hit by deadly turbulence?", "How many people died?", "Where was the plane going?",
@@ -350,5 +350,5 @@ def test_a_follow_up_asks_for_its_own_kind_of_answer(tmp_path: Path, embedder: E
         return session.reply(line).split("Sources")[0]
 
     assert "from London to Singapore" in answer("Where was the plane going?")
-    assert "every Monday beginning February 12" in answer("Who will host The Daily Show on Mondays?")
-    assert "every Monday beginning February 12" in answer("When will he start?")
+    assert "every Monday beginning Feb. 12" in answer("Who will host The Daily Show on Mondays?")
+    assert "every Monday beginning Feb. 12" in answer("When will he start?")  # "Feb." is a month too
