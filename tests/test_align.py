@@ -25,6 +25,7 @@ from qa.answer import (
     score_sentences,
 )
 from qa.embed import Embedder
+from qa.errors import QueryError
 from qa.stores import open_store
 from qa.stores.location import StoreLocation
 from qa.retrieve import Retriever
@@ -160,8 +161,10 @@ def test_aligned_search_reranks_the_head_and_scores_its_sentences(retriever: Ret
         assert len(hit.sentence_alignment) == len(hit.sentence_scores) > 0
     assert [h.score for h in aligned] == sorted((h.score for h in aligned), reverse=True)
     assert "$8 billion" in aligned[0].text
-    # Only hybrid search reads again.
-    assert all(not h.sentence_alignment for h in retriever.search(QUESTION, mode="keyword", align=True))
+    # Only hybrid search reads again; asked of another mode, it is refused, not ignored.
+    with pytest.raises(QueryError, match="does not go with mode 'keyword'"):
+        retriever.search(QUESTION, mode="keyword", align=True)
+    assert all(not h.sentence_alignment for h in retriever.search_modes(QUESTION, 5, ("keyword",), align=True)["keyword"])
 
 
 def _hit(sentences: list[tuple[str, float, float]]) -> Hit:
