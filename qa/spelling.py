@@ -25,7 +25,7 @@ import unicodedata
 from collections.abc import Sequence
 from typing import TYPE_CHECKING
 
-from qa.text import STOPWORDS, query_terms, stems, zipf
+from qa.text import STOPWORDS, query_terms, stems, unaccented, zipf
 
 if TYPE_CHECKING:
     from qa.stores.base import Store
@@ -37,10 +37,6 @@ MIN_WORD_LETTERS = 5
 # Held candidates (the most frequent first) weighed against the question's other words: one
 # keyword search each.
 MAX_CANDIDATES = 16
-# A held candidate this far below the best-known one on the Zipf scale (a thousandfold rarer in
-# English, and more) is not read for a typo: "secretely" (1.38) beside "secretary" (4.95). A
-# place the articles name, "Sines" (2.09), has no word that common one edit away.
-ENGLISH_GAP = 3.0
 _LETTERS = "abcdefghijklmnopqrstuvwxyz"
 _ASCII_WORD = re.compile(r"[a-z]+")
 
@@ -100,19 +96,20 @@ def correction(word: str, other_words: Sequence[str], store: Store) -> str | Non
             by_stem[stem] = candidate
     frequencies = store.document_frequencies(list(by_stem.values()))
     held = sorted(((count, candidate) for candidate, count in frequencies.items() if count), reverse=True)
-    if held:
-        # A word English barely knows is itself a slip, held only through its stem: "secretely"
-        # (Zipf 1.38) for "secretery" stands for the articles' "secrets", beside "secretary"
-        # (4.95), which they hold too; its better fit with the question's other words ("Top
-        # Gun secrets") is no reason to read the question so.
-        known = max(zipf(candidate) for _, candidate in held)
-        held = [(count, candidate) for count, candidate in held if zipf(candidate) >= known - ENGLISH_GAP]
     if len(held) <= 1 or not other_words:
         return held[0][1] if held else None
 
-    def fit(candidate: str) -> float:
+    def fit(candidate: str) -> tuple[bool, float]:
+        """Whether the candidate's best passage with the other words spells it as it is, and that
+        passage's BM25. The store counts stems: "secretely" (for "secretery") is held through the
+        articles' "secrets", and fits "Top Gun" better than "secretary" does, but no article
+        spells it; "Sines" and "Milei" are spelled so where the articles name them."""
         best = store.keyword_search([*other_words, candidate], 1)
-        return best[0][1] if best else 0.0
+        if not best:
+            return False, 0.0
+        record = store.chunks([best[0][0]]).get(best[0][0])
+        spelled = record is not None and re.search(rf"(?<!\w){re.escape(candidate)}(?!\w)", unaccented(record.text).lower())
+        return bool(spelled), best[0][1]
 
     return max(held[:MAX_CANDIDATES], key=lambda held_one: (fit(held_one[1]), held_one))[1]
 

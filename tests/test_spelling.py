@@ -74,10 +74,16 @@ def test_a_typo_is_read_as_a_word_english_knows_not_as_another_slip(tmp_path, em
                                       "the Distinguished Public Service Award for the Top Gun films.\n", encoding="utf-8")
     (folder / "scene.txt").write_text("Top Gun secrets\n\nThe secrets of Top Gun: why its love scene was shot "
                                       "again months after filming ended.\n", encoding="utf-8")
+    # A name English does not know beside an everyday word one edit away: the articles spell both.
+    (folder / "milei.txt").write_text("Milei on prices\n\nPresident Javier Milei said inflation in Argentina "
+                                      "fell for the third month.\n", encoding="utf-8")
+    (folder / "race.txt").write_text("City marathon\n\nThe runners covered 26 miles, and the last mile was "
+                                     "uphill.\n", encoding="utf-8")
     update_index(tmp_path / "index", [folder], embedder=embedder)
     index = open_store(tmp_path / "index")
     try:
         assert corrected_query("What did the secretery say about Top Gun?", index) == \
             "What did the secretary say about Top Gun?"
+        assert corrected_query("What did Milie say about inflation?", index) == "What did Milei say about inflation?"
     finally:
         index.close()
