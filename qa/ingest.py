@@ -88,6 +88,10 @@ _BYLINE_MAX_WORDS = 10
 # A header line this short under a longer headline candidate is a byline or a site's name, as is
 # a name and a comma: "Chris Sikich, The Indianapolis Star".
 _BYLINE_LIKE_WORDS = 3
+# The story's lines read for the words its headline names, and the words that count: a few letters
+# or more ("CNN", "Spain"), not "the", "of" or "and".
+_STORY_LINES_READ = 6
+_CONTENT_WORD = re.compile(r"[^\W\d_]{3,}")
 _NAME_THEN_OUTLET = re.compile(r"^[A-Z][\w.'’-]+(?: [A-Z][\w.'’-]+){1,2}, [A-Z]")
 # A byline line under a PDF's headline: "By Ana Reis", "BY ANA REIS and TOMAS DUARTE"; not a
 # sentence that opens with "By" ("By 2030 the port will…", "by the board's count").
@@ -256,8 +260,11 @@ def clean_news_text(raw_text: str) -> tuple[str, str | None, str | None]:
     """A news page saved as text -> (clean body, headline or None, ISO date or None)."""
     lines = _unwrap(_normalize(raw_text)).split("\n")
     nonblank = [i for i, line in enumerate(lines) if line.strip()]
+    # A file's first line that trails off ("…Film Festival ...") is a title cut short, as a search
+    # result gives it, not the story's first sentence; further down, a teaser that does is story.
+    first_is_title = bool(nonblank) and _is_cut_title(lines[nonblank[0]])
     body_start = next(
-        (i for i in nonblank[:_HEADER_MAX_LINES] if _is_body_paragraph(lines[i])), None
+        (i for i in nonblank[first_is_title:_HEADER_MAX_LINES] if _is_body_paragraph(lines[i])), None
     )
 
     title: str | None = None
@@ -265,7 +272,7 @@ def clean_news_text(raw_text: str) -> tuple[str, str | None, str | None]:
     kept_header: list[str] = []
     if body_start is not None:
         header = [lines[i].strip() for i in nonblank if i < body_start]
-        title, date, kept_header = _split_header(header)
+        title, date, kept_header = _split_header(header, " ".join(lines[body_start:body_start + _STORY_LINES_READ]))
         lines = lines[body_start:]
 
     body = [line for line in _cut_footer(lines) if not _is_boilerplate(line)]
@@ -837,8 +844,9 @@ def _front_matter(block: str) -> dict[str, str] | None:
 # -- news text ------------------------------------------------------------------------------------
 
 
-def _split_header(header: list[str]) -> tuple[str | None, str | None, list[str]]:
-    """Header lines -> (headline, date, lines worth keeping such as a standfirst)."""
+def _split_header(header: list[str], story: str = "") -> tuple[str | None, str | None, list[str]]:
+    """Header lines -> (headline, date, lines worth keeping such as a standfirst); `story`, the
+    story's opening lines, tells a headline (the story names what it names) from a byline."""
     date: str | None = None
     candidates: list[int] = []
     content: list[str] = []
@@ -857,14 +865,25 @@ def _split_header(header: list[str]) -> tuple[str | None, str | None, list[str]]
     # The headline sits right above the story; what comes before it is the site's name and sections,
     # what comes between it and the story (a standfirst, a byline) belongs to the story.
     headline = candidates[-1]
-    # A line of a few words under a longer one is the byline or the site's ("David Shepardson",
-    # "Associated Press", "CNN —"), which pages without a "By" put there: the longer one above
-    # is the headline, and the short one stays with the story.
-    longer = [i for i in candidates[:-1] if len(content[i].split()) > _BYLINE_LIKE_WORDS]
-    last = content[headline]
-    if longer and (len(last.split()) <= _BYLINE_LIKE_WORDS or _NAME_THEN_OUTLET.match(last)):
-        headline = longer[-1]
+    # A short line right under a longer candidate may be the byline or the site's ("David
+    # Shepardson", "Associated Press", "Chris Sikich, The Indianapolis Star"), which pages without
+    # a "By" put there. It is, when the story names nothing it names and does name something the
+    # longer line does: a headline's words recur in its story ("Floods hit Spain" under a site's
+    # name), a reporter's name seldom does. The byline then stays with the story.
+    if len(candidates) > 1 and candidates[-2] == headline - 1 and story:
+        last, above = content[headline], content[headline - 1]
+        credited = last.split(",")[0] if _NAME_THEN_OUTLET.match(last) else last
+        if (len(last.split()) <= _BYLINE_LIKE_WORDS or _NAME_THEN_OUTLET.match(last)) and len(above.split()) > len(
+                credited.split()):
+            told = set(_CONTENT_WORD.findall(story.lower()))
+            if not told & set(_CONTENT_WORD.findall(credited.lower())) and told & set(_CONTENT_WORD.findall(above.lower())):
+                headline -= 1
     return _tidy_title(content[headline]), date, content[headline + 1 :]
+
+
+def _is_cut_title(line: str) -> bool:
+    line = line.strip()
+    return line.endswith(("...", "…")) and len(line) < _BODY_MIN_CHARS and _is_headline(line)
 
 
 def _is_body_paragraph(line: str) -> bool:
@@ -873,8 +892,7 @@ def _is_body_paragraph(line: str) -> bool:
         return False
     if len(line) >= _BODY_MIN_CHARS:
         return True
-    # A short line that trails off ("…Film Festival ...") is a title cut short, not a sentence.
-    return bool(_SENTENCE_END.search(line)) and not line.endswith(("...", "…")) and len(line.split()) >= _BODY_MIN_WORDS
+    return bool(_SENTENCE_END.search(line)) and len(line.split()) >= _BODY_MIN_WORDS
 
 
 def _is_headline(line: str) -> bool:

@@ -154,16 +154,29 @@ def test_clean_news_text_reads_common_datelines(dateline: str, iso: str) -> None
                                     "Chris Sikich, The Indianapolis Star"])
 def test_a_byline_without_by_under_the_headline_is_no_headline(byline: str) -> None:
     # It used to be the title: the last short line above the story won.
-    body = "The first sentence of the story is long enough to be prose."
+    body = "Boeing workers ended their strike on Monday after a union vote approved the new contract."
     text, title, _ = clean_news_text(f"Boeing strike ends after union vote\n\n{byline}\n\n{body}")
     assert title == "Boeing strike ends after union vote"
     assert text == f"{byline}\n\n{body}"  # it stays with the story
+
+
+@pytest.mark.parametrize("above", ["The Riverton Gazette Online Edition", "World news from the Guardian",
+                                   "Politics | Elections 2024 | Live"])
+@pytest.mark.parametrize("headline", ["Floods hit Spain", "Floods Hit Spain"])
+def test_a_short_headline_under_a_sites_name_is_the_headline(above: str, headline: str) -> None:
+    # The story names what its headline names, and not what a site's name or a section does.
+    body = "Heavy rain flooded towns across Spain on Monday, and officials said the floods were the worst in years."
+    assert clean_news_text(f"{above}\n\n{headline}\n\n{body}")[1] == headline
 
 
 def test_a_headline_cut_short_with_an_ellipsis_is_still_the_headline() -> None:
     raw = ("Cillian Murphy to receive Palm Springs International Film Festival ...\n\n"
            "The actor will receive the Desert Palm Achievement Award at the gala in January.")
     assert clean_news_text(raw)[1] == "Cillian Murphy to receive Palm Springs International Film Festival ..."
+    # Under a headline, a teaser that trails off is the story's, as it was.
+    teaser = "Markets slide on rate fears\n\nStocks fell sharply again on Wednesday and then...\n\nTraders sold."
+    assert clean_news_text(teaser)[:2] == ("Stocks fell sharply again on Wednesday and then...\n\nTraders sold.",
+                                           "Markets slide on rate fears")
 
 
 def test_clean_news_text_keeps_a_headline_that_mentions_a_date() -> None:
