@@ -742,7 +742,7 @@ def _read_html(html: str) -> tuple[str, str | None, str | None]:
 
 # How a page writes January 1st when it means the day, not just the year.
 _NEW_YEARS_DAY = re.compile(r"\b(?:jan(?:uary|\.)?\s+(?:1st|1|01)\b|(?:1st|1|01)\s+jan(?:uary)?\b|0?1[/.-]0?1[/.-]\d{4}"
-                            r"|\d{4}[/.-]0?1[/.-]0?1\b)", re.IGNORECASE)
+                            r"|\d{4}[/.-]0?1[/.-]0?1(?:T|\b))", re.IGNORECASE)  # "2024-01-01T08:30:00Z" in the page's metadata
 
 
 def _day_the_page_states(date: str | None, html: str) -> str | None:

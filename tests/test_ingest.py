@@ -242,6 +242,10 @@ def test_a_year_in_a_pages_footer_is_no_date(tmp_path: Path) -> None:
     assert read_article(_write(tmp_path / "undated.html", undated)).date is None
     new_year = undated.replace("By Anna Petrova", 'By Anna Petrova, <time datetime="2003-01-01">January 1, 2003</time>')
     assert read_article(_write(tmp_path / "new-year.html", new_year)).date == "2003-01-01"
+    # Stated in the page's metadata alone, as a timestamp, it is a day too.
+    stamped = NEWS_PAGE.replace("2003-09-05T08:30:00Z", "2003-01-01T08:30:00Z").replace(
+        ', <time datetime="2003-09-05">September 5, 2003</time>', "")
+    assert read_article(_write(tmp_path / "stamped.html", stamped)).date == "2003-01-01"
 
 
 def test_html_without_article_text_is_an_error(tmp_path: Path) -> None:
