@@ -137,7 +137,7 @@ _KINDS = (
                          r"|island|nation|province)\b")),
     # "Who", and "which film", "what company": the answer is a name ("which kind of…" is not).
     ("name", re.compile(r"\bwho(?:m|se)?\b|\bthe name of\b|\bwhich (?!kind\b|type\b|sort\b|of\b)[a-z]+"
-                        r"|\bwhat (?!kind\b|type\b|sort\b|is\b|was\b|were\b|are\b|do\b|does\b|did\b|has\b"
+                        r"|\bwhat (?!kind\b|type\b|sort\b|about\b|is\b|was\b|were\b|are\b|do\b|does\b|did\b|has\b"
                         r"|have\b|had\b|happened\b|can\b|could\b|will\b|would\b|should\b|made\b|caused\b)[a-z]+")),
 )
 _MONTHS = "january february march april may june july august september october november december".split()
@@ -260,7 +260,8 @@ def score_sentences(hits: Sequence[Hit], term_weights: dict[str, float], questio
     Sentences that are questions, or hold only the question's own words, are left out.
     """
     question_stems = sentence_stems(question)
-    kind = expected_kind(asked or question) if (asked or question) else None
+    # ("What about Chechnya?" and "And in 2003?" ask for nothing of their own: the turn before's kind.)
+    kind = (expected_kind(asked) if asked else None) or (expected_kind(question) if question else None)
     coverage = KeywordCoverer(term_weights)
     corroboration = Corroboration(hits, question)
     scored = []
@@ -451,7 +452,7 @@ def answer_question(
     if said_before:
         # Only a number or a date is told apart well enough: any capitalised word passes for a
         # name or a place, so the sentence said before would hold one nearly always.
-        kind = expected_kind(asked)
+        kind = expected_kind(asked) or expected_kind(searched)
         new_kind = kind in ("number", "date") and kind != expected_kind(said_for)
         scored = [s for s in scored if (hits[s.hit_rank].doc_id, *s.span) not in said_before or (new_kind and s.holds_kind)]
     understood = searched if searched != asked else None

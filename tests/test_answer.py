@@ -9,13 +9,13 @@ from pathlib import Path
 import pytest
 from rich.console import Console
 
-from qa.answer import NOT_ANSWERED, answer_question, holds_kind, unresolved_reference
+from qa.answer import NOT_ANSWERED, answer_question, holds_kind, score_sentences, unresolved_reference
 from qa.embed import Embedder
 from qa.stores import open_store
 from qa.stores.location import StoreLocation
 from qa.retrieve import Retriever
 from qa.stores.base import Store
-from qa.types import Answer
+from qa.types import Answer, Hit
 
 SEEDS = Path(__file__).resolve().parent.parent / "seeds"
 SITE_CHROME = ("Get the latest updates", "Last Updated", "right on your browser")
@@ -195,3 +195,14 @@ def test_a_month_as_news_style_writes_it_is_a_date() -> None:
     assert holds_kind("He will host every Monday beginning Feb. 12.", "date", "When will he start?")
     assert holds_kind("The vote is set for Sept. 3.", "date", "When is the vote?")
     assert not holds_kind("He will host every Monday.", "date", "When will he start?")
+
+
+def test_a_follow_up_that_asks_for_nothing_of_its_own_keeps_the_kind_of_the_turn_before() -> None:
+    text = "At least 40 people died in the Chechnya fighting, officials said."
+    hit = Hit(1, "d1", "Siege", "d1.txt", 0, len(text), text, 1.0, sentences=((0, len(text)),),
+              sentence_scores=(((0, len(text)), 0.5),))
+    searched = "How many people died in the siege? What about Chechnya?"
+    # "What about Chechnya?" asks for no kind of its own: the number the turn before asked for.
+    assert score_sentences([hit], {}, searched, asked="What about Chechnya?")[0].holds_kind
+    # One that asks for its own kind is read by it: "40" is no date.
+    assert not score_sentences([hit], {}, "How many people died? When was it?", asked="When was it?")[0].holds_kind
