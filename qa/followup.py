@@ -7,6 +7,7 @@ how it was understood. Pure text logic, no model.
 
 from __future__ import annotations
 
+import re
 from collections.abc import Sequence
 from dataclasses import dataclass, field
 
@@ -113,12 +114,21 @@ def named_words(text: str) -> list[str]:
 
 
 def shares_a_name(context: Sequence[str], passages: Sequence[str]) -> bool:
-    """Whether `passages` hold a name that `context` (the chat's turns, its last answer) gives:
-    an answer about the chat's subject names something the chat did ("Mayor Daniel Okafor said
-    the Riverton bridge…" after "The Riverton Chess Club won…"), an answer from another story
-    does not (a football score after a darts final)."""
-    names = {word for text in context for word in named_words(text)}
-    return bool(names) and any(names.intersection(content_words(text)) for text in passages)
+    """Whether `passages` name something that `context` (the chat's turns, its last answer) names:
+    an answer about the chat's subject does ("The Riverton town council…" after "The Riverton
+    Chess Club won…"), an answer from another story does not (a football score after a darts
+    final). A name is read as names_something reads one, in each sentence apart, so that a
+    sentence's first word ("Fans cheered.") is none, and on both sides: "the Premier League
+    championship" does not name the "World Darts Championship"."""
+    names = _names(context)
+    return bool(names) and bool(names & _names(passages))
+
+
+def _names(texts: Sequence[str]) -> set[str]:
+    return {word for text in texts for sentence in _SENTENCE_BREAK.split(text) for word in named_words(sentence)}
+
+
+_SENTENCE_BREAK = re.compile(r"(?<=[.!?…])[\"'”’)\]]*\s+")
 
 
 @dataclass(frozen=True)

@@ -249,7 +249,10 @@ class ChatSession:
             # from another story ("What was the score?" after a darts final, answered with a
             # football game's) would be worse than the one that misses.
             alone = answer_question(self.retriever(), question, k=self.k, mode=self.mode, filters=self.filters)
-            context = [expanded, *(c.quote for c in self.last_answer.citations)] if self.last_answer else [expanded]
+            # The turns before and the last answer, not the question itself: a name it gives
+            # ("What about Chechnya?") would be found in any answer about it.
+            turns_before = expanded.removesuffix(" ".join(question.split()))
+            context = [turns_before, *(c.quote for c in self.last_answer.citations)] if self.last_answer else [turns_before]
             # Either way the chat's subject stays: the next follow-up leans on it, not on this.
             if topic_share(question, cited_passages(alone)) == 1.0 and shares_a_name(context, cited_passages(alone)):
                 return alone, True

@@ -4,7 +4,7 @@ from __future__ import annotations
 
 import pytest
 
-from qa.followup import Conversation, is_follow_up, topic_share, topic_stems
+from qa.followup import Conversation, is_follow_up, shares_a_name, topic_share, topic_stems
 
 
 @pytest.mark.parametrize(
@@ -125,3 +125,12 @@ def test_the_words_a_follow_up_asks_about_are_its_rare_ones() -> None:
     assert topic_share("Who is the mayor?", ["Mayor Daniel Okafor said so."]) == 1.0
     assert topic_share("What about the bridge and the mayor?", ["The bridge opens."]) == 0.5
     assert topic_share("Why?", []) == 1.0
+
+
+def test_an_answer_about_the_chats_subject_names_something_the_chat_did() -> None:
+    assert shares_a_name(["The Riverton Chess Club won the regional title."], ["The Riverton council voted 5 to 2."])
+    # A sentence's first word is no name ("Fans cheered."), nor a word the passage does not
+    # capitalise ("the Premier League championship").
+    assert not shares_a_name(["The darts final ended late. Fans cheered."], ["Fans of Manchester City cheered."])
+    assert not shares_a_name(["Who won the World Darts Championship final?"],
+                             ["Manchester City won the Premier League championship."])
