@@ -383,7 +383,22 @@ def _says_again(sentence: str, said: Sequence[str]) -> bool:
         return True
     words = sentence_stems(sentence.strip())
     # A short sentence shares its few words by chance: "He resigned." after "Smith was accused…".
-    return len(words) >= 4 and len(words - frozenset().union(*(sentence_stems(s.strip()) for s in said))) <= 1
+    if len(words) < 4 or len(words - frozenset().union(*(sentence_stems(s.strip()) for s in said))) > 1:
+        return False
+    # The one word of its own may be the answer, or its opposite: "Two people died in Kyiv" is not
+    # "…in Lviv" said again, nor "Russia did not attack" "Russia did attack".
+    if not _facts(sentence) <= frozenset().union(*map(_facts, said)):
+        return False
+    return bool(_DENIAL.search(sentence)) == any(_DENIAL.search(s) for s in said)
+
+
+def _facts(sentence: str) -> frozenset[str]:
+    """A sentence's numbers and names: words with a digit, and capitalised words past its first."""
+    words = _ANSWER_WORD.findall(sentence)
+    return frozenset(w.lower() for n, w in enumerate(words) if any(c.isdigit() for c in w) or (n and w[0].isupper()))
+
+
+_DENIAL = re.compile(r"\b(?:not|no|never|none|nobody|nothing|neither|nor)\b|n['’]t\b", re.IGNORECASE)
 
 
 def unresolved_reference(question: str) -> str | None:

@@ -206,3 +206,15 @@ def test_a_follow_up_that_asks_for_nothing_of_its_own_keeps_the_kind_of_the_turn
     assert score_sentences([hit], {}, searched, asked="What about Chechnya?")[0].holds_kind
     # One that asks for its own kind is read by it: "40" is no date.
     assert not score_sentences([hit], {}, "How many people died? When was it?", asked="When was it?")[0].holds_kind
+
+
+@pytest.mark.parametrize(("second", "first"), [
+    ("Two people were killed in Kyiv on Monday.", "Two people were killed in Lviv on Monday."),
+    ("Prices rose 3 percent in Germany in May.", "Prices rose 5 percent in Germany in May."),
+    ("Russia did not attack Ukraine, officials said.", "Russia did attack Ukraine, officials said."),
+])
+def test_a_second_sentence_that_differs_in_the_fact_is_a_second_answer(second: str, first: str) -> None:
+    # Sources that disagree on a figure, a place or a denial are both quoted.
+    from qa.answer import _says_again
+
+    assert not _says_again(second, [first])
