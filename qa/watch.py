@@ -148,14 +148,15 @@ class FolderWatcher:
                     continue
                 checked = time.monotonic()
                 if checked - sources_read >= SOURCES_CHECK_S:
-                    self._existing_roots()  # a folder `qa index` added in another terminal
+                    # A folder `qa index --forget` dropped (said so), or one `qa index` added, in
+                    # another terminal.
+                    self._still_remembered(list(watched))
+                    self._existing_roots()
                     sources_read = checked
                 now = _identities(self._known)
                 if now != watched:
                     self._say_gone(set(watched) - set(now))
                     return
-                if set(self._still_remembered(list(watched))) != set(watched):
-                    return  # forgotten meanwhile: watched anew without it
         finally:
             batches.close()
 
