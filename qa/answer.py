@@ -38,7 +38,7 @@ NO_ARTICLE_MATCHES = "No passage was found in {articles}."
 EMPTY_INDEX = "The index holds no articles yet: add some with qa index PATH."
 # A question that says only "he" or "it" of what it asks about, with no turn before to say who
 # ("What did he say?" typed first): any sentence with a "he" would do, so none is quoted.
-WHO_IS_MEANT = "Who or what is “{word}”? Ask with a name, as in “What did Ivanov say?”"
+WHO_IS_MEANT = "Who is “{word}”? Ask with a name, as in “What did Ivanov say?”"
 # Whether the passages answer: a logistic model over what the answer stage already computes
 # (judgment_features: the best-supported sentence's support and keyword coverage, and the closest
 # token alignment of any candidate sentence) and the size of the collection searched: in a large
@@ -141,8 +141,8 @@ _KINDS = (
                         r"|have\b|had\b|happened\b|can\b|could\b|will\b|would\b|should\b|made\b|caused\b)[a-z]+")),
 )
 _MONTHS = "january february march april may june july august september october november december".split()
-# As news style writes them: "beginning Feb. 12", "on Sept. 3".
-_MONTH_ABBREVIATIONS = frozenset("jan feb mar apr jun jul aug sep sept oct nov dec".split())
+# A month as news style writes it, with its day: "beginning Feb. 12", "on Sept. 3" (not "Jan Egeland").
+_ABBREVIATED_DAY = re.compile(r"\b(?:Jan|Feb|Mar|Apr|Jun|Jul|Aug|Sept?|Oct|Nov|Dec)\.? \d{1,2}\b")
 _NOT_NAMES = frozenset(_MONTHS + "monday tuesday wednesday thursday friday saturday sunday".split())
 _NUMBER_WORDS = frozenset("""one two three four five six seven eight nine ten eleven twelve thirteen fourteen fifteen
     sixteen seventeen eighteen nineteen twenty thirty forty fifty sixty seventy eighty ninety hundred thousand
@@ -182,9 +182,8 @@ def holds_kind(sentence: str, kind: str | None, question: str) -> bool:
     if kind == "number":
         return any(w[0].isdigit() or w.lower() in _NUMBER_WORDS for w in words)
     if kind == "date":
-        return any(w.lower() in _MONTHS or w.lower() in _MONTH_ABBREVIATIONS or (w.isdigit() and len(w) == 4)
-                   or w.lower().endswith(("century", "0s"))
-                   for w in words)
+        return bool(_ABBREVIATED_DAY.search(sentence)) or any(
+            w.lower() in _MONTHS or (w.isdigit() and len(w) == 4) or w.lower().endswith(("century", "0s")) for w in words)
     # A name or place: a capitalised word past the sentence's first that is not a weekday or month.
     first = re.match(r"\W*(\w+)", sentence)
     return any(w[0].isupper() and w.lower() not in _NOT_NAMES and not (first and w == first.group(1))
@@ -416,8 +415,9 @@ def unresolved_reference(question: str) -> str | None:
 
 def cited_passages(answer: Answer) -> list[str]:
     """The text of each passage an answer cites, in citation order: what the answer rests on."""
-    return [hit.text for citation in answer.citations for hit in answer.passages
-            if hit.doc_id == citation.doc_id and hit.start <= citation.start < hit.end][:len(answer.citations)]
+    cited = (next((hit for hit in answer.passages if hit.doc_id == citation.doc_id and hit.start <= citation.start < hit.end),
+                  None) for citation in answer.citations)
+    return [hit.text for hit in cited if hit is not None]
 
 
 def searched_question(retriever: Retriever, asked: str, retrieval_query: str | None = None) -> str:

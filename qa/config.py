@@ -46,7 +46,7 @@ def resolve_index_dir(option: str | os.PathLike[str] | None = None) -> Path:
     path = Path(chosen) if chosen is not None else project_root() / "index"
     # Absolute, so that every report names it alike: `qa stats --json` said "idx" where the HTTP
     # API, which resolves it at start, said "/home/me/idx".
-    path = path.expanduser().absolute()
+    path = Path(os.path.abspath(path.expanduser()))  # "../idx" read as the folder it is, links kept
     if path.exists() and not path.is_dir():
         raise ConfigError(f"index location {path} is a file, not a folder; pass --index DIR")
     return path

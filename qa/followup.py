@@ -19,9 +19,10 @@ _REFERRING = frozenset(
     "he she it they him her them his hers its their theirs this that these those there then "
     "such former latter else".split()  # "Who else will host the show?"
 )
-# Those that stand for someone or something named before ("this", "there" may point at the page;
-# "his", "its" often at a name in the same question: "the university's first president … his").
-PERSONAL_PRONOUNS = frozenset("he she it they him her them".split())
+# Those that stand for someone named before ("this", "there" may point at the page; "his", "its"
+# often at a name in the same question: "the university's first president … his"; "it" often at
+# nothing: "How long does it take?", "Is it safe to fly?").
+PERSONAL_PRONOUNS = frozenset("he she they him her them".split())
 _CONTINUATIONS = ("and ", "but ", "also ", "so ", "what about", "how about", "and?", "why?", "when?")
 _ABOUT = ("what about", "how about")
 # A question with this many content words or fewer is too thin to stand on its own, unless it

@@ -265,8 +265,9 @@ def render_article(article: Article, citations: Sequence[Citation] = ()) -> Rend
     # highlight is gone, and the mark still says which sentence was quoted.
     for citation in sorted({(c.start, c.end, c.n) for c in citations}) if not changed else ():
         start, end, n = citation
-        if start < at:
+        if end <= at:
             continue  # one span quoted under two numbers is marked once
+        start = max(start, at)  # one that overlaps the span before is marked from where that ends
         text.append(article.text[at:start])
         text.append(article.text[start:end], style=CITED_STYLE)
         text.append(f" [{n}]", style=MARKER_STYLE)

@@ -185,6 +185,7 @@ def test_a_question_that_names_nothing_but_he_asks_who_is_meant(retriever: Retri
     # A question that says what it is about, or whose "he" stands for a word before it, is searched.
     assert answer_question(retriever, "What did Ivanov say about peacekeepers?").answerable
     assert unresolved_reference("Why did he resign?") is None
+    assert unresolved_reference("How long does it take?") is None  # "it" often stands for nothing
     assert unresolved_reference("What do only white children pay when they go to school?") is None
     # Read as a follow-up in a chat, the turns before say who: qa.followup, not this.
     follow_up = "Who did Igor Ivanov give the informal document to? What did he say?"
@@ -195,6 +196,7 @@ def test_a_month_as_news_style_writes_it_is_a_date() -> None:
     assert holds_kind("He will host every Monday beginning Feb. 12.", "date", "When will he start?")
     assert holds_kind("The vote is set for Sept. 3.", "date", "When is the vote?")
     assert not holds_kind("He will host every Monday.", "date", "When will he start?")
+    assert not holds_kind("Jan Egeland said the aid would come.", "date", "When will the aid come?")
 
 
 def test_a_follow_up_that_asks_for_nothing_of_its_own_keeps_the_kind_of_the_turn_before() -> None:
