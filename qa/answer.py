@@ -11,7 +11,7 @@ from __future__ import annotations
 
 import math
 import re
-from collections.abc import Callable, Collection, Sequence
+from collections.abc import Callable, Sequence
 from dataclasses import dataclass, replace
 from functools import cached_property
 from typing import TYPE_CHECKING
@@ -437,17 +437,18 @@ def answer_question(
     mode: str = "hybrid",
     filters: SearchFilters | None = None,
     retrieval_query: str | None = None,
-    said_before: Collection[tuple[str, int, int]] = (),
+    said_before: Sequence[Citation] = (),
     said_for: str = "",
 ) -> Answer:
     """Retrieve passages for `question` and answer it from their sentences.
 
     `retrieval_query` is what is searched when it differs from the question as asked (a follow-up
     expanded with the previous turn); the answer then says how the question was understood, as it
-    does when a mistyped word was read as another (qa.spelling). `said_before` are the sentences
-    (doc_id, start, end) the turn before answered with: a follow-up asks for something more, and
+    does when a mistyped word was read as another (qa.spelling). `said_before` are the citations
+    of the turn before's answer: a follow-up asks for something more, and
     searched with that turn's words it would find the same sentence first ("And what did he say
-    about Iraq?" after "Who did Ivanov give the document to?"), unless the follow-up asks for a
+    about Iraq?" after "Who did Ivanov give the document to?"), or the same line said again
+    elsewhere in other words, unless the follow-up asks for a
     number or a date where `said_for`, the question they answered, did not, and such a sentence
     holds one: "When will he start?" after "Which comedian will return to late-night TV?" may be
     answered by the sentence that named him, if it also gives the day.
@@ -469,7 +470,11 @@ def answer_question(
         # name or a place, so the sentence said before would hold one nearly always.
         kind = expected_kind(asked) or expected_kind(searched)
         new_kind = kind in ("number", "date") and kind != expected_kind(said_for)
-        scored = [s for s in scored if (hits[s.hit_rank].doc_id, *s.span) not in said_before or (new_kind and s.holds_kind)]
+        said = {(c.doc_id, c.start, c.end) for c in said_before}
+        quotes = [c.quote for c in said_before]
+        # The sentence said, or the same line said again elsewhere in other words ("hit" for "faced").
+        scored = [s for s in scored if (new_kind and s.holds_kind)
+                  or ((hits[s.hit_rank].doc_id, *s.span) not in said and not _says_again(s.text, quotes))]
     understood = searched if searched != asked else None
     answer = compose_answer(asked, hits, scored, retriever.store.chunk_count(), understood, filters)
     if not hits:

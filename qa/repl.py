@@ -234,8 +234,7 @@ class ChatSession:
 
         expanded = self.conversation.contextualize(question)
         # Read with the turn before, the question would find that turn's answer again first.
-        said_before = {(c.doc_id, c.start, c.end) for c in self.last_answer.citations} if (
-            expanded and self.last_answer) else set()
+        said_before = self.last_answer.citations if expanded and self.last_answer else ()
         with self.console.status("Searching…", spinner="dots"):
             answer = answer_question(
                 self.retriever(), question, k=self.k, mode=self.mode, filters=self.filters, retrieval_query=expanded,

@@ -174,8 +174,13 @@ def test_a_line_the_article_says_again_in_other_words_is_not_a_second_sentence(t
     (corpus / "a.txt").write_text(f"Turbulence is getting worse\n\n{line.format('hit')}\n\nThe plane landed in Bangkok, "
                                   f"where ambulances met it.\n\n{line.format('faced')} Experts say such deaths are rare.\n")
     update_index(tmp_path / "index", [corpus], embedder=embedder)
-    answer = answer_question(open_retriever(tmp_path / "index", embedder=embedder), "How many people died on the flight?")
+    retriever = open_retriever(tmp_path / "index", embedder=embedder)
+    answer = answer_question(retriever, "How many people died on the flight?")
     assert answer.answerable and answer.answer.count("severe turbulence") == 1, answer.answer
+    # Nor is it a follow-up's answer, which asks for something more than the line said before.
+    follow_up = answer_question(retriever, "Where did it land?", retrieval_query=f"{answer.question} Where did it land?",
+                                said_before=answer.citations, said_for=answer.question)
+    assert "severe turbulence" not in follow_up.answer, follow_up.answer
 
 
 def test_a_question_that_names_nothing_but_he_asks_who_is_meant(retriever: Retriever) -> None:
