@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import io
+from collections.abc import Callable
 import re
 import shutil
 from pathlib import Path
@@ -286,32 +287,36 @@ def test_add_takes_a_path_with_spaces_typed_without_quotes(index_dir: Path, embe
     assert 'quote a path that holds spaces' in session.reply("/add /no/such folder")
 
 
-def test_a_follow_up_whose_answer_misses_what_it_asks_about_is_asked_anew(tmp_path: Path, embedder: Embedder) -> None:
-    # It used to be: "Who is the mayor?" after the chess club was searched with the club's words
-    # and answered with the club's captain, and "How much will the bridge cost?" with the club again.
+def answers_of(tmp_path: Path, embedder: Embedder, articles: dict[str, str], lines: list[str]) -> Callable[..., str]:
+    """A chat over a folder of `articles` (file name -> text), given `lines`: a function from a
+    line typed (and which time it was typed) to the answer printed for it, above its sources."""
     from qa.indexer import update_index
 
     corpus = tmp_path / "corpus"
     corpus.mkdir()
-    (corpus / "chess.txt").write_text(
-        "Riverton chess club wins regional title\n\nThe Riverton Chess Club won the regional team championship on "
-        "Saturday, beating six other clubs at the public library.\n\nClub captain Maria Lopez, 17, won five games "
-        "and drew one. The club meets every Tuesday evening.\n", encoding="utf-8")
-    (corpus / "council.txt").write_text(
-        "Riverton council approves new bridge\n\nThe Riverton town council voted 5 to 2 on Monday to build a "
-        "footbridge over the Clear River, at a cost of $3.2 million.\n\nMayor Daniel Okafor said the bridge "
-        "would link the east side to the town centre.\n", encoding="utf-8")
-    (corpus / "football.txt").write_text(
-        "Harbor City edges Lakeview in overtime\n\nHarbor City beat Lakeview 24-21 in overtime on Sunday, and the "
-        "final score sent the home crowd onto the field.\n", encoding="utf-8")
+    for name, text in articles.items():
+        (corpus / name).write_text(text, encoding="utf-8")
     update_index(tmp_path / "index", [corpus], embedder=embedder)
+    session = chat(tmp_path / "index", embedder, lines)
+    return lambda line, nth=1: session.reply(line, nth).split("Sources")[0]
+
+
+def test_a_follow_up_whose_answer_misses_what_it_asks_about_is_asked_anew(tmp_path: Path, embedder: Embedder) -> None:
+    # It used to be: "Who is the mayor?" after the chess club was searched with the club's words
+    # and answered with the club's captain, and "How much will the bridge cost?" with the club again.
     first, mayor, bridge, referring, score = ("Which chess club won the regional title?", "Who is the mayor?",
                                               "How much will the bridge cost?", "And what did he say?",
                                               "What was the score?")
-    session = chat(tmp_path / "index", embedder, [first, mayor, bridge, referring, "/new", first, score])
-
-    def answer(line: str, nth: int = 1) -> str:  # the answer, above its sources
-        return session.reply(line, nth).split("Sources")[0]
+    answer = answers_of(tmp_path, embedder, {
+        "chess.txt": "Riverton chess club wins regional title\n\nThe Riverton Chess Club won the regional team "
+                     "championship on Saturday, beating six other clubs at the public library.\n\nClub captain "
+                     "Maria Lopez, 17, won five games and drew one. The club meets every Tuesday evening.\n",
+        "council.txt": "Riverton council approves new bridge\n\nThe Riverton town council voted 5 to 2 on Monday to "
+                       "build a footbridge over the Clear River, at a cost of $3.2 million.\n\nMayor Daniel Okafor "
+                       "said the bridge would link the east side to the town centre.\n",
+        "football.txt": "Harbor City edges Lakeview in overtime\n\nHarbor City beat Lakeview 24-21 in overtime on "
+                        "Sunday, and the final score sent the home crowd onto the field.\n",
+    }, [first, mayor, bridge, referring, "/new", first, score])
 
     assert "Chess Club won" in answer(first)
     # Asked anew: the answer names the club's town (Riverton), so it is about the chat's subject.
@@ -329,25 +334,16 @@ def test_a_follow_up_asks_for_its_own_kind_of_answer(tmp_path: Path, embedder: E
     # It used to be: read with the turns before, "Where was the plane going?" asked for a number
     # (the "How many" of the turn before), and "When will he start?" could not be answered by the
     # sentence that had named him, though it gives the day.
-    from qa.indexer import update_index
-
-    corpus = tmp_path / "corpus"
-    corpus.mkdir()
-    (corpus / "flight.txt").write_text(
-        "Airline flight hits severe turbulence\n\nOne passenger died and 30 were injured when a Singapore Airlines "
-        "flight hit severe turbulence on Tuesday.\n\nThe plane, a Boeing 777, was flying from London to Singapore "
-        "when it dropped sharply over Myanmar and made an emergency landing in Bangkok.\n", encoding="utf-8")
-    (corpus / "show.txt").write_text(
-        "Jon Stewart returns to late-night TV\n\nJon Stewart will host The Daily Show every Monday beginning "
-        "Feb. 12, the network said on Wednesday.\n\nStewart left the show in 2015 after 16 years as its host.\n",
-        encoding="utf-8")
-    update_index(tmp_path / "index", [corpus], embedder=embedder)
-    lines = ["Which airline was hit by deadly turbulence?", "How many people died?", "Where was the plane going?",
-             "/new", "Who will host The Daily Show on Mondays?", "When will he start?"]
-    session = chat(tmp_path / "index", embedder, lines)
-
-    def answer(line: str) -> str:  # the answer, above its sources
-        return session.reply(line).split("Sources")[0]
+    answer = answers_of(tmp_path, embedder, {
+        "flight.txt": "Airline flight hits severe turbulence\n\nOne passenger died and 30 were injured when a "
+                      "Singapore Airlines flight hit severe turbulence on Tuesday.\n\nThe plane, a Boeing 777, was "
+                      "flying from London to Singapore when it dropped sharply over Myanmar and made an emergency "
+                      "landing in Bangkok.\n",
+        "show.txt": "Jon Stewart returns to late-night TV\n\nJon Stewart will host The Daily Show every Monday "
+                    "beginning Feb. 12, the network said on Wednesday.\n\nStewart left the show in 2015 after 16 "
+                    "years as its host.\n",
+    }, ["Which airline was hit by deadly turbulence?", "How many people died?", "Where was the plane going?",
+        "/new", "Who will host The Daily Show on Mondays?", "When will he start?"])
 
     assert "from London to Singapore" in answer("Where was the plane going?")
     assert "every Monday beginning Feb. 12" in answer("Who will host The Daily Show on Mondays?")
