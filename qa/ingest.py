@@ -28,6 +28,7 @@ from pathlib import Path
 
 from qa.config import ARTICLE_SUFFIXES
 from qa.errors import IngestError
+from qa.text import content_words
 from qa.types import Article
 
 MAX_FILE_BYTES = 50 * 1024 * 1024
@@ -88,10 +89,8 @@ _BYLINE_MAX_WORDS = 10
 # A header line this short under a longer headline candidate is a byline or a site's name, as is
 # a name and a comma: "Chris Sikich, The Indianapolis Star".
 _BYLINE_LIKE_WORDS = 3
-# The story's lines read for the words its headline names, and the words that count: a few letters
-# or more ("CNN", "Spain"), not "the", "of" or "and".
+# The story's lines read for the words its headline names.
 _STORY_LINES_READ = 6
-_CONTENT_WORD = re.compile(r"[^\W\d_]{3,}")
 _NAME_THEN_OUTLET = re.compile(r"^[A-Z][\w.'’-]+(?: [A-Z][\w.'’-]+){1,2}, [A-Z]")
 # A byline line under a PDF's headline: "By Ana Reis", "BY ANA REIS and TOMAS DUARTE"; not a
 # sentence that opens with "By" ("By 2030 the port will…", "by the board's count").
@@ -866,17 +865,18 @@ def _split_header(header: list[str], story: str = "") -> tuple[str | None, str |
     # what comes between it and the story (a standfirst, a byline) belongs to the story.
     headline = candidates[-1]
     # A short line right under a longer candidate may be the byline or the site's ("David
-    # Shepardson", "Associated Press", "Chris Sikich, The Indianapolis Star"), which pages without
-    # a "By" put there. It is, when the story names nothing it names and does name something the
-    # longer line does: a headline's words recur in its story ("Floods hit Spain" under a site's
-    # name), a reporter's name seldom does. The byline then stays with the story.
+    # Shepardson", "Reuters Staff", "Chris Sikich, The Indianapolis Star"), which pages without a
+    # "By" put there: the longer line is the headline then, and the short one stays with the
+    # story. The short one is the headline only where the story names what it names and nothing
+    # the longer line names ("Floods hit Spain" under "World news from the Guardian"); a story
+    # names its outlet or reporter now and then ("(Reuters) -"), but its headline's words always.
     if len(candidates) > 1 and candidates[-2] == headline - 1 and story:
         last, above = content[headline], content[headline - 1]
         credited = last.split(",")[0] if _NAME_THEN_OUTLET.match(last) else last
         if (len(last.split()) <= _BYLINE_LIKE_WORDS or _NAME_THEN_OUTLET.match(last)) and len(above.split()) > len(
                 credited.split()):
-            told = set(_CONTENT_WORD.findall(story.lower()))
-            if not told & set(_CONTENT_WORD.findall(credited.lower())) and told & set(_CONTENT_WORD.findall(above.lower())):
+            told = set(content_words(story))
+            if not (told & set(content_words(last)) and not told & set(content_words(above))):
                 headline -= 1
     return _tidy_title(content[headline]), date, content[headline + 1 :]
 

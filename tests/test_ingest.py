@@ -151,10 +151,12 @@ def test_clean_news_text_reads_common_datelines(dateline: str, iso: str) -> None
 
 
 @pytest.mark.parametrize("byline", ["David Shepardson", "Associated Press", "USA TODAY Staff", "CNN —",
-                                    "Chris Sikich, The Indianapolis Star"])
+                                    "Chris Sikich, The Indianapolis Star", "Reuters Staff", "The Guardian"])
 def test_a_byline_without_by_under_the_headline_is_no_headline(byline: str) -> None:
-    # It used to be the title: the last short line above the story won.
-    body = "Boeing workers ended their strike on Monday after a union vote approved the new contract."
+    # It used to be the title: the last short line above the story won. A story may name its
+    # outlet ("(Reuters) -", "told The Associated Press"); it names its headline's words too.
+    body = ("(Reuters) - Boeing workers ended their strike on Monday after a union vote approved the new contract, "
+            "a union official told The Associated Press.")
     text, title, _ = clean_news_text(f"Boeing strike ends after union vote\n\n{byline}\n\n{body}")
     assert title == "Boeing strike ends after union vote"
     assert text == f"{byline}\n\n{body}"  # it stays with the story
