@@ -37,6 +37,9 @@ MIN_WORD_LETTERS = 5
 # Held candidates (the most frequent first) weighed against the question's other words: one
 # keyword search each.
 MAX_CANDIDATES = 16
+# Each candidate's best passages looked at for its spelling: BM25 may put first a passage that
+# holds the other words and not the candidate.
+SPELLING_PASSAGES = 3
 _LETTERS = "abcdefghijklmnopqrstuvwxyz"
 _ASCII_WORD = re.compile(r"[a-z]+")
 
@@ -78,10 +81,11 @@ def edit_likelihood(typed: str, candidate: str) -> int:
 
 def correction(word: str, other_words: Sequence[str], store: Store) -> str | None:
     """The word one edit from `word` that the collection holds and that best fits the question's
-    `other_words`, or None. Of several held, the one whose best passage with the other words
-    scores highest by BM25 wins: "Sinse" beside "earthquake" is "Sines", a place the collection
-    names once, not "since", which it holds in every other chunk. With no other words, the one
-    the collection holds most often."""
+    `other_words`, or None. Of several held, one that the articles spell as it is (not held only
+    through its stem) wins, and of those the one whose best passage with the other words scores
+    highest by BM25: "Sinse" beside "earthquake" is "Sines", a place the collection names once,
+    not "since", which it holds in every other chunk. With no other words, the one the collection
+    holds most often."""
     # One candidate per stem, the store counting stems: a word English knows ("botswana", not
     # "botswanae", for "botswanan"), then the likelier slip ("sines", not "sine", for "sinse";
     # "department", not "departments", for "departmentt"), then the commoner in English.
@@ -96,22 +100,33 @@ def correction(word: str, other_words: Sequence[str], store: Store) -> str | Non
             by_stem[stem] = candidate
     frequencies = store.document_frequencies(list(by_stem.values()))
     held = sorted(((count, candidate) for candidate, count in frequencies.items() if count), reverse=True)
-    if len(held) <= 1 or not other_words:
+    if len(held) <= 1:
         return held[0][1] if held else None
+    return max(_spelled_fits(held[:MAX_CANDIDATES], other_words, store), key=lambda fitted: fitted[0])[1]
 
-    def fit(candidate: str) -> tuple[bool, float]:
-        """Whether the candidate's best passage with the other words spells it as it is, and that
-        passage's BM25. The store counts stems: "secretely" (for "secretery") is held through the
-        articles' "secrets", and fits "Top Gun" better than "secretary" does, but no article
-        spells it; "Sines" and "Milei" are spelled so where the articles name them."""
-        best = store.keyword_search([*other_words, candidate], 1)
-        if not best:
-            return False, 0.0
-        record = store.chunks([best[0][0]]).get(best[0][0])
-        spelled = record is not None and re.search(rf"(?<!\w){re.escape(candidate)}(?!\w)", unaccented(record.text).lower())
-        return bool(spelled), best[0][1]
 
-    return max(held[:MAX_CANDIDATES], key=lambda held_one: (fit(held_one[1]), held_one))[1]
+def _spelled_fits(held: list[tuple[int, str]], other_words: Sequence[str],
+                  store: Store) -> list[tuple[tuple[bool, float, float, str], str]]:
+    """Each held candidate, keyed by: whether one of its best passages with the other words spells
+    it as it is, title or text, then the best passage's BM25, then how often the collection holds
+    it. The store counts stems: "secretely" (for "secretery") is held through the articles'
+    "secrets", and fits "Top Gun" better than "secretary" does, but no article spells it; "Sines"
+    and "Milei" are spelled so where the articles name them."""
+    found = {candidate: store.keyword_search([*other_words, candidate], SPELLING_PASSAGES) for _, candidate in held}
+    records = store.chunks(list(dict.fromkeys(chunk for hits in found.values() for chunk, _ in hits)))
+
+    def spells(chunk: int, candidate: str) -> bool:
+        record = records.get(chunk)
+        text = unaccented(f"{record.title}\n{record.text}").lower() if record is not None else ""
+        return re.search(rf"(?<!\w){re.escape(candidate)}(?!\w)", text) is not None
+
+    def key(count: int, candidate: str) -> tuple[bool, float, float, str]:
+        spelled = any(spells(chunk, candidate) for chunk, _ in found[candidate])
+        bm25 = found[candidate][0][1] if found[candidate] else 0.0
+        # With no other words to fit, BM25 would favour the rarer word: the commoner is likelier.
+        return (spelled, bm25, count, candidate) if other_words else (spelled, count, bm25, candidate)
+
+    return [(key(count, candidate), candidate) for count, candidate in held]
 
 
 def corrected_query(query: str, store: Store) -> str | None:

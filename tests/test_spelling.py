@@ -85,5 +85,6 @@ def test_a_typo_is_read_as_a_word_english_knows_not_as_another_slip(tmp_path, em
         assert corrected_query("What did the secretery say about Top Gun?", index) == \
             "What did the secretary say about Top Gun?"
         assert corrected_query("What did Milie say about inflation?", index) == "What did Milei say about inflation?"
+        assert corrected_query("Who is the secretery?", index) == "Who is the secretary?"  # no other word to fit
     finally:
         index.close()
