@@ -246,12 +246,12 @@ class Corroboration:
 
 
 def score_sentences(hits: Sequence[Hit], term_weights: dict[str, float], question: str = "",
-                    asked: str | None = None) -> list[ScoredSentence]:
+                    kind_from: str | None = None) -> list[ScoredSentence]:
     """Every sentence of the top passages that could answer, with its scores, best first.
 
-    `asked` is the question as the user asked it, when `question` is what was searched for it (a
-    follow-up read with the turns before): its form, not theirs, says what kind of answer it
-    wants ("Where was the plane going?" after "How many people died?" asks for a place).
+    `kind_from` is the question whose form says what kind of answer is wanted, when `question` is
+    what was searched (a follow-up read with the turns before): the follow-up as asked ("Where
+    was the plane going?" after "How many people died?" asks for a place; see kind_question).
 
     The meaning score is the cosine the retriever computed from the sentence's stored vector; a
     passage that was read again (`Hit.sentence_alignment`) adds its sentences' token alignment,
@@ -259,8 +259,7 @@ def score_sentences(hits: Sequence[Hit], term_weights: dict[str, float], questio
     Sentences that are questions, or hold only the question's own words, are left out.
     """
     question_stems = sentence_stems(question)
-    # ("What about Chechnya?" and "And in 2003?" ask for nothing of their own: the turn before's kind.)
-    kind = (expected_kind(asked) if asked else None) or (expected_kind(question) if question else None)
+    kind = expected_kind(kind_from or question) if (kind_from or question) else None
     coverage = KeywordCoverer(term_weights)
     corroboration = Corroboration(hits, question)
     scored = []
@@ -373,6 +372,12 @@ def compose_answer(
     return Answer(question, " ".join(parts), True, tuple(citations), tuple(hits), understood_as)
 
 
+def kind_question(asked: str, before: str) -> str:
+    """The question whose form says what kind of answer `asked` wants: itself, or where it asks for
+    no kind of its own ("What about Chechnya?", "And in 2003?"), `before`, the turn it follows."""
+    return asked if expected_kind(asked) else before
+
+
 def _says_again(sentence: str, said: Sequence[str]) -> bool:
     """Whether `sentence` adds at most one word of its own to sentences `said`: the same line said
     again ("…after a flight hit severe turbulence", and further down a page built from wire copy,
@@ -386,15 +391,24 @@ def _says_again(sentence: str, said: Sequence[str]) -> bool:
         return False
     # The one word of its own may be the answer, or its opposite: "Two people died in Kyiv" is not
     # "…in Lviv" said again, nor "Russia did not attack" "Russia did attack".
-    if not _facts(sentence) <= frozenset().union(*map(_facts, said)):
+    # Told against the sentence it restates, the one it shares most words with.
+    restated = max(said, key=lambda s: len(words & sentence_stems(s.strip())))
+    if not _facts(sentence) <= _facts(restated):
         return False
-    return bool(_DENIAL.search(sentence)) == any(_DENIAL.search(s) for s in said)
+    return bool(_DENIAL.search(sentence)) == bool(_DENIAL.search(restated))
 
 
 def _facts(sentence: str) -> frozenset[str]:
-    """A sentence's numbers and names: words with a digit, and capitalised words past its first."""
+    """A sentence's numbers and names: words with a digit, number words ("three"), and capitalised
+    words past its first, or its first when English seldom starts with it ("Kyiv was hit…")."""
     words = _ANSWER_WORD.findall(sentence)
-    return frozenset(w.lower() for n, w in enumerate(words) if any(c.isdigit() for c in w) or (n and w[0].isupper()))
+    return frozenset(w.lower() for n, w in enumerate(words)
+                     if any(c.isdigit() for c in w) or w.lower() in _NUMBER_WORDS
+                     or (w[0].isupper() and (n or zipf(w.lower()) < _COMMON_OPENING_ZIPF)))
+
+
+# A sentence's first word this common in English is no name ("The", "Officials" 4.3 is one).
+_COMMON_OPENING_ZIPF = 5.0
 
 
 _DENIAL = re.compile(r"\b(?:not|no|never|none|nobody|nothing|neither|nor)\b|n['’]t\b", re.IGNORECASE)
@@ -464,11 +478,12 @@ def answer_question(
     vector = retriever.embedder.encode_query(searched) if mode == "keyword" else None
     hits = retriever.search(searched, k=k, mode=mode, filters=filters, query_vector=vector, align=mode == "hybrid")
     weights = retriever.term_weights(searched)
-    scored = score_sentences(hits, weights, searched, asked)
+    kind_from = kind_question(asked, said_for or searched)
+    scored = score_sentences(hits, weights, searched, kind_from)
     if said_before:
         # Only a number or a date is told apart well enough: any capitalised word passes for a
         # name or a place, so the sentence said before would hold one nearly always.
-        kind = expected_kind(asked) or expected_kind(searched)
+        kind = expected_kind(kind_from)
         new_kind = kind in ("number", "date") and kind != expected_kind(said_for)
         said = {(c.doc_id, c.start, c.end) for c in said_before}
         quotes = [c.quote for c in said_before]

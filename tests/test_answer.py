@@ -9,7 +9,7 @@ from pathlib import Path
 import pytest
 from rich.console import Console
 
-from qa.answer import NOT_ANSWERED, answer_question, holds_kind, score_sentences, unresolved_reference
+from qa.answer import NOT_ANSWERED, answer_question, holds_kind, kind_question, score_sentences, unresolved_reference
 from qa.embed import Embedder
 from qa.stores import open_store
 from qa.stores.location import StoreLocation
@@ -208,17 +208,22 @@ def test_a_follow_up_that_asks_for_nothing_of_its_own_keeps_the_kind_of_the_turn
     text = "At least 40 people died in the Chechnya fighting, officials said."
     hit = Hit(1, "d1", "Siege", "d1.txt", 0, len(text), text, 1.0, sentences=((0, len(text)),),
               sentence_scores=(((0, len(text)), 0.5),))
-    searched = "How many people died in the siege? What about Chechnya?"
+    before = "How many people died in the siege?"
     # "What about Chechnya?" asks for no kind of its own: the number the turn before asked for.
-    assert score_sentences([hit], {}, searched, asked="What about Chechnya?")[0].holds_kind
+    kind_from = kind_question("What about Chechnya?", before)
+    assert score_sentences([hit], {}, f"{before} What about Chechnya?", kind_from)[0].holds_kind
     # One that asks for its own kind is read by it: "40" is no date.
-    assert not score_sentences([hit], {}, "How many people died? When was it?", asked="When was it?")[0].holds_kind
+    assert not score_sentences([hit], {}, f"{before} When was it?", kind_question("When was it?", before))[0].holds_kind
+    # Only the turn before counts, not an older one in the chain ("When…?" two turns back).
+    assert kind_question("Why did it take so long?", "Who led the rescue?") == "Who led the rescue?"
 
 
 @pytest.mark.parametrize(("second", "first"), [
     ("Two people were killed in Kyiv on Monday.", "Two people were killed in Lviv on Monday."),
     ("Prices rose 3 percent in Germany in May.", "Prices rose 5 percent in Germany in May."),
     ("Russia did not attack Ukraine, officials said.", "Russia did attack Ukraine, officials said."),
+    ("At least three people died in the blast on Monday.", "At least two people died in the blast on Monday."),
+    ("Kyiv was hit by drones overnight, officials said.", "Lviv was hit by drones overnight, officials said."),
 ])
 def test_a_second_sentence_that_differs_in_the_fact_is_a_second_answer(second: str, first: str) -> None:
     # Sources that disagree on a figure, a place or a denial are both quoted.
