@@ -134,3 +134,5 @@ def test_an_answer_about_the_chats_subject_names_something_the_chat_did() -> Non
     assert not shares_a_name(["The darts final ended late. Fans cheered."], ["Fans of Manchester City cheered."])
     assert not shares_a_name(["Who won the World Darts Championship final?"],
                              ["Manchester City won the Premier League championship."])
+    # A title's stop ends no sentence: "Dr. Fauci" is a name after it.
+    assert shares_a_name(["Who is Dr. Fauci? Dr. Fauci said masks work."], ["Dr. Fauci told reporters so."])
