@@ -100,6 +100,7 @@ class FolderWatcher:
             watched = _identities(self._known)
             if not watched:  # every folder gone: look for them again now and then
                 self._stop.wait(ROOTS_CHECK_S)
+                self._existing_roots()  # and for what `qa index` added or forgot meanwhile
                 continue
             self.roots = list(watched)
             batches = watchfiles.watch(*self.roots, watch_filter=_is_article_event, debounce=DEBOUNCE_MS,
@@ -120,8 +121,9 @@ class FolderWatcher:
                 for root in sorted(self._gone & set(self.roots)):
                     self.log(f"{_clock()} {root} is back; watching it again")
                 self._gone -= set(self.roots)
-                # Watched anew: what changed between the two watches was seen by neither.
-                self._catch_up_with(self.roots)
+                # Watched anew: what changed between the two watches was seen by neither (and a
+                # folder forgotten while it was away is not indexed again now it is back).
+                self._catch_up_with(self._still_remembered(self.roots))
             if early:
                 self.update(early)
             self._watch_until_the_folders_change(batches, watched)
@@ -184,6 +186,9 @@ class FolderWatcher:
     def _catch_up_with(self, roots: list[str]) -> None:
         """Index folders that appeared (or came back) while watching, as `qa index --only` would."""
         from qa.indexer import update_index
+
+        if not roots:
+            return
 
         started = time.perf_counter()
         try:

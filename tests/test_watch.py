@@ -221,6 +221,37 @@ def test_a_folder_forgotten_meanwhile_is_not_indexed_again_from_its_events(tmp_p
         watcher.stop()
 
 
+def test_a_folder_forgotten_while_it_was_away_is_not_indexed_again_when_it_is_back(
+        tmp_path: Path, embedder: Embedder) -> None:
+    # It used to be: with every watched folder gone, the index's folders were not read again, so
+    # one forgotten meanwhile was watched and indexed again when it came back.
+    from qa.indexer import update_index
+
+    drive = tmp_path / "drive"
+    drive.mkdir()
+    (drive / "first.txt").write_text(article(0))
+    index_dir = tmp_path / "index"
+    update_index(as_location(index_dir), [drive], embedder=embedder)
+    lines: list[str] = []
+    watcher = FolderWatcher(as_location(index_dir), embedder=embedder, log=lines.append)  # its remembered folder
+    watcher.start()
+    try:
+        drive.rename(tmp_path / "unplugged")
+        deadline = time.monotonic() + WATCH_SECONDS
+        while not any(f"{drive} is not there now" in line for line in lines):
+            assert time.monotonic() < deadline, lines
+            time.sleep(0.2)
+        update_index(as_location(index_dir), embedder=embedder, forget=[drive])  # in another terminal
+        assert documents(index_dir) == set()
+        time.sleep(3)  # a look for the folders, which reads the index's list again
+        (tmp_path / "unplugged").rename(drive)  # plugged back in
+        time.sleep(6)  # a few looks, and a watch anew, had it been taken back
+        assert documents(index_dir) == set(), lines
+        assert not any(f"{drive} is back" in line for line in lines), lines
+    finally:
+        watcher.stop()
+
+
 def test_serve_watch_answers_a_new_article_without_restart_and_never_reads_a_torn_index(
         tmp_path: Path, write_corpus, extra_article) -> None:
     news = write_corpus(tmp_path / "news", seeds=False)
