@@ -739,18 +739,19 @@ def _read_html(html: str) -> tuple[str, str | None, str | None]:
     return text, title, _day_the_page_states(_parse_date(getattr(document, "date", None) or ""), html)
 
 
-# How a page writes January 1st when it means the day, not just the year.
-_NEW_YEARS_DAY = re.compile(r"\b(?:jan(?:uary|\.)?\s+(?:1st|1|01)\b|(?:1st|1|01)\s+jan(?:uary)?\b|0?1[/.-]0?1[/.-]\d{4}"
-                            r"|\d{4}[/.-]0?1[/.-]0?1(?:T|\b))", re.IGNORECASE)  # "2024-01-01T08:30:00Z" in the page's metadata
-
-
 def _day_the_page_states(date: str | None, html: str) -> str | None:
     """`date`, unless it is January 1st of a year the page gives alone: htmldate makes a year it
     finds with no day ("Copyright 2024", in a footer dropped from the text) January 1st, and an
-    article dated so would be left out of `--since 2024-06-01`."""
+    article dated so would be left out of `--since 2024-06-01`. The page must write that day of
+    that year: "January 1, 2024", "01/01/2024", "2024-01-01T08:30:00Z" in its metadata (not an
+    epoch's "1970-01-01T00:00:00Z" in a script)."""
     if date is None or not date.endswith("-01-01"):
         return date
-    return date if _NEW_YEARS_DAY.search(html) else None
+    year = re.escape(date[:4])
+    new_years_day = re.compile(
+        rf"\bjan(?:uary|\.)?\s+(?:1st|1|01),?\s+{year}\b|\b(?:1st|1|01)\s+jan(?:uary)?\.?,?\s+{year}\b"
+        rf"|\b0?1[/.-]0?1[/.-]{year}\b|\b{year}[/.-]0?1[/.-]0?1(?:T|\b)", re.IGNORECASE)
+    return date if new_years_day.search(html) else None
 
 
 def _has_prose(text: str) -> bool:

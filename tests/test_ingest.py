@@ -242,6 +242,8 @@ def test_a_year_in_a_pages_footer_is_no_date(tmp_path: Path) -> None:
     undated = undated.replace(', <time datetime="2003-09-05">September 5, 2003</time>', "")
     assert "September" not in undated and "&copy; 2003" in undated
     assert read_article(_write(tmp_path / "undated.html", undated)).date is None
+    epoch = undated.replace("</head>", '<script>var start = "1970-01-01T00:00:00Z";</script></head>')
+    assert read_article(_write(tmp_path / "epoch.html", epoch)).date is None  # another year's New Year
     new_year = undated.replace("By Anna Petrova", 'By Anna Petrova, <time datetime="2003-01-01">January 1, 2003</time>')
     assert read_article(_write(tmp_path / "new-year.html", new_year)).date == "2003-01-01"
     # Stated in the page's metadata alone, as a timestamp, it is a day too.
