@@ -142,7 +142,7 @@ _KINDS = (
 )
 _MONTHS = "january february march april may june july august september october november december".split()
 # A month as news style writes it, with its day: "beginning Feb. 12", "on Sept. 3" (not "Jan Egeland").
-_ABBREVIATED_DAY = re.compile(r"\b(?:Jan|Feb|Mar|Apr|Jun|Jul|Aug|Sept?|Oct|Nov|Dec)\.? \d{1,2}\b")
+_ABBREVIATED_DAY = re.compile(r"\b(?:Jan|Feb|Mar|Apr|Jun|Jul|Aug|Sept?|Oct|Nov|Dec)\.? \d{1,2}(?:st|nd|rd|th)?\b")
 _NOT_NAMES = frozenset(_MONTHS + "monday tuesday wednesday thursday friday saturday sunday".split())
 _NUMBER_WORDS = frozenset("""one two three four five six seven eight nine ten eleven twelve thirteen fourteen fifteen
     sixteen seventeen eighteen nineteen twenty thirty forty fifty sixty seventy eighty ninety hundred thousand
