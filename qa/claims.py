@@ -813,19 +813,25 @@ def _roles(text: str) -> tuple[tuple[str, str, str, Span], ...]:
         verb = words[k][0]
         if not (verb.isalpha() and verb.islower()) or rarity(verb) == 0 or verb in _NOT_VERBS:
             continue
-        if not spaced(k):
+        last = _name_at(words, name, k + 1, spaced)
+        if last is None:
             continue
-        k += 1
-        if words[k][0].lower() in _DETERMINERS and spaced(k):
-            k += 1
-        if not name[k]:
-            continue
-        while spaced(k) and name[k + 1]:
-            k += 1
         stem = stems([verb])[0]
         if stem not in _BOTH_WAYS:
-            roles.append((_name_key(subject), _name_key(words[k][0]), stem, (words[first][1], words[k][2])))
+            roles.append((_name_key(subject), _name_key(words[last][0]), stem, (words[first][1], words[last][2])))
     return tuple(roles)
+
+
+def _name_at(words: list[tuple[str, int, int]], name: list[bool], k: int, spaced: Callable[[int], bool]) -> int | None:
+    """The index of the last word of the name that word `k` begins, past a determiner ("the
+    Denver Broncos"), spaces alone between them; None where no name begins there."""
+    if k < len(words) and words[k][0].lower() in _DETERMINERS and spaced(k):
+        k += 1
+    if k >= len(words) or not name[k]:
+        return None
+    while spaced(k) and name[k + 1]:
+        k += 1
+    return k
 
 
 # "Carolina was beaten by Denver", "Baghdad had been paid by Russia": the name after "by" did it.
@@ -845,15 +851,11 @@ def _passive_role(text: str, words: list[tuple[str, int, int]], name: list[bool]
     verb = words[k][0]
     if not (verb.isalpha() and verb.islower() and verb.endswith("ed")) or rarity(verb) == 0:
         return None
-    k += 2
-    if k < len(words) and words[k][0].lower() in _DETERMINERS and spaced(k):
-        k += 1
-    if k >= len(words) or not name[k]:
+    last = _name_at(words, name, k + 2, spaced)
+    if last is None:
         return None
-    while spaced(k) and name[k + 1]:
-        k += 1
     stem = stems([verb])[0]
-    return None if stem in _BOTH_WAYS else (words[k][0], stem, k)
+    return None if stem in _BOTH_WAYS else (words[last][0], stem, last)
 
 
 # Words in -ly that say something of their own: "not friendly", "not weekly", "no assembly".
