@@ -151,9 +151,8 @@ class FolderWatcher:
                 checked = time.monotonic()
                 if checked - sources_read >= SOURCES_CHECK_S:
                     # A folder `qa index --forget` dropped (said so), or one `qa index` added, in
-                    # another terminal.
+                    # another terminal: one read of the index's list updates the folders known.
                     self._still_remembered(list(watched))
-                    self._existing_roots()
                     sources_read = checked
                 now = _identities(self._known)
                 if now != watched:
