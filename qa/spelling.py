@@ -114,11 +114,11 @@ def _spelled_fits(held: list[tuple[int, str]], other_words: Sequence[str],
     and "Milei" are spelled so where the articles name them."""
     found = {candidate: store.keyword_search([*other_words, candidate], SPELLING_PASSAGES) for _, candidate in held}
     records = store.chunks(list(dict.fromkeys(chunk for hits in found.values() for chunk, _ in hits)))
+    # Each passage read once, however many candidates it is the best passage of.
+    texts = {chunk: unaccented(f"{record.title}\n{record.text}").lower() for chunk, record in records.items()}
 
     def spells(chunk: int, candidate: str) -> bool:
-        record = records.get(chunk)
-        text = unaccented(f"{record.title}\n{record.text}").lower() if record is not None else ""
-        return re.search(rf"(?<!\w){re.escape(candidate)}(?!\w)", text) is not None
+        return re.search(rf"(?<!\w){re.escape(candidate)}(?!\w)", texts.get(chunk, "")) is not None
 
     def key(count: int, candidate: str) -> tuple[bool, float, float, str]:
         spelled = any(spells(chunk, candidate) for chunk, _ in found[candidate])
