@@ -873,9 +873,9 @@ def _split_header(header: list[str], story: str = "") -> tuple[str | None, str |
     # names its outlet or reporter now and then ("(Reuters) -"), but its headline's words always.
     if len(candidates) > 1 and candidates[-2] == headline - 1 and story:
         last, above = content[headline], content[headline - 1]
-        credited = last.split(",")[0] if _NAME_THEN_OUTLET.match(last) else last
-        if (len(last.split()) <= _BYLINE_LIKE_WORDS or _NAME_THEN_OUTLET.match(last)) and len(above.split()) > len(
-                credited.split()):
+        outlet_after = _NAME_THEN_OUTLET.match(last)
+        credited = last.split(",")[0] if outlet_after else last
+        if (len(last.split()) <= _BYLINE_LIKE_WORDS or outlet_after) and len(above.split()) > len(credited.split()):
             told = set(content_words(story))
             if not (told & set(content_words(last)) and not told & set(content_words(above))):
                 headline -= 1
