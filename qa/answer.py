@@ -386,16 +386,19 @@ def _says_again(sentence: str, said: Sequence[str]) -> bool:
     if sentence.strip() in {s.strip() for s in said}:
         return True
     words = sentence_stems(sentence.strip())
+    said_words = [sentence_stems(s.strip()) for s in said]
     # A short sentence shares its few words by chance: "He resigned." after "Smith was accused…".
-    if len(words) < 4 or len(words - frozenset().union(*(sentence_stems(s.strip()) for s in said))) > 1:
+    if len(words) < 4 or len(words - frozenset().union(*said_words)) > 1:
         return False
     # The one word of its own may be the answer, or its opposite: "Two people died in Kyiv" is not
     # "…in Lviv" said again, nor "Russia did not attack" "Russia did attack".
     # Told against the sentence it restates, the one it shares most words with.
-    restated = max(said, key=lambda s: len(words & sentence_stems(s.strip())))
+    restated = said[max(range(len(said)), key=lambda n: len(words & said_words[n]))]
     if not _facts(sentence) <= _facts(restated):
         return False
-    return bool(_DENIAL.search(sentence)) == bool(_DENIAL.search(restated))
+    from qa.claims import stated_denial  # the claim checks' reading of a denial ("not only" is none)
+
+    return (stated_denial(sentence) is None) == (stated_denial(restated) is None)
 
 
 def _facts(sentence: str) -> frozenset[str]:
@@ -410,8 +413,6 @@ def _facts(sentence: str) -> frozenset[str]:
 # A sentence's first word this common in English is no name ("The", "Officials" 4.3 is one).
 _COMMON_OPENING_ZIPF = 5.0
 
-
-_DENIAL = re.compile(r"\b(?:not|no|never|none|nobody|nothing|neither|nor)\b|n['’]t\b", re.IGNORECASE)
 
 
 def unresolved_reference(question: str) -> str | None:
