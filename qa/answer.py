@@ -11,7 +11,7 @@ from __future__ import annotations
 
 import math
 import re
-from collections.abc import Callable, Sequence
+from collections.abc import Callable, Iterable, Sequence
 from dataclasses import dataclass, replace
 from functools import cached_property
 from typing import TYPE_CHECKING
@@ -173,8 +173,12 @@ def expected_kind(question: str) -> str | None:
     return next((kind for kind, pattern in _KINDS if pattern.search(lowered)), None)
 
 
-def holds_kind(sentence: str, kind: str | None, question: str) -> bool:
-    """Whether the sentence holds a `kind` the question does not: for "How deep…?", a number."""
+def holds_kind(sentence: str, kind: str | None, question: str, written_as_names: frozenset[str] = frozenset()) -> bool:
+    """Whether the sentence holds a `kind` the question does not: for "How deep…?", a number.
+
+    A name is a capitalised word past the sentence's first; its first word is one only when it is
+    in `written_as_names` (names_written_in: "Microsoft confirmed Wednesday…" for "Which tech
+    company…?", where the passages write "Microsoft" mid-sentence too)."""
     if kind is None:
         return False
     asked = {w.lower() for w in re.findall(r"\w+", question)}
@@ -186,8 +190,28 @@ def holds_kind(sentence: str, kind: str | None, question: str) -> bool:
             w.lower() in _MONTHS or (w.isdigit() and len(w) == 4) or w.lower().endswith(("century", "0s")) for w in words)
     # A name or place: a capitalised word past the sentence's first that is not a weekday or month.
     first = re.match(r"\W*(\w+)", sentence)
-    return any(w[0].isupper() and w.lower() not in _NOT_NAMES and not (first and w == first.group(1))
+    return any(w[0].isupper() and w.lower() not in _NOT_NAMES
+               and not (first and w == first.group(1) and w not in written_as_names)
                for w in words)
+
+
+def names_written_in(sentences: Iterable[str]) -> frozenset[str]:
+    """The words these sentences write capitalised past a sentence's first word and never in lower
+    case: names, as the text itself shows ("Microsoft", not "Thousands" or "Officials", which open
+    sentences). A sentence's first word is read as a name only when the text names it so elsewhere.
+
+    >>> sorted(names_written_in(["Microsoft confirmed it.", "Shares of Microsoft fell.", "Officials said so."]))
+    ['Microsoft']
+    """
+    capitalised: set[str] = set()
+    lower: set[str] = set()
+    for sentence in sentences:
+        for n, word in enumerate(re.findall(r"\w+", sentence)):
+            if word[0].islower():
+                lower.add(word)
+            elif n and word[0].isupper():
+                capitalised.add(word)
+    return frozenset(word for word in capitalised if word.lower() not in lower)
 
 
 def is_not_an_answer(sentence: str, question_stems: frozenset[str]) -> bool:
@@ -263,7 +287,10 @@ def score_sentences(hits: Sequence[Hit], term_weights: dict[str, float], questio
     coverage = KeywordCoverer(term_weights)
     corroboration = Corroboration(hits, question)
     scored = []
-    for rank, hit in enumerate(hits[:PASSAGES_READ]):
+    read = hits[:PASSAGES_READ]
+    names = names_written_in(hit.text[start - hit.start : end - hit.start]
+                             for hit in read for (start, end), _ in hit.sentence_scores) if kind in ("name", "place") else frozenset()
+    for rank, hit in enumerate(read):
         alignments = hit.sentence_alignment or (None,) * len(hit.sentence_scores)
         for ((start, end), cosine), alignment in zip(hit.sentence_scores, alignments):
             text = hit.text[start - hit.start : end - hit.start]
@@ -273,7 +300,7 @@ def score_sentences(hits: Sequence[Hit], term_weights: dict[str, float], questio
             # A fragment ("Ivanov said.") can match on a name alone; it is rarely the answer.
             brevity = 0.1 if len(text) < _MIN_SENTENCE_CHARS else 0.0
             support = cosine + SENTENCE_KEYWORD_WEIGHT * keyword - 0.02 * rank - brevity
-            holds = holds_kind(text, kind, question)
+            holds = holds_kind(text, kind, question, names)
             signals: tuple[float, ...] = ()
             if alignment is None:
                 score = support + KIND_WEIGHT * holds

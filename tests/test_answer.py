@@ -204,6 +204,23 @@ def test_a_month_as_news_style_writes_it_is_a_date() -> None:
     assert not holds_kind("Jan Egeland said the aid would come.", "date", "When will the aid come?")
 
 
+def test_a_name_that_opens_the_sentence_counts_when_the_passages_write_it_as_a_name() -> None:
+    question = "Which tech company confirmed this week that it was laying off 10,000 of its employees?"
+    answer = "Microsoft confirmed Wednesday it was going to lay off 10,000 people."
+    other = "Around 45,000 tech employees have been laid off, reported Firstpost."
+    aside = "Shares of Microsoft fell 2 percent. Thousands of workers were told on Wednesday."
+    hit = Hit(1, "d1", "Layoffs", "d1.txt", 0, len(answer), answer, 1.0, sentences=((0, len(answer)),),
+              sentence_scores=(((0, len(answer)), 0.5),))
+    second = Hit(2, "d2", "Tech jobs", "d2.txt", 0, len(aside), aside, 0.9,
+                 sentences=((0, 35), (36, len(aside))), sentence_scores=(((0, 35), 0.4), ((36, len(aside)), 0.3)))
+    # "Microsoft" opens its sentence, but the other passage writes it mid-sentence: a name.
+    assert score_sentences([hit, second], {}, question)[0].holds_kind
+    # Read alone, an opening capital says nothing: "Thousands" and "Officials" open sentences too.
+    assert not holds_kind(answer, "name", question)
+    assert not holds_kind("Thousands of workers were told on Wednesday.", "name", question,
+                          frozenset({"Microsoft"}))
+    assert holds_kind(other, "name", question)  # "Firstpost", past the first word
+
 def test_a_follow_up_that_asks_for_nothing_of_its_own_keeps_the_kind_of_the_turn_before() -> None:
     text = "At least 40 people died in the Chechnya fighting, officials said."
     hit = Hit(1, "d1", "Siege", "d1.txt", 0, len(text), text, 1.0, sentences=((0, len(text)),),
