@@ -306,9 +306,11 @@ def extract_facts(text: str, lenient_scale: bool = False) -> tuple[Facts, dict[s
         if not bare or not bare[0].isupper():
             continue
         month = _MONTHS.get(lower.rstrip("."))
-        # "May", and abbreviations ("Jan Egeland"), are months only beside a number or with a full stop.
+        # "May", and abbreviations ("Jan Egeland"), are months only beside a number, with a full
+        # stop, or after a word that says when ("resume in May after a pause"; not "by May").
         short = lower == "may" or len(lower.rstrip(".")) <= 4
-        if month is not None and (not short or _next_to_digit(words, i) or text[end:end + 1] == "."):
+        if month is not None and (not short or _next_to_digit(words, i) or text[end:end + 1] == "."
+                                  or (i and words[i - 1][0].lower() in _BEFORE_A_MONTH and lower in _SHORT_MONTH_NAMES and bare == word)):
             months.add(month)
             labels.setdefault(f"m:{month}", bare)
             continue
@@ -430,6 +432,12 @@ def _opens_a_phrase(text: str, words: list[tuple[str, int, int]], i: int) -> boo
     if text[words[i][2]:words[i][2] + 1] == ",":
         return True
     return i + 1 < len(words) and words[i + 1][0].lower() in _AFTER_OPENER
+
+
+# Words after which a month's name in full is the month: "in May", "since June", "last July" (not
+# "by", "to", "with": "a speech by May"; and not an abbreviation: "in Jan Egeland's office").
+_SHORT_MONTH_NAMES = frozenset(("may", "june", "july"))
+_BEFORE_A_MONTH = frozenset("in since until till through throughout during early late mid last next this".split())
 
 
 def _next_to_digit(words: list[tuple[str, int, int]], i: int) -> bool:

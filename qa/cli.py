@@ -75,6 +75,7 @@ def _naming_the_index(message: str, ctx: click.Context) -> str:
     return (message.replace("`qa index --rebuild", f"`qa index --rebuild {typed}")
             .replace("`qa index PATH --rebuild`", f"`qa index PATH --rebuild {typed}`")
             .replace("`qa index PATH`", f"`qa index PATH {typed}`")
+            .replace("`qa index`", f"`qa index {typed}`")  # "run `qa index` to upgrade it in place"
             .replace("`qa index --forget", f"`qa index {typed} --forget"))
 
 

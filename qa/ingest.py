@@ -85,6 +85,9 @@ _SENTENCE_END = re.compile(r"[.!?…][\"'”’)\]]*$")
 # Murphy to receive Palm Springs International Film Festival ...").
 _HEADLINE_BAD_END = re.compile(r"(?:[,;:]|(?<!\.\.)\.)$")
 _BYLINE = re.compile(r"^by\s+\S", re.IGNORECASE)
+# A headline's line that ends on one of these words goes on in the next line (a PDF's wrapped headline).
+_UNFINISHED_HEADLINE = re.compile(r"\s(?:for|of|the|a|an|and|or|to|in|on|at|with|from|by|as|into|over|after|its|their)$",
+                                  re.IGNORECASE)
 _BYLINE_MAX_WORDS = 10
 # A header line this short under a longer headline candidate is a byline or a site's name, as is
 # a name and a comma: "Chris Sikich, The Indianapolis Star".
@@ -646,9 +649,13 @@ def _take_pdf_headline(title: str | None, pages: list[str]) -> tuple[str | None,
     lines = pages[first_page].split("\n")
     taken = _title_lines(title, lines)
     if taken == 0 and title is None:
-        after = next((page for page in ["\n".join(lines[1:]).lstrip("\n"), *pages[first_page + 1 :]] if page), "")
-        if _is_headline(lines[0]) and (not after or _starts_anew(after)):
-            title, taken = _tidy_title(lines[0]), 1
+        # A first line that ends on a word no headline ends on ("…Approves Budget For") goes on in
+        # the next: a headline wrapped at the page's edge, both lines of it the title.
+        count = 2 if len(lines) > 2 and _UNFINISHED_HEADLINE.search(lines[0]) and _starts_anew(lines[1]) else 1
+        headline = " ".join(lines[:count])
+        after = next((page for page in ["\n".join(lines[count:]).lstrip("\n"), *pages[first_page + 1 :]] if page), "")
+        if _is_headline(headline) and (not after or _starts_anew(after)):
+            title, taken = _tidy_title(headline), count
     if taken and taken < len(lines) and _PDF_BYLINE.match(lines[taken]) and len(lines[taken].split()) <= _BYLINE_MAX_WORDS:
         taken += 1
     rest = "\n".join(lines[taken:]).lstrip("\n")

@@ -264,6 +264,7 @@ def test_sentences_and_their_markers_are_split() -> None:
         ("twenty-five thousand came", "25,000 came"),
         ("The U.S. agreed", "The United States agreed"),
         ("They hired Italian lawyers", "lawyers in Italy"),
+        ("The talks will resume in May", "The talks will resume in May after a pause"),
     ],
 )
 def test_the_forms_models_rewrite_are_the_same_fact(claim: str, passage: str) -> None:

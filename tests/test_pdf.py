@@ -172,6 +172,14 @@ def test_a_line_that_opens_with_by_is_a_byline_only_when_it_names_someone() -> N
     title, pages = _take_pdf_headline(None, ["Port traffic doubles\nBy 2030 the port will handle twice the\ncargo."])
     assert title == "Port traffic doubles" and pages[0].startswith("By 2030 the port")
     assert _take_pdf_headline(None, ["Port traffic doubles\nBy Ana Reis\nThe port grew."])[1] == ["The port grew."]
+    # With no Title, a headline line that ends on "For" goes on in the next: both are the headline.
+    title, pages = _take_pdf_headline(None, ["City Council Approves Budget For\nNew Library Wing\n"
+                                             "The city council approved the budget on Monday."])
+    assert title == "City Council Approves Budget For New Library Wing"
+    assert pages == ["The city council approved the budget on Monday."]
+    # A sentence wrapped at the page's edge is no headline, on one line or two.
+    wrapped = ["The council voted to\nApprove the budget on Monday, officials said.\nMore followed."]
+    assert _take_pdf_headline(None, wrapped) == (None, wrapped)
     # The Title's start before a site's name is no headline when the text goes on from it.
     assert _take_pdf_headline("The port - annual report", ["The port\nis growing fast."])[1] == ["The port\nis growing fast."]
 

@@ -108,3 +108,16 @@ def test_forgetting_a_folder_upgrades_a_format_4_index_first(tmp_path: Path, emb
     assert (report.removed, report.forgotten, report.documents) == (1, (str(extra),), both.documents - 1)
     assert json.loads((index_dir / "manifest.json").read_text())["format_version"] == 5
     assert check_store(index_dir) == []
+
+
+def test_the_upgrade_hint_names_the_index_it_is_about(old_index: tuple[Path, Path]) -> None:
+    from click.testing import CliRunner
+
+    from qa.cli import main
+
+    _, index_dir = old_index
+    as_format_4(index_dir)
+    result = CliRunner().invoke(main, ["stats", "--index", str(index_dir)])
+    assert result.exit_code == 1
+    # Run as printed, the hint upgrades this index, not the default one in the checkout.
+    assert f"run `qa index --index {index_dir}` to upgrade it in place" in " ".join(result.output.split())
