@@ -361,7 +361,7 @@ def compose_answer(
     if not hits and collection_chunks == 0:
         return Answer(question, EMPTY_INDEX, False, (), (), understood_as)
     if not hits and filters is not None and filters.active:
-        return Answer(question, NO_ARTICLE_MATCHES.format(articles=filters.articles()), False, (), (), understood_as)
+        return Answer(question, NO_ARTICLE_MATCHES.format(articles=filters.nothing_passed()), False, (), (), understood_as)
     if not answers_question(scored, hits, collection_chunks):
         return Answer(question, NOT_ANSWERED, False, (), tuple(hits), understood_as)
     best = scored[0]

@@ -234,7 +234,7 @@ def render_hits(query: str, hits: Sequence[Hit], filters: SearchFilters | None =
     """Search results: each passage with where it comes from; with none, what was searched, and
     within which articles when `filters` narrowed them."""
     if not hits:
-        within = f" in {filters.articles()}" if filters and filters.active else ""
+        within = f" in {filters.nothing_passed()}" if filters and filters.active else ""
         return Text(f"No passages found for {query!r}{within}.", style="yellow")
     return Group(*_hit_parts(hits))
 

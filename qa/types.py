@@ -288,6 +288,13 @@ class SearchFilters:
         match the filters (source=*.txt)"``, "every article" when none are set."""
         return f"the articles that match the filters ({self.describe()})" if self.active else "every article"
 
+    def nothing_passed(self) -> str:
+        """What a search that these filters left nothing to read says after "No passage was found":
+        which articles it read, and, under a date filter, that an undated article never passes one
+        (a text file that states no day is dated by nothing, not by its file's time)."""
+        undated = "; an article that states no date is left out by a date filter" if self.since or self.until else ""
+        return f"{self.articles()}{undated}"
+
     def problem(self, prefix: str = "") -> str | None:
         """Why no article could pass these filters, when that is plain from them alone; `prefix`
         goes before each filter's name, as the command line spells them ("--")."""
