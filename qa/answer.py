@@ -200,16 +200,23 @@ def names_written_in(sentences: Iterable[str]) -> frozenset[str]:
     case: names, as the text itself shows ("Microsoft", not "Thousands" or "Officials", which open
     sentences). A sentence's first word is read as a name only when the text names it so elsewhere.
 
-    >>> sorted(names_written_in(["Microsoft confirmed it.", "Shares of Microsoft fell.", "Officials said so."]))
+    >>> sorted(names_written_in(["Microsoft confirmed it.", "Shares of Microsoft fell.", "Officials said so.",
+    ...                          'MOSCOW (Reuters) - Officials said: "I agree."']))
     ['Microsoft']
     """
     capitalised: set[str] = set()
     lower: set[str] = set()
     for sentence in sentences:
-        for n, word in enumerate(re.findall(r"\w+", sentence)):
+        for found in re.finditer(r"\w+", sentence):
+            word = found.group()
             if word[0].islower():
                 lower.add(word)
-            elif n and word[0].isupper():
+                continue
+            # Mid-sentence is after a word or a comma: past a quote mark, a colon, a dash or a
+            # bracket a word may open what is quoted or follows a dateline ("MOSCOW (Reuters) -
+            # Officials said…"). "I" is capitalised anywhere.
+            before = sentence[: found.start()].rstrip()
+            if word[0].isupper() and len(word) > 1 and before and (before[-1].isalnum() or before[-1] == ","):
                 capitalised.add(word)
     return frozenset(word for word in capitalised if word.lower() not in lower)
 

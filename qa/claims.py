@@ -310,7 +310,8 @@ def extract_facts(text: str, lenient_scale: bool = False) -> tuple[Facts, dict[s
         # stop, or after a word that says when ("resume in May after a pause"; not "by May").
         short = lower == "may" or len(lower.rstrip(".")) <= 4
         if month is not None and (not short or _next_to_digit(words, i) or text[end:end + 1] == "."
-                                  or (i and words[i - 1][0].lower() in _BEFORE_A_MONTH and lower in _SHORT_MONTH_NAMES and bare == word)):
+                                  or (i and words[i - 1][0].lower() in _BEFORE_A_MONTH and lower in _SHORT_MONTH_NAMES
+                                          and bare == word and not text[words[i - 1][2]:start].strip())):
             months.add(month)
             labels.setdefault(f"m:{month}", bare)
             continue
@@ -339,7 +340,11 @@ def passage_facts(text: str) -> Facts:
     facts, _ = extract_facts(text, lenient_scale=True)
     words = [w.strip("'’-") for w in FACT_WORD.findall(_aliased(text)) if not w[0].isdigit()]
     every = {_name_key(part) for word in words for part in word.split("-") if part}
-    return Facts(facts.numbers, facts.months, frozenset(every) | _initialisms(text), proper=facts.names)
+    # "May", "June" and "July" are names too ("Theresa May"): a passage that writes one vouches for
+    # the month as well, so a claim that reads it the other way ("since May took office") is not
+    # refused for a month its passage "lacks".
+    months = facts.months | {_MONTHS[w.lower()] for w in words if w.lower() in _SHORT_MONTH_NAMES and w[0].isupper()}
+    return Facts(facts.numbers, frozenset(months), frozenset(every) | _initialisms(text), proper=facts.names)
 
 
 def _initialisms(text: str) -> frozenset[str]:

@@ -349,8 +349,13 @@ def _migrate(from_store: str, location, paths: tuple[Path, ...], rebuild: bool, 
     if paths or rebuild or ray_address:
         raise click.UsageError("--from-store copies an index as it is: give no paths, --rebuild or --ray with it")
     source = parse_store(from_store)
-    with RichIndexProgress(_console(stderr=True)) as progress:
-        report = migrate_store(source, location, progress)
+    try:
+        with RichIndexProgress(_console(stderr=True)) as progress:
+            report = migrate_store(source, location, progress)
+    except QAError as exc:
+        if getattr(exc, "about_source", False):  # its hint names the store to copy from
+            click.get_current_context().meta[_TYPED_LOCATION] = f"--store {shlex.quote(from_store)}"
+        raise
     if as_json:
         _emit_json(asdict(report))
     else:

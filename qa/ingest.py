@@ -85,7 +85,8 @@ _SENTENCE_END = re.compile(r"[.!?…][\"'”’)\]]*$")
 # Murphy to receive Palm Springs International Film Festival ...").
 _HEADLINE_BAD_END = re.compile(r"(?:[,;:]|(?<!\.\.)\.)$")
 _BYLINE = re.compile(r"^by\s+\S", re.IGNORECASE)
-# A headline's line that ends on one of these words goes on in the next line (a PDF's wrapped headline).
+# A headline's line that ends on one of these words may go on in the next (a PDF's wrapped headline).
+_WRAPPED_HEADLINE_MAX_WORDS = 10
 _UNFINISHED_HEADLINE = re.compile(r"\s(?:for|of|the|a|an|and|or|to|in|on|at|with|from|by|as|into|over|after|its|their)$",
                                   re.IGNORECASE)
 _BYLINE_MAX_WORDS = 10
@@ -639,9 +640,10 @@ def _take_pdf_headline(title: str | None, pages: list[str]) -> tuple[str | None,
     the first sentence ("Port news The port grew."), in answers too. The headline is the first
     line, or the first two or three (a headline wrapped at the page's edge), when they are the
     Title or the Title's start before a site's name ("Port news | The Harbour Times"); with no
-    Title, the first line when it reads as a headline and the next line starts with a capital: a
-    first line that the next goes on in lower case (or with a figure) may be a sentence wrapped
-    at the page's edge, its words the article's. A byline ("By Ana Reis") right under a headline
+    Title, the first line (or the first two, when a title-case headline wraps: _headline_goes_on)
+    when it reads as a headline and the next line starts with a capital: a first line that the
+    next goes on in lower case (or with a figure), or that ends on a small word in lower case
+    ("voted to"), may be a sentence wrapped at the page's edge, its words the article's. A byline ("By Ana Reis") right under a headline
     goes with it. Citations keep their pages: qa.pages counts the form feeds before an offset, and
     the headline comes before all of them.
     """
@@ -649,19 +651,38 @@ def _take_pdf_headline(title: str | None, pages: list[str]) -> tuple[str | None,
     lines = pages[first_page].split("\n")
     taken = _title_lines(title, lines)
     if taken == 0 and title is None:
-        # A first line that ends on a word no headline ends on ("…Approves Budget For") goes on in
-        # the next: a headline wrapped at the page's edge, both lines of it the title.
-        count = 2 if len(lines) > 2 and _UNFINISHED_HEADLINE.search(lines[0]) and _starts_anew(lines[1]) else 1
-        headline = " ".join(lines[:count])
-        after = next((page for page in ["\n".join(lines[count:]).lstrip("\n"), *pages[first_page + 1 :]] if page), "")
-        if _is_headline(headline) and (not after or _starts_anew(after)):
-            title, taken = _tidy_title(headline), count
+        for count in (2, 1) if _headline_goes_on(lines) else (1,):
+            headline = " ".join(lines[:count])
+            after = next((page for page in ["\n".join(lines[count:]).lstrip("\n"), *pages[first_page + 1 :]] if page), "")
+            if _is_headline(headline) and (not after or _starts_anew(after)) and not _ends_mid_sentence(headline):
+                title, taken = _tidy_title(headline), count
+                break
     if taken and taken < len(lines) and _PDF_BYLINE.match(lines[taken]) and len(lines[taken].split()) <= _BYLINE_MAX_WORDS:
         taken += 1
     rest = "\n".join(lines[taken:]).lstrip("\n")
     if not taken or not (rest or any(pages[first_page + 1 :])):
         return title, pages  # no headline, or one that is the whole text (a one-line PDF)
     return title, [*pages[:first_page], rest, *pages[first_page + 1 :]]
+
+
+def _headline_goes_on(lines: list[str]) -> bool:
+    """Whether a PDF's first line is a title-case headline that wraps onto its second: the first
+    ends on a small word ("City Council Approves Budget For") and the second is a short title-case
+    line ("New Library Wing"), no byline, dateline or sentence. Some headlines end on such a word
+    ("Talks Drag On"): then the second line is the text's, and reads otherwise."""
+    if len(lines) < 3 or not _UNFINISHED_HEADLINE.search(lines[0]) or not lines[0].split()[-1][0].isupper():
+        return False
+    second = lines[1].strip()
+    words = second.split()
+    return (0 < len(words) <= _WRAPPED_HEADLINE_MAX_WORDS and not _PDF_BYLINE.match(second)
+            and not re.search(r"[,.;:!?()\-–—]", second)
+            and all(word[0].isupper() for word in words if len(word) > 3))
+
+
+def _ends_mid_sentence(line: str) -> bool:
+    """A line that ends on a small word in lower case ("The council voted to") is a sentence
+    wrapped at the page's edge, not a headline."""
+    return bool(_UNFINISHED_HEADLINE.search(line)) and line.split()[-1].islower()
 
 
 def _title_lines(title: str | None, lines: list[str]) -> int:

@@ -10,7 +10,7 @@ from __future__ import annotations
 from collections.abc import Iterable
 from dataclasses import dataclass
 
-from qa.errors import ConfigError
+from qa.errors import ConfigError, QAError
 from qa.indexer import COMMIT_EVERY_CHUNKS, location_writer_lock
 from qa.progress import IndexProgress, SilentProgress
 from qa.stores import open_store, open_writer
@@ -35,7 +35,13 @@ def migrate_store(source: StoreLocation, target: StoreLocation, progress: IndexP
     progress = progress or SilentProgress()
     if source == target:
         raise ConfigError("--from-store and --store name the same index; nothing to copy")
-    reader = open_store(source)
+    try:
+        reader = open_store(source)
+    except QAError as exc:
+        # A hint in it ("run `qa index` to upgrade it") is about the store copied from: the
+        # command line names that one in it, not the target (qa.cli).
+        exc.about_source = True  # type: ignore[attr-defined]
+        raise
     try:
         documents, total_chunks = reader.counts()
         manifest = reader.manifest

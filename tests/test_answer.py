@@ -214,7 +214,9 @@ def test_a_name_that_opens_the_sentence_counts_when_the_passages_write_it_as_a_n
     second = Hit(2, "d2", "Tech jobs", "d2.txt", 0, len(aside), aside, 0.9,
                  sentences=((0, 35), (36, len(aside))), sentence_scores=(((0, 35), 0.4), ((36, len(aside)), 0.3)))
     # "Microsoft" opens its sentence, but the other passage writes it mid-sentence: a name.
-    assert score_sentences([hit, second], {}, question)[0].holds_kind
+    scored = {s.text: s for s in score_sentences([hit, second], {}, question)}
+    assert scored[answer].holds_kind
+    assert not scored["Thousands of workers were told on Wednesday."].holds_kind
     # Read alone, an opening capital says nothing: "Thousands" and "Officials" open sentences too.
     assert not holds_kind(answer, "name", question)
     assert not holds_kind("Thousands of workers were told on Wednesday.", "name", question,

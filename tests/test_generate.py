@@ -264,7 +264,8 @@ def test_sentences_and_their_markers_are_split() -> None:
         ("twenty-five thousand came", "25,000 came"),
         ("The U.S. agreed", "The United States agreed"),
         ("They hired Italian lawyers", "lawyers in Italy"),
-        ("The talks will resume in May", "The talks will resume in May after a pause"),
+        ("The talks will resume in May.", "The talks will resume in May after a pause"),
+        ("Since May took office, exports fell", "Since Theresa May took office, exports fell"),
     ],
 )
 def test_the_forms_models_rewrite_are_the_same_fact(claim: str, passage: str) -> None:
@@ -273,6 +274,12 @@ def test_the_forms_models_rewrite_are_the_same_fact(claim: str, passage: str) ->
     facts, _ = extract_facts(claim)
     assert facts, claim
     assert not facts - facts.found_in(passage_facts(passage))
+
+
+def test_may_is_a_month_after_a_word_that_says_when() -> None:
+    assert extract_facts("The talks will resume in May after a pause")[0].months == {5}
+    assert extract_facts("The vote came late. May said she would stay")[0].months == frozenset()
+    assert extract_facts("A speech by May angered MPs")[0].months == frozenset()
 
 
 def test_a_refusal_is_recognised() -> None:

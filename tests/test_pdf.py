@@ -180,6 +180,10 @@ def test_a_line_that_opens_with_by_is_a_byline_only_when_it_names_someone() -> N
     # A sentence wrapped at the page's edge is no headline, on one line or two.
     wrapped = ["The council voted to\nApprove the budget on Monday, officials said.\nMore followed."]
     assert _take_pdf_headline(None, wrapped) == (None, wrapped)
+    # Some headlines end on such a word: the line under one is the text's (or a byline) all the same.
+    lead = "Negotiators failed again on Monday to reach a deal, and\nCongress left without a vote."
+    assert _take_pdf_headline(None, [f"Shutdown Looms as Talks Drag On\n{lead}"]) == ("Shutdown Looms as Talks Drag On", [lead])
+    assert _take_pdf_headline(None, ["Talks Drag On\nBy Ana Reis\nThe talks failed."]) == ("Talks Drag On", ["The talks failed."])
     # The Title's start before a site's name is no headline when the text goes on from it.
     assert _take_pdf_headline("The port - annual report", ["The port\nis growing fast."])[1] == ["The port\nis growing fast."]
 

@@ -121,3 +121,19 @@ def test_the_upgrade_hint_names_the_index_it_is_about(old_index: tuple[Path, Pat
     assert result.exit_code == 1
     # Run as printed, the hint upgrades this index, not the default one in the checkout.
     assert f"run `qa index --index {index_dir}` to upgrade it in place" in " ".join(result.output.split())
+
+
+def test_copying_from_a_format_4_index_names_that_index_in_the_hint(old_index: tuple[Path, Path], tmp_path: Path) -> None:
+    from click.testing import CliRunner
+
+    from qa.cli import main
+
+    _, index_dir = old_index
+    as_format_4(index_dir)
+    target = tmp_path / "copy"
+    result = CliRunner().invoke(main, ["index", "--from-store", f"faiss:{index_dir}", "--index", str(target)])
+    assert result.exit_code == 1
+    said = " ".join(result.output.split())
+    # The index to upgrade is the one copied from; the target (still empty) is not named.
+    assert f"run `qa index --store faiss:{index_dir}` to upgrade it in place" in said
+    assert str(target) not in said
