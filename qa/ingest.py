@@ -85,10 +85,11 @@ _SENTENCE_END = re.compile(r"[.!?…][\"'”’)\]]*$")
 # Murphy to receive Palm Springs International Film Festival ...").
 _HEADLINE_BAD_END = re.compile(r"(?:[,;:]|(?<!\.\.)\.)$")
 _BYLINE = re.compile(r"^by\s+\S", re.IGNORECASE)
-# A headline's line that ends on one of these words may go on in the next (a PDF's wrapped headline).
-_WRAPPED_HEADLINE_MAX_WORDS = 10
+# A headline's line that ends on one of these words may go on in the next (a PDF's wrapped
+# headline, _headline_goes_on), if that next line is this short.
 _UNFINISHED_HEADLINE = re.compile(r"\s(?:for|of|the|a|an|and|or|to|in|on|at|with|from|by|as|into|over|after|its|their)$",
                                   re.IGNORECASE)
+_WRAPPED_HEADLINE_MAX_WORDS = 10
 _BYLINE_MAX_WORDS = 10
 # A header line this short under a longer headline candidate is a byline or a site's name, as is
 # a name and a comma: "Chris Sikich, The Indianapolis Star".
@@ -643,8 +644,8 @@ def _take_pdf_headline(title: str | None, pages: list[str]) -> tuple[str | None,
     Title, the first line (or the first two, when a title-case headline wraps: _headline_goes_on)
     when it reads as a headline and the next line starts with a capital: a first line that the
     next goes on in lower case (or with a figure), or that ends on a small word in lower case
-    ("voted to"), may be a sentence wrapped at the page's edge, its words the article's. A byline ("By Ana Reis") right under a headline
-    goes with it. Citations keep their pages: qa.pages counts the form feeds before an offset, and
+    ("voted to"), may be a sentence wrapped at the page's edge, its words the article's. A byline
+    ("By Ana Reis") right under a headline goes with it. Citations keep their pages: qa.pages counts the form feeds before an offset, and
     the headline comes before all of them.
     """
     first_page = next(i for i, page in enumerate(pages) if page)
