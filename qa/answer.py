@@ -529,13 +529,36 @@ def answer_question(
     answer = compose_answer(asked, hits, scored, retriever.store.chunk_count(), understood, filters)
     if not hits:
         return answer
+    texts = [hit.text for hit in hits]
     if not (filters and filters.active):
-        return replace(answer, absent_names=absent_names(searched, retriever.store))
+        names = absent_names(searched, retriever.store)
+        return replace(answer, absent_names=tuple(n for n in names if not spelled_out(n, texts)))
 
     def held_within(words: list[str]) -> bool:
         return bool(retriever.search(" ".join(words), k=1, mode="keyword", filters=filters))
-    names = absent_names(searched, retriever.store, held_within)
+    names = tuple(n for n in absent_names(searched, retriever.store, held_within) if not spelled_out(n, texts))
     return replace(answer, absent_names=names, absent_within=filters.describe() if names else "")
+
+
+def spelled_out(name: str, texts: Sequence[str]) -> bool:
+    """Whether `name` is an acronym one of `texts` writes out in full, in any case: "WMD" in
+    "weapons of mass destruction", "CFO" in "chief financial officer" (news style spells such
+    titles out), so that no note says the articles never mention it.
+
+    >>> spelled_out("WMD", ["keeping it from acquiring weapons of mass destruction"]), spelled_out("WMD", ["weapons"])
+    (True, False)
+    """
+    if not (2 <= len(name) <= 6 and name.isalpha() and name.isupper()):
+        return False
+    # Each letter opens a word of three letters or more that is no stopword, in order; "of",
+    # "the", "and", "for" may stand between ("weapons of mass destruction" is "WMD"). Short and
+    # common words would spell a three-letter acronym by chance in a few passages of running text,
+    # and "World War II" is no "WWI".
+    joint = r"\s+(?:(?:of|the|and|for|on|in)\s+)?"
+    pattern = re.compile(r"\b" + joint.join(f"({letter}[\\w'’-]{{2,}})" for letter in name.lower()) + r"\b",
+                         re.IGNORECASE)
+    return any(not any(word.lower() in STOPWORDS for word in found.groups())
+               for text in texts for found in pattern.finditer(text))
 
 
 def absent_names(question: str, store: Store, held_within: Callable[[list[str]], bool] | None = None) -> tuple[str, ...]:

@@ -86,6 +86,11 @@ def test_a_name_no_article_holds_is_said_beside_the_answer(retriever: Retriever)
     assert absent_names("Helsinki talks: what did Baghdad say?", retriever.store) == ("Helsinki",)
     # Initials, titles and a name with an apostrophe are looked up as the stores cut them.
     assert absent_names("Did Mr Ivanov tell the U.S. and O'Neill's U.N. team?", retriever.store) == ("O'Neill",)
+    # An acronym the passages found spell out is no absent name ("weapons of mass destruction");
+    # one they do not is.
+    assert absent_names("What did Rubin say about WMD in Iraq?", retriever.store) == ("WMD",)
+    assert answer_question(retriever, "What did Rubin say about WMD in Iraq?").absent_names == ()
+    assert answer_question(retriever, "What did Rubin say about the IAEA in Iraq?").absent_names == ("IAEA",)
 
 
 def test_a_filtered_question_looks_for_its_names_in_the_articles_it_was_asked_of(retriever: Retriever) -> None:
