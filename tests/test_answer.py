@@ -93,6 +93,17 @@ def test_a_name_no_article_holds_is_said_beside_the_answer(retriever: Retriever)
     assert answer_question(retriever, "What did Rubin say about the IAEA in Iraq?").absent_names == ("IAEA",)
 
 
+def test_an_acronym_is_spelled_out_only_by_words_that_open_with_its_letters() -> None:
+    from qa.answer import spelled_out
+
+    assert spelled_out("CFO", ["said the company's chief financial officer, Jane Roe."])
+    assert spelled_out("NYC", ["a studio in New York City"])
+    # "II" is no word of three letters: World War II does not spell WWI, nor do stopwords anything.
+    assert not spelled_out("WWI", ["after World War II ended"])
+    assert not spelled_out("MAS", ["more and some"])
+    assert not spelled_out("Etna", ["Etna erupted"])  # not an acronym
+
+
 def test_a_filtered_question_looks_for_its_names_in_the_articles_it_was_asked_of(retriever: Retriever) -> None:
     from qa.types import SearchFilters
 
