@@ -181,6 +181,14 @@ class StoreContract:
                 assert spans == sorted(spans) and len(spans) == len(vectors) > 0
                 assert all(record.start <= start < end <= record.end for start, end in spans)
                 np.testing.assert_allclose(np.linalg.norm(vectors, axis=1), 1.0, atol=1e-2)
+            # Asked for some chunks of an article, a store gives each of them the same sentences.
+            some = records[1::3]
+            assert some and len(some) < len(records)
+            partial = store.sentence_vectors(some)
+            assert set(partial) == {r.chunk_id for r in some}
+            for record in some:
+                assert partial[record.chunk_id][0] == found[record.chunk_id][0]
+                np.testing.assert_allclose(partial[record.chunk_id][1], found[record.chunk_id][1], atol=1e-6)
 
     # Search ---------------------------------------------------------------------------------------
 
