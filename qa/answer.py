@@ -295,12 +295,11 @@ def score_sentences(hits: Sequence[Hit], term_weights: dict[str, float], questio
     corroboration = Corroboration(hits, question)
     scored = []
     read = hits[:PASSAGES_READ]
-    names = names_written_in(hit.text[start - hit.start : end - hit.start]
-                             for hit in read for (start, end), _ in hit.sentence_scores) if kind in ("name", "place") else frozenset()
+    texts = [[hit.text[start - hit.start : end - hit.start] for (start, end), _ in hit.sentence_scores] for hit in read]
+    names = names_written_in(text for sentences in texts for text in sentences) if kind in ("name", "place") else frozenset()
     for rank, hit in enumerate(read):
         alignments = hit.sentence_alignment or (None,) * len(hit.sentence_scores)
-        for ((start, end), cosine), alignment in zip(hit.sentence_scores, alignments):
-            text = hit.text[start - hit.start : end - hit.start]
+        for text, ((start, end), cosine), alignment in zip(texts[rank], hit.sentence_scores, alignments):
             if not text.strip() or is_not_an_answer(text, question_stems):
                 continue
             keyword = coverage(text, hit.title)
@@ -529,15 +528,14 @@ def answer_question(
     answer = compose_answer(asked, hits, scored, retriever.store.chunk_count(), understood, filters)
     if not hits:
         return answer
-    texts = [hit.text for hit in hits]
-    if not (filters and filters.active):
-        names = absent_names(searched, retriever.store)
-        return replace(answer, absent_names=tuple(n for n in names if not spelled_out(n, texts)))
+    filtered = filters is not None and filters.active
 
     def held_within(words: list[str]) -> bool:
         return bool(retriever.search(" ".join(words), k=1, mode="keyword", filters=filters))
-    names = tuple(n for n in absent_names(searched, retriever.store, held_within) if not spelled_out(n, texts))
-    return replace(answer, absent_names=names, absent_within=filters.describe() if names else "")
+    texts = [hit.text for hit in hits]
+    names = tuple(n for n in absent_names(searched, retriever.store, held_within if filtered else None)
+                  if not spelled_out(n, texts))
+    return replace(answer, absent_names=names, absent_within=filters.describe() if filtered and names else "")
 
 
 def spelled_out(name: str, texts: Sequence[str]) -> bool:
