@@ -353,7 +353,7 @@ def _migrate(from_store: str, location, paths: tuple[Path, ...], rebuild: bool, 
         with RichIndexProgress(_console(stderr=True)) as progress:
             report = migrate_store(source, location, progress)
     except QAError as exc:
-        if getattr(exc, "about_source", False):  # its hint names the store to copy from
+        if exc.about_source:  # its hint names the store to copy from
             click.get_current_context().meta[_TYPED_LOCATION] = f"--store {shlex.quote(from_store)}"
         raise
     if as_json:

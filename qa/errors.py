@@ -6,6 +6,10 @@ from __future__ import annotations
 class QAError(Exception):
     """Base class: something the user can act on, explained in one line."""
 
+    # Set where the error is about the index copied from (`qa index --from-store SOURCE`), so that
+    # a hint in it that says "`qa index`" is shown naming that index, not the one copied to.
+    about_source: bool = False
+
 
 class ConfigError(QAError):
     """An option or environment setting has a value qa cannot use."""

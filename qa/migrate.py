@@ -40,7 +40,7 @@ def migrate_store(source: StoreLocation, target: StoreLocation, progress: IndexP
     except QAError as exc:
         # A hint in it ("run `qa index` to upgrade it") is about the store copied from: the
         # command line names that one in it, not the target (qa.cli).
-        exc.about_source = True  # type: ignore[attr-defined]
+        exc.about_source = True
         raise
     try:
         documents, total_chunks = reader.counts()
