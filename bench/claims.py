@@ -18,7 +18,9 @@ Claims are made from SQuAD v1.1 dev (data nobody here wrote), five kinds per que
   be true, which the checker rightly passes;
 - denial_dropped: a gold sentence that denies something with its one denial taken out ("did
   not win" -> "did win", "wasn't" -> "was", "never won" -> "won"), so that it says the opposite
-  of its paragraph (false).
+  of its paragraph (false);
+- no_dropped: a gold sentence whose one denial is a "no" before a word, taken out ("there was no
+  rain" -> "there was rain", "with no survivors" -> "with survivors"; false).
 
 Every claim cites all chunks of its paragraph, as a generated sentence cites its passages, and is
 checked with its question, as `qa ask --llm` checks with the question asked.
@@ -57,7 +59,7 @@ from qa.types import Hit
 
 TRUE_KINDS = ("gold_sentence", "question_answer")
 FALSE_KINDS = ("swapped_sentence", "swapped_answer", "wrong_paragraph", "negated_sentence", "denial_dropped",
-               "swapped_roles")
+               "swapped_roles", "no_dropped")
 _AUXILIARY = re.compile(r"\b(?:is|was|are|were|has|had|have|can|could|will|would|did|does|do|should|may|might|must)\b")
 
 
@@ -114,6 +116,21 @@ def undenied(sentence: str) -> str | None:
         if head and head.group(1).lower() in _CONTRACTED:
             return sentence[:head.start()] + _CONTRACTED[head.group(1).lower()] + sentence[end:]
     return sentence[:start] + sentence[end:]
+
+
+_ONE_NO = re.compile(r"\s+no\s+(?=[a-z])")
+_NO_THAT_DENIES_NO_FACT = re.compile(r"\s*(?:longer|more|less|fewer|later|sooner|earlier|matter|doubt)\b")
+
+
+def no_dropped(sentence: str) -> str | None:
+    """`sentence` with its one "no" before a lower-case word taken out ("there was no rain" ->
+    "there was rain"), or None where it has none, denies otherwise too, or the "no" denies no
+    fact ("no longer", "no doubt")."""
+    found = list(_ONE_NO.finditer(sentence))
+    if len(found) != 1 or _NO_THAT_DENIES_NO_FACT.match(sentence, found[0].end()):
+        return None
+    dropped = sentence[:found[0].start()] + " " + sentence[found[0].end():]
+    return None if stated_denial(dropped) else dropped
 
 
 def answer_kind(answer: str) -> str | None:
@@ -179,6 +196,9 @@ def build_claims(prefix: Path, questions: int, seed: int) -> list[dict]:
         dropped = undenied(sentence)
         if dropped is not None:
             claims.append({**base, "kind": "denial_dropped", "text": dropped})
+        dropped = no_dropped(sentence)
+        if dropped is not None:
+            claims.append({**base, "kind": "no_dropped", "text": dropped})
         kind = answer_kind(answer)
         if kind and answer in sentence:
             paragraph_facts = passage_facts(doc["title"]) | passage_facts(text)

@@ -35,6 +35,7 @@ A sentence is `supported` (facts present and support over SUPPORT_THRESHOLD), `u
 from __future__ import annotations
 
 import re
+from collections import Counter
 from collections.abc import Callable, Iterable, Mapping, Sequence
 from dataclasses import dataclass
 from functools import lru_cache
@@ -103,6 +104,9 @@ _UNASSERTED = re.compile(r"\b(?:to|rather\s+than|instead\s+of|whether|if|unless)
 # "-ly" and these adverbs skipped), within this many words and the same clause: "does not owe" ->
 # "owe", "was never fully repaid" -> "repaid".
 DENIED_WORD_REACH = 4
+# A dropped "no" is read in the same frame only: the word before "no" in the passage ("found no
+# bodies") within this many words before the noun in the sentence ("found two bodies").
+NO_FRAME_REACH = 3
 _ADVERBS = frozenset("yet ever even also always still quite entirely fully really actually necessarily".split())
 _SPOKEN = re.compile(r"[\w'’]+")
 # Between a subject and its verb: "Russia will pay", "Russia has paid" (a form of "be" is not here:
@@ -542,7 +546,8 @@ class ClaimChecker:
         best = max(windows, key=lambda w: w.support)
 
         def contradiction(window: _Window) -> tuple[str, str | tuple[str, str, str]] | None:
-            return _dropped_denial(sentence, window, question) or _swapped_roles(sentence, window, question)
+            return (_dropped_denial(sentence, window, question) or _dropped_no(sentence, window, question)
+                    or _swapped_roles(sentence, window, question))
 
         against = contradiction(best)
         strong = [w for w in windows if w.support >= SUPPORT_THRESHOLD]
@@ -577,6 +582,7 @@ class ClaimChecker:
         missing = facts - facts.found_in(_union(vouched + ([passage_facts(question)] if question else [])))
         best = max(self._windows(sentence, list(enumerate(passages, start=1))), key=lambda w: w.support)
         denied = (_unmet_denial(sentence, best, question) is not None or _dropped_denial(sentence, best, question) is not None
+                  or _dropped_no(sentence, best, question) is not None
                   or _swapped_roles(sentence, best, question) is not None)
         return best.alignment, best.coverage, len(missing.labelled({})) + denied
 
@@ -672,6 +678,59 @@ def _dropped_denial(sentence: str, best: _Window, question: str | None) -> tuple
                 # victim" / "Officers said the victim was identified by a relative").
                 denied.setdefault(stem, phrase)
     return next(((phrase, stem) for stem, phrase in denied.items() if stem not in free), None)
+
+
+def _dropped_no(sentence: str, best: _Window, question: str | None) -> tuple[str, str] | None:
+    """The words of the evidence window `best` that say "no" of what `sentence` says there is
+    ("was no evidence" where the sentence says "there was evidence") and the stem they deny, or None.
+
+    "no" denies a noun, which a true sentence may use in another frame ("has no money" beside "owes
+    Russia money", "said there was no evidence" beside "commented on the evidence"), so only the
+    same frame counts: the word before "no" in the window stands within the sentence's few words
+    before the noun ("found no bodies" / "found two bodies"). As for _dropped_denial, the sentence
+    must state the noun as so and deny nothing, the `question` must neither deny nor take the noun
+    for granted, and the window must not also use the noun without "no".
+    """
+    if (question and stated_denial(question)) or _NEGATIVE.search(_NOT_DENIALS.sub(" ", sentence)):
+        return None
+    wanted = set(_asserted_words(sentence)) - _presupposed(question)
+    words, lowered, word_stems = _spoken_words(sentence)
+    texts = _window_sentences(best)
+    denied = [use for text in texts for use in _no_uses(text) if use[1] in wanted]
+    free = Counter(stem for text in texts for stem, phrase, _ in _word_uses(text) if phrase is None)
+    free.subtract(stem for _, stem, _ in denied)
+    for frame, stem, phrase in denied:
+        if free[stem] > 0:
+            continue
+        for j, found in enumerate(word_stems):
+            if found != stem or not lowered[j] or rarity(lowered[j]) == 0:
+                continue
+            for h in range(j - 1, max(-1, j - 1 - NO_FRAME_REACH), -1):
+                if re.search(r"[,;:.!?()\[\]—–]", sentence[words[h].end():words[h + 1].start()]):
+                    break  # another clause
+                if lowered[h] == frame or word_stems[h] == stems([frame])[0]:
+                    return phrase, stem
+    return None
+
+
+@lru_cache(maxsize=4096)
+def _no_uses(text: str) -> tuple[tuple[str, str, str], ...]:
+    """Each "no" of `text` that denies a noun, as (the word before it, lower-cased; the stem of the
+    first content word after it in its clause; the words from the one before "no" to that word)."""
+    plain = _NOT_DENIALS.sub(lambda m: " " * len(m.group(0)), text)
+    words, lowered, word_stems = _spoken_words(text)
+    uses = []
+    for i in range(1, len(words)):
+        if plain[words[i].start():words[i].end()].lower() != "no" or re.search(
+                r"[^\s]", text[words[i - 1].end():words[i].start()]):
+            continue
+        for j in range(i + 1, min(len(words), i + 1 + DENIED_WORD_REACH)):
+            if re.search(r"[,;:.!?()\[\]—–]", text[words[j - 1].end():words[j].start()]):
+                break
+            if lowered[j] and rarity(lowered[j]) > 0 and not _is_adverb(lowered[j]):
+                uses.append((lowered[i - 1], word_stems[j], text[words[i - 1].start():words[j].end()]))
+                break
+    return tuple(uses)
 
 
 def _window_sentences(window: _Window) -> list[str]:

@@ -206,6 +206,26 @@ def test_a_true_sentence_in_other_words_is_not_contradicted(retriever, passage: 
     assert claim.contradicted == () and claim.verdict == SUPPORTED, claim
 
 
+@pytest.mark.parametrize(
+    ("passage", "sentence", "denial"),
+    [
+        ("The minister said there was no evidence of foul play in the death of the journalist.",
+         "There was evidence of foul play in the journalist's death.", "was no evidence"),
+        ("Rescuers found no survivors in the rubble of the collapsed hotel on Monday.",
+         "Rescuers found survivors in the rubble of the collapsed hotel on Monday.", "found no survivors"),
+    ],
+)
+def test_a_sentence_that_drops_a_no_is_contradicted(retriever, passage: str, sentence: str, denial: str) -> None:
+    checker = ClaimChecker(retriever.aligner())
+    claim = checker.check(sentence, [1], _news(passage))
+    assert claim.verdict == UNSUPPORTED and claim.contradicted == (denial,), claim
+    # The same noun in another frame, or used by the passage without "no" too, is no contradiction.
+    assert checker.check("Rescuers searched the rubble of the collapsed hotel for survivors on Monday.", [1],
+                         _news(passage)).contradicted == ()
+    both = _news("There was no warning before the first blast, but police said a warning came before the second.")
+    assert checker.check("There was a warning before the second blast.", [1], both).contradicted == ()
+
+
 def test_a_contradicting_passage_is_no_source_and_another_that_says_it_is(retriever) -> None:
     checker = ClaimChecker(retriever.aligner())
     hits = _news("Defence Minister John Smith did not resign on Monday despite mounting pressure over the arms scandal.",
