@@ -35,6 +35,10 @@ class IndexCorruptError(QAError):
     """An index file is missing, truncated or disagrees with the metadata."""
 
 
+class IndexWriteError(QAError):
+    """The index could not be written: its disk is full, read-only or failing."""
+
+
 class IndexLockedError(QAError):
     """Another process is writing to the index."""
 

@@ -8,6 +8,7 @@ interrupted run keeps every group that landed and loses nothing that was there b
 from __future__ import annotations
 
 import os
+import re
 import shlex
 import threading
 from collections.abc import Callable, Sequence
@@ -20,7 +21,7 @@ from typing import TYPE_CHECKING, TypeVar
 from qa.chunk import chunk_text, model_passage
 from qa.config import ARTICLE_SUFFIXES, default_corpus
 from qa.embed import Embedder, Passage
-from qa.errors import ConfigError, IndexLockedError, IndexMismatchError, IngestError
+from qa.errors import ConfigError, IndexLockedError, IndexMismatchError, IndexWriteError, IngestError
 from qa.ingest import (
     MAX_FILE_BYTES,
     SkippedFile,
@@ -136,6 +137,7 @@ def update_index(
     progress: IndexProgress | None = None,
     lock_timeout: float | None = None,
     forget: Sequence[str | os.PathLike[str]] = (),
+    empty_kept: bool = False,
 ) -> UpdateReport:
     """Index `paths` (added to the index's remembered sources) and every source it already has.
 
@@ -145,7 +147,13 @@ def update_index(
 
     With `only`, just `paths` are looked at: the other sources are not scanned, so adding today's
     files to a large index costs what those files cost. A path inside a remembered source is not
-    remembered again.
+    remembered again. A remembered folder among them that is empty though articles were indexed
+    from it is taken at its word (its files were seen to go), unless `empty_kept`: then its
+    articles are kept, as a plain update keeps them (a drive's mount point with the drive not
+    mounted; `qa watch` asks so of a folder that came back).
+
+    A write that fails (a full disk, a read-only or failing one) raises IndexWriteError: what was
+    committed before stays, and the same update run again goes on from there.
 
     `location` is a local index folder or a store (`qa.stores.location.StoreLocation`); `embedder`
     may be any object with Embedder's methods (`qa.distributed.RayEmbedder` spreads the work over Ray).
@@ -176,13 +184,51 @@ def update_index(
             finally:
                 writer.close()
         embedder = embedder or Embedder()
-        writer = open_writer(location, embedder.name, embedder.dimension, embedder.backend, rebuild)
         try:
-            return _update(writer, paths, embedder, rebuild, only, progress)
-        finally:
-            writer.close()
+            writer = open_writer(location, embedder.name, embedder.dimension, embedder.backend, rebuild)
+            try:
+                return _update(writer, paths, embedder, rebuild, only, progress, empty_kept)
+            finally:
+                writer.close()
+        except Exception as exc:
+            failure = write_failure(exc)
+            if failure is None:
+                raise
+            raise IndexWriteError(f"cannot write the index at {location.describe()}: {failure}") from exc
     finally:
         lock.release()
+
+
+_OUT_OF_SPACE = ("no space left on device", "disk is full", "disk quota exceeded")
+_WRITE_FAULTS = ("read-only file system", "readonly database", "disk i/o error", "input/output error",
+                 "write error")
+
+
+def write_failure(exc: BaseException) -> str | None:
+    """What to tell the user when `exc` is the disk refusing a write, or None when it is not one.
+
+    The stores write through three libraries that each say it their own way: an OSError (ENOSPC),
+    SQLite's OperationalError ("database or disk is full") and FAISS's RuntimeError ("write error
+    in …: No space left on device")."""
+    import errno
+
+    said = str(exc).lower()
+    if (isinstance(exc, OSError) and exc.errno in (errno.ENOSPC, errno.EDQUOT)) or any(w in said for w in _OUT_OF_SPACE):
+        return ("its disk is full; free some space and run the same command again (the index keeps its "
+                "last completed update)")
+    if (isinstance(exc, OSError) and exc.errno in (errno.EROFS, errno.EIO, errno.EFBIG)) or any(w in said for w in _WRITE_FAULTS):
+        return f"the disk refused the write ({_why(exc)}); the index keeps its last completed update"
+    return None
+
+
+def _why(exc: BaseException) -> str:
+    """The system's reason in `exc`: an OSError's, the last bracket of FAISS's C++ message
+    ("… write error in …: 299918 != 552960 (File too large)"), or SQLite's message."""
+    if isinstance(exc, OSError) and exc.strerror:
+        return exc.strerror
+    said = str(exc).strip()
+    bracketed = re.search(r"\(([^()]+)\)$", said)
+    return bracketed.group(1) if bracketed else said.splitlines()[0][:200]
 
 
 def _update(
@@ -192,6 +238,7 @@ def _update(
     rebuild: bool,
     only: bool,
     progress: IndexProgress,
+    empty_kept: bool = False,
 ) -> UpdateReport:
     given = [str(Path(p).expanduser().absolute()) for p in (paths or [])]
     # A path the index could not record is reported, not remembered (nor looked up: the store
@@ -251,8 +298,8 @@ def _update(
     # are kept as a missing folder's are, not dropped as deleted (Syncthing stops syncing such a
     # folder for the same reason). Deleting them all is said with `qa index --forget`. Not when the
     # folder is named to be looked at now (`--only`, `/add`, `qa watch` after a deletion there): its
-    # files were seen to go.
-    emptied = [] if only else [
+    # files were seen to go. A watched folder that came back is not one (`empty_kept`).
+    emptied = [] if only and not empty_kept else [
         r for r in present_roots if r in known_sources and _empty_folder(r) and _holds_any(r, all_facts)
     ]
     present_roots = [r for r in present_roots if r not in emptied]

@@ -20,13 +20,15 @@ QA = [sys.executable, "-c", "from qa.cli import run; run()"]
 
 
 class QAProcess:
-    """A running `qa` command whose stderr goes to a file."""
+    """A running `qa` command whose stderr goes to a file; with `file_size_limit`, no file it
+    writes may grow past that many bytes, as if its disk were full (see `refusing_writes_past`)."""
 
-    def __init__(self, args: list[str], log: Path) -> None:
+    def __init__(self, args: list[str], log: Path, file_size_limit: int | None = None) -> None:
         self.log = log
         self._stderr = log.open("wb")
         self.process = subprocess.Popen([*QA, *args], stdin=subprocess.DEVNULL, stdout=subprocess.DEVNULL,
-                                        stderr=self._stderr, env=dict(os.environ))
+                                        stderr=self._stderr, env=dict(os.environ),
+                                        preexec_fn=refusing_writes_past(file_size_limit) if file_size_limit else None)
 
     def output(self) -> str:
         return self.log.read_text(errors="replace")
@@ -43,6 +45,19 @@ class QAProcess:
                 self.process.kill()
                 self.process.wait()
         self._stderr.close()
+
+
+def refusing_writes_past(size: int):
+    """For Popen's preexec_fn: the child's writes past `size` bytes in any one file fail (EFBIG), as
+    writes to a full disk fail, without a disk to fill; the signal that would kill it is ignored."""
+    import resource
+    import signal
+
+    def limit() -> None:
+        signal.signal(signal.SIGXFSZ, signal.SIG_IGN)
+        resource.setrlimit(resource.RLIMIT_FSIZE, (size, size))
+
+    return limit
 
 
 def wait_for(condition, what: str, process: QAProcess, seconds: float = START_SECONDS, every: float = 0.1):

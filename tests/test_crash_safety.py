@@ -197,3 +197,31 @@ def test_ctrl_c_says_how_to_go_on_and_the_same_command_resumes(tmp_path: Path) -
     assert again.returncode == 0, again.stderr
     report = json.loads(again.stdout)
     assert (report["added"], report["documents"]) == (40 - landed, 40)
+
+
+def test_a_full_disk_is_one_line_and_the_same_command_goes_on(tmp_path: Path, embedder) -> None:
+    from qa_processes import refusing_writes_past
+
+    articles = tmp_path / "articles"
+    articles.mkdir()
+    for seed in sorted((REPO / "seeds").iterdir()):
+        shutil.copy(seed, articles / seed.name)
+    index_dir = tmp_path / "index"
+    update_index(index_dir, [articles], embedder=embedder)
+    _write_paragraph_articles(articles, 40)
+    # Room for the index's files as they are, not for forty articles more.
+    limit = max(path.stat().st_size for path in index_dir.iterdir()) + 4096
+    command = [sys.executable, "-m", "qa.cli", "index", "--index", str(index_dir), str(articles)]
+    env = dict(os.environ, HF_HUB_OFFLINE="1")
+    full = subprocess.run(command, env=env, capture_output=True, text=True, timeout=300,
+                          preexec_fn=refusing_writes_past(limit))
+    assert full.returncode == 1, full.stderr
+    lines = full.stderr.strip().splitlines()
+    assert len(lines) == 1 and lines[0].startswith(f"Error: cannot write the index at {index_dir}"), full.stderr
+    assert "the index keeps its last completed update" in lines[0]
+    assert not [path.name for path in index_dir.iterdir() if path.name.endswith(".tmp")]  # the half-written file went
+    _assert_whole_and_answering(index_dir, embedder)
+
+    again = subprocess.run([*command, "--json"], env=env, capture_output=True, text=True, timeout=300)
+    assert again.returncode == 0, again.stderr
+    assert json.loads(again.stdout)["documents"] == 42

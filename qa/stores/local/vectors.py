@@ -257,9 +257,13 @@ class FaissVectorStore:
 
         self.choose_index()
         tmp = path.with_name(path.name + ".tmp")
-        faiss.write_index(self._index, str(tmp))
-        with open(tmp, "rb") as handle:
-            os.fsync(handle.fileno())
+        try:
+            faiss.write_index(self._index, str(tmp))
+            with open(tmp, "rb") as handle:
+                os.fsync(handle.fileno())
+        except BaseException:
+            tmp.unlink(missing_ok=True)  # half a file on a full disk: the space goes back now
+            raise
         os.replace(tmp, path)
 
     @classmethod
