@@ -60,6 +60,9 @@ class FolderWatcher:
         self._thread: threading.Thread | None = None
         self._known: list[str] = []  # PATHS and the remembered sources, there or not
         self._gone: set[str] = set()  # watched folders said to be gone, to say when they are back
+        # Watched folders found empty, their articles kept (a drive's mount point, the drive not
+        # mounted): the next change in one is indexed by a scan of all of it, so what is not there goes.
+        self._came_back_empty: set[str] = set()
         # Files said to be skipped, with the reason and the file's stamp then: a folder's next scan
         # skips them again, and saying so at every update buried the updates.
         self._said_skipped: set[tuple[str, str, tuple[int, int] | None]] = set()
@@ -75,6 +78,7 @@ class FolderWatcher:
         started = time.perf_counter()
         report = update_index(self.location, self.paths or None, embedder=self.embedder, lock_timeout=None,
                               progress=self._notes)
+        self._came_back_empty |= {root for root in report.missing_sources if os.path.isdir(root)}
         self._log_report(report, time.perf_counter() - started, always=say_unchanged)
         self.roots = self._existing_roots()
         return report
@@ -139,13 +143,18 @@ class FolderWatcher:
         try:
             for changes in batches:
                 if changes:  # an empty batch is the WAKE_MS timeout
-                    self.update(changes)
                     # A watched folder deleted: even made again at once, with the same inode (a
                     # freed one is handed out again), it is another folder the watch cannot see.
                     deleted = [path for change, path in changes if change == watchfiles.Change.deleted and path in watched]
                     if deleted:
+                        # What went with it is for the catch-up once it is watched again, which
+                        # keeps the articles of one made again empty (a drive's mount point).
+                        others = {(change, path) for change, path in changes if not path_is_under(path, deleted)}
+                        if others:
+                            self.update(others)
                         self._say_gone(root for root in deleted if not os.path.exists(root))
                         return
+                    self.update(changes)
                 if time.monotonic() - checked < ROOTS_CHECK_S:
                     continue
                 checked = time.monotonic()
@@ -191,11 +200,14 @@ class FolderWatcher:
 
         started = time.perf_counter()
         try:
+            # Empty, it may be a mount point whose drive went: its articles are kept, as `qa index` keeps them.
             report = update_index(self.location, roots, embedder=self.embedder, only=True, lock_timeout=None,
-                                  progress=self._notes)
+                                  progress=self._notes, empty_kept=True)
         except QAError as exc:
             self.log(f"{_clock()} update failed: {exc}")
             return
+        self._came_back_empty -= set(roots)
+        self._came_back_empty |= {root for root in report.missing_sources if root in roots and os.path.isdir(root)}
         self._log_report(report, time.perf_counter() - started)
 
     def update(self, changes: Iterable[tuple[object, str]]) -> UpdateReport | None:
@@ -210,6 +222,12 @@ class FolderWatcher:
         paths = batch_paths(((change == watchfiles.Change.deleted, path) for change, path in changes), roots)
         if not paths:
             return None
+        refilled = [root for root in self._came_back_empty if any(path_is_under(path, [root]) for path in paths)]
+        if refilled:
+            # Files again in a folder that came back empty: it was not an unmounted drive, or it is
+            # mounted again; a scan of all of it drops what it no longer holds.
+            paths = [path for path in paths if not path_is_under(path, refilled)] + refilled
+            self._came_back_empty -= set(refilled)
         started = time.perf_counter()
         try:
             report = update_index(self.location, paths, embedder=self.embedder, only=True, lock_timeout=None,

@@ -12,6 +12,7 @@ import httpx
 import pytest
 
 from qa.embed import Embedder
+from qa.indexer import update_index
 from qa.stores import open_store
 from qa.stores.location import as_location
 from qa.watch import FolderWatcher, batch_paths
@@ -110,6 +111,30 @@ def test_a_burst_of_files_is_one_update_and_deletions_and_edits_follow(tmp_path:
         watcher.stop()
 
 
+def test_a_write_the_disk_refuses_is_one_line_and_watching_goes_on(tmp_path: Path, embedder: Embedder) -> None:
+    news = news_with_one_article(tmp_path)
+    index_dir = tmp_path / "index"
+    update_index(as_location(index_dir), [str(news)], embedder=embedder)
+    # Room for the files as they are, not for forty articles more (their vectors, their catalog rows).
+    limit = max(path.stat().st_size for path in index_dir.iterdir()) + 4096
+    watcher = QAProcess(["watch", "--index", str(index_dir)], tmp_path / "watch.log", file_size_limit=limit)
+    try:
+        wait_for(lambda: "watching" in watcher.output(), "qa watch started", watcher)
+        for n in range(1, 41):
+            (news / f"report-{n:02d}.txt").write_text(article(n) * 3)
+        wait_for(lambda: "update failed: cannot write the index" in watcher.output(), "the failed write said",
+                 watcher, WATCH_SECONDS, 0.5)
+        assert "Traceback" not in watcher.output()
+        assert documents(index_dir) == {"first.txt"}
+        # Still watching: a change that needs no room is indexed.
+        for n in range(1, 41):
+            (news / f"report-{n:02d}.txt").unlink()
+        (news / "first.txt").unlink()
+        wait_for(lambda: not documents(index_dir), "the deleted article dropped", watcher, WATCH_SECONDS, 0.5)
+    finally:
+        watcher.stop()
+
+
 def test_a_file_written_while_the_watcher_catches_up_is_not_missed(tmp_path: Path, embedder: Embedder) -> None:
     news = news_with_one_article(tmp_path)
     index_dir = tmp_path / "index"
@@ -164,6 +189,45 @@ def test_a_watched_folder_deleted_and_made_again_is_watched_again(tmp_path: Path
         wait_until({"fourth.txt"}, "the folder made again at once never caught up")
         (news / "fifth.txt").write_text(article(4))
         wait_until({"fourth.txt", "fifth.txt"}, "a file in the folder made again at once never indexed")
+    finally:
+        watcher.stop()
+
+
+def test_a_watched_drive_unmounted_keeps_its_articles(tmp_path: Path, embedder: Embedder) -> None:
+    news = news_with_one_article(tmp_path)
+    index_dir = tmp_path / "index"
+    lines: list[str] = []
+    watcher = FolderWatcher(as_location(index_dir), [str(news)], embedder=embedder, log=lines.append)
+    watcher.start()
+
+    def wait_for_line(text: str, after: int) -> None:
+        deadline = time.monotonic() + WATCH_SECONDS
+        while not any(text in line for line in lines[after:]):
+            assert time.monotonic() < deadline, lines
+            time.sleep(0.2)
+
+    try:
+        # Unmounted: the folder is the empty mount point at once (another folder to the watch).
+        said = len(lines)
+        news.rename(tmp_path / "drive")
+        news.mkdir()
+        wait_for_line("is empty now (a drive not mounted?)", said)
+        assert documents(index_dir) == {"first.txt"}
+        # Mounted again: watched, and what it held is not embedded again.
+        said = len(lines)
+        news.rmdir()
+        (tmp_path / "drive").rename(news)
+        time.sleep(3)  # more than ROOTS_CHECK_S: the watch on the mount point has moved to the drive
+        (news / "third.txt").write_text(article(3))
+        wait_for_documents(index_dir, {"first.txt", "third.txt"}, "a file written to the drive mounted again", lines)
+        assert sum(int(n) for n in re.findall(r"(\d+) added", " ".join(lines[said:]))) == 1, lines
+        # Empty again, then written to: not a drive after all, and the folder's scan drops the others.
+        said = len(lines)
+        news.rename(tmp_path / "drive")
+        news.mkdir()
+        wait_for_line("is empty now", said)
+        (news / "second.txt").write_text(article(1))
+        wait_for_documents(index_dir, {"second.txt"}, "a file written into the emptied folder", lines)
     finally:
         watcher.stop()
 
