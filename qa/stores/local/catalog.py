@@ -137,6 +137,18 @@ class Catalog:
         self.read_without_locks = signature is not None
         self._opened = signature or file_signature(path)
 
+    def check_sound(self) -> None:
+        """Raise IndexCorruptError (and close) unless SQLite finds every page of the file sound: it
+        reads all of it, so only a rebuild asks, which reads it whole anyway. Opening reads the
+        first pages alone, and a page damaged further in failed mid-way through the rebuild."""
+        try:
+            found = self._db.execute("PRAGMA quick_check").fetchone()[0]
+        except sqlite3.DatabaseError as exc:
+            found = str(exc)
+        if found != "ok":
+            self.close()
+            raise IndexCorruptError(f"the catalog {self.path.name} is damaged ({found})")
+
     def file_state(self) -> str:
         """"same" while the file this catalog was opened from is still at its path; "gone" when the
         path holds none (the index folder deleted under a server), "replaced" when it holds another

@@ -454,6 +454,8 @@ class LocalWriter:
         catalog_lost = not rebuild and (index_dir / MANIFEST_FILE).is_file() and not (index_dir / CATALOG_FILE).is_file()
         try:
             self.catalog = Catalog.open(index_dir / CATALOG_FILE, create=not catalog_lost)
+            if rebuild and self.existed:
+                self.catalog.check_sound()
         except IndexCorruptError:
             if not rebuild:
                 raise
@@ -480,6 +482,12 @@ class LocalWriter:
             # rebuild has finished (finish()), so a rebuild that stops first loses nothing.
             if self._aside is None:
                 _delete_stale_vector_files(index_dir, self.catalog.segments())
+        except sqlite3.DatabaseError as exc:  # a page past the first ones damaged
+            self.catalog.close()
+            raise IndexCorruptError(
+                f"the catalog {CATALOG_FILE} cannot be read ({exc}); build it again with `qa index PATH --rebuild`, "
+                "naming your folders (the catalog held the list of them)"
+            ) from exc
         except BaseException:
             self.catalog.close()
             raise
