@@ -40,7 +40,7 @@ from collections.abc import Callable, Iterable, Mapping, Sequence
 from dataclasses import dataclass
 from functools import lru_cache
 from types import MappingProxyType
-from typing import TYPE_CHECKING
+from typing import TYPE_CHECKING, NamedTuple
 
 from qa.align import sentence_maxima
 from qa.chunk import split_sentences
@@ -105,7 +105,7 @@ _UNASSERTED = re.compile(r"\b(?:to|rather\s+than|instead\s+of|whether|if|unless)
 # "owe", "was never fully repaid" -> "repaid".
 DENIED_WORD_REACH = 4
 # A dropped "no" is read in the same frame only: the word before "no" in the passage ("found no
-# bodies") within this many words before the noun in the sentence ("found two bodies").
+# bodies") at most this many words before the thing in the sentence ("found the two bodies").
 NO_FRAME_REACH = 3
 _ADVERBS = frozenset("yet ever even also always still quite entirely fully really actually necessarily".split())
 _SPOKEN = re.compile(r"[\w'’]+")
@@ -684,52 +684,93 @@ def _dropped_no(sentence: str, best: _Window, question: str | None) -> tuple[str
     """The words of the evidence window `best` that say "no" of what `sentence` says there is
     ("was no evidence" where the sentence says "there was evidence") and the stem they deny, or None.
 
-    "no" denies a noun, which a true sentence may use in another frame ("has no money" beside "owes
-    Russia money", "said there was no evidence" beside "commented on the evidence"), so only the
-    same frame counts: the word before "no" in the window stands within the sentence's few words
-    before the noun ("found no bodies" / "found two bodies"). As for _dropped_denial, the sentence
-    must state the noun as so and deny nothing, the `question` must neither deny nor take the noun
-    for granted, and the window must not also use the noun without "no".
+    "no" denies a thing a true sentence may well name in another frame ("has no money" beside "owes
+    Russia money", "has too little money"; "said no decision had been made" beside "said a decision
+    was expected"), so only the passage's own wording less its "no" counts: the word before "no"
+    (a form of "be" or "have" for any other) just before the thing in the sentence, with at most
+    an article or a number between, and the passage's next word after it soon after it there too
+    ("found no survivors in the rubble" / "found survivors in the rubble"). As for _dropped_denial,
+    the sentence must state the thing as so and deny nothing, the `question` must neither deny nor
+    take the thing for granted, and the window must not also name the thing without "no".
     """
     if (question and stated_denial(question)) or _NEGATIVE.search(_NOT_DENIALS.sub(" ", sentence)):
         return None
     wanted = set(_asserted_words(sentence)) - _presupposed(question)
-    words, lowered, word_stems = _spoken_words(sentence)
     texts = _window_sentences(best)
-    denied = [use for text in texts for use in _no_uses(text) if use[1] in wanted]
+    denied = [use for text in texts for use in _no_uses(text) if use.stem in wanted]
+    if not denied:
+        return None
     free = Counter(stem for text in texts for stem, phrase, _ in _word_uses(text) if phrase is None)
-    free.subtract(stem for _, stem, _ in denied)
-    for frame, stem, phrase in denied:
-        if free[stem] > 0:
+    free.subtract(use.stem for use in denied)
+    words, lowered, word_stems = _spoken_words(sentence)
+    for use in denied:
+        if free[use.stem] > 0:
             continue
         for j, found in enumerate(word_stems):
-            if found != stem or not lowered[j] or rarity(lowered[j]) == 0:
+            if found != use.stem or _is_adverb(lowered[j]) or _UNASSERTED.search(sentence[:words[j].start()]):
+                continue  # "was immediately unavailable" is not "was no immediate comment"
+            h = j - 1
+            while h >= 0 and j - h <= NO_FRAME_REACH and (lowered[h] in _FILLERS or lowered[h].isdigit()) \
+                    and not re.search(r"[,;:.!?()\[\]—–]", sentence[words[h].end():words[h + 1].start()]):
+                h -= 1
+            if h < 0 or _frame_form(lowered[h]) != use.frame:
                 continue
-            for h in range(j - 1, max(-1, j - 1 - NO_FRAME_REACH), -1):
-                if re.search(r"[,;:.!?()\[\]—–]", sentence[words[h].end():words[h + 1].start()]):
-                    break  # another clause
-                if lowered[h] == frame or word_stems[h] == stems([frame])[0]:
-                    return phrase, stem
+            if use.after is None or use.after in word_stems[j + 1:j + 2 + DENIED_WORD_REACH]:
+                return use.phrase, use.stem
     return None
 
 
+class _NoUse(NamedTuple):
+    """A "no" of a passage sentence: "found no survivors in the rubble" is ("found", "survivor",
+    "found no survivors", "rubbl")."""
+
+    frame: str  # the word before "no", lower-cased (_frame_form)
+    stem: str  # the first content word after it: the thing denied
+    phrase: str  # the passage's words from the frame to the thing, as shown
+    after: str | None  # the stem of the next content word in its clause, or None
+
+
+# Between the frame and the thing, in the sentence: "found two survivors", "was a decision".
+_FILLERS = frozenset("a an the some several many any his her its their our this that these those".split())
+# "said no to the plan", "voted no on the measure" answer; "no longer", "no doubt", "no matter" deny no thing.
+_NO_ANSWERS = frozenset("to on in for at of by from with as about against".split())
+_NO_IDIOMS = frozenset("longer doubt matter".split())
+_FRAME_FORMS = {**dict.fromkeys(("is", "was", "are", "were", "be", "been", "being"), "be"),
+                **dict.fromkeys(("has", "have", "had", "having"), "have")}
+
+
+def _frame_form(word: str) -> str:
+    """A frame word as compared: any form of "be" or "have" is that verb ("there is no" / "there was")."""
+    return _FRAME_FORMS.get(word, word)
+
+
 @lru_cache(maxsize=4096)
-def _no_uses(text: str) -> tuple[tuple[str, str, str], ...]:
-    """Each "no" of `text` that denies a noun, as (the word before it, lower-cased; the stem of the
-    first content word after it in its clause; the words from the one before "no" to that word)."""
+def _no_uses(text: str) -> tuple[_NoUse, ...]:
+    """Each lower-case "no" of `text` that denies a thing (a capitalised one names a side: "the No
+    campaign"), with the words about it (_NoUse)."""
     plain = _NOT_DENIALS.sub(lambda m: " " * len(m.group(0)), text)
     words, lowered, word_stems = _spoken_words(text)
+
+    def next_content(start: int) -> int | None:
+        for k in range(start, min(len(words), start + DENIED_WORD_REACH)):
+            if k > 0 and re.search(r"[,;:.!?()\[\]—–]", text[words[k - 1].end():words[k].start()]):
+                return None  # another clause
+            if lowered[k] and rarity(lowered[k]) > 0 and lowered[k] not in _ADVERBS and not _is_adverb(lowered[k]):
+                return k
+        return None
+
     uses = []
-    for i in range(1, len(words)):
-        if plain[words[i].start():words[i].end()].lower() != "no" or re.search(
-                r"[^\s]", text[words[i - 1].end():words[i].start()]):
+    for i in range(1, len(words) - 1):
+        if plain[words[i].start():words[i].end()] != "no" or re.search(r"\S", text[words[i - 1].end():words[i].start()]):
             continue
-        for j in range(i + 1, min(len(words), i + 1 + DENIED_WORD_REACH)):
-            if re.search(r"[,;:.!?()\[\]—–]", text[words[j - 1].end():words[j].start()]):
-                break
-            if lowered[j] and rarity(lowered[j]) > 0 and not _is_adverb(lowered[j]):
-                uses.append((lowered[i - 1], word_stems[j], text[words[i - 1].start():words[j].end()]))
-                break
+        if lowered[i + 1] in _NO_ANSWERS or lowered[i + 1] in _NO_IDIOMS:
+            continue
+        j = next_content(i + 1)
+        if j is None:
+            continue
+        after = next_content(j + 1)
+        uses.append(_NoUse(_frame_form(lowered[i - 1]), word_stems[j], text[words[i - 1].start():words[j].end()],
+                           word_stems[after] if after is not None else None))
     return tuple(uses)
 
 
@@ -743,7 +784,10 @@ def _affirms(window: _Window, said: str | tuple[str, str, str]) -> bool:
     """Whether `window` says `said` as a sentence did: a word's stem used with no denial, or a
     role (subject, object, verb) in that order."""
     if isinstance(said, str):
-        return any(stem == said and phrase is None for text in _window_sentences(window) for stem, phrase, _ in _word_uses(text))
+        # A use after "no" is no more said than one after "not" ("there were no survivors").
+        texts = _window_sentences(window)
+        free = sum(stem == said and phrase is None for text in texts for stem, phrase, _ in _word_uses(text))
+        return free > sum(use.stem == said for text in texts for use in _no_uses(text))
     return any(role[:3] == said for text in _window_sentences(window) for role in _roles(text))
 
 

@@ -199,6 +199,18 @@ def _news(*texts: str) -> list[Hit]:
          "Police are trying to identify the victim, a man in his 40s."),
         ("The minister said there was no evidence of foul play in the death of the journalist.",
          "The minister commented on the evidence in the journalist's death."),
+        # found by a review of the dropped-"no" check: the thing named in another frame or wording
+        ("The spokesman said no decision had yet been made, but one was expected next week.",
+         "The spokesman said a decision was expected next week."),
+        ("Iraq has no money to repay its debt to Russia.", "Iraq has too little money to repay its debt to Russia."),
+        ("The No campaign won 55 percent of the vote in the referendum.",
+         "The campaign against independence won 55 percent of the vote in the referendum."),
+        ("Voters in the region said no to the plan to build a new airport.",
+         "Voters in the region said the plan to build a new airport should be dropped."),
+        ("There was no immediate comment from the ministry on the report.",
+         "The ministry was immediately unavailable for comment on the report."),
+        ("Police examined the scene and said there was no evidence of foul play.",
+         "Police examined the scene to see whether there was evidence of foul play."),
     ],
 )
 def test_a_true_sentence_in_other_words_is_not_contradicted(retriever, passage: str, sentence: str) -> None:
@@ -224,6 +236,11 @@ def test_a_sentence_that_drops_a_no_is_contradicted(retriever, passage: str, sen
                          _news(passage)).contradicted == ()
     both = _news("There was no warning before the first blast, but police said a warning came before the second.")
     assert checker.check("There was a warning before the second blast.", [1], both).contradicted == ()
+    # Another passage's "no" in another frame does not say it either: it is no source for the sentence.
+    again = _news("Rescuers found no survivors in the rubble of the collapsed hotel on Monday.",
+                  "Officials said there were no survivors in the rubble of the collapsed hotel.")
+    claim = checker.check("Rescuers found survivors in the rubble of the collapsed hotel on Monday.", [1, 2], again)
+    assert claim.verdict == UNSUPPORTED and claim.contradicted == ("found no survivors",), claim
 
 
 def test_a_contradicting_passage_is_no_source_and_another_that_says_it_is(retriever) -> None:
