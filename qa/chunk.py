@@ -63,14 +63,28 @@ def model_passage(heading: str | None, text: str, start: int, spans: Iterable[Sp
 
 
 def split_sentences(text: str) -> list[Span]:
-    """Trimmed spans of the sentences of text, in order: ``"Hi. Mr. Li left." -> [(0, 3), (4, 16)]``."""
+    """Trimmed spans of the sentences of text, in order: ``"Hi. Mr. Li left." -> [(0, 3), (4, 16)]``.
+
+    A PDF's page break (qa.pages) ends a paragraph, except where a sentence runs on over it: the
+    page ends on a lower-case letter or a comma and the next begins with a lower-case letter
+    ("…will protect the marina\n\f\nfrom winter storms."). A page number or a running header
+    at the break still ends one.
+    """
     spans: list[Span] = []
     start = 0
     for match in _PARAGRAPH_BREAK.finditer(text):
+        if _runs_over_the_page(text, match):
+            continue
         spans.extend(_paragraph_sentences(text, start, match.start()))
         start = match.end()
     spans.extend(_paragraph_sentences(text, start, len(text)))
     return spans
+
+
+def _runs_over_the_page(text: str, paragraph_break: re.Match[str]) -> bool:
+    before, after = paragraph_break.start() - 1, paragraph_break.end()
+    return ("\f" in paragraph_break.group() and before >= 0 and after < len(text)
+            and (text[before].islower() or text[before] in ",;-–—") and text[after].islower())
 
 
 def chunk_text(

@@ -291,3 +291,35 @@ def test_a_sentence_broken_over_the_pdfs_lines_reads_as_one_line(tmp_path: Path,
             assert " ".join(citation.quote.split()) in answer.answer
     finally:
         index.close()
+
+
+def test_a_sentence_that_runs_over_a_page_break_is_quoted_whole(tmp_path: Path, embedder) -> None:
+    from qa.answer import answer_question
+    from qa.chunk import split_sentences
+    from qa.indexer import update_index
+    from qa.retrieve import Retriever
+    from qa.stores import open_store
+
+    folder = tmp_path / "articles"
+    folder.mkdir()
+    write_pdf(folder / "harbour.pdf", [
+        ["Harbour Authority Annual Review",
+         "The harbour master Bartholomew Quince confirmed on Friday that the new breakwater, which took four "
+         "years to build and cost 88 million pounds, will protect the marina"],
+        ["from winter storms. The marina holds four hundred berths.", "Page 2"],
+    ], title="Harbour Authority Annual Review")
+    text = read_article(folder / "harbour.pdf").text
+    sentences = [text[a:b] for a, b in split_sentences(text)]
+    assert any(s.startswith("The harbour master") and s.endswith("from winter storms.") for s in sentences), sentences
+    assert "Page 2" in sentences  # a page's number is no sentence's end
+
+    update_index(tmp_path / "index", [folder], embedder=embedder)
+    index = open_store(tmp_path / "index")
+    try:
+        answer = answer_question(Retriever(index, embedder), "What will the new breakwater protect the marina from?")
+        assert answer.answerable and "will protect the marina from winter storms" in answer.answer, answer.answer
+        (citation,) = [c for c in answer.citations if "breakwater" in c.quote]
+        assert index.document(citation.doc_id).text[citation.start:citation.end] == citation.quote
+        assert page_at(text, citation.start) == 1
+    finally:
+        index.close()
