@@ -800,6 +800,9 @@ def test_a_missing_or_damaged_vector_file_is_reported_by_doctor_and_refused_by_a
         (problem,) = json.loads(result.output)["problems"]
         # The fix named is for the index named (a plain `qa index --rebuild` rebuilds the default one).
         assert segment.name in problem and f"qa index --rebuild --index {index_dir.index_dir}`" in problem
+        if damage == "cut short":  # an update does not call it up to date either
+            with pytest.raises(IndexCorruptError, match=f"{segment.name} is cut short .*; run `qa index --rebuild`"):
+                update_index(index_dir, embedder=embedder)
     # Said to a person, the command to run names the index they named.
     result = CliRunner().invoke(main, ["doctor", "--index", str(index_dir.index_dir)])
     assert f"run `qa index --rebuild --index {index_dir.index_dir}` to build it again" in result.output

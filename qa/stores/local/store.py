@@ -436,6 +436,17 @@ def _missing_segment(index_dir: Path, segments: Sequence[SegmentRow]) -> Path | 
     return next((path for s in segments if not (path := segment_path(index_dir, s.id)).is_file()), None)
 
 
+def _short_segment(index_dir: Path, segments: Sequence[SegmentRow], dimension: int) -> tuple[Path, int] | None:
+    """The first vector file too short for the vectors its segment holds, and its size: flat and
+    IVF files alike keep every vector whole (4 bytes a dimension), so a smaller file was cut short."""
+    for segment in segments:
+        path = segment_path(index_dir, segment.id)
+        size = path.stat().st_size
+        if size < segment.vectors * dimension * 4:
+            return path, size
+    return None
+
+
 class LocalWriter:
     """Commits to a local index: a new segment file per commit that adds vectors, plus one SQLite
     transaction each; small segments merge when the update finishes."""
@@ -469,11 +480,16 @@ class LocalWriter:
                 save_manifest(index_dir, manifest)
             self.generation = self.catalog.generation
             if not rebuild:
-                # A live vector file that is gone (deleted by hand, a disk restored in part) is
-                # said now: an update would otherwise call the index up to date while searches fail.
-                gone = _missing_segment(index_dir, self.catalog.segments())
+                # A live vector file that is gone (deleted by hand, a disk restored in part) or cut
+                # short is said now: an update would otherwise call the index up to date while
+                # searches fail.
+                segments = self.catalog.segments()
+                gone = _missing_segment(index_dir, segments)
                 if gone is not None:
                     raise IndexCorruptError(f"the vector file {gone.name} is missing; {REBUILD_HINT}")
+                short = _short_segment(index_dir, segments, manifest.dimension)
+                if short is not None:
+                    raise IndexCorruptError(f"the vector file {short[0].name} is cut short ({short[1]:,} bytes); {REBUILD_HINT}")
             # Indexes written while whole articles had an FTS5 table of their own (now scored from
             # the chunks' postings) drop it; SQLite reuses its pages.
             self.catalog.drop_article_terms()
