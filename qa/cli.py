@@ -290,8 +290,10 @@ def index(paths: tuple[Path, ...], rebuild: bool, only: bool, from_store: str | 
                 embedder.close()  # a Ray this command started is shut down
     # A path typed on the command line that is not there is an error for scripts to see, as with
     # `ls` or `cp`; the other paths were still indexed.
-    # (A deleted file that was indexed is not one: it was removed.)
-    skipped = {s.path for s in report.skipped}
+    # (A deleted file that was indexed is not one: it was removed.) A remembered folder typed again
+    # that is not there is one too, its articles kept: a nightly `qa index /mnt/usb/news` with the
+    # drive unplugged must not look like success.
+    skipped = {s.path for s in report.skipped} | set(report.missing_sources)
     missing = [p for p in paths if not p.expanduser().exists() and str(p.expanduser().absolute()) in skipped]
     if as_json:
         from dataclasses import asdict

@@ -412,6 +412,13 @@ def test_index_reports_a_mistyped_path_and_exits_non_zero(tmp_path: Path) -> Non
     assert result.exit_code == 1
     assert "no such file or folder" in result.output and "Traceback" not in result.output
     assert "1 added" in result.output  # the real folder was still indexed
+    # A remembered folder typed again that is not there now (a drive unplugged): its articles are
+    # kept, and a nightly script still sees that something is wrong.
+    corpus.rename(tmp_path / "unplugged")
+    result = CliRunner().invoke(main, ["index", "--index", str(tmp_path / "idx"), str(corpus)])
+    assert result.exit_code == 1, result.output
+    assert "its indexed articles are kept" in result.output and f"Error: no such file or folder: {corpus}" in result.output
+    assert CliRunner().invoke(main, ["index", "--index", str(tmp_path / "idx")]).exit_code == 0  # not typed: a note
 
 
 def test_an_index_this_user_may_not_write_is_searched_not_called_damaged(index_dir: Path, tmp_path: Path) -> None:
