@@ -813,7 +813,9 @@ def _read_markdown(markdown: str) -> tuple[str, str | None, str | None]:
                 title = _tidy_title(heading.group(1))
                 del lines[i]
             break
-    date = _parse_date(fields.get("date", ""))
+    # Jekyll and Hugo write `date:`; web clippers (Obsidian's), Hugo and Astro `published:`,
+    # `publishdate:`, `pubdate:`. Not `created:`, the day it was clipped.
+    date = _parse_date(next((fields[key] for key in _FRONT_MATTER_DATES if fields.get(key)), ""))
     if date is None:
         date, lines = _take_dateline(lines)
     text = _normalize("\n".join(lines))
@@ -837,6 +839,9 @@ def _take_dateline(lines: list[str]) -> tuple[str | None, list[str]]:
         if found is not None and _is_dateline(plain):
             return found, lines[:i] + lines[i + 1:]
     return None, lines
+
+
+_FRONT_MATTER_DATES = ("date", "published", "publishdate", "pubdate", "date_published")
 
 
 def _front_matter(block: str) -> dict[str, str] | None:

@@ -267,6 +267,10 @@ def test_markdown_front_matter_and_heading(tmp_path: Path) -> None:
     article = read_article(path)
     assert (article.title, article.date) == ("Front Matter Title", "2016-07-27")
     assert article.text == "First paragraph.\n\nSecond paragraph."
+    # A web clipper's front matter: the day it was published, not the day it was clipped.
+    clipped = _write(tmp_path / "clipped.md", "---\ntitle: Ferry strike ends\ncreated: 2025-12-05\n"
+                                              "published: 2025-07-14\n---\n\nThe ferry strike ended.\n")
+    assert read_article(clipped).date == "2025-07-14"
 
 
 def test_markdown_rules_around_paragraphs_are_not_front_matter(tmp_path: Path) -> None:
