@@ -11,6 +11,7 @@ import os
 import re
 import shlex
 import threading
+import time
 from collections.abc import Callable, Sequence
 from concurrent.futures import Future
 from dataclasses import dataclass, field
@@ -102,12 +103,15 @@ def writer_lock(index_dir: Path, timeout: float | None, progress: IndexProgress 
         raise IndexLockedError(f"another qa process is updating the index in {index_name}")
     if progress is not None:
         progress.note(f"waiting for another qa process to finish updating {index_name} …")
+    started = time.monotonic()
     try:
         lock.acquire(timeout=-1 if timeout is None else timeout)
     except Timeout as exc:
         raise IndexLockedError(
             f"another qa process is still updating the index in {index_name}; try again when it is done"
         ) from exc
+    if progress is not None:  # a log that said "waiting" and nothing more looked hung
+        progress.note(f"the other update finished after {time.monotonic() - started:.1f} s; going on")
     return lock
 
 

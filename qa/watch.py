@@ -37,6 +37,7 @@ WAKE_MS = 500  # how long the first wait lasts before catch-up; later waits wake
 # another terminal may add one): its catalog's list alone, no vectors loaded.
 ROOTS_CHECK_S = 2.0
 SOURCES_CHECK_S = 30.0
+PROGRESS_EVERY_S = 10.0  # how often a long update says how far it is
 
 Log = Callable[[str], None]
 
@@ -56,6 +57,7 @@ class FolderWatcher:
         self.log = log
         self.roots: list[str] = []
         self.updates = 0  # batches that changed the index, for tests and the bench
+        self.updating = False  # an update is under way (a Ctrl-C now stops it part-way)
         self._stop = threading.Event()
         self._thread: threading.Thread | None = None
         self._known: list[str] = []  # PATHS and the remembered sources, there or not
@@ -73,11 +75,9 @@ class FolderWatcher:
     def catch_up(self, say_unchanged: bool = True) -> UpdateReport:
         """Index PATHS (remembered from now on) and every known source, as `qa index PATHS` does;
         said in a line even when nothing changed, unless not `say_unchanged`."""
-        from qa.indexer import update_index
 
         started = time.perf_counter()
-        report = update_index(self.location, self.paths or None, embedder=self.embedder, lock_timeout=None,
-                              progress=self._notes)
+        report = self._update_index(self.paths or None)
         self._came_back_empty |= {root for root in report.missing_sources if os.path.isdir(root)}
         self._log_report(report, time.perf_counter() - started, always=say_unchanged)
         self.roots = self._existing_roots()
@@ -193,7 +193,6 @@ class FolderWatcher:
 
     def _catch_up_with(self, roots: list[str]) -> None:
         """Index folders that appeared (or came back) while watching, as `qa index --only` would."""
-        from qa.indexer import update_index
 
         if not roots:
             return
@@ -201,8 +200,7 @@ class FolderWatcher:
         started = time.perf_counter()
         try:
             # Empty, it may be a mount point whose drive went: its articles are kept, as `qa index` keeps them.
-            report = update_index(self.location, roots, embedder=self.embedder, only=True, lock_timeout=None,
-                                  progress=self._notes, empty_kept=True)
+            report = self._update_index(roots, only=True, empty_kept=True)
         except QAError as exc:
             self.log(f"{_clock()} update failed: {exc}")
             return
@@ -214,7 +212,6 @@ class FolderWatcher:
         """Index one batch of (change, path) events; a failure is logged and watching goes on."""
         import watchfiles
 
-        from qa.indexer import update_index
 
         # The sources read again first: a folder `qa index --forget` dropped a moment ago is not
         # indexed again from its events (it would come back, each changed file a source of its own).
@@ -230,12 +227,27 @@ class FolderWatcher:
             self._came_back_empty -= set(refilled)
         started = time.perf_counter()
         try:
-            report = update_index(self.location, paths, embedder=self.embedder, only=True, lock_timeout=None,
-                                  progress=self._notes)
+            report = self._update_index(paths, only=True)
         except QAError as exc:
             self.log(f"{_clock()} update failed: {exc}")
             return None
         self._log_report(report, time.perf_counter() - started)
+        return report
+
+    def _update_index(self, paths: Sequence[str] | None, **options: bool) -> UpdateReport:
+        """`qa.indexer.update_index` on this watcher's index, `updating` while it runs."""
+        from qa.indexer import update_index
+
+        self.updating = True
+        try:
+            report = update_index(self.location, paths, embedder=self.embedder, lock_timeout=None,
+                                  progress=self._notes, **options)
+        except KeyboardInterrupt:
+            raise  # still `updating`: the Ctrl-C stopped this one part-way (qa.cli says so)
+        except BaseException:
+            self.updating = False
+            raise
+        self.updating = False
         return report
 
     def start(self) -> None:
@@ -311,10 +323,21 @@ def _stamp(path: str) -> tuple[int, int] | None:
 
 
 class _LoggedNotes(SilentProgress):
-    """An update's notes, each logged with the time; its bars are not shown (a watcher logs lines)."""
+    """An update's notes, each logged with the time; its bars are lines (a watcher logs lines): one
+    every PROGRESS_EVERY_S of a long phase, so a first catch-up of thousands of files is not silent."""
 
     def __init__(self, log: Log) -> None:
         self.log = log
+        self._phase, self._total, self._done, self._said = "", 0, 0, 0.0
+
+    def start(self, description: str, total: int) -> None:
+        self._phase, self._total, self._done, self._said = description, total, 0, time.monotonic()
+
+    def advance(self, amount: int = 1) -> None:
+        self._done += amount
+        if amount and self._total and time.monotonic() - self._said >= PROGRESS_EVERY_S and self._done < self._total:
+            self.log(f"{_clock()} {self._phase.lower()}: {self._done:,} of {self._total:,}")
+            self._said = time.monotonic()
 
     def note(self, message: str) -> None:
         self.log(f"{_clock()} {message}")

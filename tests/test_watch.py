@@ -409,3 +409,55 @@ def test_a_watcher_waiting_for_another_update_says_so(tmp_path: Path, embedder: 
     held.release()
     caught_up.join(WATCH_SECONDS)
     assert documents(index_dir) == {"first.txt"}
+    assert re.fullmatch(r"\d\d:\d\d:\d\d the other update finished after [\d.]+ s; going on", lines[1]), lines
+
+
+def test_a_long_update_says_how_far_it_is(tmp_path: Path, embedder: Embedder, monkeypatch: pytest.MonkeyPatch) -> None:
+    import qa.watch
+
+    monkeypatch.setattr(qa.watch, "PROGRESS_EVERY_S", 0.0)  # every step of the update is "long" here
+    news = news_with_one_article(tmp_path)
+    for n in range(1, 4):
+        (news / f"report-{n}.txt").write_text(article(n))
+    lines: list[str] = []
+    FolderWatcher(as_location(tmp_path / "index"), [str(news)], embedder=embedder, log=lines.append).catch_up()
+    assert any(re.fullmatch(r"\d\d:\d\d:\d\d (reading|chunking|embedding): [1-3] of 4", line) for line in lines), lines
+    assert re.search(r" 4 added", lines[-1]), lines
+
+
+def test_ctrl_c_during_an_update_says_the_rest_is_indexed_next_time(tmp_path: Path) -> None:
+    import os
+    import signal
+    import subprocess
+    import sys
+
+    news = news_with_one_article(tmp_path)
+    index_dir = tmp_path / "index"
+    # Ctrl-C sends SIGINT; a process started in the background inherits it ignored, so the
+    # watcher is given Python's handler back, as a person's `qa watch` has it.
+    command = [sys.executable, "-c",
+               "import signal; signal.signal(signal.SIGINT, signal.default_int_handler); from qa.cli import run; run()",
+               "watch", str(news), "--index", str(index_dir)]
+    env = dict(os.environ, HF_HUB_OFFLINE="1", QA_COMMIT_EVERY_CHUNKS="6")  # commits land as it goes
+    log = tmp_path / "watch.log"
+    with log.open("wb") as stderr:
+        process = subprocess.Popen(command, env=env, stdout=subprocess.DEVNULL, stderr=stderr)
+        try:
+            deadline = time.monotonic() + WATCH_SECONDS
+            while "watching" not in log.read_text() and time.monotonic() < deadline:
+                time.sleep(0.2)
+            burst = tmp_path / "burst"
+            burst.mkdir()
+            for n in range(1, 121):
+                (burst / f"report-{n:03d}.txt").write_text(article(n) * 6)
+            burst.rename(news / "burst")
+            while len(documents(index_dir)) < 3 and time.monotonic() < deadline:  # part of it committed
+                time.sleep(0.1)
+            process.send_signal(signal.SIGINT)
+            process.wait(timeout=120)
+        finally:
+            process.kill()
+    said = log.read_text()
+    assert process.returncode == 130, said
+    assert "stopped part-way through an update" in said and "Traceback" not in said
+    assert 1 < len(documents(index_dir)) < 121
