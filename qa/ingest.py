@@ -32,6 +32,9 @@ from qa.text import content_words
 from qa.types import Article
 
 MAX_FILE_BYTES = 50 * 1024 * 1024
+# What a file that is not text is said to be, with what to do (a UTF-16 file without its byte-order
+# mark reads as binary too).
+BINARY_FILE = "binary file: not text qa can read; save it as UTF-8 text to index it"
 
 _SNIFF_BYTES = 8 * 1024
 _CONTROL_BYTES = frozenset([*range(0x00, 0x09), *range(0x0E, 0x20), 0x7F])
@@ -451,7 +454,7 @@ def is_article_name(name: str) -> bool:
 
 
 def _too_large() -> str:
-    return f"larger than {MAX_FILE_BYTES // (1024 * 1024)} MB"
+    return f"larger than {MAX_FILE_BYTES // (1024 * 1024)} MB: split it into articles to index it"
 
 
 def _read_bytes(path: Path) -> bytes:
@@ -490,7 +493,7 @@ def _decode(data: bytes) -> str:
             raise IngestError(_UNDECODABLE)
         return text.translate(_TEXT_TRANSLATION)
     if _looks_binary(data[:_SNIFF_BYTES]):
-        raise IngestError("binary file")
+        raise IngestError(BINARY_FILE)
     try:
         text = data.decode("utf-8-sig")
     except UnicodeDecodeError:
@@ -606,13 +609,13 @@ def _read_pdf(data: bytes, path: Path) -> tuple[str, str | None, str | None]:
         pdf = pdfium.PdfDocument(data)
     except pdfium.PdfiumError as exc:
         if exc.err_code == pdfium.raw.FPDF_ERR_PASSWORD:
-            raise IngestError("encrypted: it needs a password to open") from None
-        raise IngestError(f"not a readable PDF: {_pdfium_reason(exc)}") from None
+            raise IngestError("encrypted: it needs a password to open; save a copy without one to index it") from None
+        raise IngestError(f"not a readable PDF ({_pdfium_reason(exc)}): a download cut short? fetch it again") from None
     try:
         pages = [_pdf_page_text(page) for page in pdf]
         metadata = pdf.get_metadata_dict(skip_empty=True)
     except pdfium.PdfiumError as exc:
-        raise IngestError(f"not a readable PDF: {_pdfium_reason(exc)}") from None
+        raise IngestError(f"not a readable PDF ({_pdfium_reason(exc)}): a download cut short? fetch it again") from None
     finally:
         pdf.close()
     if not any(pages):

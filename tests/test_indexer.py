@@ -23,7 +23,7 @@ from qa.stores.local.store import MANIFEST_FILE
 from qa.stores.location import StoreLocation
 from qa.indexer import UpdateReport, update_index
 from qa.progress import SilentProgress
-from qa.ingest import article_heading, read_article
+from qa.ingest import BINARY_FILE, article_heading, read_article
 from qa.render import render_update_report
 from qa.retrieve import Retriever
 from qa.types import IndexStats
@@ -657,7 +657,7 @@ def test_broken_files_are_skipped_and_the_rest_indexed(
 
     report = update_index(index_dir, [corpus], embedder=embedder)
     skipped = {Path(s.path).name: s.reason for s in report.skipped}
-    assert skipped == {"broken.txt": "binary file", "empty.md": "empty file", "blank.html": "empty file"}
+    assert skipped == {"broken.txt": BINARY_FILE, "empty.md": "empty file", "blank.html": "empty file"}
     assert report.added == SMALL_CORPUS_FILES
     assert assert_consistent(index_dir, embedder).documents == SMALL_CORPUS_FILES
 
@@ -674,7 +674,7 @@ def test_an_indexed_file_that_breaks_keeps_its_old_chunks(
     assert [Path(s.path).name for s in report.skipped] == [bridge.name]
     assert report.kept == (str(path),)
     shown = [line.plain for line in render_update_report(report).renderables]
-    assert shown[1].endswith(": binary file; its earlier text stays in the index")  # the text output says so too
+    assert shown[1].endswith(f": {BINARY_FILE}; its earlier text stays in the index")  # the text output says so too
     assert (report.removed, report.chunks_embedded) == (0, 0)
     stats = assert_consistent(index_dir, embedder)
     assert (stats.documents, stats.chunks) == (first.documents, first.chunks)

@@ -13,6 +13,7 @@ from hypothesis import strategies as st
 
 from qa.errors import IngestError
 from qa.ingest import (
+    BINARY_FILE,
     MAX_FILE_BYTES,
     SkippedFile,
     clean_news_text,
@@ -382,8 +383,8 @@ def test_read_article_accepts_bytes_already_read(tmp_path: Path) -> None:
     [
         (b"", "empty file"),
         (b"  \n\t\r\n  ", "empty file"),
-        (random.Random(7).randbytes(4096) + b"\x00", "binary file"),
-        (bytes(range(32)) * 64, "binary file"),
+        (random.Random(7).randbytes(4096) + b"\x00", BINARY_FILE),
+        (bytes(range(32)) * 64, BINARY_FILE),
         (bytes(b for b in random.Random(7).randbytes(4096) if b), _UNDECODABLE),
         (b"Advertisement\n\nShare this article\n", "no text left after cleaning"),
     ],

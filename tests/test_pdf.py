@@ -189,7 +189,7 @@ def test_a_line_that_opens_with_by_is_a_byline_only_when_it_names_someone() -> N
 
 
 def test_an_encrypted_pdf_is_said_to_need_a_password(tmp_path: Path) -> None:
-    with pytest.raises(IngestError, match="^encrypted: it needs a password to open$"):
+    with pytest.raises(IngestError, match="^encrypted: it needs a password to open; save a copy without one to index it$"):
         read_article(write_locked_pdf(tmp_path / "locked.pdf", user_password="reader-secret"))
     # Encrypted with an owner password alone (printing or copying restricted), anyone may open it.
     opened = read_article(write_locked_pdf(tmp_path / "restricted.pdf", user_password=None))
@@ -202,7 +202,7 @@ def test_scanned_and_broken_pdfs_are_refused_with_one_line(tmp_path: Path, pdf_c
     with pytest.raises(IngestError, match="not a readable PDF") as broken:
         read_article(pdf_corpus / "broken.pdf")
     assert "\n" not in str(broken.value)
-    assert str(broken.value).startswith("not a readable PDF: ") and not str(broken.value).endswith(".")
+    assert str(broken.value).startswith("not a readable PDF (") and str(broken.value).endswith("fetch it again")
 
 
 def test_index_skips_the_scan_naming_it_and_citations_say_their_page(pdf_index: tuple[Path, dict]) -> None:
@@ -211,7 +211,7 @@ def test_index_skips_the_scan_naming_it_and_citations_say_their_page(pdf_index: 
     reasons = {Path(s["path"]).name: s["reason"] for s in report["skipped"]}
     assert set(reasons) == {"scan.pdf", "broken.pdf", "locked.pdf"}
     assert reasons["scan.pdf"].startswith("no text layer")
-    assert reasons["locked.pdf"] == "encrypted: it needs a password to open"
+    assert reasons["locked.pdf"] == "encrypted: it needs a password to open; save a copy without one to index it"
 
     result = CliRunner().invoke(main, ["ask", QUESTION, "--index", str(index_dir), "--json"])
     answer = json.loads(result.stdout)
