@@ -22,7 +22,7 @@ from typing import TYPE_CHECKING, TypeVar
 from qa.chunk import chunk_text, model_passage
 from qa.config import ARTICLE_SUFFIXES, default_corpus
 from qa.embed import Embedder, Passage
-from qa.errors import ConfigError, IndexLockedError, IndexMismatchError, IndexWriteError, IngestError
+from qa.errors import ConfigError, IndexLockedError, IndexMismatchError, IndexWriteError, IngestError, QAError
 from qa.ingest import (
     MAX_FILE_BYTES,
     SkippedFile,
@@ -141,7 +141,7 @@ def update_index(
     progress: IndexProgress | None = None,
     lock_timeout: float | None = None,
     forget: Sequence[str | os.PathLike[str]] = (),
-    empty_kept: bool = False,
+    empty_kept: Sequence[str] = (),
 ) -> UpdateReport:
     """Index `paths` (added to the index's remembered sources) and every source it already has.
 
@@ -152,8 +152,8 @@ def update_index(
     With `only`, just `paths` are looked at: the other sources are not scanned, so adding today's
     files to a large index costs what those files cost. A path inside a remembered source is not
     remembered again. A remembered folder among them that is empty though articles were indexed
-    from it is taken at its word (its files were seen to go), unless `empty_kept`: then its
-    articles are kept, as a plain update keeps them (a drive's mount point with the drive not
+    from it is taken at its word (its files were seen to go), unless it is in `empty_kept`: then
+    its articles are kept, as a plain update keeps them (a drive's mount point with the drive not
     mounted; `qa watch` asks so of a folder that came back).
 
     A write that fails (a full disk, a read-only or failing one) raises IndexWriteError: what was
@@ -195,7 +195,7 @@ def update_index(
             finally:
                 writer.close()
         except Exception as exc:
-            failure = write_failure(exc)
+            failure = write_failure(exc, location.state_dir())
             if failure is None:
                 raise
             raise IndexWriteError(f"cannot write the index at {location.describe()}: {failure}") from exc
@@ -205,34 +205,44 @@ def update_index(
 
 _OUT_OF_SPACE = ("no space left on device", "disk is full", "disk quota exceeded")
 _WRITE_FAULTS = ("read-only file system", "readonly database", "disk i/o error", "input/output error",
-                 "write error")
+                 "write error", "file too large")
 
 
-def write_failure(exc: BaseException) -> str | None:
-    """What to tell the user when `exc` is the disk refusing a write, or None when it is not one.
+def write_failure(exc: BaseException, index_folder: Path) -> str | None:
+    """What to tell the user when `exc` is the index's disk refusing a write, or None when it is
+    not one.
 
-    The stores write through three libraries that each say it their own way: an OSError (ENOSPC),
-    SQLite's OperationalError ("database or disk is full") and FAISS's RuntimeError ("write error
-    in …: No space left on device")."""
+    The local store writes through three libraries that each say it their own way: an OSError
+    (ENOSPC) with the file's name, SQLite's OperationalError ("database or disk is full") and
+    FAISS's RuntimeError ("write error in …: No space left on device"). Nothing else is read for
+    it: a QAError says its own cause, and another disk's (the model cache's, a Ray worker's) is
+    not this index's."""
     import errno
+    import sqlite3
 
+    if isinstance(exc, OSError):
+        named = exc.filename and path_is_under(os.path.abspath(os.fsdecode(exc.filename)), [str(index_folder)])
+        if not named:
+            return None
+        if exc.errno in (errno.ENOSPC, errno.EDQUOT):
+            return _FULL
+        if exc.errno in (errno.EROFS, errno.EIO, errno.EFBIG):
+            return f"the disk refused the write ({exc.strerror}); the index keeps its last completed update"
+        return None
+    if not isinstance(exc, (sqlite3.OperationalError, RuntimeError)) or isinstance(exc, QAError):
+        return None
     said = str(exc).lower()
-    if (isinstance(exc, OSError) and exc.errno in (errno.ENOSPC, errno.EDQUOT)) or any(w in said for w in _OUT_OF_SPACE):
-        return ("its disk is full; free some space and run the same command again (the index keeps its "
-                "last completed update)")
-    if (isinstance(exc, OSError) and exc.errno in (errno.EROFS, errno.EIO, errno.EFBIG)) or any(w in said for w in _WRITE_FAULTS):
-        return f"the disk refused the write ({_why(exc)}); the index keeps its last completed update"
+    if any(words in said for words in _OUT_OF_SPACE):
+        return _FULL
+    if any(words in said for words in _WRITE_FAULTS):
+        # FAISS ends its C++ message with the system's reason: "… 299918 != 552960 (File too large)".
+        bracketed = re.search(r"\(([^()]+)\)$", str(exc).strip())
+        reason = bracketed.group(1) if isinstance(exc, RuntimeError) and bracketed else str(exc).splitlines()[0][:200]
+        return f"the disk refused the write ({reason}); the index keeps its last completed update"
     return None
 
 
-def _why(exc: BaseException) -> str:
-    """The system's reason in `exc`: an OSError's, the last bracket of FAISS's C++ message
-    ("… write error in …: 299918 != 552960 (File too large)"), or SQLite's message."""
-    if isinstance(exc, OSError) and exc.strerror:
-        return exc.strerror
-    said = str(exc).strip()
-    bracketed = re.search(r"\(([^()]+)\)$", said)
-    return bracketed.group(1) if bracketed else said.splitlines()[0][:200]
+_FULL = "its disk is full; free some space and run the same command again (the index keeps its last completed update)"
 
 
 def _update(
@@ -242,7 +252,7 @@ def _update(
     rebuild: bool,
     only: bool,
     progress: IndexProgress,
-    empty_kept: bool = False,
+    empty_kept: Sequence[str] = (),
 ) -> UpdateReport:
     given = [str(Path(p).expanduser().absolute()) for p in (paths or [])]
     # A path the index could not record is reported, not remembered (nor looked up: the store
@@ -303,8 +313,10 @@ def _update(
     # folder for the same reason). Deleting them all is said with `qa index --forget`. Not when the
     # folder is named to be looked at now (`--only`, `/add`, `qa watch` after a deletion there): its
     # files were seen to go. A watched folder that came back is not one (`empty_kept`).
-    emptied = [] if only and not empty_kept else [
-        r for r in present_roots if r in known_sources and _empty_folder(r) and _holds_any(r, all_facts)
+    kept = {str(Path(p).expanduser().absolute()) for p in empty_kept}
+    emptied = [
+        r for r in present_roots
+        if (not only or r in kept) and r in known_sources and _empty_folder(r) and _holds_any(r, all_facts)
     ]
     present_roots = [r for r in present_roots if r not in emptied]
     deleted_file_sources = [
@@ -338,7 +350,7 @@ def _update(
     # a scan of 100,000 files as much again for each.
     reported = {s.path for s in skipped}
     for folder in dict.fromkeys(present):
-        if folder not in emptied and folder not in reported and os.path.isdir(folder) and not _holds_article(folder):
+        if folder not in emptied and folder not in reported and os.path.isdir(folder) and not holds_article(folder):
             progress.note(f"{folder} holds no articles: qa reads {', '.join(ARTICLE_SUFFIXES)} files")
     suspects, unchanged = _changed_files(files, stats, facts, progress)
 
@@ -492,7 +504,7 @@ def _empty_folder(path: str) -> bool:
         return False
 
 
-def _holds_article(folder: str) -> bool:
+def holds_article(folder: str) -> bool:
     """Whether an article file is anywhere under `folder` (links followed, as the walk does); it
     stops at the first found. A subfolder it cannot open counts as holding one: the walk says
     why it was skipped."""

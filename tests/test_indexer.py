@@ -950,3 +950,20 @@ def test_a_folder_named_with_no_articles_in_it_is_said(tmp_path: Path, embedder:
     named = [tmp_path / "a_link", tmp_path / "news", tmp_path / "empty", tmp_path / "empty"]
     assert update_index(tmp_path / "index", named, embedder=embedder, progress=NoteTaker(notes)).added == 1
     assert notes == [f"{tmp_path / 'empty'} holds no articles: qa reads .txt, .md, .markdown, .html, .htm, .pdf files"]
+
+
+def test_only_the_index_disk_refusing_a_write_is_called_so(tmp_path: Path) -> None:
+    import errno
+    import sqlite3
+
+    from qa.indexer import write_failure
+
+    index = tmp_path / "index"
+    assert "disk is full" in write_failure(OSError(errno.ENOSPC, "No space left on device", str(index / "x.tmp")), index)
+    assert "disk is full" in write_failure(sqlite3.OperationalError("database or disk is full"), index)
+    refused = write_failure(RuntimeError("Error in faiss::write_index: write error in x.tmp: 1 != 2 (File too large)"), index)
+    assert refused.startswith("the disk refused the write (File too large)")
+    # Another disk's (the model cache's), a QAError that quotes SQLite, a lock: not this index's disk.
+    assert write_failure(OSError(errno.ENOSPC, "No space left on device", str(tmp_path / "cache" / "m.onnx")), index) is None
+    assert write_failure(IndexCorruptError("the catalog cannot be read (disk I/O error); rebuild it"), index) is None
+    assert write_failure(sqlite3.OperationalError("database is locked"), index) is None

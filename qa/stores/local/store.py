@@ -438,11 +438,12 @@ def _missing_segment(index_dir: Path, segments: Sequence[SegmentRow]) -> Path | 
 
 def _short_segment(index_dir: Path, segments: Sequence[SegmentRow], dimension: int) -> tuple[Path, int] | None:
     """The first vector file too short for the vectors its segment holds, and its size: flat and
-    IVF files alike keep every vector whole (4 bytes a dimension), so a smaller file was cut short."""
+    IVF files alike keep every vector whole (4 bytes a dimension) and its id (8 bytes), so a
+    smaller file was cut short."""
     for segment in segments:
         path = segment_path(index_dir, segment.id)
         size = path.stat().st_size
-        if size < segment.vectors * dimension * 4:
+        if size < segment.vectors * (dimension * 4 + 8):
             return path, size
     return None
 
@@ -500,6 +501,8 @@ class LocalWriter:
                 _delete_stale_vector_files(index_dir, self.catalog.segments())
         except sqlite3.DatabaseError as exc:  # a page past the first ones damaged
             self.catalog.close()
+            if isinstance(exc, sqlite3.OperationalError):
+                raise  # a full disk, a lock: not damage (qa.indexer.write_failure says the first)
             raise IndexCorruptError(
                 f"the catalog {CATALOG_FILE} cannot be read ({exc}); build it again with `qa index PATH --rebuild`, "
                 "naming your folders (the catalog held the list of them)"
