@@ -763,8 +763,8 @@ def watch(paths: tuple[Path, ...], backend: str | None, index_dir: str | None, s
         watcher.run(on_ready=ready)
     except KeyboardInterrupt:
         if watcher.updating:
-            click.secho("qa watch: stopped part-way through an update; the index keeps its last completed "
-                        "update, and the next `qa watch` or `qa index` indexes the rest.", fg="yellow", err=True)
+            click.secho("qa watch: stopped during an update; what it had committed stays in the index, and the "
+                        "next `qa watch` or `qa index` indexes the rest.", fg="yellow", err=True)
             sys.exit(130)
         click.echo("qa watch: stopped.", err=True)
         return

@@ -16,7 +16,7 @@ import threading
 import time
 from collections.abc import Callable, Iterable, Iterator, Sequence
 from pathlib import Path
-from typing import TYPE_CHECKING
+from typing import TYPE_CHECKING, Any
 
 from qa.config import ARTICLE_SUFFIXES
 from qa.errors import QAError
@@ -65,6 +65,10 @@ class FolderWatcher:
         # Watched folders found empty, their articles kept (a drive's mount point, the drive not
         # mounted): the next change in one is indexed by a scan of all of it, so what is not there goes.
         self._came_back_empty: set[str] = set()
+        self._swapped: set[str] = set()
+        self._file_roots: set[str] = set()  # the watched roots that are files, not folders  # watched folders deleted, made again or remounted since the last watch
+        # Paths of batches whose update failed (a full disk): tried again with the next one.
+        self._pending: set[str] = set()
         # Files said to be skipped, with the reason and the file's stamp then: a folder's next scan
         # skips them again, and saying so at every update buried the updates.
         self._said_skipped: set[tuple[str, str, tuple[int, int] | None]] = set()
@@ -107,6 +111,8 @@ class FolderWatcher:
                 self._existing_roots()  # and for what `qa index` added or forgot meanwhile
                 continue
             self.roots = list(watched)
+            # Looked at before the watch starts: a file deleted a moment later is still known as one.
+            self._file_roots = {root for root in watched if os.path.isfile(root)}
             batches = watchfiles.watch(*self.roots, watch_filter=_is_article_event, debounce=DEBOUNCE_MS,
                                        step=STEP_MS, stop_event=self._stop, rust_timeout=WAKE_MS,
                                        yield_on_timeout=True, raise_interrupt=True)
@@ -122,12 +128,14 @@ class FolderWatcher:
                     on_ready(self.roots)
                 first = False
             else:
-                for root in sorted(self._gone & set(self.roots)):
+                back = self._gone & set(self.roots)
+                for root in sorted(back):
                     self.log(f"{_clock()} {root} is back; watching it again")
                 self._gone -= set(self.roots)
                 # Watched anew: what changed between the two watches was seen by neither (and a
                 # folder forgotten while it was away is not indexed again now it is back).
-                self._catch_up_with(self._still_remembered(self.roots))
+                self._catch_up_with(self._still_remembered(self.roots), came_back=back | self._swapped)
+                self._swapped = set()
             if early:
                 self.update(early)
             self._watch_until_the_folders_change(batches, watched)
@@ -140,12 +148,16 @@ class FolderWatcher:
         import watchfiles
 
         checked = sources_read = time.monotonic()
+        # A watched file that is deleted is a source deleted, dropped by the update as `qa index`
+        # drops it; only a folder's going is left to the catch-up.
+        watched_files = self._file_roots
         try:
             for changes in batches:
                 if changes:  # an empty batch is the WAKE_MS timeout
                     # A watched folder deleted: even made again at once, with the same inode (a
                     # freed one is handed out again), it is another folder the watch cannot see.
-                    deleted = [path for change, path in changes if change == watchfiles.Change.deleted and path in watched]
+                    deleted = [path for change, path in changes
+                               if change == watchfiles.Change.deleted and path in watched and path not in watched_files]
                     if deleted:
                         # What went with it is for the catch-up once it is watched again, which
                         # keeps the articles of one made again empty (a drive's mount point).
@@ -153,6 +165,7 @@ class FolderWatcher:
                         if others:
                             self.update(others)
                         self._say_gone(root for root in deleted if not os.path.exists(root))
+                        self._swapped |= set(deleted)
                         return
                     self.update(changes)
                 if time.monotonic() - checked < ROOTS_CHECK_S:
@@ -165,7 +178,11 @@ class FolderWatcher:
                     sources_read = checked
                 now = _identities(self._known)
                 if now != watched:
-                    self._say_gone(set(watched) - set(now))
+                    gone_files = {root for root in watched_files if root not in now}
+                    if gone_files:  # deleted, its event not (yet) seen
+                        self.update({(watchfiles.Change.deleted, root) for root in gone_files})
+                    self._say_gone(set(watched) - set(now) - gone_files)
+                    self._swapped |= {root for root, identity in now.items() if watched.get(root) != identity}
                     return
         finally:
             batches.close()
@@ -191,18 +208,18 @@ class FolderWatcher:
         self._known = [root for root in self._known if root in remembered] + sorted(remembered - set(self._known))
         return [root for root in roots if root in remembered]
 
-    def _catch_up_with(self, roots: list[str]) -> None:
-        """Index folders that appeared (or came back) while watching, as `qa index --only` would."""
-
+    def _catch_up_with(self, roots: list[str], came_back: set[str]) -> None:
+        """Index folders watched anew, as `qa index --only` would; those in `came_back` (made again,
+        remounted, back) keep their articles when found empty, as `qa index` keeps them: a mount
+        point whose drive went. A folder found empty that did not change was emptied by the user."""
         if not roots:
             return
-
         started = time.perf_counter()
         try:
-            # Empty, it may be a mount point whose drive went: its articles are kept, as `qa index` keeps them.
-            report = self._update_index(roots, only=True, empty_kept=True)
+            report = self._update_index(roots, only=True, empty_kept=[root for root in roots if root in came_back])
         except QAError as exc:
-            self.log(f"{_clock()} update failed: {exc}")
+            self._pending |= set(roots)
+            self.log(f"{_clock()} update failed: {exc} (tried again at the next change)")
             return
         self._came_back_empty -= set(roots)
         self._came_back_empty |= {root for root in report.missing_sources if root in roots and os.path.isdir(root)}
@@ -215,26 +232,34 @@ class FolderWatcher:
 
         # The sources read again first: a folder `qa index --forget` dropped a moment ago is not
         # indexed again from its events (it would come back, each changed file a source of its own).
+        from qa.indexer import holds_article
+
         roots = self._still_remembered(self.roots)
         paths = batch_paths(((change == watchfiles.Change.deleted, path) for change, path in changes), roots)
+        paths = sorted(set(paths) | {path for path in self._pending if path_is_under(path, roots)})
         if not paths:
             return None
-        refilled = [root for root in self._came_back_empty if any(path_is_under(path, [root]) for path in paths)]
-        if refilled:
-            # Files again in a folder that came back empty: it was not an unmounted drive, or it is
-            # mounted again; a scan of all of it drops what it no longer holds.
-            paths = [path for path in paths if not path_is_under(path, refilled)] + refilled
-            self._came_back_empty -= set(refilled)
+        empty = [root for root in self._came_back_empty if any(path_is_under(path, [root]) for path in paths)]
+        # Articles again in a folder found empty: it was not an unmounted drive, or it is mounted
+        # again; a scan of all of it drops what it no longer holds. Until then (a folder made in it
+        # first, a file come and gone) it is left as it is.
+        refilled = [root for root in empty if holds_article(root)]
+        paths = [path for path in paths if not path_is_under(path, empty)] + refilled
+        if not paths:
+            return None
         started = time.perf_counter()
         try:
             report = self._update_index(paths, only=True)
         except QAError as exc:
-            self.log(f"{_clock()} update failed: {exc}")
+            self._pending |= set(paths)
+            self.log(f"{_clock()} update failed: {exc} (tried again at the next change)")
             return None
+        self._pending.clear()
+        self._came_back_empty -= set(refilled)
         self._log_report(report, time.perf_counter() - started)
         return report
 
-    def _update_index(self, paths: Sequence[str] | None, **options: bool) -> UpdateReport:
+    def _update_index(self, paths: Sequence[str] | None, **options: Any) -> UpdateReport:
         """`qa.indexer.update_index` on this watcher's index, `updating` while it runs."""
         from qa.indexer import update_index
 
