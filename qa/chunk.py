@@ -83,8 +83,13 @@ def split_sentences(text: str) -> list[Span]:
 
 def _runs_over_the_page(text: str, paragraph_break: re.Match[str]) -> bool:
     before, after = paragraph_break.start() - 1, paragraph_break.end()
-    return ("\f" in paragraph_break.group() and before >= 0 and after < len(text)
-            and (text[before].islower() or text[before] in ",;-–—") and text[after].islower())
+    if "\f" not in paragraph_break.group() or before < 0 or after >= len(text):
+        return False
+    first_word = text[after:].split(maxsplit=1)[0]
+    # Not a running header that is an address ("www.harbourtimes.com") or a heading whose first
+    # word is a brand's ("iPhone sales fall", "eBay results").
+    return ((text[before].islower() or text[before] == ",") and first_word[0].islower()
+            and first_word.islower() and "www." not in first_word and "://" not in first_word)
 
 
 def chunk_text(

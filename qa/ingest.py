@@ -818,7 +818,7 @@ def _read_markdown(markdown: str) -> tuple[str, str | None, str | None]:
             break
     # Jekyll and Hugo write `date:`; web clippers (Obsidian's), Hugo and Astro `published:`,
     # `publishdate:`, `pubdate:`. Not `created:`, the day it was clipped.
-    date = _parse_date(next((fields[key] for key in _FRONT_MATTER_DATES if fields.get(key)), ""))
+    date = next((day for key in _FRONT_MATTER_DATES if (day := _parse_date(fields.get(key, "")))), None)
     if date is None:
         date, lines = _take_dateline(lines)
     text = _normalize("\n".join(lines))

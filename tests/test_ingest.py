@@ -272,6 +272,9 @@ def test_markdown_front_matter_and_heading(tmp_path: Path) -> None:
     clipped = _write(tmp_path / "clipped.md", "---\ntitle: Ferry strike ends\ncreated: 2025-12-05\n"
                                               "published: 2025-07-14\n---\n\nThe ferry strike ended.\n")
     assert read_article(clipped).date == "2025-07-14"
+    # The first key that holds a day: not a template left unfilled, nor Jekyll's `published: true`.
+    template = _write(tmp_path / "template.md", '---\ndate: "{{date}}"\npublished: true\npubdate: 2025-07-15\n---\n\nText.\n')
+    assert read_article(template).date == "2025-07-15"
 
 
 def test_markdown_rules_around_paragraphs_are_not_front_matter(tmp_path: Path) -> None:

@@ -311,7 +311,19 @@ def test_a_sentence_that_runs_over_a_page_break_is_quoted_whole(tmp_path: Path, 
     text = read_article(folder / "harbour.pdf").text
     sentences = [text[a:b] for a, b in split_sentences(text)]
     assert any(s.startswith("The harbour master") and s.endswith("from winter storms.") for s in sentences), sentences
-    assert "Page 2" in sentences  # a page's number is no sentence's end
+    assert "Page 2" in sentences
+    # Only a sentence running on joins pages: not a page number, a header, a heading or an address.
+    for page_one, page_two, joined in [
+        ("will protect the marina", "from winter storms.", True),
+        ("will protect the marina,", "from winter storms.", True),
+        ("the marina. Page 3", "Storms ahead.", False),
+        ("will protect the marina", "The Harbour Times", False),
+        ("will protect the marina", "www.harbourtimes.com\nfrom winter storms.", False),
+        ("Photo: harbour authority", "iPhone sales fall", False),
+        ("a well-", "known harbour.", False),
+    ]:
+        broken = f"{page_one}\n\f\n{page_two}"
+        assert (len(split_sentences(broken)) == 1) == joined, (broken, split_sentences(broken))
 
     update_index(tmp_path / "index", [folder], embedder=embedder)
     index = open_store(tmp_path / "index")
