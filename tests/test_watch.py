@@ -35,6 +35,17 @@ def news_with_one_article(tmp_path: Path) -> Path:
     return news
 
 
+def watching_news(tmp_path: Path, embedder: Embedder) -> tuple[Path, Path, list[str], FolderWatcher]:
+    """A watcher started (in this process) on `news` with one article: the folder, the index,
+    the lines it logs, the watcher."""
+    news = news_with_one_article(tmp_path)
+    index_dir = tmp_path / "index"
+    lines: list[str] = []
+    watcher = FolderWatcher(as_location(index_dir), [str(news)], embedder=embedder, log=lines.append)
+    watcher.start()
+    return news, index_dir, lines, watcher
+
+
 def update_lines(process: QAProcess) -> list[str]:
     return re.findall(r"^\d\d:\d\d:\d\d .*added.*$", process.output(), flags=re.MULTILINE)
 
@@ -175,11 +186,7 @@ def test_a_file_written_while_the_watcher_catches_up_is_not_missed(tmp_path: Pat
 
 
 def test_a_watched_folder_deleted_and_made_again_is_watched_again(tmp_path: Path, embedder: Embedder) -> None:
-    news = news_with_one_article(tmp_path)
-    index_dir = tmp_path / "index"
-    lines: list[str] = []
-    watcher = FolderWatcher(as_location(index_dir), [str(news)], embedder=embedder, log=lines.append)
-    watcher.start()
+    news, index_dir, lines, watcher = watching_news(tmp_path, embedder)
 
     def wait_until(wanted: set[str], what: str) -> None:
         wait_for_documents(index_dir, wanted, what, lines)
@@ -212,11 +219,7 @@ def test_a_watched_folder_deleted_and_made_again_is_watched_again(tmp_path: Path
 
 
 def test_a_watched_drive_unmounted_keeps_its_articles(tmp_path: Path, embedder: Embedder) -> None:
-    news = news_with_one_article(tmp_path)
-    index_dir = tmp_path / "index"
-    lines: list[str] = []
-    watcher = FolderWatcher(as_location(index_dir), [str(news)], embedder=embedder, log=lines.append)
-    watcher.start()
+    news, index_dir, lines, watcher = watching_news(tmp_path, embedder)
 
     def wait_for_line(text: str, after: int) -> None:
         deadline = time.monotonic() + WATCH_SECONDS
