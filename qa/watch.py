@@ -65,8 +65,8 @@ class FolderWatcher:
         # Watched folders found empty, their articles kept (a drive's mount point, the drive not
         # mounted): the next change in one is indexed by a scan of all of it, so what is not there goes.
         self._came_back_empty: set[str] = set()
-        self._swapped: set[str] = set()
-        self._file_roots: set[str] = set()  # the watched roots that are files, not folders  # watched folders deleted, made again or remounted since the last watch
+        self._swapped: set[str] = set()  # watched folders deleted, made again or remounted since the last watch
+        self._file_roots: set[str] = set()  # the watched roots that are files, not folders
         # Paths of batches whose update failed (a full disk): tried again with the next one.
         self._pending: set[str] = set()
         # Files said to be skipped, with the reason and the file's stamp then: a folder's next scan
@@ -79,7 +79,6 @@ class FolderWatcher:
     def catch_up(self, say_unchanged: bool = True) -> UpdateReport:
         """Index PATHS (remembered from now on) and every known source, as `qa index PATHS` does;
         said in a line even when nothing changed, unless not `say_unchanged`."""
-
         started = time.perf_counter()
         report = self._update_index(self.paths or None)
         self._came_back_empty |= {root for root in report.missing_sources if os.path.isdir(root)}
@@ -229,11 +228,10 @@ class FolderWatcher:
         """Index one batch of (change, path) events; a failure is logged and watching goes on."""
         import watchfiles
 
+        from qa.indexer import holds_article
 
         # The sources read again first: a folder `qa index --forget` dropped a moment ago is not
         # indexed again from its events (it would come back, each changed file a source of its own).
-        from qa.indexer import holds_article
-
         roots = self._still_remembered(self.roots)
         paths = batch_paths(((change == watchfiles.Change.deleted, path) for change, path in changes), roots)
         paths = sorted(set(paths) | {path for path in self._pending if path_is_under(path, roots)})
