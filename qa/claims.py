@@ -107,6 +107,8 @@ DENIED_WORD_REACH = 4
 # A dropped "no" is read in the same frame only: the word before "no" in the passage ("found no
 # bodies") at most this many words before the thing in the sentence ("found the two bodies").
 NO_FRAME_REACH = 3
+# Between two words, a mark that ends a clause: a denial or a frame reaches no further.
+_CLAUSE_BREAK = re.compile(r"[,;:.!?()\[\]—–]")
 _ADVERBS = frozenset("yet ever even also always still quite entirely fully really actually necessarily".split())
 _SPOKEN = re.compile(r"[\w'’]+")
 # Between a subject and its verb: "Russia will pay", "Russia has paid" (a form of "be" is not here:
@@ -658,7 +660,7 @@ def _dropped_denial(sentence: str, best: _Window, question: str | None) -> tuple
     rare words must stand in the window only where a denial governs it: "he was not elected in
     1990 but was elected in 1994" leaves "elected" free for a sentence about 1994.
     """
-    if (question and stated_denial(question)) or _NEGATIVE.search(_NOT_DENIALS.sub(" ", sentence)):
+    if _denial_is_said(sentence, question):
         return None
     said = _asserted_words(sentence)
     wanted = set(said) - _presupposed(question)
@@ -693,15 +695,14 @@ def _dropped_no(sentence: str, best: _Window, question: str | None) -> tuple[str
     the sentence must state the thing as so and deny nothing, the `question` must neither deny nor
     take the thing for granted, and the window must not also name the thing without "no".
     """
-    if (question and stated_denial(question)) or _NEGATIVE.search(_NOT_DENIALS.sub(" ", sentence)):
+    if _denial_is_said(sentence, question):
         return None
     wanted = set(_asserted_words(sentence)) - _presupposed(question)
     texts = _window_sentences(best)
     denied = [use for text in texts for use in _no_uses(text) if use.stem in wanted]
     if not denied:
         return None
-    free = Counter(stem for text in texts for stem, phrase, _ in _word_uses(text) if phrase is None)
-    free.subtract(use.stem for use in denied)
+    free = _undenied_uses(texts)
     words, lowered, word_stems = _spoken_words(sentence)
     for use in denied:
         if free[use.stem] > 0:
@@ -711,13 +712,28 @@ def _dropped_no(sentence: str, best: _Window, question: str | None) -> tuple[str
                 continue  # "was immediately unavailable" is not "was no immediate comment"
             h = j - 1
             while h >= 0 and j - h <= NO_FRAME_REACH and (lowered[h] in _FILLERS or lowered[h].isdigit()) \
-                    and not re.search(r"[,;:.!?()\[\]—–]", sentence[words[h].end():words[h + 1].start()]):
+                    and not _CLAUSE_BREAK.search(sentence[words[h].end():words[h + 1].start()]):
                 h -= 1
             if h < 0 or _frame_form(lowered[h]) != use.frame:
                 continue
             if use.after is None or use.after in word_stems[j + 1:j + 2 + DENIED_WORD_REACH]:
                 return use.phrase, use.stem
     return None
+
+
+def _denial_is_said(sentence: str, question: str | None) -> bool:
+    """Whether `sentence` denies something itself (any negative word: "refused to pay" may be a
+    faithful "did not pay") or the user's `question` does (its premise): then no denial of the
+    evidence is the sentence's to drop."""
+    return bool((question and stated_denial(question)) or _NEGATIVE.search(_NOT_DENIALS.sub(" ", sentence)))
+
+
+def _undenied_uses(texts: Sequence[str]) -> Counter[str]:
+    """How many times each content stem is used in `texts` with no "not" and no "no" before it: a
+    use after "no" is no more said than one after "not" ("there were no survivors")."""
+    free = Counter(stem for text in texts for stem, phrase, _ in _word_uses(text) if phrase is None)
+    free.subtract(use.stem for text in texts for use in _no_uses(text))
+    return free
 
 
 class _NoUse(NamedTuple):
@@ -753,7 +769,7 @@ def _no_uses(text: str) -> tuple[_NoUse, ...]:
 
     def next_content(start: int) -> int | None:
         for k in range(start, min(len(words), start + DENIED_WORD_REACH)):
-            if k > 0 and re.search(r"[,;:.!?()\[\]—–]", text[words[k - 1].end():words[k].start()]):
+            if k > 0 and _CLAUSE_BREAK.search(text[words[k - 1].end():words[k].start()]):
                 return None  # another clause
             if lowered[k] and rarity(lowered[k]) > 0 and lowered[k] not in _ADVERBS and not _is_adverb(lowered[k]):
                 return k
@@ -784,10 +800,7 @@ def _affirms(window: _Window, said: str | tuple[str, str, str]) -> bool:
     """Whether `window` says `said` as a sentence did: a word's stem used with no denial, or a
     role (subject, object, verb) in that order."""
     if isinstance(said, str):
-        # A use after "no" is no more said than one after "not" ("there were no survivors").
-        texts = _window_sentences(window)
-        free = sum(stem == said and phrase is None for text in texts for stem, phrase, _ in _word_uses(text))
-        return free > sum(use.stem == said for text in texts for use in _no_uses(text))
+        return _undenied_uses(_window_sentences(window))[said] > 0
     return any(role[:3] == said for text in _window_sentences(window) for role in _roles(text))
 
 
@@ -836,7 +849,7 @@ def _word_uses(text: str) -> tuple[tuple[str, str | None, str | None], ...]:
         if not _DENIAL.fullmatch(plain[word.start():word.end()]) or not _VERB_DENIAL.fullmatch(word.group(0)):
             continue
         for j in range(i + 1, min(len(words), i + 1 + DENIED_WORD_REACH)):
-            if re.search(r"[,;:.!?()\[\]—–]", text[words[j - 1].end():words[j].start()]):
+            if _CLAUSE_BREAK.search(text[words[j - 1].end():words[j].start()]):
                 break  # another clause
             if lowered[j] in _ADVERBS or _is_adverb(lowered[j]) or not lowered[j] or rarity(lowered[j]) == 0:
                 continue
@@ -851,7 +864,7 @@ def _word_uses(text: str) -> tuple[tuple[str, str | None, str | None], ...]:
                 continue
             subject = None
             for h in range(i - 1, -1, -1):
-                if re.search(r"[,;:.!?()\[\]—–]", text[words[h].end():words[h + 1].start()]):
+                if _CLAUSE_BREAK.search(text[words[h].end():words[h + 1].start()]):
                     break  # another clause
                 if lowered[h] and rarity(lowered[h]) > 0:
                     subject = word_stems[h]
