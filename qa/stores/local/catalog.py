@@ -125,6 +125,15 @@ def _read_only(path: Path, refused: sqlite3.OperationalError) -> tuple[sqlite3.C
     return connection, signature
 
 
+def unreadable_catalog(path: Path, exc: sqlite3.DatabaseError) -> IndexCorruptError:
+    """The error for a catalog SQLite cannot read: a rebuild must be told the folders, which only
+    the catalog listed."""
+    return IndexCorruptError(
+        f"the catalog {path.name} cannot be read ({exc}); build it again with `qa index PATH --rebuild`, "
+        "naming your folders (the catalog held the list of them)"
+    )
+
+
 class Catalog:
     """SQLite store of documents, chunks, sources and settings."""
 
@@ -205,10 +214,7 @@ class Catalog:
         except sqlite3.DatabaseError as exc:
             if connection is not None:
                 connection.close()
-            raise IndexCorruptError(
-                f"the catalog {path.name} cannot be read ({exc}); build it again with `qa index PATH --rebuild`, "
-                "naming your folders (the catalog held the list of them)"
-            ) from exc
+            raise unreadable_catalog(path, exc) from exc
         return cls(connection, path, signature)
 
     @property

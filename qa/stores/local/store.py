@@ -32,7 +32,7 @@ from qa.stores.base import (
     span_problem,
     unit_length_problems,
 )
-from qa.stores.local.catalog import Catalog, SegmentRow, fts_query
+from qa.stores.local.catalog import Catalog, SegmentRow, fts_query, unreadable_catalog
 from qa.stores.local.keywords import KeywordIndex
 from qa.stores.local.segments import AllowedIds, SegmentVectors, plan_merge, segment_path
 from qa.stores.local.upgrade import UPGRADABLE_FORMAT, UPGRADE_HINT, upgrade_format_4
@@ -503,10 +503,7 @@ class LocalWriter:
             self.catalog.close()
             if isinstance(exc, sqlite3.OperationalError):
                 raise  # a full disk, a lock: not damage (qa.indexer.write_failure says the first)
-            raise IndexCorruptError(
-                f"the catalog {CATALOG_FILE} cannot be read ({exc}); build it again with `qa index PATH --rebuild`, "
-                "naming your folders (the catalog held the list of them)"
-            ) from exc
+            raise unreadable_catalog(index_dir / CATALOG_FILE, exc) from exc
         except BaseException:
             self.catalog.close()
             raise
