@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import json
 import os
+import sqlite3
 from collections.abc import Callable
 from pathlib import Path
 from typing import TYPE_CHECKING
@@ -733,6 +734,40 @@ def test_rebuilding_over_a_damaged_catalog_sets_it_aside_and_builds_anew(
     (aside,) = index_dir.index_dir.glob("catalog.sqlite.damaged-*")
     assert aside.read_bytes() == damaged  # set aside, never deleted
 
+
+def test_a_damaged_catalog_page_met_after_opening_is_said_in_one_line_and_changes_nothing(
+    built: tuple[StoreLocation, UpdateReport], corpus: Path, embedder: Embedder
+) -> None:
+    index_dir, first = built
+    if not index_dir.is_local:
+        pytest.skip("the catalog is the local store's SQLite file")
+    catalog = index_dir.index_dir / "catalog.sqlite"
+    with sqlite3.connect(catalog) as db:
+        (root,) = db.execute("SELECT rootpage FROM sqlite_master WHERE name = 'chunks'").fetchone()
+        (page_size,) = db.execute("PRAGMA page_size").fetchone()
+    db.close()
+    # The chunks table's first page overwritten: opening reads only the schema's pages, so the
+    # store opens, and an update or a search meets the damage at its first read of chunk rows
+    # (both were a traceback: "sqlite3.DatabaseError: database disk image is malformed").
+    whole = catalog.read_bytes()
+    start = (root - 1) * page_size
+    damaged = whole[:start] + b"\xff" * page_size + whole[start + page_size:]
+    catalog.write_bytes(damaged)
+    open_store(index_dir).close()
+    (corpus / "new.txt").write_text("Harbour news\n\nThe harbour opened a new pier on Tuesday.\n")
+    with pytest.raises(IndexCorruptError, match=r"catalog.sqlite cannot be read .*qa index PATH --rebuild"):
+        update_index(index_dir, [corpus], embedder=embedder)
+    assert catalog.read_bytes() == damaged
+    with pytest.raises(IndexCorruptError, match="catalog.sqlite cannot be read"):
+        search(index_dir, embedder, "When did the harbour open a new pier?")
+    result = CliRunner().invoke(main, ["index", str(corpus), "--index", str(index_dir.index_dir)])
+    assert result.exit_code == 1
+    assert "Traceback" not in result.output
+    assert result.output.splitlines()[-1].startswith("Error: the catalog catalog.sqlite cannot be read")
+    assert catalog.read_bytes() == damaged
+    report = update_index(index_dir, [corpus], rebuild=True, embedder=embedder)
+    assert report.documents == first.documents + 1
+    assert search(index_dir, embedder, "When did the harbour open a new pier?")[0].path.endswith("new.txt")
 
 def test_an_update_beside_a_missing_catalog_refuses_and_keeps_the_vector_files(
     built: tuple[StoreLocation, UpdateReport], corpus: Path, embedder: Embedder

@@ -15,13 +15,14 @@ the last committed state. See qa.stores.local.segments for merging and search.
 
 from __future__ import annotations
 
-import sqlite3
+import functools
 import os
+import sqlite3
 import time
-from collections.abc import Iterator, Sequence
+from collections.abc import Callable, Iterator, Sequence
 from contextlib import contextmanager, suppress
 from pathlib import Path
-from typing import TYPE_CHECKING
+from typing import TYPE_CHECKING, Any, TypeVar
 
 from qa.errors import IndexCorruptError, IndexLockedError, IndexMismatchError, IndexMissingError
 from qa.stores.base import (
@@ -174,7 +175,10 @@ class LocalStore:
             yield from self._reading_committed()
         except sqlite3.DatabaseError as exc:
             if not self.catalog.read_without_locks:
-                raise
+                if isinstance(exc, sqlite3.OperationalError):
+                    raise  # a lock or a full disk, not damage
+                # A page past the ones opening reads (a table's rows) is damaged.
+                raise unreadable_catalog(self.catalog.path, exc) from exc
             # Read without locks (qa.stores.local.catalog._read_only), the catalog was rewritten
             # by its owner under this read: it is opened again for the next one.
             self._open_catalog_again()
@@ -448,6 +452,26 @@ def _short_segment(index_dir: Path, segments: Sequence[SegmentRow], dimension: i
     return None
 
 
+Method = TypeVar("Method", bound=Callable[..., Any])
+
+
+def _damage_said(method: Method) -> Method:
+    """`method` of LocalWriter, saying a catalog page SQLite cannot read as a search does
+    (unreadable_catalog), not as a traceback: opening the writer reads only the first pages, and
+    an update reads the damaged one only when it gets to its rows."""
+
+    @functools.wraps(method)
+    def said(self: LocalWriter, *args: Any, **kwargs: Any) -> Any:
+        try:
+            return method(self, *args, **kwargs)
+        except sqlite3.DatabaseError as exc:
+            if isinstance(exc, sqlite3.OperationalError):
+                raise  # a full disk, a lock: not damage (qa.indexer.write_failure says the first)
+            raise unreadable_catalog(self.catalog.path, exc) from exc
+
+    return said  # type: ignore[return-value]
+
+
 class LocalWriter:
     """Commits to a local index: a new segment file per commit that adds vectors, plus one SQLite
     transaction each; small segments merge when the update finishes."""
@@ -513,18 +537,23 @@ class LocalWriter:
     def committed(self) -> bool:
         return self.generation > 0
 
+    @_damage_said
     def sources(self) -> list[str]:
         return self.catalog.sources()
 
+    @_damage_said
     def documents(self, under: Sequence[str] | None = None) -> dict[str, DocumentRecord]:
         return self.catalog.documents(under)
 
+    @_damage_said
     def file_stamps(self, under: Sequence[str] | None = None) -> dict[str, str | None]:
         return self.catalog.file_stamps(under)
 
+    @_damage_said
     def counts(self) -> tuple[int, int]:
         return self.catalog.counts()
 
+    @_damage_said
     def commit(self, commit: CommitGroup) -> None:
         catalog = self.catalog
         count = commit.chunk_count
@@ -560,12 +589,14 @@ class LocalWriter:
             for doc_id, size, mtime_ns in commit.touched:
                 catalog.touch_document(doc_id, size, mtime_ns)
 
+    @_damage_said
     def finish(self) -> None:
         if self.rebuild:
             save_manifest(self.index_dir, self.manifest)
         self.merge()
         _delete_stale_vector_files(self.index_dir, self.catalog.segments())
 
+    @_damage_said
     def merge(self) -> int:
         """Merge segments while the policy (qa.stores.local.segments.plan_merge) asks; how many merges ran.
 
