@@ -38,6 +38,11 @@ WAKE_MS = 500  # how long the first wait lasts before catch-up; later waits wake
 ROOTS_CHECK_S = 2.0
 SOURCES_CHECK_S = 30.0
 PROGRESS_EVERY_S = 10.0  # how often a long update says how far it is
+# A batch whose update failed (a full disk) is tried again after this long with no change to
+# carry it, then twice as long after each failure, up to RETRY_LONGEST_S: a disk freed in the
+# night is caught up by morning, and one still full says so a few times an hour, not every second.
+RETRY_FIRST_S = 15.0
+RETRY_LONGEST_S = 600.0
 
 Log = Callable[[str], None]
 
@@ -67,8 +72,12 @@ class FolderWatcher:
         self._came_back_empty: set[str] = set()
         self._swapped: set[str] = set()  # watched folders deleted, made again or remounted since the last watch
         self._file_roots: set[str] = set()  # the watched roots that are files, not folders
-        # Paths of batches whose update failed (a full disk): tried again with the next one.
+        # Paths of batches whose update failed (a full disk): tried again with the next one, or
+        # at _retry_at; those of a catch-up that keeps its articles when found empty, in _pending_kept.
         self._pending: set[str] = set()
+        self._pending_kept: set[str] = set()
+        self._retry_at: float | None = None
+        self._retry_wait = RETRY_FIRST_S
         # Files said to be skipped, with the reason and the file's stamp then: a folder's next scan
         # skips them again, and saying so at every update buried the updates.
         self._said_skipped: set[tuple[str, str, tuple[int, int] | None]] = set()
@@ -167,6 +176,9 @@ class FolderWatcher:
                         self._swapped |= set(deleted)
                         return
                     self.update(changes)
+                elif self._retry_at is not None and time.monotonic() >= self._retry_at:
+                    self._retry_at = None  # set again if it fails again
+                    self.update(())
                 if time.monotonic() - checked < ROOTS_CHECK_S:
                     continue
                 checked = time.monotonic()
@@ -214,11 +226,11 @@ class FolderWatcher:
         if not roots:
             return
         started = time.perf_counter()
+        kept = [root for root in roots if root in came_back]
         try:
-            report = self._update_index(roots, only=True, empty_kept=[root for root in roots if root in came_back])
+            report = self._update_index(roots, only=True, empty_kept=kept)
         except QAError as exc:
-            self._pending |= set(roots)
-            self.log(f"{_clock()} update failed: {exc} (tried again at the next change)")
+            self._failed(roots, exc, kept)
             return
         self._came_back_empty -= set(roots)
         self._came_back_empty |= {root for root in report.missing_sources if root in roots and os.path.isdir(root)}
@@ -246,16 +258,27 @@ class FolderWatcher:
         if not paths:
             return None
         started = time.perf_counter()
+        kept = [path for path in paths if path in self._pending_kept]
         try:
-            report = self._update_index(paths, only=True)
+            report = self._update_index(paths, only=True, empty_kept=kept)
         except QAError as exc:
-            self._pending |= set(paths)
-            self.log(f"{_clock()} update failed: {exc} (tried again at the next change)")
+            self._failed(paths, exc)
             return None
         self._pending.clear()
+        self._pending_kept.clear()
+        self._retry_at, self._retry_wait = None, RETRY_FIRST_S
         self._came_back_empty -= set(refilled)
         self._log_report(report, time.perf_counter() - started)
         return report
+
+    def _failed(self, paths: Iterable[str], exc: QAError, kept: Iterable[str] = ()) -> None:
+        """An update of `paths` failed: said, and tried again at the next change or on a timer."""
+        self._pending |= set(paths)
+        self._pending_kept |= set(kept)
+        wait = self._retry_wait
+        self._retry_at = time.monotonic() + wait
+        self._retry_wait = min(2 * wait, RETRY_LONGEST_S)
+        self.log(f"{_clock()} update failed: {exc} (tried again in {wait:.0f} s, or at the next change)")
 
     def _update_index(self, paths: Sequence[str] | None, **options: Any) -> UpdateReport:
         """`qa.indexer.update_index` on this watcher's index, `updating` while it runs."""

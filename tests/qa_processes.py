@@ -33,6 +33,13 @@ class QAProcess:
     def output(self) -> str:
         return self.log.read_text(errors="replace")
 
+    def allow_writes(self) -> None:
+        """Lift the `file_size_limit` it was started with, as if its disk had been freed."""
+        import resource
+
+        hard = resource.prlimit(self.process.pid, resource.RLIMIT_FSIZE)[1]
+        resource.prlimit(self.process.pid, resource.RLIMIT_FSIZE, (hard, hard))
+
     def alive(self) -> bool:
         return self.process.poll() is None
 
@@ -49,13 +56,14 @@ class QAProcess:
 
 def refusing_writes_past(size: int):
     """For Popen's preexec_fn: the child's writes past `size` bytes in any one file fail (EFBIG), as
-    writes to a full disk fail, without a disk to fill; the signal that would kill it is ignored."""
+    writes to a full disk fail, without a disk to fill; the signal that would kill it is ignored.
+    Only the soft limit is lowered, so that QAProcess.allow_writes can lift it again: the disk freed."""
     import resource
     import signal
 
     def limit() -> None:
         signal.signal(signal.SIGXFSZ, signal.SIG_IGN)
-        resource.setrlimit(resource.RLIMIT_FSIZE, (size, size))
+        resource.setrlimit(resource.RLIMIT_FSIZE, (size, resource.getrlimit(resource.RLIMIT_FSIZE)[1]))
 
     return limit
 

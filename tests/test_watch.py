@@ -139,8 +139,13 @@ def test_a_write_the_disk_refuses_is_one_line_and_watching_goes_on(tmp_path: Pat
         wait_for(lambda: "update failed: cannot write the index" in watcher.output(), "the failed write said",
                  watcher, WATCH_SECONDS, 0.5)
         assert "Traceback" not in watcher.output()
+        assert "tried again in 15 s, or at the next change" in watcher.output()
         assert documents(index_dir) == {"first.txt"}
-        # Still watching: a change that needs no room is indexed.
+        # The disk freed, and nothing changes in the folder: the batch is tried again on its own.
+        watcher.allow_writes()
+        wait_for(lambda: len(documents(index_dir)) == 41, "the refused batch indexed on a retry", watcher,
+                 WATCH_SECONDS, 0.5)
+        # Still watching: a change is indexed.
         shutil.rmtree(news / "burst")
         (news / "first.txt").unlink()
         wait_for(lambda: not documents(index_dir), "the deleted article dropped", watcher, WATCH_SECONDS, 0.5)
