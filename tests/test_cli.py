@@ -180,6 +180,21 @@ def test_stats_json_fields(index_dir: Path, built: tuple[Path, Result]) -> None:
     assert [Path(source).resolve() for source in data["sources"]] == [SEEDS]
 
 
+def test_a_first_index_with_no_folder_named_says_it_is_the_bundled_samples(tmp_path: Path) -> None:
+    # `qa index --index NEWDIR`, the folder forgotten: it builds the samples, and says so.
+    index_dir = tmp_path / "idx"
+    first = qa("index", "--index", str(index_dir))
+    assert first.exit_code == 0, first.output
+    said = " ".join(first.stderr.split())
+    assert f"no folder named: indexing the bundled sample articles ({SEEDS})" in said
+    assert "index yours with qa index PATH" in said
+    data = json.loads(qa("stats", "--index", str(index_dir), "--json").stdout)
+    assert [Path(source).resolve() for source in data["sources"]] == [SEEDS]
+    again = qa("index", "--index", str(index_dir))  # it remembers the samples now: nothing to say
+    assert again.exit_code == 0, again.output
+    assert "bundled" not in again.stderr
+
+
 def test_the_index_is_named_by_its_whole_path_as_over_http(index_dir: Path, monkeypatch: pytest.MonkeyPatch) -> None:
     monkeypatch.chdir(index_dir.parent)  # typed relative, as `qa stats --index idx`
     data = json.loads(qa("stats", "--index", index_dir.name, "--json").stdout)
