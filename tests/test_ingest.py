@@ -182,6 +182,42 @@ def test_a_headline_cut_short_with_an_ellipsis_is_still_the_headline() -> None:
                                            "Markets slide on rate fears")
 
 
+STORY = ("Tens of thousands of people flooded into Itaewon, the nightlife district of Seoul, for Halloween, and "
+         "the crowd crush in its narrow alleys killed 154 people, officials said on Sunday.")
+
+
+@pytest.mark.parametrize("under", [
+    "Seoul, South Korea CNN —",  # a dateline that leads into the story
+    "WASHINGTON (AP) -",
+    "By Jane Doe\n\nSpecial to the Seoul Herald",  # a credit, not right under the headline
+    "Guest columnist\n\nBy JANE DOE",
+    "From staff and wire reports",
+])
+def test_a_file_that_opens_with_its_headline_keeps_it_over_a_dateline_or_credit(under: str) -> None:
+    # Saved as "headline, a blank line, the page": the last headline-like line above the story
+    # used to win, so the dateline or the credit was the title (a fifth of 2023's news pages so
+    # written; bench/titles.py counts them).
+    text, title, _ = clean_news_text(f"Itaewon: What we know about the deadly Halloween crowd crush\n\n{under}\n\n{STORY}")
+    assert title == "Itaewon: What we know about the deadly Halloween crowd crush"
+    assert text.endswith(STORY)
+
+
+@pytest.mark.parametrize("headline", [
+    "Will Itaewon's Halloween crush change how Seoul polices crowds?",
+    "Crowd crush in Seoul: 154 dead after Halloween night in Itaewon!",
+    "By the next Halloween, Seoul may have new rules for Itaewon crowds",
+])
+def test_a_first_line_that_asks_or_opens_on_by_can_be_the_headline(headline: str) -> None:
+    assert clean_news_text(f"{headline}\n\n{STORY}")[:2] == (STORY, headline)
+
+
+def test_a_short_credit_line_above_the_headline_is_still_not_the_title() -> None:
+    # The line that names what the story names wins; on a tie, the last above the story, as before.
+    assert clean_news_text(f"The Seoul Herald\n\nHalloween crowd crush in Itaewon\n\n{STORY}")[1] == (
+        "Halloween crowd crush in Itaewon")
+    assert clean_news_text(f"World news\n\nAsia Pacific\n\n{STORY}")[1] == "Asia Pacific"
+
+
 def test_clean_news_text_keeps_a_headline_that_mentions_a_date() -> None:
     raw = "Talks Set for March 3, 2024 in Vienna\n\nNegotiators will meet again in Vienna next week."
     assert clean_news_text(raw)[1:] == ("Talks Set for March 3, 2024 in Vienna", None)
