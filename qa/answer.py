@@ -221,11 +221,17 @@ def names_written_in(sentences: Iterable[str]) -> frozenset[str]:
     return frozenset(word for word in capitalised if word.lower() not in lower)
 
 
-def is_not_an_answer(sentence: str, question_stems: frozenset[str]) -> bool:
-    """A question ("…was sold this week in which state?"), or the question's own words and no others."""
+def is_not_an_answer(sentence: str, question_stems: frozenset[str], question_denies: bool = False) -> bool:
+    """A question ("…was sold this week in which state?"), or the question's own words and no others,
+    unless it denies what a question that does not deny asks ("Dogs: Not allowed" for "Are dogs
+    allowed at the pond?": its stems are the question's, its "not" is the answer)."""
+    from qa.claims import stated_denial  # the claim checks' reading of a denial ("not only" is none)
+
     if is_question(sentence):
         return True
-    return bool(question_stems) and sentence_stems(sentence.strip()) <= question_stems
+    if not question_stems or not sentence_stems(sentence.strip()) <= question_stems:
+        return False
+    return question_denies or stated_denial(sentence) is None
 
 
 def answer_words(sentence: str, asked: frozenset[str]) -> set[str]:
@@ -289,7 +295,10 @@ def score_sentences(hits: Sequence[Hit], term_weights: dict[str, float], questio
     and the other sources' agreement with its answer words (Corroboration).
     Sentences that are questions, or hold only the question's own words, are left out.
     """
+    from qa.claims import stated_denial
+
     question_stems = sentence_stems(question)
+    question_denies = stated_denial(question) is not None
     kind = expected_kind(kind_from or question) if (kind_from or question) else None
     coverage = KeywordCoverer(term_weights)
     corroboration = Corroboration(hits, question)
@@ -300,7 +309,7 @@ def score_sentences(hits: Sequence[Hit], term_weights: dict[str, float], questio
     for rank, hit in enumerate(read):
         alignments = hit.sentence_alignment or (None,) * len(hit.sentence_scores)
         for text, ((start, end), cosine), alignment in zip(texts[rank], hit.sentence_scores, alignments):
-            if not text.strip() or is_not_an_answer(text, question_stems):
+            if not text.strip() or is_not_an_answer(text, question_stems, question_denies):
                 continue
             keyword = coverage(text, hit.title)
             # A fragment ("Ivanov said.") can match on a name alone; it is rarely the answer.

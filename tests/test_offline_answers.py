@@ -152,3 +152,29 @@ def test_questions_and_restatements_are_not_answers() -> None:
     assert is_not_an_answer("The ticket was sold in which state?", asked)
     assert is_not_an_answer("The winning ticket was sold.", asked)
     assert not is_not_an_answer("The winning ticket was sold in Michigan.", asked)
+
+
+def test_a_restatement_that_denies_what_is_asked_answers_it() -> None:
+    # "Dogs: Not allowed" was left out as the question's own words, and "Are dogs allowed…?" was
+    # refused with the line in the first passage (a helper's audit).
+    asked = sentence_stems("Are dogs allowed at the pond?")
+    assert not is_not_an_answer("Dogs: Not allowed", asked)
+    assert not is_not_an_answer("Dogs aren't allowed at the pond.", asked)
+    assert is_not_an_answer("Dogs are allowed at the pond.", asked)
+    assert is_not_an_answer("Not only dogs are allowed.", asked)  # "not only" denies nothing
+    # A question that denies is restated by a sentence that denies too.
+    assert is_not_an_answer("Dogs are not allowed at the pond.", sentence_stems("Why are dogs not allowed at the pond?"),
+                            question_denies=True)
+
+
+def test_a_pond_without_dogs_is_said_so(tmp_path: Path, embedder: Embedder) -> None:
+    corpus = tmp_path / "corpus"
+    corpus.mkdir()
+    (corpus / "pond.txt").write_text(
+        "Hiking in RI: At Trustom Pond in South Kingstown, wildlife rules\n\n"
+        "Two birders, as still as stone, peered through binoculars at cormorants perched on a rock in the pond.\n\n"
+        "Access: Take Route 1 to Moonstone Beach Road and turn right to the refuge entrance.\n\n"
+        "Parking: Available in two lots at the trailhead.\n\nDogs: Not allowed\n\nHours: Sunrise to sunset.\n")
+    update_index(tmp_path / "index", [corpus], embedder=embedder)
+    answer = answer_question(open_retriever(tmp_path / "index", embedder=embedder), "Are dogs allowed at Trustom Pond?")
+    assert answer.answerable and answer.answer.startswith("Dogs: Not allowed"), answer.answer
