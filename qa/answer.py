@@ -144,6 +144,16 @@ _MONTHS = "january february march april may june july august september october n
 # A month as news style writes it, with its day: "beginning Feb. 12", "on Sept. 3" (not "Jan Egeland").
 _ABBREVIATED_DAY = re.compile(r"\b(?:Jan|Feb|Mar|Apr|Jun|Jul|Aug|Sept?|Oct|Nov|Dec)\.? \d{1,2}(?:st|nd|rd|th)?\b")
 _NOT_NAMES = frozenset(_MONTHS + "monday tuesday wednesday thursday friday saturday sunday".split())
+# A question for a measure ("How long did it take?", "How far…") wants a number with its unit
+# ("10 minutes", "3 miles"), which a count ("How many hot dogs…?") does not ask for.
+_MEASURE_QUESTION = re.compile(r"\bhow (?:long|far|old|tall|high|deep|fast|heavy)\b")
+_MEASURE = re.compile(
+    r"\b(?:\d[\d,.]*|one|two|three|four|five|six|seven|eight|nine|ten|eleven|twelve|fifteen|twenty|thirty|forty"
+    r"|fifty|sixty|a hundred|hundreds of)[ -](?:and a half )?(?:seconds?|minutes?|hours?|days?|weeks?|months?|years?"
+    r"|decades?|centuries|miles?|kilomet(?:re|er)s?|km|met(?:re|er)s?|feet|foot|ft|inch(?:es)?|yards?|pounds?"
+    r"|lbs?|kilo(?:gram)?s?|kg|tons?|tonnes?|mph|km/h|degrees?)\b",
+    re.IGNORECASE,
+)
 _NUMBER_WORDS = frozenset("""one two three four five six seven eight nine ten eleven twelve thirteen fourteen fifteen
     sixteen seventeen eighteen nineteen twenty thirty forty fifty sixty seventy eighty ninety hundred thousand
     million billion trillion dozen half percent""".split())
@@ -508,7 +518,9 @@ def answer_question(
     elsewhere in other words, unless the follow-up asks for a
     number or a date where `said_for`, the question they answered, did not, and such a sentence
     holds one: "When will he start?" after "Which comedian will return to late-night TV?" may be
-    answered by the sentence that named him, if it also gives the day.
+    answered by the sentence that named him, if it also gives the day; so may a measure after a
+    count ("How long did it take?" after "How many hot dogs did he eat?"), by one with a number
+    and its unit ("in 10 minutes").
     """
     asked = clean_query(question)
     unresolved = None if retrieval_query else unresolved_reference(asked)
@@ -528,10 +540,13 @@ def answer_question(
         # name or a place, so the sentence said before would hold one nearly always.
         kind = expected_kind(kind_from)
         new_kind = kind in ("number", "date") and kind != expected_kind(said_for)
+        # A measure after a count: "How long did it take?" after "How many hot dogs did he eat?"
+        # may be answered by "…72 hot dogs in 10 minutes", the sentence said.
+        new_measure = bool(_MEASURE_QUESTION.search(kind_from.lower())) and not _MEASURE_QUESTION.search(said_for.lower())
         said = {(c.doc_id, c.start, c.end) for c in said_before}
         quotes = [c.quote for c in said_before]
         # The sentence said, or the same line said again elsewhere in other words ("hit" for "faced").
-        scored = [s for s in scored if (new_kind and s.holds_kind)
+        scored = [s for s in scored if (new_kind and s.holds_kind) or (new_measure and _MEASURE.search(s.text))
                   or ((hits[s.hit_rank].doc_id, *s.span) not in said and not _says_again(s.text, quotes))]
     understood = searched if searched != asked else None
     answer = compose_answer(asked, hits, scored, retriever.store.chunk_count(), understood, filters)

@@ -199,6 +199,32 @@ def test_a_line_the_article_says_again_in_other_words_is_not_a_second_sentence(t
     assert "severe turbulence" not in follow_up.answer, follow_up.answer
 
 
+def test_a_measure_after_a_count_may_be_answered_by_the_sentence_said(tmp_path: Path, embedder: Embedder) -> None:
+    # "How long did it take?" after "How many hot dogs did Joey Chestnut eat?" was answered with
+    # his nickname: the sentence that held "in 10 minutes" had been said (a helper's chat audit).
+    from qa.indexer import update_index
+    from qa.retrieve import open_retriever
+
+    corpus = tmp_path / "corpus"
+    corpus.mkdir()
+    (corpus / "contest.txt").write_text(
+        "Chestnut wins the hot dog eating contest again\n\n"
+        "Joey Chestnut ate 62 hot dogs and buns in 10 minutes to win the contest on Coney Island on Tuesday.\n\n"
+        "Chestnut, known to fans as Jaws, has now won the title 16 times.\n\n"
+        "The contest has been held on the Fourth of July since 1972, according to the organisers.\n")
+    update_index(tmp_path / "index", [corpus], embedder=embedder)
+    retriever = open_retriever(tmp_path / "index", embedder=embedder)
+    first = answer_question(retriever, "How many hot dogs did Joey Chestnut eat?")
+    assert "62 hot dogs" in first.answer, first.answer
+    follow_up = answer_question(retriever, "How long did it take?", retrieval_query=f"{first.question} How long did it take?",
+                                said_before=first.citations, said_for=first.question)
+    assert "in 10 minutes" in follow_up.answer, follow_up.answer
+    # A second count is not: "How many titles has he won?" is not answered by the 62 hot dogs again.
+    again = answer_question(retriever, "How many times has he won?", retrieval_query=f"{first.question} How many times has he won?",
+                            said_before=first.citations, said_for=first.question)
+    assert "62 hot dogs" not in again.answer, again.answer
+
+
 def test_a_question_that_names_nothing_but_he_asks_who_is_meant(retriever: Retriever) -> None:
     # It used to quote any sentence with a "he" in it ("He did not say the opposite.").
     answer = answer_question(retriever, "What did he say?")
