@@ -152,6 +152,9 @@ def test_questions_and_restatements_are_not_answers() -> None:
     assert is_not_an_answer("The ticket was sold in which state?", asked)
     assert is_not_an_answer("The winning ticket was sold.", asked)
     assert not is_not_an_answer("The winning ticket was sold in Michigan.", asked)
+    # A credit or a label alone: "Who is its CEO?" in a chat was answered "– Reuters".
+    assert is_not_an_answer("– Reuters", sentence_stems("Who is its CEO?"))
+    assert not is_not_an_answer("Satya Nadella.", sentence_stems("Who is its CEO?"))
 
 
 def test_a_restatement_that_denies_what_is_asked_answers_it() -> None:
