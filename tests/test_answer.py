@@ -225,6 +225,28 @@ def test_a_measure_after_a_count_may_be_answered_by_the_sentence_said(tmp_path: 
     assert "62 hot dogs" not in again.answer, again.answer
 
 
+def test_when_after_who_may_be_answered_by_the_day_the_sentence_said_gave(tmp_path: Path, embedder: Embedder) -> None:
+    # "When did that happen?" was answered with the page's heading: the sentence said gave
+    # "late Tuesday", and a weekday was no date (a helper's chat audit).
+    from qa.indexer import update_index
+    from qa.retrieve import open_retriever
+
+    corpus = tmp_path / "corpus"
+    corpus.mkdir()
+    (corpus / "beryl.txt").write_text(
+        "Beryl batters the coast of Venezuela\n\n"
+        "A Venezuelan official, Mayor Ana Ruiz, was hurt by a falling tree during Hurricane Beryl late Tuesday in Cumana.\n\n"
+        "Hurricane tracker: see the projected path of the storm\n\n"
+        "The storm brought heavy rain to the coast, and schools were closed across the state.\n")
+    update_index(tmp_path / "index", [corpus], embedder=embedder)
+    retriever = open_retriever(tmp_path / "index", embedder=embedder)
+    first = answer_question(retriever, "Which Venezuelan official was hurt by a falling tree during Beryl?")
+    assert "Ana Ruiz" in first.answer, first.answer
+    follow_up = answer_question(retriever, "When did that happen?", retrieval_query=f"{first.question} When did that happen?",
+                                said_before=first.citations, said_for=first.question)
+    assert "late Tuesday" in follow_up.answer, follow_up.answer
+
+
 def test_a_question_that_names_nothing_but_he_asks_who_is_meant(retriever: Retriever) -> None:
     # It used to quote any sentence with a "he" in it ("He did not say the opposite.").
     answer = answer_question(retriever, "What did he say?")
