@@ -127,7 +127,9 @@ CORROBORATING_SOURCES = 2
 # A word, a name or a figure: "Washington", "$16.28", "1,200", "U.S". Each match starts on a word
 # character (or "$"), so a long run of dashes or dots is read once, not from each of its places.
 _ANSWER_WORD = re.compile(r"\$?\w(?:[\w$%.,-]*\w)?")
-_WORD = re.compile(r"\w+")
+# A credit on a line of its own, a dash and a name: "– Reuters", "— Associated Press". A word alone
+# may be the answer ("Staffordshire", a quiz page's answer line).
+_CREDIT = re.compile(r"\s*[—–-]\s*[A-Z][\w.&'’]*(?: [A-Z][\w.&'’]*){0,3}\s*$")
 
 _KINDS = (
     ("number", re.compile(r"\bhow (?:much|many|long|far|old|large|big|tall|high|deep|fast|heavy|often|strong)\b"
@@ -238,13 +240,13 @@ def names_written_in(sentences: Iterable[str]) -> frozenset[str]:
 
 
 def is_not_an_answer(sentence: str, question_stems: frozenset[str], question_denies: bool = False) -> bool:
-    """A question ("…was sold this week in which state?"), a word alone, or the question's own words and no others,
+    """A question ("…was sold this week in which state?"), a credit ("– Reuters"), or the question's own words and no others,
     unless it denies what a question that does not deny asks ("Dogs: Not allowed" for "Are dogs
     allowed at the pond?": its stems are the question's, its "not" is the answer)."""
     from qa.claims import stated_denial  # the claim checks' reading of a denial ("not only" is none)
 
-    if is_question(sentence) or len(_WORD.findall(sentence)) < 2:
-        return True  # a question, or a credit or label alone ("– Reuters", "Advertisement")
+    if is_question(sentence) or _CREDIT.match(sentence):
+        return True
     if not question_stems or not sentence_stems(sentence.strip()) <= question_stems:
         return False
     return question_denies or stated_denial(sentence) is None

@@ -152,9 +152,12 @@ def test_questions_and_restatements_are_not_answers() -> None:
     assert is_not_an_answer("The ticket was sold in which state?", asked)
     assert is_not_an_answer("The winning ticket was sold.", asked)
     assert not is_not_an_answer("The winning ticket was sold in Michigan.", asked)
-    # A credit or a label alone: "Who is its CEO?" in a chat was answered "– Reuters".
+    # A credit alone: "Who is its CEO?" in a chat was answered "– Reuters". A word alone may be the
+    # answer: a quiz page's "Staffordshire" for "…in which county?".
     assert is_not_an_answer("– Reuters", sentence_stems("Who is its CEO?"))
+    assert is_not_an_answer("— Associated Press", sentence_stems("Who is its CEO?"))
     assert not is_not_an_answer("Satya Nadella.", sentence_stems("Who is its CEO?"))
+    assert not is_not_an_answer("Staffordshire", sentence_stems("The pub closed in which county?"))
 
 
 def test_a_restatement_that_denies_what_is_asked_answers_it() -> None:
