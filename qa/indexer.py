@@ -292,13 +292,13 @@ def _update(
         if writer.existed and rebuild:
             raise ConfigError("the index remembers no folders to rebuild from; name them: qa index PATH --rebuild")
         if writer.existed:
-            progress.note("the index remembers no folders of articles; add one with qa index PATH")
+            progress.note("the index remembers no folders of articles; add one with `qa index PATH`")
         else:
             roots = [str(p) for p in default_corpus()]
             new_sources = list(roots)
             # Said: `qa index --index NEWDIR` with the folder forgotten once built the samples silently.
             progress.note(f"no folder named: indexing the bundled sample articles ({', '.join(roots)}); "
-                          "index yours with qa index PATH")
+                          "index yours with `qa index PATH`")
     present_roots = [r for r in roots if os.path.exists(r)]
     # The folders are walked beside the read of the stamps (size and mtime) of the files this run
     # may touch: the store's part of that read lets the walk's thread run (100,000 files: 0.07 s

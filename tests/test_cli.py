@@ -187,7 +187,8 @@ def test_a_first_index_with_no_folder_named_says_it_is_the_bundled_samples(tmp_p
     assert first.exit_code == 0, first.output
     said = " ".join(first.stderr.split())
     assert f"no folder named: indexing the bundled sample articles ({SEEDS})" in said
-    assert "index yours with qa index PATH" in said
+    # The command it names keeps the typed index, or it would build the default one.
+    assert f"index yours with `qa index PATH --index {index_dir}`" in said
     data = json.loads(qa("stats", "--index", str(index_dir), "--json").stdout)
     assert [Path(source).resolve() for source in data["sources"]] == [SEEDS]
     again = qa("index", "--index", str(index_dir))  # it remembers the samples now: nothing to say
