@@ -127,9 +127,12 @@ CORROBORATING_SOURCES = 2
 # A word, a name or a figure: "Washington", "$16.28", "1,200", "U.S". Each match starts on a word
 # character (or "$"), so a long run of dashes or dots is read once, not from each of its places.
 _ANSWER_WORD = re.compile(r"\$?\w(?:[\w$%.,-]*\w)?")
-# A credit on a line of its own, a dash and a name: "– Reuters", "— Associated Press". A word alone
-# may be the answer ("Staffordshire", a quiz page's answer line).
-_CREDIT = re.compile(r"\s*[—–-]\s*[A-Z][\w.&'’]*(?: [A-Z][\w.&'’]*){0,3}\s*$")
+# A credit on a line of its own, a long dash and a name: "– Reuters", "— Associated Press". Not a
+# hyphen, which opens a list's item ("- Staffordshire", a quiz page's answer), nor a word alone.
+# A question asked for yes or no opens on its verb: "Are dogs allowed…?", "Did he resign?".
+_YES_NO = re.compile(r"\s*(?:is|are|was|were|am|do|does|did|can|could|will|would|shall|should|has|have|had|may|might|must)\b",
+                     re.IGNORECASE)
+_CREDIT = re.compile(r"\s*[—–]\s*[A-Z][\w.&'’]*(?: [A-Z][\w.&'’]*){0,3}\s*$")
 
 _KINDS = (
     ("number", re.compile(r"\bhow (?:much|many|long|far|old|large|big|tall|high|deep|fast|heavy|often|strong)\b"
@@ -239,17 +242,28 @@ def names_written_in(sentences: Iterable[str]) -> frozenset[str]:
     return frozenset(word for word in capitalised if word.lower() not in lower)
 
 
-def is_not_an_answer(sentence: str, question_stems: frozenset[str], question_denies: bool = False) -> bool:
-    """A question ("…was sold this week in which state?"), a credit ("– Reuters"), or the question's own words and no others,
-    unless it denies what a question that does not deny asks ("Dogs: Not allowed" for "Are dogs
-    allowed at the pond?": its stems are the question's, its "not" is the answer)."""
+def is_not_an_answer(sentence: str, question_stems: frozenset[str], denial_answers: bool = False) -> bool:
+    """A question ("…was sold this week in which state?"), a credit ("– Reuters"), or the question's
+    own words and no others, unless `denial_answers` (a yes-or-no question that does not deny:
+    yes_or_no_asked) and the sentence denies: "Dogs: Not allowed" for "Are dogs allowed at the
+    pond?" has only the question's stems, and its "not" is the answer."""
     from qa.claims import stated_denial  # the claim checks' reading of a denial ("not only" is none)
 
     if is_question(sentence) or _CREDIT.match(sentence):
         return True
     if not question_stems or not sentence_stems(sentence.strip()) <= question_stems:
         return False
-    return question_denies or stated_denial(sentence) is None
+    return not (denial_answers and stated_denial(sentence) is not None)
+
+
+def yes_or_no_asked(question: str) -> bool:
+    """Whether the question asked last in `question` (a follow-up is searched after the turns
+    before it) asks yes or no without denying: "Are dogs allowed?", not "Why are dogs not allowed?"
+    nor "Aren't dogs allowed?"."""
+    from qa.claims import stated_denial
+
+    last = re.split(r"(?<=[?.!])\s+", question.strip())[-1]
+    return bool(_YES_NO.match(last)) and stated_denial(last) is None
 
 
 def answer_words(sentence: str, asked: frozenset[str]) -> set[str]:
@@ -313,10 +327,8 @@ def score_sentences(hits: Sequence[Hit], term_weights: dict[str, float], questio
     and the other sources' agreement with its answer words (Corroboration).
     Sentences that are questions, or hold only the question's own words, are left out.
     """
-    from qa.claims import stated_denial
-
     question_stems = sentence_stems(question)
-    question_denies = stated_denial(question) is not None
+    denial_answers = yes_or_no_asked(question)
     kind = expected_kind(kind_from or question) if (kind_from or question) else None
     coverage = KeywordCoverer(term_weights)
     corroboration = Corroboration(hits, question)
@@ -327,7 +339,7 @@ def score_sentences(hits: Sequence[Hit], term_weights: dict[str, float], questio
     for rank, hit in enumerate(read):
         alignments = hit.sentence_alignment or (None,) * len(hit.sentence_scores)
         for text, ((start, end), cosine), alignment in zip(texts[rank], hit.sentence_scores, alignments):
-            if not text.strip() or is_not_an_answer(text, question_stems, question_denies):
+            if not text.strip() or is_not_an_answer(text, question_stems, denial_answers):
                 continue
             keyword = coverage(text, hit.title)
             # A fragment ("Ivanov said.") can match on a name alone; it is rarely the answer.

@@ -10,7 +10,7 @@ from pathlib import Path
 
 import pytest
 
-from qa.answer import NOT_ANSWERED, answer_question, expected_kind, holds_kind, is_not_an_answer
+from qa.answer import NOT_ANSWERED, answer_question, expected_kind, holds_kind, is_not_an_answer, yes_or_no_asked
 from qa.embed import Embedder
 from qa.indexer import update_index
 from qa.retrieve import Retriever, open_retriever
@@ -158,19 +158,25 @@ def test_questions_and_restatements_are_not_answers() -> None:
     assert is_not_an_answer("— Associated Press", sentence_stems("Who is its CEO?"))
     assert not is_not_an_answer("Satya Nadella.", sentence_stems("Who is its CEO?"))
     assert not is_not_an_answer("Staffordshire", sentence_stems("The pub closed in which county?"))
+    assert not is_not_an_answer("- Staffordshire", sentence_stems("The pub closed in which county?"))  # a list's item
 
 
 def test_a_restatement_that_denies_what_is_asked_answers_it() -> None:
     # "Dogs: Not allowed" was left out as the question's own words, and "Are dogs allowed…?" was
     # refused with the line in the first passage (a helper's audit).
-    asked = sentence_stems("Are dogs allowed at the pond?")
-    assert not is_not_an_answer("Dogs: Not allowed", asked)
-    assert not is_not_an_answer("Dogs aren't allowed at the pond.", asked)
-    assert is_not_an_answer("Dogs are allowed at the pond.", asked)
-    assert is_not_an_answer("Not only dogs are allowed.", asked)  # "not only" denies nothing
-    # A question that denies is restated by a sentence that denies too.
-    assert is_not_an_answer("Dogs are not allowed at the pond.", sentence_stems("Why are dogs not allowed at the pond?"),
-                            question_denies=True)
+    question = "Are dogs allowed at the pond?"
+    asked, yes_or_no = sentence_stems(question), yes_or_no_asked(question)
+    assert not is_not_an_answer("Dogs: Not allowed", asked, yes_or_no)
+    assert not is_not_an_answer("Dogs aren't allowed at the pond.", asked, yes_or_no)
+    assert is_not_an_answer("Dogs are allowed at the pond.", asked, yes_or_no)
+    assert is_not_an_answer("Not only dogs are allowed.", asked, yes_or_no)  # "not only" denies nothing
+    # Only a yes-or-no question that does not deny is answered so; a follow-up is read by its last question.
+    assert yes_or_no_asked("Where is the pond? Are dogs allowed?")
+    for other in ("Why are dogs not allowed at the pond?", "Aren't dogs allowed at the pond?", "Where are dogs allowed?",
+                  "Are dogs allowed? Where is the pond?"):
+        assert not yes_or_no_asked(other), other
+    assert is_not_an_answer("The winning ticket was not sold.", sentence_stems("Where was the winning ticket sold?"),
+                            yes_or_no_asked("Where was the winning ticket sold?"))
 
 
 def test_a_pond_without_dogs_is_said_so(tmp_path: Path, embedder: Embedder) -> None:
