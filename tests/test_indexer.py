@@ -769,6 +769,7 @@ def test_a_damaged_catalog_page_met_after_opening_is_said_in_one_line_and_change
     assert report.documents == first.documents + 1
     assert search(index_dir, embedder, "When did the harbour open a new pier?")[0].path.endswith("new.txt")
 
+
 def test_an_update_beside_a_missing_catalog_refuses_and_keeps_the_vector_files(
     built: tuple[StoreLocation, UpdateReport], corpus: Path, embedder: Embedder
 ) -> None:

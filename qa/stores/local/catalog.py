@@ -125,6 +125,14 @@ def _read_only(path: Path, refused: sqlite3.OperationalError) -> tuple[sqlite3.C
     return connection, signature
 
 
+def is_damage(exc: sqlite3.DatabaseError) -> bool:
+    """Whether SQLite says the catalog's file is damaged ("database disk image is malformed", "file
+    is not a database"), which it raises as a DatabaseError itself: its subclasses are a full disk
+    or a lock (OperationalError, which qa.indexer.write_failure reads), or a misuse (a closed
+    database, a constraint), which a rebuild would not mend."""
+    return type(exc) is sqlite3.DatabaseError
+
+
 def unreadable_catalog(path: Path, exc: sqlite3.DatabaseError) -> IndexCorruptError:
     """The error for a catalog SQLite cannot read: a rebuild must be told the folders, which only
     the catalog listed."""

@@ -33,7 +33,7 @@ from qa.stores.base import (
     span_problem,
     unit_length_problems,
 )
-from qa.stores.local.catalog import Catalog, SegmentRow, fts_query, unreadable_catalog
+from qa.stores.local.catalog import Catalog, SegmentRow, fts_query, is_damage, unreadable_catalog
 from qa.stores.local.keywords import KeywordIndex
 from qa.stores.local.segments import AllowedIds, SegmentVectors, plan_merge, segment_path
 from qa.stores.local.upgrade import UPGRADABLE_FORMAT, UPGRADE_HINT, upgrade_format_4
@@ -175,8 +175,8 @@ class LocalStore:
             yield from self._reading_committed()
         except sqlite3.DatabaseError as exc:
             if not self.catalog.read_without_locks:
-                if isinstance(exc, sqlite3.OperationalError):
-                    raise  # a lock or a full disk, not damage
+                if not is_damage(exc):
+                    raise
                 # A page past the ones opening reads (a table's rows) is damaged.
                 raise unreadable_catalog(self.catalog.path, exc) from exc
             # Read without locks (qa.stores.local.catalog._read_only), the catalog was rewritten
@@ -465,8 +465,8 @@ def _damage_said(method: Method) -> Method:
         try:
             return method(self, *args, **kwargs)
         except sqlite3.DatabaseError as exc:
-            if isinstance(exc, sqlite3.OperationalError):
-                raise  # a full disk, a lock: not damage (qa.indexer.write_failure says the first)
+            if not is_damage(exc):
+                raise
             raise unreadable_catalog(self.catalog.path, exc) from exc
 
     return said  # type: ignore[return-value]
@@ -525,8 +525,8 @@ class LocalWriter:
                 _delete_stale_vector_files(index_dir, self.catalog.segments())
         except sqlite3.DatabaseError as exc:  # a page past the first ones damaged
             self.catalog.close()
-            if isinstance(exc, sqlite3.OperationalError):
-                raise  # a full disk, a lock: not damage (qa.indexer.write_failure says the first)
+            if not is_damage(exc):
+                raise
             raise unreadable_catalog(index_dir / CATALOG_FILE, exc) from exc
         except BaseException:
             self.catalog.close()
