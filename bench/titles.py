@@ -5,11 +5,13 @@ page's text as copied (a dateline such as "New York CNN Business —", a credit 
 the Detroit Free Press", a photo caption, then the story). This writes each document of a corpus
 in the `qa eval` format (`{id, title, text}` a line, such as the news sets that
 ../shared/eval/news_from_realtimeqa.py builds) so, reads it as `qa index` reads a .txt file
-(qa.ingest.clean_news_text), and counts the documents whose title is their first line. Nothing is
+(qa.ingest.clean_news_text), and counts the documents whose title is their headline. With `--above`,
+a line stands above each headline, as a site's name does on a page copied whole. Nothing is
 written to disk.
 
     .venv/bin/python bench/titles.py NEWS/news-dev.corpus.jsonl            # the figure
     .venv/bin/python bench/titles.py NEWS/news-dev.corpus.jsonl --show 30  # and 30 misses
+    .venv/bin/python bench/titles.py NEWS/news-dev.corpus.jsonl --above "World news"
 """
 
 from __future__ import annotations
@@ -34,7 +36,9 @@ def same_title(found: str | None, wanted: str) -> bool:
 def main() -> None:
     parser = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
     parser.add_argument("corpus", type=Path, help="a corpus in the qa eval format: {id, title, text} a line")
-    parser.add_argument("--show", type=int, default=0, metavar="N", help="print N documents whose title is not their first line")
+    parser.add_argument("--show", type=int, default=0, metavar="N", help="print N documents whose title is not their headline")
+    parser.add_argument("--above", metavar="LINE", default="",
+                        help='a line written above each headline, as a page copied with its site\'s name ("World news")')
     args = parser.parse_args()
     total = right = untitled = 0
     misses: list[tuple[str, str | None, str]] = []
@@ -45,13 +49,14 @@ def main() -> None:
             if not wanted or not row["text"].strip():
                 continue
             total += 1
-            _, title, _ = clean_news_text(f"{wanted}\n\n{row['text']}")
+            above = f"{args.above}\n\n" if args.above else ""
+            _, title, _ = clean_news_text(f"{above}{wanted}\n\n{row['text']}")
             if same_title(title, wanted):
                 right += 1
             else:
                 untitled += title is None
                 misses.append((str(row["id"]), title, wanted))
-    print(f"{args.corpus}: {total:,} documents with a title; the first line is the title for {right:,} "
+    print(f"{args.corpus}: {total:,} documents with a title; the headline is the title for {right:,} "
           f"({right / max(total, 1):.1%}); {total - right - untitled:,} got another line, {untitled:,} none "
           "(the file name then)")
     for doc_id, title, wanted in misses[: args.show]:

@@ -90,7 +90,9 @@ _SENTENCE_END = re.compile(r"[.!?…][\"'”’)\]]*$")
 _HEADLINE_BAD_END = re.compile(r"(?:[,;:]|(?<!\.\.)\.|\s[—–-])$")
 # "By Jane Doe", "BY JANE DOE" (not a headline that opens on "By the next RSV season, …"), and
 # "From staff and wire reports".
-_BYLINE = re.compile(r"^(?i:by)\s+[A-Z]|^(?i:from\s.*\breports)$")
+_BYLINE = re.compile(r"^(?i:by)\s+[A-Z]|^(?i:from\s.*\b(?:wire|staff|news)\s+reports)$")
+# An interview's question ("Q: Why did the council vote no?"), which is the text, not its headline.
+_INTERVIEW_TURN = re.compile(r"(?:Q|Question)\s*[:.]", re.IGNORECASE)
 # How a file's first line may end and still be its headline (_is_title_first).
 _TITLE_FIRST_END = re.compile(r"(?:\.\.\.|…|[?!][\"'”’)\]]*)$")
 # A headline's line that ends on one of these words may go on in the next (a PDF's wrapped
@@ -910,15 +912,14 @@ def _split_header(header: list[str], story: str = "") -> tuple[str | None, str |
     # what comes between it and the story (a standfirst, a byline) belongs to the story.
     headline = candidates[-1]
     told = set(content_words(story))
-    if len(candidates) > 1 and told:
-        # Unless a line above names more of what the story names: a file that opens with its
-        # headline, then a credit ("Special to the Detroit Free Press", "The Associated Press",
-        # "Guest columnist") over the story. Written so ("TITLE", a blank line, the page's text),
-        # 2023's RealTimeQA articles got their first line as the title for 4,161 of 4,507 with
-        # this, 3,763 without (bench-free count: docs/news-ranking.md has the script's figures).
-        shared = [len(told & set(content_words(content[i]))) for i in candidates]
-        if max(shared) > shared[-1]:
-            headline = max(i for i, n in zip(candidates, shared) if n == max(shared))
+    if len(candidates) > 1 and candidates[0] == 0 and told:
+        # Unless the file opens with a line that names more of what the story names: its headline,
+        # the page copied under it with a credit over the story ("Special to the Detroit Free
+        # Press", "Guest columnist"). Only the first line: a banner or a "Live updates" line
+        # between a site's name and the headline would win as often as it lost.
+        opening, last = (len(told & set(content_words(content[i]))) for i in (0, headline))
+        if opening > last:
+            headline = 0
     # A short line right under a longer candidate may be the byline or the site's ("David
     # Shepardson", "Reuters Staff", "Chris Sikich, The Indianapolis Star"), which pages without a
     # "By" put there: the longer line is the headline then, and the short one stays with the
@@ -939,7 +940,8 @@ def _is_title_first(line: str) -> bool:
     """Whether a file's first line is a headline though it ends as a sentence may: cut short, or
     a question or an exclamation, and shorter than a paragraph of a story."""
     line = line.strip()
-    return bool(_TITLE_FIRST_END.search(line)) and len(line) < _BODY_MIN_CHARS and _is_headline(line)
+    return (bool(_TITLE_FIRST_END.search(line)) and len(line) < _BODY_MIN_CHARS and _is_headline(line)
+            and not _INTERVIEW_TURN.match(line))
 
 
 def _is_body_paragraph(line: str) -> bool:

@@ -211,6 +211,22 @@ def test_a_first_line_that_asks_or_opens_on_by_can_be_the_headline(headline: str
     assert clean_news_text(f"{headline}\n\n{STORY}")[:2] == (STORY, headline)
 
 
+def test_a_site_name_or_banner_the_story_names_does_not_take_the_headline() -> None:
+    # Only the file's first line may win over the last headline-like line, and only by naming
+    # more of the story than it: a banner between a site's name and the headline never does.
+    story = "Zelensky visited the Bakhmut front line on Tuesday, as Russia's war in Ukraine went on."
+    assert clean_news_text(f"World\n\nLive updates: Russia's war in Ukraine\n\nZelensky visits Bakhmut front line\n\n{story}")[1] \
+        == "Zelensky visits Bakhmut front line"
+    told = "Lawmakers passed the voucher plan on Monday, a spokesman told The Texas Tribune."
+    assert clean_news_text(f"The Texas Tribune\n\nGov OKs voucher plan\n\n{told}")[1] == "Gov OKs voucher plan"
+
+
+def test_an_interview_question_or_a_report_from_somewhere_is_no_headline() -> None:
+    interview = "Q: Why did the council vote against the new stadium?\n\nA: Members said the cost was too high for the town."
+    assert clean_news_text(interview)[:2] == (interview, None)
+    assert clean_news_text(f"From Gaza, grim reports\n\n{STORY}")[1] == "From Gaza, grim reports"
+
+
 def test_a_short_credit_line_above_the_headline_is_still_not_the_title() -> None:
     # The line that names what the story names wins; on a tie, the last above the story, as before.
     assert clean_news_text(f"The Seoul Herald\n\nHalloween crowd crush in Itaewon\n\n{STORY}")[1] == (
