@@ -158,16 +158,17 @@ _WEEKDAY = re.compile(r"\b(?:" + "|".join(_WEEKDAYS) + r")\b", re.IGNORECASE)
 # A question for a measure ("How long did it take?", "How far…") wants a number with its unit
 # ("10 minutes", "3 miles"), which a count ("How many hot dogs…?") does not ask for.
 _MEASURE_QUESTION = re.compile(r"\bhow (?:long|far|old|tall|high|deep|fast|heavy)\b")
-_MEASURE = re.compile(
-    r"\b(?:\d[\d,.]*|one|two|three|four|five|six|seven|eight|nine|ten|eleven|twelve|fifteen|twenty|thirty|forty"
-    r"|fifty|sixty|a hundred|hundreds of)[ -](?:and a half )?(?:seconds?|minutes?|hours?|days?|weeks?|months?|years?"
-    r"|decades?|centuries|miles?|kilomet(?:re|er)s?|km|met(?:re|er)s?|feet|foot|ft|inch(?:es)?|yards?|pounds?"
-    r"|lbs?|kilo(?:gram)?s?|kg|tons?|tonnes?|mph|km/h|degrees?)\b",
-    re.IGNORECASE,
-)
 _NUMBER_WORDS = frozenset("""one two three four five six seven eight nine ten eleven twelve thirteen fourteen fifteen
     sixteen seventeen eighteen nineteen twenty thirty forty fifty sixty seventy eighty ninety hundred thousand
     million billion trillion dozen half percent""".split())
+_UNITS = (r"seconds?|minutes?|hours?|days?|weeks?|months?|years?|decades?|centuries|miles?|kilomet(?:re|er)s?|km"
+          r"|met(?:re|er)s?|m|feet|foot|ft|inch(?:es)?|yards?|pounds?|lbs?|kilo(?:gram)?s?|kg|tons?|tonnes?|mph|km/h"
+          r"|degrees?")
+_MEASURE = re.compile(
+    r"\b(?:(?:\d[\d,.]*|an?|half an?|" + "|".join(sorted(_NUMBER_WORDS)) + r")[ -](?:and a half )?(?:" + _UNITS + r")"
+    r"|\d[\d,.]*(?:" + _UNITS + r"))\b",
+    re.IGNORECASE,
+)
 
 
 @dataclass(frozen=True)
