@@ -19,7 +19,7 @@ from pathlib import Path
 from typing import TYPE_CHECKING, Any
 
 from qa.config import ARTICLE_SUFFIXES
-from qa.errors import QAError
+from qa.errors import IndexCorruptError, QAError
 from qa.ingest import path_is_under
 from qa.progress import SilentProgress
 from qa.text import counted
@@ -234,6 +234,7 @@ class FolderWatcher:
             return
         self._came_back_empty -= set(roots)
         self._came_back_empty |= {root for root in report.missing_sources if root in roots and os.path.isdir(root)}
+        self._caught_up(roots)
         self._log_report(report, time.perf_counter() - started)
 
     def update(self, changes: Iterable[tuple[object, str]]) -> UpdateReport | None:
@@ -264,21 +265,31 @@ class FolderWatcher:
         except QAError as exc:
             self._failed(paths, exc)
             return None
-        self._pending.clear()
-        self._pending_kept.clear()
-        self._retry_at, self._retry_wait = None, RETRY_FIRST_S
+        self._caught_up(paths)
         self._came_back_empty -= set(refilled)
         self._log_report(report, time.perf_counter() - started)
         return report
 
     def _failed(self, paths: Iterable[str], exc: QAError, kept: Iterable[str] = ()) -> None:
-        """An update of `paths` failed: said, and tried again at the next change or on a timer."""
+        """An update of `paths` failed: said, and tried again at the next change or, unless the
+        index is damaged (only `qa index --rebuild` mends that), on a timer."""
         self._pending |= set(paths)
         self._pending_kept |= set(kept)
+        if isinstance(exc, IndexCorruptError):
+            self._retry_at = None
+            self.log(f"{_clock()} update failed: {exc}")
+            return
         wait = self._retry_wait
         self._retry_at = time.monotonic() + wait
         self._retry_wait = min(2 * wait, RETRY_LONGEST_S)
         self.log(f"{_clock()} update failed: {exc} (tried again in {wait:.0f} s, or at the next change)")
+
+    def _caught_up(self, paths: Sequence[str]) -> None:
+        """`paths` were indexed: what was pending under them is done, and with nothing pending, the timer."""
+        self._pending = {path for path in self._pending if not path_is_under(path, paths)}
+        self._pending_kept = {path for path in self._pending_kept if not path_is_under(path, paths)}
+        if not self._pending:
+            self._retry_at, self._retry_wait = None, RETRY_FIRST_S
 
     def _update_index(self, paths: Sequence[str] | None, **options: Any) -> UpdateReport:
         """`qa.indexer.update_index` on this watcher's index, `updating` while it runs."""
