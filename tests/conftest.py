@@ -16,6 +16,7 @@ from hypothesis.configuration import set_hypothesis_home_dir
 from qa.embed import Embedder
 
 if TYPE_CHECKING:
+    from qa.retrieve import Retriever
     from qa.stores.location import StoreLocation
 
 REPO = Path(__file__).resolve().parent.parent
@@ -214,6 +215,19 @@ def store_location(kind: str, folder: Path) -> StoreLocation:
         pytest.importorskip("pymilvus")
         return parse_store(f"milvus:{folder / 'index.db'}")
     return StoreLocation("faiss", folder / "index")
+
+
+def retriever_over(folder: Path, embedder: Embedder, articles: dict[str, str]) -> Retriever:
+    """A retriever over an index of `articles` (file name: its text), written and indexed in `folder`."""
+    from qa.indexer import update_index
+    from qa.retrieve import open_retriever
+
+    corpus = folder / "corpus"
+    corpus.mkdir()
+    for name, text in articles.items():
+        (corpus / name).write_text(text)
+    update_index(folder / "index", [corpus], embedder=embedder)
+    return open_retriever(folder / "index", embedder=embedder)
 
 
 def copy_index(source: StoreLocation, folder: Path) -> StoreLocation:

@@ -17,6 +17,8 @@ from qa.retrieve import Retriever
 from qa.stores.base import Store
 from qa.types import Answer, Hit
 
+from conftest import retriever_over
+
 SEEDS = Path(__file__).resolve().parent.parent / "seeds"
 SITE_CHROME = ("Get the latest updates", "Last Updated", "right on your browser")
 
@@ -177,74 +179,55 @@ def test_two_sentences_quoted_from_one_passage_are_both_on_its_source_line() -> 
     assert "[1] Club  /c/club.txt  chars 0–74, 197–221" in out.getvalue()
 
 
+def follow_up(retriever: Retriever, before: Answer, question: str) -> Answer:
+    """`question` asked in a chat after `before`, as the chat asks it (qa.repl)."""
+    return answer_question(retriever, question, retrieval_query=f"{before.question} {question}",
+                           said_before=before.citations, said_for=before.question)
+
+
 def test_a_line_the_article_says_again_in_other_words_is_not_a_second_sentence(tmp_path: Path, embedder: Embedder) -> None:
     # It used to be quoted twice: "…after a Singapore Airlines flight hit severe turbulence. [1]
     # …after a Singapore Airlines flight faced severe turbulence. [1]" (an article that restates
     # its lead, as a page built from wire copy does).
-    from qa.indexer import update_index
-    from qa.retrieve import open_retriever
-
-    corpus = tmp_path / "corpus"
-    corpus.mkdir()
     line = "One person is dead and 30 are injured after a Singapore Airlines flight {} severe turbulence."
-    (corpus / "a.txt").write_text(f"Turbulence is getting worse\n\n{line.format('hit')}\n\nThe plane landed in Bangkok, "
-                                  f"where ambulances met it.\n\n{line.format('faced')} Experts say such deaths are rare.\n")
-    update_index(tmp_path / "index", [corpus], embedder=embedder)
-    retriever = open_retriever(tmp_path / "index", embedder=embedder)
+    retriever = retriever_over(tmp_path, embedder, {"a.txt": (
+        f"Turbulence is getting worse\n\n{line.format('hit')}\n\nThe plane landed in Bangkok, "
+        f"where ambulances met it.\n\n{line.format('faced')} Experts say such deaths are rare.\n")})
     answer = answer_question(retriever, "How many people died on the flight?")
     assert answer.answerable and answer.answer.count("severe turbulence") == 1, answer.answer
     # Nor is it a follow-up's answer, which asks for something more than the line said before.
-    follow_up = answer_question(retriever, "Where did it land?", retrieval_query=f"{answer.question} Where did it land?",
-                                said_before=answer.citations, said_for=answer.question)
-    assert "severe turbulence" not in follow_up.answer, follow_up.answer
+    assert "severe turbulence" not in follow_up(retriever, answer, "Where did it land?").answer
 
 
 def test_a_measure_after_a_count_may_be_answered_by_the_sentence_said(tmp_path: Path, embedder: Embedder) -> None:
     # "How long did it take?" after "How many hot dogs did Joey Chestnut eat?" was answered with
     # his nickname: the sentence that held "in 10 minutes" had been said (a helper's chat audit).
-    from qa.indexer import update_index
-    from qa.retrieve import open_retriever
-
-    corpus = tmp_path / "corpus"
-    corpus.mkdir()
-    (corpus / "contest.txt").write_text(
+    retriever = retriever_over(tmp_path, embedder, {"contest.txt": (
         "Chestnut wins the hot dog eating contest again\n\n"
         "Joey Chestnut ate 62 hot dogs and buns in 10 minutes to win the contest on Coney Island on Tuesday.\n\n"
         "Chestnut, known to fans as Jaws, has now won the title 16 times.\n\n"
-        "The contest has been held on the Fourth of July since 1972, according to the organisers.\n")
-    update_index(tmp_path / "index", [corpus], embedder=embedder)
-    retriever = open_retriever(tmp_path / "index", embedder=embedder)
+        "The contest has been held on the Fourth of July since 1972, according to the organisers.\n")})
     first = answer_question(retriever, "How many hot dogs did Joey Chestnut eat?")
     assert "62 hot dogs" in first.answer, first.answer
-    follow_up = answer_question(retriever, "How long did it take?", retrieval_query=f"{first.question} How long did it take?",
-                                said_before=first.citations, said_for=first.question)
-    assert "in 10 minutes" in follow_up.answer, follow_up.answer
-    # A second count is not: "How many titles has he won?" is not answered by the 62 hot dogs again.
-    again = answer_question(retriever, "How many times has he won?", retrieval_query=f"{first.question} How many times has he won?",
-                            said_before=first.citations, said_for=first.question)
+    took = follow_up(retriever, first, "How long did it take?")
+    assert "in 10 minutes" in took.answer, took.answer
+    # A second count is not: "How many times has he won?" is not answered by the 62 hot dogs again.
+    again = follow_up(retriever, first, "How many times has he won?")
     assert "62 hot dogs" not in again.answer, again.answer
 
 
 def test_when_after_who_may_be_answered_by_the_day_the_sentence_said_gave(tmp_path: Path, embedder: Embedder) -> None:
     # "When did that happen?" was answered with the page's heading: the sentence said gave
     # "late Tuesday", and a weekday was no date (a helper's chat audit).
-    from qa.indexer import update_index
-    from qa.retrieve import open_retriever
-
-    corpus = tmp_path / "corpus"
-    corpus.mkdir()
-    (corpus / "beryl.txt").write_text(
+    retriever = retriever_over(tmp_path, embedder, {"beryl.txt": (
         "Beryl batters the coast of Venezuela\n\n"
         "A Venezuelan official, Mayor Ana Ruiz, was hurt by a falling tree during Hurricane Beryl late Tuesday in Cumana.\n\n"
         "Hurricane tracker: see the projected path of the storm\n\n"
-        "The storm brought heavy rain to the coast, and schools were closed across the state.\n")
-    update_index(tmp_path / "index", [corpus], embedder=embedder)
-    retriever = open_retriever(tmp_path / "index", embedder=embedder)
+        "The storm brought heavy rain to the coast, and schools were closed across the state.\n")})
     first = answer_question(retriever, "Which Venezuelan official was hurt by a falling tree during Beryl?")
     assert "Ana Ruiz" in first.answer, first.answer
-    follow_up = answer_question(retriever, "When did that happen?", retrieval_query=f"{first.question} When did that happen?",
-                                said_before=first.citations, said_for=first.question)
-    assert "late Tuesday" in follow_up.answer, follow_up.answer
+    when = follow_up(retriever, first, "When did that happen?")
+    assert "late Tuesday" in when.answer, when.answer
 
 
 def test_a_question_that_names_nothing_but_he_asks_who_is_meant(retriever: Retriever) -> None:

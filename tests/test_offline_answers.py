@@ -17,6 +17,8 @@ from qa.retrieve import Retriever, open_retriever
 from qa.spelling import corrected_query
 from qa.text import sentence_stems
 
+from conftest import retriever_over
+
 SEEDS = Path(__file__).resolve().parent.parent / "seeds"
 
 QUAKE = """Earthquake shakes Portugal's Alentejo coast
@@ -180,13 +182,10 @@ def test_a_restatement_that_denies_what_is_asked_answers_it() -> None:
 
 
 def test_a_pond_without_dogs_is_said_so(tmp_path: Path, embedder: Embedder) -> None:
-    corpus = tmp_path / "corpus"
-    corpus.mkdir()
-    (corpus / "pond.txt").write_text(
+    retriever = retriever_over(tmp_path, embedder, {"pond.txt": (
         "Hiking in RI: At Trustom Pond in South Kingstown, wildlife rules\n\n"
         "Two birders, as still as stone, peered through binoculars at cormorants perched on a rock in the pond.\n\n"
         "Access: Take Route 1 to Moonstone Beach Road and turn right to the refuge entrance.\n\n"
-        "Parking: Available in two lots at the trailhead.\n\nDogs: Not allowed\n\nHours: Sunrise to sunset.\n")
-    update_index(tmp_path / "index", [corpus], embedder=embedder)
-    answer = answer_question(open_retriever(tmp_path / "index", embedder=embedder), "Are dogs allowed at Trustom Pond?")
+        "Parking: Available in two lots at the trailhead.\n\nDogs: Not allowed\n\nHours: Sunrise to sunset.\n")})
+    answer = answer_question(retriever, "Are dogs allowed at Trustom Pond?")
     assert answer.answerable and answer.answer.startswith("Dogs: Not allowed"), answer.answer
