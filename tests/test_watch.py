@@ -153,6 +153,34 @@ def test_a_write_the_disk_refuses_is_one_line_and_watching_goes_on(tmp_path: Pat
         watcher.stop()
 
 
+def test_a_refused_update_is_tried_again_after_a_wait_that_doubles(tmp_path: Path) -> None:
+    from qa.errors import IndexCorruptError, IndexWriteError
+
+    lines: list[str] = []
+    watcher = FolderWatcher(as_location(tmp_path / "index"), [str(tmp_path / "news")], log=lines.append)
+    full = IndexWriteError("cannot write the index: its disk is full")
+    for wait in (15, 30, 60, 120, 240, 480, 600, 600):  # a disk that stays full: a few lines an hour
+        started = time.monotonic()
+        watcher._failed([str(tmp_path / "news" / "a.txt")], full)
+        assert lines[-1].endswith(f"(tried again in {wait} s, or at the next change)")
+        assert started + wait <= watcher._retry_at <= time.monotonic() + wait
+    # The folder caught up (a change indexed, the disk freed): nothing pending, and the next
+    # refusal waits the first wait again.
+    watcher._caught_up([str(tmp_path / "news")])
+    assert watcher._retry_at is None
+    watcher._failed([str(tmp_path / "news" / "b.txt")], full)
+    assert lines[-1].endswith("(tried again in 15 s, or at the next change)")
+    # A damaged index is not tried again on a timer: only `qa index --rebuild` mends it.
+    watcher._failed([str(tmp_path / "news" / "c.txt")], IndexCorruptError("the catalog cannot be read"))
+    assert watcher._retry_at is None and "tried again" not in lines[-1]
+    # What a catch-up kept when found empty is kept on its retry until that folder is caught up.
+    kept = str(tmp_path / "drive")
+    watcher._failed([kept], full, [kept])
+    assert watcher._pending_kept == {kept}
+    watcher._caught_up([kept])
+    assert not watcher._pending_kept and kept not in watcher._pending
+
+
 def test_a_watched_file_deleted_leaves_the_index(tmp_path: Path, embedder: Embedder) -> None:
     news = news_with_one_article(tmp_path)
     clipping = tmp_path / "clipping.txt"
