@@ -127,11 +127,11 @@ CORROBORATING_SOURCES = 2
 # A word, a name or a figure: "Washington", "$16.28", "1,200", "U.S". Each match starts on a word
 # character (or "$"), so a long run of dashes or dots is read once, not from each of its places.
 _ANSWER_WORD = re.compile(r"\$?\w(?:[\w$%.,-]*\w)?")
-# A credit on a line of its own, a long dash and a name: "– Reuters", "— Associated Press". Not a
-# hyphen, which opens a list's item ("- Staffordshire", a quiz page's answer), nor a word alone.
 # A question asked for yes or no opens on its verb: "Are dogs allowed…?", "Did he resign?".
 _YES_NO = re.compile(r"\s*(?:is|are|was|were|am|do|does|did|can|could|will|would|shall|should|has|have|had|may|might|must)\b",
                      re.IGNORECASE)
+# A credit on a line of its own, a long dash and a name: "– Reuters", "— Associated Press". Not a
+# hyphen, which opens a list's item ("- Staffordshire", a quiz page's answer), nor a word alone.
 _CREDIT = re.compile(r"\s*[—–]\s*[A-Z][\w.&'’]*(?: [A-Z][\w.&'’]*){0,3}\s*$")
 
 _KINDS = (
@@ -326,7 +326,8 @@ def score_sentences(hits: Sequence[Hit], term_weights: dict[str, float], questio
     The meaning score is the cosine the retriever computed from the sentence's stored vector; a
     passage that was read again (`Hit.sentence_alignment`) adds its sentences' token alignment,
     and the other sources' agreement with its answer words (Corroboration).
-    Sentences that are questions, or hold only the question's own words, are left out.
+    Sentences that are questions or credits, or hold only the question's own words, are left out
+    (is_not_an_answer).
     """
     question_stems = sentence_stems(question)
     denial_answers = yes_or_no_asked(question)
