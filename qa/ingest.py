@@ -88,9 +88,9 @@ _SENTENCE_END = re.compile(r"[.!?…][\"'”’)\]]*$")
 # Murphy to receive Palm Springs International Film Festival ..."); nor in a dash, which ends a
 # dateline that leads into the story ("New York CNN Business —", "WASHINGTON (AP) -").
 _HEADLINE_BAD_END = re.compile(r"(?:[,;:]|(?<!\.\.)\.|\s[—–-])$")
-# "By Jane Doe", "BY JANE DOE" (not a headline that opens on "By the next RSV season, …"), and
-# "From staff and wire reports".
-_BYLINE = re.compile(r"^(?i:by)\s+[A-Z]|^(?i:from\s.*\b(?:wire|staff|news)\s+reports)$")
+# "By Jane Doe", "BY JANE DOE" (not a headline that opens on "By the next RSV season, …"),
+# "Special to the Detroit Free Press" and "From staff and wire reports".
+_BYLINE = re.compile(r"^(?i:by)\s+[A-Z]|^(?i:special (?:to|for)) [Tt]he [A-Z]|^(?i:from\s.*\b(?:wire|staff|news)\s+reports)$")
 # An interview's question ("Q: Why did the council vote no?"), which is the text, not its headline.
 _INTERVIEW_TURN = re.compile(r"(?:Q|Question)\s*[:.]", re.IGNORECASE)
 # How a file's first line may end and still be its headline (_is_title_first).
@@ -912,27 +912,27 @@ def _split_header(header: list[str], story: str = "") -> tuple[str | None, str |
     # what comes between it and the story (a standfirst, a byline) belongs to the story.
     headline = candidates[-1]
     told = set(content_words(story))
-    if len(candidates) > 1 and candidates[0] == 0 and told:
-        # Unless the file opens with a line that names more of what the story names: its headline,
-        # the page copied under it with a credit over the story ("Special to the Detroit Free
-        # Press", "Guest columnist"). Only the first line: a banner or a "Live updates" line
-        # between a site's name and the headline would win as often as it lost.
-        opening, last = (len(told & set(content_words(content[i]))) for i in (0, headline))
-        if opening > last:
-            headline = 0
     # A short line right under a longer candidate may be the byline or the site's ("David
     # Shepardson", "Reuters Staff", "Chris Sikich, The Indianapolis Star"), which pages without a
     # "By" put there: the longer line is the headline then, and the short one stays with the
     # story. The short one is the headline only where the story names what it names and nothing
     # the longer line names ("Floods hit Spain" under "World news from the Guardian"); a story
     # names its outlet or reporter now and then ("(Reuters) -"), but its headline's words always.
-    if len(candidates) > 1 and headline == candidates[-1] and candidates[-2] == headline - 1 and story:
+    if len(candidates) > 1 and candidates[-2] == headline - 1 and told:
         last, above = content[headline], content[headline - 1]
         outlet_after = _NAME_THEN_OUTLET.match(last)
         credited = last.split(",")[0] if outlet_after else last
         if (len(last.split()) <= _BYLINE_LIKE_WORDS or outlet_after) and len(above.split()) > len(credited.split()):
             if not (told & set(content_words(last)) and not told & set(content_words(above))):
                 headline -= 1
+    if candidates[0] == 0 < headline and told:
+        # Unless the header opens with a line that names more of what the story names: the
+        # headline of a file saved as "headline, then the page", over a credit ("Special to the
+        # Detroit Free Press", "Guest columnist") that the rules above took. Only the first line
+        # (past a dated or boilerplate one): a banner or a "Live updates" line between a site's
+        # name and the headline would win as often as it lost.
+        if len(told & set(content_words(content[0]))) > len(told & set(content_words(content[headline]))):
+            headline = 0
     return _tidy_title(content[headline]), date, content[headline + 1 :]
 
 

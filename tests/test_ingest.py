@@ -219,6 +219,12 @@ def test_a_site_name_or_banner_the_story_names_does_not_take_the_headline() -> N
         == "Zelensky visits Bakhmut front line"
     told = "Lawmakers passed the voucher plan on Monday, a spokesman told The Texas Tribune."
     assert clean_news_text(f"The Texas Tribune\n\nGov OKs voucher plan\n\n{told}")[1] == "Gov OKs voucher plan"
+    # Nor does it take the headline that stands between it and a credit (a review found both).
+    library = ("The Detroit city council voted on Monday to close the Elm Street library branch, which has "
+               "served the neighbourhood since 1921, to save money.")
+    headline = "Council votes to close Elm Street library branch"
+    for credit in ("Guest columnist", "Special to the Detroit Free Press"):
+        assert clean_news_text(f"Detroit Free Press\n\n{headline}\n\n{credit}\n\n{library}")[1] == headline, credit
 
 
 def test_an_interview_question_or_a_report_from_somewhere_is_no_headline() -> None:
