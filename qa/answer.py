@@ -127,7 +127,9 @@ CORROBORATING_SOURCES = 2
 # A word, a name or a figure: "Washington", "$16.28", "1,200", "U.S". Each match starts on a word
 # character (or "$"), so a long run of dashes or dots is read once, not from each of its places.
 _ANSWER_WORD = re.compile(r"\$?\w(?:[\w$%.,-]*\w)?")
-# A question asked for yes or no opens on its verb: "Are dogs allowed…?", "Did he resign?".
+# A question asked for yes or no opens on its verb: "Are dogs allowed…?", "Did he resign?", after
+# a word that only joins it to the chat: "And is the pond open?", "So, are dogs allowed?".
+_OPENING_FILLER = re.compile(r"\s*(?:and|so|but|hey|ok|okay|well|also)\b,?\s*", re.IGNORECASE)
 _YES_NO = re.compile(r"\s*(?:is|are|was|were|am|do|does|did|can|could|will|would|shall|should|has|have|had|may|might|must)\b",
                      re.IGNORECASE)
 # A credit on a line of its own, a long dash and a name: "– Reuters", "— Associated Press". Not a
@@ -162,11 +164,14 @@ _NUMBER_WORDS = frozenset("""one two three four five six seven eight nine ten el
     sixteen seventeen eighteen nineteen twenty thirty forty fifty sixty seventy eighty ninety hundred thousand
     million billion trillion dozen half percent""".split())
 _UNITS = (r"seconds?|minutes?|hours?|days?|weeks?|months?|years?|decades?|centuries|miles?|kilomet(?:re|er)s?|km"
-          r"|met(?:re|er)s?|m|feet|foot|ft|inch(?:es)?|yards?|pounds?|lbs?|kilo(?:gram)?s?|kg|tons?|tonnes?|mph|km/h"
+          r"|met(?:re|er)s?|feet|foot|ft|inch(?:es)?|yards?|pounds?|lbs?|kilo(?:gram)?s?|kg|tons?|tonnes?|mph|km/h"
           r"|degrees?")
+# After "a", "an", "one" or "half a", only units that are no other word ("a second suspect", "a
+# day to remember", "a foot soldier" measure nothing).
+_SPELLED_OUT_UNITS = r"minutes?|hours?|weeks?|months?|miles?|kilomet(?:re|er)s?|decades?|century"
 _MEASURE = re.compile(
-    r"\b(?:(?:\d[\d,.]*|an?|half an?|" + "|".join(sorted(_NUMBER_WORDS)) + r")[ -](?:and a half )?(?:" + _UNITS + r")"
-    r"|\d[\d,.]*(?:" + _UNITS + r"))\b",
+    r"\b(?:(?:\d[\d,.]*|" + "|".join(sorted(_NUMBER_WORDS - {"one", "half"})) + r")[ -](?:and a half )?(?:"
+    + _UNITS + r")|(?:an?|one|half an?|half)[ -](?:" + _SPELLED_OUT_UNITS + r")|\d[\d,.]*(?:km|kg|mph|ft|lbs?))\b",
     re.IGNORECASE,
 )
 
@@ -258,13 +263,15 @@ def is_not_an_answer(sentence: str, question_stems: frozenset[str], denial_answe
 
 
 def yes_or_no_asked(question: str) -> bool:
-    """Whether the question asked last in `question` (a follow-up is searched after the turns
-    before it) asks yes or no without denying: "Are dogs allowed?", not "Why are dogs not allowed?"
-    nor "Aren't dogs allowed?"."""
+    """Whether `question`'s last sentence asks yes or no without denying: "Lisa Su runs AMD. Is she
+    its CEO?", "And is the pond open?", "Was the U.S. team in the final?"; not "Why are dogs not
+    allowed?" nor "Aren't dogs allowed?"."""
+    from qa.chunk import split_sentences
     from qa.claims import stated_denial
 
-    last = re.split(r"(?<=[?.!])\s+", question.strip())[-1]
-    return bool(_YES_NO.match(last)) and stated_denial(last) is None
+    spans = split_sentences(question)
+    last = question[spans[-1][0]:spans[-1][1]] if spans else question
+    return bool(_YES_NO.match(_OPENING_FILLER.sub("", last))) and stated_denial(last) is None
 
 
 def answer_words(sentence: str, asked: frozenset[str]) -> set[str]:
@@ -316,7 +323,7 @@ class Corroboration:
 
 
 def score_sentences(hits: Sequence[Hit], term_weights: dict[str, float], question: str = "",
-                    kind_from: str | None = None) -> list[ScoredSentence]:
+                    kind_from: str | None = None, asked: str | None = None) -> list[ScoredSentence]:
     """Every sentence of the top passages that could answer, with its scores, best first.
 
     `kind_from` is the question whose form says what kind of answer is wanted, when `question` is
@@ -327,10 +334,11 @@ def score_sentences(hits: Sequence[Hit], term_weights: dict[str, float], questio
     passage that was read again (`Hit.sentence_alignment`) adds its sentences' token alignment,
     and the other sources' agreement with its answer words (Corroboration).
     Sentences that are questions or credits, or hold only the question's own words, are left out
-    (is_not_an_answer).
+    (is_not_an_answer), unless they deny what `asked` (the question as typed; `question` when not
+    given) asks yes or no.
     """
     question_stems = sentence_stems(question)
-    denial_answers = yes_or_no_asked(question)
+    denial_answers = yes_or_no_asked(asked if asked is not None else question)
     kind = expected_kind(kind_from or question) if (kind_from or question) else None
     coverage = KeywordCoverer(term_weights)
     corroboration = Corroboration(hits, question)
@@ -556,7 +564,7 @@ def answer_question(
     hits = retriever.search(searched, k=k, mode=mode, filters=filters, query_vector=vector, align=mode == "hybrid")
     weights = retriever.term_weights(searched)
     kind_from = kind_question(asked, said_for or searched)
-    scored = score_sentences(hits, weights, searched, kind_from)
+    scored = score_sentences(hits, weights, searched, kind_from, asked)
     if said_before:
         # Only a number or a date is told apart well enough: any capitalised word passes for a
         # name or a place, so the sentence said before would hold one nearly always.

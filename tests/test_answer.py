@@ -216,6 +216,19 @@ def test_a_measure_after_a_count_may_be_answered_by_the_sentence_said(tmp_path: 
     assert "62 hot dogs" not in again.answer, again.answer
 
 
+@pytest.mark.parametrize(("sentence", "measures"), [
+    ("He ate them in 10 minutes.", True), ("It took half an hour.", True), ("a 10km run", True),
+    ("It lasted eighteen months.", True), ("He won for a second year running.", False),
+    ("A day to remember.", False), ("The show drew 5m viewers.", False), ("a foot soldier", False),
+])
+def test_a_measure_is_a_number_with_its_unit(sentence: str, measures: bool) -> None:
+    # What lets a follow-up's "How long…?" be answered by the sentence said before (a review
+    # found "a second year" and "$5m" let it repeat a sentence that measures nothing).
+    from qa.answer import _MEASURE
+
+    assert bool(_MEASURE.search(sentence)) is measures
+
+
 def test_when_after_who_may_be_answered_by_the_day_the_sentence_said_gave(tmp_path: Path, embedder: Embedder) -> None:
     # "When did that happen?" was answered with the page's heading: the sentence said gave
     # "late Tuesday", and a weekday was no date (a helper's chat audit).

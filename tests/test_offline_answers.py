@@ -174,6 +174,9 @@ def test_a_restatement_that_denies_what_is_asked_answers_it() -> None:
     assert is_not_an_answer("Not only dogs are allowed.", asked, yes_or_no)  # "not only" denies nothing
     # Only a yes-or-no question that does not deny is answered so; a follow-up is read by its last question.
     assert yes_or_no_asked("Where is the pond? Are dogs allowed?")
+    for asked in ("Was the U.S. team in the final?", "Did Mr. Smith resign?", "And is the pond open?",
+                  "So, are dogs allowed?"):  # abbreviations and a word joining it to the chat (review)
+        assert yes_or_no_asked(asked), asked
     for other in ("Why are dogs not allowed at the pond?", "Aren't dogs allowed at the pond?", "Where are dogs allowed?",
                   "Are dogs allowed? Where is the pond?"):
         assert not yes_or_no_asked(other), other
