@@ -19,7 +19,7 @@ from pathlib import Path
 from typing import TYPE_CHECKING, Any
 
 from qa.config import ARTICLE_SUFFIXES
-from qa.errors import IndexCorruptError, QAError
+from qa.errors import IndexCorruptError, IndexMismatchError, QAError
 from qa.ingest import path_is_under
 from qa.progress import SilentProgress
 from qa.text import counted
@@ -275,7 +275,7 @@ class FolderWatcher:
         index is damaged (only `qa index --rebuild` mends that), on a timer."""
         self._pending |= set(paths)
         self._pending_kept |= set(kept)
-        if isinstance(exc, IndexCorruptError):
+        if isinstance(exc, (IndexCorruptError, IndexMismatchError)):  # only a rebuild mends these
             self._retry_at = None
             self.log(f"{_clock()} update failed: {exc}")
             return
@@ -285,9 +285,14 @@ class FolderWatcher:
         self.log(f"{_clock()} update failed: {exc} (tried again in {wait:.0f} s, or at the next change)")
 
     def _caught_up(self, paths: Sequence[str]) -> None:
-        """`paths` were indexed: what was pending under them is done, and with nothing pending, the timer."""
-        self._pending = {path for path in self._pending if not path_is_under(path, paths)}
-        self._pending_kept = {path for path in self._pending_kept if not path_is_under(path, paths)}
+        """`paths` were indexed: what was pending under them is done, and what is no longer under a
+        watched folder (forgotten, or gone: its catch-up reads it when it is back) is let go; with
+        nothing pending, the timer too."""
+        def still_pending(path: str) -> bool:
+            return not path_is_under(path, paths) and path_is_under(path, self.roots)
+
+        self._pending = set(filter(still_pending, self._pending))
+        self._pending_kept = set(filter(still_pending, self._pending_kept))
         if not self._pending:
             self._retry_at, self._retry_wait = None, RETRY_FIRST_S
 

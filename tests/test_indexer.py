@@ -770,6 +770,27 @@ def test_a_damaged_catalog_page_met_after_opening_is_said_in_one_line_and_change
     assert search(index_dir, embedder, "When did the harbour open a new pier?")[0].path.endswith("new.txt")
 
 
+def test_what_sqlite_says_of_a_damaged_file_is_told_from_a_full_disk_or_a_misuse(tmp_path: Path) -> None:
+    from qa.stores.local.catalog import is_damage
+
+    def raised(run) -> sqlite3.Error:
+        with pytest.raises(sqlite3.Error) as caught:
+            run()
+        return caught.value
+
+    garbage = tmp_path / "garbage.sqlite"
+    garbage.write_bytes(b"not a database at all" * 500)
+    assert is_damage(raised(lambda: sqlite3.connect(garbage).execute("SELECT * FROM sqlite_master").fetchall()))
+    db = sqlite3.connect(":memory:")
+    db.execute("CREATE TABLE documents (path TEXT UNIQUE)")
+    db.execute("INSERT INTO documents VALUES ('a.txt')")
+    # One changed byte in a unique index page made an INSERT fail so, though quick_check passed (review).
+    assert is_damage(raised(lambda: db.execute("INSERT INTO documents VALUES ('a.txt')")))
+    assert not is_damage(raised(lambda: db.execute("SELECT * FROM missing")))  # OperationalError
+    db.close()
+    assert not is_damage(raised(lambda: db.execute("SELECT 1")))  # a closed database: ProgrammingError
+
+
 def test_an_update_beside_a_missing_catalog_refuses_and_keeps_the_vector_files(
     built: tuple[StoreLocation, UpdateReport], corpus: Path, embedder: Embedder
 ) -> None:

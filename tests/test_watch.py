@@ -158,6 +158,7 @@ def test_a_refused_update_is_tried_again_after_a_wait_that_doubles(tmp_path: Pat
 
     lines: list[str] = []
     watcher = FolderWatcher(as_location(tmp_path / "index"), [str(tmp_path / "news")], log=lines.append)
+    watcher.roots = [str(tmp_path / "news"), str(tmp_path / "drive")]  # as run() sets them
     full = IndexWriteError("cannot write the index: its disk is full")
     for wait in (15, 30, 60, 120, 240, 480, 600, 600):  # a disk that stays full: a few lines an hour
         started = time.monotonic()
@@ -179,6 +180,13 @@ def test_a_refused_update_is_tried_again_after_a_wait_that_doubles(tmp_path: Pat
     assert watcher._pending_kept == {kept}
     watcher._caught_up([kept])
     assert not watcher._pending_kept and kept not in watcher._pending
+    # A path no longer under a watched folder (forgotten meanwhile) is let go, and the wait with it.
+    watcher._failed([str(tmp_path / "forgotten" / "d.txt")], full)
+    watcher.roots = [str(tmp_path / "news")]
+    watcher._caught_up([str(tmp_path / "news")])
+    assert not watcher._pending and watcher._retry_at is None
+    watcher._failed([str(tmp_path / "news" / "e.txt")], full)
+    assert lines[-1].endswith("(tried again in 15 s, or at the next change)")
 
 
 def test_a_watched_file_deleted_leaves_the_index(tmp_path: Path, embedder: Embedder) -> None:

@@ -126,11 +126,13 @@ def _read_only(path: Path, refused: sqlite3.OperationalError) -> tuple[sqlite3.C
 
 
 def is_damage(exc: sqlite3.DatabaseError) -> bool:
-    """Whether SQLite says the catalog's file is damaged ("database disk image is malformed", "file
-    is not a database"), which it raises as a DatabaseError itself: its subclasses are a full disk
-    or a lock (OperationalError, which qa.indexer.write_failure reads), or a misuse (a closed
-    database, a constraint), which a rebuild would not mend."""
-    return type(exc) is sqlite3.DatabaseError
+    """Whether SQLite's error says the catalog's file is damaged: "database disk image is
+    malformed", "file is not a database" (a DatabaseError itself), or a constraint the writer
+    never breaks failing (one changed byte in an index page: "UNIQUE constraint failed", though
+    quick_check passes). Not a full disk or a lock (OperationalError, which
+    qa.indexer.write_failure reads) nor a misuse such as a closed database (ProgrammingError),
+    which a rebuild would not mend."""
+    return not isinstance(exc, (sqlite3.OperationalError, sqlite3.ProgrammingError))
 
 
 def unreadable_catalog(path: Path, exc: sqlite3.DatabaseError) -> IndexCorruptError:
