@@ -253,13 +253,15 @@ def is_not_an_answer(sentence: str, question_stems: frozenset[str], denial_answe
     own words and no others, unless `denial_answers` (a yes-or-no question that does not deny:
     yes_or_no_asked) and the sentence denies: "Dogs: Not allowed" for "Are dogs allowed at the
     pond?" has only the question's stems, and its "not" is the answer."""
-    from qa.claims import stated_denial  # the claim checks' reading of a denial ("not only" is none)
-
     if is_question(sentence) or _CREDIT.match(sentence):
         return True
     if not question_stems or not sentence_stems(sentence.strip()) <= question_stems:
         return False
-    return not (denial_answers and stated_denial(sentence) is not None)
+    if not denial_answers:
+        return True
+    from qa.claims import stated_denial  # the claim checks' reading of a denial ("not only" is none)
+
+    return stated_denial(sentence) is None
 
 
 def yes_or_no_asked(question: str) -> bool:
