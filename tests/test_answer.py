@@ -199,21 +199,36 @@ def test_a_line_the_article_says_again_in_other_words_is_not_a_second_sentence(t
     assert "severe turbulence" not in follow_up(retriever, answer, "Where did it land?").answer
 
 
-def test_a_measure_after_a_count_may_be_answered_by_the_sentence_said(tmp_path: Path, embedder: Embedder) -> None:
-    # "How long did it take?" after "How many hot dogs did Joey Chestnut eat?" was answered with
-    # his nickname: the sentence that held "in 10 minutes" had been said (a helper's chat audit).
-    retriever = retriever_over(tmp_path, embedder, {"contest.txt": (
-        "Chestnut wins the hot dog eating contest again\n\n"
-        "Joey Chestnut ate 62 hot dogs and buns in 10 minutes to win the contest on Coney Island on Tuesday.\n\n"
-        "Chestnut, known to fans as Jaws, has now won the title 16 times.\n\n"
-        "The contest has been held on the Fourth of July since 1972, according to the organisers.\n")})
-    first = answer_question(retriever, "How many hot dogs did Joey Chestnut eat?")
-    assert "62 hot dogs" in first.answer, first.answer
-    took = follow_up(retriever, first, "How long did it take?")
-    assert "in 10 minutes" in took.answer, took.answer
+CONTEST = ("Chestnut wins the hot dog eating contest again\n\n"
+           "Joey Chestnut ate 62 hot dogs and buns in 10 minutes to win the contest on Coney Island on Tuesday.\n\n"
+           "Chestnut, known to fans as Jaws, has now won the title 16 times.\n\n"
+           "The contest has been held on the Fourth of July since 1972, according to the organisers.\n")
+BERYL = ("Beryl batters the coast of Venezuela\n\n"
+         "A Venezuelan official, Mayor Ana Ruiz, was hurt by a falling tree during Hurricane Beryl late Tuesday in Cumana.\n\n"
+         "Hurricane tracker: see the projected path of the storm\n\n"
+         "The storm brought heavy rain to the coast, and schools were closed across the state.\n")
+
+
+@pytest.mark.parametrize(("article", "first_question", "first_says", "next_question", "next_says", "holds"), [
+    # "How long did it take?" after "How many hot dogs…?" was answered with his nickname: the
+    # sentence that held "in 10 minutes" had been said (a helper's chat audit).
+    (CONTEST, "How many hot dogs did Joey Chestnut eat?", "62 hot dogs", "How long did it take?", "in 10 minutes", True),
     # A second count is not: "How many times has he won?" is not answered by the 62 hot dogs again.
-    again = follow_up(retriever, first, "How many times has he won?")
-    assert "62 hot dogs" not in again.answer, again.answer
+    (CONTEST, "How many hot dogs did Joey Chestnut eat?", "62 hot dogs", "How many times has he won?", "62 hot dogs", False),
+    # "When did that happen?" was answered with the page's heading: the sentence said gave "late
+    # Tuesday", and a weekday was no date (the same audit).
+    (BERYL, "Which Venezuelan official was hurt by a falling tree during Beryl?", "Ana Ruiz", "When did that happen?",
+     "late Tuesday", True),
+])
+def test_a_follow_up_asking_for_another_kind_may_be_answered_by_the_sentence_said(
+    tmp_path: Path, embedder: Embedder, article: str, first_question: str, first_says: str, next_question: str,
+    next_says: str, holds: bool,
+) -> None:
+    retriever = retriever_over(tmp_path, embedder, {"article.txt": article})
+    first = answer_question(retriever, first_question)
+    assert first_says in first.answer, first.answer
+    answer = follow_up(retriever, first, next_question)
+    assert (next_says in answer.answer) is holds, answer.answer
 
 
 @pytest.mark.parametrize(("sentence", "measures"), [
@@ -227,20 +242,6 @@ def test_a_measure_is_a_number_with_its_unit(sentence: str, measures: bool) -> N
     from qa.answer import _MEASURE
 
     assert bool(_MEASURE.search(sentence)) is measures
-
-
-def test_when_after_who_may_be_answered_by_the_day_the_sentence_said_gave(tmp_path: Path, embedder: Embedder) -> None:
-    # "When did that happen?" was answered with the page's heading: the sentence said gave
-    # "late Tuesday", and a weekday was no date (a helper's chat audit).
-    retriever = retriever_over(tmp_path, embedder, {"beryl.txt": (
-        "Beryl batters the coast of Venezuela\n\n"
-        "A Venezuelan official, Mayor Ana Ruiz, was hurt by a falling tree during Hurricane Beryl late Tuesday in Cumana.\n\n"
-        "Hurricane tracker: see the projected path of the storm\n\n"
-        "The storm brought heavy rain to the coast, and schools were closed across the state.\n")})
-    first = answer_question(retriever, "Which Venezuelan official was hurt by a falling tree during Beryl?")
-    assert "Ana Ruiz" in first.answer, first.answer
-    when = follow_up(retriever, first, "When did that happen?")
-    assert "late Tuesday" in when.answer, when.answer
 
 
 def test_a_question_that_names_nothing_but_he_asks_who_is_meant(retriever: Retriever) -> None:
