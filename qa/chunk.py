@@ -275,10 +275,34 @@ def _flat_sentences(flat: str) -> list[Span]:
             # reads a straight one there as closing when the paragraph's quotes do not pair up
             # (“…Botswana," Masisi said. "We are paying…").
             spans[n], spans[n + 1] = _trimmed(flat, start, stop - 1), (stop - 1, next_stop)
-    return spans
+    return _clock_times_joined(flat, spans)
 
 
 _OPENING_QUOTES = frozenset("\"'“‘«„")
+
+# sentencex ends a sentence at "a.m." or "p.m." before a capital, but news writes the day, the
+# date or the time zone after the hour: "It ended at 11 a.m. Saturday, police said." was two
+# sentences, the second "Saturday, police said." 2023's news-dev articles write an hour so 2,247
+# times. A sentence that ends on such an hour runs on into the next when that opens with one.
+_ENDS_ON_AN_HOUR = re.compile(r"\d ?[ap]\.m\.$", re.IGNORECASE)
+_AFTER_AN_HOUR = re.compile(
+    r"(?:(?:Mon|Tues|Wednes|Thurs|Fri|Satur|Sun)days?|[ECMP][SD]?T|GMT|UTC|BST|CET)\b"
+    r"|(?:Eastern|Pacific|Central|Mountain|local)(?: (?:Standard|Daylight))? [Tt]ime\b"
+    r"|(?:January|February|March|April|May|June|July|August|September|October|November|December"
+    r"|Jan\.|Feb\.|Mar\.|Apr\.|Aug\.|Sept?\.|Oct\.|Nov\.|Dec\.) \d"
+)
+
+
+def _clock_times_joined(flat: str, spans: list[Span]) -> list[Span]:
+    """spans with each sentence that ends on an hour joined to the next when that names its day,
+    date or zone: ``"At 8 p.m. ET it began."`` is one sentence."""
+    joined: list[Span] = []
+    for start, stop in spans:
+        if joined and _ENDS_ON_AN_HOUR.search(flat, joined[-1][0], joined[-1][1]) and _AFTER_AN_HOUR.match(flat, start):
+            joined[-1] = (joined[-1][0], stop)
+        else:
+            joined.append((start, stop))
+    return joined
 
 
 def _segments(text: str) -> list[Span]:

@@ -37,8 +37,9 @@ EVAL_CACHED_PASSAGES = 4096
 # embedded differently by the same model and backend, so that figures never come from vectors an
 # older qa made (2: ONNX reads one text a pass, 2026-12-05; before, a passage's vectors depended
 # on the batch it was embedded in). One number for every backend: a torch cache, whose vectors
-# did not change then, is built again too, once.
-EVAL_INDEX_REVISION = 2
+# did not change then, is built again too, once. 3: a sentence ending on an hour runs on into
+# its day, date or zone ("at 11 a.m. Saturday", qa.chunk), 2026-12-06.
+EVAL_INDEX_REVISION = 3
 
 
 @dataclass(frozen=True)

@@ -88,6 +88,21 @@ def test_titles_do_not_end_sentences() -> None:
     assert _texts(text, split_sentences(text)) == expected
 
 
+@pytest.mark.parametrize("text, expected", [
+    # News writes the day, the date or the zone after the hour; sentencex ended the sentence there.
+    ("It ended at 11 a.m. Saturday, police said. Nobody was hurt.",
+     ["It ended at 11 a.m. Saturday, police said.", "Nobody was hurt."]),
+    ("The game starts at 8 p.m. ET on Fox.", ["The game starts at 8 p.m. ET on Fox."]),
+    ("Doors open at 7 p.m. Oct. 5 at the arena.", ["Doors open at 7 p.m. Oct. 5 at the arena."]),
+    ("Polls close at 8 P.M. Eastern time in most states.", ["Polls close at 8 P.M. Eastern time in most states."]),
+    # An hour that ends the sentence still does.
+    ("We left at 9 p.m. The rain had stopped.", ["We left at 9 p.m.", "The rain had stopped."]),
+    ("It starts at 9 a.m. May I come too?", ["It starts at 9 a.m.", "May I come too?"]),
+])
+def test_an_hour_followed_by_its_day_date_or_zone_ends_no_sentence(text: str, expected: list[str]) -> None:
+    assert _texts(text, split_sentences(text)) == expected
+
+
 def test_blank_line_ends_a_sentence_and_single_newline_does_not() -> None:
     text = "  A headline without a period\n \n\tThe cat sat\non the mat. It purred.  \n"
     assert _texts(text, split_sentences(text)) == [
