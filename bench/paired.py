@@ -10,6 +10,12 @@ figure could move with other questions of the same kind.
     qa eval news-dev --mode hybrid --questions-out before.jsonl     # on the code before a change
     qa eval news-dev --mode hybrid --questions-out after.jsonl      # on the code after it
     .venv/bin/python bench/paired.py before.jsonl after.jsonl
+    .venv/bin/python bench/paired.py before.jsonl after.jsonl --gold 1   # one gold article only
+
+A RealTimeQA question's gold is every search result that holds its answer, so a search that
+finds any article about the story scores. `--gold 1` compares only the questions one article
+answers, where finding the story is not enough: the nearest this data comes to a set whose gold
+is the one article a quiz cited.
 """
 
 from __future__ import annotations
@@ -47,6 +53,17 @@ def read_run(path: Path, mode: str) -> list[dict]:
     return chosen
 
 
+def with_gold_count(before: list[dict], after: list[dict], count: int) -> tuple[list[dict], list[dict]]:
+    """The pairs whose question has exactly `count` gold documents (from either run's rows: both
+    asked the same set)."""
+    kept = [n for n, (a, b) in enumerate(zip(before, after)) if len(b.get("gold", a.get("gold")) or []) == count]
+    if not any("gold" in row for row in before + after):
+        sys.exit("paired: --gold needs rows that list each question's gold documents (qa eval --questions-out writes them)")
+    if not kept:
+        sys.exit(f"paired: no question has exactly {count} gold document{'s' * (count != 1)}")
+    return [before[n] for n in kept], [after[n] for n in kept]
+
+
 def outcomes(rows: list[dict]) -> np.ndarray:
     """One row a question: reached first, in the first five, reciprocal rank within ten, answer in
     the top sentence (NaN for a question without answer strings)."""
@@ -67,12 +84,16 @@ def main() -> None:
     parser.add_argument("after", type=Path, help="the second run's, on the same eval set")
     parser.add_argument("--mode", default="hybrid", help="which mode's questions to compare (default hybrid)")
     parser.add_argument("--seed", type=int, default=0, help="the bootstrap's random seed")
+    parser.add_argument("--gold", type=int, metavar="N",
+                        help="only the questions with exactly N gold documents (--gold 1: one article answers)")
     args = parser.parse_args()
     before, after = read_run(args.before, args.mode), read_run(args.after, args.mode)
     # Paired by position, the ids checked: a set may hold one id twice (RealTimeQA 2023 does).
     if [r["id"] for r in before] != [r["id"] for r in after]:
         sys.exit("paired: the two runs did not ask the same questions in the same order "
                  "(same eval set and --limit for both?)")
+    if args.gold is not None:
+        before, after = with_gold_count(before, after, args.gold)
     first, second = outcomes(before), outcomes(after)
     rng = np.random.default_rng(args.seed)
     print(f"{len(before)} question{'s' * (len(before) != 1)}, mode {args.mode}; 95% paired bootstrap interval of the difference "

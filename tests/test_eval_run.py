@@ -186,7 +186,7 @@ def test_eval_writes_each_questions_outcome_for_a_paired_comparison(tiny_squad: 
         for row in mine:
             assert row["ranked"] and (row["first_gold_rank"] is None) == (not set(row["gold"]) & set(row["ranked"]))
 
-    def paired(*files: Path) -> subprocess.CompletedProcess:
+    def paired(*files: Path | str) -> subprocess.CompletedProcess:
         return subprocess.run([sys.executable, "bench/paired.py", *map(str, files), "--mode", "keyword"],
                               capture_output=True, text=True, cwd=Path(__file__).resolve().parents[1])
 
@@ -203,6 +203,16 @@ def test_eval_writes_each_questions_outcome_for_a_paired_comparison(tiny_squad: 
     line = next(line for line in compared.stdout.splitlines() if line.startswith("R@1"))
     assert f"{100 * (after_r1 - before_r1) / 6:+.2f}p" in line
     assert "6 questions, mode keyword" in paired(out, out).stdout
+    # --gold 1 keeps the questions one article answers: give the first a second gold article.
+    keyword[0]["gold"] = keyword[0]["gold"] + ["another"]
+    after.write_text("".join(json.dumps(row) + "\n" for row in worse), encoding="utf-8")
+    single = paired(out, after, "--gold", "1")
+    assert "5 questions, mode keyword" in single.stdout
+    line = next(line for line in single.stdout.splitlines() if line.startswith("R@1"))
+    assert f"{100 * (after_r1 - before_r1 + (rows[6]['first_gold_rank'] == 1)) / 5:+.2f}p" in line
+    assert "1 question, mode keyword" in paired(out, after, "--gold", "2").stdout
+    none = paired(out, after, "--gold", "3")
+    assert none.returncode != 0 and "no question has exactly 3" in none.stderr
     # Runs of other questions, or a file that is not a run, are refused in one line.
     fewer = tmp_path / "fewer.jsonl"
     fewer.write_text("".join(json.dumps(row) + "\n" for row in rows[:-1]), encoding="utf-8")  # a keyword one fewer
