@@ -56,9 +56,9 @@ def read_run(path: Path, mode: str) -> list[dict]:
 def with_gold_count(before: list[dict], after: list[dict], count: int) -> tuple[list[dict], list[dict]]:
     """The pairs whose question has exactly `count` gold documents (from either run's rows: both
     asked the same set)."""
-    kept = [n for n, (a, b) in enumerate(zip(before, after)) if len(b.get("gold", a.get("gold")) or []) == count]
     if not any("gold" in row for row in before + after):
         sys.exit("paired: --gold needs rows that list each question's gold documents (qa eval --questions-out writes them)")
+    kept = [n for n, (a, b) in enumerate(zip(before, after)) if len(b.get("gold", a.get("gold")) or []) == count]
     if not kept:
         sys.exit(f"paired: no question has exactly {count} gold document{'s' * (count != 1)}")
     return [before[n] for n in kept], [after[n] for n in kept]
