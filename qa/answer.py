@@ -20,7 +20,7 @@ from qa.align import PASSAGES_READ
 from qa.fusion import SENTENCE_KEYWORD_WEIGHT, KeywordCoverer
 from qa.retrieve import MAX_QUERY_CHARS, Retriever, clean_query
 from qa.spelling import corrected_query
-from qa.text import STOPWORDS, is_question, query_terms, sentence_stems, zipf
+from qa.text import MONTH_NAMES, STOPWORDS, WEEKDAY_NAMES, is_question, query_terms, sentence_stems, zipf
 from qa.types import Answer, Citation, Hit, SearchFilters, Span
 
 if TYPE_CHECKING:
@@ -148,15 +148,13 @@ _KINDS = (
                         r"|\bwhat (?!kind\b|type\b|sort\b|about\b|is\b|was\b|were\b|are\b|do\b|does\b|did\b|has\b"
                         r"|have\b|had\b|happened\b|can\b|could\b|will\b|would\b|should\b|made\b|caused\b)[a-z]+")),
 )
-_MONTHS = "january february march april may june july august september october november december".split()
 # A month as news style writes it, with its day: "beginning Feb. 12", "on Sept. 3" (not "Jan Egeland").
 _ABBREVIATED_DAY = re.compile(r"\b(?:Jan|Feb|Mar|Apr|Jun|Jul|Aug|Sept?|Oct|Nov|Dec)\.? \d{1,2}(?:st|nd|rd|th)?\b")
-_WEEKDAYS = "monday tuesday wednesday thursday friday saturday sunday".split()
-_NOT_NAMES = frozenset(_MONTHS + _WEEKDAYS)
+_NOT_NAMES = frozenset(MONTH_NAMES + WEEKDAY_NAMES)
 # A day as news tells it ("late Tuesday"): enough for a follow-up's "When did that happen?" to be
 # answered by the sentence said before, though as a signal of any date question it lost one
 # question on each of 2023's news and SQuAD v1.1 dev's date questions (a weekday over a year).
-_WEEKDAY = re.compile(r"\b(?:" + "|".join(_WEEKDAYS) + r")\b", re.IGNORECASE)
+_WEEKDAY = re.compile(r"\b(?:" + "|".join(WEEKDAY_NAMES) + r")\b", re.IGNORECASE)
 # A question for a measure ("How long did it take?", "How far…") wants a number with its unit
 # ("10 minutes", "3 miles"), which a count ("How many hot dogs…?") does not ask for.
 _MEASURE_QUESTION = re.compile(r"\bhow (?:long|far|old|tall|high|deep|fast|heavy)\b")
@@ -214,7 +212,7 @@ def holds_kind(sentence: str, kind: str | None, question: str, written_as_names:
         return any(w[0].isdigit() or w.lower() in _NUMBER_WORDS for w in words)
     if kind == "date":
         return bool(_ABBREVIATED_DAY.search(sentence)) or any(
-            w.lower() in _MONTHS or (w.isdigit() and len(w) == 4) or w.lower().endswith(("century", "0s")) for w in words)
+            w.lower() in MONTH_NAMES or (w.isdigit() and len(w) == 4) or w.lower().endswith(("century", "0s")) for w in words)
     # A name or place: a capitalised word past the sentence's first that is not a weekday or month.
     first = re.match(r"\W*(\w+)", sentence)
     return any(w[0].isupper() and w.lower() not in _NOT_NAMES

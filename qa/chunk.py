@@ -11,6 +11,7 @@ from bisect import bisect_right
 from collections.abc import Callable, Iterable, Sequence
 
 from qa.config import CHUNK_MAX_TOKENS, CHUNK_OVERLAP_SENTENCES
+from qa.text import MONTH_NAMES, WEEKDAY_NAMES
 from qa.types import Chunk, Span
 
 TokenCounter = Callable[[Sequence[str]], list[int]]
@@ -286,10 +287,10 @@ _OPENING_QUOTES = frozenset("\"'“‘«„")
 # times. A sentence that ends on such an hour runs on into the next when that opens with one.
 _ENDS_ON_AN_HOUR = re.compile(r"\d ?[ap]\.m\.$", re.IGNORECASE)
 _AFTER_AN_HOUR = re.compile(
-    r"(?:(?:Mon|Tues|Wednes|Thurs|Fri|Satur|Sun)days?|[ECMP][SD]?T|GMT|UTC|BST|CET)\b"
+    r"(?:(?:" + "|".join(day.capitalize() for day in WEEKDAY_NAMES) + r")s?|[ECMP][SD]?T|GMT|UTC|BST|CET)\b"
     r"|(?:Eastern|Pacific|Central|Mountain|local)(?: (?:Standard|Daylight))? [Tt]ime\b"
-    r"|(?:January|February|March|April|May|June|July|August|September|October|November|December"
-    r"|Jan\.|Feb\.|Mar\.|Apr\.|Aug\.|Sept?\.|Oct\.|Nov\.|Dec\.) \d"
+    r"|(?:" + "|".join(month.capitalize() for month in MONTH_NAMES)
+    + r"|Jan\.|Feb\.|Mar\.|Apr\.|Aug\.|Sept?\.|Oct\.|Nov\.|Dec\.) \d"
 )
 
 

@@ -11,7 +11,7 @@ from collections.abc import Sequence
 from dataclasses import dataclass, field
 
 from qa.retrieve import MAX_QUERY_CHARS
-from qa.text import SPOKEN_WORD, content_words, query_terms, stems, zipf
+from qa.text import MONTH_NAMES, SPOKEN_WORD, WEEKDAY_NAMES, content_words, query_terms, stems, zipf
 
 # Words that point back at something said before.
 _REFERRING = frozenset(
@@ -35,9 +35,7 @@ COMMON_WORD_ZIPF = 5.3
 _AFTER_THE_ZIPF = 5.0
 # Capitalised, and common, but no subject of their own: "How many in May?", "What happened on Monday?".
 _NO_NAMES = frozenset(
-    "january february march april may june july august september october november december "
-    "monday tuesday wednesday thursday friday saturday sunday today tonight yesterday tomorrow "
-    "ok okay tv mr mrs ms dr st".split()
+    MONTH_NAMES + WEEKDAY_NAMES + tuple("today tonight yesterday tomorrow ok okay tv mr mrs ms dr st".split())
 )
 
 

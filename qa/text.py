@@ -32,6 +32,10 @@ SPOKEN_WORD = re.compile(r"[\w']+")
 # A word or a number as the claim checker reads facts: "US-led", "Ivanov's", "1,400", "2.5".
 FACT_WORD = re.compile(r"[^\W\d_][\w'’-]*|\d[\d,]*(?:\.\d+)?")
 
+# The months and the days of the week, lower case: dates as text writes them.
+MONTH_NAMES = tuple("january february march april may june july august september october november december".split())
+WEEKDAY_NAMES = tuple("monday tuesday wednesday thursday friday saturday sunday".split())
+
 # Words that carry no topic: kept out of keyword queries (so BM25 does not walk huge posting
 # lists), out of term weights and out of the stems an answer sentence is matched on.
 STOPWORDS = frozenset(
