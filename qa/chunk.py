@@ -11,7 +11,7 @@ from bisect import bisect_right
 from collections.abc import Callable, Iterable, Sequence
 
 from qa.config import CHUNK_MAX_TOKENS, CHUNK_OVERLAP_SENTENCES
-from qa.text import MONTH_NAMES, WEEKDAY_NAMES
+from qa.text import MONTH_NAMES, PHOTO_CREDIT, WEEKDAY_NAMES
 from qa.types import Chunk, Span
 
 TokenCounter = Callable[[Sequence[str]], list[int]]
@@ -276,7 +276,7 @@ def _flat_sentences(flat: str) -> list[Span]:
             # reads a straight one there as closing when the paragraph's quotes do not pair up
             # (“…Botswana," Masisi said. "We are paying…").
             spans[n], spans[n + 1] = _trimmed(flat, start, stop - 1), (stop - 1, next_stop)
-    return _clock_times_joined(flat, spans)
+    return _credits_apart(flat, _clock_times_joined(flat, spans))
 
 
 _OPENING_QUOTES = frozenset("\"'“‘«„")
@@ -304,6 +304,21 @@ def _clock_times_joined(flat: str, spans: list[Span]) -> list[Span]:
         else:
             joined.append((start, stop))
     return joined
+
+
+def _credits_apart(flat: str, spans: list[Span]) -> list[Span]:
+    """spans with a photo credit that opens a sentence made a sentence of its own (qa.text.PHOTO_CREDIT):
+    ``"Pavel Mikheyev/Reuters A man walks his dog."`` is two. On 2023's news-dev articles a credit
+    opens a caption about 4,700 times; read as its first words, the photographer looked like a name
+    the sentence gives, and a caption like an answer to "who"."""
+    apart: list[Span] = []
+    for start, stop in spans:
+        credit = PHOTO_CREDIT.match(flat, start, stop)
+        if credit is not None and credit.end() < stop:
+            apart.append((start, credit.end()))
+            start = credit.end() + 1  # past the one space the credit's look-ahead read
+        apart.append((start, stop))
+    return apart
 
 
 def _segments(text: str) -> list[Span]:

@@ -38,8 +38,9 @@ EVAL_CACHED_PASSAGES = 4096
 # older qa made (2: ONNX reads one text a pass, 2026-12-05; before, a passage's vectors depended
 # on the batch it was embedded in). One number for every backend: a torch cache, whose vectors
 # did not change then, is built again too, once. 3: a sentence ending on an hour runs on into
-# its day, date or zone ("at 11 a.m. Saturday", qa.chunk), 2026-12-06.
-EVAL_INDEX_REVISION = 3
+# its day, date or zone ("at 11 a.m. Saturday", qa.chunk), 2026-12-06. 4: a photo credit that
+# opens a caption is a sentence of its own ("Pavel Mikheyev/Reuters", qa.text.PHOTO_CREDIT).
+EVAL_INDEX_REVISION = 4
 
 
 @dataclass(frozen=True)

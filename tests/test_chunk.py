@@ -103,6 +103,30 @@ def test_an_hour_followed_by_its_day_date_or_zone_ends_no_sentence(text: str, ex
     assert _texts(text, split_sentences(text)) == expected
 
 
+@pytest.mark.parametrize("text, expected", [
+    # A gallery's caption opens on the photo's credit; it is a sentence of its own.
+    ("The protest grew. Pavel Mikheyev/Reuters A man walks his dog in Almaty.",
+     ["The protest grew.", "Pavel Mikheyev/Reuters", "A man walks his dog in Almaty."]),
+    ("Cole Burston/The Canadian Press/AP From left, protest leaders met.",
+     ["Cole Burston/The Canadian Press/AP", "From left, protest leaders met."]),
+    ("Rain fell. Arthur Edwards - Pool/Getty Images Catherine and William celebrate.",
+     ["Rain fell.", "Arthur Edwards - Pool/Getty Images", "Catherine and William celebrate."]),
+    # The caption's own first word stays the caption's, a name too.
+    ("Tim Graham/Getty Images Charles fishes with a spear.",
+     ["Tim Graham/Getty Images", "Charles fishes with a spear."]),
+    ("Library of Congress/Corbis Historical/Getty Images Piggly Wiggly opened in 1916.",
+     ["Library of Congress/Corbis Historical/Getty Images", "Piggly Wiggly opened in 1916."]),
+    # A credit that ends the caption was already a sentence; slashes that are no credit split nothing.
+    ("It hits 52 stadiums. Terry Wyatt/Getty Images", ["It hits 52 stadiums.", "Terry Wyatt/Getty Images"]),
+    ("New York/New Jersey is a host.", ["New York/New Jersey is a host."]),
+    ("After the ABC/Capital Cities merger, it grew.", ["After the ABC/Capital Cities merger, it grew."]),
+    ("A USA TODAY/Suffolk University poll found a tie.", ["A USA TODAY/Suffolk University poll found a tie."]),
+    ("AC/DC played Wembley. Israel/Gaza talks resumed.", ["AC/DC played Wembley.", "Israel/Gaza talks resumed."]),
+])
+def test_a_photo_credit_that_opens_a_caption_is_a_sentence_of_its_own(text: str, expected: list[str]) -> None:
+    assert _texts(text, split_sentences(text)) == expected
+
+
 def test_blank_line_ends_a_sentence_and_single_newline_does_not() -> None:
     text = "  A headline without a period\n \n\tThe cat sat\non the mat. It purred.  \n"
     assert _texts(text, split_sentences(text)) == [

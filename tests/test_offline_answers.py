@@ -161,6 +161,10 @@ def test_questions_and_restatements_are_not_answers() -> None:
     assert not is_not_an_answer("Satya Nadella.", sentence_stems("Who is its CEO?"))
     assert not is_not_an_answer("Staffordshire", sentence_stems("The pub closed in which county?"))
     assert not is_not_an_answer("- Staffordshire", sentence_stems("The pub closed in which county?"))  # a list's item
+    # A photo's credit names the photographer, not who the caption is about.
+    assert is_not_an_answer("Pavel Mikheyev/Reuters", sentence_stems("Who walked the dog?"))
+    assert is_not_an_answer("Cole Burston/The Canadian Press/AP", sentence_stems("Who led the protest?"))
+    assert not is_not_an_answer("Tamara Lich/Pat King led the protest.", sentence_stems("Who led the protest?"))
 
 
 def test_a_restatement_that_denies_what_is_asked_answers_it() -> None:
