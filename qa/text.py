@@ -38,23 +38,28 @@ WEEKDAY_NAMES = tuple("monday tuesday wednesday thursday friday saturday sunday"
 
 # A photo credit as news pages print it before or after a caption: a photographer or archive,
 # then each agency after a slash ("Pavel Mikheyev/Reuters", "Cole Burston/The Canadian Press/AP",
-# "Arthur Edwards - Pool/Getty Images", "Bill Clark/CQ-Roll Call, Inc./Getty Images/File"). Read
-# only at a sentence's start, and only up to a capital that opens the caption or the sentence's
-# end: a gallery page runs "…on January 6. Valery Sharifulin/TASS A man walks…", and the
-# segmenter makes the credit the opening words of the next caption.
+# "Arthur Edwards - Pool/Getty Images", "Bill Clark/CQ-Roll Call, Inc./Getty Images/File"). A
+# gallery page runs "…on January 6. Valery Sharifulin/TASS A man walks…", and the segmenter makes
+# the credit the opening words of the next caption. Read only from a sentence's start (`match`,
+# `fullmatch`; never `search`, which goes quadratic on a long line of slashes), and only up to
+# the start of what follows it: a capital, a quote mark or a bracket, or the sentence's end. "A",
+# "An" or "The" opens a sentence ("A USA TODAY/Suffolk University poll…"), not a photographer.
 _CREDIT_NAME = r"(?!(?:A|An|The) )[A-Z][\w'’.-]*(?:(?: | - )(?:[A-Z][\w'’.-]*|of|de|del|da|van|von|der|al|bin|la|le|du)){0,5}"
 # An agency between two slashes may run to several words ("The Canadian Press"). The last one
 # ends on a word such names end on ("Getty Images", "Associated Press", "USA Today Network") or
-# is a wire service or photo agency: a last word read any other way was often the first of a
-# place's name ("New York/New Jersey", "Sydney/Hong Kong"), and the caption's own first word
-# ("…/Getty Images Charles fishes…") must stay the caption's.
+# is one that in 2023's and 2024's news pages only ever closed a credit. A last word read any
+# other way was often the first of a name ("New York/New Jersey", "Time Warner/CNN President…",
+# "Gates/Bloomberg Philanthropies"), and the caption's own first word ("…/Getty Images Charles
+# fishes…") must stay the caption's; nor does a credit end where a name goes on ("Evan Vucci/AP
+# Press Secretary…", "Anadolu Agency via…"). Pages write some of them in capitals (REUTERS,
+# ZUMA, FILE); "AP" and "PA" only so ("Ma/Pa Kettle" is a film).
 _CREDIT_AGENCY = r"[A-Z][\w'’.&-]*(?:,? [A-Z][\w'’.&-]*){0,4}"
-_CREDIT_ENDS = r"(?:Images|Press|Agency|Photos|Pictures|Archive|Alliance|Group|Service|News|Network)\b"
-_CREDIT_WIRES = (r"(?i:AP|AFP|AAP|Reuters|CNN|EPA|EFE|EPA-EFE|PA|TASS|Xinhua|KCNA|Anadolu|Bloomberg|Shutterstock"
-                 r"|Alamy|Redux|Sipa|Zuma|Abaca|NurPhoto|Polaris|Corbis|WireImage|Landov|Imagn|NASA|Pool|File"
-                 r"|Handout|Instagram|Twitter|Facebook)\b")
-_CREDIT_LAST = rf"(?:[A-Z][\w'’.&-]* ){{0,3}}{_CREDIT_ENDS}|{_CREDIT_WIRES}(?! {_CREDIT_ENDS})"
-PHOTO_CREDIT = re.compile(rf"{_CREDIT_NAME}(?:/{_CREDIT_AGENCY}(?=/))*/(?:{_CREDIT_LAST})(?= [A-Z“\"‘'(]|$)")
+_CREDIT_ENDS = r"(?:Images|Press|Network|Photos|Pictures)\b"
+_CREDIT_GOES_ON = r" (?:Images|Press|Network|Photos|Pictures|Agency|Group|Service|News|Archive|Alliance)\b"
+_CREDIT_LAST_SOURCES = (r"(?:AP|PA|(?i:AFP|Reuters|TASS|Xinhua|Anadolu|Shutterstock|Alamy|Redux|Sipa|Zuma|Landov|Imagn"
+                        r"|WireImage|EPA|EPA-EFE|NASA|File))\b")
+_CREDIT_LAST = rf"(?:(?!{_CREDIT_LAST_SOURCES} )(?:[A-Z][\w'’.&-]* ){{0,3}}{_CREDIT_ENDS}|{_CREDIT_LAST_SOURCES})(?!{_CREDIT_GOES_ON})"
+PHOTO_CREDIT = re.compile(rf"{_CREDIT_NAME}(?:/{_CREDIT_AGENCY}(?=/))*/{_CREDIT_LAST}(?= [A-Z“\"‘'(]|$)")
 
 # Words that carry no topic: kept out of keyword queries (so BM25 does not walk huge posting
 # lists), out of term weights and out of the stems an answer sentence is matched on.

@@ -122,6 +122,16 @@ def test_an_hour_followed_by_its_day_date_or_zone_ends_no_sentence(text: str, ex
     ("After the ABC/Capital Cities merger, it grew.", ["After the ABC/Capital Cities merger, it grew."]),
     ("A USA TODAY/Suffolk University poll found a tie.", ["A USA TODAY/Suffolk University poll found a tie."]),
     ("AC/DC played Wembley. Israel/Gaza talks resumed.", ["AC/DC played Wembley.", "Israel/Gaza talks resumed."]),
+    # Names that go on past a slash split nothing either (a reviewer's cases).
+    ("Time Warner/CNN President Jeff Zucker left.", ["Time Warner/CNN President Jeff Zucker left."]),
+    ("Washington Post/ABC News Poll results are out.", ["Washington Post/ABC News Poll results are out."]),
+    ("Gates/Bloomberg Philanthropies gave $5 million.", ["Gates/Bloomberg Philanthropies gave $5 million."]),
+    ("Ma/Pa Kettle films were popular.", ["Ma/Pa Kettle films were popular."]),
+    ("Evan Vucci/AP Press Secretary Karine Jean-Pierre spoke.", ["Evan Vucci/AP Press Secretary Karine Jean-Pierre spoke."]),
+    ("Delaware Online/The News Journal contributed to this story.",
+     ["Delaware Online/The News Journal contributed to this story."]),
+    # Capitals as some pages write them.
+    ("TOBY MELVILLE/REUTERS Sarah Ferguson arrives.", ["TOBY MELVILLE/REUTERS", "Sarah Ferguson arrives."]),
 ])
 def test_a_photo_credit_that_opens_a_caption_is_a_sentence_of_its_own(text: str, expected: list[str]) -> None:
     assert _texts(text, split_sentences(text)) == expected
