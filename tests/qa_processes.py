@@ -26,9 +26,11 @@ class QAProcess:
     def __init__(self, args: list[str], log: Path, file_size_limit: int | None = None) -> None:
         self.log = log
         self._stderr = log.open("wb")
-        self.process = subprocess.Popen([*QA, *args], stdin=subprocess.DEVNULL, stdout=subprocess.DEVNULL,
-                                        stderr=self._stderr, env=dict(os.environ),
-                                        preexec_fn=refusing_writes_past(file_size_limit) if file_size_limit else None)
+        command = [*QA, *args]
+        if file_size_limit:
+            command = refusing_writes_past(file_size_limit, command)
+        self.process = subprocess.Popen(command, stdin=subprocess.DEVNULL, stdout=subprocess.DEVNULL,
+                                        stderr=self._stderr, env=dict(os.environ))
 
     def output(self) -> str:
         return self.log.read_text(errors="replace")
@@ -54,18 +56,25 @@ class QAProcess:
         self._stderr.close()
 
 
-def refusing_writes_past(size: int):
-    """For Popen's preexec_fn: the child's writes past `size` bytes in any one file fail (EFBIG), as
-    writes to a full disk fail, without a disk to fill; the signal that would kill it is ignored.
-    Only the soft limit is lowered, so that QAProcess.allow_writes can lift it again: the disk freed."""
-    import resource
-    import signal
+# Sets the limit, then becomes the command (same pid, so QAProcess.allow_writes can lift it). An
+# ignored signal stays ignored across exec.
+_LIMITED_LAUNCH = """
+import os, resource, signal, sys
+signal.signal(signal.SIGXFSZ, signal.SIG_IGN)
+resource.setrlimit(resource.RLIMIT_FSIZE, (int(sys.argv[1]), resource.getrlimit(resource.RLIMIT_FSIZE)[1]))
+os.execv(sys.argv[2], sys.argv[2:])
+"""
 
-    def limit() -> None:
-        signal.signal(signal.SIGXFSZ, signal.SIG_IGN)
-        resource.setrlimit(resource.RLIMIT_FSIZE, (size, resource.getrlimit(resource.RLIMIT_FSIZE)[1]))
 
-    return limit
+def refusing_writes_past(size: int, command: list[str]) -> list[str]:
+    """`command` run so that its writes past `size` bytes in any one file fail (EFBIG), as writes
+    to a full disk fail, without a disk to fill; the signal that would kill it is ignored. Only
+    the soft limit is lowered, so that QAProcess.allow_writes can lift it again: the disk freed.
+
+    A launcher, not Popen's preexec_fn: a preexec_fn makes Popen fork the test process itself,
+    and once an earlier test has started gRPC's threads (Milvus, Ray) in it, gRPC's fork handlers
+    aborted the child now and then (SIGABRT, "epoll_wait error: Bad file descriptor")."""
+    return [sys.executable, "-c", _LIMITED_LAUNCH, str(size), *command]
 
 
 def wait_for(condition, what: str, process: QAProcess, seconds: float = START_SECONDS, every: float = 0.1):

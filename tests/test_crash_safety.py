@@ -213,8 +213,7 @@ def test_a_full_disk_is_one_line_and_the_same_command_goes_on(tmp_path: Path, em
     limit = max(path.stat().st_size for path in index_dir.iterdir()) + 4096
     command = [sys.executable, "-m", "qa.cli", "index", "--index", str(index_dir), str(articles)]
     env = dict(os.environ, HF_HUB_OFFLINE="1")
-    full = subprocess.run(command, env=env, capture_output=True, text=True, timeout=300,
-                          preexec_fn=refusing_writes_past(limit))
+    full = subprocess.run(refusing_writes_past(limit, command), env=env, capture_output=True, text=True, timeout=300)
     assert full.returncode == 1, full.stderr
     lines = full.stderr.strip().splitlines()
     assert len(lines) == 1 and lines[0].startswith(f"Error: cannot write the index at {index_dir}"), full.stderr
