@@ -45,7 +45,7 @@ from typing import TYPE_CHECKING, NamedTuple
 from qa.align import sentence_maxima
 from qa.chunk import split_sentences
 from qa.retrieve import hit_reading
-from qa.text import FACT_WORD, STOPWORDS, stems, unaccented, zipf
+from qa.text import FACT_WORD, MONTH_NUMBERS, STOPWORDS, stems, unaccented, zipf
 from qa.types import Claim, Evidence, Hit, Span
 
 if TYPE_CHECKING:
@@ -140,13 +140,6 @@ _UNITS = {w: i for i, w in enumerate(
     "zero one two three four five six seven eight nine ten eleven twelve thirteen fourteen fifteen "
     "sixteen seventeen eighteen nineteen".split())}
 _TENS = {w: 10 * (i + 2) for i, w in enumerate("twenty thirty forty fifty sixty seventy eighty ninety".split())}
-_MONTHS = {
-    name: number
-    for number, names in enumerate(
-        ["january jan", "february feb", "march mar", "april apr", "may", "june jun", "july jul",
-         "august aug", "september sept sep", "october oct", "november nov", "december dec"], start=1)
-    for name in names.split()
-}
 # Capitalised words that are not names to check: titles before a name and company suffixes after
 # one, which a paraphrase drops or adds, and currencies, which are units of an amount.
 _NOT_NAMES = frozenset("sir mr mrs ms dr prof st lord lady dame inc ltd corp co plc llc euro euros".split())
@@ -311,7 +304,7 @@ def extract_facts(text: str, lenient_scale: bool = False) -> tuple[Facts, dict[s
         lower = bare.lower()
         if not bare or not bare[0].isupper():
             continue
-        month = _MONTHS.get(lower.rstrip("."))
+        month = MONTH_NUMBERS.get(lower.rstrip("."))
         # "May", and abbreviations ("Jan Egeland"), are months only beside a number, with a full
         # stop, or after a word that says when ("resume in May after a pause"; not "by May").
         short = lower == "may" or len(lower.rstrip(".")) <= 4
@@ -349,7 +342,7 @@ def passage_facts(text: str) -> Facts:
     # "May", "June" and "July" are names too ("Theresa May"): a passage that writes one vouches for
     # the month as well, so a claim that reads it the other way ("since May took office") is not
     # refused for a month its passage "lacks".
-    months = facts.months | {_MONTHS[w.lower()] for w in words if w.lower() in _SHORT_MONTH_NAMES and w[0].isupper()}
+    months = facts.months | {MONTH_NUMBERS[w.lower()] for w in words if w.lower() in _SHORT_MONTH_NAMES and w[0].isupper()}
     return Facts(facts.numbers, frozenset(months), frozenset(every) | _initialisms(text), proper=facts.names)
 
 
@@ -910,7 +903,7 @@ def _roles(text: str) -> tuple[tuple[str, str, str, Span], ...]:
     ("Putin's ally Medvedev"), any other form of "be" ("Russia is in talks with"), a preposition
     or any punctuation between them makes none: those are not who did what to whom."""
     words = [(m.group(0), m.start(), m.end()) for m in FACT_WORD.finditer(text)]
-    name = [word[:1].isupper() and word.rstrip(".").lower() not in _MONTHS and _may_be_name(text, words, i)
+    name = [word[:1].isupper() and word.rstrip(".").lower() not in MONTH_NUMBERS and _may_be_name(text, words, i)
             for i, (word, _, _) in enumerate(words)]
 
     def spaced(i: int) -> bool:  # only spaces between word i and the next

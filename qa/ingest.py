@@ -28,7 +28,7 @@ from pathlib import Path
 
 from qa.config import ARTICLE_SUFFIXES
 from qa.errors import IngestError
-from qa.text import content_words
+from qa.text import MONTH_NUMBERS, content_words
 from qa.types import Article
 
 MAX_FILE_BYTES = 50 * 1024 * 1024
@@ -151,10 +151,6 @@ _WEEKDAY_OR_TIME = re.compile(
     re.IGNORECASE,
 )
 
-_MONTHS = {
-    "jan": 1, "feb": 2, "mar": 3, "apr": 4, "may": 5, "jun": 6,
-    "jul": 7, "aug": 8, "sep": 9, "oct": 10, "nov": 11, "dec": 12,
-}  # fmt: skip
 _MONTH_NAME = (
     r"\b(jan(?:uary)?|feb(?:ruary)?|mar(?:ch)?|apr(?:il)?|may|june?|july?|aug(?:ust)?|"
     r"sep(?:t(?:ember)?)?|oct(?:ober)?|nov(?:ember)?|dec(?:ember)?)\.?"
@@ -1004,11 +1000,11 @@ def _find_date(text: str) -> str | None:
         if day:
             candidates.append((found.start(), day))
     for found in _MONTH_DAY_YEAR.finditer(text):
-        day = _make_date(found.group(3), _MONTHS[found.group(1)[:3].lower()], found.group(2))
+        day = _make_date(found.group(3), MONTH_NUMBERS[found.group(1)[:3].lower()], found.group(2))
         if day:
             candidates.append((found.start(), day))
     for found in _DAY_MONTH_YEAR.finditer(text):
-        day = _make_date(found.group(3), _MONTHS[found.group(2)[:3].lower()], found.group(1))
+        day = _make_date(found.group(3), MONTH_NUMBERS[found.group(2)[:3].lower()], found.group(1))
         if day:
             candidates.append((found.start(), day))
     return min(candidates)[1] if candidates else None

@@ -35,6 +35,12 @@ FACT_WORD = re.compile(r"[^\W\d_][\w'’-]*|\d[\d,]*(?:\.\d+)?")
 # The months and the days of the week, lower case: dates as text writes them.
 MONTH_NAMES = tuple("january february march april may june july august september october november december".split())
 WEEKDAY_NAMES = tuple("monday tuesday wednesday thursday friday saturday sunday".split())
+# Each month's number by its name, its three letters and "sept", lower case: "Sept. 3", "3 Jan".
+MONTH_NUMBERS = {
+    spelling: number
+    for number, name in enumerate(MONTH_NAMES, start=1)
+    for spelling in (name, name[:3], *(("sept",) if name == "september" else ()))
+}
 
 # A photo credit as news pages print it before or after a caption: a photographer or archive,
 # then each agency after a slash ("Pavel Mikheyev/Reuters", "Cole Burston/The Canadian Press/AP",
