@@ -6,9 +6,11 @@ signals; how the signals are weighed into one score is `qa.fusion`'s.
 
 from __future__ import annotations
 
-from collections.abc import Sequence
+from collections import Counter
+from collections.abc import Iterable, Iterator, Sequence
 from concurrent.futures import ThreadPoolExecutor
 from dataclasses import replace
+from itertools import chain, islice
 from pathlib import Path
 from typing import TYPE_CHECKING
 
@@ -67,6 +69,13 @@ ARTICLE_MIN_PASSAGES = 8
 ARTICLE_MIN_QUESTION_WORDS = 8
 # How many first-stage passages a reranker sees.
 RERANK_DEPTH = 20
+# At most this many passages of one article lead a result list; its other passages follow every
+# other article's, in their order (demoted, not dropped: a search within one article still lists
+# them all). The article lift (qa.fusion) raises every passage of a long article alike, so one
+# story's page filled a list: of RealTimeQA 2024's 200 news questions, 77 listed fewer than 10
+# articles in their first 20 passages and 11 fewer than 5. The order of the articles is what it
+# was; more of them reach the list. Figures under qa.align.ALIGN_DEPTH.
+PASSAGES_PER_ARTICLE = 2
 MAX_QUERY_CHARS = 2000
 
 def iso_day(value: str) -> str | None:
@@ -301,16 +310,17 @@ class Retriever:
         for mode in modes:
             pool_ids = {"dense": dense_pool, "keyword": keyword_pool}.get(mode, dense_pool + keyword_pool)
             candidates = [admitted[c] for c in dict.fromkeys(pool_ids) if c in admitted]
+            ranked = self._ranked(candidates, features, mode)
             if self.reranker:
-                hits = self._rank(candidates, features, mode, max(k, RERANK_DEPTH))
-                results[mode] = _rerank(self.reranker, text, hits)[:k]
+                head = list(islice(ranked, max(k, RERANK_DEPTH)))
+                results[mode] = spread_articles(chain(_rerank(self.reranker, text, head), ranked), k)
             elif align and mode == "hybrid" and vector is not None:
                 from qa.align import ALIGN_DEPTH
 
-                hits = self._rank(candidates, features, mode, max(k, ALIGN_DEPTH))
-                results[mode] = self._aligned(text, hits, weights, query_states)[:k]
+                head = list(islice(ranked, ALIGN_DEPTH))
+                results[mode] = spread_articles(chain(self._aligned(text, head, weights, query_states), ranked), k)
             else:
-                results[mode] = self._rank(candidates, features, mode, k)
+                results[mode] = spread_articles(ranked, k)
         return results
 
     def _rows_with_vectors(
@@ -332,15 +342,12 @@ class Retriever:
         return [record for record, _ in chosen], np.stack([row for _, row in chosen])
 
     def _aligned(
-        self, text: str, hits: list[Hit], term_weights: dict[str, float], query_states: TokenStates | None = None
+        self, text: str, head: list[Hit], term_weights: dict[str, float], query_states: TokenStates | None = None
     ) -> list[Hit]:
-        """The first ALIGN_DEPTH hits re-ranked by first-stage score plus token alignment (qa.align),
-        each with its sentences' alignment; the rest follow in their first-stage order and scores."""
-        from qa.align import ALIGN_DEPTH
-
-        head, tail = hits[:ALIGN_DEPTH], hits[ALIGN_DEPTH:]
+        """The first-stage hits `head` re-ranked by first-stage score plus token alignment
+        (qa.align), each with its sentences' alignment."""
         if not head:
-            return hits
+            return head
         aligner = self.aligner()
         question = aligner.question(text, term_weights, query_states)
         passages = [hit_reading(hit, [s for s, _ in hit.sentence_scores]) for hit in head]
@@ -348,21 +355,19 @@ class Retriever:
             replace(hit, score=round(hit.score + alignment.rank_bonus, 4), sentence_alignment=alignment.sentences)
             for hit, alignment in zip(head, aligner.align(question, passages))
         ]
-        return sorted(aligned, key=lambda hit: hit.score, reverse=True) + tail
+        return sorted(aligned, key=lambda hit: hit.score, reverse=True)
 
-    def _rank(self, candidates: list[ChunkRecord], features: Features, mode: str, k: int) -> list[Hit]:
+    def _ranked(self, candidates: list[ChunkRecord], features: Features, mode: str) -> Iterator[Hit]:
+        """The candidates as hits, best first, each passage once; made as they are read, since a
+        list takes only the first few."""
         if not candidates:
-            return []
+            return
         scores = mode_scores(mode, features.restricted([r.chunk_id for r in candidates]))
-        ranked = sorted(candidates, key=lambda r: scores[r.chunk_id], reverse=True)
         hits: list[Hit] = []
-        for record in ranked:
-            if _duplicates_any(record, hits):
-                continue
-            hits.append(_hit(record, scores[record.chunk_id], features.sentence_scores.get(record.chunk_id)))
-            if len(hits) >= k:
-                break
-        return hits
+        for record in sorted(candidates, key=lambda r: scores[r.chunk_id], reverse=True):
+            if not _duplicates_any(record, hits):
+                hits.append(_hit(record, scores[record.chunk_id], features.sentence_scores.get(record.chunk_id)))
+                yield hits[-1]
 
     def _features(
         self,
@@ -443,6 +448,21 @@ def _passage_words(record: ChunkRecord, spans: Sequence[Span]) -> PassageStems:
         if found is not None:
             return found
     return passage_stems(record.text, tuple((start - record.start, end - record.start) for start, end in spans))
+
+
+def spread_articles(hits: Iterable[Hit], k: int, per_article: int = PASSAGES_PER_ARTICLE) -> list[Hit]:
+    """The first `k` of `hits` (best first) with at most `per_article` passages of one article
+    among them while other articles' passages remain; the rest of an article's passages follow in
+    their order. ``[a1, a2, a3, b1], k=3 -> [a1, a2, b1]``; ``[a1, a2, a3], k=3 -> [a1, a2, a3]``."""
+    kept: list[Hit] = []
+    held: list[Hit] = []
+    listed: Counter[str] = Counter()
+    for hit in hits:
+        if len(kept) >= k:
+            break
+        listed[hit.doc_id] += 1
+        (kept if listed[hit.doc_id] <= per_article else held).append(hit)
+    return (kept + held)[:k]
 
 
 def _rerank(reranker: Reranker, query: str, hits: list[Hit]) -> list[Hit]:

@@ -103,3 +103,39 @@ def test_only_a_question_of_many_words_reads_whole_articles(seeds_index, embedde
         assert len(read) == 1
     finally:
         store.close()
+
+
+def test_one_long_article_does_not_fill_a_result_list(tmp_path, embedder) -> None:
+    # A long article about the question's story has many passages that match it; the list shows
+    # two of them, then the short article about the same story, then the long one's others.
+    from conftest import retriever_over
+    from qa.retrieve import PASSAGES_PER_ARTICLE
+    from qa.types import SearchFilters
+
+    towns = ["Elmsford", "Brookhaven", "Cedar Falls", "Dunmore", "Fairview", "Glenwood", "Hollis", "Ironton",
+             "Jasper", "Kingston", "Lakewood", "Marlow", "Newbury", "Oakdale", "Preston", "Quincy", "Redmond",
+             "Salem", "Trenton", "Upton", "Vernon", "Weston", "Yardley", "Zionsville"]
+    long_article = "Riverton chess club tournament\n\n" + "\n\n".join(
+        f"The Riverton chess club tournament drew players from {town} this week. The Riverton chess club "
+        f"tournament pairs each of its players against the others; the {town} players met their rivals "
+        f"at the club on the second day of the tournament, and the club's captain kept the scores."
+        for town in towns
+    )
+    short_article = ("Town news\n\nThe council met on Monday about the bridge. Separately, a chess "
+                     "tournament was held in Riverton this week.")
+    retriever = retriever_over(tmp_path, embedder, {"long.txt": long_article, "short.txt": short_article})
+    try:
+        question = "Riverton chess club tournament"
+        hits = retriever.search(question, k=4, mode="keyword")
+        sources = [hit.path.rsplit("/", 1)[-1] for hit in hits]
+        assert sources.count("long.txt") == 3 and sources[:PASSAGES_PER_ARTICLE] == ["long.txt"] * 2
+        assert sources[2] == "short.txt"  # ahead of the long article's third passage
+        for mode in ("hybrid", "dense"):
+            listed = [hit.path.rsplit("/", 1)[-1] for hit in retriever.search(question, k=3, mode=mode)]
+            assert "short.txt" in listed, mode
+        # Within one article every passage is still listed, in its order.
+        within = retriever.search(question, k=5, mode="keyword", filters=SearchFilters(source="long.txt"))
+        assert len(within) == 5 and all(hit.path.endswith("long.txt") for hit in within)
+        assert [h.score for h in within] == sorted((h.score for h in within), reverse=True)
+    finally:
+        retriever.store.close()
