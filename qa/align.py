@@ -34,12 +34,16 @@ if TYPE_CHECKING:
     from qa.embed import Embedder, TokenStates
 
 # How many of the first-stage passages are read again. 10 instead of 5 adds R@5 (the 6th to 10th
-# can move up); 20 added nothing more on the tuning half. On RealTimeQA 2023's 600 news questions,
-# with article evidence for every question (before qa.retrieve.ARTICLE_MIN_QUESTION_WORDS), 15 and
-# 20 gave R@5 0.845 / 0.853 against 0.840 (R@1 0.600 / 0.597 against 0.600, MRR@10 0.7004 / 0.6988
-# against 0.6998); 20 took 186 s for them against 103 s, run alone (140 ms more a
-# question), for a gain of 8 questions in 600 on one year: not taken.
-ALIGN_DEPTH = 10
+# can move up); 20 added nothing more on SQuAD's tuning half. On news the article lift
+# (qa.fusion) raises every passage of a long article alike, so the first ten often hold a few
+# articles only, and an article that the second look would raise sits below them. On RealTimeQA
+# 2023's 600 news questions (the tuning year), against 10: 15 gave R@5 0.8533 against 0.8417 (7
+# questions better, none worse), MRR@10 0.7027 against 0.7013, R@1 and the answer share as they
+# were; 20 gave 0.8517 / 0.7031 and a lower answer share (0.3167 against 0.320). With
+# qa.retrieve.PASSAGES_PER_ARTICLE: R@5 0.8533, MRR@10 0.7031, answer 0.3233. SQuAD v1.1 dev:
+# R@1 0.8804 / R@5 0.9771 / MRR@10 0.9228 / answer 0.8086 against 0.8805 / 0.9756 / 0.9222 / 0.8088.
+# Each passage read costs about 11 ms on 2 cores (qa.embed reads one text a pass).
+ALIGN_DEPTH = 15
 # Passage score += PASSAGE_ALIGN_WEIGHT * alignment (a mean cosine, 0.2 to 0.8 in practice)
 # against the hybrid score's z-sum; 16 to 32 were within 0.3 points on both halves.
 PASSAGE_ALIGN_WEIGHT = 24.0
