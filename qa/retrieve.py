@@ -458,10 +458,10 @@ def spread_articles(hits: Iterable[Hit], k: int, per_article: int = PASSAGES_PER
     held: list[Hit] = []
     listed: Counter[str] = Counter()
     for hit in hits:
-        if len(kept) >= k:
-            break
         listed[hit.doc_id] += 1
         (kept if listed[hit.doc_id] <= per_article else held).append(hit)
+        if len(kept) >= k:
+            break
     return (kept + held)[:k]
 
 
