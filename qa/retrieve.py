@@ -207,7 +207,9 @@ class Retriever:
         query_vector: np.ndarray | None = None,
         align: bool = False,
     ) -> list[Hit]:
-        """The `k` best distinct passages for `query`, best first, with their scores.
+        """The `k` best distinct passages for `query`, best first, with their scores; at most
+        PASSAGES_PER_ARTICLE of one article ahead of other articles' passages (spread_articles),
+        so a score need not fall down the list.
 
         With `align`, hybrid search reads its first ALIGN_DEPTH passages again token by token
         (qa.align) and re-ranks them: better first passages and answer sentences, at the cost of
@@ -312,8 +314,9 @@ class Retriever:
             candidates = [admitted[c] for c in dict.fromkeys(pool_ids) if c in admitted]
             ranked = self._ranked(candidates, features, mode)
             if self.reranker:
+                # Only what the reranker scored is listed (its scores are on a scale of their own).
                 head = list(islice(ranked, max(k, RERANK_DEPTH)))
-                results[mode] = spread_articles(chain(_rerank(self.reranker, text, head), ranked), k)
+                results[mode] = spread_articles(_rerank(self.reranker, text, head), k)
             elif align and mode == "hybrid" and vector is not None:
                 from qa.align import ALIGN_DEPTH
 
@@ -454,6 +457,8 @@ def spread_articles(hits: Iterable[Hit], k: int, per_article: int = PASSAGES_PER
     """The first `k` of `hits` (best first) with at most `per_article` passages of one article
     among them while other articles' passages remain; the rest of an article's passages follow in
     their order. ``[a1, a2, a3, b1], k=3 -> [a1, a2, b1]``; ``[a1, a2, a3], k=3 -> [a1, a2, a3]``."""
+    # A list that never fills (a search within one or two articles) reads every candidate: a few
+    # hundred at most (qa.retrieve.CANDIDATES, more under filters).
     kept: list[Hit] = []
     held: list[Hit] = []
     listed: Counter[str] = Counter()
