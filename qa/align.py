@@ -34,16 +34,18 @@ if TYPE_CHECKING:
     from qa.embed import Embedder, TokenStates
 
 # How many of the first-stage passages are read again. 10 instead of 5 adds R@5 (the 6th to 10th
-# can move up); 20 added nothing more on SQuAD's tuning half. On news the article lift
-# (qa.fusion) raises every passage of a long article alike, so the first ten often hold a few
-# articles only, and an article that the second look would raise sits below them. On RealTimeQA
-# 2023's 600 news questions (the tuning year), against 10: 15 gave R@5 0.8533 against 0.8417 (7
-# questions better, none worse), MRR@10 0.7027 against 0.7013, R@1 and the answer share as they
-# were; 20 gave 0.8517 / 0.7031 and a lower answer share (0.3167 against 0.320). With
-# qa.retrieve.PASSAGES_PER_ARTICLE: R@5 0.8533, MRR@10 0.7031, answer 0.3233. SQuAD v1.1 dev:
-# R@1 0.8804 / R@5 0.9771 / MRR@10 0.9228 / answer 0.8086 against 0.8805 / 0.9756 / 0.9222 / 0.8088.
-# Each passage read costs about 11 ms on 2 cores (qa.embed reads one text a pass).
-ALIGN_DEPTH = 15
+# can move up); 20 added nothing more on SQuAD's tuning half.
+ALIGN_DEPTH = 10
+# How many for a question that reads whole articles (qa.retrieve.ARTICLE_MIN_QUESTION_WORDS). The
+# article lift (qa.fusion) raises every passage of a long article alike, so the first ten often
+# hold a few articles only, and an article the second look would raise sat below them. On
+# RealTimeQA 2023's 600 news questions (the tuning year), 15 for every question gave R@5 0.8533
+# against 0.8417 (7 questions better, none worse), MRR@10 0.7027 against 0.7013, R@1 and the
+# answer share as they were (20: 0.8517 / 0.7031, answer 0.3167 against 0.320); the questions that
+# gained a gold article in the first five were questions of 8 content words or more but one, and
+# the shorter ones' first gold articles mostly moved down a place. Each passage read costs about
+# 11 ms on 2 cores (qa.embed reads one text a pass): `ask` took 194 ms against 140 (p50, bench/query.py).
+ARTICLE_ALIGN_DEPTH = 15
 # Passage score += PASSAGE_ALIGN_WEIGHT * alignment (a mean cosine, 0.2 to 0.8 in practice)
 # against the hybrid score's z-sum; 16 to 32 were within 0.3 points on both halves.
 PASSAGE_ALIGN_WEIGHT = 24.0

@@ -211,7 +211,8 @@ class Retriever:
         PASSAGES_PER_ARTICLE of one article ahead of other articles' passages (spread_articles),
         so a score need not fall down the list.
 
-        With `align`, hybrid search reads its first ALIGN_DEPTH passages again token by token
+        With `align`, hybrid search reads its first ALIGN_DEPTH passages (ARTICLE_ALIGN_DEPTH for a
+        question that reads whole articles) again token by token
         (qa.align) and re-ranks them: better first passages and answer sentences, at the cost of
         a forward pass over those passages (what `ask` does; `search` does it when asked).
         """
@@ -318,9 +319,9 @@ class Retriever:
                 head = list(islice(ranked, max(k, RERANK_DEPTH)))
                 results[mode] = spread_articles(_rerank(self.reranker, text, head), k)
             elif align and mode == "hybrid" and vector is not None:
-                from qa.align import ALIGN_DEPTH
+                from qa.align import ALIGN_DEPTH, ARTICLE_ALIGN_DEPTH
 
-                head = list(islice(ranked, ALIGN_DEPTH))
+                head = list(islice(ranked, ARTICLE_ALIGN_DEPTH if article_ranked else ALIGN_DEPTH))
                 results[mode] = spread_articles(chain(self._aligned(text, head, weights, query_states), ranked), k)
             else:
                 results[mode] = spread_articles(ranked, k)

@@ -140,3 +140,36 @@ def test_one_long_article_does_not_fill_a_result_list(tmp_path, embedder) -> Non
         assert [h.score for h in within] == sorted((h.score for h in within), reverse=True)
     finally:
         retriever.store.close()
+
+
+def test_a_question_that_reads_whole_articles_reads_more_passages_again(tmp_path, embedder) -> None:
+    # The lift crowds the first passages with a long article's, so such a question's second look
+    # reads deeper (qa.align.ARTICLE_ALIGN_DEPTH); a short question's stays at ALIGN_DEPTH.
+    from conftest import retriever_over
+    from qa.align import ALIGN_DEPTH, ARTICLE_ALIGN_DEPTH
+    from qa.retrieve import ARTICLE_MIN_QUESTION_WORDS
+    from qa.text import query_terms
+
+    long_article = "Riverton chess club tournament\n\n" + "\n\n".join(
+        f"Round {n} of the Riverton chess club tournament ended late; the club's captain kept the scores "
+        f"and the players from the valley towns met their rivals again on the board the next morning."
+        for n in range(1, 31)
+    )
+    towns = ["Elmsford", "Brookhaven", "Dunmore", "Fairview", "Glenwood", "Hollis", "Ironton", "Jasper",
+             "Kingston", "Lakewood", "Marlow", "Newbury", "Oakdale", "Preston", "Quincy", "Redmond"]
+    articles = {f"{town.lower()}.txt": f"{town} news\n\nThe {town} chess club held a tournament this week; "
+                f"its captain kept the scores." for town in towns}
+    retriever = retriever_over(tmp_path, embedder, {"long.txt": long_article, **articles})
+    read: list[int] = []
+    aligner = retriever.aligner()
+    align = aligner.align
+    aligner.align = lambda question, passages: read.append(len(passages)) or align(question, passages)
+    try:
+        short = "Who kept the chess scores?"
+        long = "Which captain kept the scores of the Riverton chess club tournament rounds in the valley towns?"
+        assert len(query_terms(short)) < ARTICLE_MIN_QUESTION_WORDS <= len(query_terms(long))
+        retriever.search(short, align=True)
+        retriever.search(long, align=True)
+        assert read == [ALIGN_DEPTH, ARTICLE_ALIGN_DEPTH]
+    finally:
+        retriever.store.close()
