@@ -44,7 +44,8 @@ ALIGN_DEPTH = 10
 # answer share as they were (20: 0.8517 / 0.7031, answer 0.3167 against 0.320); the questions that
 # gained a gold article in the first five were questions of 8 content words or more but one, and
 # the shorter ones' first gold articles mostly moved down a place. Each passage read costs about
-# 11 ms on 2 cores (qa.embed reads one text a pass): `ask` took 194 ms against 140 (p50, bench/query.py).
+# 11 ms on 2 cores (qa.embed reads one text a pass): with fifteen for every question `ask` took
+# 194 ms against 140 (p50, bench/query.py), so the shorter questions keep ten.
 ARTICLE_ALIGN_DEPTH = 15
 # Passage score += PASSAGE_ALIGN_WEIGHT * alignment (a mean cosine, 0.2 to 0.8 in practice)
 # against the hybrid score's z-sum; 16 to 32 were within 0.3 points on both halves.

@@ -514,8 +514,8 @@ def search(query: str, align: bool, k: int, mode: str, source: str | None, since
            as_json: bool) -> None:
     """Show the passages that best match QUERY, without composing an answer.
 
-    Search ranks in one fast pass; `qa ask` also reads the best fifteen passages again, token by
-    token, before it answers, and --align does that here too.
+    Search ranks in one fast pass; `qa ask` also reads the best ten passages again (fifteen for
+    a long question), token by token, before it answers, and --align does that here too.
 
     \b
     Examples:
