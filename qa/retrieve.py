@@ -74,7 +74,7 @@ RERANK_DEPTH = 20
 # them all). The article lift (qa.fusion) raises every passage of a long article alike, so one
 # story's page filled a list: of RealTimeQA 2024's 200 news questions, 77 listed fewer than 10
 # articles in their first 20 passages and 11 fewer than 5. The order of the articles is what it
-# was; more of them reach the list. Figures under qa.align.ALIGN_DEPTH.
+# was; more of them reach the list. Figures in docs/news-ranking.md.
 PASSAGES_PER_ARTICLE = 2
 MAX_QUERY_CHARS = 2000
 
