@@ -88,8 +88,9 @@ def build_server(service: IndexService) -> MCPServer:
     @server.tool()
     def search(query: Query, k: K = DEFAULT_TOP_K, mode: Mode = "hybrid", source: Glob = None,
                since: Day = None, until: Day = None, align: Align = False) -> dict[str, Any]:
-        """The passages of the user's articles that best match `query`, best first, each with its
-        doc_id, title, path, character span (start, end), text and page (PDFs)."""
+        """The passages of the user's articles that best match `query`, best first (at most two
+        of one article ahead of other articles' passages), each with its doc_id, title, path,
+        character span (start, end), text and page (PDFs)."""
         return checked(service.search, query, k=k, mode=mode, source=source, since=since, until=until, align=align)
 
     @server.tool()
