@@ -95,14 +95,6 @@ _BYLINE = re.compile(r"^(?i:by)\s+[A-Z]|^(?i:special (?:to|for)) [Tt]he [A-Z]|^(
 _INTERVIEW_TURN = re.compile(r"(?:Q|Question)\s*[:.]", re.IGNORECASE)
 # How a file's first line may end and still be its headline (_is_title_first).
 _TITLE_FIRST_END = re.compile(r"(?:\.\.\.|…|[?!][\"'”’)\]]*)$")
-# Or on an explainer's promise, a sentence of its own with which news headlines end in a stop
-# ("Hurricane Milton makes landfall. Here's what we know."): a story's first sentence does not
-# promise itself.
-_EXPLAINER_PROMISE = re.compile(
-    r"(?:^|(?<=[.:?!—–|])\s)(?:here(?:'s|’s| is) (?:what|why|how|who|where|when)(?: [\w'’-]+){0,6}"
-    r"|what (?:we|you) (?:know|need to know)(?: so far)?)\.$",
-    re.IGNORECASE,
-)
 # A headline's line that ends on one of these words may go on in the next (a PDF's wrapped
 # headline, _headline_goes_on), if that next line is this short.
 _UNFINISHED_HEADLINE = re.compile(r"\s(?:for|of|the|a|an|and|or|to|in|on|at|with|from|by|as|into|over|after|its|their)$",
@@ -941,11 +933,11 @@ def _split_header(header: list[str], story: str = "") -> tuple[str | None, str |
 
 
 def _is_title_first(line: str) -> bool:
-    """Whether a file's first line is a headline though it ends as a sentence may: cut short, a
-    question, an exclamation or an explainer's promise, and shorter than a paragraph of a story."""
+    """Whether a file's first line is a headline though it ends as a sentence may: cut short, or
+    a question or an exclamation, and shorter than a paragraph of a story."""
     line = line.strip()
-    ends = bool(_TITLE_FIRST_END.search(line) or _EXPLAINER_PROMISE.search(line))
-    return ends and len(line) < _BODY_MIN_CHARS and _is_headline(line) and not _INTERVIEW_TURN.match(line)
+    return (bool(_TITLE_FIRST_END.search(line)) and len(line) < _BODY_MIN_CHARS and _is_headline(line)
+            and not _INTERVIEW_TURN.match(line))
 
 
 def _is_body_paragraph(line: str) -> bool:
@@ -961,8 +953,7 @@ def _is_headline(line: str) -> bool:
     return (
         len(line) <= _TITLE_MAX_CHARS
         and len(line.split()) >= 2
-        # The stop after an explainer's promise is the headline's own.
-        and (not _HEADLINE_BAD_END.search(line) or bool(_EXPLAINER_PROMISE.search(line)))
+        and not _HEADLINE_BAD_END.search(line)
         and not _BYLINE.match(line)
     )
 
