@@ -105,6 +105,12 @@ def test_only_a_question_of_many_words_reads_whole_articles(seeds_index, embedde
         store.close()
 
 
+# Town names for the made-up chess club articles of the two retrieval tests below.
+_TOWNS = ("Elmsford", "Brookhaven", "Dunmore", "Fairview", "Glenwood", "Hollis", "Ironton", "Jasper", "Kingston",
+          "Lakewood", "Marlow", "Newbury", "Oakdale", "Preston", "Quincy", "Redmond", "Salem", "Trenton", "Upton",
+          "Vernon", "Weston", "Yardley", "Zionsville")
+
+
 def test_one_long_article_does_not_fill_a_result_list(tmp_path, embedder) -> None:
     # A long article about the question's story has many passages that match it; the list shows
     # two of them, then the short article about the same story, then the long one's others.
@@ -112,14 +118,11 @@ def test_one_long_article_does_not_fill_a_result_list(tmp_path, embedder) -> Non
     from qa.retrieve import PASSAGES_PER_ARTICLE
     from qa.types import SearchFilters
 
-    towns = ["Elmsford", "Brookhaven", "Cedar Falls", "Dunmore", "Fairview", "Glenwood", "Hollis", "Ironton",
-             "Jasper", "Kingston", "Lakewood", "Marlow", "Newbury", "Oakdale", "Preston", "Quincy", "Redmond",
-             "Salem", "Trenton", "Upton", "Vernon", "Weston", "Yardley", "Zionsville"]
     long_article = "Riverton chess club tournament\n\n" + "\n\n".join(
         f"The Riverton chess club tournament drew players from {town} this week. The Riverton chess club "
         f"tournament pairs each of its players against the others; the {town} players met their rivals "
         f"at the club on the second day of the tournament, and the club's captain kept the scores."
-        for town in towns
+        for town in _TOWNS
     )
     short_article = ("Town news\n\nThe council met on Monday about the bridge. Separately, a chess "
                      "tournament was held in Riverton this week.")
@@ -155,10 +158,8 @@ def test_a_question_that_reads_whole_articles_reads_more_passages_again(tmp_path
         f"and the players from the valley towns met their rivals again on the board the next morning."
         for n in range(1, 31)
     )
-    towns = ["Elmsford", "Brookhaven", "Dunmore", "Fairview", "Glenwood", "Hollis", "Ironton", "Jasper",
-             "Kingston", "Lakewood", "Marlow", "Newbury", "Oakdale", "Preston", "Quincy", "Redmond"]
     articles = {f"{town.lower()}.txt": f"{town} news\n\nThe {town} chess club held a tournament this week; "
-                f"its captain kept the scores." for town in towns}
+                f"its captain kept the scores." for town in _TOWNS[:16]}
     retriever = retriever_over(tmp_path, embedder, {"long.txt": long_article, **articles})
     read: list[int] = []
     aligner = retriever.aligner()
