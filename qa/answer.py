@@ -498,12 +498,19 @@ _COMMON_OPENING_ZIPF = 5.0
 
 
 
+# "How" and the measure asked for: "How tall", "How many years".
+_HOW_MEASURE = re.compile(r"\bhow (?:much|many|long|far|old|large|big|tall|high|deep|fast|heavy|often|strong)\b", re.IGNORECASE)
+
+
 def unresolved_reference(question: str) -> str | None:
     """The pronoun a question asks about when it says nothing else of what it is about: no name
     and no rare word (qa.followup.topic_stems). ``"What did he say?" -> "he"``; ``"Why did he
     resign?"``, ``"What did Ivanov say?"`` -> None."""
     from qa.followup import PERSONAL_PRONOUNS, names_something, topic_stems
 
+    # The measure a question asks for ("How tall is he?", "How old is she?") is what it asks, not
+    # whom: it neither says what the question is about nor is a word a pronoun could stand for.
+    question = _HOW_MEASURE.sub("how", question)
     found = next((m for m in re.finditer(r"[\w'’]+", question.lower()) if m.group(0) in PERSONAL_PRONOUNS), None)
     if found is None or topic_stems(question) or names_something(question):
         return None

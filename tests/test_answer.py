@@ -251,6 +251,10 @@ def test_a_question_that_names_nothing_but_he_asks_who_is_meant(retriever: Retri
     # A question that says what it is about, or whose "he" stands for a word before it, is searched.
     assert answer_question(retriever, "What did Ivanov say about peacekeepers?").answerable
     assert unresolved_reference("Why did he resign?") is None
+    # The measure asked for says neither what the question is about nor whom "he" stands for.
+    assert unresolved_reference("How tall is he?") == "he"
+    assert unresolved_reference("How old is she?") == "she"
+    assert unresolved_reference("How old was Bessie Hendricks when she died?") is None
     assert unresolved_reference("How long does it take?") is None  # "it" often stands for nothing
     assert unresolved_reference("What do only white children pay when they go to school?") is None
     # Read as a follow-up in a chat, the turns before say who: qa.followup, not this.
