@@ -136,8 +136,10 @@ _YES_NO = re.compile(r"\s*(?:is|are|was|were|am|do|does|did|can|could|will|would
 # hyphen, which opens a list's item ("- Staffordshire", a quiz page's answer), nor a word alone.
 _CREDIT = re.compile(r"\s*[—–]\s*[A-Z][\w.&'’]*(?: [A-Z][\w.&'’]*){0,3}\s*$")
 
+# What "how" asks the measure of: "How tall", "How many years".
+_HOW_MEASURES = "much|many|long|far|old|large|big|tall|high|deep|fast|heavy|often|strong"
 _KINDS = (
-    ("number", re.compile(r"\bhow (?:much|many|long|far|old|large|big|tall|high|deep|fast|heavy|often|strong)\b"
+    ("number", re.compile(r"\bhow (?:" + _HOW_MEASURES + r")\b"
                           r"|\bwhat (?:percentage|percent|number|amount|proportion|share)\b"
                           r"|\bwhat (?:was|is|were|are) the (?:magnitude|age|population|price|cost|score|death toll)\b")),
     ("date", re.compile(r"\bwhen\b|\b(?:what|which) (?:year|date|day|month|decade|century|time of year)\b")),
@@ -158,6 +160,8 @@ _WEEKDAY = re.compile(r"\b(?:" + "|".join(WEEKDAY_NAMES) + r")\b", re.IGNORECASE
 # A question for a measure ("How long did it take?", "How far…") wants a number with its unit
 # ("10 minutes", "3 miles"), which a count ("How many hot dogs…?") does not ask for.
 _MEASURE_QUESTION = re.compile(r"\bhow (?:long|far|old|tall|high|deep|fast|heavy)\b")
+# Any "how" and its measure or count, which say what is asked for, not what about (unresolved_reference).
+_HOW_MEASURE = re.compile(r"\bhow (?:" + _HOW_MEASURES + r")\b", re.IGNORECASE)
 _NUMBER_WORDS = frozenset("""one two three four five six seven eight nine ten eleven twelve thirteen fourteen fifteen
     sixteen seventeen eighteen nineteen twenty thirty forty fifty sixty seventy eighty ninety hundred thousand
     million billion trillion dozen half percent""".split())
@@ -495,11 +499,6 @@ def _facts(sentence: str) -> frozenset[str]:
 
 # A sentence's first word this common in English is no name ("The", "Officials" 4.3 is one).
 _COMMON_OPENING_ZIPF = 5.0
-
-
-
-# "How" and the measure asked for: "How tall", "How many years".
-_HOW_MEASURE = re.compile(r"\bhow (?:much|many|long|far|old|large|big|tall|high|deep|fast|heavy|often|strong)\b", re.IGNORECASE)
 
 
 def unresolved_reference(question: str) -> str | None:
