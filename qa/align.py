@@ -6,7 +6,8 @@ mentions them apart. Here each of the question's tokens is matched to its closes
 passage (cosine of the model's token states, each read in its own context), as ColBERT and
 BERTScore do; the mean of those best matches, weighted by each word's rarity, says how much of
 the question the passage covers. No second model: the same all-MiniLM-L6-v2 reads the passages
-again, token by token, which is why only the first ALIGN_DEPTH (or ARTICLE_ALIGN_DEPTH) passages are read.
+again, token by token, which is why only the first ALIGN_DEPTH (or ARTICLE_ALIGN_DEPTH) passages
+are read.
 
 On SQuAD v1.1 dev (2,000 questions, every fifth, weights chosen on the even half and checked on
 the odd half), re-ranking the first 10 hybrid passages moved R@1 from 0.850 / 0.855 to 0.866 /

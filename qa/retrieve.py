@@ -212,9 +212,9 @@ class Retriever:
         so a score need not fall down the list.
 
         With `align`, hybrid search reads its first ALIGN_DEPTH passages (ARTICLE_ALIGN_DEPTH for a
-        question that reads whole articles) again token by token
-        (qa.align) and re-ranks them: better first passages and answer sentences, at the cost of
-        a forward pass over those passages (what `ask` does; `search` does it when asked).
+        question that reads whole articles) again token by token (qa.align) and re-ranks them:
+        better first passages and answer sentences, at the cost of a forward pass over those
+        passages (what `ask` does; `search` does it when asked).
         """
         if align and mode != "hybrid":
             # Said, not ignored: a script asking for `ask`'s ranking must not get another silently.
