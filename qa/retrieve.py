@@ -367,11 +367,11 @@ class Retriever:
         if not candidates:
             return
         scores = mode_scores(mode, features.restricted([r.chunk_id for r in candidates]))
-        hits: list[Hit] = []
+        listed = _Listed()
         for record in sorted(candidates, key=lambda r: scores[r.chunk_id], reverse=True):
-            if not _duplicates_any(record, hits):
-                hits.append(_hit(record, scores[record.chunk_id], features.sentence_scores.get(record.chunk_id)))
-                yield hits[-1]
+            if not listed.repeats(record):
+                listed.add(record)
+                yield _hit(record, scores[record.chunk_id], features.sentence_scores.get(record.chunk_id))
 
     def _features(
         self,
@@ -478,15 +478,25 @@ def _rerank(reranker: Reranker, query: str, hits: list[Hit]) -> list[Hit]:
     return sorted(rescored, key=lambda hit: hit.score, reverse=True)
 
 
-def _duplicates_any(record: ChunkRecord, hits: list[Hit]) -> bool:
-    # Overlapping chunks of one article say the same sentences twice; and the same text saved in
-    # two files is one passage to the reader.
-    for hit in hits:
-        if hit.doc_id == record.doc_id and record.start < hit.end and hit.start < record.end:
+class _Listed:
+    """The passages a result list holds so far, to leave out one that repeats them: overlapping
+    chunks of one article say the same sentences twice, and the same text saved in two files is
+    one passage to the reader. Kept by article and by text, so a list that reads every candidate
+    (one that never fills: spread_articles) checks each against its own article's passages only,
+    not against every passage listed."""
+
+    def __init__(self) -> None:
+        self._spans: dict[str, list[tuple[int, int]]] = {}
+        self._texts: set[str] = set()
+
+    def repeats(self, record: ChunkRecord) -> bool:
+        if record.text in self._texts:
             return True
-        if hit.text == record.text:
-            return True
-    return False
+        return any(record.start < end and start < record.end for start, end in self._spans.get(record.doc_id, ()))
+
+    def add(self, record: ChunkRecord) -> None:
+        self._texts.add(record.text)
+        self._spans.setdefault(record.doc_id, []).append((record.start, record.end))
 
 
 def _hit(record: ChunkRecord, score: float, sentence_scores: tuple | None) -> Hit:

@@ -145,6 +145,37 @@ def test_one_long_article_does_not_fill_a_result_list(tmp_path, embedder) -> Non
         retriever.store.close()
 
 
+def test_a_passage_is_listed_once(tmp_path, embedder) -> None:
+    # The same text saved in two files is one passage to the reader, and chunks of one article
+    # that overlap say the same sentences twice: a list holds neither repeat, even one that reads
+    # every candidate because it never fills.
+    from conftest import retriever_over
+    from qa.types import SearchFilters
+
+    story = "Riverton chess club tournament\n\n" + "\n\n".join(
+        f"The Riverton chess club tournament drew players from {town} this week, and the {town} "
+        f"players met their rivals at the club on the second day."
+        for town in _TOWNS[:12]
+    )
+    retriever = retriever_over(tmp_path, embedder, {"story.txt": story, "copy.txt": story})
+    try:
+        question = "Riverton chess club tournament"
+        for filters in (SearchFilters(), SearchFilters(source="story.txt")):
+            for mode in ("hybrid", "keyword", "dense"):
+                hits = retriever.search(question, k=10, mode=mode, filters=filters)
+                # Six chunks hold the words, three texts twice over; each text once, none overlapping.
+                assert len(hits) >= (1 if filters.active else 2), (mode, filters)
+                assert len({hit.text for hit in hits}) == len(hits), (mode, filters)
+                for n, hit in enumerate(hits):
+                    assert not any(other.doc_id == hit.doc_id and other.start < hit.end and hit.start < other.end
+                                   for other in hits[n + 1:]), (mode, filters)
+        # The chunks do overlap, so the check above had overlapping passages to leave out.
+        chunks = sorted(retriever.store.chunks(list(range(1, 100))).values(), key=lambda c: (c.doc_id, c.start))
+        assert any(a.doc_id == b.doc_id and b.start < a.end for a, b in zip(chunks, chunks[1:]))
+    finally:
+        retriever.store.close()
+
+
 def test_a_question_that_reads_whole_articles_reads_more_passages_again(tmp_path, embedder) -> None:
     # The lift crowds the first passages with a long article's, so such a question's second look
     # reads deeper (qa.align.ARTICLE_ALIGN_DEPTH); a short question's stays at ALIGN_DEPTH.
