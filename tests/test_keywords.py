@@ -170,6 +170,36 @@ def test_article_rows_follow_changed_and_removed_articles(tmp_path: Path, write_
         store.close()
 
 
+def test_an_article_deleted_after_a_chunk_search_leaves_article_search_whole(tmp_path: Path, write_corpus,
+                                                                           embedder) -> None:
+    # A chunk search reads the lengths of every chunk there is; when the article holding the
+    # newest chunks is then deleted, the next article search meets lengths past the last chunk.
+    # It once failed there, and left its map of articles half updated for every search after.
+    from qa.indexer import update_index
+
+    corpus = write_corpus(tmp_path / "corpus", seeds=False)
+    index_dir = tmp_path / "index"
+    update_index(index_dir, [corpus], embedder=embedder)
+    store = LocalStore.open(index_dir)
+    try:
+        assert store.article_search(["Wrenmouth"], 5)  # the article map read once
+        paragraph = "The {0} harbour ferry {1} crossed to Gullhaven at dawn, and the {0} pilots logged it."
+        for name, word in (("first.txt", "Tern"), ("last.txt", "Plover")):
+            text = "\n\n".join(paragraph.format(word, n) * 4 for n in range(12))
+            (corpus / name).write_text(text, encoding="utf-8")
+            update_index(index_dir, [corpus / name], embedder=embedder, only=True)
+        assert store.keyword_search(["plover"], 5)  # every chunk's length read, the last article's too
+        (corpus / "last.txt").unlink()
+        update_index(index_dir, [corpus], embedder=embedder)
+        for _ in range(2):  # and again: nothing was left half done
+            found = store.article_search(["Tern", "Gullhaven"], 5)
+            names = {doc.doc_id: Path(doc.path).name for doc in store.documents().values()}
+            assert [names[m.doc_id] for m in found] == ["first.txt"]
+        assert store.article_search(["Plover"], 5) == []
+    finally:
+        store.close()
+
+
 def test_an_index_with_the_old_article_table_gives_it_back_on_update(corpus_index: Path, tmp_path: Path, embedder) -> None:
     import sqlite3
 

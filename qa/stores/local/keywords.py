@@ -223,13 +223,19 @@ class KeywordIndex:
             owner[: len(articles.owner)] = articles.owner
             owner[ids] = numbers
             added = int(starts.sum())
+            # The chunk lengths were read at this generation, so they cover every chunk here; they
+            # may run past the last one (chunks read and deleted since), never short of it.
+            chunk_lengths = np.zeros(len(ids))
+            known_length = ids < len(self._lengths)
+            chunk_lengths[known_length] = self._lengths[ids[known_length]]
+            passages = np.bincount(numbers - len(articles.first), minlength=added)
+            lengths = np.bincount(numbers - len(articles.first), chunk_lengths, minlength=added)
+            # Set together, once all is computed: a half-updated map would answer later searches.
             articles.owner = owner
             articles.first = np.concatenate((articles.first, ids[starts]))
-            articles.passages = np.concatenate((articles.passages, np.bincount(numbers - len(articles.passages),
-                                                                               minlength=added)))
-            lengths = np.bincount(numbers - len(articles.length), _grown(self._lengths, len(owner))[ids], minlength=added)
+            articles.passages = np.concatenate((articles.passages, passages))
             articles.length = np.concatenate((articles.length, lengths))
-            articles.longest = max(articles.longest, int(articles.passages.max()))
+            articles.longest = max(articles.longest, int(passages.max()))
         (articles.count,) = self._db.execute("SELECT count(*) FROM documents").fetchone()
         # As FTS5 averages chunk lengths: over the articles there are now.
         articles.average_length = self._total_length / articles.count if articles.count else 1.0
@@ -282,15 +288,6 @@ class _Articles:
     average_length: float = 1.0
     longest: int = 0  # passages of the longest article read
     stale: bool = True
-
-
-def _grown(values: np.ndarray, size: int) -> np.ndarray:
-    """`values` with zeros after it, `size` long."""
-    import numpy as np
-
-    grown = np.zeros(size, dtype=values.dtype)
-    grown[: len(values)] = values
-    return grown
 
 
 def _add_bm25(scores: np.ndarray, rows: np.ndarray, counts: np.ndarray, lengths: np.ndarray, total_rows: int,
