@@ -113,10 +113,15 @@ def mode_scores(mode: str, features: Features) -> dict[int, float]:
 
 
 def zscores(scores: dict[Key, float]) -> dict[Key, float]:
-    """Standardize scores over the candidates: mean 0, standard deviation 1."""
+    """Standardize scores over the candidates: mean 0, standard deviation 1; all 0 when they are
+    equal. ``{a: 1.0, b: 3.0} -> {a: -1.0, b: 1.0}``; ``{a: 0.1, b: 0.1, c: 0.1} -> all 0.0``."""
     values = list(scores.values())
     mean = sum(values) / len(values)
-    spread = math.sqrt(sum((v - mean) ** 2 for v in values) / len(values)) or 1.0
+    spread = math.sqrt(sum((v - mean) ** 2 for v in values) / len(values))
+    # Equal scores may leave a spread of rounding error (1e-17 for three 0.1s), which would
+    # stretch it to ±1: a shift that matters where only some candidates get the signal (articles).
+    if spread <= 1e-9 * max(1.0, abs(mean)):
+        return dict.fromkeys(scores, 0.0)
     return {c: (v - mean) / spread for c, v in scores.items()}
 
 
