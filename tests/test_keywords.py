@@ -143,6 +143,25 @@ def test_an_article_is_scored_on_its_title_and_whole_text(corpus_index: Path, wr
         store.close()
 
 
+def test_a_filtered_article_search_lists_the_articles_the_filters_admit(corpus_index: Path) -> None:
+    # A search under --source lifts its articles as a search of those alone would: the best
+    # admitted article is listed even when articles it does not admit score higher.
+    from qa.types import SearchFilters
+
+    store = LocalStore.open(corpus_index)
+    try:
+        names = {doc.doc_id: Path(doc.path).name for doc in store.documents().values()}
+        both = store.article_search(["Iraq", "Russia"], 5)
+        assert len(both) == 2
+        second = names[both[1].doc_id]
+        found = store.article_search(["Iraq", "Russia"], 1, SearchFilters(source=second))
+        assert [names[m.doc_id] for m in found] == [second]
+        assert found[0].score == both[1].score
+        assert store.article_search(["Iraq", "Russia"], 5, SearchFilters(source="kestrel_bridge.txt")) == []
+    finally:
+        store.close()
+
+
 def test_article_rows_follow_changed_and_removed_articles(tmp_path: Path, write_corpus, embedder) -> None:
     from qa.indexer import update_index
 

@@ -184,7 +184,9 @@ class Store(Protocol):
                        min_passages: int = 1) -> list[ArticleMatch]:
         """BM25 over whole articles (title and text; the local store sums its chunks') holding any
         of `terms`: the `k` best of those cut into at least `min_passages` passages, best first;
-        empty where the store keeps no article keywords."""
+        empty where the store keeps no article keywords. The local store lists only articles
+        `filters` admit; Milvus, whose articles collection keeps no path or date, lists the best
+        of all, and the caller reads scores for its (admitted) candidates only."""
         ...
 
     def document_frequencies(self, terms: Sequence[str]) -> dict[str, int]:

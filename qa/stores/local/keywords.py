@@ -99,10 +99,11 @@ class KeywordIndex:
             matched &= kept
         return _best(scores, matched, k)
 
-    def article_search(self, terms: Sequence[str], k: int, generation: int,
-                       min_passages: int = 1) -> list[tuple[int, float, int]]:
+    def article_search(self, terms: Sequence[str], k: int, generation: int, min_passages: int = 1,
+                       allowed: np.ndarray | None = None) -> list[tuple[int, float, int]]:
         """(article, BM25 score, passages) of the `k` best whole articles of at least `min_passages`
         passages holding any of `terms` (stems), best first; an article is named by its first chunk id.
+        With `allowed` (chunk ids: a filtered search), only the articles of those chunks.
 
         Scored from the chunks' postings, so a query whose words were read for keyword_search
         reads nothing more: an article holds each term as often as its chunks' bodies do
@@ -127,6 +128,10 @@ class KeywordIndex:
                 matched[numbers] = True
         if min_passages > 1:
             matched &= articles.passages >= min_passages
+        if allowed is not None:
+            admitted = np.zeros(len(matched), dtype=bool)
+            admitted[articles.owner[allowed[allowed < len(articles.owner)]]] = True
+            matched &= admitted
         return [(int(articles.first[n]), score, int(articles.passages[n])) for n, score in _best(scores, matched, k)]
 
     def _article_term_postings(self, term: str, articles: _Articles) -> tuple[np.ndarray, np.ndarray]:

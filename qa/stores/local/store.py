@@ -291,13 +291,15 @@ class LocalStore:
     def article_search(self, terms: Sequence[str], k: int, filters: SearchFilters | None = None,
                        min_passages: int = 1) -> list[ArticleMatch]:
         """BM25 over whole articles (title and text) holding any of `terms`' stems, the `k` best of
-        at least `min_passages` passages, best first; filters are left to the caller. Scored from
-        the chunks' cached postings (qa.stores.local.keywords: KeywordIndex.article_search)."""
+        at least `min_passages` passages among those the filters admit, best first (so a filtered
+        search lifts its articles as a search of those articles alone would). Scored from the
+        chunks' cached postings (qa.stores.local.keywords: KeywordIndex.article_search)."""
         if not terms:
             return []
         wanted = list(dict.fromkeys(stems(terms)))
         with self.reading():
-            found = self.keywords.article_search(wanted, k, self.generation, min_passages)
+            allowed = self.filtered_chunks(filters)
+            found = self.keywords.article_search(wanted, k, self.generation, min_passages, allowed)
             # Looked up once into a dict of this search's own, so a search in another thread that
             # empties the cache meanwhile takes nothing from under this one.
             documents = {first: self._article_documents.get(first) for first, _, _ in found}
