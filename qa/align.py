@@ -37,16 +37,17 @@ if TYPE_CHECKING:
 # How many of the first-stage passages are read again. 10 instead of 5 adds R@5 (the 6th to 10th
 # can move up); 20 added nothing more on SQuAD's tuning half.
 ALIGN_DEPTH = 10
-# How many for a question that reads whole articles (qa.retrieve.ARTICLE_MIN_QUESTION_WORDS). The
-# article lift (qa.fusion) raises every passage of a long article alike, so the first ten often
-# hold a few articles only, and an article the second look would raise sat below them. On
-# RealTimeQA 2023's 600 news questions (the tuning year), 15 for every question gave R@5 0.8533
-# against 0.8417 (7 questions better, none worse), MRR@10 0.7027 against 0.7013, R@1 and the
-# answer share as they were (20: 0.8517 / 0.7031, answer 0.3167 against 0.320); the questions that
-# gained a gold article in the first five were questions of 8 content words or more but one, and
-# the shorter ones' first gold articles mostly moved down a place. Each passage read costs about
-# 11 ms on 2 cores (qa.embed reads one text a pass): with fifteen for every question `ask` took
-# 194 ms against 140 (p50, bench/query.py), so the shorter questions keep ten.
+# How many for a question whose search listed long articles (qa.retrieve: a question of
+# ARTICLE_MIN_QUESTION_WORDS or more, over an index that holds some). The article lift (qa.fusion)
+# raises every passage of a long article alike, so the first ten often hold a few articles only, and
+# an article the second look would raise sat below them. On RealTimeQA 2023's 600 news questions
+# (the tuning year), 15 for every question gave R@5 0.8533 against 0.8417 (7 questions better, none
+# worse), MRR@10 0.7027 against 0.7013, R@1 and the answer share as they were (20: 0.8517 / 0.7031,
+# answer 0.3167 against 0.320); the questions that gained a gold article in the first five were
+# questions of 8 content words or more but one, and the shorter ones' first gold articles mostly
+# moved down a place. Each passage read costs about 11 ms on 2 cores (qa.embed reads one text a
+# pass): with fifteen for every question `ask` took 194 ms against 140 (p50, bench/query.py), so the
+# shorter questions keep ten.
 ARTICLE_ALIGN_DEPTH = 15
 # Passage score += PASSAGE_ALIGN_WEIGHT * alignment (a mean cosine, 0.2 to 0.8 in practice)
 # against the hybrid score's z-sum; 16 to 32 were within 0.3 points on both halves.

@@ -3,11 +3,12 @@ measurement each came from.
 
 Each candidate passage has five signals: its BM25 score, its cosine to the question, its best
 sentence's cosine, its best answer sentence (cosine plus the question's rare words) and the
-question's word pairs it holds side by side. Fusion z-scores each signal over the candidate pool
-and adds them with fixed weights, so a passage found by only one side still competes; plain
-reciprocal rank fusion throws away how far ahead the best candidates are, which is what decides
-between close paragraphs. The `Retriever` (qa.retrieve) gathers the signals; this module only
-weighs them.
+question's word pairs it holds side by side; a passage of a long news article has a sixth, its
+whole article's BM25, for a question of many words (issue 15). Fusion z-scores each signal over
+the candidate pool (the article's over the candidate long articles) and adds them with fixed
+weights, so a passage found by only one side still competes; plain reciprocal rank fusion throws
+away how far ahead the best candidates are, which is what decides between close paragraphs. The
+`Retriever` (qa.retrieve) gathers the signals; this module only weighs them.
 """
 
 from __future__ import annotations

@@ -195,7 +195,7 @@ class ChunkRecord:
 @dataclass(frozen=True)
 class ArticleMatch:
     """A whole article's keyword score for a question (Store.article_search), with how many
-    passages it was cut into: one passage's article says nothing its passage does not."""
+    passages it was cut into (the search lists long articles only: qa.retrieve.ARTICLE_MIN_PASSAGES)."""
 
     doc_id: str
     score: float

@@ -300,8 +300,8 @@ class LocalStore:
         with self.reading():
             allowed = self.filtered_chunks(filters)
             found = self.keywords.article_search(wanted, k, self.generation, min_passages, allowed)
-            # Looked up once into a dict of this search's own, so a search in another thread that
-            # empties the cache meanwhile takes nothing from under this one.
+            # Looked up once into a dict of this search's own: filling the cache below may empty
+            # it first, and the articles looked up before must not go with it.
             documents = {first: self._article_documents.get(first) for first, _, _ in found}
             unread = [first for first, known in documents.items() if known is None]
             if unread:
