@@ -155,7 +155,7 @@ class TestMilvusStore(StoreContract):
         self, make_location, tmp_path, embedder
     ) -> None:
         from qa.indexer import update_index
-        from qa.stores.milvus.store import MilvusCollections
+        from qa.stores.milvus.store import ARTICLES_FILLING_KEY, MilvusCollections
 
         from store_contract import write_articles
 
@@ -192,6 +192,24 @@ class TestMilvusStore(StoreContract):
             assert store.check() == ["the article keyword index holds 0 unknown articles and misses 1"]
         finally:
             store.close()
+        # As a writer stopped while filling the collection leaves it: the next one fills it again.
+        collections = MilvusCollections(location)
+        try:
+            collections.set_meta(ARTICLES_FILLING_KEY, "1")
+        finally:
+            collections.close()
+        update_index(location, [articles], embedder=embedder)  # nothing changed on disk
+        store = open_store(location)
+        try:
+            assert store.check() == []
+            assert len(store.article_search(["Wrenmouth", "Arabica", "glacier"], 5)) == len(WRITTEN_ARTICLES)
+        finally:
+            store.close()
+        collections = MilvusCollections(location)
+        try:
+            assert collections.get_meta(ARTICLES_FILLING_KEY) == "0"
+        finally:
+            collections.close()
 
     def test_a_rebuild_stopped_while_renaming_its_collections_is_finished_by_the_next_writer(
         self, make_location, tmp_path, embedder, monkeypatch: pytest.MonkeyPatch

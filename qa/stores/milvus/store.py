@@ -84,6 +84,10 @@ MARKER_DIM = 2
 OLDEST_FORMAT = 3
 # The meta row naming the documents of the commit under way (see MilvusWriter.commit).
 PENDING_KEY = "pending"
+# Set to "1" while a writer fills the articles collection of a store written before it
+# (MilvusWriter._fill_articles): a writer stopped halfway leaves it so, and the next one fills
+# the collection again from the start instead of keeping it half full.
+ARTICLES_FILLING_KEY = "articles_filling"
 # A meta value longer than this is kept in several rows (4 bytes a character at most in UTF-8).
 META_PART_CHARS = 16_000
 _GRPC_OPTIONS = {"grpc.keepalive_time_ms": 300_000, "grpc.keepalive_permit_without_calls": False}  # Milvus wants a vector field in every collection; the bookkeeping ones get a dummy.
@@ -971,11 +975,18 @@ class MilvusWriter:
             fresh = not self.existed
             with c.calls("listing collections"):
                 # A store written before whole-article keywords: its documents get them below.
-                missing_articles = not fresh and not c.client.has_collection(c.articles)
+                has_articles = fresh or c.client.has_collection(c.articles)
+            missing_articles = not fresh and (not has_articles or c.get_meta(ARTICLES_FILLING_KEY) == "1")
+            if missing_articles:
+                c.set_meta(ARTICLES_FILLING_KEY, "1")
+                if has_articles:  # filled halfway by a writer that was stopped: from the start
+                    with c.calls("dropping collections"):
+                        c.client.drop_collection(c.articles)
             self._create(fresh, [])
             self._roll_back_interrupted()
             if missing_articles:
                 self._fill_articles()
+                c.set_meta(ARTICLES_FILLING_KEY, "0")
         except BaseException:
             c.close()
             raise
