@@ -297,7 +297,8 @@ def is_question(sentence: str) -> bool:
 
 
 def unaccented(text: str) -> str:
-    """`text` with its diacritics removed, as FTS5's unicode61 tokenizer reads words: ``"Zürich" -> "Zurich"``."""
+    """`text` with every diacritic removed: ``"Zürich" -> "Zurich"``. (FTS5's unicode61 tokenizer
+    removes Latin letters' only: qa.stores.local.keywords.fts5_token.)"""
     if text.isascii():
         return text
     import unicodedata

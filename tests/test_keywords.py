@@ -253,6 +253,8 @@ def test_an_accented_word_finds_its_article_as_fts5_folds_it(tmp_path: Path, emb
     corpus.mkdir()
     (corpus / "tram.txt").write_text("Zürich council votes\n\nThe council of Zürich voted on the tram line.\n")
     (corpus / "budget.txt").write_text("Bern budget\n\nThe budget of Bern passed on Tuesday.\n")
+    # unicode61 folds Latin letters' diacritics only: "й" and Greek accents stay as written.
+    (corpus / "kyiv.txt").write_text("Київ\n\nЗеленський спікер Київ. Ο Μητσοτάκης μίλησε.\n", encoding="utf-8")
     update_index(tmp_path / "index", [corpus], embedder=embedder)
     store = LocalStore.open(tmp_path / "index")
     try:
@@ -262,5 +264,7 @@ def test_an_accented_word_finds_its_article_as_fts5_folds_it(tmp_path: Path, emb
         assert store.article_search(["zurich", "ZURICH"], 5) == found  # one folded term, counted once
         assert store.article_search(["foo_bar"], 5) == []  # a term FTS5 would cut in two
         assert store.article_search(["tram"], 5, min_passages=2) == []  # no article that long here
+        for word in ("Зеленський", "Μητσοτάκης"):
+            assert [names[m.doc_id] for m in store.article_search([word], 5)] == ["kyiv.txt"], word
     finally:
         store.close()

@@ -23,11 +23,11 @@ from __future__ import annotations
 import math
 import re
 import sqlite3
+import threading
 from collections.abc import Callable, Sequence
 from dataclasses import dataclass
+from functools import lru_cache
 from typing import TYPE_CHECKING
-
-from qa.text import unaccented
 
 if TYPE_CHECKING:
     import numpy as np
@@ -48,8 +48,6 @@ CACHED_POSTINGS = 4_000_000
 CACHED_FREQUENCIES = 100_000
 # A stem FTS5's unicode61 tokenizer reads as exactly this one token: lower-case ASCII letters and digits.
 _PLAIN_TERM = re.compile(r"[a-z0-9]+")
-# A folded term unicode61 reads as one token: letters and digits of any script, no separators.
-_ONE_TOKEN = re.compile(r"[^\W_]+")
 
 
 class KeywordIndex:
@@ -109,10 +107,10 @@ class KeywordIndex:
         reads nothing more: an article holds each term as often as its chunks' bodies do
         (a sentence its chunks overlap on counts twice) plus ARTICLE_TITLE_WEIGHT times its
         title does, and is as long as its chunks together. Terms are read as FTS5's unicode61
-        tokenizer reads them (folded: "Zürich" is "zurich"); one it would cut in two is left out."""
+        tokenizer reads them (`fts5_token`); one it would cut in two is left out."""
         import numpy as np
 
-        folded = [term for term in dict.fromkeys(unaccented(term.lower()) for term in terms) if _ONE_TOKEN.fullmatch(term)]
+        folded = [token for token in dict.fromkeys(map(fts5_token, terms)) if token is not None]
         if not folded:
             return []
         self._refresh(generation)
@@ -293,6 +291,34 @@ class _Articles:
     average_length: float = 1.0
     longest: int = 0  # passages of the longest article read
     stale: bool = True
+
+
+_TOKENIZER_LOCK = threading.Lock()
+
+
+@lru_cache(maxsize=1)
+def _tokenizer() -> sqlite3.Connection:
+    db = sqlite3.connect(":memory:", check_same_thread=False)
+    db.execute("CREATE VIRTUAL TABLE words USING fts5(word, tokenize='unicode61')")
+    db.execute("CREATE VIRTUAL TABLE tokens USING fts5vocab(words, row)")
+    return db
+
+
+@lru_cache(maxsize=10_000)
+def fts5_token(term: str) -> str | None:
+    """`term` as the chunk index's unicode61 tokenizer keeps it, or None when it reads it as
+    other than one token: ``"Zürich" -> "zurich"``, ``"Зеленський" -> "зеленський"`` (it folds
+    Latin letters' diacritics only), ``"a-b" -> None``. A term of ASCII letters and digits is
+    only lower-cased; any other is handed to FTS5 itself in a table of its own, once."""
+    if _PLAIN_TERM.fullmatch(term.lower()):
+        return term.lower()
+    with _TOKENIZER_LOCK:
+        db = _tokenizer()
+        with db:
+            db.execute("INSERT INTO words(rowid, word) VALUES(1, ?)", (term,))
+            read = [row[0] for row in db.execute("SELECT term FROM tokens")]
+            db.execute("DELETE FROM words")
+    return read[0] if len(read) == 1 else None
 
 
 def _add_bm25(scores: np.ndarray, rows: np.ndarray, counts: np.ndarray, lengths: np.ndarray, total_rows: int,
