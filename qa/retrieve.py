@@ -313,6 +313,8 @@ class Retriever:
         for mode in modes:
             pool_ids = {"dense": dense_pool, "keyword": keyword_pool}.get(mode, dense_pool + keyword_pool)
             candidates = [admitted[c] for c in dict.fromkeys(pool_ids) if c in admitted]
+            # Made as it is read: each branch takes a head from it and lists on from the same
+            # iterator, so no passage comes twice and the rest become hits only as far as read.
             ranked = self._ranked(candidates, features, mode)
             if self.reranker:
                 # Only what the reranker scored is listed (its scores are on a scale of their own).
