@@ -323,13 +323,8 @@ class Retriever:
             elif align and mode == "hybrid" and vector is not None:
                 from qa.align import ALIGN_DEPTH, ARTICLE_ALIGN_DEPTH
 
-                # The passages read again are those a list would show first (two an article while
-                # others remain), so none of the first k comes unread from below a long article's.
-                depth = ARTICLE_ALIGN_DEPTH if article_ranked else ALIGN_DEPTH
-                spread = _spread(ranked, depth)
-                head, passed = spread[:depth], spread[depth:]
-                aligned = self._aligned(text, head, weights, query_states)
-                results[mode] = spread_articles(chain(aligned, passed, ranked), k)
+                head = list(islice(ranked, ARTICLE_ALIGN_DEPTH if article_ranked else ALIGN_DEPTH))
+                results[mode] = spread_articles(chain(self._aligned(text, head, weights, query_states), ranked), k)
             else:
                 results[mode] = spread_articles(ranked, k)
         return results
@@ -465,13 +460,6 @@ def spread_articles(hits: Iterable[Hit], k: int, per_article: int = PASSAGES_PER
     """The first `k` of `hits` (best first) with at most `per_article` passages of one article
     among them while other articles' passages remain; the rest of an article's passages follow in
     their order. ``[a1, a2, a3, b1], k=3 -> [a1, a2, b1]``; ``[a1, a2, a3], k=3 -> [a1, a2, a3]``."""
-    return _spread(hits, k, per_article)[:k]
-
-
-def _spread(hits: Iterable[Hit], k: int, per_article: int = PASSAGES_PER_ARTICLE) -> list[Hit]:
-    """Every hit read of `hits` until `k` are kept, in the order `spread_articles` lists them (the
-    kept ones first): ``[a1, a2, a3, b1], k=3 -> [a1, a2, b1, a3]``. What `hits` still holds
-    comes after these."""
     # A list that never fills (a search within one or two articles) reads every candidate: a few
     # hundred at most (qa.retrieve.CANDIDATES, more under filters).
     kept: list[Hit] = []
@@ -482,7 +470,7 @@ def _spread(hits: Iterable[Hit], k: int, per_article: int = PASSAGES_PER_ARTICLE
         (kept if listed[hit.doc_id] <= per_article else held).append(hit)
         if len(kept) >= k:
             break
-    return kept + held
+    return (kept + held)[:k]
 
 
 def _rerank(reranker: Reranker, query: str, hits: list[Hit]) -> list[Hit]:

@@ -149,35 +149,6 @@ def test_one_long_article_does_not_fill_a_result_list(tmp_path, embedder) -> Non
         retriever.store.close()
 
 
-def test_every_passage_listed_first_was_read_again(tmp_path, embedder) -> None:
-    # A long article can fill the passages hybrid search reads again (qa.align); the list shows two
-    # of them and then other articles' passages, which must have been read again too, not taken
-    # unread from below: the answer stage weighs an unread passage's sentences on another scale.
-    from conftest import retriever_over
-
-    long_article = "Riverton chess club tournament\n\n" + "\n\n".join(
-        f"The Riverton chess club tournament drew players from {town} this week. The Riverton chess club "
-        f"tournament pairs each of its players against the others; the {town} players met their rivals "
-        f"at the club on round {n} of the tournament, and the club's captain kept the scores."
-        for n, town in enumerate(_TOWNS * 2)
-    )
-    others = {
-        f"short{n}.txt": f"Town news {n}\n\nThe council met about the {town} bridge. A chess tournament was "
-                         f"also held in Riverton, where the club welcomed players from {town}."
-        for n, town in enumerate(_TOWNS[:4])
-    }
-    retriever = retriever_over(tmp_path, embedder, {"long.txt": long_article, **others})
-    try:
-        question = "Riverton chess club tournament players"
-        first_stage = retriever.search(question, k=12, mode="hybrid")
-        assert all(hit.path.endswith("long.txt") for hit in first_stage[:2])
-        hits = retriever.search(question, k=5, mode="hybrid", align=True)
-        assert sum(hit.path.endswith("long.txt") for hit in hits) == 2
-        assert all(hit.sentence_alignment for hit in hits), [hit.path for hit in hits if not hit.sentence_alignment]
-    finally:
-        retriever.store.close()
-
-
 def test_a_passage_is_listed_once(tmp_path, embedder) -> None:
     # The same text saved in two files is one passage to the reader, and chunks of one article
     # that overlap say the same sentences twice: a list holds neither repeat, even one that reads
