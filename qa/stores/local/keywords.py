@@ -226,8 +226,8 @@ class KeywordIndex:
             owner[: len(articles.owner)] = articles.owner
             owner[ids] = numbers
             added = int(starts.sum())
-            # The chunk lengths were read at this generation, so they cover every chunk here; they
-            # may run past the last one (chunks read and deleted since), never short of it.
+            # The chunk lengths were read at this generation, so they cover every chunk here, and
+            # may run past the last one (chunks read and deleted since); one they lack counts 0.
             chunk_lengths = np.zeros(len(ids))
             known_length = ids < len(self._lengths)
             chunk_lengths[known_length] = self._lengths[ids[known_length]]
