@@ -586,6 +586,15 @@ def answer_question(
         scored = [s for s in scored if (new_kind and (s.holds_kind or (kind == "date" and _WEEKDAY.search(s.text))))
                   or (new_measure and _MEASURE.search(s.text))
                   or ((hits[s.hit_rank].doc_id, *s.span) not in said and not _says_again(s.text, quotes))]
+        # A follow-up that asks for what no sentence read holds (a measure, else a number or a
+        # date) is not answered with what the passages say about the subject instead: "How tall
+        # is he?" after "What did Ivanov say about peacekeepers?", over articles that give no height.
+        if new_measure:
+            asked_for_held = any(_MEASURE.search(s.text) for s in scored)
+        else:
+            asked_for_held = not new_kind or any(s.holds_kind or (kind == "date" and _WEEKDAY.search(s.text)) for s in scored)
+        if not asked_for_held:
+            scored = []
     understood = searched if searched != asked else None
     answer = compose_answer(asked, hits, scored, retriever.store.chunk_count(), understood, filters)
     if not hits:

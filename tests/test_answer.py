@@ -231,6 +231,18 @@ def test_a_follow_up_asking_for_another_kind_may_be_answered_by_the_sentence_sai
     assert (next_says in answer.answer) is holds, answer.answer
 
 
+def test_a_follow_up_asking_for_what_no_passage_holds_is_not_answered(retriever: Retriever) -> None:
+    # "How tall is he?" after a question about what Ivanov said was answered with more of what he
+    # said: the seeds give no height, and a follow-up asking for a measure needs one.
+    first = answer_question(retriever, "What did Ivanov say about peacekeepers?")
+    assert first.answerable and "Ivanov" in first.answer, first.answer
+    answer = follow_up(retriever, first, "How tall is he?")
+    assert not answer.answerable and answer.answer == NOT_ANSWERED, answer.answer
+    assert answer.passages  # the passages found are still shown
+    # A follow-up asking for what the passages do hold is answered as before.
+    assert follow_up(retriever, first, "When did he say it?").answerable
+
+
 @pytest.mark.parametrize(("sentence", "measures"), [
     ("He ate them in 10 minutes.", True), ("It took half an hour.", True), ("a 10km run", True),
     ("It lasted eighteen months.", True), ("He won for a second year running.", False),
