@@ -151,16 +151,20 @@ class Conversation:
         the one just before it, as they were asked: a chain of follow-ups keeps its subject and
         never grows past three questions. A question the articles did not answer is no context:
         "What is the capital of Australia?" (not in the articles) then "Who vetoed the
-        resolution?" is searched as asked. The query is at most `limit` characters, the new
-        question always whole; the context gives way first.
+        resolution?" is searched as asked; an unanswered follow-up leaves the subject as it was
+        ("How tall is he?" that the articles do not say, then "When did he say it?"). The query
+        is at most `limit` characters, the new question always whole; the context gives way first.
         """
         question = " ".join(question.split())
-        if not self.turns or not self.turns[-1].answered or question == self.turns[-1].asked or not is_follow_up(question):
+        turns = self.turns
+        while turns and not turns[-1].answered and not turns[-1].standalone:
+            turns = turns[:-1]
+        if not turns or not turns[-1].answered or question == self.turns[-1].asked or not is_follow_up(question):
             return None  # (a question asked again is asked anew, not of itself)
         # The subject as it was searched (a word read right, a model's rewrite), the turn since as typed.
-        last = max((n for n, turn in enumerate(self.turns) if turn.standalone), default=0)
-        subject = self.turns[last].searched
-        context = [subject] if last == len(self.turns) - 1 else [subject, self.turns[-1].asked]
+        last = max((n for n, turn in enumerate(turns) if turn.standalone), default=0)
+        subject = turns[last].searched
+        context = [subject] if last == len(turns) - 1 else [subject, turns[-1].asked]
         while context and len(" ".join([*context, question])) > limit:
             context.pop()  # the turn just before goes first, then the subject
         return " ".join([*context, question]) if context else None

@@ -46,6 +46,21 @@ def test_an_unanswered_question_is_not_context_for_the_next() -> None:
     assert conversation.history() == ["Who vetoed the resolution?"]
 
 
+def test_an_unanswered_follow_up_leaves_the_subject_as_it_was() -> None:
+    # "When did he say it?" after a follow-up the articles did not answer was asked back "Who is
+    # he?": the chat had dropped Ivanov with the unanswered turn (this stop's chat check).
+    conversation = Conversation()
+    conversation.record("What did Ivanov say about peacekeepers?", answered=True)
+    asked = "How tall is he?"
+    searched = conversation.contextualize(asked)
+    assert searched == "What did Ivanov say about peacekeepers? How tall is he?"
+    conversation.record(asked, answered=False, understood=searched, standalone=False)
+    assert conversation.contextualize("When did he say it?") == "What did Ivanov say about peacekeepers? When did he say it?"
+    # An unanswered question that stood on its own is still no context.
+    conversation.record("What is the capital of Australia?", answered=False)
+    assert conversation.contextualize("When was that?") is None
+
+
 @pytest.mark.parametrize("question", ["Who is Albright?", "What is Interfax?", "Who is Madeleine Albright?", "Where is NATO?",
                                       "Where is China?", "Where is London?"])
 def test_a_short_question_that_names_something_stands_alone(question: str) -> None:
