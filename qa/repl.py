@@ -77,6 +77,9 @@ class ChatSession:
         self._backend = backend
         self._retriever: Retriever | None = None
         self.last_answer: Answer | None = None
+        # The last answer that quoted something: what a follow-up asks more than (an unanswered
+        # follow-up between them leaves the subject as it was, qa.followup).
+        self.last_answered: Answer | None = None
         self.conversation = Conversation()
         self.llm = llm  # answers are written by this model server when set; quoted when None
         self._llm_settings = llm  # what `/llm on` turns back on
@@ -224,6 +227,8 @@ class ChatSession:
         answer = answer_with_pages(answer, self.retriever().store)  # PDF citations say their page
         self.conversation.record(answer.question, answer.answerable, answer.understood_as, standalone=not leaned)
         self.last_answer = answer
+        if answer.answerable:
+            self.last_answered = answer
         self.console.print(render_answer(answer))
         return answer
 
@@ -234,11 +239,12 @@ class ChatSession:
 
         expanded = self.conversation.contextualize(question)
         # Read with the turn before, the question would find that turn's answer again first.
-        said_before = self.last_answer.citations if expanded and self.last_answer else ()
+        before = self.last_answered
+        said_before = before.citations if expanded and before else ()
         with self.console.status("Searching…", spinner="dots"):
             answer = answer_question(
                 self.retriever(), question, k=self.k, mode=self.mode, filters=self.filters, retrieval_query=expanded,
-                said_before=said_before, said_for=self.last_answer.question if said_before else "",
+                said_before=said_before, said_for=before.question if said_before and before else "",
             )
             if expanded is None or topic_share(question, cited_passages(answer)) > 0:
                 return answer, expanded is not None
@@ -251,7 +257,7 @@ class ChatSession:
             # The turns before and the last answer, not the question itself: a name it gives
             # ("What about Chechnya?") would be found in any answer about it.
             turns_before = expanded.removesuffix(" ".join(question.split()))
-            context = [turns_before, *(c.quote for c in self.last_answer.citations)] if self.last_answer else [turns_before]
+            context = [turns_before, *(c.quote for c in before.citations)] if before else [turns_before]
             # Either way the chat's subject stays: the next follow-up leans on it, not on this.
             if topic_share(question, cited_passages(alone)) == 1.0 and shares_a_name(context, cited_passages(alone)):
                 return alone, True
@@ -393,7 +399,7 @@ class ChatSession:
 
     def _new(self, args: list[str]) -> None:
         self.conversation.forget()
-        self.last_answer = None
+        self.last_answer = self.last_answered = None
         self.console.print("New conversation: earlier questions are forgotten.")
 
     def _filter(self, args: list[str]) -> None:

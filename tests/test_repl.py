@@ -248,6 +248,21 @@ def test_a_follow_up_is_not_answered_with_the_sentence_the_turn_before_quoted(in
     assert said in answer(first, 3) and "understood as" not in answer(first, 3)
 
 
+def test_a_follow_up_the_articles_do_not_answer_leaves_the_chat_where_it_was(index_dir: Path, embedder: Embedder) -> None:
+    # The seeds give no height: "How tall is he?" once quoted more of what Ivanov said, and after
+    # it was declined, "When did he say it?" was asked back who "he" is.
+    first, unanswerable, follow_up = ("What did Ivanov say about peacekeepers?", "How tall is he?",
+                                      "When did he say it?")
+    session = chat(index_dir, embedder, [first, unanswerable, follow_up])
+    said = "It all depends on a specific resolution"
+    assert said in session.reply(first).split("Sources")[0]
+    assert "do not seem to answer" in session.reply(unanswerable)
+    answer = session.reply(follow_up).split("Sources")[0]
+    assert "understood as: What did Ivanov say about peacekeepers? When did he say it?" in answer
+    # Answered with the day, and not with the line the answer before it (the first) quoted.
+    assert "Thursday" in answer and said not in answer, answer
+
+
 def test_open_after_the_article_was_indexed_again_says_so_instead_of_marking_other_words(
     tmp_path: Path, embedder: Embedder
 ) -> None:
