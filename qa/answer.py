@@ -582,18 +582,21 @@ def answer_question(
         new_measure = bool(_MEASURE_QUESTION.search(kind_from.lower())) and not _MEASURE_QUESTION.search(said_for.lower())
         said = {(c.doc_id, c.start, c.end) for c in said_before}
         quotes = [c.quote for c in said_before]
+
+        def holds_new_kind(s: ScoredSentence) -> bool:
+            return new_kind and (s.holds_kind or (kind == "date" and bool(_WEEKDAY.search(s.text))))
+
+        def holds_measure(s: ScoredSentence) -> bool:
+            return new_measure and bool(_MEASURE.search(s.text))
+
         # The sentence said, or the same line said again elsewhere in other words ("hit" for "faced").
-        scored = [s for s in scored if (new_kind and (s.holds_kind or (kind == "date" and _WEEKDAY.search(s.text))))
-                  or (new_measure and _MEASURE.search(s.text))
+        scored = [s for s in scored if holds_new_kind(s) or holds_measure(s)
                   or ((hits[s.hit_rank].doc_id, *s.span) not in said and not _says_again(s.text, quotes))]
         # A follow-up that asks for what no sentence read holds (a measure, else a number or a
         # date) is not answered with what the passages say about the subject instead: "How tall
         # is he?" after "What did Ivanov say about peacekeepers?", over articles that give no height.
-        if new_measure:
-            asked_for_held = any(_MEASURE.search(s.text) for s in scored)
-        else:
-            asked_for_held = not new_kind or any(s.holds_kind or (kind == "date" and _WEEKDAY.search(s.text)) for s in scored)
-        if not asked_for_held:
+        asked_for = holds_measure if new_measure else holds_new_kind
+        if (new_kind or new_measure) and not any(map(asked_for, scored)):
             scored = []
     understood = searched if searched != asked else None
     answer = compose_answer(asked, hits, scored, retriever.store.chunk_count(), understood, filters)
