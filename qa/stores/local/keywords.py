@@ -56,8 +56,6 @@ class KeywordIndex:
 
     def __init__(self, connection: sqlite3.Connection) -> None:
         self._db = connection
-        self._table = "chunk_terms"
-        self._title_weight = TITLE_WEIGHT
         self._generation: int | None = None
         self._lengths: np.ndarray | None = None  # tokens per chunk (title + body), by chunk id
         self._rows = 0
@@ -148,7 +146,7 @@ class KeywordIndex:
         # article's chunks lie side by side here.
         owners = articles.owner[chunk_ids]
         starts = np.flatnonzero(np.concatenate(([True], owners[1:] != owners[:-1])))
-        body = np.add.reduceat(counts - self._title_weight * titles, starts)
+        body = np.add.reduceat(counts - TITLE_WEIGHT * titles, starts)
         in_title = np.maximum.reduceat(titles, starts)  # every chunk carries the one title
         found = (owners[starts], body + ARTICLE_TITLE_WEIGHT * in_title)
         self._article_postings[term] = found
@@ -175,7 +173,7 @@ class KeywordIndex:
         self._frequencies.clear()
         self._cached = 0
         known = len(self._lengths) - 1 if self._lengths is not None else 0
-        rows = self._db.execute(f"SELECT id, sz FROM {self._table}_docsize WHERE id > ? ORDER BY id", (known,)).fetchall()
+        rows = self._db.execute("SELECT id, sz FROM chunk_terms_docsize WHERE id > ? ORDER BY id", (known,)).fetchall()
         if rows:
             ids = np.fromiter((row[0] for row in rows), dtype=np.int64, count=len(rows))
             lengths = np.zeros(int(ids[-1]) + 1)
@@ -187,7 +185,7 @@ class KeywordIndex:
             self._lengths = np.zeros(1)
         if self._lengths is None:  # for the type checker: set just above
             raise RuntimeError("chunk lengths were not read")
-        averages = self._db.execute(f"SELECT block FROM {self._table}_data WHERE id = 1").fetchone()
+        averages = self._db.execute("SELECT block FROM chunk_terms_data WHERE id = 1").fetchone()
         # FTS5 leaves this block empty until a first row is written: an index that never held one.
         values = (_varints(averages[0]) if averages else []) or [0]
         self._rows = values[0]
@@ -254,19 +252,19 @@ class KeywordIndex:
         if cached is not None:
             return cached
         if not self._vocabulary:
-            self._db.execute(f"CREATE VIRTUAL TABLE IF NOT EXISTS temp.{self._table}_instances "
-                             f"USING fts5vocab(main, {self._table}, instance)")
+            self._db.execute("CREATE VIRTUAL TABLE IF NOT EXISTS temp.chunk_terms_instances "
+                             "USING fts5vocab(main, chunk_terms, instance)")
             self._vocabulary = True
         # One row back, not one per instance: FTS5 walks the term's postings in C, and Python would
         # spend most of a cold query building a tuple per instance (1.3 s against 0.45 s for the
         # 552 stems of 200 SQuAD questions at 100,000 chunks). Each value is chunk id × 2 + (title).
         (joined,) = self._db.execute(
-            f"SELECT group_concat(doc * 2 + (col = 'title')) FROM temp.{self._table}_instances WHERE term = ?", (term,)
+            "SELECT group_concat(doc * 2 + (col = 'title')) FROM temp.chunk_terms_instances WHERE term = ?", (term,)
         ).fetchone()
         instances = np.fromstring(joined, dtype=np.int64, sep=",") if joined else np.zeros(0, dtype=np.int64)
         chunk_ids, which = np.unique(instances >> 1, return_inverse=True)
         # Each instance adds its column's weight, as FTS5 counts them (halves and ones: exact sums).
-        counts = np.bincount(which, np.where(instances & 1, self._title_weight, BODY_WEIGHT), minlength=len(chunk_ids))
+        counts = np.bincount(which, np.where(instances & 1, TITLE_WEIGHT, BODY_WEIGHT), minlength=len(chunk_ids))
         titles = np.bincount(which, instances & 1, minlength=len(chunk_ids)).astype(np.int16)
         while self._postings and self._cached + len(chunk_ids) > CACHED_POSTINGS:
             oldest = next(iter(self._postings))
