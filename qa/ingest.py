@@ -151,10 +151,9 @@ _WEEKDAY_OR_TIME = re.compile(
     re.IGNORECASE,
 )
 
-_MONTH_NAME = (
-    r"\b(jan(?:uary)?|feb(?:ruary)?|mar(?:ch)?|apr(?:il)?|may|june?|july?|aug(?:ust)?|"
-    r"sep(?:t(?:ember)?)?|oct(?:ober)?|nov(?:ember)?|dec(?:ember)?)\.?"
-)
+# A month's name, its three letters or "sept" (qa.text.MONTH_NUMBERS), longest first so that
+# "june" is not read as "jun" and a stop: "Sept. 3", "3 January". Matched case-insensitively.
+_MONTH_NAME = r"\b(" + "|".join(sorted(MONTH_NUMBERS, key=len, reverse=True)) + r")\.?"
 _ISO_DATE = re.compile(r"\b(\d{4})-(\d{1,2})-(\d{1,2})(?![\d])")
 _SLASH_DATE = re.compile(r"\b(\d{1,2})/(\d{1,2})/(\d{4})\b")
 _MONTH_DAY_YEAR = re.compile(
