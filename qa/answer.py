@@ -156,7 +156,16 @@ _NOT_NAMES = frozenset(MONTH_NAMES + WEEKDAY_NAMES)
 # A day as news tells it ("late Tuesday"): enough for a follow-up's "When did that happen?" to be
 # answered by the sentence said before, though as a signal of any date question it lost one
 # question on each of 2023's news and SQuAD v1.1 dev's date questions (a weekday over a year).
-_WEEKDAY = re.compile(r"\b(?:" + "|".join(WEEKDAY_NAMES) + r")\b", re.IGNORECASE)
+# "The" and a capital after it make the weekday a name's ("the Sunday Times", "the Monday Night
+# Football broadcast"); "the Monday after the vote" and "on Tuesday President Biden…" stay days.
+_WEEKDAY = re.compile(r"\b(?:the )?(?:" + "|".join(WEEKDAY_NAMES) + r")\b", re.IGNORECASE)
+_WEEKDAY_NAME = re.compile(r"the \w+ (?-i:[A-Z])", re.IGNORECASE)
+
+
+def tells_a_weekday(text: str) -> bool:
+    """Whether `text` says a day of the week as a day: ``"hurt late Tuesday" -> True``,
+    ``"the Sunday Times reported" -> False``."""
+    return any(not _WEEKDAY_NAME.match(text, found.start()) for found in _WEEKDAY.finditer(text))
 # A question for a measure ("How long did it take?", "How far…") wants a number with its unit
 # ("10 minutes", "3 miles"), which a count ("How many hot dogs…?") does not ask for.
 _MEASURE_QUESTION = re.compile(r"\bhow (?:long|far|old|tall|high|deep|fast|heavy)\b")
@@ -584,7 +593,7 @@ def answer_question(
         quotes = [c.quote for c in said_before]
 
         def holds_new_kind(s: ScoredSentence) -> bool:
-            return new_kind and (s.holds_kind or (kind == "date" and bool(_WEEKDAY.search(s.text))))
+            return new_kind and (s.holds_kind or (kind == "date" and tells_a_weekday(s.text)))
 
         def holds_measure(s: ScoredSentence) -> bool:
             return new_measure and bool(_MEASURE.search(s.text))

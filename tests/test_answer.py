@@ -274,6 +274,20 @@ def test_a_question_that_names_nothing_but_he_asks_who_is_meant(retriever: Retri
     assert answer_question(retriever, "What did he say?", retrieval_query=follow_up).citations
 
 
+@pytest.mark.parametrize(("sentence", "tells"), [
+    ("He was hurt late Tuesday in Cumana.", True), ("On Tuesday President Biden signed it.", True),
+    ("It falls on the Monday after the vote.", True), ("Black Friday sales fell.", True),
+    ("The Sunday Times reported the deal.", False), ("He spoke to the Sunday Telegraph.", False),
+    ("He read the Sunday Times on Monday.", True),
+])
+def test_a_weekday_in_a_newspaper_name_is_no_day(sentence: str, tells: bool) -> None:
+    # What lets a follow-up's "When did that happen?" be answered by the sentence said before; a
+    # review found "the Sunday Times" let a sentence that gives no time pass for one that does.
+    from qa.answer import tells_a_weekday
+
+    assert tells_a_weekday(sentence) is tells
+
+
 def test_a_month_as_news_style_writes_it_is_a_date() -> None:
     assert holds_kind("He will host every Monday beginning Feb. 12.", "date", "When will he start?")
     assert holds_kind("The vote is set for Sept. 3.", "date", "When is the vote?")
