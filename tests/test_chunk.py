@@ -132,6 +132,12 @@ def test_an_hour_followed_by_its_day_date_or_zone_ends_no_sentence(text: str, ex
      ["Delaware Online/The News Journal contributed to this story."]),
     # Capitals as some pages write them.
     ("TOBY MELVILLE/REUTERS Sarah Ferguson arrives.", ["TOBY MELVILLE/REUTERS", "Sarah Ferguson arrives."]),
+    # A caption that opens on a number or an accented capital, and a photographer's accented name
+    # (2023's and 2024's news pages: "…/Getty Images 75 years of independence", "Álex Cámara/…").
+    ("Crowds gathered. Arvind Yadav/Hindustan Times/Getty Images 75 years of independence were marked.",
+     ["Crowds gathered.", "Arvind Yadav/Hindustan Times/Getty Images", "75 years of independence were marked."]),
+    ("Jane Doe/AFP Émile Zola's house reopened.", ["Jane Doe/AFP", "Émile Zola's house reopened."]),
+    ("Álex Cámara/Europa Press/AP On Tuesday, ministers met.", ["Álex Cámara/Europa Press/AP", "On Tuesday, ministers met."]),
 ])
 def test_a_photo_credit_that_opens_a_caption_is_a_sentence_of_its_own(text: str, expected: list[str]) -> None:
     assert _texts(text, split_sentences(text)) == expected
