@@ -11,7 +11,7 @@ from collections.abc import Sequence
 from dataclasses import dataclass, field
 
 from qa.retrieve import MAX_QUERY_CHARS
-from qa.text import MONTH_NAMES, SPOKEN_WORD, WEEKDAY_NAMES, content_words, query_terms, stems, zipf
+from qa.text import MONTH_NAMES, SPOKEN_WORD, WEEKDAY_NAMES, content_words, query_terms, stems, titles_spelled_out, zipf
 
 # Words that point back at something said before.
 _REFERRING = frozenset(
@@ -84,7 +84,8 @@ def topic_share(question: str, passages: Sequence[str]) -> float:
     wanted = topic_stems(question)
     if not wanted:
         return 1.0  # "And when did it happen?" asks only of the turn before
-    held = wanted.intersection(stems([word for text in passages for word in content_words(text)]))
+    # A title the passages write short counts as written out: "Gov. Gavin Newsom" for "the governor".
+    held = wanted.intersection(stems([word for text in passages for word in [*content_words(text), *titles_spelled_out(text)]]))
     return len(held) / len(wanted)
 
 

@@ -68,6 +68,24 @@ _CREDIT_LAST_SOURCES = (r"(?:AP|PA|(?i:AFP|Reuters|TASS|Xinhua|Anadolu|Shutterst
 _CREDIT_LAST = rf"(?:(?!{_CREDIT_LAST_SOURCES} )(?:[A-Z][\w'’.&-]* ){{0,3}}{_CREDIT_ENDS}|{_CREDIT_LAST_SOURCES})(?!{_CREDIT_GOES_ON})"
 PHOTO_CREDIT = re.compile(rf"{_CREDIT_NAME}(?:/{_CREDIT_AGENCY}(?=/))*/{_CREDIT_LAST}(?= [A-ZÀ-ÖØ-Þ0-9“\"‘'(]|$)")
 
+# Titles as news style writes them before a name ("Gov. Gavin Newsom", "Sen. Ted Cruz", "Lt.
+# Gen. …"), and the words a question asks with ("What did the governor say?"). Read only as
+# written there, capitalised with a stop and a name after it: "gen" or "rep" alone are other words.
+TITLE_ABBREVIATIONS = {
+    "Gov": "governor", "Sen": "senator", "Rep": "representative", "Lt": "lieutenant", "Gen": "general",
+    "Col": "colonel", "Capt": "captain", "Sgt": "sergeant", "Adm": "admiral", "Cmdr": "commander",
+    "Atty": "attorney", "Supt": "superintendent", "Prof": "professor", "Dr": "doctor", "Rev": "reverend",
+    "Sec": "secretary", "Pres": "president",
+}
+_TITLE_ABBREVIATION = re.compile(r"\b(" + "|".join(TITLE_ABBREVIATIONS) + r")\. (?=[A-Z])")
+
+
+def titles_spelled_out(text: str) -> list[str]:
+    """The titles `text` writes short before a name, spelled out: ``"Gov. Gavin Newsom and Sen. Ted
+    Cruz" -> ["governor", "senator"]``; ``"Gen Z voters" -> []``."""
+    return [TITLE_ABBREVIATIONS[found.group(1)] for found in _TITLE_ABBREVIATION.finditer(text)]
+
+
 # Words that carry no topic: kept out of keyword queries (so BM25 does not walk huge posting
 # lists), out of term weights and out of the stems an answer sentence is matched on.
 STOPWORDS = frozenset(

@@ -140,6 +140,10 @@ def test_the_words_a_follow_up_asks_about_are_its_rare_ones() -> None:
     assert topic_share("Who is the mayor?", ["Mayor Daniel Okafor said so."]) == 1.0
     assert topic_share("What about the bridge and the mayor?", ["The bridge opens."]) == 0.5
     assert topic_share("Why?", []) == 1.0
+    # News style writes a title short before a name, with a stop; "Dr Pepper" is no doctor.
+    assert topic_share("What did the governor say?", ["Gov. Gavin Newsom said so."]) == 1.0
+    assert topic_share("What did the doctor say?", ["Dr. Ana Silva said so."]) == 1.0
+    assert topic_share("What did the doctor say?", ["Dr Pepper sales rose."]) == 0.0
 
 
 def test_an_answer_about_the_chats_subject_names_something_the_chat_did() -> None:

@@ -363,3 +363,18 @@ def test_a_follow_up_asks_for_its_own_kind_of_answer(tmp_path: Path, embedder: E
     assert "from London to Singapore" in answer("Where was the plane going?")
     assert "every Monday beginning Feb. 12" in answer("Who will host The Daily Show on Mondays?")
     assert "every Monday beginning Feb. 12" in answer("When will he start?")  # "Feb." is a month too
+
+
+def test_a_follow_up_about_the_governor_reads_gov_as_the_governor(tmp_path: Path, embedder: Embedder) -> None:
+    # It used to be: news style writes "Gov. Gavin Newsom", so the answer read with the turn before
+    # held no "governor", and the question was asked anew and answered from another California story.
+    answer = answers_of(tmp_path, embedder, {
+        "fire.txt": "California wildfire forces thousands to flee\n\nA wildfire in the hills above Ventura, "
+                    "California, forced 12,000 people from their homes on Monday.\n\nGov. Gavin Newsom declared a "
+                    "state of emergency and said the state would send 500 more firefighters.\n",
+        "budget.txt": "California governor signs budget\n\nThe governor of California signed a $300 billion budget "
+                      "on Friday, and said schools would get more money than ever before.\n",
+    }, ["How many people fled the wildfire in California?", "What did the governor say?"])
+
+    assert "12,000" in answer("How many people fled the wildfire in California?")
+    assert "500 more firefighters" in answer("What did the governor say?")
