@@ -28,6 +28,12 @@ def test_squad_normalization_and_answer_containment() -> None:
     assert contains_answer("It began in October 1973.", ["Denver", "October 1973"])
     assert not contains_answer("It cost 18 billion.", ["8 billion"])  # whole words only
     assert not contains_answer("anything", [""])
+    # News pages write curly quotes, dashes and possessives, which SQuAD's normalization keeps.
+    assert contains_answer("Her political slogan is “Safer with Susan”, Sky News added.", ["Safer with Susan"])
+    assert contains_answer("It will publish Roald Dahl’s novels again.", ["Roald Dahl"])
+    assert contains_answer("The debate is in Simi Valley, California—at the library.", ["California"])
+    assert contains_answer("“Rockin’ Around the Christmas Tree” topped the chart.", ["Rockin' Around the Christmas Tree"])
+    assert not contains_answer("Roald Dahlberg wrote it.", ["Roald Dahl"])
 
 
 def test_auroc_counts_ordered_pairs_and_ties() -> None:
