@@ -51,6 +51,19 @@ def test_articles_that_score_alike_change_nothing() -> None:
     assert mode_scores("hybrid", copies) == before
 
 
+def test_two_articles_that_score_nearly_alike_barely_move() -> None:
+    # Over two articles a z-score is ±1 however near their scores are: in a small folder, an
+    # article scoring 10.5 against 10.0 lifted its passages past passage 4's better BM25.
+    before = mode_scores("hybrid", _features())
+    near = mode_scores("hybrid", _features({1: 10.5, 2: 10.5, 3: 10.0, 4: 10.0}, {1: "a", 2: "a", 3: "b", 4: "b"}))
+    assert max(near, key=near.get) == 4 == max(before, key=before.get)
+    assert 0 < near[1] - before[1] < 0.3 * ARTICLE_KEYWORD_WEIGHT
+    # Scores far apart still count as a whole standard deviation.
+    far = mode_scores("hybrid", _features({1: 30.0, 2: 30.0, 3: 10.0, 4: 10.0}, {1: "a", 2: "a", 3: "b", 4: "b"}))
+    assert far[1] - before[1] == pytest.approx(ARTICLE_KEYWORD_WEIGHT)
+    assert max(far, key=far.get) == 1
+
+
 def test_a_short_article_is_neither_lifted_nor_lowered() -> None:
     # Passage 4's article is short (fewer than qa.retrieve.ARTICLE_MIN_PASSAGES passages).
     before = mode_scores("hybrid", _features())
