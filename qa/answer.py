@@ -156,16 +156,20 @@ _NOT_NAMES = frozenset(MONTH_NAMES + WEEKDAY_NAMES)
 # A day as news tells it ("late Tuesday"): enough for a follow-up's "When did that happen?" to be
 # answered by the sentence said before, though as a signal of any date question it lost one
 # question on each of 2023's news and SQuAD v1.1 dev's date questions (a weekday over a year).
-# "The" and a capital after it make the weekday a name's ("the Sunday Times", "the Monday Night
-# Football broadcast"); "the Monday after the vote" and "on Tuesday President Biden…" stay days.
+# "The", and a newspaper's or a show's word after it, make the weekday a name's ("the Sunday
+# Times", "the Monday Night Football broadcast"); "the Tuesday Senate vote", "the Monday after the
+# vote" and "on Tuesday President Biden…" stay days.
 _WEEKDAY = re.compile(r"\b(?:the )?(?:" + "|".join(WEEKDAY_NAMES) + r")\b", re.IGNORECASE)
-_WEEKDAY_NAME = re.compile(r"the \w+ (?-i:[A-Z])", re.IGNORECASE)
+_WEEKDAY_NAME = re.compile(r"the \w+ (?-i:Times|Telegraph|Mirror|Express|Post|Herald|Mail|Independent|Observer"
+                           r"|Tribune|Star|Sport|Night|Morning)\b", re.IGNORECASE)
 
 
 def tells_a_weekday(text: str) -> bool:
     """Whether `text` says a day of the week as a day: ``"hurt late Tuesday" -> True``,
     ``"the Sunday Times reported" -> False``."""
     return any(not _WEEKDAY_NAME.match(text, found.start()) for found in _WEEKDAY.finditer(text))
+
+
 # A question for a measure ("How long did it take?", "How far…") wants a number with its unit
 # ("10 minutes", "3 miles"), which a count ("How many hot dogs…?") does not ask for.
 _MEASURE_QUESTION = re.compile(r"\bhow (?:long|far|old|tall|high|deep|fast|heavy)\b")

@@ -85,7 +85,8 @@ def topic_share(question: str, passages: Sequence[str]) -> float:
     if not wanted:
         return 1.0  # "And when did it happen?" asks only of the turn before
     # A title the passages write short counts as written out: "Gov. Gavin Newsom" for "the governor".
-    held = wanted.intersection(stems([word for text in passages for word in [*content_words(text), *titles_spelled_out(text)]]))
+    words = [word for text in passages for word in [*content_words(text), *titles_spelled_out(text)]]
+    held = wanted.intersection(stems(words))
     return len(held) / len(wanted)
 
 

@@ -151,8 +151,8 @@ _WEEKDAY_OR_TIME = re.compile(
     re.IGNORECASE,
 )
 
-# A month's name, its three letters or "sept" (qa.text.MONTH_NUMBERS), longest first so that
-# "june" is not read as "jun" and a stop: "Sept. 3", "3 January". Matched case-insensitively.
+# A month's name, its three letters or "sept" (qa.text.MONTH_NUMBERS), and a stop: "Sept. 3",
+# "3 January". Matched case-insensitively.
 _MONTH_NAME = r"\b(" + "|".join(sorted(MONTH_NUMBERS, key=len, reverse=True)) + r")\.?"
 _ISO_DATE = re.compile(r"\b(\d{4})-(\d{1,2})-(\d{1,2})(?![\d])")
 _SLASH_DATE = re.compile(r"\b(\d{1,2})/(\d{1,2})/(\d{4})\b")

@@ -77,12 +77,14 @@ TITLE_ABBREVIATIONS = {
     "Atty": "attorney", "Supt": "superintendent", "Prof": "professor", "Dr": "doctor", "Rev": "reverend",
     "Sec": "secretary", "Pres": "president",
 }
-_TITLE_ABBREVIATION = re.compile(r"\b(" + "|".join(TITLE_ABBREVIATIONS) + r")\. (?=[A-Z])")
+# A lieutenant governor ("Lt. Gov. Eleni Kounalakis") is not the governor.
+_TITLE_ABBREVIATION = re.compile(r"\b(?<!Lt\. )(" + "|".join(TITLE_ABBREVIATIONS) + r")\. (?=[A-Z])")
 
 
 def titles_spelled_out(text: str) -> list[str]:
     """The titles `text` writes short before a name, spelled out: ``"Gov. Gavin Newsom and Sen. Ted
-    Cruz" -> ["governor", "senator"]``; ``"Gen Z voters" -> []``."""
+    Cruz" -> ["governor", "senator"]``; ``"Gen Z voters" -> []``; ``"Lt. Gov. Eleni Kounalakis" ->
+    ["lieutenant"]``."""
     return [TITLE_ABBREVIATIONS[found.group(1)] for found in _TITLE_ABBREVIATION.finditer(text)]
 
 

@@ -278,7 +278,8 @@ def test_a_question_that_names_nothing_but_he_asks_who_is_meant(retriever: Retri
     ("He was hurt late Tuesday in Cumana.", True), ("On Tuesday President Biden signed it.", True),
     ("It falls on the Monday after the vote.", True), ("Black Friday sales fell.", True),
     ("The Sunday Times reported the deal.", False), ("He spoke to the Sunday Telegraph.", False),
-    ("He read the Sunday Times on Monday.", True),
+    ("He read the Sunday Times on Monday.", True), ("After the Tuesday Senate vote, he left.", True),
+    ("The Monday White House briefing was cut.", True), ("He watched the Monday Night Football game.", False),
 ])
 def test_a_weekday_in_a_newspaper_name_is_no_day(sentence: str, tells: bool) -> None:
     # What lets a follow-up's "When did that happen?" be answered by the sentence said before; a

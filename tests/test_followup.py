@@ -144,6 +144,7 @@ def test_the_words_a_follow_up_asks_about_are_its_rare_ones() -> None:
     assert topic_share("What did the governor say?", ["Gov. Gavin Newsom said so."]) == 1.0
     assert topic_share("What did the doctor say?", ["Dr. Ana Silva said so."]) == 1.0
     assert topic_share("What did the doctor say?", ["Dr Pepper sales rose."]) == 0.0
+    assert topic_share("What did the governor say?", ["Lt. Gov. Eleni Kounalakis said so."]) == 0.0
 
 
 def test_an_answer_about_the_chats_subject_names_something_the_chat_did() -> None:
