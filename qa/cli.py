@@ -839,7 +839,8 @@ class _Terminated(Exception):
               "report the share each mode declines.")
 @click.option("--questions-out", metavar="FILE", type=click.Path(dir_okay=False, path_type=Path),
               help="Also write each question's outcome in each mode to FILE (replaced when the run ends), one "
-              "JSON line each, to compare two runs question by question with bench/paired.py.")
+              "JSON line each: the documents ranked, the first gold one's rank, the sentence the answer would "
+              "quote first; compare two runs question by question with bench/paired.py.")
 @reranker_option
 @backend_option
 @json_option

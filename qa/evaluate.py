@@ -102,6 +102,9 @@ class QuestionResult:
     first_gold_rank: int | None  # 1-based; None when no gold document was retrieved
     answer_in_top_sentence: bool | None  # None for a question with no answer strings (SQuAD v2)
     answered: bool  # the judgment let the answer be given
+    # The sentence the answer would quote first, and the document it is in: where a miss is read.
+    top_sentence: str | None = None
+    top_sentence_doc: str | None = None
 
 
 @dataclass
@@ -373,8 +376,11 @@ class _Tally:
         self.result.questions += 1
         if self.rows is not None:
             first = next((rank for rank, doc in enumerate(ranked, start=1) if doc in gold), None)
+            top = scored[0] if scored else None
+            top_doc = path_to_id.get(hits[top.hit_rank].path, hits[top.hit_rank].path) if top else None
             self.rows.append(QuestionResult(self.result.mode, question.id, question.question,
-                                            list(question.gold_doc_ids), ranked, first, found, judged_answerable))
+                                            list(question.gold_doc_ids), ranked, first, found, judged_answerable,
+                                            top.text if top else None, top_doc))
 
     def finish(self, shared_seconds: float) -> ModeResult:
         r = self.result

@@ -11,7 +11,7 @@ from click.testing import CliRunner
 from qa.cli import main
 from qa.embed import Reranker
 from qa.errors import ConfigError
-from qa.evaluate import run_eval
+from qa.evaluate import contains_answer, run_eval
 from qa.stores import open_store
 from qa.indexer import update_index
 from qa.retrieve import Retriever
@@ -174,6 +174,8 @@ def test_eval_writes_each_questions_outcome_for_a_paired_comparison(tiny_squad: 
     assert "question_results" not in data  # in the file, not in the report
     rows = [json.loads(line) for line in out.read_text(encoding="utf-8").splitlines()]
     assert [row["mode"] for row in rows] == ["hybrid"] * 6 + ["keyword"] * 6
+    answers = {q["id"]: q["answers"] for q in map(json.loads, Path(f"{tiny_squad}.queries.jsonl").read_text(
+        encoding="utf-8").splitlines())}
     for figures in data["results"]:
         mine = [row for row in rows if row["mode"] == figures["mode"]]
         # The rows add up to the report's figures.
@@ -185,6 +187,9 @@ def test_eval_writes_each_questions_outcome_for_a_paired_comparison(tiny_squad: 
             figures["answer_in_top_sentence"])
         for row in mine:
             assert row["ranked"] and (row["first_gold_rank"] is None) == (not set(row["gold"]) & set(row["ranked"]))
+            # The sentence judged, from one of the documents listed: where a miss is read.
+            assert row["top_sentence"] and row["top_sentence_doc"] in row["ranked"]
+            assert row["answer_in_top_sentence"] == contains_answer(row["top_sentence"], answers[row["id"]])
 
     def paired(*files: Path | str) -> subprocess.CompletedProcess:
         return subprocess.run([sys.executable, "bench/paired.py", *map(str, files), "--mode", "keyword"],
