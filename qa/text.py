@@ -48,10 +48,10 @@ MONTH_NUMBERS = {
 # gallery page runs "…on January 6. Valery Sharifulin/TASS A man walks…", and the segmenter makes
 # the credit the opening words of the next caption. Read only from a sentence's start (`match`,
 # `fullmatch`; never `search`, which goes quadratic on a long line of slashes), and only up to
-# the start of what follows it: a capital (accented too), a digit ("…/AP 10 people were hurt"), a
+# the start of what follows it: a capital (accented too, Latin-1 and Latin Extended-A), a digit ("…/AP 10 people were hurt"), a
 # quote mark or a bracket, or the sentence's end. "A",
 # "An" or "The" opens a sentence ("A USA TODAY/Suffolk University poll…"), not a photographer.
-_CREDIT_NAME = r"(?!(?:A|An|The) )[A-ZÀ-ÖØ-Þ][\w'’.-]*(?:(?: | - )(?:[A-ZÀ-ÖØ-Þ][\w'’.-]*|of|de|del|da|van|von|der|al|bin|la|le|du)){0,5}"
+_CREDIT_NAME = r"(?!(?:A|An|The) )[A-ZÀ-ÖØ-ÞĀ-ž][\w'’.-]*(?:(?: | - )(?:[A-ZÀ-ÖØ-ÞĀ-ž][\w'’.-]*|of|de|del|da|van|von|der|al|bin|la|le|du)){0,5}"
 # An agency between two slashes may run to several words ("The Canadian Press"). The last one
 # ends on a word such names end on ("Getty Images", "Associated Press", "USA Today Network") or
 # is one that in 2023's and 2024's news pages only ever closed a credit. A last word read any
@@ -66,7 +66,7 @@ _CREDIT_GOES_ON = r" (?:Images|Press|Network|Photos|Pictures|Agency|Group|Servic
 _CREDIT_LAST_SOURCES = (r"(?:AP|PA|(?i:AFP|Reuters|TASS|Xinhua|Anadolu|Shutterstock|Alamy|Redux|Sipa|Zuma|Landov|Imagn"
                         r"|WireImage|EPA|EPA-EFE|NASA|File))\b")
 _CREDIT_LAST = rf"(?:(?!{_CREDIT_LAST_SOURCES} )(?:[A-Z][\w'’.&-]* ){{0,3}}{_CREDIT_ENDS}|{_CREDIT_LAST_SOURCES})(?!{_CREDIT_GOES_ON})"
-PHOTO_CREDIT = re.compile(rf"{_CREDIT_NAME}(?:/{_CREDIT_AGENCY}(?=/))*/{_CREDIT_LAST}(?= [A-ZÀ-ÖØ-Þ0-9“\"‘'(]|$)")
+PHOTO_CREDIT = re.compile(rf"{_CREDIT_NAME}(?:/{_CREDIT_AGENCY}(?=/))*/{_CREDIT_LAST}(?= [A-ZÀ-ÖØ-ÞĀ-ž0-9“\"‘'(]|$)")
 
 # Titles as news style writes them before a name ("Gov. Gavin Newsom", "Sen. Ted Cruz", "Lt.
 # Gen. …"), and the words a question asks with ("What did the governor say?"). Read only as

@@ -138,6 +138,8 @@ def test_an_hour_followed_by_its_day_date_or_zone_ends_no_sentence(text: str, ex
      ["Crowds gathered.", "Arvind Yadav/Hindustan Times/Getty Images", "75 years of independence were marked."]),
     ("Jane Doe/AFP Émile Zola's house reopened.", ["Jane Doe/AFP", "Émile Zola's house reopened."]),
     ("Álex Cámara/Europa Press/AP On Tuesday, ministers met.", ["Álex Cámara/Europa Press/AP", "On Tuesday, ministers met."]),
+    ("Łukasz Gągulski/AFP Crowds gathered.", ["Łukasz Gągulski/AFP", "Crowds gathered."]),
+    ("Jane Doe/AFP Łukasz Kowalski spoke.", ["Jane Doe/AFP", "Łukasz Kowalski spoke."]),
 ])
 def test_a_photo_credit_that_opens_a_caption_is_a_sentence_of_its_own(text: str, expected: list[str]) -> None:
     assert _texts(text, split_sentences(text)) == expected
