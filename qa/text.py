@@ -48,9 +48,9 @@ MONTH_NUMBERS = {
 # gallery page runs "…on January 6. Valery Sharifulin/TASS A man walks…", and the segmenter makes
 # the credit the opening words of the next caption. Read only from a sentence's start (`match`,
 # `fullmatch`; never `search`, which goes quadratic on a long line of slashes), and only up to
-# the start of what follows it: a capital (accented too, Latin-1 and Latin Extended-A), a digit ("…/AP 10 people were hurt"), a
-# quote mark or a bracket, or the sentence's end. "A",
-# "An" or "The" opens a sentence ("A USA TODAY/Suffolk University poll…"), not a photographer.
+# the start of what follows it: a capital (accented too, Latin-1 and Latin Extended-A), a digit
+# ("…/AP 10 people were hurt"), a quote mark or a bracket, or the sentence's end. "A", "An" or
+# "The" opens a sentence ("A USA TODAY/Suffolk University poll…"), not a photographer.
 _CREDIT_NAME = r"(?!(?:A|An|The) )[A-ZÀ-ÖØ-ÞĀ-ž][\w'’.-]*(?:(?: | - )(?:[A-ZÀ-ÖØ-ÞĀ-ž][\w'’.-]*|of|de|del|da|van|von|der|al|bin|la|le|du)){0,5}"
 # An agency between two slashes may run to several words ("The Canadian Press"). The last one
 # ends on a word such names end on ("Getty Images", "Associated Press", "USA Today Network") or
