@@ -240,9 +240,9 @@ def answer_words(text: str) -> str:
 def contains_answer(sentence: str, answers: Sequence[str]) -> bool:
     """Whether any gold answer appears in the sentence on word boundaries, both normalized by
     SQuAD's rule or both by answer_words: whatever SQuAD's rule finds is still found."""
-    squad, wide = f" {squad_normalize(sentence)} ", f" {answer_words(sentence)} "
-    return any((squad_normalize(a) and f" {squad_normalize(a)} " in squad)
-               or (answer_words(a) and f" {answer_words(a)} " in wide) for a in answers)
+    readings = [(read, f" {read(sentence)} ") for read in (squad_normalize, answer_words)]
+    return any(f" {wanted} " in haystack for answer in answers for read, haystack in readings
+               if (wanted := read(answer)))
 
 
 def recall_at(ranked: Sequence[str], gold: set[str], k: int) -> float:
@@ -351,7 +351,8 @@ class _Tally:
 
     def add(self, question: EvalQuestion, hits, weights: dict[str, float], path_to_id: dict[str, str],
             collection_chunks: int) -> None:
-        ranked = list(dict.fromkeys(path_to_id.get(h.path, h.path) for h in hits))
+        documents = [path_to_id.get(h.path, h.path) for h in hits]
+        ranked = list(dict.fromkeys(documents))
         gold = set(question.gold_doc_ids)
         if gold:  # a question that names no gold document is no retrieval miss
             self.result.questions_with_gold += 1
@@ -377,10 +378,9 @@ class _Tally:
         if self.rows is not None:
             first = next((rank for rank, doc in enumerate(ranked, start=1) if doc in gold), None)
             top = scored[0] if scored else None
-            top_doc = path_to_id.get(hits[top.hit_rank].path, hits[top.hit_rank].path) if top else None
             self.rows.append(QuestionResult(self.result.mode, question.id, question.question,
                                             list(question.gold_doc_ids), ranked, first, found, judged_answerable,
-                                            top.text if top else None, top_doc))
+                                            top.text if top else None, documents[top.hit_rank] if top else None))
 
     def finish(self, shared_seconds: float) -> ModeResult:
         r = self.result
