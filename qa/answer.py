@@ -172,23 +172,61 @@ def tells_a_weekday(text: str) -> bool:
 
 # A question for a measure ("How long did it take?", "How far…") wants a number with its unit
 # ("10 minutes", "3 miles"), which a count ("How many hot dogs…?") does not ask for.
-_MEASURE_QUESTION = re.compile(r"\bhow (?:long|far|old|tall|high|deep|fast|heavy)\b")
+_MEASURE_QUESTION = re.compile(r"\bhow (long|far|old|tall|high|deep|fast|heavy)\b")
 # Any "how" and its measure or count, which say what is asked for, not what about (unresolved_reference).
 _HOW_MEASURE = re.compile(r"\bhow (?:" + _HOW_MEASURES + r")\b", re.IGNORECASE)
 _NUMBER_WORDS = frozenset("""one two three four five six seven eight nine ten eleven twelve thirteen fourteen fifteen
     sixteen seventeen eighteen nineteen twenty thirty forty fifty sixty seventy eighty ninety hundred thousand
     million billion trillion dozen half percent""".split())
-_UNITS = (r"seconds?|minutes?|hours?|days?|weeks?|months?|years?|decades?|centuries|miles?|kilomet(?:re|er)s?|km"
-          r"|met(?:re|er)s?|feet|foot|ft|inch(?:es)?|yards?|pounds?|lbs?|kilo(?:gram)?s?|kg|tons?|tonnes?|mph|km/h"
-          r"|degrees?")
+# Each measure in its units: "How tall is she?" wants a length, which "six months" is not (a
+# helper's chat audit found that answered, for any unit passed).
+_TIME_UNITS = r"seconds?|minutes?|hours?|days?|weeks?|months?|years?|decades?|centuries"
+_LENGTH_UNITS = r"miles?|kilomet(?:re|er)s?|km|met(?:re|er)s?|feet|foot|ft|inch(?:es)?|yards?|centimet(?:re|er)s?|cm"
+_WEIGHT_UNITS = r"pounds?|lbs?|kilo(?:gram)?s?|kg|tons?|tonnes?|grams?|ounces?"
+_SPEED_UNITS = r"mph|km/h|knots?|(?:miles|kilomet(?:re|er)s) (?:per|an) hour"
+_UNITS = "|".join((_TIME_UNITS, _LENGTH_UNITS, _WEIGHT_UNITS, _SPEED_UNITS, r"degrees?"))
 # After "a", "an", "one" or "half a", only units that are no other word ("a second suspect", "a
 # day to remember", "a foot soldier" measure nothing).
-_SPELLED_OUT_UNITS = r"minutes?|hours?|weeks?|months?|miles?|kilomet(?:re|er)s?|decades?|century"
-_MEASURE = re.compile(
-    r"\b(?:(?:\d[\d,.]*|" + "|".join(sorted(_NUMBER_WORDS - {"one", "half"})) + r")[ -](?:and a half )?(?:"
-    + _UNITS + r")|(?:an?|one|half an?|half)[ -](?:" + _SPELLED_OUT_UNITS + r")|\d[\d,.]*(?:km|kg|mph|ft|lbs?))\b",
-    re.IGNORECASE,
-)
+_SPELLED_TIME = r"minutes?|hours?|weeks?|months?|decades?|century"
+_SPELLED_LENGTH = r"miles?|kilomet(?:re|er)s?"
+_SPELLED_OUT_UNITS = f"{_SPELLED_TIME}|{_SPELLED_LENGTH}"
+_COUNT = r"(?:\d[\d,.]*|" + "|".join(sorted(_NUMBER_WORDS - {"one", "half"})) + r")"
+
+
+def _measure(units: str, spelled: str, glued: str, *more: str) -> re.Pattern[str]:
+    """A number with one of `units` ("10 minutes"), one of `spelled` after "a" ("half an hour"),
+    one of `glued` written on the number ("10km"), or any of `more`."""
+    forms = [_COUNT + r"[ -](?:and a half )?(?:" + units + ")"]
+    if spelled:
+        forms.append(r"(?:an?|one|half an?|half)[ -](?:" + spelled + ")")
+    if glued:
+        forms.append(r"\d[\d,.]*(?:" + glued + ")")
+    return re.compile(r"\b(?:" + "|".join((*forms, *more)) + r")\b", re.IGNORECASE)
+
+
+# Any measure, and each measure a "how" question asks for: an age is also "aged 34" or a name's
+# ", 34," as news style writes it; a height may be a share ("How high did prices rise?").
+_MEASURE = _measure(_UNITS, _SPELLED_OUT_UNITS, "km|kg|mph|ft|lbs?")
+_LENGTH = _measure(_LENGTH_UNITS, _SPELLED_LENGTH, "km|ft|cm")
+_MEASURES_ASKED = {
+    "long": _measure(f"{_TIME_UNITS}|{_LENGTH_UNITS}", _SPELLED_OUT_UNITS, "km|ft|cm"),
+    "far": _LENGTH,
+    "old": _measure(_TIME_UNITS, _SPELLED_TIME, "", r"aged? \d{1,3}", r"(?<=[a-z]), \d{1,3}(?=,)"),
+    "tall": _LENGTH,
+    "high": _measure(_LENGTH_UNITS, _SPELLED_LENGTH, "km|ft|cm", r"\d[\d,.]* ?(?:%|percent)"),
+    "deep": _LENGTH,
+    "fast": _measure(_SPEED_UNITS, "", "mph|km/h"),
+    "heavy": _measure(_WEIGHT_UNITS, "", "kg|lbs?"),
+}
+
+
+def holds_measure_asked(question: str, sentence: str) -> bool:
+    """Whether `sentence` gives the measure `question`'s "how" asks for, in its units:
+    ``("How tall is she?", "She is 1.8 metres tall.") -> True``, ``(…, "She trained for six
+    months.") -> False``; any measure when the question asks for none of these."""
+    found = _MEASURE_QUESTION.search(question.lower())
+    pattern = _MEASURES_ASKED.get(found.group(1), _MEASURE) if found else _MEASURE
+    return bool(pattern.search(sentence))
 
 
 @dataclass(frozen=True)
@@ -600,7 +638,7 @@ def answer_question(
             return new_kind and (s.holds_kind or (kind == "date" and tells_a_weekday(s.text)))
 
         def holds_measure(s: ScoredSentence) -> bool:
-            return new_measure and bool(_MEASURE.search(s.text))
+            return new_measure and holds_measure_asked(kind_from, s.text)
 
         # The sentence said, or the same line said again elsewhere in other words ("hit" for "faced").
         scored = [s for s in scored if holds_new_kind(s) or holds_measure(s)

@@ -243,6 +243,39 @@ def test_a_follow_up_asking_for_what_no_passage_holds_is_not_answered(retriever:
     assert follow_up(retriever, first, "When did he say it?").answerable
 
 
+CHESS = ("Chess Club Wins Title\n\n"
+         "The chess club of Millbrook won the regional championship on Saturday, beating Riverside 4.5 to 3.5.\n\n"
+         "The club captain, Maria Lopez, said the team had practised every evening for six months.\n\n"
+         "The mayor, Tom Becker, promised a new clubhouse costing $250,000.\n")
+
+
+def test_a_follow_up_asking_for_a_measure_is_not_answered_by_another_measure(tmp_path: Path, embedder: Embedder) -> None:
+    # "How tall is she?" after "Who is the captain…?" was answered with the captain's sentence
+    # again: "six months" passed for a height (a helper's chat audit).
+    retriever = retriever_over(tmp_path, embedder, {"chess.txt": CHESS})
+    first = answer_question(retriever, "Who is the captain of the chess club?")
+    assert "Maria Lopez" in first.answer, first.answer
+    answer = follow_up(retriever, first, "How tall is she?")
+    assert not answer.answerable and answer.answer == NOT_ANSWERED, answer.answer
+
+
+@pytest.mark.parametrize(("question", "sentence", "holds"), [
+    ("How tall is she?", "She practised every evening for six months.", False),
+    ("How tall is she?", "She stands 1.8 metres tall.", True),
+    ("How old was she?", "Bessie Hendricks, 115, died on Monday.", True),
+    ("How old was she?", "She walked 3 miles a day.", False),
+    ("How long did it take?", "He ate them in 10 minutes.", True),
+    ("How long is the bridge?", "The bridge runs 2 kilometres.", True),
+    ("How fast was the car?", "It reached 120 mph.", True),
+    ("How fast was the car?", "It cost 120 pounds.", False),
+    ("How heavy is it?", "It weighs 3 tons.", True),
+])
+def test_a_measure_asked_for_is_given_in_its_units(question: str, sentence: str, holds: bool) -> None:
+    from qa.answer import holds_measure_asked
+
+    assert holds_measure_asked(question, sentence) is holds
+
+
 @pytest.mark.parametrize(("sentence", "measures"), [
     ("He ate them in 10 minutes.", True), ("It took half an hour.", True), ("a 10km run", True),
     ("It lasted eighteen months.", True), ("He won for a second year running.", False),
