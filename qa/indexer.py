@@ -306,6 +306,12 @@ def _update(
     walk = _in_background(discover_paths, present_roots + not_there)
     all_facts = writer.file_stamps(roots if only else None)
     files, skipped, stats = walk.result()
+    looked_up = list(roots)
+    if only:
+        files, real_facts = _indexed_real_names(files, writer)
+        all_facts.update(real_facts)
+        looked_up += real_facts
+        new_sources = [p for p in new_sources if not (os.path.isfile(p) and os.path.realpath(p) in real_facts)]
     facts = {} if rebuild else all_facts
     # A file named as a source that is gone was deleted, and so was a remembered folder inside
     # another that is there (that one's scan shows its files gone): both are forgotten. A folder
@@ -371,7 +377,7 @@ def _update(
     # The whole records only of the files that may have changed or went (all of them on a rebuild).
     in_play = [path for path, _ in suspects if path in all_facts] + gone
     if rebuild or len(in_play) > MANY_RECORDS:
-        all_known = writer.documents(roots if only else None)
+        all_known = writer.documents(looked_up if only else None)
     else:
         all_known = writer.documents(in_play) if in_play else {}
     known = {} if rebuild else all_known
@@ -480,6 +486,19 @@ def _forget(writer: StoreWriter, forget: Sequence[str | os.PathLike[str]]) -> Up
     writer.finish()
     documents, chunks = writer.counts()
     return UpdateReport(removed=len(going), documents=documents, chunks=chunks, forgotten=tuple(dropped))
+
+
+def _indexed_real_names(files: list[str], writer: StoreWriter) -> tuple[list[str], dict[str, str | None]]:
+    """`files` with each one reached through a link named by its real path where that path is
+    indexed, and the stamps of those real paths. A full scan reaches such a file under its real
+    name and skips the link; `--only LINK` walks the link alone, and added the article again
+    under the link's name."""
+    linked = {path: real for path in files if (real := os.path.realpath(path)) != path}
+    if not linked:
+        return files, {}
+    stamps = writer.file_stamps(sorted(set(linked.values())))
+    named = [linked[path] if linked.get(path) in stamps else path for path in files]
+    return list(dict.fromkeys(named)), stamps
 
 
 def _no_longer_there(path: str, found: set[str]) -> bool:

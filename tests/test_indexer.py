@@ -479,6 +479,32 @@ def test_a_file_indexed_through_a_link_is_indexed_once_when_its_real_name_is_rea
     assert {h.path for h in hits if Path(h.path).name in (story.name, "fav.txt")} == {str(corpus / "archive" / story.name)}
 
 
+def test_only_names_a_linked_file_by_its_real_name_when_that_is_indexed(
+    built: tuple[StoreLocation, UpdateReport], corpus: Path, tmp_path: Path, embedder: Embedder,
+    written_articles: tuple[CorpusArticle, ...],
+) -> None:
+    # `qa index --only LINK` where LINK reaches an article indexed under its real name: a full
+    # scan indexes that file once, under its real name, and so must --only (it added the article
+    # again under the link's name, and the next full scan removed that copy).
+    index_dir, first = built
+    story = corpus / written_articles[0].name
+    link = tmp_path / "elsewhere" / "fav.txt"
+    link.parent.mkdir()
+    link.symlink_to(story)
+    report = update_index(index_dir, [link], embedder=embedder, only=True)
+    assert (report.added, report.changed, report.removed, report.unchanged) == (0, 0, 0, 1)
+    stats = assert_consistent(index_dir, embedder)
+    assert stats.documents == first.documents
+    assert str(link) not in stats.sources  # the real file's folder is remembered already
+    # Changed, the real file is indexed again under its own name.
+    story.write_text(story.read_text(encoding="utf-8") + "\n\nA late paragraph on the orchard harvest.\n", encoding="utf-8")
+    report = update_index(index_dir, [link], embedder=embedder, only=True)
+    assert (report.added, report.changed, report.removed) == (0, 1, 0)
+    hits = search(index_dir, embedder, "late paragraph on the orchard harvest", k=20)
+    assert {h.path for h in hits if Path(h.path).name in (story.name, "fav.txt")} == {str(story)}
+    assert update_index(index_dir, embedder=embedder).removed == 0
+
+
 def test_a_folder_that_cannot_be_read_keeps_its_articles(
     built: tuple[StoreLocation, UpdateReport], corpus: Path, embedder: Embedder
 ) -> None:
