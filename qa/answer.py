@@ -178,44 +178,45 @@ _HOW_MEASURE = re.compile(r"\bhow (?:" + _HOW_MEASURES + r")\b", re.IGNORECASE)
 _NUMBER_WORDS = frozenset("""one two three four five six seven eight nine ten eleven twelve thirteen fourteen fifteen
     sixteen seventeen eighteen nineteen twenty thirty forty fifty sixty seventy eighty ninety hundred thousand
     million billion trillion dozen half percent""".split())
-# Each measure in its units: "How tall is she?" wants a length, which "six months" is not (a
-# helper's chat audit found that answered, for any unit passed).
+# Each measure in its units: "How tall is she?" wants a length, which "six months" is not, and
+# "How old…?" an age, which "for 3 years" is not (a helper's chat audit found such sentences
+# answering, when any unit passed).
 _TIME_UNITS = r"seconds?|minutes?|hours?|days?|weeks?|months?|years?|decades?|centuries"
 _LENGTH_UNITS = r"miles?|kilomet(?:re|er)s?|km|met(?:re|er)s?|feet|foot|ft|inch(?:es)?|yards?|centimet(?:re|er)s?|cm"
 _WEIGHT_UNITS = r"pounds?|lbs?|kilo(?:gram)?s?|kg|tons?|tonnes?|grams?|ounces?"
-_SPEED_UNITS = r"mph|km/h|knots?|(?:miles|kilomet(?:re|er)s) (?:per|an) hour"
-_UNITS = "|".join((_TIME_UNITS, _LENGTH_UNITS, _WEIGHT_UNITS, _SPEED_UNITS, r"degrees?"))
+_SPEED_UNITS = r"mph|km/h|kph|knots?|(?:miles|kilomet(?:re|er)s|km) (?:per|an) hour"
 # After "a", "an", "one" or "half a", only units that are no other word ("a second suspect", "a
 # day to remember", "a foot soldier" measure nothing).
 _SPELLED_TIME = r"minutes?|hours?|weeks?|months?|decades?|century"
 _SPELLED_LENGTH = r"miles?|kilomet(?:re|er)s?"
-_SPELLED_OUT_UNITS = f"{_SPELLED_TIME}|{_SPELLED_LENGTH}"
 _COUNT = r"(?:\d[\d,.]*|" + "|".join(sorted(_NUMBER_WORDS - {"one", "half"})) + r")"
 
 
-def _measure(units: str, spelled: str, glued: str, *more: str) -> re.Pattern[str]:
+def _measure(units: str, spelled: str = "", glued: str = "", *more: str) -> re.Pattern[str]:
     """A number with one of `units` ("10 minutes"), one of `spelled` after "a" ("half an hour"),
-    one of `glued` written on the number ("10km"), or any of `more`."""
-    forms = [_COUNT + r"[ -](?:and a half )?(?:" + units + ")"]
+    one of `glued` written on the number ("10km"), or any of `more`. It ends where a word does
+    not go on, so that "5%" counts as "5 percent" does."""
+    forms = [_COUNT + r"[ -](?:and a half )?(?:" + units + ")" if units else "", *more]
     if spelled:
         forms.append(r"(?:an?|one|half an?|half)[ -](?:" + spelled + ")")
     if glued:
         forms.append(r"\d[\d,.]*(?:" + glued + ")")
-    return re.compile(r"\b(?:" + "|".join((*forms, *more)) + r")\b", re.IGNORECASE)
+    return re.compile(r"\b(?:" + "|".join(f for f in forms if f) + r")(?!\w)", re.IGNORECASE)
 
 
-# Any measure, and each measure a "how" question asks for: an age is also "aged 34" or a name's
-# ", 34," as news style writes it; a height may be a share ("How high did prices rise?").
-_MEASURE = _measure(_UNITS, _SPELLED_OUT_UNITS, "km|kg|mph|ft|lbs?")
 _LENGTH = _measure(_LENGTH_UNITS, _SPELLED_LENGTH, "km|ft|cm")
+# What each "how" of _MEASURE_QUESTION asks for. An age as news style writes it: "34 years old",
+# "a 34-year-old", "aged 34", "at the age of 34", a name's ", 34,"; a height may be a share
+# ("How high did prices rise?").
 _MEASURES_ASKED = {
-    "long": _measure(f"{_TIME_UNITS}|{_LENGTH_UNITS}", _SPELLED_OUT_UNITS, "km|ft|cm"),
+    "long": _measure(f"{_TIME_UNITS}|{_LENGTH_UNITS}", f"{_SPELLED_TIME}|{_SPELLED_LENGTH}", "km|ft|cm"),
     "far": _LENGTH,
-    "old": _measure(_TIME_UNITS, _SPELLED_TIME, "", r"aged? \d{1,3}", r"(?<=[a-z]), \d{1,3}(?=,)"),
+    "old": _measure("", "", "", _COUNT + r"[ -](?:years?|months?|weeks?|days?)[ -]old", r"aged? \d{1,3}",
+                    r"age of \d{1,3}", r"(?<=[a-z]), \d{1,3}(?=,)"),
     "tall": _LENGTH,
-    "high": _measure(_LENGTH_UNITS, _SPELLED_LENGTH, "km|ft|cm", r"\d[\d,.]* ?(?:%|percent)"),
+    "high": _measure(_LENGTH_UNITS, _SPELLED_LENGTH, "km|ft|cm", r"\d[\d,.]* ?(?:%|percent|per cent)"),
     "deep": _LENGTH,
-    "fast": _measure(_SPEED_UNITS, "", "mph|km/h"),
+    "fast": _measure(_SPEED_UNITS, "", "mph|km/h|kph"),
     "heavy": _measure(_WEIGHT_UNITS, "", "kg|lbs?"),
 }
 
@@ -223,10 +224,9 @@ _MEASURES_ASKED = {
 def holds_measure_asked(question: str, sentence: str) -> bool:
     """Whether `sentence` gives the measure `question`'s "how" asks for, in its units:
     ``("How tall is she?", "She is 1.8 metres tall.") -> True``, ``(…, "She trained for six
-    months.") -> False``; any measure when the question asks for none of these."""
+    months.") -> False``; False when the question asks for no such measure."""
     found = _MEASURE_QUESTION.search(question.lower())
-    pattern = _MEASURES_ASKED.get(found.group(1), _MEASURE) if found else _MEASURE
-    return bool(pattern.search(sentence))
+    return bool(found and _MEASURES_ASKED[found.group(1)].search(sentence))
 
 
 @dataclass(frozen=True)
