@@ -275,11 +275,15 @@ def _update(
     # the same name (a folder linked into one is remembered, as its drive may be unplugged; so is
     # a folder's real path typed where a link to it is remembered, or its files would be indexed
     # under a name no scan looks at again), and not a file that is no article (a .docx, said to be
-    # skipped now), which each update would skip again.
+    # skipped now), which each update would skip again. Nor a link to a remembered folder or to a
+    # file in one: that folder's scan reaches its files under their real names, and a scan of the
+    # link too would index them again under the link's.
     known_real = [os.path.realpath(source) for source in known_sources]
+    real_of = {p: os.path.realpath(p) for p in present}
     new_sources = [
         p for p in present
-        if not (path_is_under(p, known_sources) and path_is_under(os.path.realpath(p), known_real))
+        if not (path_is_under(p, known_sources) and path_is_under(real_of[p], known_real))
+        and not (real_of[p] != p and path_is_under(real_of[p], known_real))
         and (os.path.isdir(p) or is_article_name(os.path.basename(p)))
     ]
     if only:
@@ -305,13 +309,14 @@ def _update(
     # less). A scan that finds nothing changed reads no more of the store than these stamps.
     walk = _in_background(discover_paths, present_roots + not_there)
     all_facts = writer.file_stamps(roots if only else None)
-    files, skipped, stats = walk.result()
-    looked_up = list(roots)
-    if only:
-        files, real_facts = _indexed_real_names(files, writer)
+    files, skipped, stats, real_names = walk.result()
+    # A file --only reaches through a link, whose real file is indexed under its real name (as a
+    # full scan reaches it), is looked at under that name; its records are read with the roots'.
+    record_paths = list(roots)
+    if only and real_names:
+        files, real_facts, real_folders = _indexed_real_names(files, real_names, writer)
         all_facts.update(real_facts)
-        looked_up += real_facts
-        new_sources = [p for p in new_sources if not (os.path.isfile(p) and os.path.realpath(p) in real_facts)]
+        record_paths += real_folders
     facts = {} if rebuild else all_facts
     # A file named as a source that is gone was deleted, and so was a remembered folder inside
     # another that is there (that one's scan shows its files gone): both are forgotten. A folder
@@ -377,7 +382,7 @@ def _update(
     # The whole records only of the files that may have changed or went (all of them on a rebuild).
     in_play = [path for path, _ in suspects if path in all_facts] + gone
     if rebuild or len(in_play) > MANY_RECORDS:
-        all_known = writer.documents(looked_up if only else None)
+        all_known = writer.documents(record_paths if only else None)
     else:
         all_known = writer.documents(in_play) if in_play else {}
     known = {} if rebuild else all_known
@@ -488,17 +493,19 @@ def _forget(writer: StoreWriter, forget: Sequence[str | os.PathLike[str]]) -> Up
     return UpdateReport(removed=len(going), documents=documents, chunks=chunks, forgotten=tuple(dropped))
 
 
-def _indexed_real_names(files: list[str], writer: StoreWriter) -> tuple[list[str], dict[str, str | None]]:
-    """`files` with each one reached through a link named by its real path where that path is
-    indexed, and the stamps of those real paths. A full scan reaches such a file under its real
-    name and skips the link; `--only LINK` walks the link alone, and added the article again
-    under the link's name."""
-    linked = {path: real for path in files if (real := os.path.realpath(path)) != path}
-    if not linked:
-        return files, {}
-    stamps = writer.file_stamps(sorted(set(linked.values())))
-    named = [linked[path] if linked.get(path) in stamps else path for path in files]
-    return list(dict.fromkeys(named)), stamps
+def _indexed_real_names(
+    files: list[str], real_names: dict[str, str], writer: StoreWriter
+) -> tuple[list[str], dict[str, str | None], list[str]]:
+    """`files`, each one found under another name than its real path (`real_names`) named by that
+    path where it is indexed; the stamps of the files in those paths' folders, and the folders.
+    A full scan reaches such a file under its real name and skips the link; `--only LINK` walks
+    the link alone, and added the article again under the link's name. Looked up by folder: a
+    folder reached through a link names each of its files so, and a lookup per file would cost a
+    store query each."""
+    folders = sorted({os.path.dirname(real) for real in real_names.values()})
+    stamps = writer.file_stamps(folders)
+    named = [real_names[path] if real_names.get(path) in stamps else path for path in files]
+    return list(dict.fromkeys(named)), stamps, folders
 
 
 def _no_longer_there(path: str, found: set[str]) -> bool:

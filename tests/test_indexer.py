@@ -503,6 +503,16 @@ def test_only_names_a_linked_file_by_its_real_name_when_that_is_indexed(
     hits = search(index_dir, embedder, "late paragraph on the orchard harvest", k=20)
     assert {h.path for h in hits if Path(h.path).name in (story.name, "fav.txt")} == {str(story)}
     assert update_index(index_dir, embedder=embedder).removed == 0
+    # A link to the remembered folder itself, named with --only: its articles are the folder's,
+    # and it is not remembered (a full scan walked it first, by name order, and indexed every
+    # article again under it).
+    alias = tmp_path / "a_alias"
+    alias.symlink_to(corpus)
+    report = update_index(index_dir, [alias], embedder=embedder, only=True)
+    assert (report.added, report.changed, report.removed) == (0, 0, 0)
+    assert str(alias) not in assert_consistent(index_dir, embedder).sources
+    report = update_index(index_dir, embedder=embedder)
+    assert (report.added, report.removed, report.documents) == (0, 0, first.documents)
 
 
 def test_a_folder_that_cannot_be_read_keeps_its_articles(
