@@ -206,15 +206,16 @@ def _measure(units: str, spelled: str = "", glued: str = "", *more: str) -> re.P
 
 _LENGTH = _measure(_LENGTH_UNITS, _SPELLED_LENGTH, "km|ft|cm")
 # What each "how" of _MEASURE_QUESTION asks for. An age as news style writes it: "34 years old",
-# "a 34-year-old", "aged 34", "at the age of 34", a name's ", 34,"; a height may be a share
-# ("How high did prices rise?").
+# "a 34-year-old", "aged 34", "at the age of 34", a name's ", 34,"; a height may be a share or a
+# temperature ("How high did prices rise?", "…did temperatures climb?").
 _MEASURES_ASKED = {
     "long": _measure(f"{_TIME_UNITS}|{_LENGTH_UNITS}", f"{_SPELLED_TIME}|{_SPELLED_LENGTH}", "km|ft|cm"),
     "far": _LENGTH,
     "old": _measure("", "", "", _COUNT + r"[ -](?:years?|months?|weeks?|days?)[ -]old", r"aged? \d{1,3}",
-                    r"age of \d{1,3}", r"(?<=[a-z]), \d{1,3}(?=,)"),
+                    r"age of \d{1,3}", r"(?<=[a-z]), \d{1,3}(?=,|\.(?!\d))"),
     "tall": _LENGTH,
-    "high": _measure(_LENGTH_UNITS, _SPELLED_LENGTH, "km|ft|cm", r"\d[\d,.]* ?(?:%|percent|per cent)"),
+    "high": _measure(f"{_LENGTH_UNITS}|degrees?", _SPELLED_LENGTH, "km|ft|cm",
+                     r"\d[\d,.]* ?(?:%|percent(?:age points?)?|per cent)"),
     "deep": _LENGTH,
     "fast": _measure(_SPEED_UNITS, "", "mph|km/h|kph"),
     "heavy": _measure(_WEIGHT_UNITS, "", "kg|lbs?"),

@@ -272,6 +272,9 @@ def test_a_follow_up_asking_for_a_measure_is_not_answered_by_another_measure(tmp
     # A share for "how high", written as news writes it; an age, never a span of time.
     ("How high did prices rise?", "Prices rose 5% last year.", True),
     ("How high did prices rise?", "Prices rose 5 per cent.", True),
+    ("How high did rates rise?", "Rates rose by 0.5 percentage points.", True),
+    ("How high did temperatures climb?", "Temperatures reached 40 degrees.", True),
+    ("How old was he?", "The victim was John Smith, 34.", True),
     ("How old is he?", "He worked there for 3 years.", False),
     ("How old is he?", "A 34-year-old man was arrested.", True),
     ("How old is he?", "He died at the age of 90.", True),
