@@ -275,15 +275,15 @@ def _update(
     # the same name (a folder linked into one is remembered, as its drive may be unplugged; so is
     # a folder's real path typed where a link to it is remembered, or its files would be indexed
     # under a name no scan looks at again), and not a file that is no article (a .docx, said to be
-    # skipped now), which each update would skip again. Nor a link to a remembered folder or to a
-    # file in one: that folder's scan reaches its files under their real names, and a scan of the
-    # link too would index them again under the link's.
+    # skipped now), which each update would skip again. Nor a link to a remembered folder or to
+    # what its scan reaches in it: the scan names those files, and a scan of the link too would
+    # index them again under the link's names.
     known_real = [os.path.realpath(source) for source in known_sources]
     real_of = {p: os.path.realpath(p) for p in present}
     new_sources = [
         p for p in present
         if not (path_is_under(p, known_sources) and path_is_under(real_of[p], known_real))
-        and not (real_of[p] != p and path_is_under(real_of[p], known_real))
+        and (real_of[p] == p or _scan_name(p, known_sources, known_real, real_of[p]) is None)
         and (os.path.isdir(p) or is_article_name(os.path.basename(p)))
     ]
     if only:
@@ -303,20 +303,23 @@ def _update(
             # Said: `qa index --index NEWDIR` with the folder forgotten once built the samples silently.
             progress.note(f"no folder named: indexing the bundled sample articles ({', '.join(roots)}); "
                           "index yours with `qa index PATH`")
-    present_roots = [r for r in roots if os.path.exists(r)]
+    # Remembered folders are walked first: a file reached both through one and through a link
+    # typed now keeps the name their scans give it.
+    present_roots = sorted((r for r in roots if os.path.exists(r)), key=lambda r: r not in known_sources)
     # The folders are walked beside the read of the stamps (size and mtime) of the files this run
     # may touch: the store's part of that read lets the walk's thread run (100,000 files: 0.07 s
     # less). A scan that finds nothing changed reads no more of the store than these stamps.
     walk = _in_background(discover_paths, present_roots + not_there)
     all_facts = writer.file_stamps(roots if only else None)
     files, skipped, stats, real_names = walk.result()
-    # A file --only reaches through a link, whose real file is indexed under its real name (as a
-    # full scan reaches it), is looked at under that name; its records are read with the roots'.
+    # A file --only reaches through a link, which a remembered folder's scan reaches too, is
+    # looked at under the name that scan gives it; its records are read with the roots'.
     record_paths = list(roots)
     if only and real_names:
-        files, real_facts, real_folders = _indexed_real_names(files, real_names, writer)
-        all_facts.update(real_facts)
-        record_paths += real_folders
+        files, scan_folders = _scan_names(files, real_names, known_sources, known_real)
+        if scan_folders:
+            all_facts.update(writer.file_stamps(scan_folders))
+            record_paths += scan_folders
     facts = {} if rebuild else all_facts
     # A file named as a source that is gone was deleted, and so was a remembered folder inside
     # another that is there (that one's scan shows its files gone): both are forgotten. A folder
@@ -493,19 +496,42 @@ def _forget(writer: StoreWriter, forget: Sequence[str | os.PathLike[str]]) -> Up
     return UpdateReport(removed=len(going), documents=documents, chunks=chunks, forgotten=tuple(dropped))
 
 
-def _indexed_real_names(
-    files: list[str], real_names: dict[str, str], writer: StoreWriter
-) -> tuple[list[str], dict[str, str | None], list[str]]:
-    """`files`, each one found under another name than its real path (`real_names`) named by that
-    path where it is indexed; the stamps of the files in those paths' folders, and the folders.
-    A full scan reaches such a file under its real name and skips the link; `--only LINK` walks
-    the link alone, and added the article again under the link's name. Looked up by folder: a
-    folder reached through a link names each of its files so, and a lookup per file would cost a
-    store query each."""
-    folders = sorted({os.path.dirname(real) for real in real_names.values()})
-    stamps = writer.file_stamps(folders)
-    named = [real_names[path] if real_names.get(path) in stamps else path for path in files]
-    return list(dict.fromkeys(named)), stamps, folders
+def _scan_name(path: str, sources: Sequence[str], sources_real: Sequence[str], real: str | None = None) -> str | None:
+    """The name a remembered source's scan gives the file or folder at `path` (whose real path is
+    `real`), or None when no scan reaches it: the source's name and the path within its real
+    folder (a source may itself be a link), unless a hidden folder lies on the way, which no scan
+    enters. ``("/tmp/alias/a.txt", ["/news"], ["/news"], "/news/a.txt") -> "/news/a.txt"``."""
+    real = real or os.path.realpath(path)
+    for source, source_real in zip(sources, sources_real):
+        if path_is_under(real, [source_real]):
+            inside = real[len(source_real):].lstrip(os.sep)
+            if any(part.startswith(".") for part in inside.split(os.sep) if part):
+                return None
+            return os.path.join(source, inside) if inside else source
+    return None
+
+
+def _scan_names(
+    files: list[str], real_names: dict[str, str], sources: Sequence[str], sources_real: Sequence[str]
+) -> tuple[list[str], list[str]]:
+    """`files`, each one found under another name than its real path (`real_names`) named as a
+    remembered source's scan names it, and the topmost folders of the files so named. A full scan
+    reaches such a file under that name and skips the link; `--only LINK` walks the link alone,
+    and added the article again under the link's name. Stamps are read by folder: a folder
+    reached through a link names each of its files so, and a store query per file would cost."""
+    named, folders = [], set()
+    for path in files:
+        scanned = _scan_name(path, sources, sources_real, real_names[path]) if path in real_names else None
+        if scanned is None or scanned == path:
+            named.append(path)
+            continue
+        named.append(scanned)
+        folders.add(os.path.dirname(scanned))
+    topmost: list[str] = []
+    for folder in sorted(folders):  # a folder's own subfolders sort after it
+        if not (topmost and path_is_under(folder, topmost[-1:])):
+            topmost.append(folder)
+    return list(dict.fromkeys(named)), topmost
 
 
 def _no_longer_there(path: str, found: set[str]) -> bool:

@@ -515,6 +515,35 @@ def test_only_names_a_linked_file_by_its_real_name_when_that_is_indexed(
     assert (report.added, report.removed, report.documents) == (0, 0, first.documents)
 
 
+def test_a_link_into_a_remembered_folder_gives_its_articles_the_folders_names(
+    built: tuple[StoreLocation, UpdateReport], corpus: Path, tmp_path: Path, embedder: Embedder,
+    extra_article: CorpusArticle,
+) -> None:
+    # A new article reached through a link to its folder was added under the link's name, and the
+    # next full scan added it again under the folder's (a review found the link's copy never
+    # updated again). So was every article of a remembered folder typed as a link to it, without
+    # --only: that link sorted first and was walked first.
+    index_dir, first = built
+    alias = tmp_path / "a_alias"
+    alias.symlink_to(corpus)
+    (corpus / extra_article.name).write_text(extra_article.text, encoding="utf-8")
+    report = update_index(index_dir, [alias / extra_article.name], embedder=embedder, only=True)
+    assert (report.added, report.documents) == (1, first.documents + 1)
+    hits = search(index_dir, embedder, extra_article.question, k=5)
+    assert hits[0].path == str(corpus / extra_article.name)
+    report = update_index(index_dir, [alias], embedder=embedder)
+    assert (report.added, report.removed, report.documents) == (0, 0, first.documents + 1)
+    assert str(alias) not in assert_consistent(index_dir, embedder).sources
+    # A file no scan of the folder reaches (a hidden folder's) is remembered through its link.
+    (corpus / ".drafts").mkdir()
+    draft = corpus / ".drafts" / "draft.txt"
+    draft.write_text(extra_article.text.replace("orchid", "fern"), encoding="utf-8")
+    pointer = tmp_path / "draft-link.txt"
+    pointer.symlink_to(draft)
+    assert update_index(index_dir, [pointer], embedder=embedder, only=True).added == 1
+    assert str(pointer) in assert_consistent(index_dir, embedder).sources
+
+
 def test_a_folder_that_cannot_be_read_keeps_its_articles(
     built: tuple[StoreLocation, UpdateReport], corpus: Path, embedder: Embedder
 ) -> None:
