@@ -303,21 +303,21 @@ def _update(
             # Said: `qa index --index NEWDIR` with the folder forgotten once built the samples silently.
             progress.note(f"no folder named: indexing the bundled sample articles ({', '.join(roots)}); "
                           "index yours with `qa index PATH`")
-    # Remembered folders are walked first: a file reached both through one and through a link
-    # typed now keeps the name their scans give it.
-    present_roots = sorted((r for r in roots if os.path.exists(r)), key=lambda r: r not in known_sources)
+    present_roots = [r for r in roots if os.path.exists(r)]
     # The folders are walked beside the read of the stamps (size and mtime) of the files this run
     # may touch: the store's part of that read lets the walk's thread run (100,000 files: 0.07 s
     # less). A scan that finds nothing changed reads no more of the store than these stamps.
     walk = _in_background(discover_paths, present_roots + not_there)
     all_facts = writer.file_stamps(roots if only else None)
     files, skipped, stats, real_names = walk.result()
-    # A file --only reaches through a link, which a remembered folder's scan reaches too, is
-    # looked at under the name that scan gives it; its records are read with the roots'.
+    # A file reached through a link typed now, which a remembered folder's scan reaches too, is
+    # looked at under the name that scan gives it, whichever was walked first (with --only the
+    # folder is not walked at all); with --only its records are read with the roots'.
     record_paths = list(roots)
-    if only and real_names:
-        files, scan_folders = _scan_names(files, real_names, known_sources, known_real)
-        if scan_folders:
+    # (A scan of the remembered folders alone names every file by them: nothing to look at.)
+    if real_names and (only or not set(present_roots) <= set(known_sources)):
+        files, scan_folders = _scan_names(files, real_names, known_sources, known_real, only)
+        if only and scan_folders:
             all_facts.update(writer.file_stamps(scan_folders))
             record_paths += scan_folders
     facts = {} if rebuild else all_facts
@@ -497,31 +497,36 @@ def _forget(writer: StoreWriter, forget: Sequence[str | os.PathLike[str]]) -> Up
 
 
 def _scan_name(path: str, sources: Sequence[str], sources_real: Sequence[str], real: str | None = None) -> str | None:
-    """The name a remembered source's scan gives the file or folder at `path` (whose real path is
-    `real`), or None when no scan reaches it: the source's name and the path within its real
-    folder (a source may itself be a link), unless a hidden folder lies on the way, which no scan
-    enters. ``("/tmp/alias/a.txt", ["/news"], ["/news"], "/news/a.txt") -> "/news/a.txt"``."""
+    """The name a scan of the remembered `sources` (whose real paths are `sources_real`) gives the
+    file or folder at `path` (whose real path is `real`), or None when no scan reaches it: the
+    name of the first source, in the order a scan walks them, whose real folder holds it with no
+    hidden folder on the way, and the path within that folder (a source may itself be a link).
+    ``("/tmp/alias/a.txt", ["/news"], ["/news"], "/news/a.txt") -> "/news/a.txt"``."""
     real = real or os.path.realpath(path)
-    for source, source_real in zip(sources, sources_real):
+    for source, source_real in sorted(zip(sources, sources_real)):
         if path_is_under(real, [source_real]):
             inside = real[len(source_real):].lstrip(os.sep)
-            if any(part.startswith(".") for part in inside.split(os.sep) if part):
-                return None
-            return os.path.join(source, inside) if inside else source
+            if not any(part.startswith(".") for part in inside.split(os.sep) if part):
+                return os.path.join(source, inside) if inside else source
     return None
 
 
 def _scan_names(
-    files: list[str], real_names: dict[str, str], sources: Sequence[str], sources_real: Sequence[str]
+    files: list[str], real_names: dict[str, str], sources: Sequence[str], sources_real: Sequence[str], only: bool
 ) -> tuple[list[str], list[str]]:
-    """`files`, each one found under another name than its real path (`real_names`) named as a
-    remembered source's scan names it, and the topmost folders of the files so named. A full scan
-    reaches such a file under that name and skips the link; `--only LINK` walks the link alone,
-    and added the article again under the link's name. Stamps are read by folder: a folder
-    reached through a link names each of its files so, and a store query per file would cost."""
+    """`files`, each one found through a link (`real_names` holds its real path) named as a scan
+    of the remembered `sources` names it, and the topmost folders of the files so named. Without
+    `only` the sources were walked too, and a file found under one of them has its scan's name
+    already: only those found under a link typed now are named anew (a link to a remembered
+    folder walked before it would name its articles twice). With `only` the sources were not
+    walked, and `--only LINK` added an article again under the link's name. Stamps are read by
+    folder: a folder reached through a link names each of its files so, and a store query per
+    file would cost."""
     named, folders = [], set()
     for path in files:
-        scanned = _scan_name(path, sources, sources_real, real_names[path]) if path in real_names else None
+        real = real_names.get(path)
+        scanned = None if real is None or (not only and path_is_under(path, sources)) else (
+            _scan_name(path, sources, sources_real, real))
         if scanned is None or scanned == path:
             named.append(path)
             continue

@@ -542,6 +542,12 @@ def test_a_link_into_a_remembered_folder_gives_its_articles_the_folders_names(
     pointer.symlink_to(draft)
     assert update_index(index_dir, [pointer], embedder=embedder, only=True).added == 1
     assert str(pointer) in assert_consistent(index_dir, embedder).sources
+    # A second link to it is the first link's file (it was remembered too, and indexed twice).
+    second = tmp_path / "draft-link-2.txt"
+    second.symlink_to(draft)
+    report = update_index(index_dir, [second], embedder=embedder, only=True)
+    assert (report.added, report.documents) == (0, first.documents + 2)
+    assert str(second) not in assert_consistent(index_dir, embedder).sources
 
 
 def test_a_folder_that_cannot_be_read_keeps_its_articles(
