@@ -279,11 +279,13 @@ def _update(
     # what its scan reaches in it: the scan names those files, and a scan of the link too would
     # index them again under the link's names.
     known_real = [os.path.realpath(source) for source in known_sources]
+    # Each remembered folder and its real path, in the order a scan walks them.
+    scanned_folders = sorted(zip(known_sources, known_real))
     real_of = {p: os.path.realpath(p) for p in present}
     new_sources = [
         p for p in present
         if not (path_is_under(p, known_sources) and path_is_under(real_of[p], known_real))
-        and (real_of[p] == p or _scan_name(p, known_sources, known_real, real_of[p]) is None)
+        and (real_of[p] == p or _scan_name(real_of[p], scanned_folders) is None)
         and (os.path.isdir(p) or is_article_name(os.path.basename(p)))
     ]
     if only:
@@ -316,7 +318,7 @@ def _update(
     record_paths = list(roots)
     # (A scan of the remembered folders alone names every file by them: nothing to look at.)
     if real_names and (only or not set(present_roots) <= set(known_sources)):
-        files, scan_folders = _scan_names(files, real_names, known_sources, known_real, only)
+        files, scan_folders = _scan_names(files, real_names, scanned_folders, only)
         if only and scan_folders:
             all_facts.update(writer.file_stamps(scan_folders))
             record_paths += scan_folders
@@ -496,37 +498,37 @@ def _forget(writer: StoreWriter, forget: Sequence[str | os.PathLike[str]]) -> Up
     return UpdateReport(removed=len(going), documents=documents, chunks=chunks, forgotten=tuple(dropped))
 
 
-def _scan_name(path: str, sources: Sequence[str], sources_real: Sequence[str], real: str | None = None) -> str | None:
-    """The name a scan of the remembered `sources` (whose real paths are `sources_real`) gives the
-    file or folder at `path` (whose real path is `real`), or None when no scan reaches it: the
-    name of the first source, in the order a scan walks them, whose real folder holds it with no
-    hidden folder on the way, and the path within that folder (a source may itself be a link).
-    ``("/tmp/alias/a.txt", ["/news"], ["/news"], "/news/a.txt") -> "/news/a.txt"``."""
-    real = real or os.path.realpath(path)
-    for source, source_real in sorted(zip(sources, sources_real)):
-        if path_is_under(real, [source_real]):
-            inside = real[len(source_real):].lstrip(os.sep)
+def _scan_name(real: str, scanned_folders: Sequence[tuple[str, str]]) -> str | None:
+    """The name a scan of the remembered folders gives the file or folder whose real path is
+    `real`, or None when no scan reaches it: within the first of `scanned_folders` (each a
+    remembered folder and its real path, in the order a scan walks them) whose real path holds it
+    with no hidden folder on the way, the folder's name and the path inside it (a remembered
+    folder may itself be a link). ``("/news/a.txt", [("/news", "/news")]) -> "/news/a.txt"``."""
+    for folder, folder_real in scanned_folders:
+        if path_is_under(real, [folder_real]):
+            inside = real[len(folder_real):].lstrip(os.sep)
             if not any(part.startswith(".") for part in inside.split(os.sep) if part):
-                return os.path.join(source, inside) if inside else source
+                return os.path.join(folder, inside) if inside else folder
     return None
 
 
 def _scan_names(
-    files: list[str], real_names: dict[str, str], sources: Sequence[str], sources_real: Sequence[str], only: bool
+    files: list[str], real_names: dict[str, str], scanned_folders: Sequence[tuple[str, str]], only: bool
 ) -> tuple[list[str], list[str]]:
     """`files`, each one found through a link (`real_names` holds its real path) named as a scan
-    of the remembered `sources` names it, and the topmost folders of the files so named. Without
-    `only` the sources were walked too, and a file found under one of them has its scan's name
-    already: only those found under a link typed now are named anew (a link to a remembered
-    folder walked before it would name its articles twice). With `only` the sources were not
+    of the remembered folders names it (`_scan_name`), and the topmost folders of the files so
+    named. Without `only` those folders were walked too, and a file found under one of them has
+    its scan's name already: only those found under a link typed now are named anew (a link to a
+    remembered folder, walked before it, named its articles twice). With `only` they were not
     walked, and `--only LINK` added an article again under the link's name. Stamps are read by
     folder: a folder reached through a link names each of its files so, and a store query per
     file would cost."""
+    remembered = [folder for folder, _ in scanned_folders]
     named, folders = [], set()
     for path in files:
         real = real_names.get(path)
-        scanned = None if real is None or (not only and path_is_under(path, sources)) else (
-            _scan_name(path, sources, sources_real, real))
+        renamed = real is not None and (only or not path_is_under(path, remembered))
+        scanned = _scan_name(real, scanned_folders) if renamed else None
         if scanned is None or scanned == path:
             named.append(path)
             continue

@@ -310,7 +310,7 @@ class _Walk:
         # "archive/"), and its citation and its updates follow the real file.
         self._links: deque[tuple[str, frozenset[str]]] = deque()
         # The real path of each file found under another name: reached through a link to it or
-        # to a folder above it (`qa index --only LINK` names an indexed file by it).
+        # to a folder above it (qa.indexer names such a file as a remembered folder's scan does).
         self.real_names: dict[str, str] = {}
 
     def run(self, paths: Iterable[str | os.PathLike[str]]) -> None:
