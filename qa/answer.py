@@ -222,12 +222,19 @@ _MEASURES_ASKED = {
 }
 
 
+def measure_asked(question: str) -> re.Pattern[str] | None:
+    """What a sentence must hold to give the measure `question`'s "how" asks for, in its units;
+    None when it asks for none: ``"How tall is she?"`` wants a length."""
+    found = _MEASURE_QUESTION.search(question.lower())
+    return _MEASURES_ASKED[found.group(1)] if found else None
+
+
 def holds_measure_asked(question: str, sentence: str) -> bool:
     """Whether `sentence` gives the measure `question`'s "how" asks for, in its units:
     ``("How tall is she?", "She is 1.8 metres tall.") -> True``, ``(…, "She trained for six
     months.") -> False``; False when the question asks for no such measure."""
-    found = _MEASURE_QUESTION.search(question.lower())
-    return bool(found and _MEASURES_ASKED[found.group(1)].search(sentence))
+    measure = measure_asked(question)
+    return bool(measure and measure.search(sentence))
 
 
 @dataclass(frozen=True)
@@ -631,7 +638,8 @@ def answer_question(
         new_kind = kind in ("number", "date") and kind != expected_kind(said_for)
         # A measure after a count: "How long did it take?" after "How many hot dogs did he eat?"
         # may be answered by "…72 hot dogs in 10 minutes", the sentence said.
-        new_measure = bool(_MEASURE_QUESTION.search(kind_from.lower())) and not _MEASURE_QUESTION.search(said_for.lower())
+        # (what holds the measure asked for, when the turn before asked for none)
+        new_measure = measure_asked(kind_from) if measure_asked(said_for) is None else None
         said = {(c.doc_id, c.start, c.end) for c in said_before}
         quotes = [c.quote for c in said_before]
 
@@ -639,7 +647,7 @@ def answer_question(
             return new_kind and (s.holds_kind or (kind == "date" and tells_a_weekday(s.text)))
 
         def holds_measure(s: ScoredSentence) -> bool:
-            return new_measure and holds_measure_asked(kind_from, s.text)
+            return new_measure is not None and bool(new_measure.search(s.text))
 
         # The sentence said, or the same line said again elsewhere in other words ("hit" for "faced").
         scored = [s for s in scored if holds_new_kind(s) or holds_measure(s)
@@ -647,8 +655,8 @@ def answer_question(
         # A follow-up that asks for what no sentence read holds (a measure, else a number or a
         # date) is not answered with what the passages say about the subject instead: "How tall
         # is he?" after "What did Ivanov say about peacekeepers?", over articles that give no height.
-        asked_for = holds_measure if new_measure else holds_new_kind
-        if (new_kind or new_measure) and not any(map(asked_for, scored)):
+        asked_for = holds_measure if new_measure is not None else holds_new_kind
+        if (new_kind or new_measure is not None) and not any(map(asked_for, scored)):
             scored = []
     understood = searched if searched != asked else None
     answer = compose_answer(asked, hits, scored, retriever.store.chunk_count(), understood, filters)
