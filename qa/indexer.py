@@ -309,15 +309,17 @@ def _update(
     # The folders are walked beside the read of the stamps (size and mtime) of the files this run
     # may touch: the store's part of that read lets the walk's thread run (100,000 files: 0.07 s
     # less). A scan that finds nothing changed reads no more of the store than these stamps.
-    walk = _in_background(discover_paths, present_roots + not_there)
-    all_facts = writer.file_stamps(roots if only else None)
-    files, skipped, stats, real_names = walk.result()
     # A file reached through a link typed now, which a remembered folder's scan reaches too, is
     # looked at under the name that scan gives it, whichever was walked first (with --only the
-    # folder is not walked at all); with --only its records are read with the roots'.
+    # folder is not walked at all). A scan of the remembered folders alone names every file by
+    # them: the walk is not asked for real names then.
+    renaming = only or not set(present_roots) <= set(known_sources)
+    walk = _in_background(discover_paths, present_roots + not_there, renaming)
+    all_facts = writer.file_stamps(roots if only else None)
+    files, skipped, stats, real_names = walk.result()
+    # With --only, the records of files so renamed are read with the roots'.
     record_paths = list(roots)
-    # (A scan of the remembered folders alone names every file by them: nothing to look at.)
-    if real_names and (only or not set(present_roots) <= set(known_sources)):
+    if real_names:
         files, scan_folders = _scan_names(files, real_names, scanned_folders, only)
         if only and scan_folders:
             all_facts.update(writer.file_stamps(scan_folders))

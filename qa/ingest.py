@@ -204,15 +204,15 @@ def discover_files(
 
 
 def discover_paths(
-    paths: Iterable[str | os.PathLike[str]],
+    paths: Iterable[str | os.PathLike[str]], with_real_names: bool = False,
 ) -> tuple[list[str], list[SkippedFile], dict[str, os.stat_result], dict[str, str]]:
     """`discover_files` as absolute path strings, with the stat of each plain file met in a folder
-    (taken relative to the open folder, the cheapest stat there is), and the real path of each
-    file found under another name (through a link). A Path per file cost 9 µs, a third of a scan
-    of an unchanged corpus."""
-    walk = _Walk(with_stats=True)
+    (taken relative to the open folder, the cheapest stat there is), and, `with_real_names`, the
+    real path of each file found under another name (through a link). A Path per file cost 9 µs,
+    a third of a scan of an unchanged corpus."""
+    walk = _Walk(with_stats=True, with_real_names=with_real_names)
     walk.run(paths)
-    return walk.found, walk.skipped, walk.stats, walk.real_names
+    return walk.found, walk.skipped, walk.stats, walk.real_names or {}
 
 
 def document_id(path: str | os.PathLike[str]) -> str:
@@ -298,7 +298,7 @@ def clean_news_text(raw_text: str) -> tuple[str, str | None, str | None]:
 class _Walk:
     """What a discovery run has found so far; real paths remembered so links cannot loop or repeat."""
 
-    def __init__(self, with_stats: bool = False) -> None:
+    def __init__(self, with_stats: bool = False, with_real_names: bool = False) -> None:
         self.found: list[str] = []
         self.skipped: list[SkippedFile] = []
         self.stats: dict[str, os.stat_result] = {}
@@ -309,9 +309,10 @@ class _Walk:
         # folder reachable both ways keeps its real name, wherever the link sorts ("a_links/" before
         # "archive/"), and its citation and its updates follow the real file.
         self._links: deque[tuple[str, frozenset[str]]] = deque()
-        # The real path of each file found under another name: reached through a link to it or
-        # to a folder above it (qa.indexer names such a file as a remembered folder's scan does).
-        self.real_names: dict[str, str] = {}
+        # The real path of each file found under another name, when asked for: reached through a
+        # link to it or to a folder above it (qa.indexer names such a file as a remembered
+        # folder's scan does). A scan of the remembered folders alone has no use for it.
+        self.real_names: dict[str, str] | None = {} if with_real_names else None
 
     def run(self, paths: Iterable[str | os.PathLike[str]]) -> None:
         """Walk each path given by the user, then the links met on the way (and theirs)."""
@@ -345,7 +346,7 @@ class _Walk:
             return False
         self._seen_files.add(real)
         self.found.append(path)
-        if real != path:
+        if real != path and self.real_names is not None:
             self.real_names[path] = real
         return True
 
@@ -387,7 +388,7 @@ class _Walk:
         seen, found, links = self._seen_files, self.found, []
         stats = self.stats if self._with_stats else None
         # A folder reached through a link: each file's real path differs from its name.
-        real_names = self.real_names if real_prefix != prefix else None
+        real_names = self.real_names if real_prefix != prefix else None  # None when not asked for
         for entry in entries:
             name = entry.name
             if name.startswith("."):

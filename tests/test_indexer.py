@@ -241,10 +241,10 @@ def test_a_ctrl_c_during_a_scan_ends_it_without_waiting_for_the_walk(
     walking, release, walked = threading.Event(), threading.Event(), threading.Event()
     real_walk, real_open = qa.indexer.discover_paths, qa.indexer.open_writer
 
-    def long_walk(paths):  # the walk of a corpus of millions of files, still going
+    def long_walk(paths, *args):  # the walk of a corpus of millions of files, still going
         walking.set()
         release.wait(30)
-        found = real_walk(paths)
+        found = real_walk(paths, *args)
         walked.set()
         return found
 
