@@ -224,17 +224,10 @@ _MEASURES_ASKED = {
 
 def measure_asked(question: str) -> re.Pattern[str] | None:
     """What a sentence must hold to give the measure `question`'s "how" asks for, in its units;
-    None when it asks for none: ``"How tall is she?"`` wants a length."""
+    None when it asks for none. For ``"How tall is she?"`` it finds "1.8 metres" in "She is 1.8
+    metres tall." and nothing in "She trained for six months." (a time, not a length)."""
     found = _MEASURE_QUESTION.search(question.lower())
     return _MEASURES_ASKED[found.group(1)] if found else None
-
-
-def holds_measure_asked(question: str, sentence: str) -> bool:
-    """Whether `sentence` gives the measure `question`'s "how" asks for, in its units:
-    ``("How tall is she?", "She is 1.8 metres tall.") -> True``, ``(…, "She trained for six
-    months.") -> False``; False when the question asks for no such measure."""
-    measure = measure_asked(question)
-    return bool(measure and measure.search(sentence))
 
 
 @dataclass(frozen=True)
