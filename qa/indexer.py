@@ -271,13 +271,12 @@ def _update(
     deleted_named = [p for p in not_there if p in named_stamps]
     not_there = [p for p in not_there if p not in deleted_named]
     known_sources = writer.sources()
-    # Remembered for later updates: what a remembered folder's scan does not reach already under
-    # the same name (a folder linked into one is remembered, as its drive may be unplugged; so is
-    # a folder's real path typed where a link to it is remembered, or its files would be indexed
-    # under a name no scan looks at again), and not a file that is no article (a .docx, said to be
-    # skipped now), which each update would skip again. Nor a link to a remembered folder or to
-    # what its scan reaches in it: the scan names those files, and a scan of the link too would
-    # index them again under the link's names.
+    # Remembered for later updates: what no remembered folder's scan reaches (a folder linked into
+    # one is remembered, as its drive may be unplugged), and not a file that is no article (a
+    # .docx, said to be skipped now), which each update would skip again. Not a link to a
+    # remembered folder or to what its scan reaches in it, nor a real path that a remembered link
+    # reaches: the scan names those files, and a scan of the path typed too would index them
+    # again under its names.
     known_real = [os.path.realpath(source) for source in known_sources]
     # Each remembered folder and its real path, in the order a scan walks them.
     scanned_folders = sorted(zip(known_sources, known_real))
@@ -285,7 +284,7 @@ def _update(
     new_sources = [
         p for p in present
         if not (path_is_under(p, known_sources) and path_is_under(real_of[p], known_real))
-        and (real_of[p] == p or _scan_name(real_of[p], scanned_folders) is None)
+        and _scan_name(real_of[p], scanned_folders) is None
         and (os.path.isdir(p) or is_article_name(os.path.basename(p)))
     ]
     if only:
@@ -309,17 +308,17 @@ def _update(
     # The folders are walked beside the read of the stamps (size and mtime) of the files this run
     # may touch: the store's part of that read lets the walk's thread run (100,000 files: 0.07 s
     # less). A scan that finds nothing changed reads no more of the store than these stamps.
-    # A file reached through a link typed now, which a remembered folder's scan reaches too, is
-    # looked at under the name that scan gives it, whichever was walked first (with --only the
-    # folder is not walked at all). A scan of the remembered folders alone names every file by
-    # them: the walk is not asked for real names then.
+    # A file reached through a path typed now (a link, or a real path a remembered link reaches),
+    # which a remembered folder's scan reaches too, is looked at under the name that scan gives
+    # it, whichever was walked first (with --only the folder is not walked at all). A scan of the
+    # remembered folders alone names every file by them: the walk is not asked for real names then.
     renaming = only or not set(present_roots) <= set(known_sources)
     walk = _in_background(discover_paths, present_roots + not_there, renaming)
     all_facts = writer.file_stamps(roots if only else None)
     files, skipped, stats, real_names = walk.result()
     # With --only, the records of files so renamed are read with the roots'.
     record_paths = list(roots)
-    if real_names:
+    if renaming and scanned_folders:
         files, scan_folders = _scan_names(files, real_names, scanned_folders, only)
         if only and scan_folders:
             all_facts.update(writer.file_stamps(scan_folders))
@@ -517,10 +516,10 @@ def _scan_name(real: str, scanned_folders: Sequence[tuple[str, str]]) -> str | N
 def _scan_names(
     files: list[str], real_names: dict[str, str], scanned_folders: Sequence[tuple[str, str]], only: bool
 ) -> tuple[list[str], list[str]]:
-    """`files`, each one found through a link (`real_names` holds its real path) named as a scan
-    of the remembered folders names it (`_scan_name`), and the topmost folders of the files so
+    """`files` named as a scan of the remembered folders names them (`_scan_name`; `real_names`
+    holds the real path of each found through a link), and the topmost folders of the files so
     named. Without `only` those folders were walked too, and a file found under one of them has
-    its scan's name already: only those found under a link typed now are named anew (a link to a
+    its scan's name already: only those found under a path typed now are named anew (a link to a
     remembered folder, walked before it, named its articles twice). With `only` they were not
     walked, and `--only LINK` added an article again under the link's name. Stamps are read by
     folder: a folder reached through a link names each of its files so, and a store query per
@@ -528,9 +527,8 @@ def _scan_names(
     remembered = [folder for folder, _ in scanned_folders]
     named, folders = [], set()
     for path in files:
-        real = real_names.get(path)
-        renamed = real is not None and (only or not path_is_under(path, remembered))
-        scanned = _scan_name(real, scanned_folders) if renamed else None
+        renamed = only or not path_is_under(path, remembered)
+        scanned = _scan_name(real_names.get(path, path), scanned_folders) if renamed else None
         if scanned is None or scanned == path:
             named.append(path)
             continue

@@ -1058,6 +1058,37 @@ def test_a_folders_real_path_typed_where_a_link_to_it_is_remembered_indexes_noth
     assert update_index(index_dir, embedder=embedder).documents == first.documents + 1  # no copy left behind
 
 
+def test_only_a_real_path_where_a_link_to_its_folder_is_remembered_updates_the_links_article(
+    built: tuple[StoreLocation, UpdateReport], tmp_path: Path, embedder: Embedder, extra_article: CorpusArticle,
+) -> None:
+    # `qa index --only /data/news/brief.txt` where ~/news -> /data/news is remembered: the file is
+    # the one a scan names ~/news/brief.txt. It was added again under its real name and remembered
+    # as a source of its own; a full scan, which reaches the file through the link first, never
+    # read that copy again, and after an edit the old text was quoted beside the new.
+    index_dir, first = built
+    real = tmp_path / "data" / "news"
+    real.mkdir(parents=True)
+    brief = real / "brief.txt"
+    brief.write_text("Harbour brief\n\nThe ferry to Sines runs twice a day.\n", encoding="utf-8")
+    link = tmp_path / "news"
+    link.symlink_to(real)
+    assert update_index(index_dir, [link], embedder=embedder).documents == first.documents + 1
+    brief.write_text("Harbour brief\n\nThe ferry to Sines runs three times a day.\n", encoding="utf-8")
+    report = update_index(index_dir, [brief], embedder=embedder, only=True)
+    assert (report.added, report.changed, report.documents) == (0, 1, first.documents + 1)
+    (real / extra_article.name).write_text(extra_article.text, encoding="utf-8")
+    report = update_index(index_dir, [real], embedder=embedder, only=True)
+    assert (report.added, report.unchanged, report.documents) == (1, 1, first.documents + 2)
+    stats = assert_consistent(index_dir, embedder)
+    assert str(brief) not in stats.sources and str(real) not in stats.sources
+    hits = search(index_dir, embedder, "How often does the ferry to Sines run?", k=20)
+    assert {(h.path, "three times" in h.text) for h in hits if h.path.endswith("brief.txt")} == {(str(link / "brief.txt"), True)}
+    hits = search(index_dir, embedder, extra_article.question, k=5)
+    assert hits[0].path == str(link / extra_article.name)
+    report = update_index(index_dir, embedder=embedder)
+    assert (report.added, report.changed, report.removed, report.documents) == (0, 0, 0, first.documents + 2)
+
+
 def test_a_folder_named_with_no_articles_in_it_is_said(tmp_path: Path, embedder: Embedder) -> None:
     # "0 added" alone reads as success when the user named the wrong folder.
     (tmp_path / "notes").mkdir()
