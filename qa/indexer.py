@@ -314,12 +314,20 @@ def _update(
     # remembered folders alone names every file by them: the walk is not asked for real names then.
     renaming = only or not set(present_roots) <= set(known_sources)
     walk = _in_background(discover_paths, present_roots + not_there, renaming)
-    all_facts = writer.file_stamps(roots if only else None)
+    # With --only, a folder typed that a scan names otherwise (a link to a remembered folder, or
+    # its real path where a link to it is remembered) is looked at under the scan's name: the
+    # files gone from it are gone from there (they were kept, not being under the name typed).
+    aliases = sorted({
+        name for root in present_roots
+        if only and os.path.isdir(root) and (name := _scan_name(os.path.realpath(root), scanned_folders)) not in (None, root)
+    })
+    all_facts = writer.file_stamps(roots + aliases if only else None)
     files, skipped, stats, real_names = walk.result()
     # With --only, the records of files so renamed are read with the roots'.
-    record_paths = list(roots)
+    record_paths = list(roots) + aliases
     if renaming and scanned_folders:
         files, scan_folders = _scan_names(files, real_names, scanned_folders, only)
+        scan_folders = [folder for folder in scan_folders if not path_is_under(folder, aliases)]
         if only and scan_folders:
             all_facts.update(writer.file_stamps(scan_folders))
             record_paths += scan_folders
@@ -377,7 +385,7 @@ def _update(
     # Gone: indexed files under a root we scanned that the walk did not find there as articles,
     # unless it could not look (a folder it was refused, whose files' text stays) or they are
     # another remembered folder's, one that is not there (a drive linked inside, unplugged).
-    scanned = [r for r in roots if r not in missing_roots]
+    scanned = [r for r in roots if r not in missing_roots] + aliases
     unlisted = [s.path for s in skipped if s.reason not in GONE_REASONS]
     found = set(files)
     gone = [

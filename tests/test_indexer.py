@@ -1087,6 +1087,17 @@ def test_only_a_real_path_where_a_link_to_its_folder_is_remembered_updates_the_l
     assert hits[0].path == str(link / extra_article.name)
     report = update_index(index_dir, embedder=embedder)
     assert (report.added, report.changed, report.removed, report.documents) == (0, 0, 0, first.documents + 2)
+    # A file deleted there is seen to go by --only of the real folder, and of another link to it
+    # (a file of the remembered folder that the folder typed no longer holds was kept).
+    brief.unlink()
+    report = update_index(index_dir, [real], embedder=embedder, only=True)
+    assert (report.removed, report.documents) == (1, first.documents + 1)
+    (real / extra_article.name).unlink()
+    alias = tmp_path / "alias"
+    alias.symlink_to(real)
+    report = update_index(index_dir, [alias], embedder=embedder, only=True)
+    assert (report.removed, report.documents) == (1, first.documents)
+    assert str(alias) not in assert_consistent(index_dir, embedder).sources
 
 
 def test_a_folder_named_with_no_articles_in_it_is_said(tmp_path: Path, embedder: Embedder) -> None:
