@@ -264,22 +264,26 @@ def _update(
     # A path given now that is not there (a typo) is reported as skipped, not remembered as a source.
     not_there = [p for p in given if not os.path.exists(p)]
     present = [p for p in given if p not in not_there]
+    known_sources = writer.sources()
+    known_real = [os.path.realpath(source) for source in known_sources]
+    # Each remembered folder and its real path, in the order a scan walks them.
+    scanned_folders = sorted(zip(known_sources, known_real))
     # A file named now that is not there but is indexed was deleted: it goes, as a deleted file
     # in a folder does (`qa index --only FILE` after removing FILE). A folder named that is not
-    # there is kept, as an unplugged drive is.
-    named_stamps = writer.file_stamps(not_there) if not_there else {}
-    deleted_named = [p for p in not_there if p in named_stamps]
-    not_there = [p for p in not_there if p not in deleted_named]
-    known_sources = writer.sources()
+    # there is kept, as an unplugged drive is. It is looked up under the name a scan gives it
+    # too (typed by its real path, or through a link to a remembered folder).
+    indexed_as = {p: _scan_name(os.path.realpath(p), scanned_folders) or p for p in not_there}
+    named_stamps = writer.file_stamps(sorted({*not_there, *indexed_as.values()})) if not_there else {}
+    deleted_named = list(dict.fromkeys(
+        name for p in not_there for name in (p, indexed_as[p]) if name in named_stamps
+    ))
+    not_there = [p for p in not_there if p not in named_stamps and indexed_as[p] not in named_stamps]
     # Remembered for later updates: what no remembered folder's scan reaches (a folder linked into
     # one is remembered, as its drive may be unplugged), and not a file that is no article (a
     # .docx, said to be skipped now), which each update would skip again. Not a link to a
     # remembered folder or to what its scan reaches in it, nor a real path that a remembered link
     # reaches: the scan names those files, and a scan of the path typed too would index them
     # again under its names.
-    known_real = [os.path.realpath(source) for source in known_sources]
-    # Each remembered folder and its real path, in the order a scan walks them.
-    scanned_folders = sorted(zip(known_sources, known_real))
     real_of = {p: os.path.realpath(p) for p in present}
     new_sources = [
         p for p in present

@@ -1098,6 +1098,12 @@ def test_only_a_real_path_where_a_link_to_its_folder_is_remembered_updates_the_l
     report = update_index(index_dir, [alias], embedder=embedder, only=True)
     assert (report.removed, report.documents) == (1, first.documents)
     assert str(alias) not in assert_consistent(index_dir, embedder).sources
+    # So is a file deleted, named by its real path (it was said to be no such file, and kept).
+    brief.write_text("Harbour brief\n\nThe ferry to Sines runs twice a day.\n", encoding="utf-8")
+    assert update_index(index_dir, embedder=embedder).added == 1
+    brief.unlink()
+    report = update_index(index_dir, [brief], embedder=embedder, only=True)
+    assert (report.removed, report.documents, report.skipped) == (1, first.documents, ())
 
 
 def test_a_folder_named_with_no_articles_in_it_is_said(tmp_path: Path, embedder: Embedder) -> None:
