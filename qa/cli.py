@@ -528,6 +528,8 @@ def search(query: str, align: bool, k: int, mode: str, source: str | None, since
     from qa.retrieve import clean_query
 
     clean_query(query, "query")  # an empty query is said before the model loads
+    if align and mode != "hybrid":
+        raise click.UsageError(f"--align reads hybrid search's best passages again; it does not go with --mode {mode}")
     filters = _filters(source, since, until)
     retriever = _open(index_dir, reranker, backend, store)
     hits = retriever.search(query, k=k, mode=mode, filters=filters, align=align)

@@ -156,8 +156,10 @@ def test_search_align_ranks_as_ask_does(index_dir: Path) -> None:
 
 
 def test_search_align_in_a_mode_it_cannot_rank_is_said_not_ignored(index_dir: Path) -> None:
+    # A usage error (exit 2), as every other pair of options that cannot go together is.
     result = qa("search", "Iraq", "--align", "--mode", "keyword", "--index", str(index_dir))
-    assert_one_line_error(result, "align reads hybrid search's best passages again; it does not go with mode 'keyword'")
+    assert result.exit_code == 2 and "Traceback" not in result.output
+    assert "--align reads hybrid search's best passages again; it does not go with --mode keyword" in result.output
 
 
 def test_search_with_a_source_filter_keeps_to_it(index_dir: Path) -> None:
