@@ -34,6 +34,10 @@ if TYPE_CHECKING:
 TYPO_MAX_ZIPF = 2.0
 # Shorter words have too many one-edit neighbours to guess from ("las": last, lash, gas, laws...).
 MIN_WORD_LETTERS = 5
+# Longer strings are no English word mistyped ("counterrevolutionaries" has 22 letters) but a pasted
+# hash or a key held down, and a word of n letters has 54n + 25 one-edit neighbours to look up: a
+# 2,000-letter one took 4-5 s, with a server's other requests waiting.
+MAX_WORD_LETTERS = 24
 # Held candidates (the most frequent first) weighed against the question's other words: one
 # keyword search each.
 MAX_CANDIDATES = 16
@@ -58,7 +62,7 @@ def one_edit_words(word: str) -> set[str]:
 def likely_typos(query: str, store: Store) -> list[str]:
     """The query's words (lower-case) that look mistyped: rare in English and absent from the collection."""
     words = [w for w in query_terms(query)
-             if len(w) >= MIN_WORD_LETTERS and _ASCII_WORD.fullmatch(w) and zipf(w) < TYPO_MAX_ZIPF]
+             if MIN_WORD_LETTERS <= len(w) <= MAX_WORD_LETTERS and _ASCII_WORD.fullmatch(w) and zipf(w) < TYPO_MAX_ZIPF]
     if not words:
         return []
     frequencies = store.document_frequencies(words)

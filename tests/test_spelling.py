@@ -8,7 +8,7 @@ import pytest
 
 from qa.embed import Embedder
 from qa.indexer import update_index
-from qa.spelling import corrected_query, edit_likelihood, one_edit_words
+from qa.spelling import corrected_query, edit_likelihood, likely_typos, one_edit_words
 from qa.stores import open_store
 from qa.stores.base import Store
 
@@ -51,6 +51,14 @@ def test_a_mistyped_word_keeps_the_case_it_was_typed_in(store: Store) -> None:
 def test_an_accent_typed_as_its_own_mark_does_not_split_a_word(store: Store) -> None:
     # Decomposed, "Jose\u0301phine" reads as "jose" and "phine", one edit from the articles' "phone".
     assert corrected_query("Did Jose\u0301phine lose her phone?", store) is None
+
+
+def test_a_string_longer_than_any_english_word_is_no_typo(store: Store) -> None:
+    # A pasted hash or a key held down: its one-edit neighbours (54 a letter) were each looked up,
+    # 4-5 s for 2,000 letters. A word of ordinary length absent from the articles still is one.
+    assert likely_typos("Was the road to " + "x" * 2000 + " closed?", store) == []
+    assert likely_typos("Was the road to " + "varden" * 5 + " closed?", store) == []
+    assert likely_typos("Was the road to Vardenn closed?", store) == ["vardenn"]
 
 
 def test_one_edit_drops_adds_changes_or_swaps_a_letter() -> None:
