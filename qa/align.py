@@ -120,9 +120,12 @@ class TokenAligner:
         import numpy as np
 
         hidden, offsets = states if states is not None else self.embedder.token_states([text])[0]
+        # An unknown token matches any other (an emoji in a passage), whatever each stood for: a
+        # question of 101 letters of nonsense was answered from the sentence with the emoji.
+        unknown = self.embedder.unknown_token_rows(text)
         rows, words = [], []
         for row, (start, end) in enumerate(offsets):
-            if end > start:  # special tokens have empty spans
+            if end > start and row not in unknown:  # special tokens have empty spans
                 rows.append(row)
                 words.append(_word_at(text, start, end).lower())
         if not rows:

@@ -63,6 +63,19 @@ def test_question_tokens_weigh_rare_words_and_not_stopwords(embedder: Embedder) 
     assert abs(float((question.vectors**2).sum(axis=1).mean()) - 1.0) < 1e-4
 
 
+def test_unknown_tokens_in_a_question_are_not_matched(embedder: Embedder) -> None:
+    # The model reads an emoji, and a word of over 100 letters, as one and the same unknown token:
+    # 101 letters of nonsense matched a passage's emoji as closely as a word matches itself.
+    aligner = TokenAligner(embedder)
+    assert len(aligner.question("x" * 101, {}).vectors) == 0
+    assert len(aligner.question("x" * 100, {}).vectors) > 0  # word pieces, read as usual
+    question = aligner.question("Which cafe won 🦓 the award?", {"cafe": 2.0, "award": 2.0})
+    assert len(question.vectors) == len(aligner.question("Which cafe won the award?", {"cafe": 2.0, "award": 2.0}).vectors)
+    emoji = "The cafe 🦓 won the regional award on Monday."
+    nonsense = aligner.align(aligner.question("x" * 101 + " " + "y" * 120, {}), [(emoji, 0, [(0, len(emoji))])])[0]
+    assert nonsense.passage == 0.0
+
+
 def test_the_answering_sentence_aligns_best(embedder: Embedder) -> None:
     aligner = TokenAligner(embedder)
     question = aligner.question(QUESTION, {"baghdad": 3.0, "owe": 1.5, "russia": 2.0})

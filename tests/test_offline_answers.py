@@ -97,6 +97,24 @@ def test_an_off_topic_question_is_still_declined(small_collection: Retriever) ->
     assert answer.answer == NOT_ANSWERED
 
 
+def test_a_string_of_nonsense_is_declined_beside_an_emoji(tmp_path: Path, embedder: Embedder) -> None:
+    # A pasted hash of 101 letters reads as the model's unknown token, as an emoji does: it was
+    # answered with the one sentence holding an emoji.
+    folder = tmp_path / "articles"
+    folder.mkdir()
+    (folder / "cafe.md").write_text("Cafe wins award\n\nThe cafe 🦓 won the regional award on Monday.\n", encoding="utf-8")
+    (folder / "tram.txt").write_text(
+        "Tram line opens\n\nThe new tram line in Nantes opened on Monday with free rides for a week.\n", encoding="utf-8")
+    update_index(tmp_path / "index", [folder], embedder=embedder)
+    retriever = open_retriever(tmp_path / "index", embedder=embedder)
+    try:
+        for question in ("x" * 101, "ab" * 100, "Which cafe won the regional award?"):
+            answer = answer_question(retriever, question)
+            assert answer.answerable == question.startswith("Which"), (question[:20], answer.answer)
+    finally:
+        retriever.store.close()
+
+
 def test_a_question_only_a_quiz_asks_is_declined(small_collection: Retriever) -> None:
     # The quiz page holds the question and not its answer; the sentence after the question
     # ("Answers are at the bottom of the page.") once took on its words and was quoted.
