@@ -54,6 +54,9 @@ class CountingEmbedder:
         self.read.extend(texts)
         return self.embedder.token_states(texts)
 
+    def unknown_token_rows(self, text):
+        return self.embedder.unknown_token_rows(text)
+
 
 def test_question_tokens_weigh_rare_words_and_not_stopwords(embedder: Embedder) -> None:
     question = TokenAligner(embedder).question(QUESTION, {"baghdad": 3.0, "owe": 1.5, "russia": 2.0})
