@@ -653,8 +653,7 @@ def answer_question(
             scored = []
     understood = searched if searched != asked else None
     answer = compose_answer(asked, hits, scored, retriever.store.chunk_count(), understood, filters)
-    if not hits:
-        return answer
+    # Said when no passage was found too: a name the articles lack is often why none was.
     filtered = filters is not None and filters.active
 
     def held_within(words: list[str]) -> bool:

@@ -118,13 +118,13 @@ def _answer_text(answer: Answer) -> Text:
     return text
 
 
-def absent_names_line(names: Sequence[str], within: str = "") -> str:
+def absent_names_line(names: Sequence[str], within: str = "", answered: bool = True) -> str:
     """``("Etna",) -> "no article mentions Etna, so the answer may be about something else"``;
     `within`, the filters they were looked for under, says which articles ("no article that
-    matches the filters (source=a*.md) mentions Etna, …")."""
+    matches the filters (source=a*.md) mentions Etna, …"). With no answer, the fact alone."""
     listed = names[0] if len(names) == 1 else f"{', '.join(names[:-1])} or {names[-1]}"
     articles = f"no article that matches the filters ({within})" if within else "no article"
-    return f"{articles} mentions {listed}, so the answer may be about something else"
+    return f"{articles} mentions {listed}" + (", so the answer may be about something else" if answered else "")
 
 
 def claims_text(claims: Sequence[Claim]) -> Text:
@@ -187,7 +187,8 @@ def render_answer(answer: Answer, show_passages: bool = True) -> RenderableType:
     if answer.notice:
         parts.append(Text(f"Note: {answer.notice}.", style="yellow"))
     if answer.absent_names:
-        parts.append(Text(f"Note: {absent_names_line(answer.absent_names, answer.absent_within)}.", style="yellow"))
+        line = absent_names_line(answer.absent_names, answer.absent_within, answer.answerable or answer.generated)
+        parts.append(Text(f"Note: {line}.", style="yellow"))
     if answer.generated:
         parts.append(claims_text(answer.claims))
         parts.append(Text(f"Written by {answer.model}; each sentence checked against the passages it cites.",

@@ -93,6 +93,18 @@ def test_a_name_no_article_holds_is_said_beside_the_answer(retriever: Retriever)
     assert absent_names("What did Rubin say about WMD in Iraq?", retriever.store) == ("WMD",)
     assert answer_question(retriever, "What did Rubin say about WMD in Iraq?").absent_names == ()
     assert answer_question(retriever, "What did Rubin say about the IAEA in Iraq?").absent_names == ("IAEA",)
+    # Said when no passage is found too (keyword mode finds none of these words; a filter no
+    # article passes): the note was left out exactly when the name matters most.
+    from qa.types import SearchFilters
+
+    assert answer_question(retriever, "What about zebras in Nairobi?", mode="keyword").absent_names == ("Nairobi",)
+    nothing = answer_question(retriever, "What about zebras in Nairobi?", filters=SearchFilters(source="*.docx"))
+    assert (nothing.passages, nothing.absent_names, nothing.absent_within) == ((), ("Nairobi",), "source=*.docx")
+    from qa.render import render_answer
+
+    out = io.StringIO()
+    Console(file=out, width=400).print(render_answer(nothing))  # no answer to be about something else
+    assert "Note: no article that matches the filters (source=*.docx) mentions Nairobi.\n" in out.getvalue()
 
 
 def test_an_acronym_is_spelled_out_only_by_words_that_open_with_its_letters() -> None:
