@@ -455,12 +455,13 @@ def _in_hidden_folder(path: str, roots: Sequence[str]) -> bool:
 
 
 def _is_article_event(change: object, path: str) -> bool:
-    """Events worth an update: article files (not hidden or editors' temporaries), a folder moved or
-    made inside, and any deletion, which may be a folder of articles."""
+    """Events worth an update: article files (not hidden, as the scan skips them, nor editors'
+    backups, "story.txt~"), a folder moved or made inside, and any deletion, which may be a folder
+    of articles. A name opening with "~" is an article to the scan, and so here."""
     import watchfiles
 
     name = os.path.basename(path)
-    if name.startswith((".", "~")) or name.endswith("~"):
+    if name.startswith(".") or name.endswith("~"):
         return False
     if change == watchfiles.Change.deleted or name.lower().endswith(ARTICLE_SUFFIXES):
         return True

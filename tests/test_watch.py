@@ -205,6 +205,26 @@ def test_a_watched_file_deleted_leaves_the_index(tmp_path: Path, embedder: Embed
         watcher.stop()
 
 
+def test_the_watcher_follows_the_files_qa_index_reads(tmp_path: Path, embedder: Embedder) -> None:
+    # A name opening with "~" is an article to `qa index`; the watcher dropped its events, so an
+    # edit was never read and a deletion left the article cited.
+    news = news_with_one_article(tmp_path)
+    tilde = news / "~draft.txt"
+    tilde.write_text(article(6))
+    index_dir = tmp_path / "index"
+    lines: list[str] = []
+    watcher = FolderWatcher(as_location(index_dir), [str(news)], embedder=embedder, log=lines.append)
+    watcher.start()
+    try:
+        assert documents(index_dir) == {"first.txt", "~draft.txt"}
+        (news / "~second.txt").write_text(article(7))
+        wait_for_documents(index_dir, {"first.txt", "~draft.txt", "~second.txt"}, "the new file missed", lines)
+        tilde.unlink()
+        wait_for_documents(index_dir, {"first.txt", "~second.txt"}, "the deleted file kept", lines)
+    finally:
+        watcher.stop()
+
+
 def test_a_file_written_while_the_watcher_catches_up_is_not_missed(tmp_path: Path, embedder: Embedder) -> None:
     news = news_with_one_article(tmp_path)
     index_dir = tmp_path / "index"
