@@ -397,6 +397,19 @@ def _update(
         if (path_is_under(path, scanned) or path in deleted_file_sources)
         and not path_is_under(path, [*unlisted, *missing_roots]) and _no_longer_there(path, found)
     ]
+    # A folder linked inside a scanned one whose link leads nowhere now is a drive unplugged (or
+    # a share not mounted): its articles are kept, as a remembered folder's are. A link removed,
+    # or one to a file, takes its articles with it.
+    unplugged: dict[str, int] = {}
+    for path in gone:
+        if (link := _broken_link_above(path, scanned)) is not None:
+            unplugged[link] = unplugged.get(link, 0) + 1
+    if unplugged:
+        gone = [path for path in gone if not path_is_under(path, list(unplugged))]
+        for link, count in sorted(unplugged.items()):
+            progress.note(f"{link} links to a folder that is not there now (a drive unplugged?); its "
+                          f"{count} indexed article{'s are' if count != 1 else ' is'} kept (delete the link to drop "
+                          f"{'them' if count != 1 else 'it'})")
     # The whole records only of the files that may have changed or went (all of them on a rebuild).
     in_play = [path for path, _ in suspects if path in all_facts] + gone
     if rebuild or len(in_play) > MANY_RECORDS:
@@ -598,6 +611,16 @@ def holds_article(folder: str) -> bool:
 def _holds_any(root: str, stamps: dict[str, object]) -> bool:
     """Whether any indexed file of `stamps` is under `root`."""
     return any(path_is_under(path, [root]) for path in stamps)
+
+
+def _broken_link_above(path: str, roots: Sequence[str]) -> str | None:
+    """The folder above `path`, inside one of `roots`, that is a link leading nowhere, if any."""
+    folder = os.path.dirname(path)
+    while path_is_under(folder, roots) and folder not in roots:
+        if os.path.islink(folder) and not os.path.exists(folder):
+            return folder
+        folder = os.path.dirname(folder)
+    return None
 
 
 def _deleted_inside(root: str, present_roots: Sequence[str]) -> bool:

@@ -712,6 +712,31 @@ def test_what_the_walk_does_not_reach_is_kept_and_a_dead_link_goes(
     assert extra_article.name in names and moved.name in names and "pointer.txt" not in names
 
 
+def test_a_folder_linked_inside_a_remembered_one_keeps_its_articles_while_the_link_is_broken(
+    built: tuple[StoreLocation, UpdateReport], corpus: Path, tmp_path: Path, embedder: Embedder,
+    extra_article: CorpusArticle,
+) -> None:
+    # news/usb -> /mnt/usb, the drive unplugged: its articles were dropped ("2 removed", nothing
+    # said why), and embedded again when it came back. A drive is kept, as a remembered one is.
+    index_dir, first = built
+    drive = tmp_path / "usb"
+    drive.mkdir()
+    (drive / extra_article.name).write_text(extra_article.text, encoding="utf-8")
+    (corpus / "usb").symlink_to(drive)
+    assert update_index(index_dir, embedder=embedder).added == 1
+    drive.rename(tmp_path / "usb.unplugged")
+    notes: list[str] = []
+    report = update_index(index_dir, embedder=embedder, progress=NoteTaker(notes))
+    assert (report.removed, report.documents) == (0, first.documents + 1)
+    assert any(str(corpus / "usb") in note and "kept" in note for note in notes), notes
+    (tmp_path / "usb.unplugged").rename(drive)
+    report = update_index(index_dir, embedder=embedder)
+    assert (report.added, report.removed, report.unchanged) == (0, 0, first.documents + 1)
+    # A link removed on purpose takes its articles with it.
+    (corpus / "usb").unlink()
+    assert update_index(index_dir, embedder=embedder).removed == 1
+
+
 def test_forget_on_an_index_that_is_not_there_makes_none(tmp_path: Path, store_kind: str) -> None:
     location = store_location(store_kind, tmp_path)
     with pytest.raises(QAError, match="no index"):
