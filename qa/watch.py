@@ -36,6 +36,9 @@ WAKE_MS = 500  # how long the first wait lasts before catch-up; later waits wake
 # in): a stat each. And how often the index is asked which folders it remembers (`qa index` in
 # another terminal may add one): its catalog's list alone, no vectors loaded.
 ROOTS_CHECK_S = 2.0
+# When the folders cannot be watched (watchfiles cannot name a file whose name is not UTF-8, and
+# stops), they are scanned this often instead, as `qa index` scans them, until they can be again.
+SCAN_EVERY_S = 10.0
 SOURCES_CHECK_S = 30.0
 PROGRESS_EVERY_S = 10.0  # how often a long update says how far it is
 # A batch whose update failed (a full disk) is tried again after this long with no change to
@@ -84,6 +87,7 @@ class FolderWatcher:
         # What an update notes on its way (waiting for another process's update, a folder with no
         # articles) is logged as it happens: a watcher waiting on a lock once said nothing at all.
         self._notes = _LoggedNotes(log)
+        self._scanning_said = False  # that the folders are scanned instead of watched
 
     def catch_up(self, say_unchanged: bool = True) -> UpdateReport:
         """Index PATHS (remembered from now on) and every known source, as `qa index PATHS` does;
@@ -102,6 +106,7 @@ class FolderWatcher:
         The watch starts before the catch-up scan: a file written while the scan runs (or the moment
         after) is then either found by the scan or named by an event, never missed by both."""
         import watchfiles
+        from watchfiles._rust_notify import WatchfilesRustInternalError  # not exported; raised by watch()
 
         roots = self._existing_roots()
         said = not roots
@@ -129,6 +134,15 @@ class FolderWatcher:
             except FileNotFoundError:  # a folder went between the look and the watch
                 batches.close()
                 continue
+            except WatchfilesRustInternalError as exc:
+                batches.close()
+                if first:
+                    self.catch_up(say_unchanged=not said)
+                    if on_ready is not None:
+                        on_ready(self.roots)
+                    first = False
+                self._scan_instead(exc)
+                continue
             if first:
                 # Again once watched (what came meanwhile), said only if it found anything then.
                 self.catch_up(say_unchanged=not said)
@@ -146,7 +160,22 @@ class FolderWatcher:
                 self._swapped = set()
             if early:
                 self.update(early)
-            self._watch_until_the_folders_change(batches, watched)
+            try:
+                self._watch_until_the_folders_change(batches, watched)
+            except WatchfilesRustInternalError as exc:
+                self._scan_instead(exc)
+
+    def _scan_instead(self, exc: Exception) -> None:
+        """The folders could not be watched: scanned after SCAN_EVERY_S, as `qa index` scans them
+        (which skips the file it could not name, saying why), before they are watched again."""
+        if not self._scanning_said:
+            self.log(f"{_clock()} cannot watch the folders ({exc}); scanning them every {SCAN_EVERY_S:g} s instead")
+            self._scanning_said = True
+        if not self._stop.wait(SCAN_EVERY_S):
+            try:
+                self.catch_up(say_unchanged=False)
+            except QAError as failed:
+                self._failed(self.roots, failed)
 
     def _watch_until_the_folders_change(self, batches: Iterator[set], watched: dict[str, tuple[int, int]]) -> None:
         """Index each batch until a watched folder is not the one watched: deleted (a watch on it

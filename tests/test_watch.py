@@ -225,6 +225,30 @@ def test_the_watcher_follows_the_files_qa_index_reads(tmp_path: Path, embedder: 
         watcher.stop()
 
 
+def test_a_file_name_that_is_not_utf8_is_skipped_and_the_folder_scanned_instead(
+    tmp_path: Path, embedder: Embedder, monkeypatch: pytest.MonkeyPatch,
+) -> None:
+    # watchfiles cannot name such a file, and the watcher died with its traceback at once.
+    import qa.watch
+
+    monkeypatch.setattr(qa.watch, "SCAN_EVERY_S", 1.0)
+    news = news_with_one_article(tmp_path)
+    (news / "caf\udce9.txt").write_text(article(8))  # the byte 0xe9, as os.fsencode writes it
+    index_dir = tmp_path / "index"
+    lines: list[str] = []
+    watcher = FolderWatcher(as_location(index_dir), [str(news)], embedder=embedder, log=lines.append)
+    watcher.start()
+    try:
+        (news / "second.txt").write_text(article(1))
+        wait_for_documents(index_dir, {"first.txt", "second.txt"}, "the new file missed", lines)
+        (news / "first.txt").unlink()
+        wait_for_documents(index_dir, {"second.txt"}, "the deleted file kept", lines)
+        assert sum("scanning" in line for line in lines) == 1, lines
+        assert watcher._thread is not None and watcher._thread.is_alive()
+    finally:
+        watcher.stop()
+
+
 def test_a_file_written_while_the_watcher_catches_up_is_not_missed(tmp_path: Path, embedder: Embedder) -> None:
     news = news_with_one_article(tmp_path)
     index_dir = tmp_path / "index"
