@@ -69,14 +69,9 @@ _TYPED_LOCATION = "qa_typed_location"
 
 
 def _naming_the_index(message: str, ctx: click.Context) -> str:
-    typed = ctx.meta.get(_TYPED_LOCATION)  # meta is one dict, shared with the subcommand's context
-    if not typed:
-        return message
-    return (message.replace("`qa index --rebuild", f"`qa index --rebuild {typed}")
-            .replace("`qa index PATH --rebuild`", f"`qa index PATH --rebuild {typed}`")
-            .replace("`qa index PATH`", f"`qa index PATH {typed}`")
-            .replace("`qa index`", f"`qa index {typed}`")  # "run `qa index` to upgrade it in place"
-            .replace("`qa index --forget", f"`qa index {typed} --forget"))
+    from qa.errors import naming_the_index
+
+    return naming_the_index(message, ctx.meta.get(_TYPED_LOCATION))  # meta is one dict, shared with the subcommand's
 
 
 def index_option(func: Callable[..., Any]) -> Callable[..., Any]:

@@ -49,3 +49,16 @@ class QueryError(QAError):
 
 class LLMError(QAError):
     """A model server could not be reached or did not answer as an OpenAI-compatible server does."""
+
+
+def naming_the_index(message: str, typed: str | None) -> str:
+    """`message` with each `qa index` fix it suggests naming the index as `typed` ("--index DIR",
+    "--store STORE"): the library names the fix as `qa index --rebuild`, which run as it is would
+    rebuild the default index, not the one the user named or a server serves."""
+    if not typed:
+        return message
+    return (message.replace("`qa index --rebuild", f"`qa index --rebuild {typed}")
+            .replace("`qa index PATH --rebuild`", f"`qa index PATH --rebuild {typed}`")
+            .replace("`qa index PATH`", f"`qa index PATH {typed}`")
+            .replace("`qa index`", f"`qa index {typed}`")  # "run `qa index` to upgrade it in place"
+            .replace("`qa index --forget", f"`qa index {typed} --forget"))

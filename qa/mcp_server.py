@@ -83,7 +83,7 @@ def build_server(service: IndexService) -> MCPServer:
         try:
             return call(*args, **kwargs)
         except QAError as exc:
-            raise ToolError(str(exc)) from None
+            raise ToolError(service.error_text(exc)) from None
 
     @server.tool()
     def search(query: Query, k: K = DEFAULT_TOP_K, mode: Mode = "hybrid", source: Glob = None,

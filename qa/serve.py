@@ -132,7 +132,7 @@ def create_app(service: IndexService, token: str | None = None, cors_origins: Se
         version=package_version(),
     )
     _add_routes(app, service)
-    _add_error_handlers(app)
+    _add_error_handlers(app, service)
     wrapped: ASGIApp = _BodyLimit(app, MAX_BODY_BYTES)
     if token:
         wrapped = _TokenCheck(wrapped, token)
@@ -212,7 +212,7 @@ def _answer_events(service: IndexService, question: str, options: dict[str, Any]
                 events.put(("claim", claim_json(claim)))
             events.put(("done", answer_json(answer)))
         except QAError as exc:
-            events.put(("error", {"error": str(exc)}))
+            events.put(("error", {"error": service.error_text(exc)}))
         except Exception as exc:  # never a traceback to the client; the stream ends with one line
             events.put(("error", {"error": f"internal error: {type(exc).__name__}"}))
         finally:
@@ -224,7 +224,7 @@ def _answer_events(service: IndexService, question: str, options: dict[str, Any]
         yield f"event: {name}\ndata: {json.dumps(data, ensure_ascii=False)}\n\n"
 
 
-def _add_error_handlers(app: FastAPI) -> None:
+def _add_error_handlers(app: FastAPI, service: IndexService) -> None:
     @app.exception_handler(RequestValidationError)
     async def invalid(request: Request, exc: RequestValidationError) -> JSONResponse:
         # A body that is not JSON at all is a bad request (400), as one that is not UTF-8 is; 422
@@ -247,7 +247,7 @@ def _add_error_handlers(app: FastAPI) -> None:
     async def qa_error(request: Request, exc: QAError) -> JSONResponse:
         status = 400 if isinstance(exc, QueryError) else 503 if isinstance(
             exc, (IndexMissingError, IndexCorruptError, IndexLockedError)) else 500
-        return _error(status, str(exc))
+        return _error(status, service.error_text(exc))
 
     @app.exception_handler(Exception)
     async def unexpected(request: Request, exc: Exception) -> JSONResponse:

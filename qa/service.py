@@ -19,7 +19,7 @@ from dataclasses import asdict
 from typing import TYPE_CHECKING, Any, TypeVar
 
 from qa.config import DEFAULT_TOP_K
-from qa.errors import QueryError
+from qa.errors import QAError, QueryError
 
 if TYPE_CHECKING:
     from qa.generate import Written
@@ -52,6 +52,18 @@ class IndexService:
         except BaseException:
             self._worker.shutdown()
             raise
+
+    def error_text(self, exc: QAError) -> str:
+        """What a client is told of `exc`: a fix it suggests (`qa index --rebuild`) names the index
+        served, which the shell's default need not be."""
+        import shlex
+
+        from qa.errors import naming_the_index
+
+        location = self.location
+        typed = (f"--index {shlex.quote(str(location.path))}" if location.is_local
+                 else f"--store {shlex.quote(location.argument())}")
+        return naming_the_index(str(exc), typed)
 
     def _run(self, function: Callable[..., T], *args: Any, **kwargs: Any) -> T:
         """`function(*args, **kwargs)` on the worker thread, after the calls before it."""

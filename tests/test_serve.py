@@ -432,6 +432,24 @@ def test_an_index_removed_under_a_running_server_is_a_503_with_no_traceback(seed
         assert "Traceback" not in process.output()
 
 
+def test_a_fix_the_server_suggests_names_the_index_it_serves(seeds_index: Path, tmp_path: Path) -> None:
+    # Run as it was said, `qa index --rebuild` rebuilt the default index, not the one served.
+    index_dir = tmp_path / "served index"
+    shutil.copytree(seeds_index, index_dir)
+    article = tmp_path / "solo.txt"
+    article.write_text("Ferry fares\n\nFerry fares to Sines rise by ten cents in May.\n", encoding="utf-8")
+    log = tmp_path / "stderr.txt"
+    with qa_server(["--index", str(index_dir)], log) as (url, process):
+        result = CliRunner().invoke(main, ["index", "--only", str(article), "--index", str(index_dir)])
+        assert result.exit_code == 0, result.output
+        newest = max(index_dir.glob("segment-*.faiss"), key=lambda path: path.stat().st_mtime_ns)
+        newest.write_bytes(random.Random(7).randbytes(64))
+        response = httpx.post(url + "/ask", json={"question": "How much will ferry fares rise?"})
+        assert response.status_code == 503, response.text
+        assert f"`qa index --rebuild --index '{index_dir}'" in response.json()["error"], response.text
+        assert "Traceback" not in process.output()
+
+
 def test_sigterm_stops_the_server_as_ctrl_c_does(index_copy: Path, tmp_path: Path) -> None:
     # systemd and `docker stop` send SIGTERM: the server once died by it (uvicorn raises it again
     # after its shutdown), skipping its watcher's stop and the index's close.
