@@ -6,6 +6,7 @@ signals; how the signals are weighed into one score is `qa.fusion`'s.
 
 from __future__ import annotations
 
+import unicodedata
 from collections import Counter
 from collections.abc import Iterable, Iterator, Sequence
 from concurrent.futures import ThreadPoolExecutor
@@ -123,7 +124,8 @@ def printable_text(text: str) -> str:
 def clean_query(query: str, what: str = "question") -> str:
     """The query as retrieval will use it, or a QueryError saying why there is nothing to search
     (`what` names it there: `qa search` takes a query, `qa ask` a question)."""
-    text = " ".join(printable_text(query).split())
+    # Accents composed with their letters, as the articles are (qa.ingest._composed).
+    text = unicodedata.normalize("NFC", " ".join(printable_text(query).split()))
     if not text:
         raise QueryError(f"the {what} is empty")
     if not any(ch.isalnum() for ch in text):

@@ -107,6 +107,32 @@ def test_a_name_no_article_holds_is_said_beside_the_answer(retriever: Retriever)
     assert "Note: no article that matches the filters (source=*.docx) mentions Nairobi.\n" in out.getvalue()
 
 
+def test_accents_written_apart_from_their_letters_are_read_as_one_letter(tmp_path, embedder) -> None:
+    # Text from a PDF or a Mac may store "é" as "e" and a combining mark, where the keyword index
+    # ended a word: "Nuñez" typed was said to be in no article, and not found by keyword search.
+    import unicodedata
+
+    from qa.indexer import update_index
+    from qa.retrieve import open_retriever
+
+    folder = tmp_path / "articles"
+    folder.mkdir()
+    story = "Skier wins gold\n\nThe skier Renée Lefèvre won gold in Montréal. Her coach José Nuñez said she trained for ten years.\n"
+    (folder / "ski.txt").write_text(unicodedata.normalize("NFD", story), encoding="utf-8")
+    update_index(tmp_path / "index", [folder], embedder=embedder)
+    retriever = open_retriever(tmp_path / "index", embedder=embedder)
+    try:
+        for form in ("NFC", "NFD"):  # the question typed either way
+            question = unicodedata.normalize(form, "What did José Nuñez say?")
+            answer = answer_question(retriever, question)
+            assert answer.answerable and answer.absent_names == (), (form, answer.absent_names)
+            assert "Nuñez said" in answer.citations[0].quote
+            hits = retriever.search(unicodedata.normalize(form, "Nuñez"), mode="keyword")
+            assert [hit.path for hit in hits] == [str(folder / "ski.txt")], form
+    finally:
+        retriever.store.close()
+
+
 def test_an_acronym_is_spelled_out_only_by_words_that_open_with_its_letters() -> None:
     from qa.answer import spelled_out
 
