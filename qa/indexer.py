@@ -419,6 +419,17 @@ def _update(
     known = {} if rebuild else all_known
     plan = _plan_changes(suspects, known, skipped, progress)
     plan.unchanged += unchanged
+    if rebuild:
+        # An update keeps the earlier text of an indexed file it cannot read now (a download cut
+        # short, a file emptied); a rebuild would drop it, as it would a missing folder's articles.
+        unread = [s for s in plan.skipped if s.path in all_known and os.path.lexists(s.path)]
+        if unread:
+            first_unread = unread[0]
+            more = f" (and {len(unread) - 1} more)" if len(unread) > 1 else ""
+            raise ConfigError(
+                f"cannot rebuild: {first_unread.path} could not be read again ({first_unread.reason}){more}, and the "
+                "text indexed from it would be lost; mend the file, or delete it to drop its article, then rebuild"
+            )
     # A file named now that could not be read as an article (binary, not text, empty; a FIFO or
     # a device, which is no file at all) is reported, not remembered: every update would skip it
     # again, as it would a .docx. Only a folder is remembered whatever it holds now.

@@ -615,6 +615,28 @@ def test_a_rebuild_refuses_to_drop_a_missing_folders_articles_until_it_is_forgot
     assert_consistent(index_dir, embedder)
 
 
+def test_a_rebuild_refuses_to_drop_the_earlier_text_of_a_file_it_cannot_read_again(
+    built: tuple[StoreLocation, UpdateReport], corpus: Path, tmp_path: Path, embedder: Embedder,
+    extra_article: CorpusArticle,
+) -> None:
+    # An update keeps the text of an indexed file it cannot read now (a download cut short, a
+    # file emptied); a rebuild dropped it ("1 removed", exit 0).
+    index_dir, first = built
+    story = corpus / extra_article.name
+    story.write_text(extra_article.text, encoding="utf-8")
+    assert update_index(index_dir, embedder=embedder).added == 1
+    story.write_bytes(b"")
+    report = update_index(index_dir, embedder=embedder)
+    assert (report.removed, report.kept, report.documents) == (0, (str(story),), first.documents + 1)
+    with pytest.raises(ConfigError, match=f"cannot rebuild: {story} could not be read again \\(empty file\\)"):
+        update_index(index_dir, rebuild=True, embedder=embedder)
+    assert assert_consistent(index_dir, embedder).documents == first.documents + 1
+    assert top_answer(index_dir, embedder, extra_article.question).answerable
+    story.unlink()  # said to go: the rebuild goes on without it
+    report = update_index(index_dir, rebuild=True, embedder=embedder)
+    assert (report.removed, report.documents) == (1, first.documents)
+
+
 def test_an_emptied_folder_keeps_its_articles_until_it_is_forgotten(
     built: tuple[StoreLocation, UpdateReport], tmp_path: Path, embedder: Embedder, extra_article: CorpusArticle,
 ) -> None:
