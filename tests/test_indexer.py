@@ -1086,17 +1086,23 @@ def test_an_emptied_folder_named_to_be_looked_at_now_loses_its_articles(
     assert (report.removed, report.documents, report.missing_sources) == (1, first.documents, ())
 
 
+def _news_behind_a_link(tmp_path: Path) -> tuple[Path, Path]:
+    """A folder data/news holding brief.txt, and the link news -> data/news: (folder, link)."""
+    real = tmp_path / "data" / "news"
+    real.mkdir(parents=True)
+    (real / "brief.txt").write_text("Harbour brief\n\nThe ferry to Sines runs twice a day.\n", encoding="utf-8")
+    link = tmp_path / "news"
+    link.symlink_to(real)
+    return real, link
+
+
 def test_a_folders_real_path_typed_where_a_link_to_it_is_remembered_indexes_nothing_twice(
     built: tuple[StoreLocation, UpdateReport], tmp_path: Path, embedder: Embedder, extra_article: CorpusArticle,
 ) -> None:
     # `cd ~/news && qa index .` where ~/news is a link: the shell gives the real path.
     index_dir, first = built
-    real = tmp_path / "data" / "news"
-    real.mkdir(parents=True)
+    real, link = _news_behind_a_link(tmp_path)
     (real / extra_article.name).write_text(extra_article.text, encoding="utf-8")
-    (real / "brief.txt").write_text("Harbour brief\n\nThe ferry to Sines runs twice a day.\n", encoding="utf-8")
-    link = tmp_path / "news"
-    link.symlink_to(real)
     linked = update_index(index_dir, [link], embedder=embedder)
     assert linked.documents == first.documents + 2
     update_index(index_dir, [real], embedder=embedder)
@@ -1113,12 +1119,8 @@ def test_only_a_real_path_where_a_link_to_its_folder_is_remembered_updates_the_l
     # as a source of its own; a full scan, which reaches the file through the link first, never
     # read that copy again, and after an edit the old text was quoted beside the new.
     index_dir, first = built
-    real = tmp_path / "data" / "news"
-    real.mkdir(parents=True)
+    real, link = _news_behind_a_link(tmp_path)
     brief = real / "brief.txt"
-    brief.write_text("Harbour brief\n\nThe ferry to Sines runs twice a day.\n", encoding="utf-8")
-    link = tmp_path / "news"
-    link.symlink_to(real)
     assert update_index(index_dir, [link], embedder=embedder).documents == first.documents + 1
     brief.write_text("Harbour brief\n\nThe ferry to Sines runs three times a day.\n", encoding="utf-8")
     report = update_index(index_dir, [brief], embedder=embedder, only=True)

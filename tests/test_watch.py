@@ -208,15 +208,11 @@ def test_a_watched_file_deleted_leaves_the_index(tmp_path: Path, embedder: Embed
 def test_the_watcher_follows_the_files_qa_index_reads(tmp_path: Path, embedder: Embedder) -> None:
     # A name opening with "~" is an article to `qa index`; the watcher dropped its events, so an
     # edit was never read and a deletion left the article cited.
-    news = news_with_one_article(tmp_path)
-    tilde = news / "~draft.txt"
-    tilde.write_text(article(6))
-    index_dir = tmp_path / "index"
-    lines: list[str] = []
-    watcher = FolderWatcher(as_location(index_dir), [str(news)], embedder=embedder, log=lines.append)
-    watcher.start()
+    news, index_dir, lines, watcher = watching_news(tmp_path, embedder)
     try:
-        assert documents(index_dir) == {"first.txt", "~draft.txt"}
+        tilde = news / "~draft.txt"
+        tilde.write_text(article(6))
+        wait_for_documents(index_dir, {"first.txt", "~draft.txt"}, "the new file missed", lines)
         (news / "~second.txt").write_text(article(7))
         wait_for_documents(index_dir, {"first.txt", "~draft.txt", "~second.txt"}, "the new file missed", lines)
         tilde.unlink()
@@ -232,13 +228,9 @@ def test_a_file_name_that_is_not_utf8_is_skipped_and_the_folder_scanned_instead(
     import qa.watch
 
     monkeypatch.setattr(qa.watch, "SCAN_EVERY_S", 1.0)
-    news = news_with_one_article(tmp_path)
-    (news / "caf\udce9.txt").write_text(article(8))  # the byte 0xe9, as os.fsencode writes it
-    index_dir = tmp_path / "index"
-    lines: list[str] = []
-    watcher = FolderWatcher(as_location(index_dir), [str(news)], embedder=embedder, log=lines.append)
-    watcher.start()
+    news, index_dir, lines, watcher = watching_news(tmp_path, embedder)
     try:
+        (news / "caf\udce9.txt").write_text(article(8))  # the byte 0xe9, as os.fsencode writes it
         (news / "second.txt").write_text(article(1))
         wait_for_documents(index_dir, {"first.txt", "second.txt"}, "the new file missed", lines)
         (news / "first.txt").unlink()
