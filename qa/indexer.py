@@ -393,7 +393,7 @@ def _update(
     unlisted = [s.path for s in skipped if s.reason not in GONE_REASONS]
     found = set(files)
     gone = [
-        path for path in sorted(facts.keys() - found)
+        path for path in sorted(all_facts.keys() - found)
         if (path_is_under(path, scanned) or path in deleted_file_sources)
         and not path_is_under(path, [*unlisted, *missing_roots]) and _no_longer_there(path, found)
     ]
@@ -404,6 +404,13 @@ def _update(
     for path in gone:
         if (link := _broken_link_above(path, scanned)) is not None:
             unplugged[link] = unplugged.get(link, 0) + 1
+    if unplugged and rebuild:
+        link, count = min(unplugged.items())
+        raise ConfigError(
+            f"cannot rebuild: {link} links to a folder that is not there now, and the {count} "
+            f"article{'s' if count != 1 else ''} indexed from it could not be read again; connect it again, "
+            "or delete the link to drop them"
+        )
     if unplugged:
         gone = [path for path in gone if not path_is_under(path, list(unplugged))]
         for link, count in sorted(unplugged.items()):
@@ -422,7 +429,8 @@ def _update(
     if rebuild:
         # An update keeps the earlier text of an indexed file it cannot read now (a download cut
         # short, a file emptied); a rebuild would drop it, as it would a missing folder's articles.
-        unread = [s for s in plan.skipped if s.path in all_known and os.path.lexists(s.path)]
+        unread = [s for s in plan.skipped
+                  if s.path in all_known and s.reason not in GONE_REASONS and os.path.lexists(s.path)]
         if unread:
             first_unread = unread[0]
             more = f" (and {len(unread) - 1} more)" if len(unread) > 1 else ""

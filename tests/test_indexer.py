@@ -751,6 +751,8 @@ def test_a_folder_linked_inside_a_remembered_one_keeps_its_articles_while_the_li
     report = update_index(index_dir, embedder=embedder, progress=NoteTaker(notes))
     assert (report.removed, report.documents) == (0, first.documents + 1)
     assert any(str(corpus / "usb") in note and "kept" in note for note in notes), notes
+    with pytest.raises(ConfigError, match=f"cannot rebuild: {corpus / 'usb'} links to a folder that is not there now"):
+        update_index(index_dir, rebuild=True, embedder=embedder)
     (tmp_path / "usb.unplugged").rename(drive)
     report = update_index(index_dir, embedder=embedder)
     assert (report.added, report.removed, report.unchanged) == (0, 0, first.documents + 1)
