@@ -71,7 +71,8 @@ _TYPED_LOCATION = "qa_typed_location"
 def _naming_the_index(message: str, ctx: click.Context) -> str:
     from qa.errors import naming_the_index
 
-    return naming_the_index(message, ctx.meta.get(_TYPED_LOCATION))  # meta is one dict, shared with the subcommand's
+    # meta is one dict, shared with the subcommand's context
+    return naming_the_index(message, ctx.meta.get(_TYPED_LOCATION))
 
 
 def index_option(func: Callable[..., Any]) -> Callable[..., Any]:
