@@ -222,20 +222,23 @@ class Embedder:
         """The rows of `token_states([text])` that hold the model's unknown token: a character its
         vocabulary lacks (an emoji) or a word of over 100 characters (a pasted hash). Each reads
         alike, whatever it stood for, so that two of them match as closely as one word with itself."""
-        if self._offsets_tokenizer is None:
-            self._offsets_tokenizer = window_tokenizer(self.model_path)
-        unknown = getattr(self._offsets_tokenizer.model, "unk_token", None)
-        unknown_id = self._offsets_tokenizer.token_to_id(unknown) if unknown else None
+        tokenizer = self._window_tokenizer()
+        unknown = getattr(tokenizer.model, "unk_token", None)
+        unknown_id = tokenizer.token_to_id(unknown) if unknown else None
         if unknown_id is None:
             return frozenset()
-        return frozenset(row for row, id_ in enumerate(self._offsets_tokenizer.encode(text).ids) if id_ == unknown_id)
+        return frozenset(row for row, id_ in enumerate(tokenizer.encode(text).ids) if id_ == unknown_id)
+
+    def _window_tokenizer(self) -> Any:
+        """The model's tokenizer as the model reads (`window_tokenizer`), loaded once."""
+        if self._offsets_tokenizer is None:
+            self._offsets_tokenizer = window_tokenizer(self.model_path)
+        return self._offsets_tokenizer
 
     def _torch_token_states(self, model: Any, texts: Sequence[str]) -> list[TokenStates]:
         # sentence-transformers gives the token states; the offsets come from the same tokenizer
         # file, truncated alike, and must line up token for token.
-        if self._offsets_tokenizer is None:
-            self._offsets_tokenizer = window_tokenizer(self.model_path)
-        encodings = self._offsets_tokenizer.encode_batch(list(texts))
+        encodings = self._window_tokenizer().encode_batch(list(texts))
         hidden = model.encode(list(texts), batch_size=self.batch_size, output_value="token_embeddings",
                               show_progress_bar=False)
         states = []

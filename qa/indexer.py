@@ -323,7 +323,7 @@ def _update(
     # files gone from it are gone from there (they were kept, not being under the name typed).
     aliases = sorted({
         name for root in present_roots
-        if only and os.path.isdir(root) and (name := _scan_name(os.path.realpath(root), scanned_folders)) not in (None, root)
+        if only and os.path.isdir(root) and (name := _scan_name(real_of[root], scanned_folders)) not in (None, root)
     })
     all_facts = writer.file_stamps(roots + aliases if only else None)
     files, skipped, stats, real_names = walk.result()
