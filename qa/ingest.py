@@ -16,6 +16,7 @@ from __future__ import annotations
 import codecs
 import datetime as dt
 import errno
+import functools
 import hashlib
 import os
 import re
@@ -26,11 +27,16 @@ from collections.abc import Iterable, Sequence
 from dataclasses import dataclass
 from operator import attrgetter
 from pathlib import Path
+from typing import TYPE_CHECKING
 
 from qa.config import ARTICLE_SUFFIXES
 from qa.errors import IngestError
 from qa.text import MONTH_NUMBERS, content_words
 from qa.types import Article
+
+if TYPE_CHECKING:
+    from markdown_it import MarkdownIt
+    from markdown_it.token import Token
 
 MAX_FILE_BYTES = 50 * 1024 * 1024
 # What a file that is not text is said to be, with what to do (a UTF-16 file without its byte-order
@@ -836,8 +842,9 @@ def _read_markdown(markdown: str) -> tuple[str, str | None, str | None]:
     for i, line in enumerate(lines):
         heading = _ATX_H1.match(line)
         if heading:
-            if title is None or _tidy_title(heading.group(1)) == title:
-                title = _tidy_title(heading.group(1))
+            said = _markdown_title(heading.group(1))
+            if title is None or said in (title, _markdown_title(title)):
+                title = said or None
                 del lines[i]
             break
     # Jekyll and Hugo write `date:`; web clippers (Obsidian's), Hugo and Astro `published:`,
@@ -845,11 +852,82 @@ def _read_markdown(markdown: str) -> tuple[str, str | None, str | None]:
     date = next((day for key in _FRONT_MATTER_DATES if (day := _parse_date(fields.get(key, "")))), None)
     if date is None:
         date, lines = _take_dateline(lines)
-    text = _normalize("\n".join(lines))
+    text = _unwrap(_normalize(_markdown_text("\n".join(lines))))
     if title is None and text:
         first = _LEAD_PUNCT.sub("", text.split("\n", 1)[0]).strip()
         title = first[:120].rstrip() or None
     return text, title, date
+
+
+# Markdown's blocks that hold lines of one list or table, written one after another.
+_MARKDOWN_GROUPS = {"bullet_list_open": 1, "ordered_list_open": 1, "table_open": 1,
+                    "bullet_list_close": -1, "ordered_list_close": -1, "table_close": -1}
+
+
+def _markdown_text(markdown: str) -> str:
+    """The words of a Markdown text as a reader sees them: no emphasis marks, link targets, image
+    addresses, heading or list markers. An answer quotes the article's words, and a page clipped to
+    Markdown ("[Reuters](https://…) reported **on Monday**") would otherwise be quoted with its
+    markup, and its addresses indexed as words, as an HTML page's are not.
+
+    Paragraphs, headings and code blocks are paragraphs; a list's items and a table's rows are
+    lines of one paragraph (a row's cells joined by " | "); a line break stays a line break, as in
+    a text file, and wrapped lines are joined as a text file's are (_unwrap). Images and HTML tags
+    are left out; an HTML block's text is kept.
+    """
+    parts: list[str] = []
+    depth = 0  # inside a list or a table: its lines follow one another
+    cells: list[str] | None = None
+    for token in _markdown_parser().parse(markdown):
+        if token.type in _MARKDOWN_GROUPS:
+            depth += _MARKDOWN_GROUPS[token.type]
+            parts.append("\n\n")
+        elif token.type == "tr_open":
+            cells = []
+        elif token.type == "tr_close" and cells is not None:
+            parts.append(" | ".join(cell for cell in cells if cell) + "\n")
+            cells = None
+        elif token.type == "inline":
+            words = _markdown_inline(token.children or [])
+            if cells is not None:
+                cells.append(" ".join(words.split()))
+            else:
+                parts.append(words + ("\n" if depth else "\n\n"))
+        elif token.type in ("fence", "code_block"):
+            parts.append(token.content.rstrip("\n") + "\n\n")
+        elif token.type == "html_block":
+            parts.append(_html_block_text(token.content) + "\n\n")
+    return _normalize("".join(parts))
+
+
+@functools.cache
+def _markdown_parser() -> MarkdownIt:
+    from markdown_it import MarkdownIt  # lazy: it comes with rich; only Markdown files need it
+
+    return MarkdownIt("commonmark").enable(["table", "strikethrough"])
+
+
+def _markdown_inline(children: Sequence[Token]) -> str:
+    """A paragraph's, heading's or cell's words; an image's alt text (kept in the image token's own
+    children) describes a picture and is left out, as an HTML page's images are."""
+    words = [child.content if child.type in ("text", "code_inline") else "\n"
+             for child in children if child.type in ("text", "code_inline", "softbreak", "hardbreak")]
+    return "".join(words).strip()
+
+
+def _markdown_title(line: str) -> str:
+    """A heading's words without their emphasis marks or link targets."""
+    return _tidy_title(_markdown_inline(_markdown_parser().parseInline(line)[0].children or []))
+
+
+def _html_block_text(html: str) -> str:
+    """The text of an HTML block in a Markdown file (`<p>…</p>`, a `<figure>`'s caption)."""
+    import lxml.html  # lazy: installed with trafilatura, which reads HTML articles
+
+    try:
+        return _normalize(lxml.html.fromstring(html).text_content())
+    except Exception:  # lxml's ParserError for a block of comments or nothing: no words to keep
+        return ""
 
 
 def _take_dateline(lines: list[str]) -> tuple[str | None, list[str]]:

@@ -375,6 +375,32 @@ def test_markdown_title_from_heading_else_first_line(tmp_path: Path) -> None:
     assert (plain.title, plain.text, plain.date) == ("Just body text.", "Just body text.\n\nMore.", None)
 
 
+def test_markdown_is_read_as_its_words_without_markup(tmp_path: Path) -> None:
+    # A page clipped to Markdown: an answer quotes the article's words, not its links and marks.
+    clipped = (
+        "---\ntitle: Ferry strike ends\n---\n\n# Ferry **strike** ends\n\n"
+        "![Crowds at the pier](https://img.example.com/a.jpg)\n\n"
+        "[Reuters](https://reuters.com/x) reported **on Monday** that the _harbor_ strike, which began in\n"
+        "June and halted every crossing between the islands, has ended after talks.\n\n"
+        "## What changed\n\n- Wages rise by 4%\n- Night crossings return\n\n"
+        "| Route | Crossings |\n| --- | --- |\n| North | 12 |\n\n"
+        "> \"We are glad,\" said `Ana Smith`.\n\n"
+        "<figure><img src=\"x.jpg\"><figcaption>Ana Smith at the pier.</figcaption></figure>\n\n"
+        "1. snake_case names and 5 * 3 = 15 stay \\*as written\\*\n"
+    )
+    article = read_article(_write(tmp_path / "clipped.md", clipped))
+    assert article.title == "Ferry strike ends"
+    assert article.text == (
+        "Reuters reported on Monday that the harbor strike, which began in June and halted every crossing "
+        "between the islands, has ended after talks.\n\nWhat changed\n\nWages rise by 4%\nNight crossings "
+        "return\n\nRoute | Crossings\nNorth | 12\n\n\"We are glad,\" said Ana Smith.\n\nAna Smith at the pier."
+        "\n\nsnake_case names and 5 * 3 = 15 stay *as written*"
+    )
+    # A heading's own marks go too, when the heading is the title.
+    assert read_article(_write(tmp_path / "h.md", "# The [Pier](https://x.example) *reopens*\n\nBody.")).title == (
+        "The Pier reopens")
+
+
 @pytest.mark.parametrize("dateline", ["Published: 12 March 2024", "*Published 2024-03-12*", "By Ana Smith | March 12, 2024"])
 def test_a_markdown_dateline_under_the_heading_is_the_date_as_in_a_text_file(tmp_path: Path, dateline: str) -> None:
     story = "The port grew by ten percent last year, officials said on Monday."
