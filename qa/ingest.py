@@ -852,7 +852,7 @@ def _read_markdown(markdown: str) -> tuple[str, str | None, str | None]:
     date = next((day for key in _FRONT_MATTER_DATES if (day := _parse_date(fields.get(key, "")))), None)
     if date is None:
         date, lines = _take_dateline(lines)
-    text = _unwrap(_normalize(_markdown_text("\n".join(lines))))
+    text = _markdown_text("\n".join(lines))
     if title is None and text:
         first = _LEAD_PUNCT.sub("", text.split("\n", 1)[0]).strip()
         title = first[:120].rstrip() or None
@@ -871,28 +871,33 @@ def _markdown_text(markdown: str) -> str:
     markup, and its addresses indexed as words, as an HTML page's are not.
 
     Paragraphs, headings and code blocks are paragraphs; a list's items and a table's rows are
-    lines of one paragraph (a row's cells joined by " | "); a line break stays a line break, as in
-    a text file, and wrapped lines are joined as a text file's are (_unwrap). Images and HTML tags
-    are left out; an HTML block's text is kept.
+    lines of one paragraph (a row's cells joined by " | ", an ordered item keeping its number). A
+    line break stays a line break, as in a text file, and a paragraph's wrapped lines are joined as
+    a text file's are (_unwrap). Images and HTML tags are left out; an HTML block's text is kept.
     """
     parts: list[str] = []
     depth = 0  # inside a list or a table: its lines follow one another
     cells: list[str] | None = None
+    number = ""  # an ordered list item's number, which says its place ("Which came third?")
     for token in _markdown_parser().parse(markdown):
         if token.type in _MARKDOWN_GROUPS:
             depth += _MARKDOWN_GROUPS[token.type]
-            parts.append("\n\n")
+            if depth in (0, 1) and token.nesting == depth * 2 - 1:  # the outer list's start or end
+                parts.append("\n\n")
+        elif token.type == "list_item_open" and token.info:
+            number = f"{token.info}{token.markup} "
         elif token.type == "tr_open":
             cells = []
         elif token.type == "tr_close" and cells is not None:
             parts.append(" | ".join(cell for cell in cells if cell) + "\n")
             cells = None
         elif token.type == "inline":
-            words = _markdown_inline(token.children or [])
+            words = _unwrap(_markdown_inline(token.children or []))  # one paragraph, item or cell
             if cells is not None:
                 cells.append(" ".join(words.split()))
             else:
-                parts.append(words + ("\n" if depth else "\n\n"))
+                parts.append(number + words + ("\n" if depth else "\n\n"))
+            number = ""
         elif token.type in ("fence", "code_block"):
             parts.append(token.content.rstrip("\n") + "\n\n")
         elif token.type == "html_block":

@@ -386,7 +386,7 @@ def test_markdown_is_read_as_its_words_without_markup(tmp_path: Path) -> None:
         "| Route | Crossings |\n| --- | --- |\n| North | 12 |\n\n"
         "> \"We are glad,\" said `Ana Smith`.\n\n"
         "<figure><img src=\"x.jpg\"><figcaption>Ana Smith at the pier.</figcaption></figure>\n\n"
-        "1. snake_case names and 5 * 3 = 15 stay \\*as written\\*\n"
+        "3. snake_case names and 5 * 3 = 15 stay \\*as written\\*\n"
     )
     article = read_article(_write(tmp_path / "clipped.md", clipped))
     assert article.title == "Ferry strike ends"
@@ -394,8 +394,13 @@ def test_markdown_is_read_as_its_words_without_markup(tmp_path: Path) -> None:
         "Reuters reported on Monday that the harbor strike, which began in June and halted every crossing "
         "between the islands, has ended after talks.\n\nWhat changed\n\nWages rise by 4%\nNight crossings "
         "return\n\nRoute | Crossings\nNorth | 12\n\n\"We are glad,\" said Ana Smith.\n\nAna Smith at the pier."
-        "\n\nsnake_case names and 5 * 3 = 15 stay *as written*"
+        "\n\n3. snake_case names and 5 * 3 = 15 stay *as written*"
     )
+    # A list's items stay lines of their own, however long (a wrapped paragraph's lines are joined).
+    items = ("Wages rise by four percent for every crew member from January",
+             "Night crossings return to the northern islands next spring", "Fares stay as they are")
+    listed = read_article(_write(tmp_path / "list.md", "Changes:\n\n- {}\n- {}\n  - {}\n".format(*items)))
+    assert listed.text == "Changes:\n\n" + "\n".join(items)
     # A heading's own marks go too, when the heading is the title.
     assert read_article(_write(tmp_path / "h.md", "# The [Pier](https://x.example) *reopens*\n\nBody.")).title == (
         "The Pier reopens")
