@@ -258,6 +258,9 @@ _LONG_SENTENCE_CHARS = 500
 _QUOTES_AND_BRACKETS = str.maketrans({mark: " " for mark in "\"'‘’“”«»„‚()[]{}"})
 
 
+_ENUMERATOR = re.compile(r"\d{1,3}[.)]")
+
+
 def _flat_sentences(flat: str) -> list[Span]:
     """Sentence spans of flat (single spaces, no edge whitespace): ``"Hi. Bye." -> [(0, 3), (4, 8)]``."""
     spans: list[Span] = []
@@ -269,6 +272,15 @@ def _flat_sentences(flat: str) -> list[Span]:
         else:
             spans.append(_trimmed(flat, start, stop))
     spans = [span for span in spans if span[0] < span[1]]
+    # A list's number is no sentence of its own: "2. Boil all tap water" is one, which sentencex
+    # cuts after "2.".
+    joined: list[Span] = []
+    for span in spans:
+        if joined and _ENUMERATOR.fullmatch(flat, *joined[-1]):
+            joined[-1] = (joined[-1][0], span[1])
+        else:
+            joined.append(span)
+    spans = joined
     for n in range(len(spans) - 1):
         (start, stop), (_, next_stop) = spans[n], spans[n + 1]
         if stop - start > 2 and flat[stop - 1] in _OPENING_QUOTES and flat[stop - 2] == " ":

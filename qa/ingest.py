@@ -170,7 +170,6 @@ _DAY_MONTH_YEAR = re.compile(
     r"\b(\d{1,2})(?:st|nd|rd|th)?\s+" + _MONTH_NAME + r",?\s+(\d{4})\b", re.IGNORECASE
 )
 
-_ATX_H1 = re.compile(r"^#\s+(.+?)\s*#*\s*$")
 # A line of a front matter block: a `key:` (a word or two), a list item, a continuation or a comment.
 _YAML_LINE = re.compile(r"^(?:[A-Za-z_][\w.-]*(?: [\w.-]+)?\s*:(?:\s|$)|\s*- |\s+\S|#)")
 # A title or date on a line of its own, read as written where the block is not valid YAML.
@@ -828,81 +827,99 @@ def _unquote(value: str) -> str:
 
 
 def _read_markdown(markdown: str) -> tuple[str, str | None, str | None]:
-    """Text, title and date of a Markdown file: front matter first, then the first `# ` heading."""
+    """Text, title and date of a Markdown file: front matter first (YAML between `---` lines, or
+    Hugo's TOML between `+++` lines), then the first level-one heading."""
     lines = _normalize(markdown).split("\n")
     fields: dict[str, str] = {}
-    if lines and lines[0].strip() == "---":
-        end = next((i for i in range(1, len(lines)) if lines[i].strip() in ("---", "...")), None)
-        found = _front_matter("\n".join(lines[1:end])) if end is not None else None
-        if found is not None:
+    fence = lines[0].strip() if lines else ""
+    if fence in ("---", "+++"):
+        closing = ("---", "...") if fence == "---" else ("+++",)
+        end = next((i for i in range(1, len(lines)) if lines[i].strip() in closing), None)
+        block = "\n".join(lines[1:end]) if end is not None else None
+        found = None if block is None else _front_matter(block) if fence == "---" else _toml_front_matter(block)
+        if found is not None and end is not None:
             fields = found
             lines = lines[end + 1 :]
 
     title = _tidy_title(fields.get("title", "")) or None
-    for i, line in enumerate(lines):
-        heading = _ATX_H1.match(line)
-        if heading:
-            said = _markdown_title(heading.group(1))
-            if title is None or said in (title, _markdown_title(title)):
-                title = said or None
-                del lines[i]
-            break
     # Jekyll and Hugo write `date:`; web clippers (Obsidian's), Hugo and Astro `published:`,
     # `publishdate:`, `pubdate:`. Not `created:`, the day it was clipped.
     date = next((day for key in _FRONT_MATTER_DATES if (day := _parse_date(fields.get(key, "")))), None)
     if date is None:
         date, lines = _take_dateline(lines)
-    text = _markdown_text("\n".join(lines))
+    text, heading = _markdown_text("\n".join(lines), title)
+    title = title or heading
     if title is None and text:
         first = _LEAD_PUNCT.sub("", text.split("\n", 1)[0]).strip()
-        title = first[:120].rstrip() or None
+        title = _cut_at_word(first, 120) or None
     return text, title, date
 
 
-# Markdown's blocks that hold lines of one list or table, written one after another.
-_MARKDOWN_GROUPS = {"bullet_list_open": 1, "ordered_list_open": 1, "table_open": 1,
-                    "bullet_list_close": -1, "ordered_list_close": -1, "table_close": -1}
+def _cut_at_word(text: str, limit: int) -> str:
+    """`text` cut to at most `limit` characters, at a space when there is one."""
+    if len(text) <= limit:
+        return text
+    cut = text[: limit + 1].rsplit(" ", 1)[0]
+    return (cut if cut != text[: limit + 1] else text[:limit]).rstrip()
 
 
-def _markdown_text(markdown: str) -> str:
-    """The words of a Markdown text as a reader sees them: no emphasis marks, link targets, image
-    addresses, heading or list markers. An answer quotes the article's words, and a page clipped to
-    Markdown ("[Reuters](https://…) reported **on Monday**") would otherwise be quoted with its
-    markup, and its addresses indexed as words, as an HTML page's are not.
+# Footnotes as people write them ("…the bridge,[^1]" and "[^1]: The city's figures."), which
+# CommonMark has no rule for: a reference is a mark, not a word; a note's text is the article's.
+_FOOTNOTE_REFERENCE = re.compile(r"\[\^[^\]\s]+\](?!:)")
+_FOOTNOTE_NOTE = re.compile(r"^\[\^[^\]\s]+\]:[ \t]*", re.MULTILINE)
+# HTML tags that end a line where a Markdown paragraph holds them ("unemployment<br>fell").
+_LINE_TAGS = re.compile(r"<\s*/?\s*(?:br|p|div|li|tr|h[1-6])\b[^>]*>", re.IGNORECASE)
+_HTML_BLOCKS = frozenset("address article aside blockquote br dd div dl dt figcaption figure footer h1 h2 h3 h4 h5 h6 "
+                         "header hr li main nav ol p pre section table tr ul".split())
 
-    Paragraphs, headings and code blocks are paragraphs; a list's items and a table's rows are
-    lines of one paragraph (a row's cells joined by " | ", an ordered item keeping its number). A
-    line break stays a line break, as in a text file, and a paragraph's wrapped lines are joined as
-    a text file's are (_unwrap). Images and HTML tags are left out; an HTML block's text is kept.
+
+def _markdown_text(markdown: str, title: str | None = None) -> tuple[str, str | None]:
+    """The words of a Markdown text as a reader sees them, and its first level-one heading when
+    that is the title (`title`, or the only one known): the heading is then left out of the text.
+
+    No emphasis marks, link targets, images, struck-out words, or heading, list, quote and
+    footnote marks: an answer quotes the article's words, and a page clipped to Markdown
+    ("[Reuters](https://…) reported **on Monday**") would otherwise be quoted with its markup and
+    its addresses indexed as words, as an HTML page's are not. Each paragraph, heading, list item,
+    table row (its cells joined by " | ", empty ones kept in their place) and code block is a
+    paragraph of the text, so that a quote never runs from one item into the next; an ordered
+    item keeps its number. A line break stays one, and a paragraph's wrapped lines are joined as a
+    text file's are (_unwrap). An HTML block's text is kept, its scripts and styles are not.
     """
+    markdown = _FOOTNOTE_NOTE.sub("", _FOOTNOTE_REFERENCE.sub("", markdown))
     parts: list[str] = []
-    depth = 0  # inside a list or a table: its lines follow one another
     cells: list[str] | None = None
     number = ""  # an ordered list item's number, which says its place ("Which came third?")
+    heading: str | None = None
+    heading_open = looked_for_heading = False
     for token in _markdown_parser().parse(markdown):
-        if token.type in _MARKDOWN_GROUPS:
-            depth += _MARKDOWN_GROUPS[token.type]
-            if depth in (0, 1) and token.nesting == depth * 2 - 1:  # the outer list's start or end
-                parts.append("\n\n")
-        elif token.type == "list_item_open" and token.info:
+        if token.type == "list_item_open" and token.info:
             number = f"{token.info}{token.markup} "
+        elif token.type == "heading_open" and token.tag == "h1" and not looked_for_heading:
+            heading_open = looked_for_heading = True  # the first level-one heading, `#` or underlined
         elif token.type == "tr_open":
             cells = []
         elif token.type == "tr_close" and cells is not None:
-            parts.append(" | ".join(cell for cell in cells if cell) + "\n")
+            parts.append(" | ".join(cells) + "\n\n")
             cells = None
         elif token.type == "inline":
-            words = _unwrap(_markdown_inline(token.children or []))  # one paragraph, item or cell
+            words = _unwrap(_markdown_inline(token.children or []))
+            if heading_open:
+                heading_open = False
+                said = _tidy_title(words)
+                if title is None or said in (title, _markdown_title(title)):
+                    heading = said or None
+                    continue
             if cells is not None:
                 cells.append(" ".join(words.split()))
             else:
-                parts.append(number + words + ("\n" if depth else "\n\n"))
+                parts.append(number + words + "\n\n")
             number = ""
         elif token.type in ("fence", "code_block"):
             parts.append(token.content.rstrip("\n") + "\n\n")
         elif token.type == "html_block":
             parts.append(_html_block_text(token.content) + "\n\n")
-    return _normalize("".join(parts))
+    return _normalize("".join(parts)), heading
 
 
 @functools.cache
@@ -913,11 +930,21 @@ def _markdown_parser() -> MarkdownIt:
 
 
 def _markdown_inline(children: Sequence[Token]) -> str:
-    """A paragraph's, heading's or cell's words; an image's alt text (kept in the image token's own
-    children) describes a picture and is left out, as an HTML page's images are."""
-    words = [child.content if child.type in ("text", "code_inline") else "\n"
-             for child in children if child.type in ("text", "code_inline", "softbreak", "hardbreak")]
-    return "".join(words).strip()
+    """A paragraph's, heading's or cell's words. An image's alt text (kept in the image token's own
+    children) describes a picture and is left out, as an HTML page's images are; struck-out words
+    are what the writer took back ("~~1 May~~ 15 May"); a `<br>` ends a line."""
+    words: list[str] = []
+    struck = 0
+    for child in children:
+        if child.type in ("s_open", "s_close"):
+            struck += 1 if child.type == "s_open" else -1
+        elif struck:
+            continue
+        elif child.type in ("text", "code_inline"):
+            words.append(child.content)
+        elif child.type in ("softbreak", "hardbreak") or (child.type == "html_inline" and _LINE_TAGS.match(child.content)):
+            words.append("\n")
+    return re.sub(r"[ \t]{2,}", " ", "".join(words)).strip()  # no gap where a mark or struck words were
 
 
 def _markdown_title(line: str) -> str:
@@ -926,13 +953,44 @@ def _markdown_title(line: str) -> str:
 
 
 def _html_block_text(html: str) -> str:
-    """The text of an HTML block in a Markdown file (`<p>…</p>`, a `<figure>`'s caption)."""
+    """The text of an HTML block in a Markdown file (`<p>…</p>`, a `<figure>`'s caption), each of
+    its block elements on a line of its own; scripts and styles are no text."""
     import lxml.html  # lazy: installed with trafilatura, which reads HTML articles
 
     try:
-        return _normalize(lxml.html.fromstring(html).text_content())
+        root = lxml.html.fragment_fromstring(html, create_parent="div")
     except Exception:  # lxml's ParserError for a block of comments or nothing: no words to keep
         return ""
+    for element in list(root.iter("script", "style", "template")):
+        element.drop_tree()
+    for element in root.iter():
+        if isinstance(element.tag, str) and element.tag.lower() in _HTML_BLOCKS:
+            element.tail = "\n" + (element.tail or "")
+            element.text = "\n" + (element.text or "")
+        elif isinstance(element.tag, str) and element.tag.lower() in ("td", "th"):
+            element.tail = " " + (element.tail or "")
+    return _normalize("\n".join(" ".join(line.split()) for line in root.text_content().split("\n")))
+
+
+def _toml_front_matter(block: str) -> dict[str, str] | None:
+    """The text fields of Hugo's TOML front matter (between `+++` lines), keys lower-cased; a
+    date as TOML reads it (a datetime) is written back as ISO text. None when it is not TOML."""
+    import tomllib
+
+    try:
+        mapping = tomllib.loads(block)
+    except tomllib.TOMLDecodeError:
+        return None
+    fields: dict[str, str] = {}
+    for key, value in mapping.items():
+        if isinstance(value, str):
+            fields[key.lower()] = value
+        elif isinstance(value, (dt.date, dt.datetime)):
+            fields[key.lower()] = value.isoformat()
+    return fields
+
+
+_MARKDOWN_BLOCK_MARK = re.compile(r"\s*(?:#{1,6}(?:\s|$)|[-+*]\s|\d{1,9}[.)]\s|>|\|)")
 
 
 def _take_dateline(lines: list[str]) -> tuple[str | None, list[str]]:
@@ -941,8 +999,8 @@ def _take_dateline(lines: list[str]) -> tuple[str | None, list[str]]:
     lines without it; (None, lines) when there is none."""
     for i, line in enumerate(lines[:_HEADER_MAX_LINES]):
         plain = line.strip().strip("*_").strip()
-        if not plain:
-            continue
+        if not plain or _MARKDOWN_BLOCK_MARK.match(line):
+            continue  # a heading, list item, quote or table row is the story's ("## 2.0.0 (2024-03-12)")
         if _is_body_paragraph(plain):
             break  # the story has begun: a date in it is the story's ("on February 7, 2016")
         found = _find_date(plain)

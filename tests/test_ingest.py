@@ -390,20 +390,59 @@ def test_markdown_is_read_as_its_words_without_markup(tmp_path: Path) -> None:
     )
     article = read_article(_write(tmp_path / "clipped.md", clipped))
     assert article.title == "Ferry strike ends"
-    assert article.text == (
+    assert article.text.split("\n\n") == [
         "Reuters reported on Monday that the harbor strike, which began in June and halted every crossing "
-        "between the islands, has ended after talks.\n\nWhat changed\n\nWages rise by 4%\nNight crossings "
-        "return\n\nRoute | Crossings\nNorth | 12\n\n\"We are glad,\" said Ana Smith.\n\nAna Smith at the pier."
-        "\n\n3. snake_case names and 5 * 3 = 15 stay *as written*"
-    )
-    # A list's items stay lines of their own, however long (a wrapped paragraph's lines are joined).
-    items = ("Wages rise by four percent for every crew member from January",
-             "Night crossings return to the northern islands next spring", "Fares stay as they are")
-    listed = read_article(_write(tmp_path / "list.md", "Changes:\n\n- {}\n- {}\n  - {}\n".format(*items)))
-    assert listed.text == "Changes:\n\n" + "\n".join(items)
-    # A heading's own marks go too, when the heading is the title.
+        "between the islands, has ended after talks.", "What changed", "Wages rise by 4%", "Night crossings return",
+        "Route | Crossings", "North | 12", '"We are glad," said Ana Smith.', "Ana Smith at the pier.",
+        "3. snake_case names and 5 * 3 = 15 stay *as written*",
+    ]
+    # A heading's own marks go too, when the heading is the title; a closing `#` needs a space.
     assert read_article(_write(tmp_path / "h.md", "# The [Pier](https://x.example) *reopens*\n\nBody.")).title == (
         "The Pier reopens")
+    assert read_article(_write(tmp_path / "c.md", "# Moving from Java to C#\n\nBody.")).title == "Moving from Java to C#"
+
+
+def test_markdown_items_rows_and_steps_are_quoted_one_at_a_time(tmp_path: Path) -> None:
+    from qa.chunk import split_sentences
+
+    steps = "1. Fill bathtubs before Tuesday\n2. Boil all tap water for three minutes once supply returns\n3. Report leaks\n"
+    text = read_article(_write(tmp_path / "steps.md", f"Advice for residents:\n\n{steps}")).text
+    assert [text[a:b] for a, b in split_sentences(text)] == [
+        "Advice for residents:", "1. Fill bathtubs before Tuesday",
+        "2. Boil all tap water for three minutes once supply returns", "3. Report leaks"]
+    nested = read_article(_write(tmp_path / "n.md", "Notes:\n\n- Prints matches in color\n  - colors can be changed\n")).text
+    assert nested == "Notes:\n\nPrints matches in color\n\ncolors can be changed"
+    # An empty cell keeps its place: 7 seats are 2023's, not 2019's.
+    table = "| Party | 2019 | 2023 |\n| --- | --- | --- |\n| Green Alliance |  | 7 |\n| Farmers | 5 |  |\n"
+    assert read_article(_write(tmp_path / "t.md", f"Seats won:\n\n{table}")).text == (
+        "Seats won:\n\nParty | 2019 | 2023\n\nGreen Alliance |  | 7\n\nFarmers | 5 |")
+
+
+def test_markdown_headings_html_footnotes_and_struck_words(tmp_path: Path) -> None:
+    # The title is the first level-one heading outside code, `#` or underlined.
+    readme = "Fastgrep\n========\n\nA fast grep.\n\n```bash\n# install from source\ncargo install fastgrep\n```\n"
+    article = read_article(_write(tmp_path / "readme.md", readme))
+    assert (article.title, article.text) == ("Fastgrep", "A fast grep.\n\n# install from source\ncargo install fastgrep")
+    # A date in a heading or a list item is the story's, not the article's dateline.
+    log = read_article(_write(tmp_path / "log.md", "# Changelog\n\n## 2.0.0 (2024-03-12)\n\n- March 3, 2024: Cracks found\n"))
+    assert (log.date, log.text) == (None, "2.0.0 (2024-03-12)\n\nMarch 3, 2024: Cracks found")
+    # HTML ends lines where it breaks them (its blocks are paragraphs), and scripts are no text.
+    html = ("Youth unemployment<br>fell to 11 percent.\n\n<div><p>Homes were evacuated.</p><p>Flights resumed.</p>"
+            "<script>gtag('config', 'G-XYZ');</script></div>\n\n<ul><li>apples</li><li>pears</li></ul>\n")
+    assert read_article(_write(tmp_path / "html.md", html)).text == (
+        "Youth unemployment\nfell to 11 percent.\n\nHomes were evacuated.\n\nFlights resumed.\n\napples\n\npears")
+    # A footnote's mark is no word, its note is the article's; struck-out words were taken back.
+    notes = "The bridge closed,[^1] and ~~the deadline is 1 May.~~ the deadline moved to 15 May.\n\n[^1]: City figures.\n"
+    assert read_article(_write(tmp_path / "notes.md", notes)).text == (
+        "The bridge closed, and the deadline moved to 15 May.\n\nCity figures.")
+    # Hugo's TOML front matter.
+    hugo = '+++\ntitle = "Bike Lane Plan Passes"\ndate = 2024-03-12T09:00:00Z\ndraft = false\n+++\n\nThe council voted.\n'
+    post = read_article(_write(tmp_path / "hugo.md", hugo))
+    assert (post.title, post.date, post.text) == ("Bike Lane Plan Passes", "2024-03-12", "The council voted.")
+    # A title taken from a long first line ends at a word.
+    long_line = "The council voted on Tuesday to close two of the four remaining branch libraries " * 3
+    title = read_article(_write(tmp_path / "long.md", long_line + "\n")).title
+    assert len(title) <= 120 and long_line.startswith(title + " ")
 
 
 @pytest.mark.parametrize("dateline", ["Published: 12 March 2024", "*Published 2024-03-12*", "By Ana Smith | March 12, 2024"])
