@@ -167,7 +167,7 @@ class ChatSession:
                 if not self.handle(line):
                     break
             except QAError as exc:
-                self.console.print(Text(str(exc), style="red"))
+                self.console.print(Text(as_sentence(str(exc)), style="red"))
         self._close_retriever()
         if self._llm_client is not None:
             self._llm_client.close()
@@ -487,3 +487,12 @@ def _history(path: Path) -> History:
     except OSError:
         return InMemoryHistory()
     return FileHistory(str(path))
+
+
+def as_sentence(message: str) -> str:
+    """An error's clause ("the question has no words in it", as `Error: …` ends it on the command
+    line) written as the chat's other lines are: a sentence, capitalised, with its full stop."""
+    message = message.strip()
+    if not message:
+        return message
+    return message[0].upper() + message[1:] + ("" if message[-1] in ".!?)" else ".")

@@ -167,7 +167,7 @@ def test_an_error_on_one_line_does_not_end_the_chat(index_dir: Path, embedder: E
     lines = ["?!", "How much does Baghdad owe Russia?", "/open two"]
     session = chat(index_dir, embedder, lines)
     assert session.answered == lines
-    assert "the question has no words in it" in session.reply("?!")
+    assert "The question has no words in it." in session.reply("?!")
     assert "Traceback" not in session.output
     assert "$8 billion" in session.reply("How much does Baghdad owe Russia?")
     assert "Usage: /open N, where N is a source number like 1." in session.reply("/open two")
