@@ -848,7 +848,7 @@ def _read_markdown(markdown: str) -> tuple[str, str | None, str | None]:
     if date is None:
         date, lines = _take_dateline(lines)
     text, heading = _markdown_text("\n".join(lines), title)
-    title = title or heading
+    title = heading or title
     if title is None and text:
         first = _LEAD_PUNCT.sub("", text.split("\n", 1)[0]).strip()
         title = _cut_at_word(first, 120) or None
@@ -875,7 +875,8 @@ _HTML_BLOCKS = frozenset("address article aside blockquote br dd div dl dt figca
 
 def _markdown_text(markdown: str, title: str | None = None) -> tuple[str, str | None]:
     """The words of a Markdown text as a reader sees them, and its first level-one heading when
-    that is the title (`title`, or the only one known): the heading is then left out of the text.
+    that is the title (`title`, that title and the site's name, or the only one known): the
+    heading is then left out of the text.
 
     No emphasis marks, link targets, images, struck-out words, or heading, list, quote and
     footnote marks: an answer quotes the article's words, and a page clipped to Markdown
@@ -907,7 +908,10 @@ def _markdown_text(markdown: str, title: str | None = None) -> tuple[str, str | 
             if heading_open:
                 heading_open = False
                 said = _tidy_title(words)
-                if title is None or said in (title, _markdown_title(title)):
+                # The front matter's title may carry the site's name after the headline ("Ferry
+                # service suspended - The Coastal Gazette"), as a page's <title> does.
+                if title is None or said in (title, _markdown_title(title)) or (
+                        said and title.startswith(said) and _SITE_AFTER_TITLE.match(title[len(said):])):
                     heading = said or None
                     continue
             if cells is not None:

@@ -435,6 +435,10 @@ def test_markdown_headings_html_footnotes_and_struck_words(tmp_path: Path) -> No
     notes = "The bridge closed,[^1] and ~~the deadline is 1 May.~~ the deadline moved to 15 May.\n\n[^1]: City figures.\n"
     assert read_article(_write(tmp_path / "notes.md", notes)).text == (
         "The bridge closed, and the deadline moved to 15 May.\n\nCity figures.")
+    # A clipper's title that ends with the site's name: the headline is the title, said once.
+    clipped = "---\ntitle: Ferry service suspended - The Coastal Gazette\n---\n\n# Ferry service suspended\n\nBody.\n"
+    article = read_article(_write(tmp_path / "site.md", clipped))
+    assert (article.title, article.text) == ("Ferry service suspended", "Body.")
     # Hugo's TOML front matter.
     hugo = '+++\ntitle = "Bike Lane Plan Passes"\ndate = 2024-03-12T09:00:00Z\ndraft = false\n+++\n\nThe council voted.\n'
     post = read_article(_write(tmp_path / "hugo.md", hugo))
