@@ -979,7 +979,10 @@ def _html_block_text(html: str) -> str:
 def _toml_front_matter(block: str) -> dict[str, str] | None:
     """The text fields of Hugo's TOML front matter (between `+++` lines), keys lower-cased; a
     date as TOML reads it (a datetime) is written back as ISO text. None when it is not TOML."""
-    import tomllib
+    try:
+        import tomllib  # Python 3.11 on
+    except ModuleNotFoundError:  # 3.10: tomli, the same parser, which pyproject.toml names for it
+        import tomli as tomllib
 
     try:
         mapping = tomllib.loads(block)
