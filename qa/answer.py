@@ -643,18 +643,12 @@ def answer_question(
             return new_measure is not None and bool(new_measure.search(s.text))
 
         # The sentence said, or the same line said again elsewhere in other words ("hit" for "faced").
-        fresh = [s for s in scored if (hits[s.hit_rank].doc_id, *s.span) not in said and not _says_again(s.text, quotes)]
-        asked_for = holds_measure if new_measure is not None else holds_new_kind
-        if any(map(asked_for, fresh)):
-            # A sentence not said yet gives what is asked for: the one said is not said again,
-            # though it holds a number too ("How much rain could it bring?" after "Which storm
-            # made landfall…?", when the landfall sentence gives its hour; a helper's news audit).
-            scored = fresh
-        else:
-            scored = [s for s in scored if asked_for(s) or s in fresh]
+        scored = [s for s in scored if holds_new_kind(s) or holds_measure(s)
+                  or ((hits[s.hit_rank].doc_id, *s.span) not in said and not _says_again(s.text, quotes))]
         # A follow-up that asks for what no sentence read holds (a measure, else a number or a
         # date) is not answered with what the passages say about the subject instead: "How tall
         # is he?" after "What did Ivanov say about peacekeepers?", over articles that give no height.
+        asked_for = holds_measure if new_measure is not None else holds_new_kind
         if (new_kind or new_measure is not None) and not any(map(asked_for, scored)):
             scored = []
     understood = searched if searched != asked else None
