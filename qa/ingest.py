@@ -835,11 +835,12 @@ def _read_markdown(markdown: str) -> tuple[str, str | None, str | None]:
     if fence in ("---", "+++"):
         closing = ("---", "...") if fence == "---" else ("+++",)
         end = next((i for i in range(1, len(lines)) if lines[i].strip() in closing), None)
-        block = "\n".join(lines[1:end]) if end is not None else None
-        found = None if block is None else _front_matter(block) if fence == "---" else _toml_front_matter(block)
-        if found is not None and end is not None:
-            fields = found
-            lines = lines[end + 1 :]
+        if end is not None:
+            block = "\n".join(lines[1:end])
+            found = _front_matter(block) if fence == "---" else _toml_front_matter(block)
+            if found is not None:
+                fields = found
+                lines = lines[end + 1 :]
 
     title = _tidy_title(fields.get("title", "")) or None
     # Jekyll and Hugo write `date:`; web clippers (Obsidian's), Hugo and Astro `published:`,
@@ -859,8 +860,8 @@ def _cut_at_word(text: str, limit: int) -> str:
     """`text` cut to at most `limit` characters, at a space when there is one."""
     if len(text) <= limit:
         return text
-    cut = text[: limit + 1].rsplit(" ", 1)[0]
-    return (cut if cut != text[: limit + 1] else text[:limit]).rstrip()
+    head = text[: limit + 1]
+    return (head.rsplit(" ", 1)[0] if " " in head else text[:limit]).rstrip()
 
 
 # Footnotes as people write them ("…the bridge,[^1]" and "[^1]: The city's figures."), which
