@@ -137,17 +137,12 @@ class FolderWatcher:
             except WatchfilesRustInternalError as exc:
                 batches.close()
                 if first:
-                    self.catch_up(say_unchanged=not said)
-                    if on_ready is not None:
-                        on_ready(self.roots)
+                    self._first_catch_up(said, on_ready)
                     first = False
                 self._scan_instead(exc)
                 continue
             if first:
-                # Again once watched (what came meanwhile), said only if it found anything then.
-                self.catch_up(say_unchanged=not said)
-                if on_ready is not None:
-                    on_ready(self.roots)
+                self._first_catch_up(said, on_ready)
                 first = False
             else:
                 back = self._gone & set(self.roots)
@@ -164,6 +159,13 @@ class FolderWatcher:
                 self._watch_until_the_folders_change(batches, watched)
             except WatchfilesRustInternalError as exc:
                 self._scan_instead(exc)
+
+    def _first_catch_up(self, said: bool, on_ready: Callable[[list[str]], None] | None) -> None:
+        """The catch-up once watched, or once scanning instead (what came meanwhile), said only if it
+        found anything when the catch-up before it was `said`; then `on_ready(roots)`."""
+        self.catch_up(say_unchanged=not said)
+        if on_ready is not None:
+            on_ready(self.roots)
 
     def _scan_instead(self, exc: Exception) -> None:
         """The folders could not be watched: scanned after SCAN_EVERY_S, as `qa index` scans them
