@@ -135,6 +135,13 @@ _YES_NO = re.compile(r"\s*(?:is|are|was|were|am|do|does|did|can|could|will|would
 # A credit on a line of its own, a long dash and a name: "– Reuters", "— Associated Press". Not a
 # hyphen, which opens a list's item ("- Staffordshire", a quiz page's answer), nor a word alone.
 _CREDIT = re.compile(r"\s*[—–]\s*[A-Z][\w.&'’]*(?: [A-Z][\w.&'’]*){0,3}\s*$")
+# A link to another story, as news pages set them between paragraphs: "More: Mexico elects its
+# first female president", "READ MORE: …", "Related: …". Its words are that story's headline, not
+# this page's, and the page it cites does not tell it (one of 2024's 200 news questions was
+# answered so). Only these markers are read so: a section's name and a colon ("Opinion:",
+# "Sports:") opens a correction or the page's own text as often as a link.
+_OTHER_STORY = re.compile(r"\s*(?:(?:read |see |find )?more|read also|also read|related(?: stories| coverage)?|see also"
+                          r"|recommended|don't miss|must read|trending|watch)\s*:", re.IGNORECASE)
 
 # What "how" asks the measure of: "How tall", "How many years".
 _HOW_MEASURES = "much|many|long|far|old|large|big|tall|high|deep|fast|heavy|often|strong"
@@ -304,11 +311,12 @@ def names_written_in(sentences: Iterable[str]) -> frozenset[str]:
 
 def is_not_an_answer(sentence: str, question_stems: frozenset[str], denial_answers: bool = False) -> bool:
     """A question ("…was sold this week in which state?"), a credit ("– Reuters", a photo's
-    "Pavel Mikheyev/Reuters"), or the question's own words and no others, unless
+    "Pavel Mikheyev/Reuters"), a link to another story ("More: …"), or the question's own words and no others, unless
     `denial_answers` (a yes-or-no question that does not deny: yes_or_no_asked) and the sentence
     denies: "Dogs: Not allowed" for "Are dogs allowed at the pond?" has only the question's
     stems, and its "not" is the answer."""
-    if is_question(sentence) or _CREDIT.match(sentence) or PHOTO_CREDIT.fullmatch(sentence.strip()):
+    if (is_question(sentence) or _CREDIT.match(sentence) or PHOTO_CREDIT.fullmatch(sentence.strip())
+            or _OTHER_STORY.match(sentence)):
         return True
     if not question_stems or not sentence_stems(sentence.strip()) <= question_stems:
         return False

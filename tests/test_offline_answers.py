@@ -214,3 +214,48 @@ def test_a_pond_without_dogs_is_said_so(tmp_path: Path, embedder: Embedder) -> N
         "Parking: Available in two lots at the trailhead.\n\nDogs: Not allowed\n\nHours: Sunrise to sunset.\n")})
     answer = answer_question(retriever, "Are dogs allowed at Trustom Pond?")
     assert answer.answerable and answer.answer.startswith("Dogs: Not allowed"), answer.answer
+
+
+FLOODS = """Floods close roads across South Texas
+
+Heavy rain flooded dozens of roads across South Texas on Monday, and schools in three counties
+closed for the day, the county emergency office said.
+
+More: Mexico elects first female president, Claudia Sheinbaum declared winner in historic election
+
+Forecasters expect more rain through Wednesday, with up to four inches in places.
+"""
+
+ELECTION = """Sheinbaum wins presidency
+
+Claudia Sheinbaum, a former mayor of the capital, won the presidential election on Sunday by a wide
+margin, according to the electoral institute's quick count. She will take office in October as the
+first woman to lead the country, Mexico.
+"""
+
+
+def test_a_link_to_another_story_is_not_quoted_as_an_answer(tmp_path: Path, embedder: Embedder) -> None:
+    # News pages set links to other stories between paragraphs ("More: …", "READ MORE: …"); their
+    # words are another page's headline, and the page they sit in does not tell that story.
+    assert is_not_an_answer("More: Mexico elects first female president", sentence_stems("Who won?"))
+    assert is_not_an_answer("READ MORE:Storms batter the coast", sentence_stems("What hit the coast?"))
+    assert is_not_an_answer("Related: How the vote was counted", sentence_stems("How was the vote counted?"))
+    assert not is_not_an_answer("More than 40 roads were closed.", sentence_stems("How many roads closed?"))
+    assert not is_not_an_answer("Opinion: the count was fair, the judge wrote.", sentence_stems("What did the judge write?"))
+    # A page that only links the story is not quoted for it; the page that tells it is.
+    question = "Which country elected Claudia Sheinbaum as its first female president?"
+    (tmp_path / "linked").mkdir()
+    (tmp_path / "both").mkdir()
+    retriever = retriever_over(tmp_path / "linked", embedder, {"floods.txt": FLOODS})
+    try:
+        assert "More:" not in answer_question(retriever, question).answer
+    finally:
+        retriever.store.close()
+    retriever = retriever_over(tmp_path / "both", embedder, {"floods.txt": FLOODS, "election.txt": ELECTION})
+    try:
+        answer = answer_question(retriever, question)
+    finally:
+        retriever.store.close()
+    assert answer.answerable
+    assert "More:" not in answer.answer
+    assert all(citation.path.endswith("election.txt") for citation in answer.citations)
