@@ -142,8 +142,10 @@ def update_index(
     lock_timeout: float | None = None,
     forget: Sequence[str | os.PathLike[str]] = (),
     empty_kept: Sequence[str] = (),
+    remember: bool = True,
 ) -> UpdateReport:
-    """Index `paths` (added to the index's remembered sources) and every source it already has.
+    """Index `paths` (added to the index's remembered sources, unless `remember` is False) and
+    every source it already has.
 
     With `forget`, those remembered folders or files are forgotten instead, nothing else looked
     at: their articles leave the index and later updates no longer scan them (a folder renamed,
@@ -191,7 +193,7 @@ def update_index(
         try:
             writer = open_writer(location, embedder.name, embedder.dimension, embedder.backend, rebuild)
             try:
-                return _update(writer, paths, embedder, rebuild, only, progress, empty_kept)
+                return _update(writer, paths, embedder, rebuild, only, progress, empty_kept, remember)
             finally:
                 writer.close()
         except Exception as exc:
@@ -253,6 +255,7 @@ def _update(
     only: bool,
     progress: IndexProgress,
     empty_kept: Sequence[str] = (),
+    remember: bool = True,
 ) -> UpdateReport:
     given = [str(Path(p).expanduser().absolute()) for p in (paths or [])]
     # A path the index could not record is reported, not remembered (nor looked up: the store
@@ -283,14 +286,18 @@ def _update(
     # .docx, said to be skipped now), which each update would skip again. Not a link to a
     # remembered folder or to what its scan reaches in it, nor a real path that a remembered link
     # reaches: the scan names those files, and a scan of the path typed too would index them
-    # again under its names.
+    # again under its names. Nor a file inside a remembered folder reached through a link in it
+    # (~/news/archive -> /mnt/archive): the folder's scan reaches it by that name, and remembered,
+    # the file was a source of its own, said to be "not there" once deleted. Nothing at all when
+    # not `remember` (qa watch names only what lies in the folders it watches).
     real_of = {p: os.path.realpath(p) for p in present}
+    textually = [(source, source) for source in known_sources]
     new_sources = [
         p for p in present
         if not (path_is_under(p, known_sources) and path_is_under(real_of[p], known_real))
         and _scan_name(real_of[p], scanned_folders) is None
-        and (os.path.isdir(p) or is_article_name(os.path.basename(p)))
-    ]
+        and (os.path.isdir(p) or (is_article_name(os.path.basename(p)) and _scan_name(p, textually) is None))
+    ] if remember else []
     if only:
         roots = sorted(set(present) | set(deleted_named))
     else:

@@ -292,7 +292,8 @@ class FolderWatcher:
         started = time.perf_counter()
         kept = [path for path in paths if path in self._pending_kept]
         try:
-            report = self._update_index(paths, only=True, empty_kept=kept)
+            # Each path lies in a watched folder, whose scan reaches it: none is a source of its own.
+            report = self._update_index(paths, only=True, empty_kept=kept, remember=False)
         except QAError as exc:
             self._failed(paths, exc)
             return None

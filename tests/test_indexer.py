@@ -761,6 +761,32 @@ def test_a_folder_linked_inside_a_remembered_one_keeps_its_articles_while_the_li
     assert update_index(index_dir, embedder=embedder).removed == 1
 
 
+def test_a_file_named_inside_a_folder_linked_into_a_remembered_one_is_no_source_of_its_own(
+    built: tuple[StoreLocation, UpdateReport], corpus: Path, tmp_path: Path, embedder: Embedder,
+    extra_article: CorpusArticle,
+) -> None:
+    # news/archive -> /mnt/archive: `--only news/archive/brief.txt` (and each file `qa watch` saw
+    # change there) was remembered as a source of its own; deleted, it was "not there now", its
+    # note repeated at every update.
+    index_dir, first = built
+    archive = tmp_path / "archive"
+    archive.mkdir()
+    (corpus / "archive").symlink_to(archive)
+    brief = corpus / "archive" / extra_article.name
+    brief.write_text(extra_article.text, encoding="utf-8")
+    assert update_index(index_dir, [brief], only=True, embedder=embedder).added == 1
+    index = open_store(index_dir)
+    try:
+        assert index.sources() == [str(corpus)]
+    finally:
+        index.close()
+    (archive / extra_article.name).unlink()
+    notes: list[str] = []
+    report = update_index(index_dir, embedder=embedder, progress=NoteTaker(notes))
+    assert (report.removed, report.documents, report.missing_sources) == (1, first.documents, ())
+    assert not notes, notes
+
+
 def test_forget_on_an_index_that_is_not_there_makes_none(tmp_path: Path, store_kind: str) -> None:
     location = store_location(store_kind, tmp_path)
     with pytest.raises(QAError, match="no index"):

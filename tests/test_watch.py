@@ -383,6 +383,39 @@ def test_a_folder_forgotten_meanwhile_is_not_indexed_again_from_its_events(tmp_p
         watcher.stop()
 
 
+def test_what_changes_in_a_folder_linked_into_the_watched_one_is_no_source_of_its_own(
+    tmp_path: Path, embedder: Embedder
+) -> None:
+    # news/archive -> another drive's folder: each file edited and each folder made there was
+    # remembered as a source of its own, and said "not there now" at every update once deleted.
+    archive = tmp_path / "archive"
+    archive.mkdir()
+    (archive / "old.txt").write_text(article(1))
+    news = news_with_one_article(tmp_path)
+    (news / "archive").symlink_to(archive)
+    index_dir = tmp_path / "index"
+    lines: list[str] = []
+    watcher = FolderWatcher(as_location(index_dir), [str(news)], embedder=embedder, log=lines.append)
+    watcher.start()
+    try:
+        assert documents(index_dir) == {"first.txt", "old.txt"}
+        (archive / "old.txt").write_text(article(2))
+        (archive / "2024").mkdir()
+        (archive / "2024" / "new.txt").write_text(article(3))
+        wait_for_documents(index_dir, {"first.txt", "old.txt", "new.txt"}, "the linked folder's new file missed", lines)
+        deadline = time.monotonic() + WATCH_SECONDS
+        while not any(re.search(r"\b[1-9]\d* changed", line) for line in lines):
+            assert time.monotonic() < deadline, f"the edit missed: {lines}"
+            time.sleep(0.2)
+    finally:
+        watcher.stop()
+    index = open_store(index_dir)
+    try:
+        assert index.sources() == [str(news)]
+    finally:
+        index.close()
+
+
 def test_a_folder_forgotten_while_it_was_away_is_not_indexed_again_when_it_is_back(
         tmp_path: Path, embedder: Embedder) -> None:
     # It used to be: with every watched folder gone, the index's folders were not read again, so
