@@ -13,6 +13,7 @@ from __future__ import annotations
 
 import math
 import os
+import re
 from collections.abc import Sequence
 from pathlib import Path
 from typing import TYPE_CHECKING, Any
@@ -377,6 +378,16 @@ def recall_at(found: np.ndarray, truth: Sequence[set[int]]) -> float:
     return sum(shares) / len(shares) if shares else 1.0
 
 
+# Where in faiss's C++ a read failed, before what failed: "Error in std::unique_ptr<faiss::Index>
+# faiss::read_index_up(IOReader*, int) at /project/faiss/impl/index_read.cpp:3251: Index type … not
+# recognized". The place means nothing to a user, and cut to a length it left "not recog".
+_FAISS_WHERE = re.compile(r"^Error in .*? at \S+:\d+: ")
+
+
 def _first_line(exc: BaseException) -> str:
+    """What a failed read says, in one line: its first, without faiss's source location."""
     text = str(exc).strip().splitlines()
-    return text[0][:160] if text else type(exc).__name__
+    if not text:
+        return type(exc).__name__
+    said = _FAISS_WHERE.sub("", text[0])
+    return said if len(said) <= 160 else said[:160].rsplit(" ", 1)[0] + " …"
