@@ -247,6 +247,7 @@ def index(paths: tuple[Path, ...], rebuild: bool, only: bool, from_store: str | 
       qa index --from-store faiss:index/ --store milvus://db:19530/news   # copy, no embedding
     """
     from qa.indexer import update_index
+    from qa.ingest import typed_path
     from qa.progress import RichIndexProgress
     from qa.render import render_update_report
 
@@ -290,7 +291,7 @@ def index(paths: tuple[Path, ...], rebuild: bool, only: bool, from_store: str | 
     # that is not there is one too, its articles kept: a nightly `qa index /mnt/usb/news` with the
     # drive unplugged must not look like success.
     skipped = {s.path for s in report.skipped} | set(report.missing_sources)
-    missing = [p for p in paths if not p.expanduser().exists() and str(p.expanduser().absolute()) in skipped]
+    missing = [p for p in paths if not p.expanduser().exists() and typed_path(p) in skipped]
     if as_json:
         from dataclasses import asdict
 
@@ -299,7 +300,7 @@ def index(paths: tuple[Path, ...], rebuild: bool, only: bool, from_store: str | 
         from dataclasses import replace
 
         # Said once, in the error line below, not also as a skipped file.
-        typed = {str(p.expanduser().absolute()) for p in missing}
+        typed = {typed_path(p) for p in missing}
         _console().print(render_update_report(replace(report, skipped=tuple(s for s in report.skipped if s.path not in typed))))
     if missing:
         click.secho(f"Error: no such file or folder: {', '.join(map(str, missing))}", fg="red", err=True)

@@ -32,6 +32,7 @@ from qa.ingest import (
     is_article_name,
     path_is_under,
     read_article,
+    typed_path,
     unstorable_name,
 )
 from qa.progress import IndexProgress, SilentProgress
@@ -257,7 +258,7 @@ def _update(
     empty_kept: Sequence[str] = (),
     remember: bool = True,
 ) -> UpdateReport:
-    given = [str(Path(p).expanduser().absolute()) for p in (paths or [])]
+    given = [typed_path(p) for p in (paths or [])]
     # A path the index could not record is reported, not remembered (nor looked up: the store
     # could not hold it as a query parameter either).
     unstorable = [SkippedFile(p, reason) for p in given if (reason := unstorable_name(p))]
@@ -352,7 +353,7 @@ def _update(
     # folder for the same reason). Deleting them all is said with `qa index --forget`. Not when the
     # folder is named to be looked at now (`--only`, `/add`, `qa watch` after a deletion there): its
     # files were seen to go. A watched folder that came back is not one (`empty_kept`).
-    kept = {str(Path(p).expanduser().absolute()) for p in empty_kept}
+    kept = {typed_path(p) for p in empty_kept}
     emptied = [
         r for r in present_roots
         if (not only or r in kept) and r in known_sources and _empty_folder(r) and _holds_any(r, all_facts)
@@ -527,8 +528,9 @@ def _forget(writer: StoreWriter, forget: Sequence[str | os.PathLike[str]]) -> Up
     sources = writer.sources()
     dropped: list[str] = []
     for raw in forget:
-        path = str(Path(raw).expanduser().absolute())
-        held = [s for s in sources if path_is_under(s, [path])]
+        path = typed_path(raw)
+        # A source remembered with its ".." (typed so before they were folded) is forgotten by either name.
+        held = [s for s in sources if path_is_under(s, [path]) or path_is_under(os.path.normpath(s), [path])]
         if held:
             dropped += held
             continue

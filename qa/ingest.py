@@ -195,6 +195,13 @@ def unstorable_name(path: str) -> str | None:
     return None
 
 
+def typed_path(path: str | os.PathLike[str]) -> str:
+    """A path a user typed, made absolute as a shell reads it: "~" expanded, "." and ".." folded
+    ("~/x/../news" -> "/home/me/news"), links kept. Typed so, a folder was remembered, and each of
+    its articles cited, as "/home/me/x/../news/…"."""
+    return os.path.abspath(os.path.expanduser(os.fspath(path)))
+
+
 def path_is_under(path: str, roots: Sequence[str]) -> bool:
     """Whether path is one of roots or inside one: ``("/a/b.txt", ["/a"]) -> True``, ``("/ab", ["/a"]) -> False``."""
     return any(path == root or path.startswith(root.rstrip(os.sep) + os.sep) for root in roots)

@@ -15,12 +15,11 @@ import os
 import threading
 import time
 from collections.abc import Callable, Iterable, Iterator, Sequence
-from pathlib import Path
 from typing import TYPE_CHECKING, Any
 
 from qa.config import ARTICLE_SUFFIXES
 from qa.errors import IndexCorruptError, IndexMismatchError, QAError
-from qa.ingest import path_is_under
+from qa.ingest import path_is_under, typed_path
 from qa.progress import SilentProgress
 from qa.text import counted
 
@@ -60,7 +59,7 @@ class FolderWatcher:
     def __init__(self, location: StoreLocation, paths: Sequence[str] = (), *, embedder: Embedder | None = None,
                  log: Log = print) -> None:
         self.location = location
-        self.paths = [str(Path(p).expanduser().absolute()) for p in paths]
+        self.paths = [typed_path(p) for p in paths]
         self.embedder = embedder
         self.log = log
         self.roots: list[str] = []

@@ -787,6 +787,29 @@ def test_a_file_named_inside_a_folder_linked_into_a_remembered_one_is_no_source_
     assert not notes, notes
 
 
+def test_a_path_typed_with_dots_is_remembered_and_cited_by_its_plain_name(
+    tmp_path: Path, embedder: Embedder, store_kind: str
+) -> None:
+    # `qa index ../news` from ~/work remembered "/home/me/work/../news", and every citation named
+    # its articles so.
+    news = tmp_path / "news"
+    news.mkdir()
+    for seed in SEEDS.glob("*.txt"):
+        (news / seed.name).write_text(seed.read_text(encoding="utf-8"), encoding="utf-8")
+    (tmp_path / "work").mkdir()
+    location = store_location(store_kind, tmp_path)
+    report = update_index(location, [f"{tmp_path}/work/../news"], embedder=embedder)
+    assert report.added == len(list(news.iterdir()))
+    index = open_store(location)
+    try:
+        assert index.sources() == [str(news)]
+        assert {os.path.dirname(path) for path in index.documents()} == {str(news)}
+    finally:
+        index.close()
+    assert update_index(location, [f"{tmp_path}/work/./../news/"], embedder=embedder).unchanged == report.added
+    assert update_index(location, forget=[f"{tmp_path}/work/../news"]).forgotten == (str(news),)
+
+
 def test_forget_on_an_index_that_is_not_there_makes_none(tmp_path: Path, store_kind: str) -> None:
     location = store_location(store_kind, tmp_path)
     with pytest.raises(QAError, match="no index"):
