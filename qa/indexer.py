@@ -384,13 +384,16 @@ def _update(
             progress.note(f"{root} is not there now; its indexed articles are kept (`qa index --forget {shlex.quote(root)}` drops them)")
     skipped = unstorable + [s for s in skipped if s.path not in missing_roots]
     # A folder named now in which the walk found no article at all is most often the wrong folder,
-    # or one of files qa does not read (.docx): "0 added" alone would look like success.
+    # or one of files qa does not read (.docx): "0 added" alone would look like success. Not one
+    # that held indexed articles: its files went (its last one moved out under `qa watch`), and
+    # the report says how many were removed.
     # Looked for in the folder itself, not in the walk's list: the walk lists a file once, under
     # the first name it reached it by, and scanning that list once per named folder would cost
     # a scan of 100,000 files as much again for each.
     reported = {s.path for s in skipped}
     for folder in dict.fromkeys(present):
-        if folder not in emptied and folder not in reported and os.path.isdir(folder) and not holds_article(folder):
+        if (folder not in emptied and folder not in reported and os.path.isdir(folder)
+                and not _holds_any(folder, all_facts) and not holds_article(folder)):
             progress.note(f"{folder} holds no articles: qa reads {', '.join(ARTICLE_SUFFIXES)} files")
     suspects, unchanged = _changed_files(files, stats, facts, progress)
 

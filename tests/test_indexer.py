@@ -1226,6 +1226,15 @@ def test_a_folder_named_with_no_articles_in_it_is_said(tmp_path: Path, embedder:
     named = [tmp_path / "a_link", tmp_path / "news", tmp_path / "empty", tmp_path / "empty"]
     assert update_index(tmp_path / "index", named, embedder=embedder, progress=NoteTaker(notes)).added == 1
     assert notes == [f"{tmp_path / 'empty'} holds no articles: qa reads .txt, .md, .markdown, .html, .htm, .pdf files"]
+    # Nor for a folder whose last article went (moved out under `qa watch`): "1 removed" says it.
+    (tmp_path / "today").mkdir()
+    (tmp_path / "today" / "b.txt").write_text("Ferries\n\nThe ferry to Sines runs twice a day.\n")
+    assert update_index(tmp_path / "index", [tmp_path / "today"], embedder=embedder).added == 1
+    (tmp_path / "today" / "b.txt").rename(tmp_path / "b.txt")
+    notes.clear()
+    report = update_index(tmp_path / "index", [tmp_path / "today"], embedder=embedder, only=True,
+                          progress=NoteTaker(notes))
+    assert (report.removed, notes) == (1, [])
 
 
 def test_only_the_index_disk_refusing_a_write_is_called_so(tmp_path: Path) -> None:
