@@ -139,9 +139,10 @@ _CREDIT = re.compile(r"\s*[—–]\s*[A-Z][\w.&'’]*(?: [A-Z][\w.&'’]*){0,3}\
 # first female president", "READ MORE: …", "Related: …". Its words are that story's headline, not
 # this page's, and the page it cites does not tell it (one of 2024's 200 news questions was
 # answered so). Only these markers are read so: a section's name and a colon ("Opinion:",
-# "Sports:") opens a correction or the page's own text as often as a link.
+# "Sports:") opens a correction or the page's own text as often as a link, and "Watch:" or
+# "Recommended:" a field's value ("Recommended: ages 6 and up").
 _OTHER_STORY = re.compile(r"\s*(?:(?:read |see |find )?more|read also|also read|related(?: stories| coverage)?|see also"
-                          r"|recommended|don't miss|must read|trending|watch)\s*:", re.IGNORECASE)
+                          r"|don['’]t miss|must read)\s*:", re.IGNORECASE)
 
 # What "how" asks the measure of: "How tall", "How many years".
 _HOW_MEASURES = "much|many|long|far|old|large|big|tall|high|deep|fast|heavy|often|strong"

@@ -242,7 +242,12 @@ def test_a_link_to_another_story_is_not_quoted_as_an_answer(tmp_path: Path, embe
     assert is_not_an_answer("Related: How the vote was counted", sentence_stems("How was the vote counted?"))
     assert not is_not_an_answer("More than 40 roads were closed.", sentence_stems("How many roads closed?"))
     assert not is_not_an_answer("Opinion: the count was fair, the judge wrote.", sentence_stems("What did the judge write?"))
-    # A page that only links the story is not quoted for it; the page that tells it is.
+    # A field's label and its value are an answer ("What ages is it recommended for?").
+    assert not is_not_an_answer("Recommended: ages 6 and up.", sentence_stems("What ages is it recommended for?"))
+    assert not is_not_an_answer("Watch: Saturday at 3 p.m. on BBC One", sentence_stems("When can I watch it?"))
+    assert is_not_an_answer("Don’t miss: the harbour's new ferry", sentence_stems("What is new at the harbour?"))
+    # The link is not quoted from a page that only links the story (whether another of its
+    # sentences is quoted instead is the judgment's call), nor beside the page that tells it.
     question = "Which country elected Claudia Sheinbaum as its first female president?"
     (tmp_path / "linked").mkdir()
     (tmp_path / "both").mkdir()
