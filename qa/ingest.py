@@ -196,10 +196,13 @@ def unstorable_name(path: str) -> str | None:
 
 
 def typed_path(path: str | os.PathLike[str]) -> str:
-    """A path a user typed, made absolute as a shell reads it: "~" expanded, "." and ".." folded
-    ("~/x/../news" -> "/home/me/news"), links kept. Typed so, a folder was remembered, and each of
-    its articles cited, as "/home/me/x/../news/…"."""
-    return os.path.abspath(os.path.expanduser(os.fspath(path)))
+    """A path a user typed, made absolute: "~" expanded, and "." and ".." folded where that names
+    the same file or folder ("~/x/../news" -> "/home/me/news"), links kept. Typed so, a folder was
+    remembered, and each of its articles cited, as "/home/me/x/../news/…". Not folded past a link:
+    "link/../news" is the news folder beside the link's target, as `ls` reads it."""
+    typed = str(Path(path).expanduser().absolute())
+    folded = os.path.normpath(typed)
+    return folded if folded == typed or os.path.realpath(folded) == os.path.realpath(typed) else typed
 
 
 def path_is_under(path: str, roots: Sequence[str]) -> bool:

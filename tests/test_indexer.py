@@ -24,7 +24,7 @@ from qa.stores.local.store import MANIFEST_FILE
 from qa.stores.location import StoreLocation
 from qa.indexer import UpdateReport, update_index
 from qa.progress import SilentProgress
-from qa.ingest import BINARY_FILE, article_heading, read_article
+from qa.ingest import BINARY_FILE, article_heading, read_article, typed_path
 from qa.render import render_update_report
 from qa.retrieve import Retriever
 from qa.types import IndexStats
@@ -808,6 +808,13 @@ def test_a_path_typed_with_dots_is_remembered_and_cited_by_its_plain_name(
         index.close()
     assert update_index(location, [f"{tmp_path}/work/./../news/"], embedder=embedder).unchanged == report.added
     assert update_index(location, forget=[f"{tmp_path}/work/../news"]).forgotten == (str(news),)
+    # Past a link ".." is the folder beside the link's target, as `ls` reads it: not folded there.
+    (tmp_path / "elsewhere" / "work").mkdir(parents=True)
+    (tmp_path / "elsewhere" / "news").mkdir()
+    (tmp_path / "here").mkdir()
+    (tmp_path / "here" / "work").symlink_to(tmp_path / "elsewhere" / "work")
+    assert typed_path(f"{tmp_path}/here/work/../news") == f"{tmp_path}/here/work/../news"
+    assert typed_path(f"{tmp_path}/here/./news/") == f"{tmp_path}/here/news"
 
 
 def test_forget_on_an_index_that_is_not_there_makes_none(tmp_path: Path, store_kind: str) -> None:
