@@ -12,7 +12,7 @@ import re
 import shlex
 import threading
 import time
-from collections.abc import Callable, Sequence
+from collections.abc import Callable, Collection, Sequence
 from concurrent.futures import Future
 from dataclasses import dataclass, field
 from pathlib import Path
@@ -143,10 +143,10 @@ def update_index(
     lock_timeout: float | None = None,
     forget: Sequence[str | os.PathLike[str]] = (),
     empty_kept: Sequence[str] = (),
-    remember: bool = True,
+    remember: bool | Collection[str] = True,
 ) -> UpdateReport:
-    """Index `paths` (added to the index's remembered sources, unless `remember` is False) and
-    every source it already has.
+    """Index `paths` (added to the index's remembered sources: all of them, none with `remember`
+    False, or those of them in `remember`) and every source it already has.
 
     With `forget`, those remembered folders or files are forgotten instead, nothing else looked
     at: their articles leave the index and later updates no longer scan them (a folder renamed,
@@ -256,7 +256,7 @@ def _update(
     only: bool,
     progress: IndexProgress,
     empty_kept: Sequence[str] = (),
-    remember: bool = True,
+    remember: bool | Collection[str] = True,
 ) -> UpdateReport:
     given = [typed_path(p) for p in (paths or [])]
     # A path the index could not record is reported, not remembered (nor looked up: the store
@@ -289,16 +289,18 @@ def _update(
     # reaches: the scan names those files, and a scan of the path typed too would index them
     # again under its names. Nor a file inside a remembered folder reached through a link in it
     # (~/news/archive -> /mnt/archive): the folder's scan reaches it by that name, and remembered,
-    # the file was a source of its own, said to be "not there" once deleted. Nothing at all when
-    # not `remember` (qa watch names only what lies in the folders it watches).
+    # the file was a source of its own, said to be "not there" once deleted. Only those in
+    # `remember` when it names some (qa watch: its own folders, not what changed in them).
     real_of = {p: os.path.realpath(p) for p in present}
     textually = [(source, source) for source in known_sources]
+    may_remember = {typed_path(p) for p in remember} if not isinstance(remember, bool) else None
     new_sources = [
         p for p in present
         if not (path_is_under(p, known_sources) and path_is_under(real_of[p], known_real))
         and _scan_name(real_of[p], scanned_folders) is None
         and (os.path.isdir(p) or (is_article_name(os.path.basename(p)) and _scan_name(p, textually) is None))
-    ] if remember else []
+        and (p in may_remember if may_remember is not None else remember)
+    ]
     if only:
         roots = sorted(set(present) | set(deleted_named))
     else:
@@ -393,7 +395,7 @@ def _update(
     reported = {s.path for s in skipped}
     for folder in dict.fromkeys(present):
         if (folder not in emptied and folder not in reported and os.path.isdir(folder)
-                and not _holds_any(folder, all_facts) and not holds_article(folder)):
+                and not holds_article(folder) and not _holds_any(folder, all_facts)):
             progress.note(f"{folder} holds no articles: qa reads {', '.join(ARTICLE_SUFFIXES)} files")
     suspects, unchanged = _changed_files(files, stats, facts, progress)
 

@@ -291,8 +291,10 @@ class FolderWatcher:
         started = time.perf_counter()
         kept = [path for path in paths if path in self._pending_kept]
         try:
-            # Each path lies in a watched folder, whose scan reaches it: none is a source of its own.
-            report = self._update_index(paths, only=True, empty_kept=kept, remember=False)
+            # What changed in a watched folder is the folder's, not a source of its own; a watched
+            # folder itself may be here to be remembered (its catch-up failed, and is tried again).
+            report = self._update_index(paths, only=True, empty_kept=kept,
+                                        remember=[path for path in paths if path in roots])
         except QAError as exc:
             self._failed(paths, exc)
             return None

@@ -189,6 +189,33 @@ def test_a_refused_update_is_tried_again_after_a_wait_that_doubles(tmp_path: Pat
     assert lines[-1].endswith("(tried again in 15 s, or at the next change)")
 
 
+def test_a_folder_to_watch_whose_catch_up_failed_is_remembered_when_tried_again(
+    tmp_path: Path, embedder: Embedder
+) -> None:
+    from qa.errors import IndexWriteError
+
+    # `qa watch /media/usb` with the drive not yet plugged in, then its catch-up refused by a full
+    # disk: the retry indexed the drive's articles without remembering the drive, so no later
+    # `qa index` looked at them again.
+    news = news_with_one_article(tmp_path)
+    index_dir = tmp_path / "index"
+    update_index(as_location(index_dir), [news], embedder=embedder)
+    drive = tmp_path / "usb"
+    lines: list[str] = []
+    watcher = FolderWatcher(as_location(index_dir), [str(drive)], embedder=embedder, log=lines.append)
+    drive.mkdir()
+    (drive / "b.txt").write_text(article(2))
+    watcher.roots = watcher._existing_roots()  # as run() sets them once the drive is there
+    watcher._failed([str(drive)], IndexWriteError("cannot write the index: its disk is full"))
+    watcher.update(())  # the retry, on its timer or with the next change
+    index = open_store(index_dir)
+    try:
+        assert sorted(index.sources()) == [str(news), str(drive)]
+    finally:
+        index.close()
+    assert documents(index_dir) == {"first.txt", "b.txt"}
+
+
 def test_a_watched_file_deleted_leaves_the_index(tmp_path: Path, embedder: Embedder) -> None:
     news = news_with_one_article(tmp_path)
     clipping = tmp_path / "clipping.txt"
