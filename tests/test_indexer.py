@@ -734,6 +734,16 @@ def test_what_the_walk_does_not_reach_is_kept_and_a_dead_link_goes(
     assert extra_article.name in names and moved.name in names and "pointer.txt" not in names
 
 
+def folder_linked_into(corpus: Path, folder: Path, article: CorpusArticle) -> Path:
+    """`folder` made, holding `article`, and linked into `corpus` under its own name (a drive or an
+    archive linked into the news folder): the link."""
+    folder.mkdir()
+    (folder / article.name).write_text(article.text, encoding="utf-8")
+    link = corpus / folder.name
+    link.symlink_to(folder)
+    return link
+
+
 def test_a_folder_linked_inside_a_remembered_one_keeps_its_articles_while_the_link_is_broken(
     built: tuple[StoreLocation, UpdateReport], corpus: Path, tmp_path: Path, embedder: Embedder,
     extra_article: CorpusArticle,
@@ -742,9 +752,7 @@ def test_a_folder_linked_inside_a_remembered_one_keeps_its_articles_while_the_li
     # said why), and embedded again when it came back. A drive is kept, as a remembered one is.
     index_dir, first = built
     drive = tmp_path / "usb"
-    drive.mkdir()
-    (drive / extra_article.name).write_text(extra_article.text, encoding="utf-8")
-    (corpus / "usb").symlink_to(drive)
+    folder_linked_into(corpus, drive, extra_article)
     assert update_index(index_dir, embedder=embedder).added == 1
     drive.rename(tmp_path / "usb.unplugged")
     notes: list[str] = []
@@ -770,10 +778,7 @@ def test_a_file_named_inside_a_folder_linked_into_a_remembered_one_is_no_source_
     # note repeated at every update.
     index_dir, first = built
     archive = tmp_path / "archive"
-    archive.mkdir()
-    (corpus / "archive").symlink_to(archive)
-    brief = corpus / "archive" / extra_article.name
-    brief.write_text(extra_article.text, encoding="utf-8")
+    brief = folder_linked_into(corpus, archive, extra_article) / extra_article.name
     assert update_index(index_dir, [brief], only=True, embedder=embedder).added == 1
     index = open_store(index_dir)
     try:
