@@ -312,10 +312,10 @@ def names_written_in(sentences: Iterable[str]) -> frozenset[str]:
 
 def is_not_an_answer(sentence: str, question_stems: frozenset[str], denial_answers: bool = False) -> bool:
     """A question ("…was sold this week in which state?"), a credit ("– Reuters", a photo's
-    "Pavel Mikheyev/Reuters"), a link to another story ("More: …"), or the question's own words and no others, unless
-    `denial_answers` (a yes-or-no question that does not deny: yes_or_no_asked) and the sentence
-    denies: "Dogs: Not allowed" for "Are dogs allowed at the pond?" has only the question's
-    stems, and its "not" is the answer."""
+    "Pavel Mikheyev/Reuters"), a link to another story ("More: …"), or the question's own words
+    and no others, unless `denial_answers` (a yes-or-no question that does not deny:
+    yes_or_no_asked) and the sentence denies: "Dogs: Not allowed" for "Are dogs allowed at the
+    pond?" has only the question's stems, and its "not" is the answer."""
     if (is_question(sentence) or _CREDIT.match(sentence) or PHOTO_CREDIT.fullmatch(sentence.strip())
             or _OTHER_STORY.match(sentence)):
         return True

@@ -293,13 +293,13 @@ def _update(
     # `remember` when it names some (qa watch: its own folders, not what changed in them).
     real_of = {p: os.path.realpath(p) for p in present}
     textually = [(source, source) for source in known_sources]
-    may_remember = {typed_path(p) for p in remember} if not isinstance(remember, bool) else None
+    may_remember = None if remember is True else set() if remember is False else {typed_path(p) for p in remember}
     new_sources = [
         p for p in present
         if not (path_is_under(p, known_sources) and path_is_under(real_of[p], known_real))
         and _scan_name(real_of[p], scanned_folders) is None
         and (os.path.isdir(p) or (is_article_name(os.path.basename(p)) and _scan_name(p, textually) is None))
-        and (p in may_remember if may_remember is not None else remember)
+        and (may_remember is None or p in may_remember)
     ]
     if only:
         roots = sorted(set(present) | set(deleted_named))
@@ -535,7 +535,7 @@ def _forget(writer: StoreWriter, forget: Sequence[str | os.PathLike[str]]) -> Up
     for raw in forget:
         path = typed_path(raw)
         # A source remembered with its ".." (typed so before they were folded) is forgotten by either name.
-        held = [s for s in sources if path_is_under(s, [path]) or path_is_under(os.path.normpath(s), [path])]
+        held = [s for s in sources if path_is_under(s, [path]) or path_is_under(typed_path(s), [path])]
         if held:
             dropped += held
             continue
