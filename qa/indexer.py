@@ -534,8 +534,7 @@ def _forget(writer: StoreWriter, forget: Sequence[str | os.PathLike[str]]) -> Up
     dropped: list[str] = []
     for raw in forget:
         path = typed_path(raw)
-        # A source remembered with its ".." (typed so before they were folded) is forgotten by either name.
-        held = [s for s in sources if path_is_under(s, [path]) or path_is_under(typed_path(s), [path])]
+        held = [s for s in sources if path_is_under(s, [path])]
         if held:
             dropped += held
             continue

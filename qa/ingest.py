@@ -196,13 +196,24 @@ def unstorable_name(path: str) -> str | None:
 
 
 def typed_path(path: str | os.PathLike[str]) -> str:
-    """A path a user typed, made absolute: "~" expanded, and "." and ".." folded where that names
-    the same file or folder ("~/x/../news" -> "/home/me/news"), links kept. Typed so, a folder was
-    remembered, and each of its articles cited, as "/home/me/x/../news/…". Not folded past a link:
-    "link/../news" is the news folder beside the link's target, as `ls` reads it."""
-    typed = str(Path(path).expanduser().absolute())
-    folded = os.path.normpath(typed)
-    return folded if folded == typed or os.path.realpath(folded) == os.path.realpath(typed) else typed
+    """A path a user typed, made absolute with no "." or "..": "~" expanded, each ".." read as
+    the system reads it ("~/x/../news" -> "/home/me/news"; past a link, "lnk/../news" is the news
+    folder beside the link's target, and named from there), links kept elsewhere. Typed so, a
+    folder was remembered, and each of its articles cited, as "/home/me/x/../news/…", and a source
+    with ".." in it held, by its text, what it does not. A ".." after a folder that is not there
+    is kept: the path names nothing, as for `ls`."""
+    typed = os.path.expanduser(os.fspath(path))  # "~nosuchuser" stays as typed
+    parts = Path(os.path.join(os.getcwd(), typed)).parts
+    named = parts[0]
+    for n, part in enumerate(parts[1:], start=1):
+        if part != "..":
+            named = os.path.join(named, part)
+        elif not os.path.isdir(named):
+            return os.path.join(named, *parts[n:])
+        else:
+            lexical, real = os.path.dirname(named), os.path.dirname(os.path.realpath(named))
+            named = lexical if os.path.realpath(lexical) == real else real
+    return named
 
 
 def path_is_under(path: str, roots: Sequence[str]) -> bool:

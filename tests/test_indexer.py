@@ -813,13 +813,22 @@ def test_a_path_typed_with_dots_is_remembered_and_cited_by_its_plain_name(
         index.close()
     assert update_index(location, [f"{tmp_path}/work/./../news/"], embedder=embedder).unchanged == report.added
     assert update_index(location, forget=[f"{tmp_path}/work/../news"]).forgotten == (str(news),)
-    # Past a link ".." is the folder beside the link's target, as `ls` reads it: not folded there.
+    # Past a link ".." is the folder beside the link's target, as `ls` reads it (a review found
+    # "here/work/../news" read as "here/news"), and it is named from there: a source with ".." in
+    # it held, by its text, a folder it does not ("--forget here/work" dropped it).
     (tmp_path / "elsewhere" / "work").mkdir(parents=True)
     (tmp_path / "elsewhere" / "news").mkdir()
+    (tmp_path / "elsewhere" / "news" / "far.txt").write_text("Ferries\n\nThe ferry to Sines runs twice a day.\n")
     (tmp_path / "here").mkdir()
     (tmp_path / "here" / "work").symlink_to(tmp_path / "elsewhere" / "work")
-    assert typed_path(f"{tmp_path}/here/work/../news") == f"{tmp_path}/here/work/../news"
+    assert typed_path(f"{tmp_path}/here/work/../news") == str(tmp_path / "elsewhere" / "news")
     assert typed_path(f"{tmp_path}/here/./news/") == f"{tmp_path}/here/news"
+    # After a folder that is not there the path names nothing, and stays as typed.
+    assert typed_path(f"{tmp_path}/gone/../news") == f"{tmp_path}/gone/../news"
+    assert update_index(location, [f"{tmp_path}/here/work/../news"], embedder=embedder).added == 1
+    with pytest.raises(ConfigError, match="not a folder or file the index remembers"):
+        update_index(location, forget=[f"{tmp_path}/here/work"])
+    assert update_index(location, forget=[tmp_path / "elsewhere" / "news"]).removed == 1
 
 
 def test_forget_on_an_index_that_is_not_there_makes_none(tmp_path: Path, store_kind: str) -> None:
