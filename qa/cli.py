@@ -7,6 +7,7 @@ so `qa --help` and argument errors answer at once.
 from __future__ import annotations
 
 import json
+import os
 import re
 import shlex
 import sys
@@ -264,7 +265,7 @@ def index(paths: tuple[Path, ...], rebuild: bool, only: bool, from_store: str | 
         raise click.UsageError("--only needs the files or folders to look at: qa index --only PATH")
     if forget and (paths or rebuild or only or ray_address is not None):
         raise click.UsageError("--forget is done on its own: give it no PATHS, --rebuild, --only or --ray")
-    if paths and all(not p.expanduser().exists() for p in paths):
+    if paths and all(not os.path.exists(typed_path(p)) for p in paths):
         from qa.stores import index_is_missing
 
         # Nothing typed is there, and with no index yet nothing can have been removed: said before
@@ -291,7 +292,7 @@ def index(paths: tuple[Path, ...], rebuild: bool, only: bool, from_store: str | 
     # that is not there is one too, its articles kept: a nightly `qa index /mnt/usb/news` with the
     # drive unplugged must not look like success.
     skipped = {s.path for s in report.skipped} | set(report.missing_sources)
-    missing = [p for p in paths if not p.expanduser().exists() and typed_path(p) in skipped]
+    missing = [p for p in paths if not os.path.exists(typed_path(p)) and typed_path(p) in skipped]
     if as_json:
         from dataclasses import asdict
 

@@ -6,6 +6,7 @@ console's text; a person at a terminal gets prompt_toolkit.
 
 from __future__ import annotations
 
+import os
 import shlex
 import threading
 from collections.abc import Iterable, Iterator
@@ -388,14 +389,15 @@ class ChatSession:
         if not args:
             self.console.print("[yellow]Usage: /add PATH [PATH …] — a file or a folder of articles.[/]")
             return
-        missing = [a for a in args if not Path(a).expanduser().exists()]
-        if missing and len(args) > 1 and Path(" ".join(args)).expanduser().exists():
+        # os.path.expanduser: "~nosuchuser/x" is a name like any other (Path's raised RuntimeError).
+        missing = [a for a in args if not os.path.exists(os.path.expanduser(a))]
+        if missing and len(args) > 1 and os.path.exists(os.path.expanduser(" ".join(args))):
             args, missing = [" ".join(args)], []  # one path with spaces, typed without quotes
         if missing:
             self.console.print(Text(f"No such file or folder: {', '.join(missing)} (quote a path that holds spaces: "
                                     "/add \"My News\")", style="yellow"))
             return
-        self.update([str(Path(a).expanduser()) for a in args])
+        self.update([os.path.expanduser(a) for a in args])
 
     def _new(self, args: list[str]) -> None:
         self.conversation.forget()

@@ -420,6 +420,19 @@ def test_index_of_only_a_mistyped_path_makes_no_index(tmp_path: Path) -> None:
     assert result.exit_code == 1 and "no such file or folder" not in result.output, result.output
 
 
+def test_a_folder_named_like_another_users_home_is_a_folder(tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> None:
+    # "~nosuchuser" is a name like any other where no user has it: `qa index ./~nosuchuser` (click
+    # hands it on as "~nosuchuser") ended in pathlib's RuntimeError, "Could not determine home
+    # directory", a traceback.
+    monkeypatch.chdir(tmp_path)
+    (tmp_path / "~nosuchuser").mkdir()
+    result = qa("index", "--index", str(tmp_path / "idx"), "./~nosuchuser")
+    assert result.exit_code == 0 and "Traceback" not in result.output, result.output
+    assert f"{tmp_path / '~nosuchuser'} holds no articles" in " ".join(result.output.split())
+    result = qa("index", "--index", str(tmp_path / "idx"), "--forget", "./~nosuchuser")
+    assert result.exit_code == 0, result.output
+
+
 def test_index_reports_a_mistyped_path_and_exits_non_zero(tmp_path: Path) -> None:
     corpus = tmp_path / "corpus"
     corpus.mkdir()
