@@ -203,7 +203,9 @@ def typed_path(path: str | os.PathLike[str]) -> str:
     with ".." in it held, by its text, what it does not. A ".." after a folder that is not there
     is kept: the path names nothing, as for `ls`."""
     typed = os.path.expanduser(os.fspath(path))  # "~nosuchuser" stays as typed
-    parts = Path(os.path.join(os.getcwd(), typed)).parts
+    # The working folder only for a relative path: a watcher started in a folder deleted since
+    # still names its absolute paths.
+    parts = Path(typed if os.path.isabs(typed) else os.path.join(os.getcwd(), typed)).parts
     named = parts[0]
     for n, part in enumerate(parts[1:], start=1):
         if part != "..":
