@@ -534,7 +534,10 @@ def _forget(writer: StoreWriter, forget: Sequence[str | os.PathLike[str]]) -> Up
     dropped: list[str] = []
     for raw in forget:
         path = typed_path(raw)
-        held = [s for s in sources if path_is_under(s, [path])]
+        # A source remembered with ".." in it (qa before typed paths were read so) is matched by
+        # what it names, never by its text ("lnk/../news" is not inside "lnk"), whichever name is
+        # typed: the one `qa stats` shows, or the plain one.
+        held = [s for s in sources if path_is_under(typed_path(s) if ".." in Path(s).parts else s, [path])]
         if held:
             dropped += held
             continue

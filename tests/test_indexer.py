@@ -27,7 +27,7 @@ from qa.progress import SilentProgress
 from qa.ingest import BINARY_FILE, article_heading, read_article, typed_path
 from qa.render import render_update_report
 from qa.retrieve import Retriever
-from qa.types import IndexStats
+from qa.types import CommitGroup, IndexStats
 
 from conftest import SEEDS, copy_index, store_location
 
@@ -829,6 +829,23 @@ def test_a_path_typed_with_dots_is_remembered_and_cited_by_its_plain_name(
     with pytest.raises(ConfigError, match="not a folder or file the index remembers"):
         update_index(location, forget=[f"{tmp_path}/here/work"])
     assert update_index(location, forget=[tmp_path / "elsewhere" / "news"]).removed == 1
+    # A source remembered with ".." by an earlier qa is forgotten by what it names: under the name
+    # `qa stats` shows, or the plain one; never by its text ("here/work/../news" is not in "here/work").
+    from qa.stores import open_writer
+
+    for typed in (f"{tmp_path}/here/work/../news", str(tmp_path / "elsewhere" / "news")):
+        index = open_store(location)
+        manifest = index.manifest
+        index.close()
+        writer = open_writer(location, manifest.model, manifest.dimension, manifest.backend, rebuild=False)
+        try:
+            writer.commit(CommitGroup(add_sources=[f"{tmp_path}/here/work/../news"]))
+            writer.finish()
+        finally:
+            writer.close()
+        with pytest.raises(ConfigError, match="not a folder or file the index remembers"):
+            update_index(location, forget=[f"{tmp_path}/here/work"])
+        assert update_index(location, forget=[typed]).forgotten == (f"{tmp_path}/here/work/../news",)
 
 
 def test_forget_on_an_index_that_is_not_there_makes_none(tmp_path: Path, store_kind: str) -> None:
