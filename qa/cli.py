@@ -265,7 +265,9 @@ def index(paths: tuple[Path, ...], rebuild: bool, only: bool, from_store: str | 
         raise click.UsageError("--only needs the files or folders to look at: qa index --only PATH")
     if forget and (paths or rebuild or only or ray_address is not None):
         raise click.UsageError("--forget is done on its own: give it no PATHS, --rebuild, --only or --ray")
-    if paths and all(not os.path.exists(typed_path(p)) for p in paths):
+    # Each path as the index names it: a typed path that is not there is told by this name.
+    typed_as = {p: typed_path(p) for p in paths}
+    if paths and all(not os.path.exists(typed_as[p]) for p in paths):
         from qa.stores import index_is_missing
 
         # Nothing typed is there, and with no index yet nothing can have been removed: said before
@@ -292,7 +294,7 @@ def index(paths: tuple[Path, ...], rebuild: bool, only: bool, from_store: str | 
     # that is not there is one too, its articles kept: a nightly `qa index /mnt/usb/news` with the
     # drive unplugged must not look like success.
     skipped = {s.path for s in report.skipped} | set(report.missing_sources)
-    missing = [p for p in paths if not os.path.exists(typed_path(p)) and typed_path(p) in skipped]
+    missing = [p for p in paths if typed_as[p] in skipped and not os.path.exists(typed_as[p])]
     if as_json:
         from dataclasses import asdict
 
@@ -301,7 +303,7 @@ def index(paths: tuple[Path, ...], rebuild: bool, only: bool, from_store: str | 
         from dataclasses import replace
 
         # Said once, in the error line below, not also as a skipped file.
-        typed = {typed_path(p) for p in missing}
+        typed = {typed_as[p] for p in missing}
         _console().print(render_update_report(replace(report, skipped=tuple(s for s in report.skipped if s.path not in typed))))
     if missing:
         click.secho(f"Error: no such file or folder: {', '.join(map(str, missing))}", fg="red", err=True)

@@ -534,10 +534,10 @@ def _forget(writer: StoreWriter, forget: Sequence[str | os.PathLike[str]]) -> Up
     dropped: list[str] = []
     for raw in forget:
         path = typed_path(raw)
-        # A source remembered with ".." in it (qa before typed paths were read so) is matched by
-        # what it names, never by its text ("lnk/../news" is not inside "lnk"), whichever name is
-        # typed: the one `qa stats` shows, or the plain one.
-        held = [s for s in sources if path_is_under(typed_path(s) if ".." in Path(s).parts else s, [path])]
+        # Each source by what it names (typed_path leaves a plain absolute one as it is): one an
+        # earlier qa remembered with ".." in it is never matched by its text ("lnk/../news" is not
+        # inside "lnk"), whichever name is typed, the one `qa stats` shows or the plain one.
+        held = [s for s in sources if path_is_under(typed_path(s), [path])]
         if held:
             dropped += held
             continue
