@@ -46,7 +46,9 @@ def resolve_index_dir(option: str | os.PathLike[str] | None = None) -> Path:
     path = Path(chosen) if chosen is not None else project_root() / "index"
     # Absolute, so that every report names it alike: `qa stats --json` said "idx" where the HTTP
     # API, which resolves it at start, said "/home/me/idx".
-    path = Path(os.path.abspath(path.expanduser()))  # "../idx" read as the folder it is, links kept
+    # "../idx" read as the folder it is, links kept; os.path.expanduser leaves "~nosuchuser/idx" as
+    # typed, where Path.expanduser raised RuntimeError (a traceback from every command).
+    path = Path(os.path.abspath(os.path.expanduser(path)))
     if path.exists() and not path.is_dir():
         raise ConfigError(f"index location {path} is a file, not a folder; pass --index DIR")
     return path

@@ -431,6 +431,9 @@ def test_a_folder_named_like_another_users_home_is_a_folder(tmp_path: Path, monk
     assert f"{tmp_path / '~nosuchuser'} holds no articles" in " ".join(result.output.split())
     result = qa("index", "--index", str(tmp_path / "idx"), "--forget", "./~nosuchuser")
     assert result.exit_code == 0, result.output
+    # So is an index folder named so.
+    result = qa("stats", "--index", "~nosuchuser/idx")
+    assert result.exit_code == 1 and "Traceback" not in result.output and "no index" in result.output, result.output
 
 
 def test_index_reports_a_mistyped_path_and_exits_non_zero(tmp_path: Path) -> None:
