@@ -248,7 +248,7 @@ def index(paths: tuple[Path, ...], rebuild: bool, only: bool, from_store: str | 
       qa index --from-store faiss:index/ --store milvus://db:19530/news   # copy, no embedding
     """
     from qa.indexer import update_index
-    from qa.ingest import typed_path
+    from qa.paths import typed_path
     from qa.progress import RichIndexProgress
     from qa.render import render_update_report
 

@@ -6,6 +6,7 @@ import os
 from pathlib import Path
 
 from qa.errors import ConfigError
+from qa.paths import typed_path
 
 INDEX_DIR_ENV = "QA_INDEX_DIR"
 CACHE_ENV = "QA_CACHE_DIR"
@@ -46,9 +47,11 @@ def resolve_index_dir(option: str | os.PathLike[str] | None = None) -> Path:
     path = Path(chosen) if chosen is not None else project_root() / "index"
     # Absolute, so that every report names it alike: `qa stats --json` said "idx" where the HTTP
     # API, which resolves it at start, said "/home/me/idx".
-    # "../idx" read as the folder it is, links kept; os.path.expanduser leaves "~nosuchuser/idx" as
-    # typed, where Path.expanduser raised RuntimeError (a traceback from every command).
-    path = Path(os.path.abspath(os.path.expanduser(path)))
+    # "lnk/../idx" read as the system reads it (the folder beside the link's target, where `ls`
+    # and `qa index` look), not folded by its text; "~nosuchuser/idx" is a folder like any other.
+    # A ".." typed_path keeps after a folder that is not there is folded by its text: that is
+    # where `qa index` makes the index (os.makedirs("new/../idx") makes idx beside "new").
+    path = Path(os.path.normpath(typed_path(path)))
     if path.exists() and not path.is_dir():
         raise ConfigError(f"index location {path} is a file, not a folder; pass --index DIR")
     return path
@@ -57,8 +60,8 @@ def resolve_index_dir(option: str | os.PathLike[str] | None = None) -> Path:
 def cache_dir() -> Path:
     """Where derived files are kept (eval indexes, exported ONNX models): $QA_CACHE_DIR, else ~/.cache/qa."""
     chosen = os.environ.get(CACHE_ENV)
-    if chosen:
-        return Path(chosen).expanduser()
+    if chosen:  # os.path.expanduser: Path.expanduser raises on "~nosuchuser"
+        return Path(os.path.expanduser(chosen))
     base = os.environ.get("XDG_CACHE_HOME") or str(Path.home() / ".cache")
     return Path(base) / "qa"
 
@@ -66,7 +69,7 @@ def cache_dir() -> Path:
 def model_cache_dir() -> Path:
     """Where exported encoder models are kept: $QA_MODEL_CACHE, else models/ in the cache folder."""
     chosen = os.environ.get(MODEL_CACHE_ENV)
-    return Path(chosen).expanduser() if chosen else cache_dir() / "models"
+    return Path(os.path.expanduser(chosen)) if chosen else cache_dir() / "models"
 
 
 def default_corpus() -> list[Path]:

@@ -47,7 +47,7 @@ def resolve_model_path(model: str | os.PathLike[str] | None = None) -> Path:
     """The local folder of the embedding model: the argument, else $QA_MODEL, else the packaged model."""
     chosen = model or os.environ.get(MODEL_ENV)
     if chosen:
-        path = Path(chosen).expanduser()
+        path = Path(os.path.expanduser(chosen))
         if not (path / "config.json").is_file() and not (path / "modules.json").is_file():
             raise ModelError(f"{path} is not a sentence-transformers model folder")
         return path
@@ -486,7 +486,7 @@ class Reranker:
     """Re-scores (query, passage) pairs with a local sentence-transformers CrossEncoder folder."""
 
     def __init__(self, model: str | os.PathLike[str]) -> None:
-        path = Path(model).expanduser()
+        path = Path(os.path.expanduser(model))
         if not (path / "config.json").is_file():
             raise ModelError(f"{path} is not a CrossEncoder model folder (no config.json)")
         self.model_path = path

@@ -128,7 +128,7 @@ def resolve_eval_set(location: str | os.PathLike[str]) -> EvalSet:
     for suffix in (".corpus.jsonl", ".queries.jsonl"):
         if raw.endswith(suffix):
             raw = raw[: -len(suffix)]
-    prefix = Path(raw).expanduser()
+    prefix = Path(os.path.expanduser(raw))
     if prefix.is_dir():
         corpora = sorted(prefix.glob("*.corpus.jsonl"))
         if len(corpora) != 1:

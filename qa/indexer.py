@@ -30,11 +30,10 @@ from qa.ingest import (
     content_hash,
     discover_paths,
     is_article_name,
-    path_is_under,
     read_article,
-    typed_path,
     unstorable_name,
 )
+from qa.paths import path_is_under, typed_path
 from qa.progress import IndexProgress, SilentProgress
 from qa.stores import backend, open_writer
 from qa.stores.base import file_stamp

@@ -195,34 +195,6 @@ def unstorable_name(path: str) -> str | None:
     return None
 
 
-def typed_path(path: str | os.PathLike[str]) -> str:
-    """A path a user typed, made absolute with no "." or "..": "~" expanded, each ".." read as
-    the system reads it ("~/x/../news" -> "/home/me/news"; past a link, "lnk/../news" is the news
-    folder beside the link's target, and named from there), links kept elsewhere. Typed so, a
-    folder was remembered, and each of its articles cited, as "/home/me/x/../news/…", and a source
-    with ".." in it held, by its text, what it does not. A ".." after a folder that is not there
-    is kept: the path names nothing, as for `ls`."""
-    typed = os.path.expanduser(os.fspath(path))  # "~nosuchuser" stays as typed
-    # The working folder only for a relative path: a watcher started in a folder deleted since
-    # still names its absolute paths.
-    parts = Path(typed if os.path.isabs(typed) else os.path.join(os.getcwd(), typed)).parts
-    named = parts[0]
-    for n, part in enumerate(parts[1:], start=1):
-        if part != "..":
-            named = os.path.join(named, part)
-        elif not os.path.isdir(named):
-            return os.path.join(named, *parts[n:])
-        else:
-            lexical, real = os.path.dirname(named), os.path.dirname(os.path.realpath(named))
-            named = lexical if os.path.realpath(lexical) == real else real
-    return named
-
-
-def path_is_under(path: str, roots: Sequence[str]) -> bool:
-    """Whether path is one of roots or inside one: ``("/a/b.txt", ["/a"]) -> True``, ``("/ab", ["/a"]) -> False``."""
-    return any(path == root or path.startswith(root.rstrip(os.sep) + os.sep) for root in roots)
-
-
 def discover_files(
     paths: Iterable[str | os.PathLike[str]],
 ) -> tuple[list[Path], list[SkippedFile]]:
@@ -352,7 +324,7 @@ class _Walk:
 
     def start(self, raw: str | os.PathLike[str]) -> None:
         """Walk one path given by the user: a folder, or a file named directly."""
-        path = str(Path(raw).expanduser().absolute())
+        path = str(Path(os.path.expanduser(os.fspath(raw))).absolute())  # not abspath: ".." past a link is not folded
         try:
             mode = os.stat(path).st_mode
         except OSError as exc:

@@ -113,7 +113,7 @@ def config_path() -> Path:
     """The config file: $QA_CONFIG, else $XDG_CONFIG_HOME/qa/config.toml, else ~/.config/qa/config.toml."""
     chosen = os.environ.get(CONFIG_ENV)
     if chosen:
-        return Path(chosen).expanduser()
+        return Path(os.path.expanduser(chosen))
     base = os.environ.get("XDG_CONFIG_HOME") or str(Path.home() / ".config")
     return Path(base) / "qa" / "config.toml"
 

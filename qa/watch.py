@@ -19,7 +19,7 @@ from typing import TYPE_CHECKING, Any
 
 from qa.config import ARTICLE_SUFFIXES
 from qa.errors import IndexCorruptError, IndexMismatchError, QAError
-from qa.ingest import path_is_under, typed_path
+from qa.paths import path_is_under, typed_path
 from qa.progress import SilentProgress
 from qa.text import counted
 

@@ -434,6 +434,34 @@ def test_a_folder_named_like_another_users_home_is_a_folder(tmp_path: Path, monk
     # So is an index folder named so.
     result = qa("stats", "--index", "~nosuchuser/idx")
     assert result.exit_code == 1 and "Traceback" not in result.output and "no index" in result.output, result.output
+    # And every other path a user types or sets: a Milvus Lite file, the config file, an eval set,
+    # the model and cache folders.
+    result = qa("stats", "--store", "milvus:~nosuchuser/x.db")
+    assert result.exit_code == 1 and "Traceback" not in result.output and "no index" in result.output, result.output
+    result = qa("eval", "~nosuchuser/set")
+    assert_one_line_error(result, "no eval file ~nosuchuser/set.corpus.jsonl")
+    monkeypatch.setenv("QA_CONFIG", "~nosuchuser/config.toml")
+    assert_one_line_error(qa("ask", "--index", str(tmp_path / "idx"), "hi"), "~nosuchuser/config.toml")
+    monkeypatch.delenv("QA_CONFIG")
+    monkeypatch.setenv("QA_MODEL", "~nosuchuser/model")
+    assert_one_line_error(qa("index", "--index", str(tmp_path / "idx2"), "./~nosuchuser"), "~nosuchuser/model")
+    monkeypatch.delenv("QA_MODEL")
+    from qa.config import cache_dir, model_cache_dir
+
+    monkeypatch.setenv("QA_CACHE_DIR", "~nosuchuser/cache")
+    monkeypatch.setenv("QA_MODEL_CACHE", "~nosuchuser/models")
+    assert (str(cache_dir()), str(model_cache_dir())) == ("~nosuchuser/cache", "~nosuchuser/models")
+
+
+def test_an_index_folder_typed_past_a_link_is_where_the_system_finds_it(tmp_path: Path) -> None:
+    # `--index lnk/../idx` with lnk -> real/sub names real/idx, as `ls` and `qa index` read it;
+    # folded by its text it was tmp/idx, an index nobody built.
+    from qa.config import resolve_index_dir
+
+    (tmp_path / "real" / "sub").mkdir(parents=True)
+    (tmp_path / "lnk").symlink_to(tmp_path / "real" / "sub")
+    assert resolve_index_dir(str(tmp_path / "lnk" / ".." / "idx")) == tmp_path / "real" / "idx"
+    assert resolve_index_dir(str(tmp_path / "plain" / ".." / "idx")) == tmp_path / "idx"
 
 
 def test_index_reports_a_mistyped_path_and_exits_non_zero(tmp_path: Path) -> None:

@@ -24,7 +24,8 @@ from qa.stores.local.store import MANIFEST_FILE
 from qa.stores.location import StoreLocation
 from qa.indexer import UpdateReport, update_index
 from qa.progress import SilentProgress
-from qa.ingest import BINARY_FILE, article_heading, read_article, typed_path
+from qa.ingest import BINARY_FILE, article_heading, read_article
+from qa.paths import typed_path
 from qa.render import render_update_report
 from qa.retrieve import Retriever
 from qa.types import CommitGroup, IndexStats

@@ -16,7 +16,7 @@ QA = Path(__file__).resolve().parent.parent / "qa"
 # left, never one to its right. Within a layer, imports may go either way, but never round.
 LAYERS: list[tuple[str, tuple[str, ...]]] = [
     # Usable by all: records, errors, settings, words, progress reporting.
-    ("foundation", ("qa", "qa.types", "qa.errors", "qa.config", "qa.text", "qa.progress")),
+    ("foundation", ("qa", "qa.types", "qa.errors", "qa.paths", "qa.config", "qa.text", "qa.progress")),
     ("ingest", ("qa.ingest",)),
     ("chunk", ("qa.chunk",)),
     ("embed", ("qa.embed", "qa.distributed")),

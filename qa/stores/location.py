@@ -104,7 +104,7 @@ def parse_store(text: str | None, index_dir: str | os.PathLike[str] | None = Non
             raise ConfigError(
                 f"--store {chosen!r}: a Milvus Lite store's name ends in .db, e.g. milvus:index/news.db"
             )
-        path = Path(file_part).expanduser().absolute()
+        path = Path(os.path.expanduser(file_part)).absolute()
         collection = collection or DEFAULT_COLLECTION
         _check_collection(collection, chosen)
         return StoreLocation("milvus", path, str(path), collection)

@@ -34,7 +34,7 @@ from contextlib import contextmanager
 from typing import TYPE_CHECKING, Any, NoReturn
 
 from qa.errors import ConfigError, IndexCorruptError, IndexMissingError, QAError
-from qa.ingest import path_is_under
+from qa.paths import path_is_under
 from qa.stores.base import (
     REBUILD_HINT,
     Manifest,
