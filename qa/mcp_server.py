@@ -108,7 +108,9 @@ def build_server(service: IndexService) -> MCPServer:
     def open_document(doc_id: Annotated[str, Field(min_length=1, max_length=64)]) -> dict[str, Any]:
         """One indexed article by its doc_id (from search or ask): its clean text, title, date and path.
         Citation spans index into `text`."""
-        found = service.document(doc_id)
+        # Through `checked` as the other tools: an index removed or rebuilt while open is said in
+        # its line, where it was "Error executing tool open_document" and a traceback on stderr.
+        found = checked(service.document, doc_id)
         if found is None:
             raise ToolError(f"no indexed document has the id {doc_id[:40]!r}")
         return found

@@ -148,3 +148,23 @@ def test_a_bad_argument_is_one_line_naming_it_and_an_unknown_one_is_refused(seed
         assert result.is_error, (name, arguments)
         text = result.content[0].text
         assert "\n" not in text and message in text and text.startswith(f"Error executing tool {name}: "), text
+
+
+def test_an_index_removed_while_served_is_said_by_every_tool(seeds_index: Path, tmp_path: Path) -> None:
+    # open_document said only "Error executing tool open_document" (a traceback on stderr) where
+    # ask and search said why.
+    import shutil
+
+    index_dir = tmp_path / "idx"
+    shutil.copytree(seeds_index, index_dir)
+
+    async def work(session):
+        found = await session.call_tool("search", {"query": "Iraq", "k": 1})
+        doc_id = found.structured_content["hits"][0]["doc_id"]
+        shutil.rmtree(index_dir)
+        return [await session.call_tool(name, arguments) for name, arguments in
+                (("open_document", {"doc_id": doc_id}), ("ask", {"question": QUESTION}))]
+
+    for result in with_session(index_dir, work):
+        text = result.content[0].text
+        assert result.is_error and "\n" not in text and "removed while open" in text, text
