@@ -187,5 +187,9 @@ class Conversation:
         rewrite a follow-up."""
         return [turn.searched for turn in self.turns if turn.answered]
 
+    def asked(self) -> list[str]:
+        """The questions of the chat so far as the user typed them, oldest first."""
+        return [turn.asked for turn in self.turns]
+
     def forget(self) -> None:
         self.turns.clear()

@@ -81,8 +81,13 @@ def generate_answer(
     filters: SearchFilters | None = None,
     retrieval_query: str | None = None,
     on_token: TokenCallback | None = None,
+    user_words: str | None = None,
 ) -> Answer:
     """Retrieve passages, have the model answer from them, and check each sentence it wrote.
+
+    `user_words` is what the user typed, when the question searched is not theirs (a chat's
+    follow-up rewritten by the model): the facts it states need no passage to hold them (see
+    `answer_from_text`).
 
     Tokens go to `on_token` as they arrive. Ctrl-C (KeyboardInterrupt) while the model writes stops
     it and keeps what came. A server failure gives the quoted answer with a notice naming the URL.
@@ -91,7 +96,7 @@ def generate_answer(
     """
     quoted = answer_question(retriever, question, k, mode, filters, retrieval_query)
     written = model_writes(client, quoted, on_token)
-    return written if isinstance(written, Answer) else checked_answer(retriever, quoted, written)
+    return written if isinstance(written, Answer) else checked_answer(retriever, quoted, written, user_words)
 
 
 @dataclass(frozen=True)
@@ -123,21 +128,29 @@ def model_writes(client: ChatClient, quoted: Answer, on_token: TokenCallback | N
     return Written(model, text, stopped)
 
 
-def checked_answer(retriever: Retriever, quoted: Answer, written: Written) -> Answer:
+def checked_answer(retriever: Retriever, quoted: Answer, written: Written, user_words: str | None = None) -> Answer:
     """`written` checked sentence by sentence against `quoted`'s passages (the token aligner reads them)."""
-    return answer_from_text(quoted, written.text, written.model, ClaimChecker(retriever.aligner()), written.stopped)
+    return answer_from_text(quoted, written.text, written.model, ClaimChecker(retriever.aligner()), written.stopped,
+                            user_words)
 
 
-def answer_from_text(quoted: Answer, text: str, model: str, checker: ClaimChecker, stopped: bool = False) -> Answer:
+def answer_from_text(quoted: Answer, text: str, model: str, checker: ClaimChecker, stopped: bool = False,
+                     user_words: str | None = None) -> Answer:
     """The answer a model's text makes once each sentence is checked against `quoted.passages`:
-    the supported sentences with their [n], or else `quoted` (the extractive answer) with a notice."""
+    the supported sentences with their [n], or else `quoted` (the extractive answer) with a notice.
+
+    The numbers, dates and names the user stated may be repeated without a passage holding them:
+    those of `user_words` when given, else of the question as qa read it (a word respelled, a
+    follow-up joined to the questions before it, all the user's words). Never a model's rewrite's:
+    "How much does it owe?" rewritten "How much did Baghdad owe Russia in 1998?" let "In 1998,
+    Baghdad owed Russia $8 billion" pass against a passage that gives no year.
+    """
     hits = list(quoted.passages)
     stop_note = "generation stopped; " if stopped else ""
     if not text.strip():
         why = "stopped before the model wrote anything" if stopped else f"{model} wrote nothing"
         return replace(quoted, model=model, notice=f"{why}; showing the quoted answer instead")
-    # The model was asked the question as understood; its facts are the user's, not the model's.
-    claims = tuple(checker.check_answer(text, hits, quoted.understood_as or quoted.question))
+    claims = tuple(checker.check_answer(text, hits, user_words or quoted.understood_as or quoted.question))
     supported = [c for c in claims if c.verdict == SUPPORTED]
     if not supported:
         if declines(text):

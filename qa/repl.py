@@ -303,10 +303,13 @@ class ChatSession:
                 written.append(delta)
                 live.update(streaming_text("".join(written)))
 
+            # A follow-up made whole is searched, but the check exempts only what the user typed:
+            # a model's rewrite may add a year or a sum (and the rule's reading may lead with one).
+            typed = " ".join([*self.conversation.asked(), question]) if rewritten is not None else None
             return generate_answer(
                 self.retriever(), self._llm_client, question, k=self.k, mode=self.mode, filters=self.filters,
                 retrieval_query=rewritten if rewritten and rewritten.strip() != question.strip() else None,
-                on_token=show,
+                on_token=show, user_words=typed,
             ), leaned
 
     def _command(self, text: str) -> bool:

@@ -137,11 +137,14 @@ SCRIPTED_BEHAVIOURS = (
     "echo_auth",  # a completion's reply is the request's Authorization header, or "none"
     "ollama_tags",  # GET /models lists Ollama-style tags: llama3.2:latest and phi3:mini
     "no_models_endpoint",  # GET /models answers 404, as on servers that do not list their models
+    "adds_a_year",  # a completion (a follow-up's rewrite) and the streamed answer both add a year: REWRITE_WITH_A_YEAR
 )
 HANG_SECONDS = 5.0
 KEEP_ALIVE_SECONDS = 0.2
 RUNAWAY_PIECES = 5_000
 SCRIPTED_REPLY = ("Hello", " there")
+# What "adds_a_year" writes: a rewrite of a follow-up, then an answer, each with a year no seed gives.
+REWRITE_WITH_A_YEAR = ("How much did Baghdad owe Russia in 1998?", "In 1998, Baghdad owed Russia $8 billion [1].")
 
 
 class _ScriptedServer(ThreadingHTTPServer):
@@ -222,7 +225,8 @@ class _ScriptedHandler(BaseHTTPRequestHandler):
             self._json(400, {"error": error})
             return
         if not request.get("stream") or behaviour == "json_to_stream":
-            reply = self.headers.get("Authorization", "none") if behaviour == "echo_auth" else "".join(SCRIPTED_REPLY)
+            reply = (self.headers.get("Authorization", "none") if behaviour == "echo_auth"
+                     else REWRITE_WITH_A_YEAR[0] if behaviour == "adds_a_year" else "".join(SCRIPTED_REPLY))
             choice = {"index": 0, "message": {"role": "assistant", "content": reply}, "finish_reason": "stop"}
             self._json(200, {"object": "chat.completion", "choices": [choice]})
             return
@@ -231,6 +235,8 @@ class _ScriptedHandler(BaseHTTPRequestHandler):
             events.append("not json")
         elif behaviour == "no_choices":
             events.append(json.dumps({"id": "x", "object": "chat.completion.chunk"}))
+        elif behaviour == "adds_a_year":
+            events.append(_chunk({"content": REWRITE_WITH_A_YEAR[1]}))
         else:
             events.append(_chunk({"content": SCRIPTED_REPLY[0]}))
             if behaviour == "stream_error":

@@ -16,7 +16,7 @@ from dataclasses import replace
 from pathlib import Path
 
 import pytest
-from llm_servers import free_port, scripted_server
+from llm_servers import REWRITE_WITH_A_YEAR, free_port, scripted_server
 from rich.console import Console
 
 from qa.answer import NOT_ANSWERED
@@ -470,6 +470,27 @@ def test_a_follow_up_is_rewritten_by_the_model_or_else_by_the_rule(seeds_index: 
     first, follow_up = (turn.searched for turn in session.conversation.turns)
     assert first == DEBT_QUESTION
     assert follow_up != "And when was that?"  # understood with the first question, one way or the other
+
+
+def test_a_year_the_models_rewrite_of_a_follow_up_adds_is_checked_as_the_models(seeds_index: Path, embedder) -> None:
+    # The rewrite was taken for the user's words, which an answer may repeat unchecked: "In 1998,
+    # Baghdad owed Russia $8 billion [1]" passed against a passage that gives no year.
+    out = io.StringIO()
+    with scripted_server("adds_a_year") as url:
+        session = ChatSession(seeds_index, console=Console(file=out, width=200), embedder=embedder,
+                              llm=LLMSettings(url, model="smollm2", timeout=10))
+        session.run(["What does Moscow want from Iraq?", "How much does it owe?"], update=False)
+    assert session.conversation.turns[1].searched == REWRITE_WITH_A_YEAR[0]  # the model's rewrite was searched
+    answer = session.last_answer
+    assert answer is not None and answer.claims, out.getvalue()
+    assert all(claim.verdict != SUPPORTED for claim in answer.claims), answer.claims
+    assert "1998" not in answer.answer
+    # Typed by the user, the year is theirs to repeat.
+    with scripted_server("adds_a_year") as url:
+        session = ChatSession(seeds_index, console=Console(file=io.StringIO(), width=200), embedder=embedder,
+                              llm=LLMSettings(url, model="smollm2", timeout=10))
+        session.run(["What does Moscow want from Iraq?", "How much did Baghdad owe Russia in 1998?"], update=False)
+    assert any(claim.verdict == SUPPORTED for claim in session.last_answer.claims), session.last_answer.claims
 
 
 # Failures: one line naming the URL, then the quoted answer -----------------------------------------
