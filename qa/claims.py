@@ -132,6 +132,7 @@ _NEGATIVE = re.compile(
     re.IGNORECASE,
 )
 _CITATION = re.compile(r"\[(\d+(?:\s*[,;–-]\s*\d+)*)\]")
+_LIST_MARKER = re.compile(r"^\s*(?:[-*•]|\d+[.)])\s+")
 _LEADING_CITATIONS = re.compile(r"^(?:\s*\[\d+(?:\s*[,;–-]\s*\d+)*\])+")
 _DIGITS = re.compile(r"(?<![\w.])(\d{1,3}(?:,\d{3})+|\d+)(\.\d+)?")
 _SCALE_AFTER = re.compile(r"\s*-?\s*(thousand|million|billion|trillion|bn|mn|m|k)\b", re.IGNORECASE)
@@ -233,18 +234,19 @@ def split_claims(text: str) -> list[tuple[str, tuple[int, ...]]]:
     >>> split_claims("Baghdad owes Russia $8 billion [1]. Talks went on [2, 3].")
     [('Baghdad owes Russia $8 billion.', (1,)), ('Talks went on.', (2, 3))]
     """
-    # A numbered list ("1. Baghdad owes…") would split at its numbers: the markers go first.
-    text = re.sub(r"(?m)^\s*(?:[-*•]|\d+[.)])\s+", "", text)
     sentences: list[list] = []
-    for start, end in split_sentences(text):
-        piece = text[start:end]
-        leading = _LEADING_CITATIONS.match(piece)
-        if leading and sentences:  # "… $8 billion. [1]" splits the marker off its sentence
-            sentences[-1][1].extend(_numbers_in(leading.group(0)))
-            piece = piece[leading.end():]
-        if not piece.strip():
-            continue
-        sentences.append([piece, _numbers_in(piece)])
+    for block in _blocks(text):
+        for number, (start, end) in enumerate(split_sentences(block)):
+            piece = block[start:end]
+            leading = _LEADING_CITATIONS.match(piece)
+            # "… $8 billion. [1]" splits the marker off its sentence; but a list item or a line
+            # that opens with its marker ("- [2] Ivanov said…") cites for itself.
+            if leading and sentences and (number > 0 or not piece[leading.end():].strip()):
+                sentences[-1][1].extend(_numbers_in(leading.group(0)))
+                piece = piece[leading.end():]
+            if not piece.strip():
+                continue
+            sentences.append([piece, _numbers_in(piece)])
     claims = []
     for piece, cited in sentences:
         plain = _CITATION.sub("", piece)
@@ -253,6 +255,32 @@ def split_claims(text: str) -> list[tuple[str, tuple[int, ...]]]:
         if any(ch.isalnum() for ch in plain):
             claims.append((plain, tuple(dict.fromkeys(cited))))
     return claims
+
+
+def _blocks(text: str) -> list[str]:
+    """A generated answer's lines as its sentences stand in them: each list item, paragraph, or
+    line ending as a sentence or a citation ends, apart, its list marker gone; a line that runs
+    on (text wrapped at a width) joined to the next. A list of lines with no full stop
+    ("- Moscow wants contracts [1]" and "- Russia agreed [1]") was one sentence, checked as one.
+
+    >>> _blocks("- Moscow wants contracts [1]\\n- Russia agreed [1]\\nIt was\\nlate.")
+    ['Moscow wants contracts [1]', 'Russia agreed [1]', 'It was late.']
+    """
+    blocks: list[str] = []
+    ended = True  # whether the block before has ended (a blank line, a full stop, a citation)
+    for line in text.splitlines():
+        if not line.strip():
+            ended = True
+            continue
+        # A numbered list ("1. Baghdad owes…") would split at its numbers: the markers go first.
+        item = _LIST_MARKER.match(line)
+        words = line[item.end():].strip() if item else line.strip()
+        if blocks and not ended and not item:
+            blocks[-1] += " " + words
+        else:
+            blocks.append(words)
+        ended = bool(re.search(r"[.!?:\]\)\"'”’]\s*$", line))
+    return blocks
 
 
 def _numbers_in(markers: str) -> list[int]:

@@ -289,6 +289,18 @@ def test_sentences_and_their_markers_are_split() -> None:
     assert split_claims("Baghdad owes $8 billion [1]. Talks went on. [2][3]\n- Nine died [4, 5].") == [
         ("Baghdad owes $8 billion.", (1,)), ("Talks went on.", (2, 3)), ("Nine died.", (4, 5)),
     ]
+    # A list item is a sentence, full stop or not, and one that opens with its marker cites for
+    # itself: both were run into the item before ("…contracts Russia agreed [1]"; "[2]" moved up).
+    assert split_claims("- Moscow wants contracts [1]\n- Russia agreed to pay [1]\n") == [
+        ("Moscow wants contracts", (1,)), ("Russia agreed to pay", (1,)),
+    ]
+    assert split_claims("- [1] Moscow wants contracts.\n- [2] Ivanov said troops may go.") == [
+        ("Moscow wants contracts.", (1,)), ("Ivanov said troops may go.", (2,)),
+    ]
+    # A line that runs on is the same sentence; a marker alone on a line is the line before's.
+    assert split_claims("Baghdad owes Russia\n$8 billion.\n[1]\n\nTalks went on [2].") == [
+        ("Baghdad owes Russia $8 billion.", (1,)), ("Talks went on.", (2,)),
+    ]
 
 
 @pytest.mark.parametrize(
