@@ -42,6 +42,10 @@ CONNECT_TIMEOUT = 5.0
 # The most characters a token of a streamed answer may average before the stream counts as
 # running past max_tokens (a token is a few characters; 32 leaves room for any tokenizer).
 MAX_CHARS_PER_TOKEN = 32
+# A stream line longer than this is no server-sent event a chat server writes (a token's chunk is
+# a few hundred characters): the server is not speaking the protocol.
+MAX_STREAM_LINE_CHARS = 1_000_000
+_LINE_END = re.compile(r"\r\n|\r|\n")
 LLM_URL_EXAMPLES = "ollama, ollama:MODEL or http://HOST:PORT[/v1]"
 
 _OFF = ("", "off", "none")
@@ -243,30 +247,33 @@ class ChatClient:
                         yield whole
                     return
                 events = written = 0
-                # The timeout counts from the last event, not the last byte: a server that sends
-                # only keep-alive comments would otherwise hold the question for ever.
-                last_event = time.monotonic()
-                for line in response.iter_lines():
+                # The timeout counts from the last event that carried something (text, or a
+                # thinking model's reasoning), not from the last byte: a server that sends only
+                # keep-alive comments, empty events, or bytes that never end a line would
+                # otherwise hold the question for ever (httpx's timeout is between two reads).
+                progress = [time.monotonic()]
+                for line in self._stream_lines(response, progress):
                     field, _, data = line.partition(":")
                     if field != "data":
                         # Blank lines end events; ':' comments and event/id/retry fields carry no text.
                         if line and field not in ("", "event", "id", "retry"):
                             raise self._incompatible(f"stream line is not a server-sent event: {_excerpt(line)}")
-                        if time.monotonic() - last_event > self.settings.timeout:
-                            raise LLMError(f"{self._server} sent nothing but keep-alive lines for "
-                                           f"{self.settings.timeout:g} s")
                         continue
                     data = data.strip()
                     if data == "[DONE]":
                         return
                     events += 1
-                    last_event = time.monotonic()
-                    text = self._delta_text(data)
+                    text, moved = self._delta_text(data)
+                    if moved:
+                        progress[0] = time.monotonic()
                     written += len(text)
                     # A server that ignores max_tokens would be read (and every sentence checked)
                     # for as long as it writes: past what the tokens asked for could hold, stop.
-                    if written > max_tokens * MAX_CHARS_PER_TOKEN or events > 2 * max_tokens + 16:
+                    if written > max_tokens * MAX_CHARS_PER_TOKEN:
                         raise self._past_max_tokens(max_tokens)
+                    if events > 2 * max_tokens + 16:
+                        raise self._past_max_tokens(max_tokens) if written else LLMError(
+                            f"{self._server} sent {events} events without any text; its answer was not used")
                     if text:
                         yield text
         except httpx.HTTPError as exc:
@@ -298,6 +305,26 @@ class ChatClient:
         if content and len(content) > max_tokens * MAX_CHARS_PER_TOKEN:
             raise self._past_max_tokens(max_tokens)
         return content or ""
+
+    def _stream_lines(self, response: httpx.Response, progress: list[float]) -> Iterator[str]:
+        """The lines of a server-sent event stream (ended by CR LF, LF or CR), raising LLMError
+        once `self.settings.timeout` seconds pass after `progress[0]` (the last event that carried
+        something), whatever bytes come meanwhile, or once a line runs past MAX_STREAM_LINE_CHARS."""
+        pending = ""
+        for piece in response.iter_text():
+            pending += piece
+            # A CR at the end may be the first half of a CR LF: it waits for the next piece.
+            lines = _LINE_END.split(pending[:-1] if pending.endswith("\r") else pending)
+            pending = lines.pop() + ("\r" if pending.endswith("\r") else "")
+            yield from lines
+            if len(pending) > MAX_STREAM_LINE_CHARS:
+                raise self._incompatible(f"stream line runs past {MAX_STREAM_LINE_CHARS:,} characters: "
+                                         f"{_excerpt(pending)}")
+            if time.monotonic() - progress[0] > self.settings.timeout:
+                raise LLMError(f"{self._server} sent nothing of an answer for {self.settings.timeout:g} s "
+                               "(only keep-alive lines, empty events or a line that never ends)")
+        if pending.rstrip("\r"):
+            yield pending.rstrip("\r")
 
     def _past_max_tokens(self, max_tokens: int) -> LLMError:
         return LLMError(f"{self._server} wrote past the {max_tokens} tokens asked for; its answer was not used")
@@ -377,20 +404,23 @@ class ChatClient:
 
     # -- reading answers --------------------------------------------------------------------------
 
-    def _delta_text(self, data: str) -> str:
+    def _delta_text(self, data: str) -> tuple[str, bool]:
+        """A stream chunk's text, and whether it carried anything (text, or a thinking model's
+        reasoning, which vLLM and Ollama send beside the content) more than its role."""
         chunk = self._parse_json(data, "stream chunk")
         self._raise_error_object(chunk)
         choices = chunk.get("choices") if isinstance(chunk, dict) else None
         if not isinstance(choices, list):
             raise self._incompatible(f"stream chunk has no choices: {_excerpt(data)}")
         if not choices:
-            return ""  # a closing chunk that carries only usage figures
+            return "", False  # a closing chunk that carries only usage figures
         choice = choices[0]
         delta = choice.get("delta") if isinstance(choice, dict) else None
         if not isinstance(delta, dict):
             raise self._incompatible(f"stream chunk has no choices[0].delta: {_excerpt(data)}")
         content = delta.get("content")
-        return content if isinstance(content, str) else ""
+        text = content if isinstance(content, str) else ""
+        return text, bool(text) or any(isinstance(value, str) and value for key, value in delta.items() if key != "role")
 
     def _parse_json(self, text: str, what: str) -> Any:
         try:

@@ -137,6 +137,8 @@ SCRIPTED_BEHAVIOURS = (
     "echo_auth",  # a completion's reply is the request's Authorization header, or "none"
     "ollama_tags",  # GET /models lists Ollama-style tags: llama3.2:latest and phi3:mini
     "no_models_endpoint",  # GET /models answers 404, as on servers that do not list their models
+    "no_line_end",  # one piece of text, then a byte every KEEP_ALIVE_SECONDS that never ends a line
+    "empty_events",  # one piece of text, then an event with an empty delta every KEEP_ALIVE_SECONDS
     "adds_a_year",  # a completion (a follow-up's rewrite) and the streamed answer both add a year: REWRITE_WITH_A_YEAR
 )
 HANG_SECONDS = 5.0
@@ -246,19 +248,22 @@ class _ScriptedHandler(BaseHTTPRequestHandler):
         if behaviour in ("runaway", "runaway_short"):
             piece = " Baghdad owes Russia money [1]." if behaviour == "runaway" else "x"
             events.extend(_chunk({"content": piece}) for _ in range(RUNAWAY_PIECES))
-        if behaviour not in ("truncated_stream", "keep_alive"):
+        stalls = ("keep_alive", "no_line_end", "empty_events")
+        if behaviour not in ("truncated_stream", *stalls):
             events.append("[DONE]")
         self.send_response(200)
         self.send_header("Content-Type", "text/event-stream")
         self.send_header("Cache-Control", "no-cache")
         self.send_header("Connection", "close")
         self.end_headers()
-        for event in events[:2] if behaviour == "keep_alive" else events:
+        for event in events[:2] if behaviour in stalls else events:
             self.wfile.write(f"data: {event}\n\n".encode())
             self.wfile.flush()
-        while behaviour == "keep_alive" and not self.server.stopping.is_set():
+        stall = {"keep_alive": b": keep-alive\n\n", "no_line_end": b" ",
+                 "empty_events": f"data: {_chunk({})}\n\n".encode()}.get(behaviour)
+        while stall and not self.server.stopping.is_set():
             time.sleep(KEEP_ALIVE_SECONDS)
-            self.wfile.write(b": keep-alive\n\n")
+            self.wfile.write(stall)
             self.wfile.flush()
         self.close_connection = True
 
