@@ -52,6 +52,11 @@ _DECLINES = re.compile(
 )
 
 TokenCallback = Callable[[str], None]
+# Control characters but tab and line ends: an escape sequence a model writes ("\x1b[31m") would
+# reach the terminal as a command (rich passes ESC through), and no answer needs one.
+_CONTROL = re.compile(r"[\x00-\x08\x0b\x0c\x0e-\x1f\x7f-\x9f]")
+# ECMA-48's escape sequences: CSI ("\x1b[31m"), OSC ("\x1b]0;title\x07"), and ESC with one character.
+_ESCAPE_SEQUENCE = re.compile(r"\x1b\[[0-?]*[ -/]*[@-~]|\x1b\][^\x07\x1b]*(?:\x07|\x1b\\)?|\x1b[ -~]")
 
 
 def build_messages(question: str, passages: Sequence[Hit]) -> list[dict[str, str]]:
@@ -179,12 +184,18 @@ def _stream(client: ChatClient, messages: list[dict[str, str]], on_token: TokenC
         for delta in stream:
             parts.append(delta)
             if on_token is not None:
-                on_token(delta)
+                on_token(_terminal_safe(delta))  # a sequence cut between two pieces loses its ESC
     except KeyboardInterrupt:
-        return "".join(parts), True
+        return _terminal_safe("".join(parts)), True
     finally:
         stream.close()  # closes the HTTP response, so the server stops generating
-    return "".join(parts), False
+    return _terminal_safe("".join(parts)), False
+
+
+def _terminal_safe(text: str) -> str:
+    """`text` without terminal escape sequences and control characters (tab and line ends kept):
+    ``"\\x1b[31mRed\\x1b[0m" -> "Red"``."""
+    return _CONTROL.sub("", _ESCAPE_SEQUENCE.sub("", text))
 
 
 def _citations(claims: Sequence[Claim], hits: Sequence[Hit]) -> tuple[Citation, ...]:
@@ -210,7 +221,7 @@ def condense_question(client: ChatClient, previous: Sequence[str], question: str
         {"role": "system", "content": CONDENSE_PROMPT},
         {"role": "user", "content": f"{history}\nLast question: {question}\nRewritten question:"},
     ]
-    text = client.complete(messages, max_tokens=64).strip().strip('"').splitlines()
+    text = _terminal_safe(client.complete(messages, max_tokens=64)).strip().strip('"').splitlines()
     rewritten = " ".join(text[0].split()) if text else ""
     rewritten = re.sub(r"^(?:rewritten question|question)\s*:\s*", "", rewritten, flags=re.IGNORECASE)
     if not rewritten or len(rewritten) > 300 or not any(ch.isalpha() for ch in rewritten):

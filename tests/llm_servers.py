@@ -139,12 +139,14 @@ SCRIPTED_BEHAVIOURS = (
     "no_models_endpoint",  # GET /models answers 404, as on servers that do not list their models
     "no_line_end",  # one piece of text, then a byte every KEEP_ALIVE_SECONDS that never ends a line
     "empty_events",  # one piece of text, then an event with an empty delta every KEEP_ALIVE_SECONDS
+    "escape_codes",  # a streamed answer in terminal colour codes: ESCAPED_REPLY
     "adds_a_year",  # a completion (a follow-up's rewrite) and the streamed answer both add a year: REWRITE_WITH_A_YEAR
 )
 HANG_SECONDS = 5.0
 KEEP_ALIVE_SECONDS = 0.2
 RUNAWAY_PIECES = 5_000
 SCRIPTED_REPLY = ("Hello", " there")
+ESCAPED_REPLY = "\x1b[31mBaghdad owes Russia $8 billion [1].\x1b[0m\x07"
 # What "adds_a_year" writes: a rewrite of a follow-up, then an answer, each with a year no seed gives.
 REWRITE_WITH_A_YEAR = ("How much did Baghdad owe Russia in 1998?", "In 1998, Baghdad owed Russia $8 billion [1].")
 
@@ -237,6 +239,8 @@ class _ScriptedHandler(BaseHTTPRequestHandler):
             events.append("not json")
         elif behaviour == "no_choices":
             events.append(json.dumps({"id": "x", "object": "chat.completion.chunk"}))
+        elif behaviour == "escape_codes":
+            events.append(_chunk({"content": ESCAPED_REPLY}))
         elif behaviour == "adds_a_year":
             events.append(_chunk({"content": REWRITE_WITH_A_YEAR[1]}))
         else:

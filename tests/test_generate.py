@@ -505,6 +505,15 @@ def test_a_year_the_models_rewrite_of_a_follow_up_adds_is_checked_as_the_models(
     assert any(claim.verdict == SUPPORTED for claim in session.last_answer.claims), session.last_answer.claims
 
 
+def test_control_characters_a_model_writes_reach_neither_the_terminal_nor_the_json(retriever) -> None:
+    # Rich passes ESC through: "\x1b[31m" in a model's text recoloured the user's terminal.
+    shown: list[str] = []
+    with scripted_server("escape_codes") as url, ChatClient(LLMSettings(url, model="smollm2", timeout=10)) as client:
+        answer = generate_answer(retriever, client, DEBT_QUESTION, on_token=shown.append)
+    assert "".join(shown) == "Baghdad owes Russia $8 billion [1]."
+    assert answer.generated and "\x1b" not in answer.answer and "\x07" not in json.dumps(claim_json(answer.claims[0]))
+
+
 # Failures: one line naming the URL, then the quoted answer -----------------------------------------
 
 
