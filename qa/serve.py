@@ -29,7 +29,15 @@ from pydantic import BaseModel, ConfigDict, Field
 from starlette.exceptions import HTTPException
 
 from qa.config import DEFAULT_TOP_K, package_version
-from qa.errors import ConfigError, IndexCorruptError, IndexLockedError, IndexMissingError, QAError, QueryError
+from qa.errors import (
+    ConfigError,
+    IndexCorruptError,
+    IndexLockedError,
+    IndexMismatchError,
+    IndexMissingError,
+    QAError,
+    QueryError,
+)
 from qa.service import MAX_FILTER_CHARS, MAX_K, MAX_QUESTION_CHARS, IndexService, validation_line
 
 if TYPE_CHECKING:
@@ -133,6 +141,8 @@ def create_app(service: IndexService, token: str | None = None, cors_origins: Se
     )
     _add_routes(app, service)
     _add_error_handlers(app, service)
+    if token:
+        _declare_bearer_token(app)
     wrapped: ASGIApp = _BodyLimit(app, MAX_BODY_BYTES)
     if token:
         wrapped = _TokenCheck(wrapped, token)
@@ -144,6 +154,21 @@ def create_app(service: IndexService, token: str | None = None, cors_origins: Se
     if not token:
         wrapped = _LoopbackHostCheck(wrapped)
     return _Unraised(wrapped)
+
+
+def _declare_bearer_token(app: FastAPI) -> None:
+    """The schema says every route wants 'Authorization: Bearer TOKEN': client generators then
+    send it, and /docs (read with the token) offers an Authorize button for its "Try it out"."""
+    build = app.openapi
+
+    def with_token() -> dict[str, Any]:
+        if app.openapi_schema is None:
+            schema = build()  # kept by FastAPI as app.openapi_schema
+            schema.setdefault("components", {})["securitySchemes"] = {"bearer": {"type": "http", "scheme": "bearer"}}
+            schema["security"] = [{"bearer": []}]
+        return app.openapi_schema
+
+    app.openapi = with_token  # type: ignore[method-assign]
 
 
 def run_server(service: IndexService, host: str, port: int, token: str | None = None,
@@ -167,8 +192,10 @@ def _add_routes(app: FastAPI, service: IndexService) -> None:
     def ask(request: AskRequest) -> Any:
         options = request.model_dump(exclude={"question", "stream"})
         if request.stream:
-            # A request that cannot be answered is refused with its 4xx before the stream's 200.
+            # A request that cannot be answered is refused with its 4xx before the stream's 200,
+            # and an index that cannot be read with its 503.
             service.check_ask(request.question, **options)
+            service.check_index()
             return StreamingResponse(_answer_events(service, request.question, options),
                                      media_type="text/event-stream", headers={"Cache-Control": "no-store"})
         return service.ask_json(request.question, **options)
@@ -246,7 +273,7 @@ def _add_error_handlers(app: FastAPI, service: IndexService) -> None:
     @app.exception_handler(QAError)
     async def qa_error(request: Request, exc: QAError) -> JSONResponse:
         status = 400 if isinstance(exc, QueryError) else 503 if isinstance(
-            exc, (IndexMissingError, IndexCorruptError, IndexLockedError)) else 500
+            exc, (IndexMissingError, IndexCorruptError, IndexLockedError, IndexMismatchError)) else 500
         return _error(status, service.error_text(exc))
 
     @app.exception_handler(Exception)

@@ -116,6 +116,15 @@ class IndexService:
         check_text(question, "question")
         return search_filters(k, mode, source, since, until)
 
+    def check_index(self) -> None:
+        """The QAError a search would meet now for the index itself (removed, damaged, built again
+        by another encoder), before anything is searched: a stream's status is sent first."""
+        self._run(self._check_index)
+
+    def _check_index(self) -> None:
+        with self._retriever.store.reading():
+            pass
+
     def _quoted(self, question: str, k: int, mode: str, filters: SearchFilters) -> Answer:
         from qa.answer import answer_question
 

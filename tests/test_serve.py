@@ -7,6 +7,7 @@ every kind get a 4xx with one line, never a 5xx; and the bind and token rules ho
 from __future__ import annotations
 
 import json
+import os
 import random
 import shutil
 from collections.abc import Iterator
@@ -122,6 +123,9 @@ def test_openapi_schema_and_docs(client: httpx.Client) -> None:
         for status in statuses:
             assert responses[status]["content"]["application/json"]["schema"]["$ref"].endswith("/ErrorBody")
     assert "HTTPValidationError" not in json.dumps(schema["paths"])
+    # The token this server wants is declared, so that a generated client sends it.
+    assert schema["security"] == [{"bearer": []}]
+    assert schema["components"]["securitySchemes"]["bearer"] == {"type": "http", "scheme": "bearer"}
 
 
 def test_answer_streams_as_server_sent_events(client: httpx.Client) -> None:
@@ -429,6 +433,26 @@ def test_an_index_removed_under_a_running_server_is_a_503_with_no_traceback(seed
         shutil.rmtree(index_dir)
         response = httpx.get(url + "/stats")
         assert response.status_code == 503 and "no index in" in response.json()["error"]
+        assert "Traceback" not in process.output()
+
+
+def test_an_index_built_again_by_another_encoder_under_a_running_server_is_a_503(seeds_index: Path,
+                                                                                 tmp_path: Path) -> None:
+    # `qa index --rebuild --backend torch` in the folder served: the server went on embedding
+    # questions with its int8 encoder against the torch vectors, and said nothing.
+    index_dir = tmp_path / "index"
+    shutil.copytree(seeds_index, index_dir)
+    log = tmp_path / "stderr.txt"
+    with qa_server(["--index", str(index_dir)], log) as (url, process):
+        assert httpx.get(url + "/stats").status_code == 200
+        manifest = json.loads((index_dir / "manifest.json").read_text())
+        other = "torch" if manifest["backend"] != "torch" else "onnx-int8"
+        (index_dir / "manifest.new").write_text(json.dumps({**manifest, "backend": other}))
+        os.replace(index_dir / "manifest.new", index_dir / "manifest.json")  # as qa writes it
+        for response in (httpx.get(url + "/stats"), httpx.post(url + "/ask", json={"question": QUESTION}),
+                         httpx.post(url + "/ask", json={"question": QUESTION, "stream": True})):
+            assert response.status_code == 503, response.text
+            assert f"built again with all-MiniLM-L6-v2 ({other})" in response.json()["error"], response.text
         assert "Traceback" not in process.output()
 
 

@@ -65,6 +65,15 @@ CACHED_ARTICLES = 100_000
 FILTERS_KEPT = 8
 
 
+def _file_stamp(path: Path) -> tuple[int, int, int] | None:
+    """(inode, mtime, size) of `path`, None when it cannot be read: what tells a file rewritten."""
+    try:
+        info = os.stat(path)
+    except OSError:
+        return None
+    return info.st_ino, info.st_mtime_ns, info.st_size
+
+
 def load_manifest(index_dir: Path) -> Manifest:
     """The manifest of the index in `index_dir`, checked (`Manifest.from_json`)."""
     manifest = _read_manifest(index_dir)
@@ -138,6 +147,7 @@ class LocalStore:
         # The chunks of the last filters searched (_allowed), at the generation they were read at.
         self._filtered: dict[SearchFilters, AllowedIds] = {}
         self._filtered_generation = generation
+        self._manifest_stamp = _file_stamp(self.dir / MANIFEST_FILE)  # as read by open(), or near enough
 
     @classmethod
     def open(cls, where: StoreLocation | Path | str) -> LocalStore:
@@ -169,6 +179,12 @@ class LocalStore:
         if state == "gone":
             # Removed while open (a server keeps its files open): what it still reads is not an index.
             raise IndexMissingError(f"no index in {self.dir} now: it was removed while open")
+        manifest_stamp = _file_stamp(self.dir / MANIFEST_FILE)
+        if manifest_stamp not in (None, self._manifest_stamp):
+            # Rewritten: the index was built again in place (`qa index --rebuild --backend torch`),
+            # with vectors of an encoder other than the one this process reads questions with.
+            self._check_same_encoder(load_manifest(self.dir))
+            self._manifest_stamp = manifest_stamp
         if state == "replaced" or self.catalog.changed_on_disk():
             self._open_catalog_again()
         try:
@@ -197,10 +213,7 @@ class LocalStore:
         """The catalog opened afresh, and what was read of it dropped: its file was replaced (the
         index built again in the same folder), or one read without locks was rewritten."""
         manifest = load_manifest(self.dir)
-        if (manifest.model, manifest.dimension, manifest.backend) != (
-            self.manifest.model, self.manifest.dimension, self.manifest.backend
-        ):
-            raise IndexMismatchError(f"the index in {self.dir} was built again with another model; open it again")
+        self._check_same_encoder(manifest)
         catalog = Catalog.open(self.catalog.path, mapped=True)
         try:
             # Every vector loaded afresh: a new index numbers its segments from 1 again.
@@ -214,6 +227,16 @@ class LocalStore:
         self._article_documents = {}
         self._filtered = {}
         self._filtered_generation = generation
+
+    def _check_same_encoder(self, manifest: Manifest) -> None:
+        """IndexMismatchError when the index was built again, since it was opened, by another
+        model or backend than the one this process embeds questions with."""
+        if (manifest.model, manifest.dimension, manifest.backend) != (
+            self.manifest.model, self.manifest.dimension, self.manifest.backend
+        ):
+            was, now = (f"{m.model} ({m.backend})" for m in (self.manifest, manifest))
+            raise IndexMismatchError(f"the index in {self.dir} was built again with {now} since it was opened "
+                                     f"with {was}; start qa again to read it")
 
     def revision(self) -> int:
         """The committed generation: every commit that changes chunks makes a new one."""
