@@ -52,6 +52,12 @@ def resolve_index_dir(option: str | os.PathLike[str] | None = None) -> Path:
     # A ".." typed_path keeps after a folder that is not there is folded by its text: that is
     # where `qa index` makes the index (os.makedirs("new/../idx") makes idx beside "new").
     path = Path(os.path.normpath(typed_path(path)))
+    try:
+        str(path).encode("utf-8")
+    except UnicodeEncodeError:
+        # FAISS takes its file names as UTF-8: it failed with a traceback, half an index written.
+        shown = str(path).encode("utf-8", "surrogateescape").decode("utf-8", "replace")
+        raise ConfigError(f"index location {shown} is not a valid UTF-8 name: choose another with --index DIR") from None
     if path.exists() and not path.is_dir():
         raise ConfigError(f"index location {path} is a file, not a folder; pass --index DIR")
     return path

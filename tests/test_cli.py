@@ -453,6 +453,13 @@ def test_a_folder_named_like_another_users_home_is_a_folder(tmp_path: Path, monk
     assert (str(cache_dir()), str(model_cache_dir())) == ("~nosuchuser/cache", "~nosuchuser/models")
 
 
+def test_an_index_folder_whose_name_is_not_utf8_is_refused_in_one_line(tmp_path: Path) -> None:
+    # FAISS failed to write its file with a traceback, and left half an index that said 0 chunks.
+    folder = os.fsdecode(os.fsencode(str(tmp_path)) + b"/caf\xe9")
+    assert_one_line_error(qa("index", "--index", folder, str(SEEDS)), "is not a valid UTF-8 name")
+    assert not os.path.exists(folder)
+
+
 def test_an_index_folder_typed_past_a_link_is_where_the_system_finds_it(tmp_path: Path) -> None:
     # `--index lnk/../idx` with lnk -> real/sub names real/idx, as `ls` and `qa index` read it;
     # folded by its text it was tmp/idx, an index nobody built.
