@@ -115,6 +115,7 @@ def check_bind(host: str, token: str | None) -> None:
 def check_port(host: str, port: int) -> None:
     """Refuse a port something else listens on now, before the model loads (uvicorn would say it
     after, in a log line of its own)."""
+    import errno
     import socket
 
     if port == 0:  # the system picks a free one
@@ -125,10 +126,14 @@ def check_port(host: str, port: int) -> None:
         with socket.socket(family, socket.SOCK_STREAM) as probe:
             probe.setsockopt(socket.SOL_SOCKET, socket.SO_REUSEADDR, 1)  # as uvicorn binds
             probe.bind((host, port))
+    except socket.gaierror as exc:  # a host name the system cannot look up: no port would do
+        raise ConfigError(f"cannot listen on {host}: {exc.strerror or exc} (give --host an address of this "
+                          "machine, such as 127.0.0.1 or 0.0.0.0)") from None
     except OSError as exc:
-        raise ConfigError(
-            f"cannot listen on {host} port {port}: {exc.strerror or exc} (is another server there? pick a port with --port)"
-        ) from None
+        hint = "is another server there? pick a port with --port" if exc.errno == errno.EADDRINUSE else (
+            "give --host an address of this machine, such as 127.0.0.1 or 0.0.0.0"
+            if exc.errno == errno.EADDRNOTAVAIL else "pick another with --host or --port")
+        raise ConfigError(f"cannot listen on {host} port {port}: {exc.strerror or exc} ({hint})") from None
 
 
 def create_app(service: IndexService, token: str | None = None, cors_origins: Sequence[str] = ()) -> ASGIApp:

@@ -418,6 +418,12 @@ def test_port_zero_says_the_port_it_got_and_a_taken_port_is_said_before_the_mode
     result = CliRunner().invoke(main, ["serve", "--index", str(index_copy), "--port", taken])
     assert result.exit_code == 1
     assert f"cannot listen on 127.0.0.1 port {taken}" in result.output and "Traceback" not in result.output
+    assert "pick a port with --port" in result.output
+    # A host name that names no address of this machine is no matter of ports.
+    result = CliRunner().invoke(main, ["serve", "--index", str(index_copy), "--host", "nosuch.invalid",
+                                       "--token", TOKEN])
+    assert result.exit_code == 1 and "cannot listen on nosuch.invalid" in result.output, result.output
+    assert "--port" not in result.output and "give --host an address of this machine" in result.output
 
 
 def test_serve_watch_refuses_a_path_that_is_not_there(index_copy: Path, tmp_path: Path) -> None:
