@@ -186,6 +186,19 @@ _HOW_MEASURE = re.compile(r"\bhow (?:" + _HOW_MEASURES + r")\b", re.IGNORECASE)
 _NUMBER_WORDS = frozenset("""one two three four five six seven eight nine ten eleven twelve thirteen fourteen fifteen
     sixteen seventeen eighteen nineteen twenty thirty forty fifty sixty seventy eighty ninety hundred thousand
     million billion trillion dozen half percent""".split())
+# "How much did the repairs cost?" asks for a sum of money, which "eighteen months of repairs" is
+# not (a helper's audit: that sentence answered, naming the question's place, before "The repairs
+# cost $24 million"); "How much did prices rise?" asks for a change, which a share may be.
+_MONEY_QUESTION = re.compile(
+    r"\bhow much\b(?! of\b)(?!.*\b(?:increase|increased|rise|rose|risen|grow|grew|grown|fall|fell|fallen|drop"
+    r"|dropped|decline|declined|jump|jumped|change|changed)\b).*\b(?:cost|costs|costing|pay|paid|pays|paying"
+    r"|spend|spent|spends|spending|worth|price|priced|owe|owed|owes|raise|raised|fund|funding|funded|fine|fined"
+    r"|charge|charged|earn|earned|earns|sell|sold|buy|bought|budget|donate|donated|invest|invested|investment"
+    r"|compensation|salary|bail|damages|settlement|revenue|profit|money|grant|granted|loan|debt|tax|award|awarded"
+    r"|gross|grossed)\b")
+_MONEY = re.compile(r"[$€£¥₹]\s?\d|\b\d[\d,.]*\s?(?:million|billion|trillion|bn|m)?\s?(?:dollars?|euros?|pounds?"
+                    r"|yen|yuan|rupees?|francs?|pesos?|rubles?|roubles?)\b|\b(?:US|USD|EUR|GBP)\s?\$?\d"
+                    r"|\b\d[\d,.]*\s?(?:million|billion|trillion)\b", re.IGNORECASE)
 # Each measure in its units: "How tall is she?" wants a length, which "six months" is not, and
 # "How old…?" an age, which "for 3 years" is not (a helper's chat audit found such sentences
 # answering, when any unit passed).
@@ -273,6 +286,8 @@ def holds_kind(sentence: str, kind: str | None, question: str, written_as_names:
     asked = {w.lower() for w in re.findall(r"\w+", question)}
     words = [w for w in re.findall(r"\w+", sentence) if w.lower() not in asked]
     if kind == "number":
+        if _MONEY_QUESTION.search(question.lower()):
+            return any(not set(re.findall(r"\d+", found.group())) <= asked for found in _MONEY.finditer(sentence))
         return any(w[0].isdigit() or w.lower() in _NUMBER_WORDS for w in words)
     if kind == "date":
         return bool(_ABBREVIATED_DAY.search(sentence)) or any(

@@ -425,3 +425,32 @@ def test_a_second_sentence_that_differs_in_the_fact_is_a_second_answer(second: s
     from qa.answer import _says_again
 
     assert not _says_again(second, [first])
+
+
+LIGHTHOUSE = ("Lighthouse number 2 reopens after repairs\n\n"
+              "The old lighthouse at Point Zebra reopened on Tuesday after eighteen months of repairs, the harbour "
+              "master Wilhelmina Quartermaine said. The repairs cost $24 million and were paid for by the county.\n\n"
+              "Quartermaine said the lamp can now be seen from 32 miles out to sea. Fishermen welcomed the news.\n")
+
+
+def test_a_question_for_a_sum_of_money_is_answered_by_the_sentence_with_the_sum(tmp_path: Path, embedder: Embedder) -> None:
+    # Any number passed for "how much … cost": the sentence naming the question's place and its
+    # "eighteen months" answered, before "The repairs cost $24 million" (a helper's audit).
+    retriever = retriever_over(tmp_path, embedder, {"lighthouse.txt": LIGHTHOUSE})
+    answer = answer_question(retriever, "How much did the lighthouse repairs at Point Zebra cost?")
+    assert answer.answer.startswith("The repairs cost $24 million"), answer.answer
+
+
+@pytest.mark.parametrize(("question", "sentence", "holds"), [
+    ("How much did the repairs cost?", "It reopened after eighteen months of repairs.", False),
+    ("How much did the repairs cost?", "The repairs cost $24 million.", True),
+    ("How much does Baghdad owe Russia?", "Baghdad owes Russia 8 billion dollars.", True),
+    ("How much does Baghdad owe Russia?", "Russia wrote off 90 percent of it.", False),
+    ("How much did Baghdad owe Russia in 1998?", "In 1998 the talks began.", False),  # the question's own number
+    # A change may be a share; "how much of" asks for one; without money's words, any number.
+    ("How much did advertising revenue increase?", "Revenue rose almost 500%.", True),
+    ("How much of the budget went to schools?", "Schools got 30 percent.", True),
+    ("How much rain fell?", "Five inches fell overnight.", True),
+])
+def test_a_sum_asked_for_is_money(question: str, sentence: str, holds: bool) -> None:
+    assert holds_kind(sentence, "number", question) is holds
