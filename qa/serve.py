@@ -94,8 +94,10 @@ def _errors(*statuses: int) -> dict[int | str, dict[str, Any]]:
     reasons = {400: "The request cannot be answered as asked (an empty question, a bad date, a body that is not JSON).",
                401: "The token is missing or wrong (a server started with --token).",
                404: "No indexed document has that id.",
+               413: "The body is larger than the server takes.",
+               415: "The body is not sent as application/json.",
                422: "The request does not fit the schema.",
-               503: "The index is missing, damaged or busy."}
+               503: "The index is missing, damaged, busy, or built again by another encoder since the server started."}
     return {status: {"model": ErrorBody, "description": reasons[status]} for status in (*statuses, 401)}
 
 
@@ -193,7 +195,7 @@ def run_server(service: IndexService, host: str, port: int, token: str | None = 
 
 def _add_routes(app: FastAPI, service: IndexService) -> None:
     @app.post("/ask", summary="Answer a question with cited sentences (the `qa ask --json` object)",
-              responses=_errors(400, 422, 503))
+              responses=_errors(400, 413, 415, 422, 503))
     def ask(request: AskRequest) -> Any:
         options = request.model_dump(exclude={"question", "stream"})
         if request.stream:
@@ -206,7 +208,7 @@ def _add_routes(app: FastAPI, service: IndexService) -> None:
         return service.ask_json(request.question, **options)
 
     @app.post("/search", summary="The passages that best match a query (the `qa search --json` object)",
-              responses=_errors(400, 422, 503))
+              responses=_errors(400, 413, 415, 422, 503))
     def search(request: SearchRequest) -> Any:
         return service.search(**request.model_dump())
 

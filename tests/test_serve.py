@@ -116,7 +116,7 @@ def test_openapi_schema_and_docs(client: httpx.Client) -> None:
     assert "swagger" in client.get("/docs").text.lower()
     # Errors are described as they are sent: {"error": "..."}, 422 included (not FastAPI's {"detail"}).
     assert schema["components"]["schemas"]["ErrorBody"]["required"] == ["error"]
-    for path, method, statuses in (("/ask", "post", {"400", "401", "422", "503"}),
+    for path, method, statuses in (("/ask", "post", {"400", "401", "413", "415", "422", "503"}),
                                    ("/documents/{doc_id}", "get", {"401", "404", "503"})):
         responses = schema["paths"][path][method]["responses"]
         assert statuses <= set(responses), (path, set(responses))
