@@ -132,6 +132,9 @@ _NEGATIVE = re.compile(
     re.IGNORECASE,
 )
 _CITATION = re.compile(r"\[(\d+(?:\s*[,;–-]\s*\d+)*)\]")
+# A line's end that ends its sentence: a full stop, "!" or "?", then perhaps a closing quote or
+# bracket and its citations ("…debt.” [1]"); a ")" or ":" alone does not (wrapped text, a quote next).
+_SENTENCE_END = re.compile(r"[.!?][\"'”’)\]]*(?:\s*\[\d[^\]]*\])*\s*$")
 _LIST_MARKER = re.compile(r"^\s*(?:[-*•]|\d+[.)])\s+")
 _LEADING_CITATIONS = re.compile(r"^(?:\s*\[\d+(?:\s*[,;–-]\s*\d+)*\])+")
 _DIGITS = re.compile(r"(?<![\w.])(\d{1,3}(?:,\d{3})+|\d+)(\.\d+)?")
@@ -235,13 +238,13 @@ def split_claims(text: str) -> list[tuple[str, tuple[int, ...]]]:
     [('Baghdad owes Russia $8 billion.', (1,)), ('Talks went on.', (2, 3))]
     """
     sentences: list[list] = []
-    for block in _blocks(text):
+    for block, is_item in _blocks(text):
         for number, (start, end) in enumerate(split_sentences(block)):
             piece = block[start:end]
             leading = _LEADING_CITATIONS.match(piece)
-            # "… $8 billion. [1]" splits the marker off its sentence; but a list item or a line
-            # that opens with its marker ("- [2] Ivanov said…") cites for itself.
-            if leading and sentences and (number > 0 or not piece[leading.end():].strip()):
+            # "… $8 billion. [1]" splits the marker off its sentence; but a list item that opens
+            # with its marker ("- [2] Ivanov said…") cites for itself.
+            if leading and sentences and (number > 0 or not is_item or not piece[leading.end():].strip()):
                 sentences[-1][1].extend(_numbers_in(leading.group(0)))
                 piece = piece[leading.end():]
             if not piece.strip():
@@ -257,17 +260,18 @@ def split_claims(text: str) -> list[tuple[str, tuple[int, ...]]]:
     return claims
 
 
-def _blocks(text: str) -> list[str]:
-    """A generated answer's lines as its sentences stand in them: each list item, paragraph, or
-    line ending as a sentence or a citation ends, apart, its list marker gone; a line that runs
-    on (text wrapped at a width) joined to the next. A list of lines with no full stop
-    ("- Moscow wants contracts [1]" and "- Russia agreed [1]") was one sentence, checked as one.
+def _blocks(text: str) -> list[tuple[str, bool]]:
+    """A generated answer's lines as its sentences stand in them, each with whether it is a list
+    item: each list item, paragraph, or line ending as a sentence ends apart, its list marker
+    gone; a line that runs on (text wrapped at a width, "Ivanov said:" before its quote) joined to
+    the next. A list of lines with no full stop ("- Moscow wants contracts [1]" and "- Russia
+    agreed [1]") was one sentence, checked as one.
 
-    >>> _blocks("- Moscow wants contracts [1]\\n- Russia agreed [1]\\nIt was\\nlate.")
-    ['Moscow wants contracts [1]', 'Russia agreed [1]', 'It was late.']
+    >>> _blocks("- Moscow wants contracts [1]\\n- Russia agreed [1]\\n\\nIt was\\nlate (so he said).")
+    [('Moscow wants contracts [1]', True), ('Russia agreed [1]', True), ('It was late (so he said).', False)]
     """
-    blocks: list[str] = []
-    ended = True  # whether the block before has ended (a blank line, a full stop, a citation)
+    blocks: list[list] = []
+    ended = True  # whether the block before has ended (a blank line, a sentence's end)
     for line in text.splitlines():
         if not line.strip():
             ended = True
@@ -276,11 +280,11 @@ def _blocks(text: str) -> list[str]:
         item = _LIST_MARKER.match(line)
         words = line[item.end():].strip() if item else line.strip()
         if blocks and not ended and not item:
-            blocks[-1] += " " + words
+            blocks[-1][0] += " " + words
         else:
-            blocks.append(words)
-        ended = bool(re.search(r"[.!?:\]\)\"'”’]\s*$", line))
-    return blocks
+            blocks.append([words, bool(item)])
+        ended = bool(_SENTENCE_END.search(line))
+    return [(words, is_item) for words, is_item in blocks]
 
 
 def _numbers_in(markers: str) -> list[int]:

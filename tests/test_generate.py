@@ -297,9 +297,19 @@ def test_sentences_and_their_markers_are_split() -> None:
     assert split_claims("- [1] Moscow wants contracts.\n- [2] Ivanov said troops may go.") == [
         ("Moscow wants contracts.", (1,)), ("Ivanov said troops may go.", (2,)),
     ]
-    # A line that runs on is the same sentence; a marker alone on a line is the line before's.
+    # A line that runs on is the same sentence, wrapped after a bracket or a colon too; a marker
+    # alone on a line, or opening a line that is no list item, is the sentence before's.
     assert split_claims("Baghdad owes Russia\n$8 billion.\n[1]\n\nTalks went on [2].") == [
         ("Baghdad owes Russia $8 billion.", (1,)), ("Talks went on.", (2,)),
+    ]
+    assert split_claims("Baghdad owes $8 billion (half its Soviet-era debt)\nunder old contracts [1].") == [
+        ("Baghdad owes $8 billion (half its Soviet-era debt) under old contracts.", (1,)),
+    ]
+    assert split_claims('Ivanov said:\n"Russia may send peacekeepers" [1].') == [
+        ('Ivanov said: "Russia may send peacekeepers".', (1,)),
+    ]
+    assert split_claims("Baghdad owes $8 billion.\n[1] Moscow wants oil contracts\nin return. [2]") == [
+        ("Baghdad owes $8 billion.", (1,)), ("Moscow wants oil contracts in return.", (2,)),
     ]
 
 
