@@ -55,8 +55,11 @@ TokenCallback = Callable[[str], None]
 # Control characters but tab and line ends: an escape sequence a model writes ("\x1b[31m") would
 # reach the terminal as a command (rich passes ESC through), and no answer needs one.
 _CONTROL = re.compile(r"[\x00-\x08\x0b\x0c\x0e-\x1f\x7f-\x9f]")
-# ECMA-48's escape sequences: CSI ("\x1b[31m"), OSC ("\x1b]0;title\x07"), and ESC with one character.
-_ESCAPE_SEQUENCE = re.compile(r"\x1b\[[0-?]*[ -/]*[@-~]|\x1b\][^\x07\x1b]*(?:\x07|\x1b\\)?|\x1b[ -~]")
+# ECMA-48's escape sequences: CSI ("\x1b[31m"), OSC ("\x1b]0;title\x07", cut at a line's end when
+# it has no end of its own, not the rest of the answer), a character set chosen ("\x1b(B"), and
+# ESC with one character.
+_ESCAPE_SEQUENCE = re.compile(
+    r"\x1b\[[0-?]*[ -/]*[@-~]|\x1b\][^\x07\x1b\n]*(?:\x07|\x1b\\)?|\x1b[ -/][ -~]|\x1b[ -~]")
 
 
 def build_messages(question: str, passages: Sequence[Hit]) -> list[dict[str, str]]:
