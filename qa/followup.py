@@ -158,18 +158,33 @@ class Conversation:
         is at most `limit` characters, the new question always whole; the context gives way first.
         """
         question = " ".join(question.split())
+        turns = self._context_turns(question)
+        if not turns:
+            return None
+        # The subject as it was searched (a word read right, a model's rewrite), the turn since as typed.
+        context = [turns[0].searched] + [turn.asked for turn in turns[1:]]
+        while context and len(" ".join([*context, question])) > limit:
+            context.pop()  # the turn just before goes first, then the subject
+        return " ".join([*context, question]) if context else None
+
+    def typed_context(self, question: str, by_model: bool) -> list[str]:
+        """The questions, as the user typed them, that a follow-up was read with: the last three
+        answered (what a model rewriting it was shown, `history`), or, `by_model` false, those
+        `contextualize` leans on. Their words are the user's, which a checked answer may repeat."""
+        if by_model:
+            return [turn.asked for turn in self.turns if turn.answered][-3:]
+        return [turn.asked for turn in self._context_turns(" ".join(question.split()))]
+
+    def _context_turns(self, question: str) -> list[Turn]:
+        """The subject turn and, when another came since, the turn just before (see
+        `contextualize`); none when `question` stands on its own."""
         turns = self.turns
         while turns and not turns[-1].answered and not turns[-1].standalone:
             turns = turns[:-1]
         if not turns or not turns[-1].answered or question == self.turns[-1].asked or not is_follow_up(question):
-            return None  # (a question asked again is asked anew, not of itself)
-        # The subject as it was searched (a word read right, a model's rewrite), the turn since as typed.
+            return []  # (a question asked again is asked anew, not of itself)
         last = max((n for n, turn in enumerate(turns) if turn.standalone), default=0)
-        subject = turns[last].searched
-        context = [subject] if last == len(turns) - 1 else [subject, turns[-1].asked]
-        while context and len(" ".join([*context, question])) > limit:
-            context.pop()  # the turn just before goes first, then the subject
-        return " ".join([*context, question]) if context else None
+        return [turns[last]] if last == len(turns) - 1 else [turns[last], turns[-1]]
 
     def record(self, asked: str, answered: bool = True, understood: str | None = None,
                standalone: bool | None = None) -> None:
@@ -186,10 +201,6 @@ class Conversation:
         """The answered questions so far as searched, oldest first: what a model may read to
         rewrite a follow-up."""
         return [turn.searched for turn in self.turns if turn.answered]
-
-    def asked(self) -> list[str]:
-        """The questions of the chat so far as the user typed them, oldest first."""
-        return [turn.asked for turn in self.turns]
 
     def forget(self) -> None:
         self.turns.clear()

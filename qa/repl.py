@@ -303,9 +303,12 @@ class ChatSession:
                 written.append(delta)
                 live.update(streaming_text("".join(written)))
 
-            # A follow-up made whole is searched, but the check exempts only what the user typed:
-            # a model's rewrite may add a year or a sum (and the rule's reading may lead with one).
-            typed = " ".join([*self.conversation.asked(), question]) if rewritten is not None else None
+            # A follow-up made whole is searched, but the check exempts only what the user typed
+            # in the questions it was read with: a model's rewrite may add a year or a sum (and the
+            # rule's reading may lead with a rewrite of the turn before).
+            typed = None
+            if rewritten is not None:
+                typed = " ".join([*self.conversation.typed_context(question, by_model=not leaned), question])
             return generate_answer(
                 self.retriever(), self._llm_client, question, k=self.k, mode=self.mode, filters=self.filters,
                 retrieval_query=rewritten if rewritten and rewritten.strip() != question.strip() else None,

@@ -156,3 +156,19 @@ def test_an_answer_about_the_chats_subject_names_something_the_chat_did() -> Non
                              ["Manchester City won the Premier League championship."])
     # A title's stop ends no sentence: "Dr. Fauci" is a name after it.
     assert shares_a_name(["Who is Dr. Fauci? Dr. Fauci said masks work."], ["Dr. Fauci told reporters so."])
+
+
+def test_the_questions_a_follow_up_was_read_with_as_typed() -> None:
+    # What a checked answer may repeat unchecked: the user's words in the questions the follow-up
+    # leans on, not every question of the chat (an unrelated turn's "1998" was let through).
+    chat = Conversation()
+    chat.record("What happened in Moscow in 1998?")
+    chat.record("Who leads Iraq?")
+    chat.record("What does Moscow want from Iraq?", understood="What does Moscow want from Iraq now?")
+    assert chat.typed_context("How much does it owe?", by_model=False) == ["What does Moscow want from Iraq?"]
+    # A model rewriting it was shown the last three answered questions.
+    chat.record("Is that new?", answered=False)
+    assert chat.typed_context("How much does it owe?", by_model=True) == [
+        "What happened in Moscow in 1998?", "Who leads Iraq?", "What does Moscow want from Iraq?"]
+    chat.record("And Syria?")
+    assert "What happened in Moscow in 1998?" not in chat.typed_context("How much does it owe?", by_model=True)
