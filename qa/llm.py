@@ -63,7 +63,7 @@ class LLMSettings:
 
     url: str  # base URL of the OpenAI-compatible API, normalised to end in /v1 when no path is given
     model: str | None = None  # None: the server's only model
-    timeout: float = DEFAULT_TIMEOUT  # seconds without a byte from the server before giving up
+    timeout: float = DEFAULT_TIMEOUT  # seconds without a word of an answer (or an answer to a request) before giving up
     api_key: str | None = None  # sent as a Bearer token when set
 
     @property
