@@ -294,6 +294,8 @@ def _numbers_in(markers: str) -> list[int]:
             low, high = sorted((int(a), int(b))) if dash else (0, 0)
             if dash and high - low < 20:
                 numbers.extend(range(low, high + 1))
+            elif dash:  # too wide to be meant: both ends, so that one past the passages is said
+                numbers.extend((int(a), int(b)))
             else:
                 numbers.append(int(a))
     return numbers

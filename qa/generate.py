@@ -19,6 +19,7 @@ from typing import TYPE_CHECKING
 from qa.answer import answer_question
 from qa.claims import SUPPORTED, UNCITED, ClaimChecker
 from qa.errors import LLMError
+from qa.llm import model_label
 from qa.retrieve import Retriever, SearchFilters
 from qa.types import Answer, Citation, Claim, Hit
 
@@ -47,7 +48,9 @@ CONDENSE_PROMPT = (
 _DECLINES = re.compile(
     r"\b(?:passages?|articles?|context|text)s? (?:do|does|did) not (?:answer|say|mention|contain|provide|state)"
     r"|\bnot (?:mentioned|stated|provided|answered) in the (?:passages?|articles?|context)"
-    r"|\b(?:no|not enough) information\b|\bcannot (?:answer|find|determine)\b|\bI (?:don't|do not) know\b",
+    r"|\b(?:no|not enough) information\b|\bcannot (?:answer|find|determine)\b|\bI (?:don't|do not) know\b"
+    # SmolLM2's way: "…but it does not provide the answer to your question."
+    r"|\b(?:does|do|did)(?: not|n't) (?:provide|give|contain|include) (?:the|an|any) (?:answer|information)\b",
     re.IGNORECASE,
 )
 
@@ -155,18 +158,19 @@ def answer_from_text(quoted: Answer, text: str, model: str, checker: ClaimChecke
     """
     hits = list(quoted.passages)
     stop_note = "generation stopped; " if stopped else ""
+    named = model_label(model)
     if not text.strip():
-        why = "stopped before the model wrote anything" if stopped else f"{model} wrote nothing"
+        why = "stopped before the model wrote anything" if stopped else f"{named} wrote nothing"
         return replace(quoted, model=model, notice=f"{why}; showing the quoted answer instead")
     claims = tuple(checker.check_answer(text, hits, user_words or quoted.understood_as or quoted.question))
     supported = [c for c in claims if c.verdict == SUPPORTED]
     if not supported:
         if declines(text):
-            why = f"{model} says the passages do not answer this"
+            why = f"{named} says the passages do not answer this"
         elif all(c.verdict == UNCITED for c in claims):
-            why = f"no sentence {model} wrote cites a passage"
+            why = f"no sentence {named} wrote cites a passage"
         else:
-            why = f"no sentence {model} wrote is supported by a passage it cites"
+            why = f"no sentence {named} wrote is supported by a passage it cites"
         instead = "; showing the quoted answer instead" if quoted.answerable else ""
         return replace(quoted, model=model, claims=claims, notice=f"{stop_note}{why}{instead}")
     # What a script reads as the answer holds only what the passages support; `claims` has it all.

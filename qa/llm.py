@@ -57,6 +57,14 @@ _REASON_CHARS = 200
 _CONTEXT_OVERFLOW = re.compile(r"context|too long|exceed|too many tokens|token limit", re.IGNORECASE)
 
 
+def model_label(model: str) -> str:
+    """A model's id as a line names it: the file name where a server reports a weights file's
+    whole path (llama-cpp-python does), ``"/opt/m/SmolLM2-135M.Q4_1.gguf" -> "SmolLM2-135M.Q4_1.gguf"``."""
+    if model.lower().endswith((".gguf", ".ggml", ".bin", ".safetensors")) and ("/" in model or "\\" in model):
+        return re.split(r"[/\\]", model)[-1]
+    return model
+
+
 @dataclass(frozen=True)
 class LLMSettings:
     """Where the chat model is served and how long to wait for it."""

@@ -191,7 +191,9 @@ def render_answer(answer: Answer, show_passages: bool = True) -> RenderableType:
         parts.append(Text(f"Note: {line}.", style="yellow"))
     if answer.generated:
         parts.append(claims_text(answer.claims))
-        parts.append(Text(f"Written by {answer.model}; each sentence checked against the passages it cites.",
+        from qa.llm import model_label
+
+        parts.append(Text(f"Written by {model_label(answer.model)}; each sentence checked against the passages it cites.",
                           style="dim italic"))
     elif answer.answerable:
         parts.append(_answer_text(answer))

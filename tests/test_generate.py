@@ -285,6 +285,11 @@ def test_uncited_and_out_of_range_citations(retriever, debt_passages) -> None:
     assert claims[1].missing == ("[9]",)
 
 
+def test_a_range_too_wide_to_be_meant_keeps_its_ends() -> None:
+    # "[1–40]" was read as [1], the 40 dropped unsaid; it is "not one of the passages" now.
+    assert split_claims("Baghdad owes Russia $8 billion [1–40].") == [("Baghdad owes Russia $8 billion.", (1, 40))]
+
+
 def test_sentences_and_their_markers_are_split() -> None:
     assert split_claims("Baghdad owes $8 billion [1]. Talks went on. [2][3]\n- Nine died [4, 5].") == [
         ("Baghdad owes $8 billion.", (1,)), ("Talks went on.", (2, 3)), ("Nine died.", (4, 5)),
@@ -345,6 +350,9 @@ def test_a_refusal_is_recognised() -> None:
     assert declines("The passages do not answer this.")
     assert declines("I'm sorry, the articles don't mention it; there is no information about that.")
     assert not declines("Baghdad owes Russia $8 billion [1].")
+    # SmolLM2's refusal, met by a helper's audit with the real model.
+    assert declines("The passage talks about Russia, but it does not provide the answer to your question.")
+    assert not declines("The deal does not include the debt [1].")
 
 
 def test_the_prompt_numbers_the_passages_and_fits_a_small_context(debt_passages) -> None:

@@ -416,3 +416,12 @@ def test_config_values_of_the_wrong_type(config_file: Path) -> None:
     with pytest.raises(ConfigError, match="gopher") as excinfo:
         resolve_llm_settings()
     assert str(config_file) in str(excinfo.value)
+
+
+def test_a_weights_files_path_is_named_by_its_file_name() -> None:
+    # llama-cpp-python reports its model as the GGUF's whole path: every note carried ~100 characters of it.
+    from qa.llm import model_label
+
+    assert model_label("/opt/models/SmolLM2-135M-Instruct.Q4_1.gguf") == "SmolLM2-135M-Instruct.Q4_1.gguf"
+    assert model_label("meta-llama/Llama-3.1-8B-Instruct") == "meta-llama/Llama-3.1-8B-Instruct"  # a name, not a file
+    assert model_label("llama3.2:latest") == "llama3.2:latest"
