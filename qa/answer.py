@@ -188,17 +188,48 @@ _NUMBER_WORDS = frozenset("""one two three four five six seven eight nine ten el
     million billion trillion dozen half percent""".split())
 # "How much did the repairs cost?" asks for a sum of money, which "eighteen months of repairs" is
 # not (a helper's audit: that sentence answered, naming the question's place, before "The repairs
-# cost $24 million"); "How much did prices rise?" asks for a change, which a share may be.
+# cost $24 million"). Asked so: "how much" and a word of money ("How much money…", "How much
+# funding…"), or "how much" and its verb ("did", "is") before a verb of money ("cost", "pay",
+# "worth"); not "How much time did they spend" or "How much oil does Iraq sell", whose own noun
+# says what is counted, nor a change ("How much did prices rise?"), which a share may be.
+_MONEY_NOUNS = (r"money|cash|funding|funds|revenues?|profits?|debts?|tax(?:es)?|compensation|salary|bail|damages"
+                r"|budget|income|wealth|aid|ransom|prize money")
+_MONEY_VERBS = (r"cost|costs|costing|pay|paid|pays|paying|spend|spent|spends|spending|worth|price|priced|owe|owed"
+                r"|owes|raise|raised|fund|funded|fine|fined|charge|charged|earn|earned|earns|sell|sold|buy|bought"
+                r"|donate|donated|invest|invested|settle|settled|grant|granted|lend|lent|loan|loaned|award|awarded"
+                r"|gross|grossed|offer|offered|bid|ask|asking|demand|demanded|receive|received|get|got|make|made")
 _MONEY_QUESTION = re.compile(
-    r"\bhow much\b(?! of\b)(?!.*\b(?:increase|increased|rise|rose|risen|grow|grew|grown|fall|fell|fallen|drop"
-    r"|dropped|decline|declined|jump|jumped|change|changed)\b).*\b(?:cost|costs|costing|pay|paid|pays|paying"
-    r"|spend|spent|spends|spending|worth|price|priced|owe|owed|owes|raise|raised|fund|funding|funded|fine|fined"
-    r"|charge|charged|earn|earned|earns|sell|sold|buy|bought|budget|donate|donated|invest|invested|investment"
-    r"|compensation|salary|bail|damages|settlement|revenue|profit|money|grant|granted|loan|debt|tax|award|awarded"
-    r"|gross|grossed)\b")
-_MONEY = re.compile(r"[$€£¥₹]\s?\d|\b\d[\d,.]*\s?(?:million|billion|trillion|bn|m)?\s?(?:dollars?|euros?|pounds?"
-                    r"|yen|yuan|rupees?|francs?|pesos?|rubles?|roubles?)\b|\b(?:US|USD|EUR|GBP)\s?\$?\d"
-                    r"|\b\d[\d,.]*\s?(?:million|billion|trillion)\b", re.IGNORECASE)
+    r"\bhow much (?!of\b)(?!.*\b(?:increase|increased|rise|rose|risen|grow|grew|grown|fall|fell|fallen|drop"
+    r"|dropped|decline|declined|jump|jumped|change|changed)\b)(?:(?:" + _MONEY_NOUNS + r")\b"
+    r"|(?:did|does|do|will|would|was|is|were|are|has|have|had|could|can|should|might|must)\b.*\b(?:"
+    + _MONEY_VERBS + r")\b)")
+# A sum as news writes it: "$24 million", "£3.2m", "Rs 500", "USD 5", "5,000 RMB", "8 billion
+# dollars", "eight million dollars", "a million euros", "50 cents", "5bn", "4.5 mln dollars".
+_AMOUNT = r"(?:\d[\d,.]*|a|an|one|" + "|".join(sorted(_NUMBER_WORDS - {"one", "half", "percent"})) + r"|half an?)"
+_CURRENCY_WORDS = (r"dollars?|euros?|pounds?|pence|cents?|yen|yuan|renminbi|rupees?|francs?|pesos?|rubles?|roubles?"
+                   r"|won|shekels?|dinars?|riyals?|dirhams?|lira|rand|kronor|kroner|krona|reais|real")
+_MONEY = re.compile(
+    r"[$€£¥₹]\s?\d|\b(?:USD|EUR|GBP|JPY|CNY|RMB|INR|CHF|AUD|CAD|Rs\.?|R\$)\s?\d"
+    r"|\b\d[\d,.]*\s?(?:bn|mn|mln|bln|m|k)?\s?(?:USD|EUR|GBP|RMB|CHF)\b"
+    r"|\b" + _AMOUNT + r"(?:[ -]" + _AMOUNT + r")*(?:[ -]?(?:hundred|thousand|million|billion|trillion|bn|mn|mln|bln))?"
+    r"[ -](?:" + _CURRENCY_WORDS + r")\b"
+    r"|\b\d[\d,.]*\s?(?:bn|bln)\b", re.IGNORECASE)
+
+
+def asks_for_a_sum(question: str) -> bool:
+    """Whether `question` asks for a sum of money: ``"How much did the repairs cost?" -> True``,
+    ``"How much time did they spend there?" -> False``."""
+    return bool(_MONEY_QUESTION.search(question.lower()))
+
+
+def holds_a_sum(sentence: str, question: str) -> bool:
+    """Whether `sentence` states a sum of money the question does not: "$24 million", "eight million dollars"."""
+    asked = {w.lower() for w in re.findall(r"\w+", question)}
+    return any(not {w.lower() for w in re.findall(r"\w+", found.group()) if w[0].isdigit()} <= asked
+               or not any(w[0].isdigit() for w in re.findall(r"\w+", found.group()))
+               for found in _MONEY.finditer(sentence))
+
+
 # Each measure in its units: "How tall is she?" wants a length, which "six months" is not, and
 # "How old…?" an age, which "for 3 years" is not (a helper's chat audit found such sentences
 # answering, when any unit passed).
@@ -275,8 +306,10 @@ def expected_kind(question: str) -> str | None:
     return next((kind for kind, pattern in _KINDS if pattern.search(lowered)), None)
 
 
-def holds_kind(sentence: str, kind: str | None, question: str, written_as_names: frozenset[str] = frozenset()) -> bool:
-    """Whether the sentence holds a `kind` the question does not: for "How deep…?", a number.
+def holds_kind(sentence: str, kind: str | None, question: str, written_as_names: frozenset[str] = frozenset(),
+               sums_only: bool = False) -> bool:
+    """Whether the sentence holds a `kind` the question does not: for "How deep…?", a number; with
+    `sums_only` (a question for a sum of money that some candidate sentence answers), a sum.
 
     A name is a capitalised word past the sentence's first; its first word is one only when it is
     in `written_as_names` (names_written_in: "Microsoft confirmed Wednesday…" for "Which tech
@@ -286,8 +319,8 @@ def holds_kind(sentence: str, kind: str | None, question: str, written_as_names:
     asked = {w.lower() for w in re.findall(r"\w+", question)}
     words = [w for w in re.findall(r"\w+", sentence) if w.lower() not in asked]
     if kind == "number":
-        if _MONEY_QUESTION.search(question.lower()):
-            return any(not set(re.findall(r"\d+", found.group())) <= asked for found in _MONEY.finditer(sentence))
+        if sums_only:
+            return holds_a_sum(sentence, question)
         return any(w[0].isdigit() or w.lower() in _NUMBER_WORDS for w in words)
     if kind == "date":
         return bool(_ABBREVIATED_DAY.search(sentence)) or any(
@@ -427,6 +460,10 @@ def score_sentences(hits: Sequence[Hit], term_weights: dict[str, float], questio
     read = hits[:PASSAGES_READ]
     texts = [[hit.text[start - hit.start : end - hit.start] for (start, end), _ in hit.sentence_scores] for hit in read]
     names = names_written_in(text for sentences in texts for text in sentences) if kind in ("name", "place") else frozenset()
+    # A question for a sum of money wants a sentence with one, where any holds one; where none
+    # does, any number, as for other questions (a follow-up is not refused for want of a "$").
+    sums_only = kind == "number" and asks_for_a_sum(kind_from or question) and any(
+        holds_a_sum(text, question) for sentences in texts for text in sentences)
     for rank, hit in enumerate(read):
         alignments = hit.sentence_alignment or (None,) * len(hit.sentence_scores)
         for text, ((start, end), cosine), alignment in zip(texts[rank], hit.sentence_scores, alignments):
@@ -436,7 +473,7 @@ def score_sentences(hits: Sequence[Hit], term_weights: dict[str, float], questio
             # A fragment ("Ivanov said.") can match on a name alone; it is rarely the answer.
             brevity = 0.1 if len(text) < _MIN_SENTENCE_CHARS else 0.0
             support = cosine + SENTENCE_KEYWORD_WEIGHT * keyword - 0.02 * rank - brevity
-            holds = holds_kind(text, kind, question, names)
+            holds = holds_kind(text, kind, question, names, sums_only)
             signals: tuple[float, ...] = ()
             if alignment is None:
                 score = support + KIND_WEIGHT * holds

@@ -441,16 +441,46 @@ def test_a_question_for_a_sum_of_money_is_answered_by_the_sentence_with_the_sum(
     assert answer.answer.startswith("The repairs cost $24 million"), answer.answer
 
 
-@pytest.mark.parametrize(("question", "sentence", "holds"), [
-    ("How much did the repairs cost?", "It reopened after eighteen months of repairs.", False),
-    ("How much did the repairs cost?", "The repairs cost $24 million.", True),
-    ("How much does Baghdad owe Russia?", "Baghdad owes Russia 8 billion dollars.", True),
-    ("How much does Baghdad owe Russia?", "Russia wrote off 90 percent of it.", False),
-    ("How much did Baghdad owe Russia in 1998?", "In 1998 the talks began.", False),  # the question's own number
-    # A change may be a share; "how much of" asks for one; without money's words, any number.
-    ("How much did advertising revenue increase?", "Revenue rose almost 500%.", True),
-    ("How much of the budget went to schools?", "Schools got 30 percent.", True),
-    ("How much rain fell?", "Five inches fell overnight.", True),
+@pytest.mark.parametrize(("question", "asks"), [
+    ("How much did the repairs cost?", True),
+    ("How much is a gold bar worth?", True),
+    ("How much funding was awarded?", True),
+    ("How much does Baghdad owe Russia?", True),
+    # Its own noun says what is counted; a change may be a share; "of" asks for a part.
+    ("How much time did the astronauts spend aboard the station?", False),
+    ("How much oil does Iraq sell each day?", False),
+    ("How much did advertising revenue increase?", False),
+    ("How much of the budget went to schools?", False),
+    ("How much rain fell?", False),
 ])
-def test_a_sum_asked_for_is_money(question: str, sentence: str, holds: bool) -> None:
-    assert holds_kind(sentence, "number", question) is holds
+def test_a_question_for_a_sum_of_money(question: str, asks: bool) -> None:
+    from qa.answer import asks_for_a_sum
+
+    assert asks_for_a_sum(question) is asks
+
+
+@pytest.mark.parametrize(("sentence", "holds"), [
+    ("The repairs cost $24 million.", True),
+    ("The repairs cost eight million dollars.", True),
+    ("It sold for £3.2m, or Rs 500 a share, 5,000 RMB, 50 cents, 4.5 mln dollars, 5bn.", True),
+    ("It reopened after eighteen months of repairs.", False),
+    ("Some 5 million people live there.", False),
+    ("The 2019 budget was 900 dollars.", True),
+    ("The question's own sum, 900 dollars, again.", False),
+])
+def test_a_sum_of_money_as_news_writes_it(sentence: str, holds: bool) -> None:
+    from qa.answer import holds_a_sum
+
+    question = "How much more than 900 dollars did it cost?" if "own sum" in sentence else "How much did it cost?"
+    assert holds_a_sum(sentence, question) is holds
+
+
+def test_a_follow_up_for_time_spent_is_not_taken_for_money(tmp_path: Path, embedder: Embedder) -> None:
+    # "spend" made it a question for money, and the follow-up, which no "$" answered, was refused:
+    # "They spent 186 days aboard the station" had answered it before (a review's finding).
+    retriever = retriever_over(tmp_path, embedder, {"station.txt": (
+        "Astronauts return to Earth\n\nThe two astronauts returned to Earth on Tuesday, landing off the coast "
+        "of Florida. They spent 186 days aboard the International Space Station.\n")})
+    first = answer_question(retriever, "When did the astronauts return to Earth?")
+    answer = follow_up(retriever, first, "How much time did they spend aboard the station?")
+    assert "186 days" in answer.answer, answer.answer
