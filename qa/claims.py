@@ -133,8 +133,10 @@ _NEGATIVE = re.compile(
 )
 _CITATION = re.compile(r"\[(\d+(?:\s*[,;–-]\s*\d+)*)\]")
 # A line's end that ends its sentence: a full stop, "!" or "?", then perhaps a closing quote or
-# bracket and its citations ("…debt.” [1]"); a ")" or ":" alone does not (wrapped text, a quote next).
-_SENTENCE_END = re.compile(r"[.!?][\"'”’)\]]*(?:\s*\[\d[^\]]*\])*\s*$")
+# bracket and its citations ("…debt.” [1]"), or a citation alone ("…$8 billion [1]": small models
+# leave the full stop out); a ")" or ":" does not (wrapped text, a quote next).
+_SENTENCE_END = re.compile(r"(?:[.!?][\"'”’)\]]*(?:\s*\[\d[^\]]*\])*|\[\d[^\]]*\])\s*$")
+_HEADING = re.compile(r"^\s{0,3}#{1,6}(?:\s|$)")
 _LIST_MARKER = re.compile(r"^\s*(?:[-*•]|\d+[.)])\s+")
 _LEADING_CITATIONS = re.compile(r"^(?:\s*\[\d+(?:\s*[,;–-]\s*\d+)*\])+")
 _DIGITS = re.compile(r"(?<![\w.])(\d{1,3}(?:,\d{3})+|\d+)(\.\d+)?")
@@ -243,8 +245,10 @@ def split_claims(text: str) -> list[tuple[str, tuple[int, ...]]]:
             piece = block[start:end]
             leading = _LEADING_CITATIONS.match(piece)
             # "… $8 billion. [1]" splits the marker off its sentence; but a list item that opens
-            # with its marker ("- [2] Ivanov said…") cites for itself.
-            if leading and sentences and (number > 0 or not is_item or not piece[leading.end():].strip()):
+            # with its marker ("- [2] Ivanov said…"), or a sentence after one that cites already
+            # ("[1] Baghdad owes… [2] Moscow wants…", the passages' own style), cites for itself.
+            opens_its_own = (number == 0 and is_item) or bool(sentences and sentences[-1][1])
+            if leading and sentences and (not opens_its_own or not piece[leading.end():].strip()):
                 sentences[-1][1].extend(_numbers_in(leading.group(0)))
                 piece = piece[leading.end():]
             if not piece.strip():
@@ -252,7 +256,7 @@ def split_claims(text: str) -> list[tuple[str, tuple[int, ...]]]:
             sentences.append([piece, _numbers_in(piece)])
     claims = []
     for piece, cited in sentences:
-        plain = _CITATION.sub("", piece)
+        plain = re.sub(r"\*\*|__", "", _CITATION.sub("", piece))  # Markdown's bold marks
         plain = re.sub(r"\s+([.,;:!?])", r"\1", plain)
         plain = re.sub(r"^\s*(?:[-*•]|\d+[.)])\s+", "", " ".join(plain.split()))
         if any(ch.isalnum() for ch in plain):
@@ -273,7 +277,7 @@ def _blocks(text: str) -> list[tuple[str, bool]]:
     blocks: list[list] = []
     ended = True  # whether the block before has ended (a blank line, a sentence's end)
     for line in text.splitlines():
-        if not line.strip():
+        if not line.strip() or _HEADING.match(line):  # a heading ("## Answer") states nothing
             ended = True
             continue
         # A numbered list ("1. Baghdad owes…") would split at its numbers: the markers go first.

@@ -316,6 +316,16 @@ def test_sentences_and_their_markers_are_split() -> None:
     assert split_claims("Baghdad owes $8 billion.\n[1] Moscow wants oil contracts\nin return. [2]") == [
         ("Baghdad owes $8 billion.", (1,)), ("Moscow wants oil contracts in return.", (2,)),
     ]
+    # A line ending in its citation ends its sentence, full stop or not; a line opening with its
+    # citation after a sentence that cites already cites for itself (the passages' own style); a
+    # heading states nothing, and bold marks are no words (found by a review).
+    assert split_claims("Baghdad owes Russia $8 billion [1]\nThe debt was forgiven in 2004.") == [
+        ("Baghdad owes Russia $8 billion", (1,)), ("The debt was forgiven in 2004.", ()),
+    ]
+    assert split_claims("[1] Baghdad owes Russia $8 billion.\n[2] Moscow wants contracts.") == [
+        ("Baghdad owes Russia $8 billion.", (1,)), ("Moscow wants contracts.", (2,)),
+    ]
+    assert split_claims("## Answer\n**Baghdad** owes $8 billion [1].") == [("Baghdad owes $8 billion.", (1,))]
 
 
 @pytest.mark.parametrize(
