@@ -188,31 +188,41 @@ _NUMBER_WORDS = frozenset("""one two three four five six seven eight nine ten el
     million billion trillion dozen half percent""".split())
 # "How much did the repairs cost?" asks for a sum of money, which "eighteen months of repairs" is
 # not (a helper's audit: that sentence answered, naming the question's place, before "The repairs
-# cost $24 million"). Asked so: "how much" and a word of money ("How much money…", "How much
-# funding…"), or "how much" and its verb ("did", "is") before a verb of money ("cost", "pay",
-# "worth"); not "How much time did they spend" or "How much oil does Iraq sell", whose own noun
-# says what is counted, nor a change ("How much did prices rise?"), which a share may be.
-_MONEY_NOUNS = (r"money|cash|funding|funds|revenues?|profits?|debts?|tax(?:es)?|compensation|salary|bail|damages"
-                r"|budget|income|wealth|aid|ransom|prize money")
+# cost $24 million"). Asked so: "how much" and, somewhere after it, a word of money ("money",
+# "settlement", "fee") or a verb of money ("cost", "pay", "worth"); but not where "how much" is
+# followed by a noun of its own ("How much time did they spend", "How much oil does Iraq sell"),
+# which says what is counted, nor for a change ("How much did prices rise?"), which a share may be.
+_MONEY_NOUNS = (r"money|cash|funding|funds|revenues?|profits?|debts?|tax(?:es)?|compensation|salary|salaries"
+                r"|bail|damages|budget|income|wealth|aid|ransom|settlement|fees?|fares?|prizes?|rewards?|bonus(?:es)?"
+                r"|tickets?|wages?|deficit|prices?|costs?|fines?|bills?|loss(?:es)?|sum|bid|deal|contract")
 _MONEY_VERBS = (r"cost|costs|costing|pay|paid|pays|paying|spend|spent|spends|spending|worth|price|priced|owe|owed"
                 r"|owes|raise|raised|fund|funded|fine|fined|charge|charged|earn|earned|earns|sell|sold|buy|bought"
                 r"|donate|donated|invest|invested|settle|settled|grant|granted|lend|lent|loan|loaned|award|awarded"
-                r"|gross|grossed|offer|offered|bid|ask|asking|demand|demanded|receive|received|get|got|make|made")
+                r"|gross|grossed|offer|offered|bid|ask|asking|demand|demanded|receive|received|borrow|borrowed"
+                r"|lose|lost|make|made|get|got")
+# What may follow "how much" in a question for a sum: a verb, a word of degree ("more", "in
+# total", "in taxes"), the clause's subject ("how much the club paid"), or a word of money.
+_AFTER_HOW_MUCH = (r"did|does|do|will|would|was|is|were|are|has|have|had|could|can|should|might|must|more|extra"
+                   r"|exactly|roughly|about|in|the|a|an|it|he|she|they|we|you|i|this|that|these|those|his|her"
+                   r"|their|its|our|your|" + _MONEY_NOUNS)
 _MONEY_QUESTION = re.compile(
-    r"\bhow much (?!of\b)(?!.*\b(?:increase|increased|rise|rose|risen|grow|grew|grown|fall|fell|fallen|drop"
-    r"|dropped|decline|declined|jump|jumped|change|changed)\b)(?:(?:" + _MONEY_NOUNS + r")\b"
-    r"|(?:did|does|do|will|would|was|is|were|are|has|have|had|could|can|should|might|must)\b.*\b(?:"
-    + _MONEY_VERBS + r")\b)")
+    r"\bhow much (?=(?:" + _AFTER_HOW_MUCH + r")\b)(?!.*\b(?:increase|increased|rise|rose|risen|grow|grew|grown"
+    r"|fall|fell|fallen|drop|dropped|decline|declined|jump|jumped|change|changed)\b)"
+    r".*\b(?:" + _MONEY_NOUNS + "|" + _MONEY_VERBS + r")\b")
 # A sum as news writes it: "$24 million", "£3.2m", "Rs 500", "USD 5", "5,000 RMB", "8 billion
 # dollars", "eight million dollars", "a million euros", "50 cents", "5bn", "4.5 mln dollars".
-_AMOUNT = r"(?:\d[\d,.]*|a|an|one|" + "|".join(sorted(_NUMBER_WORDS - {"one", "half", "percent"})) + r"|half an?)"
+_SPELLED_AMOUNT = r"(?:" + "|".join(sorted(_NUMBER_WORDS - {"one", "half", "percent"})) + r")(?:[ -](?:" + "|".join(
+    sorted(_NUMBER_WORDS - {"half", "percent"})) + r"))*"
+_SCALE = r"(?:hundred|thousand|million|billion|trillion|bn|mn|mln|bln)"
+# Not "won", "real" or "rand": "in 2018 won the league", "a real shock".
 _CURRENCY_WORDS = (r"dollars?|euros?|pounds?|pence|cents?|yen|yuan|renminbi|rupees?|francs?|pesos?|rubles?|roubles?"
-                   r"|won|shekels?|dinars?|riyals?|dirhams?|lira|rand|kronor|kroner|krona|reais|real")
+                   r"|shekels?|dinars?|riyals?|dirhams?|lira|kronor|kroner|krona|reais")
 _MONEY = re.compile(
-    r"[$€£¥₹]\s?\d|\b(?:USD|EUR|GBP|JPY|CNY|RMB|INR|CHF|AUD|CAD|Rs\.?|R\$)\s?\d"
+    r"[$€£¥₹]\s?\d[\d,.]*|\b(?:USD|EUR|GBP|JPY|CNY|RMB|INR|CHF|AUD|CAD|Rs\.?|R\$)\s?\d[\d,.]*"
     r"|\b\d[\d,.]*\s?(?:bn|mn|mln|bln|m|k)?\s?(?:USD|EUR|GBP|RMB|CHF)\b"
-    r"|\b" + _AMOUNT + r"(?:[ -]" + _AMOUNT + r")*(?:[ -]?(?:hundred|thousand|million|billion|trillion|bn|mn|mln|bln))?"
-    r"[ -](?:" + _CURRENCY_WORDS + r")\b"
+    r"|\b\d[\d,.]*(?:[ -]?" + _SCALE + r")?[ -](?:" + _CURRENCY_WORDS + r")\b"
+    r"|\b(?:" + _SPELLED_AMOUNT + r"|(?:a|an|one|half an?)[ -]" + _SCALE + r")(?:[ -]" + _SCALE + r")?[ -](?:"
+    + _CURRENCY_WORDS + r")\b"
     r"|\b\d[\d,.]*\s?(?:bn|bln)\b", re.IGNORECASE)
 
 

@@ -452,6 +452,11 @@ def test_a_question_for_a_sum_of_money_is_answered_by_the_sentence_with_the_sum(
     ("How much did advertising revenue increase?", False),
     ("How much of the budget went to schools?", False),
     ("How much rain fell?", False),
+    # Found by a review: the sum's noun after a verb, a word of degree, a clause's subject.
+    ("How much was the settlement?", True),
+    ("How much in total did the war cost?", True),
+    ("Tell me how much the club paid for him.", True),
+    ("How much is the transfer fee?", True),
 ])
 def test_a_question_for_a_sum_of_money(question: str, asks: bool) -> None:
     from qa.answer import asks_for_a_sum
@@ -465,13 +470,18 @@ def test_a_question_for_a_sum_of_money(question: str, asks: bool) -> None:
     ("It sold for £3.2m, or Rs 500 a share, 5,000 RMB, 50 cents, 4.5 mln dollars, 5bn.", True),
     ("It reopened after eighteen months of repairs.", False),
     ("Some 5 million people live there.", False),
+    # A currency's name that is another word too counts after digits only.
+    ("It was a real shock when South Korea won 3 medals.", False),
+    ("Smith, who in 2018 won the league, joined.", False),
+    ("The 7 trains cost $75 million.", True),  # the whole figure, not the "7" the question gives
     ("The 2019 budget was 900 dollars.", True),
     ("The question's own sum, 900 dollars, again.", False),
 ])
 def test_a_sum_of_money_as_news_writes_it(sentence: str, holds: bool) -> None:
     from qa.answer import holds_a_sum
 
-    question = "How much more than 900 dollars did it cost?" if "own sum" in sentence else "How much did it cost?"
+    question = ("How much more than 900 dollars did it cost?" if "own sum" in sentence
+                else "How much did the 7 trains cost?")
     assert holds_a_sum(sentence, question) is holds
 
 
