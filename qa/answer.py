@@ -235,9 +235,11 @@ def asks_for_a_sum(question: str) -> bool:
 def holds_a_sum(sentence: str, question: str) -> bool:
     """Whether `sentence` states a sum of money the question does not: "$24 million", "eight million dollars"."""
     asked = {w.lower() for w in re.findall(r"\w+", question)}
-    return any(not {w.lower() for w in re.findall(r"\w+", found.group()) if w[0].isdigit()} <= asked
-               or not any(w[0].isdigit() for w in re.findall(r"\w+", found.group()))
-               for found in _MONEY.finditer(sentence))
+    for found in _MONEY.finditer(sentence):
+        figures = {w.lower() for w in re.findall(r"\w+", found.group()) if w[0].isdigit()}
+        if not figures or not figures <= asked:  # spelled out, or a figure the question does not give
+            return True
+    return False
 
 
 # Each measure in its units: "How tall is she?" wants a length, which "six months" is not, and
