@@ -540,6 +540,12 @@ def test_control_characters_a_model_writes_reach_neither_the_terminal_nor_the_js
         answer = generate_answer(retriever, client, DEBT_QUESTION, on_token=shown.append)
     assert "".join(shown) == "Baghdad owes Russia $8 billion [1]."
     assert answer.generated and "\x1b" not in answer.answer and "\x07" not in json.dumps(claim_json(answer.claims[0]))
+    # A title sequence with no end of its own stops at its line, not at the answer's end; a
+    # character set chosen leaves no letter behind (a review's findings).
+    from qa.generate import _terminal_safe
+
+    assert _terminal_safe("\x1b]0;title\nBaghdad owes Russia $8 billion [1].") == "\nBaghdad owes Russia $8 billion [1]."
+    assert _terminal_safe("\x1b(BBaghdad owes") == "Baghdad owes"
 
 
 # Failures: one line naming the URL, then the quoted answer -----------------------------------------
