@@ -6,7 +6,7 @@ import os
 from pathlib import Path
 
 from qa.errors import ConfigError
-from qa.paths import typed_path
+from qa.paths import typed_path, unstorable_name
 
 INDEX_DIR_ENV = "QA_INDEX_DIR"
 CACHE_ENV = "QA_CACHE_DIR"
@@ -52,12 +52,10 @@ def resolve_index_dir(option: str | os.PathLike[str] | None = None) -> Path:
     # A ".." typed_path keeps after a folder that is not there is folded by its text: that is
     # where `qa index` makes the index (os.makedirs("new/../idx") makes idx beside "new").
     path = Path(os.path.normpath(typed_path(path)))
-    try:
-        str(path).encode("utf-8")
-    except UnicodeEncodeError:
+    if unstorable_name(str(path)):
         # FAISS takes its file names as UTF-8: it failed with a traceback, half an index written.
         shown = str(path).encode("utf-8", "surrogateescape").decode("utf-8", "replace")
-        raise ConfigError(f"index location {shown} is not a valid UTF-8 name: choose another with --index DIR") from None
+        raise ConfigError(f"index location {shown} is not a valid UTF-8 name: choose another with --index DIR")
     if path.exists() and not path.is_dir():
         raise ConfigError(f"index location {path} is a file, not a folder; pass --index DIR")
     return path

@@ -31,9 +31,8 @@ from qa.ingest import (
     discover_paths,
     is_article_name,
     read_article,
-    unstorable_name,
 )
-from qa.paths import path_is_under, typed_path
+from qa.paths import path_is_under, typed_path, unstorable_name
 from qa.progress import IndexProgress, SilentProgress
 from qa.stores import backend, open_writer
 from qa.stores.base import file_stamp

@@ -31,6 +31,7 @@ from typing import TYPE_CHECKING
 
 from qa.config import ARTICLE_SUFFIXES
 from qa.errors import IngestError
+from qa.paths import unstorable_name
 from qa.text import MONTH_NUMBERS, content_words
 from qa.types import Article
 
@@ -182,17 +183,6 @@ class SkippedFile:
 
     path: str
     reason: str
-
-
-def unstorable_name(path: str) -> str | None:
-    """Why the file or folder at `path` cannot be recorded in an index, or None. A name that is not
-    valid UTF-8 (say, a file named in Latin-1 on an older system) reaches Python with stand-in
-    characters that no UTF-8 catalog can hold: ``"/news/caf\\udce9.txt"`` gives a reason."""
-    try:
-        path.encode("utf-8")
-    except UnicodeEncodeError:
-        return "its name is not valid UTF-8: rename it to index it"
-    return None
 
 
 def discover_files(

@@ -39,3 +39,12 @@ def path_is_under(path: str, roots: Sequence[str]) -> bool:
     return any(path == root or path.startswith(root.rstrip(os.sep) + os.sep) for root in roots)
 
 
+def unstorable_name(path: str) -> str | None:
+    """Why the file or folder at `path` cannot be recorded in an index, or None. A name that is not
+    valid UTF-8 (say, a file named in Latin-1 on an older system) reaches Python with stand-in
+    characters that no UTF-8 catalog can hold: ``"/news/caf\\udce9.txt"`` gives a reason."""
+    try:
+        path.encode("utf-8")
+    except UnicodeEncodeError:
+        return "its name is not valid UTF-8: rename it to index it"
+    return None

@@ -33,7 +33,7 @@ from qa.stores.base import (
     span_problem,
     unit_length_problems,
 )
-from qa.stores.local.catalog import Catalog, SegmentRow, fts_query, is_damage, unreadable_catalog
+from qa.stores.local.catalog import Catalog, SegmentRow, file_signature, fts_query, is_damage, unreadable_catalog
 from qa.stores.local.keywords import KeywordIndex
 from qa.stores.local.segments import AllowedIds, SegmentVectors, plan_merge, segment_path
 from qa.stores.local.upgrade import UPGRADABLE_FORMAT, UPGRADE_HINT, upgrade_format_4
@@ -63,15 +63,6 @@ CATALOG_FILE = "catalog.sqlite"
 CACHED_ARTICLES = 100_000
 # How many filters' admitted chunks a store keeps (LocalStore._allowed).
 FILTERS_KEPT = 8
-
-
-def _file_stamp(path: Path) -> tuple[int, int, int] | None:
-    """(inode, mtime, size) of `path`, None when it cannot be read: what tells a file rewritten."""
-    try:
-        info = os.stat(path)
-    except OSError:
-        return None
-    return info.st_ino, info.st_mtime_ns, info.st_size
 
 
 def load_manifest(index_dir: Path) -> Manifest:
@@ -147,7 +138,7 @@ class LocalStore:
         # The chunks of the last filters searched (_allowed), at the generation they were read at.
         self._filtered: dict[SearchFilters, AllowedIds] = {}
         self._filtered_generation = generation
-        self._manifest_stamp = _file_stamp(self.dir / MANIFEST_FILE)  # as read by open(), or near enough
+        self._manifest_stamp = file_signature(self.dir / MANIFEST_FILE)  # as read by open(), or near enough
 
     @classmethod
     def open(cls, where: StoreLocation | Path | str) -> LocalStore:
@@ -179,7 +170,7 @@ class LocalStore:
         if state == "gone":
             # Removed while open (a server keeps its files open): what it still reads is not an index.
             raise IndexMissingError(f"no index in {self.dir} now: it was removed while open")
-        manifest_stamp = _file_stamp(self.dir / MANIFEST_FILE)
+        manifest_stamp = file_signature(self.dir / MANIFEST_FILE)
         if manifest_stamp not in (None, self._manifest_stamp):
             # Rewritten: the index was built again in place (`qa index --rebuild --backend torch`),
             # with vectors of an encoder other than the one this process reads questions with.
