@@ -16,7 +16,7 @@ from pydantic import BeforeValidator, Field, Strict
 
 from qa.config import DEFAULT_TOP_K, package_version
 from qa.errors import QAError
-from qa.service import MAX_FILTER_CHARS, MAX_K, MAX_QUESTION_CHARS, validation_line
+from qa.service import MAX_FILTER_CHARS, MAX_K, MAX_QUESTION_CHARS, as_searched, validation_line
 
 if TYPE_CHECKING:
     from mcp.server.mcpserver import MCPServer
@@ -42,7 +42,8 @@ def _not_a_bool(value: Any) -> Any:
 
 # No min_length: an empty question is refused by the service, in the words the HTTP API and the
 # command line use ("the question is empty"), not pydantic's.
-Query = Annotated[str, Strict(), Field(max_length=MAX_QUESTION_CHARS)]
+# Its length is checked as the command line checks it, after spaces are collapsed (as_searched).
+Query = Annotated[str, Strict(), Field(max_length=MAX_QUESTION_CHARS), BeforeValidator(as_searched)]
 # The validator after the bounds, so that the schema still shows them as minimum and maximum.
 K = Annotated[int, Field(ge=1, le=MAX_K, description="How many passages to retrieve."), BeforeValidator(_not_a_bool)]
 Mode = Annotated[Literal["hybrid", "dense", "keyword"], Field(description="By meaning, keywords, or both.")]

@@ -20,12 +20,12 @@ import queue
 import sys
 import threading
 from collections.abc import Iterator, Sequence
-from typing import TYPE_CHECKING, Any, Literal
+from typing import TYPE_CHECKING, Annotated, Any, Literal
 
 from fastapi import FastAPI, Request
 from fastapi.exceptions import RequestValidationError
 from fastapi.responses import JSONResponse, StreamingResponse
-from pydantic import BaseModel, ConfigDict, Field
+from pydantic import BaseModel, BeforeValidator, ConfigDict, Field
 from starlette.exceptions import HTTPException
 
 from qa.config import DEFAULT_TOP_K, package_version
@@ -38,7 +38,7 @@ from qa.errors import (
     QAError,
     QueryError,
 )
-from qa.service import MAX_FILTER_CHARS, MAX_K, MAX_QUESTION_CHARS, IndexService, validation_line
+from qa.service import MAX_FILTER_CHARS, MAX_K, MAX_QUESTION_CHARS, IndexService, as_searched, validation_line
 
 if TYPE_CHECKING:
     from starlette.types import ASGIApp, Message, Receive, Scope, Send
@@ -71,14 +71,16 @@ class AskRequest(_Filters):
     """POST /ask: what `qa ask QUESTION --json` takes."""
 
     # No min_length: "" is refused as "   " is, with 400 and the QueryError's words (not 422).
-    question: str = Field(max_length=MAX_QUESTION_CHARS, examples=["How much does Baghdad owe Russia?"])
+    question: Annotated[str, Field(max_length=MAX_QUESTION_CHARS, examples=["How much does Baghdad owe Russia?"]),
+                        BeforeValidator(as_searched)]
     stream: bool = Field(False, description="Send server-sent events (token, claim, done) as the answer is written.")
 
 
 class SearchRequest(_Filters):
     """POST /search: what `qa search QUERY --json` takes."""
 
-    query: str = Field(max_length=MAX_QUESTION_CHARS, examples=["peacekeepers Iraq"])
+    query: Annotated[str, Field(max_length=MAX_QUESTION_CHARS, examples=["peacekeepers Iraq"]),
+                     BeforeValidator(as_searched)]
     align: bool = Field(False, description="Rank as /ask does: read the best passages again, token by token.")
 
 

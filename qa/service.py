@@ -34,6 +34,16 @@ MAX_FILTER_CHARS = 400
 MODES = ("hybrid", "dense", "keyword")
 DOC_ID_CHARS = 16  # qa.ingest.document_id: 16 hex digits
 
+
+def as_searched(text: Any) -> Any:
+    """A question or query with its runs of spaces and line breaks made one space and its accents
+    composed, as qa.retrieve.clean_query reads it; anything else as it came, for the schema to
+    refuse. HTTP and MCP check MAX_QUESTION_CHARS on this, so a question pasted with its line
+    breaks is as long there as on the command line."""
+    import unicodedata
+
+    return unicodedata.normalize("NFC", " ".join(text.split())) if isinstance(text, str) else text
+
 T = TypeVar("T")
 
 

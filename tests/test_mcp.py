@@ -133,17 +133,21 @@ def test_a_bad_argument_is_one_line_naming_it_and_an_unknown_one_is_refused(seed
         ("search", {"query": "Iraq", "aligned": True}, "it takes no argument 'aligned'"),
         ("search", {"query": "Iraq", "align": "yes"}, "align: Input should be a valid boolean"),
         ("ask", {"question": ""}, "the question is empty"),
+        ("ask", {"question": "why " * 501}, "question: String should have at most 2000 characters"),
         ("open_document", {}, "doc_id: Field required"),
     ]
 
     async def work(session):
         return [await session.call_tool(name, arguments) for name, arguments, _ in calls]
 
-    async def as_assistants_send_numbers(session):
-        return await session.call_tool("search", {"query": "Iraq", "k": "2"})
+    async def as_assistants_send_them(session):
+        # A number as a string; a query pasted with its line breaks, as long as `qa search` reads it.
+        return [await session.call_tool("search", {"query": "Iraq", "k": "2"}),
+                await session.call_tool("search", {"query": "Iraq  \n" * 400, "k": 1})]
 
-    taken = with_session(seeds_index, as_assistants_send_numbers)
+    taken, padded = with_session(seeds_index, as_assistants_send_them)
     assert not taken.is_error and len(taken.structured_content["hits"]) == 2
+    assert not padded.is_error and padded.structured_content["query"] == " ".join(["Iraq"] * 400)
     for (name, arguments, message), result in zip(calls, with_session(seeds_index, work)):
         assert result.is_error, (name, arguments)
         text = result.content[0].text

@@ -383,6 +383,16 @@ def test_types_are_taken_as_sent_not_coerced(open_server: str) -> None:
     assert response.status_code == 422 and response.json()["error"].startswith("stream: ")
 
 
+def test_a_question_is_as_long_over_http_as_on_the_command_line(open_server: str) -> None:
+    # Its length was checked as sent: a question pasted with its line breaks was refused (422)
+    # where `qa ask` takes it, since the search reads runs of spaces as one.
+    padded = "Iraq  \n" * 400  # 2,800 characters as sent, 1,999 as searched
+    response = httpx.post(open_server + "/search", json={"query": padded, "k": 1})
+    assert response.status_code == 200 and response.json()["query"] == " ".join(["Iraq"] * 400), response.text
+    response = httpx.post(open_server + "/ask", json={"question": "why " * 501})
+    assert response.status_code == 422 and response.json()["error"].startswith("question: String should have at most 2000")
+
+
 def test_methods_and_media_types_get_the_status_http_gives_them(open_server: str) -> None:
     as_json = json.dumps({"query": "Iraq", "k": 2})
     for content_type in ("Application/JSON", "application/json; charset=utf-8"):
