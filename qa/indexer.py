@@ -24,12 +24,12 @@ from qa.config import ARTICLE_SUFFIXES, default_corpus
 from qa.embed import Embedder, Passage
 from qa.errors import ConfigError, IndexLockedError, IndexMismatchError, IndexWriteError, IngestError, QAError
 from qa.ingest import (
-    MAX_FILE_BYTES,
     SkippedFile,
     article_heading,
     content_hash,
     discover_paths,
     is_article_name,
+    max_file_bytes,
     read_article,
 )
 from qa.paths import path_is_under, typed_path, unstorable_name
@@ -770,7 +770,7 @@ def _plan_changes(
         try:
             if stat is None:
                 stat = path.stat()  # raises the error the first stat met
-            data = path.read_bytes() if stat.st_size <= MAX_FILE_BYTES else None
+            data = path.read_bytes() if stat.st_size <= max_file_bytes(path) else None
             if data is not None and record and content_hash(data) == record.content_hash:
                 plan.unchanged += 1
                 plan.touched.append((record.doc_id, stat.st_size, stat.st_mtime_ns))

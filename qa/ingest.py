@@ -32,6 +32,7 @@ from typing import TYPE_CHECKING
 from qa.config import ARTICLE_SUFFIXES
 from qa.errors import IngestError
 from qa.paths import unstorable_name
+from qa.pdf import LINE_END_HYPHEN, line_end_hyphens, page_text, without_running_lines
 from qa.text import MONTH_NUMBERS, content_words
 from qa.types import Article
 
@@ -40,6 +41,10 @@ if TYPE_CHECKING:
     from markdown_it.token import Token
 
 MAX_FILE_BYTES = 50 * 1024 * 1024
+# A PDF's bytes are mostly its pictures: a 70 MB annual report may hold 400 KB of text. Its text
+# is held to MAX_FILE_BYTES as a text file is.
+MAX_PDF_BYTES = 500 * 1024 * 1024
+MAX_PDF_TEXT_CHARS = 50_000_000
 # What a file that is not text is said to be, with what to do (a UTF-16 file without its byte-order
 # mark reads as binary too).
 BINARY_FILE = "binary file: not text qa can read; save it as UTF-8 text to index it"
@@ -70,6 +75,7 @@ _PDF_DATE = re.compile(r"^D:(\d{4})(\d{2})(\d{2})")
 # model and count twice in article keyword scoring, so the PDF is read as one with no Title.
 _PLACEHOLDER_PDF_TITLE = re.compile(
     r"^(?:untitled(?:\s+document)?(?:[\s_-]*\d+)?|microsoft\s+(?:word|excel|powerpoint)\s+-\s.*"
+    r"|document\s*\d*|powerpoint\s+presentation|presentation\s*\d*|layout\s*\d+"
     r"|.*\S\.(?:pdf|docx?|odt|rtf|txt|md|html?|tex|pptx?|xlsx?|indd|e?ps|dvi))$",
     re.IGNORECASE,
 )
@@ -90,6 +96,9 @@ _TEXT_TRANSLATION = {
     0x2029: "\n\n",
 }
 
+# PDF text keeps PDFium's mark for a hyphen at a line's end until the whole document is read.
+_PDF_TEXT_TRANSLATION = {c: t for c, t in _TEXT_TRANSLATION.items() if c != ord(LINE_END_HYPHEN)}
+
 _LEAD_PUNCT = re.compile(r"^[\s.·•|*>#:\-–—]+")
 _SENTENCE_END = re.compile(r"[.!?…][\"'”’)\]]*$")
 # A headline ends in no stop, but may in an ellipsis: a search result's title cut short ("Cillian
@@ -109,6 +118,8 @@ _UNFINISHED_HEADLINE = re.compile(r"\s(?:for|of|the|a|an|and|or|to|in|on|at|with
                                   re.IGNORECASE)
 _WRAPPED_HEADLINE_MAX_WORDS = 10
 _BYLINE_MAX_WORDS = 10
+# How many of a PDF's first lines (its headline taken off) may be its dateline.
+_PDF_DATELINE_LINES = 3
 # A header line this short under a longer headline candidate is a byline or a site's name, as is
 # a name and a comma: "Chris Sikich, The Indianapolis Star".
 _BYLINE_LIKE_WORDS = 3
@@ -225,8 +236,8 @@ def read_article(path: str | os.PathLike[str], data: bytes | None = None) -> Art
         raise IngestError(unstorable)
     if data is None:
         data = _read_bytes(path)
-    elif len(data) > MAX_FILE_BYTES:
-        raise IngestError(_too_large())
+    elif len(data) > max_file_bytes(path):
+        raise IngestError(_too_large(path))
     if not data.strip():
         raise IngestError("empty file")
     if path.suffix.lower() in _PDF_SUFFIXES:
@@ -459,8 +470,13 @@ def is_article_name(name: str) -> bool:
 # -- bytes to text --------------------------------------------------------------------------------
 
 
-def _too_large() -> str:
-    return f"larger than {MAX_FILE_BYTES // (1024 * 1024)} MB: split it into articles to index it"
+def max_file_bytes(path: str | os.PathLike[str]) -> int:
+    """The largest file at `path` that is read as an article: MAX_PDF_BYTES for a PDF."""
+    return MAX_PDF_BYTES if os.fspath(path).lower().endswith(_PDF_SUFFIXES) else MAX_FILE_BYTES
+
+
+def _too_large(path: str | os.PathLike[str]) -> str:
+    return f"larger than {max_file_bytes(path) // (1024 * 1024)} MB: split it into articles to index it"
 
 
 def _read_bytes(path: Path) -> bytes:
@@ -474,16 +490,16 @@ def _read_bytes(path: Path) -> bytes:
         info = os.fstat(fd)
         if not stat.S_ISREG(info.st_mode):
             raise IngestError("not a regular file")
-        if info.st_size > MAX_FILE_BYTES:
-            raise IngestError(_too_large())
+        if info.st_size > max_file_bytes(path):
+            raise IngestError(_too_large(path))
         with os.fdopen(fd, "rb", closefd=False) as handle:
-            data = handle.read(MAX_FILE_BYTES + 1)  # the file may have grown since fstat
+            data = handle.read(max_file_bytes(path) + 1)  # the file may have grown since fstat
     except OSError as exc:
         raise IngestError(f"could not be read: {exc.strerror or exc}") from None
     finally:
         os.close(fd)
-    if len(data) > MAX_FILE_BYTES:
-        raise IngestError(_too_large())
+    if len(data) > max_file_bytes(path):
+        raise IngestError(_too_large(path))
     return data
 
 
@@ -624,7 +640,7 @@ def _read_pdf(data: bytes, path: Path) -> tuple[str, str | None, str | None]:
     except pdfium.PdfiumError as exc:
         if exc.err_code == pdfium.raw.FPDF_ERR_PASSWORD:
             raise IngestError("encrypted: it needs a password to open; save a copy without one to index it") from None
-        raise IngestError(f"not a readable PDF ({_pdfium_reason(exc)}): a download cut short? fetch it again") from None
+        raise IngestError(_unreadable_pdf(data, exc)) from None
     try:
         pages = [_pdf_page_text(page) for page in pdf]
         metadata = pdf.get_metadata_dict(skip_empty=True)
@@ -632,14 +648,23 @@ def _read_pdf(data: bytes, path: Path) -> tuple[str, str | None, str | None]:
         raise IngestError(f"not a readable PDF ({_pdfium_reason(exc)}): a download cut short? fetch it again") from None
     finally:
         pdf.close()
+    # Running headers and footers off first: a scan whose every page says only "Scanned with
+    # CamScanner" has no text, and a headline under a site's name is the page's first line then.
+    pages = line_end_hyphens(without_running_lines(pages))
+    if sum(map(len, pages)) > MAX_PDF_TEXT_CHARS:
+        raise IngestError(f"its text runs past {MAX_PDF_TEXT_CHARS:,} characters: split it into articles to index it")
     if not any(pages):
         raise IngestError("no text layer (a scanned PDF?): run OCR on it first")
-    title = _tidy_title(metadata.get("Title", "")) or None
+    title = _tidy_title(metadata.get("Title", "").translate(_TEXT_TRANSLATION)) or None
     if title is not None and _is_placeholder_title(title, path):
         title = None
     title, pages = _take_pdf_headline(title, pages)
-    found = _PDF_DATE.match(metadata.get("CreationDate", ""))
-    date = _make_date(*found.groups()) if found else None
+    # The day the story states under its headline, over the day the file was made: a page saved
+    # from a browser was made when it was printed, years after the story perhaps.
+    date, pages = _take_pdf_dateline(pages)
+    if date is None:
+        found = _PDF_DATE.match(metadata.get("CreationDate", ""))
+        date = _make_date(*found.groups()) if found else None
     return _PDF_PAGE_BREAK.join(pages), title, date
 
 
@@ -666,7 +691,10 @@ def _take_pdf_headline(title: str | None, pages: list[str]) -> tuple[str | None,
     the headline comes before all of them.
     """
     first_page = next(i for i, page in enumerate(pages) if page)
-    lines = pages[first_page].split("\n")
+    all_lines = pages[first_page].split("\n")
+    # Read without the blank lines that part a headline from its byline and story (qa.pdf.page_text).
+    nonblank = [i for i, line in enumerate(all_lines) if line.strip()]
+    lines = [all_lines[i] for i in nonblank]
     taken = _title_lines(title, lines)
     if taken == 0 and title is None:
         for count in (2, 1) if _headline_goes_on(lines) else (1,):
@@ -677,10 +705,31 @@ def _take_pdf_headline(title: str | None, pages: list[str]) -> tuple[str | None,
                 break
     if taken and taken < len(lines) and _PDF_BYLINE.match(lines[taken]) and len(lines[taken].split()) <= _BYLINE_MAX_WORDS:
         taken += 1
-    rest = "\n".join(lines[taken:]).lstrip("\n")
+    rest = "\n".join(all_lines[nonblank[taken]:]) if taken < len(lines) else ""
     if not taken or not (rest or any(pages[first_page + 1 :])):
         return title, pages  # no headline, or one that is the whole text (a one-line PDF)
     return title, [*pages[:first_page], rest, *pages[first_page + 1 :]]
+
+
+def _take_pdf_dateline(pages: list[str]) -> tuple[str | None, list[str]]:
+    """The day a dateline among the first page's first PDF_DATELINE_LINES lines states ("March 3,
+    2021", "Published: 12 March 2024"), and the pages without that line; (None, pages) when none
+    does. A line of the story that names a day is no dateline (_is_dateline), nor is a line that
+    is not a paragraph of its own (qa.pdf.page_text parts them): "March 3, 2021." may be where a
+    sentence wraps."""
+    first_page = next(i for i, page in enumerate(pages) if page)
+    lines = pages[first_page].split("\n")
+    for i in [n for n, line in enumerate(lines) if line.strip()][:_PDF_DATELINE_LINES]:
+        plain = lines[i].strip()
+        if _is_body_paragraph(plain):
+            break
+        if (i > 0 and lines[i - 1].strip()) or (i + 1 < len(lines) and lines[i + 1].strip()):
+            continue
+        found = _find_date(plain)
+        if found is not None and _is_dateline(plain):
+            rest = "\n".join(lines[:i] + lines[i + 1:]).strip("\n")
+            return found, [*pages[:first_page], _normalize(rest), *pages[first_page + 1:]]
+    return None, pages
 
 
 def _headline_goes_on(lines: list[str]) -> bool:
@@ -729,6 +778,18 @@ def _starts_anew(text: str) -> bool:
     return text.lstrip("\"'“‘(")[:1].isupper()
 
 
+def _unreadable_pdf(data: bytes, exc: Exception) -> str:
+    """Why PDFium could not open `data`, with what to do: a web page or text saved under a .pdf name
+    is said to be one (PDFium looks for its "%PDF-" mark in the first kilobyte too)."""
+    if b"%PDF-" not in data[:1024]:
+        head = data[:_SNIFF_BYTES].lstrip().lower()
+        if head.startswith((b"<!doctype html", b"<html")) or b"<html" in head[:512]:
+            return "not a PDF but a web page saved under a .pdf name: rename it .html to index it"
+        if not _looks_binary(data[:_SNIFF_BYTES]):
+            return "not a PDF but text saved under a .pdf name: rename it .txt to index it"
+    return f"not a readable PDF ({_pdfium_reason(exc)}): a download cut short? fetch it again"
+
+
 def _pdfium_reason(exc: Exception) -> str:
     """PDFium's reason in one line, without its full stop: "Failed to load document (PDFium: Data
     format error)" (it was put in brackets after ours, brackets in brackets and a stray stop)."""
@@ -738,12 +799,13 @@ def _pdfium_reason(exc: Exception) -> str:
 def _pdf_page_text(page) -> str:
     textpage = page.get_textpage()
     try:
-        text = textpage.get_text_bounded()
+        text = page_text(textpage)
     finally:
         textpage.close()
         page.close()
-    # PDFium ends lines with CRLF and may leave form feeds and NULs of its own.
-    return _normalize(text.replace("\f", "\n").translate(_TEXT_TRANSLATION))
+    # PDFium ends lines with CRLF and may leave form feeds and NULs of its own; its mark for a
+    # hyphen at a line's end stays for line_end_hyphens.
+    return _normalize(text.replace("\f", "\n").translate(_PDF_TEXT_TRANSLATION))
 
 
 def _one_line(text: str) -> str:

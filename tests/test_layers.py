@@ -17,7 +17,7 @@ QA = Path(__file__).resolve().parent.parent / "qa"
 LAYERS: list[tuple[str, tuple[str, ...]]] = [
     # Usable by all: records, errors, settings, words, progress reporting.
     ("foundation", ("qa", "qa.types", "qa.errors", "qa.paths", "qa.config", "qa.text", "qa.progress")),
-    ("ingest", ("qa.ingest",)),
+    ("ingest", ("qa.ingest", "qa.pdf")),
     ("chunk", ("qa.chunk",)),
     ("embed", ("qa.embed", "qa.distributed")),
     # The store protocol, its registry and locations, and every backend (qa.stores.*).

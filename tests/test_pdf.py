@@ -188,6 +188,171 @@ def test_a_line_that_opens_with_by_is_a_byline_only_when_it_names_someone() -> N
     assert _take_pdf_headline("The port - annual report", ["The port\nis growing fast."])[1] == ["The port\nis growing fast."]
 
 
+def write_laid_out_pdf(path: Path, pages: list[list[tuple[str, str]]], title: str | None = None,
+                       header: str | None = None, footer: str | None = None) -> Path:
+    """A PDF laid out as a news site's or a report's: each page a list of (kind, text), kind
+    "heading" (bold, space under it), "line" (a line of its own, no space under it) or "paragraph"
+    (wrapped, space under it); `header` and `footer` on every page, "{page}" in them its number."""
+    from fpdf import FPDF
+
+    class Laid(FPDF):
+        def header(self) -> None:
+            if header:
+                self.set_font("Helvetica", size=9)
+                self.cell(0, 5, header.format(page=self.page_no()), new_x="LMARGIN", new_y="NEXT")
+                self.ln(4)
+
+        def footer(self) -> None:
+            if footer:
+                self.set_y(-15)
+                self.set_font("Helvetica", size=9)
+                self.cell(0, 5, footer.format(page=self.page_no()))
+
+    pdf = Laid()
+    if title:
+        pdf.set_title(title)
+    pdf.set_creation_date(__import__("datetime").datetime(2025, 11, 20, tzinfo=__import__("datetime").timezone.utc))
+    for blocks in pages:
+        pdf.add_page()
+        for kind, text in blocks:
+            pdf.set_font("Helvetica", "B" if kind == "heading" else "", 14 if kind == "heading" else 11)
+            pdf.multi_cell(0, 8 if kind == "heading" else 6, text, new_x="LMARGIN", new_y="NEXT")
+            if kind != "line":
+                pdf.ln(3)
+    pdf.output(str(path))
+    return path
+
+
+def sentences_of(text: str) -> list[str]:
+    from qa.chunk import split_sentences
+
+    return [" ".join(text[start:end].split()) for start, end in split_sentences(text)]
+
+
+def test_running_headers_and_footers_leave_the_text_and_a_sentence_runs_on_over_them(tmp_path: Path) -> None:
+    # A page printed from a browser: the time, the headline and the site's name over every page,
+    # the address and "1/2" under it. They were quoted in answers, glued to the story's sentences,
+    # and a sentence running over the page break was cut at "Page 1".
+    pages = [
+        [("line", "Breakwater Completed"),
+         ("paragraph", "The harbour master Bartholomew Quince confirmed on Friday that the new breakwater, which "
+                       "took four years to build and cost 88 million pounds, will protect the marina")],
+        [("paragraph", "from winter storms. The marina holds four hundred berths.")],
+    ]
+    for header, footer in [("The Harbour Times", "Page {page}"),
+                           ("12/5/23, 3:14 PM Breakwater Completed | The Harbour Times",
+                            "https://www.harbourtimes.com/news/2023/12/breakwater {page}/2")]:
+        article = read_article(write_laid_out_pdf(tmp_path / "breakwater.pdf", pages, header=header, footer=footer))
+        assert article.title == "Breakwater Completed"
+        assert "Harbour Times" not in article.text and "Page" not in article.text and "https" not in article.text
+        assert ("The harbour master Bartholomew Quince confirmed on Friday that the new breakwater, which took four "
+                "years to build and cost 88 million pounds, will protect the marina from winter storms.") in sentences_of(article.text)
+        assert page_at(article.text, article.text.index("The marina holds")) == 2
+    # Nothing shows which lines of a one-page PDF are the site's: each stays (the first, the title).
+    one_page = read_article(write_laid_out_pdf(tmp_path / "one.pdf", pages[:1], header="The Harbour Times"))
+    assert one_page.title == "The Harbour Times" and one_page.text.startswith("Breakwater Completed\n")
+
+
+def test_running_lines_are_those_at_the_top_or_bottom_of_most_pages() -> None:
+    from qa.pdf import without_running_lines
+
+    pages = ["Times\nOne.\nTwo.\nThree.\nPage 1", "Times\nFour.\nThree.\nFive.\nPage 2", "Six.\nPage 3", ""]
+    # "Three." recurs, but in the page's middle; "Times" heads two pages of three, "Page N" ends all.
+    assert without_running_lines(pages) == ["One.\nTwo.\nThree.", "Four.\nThree.\nFive.", "Six.", ""]
+    assert without_running_lines(["Times\nOne.", "Two.\nThree.", "Four.\nFive."]) == ["Times\nOne.", "Two.\nThree.", "Four.\nFive."]
+
+
+def test_a_scan_whose_pages_say_only_the_scanners_name_has_no_text_layer(tmp_path: Path) -> None:
+    from fpdf import FPDF
+
+    pdf = FPDF()
+    for _ in range(3):
+        pdf.add_page()
+        pdf.set_fill_color(40, 40, 40)
+        pdf.rect(20, 20, 150, 200, style="F")
+        pdf.set_font("Helvetica", size=8)
+        pdf.set_y(-12)
+        pdf.cell(0, 5, "Scanned with CamScanner")
+    pdf.output(str(tmp_path / "scan.pdf"))
+    with pytest.raises(IngestError, match="no text layer"):
+        read_article(tmp_path / "scan.pdf")
+
+
+def test_headings_captions_and_list_items_are_not_glued_to_the_sentence_under_them(tmp_path: Path) -> None:
+    # PDFium ends every line alike, so a heading read as the start of the sentence under it:
+    # "Background The tram was first proposed…" was quoted as the answer.
+    article = read_article(write_laid_out_pdf(tmp_path / "tram.pdf", [[
+        ("line", "Council Approves Tram Line"),
+        ("paragraph", "The city council of Leeds approved a new tram line on Tuesday, ending a decade of debate."),
+        ("heading", "Background"),
+        ("paragraph", "The tram was first proposed in 2012 by councillor Hyacinth Ramsbottom, who campaigned for "
+                      "cleaner transport."),
+        ("line", "Key facts"),
+        ("line", "- Length: 14 kilometres"),
+        ("line", "- Stops: 22"),
+        ("line", "Figure 1: The planned route through the city centre"),
+        ("paragraph", "Construction will start next spring and the first trams will run in 2027."),
+    ]]))
+    sentences = sentences_of(article.text)
+    assert article.title == "Council Approves Tram Line"
+    for sentence in ("The tram was first proposed in 2012 by councillor Hyacinth Ramsbottom, who campaigned for "
+                     "cleaner transport.", "Construction will start next spring and the first trams will run in 2027.",
+                     "Background", "- Stops: 22"):
+        assert sentence in sentences, sentences
+    # Lines of one paragraph stay one: a sentence wrapped at the page's edge is whole.
+    assert "The city council of Leeds approved a new tram line on Tuesday, ending a decade of debate." in sentences
+
+
+def test_a_hyphen_at_a_lines_end_is_kept_in_a_compound_and_dropped_in_a_broken_word(tmp_path: Path) -> None:
+    # PDFium marks every hyphen at a line's end alike; all were dropped, so "anti-American" read
+    # "antiAmerican" and a search for it found nothing.
+    text = ("The forty-\nseven passengers of the well-\nknown ferry joined the anti-\nAmerican protest, and the "
+            "recon-\nstruction of the break-\nwater began. The breakwater shelters the COVID-\n19 clinic.")
+    article = read_article(write_laid_out_pdf(tmp_path / "ferry.pdf", [[("paragraph", text)]], title="Ferry"))
+    flat = " ".join(article.text.split())
+    assert flat == ("The forty-seven passengers of the well-known ferry joined the anti-American protest, and the "
+                    "reconstruction of the breakwater began. The breakwater shelters the COVID-19 clinic."), flat
+
+
+def test_a_pdfs_dateline_is_its_day_over_the_day_it_was_printed(tmp_path: Path) -> None:
+    # A story saved from a browser in 2025 (its CreationDate) tells of 2021: filtered by --until
+    # 2021-12-31 it was not found, and its dateline led its first sentence.
+    story = [[("line", "Mayor Resigns"), ("line", "March 3, 2021"),
+              ("paragraph", "The mayor of Coimbra resigned on Wednesday after a row over the budget for the new "
+                            "stadium, which had doubled in cost.")]]
+    article = read_article(write_laid_out_pdf(tmp_path / "mayor.pdf", story, title="Mayor Resigns"))
+    assert article.date == "2021-03-03"
+    assert article.text.startswith("The mayor of Coimbra resigned")
+    # A line of the story that names a day is the story's: the day the file was made stands.
+    plain = [[("paragraph", "The mayor of Coimbra resigned on Wednesday, March 3, 2021, after a row over the budget.")]]
+    article = read_article(write_laid_out_pdf(tmp_path / "plain.pdf", plain, title="Mayor Resigns"))
+    assert article.date == "2025-11-20" and article.text.startswith("The mayor of Coimbra")
+
+
+def test_a_web_page_or_text_under_a_pdf_name_is_said_to_be_one(tmp_path: Path) -> None:
+    (tmp_path / "page.pdf").write_bytes(b"<!DOCTYPE html>\n<html><body><p>The port grew.</p></body></html>")
+    (tmp_path / "note.pdf").write_bytes(b"The port grew by a tenth last year.\n")
+    with pytest.raises(IngestError, match="^not a PDF but a web page saved under a .pdf name: rename it .html"):
+        read_article(tmp_path / "page.pdf")
+    with pytest.raises(IngestError, match="^not a PDF but text saved under a .pdf name: rename it .txt"):
+        read_article(tmp_path / "note.pdf")
+
+
+def test_a_pdf_may_be_larger_than_a_text_file_and_its_title_is_clean(tmp_path: Path) -> None:
+    from qa.ingest import MAX_FILE_BYTES, MAX_PDF_BYTES
+
+    # Mostly pictures: past the 50 MB a text file may have, a PDF is read (these bytes are no PDF).
+    for name, size, message in [("report.pdf", MAX_FILE_BYTES + 1, "not a readable PDF"),
+                                ("huge.pdf", MAX_PDF_BYTES + 1, "larger than 500 MB")]:
+        with open(tmp_path / name, "wb") as handle:
+            handle.truncate(size)  # sparse: takes no space
+        with pytest.raises(IngestError, match=message):
+            read_article(tmp_path / name)
+    # A NUL in the Title, as some writers leave, is not kept; Word's "Document1" is no title.
+    assert read_article(write_pdf(tmp_path / "nul.pdf", HARBOUR, title="Lisbon\x00 Port Figures")).title == "Lisbon Port Figures"
+    assert read_article(write_pdf(tmp_path / "doc.pdf", HARBOUR, title="Document1")).title == HARBOUR_HEADLINE
+
+
 def test_an_encrypted_pdf_is_said_to_need_a_password(tmp_path: Path) -> None:
     with pytest.raises(IngestError, match="^encrypted: it needs a password to open; save a copy without one to index it$"):
         read_article(write_locked_pdf(tmp_path / "locked.pdf", user_password="reader-secret"))
