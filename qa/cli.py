@@ -50,7 +50,9 @@ class QAGroup(click.Group):
             # Only a command that may write the index has an update to speak of.
             writes = ctx.invoked_subcommand in (None, "index", "chat", "watch") or ctx.meta.get(_WRITES)
             message = "Interrupted; the index keeps its last completed update." if writes else "Interrupted."
-            if ctx.meta.get(_RESUMABLE):
+            if ctx.meta.get(_INTERRUPTED):
+                message = ctx.meta[_INTERRUPTED]
+            elif ctx.meta.get(_RESUMABLE):
                 # Updates commit as they go and skip what is committed: the same command resumes.
                 message += " Run the same command again to go on: what was stored is not embedded again."
             click.secho(message, fg="yellow", err=True)
@@ -62,6 +64,8 @@ class QAGroup(click.Group):
 # commits once at its end, nor a copy from another store).
 _WRITES = "qa_writes"
 _RESUMABLE = "qa_resumable"
+# What a command says of itself when stopped, where the words above do not fit (a copy).
+_INTERRUPTED = "qa_interrupted"
 
 # Where a command was told the index is, on its command line, for the commands an error suggests:
 # the library names the fix as `qa index --rebuild`, which run as it is would rebuild the default
@@ -257,7 +261,11 @@ def index(paths: tuple[Path, ...], rebuild: bool, only: bool, from_store: str | 
     click.get_current_context().meta[_RESUMABLE] = not (rebuild or forget or from_store is not None)
     err = _console(stderr=True)
     if from_store is not None:
-        _migrate(from_store, location, paths, rebuild, ray_address, as_json)
+        if paths or rebuild or ray_address or only or forget or backend:
+            # Said, not ignored: `--forget` or `--backend` with a copy did nothing, silently.
+            raise click.UsageError("--from-store copies an index as it is: give no paths, --rebuild, --only, "
+                                   "--forget, --backend or --ray with it")
+        _migrate(from_store, location, as_json)
         return
     if only and rebuild:
         raise click.UsageError("--only cannot go with --rebuild, which reads every remembered folder again")
@@ -340,16 +348,21 @@ def _ray_embedder(embedder, address: str, progress):
     return RayEmbedder(address=None if address == "local" else address, backend=embedder.backend)
 
 
-def _migrate(from_store: str, location, paths: tuple[Path, ...], rebuild: bool, ray_address: str | None,
-             as_json: bool) -> None:
+def _migrate(from_store: str, location, as_json: bool) -> None:
     from dataclasses import asdict
 
     from qa.stores.location import parse_store
     from qa.migrate import migrate_store
     from qa.progress import RichIndexProgress
 
-    if paths or rebuild or ray_address:
-        raise click.UsageError("--from-store copies an index as it is: give no paths, --rebuild or --ray with it")
+    if not from_store.strip():
+        # Empty, it would have named $QA_STORE or the default index: a copy from one not typed.
+        raise click.UsageError("--from-store is empty: name the index to copy from, e.g. --from-store faiss:index/")
+    # A copy stopped halfway is a partial index; the same command copies again what it holds
+    # (each article replaced whole) and the rest.
+    click.get_current_context().meta[_INTERRUPTED] = (
+        "Interrupted; the copy is not finished: run the same command again to finish it."
+    )
     source = parse_store(from_store)
     try:
         with RichIndexProgress(_console(stderr=True)) as progress:

@@ -7,16 +7,18 @@ groups, through the same writer an update uses; the source is only read.
 
 from __future__ import annotations
 
+import os
 from collections.abc import Iterable
+from contextlib import closing
 from dataclasses import dataclass
 
-from qa.errors import ConfigError, QAError
+from qa.errors import ConfigError, IndexCorruptError, QAError
 from qa.indexer import COMMIT_EVERY_CHUNKS, location_writer_lock
 from qa.progress import IndexProgress, SilentProgress
 from qa.stores import open_store, open_writer
 from qa.stores.base import StoreWriter
 from qa.stores.location import StoreLocation
-from qa.types import CommitGroup, ExportedDocument
+from qa.types import CommitGroup, ExportedDocument, article_sentences
 
 
 @dataclass(frozen=True)
@@ -33,7 +35,7 @@ class MigrationReport:
 def migrate_store(source: StoreLocation, target: StoreLocation, progress: IndexProgress | None = None) -> MigrationReport:
     """Copy every document of `source` into `target`, which must be empty or hold the same model."""
     progress = progress or SilentProgress()
-    if source == target:
+    if source == target or _same_files(source, target):
         raise ConfigError("--from-store and --store name the same index; nothing to copy")
     try:
         reader = open_store(source)
@@ -51,7 +53,10 @@ def migrate_store(source: StoreLocation, target: StoreLocation, progress: IndexP
             # The target must be empty or hold vectors of the same model and encoder backend.
             writer = open_writer(target, manifest.model, manifest.dimension, manifest.backend, rebuild=False)
             try:
-                copied = _copy(reader.export(), writer, sources, documents, total_chunks, progress)
+                # Closed here, not left to the collector: a generator suspended inside the
+                # reader's snapshot would end it after the reader closed (a traceback on Ctrl-C).
+                with closing(reader.export()) as exported:
+                    copied = _copy(exported, writer, sources, documents, total_chunks, progress)
                 writer.finish()
             finally:
                 writer.close()
@@ -60,6 +65,16 @@ def migrate_store(source: StoreLocation, target: StoreLocation, progress: IndexP
     finally:
         reader.close()
     return MigrationReport(source.describe(), target.describe(), copied[0], copied[1], copied[2])
+
+
+def _same_files(source: StoreLocation, target: StoreLocation) -> bool:
+    """Whether two locations written differently are one store on disk (through a link, say)."""
+    if source.kind != target.kind or source.path is None or target.path is None or source.collection != target.collection:
+        return False
+    try:
+        return os.path.samefile(source.path, target.path)
+    except OSError:  # not there yet: a new target
+        return False
 
 
 def _copy(
@@ -92,6 +107,16 @@ def _copy(
 
     size = 0
     for doc in exported:
+        if len(doc.sentence_vectors) != len(article_sentences(doc.item)):
+            # The writer pairs them by position: one missing would give every later sentence of
+            # the article its neighbour's vector.
+            damaged = IndexCorruptError(
+                f"the index copied from holds {len(doc.sentence_vectors)} sentence vectors for the "
+                f"{len(article_sentences(doc.item))} sentences of {doc.item.article.path}: it is damaged; "
+                "build it again with `qa index --rebuild` and copy that"
+            )
+            damaged.about_source = True  # the fix is the source's (qa.cli names it)
+            raise damaged
         group.append(doc)
         counts[0] += 1
         counts[1] += len(doc.item.chunks)

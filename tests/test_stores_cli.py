@@ -130,11 +130,73 @@ def test_an_empty_milvus_store_says_how_to_build_it(tmp_path: Path) -> None:
     assert not (tmp_path / "empty.db").exists() and not (tmp_path / "typo").exists()
 
 
-def test_from_store_refuses_paths(tmp_path: Path, stores: tuple[str, str, str]) -> None:
+def test_from_store_refuses_paths_and_options_a_copy_would_ignore(tmp_path: Path, stores: tuple[str, str, str]) -> None:
     local, _, _ = stores
-    result = qa("index", str(SEEDS), "--from-store", local, "--index", str(tmp_path / "x"))
-    assert result.exit_code == 2
-    assert "--from-store copies an index as it is" in result.output
+    target = str(tmp_path / "x")
+    # --forget, --only and --backend were taken and ignored: the whole index was copied, exit 0.
+    for extra in ([str(SEEDS)], ["--forget", str(SEEDS)], ["--only"], ["--backend", "onnx"]):
+        result = qa("index", *extra, "--from-store", local, "--index", target)
+        assert result.exit_code == 2, extra
+        assert "--from-store copies an index as it is" in result.output
+    # Empty, it named $QA_STORE or the default index, which the user never typed.
+    result = qa("index", "--from-store", "", "--index", target)
+    assert result.exit_code == 2 and "--from-store is empty" in result.output
+    assert not Path(target).exists()
+
+
+def test_a_copy_onto_the_same_store_through_a_link_is_refused(tmp_path: Path, stores: tuple[str, str, str]) -> None:
+    _, built, _ = stores
+    built_file = Path(built.removeprefix("milvus:"))
+    (tmp_path / "link.db").symlink_to(built_file)
+    # It said "open in another process" (the same process held the file twice).
+    result = qa("index", "--from-store", f"milvus:{tmp_path / 'link.db'}", "--store", built)
+    assert result.exit_code == 1 and "name the same index; nothing to copy" in result.output, result.output
+
+
+def drop_one_sentence_vector(store: str) -> None:
+    """Delete one stored sentence vector, as a damaged disk or a hand-edited index might."""
+    location = parse_store(store)
+    if location.is_local:
+        import sqlite3
+
+        with sqlite3.connect(location.index_dir / "catalog.sqlite") as db:
+            db.execute("DELETE FROM sentences WHERE id = (SELECT min(id) + 3 FROM sentences)")
+        return
+    from pymilvus import MilvusClient
+
+    client = MilvusClient(str(location.path))
+    try:
+        client.load_collection("qa_sentences")
+        (row,) = client.query("qa_sentences", filter="", limit=1, output_fields=["id"])
+        client.delete("qa_sentences", ids=[row["id"]])
+    finally:
+        client.close()
+
+
+@pytest.mark.parametrize("kind", ["faiss", "milvus"])
+def test_a_missing_sentence_vector_is_found_by_doctor_and_refused_by_a_copy(
+    kind: str, stores: tuple[str, str, str], tmp_path: Path
+) -> None:
+    # doctor said "consistent"; a copy then gave every later sentence of the article its
+    # neighbour's vector (to Milvus) or stopped with an IndexError traceback (to a folder).
+    local, built, _ = stores
+    if kind == "faiss":
+        damaged = f"faiss:{tmp_path / 'damaged'}"
+        shutil.copytree(local.removeprefix("faiss:"), tmp_path / "damaged")
+    else:
+        damaged = f"milvus:{tmp_path / 'damaged.db'}"
+        as_json(qa("index", "--from-store", built, "--store", damaged, "--json"))
+    assert as_json(qa("doctor", "--store", damaged, "--json"))["ok"]
+    drop_one_sentence_vector(damaged)
+    report = qa("doctor", "--store", damaged, "--json")
+    assert report.exit_code == 1
+    (problem,) = json.loads(report.stdout)["problems"]
+    assert problem.startswith("the sentence vectors of 1 document do not match their sentences (1 missing, 0 unknown")
+    for target in (f"milvus:{tmp_path / 'copy.db'}", f"faiss:{tmp_path / 'copy'}"):
+        result = qa("index", "--from-store", damaged, "--store", target)
+        assert result.exit_code == 1 and "Traceback" not in result.output, result.output
+        assert "sentence vectors for the" in result.output and "it is damaged" in result.output
+        assert f"qa index --rebuild --store {damaged}" in result.output
 
 
 def test_ray_option_tells_an_address_from_a_folder(tmp_path: Path) -> None:

@@ -342,6 +342,20 @@ def coverage_problems(index: str, held: set, expected: set, unit: str) -> list[s
     return [f"{index} holds {len(held - expected)} unknown {unit} and misses {len(expected - held)}"]
 
 
+def sentence_vector_problems(wanted: dict[str, set[tuple[int, int]]], stored: dict[str, set[tuple[int, int]]]) -> list[str]:
+    """`doctor`'s check of the sentence vectors: each document has one for each distinct sentence
+    span of its chunks (`wanted`, by doc id) and no other (`stored`). A copy to another store and
+    the answer stage pair them with the sentences by position, so one missing shifts the rest."""
+    off = sorted(doc_id for doc_id in wanted.keys() | stored.keys() if wanted.get(doc_id, set()) != stored.get(doc_id, set()))
+    if not off:
+        return []
+    missing = sum(len(wanted.get(d, set()) - stored.get(d, set())) for d in off)
+    extra = sum(len(stored.get(d, set()) - wanted.get(d, set())) for d in off)
+    documents = f"{len(off)} document" + ("s" if len(off) > 1 else "")
+    return [f"the sentence vectors of {documents} do not match their sentences ({missing} missing, "
+            f"{extra} unknown; the first, {off[0]})"]
+
+
 def span_problem(chunk_id: int, start: int, end: int, text: str) -> str | None:
     """`doctor`'s check of one chunk: its span lies inside its document's `text`."""
     if not 0 <= start < end <= len(text):

@@ -609,6 +609,10 @@ class Catalog:
     def keyword_bodies(self) -> dict[int, str]:
         return {int(r[0]): str(r[1]) for r in self._db.execute("SELECT rowid, body FROM chunk_terms")}
 
+    def chunk_sentences(self) -> Iterator[tuple[str, str]]:
+        """(doc id, the chunk's sentence spans as JSON) of every chunk, for consistency checks."""
+        yield from self._db.execute("SELECT doc_id, sentences FROM chunks")
+
     def sentence_rows(self) -> Iterator[tuple[str, int, int, int]]:
         """(doc id, start, end, vector bytes) of every stored sentence."""
         yield from self._db.execute("SELECT doc_id, start_char, end_char, length(vector) FROM sentences")

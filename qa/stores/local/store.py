@@ -16,6 +16,7 @@ the last committed state. See qa.stores.local.segments for merging and search.
 from __future__ import annotations
 
 import functools
+import json
 import os
 import sqlite3
 import time
@@ -30,6 +31,7 @@ from qa.stores.base import (
     Manifest,
     coverage_problems,
     index_stats,
+    sentence_vector_problems,
     span_problem,
     unit_length_problems,
 )
@@ -421,7 +423,14 @@ class LocalStore:
                 # (Its sentence marks, qa.text.marked_stems, are whitespace to split, as to FTS5.)
                 elif chunk_id in bodies and " ".join(bodies[chunk_id].split()) != keyword_stems(text[start:end]):
                     problems.append(f"chunk {chunk_id}: the keyword index differs from its document span")
+            # One sentence vector for each distinct sentence of a document's chunks (as
+            # article_sentences lists them), no more and no fewer: a copy pairs them by position.
+            wanted: dict[str, set[tuple[int, int]]] = {}
+            for doc_id, sentences in catalog.chunk_sentences():
+                wanted.setdefault(doc_id, set()).update((start, end) for start, end in json.loads(sentences))
+            stored: dict[str, set[tuple[int, int]]] = {}
             for doc_id, start, end, size in catalog.sentence_rows():
+                stored.setdefault(doc_id, set()).add((start, end))
                 text = texts.get(doc_id)
                 if text is None:
                     problems.append(f"sentence {start}–{end} belongs to a document that is not indexed")
@@ -429,6 +438,7 @@ class LocalStore:
                     problems.append(f"a sentence of {doc_id} spans {start}–{end}, outside its document")
                 if size != self.manifest.dimension * 2:
                     problems.append(f"a sentence vector of {doc_id} has {size} bytes, not {self.manifest.dimension * 2}")
+            problems += sentence_vector_problems(wanted, stored)
             sample = sorted(vector_ids)[:: max(1, len(vector_ids) // 500)]
             problems += unit_length_problems(self.vectors.vectors(sample))
         return problems

@@ -41,6 +41,7 @@ from qa.stores.base import (
     coverage_problems,
     index_stats,
     settled_stamp,
+    sentence_vector_problems,
     sentences_by_chunk,
     span_problem,
     unit_length_problems,
@@ -854,10 +855,12 @@ class MilvusStore:
             problems.append(f"{len(half)} documents are half written (run `qa index` to finish them)")
         orphans = 0
         sample: list[list[float]] = []
-        for row in c.iterate(c.chunks, "", ["id", "doc_id", "start_char", "end_char", "text", "vector"]):
+        wanted: dict[str, set[tuple[int, int]]] = {}
+        for row in c.iterate(c.chunks, "", ["id", "doc_id", "start_char", "end_char", "text", "sentences", "vector"]):
             article = documents.get(row["doc_id"])
             if row["doc_id"] in in_flight:
                 continue
+            wanted.setdefault(row["doc_id"], set()).update((start, end) for start, end in json.loads(row["sentences"]))
             if row["doc_id"] not in documents:
                 orphans += 1
             elif article is not None:
@@ -871,6 +874,14 @@ class MilvusStore:
                 sample.append(row["vector"])
         if orphans:
             problems.append(f"{orphans} chunks belong to no indexed document")
+        if c.client.has_collection(c.sentences):
+            stored: dict[str, set[tuple[int, int]]] = {}
+            for row in c.iterate(c.sentences, "", ["doc_id", "start_char", "end_char"]):
+                if row["doc_id"] not in in_flight:
+                    stored.setdefault(row["doc_id"], set()).add((int(row["start_char"]), int(row["end_char"])))
+            problems += sentence_vector_problems(wanted, stored)
+        else:
+            problems.append(f"the collection of sentence vectors, {c.sentences}, is missing")
         if c.client.has_collection(c.articles):  # a store from before it gains it on `qa index`
             rows = {row["doc_id"] for row in c.iterate(c.articles, "", ["doc_id"])} - in_flight
             problems += coverage_problems("the article keyword index", rows, set(documents) - in_flight, "articles")
