@@ -7,7 +7,6 @@ groups, through the same writer an update uses; the source is only read.
 
 from __future__ import annotations
 
-import os
 from collections.abc import Iterable
 from contextlib import closing
 from dataclasses import dataclass
@@ -35,7 +34,7 @@ class MigrationReport:
 def migrate_store(source: StoreLocation, target: StoreLocation, progress: IndexProgress | None = None) -> MigrationReport:
     """Copy every document of `source` into `target`, which must be empty or hold the same model."""
     progress = progress or SilentProgress()
-    if source == target or _same_files(source, target):
+    if source.same_store(target):
         raise ConfigError("--from-store and --store name the same index; nothing to copy")
     try:
         reader = open_store(source)
@@ -65,16 +64,6 @@ def migrate_store(source: StoreLocation, target: StoreLocation, progress: IndexP
     finally:
         reader.close()
     return MigrationReport(source.describe(), target.describe(), copied[0], copied[1], copied[2])
-
-
-def _same_files(source: StoreLocation, target: StoreLocation) -> bool:
-    """Whether two locations written differently are one store on disk (through a link, say)."""
-    if source.kind != target.kind or source.path is None or target.path is None or source.collection != target.collection:
-        return False
-    try:
-        return os.path.samefile(source.path, target.path)
-    except OSError:  # not there yet: a new target
-        return False
 
 
 def _copy(

@@ -43,6 +43,18 @@ class StoreLocation:
             raise ConfigError(f"{self.describe()} is not a local index folder")
         return self.path
 
+    def same_store(self, other: StoreLocation) -> bool:
+        """Whether `other` names this store, however written: a Milvus Lite file or a folder
+        reached through a link is the one it links to."""
+        if self == other:
+            return True
+        if self.kind != other.kind or self.path is None or other.path is None or self.collection != other.collection:
+            return False
+        try:
+            return os.path.samefile(self.path, other.path)
+        except OSError:  # not there yet: a new target
+            return False
+
     def describe(self) -> str:
         if self.kind == "faiss":
             return str(self.path)
