@@ -337,12 +337,18 @@ def _segments(text: str) -> list[Span]:
     """sentencex's English segments of text as spans; they join up to exactly the text."""
     spans: list[Span] = []
     position = 0
-    for segment in _segment_english(text):
+    # A paragraph that opens with a bullet ("• It grew. It fell.") was one segment however many
+    # sentences it held; a dash in its place is read as a list's mark. One character for one, so
+    # the segments' lengths are the text's.
+    for segment in _segment_english(text.translate(_BULLETS_AS_DASHES)):
         spans.append((position, position + len(segment)))
         position += len(segment)
     if position != len(text):  # never seen; if a release drops text, no character is lost
         spans.append((position, len(text)))
     return spans
+
+
+_BULLETS_AS_DASHES = str.maketrans(dict.fromkeys("•◦▪▫‣●○■□", "-"))
 
 
 def _trimmed(flat: str, start: int, stop: int) -> Span:

@@ -24,7 +24,7 @@ import stat
 import unicodedata
 from collections import deque
 from collections.abc import Iterable, Sequence
-from dataclasses import dataclass
+from dataclasses import dataclass, replace
 from operator import attrgetter
 from pathlib import Path
 from typing import TYPE_CHECKING
@@ -32,7 +32,7 @@ from typing import TYPE_CHECKING
 from qa.config import ARTICLE_SUFFIXES
 from qa.errors import IngestError
 from qa.paths import unstorable_name
-from qa.pdf import LINE_END_HYPHEN, line_end_hyphens, page_text, without_running_lines
+from qa.pdf import LINE_END_HYPHEN, ReadPage, line_end_hyphens, read_page, without_running_lines
 from qa.text import MONTH_NUMBERS, content_words
 from qa.types import Article
 
@@ -120,6 +120,7 @@ _WRAPPED_HEADLINE_MAX_WORDS = 10
 _BYLINE_MAX_WORDS = 10
 # How many of a PDF's first lines (its headline taken off) may be its dateline.
 _PDF_DATELINE_LINES = 3
+_PDF_DATELINE_WORDS = frozenset({"published", "updated", "posted", "modified", "last", "first", "on"})
 # A header line this short under a longer headline candidate is a byline or a site's name, as is
 # a name and a comma: "Chris Sikich, The Indianapolis Star".
 _BYLINE_LIKE_WORDS = 3
@@ -642,7 +643,7 @@ def _read_pdf(data: bytes, path: Path) -> tuple[str, str | None, str | None]:
             raise IngestError("encrypted: it needs a password to open; save a copy without one to index it") from None
         raise IngestError(_unreadable_pdf(data, exc)) from None
     try:
-        pages = [_pdf_page_text(page) for page in pdf]
+        read = [_pdf_page_text(page) for page in pdf]
         metadata = pdf.get_metadata_dict(skip_empty=True)
     except pdfium.PdfiumError as exc:
         raise IngestError(f"not a readable PDF ({_pdfium_reason(exc)}): a download cut short? fetch it again") from None
@@ -650,7 +651,7 @@ def _read_pdf(data: bytes, path: Path) -> tuple[str, str | None, str | None]:
         pdf.close()
     # Running headers and footers off first: a scan whose every page says only "Scanned with
     # CamScanner" has no text, and a headline under a site's name is the page's first line then.
-    pages = line_end_hyphens(without_running_lines(pages))
+    pages = line_end_hyphens(without_running_lines(read))
     if sum(map(len, pages)) > MAX_PDF_TEXT_CHARS:
         raise IngestError(f"its text runs past {MAX_PDF_TEXT_CHARS:,} characters: split it into articles to index it")
     if not any(pages):
@@ -659,13 +660,27 @@ def _read_pdf(data: bytes, path: Path) -> tuple[str, str | None, str | None]:
     if title is not None and _is_placeholder_title(title, path):
         title = None
     title, pages = _take_pdf_headline(title, pages)
+    if title is None:
+        # A report whose name heads every page, the first too, and no other headline: its name.
+        header = _running_header(read, pages)
+        if header is not None and _is_headline(header) and not re.search(r"\d", header):
+            title = _tidy_title(header)
     # The day the story states under its headline, over the day the file was made: a page saved
     # from a browser was made when it was printed, years after the story perhaps.
-    date, pages = _take_pdf_dateline(pages)
+    date = _pdf_dateline(pages)
     if date is None:
         found = _PDF_DATE.match(metadata.get("CreationDate", ""))
         date = _make_date(*found.groups()) if found else None
     return _PDF_PAGE_BREAK.join(pages), title, date
+
+
+def _running_header(read: list[ReadPage], pages: list[str]) -> str | None:
+    """The first line of the first page with text, where it was taken off as a running header."""
+    first = next((n for n, page in enumerate(read) if page.text.strip()), None)
+    if first is None:
+        return None
+    line = next(line for line in read[first].text.split("\n") if line.strip())
+    return None if pages[first].lstrip().startswith(line.strip()) else line.strip()
 
 
 def _is_placeholder_title(title: str, path: Path) -> bool:
@@ -711,12 +726,12 @@ def _take_pdf_headline(title: str | None, pages: list[str]) -> tuple[str | None,
     return title, [*pages[:first_page], rest, *pages[first_page + 1 :]]
 
 
-def _take_pdf_dateline(pages: list[str]) -> tuple[str | None, list[str]]:
-    """The day a dateline among the first page's first PDF_DATELINE_LINES lines states ("March 3,
-    2021", "Published: 12 March 2024"), and the pages without that line; (None, pages) when none
-    does. A line of the story that names a day is no dateline (_is_dateline), nor is a line that
-    is not a paragraph of its own (qa.pdf.page_text parts them): "March 3, 2021." may be where a
-    sentence wraps."""
+def _pdf_dateline(pages: list[str]) -> str | None:
+    """The day a dateline among the first page's first _PDF_DATELINE_LINES lines states ("March 3,
+    2021", "Published: 12 March 2024"), or None. A dateline is a paragraph of its own (qa.pdf parts
+    them: "March 3, 2021." may be where a sentence wraps) holding a day and no words but a weekday,
+    a time and _PDF_DATELINE_WORDS: "Due date: 1 March 2024", "Date of birth: …" or a table's
+    "June 5, 2021 Opening concert" are not. It stays in the text: a flyer's date is its news."""
     first_page = next(i for i, page in enumerate(pages) if page)
     lines = pages[first_page].split("\n")
     for i in [n for n, line in enumerate(lines) if line.strip()][:_PDF_DATELINE_LINES]:
@@ -726,10 +741,12 @@ def _take_pdf_dateline(pages: list[str]) -> tuple[str | None, list[str]]:
         if (i > 0 and lines[i - 1].strip()) or (i + 1 < len(lines) and lines[i + 1].strip()):
             continue
         found = _find_date(plain)
-        if found is not None and _is_dateline(plain):
-            rest = "\n".join(lines[:i] + lines[i + 1:]).strip("\n")
-            return found, [*pages[:first_page], _normalize(rest), *pages[first_page + 1:]]
-    return None, pages
+        rest = plain
+        for pattern in (_ISO_DATE, _SLASH_DATE, _MONTH_DAY_YEAR, _DAY_MONTH_YEAR, _WEEKDAY_OR_TIME):
+            rest = pattern.sub(" ", rest)
+        if found is not None and {word.casefold() for word in re.findall(r"[^\W\d_]{2,}", rest)} <= _PDF_DATELINE_WORDS:
+            return found
+    return None
 
 
 def _headline_goes_on(lines: list[str]) -> bool:
@@ -796,16 +813,16 @@ def _pdfium_reason(exc: Exception) -> str:
     return _one_line(str(exc)).rstrip(".") or type(exc).__name__
 
 
-def _pdf_page_text(page) -> str:
+def _pdf_page_text(page) -> ReadPage:
     textpage = page.get_textpage()
     try:
-        text = page_text(textpage)
+        read = read_page(textpage)
     finally:
         textpage.close()
         page.close()
     # PDFium ends lines with CRLF and may leave form feeds and NULs of its own; its mark for a
     # hyphen at a line's end stays for line_end_hyphens.
-    return _normalize(text.replace("\f", "\n").translate(_PDF_TEXT_TRANSLATION))
+    return replace(read, text=_normalize(read.text.replace("\f", "\n").translate(_PDF_TEXT_TRANSLATION)))
 
 
 def _one_line(text: str) -> str:

@@ -154,6 +154,14 @@ def test_blank_line_ends_a_sentence_and_single_newline_does_not() -> None:
     ]
 
 
+def test_a_paragraph_that_opens_with_a_bullet_is_split_into_its_sentences() -> None:
+    # sentencex read "• It grew. It fell." as one segment; a PDF's list item is a paragraph so.
+    for bullet in "•◦▪●":
+        text = f"{bullet} glob elements have a pattern attribute. Any file whose name matches it is of this type."
+        assert [text[a:b] for a, b in split_sentences(text)] == [
+            f"{bullet} glob elements have a pattern attribute.", "Any file whose name matches it is of this type."]
+
+
 def test_long_paragraph_is_split_the_same_as_short_ones() -> None:
     # Sixty sentences in one paragraph, each kept whole and none merged with its neighbour.
     sentences = [f"Sentence number {i} talks about the U.S. economy in {1990 + i}." for i in range(60)]

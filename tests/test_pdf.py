@@ -254,12 +254,34 @@ def test_running_headers_and_footers_leave_the_text_and_a_sentence_runs_on_over_
 
 
 def test_running_lines_are_those_at_the_top_or_bottom_of_most_pages() -> None:
-    from qa.pdf import without_running_lines
+    from qa.pdf import ReadPage, without_running_lines
 
-    pages = ["Times\nOne.\nTwo.\nThree.\nPage 1", "Times\nFour.\nThree.\nFive.\nPage 2", "Six.\nPage 3", ""]
+    def read(*texts: str) -> list[str]:
+        return without_running_lines([ReadPage(text) for text in texts])
+
     # "Three." recurs, but in the page's middle; "Times" heads two pages of three, "Page N" ends all.
-    assert without_running_lines(pages) == ["One.\nTwo.\nThree.", "Four.\nThree.\nFive.", "Six.", ""]
-    assert without_running_lines(["Times\nOne.", "Two.\nThree.", "Four.\nFive."]) == ["Times\nOne.", "Two.\nThree.", "Four.\nFive."]
+    assert read("Times\nOne.\nTwo.\nThree.\nPage 1", "Times\nFour.\nThree.\nFive.\nPage 2", "Six.\nPage 3", "") == [
+        "One.\nTwo.\nThree.", "Four.\nThree.\nFive.", "Six.", ""]
+    kept = ["Times\nOne.", "Two.\nThree.", "Four.\nFive."]  # one page of three: the story's
+    assert read(*kept) == kept
+    # Figures that do not count the pages are a table's or a story's: rows, years, chapters' dates.
+    rows = ["1 Item 7 cost 1.50\n2 Item 3 cost 2.00\n3 Item 9 cost 0.50\n4 Item 2 cost 0.75",
+            "5 Item 1 cost 1.00\n6 Item 2 cost 3.00\n7 Item 5 cost 2.50\n8 Item 4 cost 1.25"]
+    years = ["1998\nThe house was built.", "2004\nIt was sold.", "2015\nIt burned down."]
+    # A notice printed twice keeps its lines, though all stand at the pages' edges; a scanner's
+    # stamp, the only line of every page, goes.
+    notice = ["Notice to residents\nThe water is off on Tuesday.\nAshgrove Water Company"] * 2
+    for texts in (rows, years, notice):
+        assert read(*texts) == texts
+    assert read("Scanned with CamScanner", "Scanned with CamScanner") == ["", ""]
+    # A letter's closing stands where each letter ends; a footer, at one height on every page.
+    letters = [ReadPage("Dear Ann,\nThe roof is fixed.\nYours,\nJane Hill\nPage 1", line_heights=(700, 680, 600, 590, 40)),
+               ReadPage("Dear Bob,\nThe gate is fixed.\nIt was hard.\nYours,\nJane Hill\nPage 2",
+                        line_heights=(700, 680, 660, 500, 490, 40))]
+    assert without_running_lines(letters) == [page.text.rsplit("\n", 1)[0] for page in letters]
+    # The first page's title, set large, over a header that repeats it small on the others.
+    titled = [ReadPage("Annual Report\nThe trust grew.", opens_large=True), ReadPage("Annual Report\nIt spent less.")]
+    assert without_running_lines(titled) == ["Annual Report\nThe trust grew.", "It spent less."]
 
 
 def test_a_scan_whose_pages_say_only_the_scanners_name_has_no_text_layer(tmp_path: Path) -> None:
@@ -303,15 +325,63 @@ def test_headings_captions_and_list_items_are_not_glued_to_the_sentence_under_th
     assert "The city council of Leeds approved a new tram line on Tuesday, ending a decade of debate." in sentences
 
 
+def test_double_spacing_small_notes_and_a_line_past_the_margin_cut_no_sentence(tmp_path: Path) -> None:
+    # A review found every line of double-spaced text read as a paragraph of its own under
+    # single-spaced notes (the page's usual step was the notes'), and a URL that ran past the
+    # margin made every full line of the page look short.
+    from fpdf import FPDF
+
+    body = ("The harbour trust was founded in 1893 by the fishermen of the town, who paid for the first "
+            "breakwater out of their own catch. Its records were kept in the old customs house until the "
+            "fire of 1947, when most of them were lost.")
+    note = ("1 The customs house was rebuilt in 1951 to the old plans, and the records that were saved "
+            "are now kept in the county archive.")
+    pdf = FPDF()
+    pdf.add_page()  # double-spaced text over single-spaced notes in a smaller size
+    pdf.set_font("Times", size=12)
+    pdf.multi_cell(0, 9, body, new_x="LMARGIN", new_y="NEXT")
+    pdf.ln(6)
+    pdf.set_font("Times", size=9)
+    pdf.multi_cell(0, 4, note, new_x="LMARGIN", new_y="NEXT")
+    pdf.add_page()  # a source's address that runs past the margin between two paragraphs
+    pdf.set_font("Helvetica", size=11)
+    pdf.multi_cell(0, 6, body, new_x="LMARGIN", new_y="NEXT")
+    pdf.cell(0, 6, "Source: https://www.example.org/archives/harbour-trust/records/the-full-report-with-"
+                   "appendices-maps-and-tables.html", new_x="LMARGIN", new_y="NEXT")
+    pdf.multi_cell(0, 6, body, new_x="LMARGIN", new_y="NEXT")
+    pdf.output(str(tmp_path / "trust.pdf"))
+    sentences = sentences_of(read_article(tmp_path / "trust.pdf").text)
+    for sentence in ("The harbour trust was founded in 1893 by the fishermen of the town, who paid for the first "
+                     "breakwater out of their own catch.",
+                     "Its records were kept in the old customs house until the fire of 1947, when most of them were lost.",
+                     "The customs house was rebuilt in 1951 to the old plans, and the records that were saved are now "
+                     "kept in the county archive."):
+        assert any(found.endswith(sentence) for found in sentences), sentences
+    # Three times whole: the first page's, and the second's before and after the address.
+    assert sum(found.endswith("who paid for the first breakwater out of their own catch.") for found in sentences) == 3
+
+
+def test_a_report_named_on_every_page_and_no_other_headline_is_titled_by_that_name(tmp_path: Path) -> None:
+    story = ("The committee met on Monday and agreed the plan for the new bridge over the river, which will cost "
+             "two million pounds. Work starts in spring.")
+    pages = [[("paragraph", story)], [("paragraph", "The bridge should open to walkers and cyclists next year.")]]
+    article = read_article(write_laid_out_pdf(tmp_path / "crossings.pdf", pages,
+                                              header="River Crossings in Northern England", footer="Page {page}"))
+    assert article.title == "River Crossings in Northern England"
+    assert article.text.startswith("The committee met on Monday") and "Northern England" not in article.text
+
+
 def test_a_hyphen_at_a_lines_end_is_kept_in_a_compound_and_dropped_in_a_broken_word(tmp_path: Path) -> None:
     # PDFium marks every hyphen at a line's end alike; all were dropped, so "anti-American" read
     # "antiAmerican" and a search for it found nothing.
     text = ("The forty-\nseven passengers of the well-\nknown ferry joined the anti-\nAmerican protest, and the "
-            "recon-\nstruction of the break-\nwater began. The breakwater shelters the COVID-\n19 clinic.")
+            "recon-\nstruction of the break-\nwater began. The breakwater shelters the COVID-\n19 clinic. The out-\n"
+            "break was over-\nall milder; they can-\nnot say why. Stamp YYM-\nMDDhhmmss.")
     article = read_article(write_laid_out_pdf(tmp_path / "ferry.pdf", [[("paragraph", text)]], title="Ferry"))
     flat = " ".join(article.text.split())
     assert flat == ("The forty-seven passengers of the well-known ferry joined the anti-American protest, and the "
-                    "reconstruction of the breakwater began. The breakwater shelters the COVID-19 clinic."), flat
+                    "reconstruction of the breakwater began. The breakwater shelters the COVID-19 clinic. The outbreak "
+                    "was overall milder; they cannot say why. Stamp YYMMDDhhmmss."), flat
 
 
 def test_a_pdfs_dateline_is_its_day_over_the_day_it_was_printed(tmp_path: Path) -> None:
@@ -322,11 +392,16 @@ def test_a_pdfs_dateline_is_its_day_over_the_day_it_was_printed(tmp_path: Path) 
                             "stadium, which had doubled in cost.")]]
     article = read_article(write_laid_out_pdf(tmp_path / "mayor.pdf", story, title="Mayor Resigns"))
     assert article.date == "2021-03-03"
-    assert article.text.startswith("The mayor of Coimbra resigned")
-    # A line of the story that names a day is the story's: the day the file was made stands.
-    plain = [[("paragraph", "The mayor of Coimbra resigned on Wednesday, March 3, 2021, after a row over the budget.")]]
-    article = read_article(write_laid_out_pdf(tmp_path / "plain.pdf", plain, title="Mayor Resigns"))
-    assert article.date == "2025-11-20" and article.text.startswith("The mayor of Coimbra")
+    # Its own paragraph, not the first sentence's start; kept, as a flyer's date is its news.
+    assert article.text.startswith("March 3, 2021\n\nThe mayor of Coimbra resigned")
+    # A line of the story that names a day is the story's, as is one that names another day than
+    # the story's: the day the file was made stands.
+    for line in ("The mayor of Coimbra resigned on Wednesday, March 3, 2021, after a row over the budget.",
+                 "Due date: 1 March 2024", "Date of birth: 3 March 1990", "June 5, 2021 Opening concert"):
+        page = [[("line", "Mayor Resigns"), ("line", line),
+                 ("paragraph", "The mayor of Coimbra resigned after a row over the budget for the new stadium.")]]
+        article = read_article(write_laid_out_pdf(tmp_path / "plain.pdf", page, title="Mayor Resigns"))
+        assert article.date == "2025-11-20", line
 
 
 def test_a_web_page_or_text_under_a_pdf_name_is_said_to_be_one(tmp_path: Path) -> None:
