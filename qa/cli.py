@@ -382,6 +382,13 @@ def _migrate(from_store: str, location, as_json: bool) -> None:
             f"from {report.source} to {report.target}; nothing was embedded again.",
             markup=False,
         )
+        if report.kept_in_target:
+            # A copy adds to the target: said, since a second backup keeps what the source dropped.
+            _console(stderr=True).print(
+                f"The target also holds {counted(report.kept_in_target, 'document')} the source does not; "
+                "they were kept (copy into an empty store for an exact copy).",
+                style="yellow", markup=False,
+            )
 
 
 def _open(index_dir: str | None, reranker: str | None = None, backend: str | None = None, store: str | None = None):

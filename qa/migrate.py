@@ -29,6 +29,9 @@ class MigrationReport:
     documents: int
     chunks: int
     sentences: int
+    # Documents the target held that the source does not: a copy adds to a store, it does not
+    # empty it first, so a second copy of a changed index keeps what that index has since dropped.
+    kept_in_target: int = 0
 
 
 def migrate_store(source: StoreLocation, target: StoreLocation, progress: IndexProgress | None = None) -> MigrationReport:
@@ -56,6 +59,7 @@ def migrate_store(source: StoreLocation, target: StoreLocation, progress: IndexP
                 # reader's snapshot would end it after the reader closed (a traceback on Ctrl-C).
                 with closing(reader.export()) as exported:
                     copied = _copy(exported, writer, sources, documents, total_chunks, progress)
+                kept = sum(record.doc_id not in copied[3] for record in writer.documents().values())
                 writer.finish()
             finally:
                 writer.close()
@@ -63,17 +67,20 @@ def migrate_store(source: StoreLocation, target: StoreLocation, progress: IndexP
             lock.release()
     finally:
         reader.close()
-    return MigrationReport(source.describe(), target.describe(), copied[0], copied[1], copied[2])
+    return MigrationReport(source.describe(), target.describe(), copied[0], copied[1], copied[2], kept)
 
 
 def _copy(
     exported: Iterable[ExportedDocument], writer: StoreWriter, sources: list[str], documents: int, total_chunks: int, progress: IndexProgress
-) -> tuple[int, int, int]:
+) -> tuple[int, int, int, set[str]]:
+    """Commit every exported document to `writer` in groups; the counts of documents, chunks and
+    sentence vectors copied, and the ids of the documents."""
     import numpy as np
 
     progress.start("Copying", total_chunks)
     group: list[ExportedDocument] = []
     counts = [0, 0, 0]
+    ids: set[str] = set()
     first = True
 
     def flush() -> None:
@@ -107,6 +114,7 @@ def _copy(
             damaged.about_source = True  # the fix is the source's (qa.cli names it)
             raise damaged
         group.append(doc)
+        ids.add(doc.item.article.doc_id)
         counts[0] += 1
         counts[1] += len(doc.item.chunks)
         counts[2] += len(doc.sentence_vectors)
@@ -115,4 +123,4 @@ def _copy(
             flush()
             size = 0
     flush()
-    return counts[0], counts[1], counts[2]
+    return counts[0], counts[1], counts[2], ids

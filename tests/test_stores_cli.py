@@ -153,6 +153,23 @@ def test_a_copy_onto_the_same_store_through_a_link_is_refused(tmp_path: Path, st
     assert result.exit_code == 1 and "name the same index; nothing to copy" in result.output, result.output
 
 
+def test_a_copy_onto_a_store_that_holds_other_articles_says_it_kept_them(stores: tuple[str, str, str], tmp_path: Path) -> None:
+    # A second backup of a changed index kept the articles the index had dropped, and said only
+    # "Copied 35 documents".
+    local, _, _ = stores
+    folder = tmp_path / "other"
+    folder.mkdir()
+    (folder / "ferry.txt").write_text("The ferry to Oban sails at noon on Sundays from the north pier.\n", encoding="utf-8")
+    target = f"milvus:{tmp_path / 'backup.db'}"
+    as_json(qa("index", str(folder), "--store", target, "--json"))
+    report = as_json(qa("index", "--from-store", local, "--store", target, "--json"))
+    assert (report["documents"], report["kept_in_target"]) == (2, 1)
+    result = CliRunner().invoke(main, ["index", "--from-store", local, "--store", target])
+    assert result.exit_code == 0
+    assert "The target also holds 1 document the source does not; they were kept" in result.stderr
+    assert as_json(qa("index", "--from-store", local, "--index", str(tmp_path / "fresh"), "--json"))["kept_in_target"] == 0
+
+
 def drop_one_sentence_vector(store: str) -> None:
     """Delete one stored sentence vector, as a damaged disk or a hand-edited index might."""
     location = parse_store(store)
