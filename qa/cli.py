@@ -19,7 +19,7 @@ from typing import Any
 import click
 
 from qa.config import DEFAULT_TOP_K
-from qa.errors import ConfigError, QAError
+from qa.errors import ConfigError, IndexBusyError, QAError
 
 MODE_CHOICE = click.Choice(["hybrid", "dense", "keyword"])
 
@@ -629,8 +629,9 @@ def chat(k: int, mode: str, source: str | None, since: str | None, until: str | 
 def doctor(index_dir: str | None, store: str | None, as_json: bool) -> None:
     """Check that the index is whole: vectors, keyword index and metadata agree.
 
-    Also checks that every chunk's span still cuts its document's text. Exits non-zero, saying
-    what is wrong and how to fix it, when a check fails.
+    Also checks that every chunk's span still cuts its document's text. Exits 1, saying what is
+    wrong and how to fix it, when a check fails; 3 when the index could not be looked at because
+    another process holds it (a Milvus Lite file a chat has open), which says nothing of damage.
 
     \b
     Examples:
@@ -646,13 +647,20 @@ def doctor(index_dir: str | None, store: str | None, as_json: bool) -> None:
     try:
         problems = check_store(location)
     except QAError as exc:
+        # Held by another process (a Milvus Lite file a chat has open), it was not looked at:
+        # exit 3 and "checked": false, so that a script does not rebuild an index found busy.
+        busy = isinstance(exc, IndexBusyError)
         if not as_json:
+            if busy:
+                click.secho(f"Error: {_naming_the_index(str(exc), context)}; not checked", fg="red", err=True)
+                sys.exit(3)
             raise
         # No index there at all, or one of another kind: still one JSON object for `jq .ok`.
-        _emit_json({"index": str(directory), "ok": False, "problems": [_naming_the_index(str(exc), context)]})
-        sys.exit(1)
+        _emit_json({"index": str(directory), "ok": False, "checked": not busy,
+                    "problems": [_naming_the_index(str(exc), context)]})
+        sys.exit(3 if busy else 1)
     if as_json:
-        _emit_json({"index": str(directory), "ok": not problems,
+        _emit_json({"index": str(directory), "ok": not problems, "checked": True,
                     "problems": [_naming_the_index(problem, context) for problem in problems]})
     elif problems:
         for problem in problems:

@@ -43,6 +43,11 @@ class IndexLockedError(QAError):
     """Another process is writing to the index."""
 
 
+class IndexBusyError(QAError):
+    """Another process holds the index, which serves one process at a time (a Milvus Lite file):
+    it cannot be read now, which says nothing of whether it is whole."""
+
+
 class QueryError(QAError):
     """A question or search query qa cannot work with."""
 

@@ -302,6 +302,36 @@ def test_a_writer_waits_for_a_milvus_lite_file_the_last_process_is_letting_go_of
         holder.wait()
 
 
+def test_doctor_on_a_store_another_process_holds_says_it_did_not_check(stores: tuple[str, str, str], tmp_path: Path) -> None:
+    # It said "ok": false with exit 1, as for damage: a script would rebuild an index that was busy.
+    import subprocess
+    import sys
+
+    local, _, _ = stores
+    held = tmp_path / "held.db"
+    # Written by another process: Milvus Lite keeps a file open as long as the process that opened it.
+    subprocess.run([sys.executable, "-m", "qa.cli", "index", "--from-store", local, "--store", f"milvus:{held}"],
+                   check=True, capture_output=True)
+    holder = subprocess.Popen(
+        [sys.executable, "-c", "import time; from pymilvus import MilvusClient; "
+         f"c = MilvusClient(uri={str(held)!r}); print('open', flush=True); time.sleep(30)"],
+        stdout=subprocess.PIPE, text=True,
+    )
+    try:
+        assert holder.stdout is not None and holder.stdout.readline().strip() == "open"
+        report = qa("doctor", "--store", f"milvus:{held}", "--json")
+        assert report.exit_code == 3
+        body = json.loads(report.stdout)
+        assert body["checked"] is False and "open in another process" in body["problems"][0]
+        plain = qa("doctor", "--store", f"milvus:{held}")
+        assert plain.exit_code == 3 and "not checked" in plain.output and "Traceback" not in plain.output
+    finally:
+        holder.kill()
+        holder.wait()
+    report = as_json(qa("doctor", "--store", f"milvus:{held}", "--json"))
+    assert report["ok"] and report["checked"]
+
+
 def test_a_rebuild_starts_over_a_milvus_store_too_damaged_to_read(tmp_path: Path) -> None:
     from qa.stores.milvus.store import MilvusCollections
 

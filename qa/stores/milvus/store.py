@@ -33,7 +33,7 @@ from collections.abc import Iterator, Sequence
 from contextlib import contextmanager
 from typing import TYPE_CHECKING, Any, NoReturn
 
-from qa.errors import ConfigError, IndexCorruptError, IndexMissingError, QAError
+from qa.errors import ConfigError, IndexBusyError, IndexCorruptError, IndexMissingError, QAError
 from qa.paths import path_is_under
 from qa.stores.base import (
     REBUILD_HINT,
@@ -96,6 +96,10 @@ _GRPC_OPTIONS = {"grpc.keepalive_time_ms": 300_000, "grpc.keepalive_permit_witho
 
 class MilvusError(QAError):
     """Milvus refused or could not be reached."""
+
+
+class MilvusBusyError(MilvusError, IndexBusyError):
+    """A Milvus Lite file another process holds."""
 
 
 def _client(location: StoreLocation, wait_seconds: float = 0.0) -> Any:
@@ -174,7 +178,7 @@ def settle_flushed_wals(data_dir: Path) -> None:
 
 def _open_failure(location: StoreLocation, exc: Exception, held: bool) -> NoReturn:
     if held:
-        raise MilvusError(
+        raise MilvusBusyError(
             f"the Milvus Lite store {location.describe()} is open in another process; Milvus Lite "
             "serves one process at a time (use a Milvus server to index while a chat is open)"
         ) from exc
