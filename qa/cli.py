@@ -363,7 +363,7 @@ def _migrate(from_store: str, location, as_json: bool) -> None:
     click.get_current_context().meta[_INTERRUPTED] = (
         "Interrupted; the copy is not finished: run the same command again to finish it."
     )
-    source = parse_store(from_store)
+    source = parse_store(from_store, option="--from-store")
     try:
         with RichIndexProgress(_console(stderr=True)) as progress:
             report = migrate_store(source, location, progress)

@@ -141,6 +141,12 @@ def test_from_store_refuses_paths_and_options_a_copy_would_ignore(tmp_path: Path
     # Empty, it named $QA_STORE or the default index, which the user never typed.
     result = qa("index", "--from-store", "", "--index", target)
     assert result.exit_code == 2 and "--from-store is empty" in result.output
+    # A bare folder, or a name of no store, is said of the option it was given to.
+    folder = local.removeprefix("faiss:")
+    result = qa("index", "--from-store", folder, "--index", target)
+    assert result.exit_code == 1 and f"--from-store '{folder}' is a folder: name a local index as faiss:{folder}" in result.output
+    result = qa("index", "--from-store", "redis://x/1", "--index", target)
+    assert result.exit_code == 1 and "--from-store 'redis://x/1' is not a store qa knows" in result.output
     assert not Path(target).exists()
 
 

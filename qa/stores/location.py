@@ -88,8 +88,9 @@ def as_location(where: StoreLocation | str | os.PathLike[str]) -> StoreLocation:
     return where if isinstance(where, StoreLocation) else StoreLocation("faiss", Path(where))
 
 
-def parse_store(text: str | None, index_dir: str | os.PathLike[str] | None = None) -> StoreLocation:
-    """The store named by `text` (else $QA_STORE), or the local folder `index_dir` when neither is set.
+def parse_store(text: str | None, index_dir: str | os.PathLike[str] | None = None, option: str = "--store") -> StoreLocation:
+    """The store named by `text` (else $QA_STORE), or the local folder `index_dir` when neither is
+    set; `option` is how an error names where `text` was given (`--from-store`).
 
     >>> parse_store("milvus://localhost:19530/news").uri
     'http://localhost:19530'
@@ -106,27 +107,30 @@ def parse_store(text: str | None, index_dir: str | os.PathLike[str] | None = Non
         host, _, collection = rest.partition("/")
         collection = collection.strip("/") or DEFAULT_COLLECTION
         if not host:
-            raise ConfigError(f"--store {chosen!r} names no server; use milvus://HOST:PORT/COLLECTION")
-        _check_collection(collection, chosen)
+            raise ConfigError(f"{option} {chosen!r} names no server; use milvus://HOST:PORT/COLLECTION")
+        _check_collection(collection, chosen, option)
         return StoreLocation("milvus", None, ("https://" if secure else "http://") + host, collection)
     if chosen.startswith("milvus:"):
         rest = chosen[len("milvus:"):]
         file_part, _, collection = rest.partition("#")
         if not file_part.endswith(".db"):
             raise ConfigError(
-                f"--store {chosen!r}: a Milvus Lite store's name ends in .db, e.g. milvus:index/news.db"
+                f"{option} {chosen!r}: a Milvus Lite store's name ends in .db, e.g. milvus:index/news.db"
             )
         path = Path(os.path.expanduser(file_part)).absolute()
         collection = collection or DEFAULT_COLLECTION
-        _check_collection(collection, chosen)
+        _check_collection(collection, chosen, option)
         return StoreLocation("milvus", path, str(path), collection)
-    raise ConfigError(f"--store {chosen!r} is not a store qa knows; use {STORE_EXAMPLES}")
+    if os.path.isdir(os.path.expanduser(chosen)):
+        # A folder typed bare: say how to name it, as the local index it may be.
+        raise ConfigError(f"{option} {chosen!r} is a folder: name a local index as faiss:{chosen}")
+    raise ConfigError(f"{option} {chosen!r} is not a store qa knows; use {STORE_EXAMPLES}")
 
 
-def _check_collection(name: str, given: str) -> None:
+def _check_collection(name: str, given: str, option: str = "--store") -> None:
     if not _COLLECTION_NAME.match(name):
         raise ConfigError(
-            f"--store {given!r}: collection name {name!r} must be letters, digits and underscores"
+            f"{option} {given!r}: collection name {name!r} must be letters, digits and underscores"
         )
 
 
