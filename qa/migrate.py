@@ -58,8 +58,11 @@ def migrate_store(source: StoreLocation, target: StoreLocation, progress: IndexP
                 # Closed here, not left to the collector: a generator suspended inside the
                 # reader's snapshot would end it after the reader closed (a traceback on Ctrl-C).
                 with closing(reader.export()) as exported:
-                    copied = _copy(exported, writer, sources, documents, total_chunks, progress)
+                    copied = _copy(exported, writer, sources, documents, total_chunks, progress, source.argument())
                 kept = sum(record.doc_id not in copied[3] for record in writer.documents().values())
+                # The mark the first commit set goes with the last: a copy stopped before here
+                # (Ctrl-C, a kill, a full disk) leaves it for `qa doctor` to name.
+                writer.commit(CommitGroup(unfinished_copy=""))
                 writer.finish()
             finally:
                 writer.close()
@@ -71,7 +74,8 @@ def migrate_store(source: StoreLocation, target: StoreLocation, progress: IndexP
 
 
 def _copy(
-    exported: Iterable[ExportedDocument], writer: StoreWriter, sources: list[str], documents: int, total_chunks: int, progress: IndexProgress
+    exported: Iterable[ExportedDocument], writer: StoreWriter, sources: list[str], documents: int, total_chunks: int,
+    progress: IndexProgress, source: str,
 ) -> tuple[int, int, int, set[str]]:
     """Commit every exported document to `writer` in groups; the counts of documents, chunks and
     sentence vectors copied, and the ids of the documents."""
@@ -95,6 +99,7 @@ def _copy(
             chunk_vectors=chunk_vectors,
             sentence_vectors=[doc.sentence_vectors for doc in group],
             add_sources=sources if first else [],
+            unfinished_copy=source if first else None,
         ))
         for doc in group:
             progress.advance(len(doc.item.chunks))

@@ -224,6 +224,9 @@ class CommitGroup:
     add_sources: Sequence[str] = ()
     remove_sources: Sequence[str] = ()
     touched: Sequence[tuple[str, int, int]] = ()  # (doc id, size, mtime_ns) of unchanged content
+    # A copy from another store under way (qa.migrate): the source's --store name to mark the
+    # store with until the copy ends, "" to clear the mark, None to leave it as it is.
+    unfinished_copy: str | None = None
 
     @property
     def chunk_count(self) -> int:

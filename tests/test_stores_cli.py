@@ -176,6 +176,34 @@ def test_a_copy_onto_a_store_that_holds_other_articles_says_it_kept_them(stores:
     assert as_json(qa("index", "--from-store", local, "--index", str(tmp_path / "fresh"), "--json"))["kept_in_target"] == 0
 
 
+@pytest.mark.parametrize("kind", ["faiss", "milvus"])
+def test_a_copy_stopped_before_its_end_is_named_by_doctor_until_it_is_run_again(
+    kind: str, stores: tuple[str, str, str], tmp_path: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    # A copy killed halfway left a store with part of the source's articles that doctor called
+    # consistent; nothing said the copy had not finished.
+    from qa import migrate
+    from qa.errors import IndexWriteError
+
+    local, _, _ = stores
+    target = f"faiss:{tmp_path / 'copy'}" if kind == "faiss" else f"milvus:{tmp_path / 'copy.db'}"
+    real_copy = migrate._copy
+
+    def stopped_after_the_first_group(exported, writer, sources, documents, total_chunks, progress, source):
+        real_copy(list(exported)[:1], writer, sources, documents, total_chunks, progress, source)
+        raise IndexWriteError("the disk is full")
+
+    monkeypatch.setattr(migrate, "_copy", stopped_after_the_first_group)
+    assert qa("index", "--from-store", local, "--store", target).exit_code == 1
+    monkeypatch.undo()
+    report = qa("doctor", "--store", target, "--json")
+    assert report.exit_code == 1
+    (problem,) = json.loads(report.stdout)["problems"]
+    assert problem.startswith(f"a copy from {local} into it stopped before it finished") and "--from-store" in problem
+    assert as_json(qa("index", "--from-store", local, "--store", target, "--json"))["documents"] == 2
+    assert as_json(qa("doctor", "--store", target, "--json"))["ok"]
+
+
 def drop_one_sentence_vector(store: str) -> None:
     """Delete one stored sentence vector, as a damaged disk or a hand-edited index might."""
     location = parse_store(store)

@@ -356,6 +356,18 @@ def sentence_vector_problems(wanted: dict[str, set[tuple[int, int]]], stored: di
             f"{extra} unknown; the first, {off[0]})"]
 
 
+# The meta key under which a store keeps the source of a copy into it that has not finished.
+UNFINISHED_COPY_KEY = "unfinished_copy"
+
+
+def unfinished_copy_problem(source: str | None) -> list[str]:
+    """`doctor`'s line for a copy into the store that stopped before its end (CommitGroup.unfinished_copy)."""
+    if not source:
+        return []
+    return [f"a copy from {source} into it stopped before it finished: it lacks some of that store's articles; "
+            f"run the same `qa index --from-store {source}` again to finish it"]
+
+
 def span_problem(chunk_id: int, start: int, end: int, text: str) -> str | None:
     """`doctor`'s check of one chunk: its span lies inside its document's `text`."""
     if not 0 <= start < end <= len(text):

@@ -28,11 +28,13 @@ from typing import TYPE_CHECKING, Any, TypeVar
 from qa.errors import IndexCorruptError, IndexLockedError, IndexMismatchError, IndexMissingError
 from qa.stores.base import (
     REBUILD_HINT,
+    UNFINISHED_COPY_KEY,
     Manifest,
     coverage_problems,
     index_stats,
     sentence_vector_problems,
     span_problem,
+    unfinished_copy_problem,
     unit_length_problems,
 )
 from qa.stores.local.catalog import Catalog, SegmentRow, file_signature, fts_query, is_damage, unreadable_catalog
@@ -439,6 +441,7 @@ class LocalStore:
                 if size != self.manifest.dimension * 2:
                     problems.append(f"a sentence vector of {doc_id} has {size} bytes, not {self.manifest.dimension * 2}")
             problems += sentence_vector_problems(wanted, stored)
+            problems += unfinished_copy_problem(catalog.get_meta(UNFINISHED_COPY_KEY))
             sample = sorted(vector_ids)[:: max(1, len(vector_ids) // 500)]
             problems += unit_length_problems(self.vectors.vectors(sample))
         return problems
@@ -614,6 +617,8 @@ class LocalWriter:
             catalog.remove_sources(commit.remove_sources)
             for doc_id, size, mtime_ns in commit.touched:
                 catalog.touch_document(doc_id, size, mtime_ns)
+            if commit.unfinished_copy is not None:
+                catalog.set_meta(UNFINISHED_COPY_KEY, commit.unfinished_copy)
 
     @_damage_said
     def finish(self) -> None:

@@ -37,6 +37,7 @@ from qa.errors import ConfigError, IndexBusyError, IndexCorruptError, IndexMissi
 from qa.paths import path_is_under
 from qa.stores.base import (
     REBUILD_HINT,
+    UNFINISHED_COPY_KEY,
     Manifest,
     coverage_problems,
     index_stats,
@@ -44,6 +45,7 @@ from qa.stores.base import (
     sentence_vector_problems,
     sentences_by_chunk,
     span_problem,
+    unfinished_copy_problem,
     unit_length_problems,
 )
 from qa.stores.location import refuse_another_kind
@@ -886,6 +888,7 @@ class MilvusStore:
             problems += sentence_vector_problems(wanted, stored)
         else:
             problems.append(f"the collection of sentence vectors, {c.sentences}, is missing")
+        problems += unfinished_copy_problem(c.get_meta(UNFINISHED_COPY_KEY))
         if c.client.has_collection(c.articles):  # a store from before it gains it on `qa index`
             rows = {row["doc_id"] for row in c.iterate(c.articles, "", ["doc_id"])} - in_flight
             problems += coverage_problems("the article keyword index", rows, set(documents) - in_flight, "articles")
@@ -1125,6 +1128,8 @@ class MilvusWriter:
         if commit.add_sources or commit.remove_sources:
             sources = (set(self.sources()) | set(commit.add_sources)) - set(commit.remove_sources)
             c.set_long_meta("sources", json.dumps(sorted(sources)))
+        if commit.unfinished_copy is not None:
+            c.set_meta(UNFINISHED_COPY_KEY, commit.unfinished_copy)
         c.set_meta(PENDING_KEY, "[]")
         self.committed = True
 
