@@ -204,6 +204,39 @@ def test_a_copy_stopped_before_its_end_is_named_by_doctor_until_it_is_run_again(
     assert as_json(qa("doctor", "--store", target, "--json"))["ok"]
 
 
+@pytest.mark.parametrize("kind", ["faiss", "milvus"])
+def test_a_lost_document_or_chunk_row_is_named_by_doctor(kind: str, stores: tuple[str, str, str], tmp_path: Path) -> None:
+    # A lost document row was said as "chunk 13 spans 0–518, outside its document (0 characters)",
+    # once a chunk; a lost chunk row of a Milvus store passed.
+    local, built, _ = stores
+    if kind == "faiss":
+        import sqlite3
+
+        shutil.copytree(local.removeprefix("faiss:"), tmp_path / "damaged")
+        damaged = f"faiss:{tmp_path / 'damaged'}"
+        with sqlite3.connect(tmp_path / "damaged" / "catalog.sqlite") as db:
+            db.execute("DELETE FROM documents WHERE doc_id = (SELECT min(doc_id) FROM documents)")
+        expected = "the chunks of 1 document belong to no indexed document"
+    else:
+        from pymilvus import MilvusClient
+
+        damaged = f"milvus:{tmp_path / 'damaged.db'}"
+        as_json(qa("index", "--from-store", built, "--store", damaged, "--json"))
+        client = MilvusClient(str(tmp_path / "damaged.db"))
+        try:
+            client.load_collection("qa")
+            (row,) = client.query("qa", filter="", limit=1, output_fields=["id"])
+            client.delete("qa", ids=[row["id"]])
+        finally:
+            client.close()
+        expected = "1 document lacks chunks"
+    report = qa("doctor", "--store", damaged, "--json")
+    assert report.exit_code == 1
+    problems = json.loads(report.stdout)["problems"]
+    assert any(problem.startswith(expected) for problem in problems), problems
+    assert not any("outside its document" in problem for problem in problems), problems
+
+
 def drop_one_sentence_vector(store: str) -> None:
     """Delete one stored sentence vector, as a damaged disk or a hand-edited index might."""
     location = parse_store(store)

@@ -20,6 +20,7 @@ from dataclasses import asdict, dataclass
 from typing import TYPE_CHECKING, Protocol
 
 from qa.errors import ConfigError, IndexCorruptError, IndexMismatchError
+from qa.text import counted
 
 if TYPE_CHECKING:
     import numpy as np
@@ -351,8 +352,7 @@ def sentence_vector_problems(wanted: dict[str, set[tuple[int, int]]], stored: di
         return []
     missing = sum(len(wanted.get(d, set()) - stored.get(d, set())) for d in off)
     extra = sum(len(stored.get(d, set()) - wanted.get(d, set())) for d in off)
-    documents = f"{len(off)} document" + ("s" if len(off) > 1 else "")
-    return [f"the sentence vectors of {documents} do not match their sentences ({missing} missing, "
+    return [f"the sentence vectors of {counted(len(off), 'document')} do not match their sentences ({missing} missing, "
             f"{extra} unknown; the first, {off[0]})"]
 
 

@@ -42,7 +42,7 @@ from qa.stores.local.keywords import KeywordIndex
 from qa.stores.local.segments import AllowedIds, SegmentVectors, plan_merge, segment_path
 from qa.stores.local.upgrade import UPGRADABLE_FORMAT, UPGRADE_HINT, upgrade_format_4
 from qa.stores.local.vectors import FaissVectorStore
-from qa.text import keyword_stems, stems
+from qa.text import counted, keyword_stems, stems
 from qa.types import (
     Article,
     ArticleMatch,
@@ -415,9 +415,15 @@ class LocalStore:
             bodies = catalog.keyword_bodies()
             problems += coverage_problems("the keyword index", set(bodies), chunk_ids, "chunks")
             texts: dict[str, str] = {}
+            unlisted: set[str] = set()
             for chunk_id, doc_id, start, end in catalog.chunk_spans():
                 if doc_id not in texts:
-                    texts[doc_id] = catalog.document_text(doc_id) or ""
+                    text = catalog.document_text(doc_id)
+                    texts[doc_id] = text or ""
+                    if text is None:
+                        unlisted.add(doc_id)
+                if doc_id in unlisted:
+                    continue  # said once below, not as a span outside a text of 0 characters
                 text = texts[doc_id]
                 problem = span_problem(chunk_id, start, end, text)
                 if problem:
@@ -433,6 +439,8 @@ class LocalStore:
             stored: dict[str, set[tuple[int, int]]] = {}
             for doc_id, start, end, size in catalog.sentence_rows():
                 stored.setdefault(doc_id, set()).add((start, end))
+                if doc_id in unlisted:
+                    continue
                 text = texts.get(doc_id)
                 if text is None:
                     problems.append(f"sentence {start}–{end} belongs to a document that is not indexed")
@@ -440,6 +448,9 @@ class LocalStore:
                     problems.append(f"a sentence of {doc_id} spans {start}–{end}, outside its document")
                 if size != self.manifest.dimension * 2:
                     problems.append(f"a sentence vector of {doc_id} has {size} bytes, not {self.manifest.dimension * 2}")
+            if unlisted:
+                problems.append(f"the chunks of {counted(len(unlisted), 'document')} belong to no indexed document "
+                                f"(the first, {min(unlisted)})")
             problems += sentence_vector_problems(wanted, stored)
             problems += unfinished_copy_problem(catalog.get_meta(UNFINISHED_COPY_KEY))
             sample = sorted(vector_ids)[:: max(1, len(vector_ids) // 500)]

@@ -49,7 +49,7 @@ from qa.stores.base import (
     unit_length_problems,
 )
 from qa.stores.location import refuse_another_kind
-from qa.text import keyword_text, stems
+from qa.text import counted, keyword_text, stems
 from qa.types import (
     Article,
     ArticleMatch,
@@ -862,11 +862,13 @@ class MilvusStore:
         orphans = 0
         sample: list[list[float]] = []
         wanted: dict[str, set[tuple[int, int]]] = {}
+        held: dict[str, int] = {}  # chunks found, by document
         for row in c.iterate(c.chunks, "", ["id", "doc_id", "start_char", "end_char", "text", "sentences", "vector"]):
             article = documents.get(row["doc_id"])
             if row["doc_id"] in in_flight:
                 continue
             wanted.setdefault(row["doc_id"], set()).update((start, end) for start, end in json.loads(row["sentences"]))
+            held[row["doc_id"]] = held.get(row["doc_id"], 0) + 1
             if row["doc_id"] not in documents:
                 orphans += 1
             elif article is not None:
@@ -890,8 +892,14 @@ class MilvusStore:
             problems.append(f"the collection of sentence vectors, {c.sentences}, is missing")
         problems += unfinished_copy_problem(c.get_meta(UNFINISHED_COPY_KEY))
         if c.client.has_collection(c.articles):  # a store from before it gains it on `qa index`
-            rows = {row["doc_id"] for row in c.iterate(c.articles, "", ["doc_id"])} - in_flight
+            passages = {row["doc_id"]: int(row["passages"]) for row in c.iterate(c.articles, "", ["doc_id", "passages"])}
+            rows = set(passages) - in_flight
             problems += coverage_problems("the article keyword index", rows, set(documents) - in_flight, "articles")
+            # Each article row counts its chunks: a chunk row lost (a damaged segment) shows here.
+            short = sorted(d for d in rows & set(documents) if held.get(d, 0) != passages[d])
+            if short:
+                lack = "lacks" if len(short) == 1 else "lack"
+                problems.append(f"{counted(len(short), 'document')} {lack} chunks their article rows count (the first, {short[0]})")
         return problems + unit_length_problems(self._matrix(sample))
 
     # Contents -------------------------------------------------------------------------------------
