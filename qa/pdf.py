@@ -7,8 +7,8 @@ comes as its two halves and a mark, whether the hyphen is the word's ("forty-sev
 line's ("recon-struction"). Three repairs, each from what the page shows:
 
 - `read_page`: a blank line where the page leaves more space between two lines than its lines of
-  that size take within a paragraph, or where a line stops short of its column with the next line's first word room to
-  spare (the end of a paragraph, a heading, a list item), as a text file has one there;
+  that size take within a paragraph, or where a line stops short of its column with room for the
+  next line's first word (the end of a paragraph, a heading, a list item), as a text file has one;
 - `without_running_lines`: the lines at the very top or bottom of most pages that are the same on
   each, or the same but for a number that counts the pages ("Page 3 of 7", a browser's
   "12/5/23, 3:14 PM Port news | The Harbour Times" and its address line), taken off every page;
@@ -31,8 +31,8 @@ from typing import Any
 
 # PDFium's mark for a hyphen that ends a line (the line break goes with it).
 LINE_END_HYPHEN = "\x02"
-# A line whose baseline is this many times the page's usual line step below the line above it
-# starts a new paragraph: 1.0 within a paragraph; a paragraph's spacing, or a heading's, 1.4 to 2
+# A line whose baseline is this many times the usual step of lines of its size (paragraph_ends)
+# below the line above it starts a new paragraph: 1.0 within a paragraph; a paragraph's spacing, or a heading's, 1.4 to 2
 # (Word's 8 points after 11-point text, fpdf2's ln(4) under 6 mm lines: 1.6).
 PARAGRAPH_STEP = 1.35
 # A line that stops this many of its characters' widths or more short of its column's right edge,
@@ -48,7 +48,7 @@ SAME_HEIGHT_POINTS = 2.0
 # pages, when it is set this much larger than the page's text.
 TITLE_HEIGHT_RATIO = 1.2
 # A hyphen at a line's end goes when the word joined is this common (wordfreq's Zipf scale: about
-# once in ten million words): "out-break", "can-not", "head-line" are words whole.
+# once in a million words): "out-break", "can-not", "head-line" are words whole.
 JOINED_WORD_ZIPF = 3.0
 # Otherwise it stays when the word joined is this much rarer than its two halves as words:
 # "well-known" (1.6 joined, 5.3 apart), "self-employed" (1.5, 4.4).
@@ -66,12 +66,12 @@ Box = tuple[float, float, float, float]  # left, bottom, right, top, in PDF poin
 @dataclass(frozen=True)
 class ReadPage:
     """One page's text (its paragraphs parted by blank lines); whether its first line is set
-    larger than the rest of its text (a title); and the height on the page of each of its lines
-    with words, where the page's geometry was read (else empty)."""
+    larger than the rest of its text (a title); and where on the page (the baseline's height, in
+    points) each of its lines with words stands, where the page's geometry was read (else empty)."""
 
     text: str
     opens_large: bool = False
-    line_heights: tuple[float, ...] = ()
+    line_baselines: tuple[float, ...] = ()
 
 
 def read_page(textpage: Any) -> ReadPage:
@@ -90,13 +90,13 @@ def read_page(textpage: Any) -> ReadPage:
     # line's end carries a text line onto the next line of the page).
     placed = [boxes[0][1]] + [box[1] for mark, box in zip(breaks, boxes[1:]) if mark != LINE_END_HYPHEN]
     starts = [pieces[0]] + [piece for mark, piece in zip(breaks, pieces[1:]) if mark != LINE_END_HYPHEN]
-    line_heights = tuple(y for y, piece in zip(placed, starts) if piece.strip())
+    line_baselines = tuple(y for y, piece in zip(placed, starts) if piece.strip())
     ends = paragraph_ends([piece.strip() for piece in pieces], boxes, _font_sizes(textpage, boxes))
     joined = [pieces[0]]
     for i, (mark, piece) in enumerate(zip(breaks, pieces[1:])):
         joined.append("\n\n" if i in ends and mark != LINE_END_HYPHEN else mark)
         joined.append(piece)
-    return ReadPage("".join(joined), opens_large, line_heights)
+    return ReadPage("".join(joined), opens_large, line_baselines)
 
 
 def paragraph_ends(lines: Sequence[str], boxes: Sequence[Box], sizes: Sequence[float] | None = None) -> set[int]:
@@ -208,7 +208,7 @@ def without_running_lines(pages: Sequence[ReadPage]) -> list[str]:
     inner: set[str] = set()
     at_edge: dict[tuple[str, int], list[tuple[int, str, float | None]]] = {}
     for n, lines in lines_of.items():
-        heights = pages[n].line_heights if len(pages[n].line_heights) == len(lines) else [None] * len(lines)
+        baselines = pages[n].line_baselines if len(pages[n].line_baselines) == len(lines) else [None] * len(lines)
         edge = min(RUNNING_EDGE_LINES, len(lines))
         # A line of a short page may be both among the first and among the last.
         places: dict[int, list[int]] = {}
@@ -217,7 +217,7 @@ def without_running_lines(pages: Sequence[ReadPage]) -> list[str]:
             places.setdefault(len(lines) - 1 - i, []).append(-1 - i)
         for i, line in enumerate(lines):
             for place in places.get(i, []):
-                at_edge.setdefault((_shape(line), place), []).append((n, line, heights[i]))
+                at_edge.setdefault((_shape(line), place), []).append((n, line, baselines[i]))
             if i not in places:
                 inner.add(_shape(line))
     running = {
@@ -243,9 +243,9 @@ def _runs(seen: list[tuple[int, str, float | None]], needed: int) -> bool:
     """Whether the lines `seen` at one place of the pages ((page, line, height on the page)) run
     on `needed` pages: at one height (where it is known), reading the same or differing only in a
     number that goes up with the page (a page number, not a table's figures or a chapter's year)."""
-    heights = [height for _, _, height in seen if height is not None]
-    if len(heights) == len(seen):
-        at_one_height = max(sum(abs(h - k) <= SAME_HEIGHT_POINTS for h in heights) for k in heights)
+    baselines = [y for _, _, y in seen if y is not None]
+    if len(baselines) == len(seen):
+        at_one_height = max(sum(abs(y - k) <= SAME_HEIGHT_POINTS for y in baselines) for k in baselines)
         if at_one_height < needed:
             return False
     if Counter(" ".join(line.split()) for _, line, _ in seen).most_common(1)[0][1] >= needed:

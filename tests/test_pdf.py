@@ -275,9 +275,9 @@ def test_running_lines_are_those_at_the_top_or_bottom_of_most_pages() -> None:
         assert read(*texts) == texts
     assert read("Scanned with CamScanner", "Scanned with CamScanner") == ["", ""]
     # A letter's closing stands where each letter ends; a footer, at one height on every page.
-    letters = [ReadPage("Dear Ann,\nThe roof is fixed.\nYours,\nJane Hill\nPage 1", line_heights=(700, 680, 600, 590, 40)),
+    letters = [ReadPage("Dear Ann,\nThe roof is fixed.\nYours,\nJane Hill\nPage 1", line_baselines=(700, 680, 600, 590, 40)),
                ReadPage("Dear Bob,\nThe gate is fixed.\nIt was hard.\nYours,\nJane Hill\nPage 2",
-                        line_heights=(700, 680, 660, 500, 490, 40))]
+                        line_baselines=(700, 680, 660, 500, 490, 40))]
     assert without_running_lines(letters) == [page.text.rsplit("\n", 1)[0] for page in letters]
     # The first page's title, set large, over a header that repeats it small on the others.
     titled = [ReadPage("Annual Report\nThe trust grew.", opens_large=True), ReadPage("Annual Report\nIt spent less.")]
