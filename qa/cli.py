@@ -261,7 +261,11 @@ def index(paths: tuple[Path, ...], rebuild: bool, only: bool, from_store: str | 
     click.get_current_context().meta[_RESUMABLE] = not (rebuild or forget or from_store is not None)
     err = _console(stderr=True)
     if from_store is not None:
-        if paths or rebuild or ray_address or only or forget or backend:
+        from click.core import ParameterSource
+
+        # --backend counts only typed: $QA_BACKEND, set for every command, is no option to a copy.
+        typed_backend = backend and click.get_current_context().get_parameter_source("backend") == ParameterSource.COMMANDLINE
+        if paths or rebuild or ray_address or only or forget or typed_backend:
             # Said, not ignored: `--forget` or `--backend` with a copy did nothing, silently.
             raise click.UsageError("--from-store copies an index as it is: give no paths, --rebuild, --only, "
                                    "--forget, --backend or --ray with it")

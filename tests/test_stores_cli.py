@@ -138,6 +138,10 @@ def test_from_store_refuses_paths_and_options_a_copy_would_ignore(tmp_path: Path
         result = qa("index", *extra, "--from-store", local, "--index", target)
         assert result.exit_code == 2, extra
         assert "--from-store copies an index as it is" in result.output
+    # $QA_BACKEND, set for every command, is no option typed: the copy goes on (it refused all).
+    result = CliRunner().invoke(main, ["index", "--from-store", local, "--index", str(tmp_path / "y")],
+                                env={"QA_BACKEND": "onnx-int8"})
+    assert result.exit_code == 0, result.output
     # Empty, it named $QA_STORE or the default index, which the user never typed.
     result = qa("index", "--from-store", "", "--index", target)
     assert result.exit_code == 2 and "--from-store is empty" in result.output
