@@ -241,6 +241,21 @@ def test_a_lost_document_or_chunk_row_is_named_by_doctor(kind: str, stores: tupl
     assert not any("outside its document" in problem for problem in problems), problems
 
 
+def test_a_chunk_milvus_clips_keeps_its_store_whole_and_copyable(tmp_path: Path) -> None:
+    # A chunk past a Milvus text field's length (a run of 20,000 spaces) is stored clipped, and its
+    # sentences past the cut were dropped from the chunk row but not their vectors: doctor called
+    # the store damaged, and a copy out of it was refused, whatever was rebuilt.
+    folder = tmp_path / "articles"
+    folder.mkdir()
+    (folder / "pad.txt").write_text("Padded Table\n\nThe table starts here" + " " * 20_000
+                                    + "and ends here. Next sentence is short.\n", encoding="utf-8")
+    store = f"milvus:{tmp_path / 'padded.db'}"
+    as_json(qa("index", str(folder), "--store", store, "--json"))
+    assert as_json(qa("doctor", "--store", store, "--json"))["ok"]
+    assert as_json(qa("index", "--from-store", store, "--index", str(tmp_path / "copy"), "--json"))["documents"] == 1
+    assert as_json(qa("doctor", "--index", str(tmp_path / "copy"), "--json"))["ok"]
+
+
 def drop_one_sentence_vector(store: str) -> None:
     """Delete one stored sentence vector, as a damaged disk or a hand-edited index might."""
     location = parse_store(store)

@@ -1154,6 +1154,7 @@ class MilvusWriter:
         row = 0
         for position, item in enumerate(group):
             a = item.article
+            kept: set[tuple[int, int]] = set()  # the sentences the chunk rows list, clipped as they are
             for chunk in item.chunks:
                 text = chunk.text
                 end = chunk.end
@@ -1175,8 +1176,13 @@ class MilvusWriter:
                     "vector": [float(x) for x in chunk_vectors[row]] if chunk_vectors is not None else None,
                 })
                 row += 1
+                kept.update((int(s[0]), int(s[1])) for s in chunk.sentences if s[1] <= end)
             if sentence_vectors is not None:
                 for (start, end), vector in zip(article_sentences(item), sentence_vectors[position]):
+                    if (int(start), int(end)) not in kept:
+                        # Past a clipped chunk's end: no chunk row lists it, and a vector kept for
+                        # it would be one more than the document's sentences (doctor, a copy).
+                        continue
                     sentence_rows.append({
                         "id": stable_id(a.doc_id, a.content_hash, start, end),
                         "doc_id": a.doc_id,
