@@ -19,7 +19,7 @@ from typing import Any
 import click
 
 from qa.config import DEFAULT_TOP_K
-from qa.errors import ConfigError, IndexBusyError, QAError
+from qa.errors import ConfigError, IndexUnavailableError, QAError
 
 MODE_CHOICE = click.Choice(["hybrid", "dense", "keyword"])
 
@@ -634,8 +634,9 @@ def doctor(index_dir: str | None, store: str | None, as_json: bool) -> None:
     """Check that the index is whole: vectors, keyword index and metadata agree.
 
     Also checks that every chunk's span still cuts its document's text. Exits 1, saying what is
-    wrong and how to fix it, when a check fails; 3 when the index could not be looked at because
-    another process holds it (a Milvus Lite file a chat has open), which says nothing of damage.
+    wrong and how to fix it, when a check fails; 3 when the index could not be looked at now
+    (another process holds it, its server is out of reach, a copy into it is under way), which
+    says nothing of damage.
 
     \b
     Examples:
@@ -643,7 +644,7 @@ def doctor(index_dir: str | None, store: str | None, as_json: bool) -> None:
       qa doctor --index /tmp/idx --json
     """
     from qa.stores import check_store
-    from qa.stores.base import REBUILD_HINT
+    from qa.stores.base import REBUILD_HINT, UNFINISHED_COPY_PROBLEM
 
     location = _location(index_dir, store)
     directory = location.describe()
@@ -651,18 +652,27 @@ def doctor(index_dir: str | None, store: str | None, as_json: bool) -> None:
     try:
         problems = check_store(location)
     except QAError as exc:
-        # Held by another process (a Milvus Lite file a chat has open), it was not looked at:
-        # exit 3 and "checked": false, so that a script does not rebuild an index found busy.
-        busy = isinstance(exc, IndexBusyError)
+        # Not looked at. Held by another process (a Milvus Lite file a chat has open) or a server
+        # out of reach: exit 3, so that a script does not rebuild an index found busy.
+        unavailable = isinstance(exc, IndexUnavailableError)
         if not as_json:
-            if busy:
+            if unavailable:
                 click.secho(f"Error: {_naming_the_index(str(exc), context)}; not checked", fg="red", err=True)
                 sys.exit(3)
             raise
         # No index there at all, or one of another kind: still one JSON object for `jq .ok`.
-        _emit_json({"index": str(directory), "ok": False, "checked": not busy,
+        _emit_json({"index": str(directory), "ok": False, "checked": False,
                     "problems": [_naming_the_index(str(exc), context)]})
-        sys.exit(3 if busy else 1)
+        sys.exit(3 if unavailable else 1)
+    copying = [problem for problem in problems if problem.startswith(UNFINISHED_COPY_PROBLEM)]
+    if copying and _writer_at_work(location):
+        # The mark of a copy that is still running: not a copy that stopped.
+        busy = f"a copy into {directory} is under way; not checked"
+        if as_json:
+            _emit_json({"index": str(directory), "ok": False, "checked": False, "problems": [busy]})
+        else:
+            click.secho(f"Error: {busy}", fg="red", err=True)
+        sys.exit(3)
     if as_json:
         _emit_json({"index": str(directory), "ok": not problems, "checked": True,
                     "problems": [_naming_the_index(problem, context) for problem in problems]})
@@ -672,13 +682,30 @@ def doctor(index_dir: str | None, store: str | None, as_json: bool) -> None:
         # Where the catalog (the list of folders) is lost, a rebuild must be told them.
         named = any("`qa index PATH --rebuild`" in problem for problem in problems)
         fix = "build it again with `qa index PATH --rebuild`, naming your folders" if named else REBUILD_HINT
-        click.secho(f"The index in {directory} is damaged; {_naming_the_index(fix, context)}.", fg="red", err=True)
+        if len(copying) == len(problems):
+            click.secho(f"The index in {directory} is not whole: finish the copy as said above.", fg="red", err=True)
+        else:
+            click.secho(f"The index in {directory} is damaged; {_naming_the_index(fix, context)}.", fg="red", err=True)
     else:
         from rich.text import Text
 
         _console().print(Text(f"The index in {directory} is consistent.", style="green"))
     if problems:
         sys.exit(1)
+
+
+def _writer_at_work(location) -> bool:
+    """Whether a writer (`qa index`, a copy, a watcher) holds the lock on the store at `location`."""
+    from qa.errors import IndexLockedError
+    from qa.indexer import location_writer_lock
+
+    try:
+        location_writer_lock(location, 0).release()
+    except IndexLockedError:
+        return True
+    except QAError:  # a folder this user may not write: no writer of theirs is at work there
+        return False
+    return False
 
 
 def _service(index_dir: str | None, store: str | None, backend: str | None, reranker: str | None,

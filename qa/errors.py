@@ -43,9 +43,9 @@ class IndexLockedError(QAError):
     """Another process is writing to the index."""
 
 
-class IndexBusyError(QAError):
-    """Another process holds the index, which serves one process at a time (a Milvus Lite file):
-    it cannot be read now, which says nothing of whether it is whole."""
+class IndexUnavailableError(QAError):
+    """The index cannot be read now: another process holds it (a Milvus Lite file serves one
+    process at a time), or its server is out of reach. It says nothing of whether it is whole."""
 
 
 class QueryError(QAError):

@@ -47,6 +47,15 @@ def migrate_store(source: StoreLocation, target: StoreLocation, progress: IndexP
         exc.about_source = True
         raise
     try:
+        unfinished = reader.unfinished_copies()
+        if unfinished:
+            # Its copy would look whole and lack what the copy into it did not bring.
+            partial = ConfigError(
+                f"the index copied from is an unfinished copy of {unfinished[0]} itself; finish that copy "
+                f"first: `qa index --from-store {unfinished[0]} --store {source.argument()}`"
+            )
+            partial.about_source = True
+            raise partial
         documents, total_chunks = reader.counts()
         manifest = reader.manifest
         sources = reader.sources()
@@ -61,8 +70,9 @@ def migrate_store(source: StoreLocation, target: StoreLocation, progress: IndexP
                     copied = _copy(exported, writer, sources, documents, total_chunks, progress, source.argument())
                 kept = sum(record.doc_id not in copied[3] for record in writer.documents().values())
                 # The mark the first commit set goes with the last: a copy stopped before here
-                # (Ctrl-C, a kill, a full disk) leaves it for `qa doctor` to name.
-                writer.commit(CommitGroup(unfinished_copy=""))
+                # (Ctrl-C, a kill, a full disk) leaves it for `qa doctor` to name. Another
+                # source's mark stays: this copy did not finish that one.
+                writer.commit(CommitGroup(copy_finished=source.argument()))
                 writer.finish()
             finally:
                 writer.close()
@@ -99,7 +109,7 @@ def _copy(
             chunk_vectors=chunk_vectors,
             sentence_vectors=[doc.sentence_vectors for doc in group],
             add_sources=sources if first else [],
-            unfinished_copy=source if first else None,
+            copy_started=source if first else None,
         ))
         for doc in group:
             progress.advance(len(doc.item.chunks))

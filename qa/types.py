@@ -224,9 +224,10 @@ class CommitGroup:
     add_sources: Sequence[str] = ()
     remove_sources: Sequence[str] = ()
     touched: Sequence[tuple[str, int, int]] = ()  # (doc id, size, mtime_ns) of unchanged content
-    # A copy from another store under way (qa.migrate): the source's --store name to mark the
-    # store with until the copy ends, "" to clear the mark, None to leave it as it is.
-    unfinished_copy: str | None = None
+    # A copy from another store (qa.migrate), by the source's --store name: one that starts marks
+    # the store as holding an unfinished copy of it, one that finishes takes that mark off.
+    copy_started: str | None = None
+    copy_finished: str | None = None
 
     @property
     def chunk_count(self) -> int:

@@ -180,17 +180,11 @@ def test_a_copy_onto_a_store_that_holds_other_articles_says_it_kept_them(stores:
     assert as_json(qa("index", "--from-store", local, "--index", str(tmp_path / "fresh"), "--json"))["kept_in_target"] == 0
 
 
-@pytest.mark.parametrize("kind", ["faiss", "milvus"])
-def test_a_copy_stopped_before_its_end_is_named_by_doctor_until_it_is_run_again(
-    kind: str, stores: tuple[str, str, str], tmp_path: Path, monkeypatch: pytest.MonkeyPatch
-) -> None:
-    # A copy killed halfway left a store with part of the source's articles that doctor called
-    # consistent; nothing said the copy had not finished.
+def stop_a_copy_after_its_first_group(source: str, target: str, monkeypatch: pytest.MonkeyPatch) -> None:
+    """`qa index --from-store SOURCE --store TARGET` stopped by a write error after one commit."""
     from qa import migrate
     from qa.errors import IndexWriteError
 
-    local, _, _ = stores
-    target = f"faiss:{tmp_path / 'copy'}" if kind == "faiss" else f"milvus:{tmp_path / 'copy.db'}"
     real_copy = migrate._copy
 
     def stopped_after_the_first_group(exported, writer, sources, documents, total_chunks, progress, source):
@@ -198,14 +192,79 @@ def test_a_copy_stopped_before_its_end_is_named_by_doctor_until_it_is_run_again(
         raise IndexWriteError("the disk is full")
 
     monkeypatch.setattr(migrate, "_copy", stopped_after_the_first_group)
-    assert qa("index", "--from-store", local, "--store", target).exit_code == 1
+    assert qa("index", "--from-store", source, "--store", target).exit_code == 1
     monkeypatch.undo()
+
+
+@pytest.mark.parametrize("kind", ["faiss", "milvus"])
+def test_a_copy_stopped_before_its_end_is_named_by_doctor_until_it_is_run_again(
+    kind: str, stores: tuple[str, str, str], tmp_path: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    # A copy killed halfway left a store with part of the source's articles that doctor called
+    # consistent; nothing said the copy had not finished.
+    local, built, _ = stores
+    target = f"faiss:{tmp_path / 'copy'}" if kind == "faiss" else f"milvus:{tmp_path / 'copy.db'}"
+    stop_a_copy_after_its_first_group(local, target, monkeypatch)
     report = qa("doctor", "--store", target, "--json")
     assert report.exit_code == 1
     (problem,) = json.loads(report.stdout)["problems"]
-    assert problem.startswith(f"a copy from {local} into it stopped before it finished") and "--from-store" in problem
+    target_argument = parse_store(target).argument()
+    # The command it gives is the one that finishes this copy, into this store (not the default).
+    assert problem.startswith(f"a copy from {local} into it stopped before it finished")
+    assert problem.endswith(f"run `qa index --from-store {local} --store {target_argument}` again to finish it")
+    plain = qa("doctor", "--store", target)
+    assert "finish the copy as said above" in plain.output and "--rebuild" not in plain.output
+    # A copy of it would look whole: refused, naming the copy to finish.
+    refused = qa("index", "--from-store", target, "--index", str(tmp_path / "second"))
+    assert refused.exit_code == 1 and f"is an unfinished copy of {local} itself" in refused.output
+    # Another source's copy, finished, is not this one: the mark stays.
+    other = f"faiss:{tmp_path / 'other'}"
+    as_json(qa("index", "--from-store", built, "--store", other, "--json"))
+    as_json(qa("index", "--from-store", other, "--store", target, "--json"))
+    assert json.loads(qa("doctor", "--store", target, "--json").stdout)["problems"] == [problem]
     assert as_json(qa("index", "--from-store", local, "--store", target, "--json"))["documents"] == 2
     assert as_json(qa("doctor", "--store", target, "--json"))["ok"]
+
+
+def test_a_rebuild_takes_the_mark_of_an_unfinished_copy_off(stores: tuple[str, str, str], tmp_path: Path,
+                                                           monkeypatch: pytest.MonkeyPatch) -> None:
+    local, _, _ = stores
+    target = f"faiss:{tmp_path / 'copy'}"
+    stop_a_copy_after_its_first_group(local, target, monkeypatch)
+    assert qa("doctor", "--store", target).exit_code == 1
+    as_json(qa("index", str(SEEDS), "--rebuild", "--store", target, "--json"))
+    assert as_json(qa("doctor", "--store", target, "--json"))["ok"]
+
+
+def test_doctor_during_a_copy_says_it_did_not_check(stores: tuple[str, str, str], tmp_path: Path,
+                                                   monkeypatch: pytest.MonkeyPatch) -> None:
+    # Run while a copy was still going, doctor called the store damaged and said to rebuild it.
+    import subprocess
+    import sys
+
+    local, _, _ = stores
+    target = tmp_path / "copy"
+    stop_a_copy_after_its_first_group(local, f"faiss:{target}", monkeypatch)
+    holder = subprocess.Popen(  # a writer at work on the store, as the copy was
+        [sys.executable, "-c", "import sys, time; from qa.indexer import writer_lock; from pathlib import Path; "
+         f"lock = writer_lock(Path({str(target)!r}), 0); print('held', flush=True); time.sleep(30)"],
+        stdout=subprocess.PIPE, text=True,
+    )
+    try:
+        assert holder.stdout is not None and holder.stdout.readline().strip() == "held"
+        report = qa("doctor", "--index", str(target), "--json")
+        assert report.exit_code == 3, report.output
+        assert json.loads(report.stdout) == {"index": str(target), "ok": False, "checked": False,
+                                             "problems": [f"a copy into {target} is under way; not checked"]}
+    finally:
+        holder.kill()
+        holder.wait()
+    assert qa("doctor", "--index", str(target)).exit_code == 1  # stopped, once no writer is at work
+
+
+def test_doctor_on_no_index_says_it_checked_nothing(tmp_path: Path) -> None:
+    report = qa("doctor", "--index", str(tmp_path / "nowhere"), "--json")
+    assert report.exit_code == 1 and json.loads(report.stdout)["checked"] is False
 
 
 @pytest.mark.parametrize("kind", ["faiss", "milvus"])

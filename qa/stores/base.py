@@ -238,6 +238,10 @@ class Store(Protocol):
         itself: every chunk has its vector and keywords, and its span still cuts its document."""
         ...
 
+    def unfinished_copies(self) -> list[str]:
+        """The --store names of the stores a copy into this one started from and did not finish."""
+        ...
+
 
 class StoreWriter(Protocol):
     """What an update (`qa index`) or a copy (`--from-store`) needs of a store."""
@@ -356,16 +360,40 @@ def sentence_vector_problems(wanted: dict[str, set[tuple[int, int]]], stored: di
             f"{extra} unknown; the first, {off[0]})"]
 
 
-# The meta key under which a store keeps the source of a copy into it that has not finished.
-UNFINISHED_COPY_KEY = "unfinished_copy"
+# The meta key under which a store keeps the sources (their --store names, a JSON list) of copies
+# into it that have not finished.
+UNFINISHED_COPIES_KEY = "unfinished_copies"
+# How doctor's line for one begins (qa.cli tells it from damage by this).
+UNFINISHED_COPY_PROBLEM = "a copy from "
 
 
-def unfinished_copy_problem(source: str | None) -> list[str]:
-    """`doctor`'s line for a copy into the store that stopped before its end (CommitGroup.unfinished_copy)."""
-    if not source:
+def unfinished_copies(value: str | None) -> list[str]:
+    """The sources of the unfinished copies a store's UNFINISHED_COPIES_KEY holds."""
+    try:
+        found = json.loads(value) if value else []
+    except ValueError:
         return []
-    return [f"a copy from {source} into it stopped before it finished: it lacks some of that store's articles; "
-            f"run the same `qa index --from-store {source}` again to finish it"]
+    return [str(source) for source in found] if isinstance(found, list) else []
+
+
+def with_copies_marked(value: str | None, commit: CommitGroup, rebuilt: bool = False) -> str | None:
+    """The new UNFINISHED_COPIES_KEY value after `commit` (None: as it was). A rebuild's first
+    commit (`rebuilt`) drops every mark: the store is built again from its folders."""
+    if commit.copy_started is None and commit.copy_finished is None and not rebuilt:
+        return None
+    sources = [] if rebuilt else unfinished_copies(value)
+    if commit.copy_started is not None and commit.copy_started not in sources:
+        sources.append(commit.copy_started)
+    if commit.copy_finished is not None:
+        sources = [source for source in sources if source != commit.copy_finished]
+    return json.dumps(sources)
+
+
+def unfinished_copy_problems(sources: Sequence[str], target: StoreLocation) -> list[str]:
+    """`doctor`'s lines for the copies into the store at `target` that stopped before their end."""
+    return [f"{UNFINISHED_COPY_PROBLEM}{source} into it stopped before it finished: it lacks some of that store's "
+            f"articles; run `qa index --from-store {source} --store {target.argument()}` again to finish it"
+            for source in sources]
 
 
 def span_problem(chunk_id: int, start: int, end: int, text: str) -> str | None:

@@ -28,14 +28,16 @@ from typing import TYPE_CHECKING, Any, TypeVar
 from qa.errors import IndexCorruptError, IndexLockedError, IndexMismatchError, IndexMissingError
 from qa.stores.base import (
     REBUILD_HINT,
-    UNFINISHED_COPY_KEY,
+    UNFINISHED_COPIES_KEY,
     Manifest,
     coverage_problems,
     index_stats,
     sentence_vector_problems,
     span_problem,
-    unfinished_copy_problem,
+    unfinished_copies,
+    unfinished_copy_problems,
     unit_length_problems,
+    with_copies_marked,
 )
 from qa.stores.local.catalog import Catalog, SegmentRow, file_signature, fts_query, is_damage, unreadable_catalog
 from qa.stores.local.keywords import KeywordIndex
@@ -399,6 +401,9 @@ class LocalStore:
                 size += entry.stat().st_size if entry.is_file() else 0
         return index_stats(self, size)
 
+    def unfinished_copies(self) -> list[str]:
+        return unfinished_copies(self.catalog.get_meta(UNFINISHED_COPIES_KEY))
+
     def check(self) -> list[str]:
         """Problems found, one line each: vectors, keyword index and metadata must agree, and every
         chunk's span must still cut its document's text."""
@@ -452,7 +457,7 @@ class LocalStore:
                 problems.append(f"the chunks of {counted(len(unlisted), 'document')} belong to no indexed document "
                                 f"(the first, {min(unlisted)})")
             problems += sentence_vector_problems(wanted, stored)
-            problems += unfinished_copy_problem(catalog.get_meta(UNFINISHED_COPY_KEY))
+            problems += unfinished_copy_problems(self.unfinished_copies(), self.location)
             sample = sorted(vector_ids)[:: max(1, len(vector_ids) // 500)]
             problems += unit_length_problems(self.vectors.vectors(sample))
         return problems
@@ -601,6 +606,7 @@ class LocalWriter:
             drop_ids = catalog.chunk_ids_of(commit.drop_docs)
             first_id = catalog.next_chunk_id()
             segment = None
+            first_of_rebuild = self.rebuild and not self._cleared
             if commit.chunk_vectors is not None and count:
                 # Only the new vectors are written, beside the live segments, before the catalog
                 # lists them: a kill before the commit leaves a file nobody reads.
@@ -628,8 +634,9 @@ class LocalWriter:
             catalog.remove_sources(commit.remove_sources)
             for doc_id, size, mtime_ns in commit.touched:
                 catalog.touch_document(doc_id, size, mtime_ns)
-            if commit.unfinished_copy is not None:
-                catalog.set_meta(UNFINISHED_COPY_KEY, commit.unfinished_copy)
+            marks = with_copies_marked(catalog.get_meta(UNFINISHED_COPIES_KEY), commit, rebuilt=first_of_rebuild)
+            if marks is not None:
+                catalog.set_meta(UNFINISHED_COPIES_KEY, marks)
 
     @_damage_said
     def finish(self) -> None:

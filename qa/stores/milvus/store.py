@@ -33,11 +33,11 @@ from collections.abc import Iterator, Sequence
 from contextlib import contextmanager
 from typing import TYPE_CHECKING, Any, NoReturn
 
-from qa.errors import ConfigError, IndexBusyError, IndexCorruptError, IndexMissingError, QAError
+from qa.errors import ConfigError, IndexUnavailableError, IndexCorruptError, IndexMissingError, QAError
 from qa.paths import path_is_under
 from qa.stores.base import (
     REBUILD_HINT,
-    UNFINISHED_COPY_KEY,
+    UNFINISHED_COPIES_KEY,
     Manifest,
     coverage_problems,
     index_stats,
@@ -45,8 +45,10 @@ from qa.stores.base import (
     sentence_vector_problems,
     sentences_by_chunk,
     span_problem,
-    unfinished_copy_problem,
+    unfinished_copies,
+    unfinished_copy_problems,
     unit_length_problems,
+    with_copies_marked,
 )
 from qa.stores.location import refuse_another_kind
 from qa.text import counted, keyword_text, stems
@@ -100,8 +102,8 @@ class MilvusError(QAError):
     """Milvus refused or could not be reached."""
 
 
-class MilvusBusyError(MilvusError, IndexBusyError):
-    """A Milvus Lite file another process holds."""
+class MilvusUnavailableError(MilvusError, IndexUnavailableError):
+    """A Milvus Lite file another process holds, or a server that could not be reached."""
 
 
 def _client(location: StoreLocation, wait_seconds: float = 0.0) -> Any:
@@ -180,11 +182,13 @@ def settle_flushed_wals(data_dir: Path) -> None:
 
 def _open_failure(location: StoreLocation, exc: Exception, held: bool) -> NoReturn:
     if held:
-        raise MilvusBusyError(
+        raise MilvusUnavailableError(
             f"the Milvus Lite store {location.describe()} is open in another process; Milvus Lite "
             "serves one process at a time (use a Milvus server to index while a chat is open)"
         ) from exc
-    raise MilvusError(f"cannot open Milvus at {location.describe()}: {_first_line(exc)}") from exc
+    # A server that does not answer is out of reach, not damaged; a Lite file that will not open may be.
+    kind = MilvusError if location.path is not None else MilvusUnavailableError
+    raise kind(f"cannot open Milvus at {location.describe()}: {_first_line(exc)}") from exc
 
 
 # How long a writer waits for a Milvus Lite file another process still holds.
@@ -843,6 +847,9 @@ class MilvusStore:
                 vectors.append(vector)
         return sentences_by_chunk(chunk_ids, spans, self._matrix(vectors))
 
+    def unfinished_copies(self) -> list[str]:
+        return unfinished_copies(self.collections.get_meta(UNFINISHED_COPIES_KEY))
+
     def check(self) -> list[str]:
         """Problems found, one line each: chunks whose document is missing or half written, spans
         that do not cut their document's text, and vectors that are not unit length.
@@ -890,7 +897,7 @@ class MilvusStore:
             problems += sentence_vector_problems(wanted, stored)
         else:
             problems.append(f"the collection of sentence vectors, {c.sentences}, is missing")
-        problems += unfinished_copy_problem(c.get_meta(UNFINISHED_COPY_KEY))
+        problems += unfinished_copy_problems(self.unfinished_copies(), self.location)
         if c.client.has_collection(c.articles):  # a store from before it gains it on `qa index`
             passages = {row["doc_id"]: int(row["passages"]) for row in c.iterate(c.articles, "", ["doc_id", "passages"])}
             rows = set(passages) - in_flight
@@ -1136,8 +1143,9 @@ class MilvusWriter:
         if commit.add_sources or commit.remove_sources:
             sources = (set(self.sources()) | set(commit.add_sources)) - set(commit.remove_sources)
             c.set_long_meta("sources", json.dumps(sorted(sources)))
-        if commit.unfinished_copy is not None:
-            c.set_meta(UNFINISHED_COPY_KEY, commit.unfinished_copy)
+        marks = with_copies_marked(c.get_meta(UNFINISHED_COPIES_KEY), commit)
+        if marks is not None:
+            c.set_meta(UNFINISHED_COPIES_KEY, marks)
         c.set_meta(PENDING_KEY, "[]")
         self.committed = True
 
