@@ -374,6 +374,8 @@ def _migrate(from_store: str, location, as_json: bool) -> None:
     except QAError as exc:
         if exc.about_source:  # its hint names the store to copy from
             click.get_current_context().meta[_TYPED_LOCATION] = f"--store {shlex.quote(from_store)}"
+            if "name it as --store " in str(exc):  # a store of the other kind: named where it was typed
+                raise type(exc)(str(exc).replace("name it as --store ", "name it as --from-store ")) from exc
         raise
     if as_json:
         _emit_json(asdict(report))

@@ -148,7 +148,7 @@ def test_from_store_refuses_paths_and_options_a_copy_would_ignore(tmp_path: Path
     # A bare folder, or a name of no store, is said of the option it was given to.
     folder = local.removeprefix("faiss:")
     result = qa("index", "--from-store", folder, "--index", target)
-    assert result.exit_code == 1 and f"--from-store '{folder}' is a folder: name a local index as faiss:{folder}" in result.output
+    assert result.exit_code == 1 and f"--from-store '{folder}' is a folder: name it as faiss:{folder}" in result.output
     result = qa("index", "--from-store", "redis://x/1", "--index", target)
     assert result.exit_code == 1 and "--from-store 'redis://x/1' is not a store qa knows" in result.output
     assert not Path(target).exists()
@@ -397,6 +397,11 @@ def test_a_folder_of_the_other_kind_a_file_or_a_clashing_name_is_refused(
     result = qa("index", str(SEEDS), "--index", lite_folder)
     assert result.exit_code == 1 and f"name it as --store milvus:{lite_folder}" in result.output
     assert not (Path(lite_folder) / "catalog.sqlite").exists()
+    # Typed bare, or as the other kind, to --from-store: the hint names that option and the kind.
+    result = qa("index", "--from-store", lite_folder, "--index", str(tmp_path / "copy"))
+    assert result.exit_code == 1 and f"is a folder: name it as milvus:{lite_folder}" in result.output
+    result = qa("index", "--from-store", f"faiss:{lite_folder}", "--index", str(tmp_path / "copy"))
+    assert result.exit_code == 1 and f"name it as --from-store milvus:{lite_folder}" in result.output
     # A plain file where the Lite folder would be.
     (tmp_path / "notes.db").write_text("hi")
     result = qa("stats", "--store", f"milvus:{tmp_path / 'notes.db'}")

@@ -121,9 +121,12 @@ def parse_store(text: str | None, index_dir: str | os.PathLike[str] | None = Non
         collection = collection or DEFAULT_COLLECTION
         _check_collection(collection, chosen, option)
         return StoreLocation("milvus", path, str(path), collection)
-    if os.path.isdir(os.path.expanduser(chosen)):
-        # A folder typed bare: say how to name it, as the local index it may be.
-        raise ConfigError(f"{option} {chosen!r} is a folder: name a local index as faiss:{chosen}")
+    folder = Path(os.path.expanduser(chosen))
+    if folder.is_dir():
+        # A folder typed bare: say how to name it, as the store it holds (Milvus Lite keeps its
+        # file as a folder of collections and a LOCK) or the local index it may be.
+        lite = (folder / "collections").is_dir() and (folder / "LOCK").exists()
+        raise ConfigError(f"{option} {chosen!r} is a folder: name it as {'milvus' if lite else 'faiss'}:{chosen}")
     raise ConfigError(f"{option} {chosen!r} is not a store qa knows; use {STORE_EXAMPLES}")
 
 
