@@ -112,9 +112,13 @@ class ChatSession:
                     only=bool(paths),
                 )
         except IndexLockedError:
-            self.console.print(
-                "[yellow]Another qa process is updating this index; answering from the last completed update.[/]"
-            )
+            if paths:  # said as what it is: the /add was not done (it read as the start-up notice)
+                self.console.print("[yellow]Another qa process is updating this index; nothing was added: "
+                                   "/add again when it has finished.[/]")
+            else:
+                self.console.print(
+                    "[yellow]Another qa process is updating this index; answering from the last completed update.[/]"
+                )
             return
         if report.changed_anything or report.skipped or paths:
             self.console.print(render_update_report(report))
@@ -169,6 +173,12 @@ class ChatSession:
                     break
             except QAError as exc:
                 self.console.print(Text(as_sentence(str(exc)), style="red"))
+            except KeyboardInterrupt:
+                # Ctrl-C stops what the line started (a search, an answer, an /add), not the
+                # chat: it ended the chat and lost the conversation. An update commits as it goes.
+                stopped = "Stopped; the index keeps what /add had stored: /add again to go on." \
+                    if line.lstrip().startswith("/add") else "Stopped."
+                self.console.print(Text(stopped, style="yellow"))
         self._close_retriever()
         if self._llm_client is not None:
             self._llm_client.close()
@@ -321,6 +331,7 @@ class ChatSession:
         except ValueError:
             parts = text.split()
         name, args = parts[0].lower(), parts[1:]
+        rest = text.split(None, 1)[1] if len(text.split(None, 1)) > 1 else ""  # as typed, quotes and all
         if name in ("/quit", "/exit", "/q"):
             return False
         handler = {
@@ -329,7 +340,7 @@ class ChatSession:
             "/open": self._open,
             "/k": self._set_k,
             "/mode": self._set_mode,
-            "/add": self._add,
+            "/add": lambda args: self._add(args, rest),
             "/stats": self._stats,
             "/new": self._new,
             "/filter": self._filter,
@@ -363,7 +374,7 @@ class ChatSession:
         if answer is None:
             self.console.print("[yellow]Ask a question first; /open N shows the article of source N.[/]")
             return
-        if len(args) != 1 or not args[0].isdigit():
+        if len(args) != 1 or not args[0].isdecimal():
             self.console.print("[yellow]Usage: /open N, where N is a source number like 1.[/]")
             return
         n = int(args[0])
@@ -378,7 +389,7 @@ class ChatSession:
         self.console.print(render_article(article, [c for c in answer.citations if c.n == n]))
 
     def _set_k(self, args: list[str]) -> None:
-        if len(args) != 1 or not args[0].isdigit() or not 1 <= int(args[0]) <= 100:
+        if len(args) != 1 or not args[0].isdecimal() or not 1 <= int(args[0]) <= 100:
             self.console.print(f"[yellow]Usage: /k N with N from 1 to 100 (now {self.k}).[/]")
             return
         self.k = int(args[0])
@@ -391,7 +402,9 @@ class ChatSession:
         self.mode = args[0]
         self.console.print(f"Retrieval mode: {self.mode}.")
 
-    def _add(self, args: list[str]) -> None:
+    def _add(self, args: list[str], typed: str = "") -> None:
+        """`args`, the paths as the shell would split them; `typed`, the text after /add as it was
+        typed (one path whose apostrophes the split read as quotes: /add O'Brien's notes.txt)."""
         if not args:
             self.console.print("[yellow]Usage: /add PATH [PATH …] — a file or a folder of articles.[/]")
             return
@@ -399,6 +412,8 @@ class ChatSession:
         missing = [a for a in args if not os.path.exists(os.path.expanduser(a))]
         if missing and len(args) > 1 and os.path.exists(os.path.expanduser(" ".join(args))):
             args, missing = [" ".join(args)], []  # one path with spaces, typed without quotes
+        elif missing and typed and os.path.exists(os.path.expanduser(typed)):
+            args, missing = [typed], []
         if missing:
             self.console.print(Text(f"No such file or folder: {', '.join(missing)} (quote a path that holds spaces: "
                                     "/add \"My News\")", style="yellow"))

@@ -302,6 +302,65 @@ def test_add_takes_a_path_with_spaces_typed_without_quotes(index_dir: Path, embe
     assert 'quote a path that holds spaces' in session.reply("/add /no/such folder")
 
 
+def test_add_takes_a_name_with_apostrophes_typed_without_quotes(index_dir: Path, embedder: Embedder, tmp_path: Path,
+                                                                extra_article: CorpusArticle) -> None:
+    # The line's apostrophes were read as quotes: "No such file or folder: …/OBriens, notes.txt".
+    path = tmp_path / "O'Brien's notes.txt"
+    path.write_text(extra_article.text, encoding="utf-8")
+    session = chat(index_dir, embedder, [f"/add {path}"])
+    assert "1 added" in session.reply(f"/add {path}")
+
+
+def test_ctrl_c_while_a_question_is_answered_stops_the_answer_not_the_chat(
+    index_dir: Path, embedder: Embedder, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    # Ctrl-C during "Searching…" ended the chat (exit 130) and lost the conversation.
+    import qa.answer
+
+    real_answer = qa.answer.answer_question
+    pressed: list[bool] = []
+
+    def ctrl_c_the_first_time(*args, **kwargs):
+        if not pressed:
+            pressed.append(True)
+            raise KeyboardInterrupt  # what Python raises when the user presses Ctrl-C
+        return real_answer(*args, **kwargs)
+
+    monkeypatch.setattr(qa.answer, "answer_question", ctrl_c_the_first_time)
+    session = chat(index_dir, embedder, [IVANOV_QUESTION, IVANOV_QUESTION])
+    assert session.reply(IVANOV_QUESTION, 1) == "Stopped."
+    assert "Albright" in session.reply(IVANOV_QUESTION, 2)
+
+
+def test_a_number_typed_as_a_superscript_is_a_usage_line_not_a_traceback(index_dir: Path, embedder: Embedder) -> None:
+    # "²" is a key of its own on an AZERTY keyboard; "²".isdigit() is true and int("²") raises.
+    session = chat(index_dir, embedder, [IVANOV_QUESTION, "/k ²", "/open ³"])
+    assert "Usage: /k N" in session.reply("/k ²")
+    assert "Usage: /open N" in session.reply("/open ³")
+
+
+def test_add_while_another_process_updates_says_nothing_was_added(index_dir: Path, embedder: Embedder,
+                                                                  new_article: Path) -> None:
+    # It said the start-up notice, "answering from the last completed update", as if /add had run.
+    import subprocess
+    import sys
+
+    holder = subprocess.Popen(
+        [sys.executable, "-c", "import time; from pathlib import Path; from qa.indexer import writer_lock; "
+         f"lock = writer_lock(Path({str(index_dir)!r}), 0); print('held', flush=True); time.sleep(60)"],
+        stdout=subprocess.PIPE, text=True,
+    )
+    try:
+        assert holder.stdout is not None and holder.stdout.readline().strip() == "held"
+        console = Console(file=io.StringIO(), width=100)
+        ChatSession(index_dir, console=console, embedder=embedder).run(lines=[f"/add {new_article}"], update=False)
+        said = flat(console.file.getvalue())
+    finally:
+        holder.kill()
+        holder.wait()
+    assert "nothing was added: /add again when it has finished" in said
+
+
 def answers_of(tmp_path: Path, embedder: Embedder, articles: dict[str, str], lines: list[str]) -> Callable[..., str]:
     """A chat over a folder of `articles` (file name -> text), given `lines`: a function from a
     line typed (and which time it was typed) to the answer printed for it, above its sources."""
