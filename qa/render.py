@@ -6,6 +6,7 @@ Nothing here touches torch or faiss; every function takes records and returns so
 from __future__ import annotations
 
 import os
+import re
 from collections.abc import Sequence
 from dataclasses import asdict
 from pathlib import Path
@@ -93,16 +94,21 @@ def display_path(path: str) -> str:
 
 
 def _source_line(n: int, title: str, path: str, start: int, end: int, date: str | None,
-                 page: int | None = None, more: Sequence[tuple[int, int]] = ()) -> Text:
-    """A source's line; `more` are the spans of other sentences quoted from the same passage."""
+                 page: int | None = None, more: Sequence[tuple[int, int, int | None]] = ()) -> Text:
+    """A source's line; `more` are the spans of other sentences quoted from the same passage, each
+    with its page (a passage may run over a PDF's page break)."""
     line = Text()
     line.append(f"[{n}] ", style=MARKER_STYLE)
     line.append(title, style="bold")
     line.append(f"  {display_path(path)}", style="dim")
-    if page is not None:
-        line.append(f"  page {page}", style="dim")
-    spans = ", ".join(f"{a}–{b}" for a, b in sorted({(start, end), *more}))
-    line.append(f"  chars {spans}", style="dim")
+    spans = sorted({(start, end, page), *more})
+    pages = {p for _, _, p in spans}
+    if len(pages) == 1:
+        if page is not None:
+            line.append(f"  page {page}", style="dim")
+        line.append(f"  chars {', '.join(f'{a}–{b}' for a, b, _ in spans)}", style="dim")
+    else:  # "page 1 chars 139–215, page 2 chars 386–462": each span on the page it is on
+        line.append("  " + ", ".join(f"page {p} chars {a}–{b}" for a, b, p in spans), style="dim")
     if date:
         line.append(f"  {date}", style="dim")
     return line
@@ -163,9 +169,20 @@ def streaming_text(text: str) -> Text:
     return Text(text, style="dim")
 
 
+# A line break inside a paragraph, neither beside another nor beside a page break.
+_LINE_IN_PARAGRAPH = re.compile(r"(?<=[^\n\f])\n(?=[^\n\f])")
+
+
+def shown_text(text: str, from_pdf: bool) -> str:
+    """`text` as a panel shows it: a PDF's lines joined, as the page's width broke them and not
+    the terminal's (a space for each line break, so offsets into it stay the text's); paragraph
+    and page breaks kept. Other articles' line breaks are the writer's (a list, an address)."""
+    return _LINE_IN_PARAGRAPH.sub(" ", text) if from_pdf else text
+
+
 def passage_text(hit: Hit, citations: Sequence[Citation] = ()) -> Text:
     """A passage with every cited sentence inside it highlighted."""
-    text = Text(hit.text)
+    text = Text(shown_text(hit.text, hit.page is not None))
     for citation in citations:
         if citation.doc_id == hit.doc_id and hit.start <= citation.start and citation.end <= hit.end:
             text.stylize(CITED_STYLE, citation.start - hit.start, citation.end - hit.start)
@@ -207,7 +224,7 @@ def render_answer(answer: Answer, show_passages: bool = True) -> RenderableType:
             shown.add(citation.n)
             hit = _passage_of(answer, citation)
             date = hit.date if hit else None
-            more = [(c.start, c.end) for c in answer.citations if c.n == citation.n]
+            more = [(c.start, c.end, c.page) for c in answer.citations if c.n == citation.n]
             parts.append(
                 _source_line(citation.n, citation.title, citation.path, citation.start, citation.end, date,
                              citation.page, more)
@@ -229,7 +246,7 @@ def _hit_parts(hits: Sequence[Hit]) -> list[RenderableType]:
         line = _source_line(n, hit.title, hit.path, hit.start, hit.end, hit.date, hit.page)
         line.append(f"  score {hit.score:.3f}", style="dim")
         parts.append(line)
-        parts.append(Panel(Text(hit.text), border_style="dim", padding=(0, 1)))
+        parts.append(Panel(Text(shown_text(hit.text, hit.page is not None)), border_style="dim", padding=(0, 1)))
     return parts
 
 
@@ -262,6 +279,7 @@ def render_article(article: Article, citations: Sequence[Citation] = ()) -> Rend
     """`/open N`: the whole clean article with the cited spans highlighted; when the article has
     changed since they were quoted (indexed again), a note instead of marks in the wrong words."""
     changed = any(article.text[c.start:c.end] != c.quote for c in citations)
+    shown = shown_text(article.text, article.path.lower().endswith(".pdf"))
     text = Text()
     at = 0
     # Highlighted, and marked with its [n] after it: without colour (piped, NO_COLOR) the
@@ -271,11 +289,11 @@ def render_article(article: Article, citations: Sequence[Citation] = ()) -> Rend
         if end <= at:
             continue  # one span quoted under two numbers is marked once
         start = max(start, at)  # one that overlaps the span before is marked from where that ends
-        text.append(article.text[at:start])
-        text.append(article.text[start:end], style=CITED_STYLE)
+        text.append(shown[at:start])
+        text.append(shown[start:end], style=CITED_STYLE)
         text.append(f" [{n}]", style=MARKER_STYLE)
         at = end
-    text.append(article.text[at:])
+    text.append(shown[at:])
     header = Text()
     header.append(article.title, style="bold")
     header.append(f"\n{display_path(article.path)}", style="dim")

@@ -217,6 +217,28 @@ def test_two_sentences_quoted_from_one_passage_are_both_on_its_source_line() -> 
     assert "[1] Club  /c/club.txt  chars 0–74, 197–221" in out.getvalue()
 
 
+def test_a_pdf_passage_is_shown_as_its_paragraphs_and_each_quote_with_its_own_page() -> None:
+    # A PDF's passage kept the page's line breaks in its panel ("late on Monday," / "to 4,000
+    # people, had" each a line of their own), and a source line quoting page 1 and page 2 said
+    # "page 2" for both.
+    from qa.render import render_answer
+    from qa.types import Citation, Hit
+
+    text = ("The volcano erupted late on Monday,\nforcing the evacuation of Grindavik.\n\f\nThe town, home\n"
+            "to 4,000 people, had been emptied before.")
+    first, second = text.index("The volcano"), text.index("The town")
+    hit = Hit(1, "d", "Eruption", "/c/eruption.pdf", 0, len(text), text, 0.9, page=1)
+    citations = (Citation(1, "d", "Eruption", "/c/eruption.pdf", first, text.index("Grindavik.") + 10,
+                          text[first:text.index("Grindavik.") + 10], 0.9, page=1),
+                 Citation(1, "d", "Eruption", "/c/eruption.pdf", second, len(text), text[second:], 0.8, page=2))
+    out = io.StringIO()
+    Console(file=out, width=200).print(render_answer(Answer("q", "a", True, citations, passages=(hit,))))
+    shown = out.getvalue()
+    assert f"page 1 chars {first}–{citations[0].end}, page 2 chars {second}–{len(text)}" in shown
+    assert "The volcano erupted late on Monday, forcing the evacuation of Grindavik." in shown
+    assert "The town, home to 4,000 people, had been emptied before." in shown
+
+
 def follow_up(retriever: Retriever, before: Answer, question: str) -> Answer:
     """`question` asked in a chat after `before`, as the chat asks it (qa.repl)."""
     return answer_question(retriever, question, retrieval_query=f"{before.question} {question}",
