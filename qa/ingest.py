@@ -292,7 +292,7 @@ def clean_news_text(raw_text: str) -> tuple[str, str | None, str | None]:
 
     body = [line for line in _cut_footer(lines) if not _is_boilerplate(line)]
     text = _normalize("\n\n".join([*kept_header, "\n".join(body)]))
-    return text, title, date
+    return text, title, date or lead_dateline_day(text)
 
 
 # -- discovery ------------------------------------------------------------------------------------
@@ -667,7 +667,7 @@ def _read_pdf(data: bytes, path: Path) -> tuple[str, str | None, str | None]:
             title = _tidy_title(header)
     # The day the story states under its headline, over the day the file was made: a page saved
     # from a browser was made when it was printed, years after the story perhaps.
-    date = _pdf_dateline(pages)
+    date = _pdf_dateline(pages) or lead_dateline_day(next((page for page in pages if page.strip()), ""))
     if date is None:
         found = _PDF_DATE.match(metadata.get("CreationDate", ""))
         date = _make_date(*found.groups()) if found else None
@@ -1216,6 +1216,27 @@ def _is_dateline(line: str) -> bool:
         rest = pattern.sub(" ", rest)
     rest = _WEEKDAY_OR_TIME.sub(" ", rest)
     return len(re.findall(r"[^\W\d_]{2,}", rest)) <= 2
+
+
+# A wire story's dateline, where its first paragraph begins: "REYKJAVIK, 18 December 2023 - A
+# volcano erupted", "ZÜRICH, May 12, 2023 — The bank", "LONDON (Reuters), March 3, 2021 –". The
+# place in capitals, then the day, then a dash: a sentence that begins with a place and a day
+# reads otherwise ("Paris, 3 March 2021, was cold" has no dash after the day).
+_LEAD_DATELINE = re.compile(
+    r"^[^\W\d_a-z][^\W\d_a-z .'’-]{1,40}(?:\s*\([^)]{1,40}\))?,\s+(?P<day>[^\n]{6,40}?)\s*[-–—]\s"
+)
+
+
+def lead_dateline_day(text: str) -> str | None:
+    """The day a wire dateline at the start of `text` states (_LEAD_DATELINE), as an ISO day."""
+    found = _LEAD_DATELINE.match(text.lstrip())
+    if found is None:
+        return None
+    day = found.group("day")
+    for pattern in (_MONTH_DAY_YEAR, _DAY_MONTH_YEAR, _ISO_DATE):
+        if pattern.fullmatch(day):
+            return _find_date(day)
+    return None
 
 
 def _find_date(text: str) -> str | None:

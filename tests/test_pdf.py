@@ -404,6 +404,22 @@ def test_a_pdfs_dateline_is_its_day_over_the_day_it_was_printed(tmp_path: Path) 
         assert article.date == "2025-11-20", line
 
 
+def test_a_wire_dateline_opening_the_story_is_its_day(tmp_path: Path) -> None:
+    # "REYKJAVIK, 18 December 2023 - A volcano erupted…" gave the day the file was made.
+    story = [[("line", "Volcano Erupts"),
+              ("paragraph", "REYKJAVIK, 18 December 2023 - A volcano erupted late on Monday on the Reykjanes "
+                            "peninsula, forcing the evacuation of Grindavik.")]]
+    article = read_article(write_laid_out_pdf(tmp_path / "volcano.pdf", story, title="Volcano Erupts"))
+    assert article.date == "2023-12-18" and article.text.startswith("REYKJAVIK, 18 December 2023 - A volcano")
+    (tmp_path / "volcano.txt").write_text("Volcano Erupts\n\nZÜRICH, May 12, 2023 — The bank said on Friday that its "
+                                          "profit had doubled, helped by higher interest rates.\n", encoding="utf-8")
+    assert read_article(tmp_path / "volcano.txt").date == "2023-05-12"
+    # A sentence that opens on a place and a day is no dateline: no dash after the day.
+    (tmp_path / "paris.txt").write_text("Paris in spring\n\nParis, 3 March 2021, was colder than any March day "
+                                        "on record - the weather service said.\n", encoding="utf-8")
+    assert read_article(tmp_path / "paris.txt").date is None
+
+
 def test_a_web_page_or_text_under_a_pdf_name_is_said_to_be_one(tmp_path: Path) -> None:
     (tmp_path / "page.pdf").write_bytes(b"<!DOCTYPE html>\n<html><body><p>The port grew.</p></body></html>")
     (tmp_path / "note.pdf").write_bytes(b"The port grew by a tenth last year.\n")
