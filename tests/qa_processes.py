@@ -109,3 +109,27 @@ def qa_server(args: list[str], log: Path, token: str | None = None) -> Iterator[
         yield url, server
     finally:
         server.stop()
+
+
+@contextmanager
+def held_by_another_process(holding: str) -> Iterator[None]:
+    """For the with-block, another process runs the Python statements `holding`, which take hold
+    of something (a store's writer lock, a Milvus Lite file), and keeps it held."""
+    holder = subprocess.Popen([sys.executable, "-c", f"{holding}\nprint('held', flush=True)\nimport time\ntime.sleep(300)"],
+                              stdout=subprocess.PIPE, text=True)
+    try:
+        assert holder.stdout is not None and holder.stdout.readline().strip() == "held"
+        yield
+    finally:
+        holder.kill()
+        holder.wait()
+
+
+def writer_lock_of(index_dir: Path) -> str:
+    """Statements for `held_by_another_process` that take the writer lock of the local index in `index_dir`."""
+    return f"from pathlib import Path\nfrom qa.indexer import writer_lock\nlock = writer_lock(Path({str(index_dir)!r}), 0)"
+
+
+def milvus_lite_file(path: Path) -> str:
+    """Statements for `held_by_another_process` that open the Milvus Lite file at `path`."""
+    return f"from pymilvus import MilvusClient\nclient = MilvusClient(uri={str(path)!r})"

@@ -71,15 +71,20 @@ def write_locked_pdf(path: Path, user_password: str | None) -> Path:
     return path
 
 
-def write_scanned_pdf(path: Path) -> Path:
-    """A PDF whose pages hold only drawings, as a scan holds only images: no text layer."""
+def write_scanned_pdf(path: Path, pages: int = 2, stamp: str | None = None) -> Path:
+    """A PDF whose pages hold only drawings, as a scan holds only images: no text layer, or only a
+    scanner app's `stamp` at the foot of each page."""
     from fpdf import FPDF
 
     pdf = FPDF()
-    for _ in range(2):
+    for _ in range(pages):
         pdf.add_page()
         pdf.set_fill_color(40, 40, 40)
         pdf.rect(20, 20, 150, 200, style="F")
+        if stamp:
+            pdf.set_font("Helvetica", size=8)
+            pdf.set_y(-12)
+            pdf.cell(0, 5, stamp)
     pdf.output(str(path))
     return path
 
@@ -285,17 +290,7 @@ def test_running_lines_are_those_at_the_top_or_bottom_of_most_pages() -> None:
 
 
 def test_a_scan_whose_pages_say_only_the_scanners_name_has_no_text_layer(tmp_path: Path) -> None:
-    from fpdf import FPDF
-
-    pdf = FPDF()
-    for _ in range(3):
-        pdf.add_page()
-        pdf.set_fill_color(40, 40, 40)
-        pdf.rect(20, 20, 150, 200, style="F")
-        pdf.set_font("Helvetica", size=8)
-        pdf.set_y(-12)
-        pdf.cell(0, 5, "Scanned with CamScanner")
-    pdf.output(str(tmp_path / "scan.pdf"))
+    write_scanned_pdf(tmp_path / "scan.pdf", pages=3, stamp="Scanned with CamScanner")
     with pytest.raises(IngestError, match="no text layer"):
         read_article(tmp_path / "scan.pdf")
 

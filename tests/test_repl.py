@@ -17,6 +17,7 @@ from qa.errors import IndexCorruptError
 from qa.repl import PROMPT, ChatSession
 
 from conftest import store_location
+from qa_processes import held_by_another_process, writer_lock_of
 
 if TYPE_CHECKING:
     from conftest import CorpusArticle
@@ -342,22 +343,10 @@ def test_a_number_typed_as_a_superscript_is_a_usage_line_not_a_traceback(index_d
 def test_add_while_another_process_updates_says_nothing_was_added(index_dir: Path, embedder: Embedder,
                                                                   new_article: Path) -> None:
     # It said the start-up notice, "answering from the last completed update", as if /add had run.
-    import subprocess
-    import sys
-
-    holder = subprocess.Popen(
-        [sys.executable, "-c", "import time; from pathlib import Path; from qa.indexer import writer_lock; "
-         f"lock = writer_lock(Path({str(index_dir)!r}), 0); print('held', flush=True); time.sleep(60)"],
-        stdout=subprocess.PIPE, text=True,
-    )
-    try:
-        assert holder.stdout is not None and holder.stdout.readline().strip() == "held"
+    with held_by_another_process(writer_lock_of(index_dir)):
         console = Console(file=io.StringIO(), width=100)
         ChatSession(index_dir, console=console, embedder=embedder).run(lines=[f"/add {new_article}"], update=False)
         said = flat(console.file.getvalue())
-    finally:
-        holder.kill()
-        holder.wait()
     assert "nothing was added: /add again when it has finished" in said
 
 

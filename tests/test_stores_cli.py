@@ -12,6 +12,8 @@ from click.testing import CliRunner, Result
 from qa.cli import _split_ray_address, main
 from qa.stores.location import parse_store
 
+from qa_processes import held_by_another_process, milvus_lite_file, writer_lock_of
+
 pytest.importorskip("pymilvus")
 
 SEEDS = Path(__file__).resolve().parent.parent / "seeds"
@@ -239,26 +241,14 @@ def test_a_rebuild_takes_the_mark_of_an_unfinished_copy_off(stores: tuple[str, s
 def test_doctor_during_a_copy_says_it_did_not_check(stores: tuple[str, str, str], tmp_path: Path,
                                                    monkeypatch: pytest.MonkeyPatch) -> None:
     # Run while a copy was still going, doctor called the store damaged and said to rebuild it.
-    import subprocess
-    import sys
-
     local, _, _ = stores
     target = tmp_path / "copy"
     stop_a_copy_after_its_first_group(local, f"faiss:{target}", monkeypatch)
-    holder = subprocess.Popen(  # a writer at work on the store, as the copy was
-        [sys.executable, "-c", "import sys, time; from qa.indexer import writer_lock; from pathlib import Path; "
-         f"lock = writer_lock(Path({str(target)!r}), 0); print('held', flush=True); time.sleep(30)"],
-        stdout=subprocess.PIPE, text=True,
-    )
-    try:
-        assert holder.stdout is not None and holder.stdout.readline().strip() == "held"
+    with held_by_another_process(writer_lock_of(target)):  # a writer at work on the store, as the copy was
         report = qa("doctor", "--index", str(target), "--json")
         assert report.exit_code == 3, report.output
         assert json.loads(report.stdout) == {"index": str(target), "ok": False, "checked": False,
                                              "problems": [f"a copy into {target} is under way; not checked"]}
-    finally:
-        holder.kill()
-        holder.wait()
     assert qa("doctor", "--index", str(target)).exit_code == 1  # stopped, once no writer is at work
 
 
@@ -281,17 +271,9 @@ def test_a_lost_document_or_chunk_row_is_named_by_doctor(kind: str, stores: tupl
             db.execute("DELETE FROM documents WHERE doc_id = (SELECT min(doc_id) FROM documents)")
         expected = "the chunks of 1 document belong to no indexed document"
     else:
-        from pymilvus import MilvusClient
-
         damaged = f"milvus:{tmp_path / 'damaged.db'}"
         as_json(qa("index", "--from-store", built, "--store", damaged, "--json"))
-        client = MilvusClient(str(tmp_path / "damaged.db"))
-        try:
-            client.load_collection("qa")
-            (row,) = client.query("qa", filter="", limit=1, output_fields=["id"])
-            client.delete("qa", ids=[row["id"]])
-        finally:
-            client.close()
+        delete_one_milvus_row(tmp_path / "damaged.db", "qa")
         expected = "1 document lacks chunks"
     report = qa("doctor", "--store", damaged, "--json")
     assert report.exit_code == 1
@@ -324,13 +306,18 @@ def drop_one_sentence_vector(store: str) -> None:
         with sqlite3.connect(location.index_dir / "catalog.sqlite") as db:
             db.execute("DELETE FROM sentences WHERE id = (SELECT min(id) + 3 FROM sentences)")
         return
+    delete_one_milvus_row(location.path, "qa_sentences")
+
+
+def delete_one_milvus_row(path: Path, collection: str) -> None:
+    """Delete one row of `collection` in the Milvus Lite file at `path`."""
     from pymilvus import MilvusClient
 
-    client = MilvusClient(str(location.path))
+    client = MilvusClient(str(path))
     try:
-        client.load_collection("qa_sentences")
-        (row,) = client.query("qa_sentences", filter="", limit=1, output_fields=["id"])
-        client.delete("qa_sentences", ids=[row["id"]])
+        client.load_collection(collection)
+        (row,) = client.query(collection, filter="", limit=1, output_fields=["id"])
+        client.delete(collection, ids=[row["id"]])
     finally:
         client.close()
 
@@ -462,22 +449,13 @@ def test_doctor_on_a_store_another_process_holds_says_it_did_not_check(stores: t
     # Written by another process: Milvus Lite keeps a file open as long as the process that opened it.
     subprocess.run([sys.executable, "-m", "qa.cli", "index", "--from-store", local, "--store", f"milvus:{held}"],
                    check=True, capture_output=True)
-    holder = subprocess.Popen(
-        [sys.executable, "-c", "import time; from pymilvus import MilvusClient; "
-         f"c = MilvusClient(uri={str(held)!r}); print('open', flush=True); time.sleep(30)"],
-        stdout=subprocess.PIPE, text=True,
-    )
-    try:
-        assert holder.stdout is not None and holder.stdout.readline().strip() == "open"
+    with held_by_another_process(milvus_lite_file(held)):
         report = qa("doctor", "--store", f"milvus:{held}", "--json")
         assert report.exit_code == 3
         body = json.loads(report.stdout)
         assert body["checked"] is False and "open in another process" in body["problems"][0]
         plain = qa("doctor", "--store", f"milvus:{held}")
         assert plain.exit_code == 3 and "not checked" in plain.output and "Traceback" not in plain.output
-    finally:
-        holder.kill()
-        holder.wait()
     report = as_json(qa("doctor", "--store", f"milvus:{held}", "--json"))
     assert report["ok"] and report["checked"]
 
