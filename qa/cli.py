@@ -645,6 +645,7 @@ def doctor(index_dir: str | None, store: str | None, as_json: bool) -> None:
       qa doctor
       qa doctor --index /tmp/idx --json
     """
+    from qa.migrate import copy_under_way
     from qa.stores import check_store
     from qa.stores.base import REBUILD_HINT, UNFINISHED_COPY_PROBLEM
 
@@ -667,7 +668,7 @@ def doctor(index_dir: str | None, store: str | None, as_json: bool) -> None:
                     "problems": [_naming_the_index(str(exc), context)]})
         sys.exit(3 if unavailable else 1)
     copying = [problem for problem in problems if problem.startswith(UNFINISHED_COPY_PROBLEM)]
-    if copying and _writer_at_work(location):
+    if copying and copy_under_way(location):
         # The mark of a copy that is still running: not a copy that stopped.
         busy = f"a copy into {directory} is under way; not checked"
         if as_json:
@@ -694,20 +695,6 @@ def doctor(index_dir: str | None, store: str | None, as_json: bool) -> None:
         _console().print(Text(f"The index in {directory} is consistent.", style="green"))
     if problems:
         sys.exit(1)
-
-
-def _writer_at_work(location) -> bool:
-    """Whether a writer (`qa index`, a copy, a watcher) holds the lock on the store at `location`."""
-    from qa.errors import IndexLockedError
-    from qa.indexer import location_writer_lock
-
-    try:
-        location_writer_lock(location, 0).release()
-    except IndexLockedError:
-        return True
-    except QAError:  # a folder this user may not write: no writer of theirs is at work there
-        return False
-    return False
 
 
 def _service(index_dir: str | None, store: str | None, backend: str | None, reranker: str | None,

@@ -1219,11 +1219,15 @@ def _is_dateline(line: str) -> bool:
 
 
 # A wire story's dateline, where its first paragraph begins: "REYKJAVIK, 18 December 2023 - A
-# volcano erupted", "ZÜRICH, May 12, 2023 — The bank", "LONDON (Reuters), March 3, 2021 –". The
-# place in capitals, then the day, then a dash: a sentence that begins with a place and a day
-# reads otherwise ("Paris, 3 March 2021, was cold" has no dash after the day).
+# volcano erupted", "NEW YORK, May 12, 2023 — The bank", "LONDON (Reuters), March 3, 2021 –",
+# "PARIS, Dec 18, 2023 (AFP) -", "KYIV, Ukraine, Monday 18 December 2023 -". The place in capitals
+# (a country or state after it), then the day, then a dash: a sentence that begins with a place
+# and a day reads otherwise ("Paris, 3 March 2021, was cold" has no dash after the day).
 _LEAD_DATELINE = re.compile(
-    r"^[^\W\d_a-z][^\W\d_a-z .'’-]{1,40}(?:\s*\([^)]{1,40}\))?,\s+(?P<day>[^\n]{6,40}?)\s*[-–—]\s"
+    r"^[^\W\d_a-z](?:[^\W\d_a-z]|[ .'’-]){1,40}"  # the place: NEW YORK, ST. LOUIS, WINSTON-SALEM
+    r"(?:\s*\([^)]{1,40}\))?"  # an agency: (Reuters)
+    r"(?:,\s+[^\W\d_a-z][\w.'’-]*(?:\s[^\W\d_a-z][\w.'’-]*){0,3})?"  # a country or state: Ukraine, Costa Rica
+    r",\s+(?P<day>[^\n]{6,40}?)(?:\s*\([^)]{1,40}\))?\s*[-–—]\s"
 )
 
 
@@ -1232,7 +1236,7 @@ def lead_dateline_day(text: str) -> str | None:
     found = _LEAD_DATELINE.match(text.lstrip())
     if found is None:
         return None
-    day = found.group("day")
+    day = _WEEKDAY_OR_TIME.sub(" ", found.group("day")).strip(" ,")  # "Monday 18 December 2023"
     for pattern in (_MONTH_DAY_YEAR, _DAY_MONTH_YEAR, _ISO_DATE):
         if pattern.fullmatch(day):
             return _find_date(day)

@@ -7,6 +7,7 @@ groups, through the same writer an update uses; the source is only read.
 
 from __future__ import annotations
 
+import os
 from collections.abc import Iterable
 from contextlib import closing
 from dataclasses import dataclass
@@ -18,6 +19,29 @@ from qa.stores import open_store, open_writer
 from qa.stores.base import StoreWriter
 from qa.stores.location import StoreLocation
 from qa.types import CommitGroup, ExportedDocument, article_sentences
+
+
+# A file beside the store's writer lock that names the process of the copy holding it.
+COPYING_FILE = "copying.pid"
+
+
+def copy_under_way(target: StoreLocation) -> bool:
+    """Whether a copy into `target` is running now: the process its COPYING_FILE names is alive
+    and holds the writer lock. A copy that was killed left the file and let the lock go."""
+    from qa.errors import IndexLockedError
+
+    try:
+        pid = int((target.state_dir() / COPYING_FILE).read_text())
+        os.kill(pid, 0)
+    except (OSError, ValueError):
+        return False
+    try:
+        location_writer_lock(target, 0).release()
+    except IndexLockedError:
+        return True
+    except QAError:  # a folder this user may not write: no copy of theirs runs there
+        return False
+    return False
 
 
 @dataclass(frozen=True)
@@ -60,6 +84,9 @@ def migrate_store(source: StoreLocation, target: StoreLocation, progress: IndexP
         manifest = reader.manifest
         sources = reader.sources()
         lock = location_writer_lock(target, None, progress)
+        # Beside the lock, for `qa doctor`: which writer holds it is this copy (by its process).
+        running = target.state_dir() / COPYING_FILE
+        running.write_text(str(os.getpid()))
         try:
             # The target must be empty or hold vectors of the same model and encoder backend.
             writer = open_writer(target, manifest.model, manifest.dimension, manifest.backend, rebuild=False)
@@ -77,6 +104,7 @@ def migrate_store(source: StoreLocation, target: StoreLocation, progress: IndexP
             finally:
                 writer.close()
         finally:
+            running.unlink(missing_ok=True)
             lock.release()
     finally:
         reader.close()

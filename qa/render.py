@@ -169,8 +169,9 @@ def streaming_text(text: str) -> Text:
     return Text(text, style="dim")
 
 
-# A line break inside a paragraph, neither beside another nor beside a page break.
-_LINE_IN_PARAGRAPH = re.compile(r"(?<=[^\n\f])\n(?=[^\n\f])")
+# A line break inside a paragraph, neither beside another nor beside a page break, nor after a
+# lead-in's colon or before a list item ("Shelters:" over "- Reykjavik sports hall").
+_LINE_IN_PARAGRAPH = re.compile(r"(?<=[^\n\f:])\n(?=[^\n\f])(?!\s*(?:[-–—•*▪◦]|\d{1,3}[.)])\s)")
 
 
 def shown_text(text: str, from_pdf: bool) -> str:

@@ -8,6 +8,7 @@ from __future__ import annotations
 
 import os
 import shlex
+import sys
 import threading
 from collections.abc import Iterable, Iterator
 from dataclasses import replace
@@ -167,6 +168,7 @@ class ChatSession:
         if self.llm is not None:
             self.console.print(Text(f"Answers are written by the model server at {self.llm.shown_url}, each sentence checked."))
             self._warn_if_remote()
+        piped = lines is None and not sys.stdin.isatty()
         for line in self._read(lines):
             try:
                 if not self.handle(line):
@@ -176,6 +178,9 @@ class ChatSession:
             except KeyboardInterrupt:
                 # Ctrl-C stops what the line started (a search, an answer, an /add), not the
                 # chat: it ended the chat and lost the conversation. An update commits as it goes.
+                # Questions piped in are no conversation: there, Ctrl-C stops the run.
+                if piped:
+                    raise
                 stopped = "Stopped; the index keeps what /add had stored: /add again to go on." \
                     if line.lstrip().startswith("/add") else "Stopped."
                 self.console.print(Text(stopped, style="yellow"))
@@ -198,8 +203,6 @@ class ChatSession:
         yield from self._prompt_lines()
 
     def _prompt_lines(self) -> Iterator[str]:
-        import sys
-
         if not sys.stdin.isatty():
             # Piped input: one question per line, no line editor.
             for line in sys.stdin:

@@ -237,6 +237,11 @@ def test_a_pdf_passage_is_shown_as_its_paragraphs_and_each_quote_with_its_own_pa
     assert f"page 1 chars {first}–{citations[0].end}, page 2 chars {second}–{len(text)}" in shown
     assert "The volcano erupted late on Monday, forcing the evacuation of Grindavik." in shown
     assert "The town, home to 4,000 people, had been emptied before." in shown
+    # A list's lead-in and items keep their lines; a text file's line breaks are the writer's.
+    from qa.render import shown_text
+
+    assert shown_text("Shelters:\n- the sports hall\n1. the school", True) == "Shelters:\n- the sports hall\n1. the school"
+    assert shown_text("Ana Reis\n12 Harbour Road", False) == "Ana Reis\n12 Harbour Road"
 
 
 def follow_up(retriever: Retriever, before: Answer, question: str) -> Answer:

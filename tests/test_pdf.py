@@ -409,6 +409,15 @@ def test_a_wire_dateline_opening_the_story_is_its_day(tmp_path: Path) -> None:
     (tmp_path / "volcano.txt").write_text("Volcano Erupts\n\nZÜRICH, May 12, 2023 — The bank said on Friday that its "
                                           "profit had doubled, helped by higher interest rates.\n", encoding="utf-8")
     assert read_article(tmp_path / "volcano.txt").date == "2023-05-12"
+    from qa.ingest import lead_dateline_day
+
+    for opening in ("NEW YORK, March 3, 2021 - Stocks fell", "ST. LOUIS, March 3, 2021 - The", "WINSTON-SALEM, "
+                    "March 3, 2021 - The", "LONDON, March 3, 2021 (Reuters) - The", "KYIV, Ukraine, Wednesday "
+                    "3 March 2021 - The", "LONDON (Reuters), Mar 3, 2021 – The"):
+        assert lead_dateline_day(opening) == "2021-03-03", opening
+    for opening in ("WASHINGTON — The Senate voted", "The mayor, March 3, 2021 — said", "U.S. officials said Monday, "
+                    "March 3 - the"):
+        assert lead_dateline_day(opening) is None, opening
     # A sentence that opens on a place and a day is no dateline: no dash after the day.
     (tmp_path / "paris.txt").write_text("Paris in spring\n\nParis, 3 March 2021, was colder than any March day "
                                         "on record - the weather service said.\n", encoding="utf-8")

@@ -333,6 +333,30 @@ def test_ctrl_c_while_a_question_is_answered_stops_the_answer_not_the_chat(
     assert "Albright" in session.reply(IVANOV_QUESTION, 2)
 
 
+def test_ctrl_c_stops_a_chat_whose_questions_are_piped_in(index_dir: Path) -> None:
+    # Questions piped from a file are no conversation to keep: Ctrl-C there ends the run (it said
+    # "Stopped." and went on to the next of 3,000 questions).
+    import signal
+    import subprocess
+    import sys
+
+    chat_process = subprocess.Popen(
+        [sys.executable, "-c", "from qa.cli import run; run()", "chat", "--no-update", "--index", str(index_dir)],
+        stdin=subprocess.PIPE, stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True,
+    )
+    assert chat_process.stdin is not None and chat_process.stdout is not None
+    chat_process.stdin.write(f"{IVANOV_QUESTION}\n" * 200)  # fewer bytes than a pipe holds: no wait to write
+    chat_process.stdin.flush()
+    try:
+        while "Sources" not in chat_process.stdout.readline():  # the first answer is out
+            pass
+        chat_process.send_signal(signal.SIGINT)
+        assert chat_process.wait(timeout=120) == 130
+    finally:
+        chat_process.kill()
+        chat_process.wait()
+
+
 def test_a_number_typed_as_a_superscript_is_a_usage_line_not_a_traceback(index_dir: Path, embedder: Embedder) -> None:
     # "²" is a key of its own on an AZERTY keyboard; "²".isdigit() is true and int("²") raises.
     session = chat(index_dir, embedder, [IVANOV_QUESTION, "/k ²", "/open ³"])

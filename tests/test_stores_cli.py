@@ -244,12 +244,17 @@ def test_doctor_during_a_copy_says_it_did_not_check(stores: tuple[str, str, str]
     local, _, _ = stores
     target = tmp_path / "copy"
     stop_a_copy_after_its_first_group(local, f"faiss:{target}", monkeypatch)
-    with held_by_another_process(writer_lock_of(target)):  # a writer at work on the store, as the copy was
+    # A copy at work on the store: the writer lock, and the copy's process named beside it.
+    copying = writer_lock_of(target) + f"\nimport os\nPath({str(target / 'copying.pid')!r}).write_text(str(os.getpid()))"
+    with held_by_another_process(copying):
         report = qa("doctor", "--index", str(target), "--json")
         assert report.exit_code == 3, report.output
         assert json.loads(report.stdout) == {"index": str(target), "ok": False, "checked": False,
                                              "problems": [f"a copy into {target} is under way; not checked"]}
-    assert qa("doctor", "--index", str(target)).exit_code == 1  # stopped, once no writer is at work
+    # Stopped (its process gone), with another writer at work (a plain update): it is said so.
+    with held_by_another_process(writer_lock_of(target)):
+        stopped = qa("doctor", "--index", str(target))
+        assert stopped.exit_code == 1 and "stopped before it finished" in stopped.output
 
 
 def test_doctor_on_no_index_says_it_checked_nothing(tmp_path: Path) -> None:
