@@ -12,7 +12,7 @@ from collections.abc import Iterable
 from contextlib import closing
 from dataclasses import dataclass
 
-from qa.errors import ConfigError, IndexCorruptError, QAError
+from qa.errors import ConfigError, IndexCorruptError, IndexLockedError, QAError
 from qa.indexer import COMMIT_EVERY_CHUNKS, location_writer_lock
 from qa.progress import IndexProgress, SilentProgress
 from qa.stores import open_store, open_writer
@@ -28,8 +28,6 @@ COPYING_FILE = "copying.pid"
 def copy_under_way(target: StoreLocation) -> bool:
     """Whether a copy into `target` is running now: the process its COPYING_FILE names is alive
     and holds the writer lock. A copy that was killed left the file and let the lock go."""
-    from qa.errors import IndexLockedError
-
     try:
         pid = int((target.state_dir() / COPYING_FILE).read_text())
         os.kill(pid, 0)

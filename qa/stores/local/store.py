@@ -634,9 +634,9 @@ class LocalWriter:
             catalog.remove_sources(commit.remove_sources)
             for doc_id, size, mtime_ns in commit.touched:
                 catalog.touch_document(doc_id, size, mtime_ns)
-            marks = with_copies_marked(catalog.get_meta(UNFINISHED_COPIES_KEY), commit, rebuilt=first_of_rebuild)
-            if marks is not None:
-                catalog.set_meta(UNFINISHED_COPIES_KEY, marks)
+            if commit.copy_started is not None or commit.copy_finished is not None or first_of_rebuild:
+                marks = with_copies_marked(catalog.get_meta(UNFINISHED_COPIES_KEY), commit, rebuilt=first_of_rebuild)
+                catalog.set_meta(UNFINISHED_COPIES_KEY, marks or "[]")
 
     @_damage_said
     def finish(self) -> None:

@@ -33,7 +33,7 @@ from collections.abc import Iterator, Sequence
 from contextlib import contextmanager
 from typing import TYPE_CHECKING, Any, NoReturn
 
-from qa.errors import ConfigError, IndexUnavailableError, IndexCorruptError, IndexMissingError, QAError
+from qa.errors import ConfigError, IndexCorruptError, IndexMissingError, IndexUnavailableError, QAError
 from qa.paths import path_is_under
 from qa.stores.base import (
     REBUILD_HINT,
@@ -1143,9 +1143,8 @@ class MilvusWriter:
         if commit.add_sources or commit.remove_sources:
             sources = (set(self.sources()) | set(commit.add_sources)) - set(commit.remove_sources)
             c.set_long_meta("sources", json.dumps(sorted(sources)))
-        marks = with_copies_marked(c.get_meta(UNFINISHED_COPIES_KEY), commit)
-        if marks is not None:
-            c.set_meta(UNFINISHED_COPIES_KEY, marks)
+        if commit.copy_started is not None or commit.copy_finished is not None:  # a copy's first or last commit
+            c.set_meta(UNFINISHED_COPIES_KEY, with_copies_marked(c.get_meta(UNFINISHED_COPIES_KEY), commit) or "[]")
         c.set_meta(PENDING_KEY, "[]")
         self.committed = True
 
