@@ -341,7 +341,9 @@ def test_ctrl_c_stops_a_chat_whose_questions_are_piped_in(index_dir: Path) -> No
     import sys
 
     chat_process = subprocess.Popen(
-        [sys.executable, "-c", "from qa.cli import run; run()", "chat", "--no-update", "--index", str(index_dir)],
+        # A process started in the background (as CI may start the tests) inherits SIGINT ignored.
+        [sys.executable, "-c", "import signal; signal.signal(signal.SIGINT, signal.default_int_handler); "
+         "from qa.cli import run; run()", "chat", "--no-update", "--index", str(index_dir)],
         stdin=subprocess.PIPE, stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True,
     )
     assert chat_process.stdin is not None and chat_process.stdout is not None
