@@ -741,10 +741,7 @@ def _pdf_dateline(pages: list[str]) -> str | None:
         if (i > 0 and lines[i - 1].strip()) or (i + 1 < len(lines) and lines[i + 1].strip()):
             continue
         found = _find_date(plain)
-        rest = plain
-        for pattern in (_ISO_DATE, _SLASH_DATE, _MONTH_DAY_YEAR, _DAY_MONTH_YEAR, _WEEKDAY_OR_TIME):
-            rest = pattern.sub(" ", rest)
-        if found is not None and {word.casefold() for word in re.findall(r"[^\W\d_]{2,}", rest)} <= _PDF_DATELINE_WORDS:
+        if found is not None and {word.casefold() for word in _words_beside_dates(plain)} <= _PDF_DATELINE_WORDS:
             return found
     return None
 
@@ -1211,11 +1208,15 @@ def _is_dateline(line: str) -> bool:
     """Whether a line holding a date is there to state it, not a headline that mentions one."""
     if _DATELINE_WORDS.search(line):
         return True
+    return len(_words_beside_dates(line)) <= 2
+
+
+def _words_beside_dates(line: str) -> list[str]:
+    """The words of `line` (two letters or more) other than its dates, weekdays and times."""
     rest = line
-    for pattern in (_ISO_DATE, _SLASH_DATE, _MONTH_DAY_YEAR, _DAY_MONTH_YEAR):
+    for pattern in (_ISO_DATE, _SLASH_DATE, _MONTH_DAY_YEAR, _DAY_MONTH_YEAR, _WEEKDAY_OR_TIME):
         rest = pattern.sub(" ", rest)
-    rest = _WEEKDAY_OR_TIME.sub(" ", rest)
-    return len(re.findall(r"[^\W\d_]{2,}", rest)) <= 2
+    return re.findall(r"[^\W\d_]{2,}", rest)
 
 
 # A wire story's dateline, where its first paragraph begins: "REYKJAVIK, 18 December 2023 - A

@@ -334,7 +334,7 @@ class ChatSession:
         except ValueError:
             parts = text.split()
         name, args = parts[0].lower(), parts[1:]
-        rest = text.split(None, 1)[1] if len(text.split(None, 1)) > 1 else ""  # as typed, quotes and all
+        rest = text.split(None, 1)[1:] or [""]  # what follows the command, as typed, quotes and all
         if name in ("/quit", "/exit", "/q"):
             return False
         handler = {
@@ -343,7 +343,7 @@ class ChatSession:
             "/open": self._open,
             "/k": self._set_k,
             "/mode": self._set_mode,
-            "/add": lambda args: self._add(args, rest),
+            "/add": lambda args: self._add(args, rest[0]),
             "/stats": self._stats,
             "/new": self._new,
             "/filter": self._filter,

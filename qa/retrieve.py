@@ -121,11 +121,16 @@ def printable_text(text: str) -> str:
         return text.encode("utf-8", "surrogatepass").decode("utf-8", "replace")
 
 
+def searched_text(query: str) -> str:
+    """`query` as it is searched: printable, its runs of spaces and line breaks one space, and its
+    accents composed with their letters, as the articles are (qa.ingest._composed)."""
+    return unicodedata.normalize("NFC", " ".join(printable_text(query).split()))
+
+
 def clean_query(query: str, what: str = "question") -> str:
     """The query as retrieval will use it, or a QueryError saying why there is nothing to search
     (`what` names it there: `qa search` takes a query, `qa ask` a question)."""
-    # Accents composed with their letters, as the articles are (qa.ingest._composed).
-    text = unicodedata.normalize("NFC", " ".join(printable_text(query).split()))
+    text = searched_text(query)
     if not text:
         raise QueryError(f"the {what} is empty")
     if not any(ch.isalnum() for ch in text):

@@ -36,13 +36,12 @@ DOC_ID_CHARS = 16  # qa.ingest.document_id: 16 hex digits
 
 
 def as_searched(text: Any) -> Any:
-    """A question or query with its runs of spaces and line breaks made one space and its accents
-    composed, as qa.retrieve.clean_query reads it; anything else as it came, for the schema to
-    refuse. HTTP and MCP check MAX_QUESTION_CHARS on this, so a question pasted with its line
-    breaks is as long there as on the command line."""
-    import unicodedata
+    """A question or query as qa.retrieve.clean_query reads it (searched_text); anything else as it
+    came, for the schema to refuse. HTTP and MCP check MAX_QUESTION_CHARS on this, so a question
+    pasted with its line breaks is as long there as on the command line."""
+    from qa.retrieve import searched_text
 
-    return unicodedata.normalize("NFC", " ".join(text.split())) if isinstance(text, str) else text
+    return searched_text(text) if isinstance(text, str) else text
 
 T = TypeVar("T")
 
